@@ -290,8 +290,8 @@ class FixedFormat:
     # -- exact arithmetic result formats -------------------------------------------------------
 
     def add_format(self, other):
-        """The exact format of ``self + other`` (and of ``self - other``): no rounding, no
-        overflow for any pair of operands, as ``ap_fixed``'s ``operator+`` result type.
+        """The exact format of ``self + other``: no rounding, no overflow for any pair of
+        operands, as ``ap_fixed``'s ``operator+`` result type.
 
         F = max(F1, F2); I = max(I1 + (S2 and not S1), I2 + (S1 and not S2)) + 1; signed when
         either operand is. Rounding and overflow are TRN/WRAP (no cast happens).
@@ -302,6 +302,12 @@ class FixedFormat:
         integer = max(self.integer_width + (signed and not self.signed),
                       other.integer_width + (signed and not other.signed)) + 1
         return FixedFormat(integer + fraction, integer, signed=signed)
+
+    def sub_format(self, other):
+        """The exact format of ``self - other``: as :meth:`add_format`, but always signed, as
+        ``ap_fixed``'s ``operator-`` result type."""
+        total = self.add_format(other)
+        return FixedFormat(total.width, total.integer_width, signed=True)
 
     def mul_format(self, other):
         """The exact format of ``self * other``: W = W1 + W2, I = I1 + I2, signed when either

@@ -2,7 +2,7 @@
 
 The executable specification of ``ap_fixed`` conversion (see :mod:`nnfab.fixed`). Every value is
 a raw integer code (the integer ``r`` standing for ``r * 2**-F``). Arrays of codes are ``int64``
-when the format is at most 63 bits wide and ``object`` arrays of Python integers beyond that,
+when the format is at most 62 bits wide and ``object`` arrays of Python integers beyond that,
 so that no width silently wraps.
 
 The algorithm: the exact source value, scaled to units of the target LSB, is ``m * 2**-k``. When
@@ -15,14 +15,14 @@ import numpy as np
 
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 
-__all__ = ["code_dtype", "as_codes", "cast", "quantize", "to_float"]
+__all__ = ["code_dtype", "as_codes", "cast", "quantize", "exact_codes", "to_float"]
 
 _INT64_SAFE_BITS = 62
 
 
 def code_dtype(fmt):
-    """The NumPy dtype that holds codes of ``fmt`` exactly: int64 up to 63 bits, else object."""
-    return np.dtype(np.int64) if fmt.width <= 63 else np.dtype(object)
+    """The NumPy dtype that holds codes of ``fmt`` exactly: int64 up to 62 bits, else object."""
+    return np.dtype(np.int64) if fmt.width <= _INT64_SAFE_BITS else np.dtype(object)
 
 
 def as_codes(codes, fmt):
@@ -108,21 +108,15 @@ def _shift_round_int(m, k, rounding, *, magnitude_bits):
     because ``|m| < 2**magnitude_bits``.
     """
     k = np.asarray(k)
-    right = np.clip(k, 1, magnitude_bits + 1)
-    if m.dtype == object:
-        right = right.astype(object)
-    one = m.dtype.type(1) if m.dtype != object else 1
+    right = np.clip(k, 1, magnitude_bits + 1).astype(m.dtype)
     floor = m >> right
     remainder = m - (floor << right)
-    half = np.left_shift(one, right - 1)
+    half = np.ones_like(m) << (right - 1)
     qb = remainder >= half
     rest = (remainder & (half - 1)) != 0
     inc = _increment(rounding, qb=qb, rest=rest, neg=m < 0, odd=(floor & 1) != 0)
     rounded = floor + inc.astype(m.dtype)
-    left = np.clip(-k, 0, None)
-    if m.dtype == object:
-        left = left.astype(object)
-    shifted = m << left
+    shifted = m << np.clip(-k, 0, None).astype(m.dtype)
     return np.where(k > 0, rounded, shifted)
 
 
@@ -156,7 +150,7 @@ def cast(codes, src, dst):
     # Left shifts beyond dst.width + 1 do not change the low W bits (all zero) nor whether the
     # value overflows, so they are clamped; the magnitude then stays within these bits:
     needed_bits = src.width + max(0, min(-k, dst.width + 1)) + 2
-    if needed_bits > _INT64_SAFE_BITS or m.dtype == object:
+    if needed_bits > _INT64_SAFE_BITS or dst.width > _INT64_SAFE_BITS:
         m = m.astype(object)
     k_clamped = max(k, -(dst.width + 1))
     rounded = _shift_round_int(m, k_clamped, dst.rounding, magnitude_bits=src.width)
@@ -235,3 +229,38 @@ def to_float(codes, fmt):
     if array.dtype == object:
         array = array.astype(np.float64)
     return np.ldexp(array.astype(np.float64), -fmt.fraction_width)
+
+
+def exact_codes(values, *, signed=True):
+    """The narrowest format that holds every float of ``values`` exactly, and their codes in it.
+
+    Lets a fixed-to-fixed cast (for example the hardware's) reproduce a cast from ``double``:
+    ``cast(*exact_codes(x)[::-1], dst)`` equals ``quantize(x, dst)``.
+
+    Returns
+    -------
+    (FixedFormat, ndarray)
+        The format (TRN/WRAP) and the raw codes, same shape as ``values``.
+
+    Raises
+    ------
+    ValueError
+        If a value is NaN or infinite, or negative while ``signed`` is false.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        bad = x[~np.isfinite(x)].flat[0]
+        raise ValueError(f"Value {float(bad)!r} has no fixed-point code: it is not finite")
+    if not signed and np.any(x < 0):
+        raise ValueError(f"Value {float(x[x < 0].flat[0])!r} does not fit an unsigned format")
+    mantissa, exponent = np.frexp(x)
+    m = (mantissa * 2.0**53).astype(np.int64)
+    nonzero = m != 0
+    if not np.any(nonzero):
+        fmt = FixedFormat(2 if signed else 1, 1, signed=signed)
+        return fmt, np.zeros(x.shape, dtype=np.int64)
+    trailing = np.log2((m & -m)[nonzero]).astype(np.int64)
+    fraction_width = int(np.max(53 - exponent[nonzero] - trailing))
+    integer_width = int(np.max(exponent[nonzero])) + (1 if signed else 0)
+    fmt = FixedFormat(max(integer_width + fraction_width, 1), integer_width, signed=signed)
+    return fmt, quantize(x, fmt)
