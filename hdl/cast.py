@@ -170,10 +170,12 @@ class Requantizer(wiring.Component):
     """
 
     def __init__(self, *, src, dst):
-        _check_format(src)
-        _check_format(dst)
         self._src = src
         self._dst = dst
+        for fmt in (src, dst):
+            if not isinstance(fmt, FixedFormat):
+                self._MustUse__silence = True  # a rejected design is not an unused one
+                raise TypeError(f"Format must be a FixedFormat, not {fmt!r}")
         super().__init__({
             "i": In(stream.Signature(fixed_shape(src))),
             "o": Out(stream.Signature(fixed_shape(dst))),
