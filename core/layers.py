@@ -1,0 +1,126 @@
+"""Layer specifications: the numbers and formats of a layer, shared by hardware and golden model.
+
+A specification is plain data (NumPy arrays of raw codes and :class:`~nnfab.fixed.FixedFormat`
+objects), validated once. The hardware engines (``nnfab.hdl``) and the golden models
+(``nnfab.sim.golden``) both take it, so neither repeats the other's format arithmetic.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fixed import FixedFormat
+
+__all__ = ["DenseSpec"]
+
+
+def _code_array(values, fmt, what, shape):
+    array = np.asarray(values)
+    if array.dtype == object:
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in array.flat):
+            raise TypeError(f"{what} must be integer codes")
+    elif not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{what} must be integer codes, not {array.dtype}")
+    if array.shape != shape:
+        raise ValueError(f"{what} must have shape {shape}, not {array.shape}")
+    bad = (array < fmt.min_code) | (array > fmt.max_code)
+    if np.any(bad):
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        code = int(array[index])
+        raise ValueError(
+            f"{what} code {code} at {index} does not fit {fmt} "
+            f"(codes {fmt.min_code} to {fmt.max_code})")
+    result = np.array([int(v) for v in array.flat], dtype=object).reshape(shape)
+    result.flags.writeable = False
+    return result
+
+
+@dataclass(frozen=True, eq=False)
+class DenseSpec:
+    """A fully connected layer ``y = cast(W @ x + b, output_format)``.
+
+    Parameters
+    ----------
+    weights : array_like of int, shape (n_out, n_in)
+        Raw weight codes in ``weight_format``.
+    biases : array_like of int, shape (n_out,), or None
+        Raw bias codes in ``bias_format``; None for no bias.
+    input_format, weight_format, output_format : FixedFormat
+        ``output_format``'s rounding and overflow modes apply to the final cast.
+    bias_format : FixedFormat or None
+        Required when ``biases`` is given.
+    accumulator_format : FixedFormat or None
+        None (the default) sums exactly: :attr:`accumulator` is then sized from the operand
+        formats and ``n_in`` so that no sum can overflow. An explicit format works as
+        hls4ml's ``accum_t``: every product and the bias are cast to it (with its rounding
+        and overflow modes) and the sum wraps modulo ``2**W`` in it.
+
+    Raises
+    ------
+    TypeError
+        If a format is not a FixedFormat or codes are not integers.
+    ValueError
+        If shapes are inconsistent or a code does not fit its format.
+    """
+
+    weights: np.ndarray
+    biases: np.ndarray | None
+    input_format: FixedFormat
+    weight_format: FixedFormat
+    output_format: FixedFormat
+    bias_format: FixedFormat | None = None
+    accumulator_format: FixedFormat | None = None
+
+    def __post_init__(self):
+        for name in ("input_format", "weight_format", "output_format"):
+            if not isinstance(getattr(self, name), FixedFormat):
+                raise TypeError(f"{name.replace('_', ' ').capitalize()} must be a "
+                                f"FixedFormat, not {getattr(self, name)!r}")
+        for name in ("bias_format", "accumulator_format"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, FixedFormat):
+                raise TypeError(f"{name.replace('_', ' ').capitalize()} must be a "
+                                f"FixedFormat or None, not {value!r}")
+        weights = np.asarray(self.weights)
+        if weights.ndim != 2 or 0 in weights.shape:
+            raise ValueError(f"Weights must be a non-empty (n_out, n_in) matrix, not of shape "
+                             f"{weights.shape}")
+        object.__setattr__(self, "weights",
+                           _code_array(weights, self.weight_format, "Weight", weights.shape))
+        if self.biases is not None:
+            if self.bias_format is None:
+                raise ValueError("Bias format must be given with biases")
+            object.__setattr__(self, "biases", _code_array(
+                self.biases, self.bias_format, "Bias", (weights.shape[0],)))
+
+    @property
+    def n_in(self):
+        return self.weights.shape[1]
+
+    @property
+    def n_out(self):
+        return self.weights.shape[0]
+
+    @property
+    def product_format(self):
+        """Exact format of one ``x * w`` product."""
+        return self.input_format.mul_format(self.weight_format)
+
+    @property
+    def accumulator(self):
+        """The format the sum is formed in: ``accumulator_format``, or the exact format
+        holding ``n_in`` products plus the bias without overflow (TRN/WRAP)."""
+        if self.accumulator_format is not None:
+            return self.accumulator_format
+        total = self.product_format.sum_format(self.n_in)
+        if self.biases is not None:
+            total = total.add_format(self.bias_format)
+        return total
+
+    @property
+    def exact_accumulation(self):
+        return self.accumulator_format is None
+
+    @property
+    def n_nonzero_weights(self):
+        return int(np.count_nonzero(self.weights != 0))

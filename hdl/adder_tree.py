@@ -1,0 +1,63 @@
+"""Pipelined adder trees: many sums reduced pairwise, one register level per addition level."""
+
+import math
+
+from amaranth.hdl import C, Signal, Value
+
+__all__ = ["adder_tree_depth", "pipelined_sums"]
+
+
+def adder_tree_depth(n_terms):
+    """Register levels of a pairwise tree over ``n_terms`` terms: ``ceil(log2(n_terms))``."""
+    return math.ceil(math.log2(n_terms)) if n_terms > 1 else 0
+
+
+def pipelined_sums(m, domain, groups, *, depth, enable, name="tree"):
+    """Reduce each group of terms to its sum through ``depth`` register levels.
+
+    Every level adds terms pairwise (an odd term is carried) and registers the results in
+    ``domain`` when ``enable`` is high, so all sums come out exactly ``depth`` cycles (of
+    enabled clocks) after their terms. Widths grow by one bit per addition, so no sum
+    overflows. An empty group sums to the constant 0.
+
+    Parameters
+    ----------
+    m : Module
+    domain : str
+        Clock domain of the registers, usually ``"sync"``.
+    groups : list of list of Value
+        The terms of each sum.
+    depth : int
+        Register levels; must be at least ``adder_tree_depth`` of the largest group.
+    enable : Value
+        Pipeline advance (global stall when low).
+
+    Returns
+    -------
+    list of Value
+        One sum per group.
+    """
+    groups = [[Value.cast(term) for term in group] for group in groups]
+    for level in range(depth):
+        next_groups = []
+        for index, group in enumerate(groups):
+            if not group:
+                next_groups.append([])
+                continue
+            sums = [group[n] + group[n + 1] if n + 1 < len(group) else group[n]
+                    for n in range(0, len(group), 2)]
+            registered = []
+            for n, expr in enumerate(sums):
+                reg = Signal(expr.shape(), name=f"{name}_l{level}_{index}_{n}")
+                with m.If(enable):
+                    m.d[domain] += reg.eq(expr)
+                registered.append(reg)
+            next_groups.append(registered)
+        groups = next_groups
+    results = []
+    for group in groups:
+        if len(group) > 1:
+            raise ValueError(f"Adder tree depth {depth} is too small for {len(group)} terms left")
+        results.append(group[0] if group else C(0, 1))
+    return results
+

@@ -1,0 +1,297 @@
+"""Quantized fully connected layer with constant weights, at any reuse factor."""
+
+from amaranth.hdl import Array, Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from nnfab.layers import DenseSpec
+
+from .adder_tree import adder_tree_depth, pipelined_sums
+from .cast import fixed_shape, requantize
+from .csd import csd_digits
+
+__all__ = ["DenseEngine"]
+
+
+class DenseEngine(wiring.Component):
+    """Fully connected layer with constant weights: ``y = cast(W @ x + b)``.
+
+    The arithmetic is :class:`~nnfab.layers.DenseSpec`'s: exact products, an exact (or, with an
+    explicit accumulator format, hls4ml ``accum_t``-style wrapping) sum, then one cast to the
+    output format with its rounding and overflow modes. The golden model is
+    :func:`nnfab.sim.golden.dense.dense`.
+
+    Structure. The input vector is split into ``reuse_factor`` R chunks of ``n_in / R``
+    elements, one chunk per cycle (with R = 1 the whole vector at once). For every output, the
+    products of a chunk enter a pipelined adder tree (one register level per addition level);
+    an accumulator adds the chunk sums and the bias; a last stage casts. Zero weights are
+    pruned at elaboration. With R = 1 each weight is a constant: a weight with at most
+    ``multiplier_threshold`` non-zero canonical-signed-digit digits becomes shifted copies of
+    the input fed straight into the adder tree (no multiplier); other weights use a constant
+    multiplication (``*``, which synthesis maps to a multiplier block or LUTs). With R > 1 each
+    multiplier handles R products: a processing element per (output, chunk position) whose
+    weights are not all zero, its weight selected by the beat counter from R constants.
+
+    Parameters
+    ----------
+    spec : DenseSpec
+        Weights, biases and formats.
+    reuse_factor : int, >= 1, dividing ``n_in``
+        Products per multiplier per input vector (hls4ml's reuse factor). The initiation
+        interval equals it.
+    multiplier_threshold : int, >= 0
+        With R = 1, weights with more CSD digits than this use a multiplier. 0 puts every
+        non-zero weight on a multiplier.
+
+    Members
+    -------
+    i : ``In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format), n_in)))``
+    o : ``Out(stream.Signature(data.ArrayLayout(fixed_shape(spec.output_format), n_out)))``
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from an accepted input vector to its output being valid:
+        ``tree_depth + 3`` for R = 1, ``R + tree_depth + 3`` for R > 1.
+    initiation_interval : int
+        Cycles between accepted input vectors at full rate: R.
+    n_multipliers : int
+        Multipliers after pruning (shift-add weights excluded).
+    n_shift_add_terms : int
+        Shifted input copies entering the adder trees in place of multipliers.
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is not a DenseSpec, or a parameter is not an integer.
+    ValueError
+        If ``reuse_factor`` is not a positive divisor of ``n_in``, or
+        ``multiplier_threshold`` is negative.
+    """
+
+    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3):
+        def reject(error):
+            self._MustUse__silence = True  # a rejected design is not an unused one
+            raise error
+
+        if not isinstance(spec, DenseSpec):
+            reject(TypeError(f"Layer must be a DenseSpec, not {spec!r}"))
+        for name, value in (("Reuse factor", reuse_factor),
+                            ("Multiplier threshold", multiplier_threshold)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                reject(TypeError(f"{name} must be an integer, not {value!r}"))
+        if reuse_factor < 1 or spec.n_in % reuse_factor != 0:
+            valid = [r for r in range(1, spec.n_in + 1) if spec.n_in % r == 0]
+            reject(ValueError(
+                f"Reuse factor must divide n_in {spec.n_in} (one of "
+                f"{', '.join(map(str, valid))}), not {reuse_factor!r}"))
+        if multiplier_threshold < 0:
+            reject(ValueError(f"Multiplier threshold must be a non-negative integer, not "
+                              f"{multiplier_threshold!r}"))
+        self._spec = spec
+        self._reuse_factor = reuse_factor
+        self._multiplier_threshold = multiplier_threshold
+        self._plan = self._make_plan()
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format),
+                                                      spec.n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(fixed_shape(spec.output_format),
+                                                       spec.n_out))),
+        })
+
+    def __repr__(self):
+        return (f"DenseEngine(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
+                f"reuse_factor={self._reuse_factor}, "
+                f"multiplier_threshold={self._multiplier_threshold})")
+
+    # -- the elaboration plan (plain Python, also used for reports) ---------------------------
+
+    def _make_plan(self):
+        """Per output, the leaves of its adder tree: ``("mul", k, weights_by_beat)`` or
+        ``("csd", k, weight, digits)`` where ``k`` is the position within the chunk."""
+        spec, r = self._spec, self._reuse_factor
+        chunk = spec.n_in // r
+        plan = []
+        for j in range(spec.n_out):
+            leaves = []
+            for k in range(chunk):
+                weights = [int(spec.weights[j, t * chunk + k]) for t in range(r)]
+                if not any(weights):
+                    continue
+                if r == 1:
+                    digits = csd_digits(weights[0])
+                    if len(digits) <= self._multiplier_threshold:
+                        leaves.append(("csd", k, weights[0], digits))
+                        continue
+                leaves.append(("mul", k, weights))
+            plan.append(leaves)
+        return plan
+
+    def _n_tree_terms(self, leaves):
+        if not self._spec.exact_accumulation:
+            return len(leaves)  # each product is cast to the accumulator before the tree
+        return sum(len(leaf[3]) if leaf[0] == "csd" else 1 for leaf in leaves)
+
+    @property
+    def spec(self):
+        return self._spec
+
+    @property
+    def reuse_factor(self):
+        return self._reuse_factor
+
+    @property
+    def multiplier_threshold(self):
+        return self._multiplier_threshold
+
+    @property
+    def chunk_size(self):
+        """Input elements consumed per cycle: ``n_in / reuse_factor``."""
+        return self._spec.n_in // self._reuse_factor
+
+    @property
+    def tree_depth(self):
+        """Register levels of the adder trees (of the deepest output)."""
+        return max((adder_tree_depth(self._n_tree_terms(leaves)) for leaves in self._plan),
+                   default=0)
+
+    @property
+    def n_multipliers(self):
+        return sum(leaf[0] == "mul" for leaves in self._plan for leaf in leaves)
+
+    @property
+    def n_shift_add_terms(self):
+        return sum(len(leaf[3]) for leaves in self._plan for leaf in leaves
+                   if leaf[0] == "csd")
+
+    @property
+    def latency(self):
+        r = self._reuse_factor
+        return self.tree_depth + 3 + (r if r > 1 else 0)
+
+    @property
+    def initiation_interval(self):
+        return self._reuse_factor
+
+    # -- hardware ------------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        spec, r, chunk = self._spec, self._reuse_factor, self.chunk_size
+        in_shape = fixed_shape(spec.input_format)
+        acc_format = spec.accumulator
+        product_format = spec.product_format
+
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+
+        # Sequencer: one beat per chunk.
+        beat_valid, beat_first, beat_last = Signal(), Signal(), Signal()
+        beat_index = Signal(range(max(r, 2)))
+        beat_x = [Signal(in_shape, name=f"beat_x{k}") for k in range(chunk)]
+        if r == 1:
+            m.d.comb += [
+                self.i.ready.eq(advance),
+                beat_valid.eq(self.i.valid),
+                beat_first.eq(1),
+                beat_last.eq(1),
+            ]
+            m.d.comb += [beat_x[k].eq(self.i.payload[k]) for k in range(chunk)]
+        else:
+            x_reg = [Signal(in_shape, name=f"x_reg{n}") for n in range(spec.n_in)]
+            busy = Signal()
+            m.d.comb += [
+                beat_valid.eq(busy),
+                beat_first.eq(beat_index == 0),
+                beat_last.eq(beat_index == r - 1),
+                self.i.ready.eq(advance & (~busy | beat_last)),
+            ]
+            m.d.comb += [beat_x[k].eq(x_reg[k]) for k in range(chunk)]
+            with m.If(advance):
+                with m.If(self.i.valid & self.i.ready):
+                    m.d.sync += [x_reg[n].eq(self.i.payload[n]) for n in range(spec.n_in)]
+                    m.d.sync += [busy.eq(1), beat_index.eq(0)]
+                with m.Elif(busy):
+                    m.d.sync += [x_reg[n].eq(x_reg[n + chunk]) for n in range(spec.n_in - chunk)]
+                    m.d.sync += beat_index.eq(beat_index + 1)
+                    with m.If(beat_last):
+                        m.d.sync += busy.eq(0)
+
+        # Stage 1: the chunk register.
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_index = Signal.like(beat_index)
+        s1_x = [Signal(in_shape, name=f"s1_x{k}") for k in range(chunk)]
+        with m.If(advance):
+            m.d.sync += [s1_valid.eq(beat_valid), s1_first.eq(beat_first),
+                         s1_last.eq(beat_last), s1_index.eq(beat_index)]
+            m.d.sync += [s1_x[k].eq(beat_x[k]) for k in range(chunk)]
+
+        # Leaves of the adder trees.
+        groups = []
+        for j, leaves in enumerate(self._plan):
+            terms = []
+            for leaf in leaves:
+                x = s1_x[leaf[1]]
+                if leaf[0] == "csd":
+                    product_terms = [(x << shift) if sign > 0 else -(x << shift)
+                                     for sign, shift in leaf[3]]
+                elif r == 1:
+                    product_terms = [x * Const(leaf[2][0], fixed_shape(spec.weight_format))]
+                else:
+                    weight = Array(Const(w, fixed_shape(spec.weight_format))
+                                   for w in leaf[2])[s1_index]
+                    product_terms = [x * weight]
+                if spec.exact_accumulation:
+                    terms.extend(product_terms)
+                else:
+                    product = Signal(fixed_shape(product_format), name=f"product_{j}_{leaf[1]}")
+                    m.d.comb += product.eq(sum(product_terms[1:], product_terms[0]))
+                    terms.append(requantize(product, src=product_format, dst=acc_format))
+            groups.append(terms)
+        depth = self.tree_depth
+        sums = pipelined_sums(m, "sync", groups, depth=depth, enable=advance)
+        tree_valid, tree_first, tree_last = s1_valid, s1_first, s1_last
+        for level in range(depth):
+            v, f, l = Signal(name=f"tree_valid{level}"), Signal(), Signal()
+            with m.If(advance):
+                m.d.sync += [v.eq(tree_valid), f.eq(tree_first), l.eq(tree_last)]
+            tree_valid, tree_first, tree_last = v, f, l
+
+        # Accumulator: chunk sums plus the bias, in the accumulator format.
+        acc_shape = fixed_shape(acc_format)
+        accs = [Signal(acc_shape, name=f"acc{j}") for j in range(spec.n_out)]
+        acc_done = Signal()
+        if spec.exact_accumulation:
+            align = acc_format.fraction_width - product_format.fraction_width
+            chunk_sums = [s << align for s in sums]
+        else:
+            chunk_sums = sums
+        biases = [self._bias_in_accumulator(j) for j in range(spec.n_out)]
+        with m.If(advance):
+            m.d.sync += acc_done.eq(tree_valid & tree_last)
+            with m.If(tree_valid):
+                for j in range(spec.n_out):
+                    with m.If(tree_first):
+                        m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
+                    with m.Else():
+                        m.d.sync += accs[j].eq(chunk_sums[j] + accs[j])
+
+        # Output cast.
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(acc_done)
+            m.d.sync += [self.o.payload[j].eq(requantize(accs[j], src=acc_format,
+                                                         dst=spec.output_format))
+                         for j in range(spec.n_out)]
+        return m
+
+    def _bias_in_accumulator(self, j):
+        spec, acc_format = self._spec, self._spec.accumulator
+        acc_shape = fixed_shape(acc_format)
+        if spec.biases is None:
+            return Const(0, acc_shape)
+        bias = int(spec.biases[j])
+        if spec.exact_accumulation:
+            return Const(bias << (acc_format.fraction_width - spec.bias_format.fraction_width),
+                         acc_shape)
+        return requantize(Const(bias, fixed_shape(spec.bias_format)), src=spec.bias_format,
+                          dst=acc_format)

@@ -1,0 +1,79 @@
+"""Golden model of a fully connected layer (see :class:`nnfab.layers.DenseSpec`)."""
+
+import numpy as np
+
+from nnfab.fixed import FixedFormat
+from nnfab.layers import DenseSpec
+
+from .cast import as_codes, cast
+
+__all__ = ["dense_accumulate", "dense"]
+
+_INT64_SAFE_BITS = 62
+
+
+def _working_dtype(bits):
+    return np.int64 if bits <= _INT64_SAFE_BITS else object
+
+
+def dense_accumulate(x, spec):
+    """The accumulator codes of ``spec`` for inputs ``x``, before the output cast.
+
+    Parameters
+    ----------
+    x : array_like of int, shape (batch, n_in)
+        Raw codes of ``spec.input_format``.
+    spec : DenseSpec
+
+    Returns
+    -------
+    ndarray, shape (batch, n_out)
+        Raw codes of ``spec.accumulator``. With exact accumulation this is
+        ``sum_i x_i * w_ji + b_j`` in units of the accumulator's LSB; with an explicit
+        accumulator every product and the bias are first cast to it and the sum wraps.
+    """
+    if not isinstance(spec, DenseSpec):
+        raise TypeError(f"Layer must be a DenseSpec, not {spec!r}")
+    x = as_codes(x, spec.input_format)
+    if x.ndim != 2 or x.shape[1] != spec.n_in:
+        raise ValueError(f"Inputs must have shape (batch, {spec.n_in}), not {x.shape}")
+    acc = spec.accumulator
+    product = spec.product_format
+    if spec.exact_accumulation:
+        dtype = _working_dtype(acc.width)
+        total = x.astype(dtype) @ spec.weights.astype(dtype).T
+        total = total << (acc.fraction_width - product.fraction_width)
+        if spec.biases is not None:
+            total = total + (spec.biases.astype(dtype)
+                             << (acc.fraction_width - spec.bias_format.fraction_width))
+        return total
+    dtype = _working_dtype(max(product.width, acc.width + spec.n_in.bit_length() + 1))
+    products = x.astype(dtype)[:, None, :] * spec.weights.astype(dtype)[None, :, :]
+    total = cast(products, product, acc).astype(dtype).sum(axis=2)
+    if spec.biases is not None:
+        total = total + cast(spec.biases, spec.bias_format, acc).astype(dtype)
+    wide = FixedFormat(acc.width + spec.n_in.bit_length() + 1, acc.integer_width +
+                       spec.n_in.bit_length() + 1, signed=True)
+    return cast(total, wide, acc.replace(overflow="WRAP", rounding="TRN"))
+
+
+def dense(x, spec):
+    """Golden fully connected layer: ``cast(W @ x + b, spec.output_format)`` on codes.
+
+    Parameters
+    ----------
+    x : array_like of int, shape (batch, n_in)
+        Raw codes of ``spec.input_format``.
+    spec : DenseSpec
+
+    Returns
+    -------
+    ndarray, shape (batch, n_out)
+        Raw codes of ``spec.output_format``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``x`` holds non-integers, has the wrong shape or codes outside the input format.
+    """
+    return cast(dense_accumulate(x, spec), spec.accumulator, spec.output_format)
