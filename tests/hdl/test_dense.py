@@ -1,0 +1,144 @@
+import random
+
+import numpy as np
+import pytest
+
+from nnfab.fixed import FixedFormat, Overflow
+from nnfab.hdl.dense import DenseEngine
+from nnfab.layers import DenseSpec
+from nnfab.sim.golden.dense import dense
+
+from ..streams import run_stream
+
+WIDTHS = {4: (FixedFormat(4, 2), FixedFormat(4, 1), FixedFormat(4, 2)),
+          8: (FixedFormat(8, 3), FixedFormat(8, 1), FixedFormat(8, 3)),
+          16: (FixedFormat(16, 6), FixedFormat(16, 2), FixedFormat(16, 6))}
+
+
+def random_spec(rng, n_in, n_out, width, *, overflow="SAT", rounding="RND_CONV",
+                sparsity=0.5, accumulator_format=None, bias=True):
+    in_fmt, w_fmt, out_fmt = WIDTHS[width]
+    weights = rng.integers(w_fmt.min_code, w_fmt.max_code + 1, (n_out, n_in))
+    weights[rng.random(weights.shape) < sparsity] = 0
+    weights[0, 0] = w_fmt.min_code
+    biases = rng.integers(in_fmt.min_code, in_fmt.max_code + 1, n_out) if bias else None
+    return DenseSpec(weights, biases, in_fmt, w_fmt,
+                     out_fmt.replace(overflow=overflow, rounding=rounding),
+                     bias_format=in_fmt if bias else None,
+                     accumulator_format=accumulator_format)
+
+
+def edge_inputs(rng, spec, n_random):
+    fmt = spec.input_format
+    rows = [np.full(spec.n_in, fmt.min_code), np.full(spec.n_in, fmt.max_code),
+            np.zeros(spec.n_in, dtype=np.int64), np.full(spec.n_in, -1)]
+    rows += list(rng.integers(fmt.min_code, fmt.max_code + 1, (n_random, spec.n_in)))
+    return np.array(rows, dtype=np.int64)
+
+
+def run_engine(dut, x, *, seed=None, p_idle=0.0, p_stall=0.0):
+    rng = random.Random(seed) if seed is not None else None
+    run = run_stream(dut, [[int(v) for v in row] for row in x], rng=rng, p_idle=p_idle,
+                     p_stall=p_stall)
+    n_out = dut.spec.n_out
+    return np.array([[out[j] for j in range(n_out)] for out in run.outputs]), run
+
+
+@pytest.mark.parametrize("overflow", list(Overflow), ids=lambda o: o.name)
+@pytest.mark.parametrize("width", [4, 8, 16])
+@pytest.mark.parametrize("reuse_factor", [1, 2, 4, 12])
+def test_matches_golden(reuse_factor, width, overflow):
+    seed = reuse_factor * 1000 + width * 10 + list(Overflow).index(overflow)
+    rng = np.random.default_rng(seed)
+    spec = random_spec(rng, 12, 6, width, overflow=overflow)
+    x = edge_inputs(rng, spec, 40)
+    got, _ = run_engine(DenseEngine(spec, reuse_factor=reuse_factor), x, seed=seed,
+                        p_idle=0.3, p_stall=0.4)
+    expected = dense(x, spec)
+    assert got.tolist() == expected.tolist(), f"seed {seed}"
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 2, 8])
+def test_shift_add_and_multipliers_agree(threshold):
+    rng = np.random.default_rng(threshold)
+    spec = random_spec(rng, 10, 5, 8, sparsity=0.3)
+    dut = DenseEngine(spec, multiplier_threshold=threshold)
+    x = edge_inputs(rng, spec, 30)
+    got, _ = run_engine(dut, x, seed=threshold, p_idle=0.2, p_stall=0.2)
+    assert got.tolist() == dense(x, spec).tolist()
+    if threshold == 0:
+        assert dut.n_shift_add_terms == 0
+        assert dut.n_multipliers == spec.n_nonzero_weights
+    if threshold == 8:
+        assert dut.n_multipliers == 0
+
+
+@pytest.mark.parametrize("reuse_factor", [1, 3])
+@pytest.mark.parametrize("accumulator", ["fixed<10,3>", "fixed<10,3,RND,SAT>", "fixed<7,4,RND_CONV>"])
+def test_explicit_accumulator_wraps_like_accum_t(reuse_factor, accumulator):
+    rng = np.random.default_rng(7)
+    spec = random_spec(rng, 9, 4, 8, sparsity=0.1,
+                       accumulator_format=FixedFormat.parse(accumulator))
+    x = edge_inputs(rng, spec, 40)
+    got, _ = run_engine(DenseEngine(spec, reuse_factor=reuse_factor), x, seed=1,
+                        p_idle=0.2, p_stall=0.2)
+    assert got.tolist() == dense(x, spec).tolist()
+
+
+def test_no_bias_and_all_zero_rows():
+    rng = np.random.default_rng(3)
+    spec = random_spec(rng, 6, 4, 8, bias=False)
+    weights = spec.weights.copy()
+    weights[1] = 0
+    spec = DenseSpec(weights, None, spec.input_format, spec.weight_format, spec.output_format)
+    x = edge_inputs(rng, spec, 10)
+    for reuse_factor in (1, 2):
+        got, _ = run_engine(DenseEngine(spec, reuse_factor=reuse_factor), x)
+        assert got.tolist() == dense(x, spec).tolist()
+        assert (got[:, 1] == 0).all()
+
+
+@pytest.mark.parametrize("reuse_factor", [1, 2, 4, 16])
+def test_latency_and_initiation_interval(reuse_factor):
+    rng = np.random.default_rng(11)
+    spec = random_spec(rng, 16, 8, 8)
+    dut = DenseEngine(spec, reuse_factor=reuse_factor)
+    x = edge_inputs(rng, spec, 20)
+    got, run = run_engine(dut, x)
+    assert got.tolist() == dense(x, spec).tolist()
+    assert run.first_latency == dut.latency
+    assert set(np.diff(run.accepted_at)) == {dut.initiation_interval} == {reuse_factor}
+    assert set(np.diff(run.produced_at)) == {reuse_factor}
+
+
+def test_pruning_counts():
+    weights = np.array([[0, 3, 0, 0], [0, 0, 0, 0], [5, 0, 0, 7]])
+    fmt = FixedFormat(8, 3)
+    spec = DenseSpec(weights, None, fmt, fmt, fmt)
+    assert DenseEngine(spec, multiplier_threshold=0).n_multipliers == 3
+    # Reuse factor 2: chunk positions 0 and 1, weights by beat (w[k], w[k+2]).
+    assert DenseEngine(spec, reuse_factor=2).n_multipliers == 3
+    dut = DenseEngine(spec, multiplier_threshold=2)
+    assert (dut.n_multipliers, dut.n_shift_add_terms) == (0, 6)  # 3 = 4-1, 5 = 4+1, 7 = 8-1
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"reuse_factor": 3}, ValueError,
+     "Reuse factor must divide n_in 16 (one of 1, 2, 4, 8, 16), not 3"),
+    ({"reuse_factor": 0}, ValueError,
+     "Reuse factor must divide n_in 16 (one of 1, 2, 4, 8, 16), not 0"),
+    ({"reuse_factor": 2.0}, TypeError, "Reuse factor must be an integer, not 2.0"),
+    ({"multiplier_threshold": -1}, ValueError,
+     "Multiplier threshold must be a non-negative integer, not -1"),
+])
+def test_bad_parameters(kwargs, error, message):
+    spec = random_spec(np.random.default_rng(0), 16, 4, 8)
+    with pytest.raises(error) as info:
+        DenseEngine(spec, **kwargs)
+    assert str(info.value) == message
+
+
+def test_spec_is_checked():
+    with pytest.raises(TypeError) as info:
+        DenseEngine("dense")
+    assert str(info.value) == "Layer must be a DenseSpec, not 'dense'"
