@@ -11,7 +11,17 @@ import numpy as np
 
 from .fixed import FixedFormat
 
-__all__ = ["DenseSpec"]
+__all__ = ["mac_accumulator_format", "DenseSpec"]
+
+
+def mac_accumulator_format(a_format, b_format, max_terms, accumulator_format=None):
+    """The format a multiply-accumulate sums in: ``accumulator_format`` when given (every
+    product is cast to it, with its rounding and overflow modes, and the sum wraps modulo
+    ``2**W``, as hls4ml's ``accum_t``), else the exact format of a sum of ``max_terms``
+    products of ``a_format`` and ``b_format``, which cannot overflow."""
+    if accumulator_format is not None:
+        return accumulator_format
+    return a_format.mul_format(b_format).sum_format(max_terms)
 
 
 def _code_array(values, fmt, what, shape):
@@ -112,7 +122,7 @@ class DenseSpec:
         holding ``n_in`` products plus the bias without overflow (TRN/WRAP)."""
         if self.accumulator_format is not None:
             return self.accumulator_format
-        total = self.product_format.sum_format(self.n_in)
+        total = mac_accumulator_format(self.input_format, self.weight_format, self.n_in)
         if self.biases is not None:
             total = total.add_format(self.bias_format)
         return total

@@ -2,19 +2,12 @@
 
 import numpy as np
 
-from nnfab.fixed import FixedFormat
 from nnfab.layers import DenseSpec
 
 from .cast import as_codes, cast
+from .mac import products_in_accumulator, working_dtype, wrap_to
 
 __all__ = ["dense_accumulate", "dense"]
-
-_INT64_SAFE_BITS = 62
-
-
-def _working_dtype(bits):
-    return np.int64 if bits <= _INT64_SAFE_BITS else object
-
 
 def dense_accumulate(x, spec):
     """The accumulator codes of ``spec`` for inputs ``x``, before the output cast.
@@ -40,21 +33,20 @@ def dense_accumulate(x, spec):
     acc = spec.accumulator
     product = spec.product_format
     if spec.exact_accumulation:
-        dtype = _working_dtype(acc.width)
+        dtype = working_dtype(acc.width)
         total = x.astype(dtype) @ spec.weights.astype(dtype).T
         total = total << (acc.fraction_width - product.fraction_width)
         if spec.biases is not None:
             total = total + (spec.biases.astype(dtype)
                              << (acc.fraction_width - spec.bias_format.fraction_width))
         return total
-    dtype = _working_dtype(max(product.width, acc.width + spec.n_in.bit_length() + 1))
+    extra = spec.n_in.bit_length() + 2
+    dtype = working_dtype(max(product.width, acc.width) + extra)
     products = x.astype(dtype)[:, None, :] * spec.weights.astype(dtype)[None, :, :]
-    total = cast(products, product, acc).astype(dtype).sum(axis=2)
+    total = products_in_accumulator(products, product, acc).astype(dtype).sum(axis=2)
     if spec.biases is not None:
         total = total + cast(spec.biases, spec.bias_format, acc).astype(dtype)
-    wide = FixedFormat(acc.width + spec.n_in.bit_length() + 1, acc.integer_width +
-                       spec.n_in.bit_length() + 1, signed=True)
-    return cast(total, wide, acc.replace(overflow="WRAP", rounding="TRN"))
+    return wrap_to(total, acc, extra)
 
 
 def dense(x, spec):
