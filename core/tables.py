@@ -1,0 +1,419 @@
+"""Look-up tables of activation functions, and the activation parameters that the hardware
+(:mod:`nnfab.hdl.activations`) and the golden model (:mod:`nnfab.sim.golden.activations`) share.
+
+A table is data: its entries are raw codes of a :class:`~nnfab.fixed.FixedFormat`, computed once
+here (double-precision function values, then rounded exactly with the table format's rounding and
+overflow modes, as ``ap_fixed``'s conversion from ``double``). The hardware elaborates the codes
+into a ROM, the golden model indexes the same tuple; neither recomputes them.
+
+Every table covers a power-of-two input range ``R`` with a power-of-two number of entries ``N``,
+so that its index is a shift of the input code (see :meth:`LookupTable.index_exponent`):
+
+=============== ================================ ========================== =====================
+kind            input of the table               index ``j`` from code ``c`` entry ``j``
+=============== ================================ ========================== =====================
+``sigmoid``,    ``x = c * 2**-F`` in ``[-R, R)`` ``clamp(floor(c * 2**e)    ``f(-R + j * 2R/N)``
+``tanh``                                         + N/2, 0, N-1)``           (left edge of bin)
+``exp``         ``t = -d >= 0``, ``d = x - max`` ``min(floor(c * 2**e),     ``exp(-j * R/N)``
+                in ``[0, R)``                    N-1)``, ``c`` the code of  (left edge; entry 0
+                                                 ``t``                      is ``exp(0) = 1``)
+``reciprocal``  ``s >= 0`` in ``[0, R)``         ``min(floor(c * 2**e),     ``1 / ((j + 1/2) *
+                                                 N-1)``                     R/N)`` (bin centre)
+=============== ================================ ========================== =====================
+
+with ``e = log2(N) - log2(2R) - F`` for ``sigmoid``/``tanh`` and ``e = log2(N) - log2(R) - F``
+for ``exp``/``reciprocal``, ``F`` the fraction width of the input format, and ``floor(c * 2**e)``
+an arithmetic shift (left when ``e >= 0``, right with rounding toward minus infinity otherwise).
+Sigmoid and tanh entries sit at the left edge of their bin, as hls4ml's
+``init_sigmoid_table``/``init_tanh_table`` place them, so a table of the same size and format
+holds the same codes as hls4ml's. The reciprocal table samples bin centres, so that entry 0 is
+finite.
+"""
+
+import functools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .fixed import FixedFormat, Overflow, Rounding
+
+__all__ = [
+    "LookupTable", "sigmoid_table", "tanh_table", "exp_table", "reciprocal_table",
+    "quantize_exact",
+    "DEFAULT_TABLE_SIZE", "DEFAULT_TABLE_FORMAT", "DEFAULT_SOFTMAX_TABLE_FORMAT",
+    "ACTIVATION_KINDS", "HARD_SIGMOID_SLOPE", "HARD_SIGMOID_OFFSET", "ActivationParams",
+    "check_activation", "check_softmax", "check_table", "check_count", "check_format",
+]
+
+_TABLE_KINDS = ("sigmoid", "tanh", "exp", "reciprocal")
+
+#: hls4ml's table defaults: ``table_size`` 1024, ``table_t`` ``ap_fixed<18,8>``.
+DEFAULT_TABLE_SIZE = 1024
+DEFAULT_TABLE_FORMAT = FixedFormat(18, 8)
+#: hls4ml's softmax ``exp_table_t`` and ``inv_table_t`` default: ``ap_fixed<18,8,AP_RND,AP_SAT>``.
+DEFAULT_SOFTMAX_TABLE_FORMAT = FixedFormat(18, 8, rounding="RND", overflow="SAT")
+
+
+def _check_int(value, what):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+
+
+def _check_format(fmt, what="Format"):
+    if not isinstance(fmt, FixedFormat):
+        raise TypeError(f"{what} must be a FixedFormat, not {fmt!r}")
+
+
+def _exact(value, what):
+    """``value`` (int, float or Fraction) as an exact Fraction."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)):
+        raise TypeError(f"{what} must be an int, float or Fraction, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, not {value!r}")
+    return Fraction(value)
+
+
+def _power_of_two_log2(value):
+    """log2 of a positive Fraction that is a power of two, else None."""
+    if value <= 0:
+        return None
+    num, den = value.numerator, value.denominator
+    if den == 1 and num & (num - 1) == 0:
+        return num.bit_length() - 1
+    if num == 1 and den & (den - 1) == 0:
+        return -(den.bit_length() - 1)
+    return None
+
+
+def quantize_exact(value, fmt):
+    """Round the exact number ``value`` (a Fraction) to a raw code of ``fmt`` with ``fmt``'s
+    rounding, then overflow mode (``ap_fixed`` conversion semantics)."""
+    scaled = Fraction(value) / fmt.lsb
+    floor = math.floor(scaled)
+    rem = scaled - floor
+    half = Fraction(1, 2)
+    rounding = fmt.rounding
+    if rem == 0 or rounding is Rounding.TRN:
+        inc = 0
+    elif rounding is Rounding.TRN_ZERO:
+        inc = int(scaled < 0)
+    elif rounding is Rounding.RND:
+        inc = int(rem >= half)
+    elif rounding is Rounding.RND_ZERO:
+        inc = int(rem > half or (rem == half and scaled < 0))
+    elif rounding is Rounding.RND_MIN_INF:
+        inc = int(rem > half)
+    elif rounding is Rounding.RND_INF:
+        inc = int(rem > half or (rem == half and scaled > 0))
+    else:  # RND_CONV
+        inc = int(rem > half or (rem == half and floor % 2 == 1))
+    code = floor + inc
+    lo, hi = fmt.min_code, fmt.max_code
+    overflow = fmt.overflow
+    if overflow is Overflow.WRAP:
+        code %= 1 << fmt.width
+        return code - (1 << fmt.width) if code > hi else code
+    if overflow is Overflow.SAT_ZERO:
+        return 0 if not lo <= code <= hi else code
+    if overflow is Overflow.SAT_SYM and fmt.signed:
+        lo = -hi
+    return min(max(code, lo), hi)
+
+
+@dataclass(frozen=True)
+class LookupTable:
+    """A function sampled at ``table_size`` points and stored as raw codes of ``table_format``.
+
+    Build one with :func:`sigmoid_table`, :func:`tanh_table`, :func:`exp_table` or
+    :func:`reciprocal_table`; the module docstring gives each kind's index rule and sample points.
+
+    Attributes
+    ----------
+    kind : str
+        ``"sigmoid"``, ``"tanh"``, ``"exp"`` or ``"reciprocal"``.
+    table_size : int
+        N, a power of two, in entries.
+    table_format : FixedFormat
+        Format of the entries.
+    input_range : Fraction
+        R, a power of two.
+    codes : tuple of int
+        The N entries, raw codes of ``table_format``.
+    """
+
+    kind: str
+    table_size: int
+    table_format: FixedFormat
+    input_range: Fraction
+    codes: tuple
+
+    @property
+    def size_log2(self):
+        """log2(N)."""
+        return self.table_size.bit_length() - 1
+
+    @property
+    def range_log2(self):
+        """log2(R), possibly negative."""
+        return _power_of_two_log2(self.input_range)
+
+    @property
+    def index_width(self):
+        """Bits of an index, log2(N) (at least 1)."""
+        return max(1, self.size_log2)
+
+    def index_exponent(self, fraction_width):
+        """``e`` of the index rule for input codes with ``fraction_width`` bits below the
+        binary point: ``log2(N) - log2(2R) - F`` for sigmoid and tanh (whose inputs span
+        ``[-R, R)``), ``log2(N) - log2(R) - F`` for exp and reciprocal (``[0, R)``)."""
+        span_log2 = self.range_log2 + (1 if self.kind in ("sigmoid", "tanh") else 0)
+        return self.size_log2 - span_log2 - fraction_width
+
+
+def _make_table(kind, function, *, table_size, table_format, input_range):
+    _check_int(table_size, "Table size")
+    if table_size < 2 or table_size & (table_size - 1):
+        raise ValueError(f"Table size must be a power of two, not {table_size!r}")
+    _check_format(table_format, "Table format")
+    r = _exact(input_range, "Input range")
+    if _power_of_two_log2(r) is None:
+        raise ValueError(f"Input range must be a power of two, not {input_range!r}")
+    codes = tuple(quantize_exact(function(j, table_size, r), table_format)
+                  for j in range(table_size))
+    return LookupTable(kind, table_size, table_format, r, codes)
+
+
+def _float_exact(x):
+    return Fraction(float(x))
+
+
+@functools.lru_cache(maxsize=64)
+def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
+                  input_range=8):
+    """Table of ``1 / (1 + exp(-x))`` at ``x_j = -R + j * 2R/N`` (hls4ml's sigmoid table).
+
+    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 8.
+
+    Raises
+    ------
+    TypeError
+        If ``table_size`` is not an integer, ``table_format`` not a FixedFormat or
+        ``input_range`` not a number.
+    ValueError
+        If ``table_size`` (at least 2) or ``input_range`` is not a power of two.
+    """
+    def entry(j, n, r):
+        x = float(-r + j * 2 * r / n)
+        return _float_exact(1.0 / (1.0 + math.exp(-x)))
+    return _make_table("sigmoid", entry, table_size=table_size, table_format=table_format,
+                       input_range=input_range)
+
+
+@functools.lru_cache(maxsize=64)
+def tanh_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
+               input_range=4):
+    """Table of ``tanh(x)`` at ``x_j = -R + j * 2R/N`` (hls4ml's tanh table).
+
+    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 4. Raises as
+    :func:`sigmoid_table`.
+    """
+    def entry(j, n, r):
+        return _float_exact(math.tanh(float(-r + j * 2 * r / n)))
+    return _make_table("tanh", entry, table_size=table_size, table_format=table_format,
+                       input_range=input_range)
+
+
+@functools.lru_cache(maxsize=64)
+def exp_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_SOFTMAX_TABLE_FORMAT,
+              input_range=8):
+    """Table of ``exp(-t)`` at ``t_j = j * R/N``, for softmax's ``t = max(x) - x >= 0``.
+
+    Defaults: N = 1024, ``fixed<18,8,RND,SAT>`` (hls4ml's ``exp_table_t``), R = 8. Raises as
+    :func:`sigmoid_table`.
+    """
+    def entry(j, n, r):
+        return _float_exact(math.exp(-float(j * r / n)))
+    return _make_table("exp", entry, table_size=table_size, table_format=table_format,
+                       input_range=input_range)
+
+
+@functools.lru_cache(maxsize=64)
+def reciprocal_table(*, table_size=DEFAULT_TABLE_SIZE,
+                     table_format=DEFAULT_SOFTMAX_TABLE_FORMAT, input_range=8):
+    """Table of ``1 / s`` at the bin centres ``s_j = (j + 1/2) * R/N``, computed exactly (no
+    floating point), for softmax's sum of exponentials.
+
+    Defaults: N = 1024, ``fixed<18,8,RND,SAT>`` (hls4ml's ``inv_table_t``), R = 8; a softmax
+    over ``n`` elements wants R at least ``n`` (the sum lies in ``[1, n]``). Raises as
+    :func:`sigmoid_table`.
+    """
+    def entry(j, n, r):
+        return 1 / ((j + Fraction(1, 2)) * r / n)
+    return _make_table("reciprocal", entry, table_size=table_size, table_format=table_format,
+                       input_range=input_range)
+
+
+# -- activation parameters shared by the hardware and the golden model ---------------------------
+
+#: Every elementwise activation kind that :class:`nnfab.hdl.activations.Activation` and
+#: :func:`nnfab.sim.golden.activations.activation` accept.
+ACTIVATION_KINDS = ("linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
+                    "sigmoid", "tanh")
+
+#: hls4ml's / Keras' hard sigmoid slope 0.2, rounded to nearest in ``ufixed<18,0,RND>``:
+#: code 52429, i.e. 0.2000007629...
+HARD_SIGMOID_SLOPE = (FixedFormat(18, 0, signed=False, rounding="RND"), 52429)
+#: hls4ml's / Keras' hard sigmoid offset 0.5, exact in ``ufixed<1,0>``: code 1.
+HARD_SIGMOID_OFFSET = (FixedFormat(1, 0, signed=False), 1)
+
+_PARAMETERS = {
+    "linear": (),
+    "relu": (),
+    "bounded_relu": ("relu_max",),
+    "leaky_relu": ("alpha_format", "alpha_code"),
+    "hard_sigmoid": ("slope", "offset"),
+    "hard_tanh": (),
+    "sigmoid": ("table",),
+    "tanh": ("table",),
+}
+
+
+@dataclass(frozen=True)
+class ActivationParams:
+    """Validated parameters of one elementwise activation (see :func:`check_activation`)."""
+
+    kind: str
+    fin: FixedFormat
+    fout: FixedFormat
+    relu_max: Fraction = None
+    alpha: tuple = None
+    slope: tuple = None
+    offset: tuple = None
+    table: LookupTable = None
+
+
+def _check_constant(pair, what):
+    if (not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], FixedFormat)
+            or not isinstance(pair[1], int) or isinstance(pair[1], bool)):
+        raise TypeError(f"{what} must be a (FixedFormat, code) pair, not {pair!r}")
+    pair[0].check_code(pair[1])
+    return pair
+
+
+def check_activation(kind, *, fin, fout, **params):
+    """Validate an elementwise activation and its parameters; the single source of the error
+    messages of the hardware and the golden model.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`ACTIVATION_KINDS`.
+    fin, fout : FixedFormat
+        Input and output formats; ``fout``'s rounding and overflow apply to the final cast.
+    relu_max : int, float or Fraction, >= 0
+        ``bounded_relu`` only: the clip value M, taken at its exact binary value.
+    alpha_format, alpha_code : FixedFormat, int
+        ``leaky_relu`` only, both required: the slope for negative inputs.
+    slope, offset : (FixedFormat, int)
+        ``hard_sigmoid`` only: defaults :data:`HARD_SIGMOID_SLOPE`, :data:`HARD_SIGMOID_OFFSET`.
+    table : LookupTable
+        ``sigmoid``/``tanh`` only: defaults :func:`sigmoid_table`/:func:`tanh_table` ``()``.
+
+    Returns
+    -------
+    ActivationParams
+
+    Raises
+    ------
+    TypeError
+        If ``kind`` is not a string, a format not a FixedFormat, a parameter of the wrong
+        type, missing or not taken by ``kind``.
+    ValueError
+        If ``kind`` is unknown, ``relu_max`` negative, a constant code out of its format's range
+        or a table of another kind.
+    """
+    if not isinstance(kind, str):
+        raise TypeError(f"Activation kind must be a string, not {kind!r}")
+    if kind not in ACTIVATION_KINDS:
+        accepted = ", ".join(repr(k) for k in ACTIVATION_KINDS)
+        raise ValueError(f"Activation kind must be one of {accepted}, not {kind!r}")
+    _check_format(fin, "Input format")
+    _check_format(fout, "Output format")
+    for name in params:
+        if name not in _PARAMETERS[kind]:
+            raise TypeError(f"Activation {kind!r} does not take parameter {name!r}")
+    result = dict(kind=kind, fin=fin, fout=fout)
+    if kind == "bounded_relu":
+        if "relu_max" not in params:
+            raise TypeError("Activation 'bounded_relu' needs parameter 'relu_max'")
+        relu_max = _exact(params["relu_max"], "ReLU maximum")
+        if relu_max < 0:
+            raise ValueError(f"ReLU maximum must be non-negative, not {params['relu_max']!r}")
+        result["relu_max"] = relu_max
+    elif kind == "leaky_relu":
+        for name in ("alpha_format", "alpha_code"):
+            if name not in params:
+                raise TypeError(f"Activation 'leaky_relu' needs parameter {name!r}")
+        _check_format(params["alpha_format"], "Alpha format")
+        _check_int(params["alpha_code"], "Alpha code")
+        params["alpha_format"].check_code(params["alpha_code"])
+        result["alpha"] = (params["alpha_format"], params["alpha_code"])
+    elif kind == "hard_sigmoid":
+        result["slope"] = _check_constant(params.get("slope", HARD_SIGMOID_SLOPE), "Slope")
+        result["offset"] = _check_constant(params.get("offset", HARD_SIGMOID_OFFSET), "Offset")
+    elif kind in ("sigmoid", "tanh"):
+        table = params.get("table")
+        if table is None:
+            table = sigmoid_table() if kind == "sigmoid" else tanh_table()
+        result["table"] = check_table(table, kind)
+    return ActivationParams(**result)
+
+
+def check_table(table, kind):
+    """``table`` if it is a :class:`LookupTable` of ``kind``; TypeError or ValueError else."""
+    if not isinstance(table, LookupTable):
+        raise TypeError(f"Table must be a LookupTable, not {table!r}")
+    if table.kind != kind:
+        raise ValueError(f"Table kind must be {kind!r}, not {table.kind!r}")
+    return table
+
+
+def check_count(n, what="Number of elements"):
+    """``n`` if it is a positive integer; TypeError or ValueError else."""
+    _check_int(n, what)
+    if n < 1:
+        raise ValueError(f"{what} must be a positive integer, not {n!r}")
+    return n
+
+
+def check_format(fmt, what="Format"):
+    """``fmt`` if it is a FixedFormat; TypeError else."""
+    _check_format(fmt, what)
+    return fmt
+
+
+def check_softmax(*, n, fin, fout, exp_table=None, inv_table=None):
+    """Validate softmax parameters; returns ``(exp_table, inv_table)`` with the defaults filled
+    in: :func:`exp_table` ``()`` and :func:`reciprocal_table` ``(input_range=R)`` with R the
+    smallest power of two at least ``n``.
+
+    Raises
+    ------
+    TypeError
+        As :func:`check_count`, :func:`check_format`, :func:`check_table`.
+    ValueError
+        As those, or if the exp table has a negative entry (its format cannot hold 0 to 1).
+    """
+    check_count(n)
+    check_format(fin, "Input format")
+    check_format(fout, "Output format")
+    if exp_table is None:
+        exp_table = globals()["exp_table"]()
+    check_table(exp_table, "exp")
+    if inv_table is None:
+        inv_table = reciprocal_table(input_range=1 << (n - 1).bit_length())
+    check_table(inv_table, "reciprocal")
+    if min(exp_table.codes) < 0:
+        raise ValueError(f"Exp table entries must be non-negative, not {min(exp_table.codes)!r} "
+                         f"(format {exp_table.table_format})")
+    return exp_table, inv_table

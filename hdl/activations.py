@@ -1,0 +1,557 @@
+"""Activation functions in hardware: combinational "fusable" functions and stream components.
+
+Every activation works on raw codes (see :mod:`nnfab.hdl.cast`): the arithmetic before the final
+cast is exact, and the final cast to ``fout`` applies ``fout``'s rounding, then overflow mode,
+exactly as :func:`nnfab.sim.golden.cast.cast`. The golden model
+:mod:`nnfab.sim.golden.activations` specifies every result bit for bit; parameters are validated
+by :func:`nnfab.tables.check_activation` and :func:`nnfab.tables.check_softmax`.
+
+Elementwise activations (``kind``):
+
+================ =================================================================================
+``linear``       ``y = cast(x, fout)``
+``relu``         ``y = cast(max(x, 0), fout)``: a multiplexer, no arithmetic
+``bounded_relu`` ``y = cast(min(max(x, 0), M), fout)``, ``M = relu_max`` (exact); QKeras'
+                 ``quantized_relu(bits, integer)`` is ``fout = ufixed<bits,integer>``,
+                 ``relu_max = fout.max_value``
+``leaky_relu``   ``y = cast(x, fout)`` for ``x >= 0``, ``cast(x * alpha, fout)`` for ``x < 0``
+                 (exact product), ``alpha = alpha_code`` in ``alpha_format``
+``hard_sigmoid`` ``y = cast(clip(slope * x + offset, 0, 1), fout)``, exact before the cast;
+                 ``slope``/``offset`` are ``(FixedFormat, code)`` pairs, by default 0.2 rounded in
+                 ``ufixed<18,0,RND>`` (code 52429) and 0.5 (hls4ml's and Keras' constants)
+``hard_tanh``    ``y = cast(clip(x, -1, 1), fout)``
+``sigmoid``,     ``y = cast(table[j], fout)``, ``j = clamp(floor(x * 2**e) + N/2, 0, N-1)`` on the
+``tanh``         code ``x``, ``e = table.index_exponent(fin.fraction_width)``
+                 (:mod:`nnfab.tables`); default tables are hls4ml's (N = 1024, ``fixed<18,8>``,
+                 R = 8 for sigmoid, 4 for tanh)
+================ =================================================================================
+"""
+
+from amaranth.hdl import Array, C, Cat, Const, Module, Mux, Shape, Signal, Value, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from nnfab.fixed import FixedFormat
+from nnfab.tables import check_activation, check_count, check_format, check_softmax
+
+from .cast import fixed_shape, requantize
+
+__all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
+           "sigmoid", "tanh", "activation", "Activation", "Argmax", "Softmax"]
+
+
+# -- exact pre-cast arithmetic: (value, format of its codes) --------------------------------------
+
+def _fit(value, shape):
+    """``value`` (whose integer value fits ``shape``) re-typed to exactly ``shape``."""
+    value = Value.cast(value)
+    shape = Shape.cast(shape)
+    fill = value[-1] if value.shape().signed else C(0, 1)
+    bits = Cat(value, fill.replicate(shape.width))[:shape.width]
+    return bits.as_signed() if shape.signed else bits
+
+
+def _shift(value, e):
+    """``floor(value * 2**e)``: left shift, or arithmetic right shift for ``e < 0``."""
+    return value << e if e >= 0 else value >> -e
+
+
+def _check_value(value, fmt):
+    value = Value.cast(value)
+    if value.shape() != fixed_shape(fmt):
+        raise ValueError(f"Value of shape {value.shape()!r} does not hold codes of {fmt} "
+                         f"(expected {fixed_shape(fmt)!r})")
+    return value
+
+
+def _pre_linear(x, p):
+    return x, p.fin
+
+
+def _pre_relu(x, p):
+    if not p.fin.signed:
+        return x, p.fin
+    return Mux(x[-1], Const(0, fixed_shape(p.fin)), x), p.fin
+
+
+def _pre_bounded_relu(x, p):
+    fm = max(0, p.relu_max.denominator.bit_length() - 1)
+    f = max(p.fin.fraction_width, fm)
+    limit = int(p.relu_max * 2**f)
+    aligned = x << (f - p.fin.fraction_width)
+    clipped = Mux(aligned < 0, 0, Mux(aligned > limit, limit, aligned))
+    width = max(1, limit.bit_length())
+    fmt = FixedFormat(width, width - f, signed=False)
+    return _fit(clipped, fixed_shape(fmt)), fmt
+
+
+def _pre_leaky_relu(x, p):
+    alpha_format, alpha_code = p.alpha
+    fx, fa = p.fin.fraction_width, alpha_format.fraction_width
+    f = max(fx, fx + fa)
+    positive = x << (f - fx)
+    negative = (x * Const(alpha_code, fixed_shape(alpha_format))) << (f - fx - fa)
+    width = max(p.fin.width + f - fx, p.fin.width + alpha_format.width + f - fx - fa) + 1
+    fmt = FixedFormat(width, width - f)
+    if not p.fin.signed:
+        return _fit(positive, fixed_shape(fmt)), fmt
+    return _fit(Mux(x[-1], negative, positive), fixed_shape(fmt)), fmt
+
+
+def _pre_hard_sigmoid(x, p):
+    (sf, sc), (of, oc) = p.slope, p.offset
+    fp = p.fin.fraction_width + sf.fraction_width
+    f = max(fp, of.fraction_width, 0)
+    value = ((x * Const(sc, fixed_shape(sf))) << (f - fp)) + \
+        (Const(oc, fixed_shape(of)) << (f - of.fraction_width))
+    one = 1 << f
+    clipped = Mux(value < 0, 0, Mux(value > one, one, value))
+    fmt = FixedFormat(f + 1, 1, signed=False)
+    return _fit(clipped, fixed_shape(fmt)), fmt
+
+
+def _pre_hard_tanh(x, p):
+    f = max(p.fin.fraction_width, 0)
+    value = x << (f - p.fin.fraction_width)
+    one = 1 << f
+    clipped = Mux(value < -one, -one, Mux(value > one, one, value))
+    fmt = FixedFormat(f + 2, 2)
+    return _fit(clipped, fixed_shape(fmt)), fmt
+
+
+def _table_index(x, p):
+    """Index of ``x`` into the sigmoid/tanh table, an unsigned value of ``index_width`` bits."""
+    table = p.table
+    n = table.table_size
+    t = _shift(x, table.index_exponent(p.fin.fraction_width)) + n // 2
+    return Mux(t < 0, 0, Mux(t > n - 1, n - 1, t))[:table.index_width]
+
+
+def _pre_table(x, p):
+    rom = Array(Const(code, fixed_shape(p.table.table_format)) for code in p.table.codes)
+    return Value.cast(rom[_table_index(x, p)]), p.table.table_format
+
+
+_PRE = {
+    "linear": _pre_linear,
+    "relu": _pre_relu,
+    "bounded_relu": _pre_bounded_relu,
+    "leaky_relu": _pre_leaky_relu,
+    "hard_sigmoid": _pre_hard_sigmoid,
+    "hard_tanh": _pre_hard_tanh,
+    "sigmoid": _pre_table,
+    "tanh": _pre_table,
+}
+
+
+# -- fusable functions ----------------------------------------------------------------------------
+
+def activation(kind, value, *, fin, fout, **params):
+    """Combinational elementwise activation ``kind`` of one code (see the module docstring).
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`nnfab.tables.ACTIVATION_KINDS`.
+    value : Value of shape ``fixed_shape(fin)``
+    fin, fout : FixedFormat
+    **params
+        ``relu_max``, ``alpha_format`` and ``alpha_code``, ``slope`` and ``offset``, ``table``,
+        as :func:`nnfab.tables.check_activation`.
+
+    Returns
+    -------
+    Value of shape ``fixed_shape(fout)``
+        Sigmoid and tanh become a constant multiplexer (a ROM without clock).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`nnfab.tables.check_activation`; ValueError if ``value``'s shape is not
+        ``fixed_shape(fin)``.
+    """
+    p = check_activation(kind, fin=fin, fout=fout, **params)
+    x = _check_value(value, fin)
+    pre, fmt = _PRE[kind](x, p)
+    return requantize(pre, src=fmt, dst=fout)
+
+
+def linear(value, *, fin, fout):
+    """``cast(x, fout)``; see :func:`activation`."""
+    return activation("linear", value, fin=fin, fout=fout)
+
+
+def relu(value, *, fin, fout):
+    """``cast(max(x, 0), fout)``; see :func:`activation`."""
+    return activation("relu", value, fin=fin, fout=fout)
+
+
+def bounded_relu(value, *, fin, fout, relu_max):
+    """``cast(min(max(x, 0), relu_max), fout)``; see :func:`activation`."""
+    return activation("bounded_relu", value, fin=fin, fout=fout, relu_max=relu_max)
+
+
+def leaky_relu(value, *, fin, fout, alpha_format, alpha_code):
+    """``cast(x if x >= 0 else x * alpha, fout)``; see :func:`activation`."""
+    return activation("leaky_relu", value, fin=fin, fout=fout, alpha_format=alpha_format,
+                      alpha_code=alpha_code)
+
+
+def hard_sigmoid(value, *, fin, fout, **params):
+    """``cast(clip(slope * x + offset, 0, 1), fout)``; see :func:`activation`."""
+    return activation("hard_sigmoid", value, fin=fin, fout=fout, **params)
+
+
+def hard_tanh(value, *, fin, fout):
+    """``cast(clip(x, -1, 1), fout)``; see :func:`activation`."""
+    return activation("hard_tanh", value, fin=fin, fout=fout)
+
+
+def sigmoid(value, *, fin, fout, table=None):
+    """Look-up-table sigmoid; see :func:`activation` and :mod:`nnfab.tables`."""
+    return activation("sigmoid", value, fin=fin, fout=fout, table=table)
+
+
+def tanh(value, *, fin, fout, table=None):
+    """Look-up-table tanh; see :func:`activation` and :mod:`nnfab.tables`."""
+    return activation("tanh", value, fin=fin, fout=fout, table=table)
+
+
+# -- stream components ----------------------------------------------------------------------------
+
+def _vector(fmt, n):
+    return stream.Signature(data.ArrayLayout(fixed_shape(fmt), n))
+
+
+class _Pipeline(wiring.Component):
+    """Common parts: validation without an "unused elaboratable" warning, the stall signal."""
+
+    def _validated(self, check):
+        try:
+            return check()
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected design is not an unused one
+            raise
+
+    def _advance(self, m):
+        advance = Signal()
+        m.d.comb += [
+            advance.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(advance),
+        ]
+        return advance
+
+    @property
+    def initiation_interval(self):
+        return 1
+
+
+class Activation(_Pipeline):
+    """Elementwise activation of a vector stream, pipelined, II = 1.
+
+    Stage 1 computes the exact pre-cast result of every element (for ``sigmoid``/``tanh``: a
+    synchronous read of a ROM, one read port per element, holding the table codes); stage 2 casts
+    it to ``fout``. The pipeline stalls as a whole under back-pressure and never drops or
+    duplicates a transfer.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`nnfab.tables.ACTIVATION_KINDS`; semantics in the module docstring.
+    n : int, >= 1
+        Elements per vector.
+    fin, fout : FixedFormat
+        Input and output formats; ``fout``'s rounding and overflow apply to the final cast.
+    **params
+        As :func:`nnfab.tables.check_activation`.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(fixed_shape(fin), n)))``
+    o : ``Out(stream.Signature(ArrayLayout(fixed_shape(fout), n)))``
+
+    Attributes
+    ----------
+    latency : int
+        2 cycles from an accepted input to its output being valid.
+    initiation_interval : int
+        1 cycle.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`nnfab.tables.check_activation` and :func:`nnfab.tables.check_count`.
+    """
+
+    def __init__(self, *, kind, n, fin, fout, **params):
+        self._params = self._validated(
+            lambda: check_activation(kind, fin=fin, fout=fout, **params))
+        self._n = self._validated(lambda: check_count(n))
+        self._given = params
+        super().__init__({"i": In(_vector(fin, n)), "o": Out(_vector(fout, n))})
+
+    def __repr__(self):
+        extra = "".join(f", {name}={value!r}" for name, value in self._given.items())
+        return (f"Activation(kind={self.kind!r}, n={self._n}, fin={self.fin!r}, "
+                f"fout={self.fout!r}{extra})")
+
+    @property
+    def kind(self):
+        return self._params.kind
+
+    @property
+    def n(self):
+        return self._n
+
+    @property
+    def fin(self):
+        return self._params.fin
+
+    @property
+    def fout(self):
+        return self._params.fout
+
+    @property
+    def params(self):
+        """The validated :class:`nnfab.tables.ActivationParams`."""
+        return self._params
+
+    @property
+    def latency(self):
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        advance = self._advance(m)
+        stage_valid = Signal()
+        with m.If(advance):
+            m.d.sync += [stage_valid.eq(self.i.valid), self.o.valid.eq(stage_valid)]
+        if p.kind in ("sigmoid", "tanh"):
+            m.submodules.table = table = Memory(
+                shape=fixed_shape(p.table.table_format), depth=p.table.table_size,
+                init=p.table.codes)
+        for k in range(self._n):
+            x = self.i.payload[k]
+            if p.kind in ("sigmoid", "tanh"):
+                port = table.read_port(domain="sync")
+                m.d.comb += [port.addr.eq(_table_index(x, p)), port.en.eq(advance)]
+                pre, fmt = port.data, p.table.table_format
+            else:
+                expr, fmt = _PRE[p.kind](x, p)
+                pre = Signal(fixed_shape(fmt), name=f"pre_{k}")
+                with m.If(advance):
+                    m.d.sync += pre.eq(expr)
+            with m.If(advance):
+                m.d.sync += self.o.payload[k].eq(requantize(pre, src=fmt, dst=p.fout))
+        return m
+
+
+def _argmax_tree(items):
+    """Reduce ``(value, index)`` pairs to the first maximum: the right group wins only when its
+    maximum is strictly greater than the left group's."""
+    while len(items) > 1:
+        reduced = []
+        for a in range(0, len(items) - 1, 2):
+            (av, ai), (bv, bi) = items[a], items[a + 1]
+            greater = bv > av
+            reduced.append((Mux(greater, bv, av), Mux(greater, bi, ai)))
+        if len(items) % 2:
+            reduced.append(items[-1])
+        items = reduced
+    return items[0]
+
+
+class Argmax(_Pipeline):
+    """Index of the largest element of a vector stream, the first one on ties.
+
+    A comparison tree, registered once: latency 1, II = 1.
+
+    Parameters
+    ----------
+    n : int, >= 1
+        Elements per vector.
+    fin : FixedFormat
+        Format of the elements.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(fixed_shape(fin), n)))``
+    o : ``Out(stream.Signature(unsigned(index_width)))``, ``index_width = max(1, ceil(log2(n)))``
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``n`` is not a positive integer or ``fin`` not a FixedFormat.
+    """
+
+    def __init__(self, *, n, fin):
+        self._n = self._validated(lambda: check_count(n))
+        self._fin = self._validated(lambda: check_format(fin, "Input format"))
+        super().__init__({"i": In(_vector(fin, n)),
+                          "o": Out(stream.Signature(unsigned(self.index_width)))})
+
+    def __repr__(self):
+        return f"Argmax(n={self._n}, fin={self._fin!r})"
+
+    @property
+    def n(self):
+        return self._n
+
+    @property
+    def fin(self):
+        return self._fin
+
+    @property
+    def index_width(self):
+        return max(1, (self._n - 1).bit_length())
+
+    @property
+    def latency(self):
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = self._advance(m)
+        items = [(self.i.payload[k], C(k, self.index_width)) for k in range(self._n)]
+        _, index = _argmax_tree(items)
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(index)]
+        return m
+
+
+def _sum_tree(values):
+    while len(values) > 1:
+        values = [values[a] + values[a + 1] for a in range(0, len(values) - 1, 2)] + \
+            ([values[-1]] if len(values) % 2 else [])
+    return values[0]
+
+
+class Softmax(_Pipeline):
+    """Look-up-table softmax of a vector stream (hls4ml's "stable" softmax, exact integers).
+
+    With ``x`` the ``n`` input codes (format ``fin``, fraction width ``F``), the exp table
+    ``(N1 entries, format Fe)`` and the reciprocal table ``(N2 entries)``
+    (:mod:`nnfab.tables`):
+
+    1. ``m = max(x)``; ``t_i = m - x_i >= 0`` exact;
+    2. ``E_i = exp_table.codes[min(floor(t_i * 2**e1), N1 - 1)]``,
+       ``e1 = exp_table.index_exponent(F)``;
+    3. ``S = sum(E_i)`` exact;
+    4. ``r = inv_table.codes[min(floor(S * 2**e2), N2 - 1)]``,
+       ``e2 = inv_table.index_exponent(Fe)``;
+    5. ``y_i = cast(E_i * r, fout)`` from the exact product format.
+
+    Pipeline, one stage per cycle, II = 1: max tree; exp ROM read (one read port per element);
+    adder tree; reciprocal ROM read; products; cast. Latency 6.
+
+    Parameters
+    ----------
+    n : int, >= 1
+    fin, fout : FixedFormat
+    exp_table, inv_table : LookupTable, optional
+        Defaults as :func:`nnfab.tables.check_softmax`.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(fixed_shape(fin), n)))``
+    o : ``Out(stream.Signature(ArrayLayout(fixed_shape(fout), n)))``
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`nnfab.tables.check_softmax`.
+    """
+
+    def __init__(self, *, n, fin, fout, exp_table=None, inv_table=None):
+        self._exp, self._inv = self._validated(lambda: check_softmax(
+            n=n, fin=fin, fout=fout, exp_table=exp_table, inv_table=inv_table))
+        self._n, self._fin, self._fout = n, fin, fout
+        super().__init__({"i": In(_vector(fin, n)), "o": Out(_vector(fout, n))})
+
+    def __repr__(self):
+        return f"Softmax(n={self._n}, fin={self._fin!r}, fout={self._fout!r})"
+
+    @property
+    def n(self):
+        return self._n
+
+    @property
+    def fin(self):
+        return self._fin
+
+    @property
+    def fout(self):
+        return self._fout
+
+    @property
+    def exp_table(self):
+        return self._exp
+
+    @property
+    def inv_table(self):
+        return self._inv
+
+    @property
+    def latency(self):
+        return 6
+
+    def elaborate(self, platform):
+        m = Module()
+        n, fin, exp_t, inv_t = self._n, self._fin, self._exp, self._inv
+        advance = self._advance(m)
+        valid = [Signal(name=f"valid_{s}") for s in range(1, 6)]
+        with m.If(advance):
+            m.d.sync += valid[0].eq(self.i.valid)
+            m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
+            m.d.sync += self.o.valid.eq(valid[-1])
+
+        def register(expr, name):
+            reg = Signal(Value.cast(expr).shape(), name=name)
+            with m.If(advance):
+                m.d.sync += reg.eq(expr)
+            return reg
+
+        # Stage 1: the maximum, and the inputs alongside.
+        x = [self.i.payload[k] for k in range(n)]
+        peak, _ = _argmax_tree([(value, C(0, 1)) for value in x])
+        peak = register(peak, "peak")
+        x1 = [register(value, f"x1_{k}") for k, value in enumerate(x)]
+        # Stage 2: exp ROM.
+        m.submodules.exp_table = exp_rom = Memory(
+            shape=fixed_shape(exp_t.table_format), depth=exp_t.table_size, init=exp_t.codes)
+        e1 = exp_t.index_exponent(fin.fraction_width)
+        exps = []
+        for k in range(n):
+            index = _shift(peak - x1[k], e1)
+            port = exp_rom.read_port(domain="sync")
+            m.d.comb += [
+                port.addr.eq(Mux(index > exp_t.table_size - 1, exp_t.table_size - 1,
+                                 index)[:exp_t.index_width]),
+                port.en.eq(advance),
+            ]
+            exps.append(port.data)
+        # Stage 3: the sum.
+        total = register(_sum_tree(list(exps)), "total")
+        exps3 = [register(e, f"exp3_{k}") for k, e in enumerate(exps)]
+        # Stage 4: reciprocal ROM.
+        m.submodules.inv_table = inv_rom = Memory(
+            shape=fixed_shape(inv_t.table_format), depth=inv_t.table_size, init=inv_t.codes)
+        index = _shift(total, inv_t.index_exponent(exp_t.table_format.fraction_width))
+        port = inv_rom.read_port(domain="sync")
+        m.d.comb += [
+            port.addr.eq(Mux(index > inv_t.table_size - 1, inv_t.table_size - 1,
+                             index)[:inv_t.index_width]),
+            port.en.eq(advance),
+        ]
+        exps4 = [register(e, f"exp4_{k}") for k, e in enumerate(exps3)]
+        # Stage 5: products; stage 6: the cast.
+        product_format = exp_t.table_format.mul_format(inv_t.table_format)
+        products = [register(_fit(e * port.data, fixed_shape(product_format)), f"product_{k}")
+                    for k, e in enumerate(exps4)]
+        with m.If(advance):
+            m.d.sync += [self.o.payload[k].eq(requantize(products[k], src=product_format,
+                                                         dst=self._fout))
+                         for k in range(n)]
+        return m

@@ -1,0 +1,240 @@
+"""Golden activation functions: NumPy, exact, vectorized over a batch.
+
+Every function takes raw codes of the input format ``fin`` (any shape for the elementwise
+activations; ``(batch, n)`` or ``(n,)`` for :func:`argmax` and :func:`softmax`, which reduce over
+the last axis) and returns raw codes. Intermediate results are exact integers; the only rounding
+is the final cast to ``fout`` (its rounding, then overflow mode), done by
+:func:`nnfab.sim.golden.cast.cast`, plus the look-up tables' own contents
+(:mod:`nnfab.tables`). Parameters are validated by :func:`nnfab.tables.check_activation`, so the
+errors are the hardware's.
+
+This module is the executable specification of :mod:`nnfab.hdl.activations`; it does not import
+it.
+"""
+
+import numpy as np
+
+from nnfab.fixed import FixedFormat
+from nnfab.tables import check_activation, check_format, check_softmax
+
+from .cast import as_codes, cast
+
+__all__ = ["activation", "linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid",
+           "hard_tanh", "sigmoid", "tanh", "argmax", "softmax"]
+
+_SAFE_BITS = 62
+
+
+def _wide(codes, bits):
+    """``codes`` as object (Python int) arrays when ``bits`` could overflow int64."""
+    return codes.astype(object) if bits > _SAFE_BITS else codes.astype(np.int64)
+
+
+def _shift(codes, e):
+    """``floor(codes * 2**e)``: a left shift for ``e >= 0``, an arithmetic right shift else."""
+    return codes << e if e >= 0 else codes >> -e
+
+
+def activation(kind, codes, *, fin, fout, **params):
+    """Apply the elementwise activation ``kind`` (see :data:`nnfab.tables.ACTIVATION_KINDS`) to
+    raw codes of ``fin``; returns raw codes of ``fout``, same shape.
+
+    Raises as :func:`nnfab.tables.check_activation`, and as
+    :func:`~nnfab.sim.golden.cast.as_codes` for codes out of ``fin``'s range.
+    """
+    p = check_activation(kind, fin=fin, fout=fout, **params)
+    x = as_codes(codes, fin)
+    return _ELEMENTWISE[kind](x, p)
+
+
+def _linear(x, p):
+    return cast(x, p.fin, p.fout)
+
+
+def _relu(x, p):
+    return cast(np.where(x < 0, 0, x), p.fin, p.fout)
+
+
+def _bounded_relu(x, p):
+    # Align x and M on F = max(F_in, F_M) fraction bits, clip in integers, cast from
+    # ufixed<W', W' - F>.
+    fm = _fraction_bits(p.relu_max)
+    f = max(p.fin.fraction_width, fm)
+    limit = int(p.relu_max * 2**f)
+    wide = _wide(x, p.fin.width + f - p.fin.fraction_width + 2)
+    aligned = _shift(wide, f - p.fin.fraction_width)
+    clipped = np.minimum(np.where(aligned < 0, 0, aligned), limit)
+    width = max(1, limit.bit_length())
+    return cast(clipped, FixedFormat(width, width - f, signed=False), p.fout)
+
+
+def _fraction_bits(value):
+    """The number of fraction bits of the dyadic Fraction ``value`` (0 for integers)."""
+    return max(0, value.denominator.bit_length() - 1)
+
+
+def _leaky_relu(x, p):
+    alpha_format, alpha_code = p.alpha
+    product_format = p.fin.mul_format(alpha_format)
+    wide = _wide(x, product_format.width + 1)
+    product = wide * alpha_code
+    negative = cast(product, product_format, p.fout)
+    positive = cast(x, p.fin, p.fout)
+    return np.where(x < 0, negative, positive)
+
+
+def _hard_sigmoid(x, p):
+    (sf, sc), (of, oc) = p.slope, p.offset
+    fp = p.fin.fraction_width + sf.fraction_width
+    f = max(fp, of.fraction_width, 0)
+    bits = p.fin.width + sf.width + max(f - fp, 0) + of.width + f + 4
+    wide = _wide(x, bits)
+    value = _shift(wide * sc, f - fp) + (oc << (f - of.fraction_width))
+    one = 1 << f
+    clipped = np.where(value < 0, 0, np.where(value > one, one, value))
+    return cast(clipped, FixedFormat(f + 1, 1, signed=False), p.fout)
+
+
+def _hard_tanh(x, p):
+    f = max(p.fin.fraction_width, 0)
+    wide = _wide(x, p.fin.width + f - p.fin.fraction_width + 2)
+    value = _shift(wide, f - p.fin.fraction_width)
+    one = 1 << f
+    clipped = np.where(value < -one, -one, np.where(value > one, one, value))
+    return cast(clipped, FixedFormat(f + 2, 2), p.fout)
+
+
+def _table_lookup(x, p):
+    table = p.table
+    e = table.index_exponent(p.fin.fraction_width)
+    n = table.table_size
+    index = np.minimum(np.maximum(_shift(x.astype(object), e) + n // 2, 0), n - 1)
+    entries = np.array(table.codes, dtype=object)[index.astype(np.int64)]
+    return cast(entries, table.table_format, p.fout)
+
+
+_ELEMENTWISE = {
+    "linear": _linear,
+    "relu": _relu,
+    "bounded_relu": _bounded_relu,
+    "leaky_relu": _leaky_relu,
+    "hard_sigmoid": _hard_sigmoid,
+    "hard_tanh": _hard_tanh,
+    "sigmoid": _table_lookup,
+    "tanh": _table_lookup,
+}
+
+
+def linear(codes, *, fin, fout):
+    """``y = cast(x, fout)``."""
+    return activation("linear", codes, fin=fin, fout=fout)
+
+
+def relu(codes, *, fin, fout):
+    """``y = cast(max(x, 0), fout)``."""
+    return activation("relu", codes, fin=fin, fout=fout)
+
+
+def bounded_relu(codes, *, fin, fout, relu_max):
+    """``y = cast(min(max(x, 0), M), fout)`` with ``M = relu_max`` at its exact value.
+
+    QKeras' ``quantized_relu(bits, integer)`` is ``fout = ufixed<bits, integer>`` with
+    ``relu_max = fout.max_value`` (and ``fout``'s rounding and overflow modes).
+    """
+    return activation("bounded_relu", codes, fin=fin, fout=fout, relu_max=relu_max)
+
+
+def leaky_relu(codes, *, fin, fout, alpha_format, alpha_code):
+    """``y = cast(x, fout)`` for ``x >= 0``, ``cast(x * alpha, fout)`` (exact product, one
+    cast) for ``x < 0``; ``alpha = alpha_code`` in ``alpha_format``."""
+    return activation("leaky_relu", codes, fin=fin, fout=fout, alpha_format=alpha_format,
+                      alpha_code=alpha_code)
+
+
+def hard_sigmoid(codes, *, fin, fout, **params):
+    """``y = cast(clip(slope * x + offset, 0, 1), fout)``, exact before the cast; ``slope`` and
+    ``offset`` are ``(FixedFormat, code)`` pairs, by default
+    :data:`nnfab.tables.HARD_SIGMOID_SLOPE` (0.2 in ``ufixed<18,0,RND>``) and
+    :data:`~nnfab.tables.HARD_SIGMOID_OFFSET` (0.5)."""
+    return activation("hard_sigmoid", codes, fin=fin, fout=fout, **params)
+
+
+def hard_tanh(codes, *, fin, fout):
+    """``y = cast(clip(x, -1, 1), fout)``."""
+    return activation("hard_tanh", codes, fin=fin, fout=fout)
+
+
+def sigmoid(codes, *, fin, fout, table=None):
+    """``y = cast(table[j], fout)``, ``j = clamp(floor(x_code * 2**e) + N/2, 0, N-1)`` with
+    ``e = table.index_exponent(fin.fraction_width)`` (see :mod:`nnfab.tables`); ``table``
+    defaults to :func:`nnfab.tables.sigmoid_table` ``()``."""
+    return activation("sigmoid", codes, fin=fin, fout=fout, table=table)
+
+
+def tanh(codes, *, fin, fout, table=None):
+    """As :func:`sigmoid`, with a tanh table (default :func:`nnfab.tables.tanh_table` ``()``)."""
+    return activation("tanh", codes, fin=fin, fout=fout, table=table)
+
+
+def _vector_codes(codes, fin):
+    x = as_codes(codes, fin)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"Codes must have shape (batch, n) or (n,), not {x.shape!r}")
+    return x
+
+
+def argmax(codes, *, fin):
+    """Index of the largest code along the last axis, the first one on ties.
+
+    Returns
+    -------
+    ndarray of int64, shape ``codes.shape[:-1]``
+    """
+    check_format(fin, "Input format")
+    x = _vector_codes(codes, fin)
+    return np.argmax(x, axis=-1).astype(np.int64)
+
+
+def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
+    """Look-up-table softmax along the last axis (hls4ml's "stable" implementation, exact).
+
+    With ``x`` the ``n`` input codes of a vector (format ``fin``, fraction width ``F``):
+
+    1. ``m = max(x)``, ``t_i = m - x_i >= 0`` (exact, in ``fin``'s LSB);
+    2. ``k_i = min(floor(t_i * 2**e1), N1 - 1)``, ``e1 = exp_table.index_exponent(F)``;
+       ``E_i = exp_table.codes[k_i]`` (format ``exp_table.table_format``, fraction width Fe);
+    3. ``S = sum(E_i)``, exact;
+    4. ``j = min(floor(S * 2**e2), N2 - 1)``, ``e2 = inv_table.index_exponent(Fe)``;
+       ``r = inv_table.codes[j]`` (format ``inv_table.table_format``);
+    5. ``y_i = cast(E_i * r, fout)`` from the exact product format
+       ``exp_table.table_format.mul_format(inv_table.table_format)``.
+
+    Defaults: :func:`nnfab.tables.exp_table` ``()`` and :func:`nnfab.tables.reciprocal_table`
+    with R the smallest power of two at least ``n``.
+
+    Returns
+    -------
+    ndarray, same shape as ``codes``
+        Raw codes of ``fout``.
+
+    Raises
+    ------
+    ValueError
+        If ``codes`` is not 1- or 2-dimensional, and as :func:`nnfab.tables.check_softmax`.
+    """
+    check_format(fin, "Input format")
+    x = _vector_codes(codes, fin)
+    exp_t, inv_t = check_softmax(n=x.shape[-1], fin=fin, fout=fout, exp_table=exp_table,
+                                 inv_table=inv_table)
+    wide = x.astype(object)
+    t = wide.max(axis=-1, keepdims=True) - wide
+    e1 = exp_t.index_exponent(fin.fraction_width)
+    k = np.minimum(_shift(t, e1), exp_t.table_size - 1).astype(np.int64)
+    exps = np.array(exp_t.codes, dtype=object)[k]
+    total = exps.sum(axis=-1, keepdims=True)
+    e2 = inv_t.index_exponent(exp_t.table_format.fraction_width)
+    j = np.minimum(_shift(total, e2), inv_t.table_size - 1).astype(np.int64)
+    inv = np.array(inv_t.codes, dtype=object)[j]
+    product_format = exp_t.table_format.mul_format(inv_t.table_format)
+    return cast(exps * inv, product_format, fout)
+

@@ -1,0 +1,241 @@
+import gc
+import random
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.sim import Simulator
+
+from nnfab.fixed import FixedFormat, Overflow
+from nnfab.hdl import activations as hw
+from nnfab.hdl.activations import Activation, Argmax, Softmax
+from nnfab.hdl.cast import fixed_shape
+from nnfab.sim.golden import activations as golden
+from nnfab.tables import exp_table, reciprocal_table, sigmoid_table, tanh_table
+
+from ..streams import run_stream
+
+KINDS = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
+         "sigmoid", "tanh"]
+
+
+def formats(width, overflow):
+    """Input and output formats of ``width`` bits: the output has fewer integer bits, so that
+    every overflow mode bites, and a coarser LSB, so that rounding ties occur."""
+    fin = FixedFormat(width, width // 2 + 1)
+    fout = FixedFormat(width, max(1, width // 4), rounding="RND_CONV", overflow=overflow)
+    return fin, fout
+
+
+def params_for(kind, width):
+    if kind == "bounded_relu":
+        return dict(relu_max=1.5)
+    if kind == "leaky_relu":
+        return dict(alpha_format=FixedFormat(6, 0), alpha_code=-11 if width == 4 else 19)
+    if kind == "hard_sigmoid" and width == 16:
+        return dict(slope=(FixedFormat(4, -1, signed=False), 13),
+                    offset=(FixedFormat(4, 1), 3))
+    if kind in ("sigmoid", "tanh"):
+        make = sigmoid_table if kind == "sigmoid" else tanh_table
+        return dict(table=make(table_size=16 if width == 4 else 256,
+                               table_format=FixedFormat(width + 2, 2, rounding="RND"),
+                               input_range=2 if kind == "sigmoid" else 1))
+    return {}
+
+
+def stimulus(fin, fout, n, rng, count, landmarks=(1, 2, 4)):
+    """Edge codes (most negative, most positive, zero, +-1, rounding ties of the cast, the codes
+    around fout's saturation boundaries and around the values +-``landmarks``: clip values and
+    table range ends) then random ones, cut into vectors of ``n``."""
+    edges = {fin.min_code, fin.min_code + 1, fin.max_code, fin.max_code - 1, 0, 1, -1}
+    for value in landmarks:
+        centre = int(Fraction(value) / fin.lsb)
+        edges |= set(range(centre - 2, centre + 3)) | set(range(-centre - 2, -centre + 3))
+    drop = fin.fraction_width - fout.fraction_width
+    if drop > 0:
+        edges |= {(k << drop) + (1 << (drop - 1)) for k in range(-6, 6)}
+    shift = fin.fraction_width - fout.fraction_width
+    for bound in (fout.max_code, fout.min_code):
+        centre = bound << shift if shift >= 0 else bound >> -shift
+        edges |= set(range(centre - 2, centre + 3))
+    codes = sorted(c for c in edges if fin.min_code <= c <= fin.max_code)
+    codes += [rng.randint(fin.min_code, fin.max_code) for _ in range(count * n - len(codes))]
+    codes += [0] * (-len(codes) % n)
+    return np.array(codes, dtype=np.int64).reshape(-1, n)
+
+
+def outputs_array(run):
+    return np.array([[int(v) for v in out] for out in run.outputs], dtype=np.int64)
+
+
+@pytest.mark.parametrize("overflow", list(Overflow), ids=lambda o: o.name)
+@pytest.mark.parametrize("width", [4, 8, 16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_activation_stream_matches_golden(kind, width, overflow):
+    seed = 1000 * width + 10 * KINDS.index(kind) + list(Overflow).index(overflow)
+    rng = random.Random(seed)
+    fin, fout = formats(width, overflow)
+    params = params_for(kind, width)
+    n = 3
+    x = stimulus(fin, fout, n, rng, count=40, landmarks=(1, 1.5, 2, 0.5))
+    dut = Activation(kind=kind, n=n, fin=fin, fout=fout, **params)
+    run = run_stream(dut, x.tolist(), rng=rng, p_idle=0.3, p_stall=0.3)
+    expected = golden.activation(kind, x, fin=fin, fout=fout, **params)
+    assert outputs_array(run).tolist() == expected.tolist(), f"seed {seed}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fusable_function_exhaustive(kind):
+    """Every 8-bit input code through the combinational function."""
+    fin = FixedFormat(8, 3)
+    fout = FixedFormat(6, 1, rounding="RND", overflow="SAT")
+    params = params_for(kind, 8)
+    x = Signal(fixed_shape(fin))
+    y = Signal(fixed_shape(fout))
+    m = Module()
+    m.d.comb += y.eq(getattr(hw, kind)(x, fin=fin, fout=fout, **params))
+    codes = list(range(fin.min_code, fin.max_code + 1))
+    got = []
+
+    async def testbench(ctx):
+        for code in codes:
+            ctx.set(x, code)
+            got.append(ctx.get(y))
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert got == golden.activation(kind, np.array(codes), fin=fin, fout=fout,
+                                    **params).tolist()
+
+
+def test_relu_is_a_multiplexer():
+    fin = FixedFormat(8, 3)
+    text = repr(hw.relu(Signal(signed(8)), fin=fin, fout=fin))
+    assert "*" not in text and "+" not in text
+
+
+@pytest.mark.parametrize("width", [4, 8, 16])
+@pytest.mark.parametrize("n", [1, 5, 8])
+def test_argmax_stream(width, n):
+    seed = 31 * width + n
+    rng = random.Random(seed)
+    fin = FixedFormat(width, 2)
+    x = [[rng.choice([fin.min_code, fin.max_code, 0, rng.randint(fin.min_code, fin.max_code)])
+          for _ in range(n)] for _ in range(80)]
+    x += [[fin.min_code] * n, [fin.max_code] * n]
+    dut = Argmax(n=n, fin=fin)
+    run = run_stream(dut, x, rng=rng, p_idle=0.3, p_stall=0.3)
+    assert run.outputs == golden.argmax(np.array(x), fin=fin).tolist(), f"seed {seed}"
+
+
+@pytest.mark.parametrize("overflow", list(Overflow), ids=lambda o: o.name)
+@pytest.mark.parametrize("width", [4, 8, 16])
+def test_softmax_stream(width, overflow):
+    seed = 77 * width + list(Overflow).index(overflow)
+    rng = random.Random(seed)
+    fin = FixedFormat(width, width // 2)
+    fout = FixedFormat(width, 0 if width > 4 else 1, signed=overflow is Overflow.WRAP,
+                       rounding="RND_CONV", overflow=overflow)
+    exp_t = exp_table(table_size=64 if width == 4 else 256,
+                      table_format=FixedFormat(width + 2, 2, signed=False, rounding="RND"),
+                      input_range=8)
+    inv_t = reciprocal_table(table_size=128, table_format=FixedFormat(width + 2, 2,
+                                                                      rounding="RND",
+                                                                      overflow="SAT"),
+                             input_range=4)
+    n = 4
+    x = stimulus(fin, fout, n, rng, count=50).tolist()
+    x += [[fin.max_code] * n, [fin.min_code] * n, [fin.min_code] * 3 + [fin.max_code]]
+    dut = Softmax(n=n, fin=fin, fout=fout, exp_table=exp_t, inv_table=inv_t)
+    run = run_stream(dut, x, rng=rng, p_idle=0.3, p_stall=0.3)
+    expected = golden.softmax(np.array(x), fin=fin, fout=fout, exp_table=exp_t,
+                              inv_table=inv_t)
+    assert outputs_array(run).tolist() == expected.tolist(), f"seed {seed}"
+
+
+def test_softmax_default_tables():
+    fin, fout = FixedFormat(8, 3), FixedFormat(8, 0, signed=False, rounding="RND",
+                                                   overflow="SAT")
+    rng = random.Random(5)
+    x = [[rng.randint(-128, 127) for _ in range(5)] for _ in range(40)]
+    dut = Softmax(n=5, fin=fin, fout=fout)
+    assert dut.inv_table.input_range == 8 and dut.exp_table.table_size == 1024
+    run = run_stream(dut, x, rng=rng, p_idle=0.2, p_stall=0.2)
+    assert outputs_array(run).tolist() == golden.softmax(np.array(x), fin=fin,
+                                                         fout=fout).tolist()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Activation(kind="relu", n=4, fin=FixedFormat(8, 3), fout=FixedFormat(8, 3)),
+    lambda: Activation(kind="leaky_relu", n=4, fin=FixedFormat(8, 3), fout=FixedFormat(8, 3),
+                       alpha_format=FixedFormat(8, 0), alpha_code=40),
+    lambda: Activation(kind="sigmoid", n=4, fin=FixedFormat(8, 3), fout=FixedFormat(8, 3)),
+    lambda: Argmax(n=6, fin=FixedFormat(8, 3)),
+    lambda: Softmax(n=4, fin=FixedFormat(8, 3), fout=FixedFormat(8, 0, signed=False)),
+], ids=["relu", "leaky_relu", "sigmoid", "argmax", "softmax"])
+def test_latency_and_ii(make):
+    dut = make()
+    rng = random.Random(3)
+    x = [[rng.randint(-128, 127) for _ in range(dut.n)] for _ in range(60)]
+    run = run_stream(dut, x)
+    assert run.first_latency == dut.latency
+    assert set(np.diff(run.accepted_at)) == {dut.initiation_interval} == {1}
+    assert set(np.diff(run.produced_at)) == {1}
+    assert all(p - a == dut.latency for a, p in zip(run.accepted_at, run.produced_at))
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_interfaces_and_repr():
+    fin, fout = FixedFormat(8, 3), FixedFormat(6, 0, signed=False)
+    dut = Activation(kind="bounded_relu", n=3, fin=fin, fout=fout, relu_max=0.75)
+    assert dut.i.payload.shape().elem_shape == signed(8)
+    assert dut.o.payload.shape().elem_shape == unsigned(6)
+    assert dut.o.payload.shape().length == 3
+    assert repr(dut) == ("Activation(kind='bounded_relu', n=3, "
+                         "fin=FixedFormat.parse('fixed<8,3>'), "
+                         "fout=FixedFormat.parse('ufixed<6,0>'), relu_max=0.75)")
+    assert (dut.latency, dut.initiation_interval) == (2, 1)
+    arg = Argmax(n=9, fin=fin)
+    assert arg.o.payload.shape() == unsigned(4)
+    assert repr(arg) == "Argmax(n=9, fin=FixedFormat.parse('fixed<8,3>'))"
+    assert Argmax(n=1, fin=fin).o.payload.shape() == unsigned(1)
+
+
+F8 = FixedFormat(8, 3)
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: Activation(kind="swish", n=2, fin=F8, fout=F8), ValueError,
+     "Activation kind must be one of 'linear', 'relu', 'bounded_relu', 'leaky_relu', "
+     "'hard_sigmoid', 'hard_tanh', 'sigmoid', 'tanh', not 'swish'"),
+    (lambda: Activation(kind="relu", n=0, fin=F8, fout=F8), ValueError,
+     "Number of elements must be a positive integer, not 0"),
+    (lambda: Activation(kind="relu", n=2.0, fin=F8, fout=F8), TypeError,
+     "Number of elements must be an integer, not 2.0"),
+    (lambda: Activation(kind="tanh", n=2, fin=F8, fout=F8, table=sigmoid_table()), ValueError,
+     "Table kind must be 'tanh', not 'sigmoid'"),
+    (lambda: Activation(kind="relu", n=2, fin=F8, fout=F8, relu_max=1), TypeError,
+     "Activation 'relu' does not take parameter 'relu_max'"),
+    (lambda: Argmax(n=-1, fin=F8), ValueError,
+     "Number of elements must be a positive integer, not -1"),
+    (lambda: Argmax(n=3, fin="fixed<8,3>"), TypeError,
+     "Input format must be a FixedFormat, not 'fixed<8,3>'"),
+    (lambda: Softmax(n=3, fin=F8, fout=F8, inv_table=exp_table()), ValueError,
+     "Table kind must be 'reciprocal', not 'exp'"),
+    (lambda: Softmax(n=3, fin=F8, fout=F8, exp_table=exp_table(table_size=48)), ValueError,
+     "Table size must be a power of two, not 48"),
+    (lambda: hw.relu(Signal(8), fin=F8, fout=F8), ValueError,
+     "Value of shape unsigned(8) does not hold codes of fixed<8,3> (expected signed(8))"),
+    (lambda: hw.sigmoid(Signal(signed(8)), fin=F8, fout=F8, table=3), TypeError,
+     "Table must be a LookupTable, not 3"),
+])
+def test_error_messages(call, error, message, recwarn):
+    gc.collect()  # warnings of earlier tests' objects are not this test's
+    recwarn.clear()
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+    gc.collect()
+    assert not [w for w in recwarn if "UnusedElaboratable" in str(w.category)]
