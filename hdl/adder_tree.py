@@ -4,20 +4,27 @@ import math
 
 from amaranth.hdl import C, Signal, Value
 
-__all__ = ["adder_tree_depth", "pipelined_sums"]
+__all__ = ["adder_tree_depth", "register_stages", "pipelined_sums"]
 
 
 def adder_tree_depth(n_terms):
-    """Register levels of a pairwise tree over ``n_terms`` terms: ``ceil(log2(n_terms))``."""
+    """Addition levels of a pairwise tree over ``n_terms`` terms: ``ceil(log2(n_terms))``."""
     return math.ceil(math.log2(n_terms)) if n_terms > 1 else 0
 
 
-def pipelined_sums(m, domain, groups, *, depth, enable, name="tree"):
-    """Reduce each group of terms to its sum through ``depth`` register levels.
+def register_stages(depth, levels_per_stage):
+    """Register stages of a tree of ``depth`` addition levels registered every
+    ``levels_per_stage`` levels (and after the last): ``ceil(depth / levels_per_stage)``."""
+    return -(-depth // levels_per_stage)
 
-    Every level adds terms pairwise (an odd term is carried) and registers the results in
-    ``domain`` when ``enable`` is high, so all sums come out exactly ``depth`` cycles (of
-    enabled clocks) after their terms. Widths grow by one bit per addition, so no sum
+
+def pipelined_sums(m, domain, groups, *, depth, enable, levels_per_stage=1, name="tree"):
+    """Reduce each group of terms to its sum through ``depth`` addition levels.
+
+    Every level adds terms pairwise (an odd term is carried); the results are registered in
+    ``domain``, when ``enable`` is high, after every ``levels_per_stage`` levels and after the
+    last one, so all sums come out exactly ``register_stages(depth, levels_per_stage)`` cycles
+    (of enabled clocks) after their terms. Widths grow by one bit per addition, so no sum
     overflows. An empty group sums to the constant 0.
 
     Parameters
@@ -31,6 +38,8 @@ def pipelined_sums(m, domain, groups, *, depth, enable, name="tree"):
         Register levels; must be at least ``adder_tree_depth`` of the largest group.
     enable : Value
         Pipeline advance (global stall when low).
+    levels_per_stage : int, >= 1
+        Addition levels between registers: fewer flip-flops against a longer path.
 
     Returns
     -------
@@ -46,6 +55,9 @@ def pipelined_sums(m, domain, groups, *, depth, enable, name="tree"):
                 continue
             sums = [group[n] + group[n + 1] if n + 1 < len(group) else group[n]
                     for n in range(0, len(group), 2)]
+            if (level + 1) % levels_per_stage != 0 and level != depth - 1:
+                next_groups.append(sums)
+                continue
             registered = []
             for n, expr in enumerate(sums):
                 reg = Signal(expr.shape(), name=f"{name}_l{level}_{index}_{n}")

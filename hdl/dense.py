@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from nnfab.layers import DenseSpec
 
-from .adder_tree import adder_tree_depth, pipelined_sums
+from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 
@@ -42,6 +42,8 @@ class DenseEngine(wiring.Component):
     multiplier_threshold : int, >= 0
         With R = 1, weights with more CSD digits than this use a multiplier. 0 puts every
         non-zero weight on a multiplier.
+    adder_levels_per_stage : int, >= 1
+        Addition levels of the adder trees between pipeline registers.
 
     Members
     -------
@@ -69,7 +71,8 @@ class DenseEngine(wiring.Component):
         ``multiplier_threshold`` is negative.
     """
 
-    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3):
+    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3,
+                 adder_levels_per_stage=2):
         def reject(error):
             self._MustUse__silence = True  # a rejected design is not an unused one
             raise error
@@ -77,7 +80,8 @@ class DenseEngine(wiring.Component):
         if not isinstance(spec, DenseSpec):
             reject(TypeError(f"Layer must be a DenseSpec, not {spec!r}"))
         for name, value in (("Reuse factor", reuse_factor),
-                            ("Multiplier threshold", multiplier_threshold)):
+                            ("Multiplier threshold", multiplier_threshold),
+                            ("Adder levels per stage", adder_levels_per_stage)):
             if not isinstance(value, int) or isinstance(value, bool):
                 reject(TypeError(f"{name} must be an integer, not {value!r}"))
         if reuse_factor < 1 or spec.n_in % reuse_factor != 0:
@@ -88,6 +92,10 @@ class DenseEngine(wiring.Component):
         if multiplier_threshold < 0:
             reject(ValueError(f"Multiplier threshold must be a non-negative integer, not "
                               f"{multiplier_threshold!r}"))
+        if adder_levels_per_stage < 1:
+            reject(ValueError(f"Adder levels per stage must be a positive integer, not "
+                              f"{adder_levels_per_stage!r}"))
+        self._adder_levels_per_stage = adder_levels_per_stage
         self._spec = spec
         self._reuse_factor = reuse_factor
         self._multiplier_threshold = multiplier_threshold
@@ -102,7 +110,8 @@ class DenseEngine(wiring.Component):
     def __repr__(self):
         return (f"DenseEngine(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
                 f"reuse_factor={self._reuse_factor}, "
-                f"multiplier_threshold={self._multiplier_threshold})")
+                f"multiplier_threshold={self._multiplier_threshold}, "
+                f"adder_levels_per_stage={self._adder_levels_per_stage})")
 
     # -- the elaboration plan (plain Python, also used for reports) ---------------------------
 
@@ -150,10 +159,15 @@ class DenseEngine(wiring.Component):
         return self._spec.n_in // self._reuse_factor
 
     @property
-    def tree_depth(self):
-        """Register levels of the adder trees (of the deepest output)."""
+    def tree_levels(self):
+        """Addition levels of the adder trees (of the deepest output)."""
         return max((adder_tree_depth(self._n_tree_terms(leaves)) for leaves in self._plan),
                    default=0)
+
+    @property
+    def tree_depth(self):
+        """Register stages of the adder trees: ``ceil(tree_levels / adder_levels_per_stage)``."""
+        return register_stages(self.tree_levels, self._adder_levels_per_stage)
 
     @property
     def n_multipliers(self):
@@ -249,7 +263,8 @@ class DenseEngine(wiring.Component):
                     terms.append(requantize(product, src=product_format, dst=acc_format))
             groups.append(terms)
         depth = self.tree_depth
-        sums = pipelined_sums(m, "sync", groups, depth=depth, enable=advance)
+        sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels, enable=advance,
+                              levels_per_stage=self._adder_levels_per_stage)
         tree_valid, tree_first, tree_last = s1_valid, s1_first, s1_last
         for level in range(depth):
             v, f, l = Signal(name=f"tree_valid{level}"), Signal(), Signal()

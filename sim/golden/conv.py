@@ -1,0 +1,108 @@
+"""Golden models of convolution layers (see :mod:`nnfab.conv_layers`): im2col through
+``numpy.lib.stride_tricks`` and integer sums, independent of the hardware's line buffers."""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from nnfab.conv_layers import Conv2DSpec, DepthwiseConv2DSpec
+
+from .activations import activation
+from .cast import as_codes, cast
+from .mac import products_in_accumulator, working_dtype, wrap_to
+
+__all__ = ["pad_frames", "windows", "conv2d_accumulate", "conv2d", "conv1d"]
+
+
+def pad_frames(x, pads, value=0):
+    """Frames ``x`` of shape (batch, H, W, C) padded by ``pads = ((top, bottom), (left,
+    right))`` with the code ``value``."""
+    return np.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),), constant_values=value)
+
+
+def windows(x, spec, pad_value=0):
+    """All windows of frames ``x`` (batch, H, W, C): shape (batch, H_out, W_out, kh, kw, C),
+    window ``(i, j)`` starting at padded row ``i * sh``, column ``j * sw``."""
+    kh, kw = spec.kernel_size
+    sh, sw = spec.strides
+    padded = pad_frames(x, spec.pads, pad_value)
+    view = sliding_window_view(padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    return np.ascontiguousarray(view.transpose(0, 1, 2, 4, 5, 3))
+
+
+def _frames(x, spec):
+    x = as_codes(x, spec.input_format)
+    if x.ndim != 4 or x.shape[1:] != spec.input_shape:
+        raise ValueError(f"Inputs must have shape (batch, {', '.join(map(str, spec.input_shape))}"
+                         f"), not {x.shape}")
+    return x
+
+
+def conv2d_accumulate(x, spec):
+    """Accumulator codes (:attr:`Conv2DSpec.accumulator`) of every output, before the cast.
+
+    Parameters
+    ----------
+    x : array_like of int, shape (batch, H, W, C_in)
+    spec : Conv2DSpec or DepthwiseConv2DSpec
+
+    Returns
+    -------
+    ndarray, shape (batch, H_out, W_out, n_filters)
+    """
+    if not isinstance(spec, Conv2DSpec):
+        raise TypeError(f"Layer must be a Conv2DSpec, not {spec!r}")
+    x = _frames(x, spec)
+    acc = spec.accumulator
+    product = spec.input_format.mul_format(spec.weight_format)
+    extra = spec.n_window.bit_length() + 2
+    dtype = working_dtype(max(product.width, acc.width) + extra)
+    win = windows(x, spec).astype(dtype)
+    w = spec.weights.astype(dtype)
+    if isinstance(spec, DepthwiseConv2DSpec):
+        products = win * w                               # (N, Ho, Wo, kh, kw, C)
+        axes = (3, 4)
+    else:
+        products = win[:, :, :, None] * w                # (N, Ho, Wo, C_out, kh, kw, C_in)
+        axes = (4, 5, 6)
+    if spec.accumulator_format is None:
+        total = products.sum(axis=axes) << (acc.fraction_width - product.fraction_width)
+        if spec.biases is not None:
+            total = total + (spec.biases.astype(dtype)
+                             << (acc.fraction_width - spec.bias_format.fraction_width))
+        return total
+    total = products_in_accumulator(products, product, acc).astype(dtype).sum(axis=axes)
+    if spec.biases is not None:
+        total = total + cast(spec.biases, spec.bias_format, acc).astype(dtype)
+    return wrap_to(total, acc, extra)
+
+
+def conv2d(x, spec):
+    """Golden 2-D (or depthwise) convolution on codes: ``act(cast(conv(x) + b))``.
+
+    Parameters
+    ----------
+    x : array_like of int, shape (batch, H, W, C_in)
+        Raw codes of ``spec.input_format``.
+    spec : Conv2DSpec or DepthwiseConv2DSpec
+
+    Returns
+    -------
+    ndarray, shape (batch, H_out, W_out, n_filters)
+        Raw codes of ``spec.result_format``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``x`` holds non-integers, has the wrong shape or codes out of range.
+    """
+    y = cast(conv2d_accumulate(x, spec), spec.accumulator, spec.output_format)
+    if spec.activation is not None:
+        y = activation(spec.activation, y, fin=spec.output_format, fout=spec.activation_format,
+                       **spec.activation_params)
+    return y
+
+
+def conv1d(x, spec):
+    """Golden 1-D convolution: ``x`` of shape (batch, length, C_in), ``spec`` from
+    :func:`nnfab.conv_layers.Conv1DSpec`; returns (batch, length_out, n_filters)."""
+    return conv2d(np.asarray(x)[:, None], spec)[:, 0]
