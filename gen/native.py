@@ -1,0 +1,302 @@
+"""nnfab's native model format: ``NAME.json`` (architecture and formats) + ``NAME.npz`` (arrays).
+
+Written by hand or by any tool, read without TensorFlow or PyTorch. Example, a quantized MLP::
+
+    {
+      "nnfab_model": 1,
+      "name": "digits-mlp",
+      "input": {"shape": [64], "format": "ufixed<5,1>"},
+      "layers": [
+        {"name": "dense_1", "type": "dense", "weights": "dense_1.weights",
+         "biases": "dense_1.biases", "weight_format": "fixed<8,1>",
+         "bias_format": "fixed<8,2>", "output_format": "fixed<8,4,RND_CONV,SAT>",
+         "accumulator_format": null, "reuse_factor": 1},
+        {"name": "relu_1", "type": "activation", "activation": "relu",
+         "output_format": "ufixed<8,3,RND_CONV,SAT>"},
+        {"name": "dense_2", "type": "dense", "...": "..."},
+        {"name": "softmax", "type": "softmax", "output_format": "ufixed<8,1,RND_CONV,SAT>"},
+        {"name": "argmax", "type": "argmax"}
+      ]
+    }
+
+- ``weights``/``biases`` name arrays in the ``.npz`` beside the JSON (same stem unless
+  ``"arrays"`` names another file). Dense weights have shape (n_out, n_in).
+- With formats, arrays hold raw integer codes of those formats: a *quantized* model. Without
+  ``weight_format``/``output_format`` anywhere and with ``"input": {"shape": ...}`` only, the
+  arrays hold floats: a *float* model, which ``nnfab build`` quantizes with PTQ.
+- Every layer's input format is the previous layer's output format (the model input's for the
+  first). Layer types: ``dense``, ``activation`` (``relu``, ``linear``, ``bounded_relu`` with
+  ``relu_max``, ``leaky_relu`` with ``alpha_format``/``alpha_code``, ``hard_sigmoid``,
+  ``hard_tanh``, ``sigmoid``, ``tanh``), ``batchnorm`` (float models: ``gamma``, ``beta``,
+  ``mean``, ``variance``, ``epsilon``), ``softmax``, ``argmax``.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
+from nnfab.fixed import FixedFormat
+from nnfab.layers import DenseSpec
+
+from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatDense,
+                          FloatModel, FloatSoftmax)
+from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
+
+__all__ = ["FORMAT_VERSION", "is_native", "load_native", "save_native"]
+
+FORMAT_VERSION = 1
+_LAYER_TYPES = ("dense", "activation", "batchnorm", "softmax", "argmax")
+
+
+def is_native(path):
+    """Whether ``path`` is a native model JSON file (looks at its content, not its name)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return '"nnfab_model"' in head
+
+
+def _format(text, where):
+    if text is None:
+        return None
+    try:
+        return FixedFormat.parse(text)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{where}: {exc}") from None
+
+
+def _array(arrays, entry, key, where, *, required=True):
+    name = entry.get(key)
+    if name is None:
+        if required:
+            raise ModelError(f"{where}: {key!r} is missing")
+        return None
+    if name not in arrays:
+        raise ModelError(f"{where}: array {name!r} is not in the .npz file (it holds "
+                         f"{', '.join(sorted(arrays)) or 'no arrays'})")
+    return arrays[name]
+
+
+def _int_codes(array, fmt, where, what):
+    array = np.asarray(array)
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)):
+            raise FormatError(f"{where}: {what} contain {array[~np.isfinite(array)].flat[0]!r}")
+        if np.any(array != np.round(array)):
+            bad = array[array != np.round(array)].flat[0]
+            raise FormatError(f"{where}: {what} code {bad!r} is not an integer (a quantized "
+                              f"model stores raw integer codes of {fmt})")
+        array = array.astype(np.int64)
+    elif array.dtype.kind not in "iu":
+        raise FormatError(f"{where}: {what} must be integer codes, not {array.dtype}")
+    bad = (array < fmt.min_code) | (array > fmt.max_code)
+    if np.any(bad):
+        code = int(array[bad].flat[0])
+        raise FormatError(f"{where}: {what[:-1]} {float(code * fmt.lsb)!r} (code {code}) does "
+                          f"not fit {fmt} (range {float(fmt.min_value)!r} to "
+                          f"{float(fmt.max_value)!r})")
+    return array
+
+
+def _read(json_path):
+    json_path = Path(json_path)
+    try:
+        text = json_path.read_text()
+    except OSError as exc:
+        raise ModelError(f"Cannot read model file {str(json_path)!r}: {exc.strerror}") from None
+    if not text.strip():
+        raise ModelError(f"Model file {str(json_path)!r} is empty")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"Model file {str(json_path)!r} is not valid JSON: {exc.msg} at line "
+                         f"{exc.lineno}") from None
+    if not isinstance(doc, dict) or doc.get("nnfab_model") != FORMAT_VERSION:
+        raise ModelError(f"Model file {str(json_path)!r} is not an nnfab model of format "
+                         f"version {FORMAT_VERSION} (missing \"nnfab_model\": {FORMAT_VERSION})")
+    arrays_path = json_path.parent / doc.get("arrays", json_path.with_suffix(".npz").name)
+    arrays = {}
+    if arrays_path.exists():
+        try:
+            with np.load(arrays_path, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise ModelError(f"Array file {str(arrays_path)!r} is not a valid .npz: "
+                             f"{exc}") from None
+    return doc, arrays
+
+
+def load_native(json_path):
+    """Read a native model: a :class:`~nnfab.gen.ir.Model` when it has formats, else a
+    :class:`~nnfab.gen.float_model.FloatModel`.
+
+    Raises
+    ------
+    ModelError
+        For unreadable, empty, malformed or inconsistent files (the message names the file or
+        layer and the offending value).
+    """
+    doc, arrays = _read(json_path)
+    name = doc.get("name") or Path(json_path).stem
+    model_input = doc.get("input") or {}
+    shape = model_input.get("shape")
+    if not shape:
+        raise ModelError(f"Model {name!r}: \"input\": {{\"shape\": ...}} is missing")
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ModelError(f"Model {name!r} has no layers")
+    for entry in layers:
+        if not isinstance(entry, dict) or "name" not in entry or "type" not in entry:
+            raise ModelError(f"Model {name!r}: every layer needs a \"name\" and a \"type\", "
+                             f"not {entry!r}")
+        if entry["type"] not in _LAYER_TYPES:
+            raise UnsupportedLayerError(
+                f"Layer {entry['name']!r}: unknown layer type {entry['type']!r}; nnfab "
+                f"supports {', '.join(_LAYER_TYPES)}")
+    input_format = _format(model_input.get("format"), f"Model {name!r} input")
+    if input_format is None:
+        return _float_model(name, shape, layers, arrays)
+    return _quantized_model(name, shape, input_format, layers, arrays)
+
+
+def _float_model(name, shape, entries, arrays):
+    layers = []
+    for entry in entries:
+        where, kind = f"Layer {entry['name']!r}", entry["type"]
+        if kind == "dense":
+            layers.append(FloatDense(entry["name"], _array(arrays, entry, "weights", where),
+                                     _array(arrays, entry, "biases", where, required=False)))
+        elif kind == "activation":
+            layers.append(FloatActivation(entry["name"], entry.get("activation", "linear")))
+        elif kind == "batchnorm":
+            layers.append(FloatBatchNorm(
+                entry["name"], *(_array(arrays, entry, key, where)
+                                 for key in ("gamma", "beta", "mean", "variance")),
+                epsilon=float(entry.get("epsilon", 1e-3))))
+        elif kind == "softmax":
+            layers.append(FloatSoftmax(entry["name"]))
+        else:
+            layers.append(FloatArgmax(entry["name"]))
+    return FloatModel(name, shape, tuple(layers))
+
+
+def _quantized_model(name, shape, input_format, entries, arrays):
+    layers, fmt, current_shape = [], input_format, tuple(shape)
+    for entry in entries:
+        where, kind = f"Layer {entry['name']!r}", entry["type"]
+        out_fmt = _format(entry.get("output_format"), where)
+        if kind == "dense":
+            w_fmt = _format(entry.get("weight_format"), where)
+            b_fmt = _format(entry.get("bias_format"), where)
+            if w_fmt is None or out_fmt is None:
+                raise FormatError(f"{where}: a quantized dense layer needs \"weight_format\" "
+                                  f"and \"output_format\"")
+            weights = _int_codes(_array(arrays, entry, "weights", where), w_fmt, where,
+                                 "weights")
+            biases = _array(arrays, entry, "biases", where, required=False)
+            if biases is not None:
+                if b_fmt is None:
+                    raise FormatError(f"{where}: biases need a \"bias_format\"")
+                biases = _int_codes(biases, b_fmt, where, "biases")
+            if weights.ndim != 2 or weights.shape[1:] != current_shape:
+                raise ModelError(f"{where}: weights of shape {weights.shape} do not take "
+                                 f"inputs of shape {current_shape} (expected (n_out, "
+                                 f"{current_shape[0] if current_shape else '?'}))")
+            try:
+                spec = DenseSpec(weights, biases, fmt, w_fmt, out_fmt, bias_format=b_fmt,
+                                 accumulator_format=_format(entry.get("accumulator_format"),
+                                                            where))
+            except (TypeError, ValueError) as exc:
+                raise ModelError(f"{where}: {exc}") from None
+            layer = DenseLayer(entry["name"], spec=spec,
+                               reuse_factor=int(entry.get("reuse_factor", 1)))
+        elif kind == "activation":
+            params = dict(entry.get("params", {}))
+            if "alpha_format" in params:
+                params["alpha_format"] = _format(params["alpha_format"], where)
+            layer = ActivationLayer(entry["name"], function=entry.get("activation", "linear"),
+                                    shape=current_shape, fin=fmt, fout=out_fmt, params=params)
+        elif kind == "softmax":
+            layer = SoftmaxLayer(entry["name"], n=current_shape[-1], fin=fmt, fout=out_fmt)
+        elif kind == "argmax":
+            layer = ArgmaxLayer(entry["name"], n=current_shape[-1], fin=fmt)
+        else:
+            raise UnsupportedLayerError(f"{where}: a {kind!r} layer must be folded before "
+                                        f"quantization; give a float model instead")
+        layers.append(layer)
+        fmt, current_shape = layer.output_format, tuple(layer.output_shape)
+    return Model(name, tuple(shape), input_format, tuple(layers))
+
+
+def save_native(model, json_path):
+    """Write ``model`` (a :class:`~nnfab.gen.ir.Model` or a
+    :class:`~nnfab.gen.float_model.FloatModel`) as ``json_path`` and the ``.npz`` beside it.
+    Files are written whole or not at all."""
+    json_path = Path(json_path)
+    arrays, entries = {}, []
+    quantized = isinstance(model, Model)
+    for layer in model.layers:
+        entry = {"name": layer.name, "type": layer.kind}
+        if layer.kind == "dense":
+            spec = layer.spec if quantized else layer
+            arrays[f"{layer.name}.weights"] = np.asarray(spec.weights,
+                                                         dtype=np.int64 if quantized else None)
+            entry["weights"] = f"{layer.name}.weights"
+            if spec.biases is not None:
+                arrays[f"{layer.name}.biases"] = np.asarray(spec.biases,
+                                                            dtype=np.int64 if quantized else None)
+                entry["biases"] = f"{layer.name}.biases"
+            if quantized:
+                entry.update(weight_format=str(spec.weight_format),
+                             bias_format=str(spec.bias_format) if spec.bias_format else None,
+                             output_format=str(spec.output_format),
+                             accumulator_format=str(spec.accumulator_format)
+                             if spec.accumulator_format else None,
+                             reuse_factor=layer.reuse_factor)
+        elif layer.kind == "activation":
+            entry["activation"] = layer.function
+            if quantized:
+                entry["output_format"] = str(layer.fout)
+                if layer.params:
+                    entry["params"] = {k: (str(v) if isinstance(v, FixedFormat) else v)
+                                       for k, v in layer.params.items()}
+        elif layer.kind == "batchnorm":
+            for key in ("gamma", "beta", "mean", "variance"):
+                arrays[f"{layer.name}.{key}"] = getattr(layer, key)
+                entry[key] = f"{layer.name}.{key}"
+            entry["epsilon"] = layer.epsilon
+        elif layer.kind == "softmax" and quantized:
+            entry["output_format"] = str(layer.fout)
+        entries.append(entry)
+    doc = {"nnfab_model": FORMAT_VERSION, "name": model.name,
+           "input": {"shape": list(model.input_shape)}, "layers": entries}
+    if quantized:
+        doc["input"]["format"] = str(model.input_format)
+    _write_atomically(json_path, json.dumps(doc, indent=2) + "\n", arrays)
+
+
+def _write_atomically(json_path, text, arrays):
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    npz_path = json_path.with_suffix(".npz")
+    fd, tmp_npz = tempfile.mkstemp(dir=json_path.parent, suffix=".npz")
+    os.close(fd)
+    fd, tmp_json = tempfile.mkstemp(dir=json_path.parent, suffix=".json")
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp_npz, **arrays)
+        Path(tmp_json).write_text(text)
+        for tmp in (tmp_npz, tmp_json):
+            os.chmod(tmp, 0o644)
+        os.replace(tmp_npz, npz_path)
+        os.replace(tmp_json, json_path)
+    finally:
+        for tmp in (tmp_npz, tmp_json):
+            if os.path.exists(tmp):
+                os.remove(tmp)

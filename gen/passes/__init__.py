@@ -1,0 +1,11 @@
+"""Model passes: one transformation per module, each an object with ``apply(model) ->
+(model, changed)`` (the pass interface of FINN's transformations)."""
+
+from .base import Pass, run_passes
+from .fold_batchnorm import FoldBatchNorm
+from .prune import PruneWeights
+from .reuse import ChooseReuseFactors
+from .validate import Validate
+
+__all__ = ["Pass", "run_passes", "FoldBatchNorm", "PruneWeights", "ChooseReuseFactors",
+           "Validate"]

@@ -1,0 +1,196 @@
+"""Post-training quantization: a float model and sample inputs to the quantized IR.
+
+Formats are powers of two (no scale factors): every tensor gets ``fixed<B, I>`` with the bit
+budget ``B`` and the fewest integer bits ``I`` that hold the tensor's largest magnitude, as
+hls4ml's profiling-based precision choice does. Weights and biases are taken per layer from the
+values themselves; activations (each layer's output) from the float forward pass over the
+calibration inputs. Rounding to nearest (``RND_CONV``) and saturation on every cast keep the
+error small; the report compares the float model with the quantized golden model.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnfab.errors import ModelError, UnsupportedLayerError
+from nnfab.fixed import FixedFormat
+from nnfab.layers import DenseSpec
+from nnfab.sim.golden.cast import quantize, to_float
+from nnfab.sim.golden.network import run_network
+
+from .float_model import FloatModel
+from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
+from .passes import FoldBatchNorm
+
+__all__ = ["PTQConfig", "integer_bits_for", "quantize_model", "PTQReport", "compare"]
+
+
+@dataclass(frozen=True)
+class PTQConfig:
+    """Bit budgets of post-training quantization.
+
+    Parameters
+    ----------
+    weight_bits, bias_bits, activation_bits : int
+        Total bits of weights, biases and every layer output.
+    rounding, overflow : str
+        Modes of every output cast (the storage formats of weights and biases are TRN/WRAP;
+        their values are rounded to nearest when quantized).
+    headroom_bits : int
+        Extra integer bits on calibrated activation formats, for inputs beyond the
+        calibration set.
+    """
+
+    weight_bits: int = 8
+    bias_bits: int = 8
+    activation_bits: int = 8
+    rounding: str = "RND_CONV"
+    overflow: str = "SAT"
+    headroom_bits: int = 0
+
+    def __post_init__(self):
+        for name in ("weight_bits", "bias_bits", "activation_bits"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 2 <= value <= 32:
+                raise ValueError(f"{name.replace('_', ' ').capitalize()} must be an integer "
+                                 f"from 2 to 32, not {value!r}")
+
+
+def integer_bits_for(max_abs, *, signed=True):
+    """Fewest integer bits ``I`` (sign included) so that ``fixed<W,I>`` reaches ``max_abs``
+    (up to one LSB below the next power of two)."""
+    if max_abs <= 0:
+        return 1 if signed else 0
+    return math.floor(math.log2(max_abs)) + 1 + (1 if signed else 0)
+
+
+def _format_for(values, bits, *, signed=True, headroom=0, **modes):
+    max_abs = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    integer = integer_bits_for(max_abs, signed=signed) + headroom
+    return FixedFormat(bits, integer, signed=signed, **modes)
+
+
+def _codes(values, fmt):
+    """Round ``values`` to nearest into ``fmt``, saturating, as codes of ``fmt``."""
+    return quantize(values, fmt.replace(rounding="RND_CONV", overflow="SAT"))
+
+
+def quantize_model(float_model, calibration, *, input_format, config=PTQConfig(),
+                   reuse_factor=1):
+    """Quantize ``float_model`` into the IR.
+
+    Parameters
+    ----------
+    float_model : FloatModel
+    calibration : ndarray of float, shape (n, *input_shape)
+        Representative inputs; they set every activation format.
+    input_format : FixedFormat
+        Format of the network's input codes.
+    config : PTQConfig
+    reuse_factor : int
+        Initial reuse factor of every dense layer (see
+        :class:`~nnfab.gen.passes.ChooseReuseFactors` to refine it).
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For a layer kind PTQ cannot quantize (a batch normalization not after a dense layer).
+    """
+    if not isinstance(float_model, FloatModel):
+        raise TypeError(f"Model must be a FloatModel, not {float_model!r}")
+    float_model, _ = FoldBatchNorm().apply(float_model)
+    calibration = np.asarray(calibration, dtype=np.float64)
+    # Calibrate on what the hardware sees: inputs rounded into the input format.
+    x = to_float(_codes(calibration, input_format), input_format)
+    trace = float_model.forward(x, trace=True)
+    modes = dict(rounding=config.rounding, overflow=config.overflow)
+    layers, fmt, shape = [], input_format, float_model.input_shape
+    for layer in float_model.layers:
+        out = trace[layer.name]
+        if layer.kind == "dense":
+            w_fmt = _format_for(layer.weights, config.weight_bits)
+            b_fmt = _format_for(layer.biases, config.bias_bits) if layer.biases is not None \
+                else None
+            out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits,
+                                  **modes)
+            spec = DenseSpec(_codes(layer.weights, w_fmt), None if b_fmt is None else
+                             _codes(layer.biases, b_fmt), fmt, w_fmt.replace(), out_fmt,
+                             bias_format=b_fmt)
+            new = DenseLayer(layer.name, spec=spec, reuse_factor=_fit_reuse(reuse_factor,
+                                                                             spec.n_in))
+        elif layer.kind == "activation":
+            unsigned = layer.function in ("relu", "sigmoid", "hard_sigmoid")
+            if layer.function == "linear":
+                out_fmt = fmt
+            elif layer.function in ("sigmoid", "hard_sigmoid"):
+                out_fmt = FixedFormat(config.activation_bits, 1, signed=False, **modes)
+            elif layer.function in ("tanh", "hard_tanh"):
+                out_fmt = FixedFormat(config.activation_bits, 2, **modes)
+            else:
+                out_fmt = _format_for(out, config.activation_bits, signed=not unsigned,
+                                      headroom=config.headroom_bits, **modes)
+            new = ActivationLayer(layer.name, function=layer.function, shape=shape, fin=fmt,
+                                  fout=out_fmt)
+        elif layer.kind == "softmax":
+            new = SoftmaxLayer(layer.name, n=shape[-1], fin=fmt,
+                               fout=FixedFormat(config.activation_bits, 1, signed=False,
+                                                **modes))
+        elif layer.kind == "argmax":
+            new = ArgmaxLayer(layer.name, n=shape[-1], fin=fmt)
+        else:
+            raise UnsupportedLayerError(f"Layer {layer.name!r}: PTQ cannot quantize a "
+                                        f"{layer.kind!r} layer here")
+        layers.append(new)
+        fmt, shape = new.output_format, new.output_shape
+    return Model(float_model.name, float_model.input_shape, input_format, tuple(layers))
+
+
+def _fit_reuse(reuse_factor, n_in):
+    return max(r for r in range(1, n_in + 1) if n_in % r == 0 and r <= reuse_factor)
+
+
+@dataclass(frozen=True)
+class PTQReport:
+    """Float model versus quantized golden model on the same inputs."""
+
+    n_samples: int
+    float_accuracy: float | None
+    quantized_accuracy: float | None
+    agreement: float
+    max_abs_error: float
+
+    def lines(self):
+        lines = [f"samples: {self.n_samples}",
+                 f"top-1 agreement float vs quantized: {self.agreement:.2%}",
+                 f"max |float - quantized| output: {self.max_abs_error:.4g}"]
+        if self.float_accuracy is not None:
+            lines += [f"accuracy float: {self.float_accuracy:.2%}",
+                      f"accuracy quantized: {self.quantized_accuracy:.2%}"]
+        return lines
+
+
+def compare(float_model, model, x, labels=None):
+    """Run both models on float inputs ``x`` and compare their outputs (the last layer before
+    an argmax is compared; classes are the argmax of the outputs)."""
+    if model.layers[-1].kind == "argmax":
+        body = model.replace_layers(model.layers[:-1]) if len(model.layers) > 1 else model
+        float_body = float_model.replace_layers(
+            [layer for layer in float_model.layers if layer.kind != "argmax"])
+    else:
+        body, float_body = model, float_model
+    codes = _codes(x, model.input_format)
+    quantized = to_float(run_network(body, codes), body.output_format)
+    reference = float_body.forward(to_float(codes, model.input_format))
+    q_class, f_class = np.argmax(quantized, axis=-1), np.argmax(reference, axis=-1)
+    return PTQReport(
+        n_samples=len(x),
+        float_accuracy=None if labels is None else float(np.mean(f_class == labels)),
+        quantized_accuracy=None if labels is None else float(np.mean(q_class == labels)),
+        agreement=float(np.mean(q_class == f_class)),
+        max_abs_error=float(np.max(np.abs(quantized - reference))),
+    )
