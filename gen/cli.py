@@ -79,9 +79,12 @@ def doctor():
 
 
 def _register_commands():
+    from .commands import build_command, examples_command, report_command, verify_command
     from .train import train_command
 
-    main.add_command(train_command)
+    for command in (build_command, verify_command, examples_command, report_command,
+                    train_command):
+        main.add_command(command)
 
 
 _register_commands()

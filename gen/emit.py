@@ -145,6 +145,7 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None):
     text = verilog.convert(network, name=manifest["top"], emit_src=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    os.chmod(staging, 0o755)
     try:
         say("writing files")
         (staging / manifest["verilog"]).write_text(text)

@@ -1,0 +1,217 @@
+"""``nnfab build``, ``verify``, ``examples`` and ``report``: the generator's command line."""
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from nnfab.errors import NnfabError
+
+__all__ = ["build_command", "verify_command", "examples_command", "report_command"]
+
+console = Console(highlight=False)
+
+
+def _fail(exc):
+    raise click.ClickException(str(exc)) from None
+
+
+def _model_options(function):
+    """Options every command that takes a model shares."""
+    options = [
+        click.argument("model", required=False, type=click.Path(dir_okay=True)),
+        click.option("--example", help="A bundled example instead of MODEL (see `nnfab "
+                                       "examples`)."),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+                     help="Weights file of a Keras .json model (default NAME_weights.h5)."),
+        click.option("--reuse-factor", type=int, default=None,
+                     help="Reuse factor of every dense layer (largest divisor of n_in up to it)."),
+        click.option("--max-multipliers", type=int, default=None,
+                     help="Choose each layer's reuse factor to use at most this many "
+                          "multipliers."),
+        click.option("--precision", type=int, default=None,
+                     help="Bits of weights, biases and activations when quantizing a float "
+                          "model (PTQ); default 8 (16 for the input)."),
+        click.option("--input-format", default=None,
+                     help="Input format for PTQ of a float model, e.g. 'fixed<16,6>'."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format):
+    """The model to build (a LoadedModel) from the command line's choices."""
+    from nnfab.fixed import FixedFormat
+
+    from .examples import example as find_example
+    from .load import LoadedModel, load_model
+    from .native import load_native
+    from .passes import ChooseReuseFactors, Validate, run_passes
+    from .ptq import PTQConfig
+
+    if (model is None) == (example is None):
+        raise click.UsageError("Give a MODEL file or --example NAME (one of them)")
+    if model is not None and Path(model).is_dir():
+        model = Path(model) / "model.json"  # a build folder
+    if example is not None:
+        found = find_example(example)
+        loaded = LoadedModel(load_native(found.path), load_native(found.float_path),
+                             source=f"example {example}")
+    else:
+        config = PTQConfig(weight_bits=precision, bias_bits=precision,
+                           activation_bits=precision) if precision else None
+        fmt = FixedFormat.parse(input_format) if input_format else None
+        loaded = load_model(model, weights=weights, ptq_config=config, input_format=fmt)
+    passes = [Validate()]
+    if reuse_factor is not None or max_multipliers is not None:
+        passes.append(ChooseReuseFactors(reuse_factor=reuse_factor,
+                                         max_multipliers=max_multipliers))
+    loaded.model, _ = run_passes(loaded.model, passes)
+    return loaded
+
+
+@click.command("build")
+@_model_options
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False),
+              help="Output folder (default: build/NAME).")
+def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
+                  input_format, output):
+    """Turn MODEL into Verilog, a manifest and a report."""
+    from .emit import build_outputs
+
+    started = time.perf_counter()
+    try:
+        with console.status("loading model") as status:
+            loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
+                           input_format)
+            out = Path(output) if output else Path("build") / loaded.model.name
+            result = build_outputs(loaded.model, out, progress=status.update)
+    except (NnfabError, ValueError, TypeError) as exc:
+        _fail(exc)
+    manifest = result.manifest
+    _print_layers(manifest)
+    console.print(f"Wrote {result.verilog_path}, {out / 'manifest.json'}, {out / 'report.md'} "
+                  f"in {time.perf_counter() - started:.1f} s")
+
+
+def _print_layers(manifest):
+    table = Table(title=f"{manifest['name']}: latency {manifest['latency']} cycles, II "
+                        f"{manifest['initiation_interval']}")
+    for column in ("layer", "kind", "out shape", "output format", "reuse", "multipliers",
+                   "latency"):
+        table.add_column(column)
+    for row in manifest["layers"]:
+        table.add_row(row["name"], row.get("function", row["kind"]), str(row["output_shape"]),
+                      row["output_format"], str(row.get("reuse_factor", "")),
+                      str(row["multipliers"]), str(row["latency"]))
+    console.print(table)
+
+
+@click.command("verify")
+@_model_options
+@click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
+              help="Inputs as a .npy of values, shape (n, *input_shape).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False),
+              help="Class labels for --inputs, a .npy of shape (n,).")
+@click.option("--dataset", type=click.Choice(["digits"]),
+              help="A bundled labelled data set (held-out split).")
+@click.option("--count", type=int, default=None, help="Use the first N inputs.")
+@click.option("--random", "n_random", type=int, default=None,
+              help="N seeded random N(0, 1.5) inputs (default 1,000 when no inputs are given).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stall", type=float, default=0.1, show_default=True,
+              help="Chance per cycle that the output is not ready (after a full-rate warm-up).")
+def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
+                   input_format, inputs, labels, dataset, count, n_random, seed, stall):
+    """Prove MODEL's Verilog bit-exact against the golden model on Verilator."""
+    from .datasets import load_dataset
+    from .examples import EXAMPLES
+    from .verify import verify
+
+    try:
+        with console.status("loading model") as status:
+            loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
+                           input_format)
+            m = loaded.model
+            y = None
+            if dataset is None and inputs is None and example is not None and n_random is None:
+                dataset = EXAMPLES[example].dataset
+            if inputs is not None:
+                x = np.load(inputs)
+                y = np.load(labels) if labels else None
+            elif dataset is not None:
+                x, y = load_dataset(dataset, "test", image=len(m.input_shape) == 3)
+            else:
+                rng = np.random.default_rng(seed)
+                x = rng.normal(0.0, 1.5, (n_random or 1000, *m.input_shape))
+            if tuple(x.shape[1:]) != tuple(m.input_shape):
+                raise NnfabError(f"Inputs of shape {x.shape} do not fit model input shape "
+                                 f"{m.input_shape}; expected (n, "
+                                 f"{', '.join(map(str, m.input_shape))})")
+            if count is not None:
+                x, y = x[:count], (y[:count] if y is not None else None)
+            result = verify(m, x, labels=y, float_model=loaded.float_model, seed=seed,
+                            p_stall=stall, progress=status.update)
+    except (NnfabError, ValueError, TypeError) as exc:
+        _fail(exc)
+    _print_verify(m, result)
+    if not result.passed:
+        raise SystemExit(1)
+
+
+def _print_verify(model, result):
+    console.print(f"[bold]{model.name}[/bold]: {result.n_vectors} vectors tried")
+    console.print(f"{result.n_mismatches} mismatches")
+    for index, expected, got in result.first_mismatches:
+        console.print(f"  vector {index}: expected {expected}, got {got}")
+    if result.accuracy:
+        parts = [f"{name} {value:.2%}" for name, value in result.accuracy.items()]
+        console.print("accuracy: " + ", ".join(parts))
+    console.print(f"latency: {result.measured_latency} cycles measured, {result.latency} "
+                  f"expected; initiation interval: {result.measured_initiation_interval} "
+                  f"measured, {result.initiation_interval} expected")
+    console.print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in result.seconds.items())
+                  + (" (cached build)" if result.build_cached else ""))
+    total, passed, failed = result.cocotb_tests
+    console.print(f"cocotb: {passed} passed, {failed} failed of {total}")
+    console.print("[green]PASS[/green]" if result.passed else "[red]FAIL[/red]")
+
+
+@click.command("examples")
+def examples_command():
+    """List the bundled example models."""
+    from .examples import EXAMPLES
+
+    table = Table(title="nnfab examples")
+    table.add_column("name")
+    table.add_column("data set")
+    table.add_column("model")
+    for example in EXAMPLES.values():
+        if example.path.exists():
+            table.add_row(example.name, example.dataset, example.description)
+    console.print(table)
+
+
+@click.command("report")
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False))
+def report_command(build_dir):
+    """Show the report of a build folder."""
+    manifest_path = Path(build_dir) / "manifest.json"
+    if not manifest_path.exists():
+        raise click.ClickException(f"{build_dir} is not an nnfab build folder (no "
+                                   f"manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
+    _print_layers(manifest)
+    for side in ("input", "output"):
+        d = manifest[side]
+        console.print(f"{side}: {d['shape']} of {d['format']}, {d['payload_width']}-bit "
+                      f"payload on {d['payload']}, {d['transfers_per_inference']} transfer(s) "
+                      f"per inference")
+    board = Path(build_dir) / "report.json"
+    if board.exists():
+        console.print_json(board.read_text())

@@ -1,0 +1,92 @@
+"""Loading a model file of any supported kind, detected by content, into the IR."""
+
+from pathlib import Path
+
+import numpy as np
+
+from nnfab.errors import ModelError
+
+from .float_model import FloatModel
+from .native import is_native, load_native
+
+__all__ = ["LoadedModel", "load_model", "detect_kind"]
+
+
+class LoadedModel:
+    """A model as the CLI works with it: the quantized IR and, when known, its float origin."""
+
+    def __init__(self, model, float_model=None, source=None):
+        self.model = model
+        self.float_model = float_model
+        self.source = source
+
+
+def detect_kind(path):
+    """``"native"``, ``"keras-json"``, ``"hdf5"`` or ``"onnx"`` from a file's content.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, empty or of no known kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"Model file {str(path)!r} does not exist")
+    with open(path, "rb") as file:
+        head = file.read(4096)
+    if not head:
+        raise ModelError(f"Model file {str(path)!r} is empty")
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    text = head.decode("utf-8", errors="replace").lstrip()
+    if text.startswith("{"):
+        if '"nnfab_model"' in text:
+            return "native"
+        if '"class_name"' in text or '"config"' in text:
+            return "keras-json"
+        raise ModelError(f"Model file {str(path)!r} is JSON but neither an nnfab model "
+                         f"(\"nnfab_model\") nor a Keras model (\"class_name\")")
+    if path.suffix == ".onnx" or head[:1] == b"\x08":
+        return "onnx"
+    raise ModelError(f"Model file {str(path)!r} is of no known kind (nnfab reads its native "
+                     f".json+.npz, Keras .json+.h5 and .h5, ONNX and QONNX)")
+
+
+def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_config=None,
+               reuse_factor=1):
+    """Read ``path`` into a :class:`LoadedModel`; float models are quantized with PTQ.
+
+    Parameters
+    ----------
+    weights : path, optional
+        The weights file of a Keras ``.json`` model (default: ``NAME_weights.h5`` beside it).
+    calibration : ndarray, optional
+        PTQ calibration inputs (float models only); default: 1,000 seeded N(0, 1) vectors.
+    input_format : FixedFormat, optional
+        Input format for PTQ (default ``fixed<16,6>``).
+
+    Raises
+    ------
+    ModelError
+        As the importer of the file's kind.
+    """
+    from nnfab.fixed import FixedFormat
+
+    from .ptq import PTQConfig, quantize_model
+
+    kind = detect_kind(path)
+    if kind == "native":
+        loaded = load_native(path)
+    else:
+        from . import importers
+
+        loaded = importers.load(path, kind=kind, weights=weights)
+    if isinstance(loaded, FloatModel):
+        if calibration is None:
+            rng = np.random.default_rng(0)
+            calibration = rng.normal(0.0, 1.0, (1000, *loaded.input_shape))
+        model = quantize_model(loaded, calibration,
+                               input_format=input_format or FixedFormat(16, 6),
+                               config=ptq_config or PTQConfig(), reuse_factor=reuse_factor)
+        return LoadedModel(model, loaded, source=str(path))
+    return LoadedModel(loaded, None, source=str(path))
