@@ -57,7 +57,8 @@ class Network(wiring.Component):
     ----------
     latency : int
         Cycles from the first transfer of an input to its first output: the sum of the
-        engines' latencies.
+        engines' latencies when every layer takes whole vectors; measured in Amaranth's
+        simulator (:func:`nnfab.gen.timing.simulate_timing`) once a layer streams pixels.
     initiation_interval : int
         Cycles between inputs at full rate: the largest engine II.
     engines : list of (layer, engine)
@@ -65,8 +66,15 @@ class Network(wiring.Component):
 
     def __init__(self, model, *, multiplier_threshold=3):
         self._model = model
+        self._multiplier_threshold = multiplier_threshold
+        self._timing = None
         self._engines = [(layer, engine_for(layer, multiplier_threshold=multiplier_threshold))
                          for layer in model.layers]
+        # A network is often made only to read its figures (reports, manifests): not being
+        # elaborated is then no mistake worth a warning.
+        self._MustUse__silence = True
+        for _, engine in self._engines:
+            engine._MustUse__silence = True
         first, last = self._engines[0][1], self._engines[-1][1]
         super().__init__({"i": first.signature.members["i"],
                           "o": last.signature.members["o"]})
@@ -80,7 +88,28 @@ class Network(wiring.Component):
         return list(self._engines)
 
     @property
+    def streams_pixels(self):
+        """Whether some layer takes ``(H, W, C)`` frames one pixel per transfer."""
+        return any(len(layer.input_shape) == 3 for layer in self._model.layers)
+
+    @property
+    def timing(self):
+        """``latency`` and ``cycles_per_inference`` from a simulation of one inference."""
+        if self._timing is None:
+            from .timing import simulate_timing
+
+            model = self._model
+            lanes_in, lanes_out = model.input_shape[-1], model.output_shape[-1]
+            self._timing = simulate_timing(
+                Network(model, multiplier_threshold=self._multiplier_threshold),
+                input_transfers=model.n_inputs // lanes_in,
+                output_transfers=model.n_outputs // lanes_out)
+        return self._timing
+
+    @property
     def latency(self):
+        if self.streams_pixels:
+            return self.timing["latency"]
         return sum(engine.latency for _, engine in self._engines)
 
     @property

@@ -80,6 +80,7 @@ def manifest_of(model, network):
         "output": _stream_description([model.output_format] * out_lanes, model.output_shape,
                                       model.n_outputs // out_lanes, "o"),
         "latency": network.latency,
+        "latency_source": "simulated" if network.streams_pixels else "sum of layers",
         "initiation_interval": network.initiation_interval,
         "layers": layers,
     }

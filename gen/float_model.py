@@ -13,7 +13,7 @@ import numpy as np
 from nnfab.errors import ModelError, ShapeError
 
 __all__ = ["FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax", "FloatArgmax",
-           "FloatModel", "FLOAT_ACTIVATIONS"]
+           "FloatConv2D", "FloatPool", "FloatFlatten", "FloatModel", "FLOAT_ACTIVATIONS"]
 
 FLOAT_ACTIVATIONS = {
     "linear": lambda x: x,
@@ -31,7 +31,7 @@ def _float_array(values, name, what, ndim):
         raise ShapeError(f"Layer {name!r}: {what} must be a non-empty {ndim}-dimensional "
                          f"array, not of shape {array.shape}")
     if not np.all(np.isfinite(array)):
-        bad = array[~np.isfinite(array)].flat[0]
+        bad = float(array[~np.isfinite(array)].flat[0])
         raise ModelError(f"Layer {name!r}: {what} contain {bad!r}; every value must be finite")
     return array
 
@@ -142,6 +142,110 @@ class FloatArgmax:
 
     def forward(self, x):
         return np.argmax(x, axis=-1)[:, None].astype(np.float64)
+
+
+def _same_pads(size, kernel, stride):
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pads(shape, kernel, strides, padding):
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    return _same_pads(shape[0], kernel[0], strides[0]), _same_pads(shape[1], kernel[1],
+                                                                   strides[1])
+
+
+def _windows(x, kernel, strides, pads, pad_value=0.0):
+    """(batch, Ho, Wo, kh, kw, C) windows of channels-last frames."""
+    x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=pad_value)
+    win = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=(1, 2))
+    win = win[:, ::strides[0], ::strides[1]]  # (batch, Ho, Wo, C, kh, kw)
+    return np.moveaxis(win, 3, -1)
+
+
+@dataclass(frozen=True, eq=False)
+class FloatConv2D:
+    """2-D convolution, channels-last; ``weights`` of shape (n_filters, kh, kw, C_in)."""
+
+    kind: ClassVar[str] = "conv2d"
+    name: str
+    weights: np.ndarray
+    biases: np.ndarray | None = None
+    strides: tuple = (1, 1)
+    padding: str = "valid"
+
+    def __post_init__(self):
+        object.__setattr__(self, "weights", _float_array(self.weights, self.name, "weights", 4))
+        if self.biases is not None:
+            object.__setattr__(self, "biases", _float_array(self.biases, self.name, "biases", 1))
+        object.__setattr__(self, "strides", tuple(self.strides))
+        if self.padding not in ("valid", "same"):
+            raise ModelError(f"Layer {self.name!r}: padding must be 'valid' or 'same', not "
+                             f"{self.padding!r}")
+
+    @property
+    def kernel(self):
+        return self.weights.shape[1:3]
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3 or input_shape[2] != self.weights.shape[3]:
+            raise ShapeError(f"Layer {self.name!r}: expects (H, W, {self.weights.shape[3]}) "
+                             f"frames, not {tuple(input_shape)}")
+        pads = _pads(input_shape, self.kernel, self.strides, self.padding)
+        h = (input_shape[0] + sum(pads[0]) - self.kernel[0]) // self.strides[0] + 1
+        w = (input_shape[1] + sum(pads[1]) - self.kernel[1]) // self.strides[1] + 1
+        if h < 1 or w < 1:
+            raise ShapeError(f"Layer {self.name!r}: kernel {self.kernel} is larger than the "
+                             f"padded input {tuple(input_shape)}")
+        return (h, w, self.weights.shape[0])
+
+    def forward(self, x):
+        pads = _pads(x.shape[1:], self.kernel, self.strides, self.padding)
+        win = _windows(x, self.kernel, self.strides, pads)
+        y = np.einsum("bhwijc,fijc->bhwf", win, self.weights)
+        return y + self.biases if self.biases is not None else y
+
+
+@dataclass(frozen=True, eq=False)
+class FloatPool:
+    """Max or average pooling, channels-last."""
+
+    kind: ClassVar[str] = "pool"
+    name: str
+    pool: str = "max"
+    pool_size: tuple = (2, 2)
+    strides: tuple | None = None
+    padding: str = "valid"
+
+    def __post_init__(self):
+        object.__setattr__(self, "pool_size", tuple(self.pool_size))
+        object.__setattr__(self, "strides", tuple(self.strides or self.pool_size))
+
+    def output_shape(self, input_shape):
+        pads = _pads(input_shape, self.pool_size, self.strides, self.padding)
+        return ((input_shape[0] + sum(pads[0]) - self.pool_size[0]) // self.strides[0] + 1,
+                (input_shape[1] + sum(pads[1]) - self.pool_size[1]) // self.strides[1] + 1,
+                input_shape[2])
+
+    def forward(self, x):
+        pads = _pads(x.shape[1:], self.pool_size, self.strides, self.padding)
+        win = _windows(x, self.pool_size, self.strides, pads,
+                       pad_value=-np.inf if self.pool == "max" else 0.0)
+        return win.max(axis=(3, 4)) if self.pool == "max" else win.mean(axis=(3, 4))
+
+
+@dataclass(frozen=True, eq=False)
+class FloatFlatten:
+    kind: ClassVar[str] = "flatten"
+    name: str
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,18 +39,21 @@ from pathlib import Path
 
 import numpy as np
 
+from nnfab.conv_layers import Conv2DSpec, PoolSpec
 from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.layers import DenseSpec
 
-from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatDense,
-                          FloatModel, FloatSoftmax)
+from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatConv2D,
+                          FloatDense, FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
+from .ir_conv import Conv2DLayer, FlattenLayer, PoolLayer
 
 __all__ = ["FORMAT_VERSION", "is_native", "load_native", "save_native"]
 
 FORMAT_VERSION = 1
-_LAYER_TYPES = ("dense", "activation", "batchnorm", "softmax", "argmax")
+_LAYER_TYPES = ("dense", "conv2d", "pool", "flatten", "activation", "batchnorm", "softmax",
+                "argmax")
 
 
 def is_native(path):
@@ -88,7 +91,8 @@ def _int_codes(array, fmt, where, what):
     array = np.asarray(array)
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)):
-            raise FormatError(f"{where}: {what} contain {array[~np.isfinite(array)].flat[0]!r}")
+            bad = float(array[~np.isfinite(array)].flat[0])
+            raise FormatError(f"{where}: {what} contain {bad!r}; every value must be finite")
         if np.any(array != np.round(array)):
             bad = array[array != np.round(array)].flat[0]
             raise FormatError(f"{where}: {what} code {bad!r} is not an integer (a quantized "
@@ -182,6 +186,17 @@ def _float_model(name, shape, entries, arrays):
                 epsilon=float(entry.get("epsilon", 1e-3))))
         elif kind == "softmax":
             layers.append(FloatSoftmax(entry["name"]))
+        elif kind == "conv2d":
+            layers.append(FloatConv2D(entry["name"], _array(arrays, entry, "weights", where),
+                                      _array(arrays, entry, "biases", where, required=False),
+                                      strides=tuple(entry.get("strides", (1, 1))),
+                                      padding=entry.get("padding", "valid")))
+        elif kind == "pool":
+            layers.append(FloatPool(entry["name"], entry.get("pool", "max"),
+                                    tuple(entry.get("pool_size", (2, 2))),
+                                    entry.get("strides"), entry.get("padding", "valid")))
+        elif kind == "flatten":
+            layers.append(FloatFlatten(entry["name"]))
         else:
             layers.append(FloatArgmax(entry["name"]))
     return FloatModel(name, shape, tuple(layers))
@@ -227,6 +242,35 @@ def _quantized_model(name, shape, input_format, entries, arrays):
             layer = SoftmaxLayer(entry["name"], n=current_shape[-1], fin=fmt, fout=out_fmt)
         elif kind == "argmax":
             layer = ArgmaxLayer(entry["name"], n=current_shape[-1], fin=fmt)
+        elif kind == "conv2d":
+            w_fmt = _format(entry.get("weight_format"), where)
+            b_fmt = _format(entry.get("bias_format"), where)
+            weights = _int_codes(_array(arrays, entry, "weights", where), w_fmt, where,
+                                 "weights")
+            biases = _array(arrays, entry, "biases", where, required=False)
+            if biases is not None:
+                biases = _int_codes(biases, b_fmt, where, "biases")
+            try:
+                spec = Conv2DSpec(weights, biases, current_shape, fmt, w_fmt, out_fmt,
+                                  strides=tuple(entry.get("strides", (1, 1))),
+                                  padding=entry.get("padding", "valid"), bias_format=b_fmt,
+                                  accumulator_format=_format(entry.get("accumulator_format"),
+                                                             where))
+            except (TypeError, ValueError) as exc:
+                raise ModelError(f"{where}: {exc}") from None
+            layer = Conv2DLayer(entry["name"], spec=spec,
+                                reuse_factor=int(entry.get("reuse_factor", 1)))
+        elif kind == "pool":
+            try:
+                spec = PoolSpec(entry.get("pool", "max"), current_shape,
+                                tuple(entry.get("pool_size", (2, 2))), fmt, out_fmt or fmt,
+                                strides=entry.get("strides") and tuple(entry["strides"]),
+                                padding=entry.get("padding", "valid"))
+            except (TypeError, ValueError) as exc:
+                raise ModelError(f"{where}: {exc}") from None
+            layer = PoolLayer(entry["name"], spec=spec)
+        elif kind == "flatten":
+            layer = FlattenLayer(entry["name"], shape=current_shape, fmt=fmt)
         else:
             raise UnsupportedLayerError(f"{where}: a {kind!r} layer must be folded before "
                                         f"quantization; give a float model instead")
@@ -244,7 +288,7 @@ def save_native(model, json_path):
     quantized = isinstance(model, Model)
     for layer in model.layers:
         entry = {"name": layer.name, "type": layer.kind}
-        if layer.kind == "dense":
+        if layer.kind in ("dense", "conv2d"):
             spec = layer.spec if quantized else layer
             arrays[f"{layer.name}.weights"] = np.asarray(spec.weights,
                                                          dtype=np.int64 if quantized else None)
@@ -260,6 +304,19 @@ def save_native(model, json_path):
                              accumulator_format=str(spec.accumulator_format)
                              if spec.accumulator_format else None,
                              reuse_factor=layer.reuse_factor)
+            if layer.kind == "conv2d":
+                entry.update(strides=list(spec.strides) if not isinstance(spec.strides, int)
+                             else [spec.strides] * 2, padding=spec.padding)
+        elif layer.kind == "pool":
+            spec = layer.spec if quantized else layer
+            entry.update(pool=spec.kind if quantized else spec.pool,
+                         pool_size=list(spec.pool_size) if not isinstance(spec.pool_size, int)
+                         else [spec.pool_size] * 2,
+                         strides=None if spec.strides is None else
+                         (list(spec.strides) if not isinstance(spec.strides, int)
+                          else [spec.strides] * 2), padding=spec.padding)
+            if quantized:
+                entry["output_format"] = str(spec.output_format)
         elif layer.kind == "activation":
             entry["activation"] = layer.function
             if quantized:

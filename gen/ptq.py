@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnfab.errors import ModelError, UnsupportedLayerError
+from nnfab.conv_layers import Conv2DSpec, PoolSpec
+from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.cast import quantize, to_float
@@ -21,6 +22,7 @@ from nnfab.sim.golden.network import run_network
 
 from .float_model import FloatModel
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
+from .ir_conv import Conv2DLayer, FlattenLayer, PoolLayer
 from .passes import FoldBatchNorm
 
 __all__ = ["PTQConfig", "integer_bits_for", "quantize_model", "PTQReport", "compare"]
@@ -119,7 +121,7 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
             out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits,
                                   **modes)
             spec = DenseSpec(_codes(layer.weights, w_fmt), None if b_fmt is None else
-                             _codes(layer.biases, b_fmt), fmt, w_fmt.replace(), out_fmt,
+                             _codes(layer.biases, b_fmt), fmt, w_fmt, out_fmt,
                              bias_format=b_fmt)
             new = DenseLayer(layer.name, spec=spec, reuse_factor=_fit_reuse(reuse_factor,
                                                                              spec.n_in))
@@ -142,6 +144,24 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
                                                 **modes))
         elif layer.kind == "argmax":
             new = ArgmaxLayer(layer.name, n=shape[-1], fin=fmt)
+        elif layer.kind == "conv2d":
+            w_fmt = _format_for(layer.weights, config.weight_bits)
+            b_fmt = _format_for(layer.biases, config.bias_bits) if layer.biases is not None \
+                else None
+            out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits,
+                                  **modes)
+            spec = Conv2DSpec(_codes(layer.weights, w_fmt), None if b_fmt is None else
+                              _codes(layer.biases, b_fmt), shape, fmt, w_fmt, out_fmt,
+                              strides=layer.strides, padding=layer.padding, bias_format=b_fmt)
+            new = Conv2DLayer(layer.name, spec=spec,
+                              reuse_factor=_fit_reuse(reuse_factor, spec.n_window))
+        elif layer.kind == "pool":
+            out_fmt = fmt if layer.pool == "max" else fmt.replace(**modes)
+            new = PoolLayer(layer.name, spec=PoolSpec(layer.pool, shape, layer.pool_size, fmt,
+                                                      out_fmt, strides=layer.strides,
+                                                      padding=layer.padding))
+        elif layer.kind == "flatten":
+            new = FlattenLayer(layer.name, shape=shape, fmt=fmt)
         else:
             raise UnsupportedLayerError(f"Layer {layer.name!r}: PTQ cannot quantize a "
                                         f"{layer.kind!r} layer here")

@@ -11,6 +11,7 @@ import collections
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -99,6 +100,18 @@ def default_cache_dir():
     return Path.home() / ".cache" / "nnfab" / "verilator"
 
 
+def _prune_build_folder(folder, keep):
+    """Delete what only the compiler needed (sources, objects, precompiled headers: about
+    100 MB for a large design), keeping the simulator binary and the build log."""
+    for path in Path(folder).iterdir():
+        if path.name in keep or path.name.startswith("."):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 class _CachedVerilator(cocotb_test.simulator.Verilator):
     """cocotb-test's Verilator runner, with the build skipped when a completed build exists.
 
@@ -185,7 +198,8 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
             self._lines.append(text)
             if self._log_file is not None:
                 self._log_file.write(text + "\n")
-            self.logger.log(level, text)
+            # Everything is in the log file; failures quote its tail in their message.
+            self.logger.debug(text)
 
     def output_tail(self, n_lines=_LOG_TAIL_LINES):
         return "\n".join(list(self._lines)[-n_lines:])
@@ -216,6 +230,7 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
                 f"last lines of its output (full log in {str(sim_dir / 'build.log')!r}):\n"
                 f"{self.output_tail()}") from None
         self.built = True
+        _prune_build_folder(sim_dir, keep={self.toplevel_module, "build.log"})
         self.marker_path.write_text(json.dumps({
             "toplevel": self.toplevel_module,
             "build_seconds": round(time.perf_counter() - started, 3),
@@ -391,6 +406,7 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
                 testcase=testcase,
                 plus_args=plus_args,
             )
+            sim.logger.setLevel(logging.WARNING)  # cocotb-test sets INFO: keep consoles quiet
             try:
                 sim.run()
             except SystemExit:

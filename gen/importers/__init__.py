@@ -1,0 +1,46 @@
+"""Importers of the model files users already have, by source format.
+
+- :mod:`.keras`: Keras and QKeras (``.json`` + ``_weights.h5``, whole-model ``.h5``);
+- :mod:`.hgq`: HGQ proxy models (``FixedPointQuantizer`` layers) in ``.h5``;
+- :mod:`.onnx`: float ONNX;
+- :mod:`.qonnx`: QONNX (``Quant``, ``BipolarQuant``, ``Trunc``) with power-of-two scales.
+
+:func:`load` dispatches on the kind that :func:`nnfab.gen.load.detect_kind` found.
+"""
+
+from nnfab.errors import ModelError
+
+__all__ = ["load"]
+
+
+def load(path, *, kind, weights=None, input_format=None):
+    """Read ``path`` of ``kind`` (``"keras-json"``, ``"hdf5"`` or ``"onnx"``).
+
+    Parameters
+    ----------
+    weights : path, optional
+        Weights file of a Keras ``.json`` model (default ``NAME_weights.h5`` beside it).
+    input_format : FixedFormat, optional
+        Input format of a quantized Keras model (default ``fixed<16,6>``).
+
+    Returns
+    -------
+    FloatModel or Model
+        A float model (to be quantized by PTQ) or a quantized IR model.
+
+    Raises
+    ------
+    ModelError
+        For unreadable or inconsistent files; :class:`~nnfab.errors.UnsupportedLayerError`
+        for layers and settings that nnfab does not import, naming the layer.
+    """
+    if kind in ("keras-json", "hdf5"):
+        from .keras import load_keras
+
+        return load_keras(path, weights=weights, input_format=input_format)
+    if kind == "onnx":
+        from .onnx import load_onnx_any
+
+        return load_onnx_any(path)
+    raise ModelError(f"Model file {str(path)!r}: no importer for kind {kind!r} (nnfab imports "
+                     f"keras-json, hdf5 and onnx)")

@@ -1,0 +1,100 @@
+"""IR layer of per-element requantization (HGQ's ``FixedPointQuantizer``)."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from nnfab.errors import FormatError, ModelError
+from nnfab.fixed import FixedFormat
+
+from .ir import Layer
+
+__all__ = ["QuantizeLayer", "common_format"]
+
+
+def common_format(formats, *, rounding="TRN", overflow="WRAP"):
+    """The narrowest format holding every value of every format in ``formats`` exactly (None
+    entries, zero-bit lanes, are skipped; all None gives ``ufixed<1,0>``)."""
+    formats = [f for f in formats if f is not None]
+    if not formats:
+        return FixedFormat(1, 0, signed=False, rounding=rounding, overflow=overflow)
+    signed = any(f.signed for f in formats)
+    fraction = max(f.fraction_width for f in formats)
+    integer = max(f.integer_width + (1 if signed and not f.signed else 0) for f in formats)
+    return FixedFormat(max(integer + fraction, 1), integer, signed=signed, rounding=rounding,
+                       overflow=overflow)
+
+
+@dataclass(frozen=True)
+class QuantizeLayer(Layer):
+    """Lane ``j`` (last axis) cast from ``fin`` to its own format ``formats[j]`` (None: zero
+    bits, always 0), held exactly in the common format ``fout`` (default
+    :func:`common_format`). Golden model :func:`nnfab.sim.golden.quantize.quantize_lanes`,
+    engine :class:`nnfab.hdl.quantize.LaneQuantizer` (latency 1, II 1).
+
+    Raises
+    ------
+    ModelError
+        If the formats do not match the shape's last axis.
+    FormatError
+        If a lane format does not fit ``fout``.
+    """
+
+    kind: ClassVar[str] = "quantize"
+    shape: tuple = ()
+    fin: FixedFormat = None
+    formats: tuple = ()
+    fout: FixedFormat = None
+
+    def __post_init__(self):
+        from nnfab.sim.golden.quantize import check_lane_formats
+
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        object.__setattr__(self, "formats", tuple(self.formats))
+        if not self.shape or len(self.formats) != self.shape[-1]:
+            raise ModelError(f"Layer {self.name!r}: {len(self.formats)} lane formats for shape "
+                             f"{self.shape}; give one per element of the last axis")
+        if not isinstance(self.fin, FixedFormat):
+            raise ModelError(f"Layer {self.name!r}: input format must be a FixedFormat, not "
+                             f"{self.fin!r}")
+        if self.fout is None:
+            object.__setattr__(self, "fout", common_format(self.formats))
+        try:
+            check_lane_formats(self.formats, self.fout)
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"Layer {self.name!r}: {exc}") from None
+
+    @property
+    def input_shape(self):
+        return self.shape
+
+    @property
+    def output_shape(self):
+        return self.shape
+
+    @property
+    def input_format(self):
+        return self.fin
+
+    @property
+    def output_format(self):
+        return self.fout
+
+    def describe(self):
+        n_zero = sum(f is None for f in self.formats)
+        return (f"per-element requantize to {len(set(self.formats) - {None})} formats "
+                f"({n_zero} zero-bit lanes), out {self.fout}")
+
+    def golden(self, x):
+        from nnfab.sim.golden.quantize import quantize_lanes
+
+        return quantize_lanes(x, fin=self.fin, formats=self.formats, fout=self.fout)
+
+    def engine(self):
+        from nnfab.hdl.quantize import LaneQuantizer
+
+        if len(self.shape) != 1:
+            from nnfab.errors import UnsupportedLayerError
+
+            raise UnsupportedLayerError(f"Layer {self.name!r}: per-element requantize of shape "
+                                        f"{self.shape} has no engine; only of vectors")
+        return LaneQuantizer(fin=self.fin, formats=self.formats, fout=self.fout)

@@ -1,0 +1,356 @@
+"""Quantized fully connected layer with its weights in a block-RAM ROM, at any reuse factor."""
+
+import math
+
+from amaranth.hdl import Array, Const, Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from nnfab.layers import DenseSpec
+
+from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
+from .cast import fixed_shape, requantize
+
+__all__ = ["DenseRomEngine", "rom_reuse_factors"]
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def rom_reuse_factors(n_in, n_out):
+    """Reuse factors :class:`DenseRomEngine` accepts for a layer of ``n_in`` inputs and
+    ``n_out`` outputs: every product of a divisor of ``n_in`` and a divisor of ``n_out``."""
+    return sorted({a * b for a in _divisors(n_in) for b in _divisors(n_out)})
+
+
+def _split_reuse(n_in, n_out, reuse_factor):
+    """``(n_chunks, outputs_per_pe)`` of a reuse factor: the most input folding first."""
+    for n_chunks in reversed(_divisors(n_in)):
+        if reuse_factor % n_chunks == 0 and n_out % (reuse_factor // n_chunks) == 0:
+            return n_chunks, reuse_factor // n_chunks
+    return None
+
+
+class DenseRomEngine(wiring.Component):
+    """Fully connected layer ``y = cast(W @ x + b)`` whose weights are read from a ROM.
+
+    Same arithmetic, stream contract and golden model (:func:`nnfab.sim.golden.dense.dense`)
+    as :class:`~nnfab.hdl.dense.DenseEngine`, but the weights are not elaborated into logic:
+    they sit in one :class:`amaranth.lib.memory.Memory` ROM (synchronous read, ``R`` entries,
+    one word per beat holding the weights of every multiplier), which synthesis maps to block
+    RAM (iCE40 EBR, ECP5 DP16KD) or, when small, to LUTs. This is what makes large layers fit
+    small FPGAs: the logic is only the multipliers, the adder trees and the accumulators.
+
+    Structure. The reuse factor ``R = n_chunks * outputs_per_pe`` folds the layer twice: the
+    input vector is split into ``n_chunks`` chunks of ``chunk_size = n_in / n_chunks``
+    elements, and each of the ``n_pe = n_out / outputs_per_pe`` processing elements (PE)
+    computes ``outputs_per_pe`` outputs one after the other (PE ``p`` computes outputs
+    ``p * outputs_per_pe + s``). Every beat each PE multiplies one chunk by its weights
+    (``chunk_size`` multipliers per PE), sums the products in a pipelined adder tree and adds
+    the sum to its accumulator (the first chunk of an output adds the bias). The input vector
+    is held in a rotating register; the next input is accepted during the last beat. The
+    decomposition takes the most input folding: ``n_chunks`` is the largest divisor of
+    ``n_in`` such that ``R / n_chunks`` divides ``n_out``, so ``R`` dividing ``n_in`` gives
+    the structure of :class:`~nnfab.hdl.dense.DenseEngine` (all outputs in parallel). Zero
+    weights are not pruned (they are ROM contents).
+
+    Parameters
+    ----------
+    spec : DenseSpec
+        Weights, biases and formats.
+    reuse_factor : int, >= 1
+        Products per multiplier per input vector: a divisor of ``n_in`` times a divisor of
+        ``n_out`` (see :func:`rom_reuse_factors`). The initiation interval equals it.
+    adder_levels_per_stage : int, >= 1
+        Addition levels of the adder trees between pipeline registers.
+
+    Members
+    -------
+    i : ``In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format), n_in)))``
+    o : ``Out(stream.Signature(data.ArrayLayout(fixed_shape(spec.output_format), n_out)))``
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from an accepted input vector to its output being valid:
+        ``R + tree_depth + 4``.
+    initiation_interval : int
+        Cycles between accepted input vectors at full rate: R.
+    n_multipliers : int
+        ``n_pe * chunk_size = n_in * n_out / R``.
+    rom_depth, rom_width : int
+        Entries (R) and bits per entry (``n_multipliers * weight width``) of the weight ROM.
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is not a DenseSpec, or a parameter is not an integer.
+    ValueError
+        If ``reuse_factor`` is not a product of a divisor of ``n_in`` and a divisor of
+        ``n_out``, or ``adder_levels_per_stage`` is not positive.
+    """
+
+    def __init__(self, spec, *, reuse_factor=1, adder_levels_per_stage=2):
+        def reject(error):
+            self._MustUse__silence = True  # a rejected design is not an unused one
+            raise error
+
+        if not isinstance(spec, DenseSpec):
+            reject(TypeError(f"Layer must be a DenseSpec, not {spec!r}"))
+        for name, value in (("Reuse factor", reuse_factor),
+                            ("Adder levels per stage", adder_levels_per_stage)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                reject(TypeError(f"{name} must be an integer, not {value!r}"))
+        split = _split_reuse(spec.n_in, spec.n_out, reuse_factor) if reuse_factor >= 1 else None
+        if split is None:
+            valid = rom_reuse_factors(spec.n_in, spec.n_out)
+            reject(ValueError(
+                f"Reuse factor must be a divisor of n_in {spec.n_in} times a divisor of n_out "
+                f"{spec.n_out} (one of {', '.join(map(str, valid))}), not {reuse_factor!r}"))
+        if adder_levels_per_stage < 1:
+            reject(ValueError(f"Adder levels per stage must be a positive integer, not "
+                              f"{adder_levels_per_stage!r}"))
+        self._spec = spec
+        self._reuse_factor = reuse_factor
+        self._adder_levels_per_stage = adder_levels_per_stage
+        self._n_chunks, self._outputs_per_pe = split
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format),
+                                                      spec.n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(fixed_shape(spec.output_format),
+                                                       spec.n_out))),
+        })
+
+    def __repr__(self):
+        return (f"DenseRomEngine(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
+                f"reuse_factor={self._reuse_factor}, "
+                f"adder_levels_per_stage={self._adder_levels_per_stage})")
+
+    @property
+    def spec(self):
+        return self._spec
+
+    @property
+    def reuse_factor(self):
+        return self._reuse_factor
+
+    @property
+    def n_chunks(self):
+        return self._n_chunks
+
+    @property
+    def outputs_per_pe(self):
+        return self._outputs_per_pe
+
+    @property
+    def chunk_size(self):
+        """Input elements each PE multiplies per beat: ``n_in / n_chunks``."""
+        return self._spec.n_in // self._n_chunks
+
+    @property
+    def n_pe(self):
+        """Processing elements: ``n_out / outputs_per_pe``."""
+        return self._spec.n_out // self._outputs_per_pe
+
+    @property
+    def n_multipliers(self):
+        return self.n_pe * self.chunk_size
+
+    @property
+    def n_shift_add_terms(self):
+        return 0
+
+    @property
+    def rom_depth(self):
+        return self._reuse_factor
+
+    @property
+    def rom_width(self):
+        return self.n_multipliers * self._spec.weight_format.width
+
+    @property
+    def tree_levels(self):
+        return adder_tree_depth(self.chunk_size)
+
+    @property
+    def tree_depth(self):
+        return register_stages(self.tree_levels, self._adder_levels_per_stage)
+
+    @property
+    def latency(self):
+        return self._reuse_factor + self.tree_depth + 4
+
+    @property
+    def initiation_interval(self):
+        return self._reuse_factor
+
+    # -- ROM contents ----------------------------------------------------------------------------
+
+    def _rom_init(self):
+        """One word per beat ``b = slot * n_chunks + chunk``: lane ``p * chunk_size + k`` holds
+        the bit pattern of ``W[p * outputs_per_pe + slot, chunk * chunk_size + k]``."""
+        spec, fmt = self._spec, self._spec.weight_format
+        words = []
+        for b in range(self._reuse_factor):
+            slot, c = divmod(b, self._n_chunks)
+            word, offset = 0, 0
+            for p in range(self.n_pe):
+                j = p * self._outputs_per_pe + slot
+                for k in range(self.chunk_size):
+                    word |= fmt.code_to_bits(int(spec.weights[j, c * self.chunk_size + k])) \
+                        << offset
+                    offset += fmt.width
+            words.append(word)
+        return words
+
+    # -- hardware ------------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        spec, r = self._spec, self._reuse_factor
+        n_chunks, ops, chunk, n_pe = (self._n_chunks, self._outputs_per_pe, self.chunk_size,
+                                      self.n_pe)
+        in_shape = fixed_shape(spec.input_format)
+        w_shape = fixed_shape(spec.weight_format)
+        w_width = spec.weight_format.width
+        acc_format, product_format = spec.accumulator, spec.product_format
+
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+
+        # Sequencer: beat b = slot * n_chunks + chunk over a rotating copy of the input.
+        x_reg = [Signal(in_shape, name=f"x_reg{n}") for n in range(spec.n_in)]
+        busy = Signal()
+        beat = Signal(range(max(r, 2)))
+        chunk_index = Signal(range(max(n_chunks, 2)))
+        slot = Signal(range(max(ops, 2)))
+        final = Signal()
+        m.d.comb += [
+            final.eq(beat == r - 1),
+            self.i.ready.eq(advance & (~busy | final)),
+        ]
+        with m.If(advance):
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [x_reg[n].eq(self.i.payload[n]) for n in range(spec.n_in)]
+                m.d.sync += [busy.eq(1), beat.eq(0), chunk_index.eq(0), slot.eq(0)]
+            with m.Elif(busy):
+                m.d.sync += [x_reg[n].eq(x_reg[(n + chunk) % spec.n_in])
+                             for n in range(spec.n_in)]
+                m.d.sync += beat.eq(beat + 1)
+                with m.If(chunk_index == n_chunks - 1):
+                    m.d.sync += [chunk_index.eq(0), slot.eq(slot + 1)]
+                with m.Else():
+                    m.d.sync += chunk_index.eq(chunk_index + 1)
+                with m.If(final):
+                    m.d.sync += busy.eq(0)
+
+        # The weight ROM, read with the beat's address; its data arrives with stage 1.
+        rom = Memory(shape=unsigned(self.rom_width), depth=r, init=self._rom_init())
+        m.submodules.weight_rom = rom
+        rom_read = rom.read_port(domain="sync")
+        m.d.comb += [rom_read.addr.eq(beat), rom_read.en.eq(advance)]
+
+        # Stage 1: the chunk and the beat's flags.
+        s1_valid, s1_first, s1_last, s1_final = Signal(), Signal(), Signal(), Signal()
+        s1_slot = Signal.like(slot)
+        s1_x = [Signal(in_shape, name=f"s1_x{k}") for k in range(chunk)]
+        with m.If(advance):
+            m.d.sync += [s1_valid.eq(busy), s1_first.eq(chunk_index == 0),
+                         s1_last.eq(chunk_index == n_chunks - 1), s1_final.eq(final),
+                         s1_slot.eq(slot)]
+            m.d.sync += [s1_x[k].eq(x_reg[k]) for k in range(chunk)]
+
+        # Stage 2: registered products (multiplier blocks with output registers).
+        s2_valid, s2_first, s2_last, s2_final = Signal(), Signal(), Signal(), Signal()
+        s2_slot = Signal.like(slot)
+        if spec.exact_accumulation:
+            term_shape = fixed_shape(product_format)
+        else:
+            term_shape = fixed_shape(acc_format)
+        groups = []
+        with m.If(advance):
+            m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
+                         s2_final.eq(s1_final), s2_slot.eq(s1_slot)]
+        for p in range(n_pe):
+            terms = []
+            for k in range(chunk):
+                lane = p * chunk + k
+                weight = rom_read.data[lane * w_width:(lane + 1) * w_width].as_signed() \
+                    if w_shape.signed else rom_read.data[lane * w_width:(lane + 1) * w_width]
+                product = s1_x[k] * weight
+                if not spec.exact_accumulation:
+                    product = requantize(product, src=product_format, dst=acc_format)
+                term = Signal(term_shape, name=f"product_{p}_{k}")
+                with m.If(advance):
+                    m.d.sync += term.eq(product)
+                terms.append(term)
+            groups.append(terms)
+
+        # Adder trees.
+        sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels, enable=advance,
+                              levels_per_stage=self._adder_levels_per_stage)
+        tree_valid, tree_first, tree_last, tree_final = s2_valid, s2_first, s2_last, s2_final
+        tree_slot = s2_slot
+        for level in range(self.tree_depth):
+            v, f, l, fin = Signal(name=f"tree_valid{level}"), Signal(), Signal(), Signal()
+            s = Signal.like(slot)
+            with m.If(advance):
+                m.d.sync += [v.eq(tree_valid), f.eq(tree_first), l.eq(tree_last),
+                             fin.eq(tree_final), s.eq(tree_slot)]
+            tree_valid, tree_first, tree_last, tree_final, tree_slot = v, f, l, fin, s
+
+        # Accumulators: chunk sums plus the bias of the output the PE is computing.
+        acc_shape = fixed_shape(acc_format)
+        accs = [Signal(acc_shape, name=f"acc{p}") for p in range(n_pe)]
+        acc_done, acc_final = Signal(), Signal()
+        acc_slot = Signal.like(slot)
+        if spec.exact_accumulation:
+            align = acc_format.fraction_width - product_format.fraction_width
+            chunk_sums = [s << align for s in sums]
+        else:
+            chunk_sums = sums
+        with m.If(advance):
+            m.d.sync += [acc_done.eq(tree_valid & tree_last), acc_final.eq(tree_final),
+                         acc_slot.eq(tree_slot)]
+            with m.If(tree_valid):
+                for p in range(n_pe):
+                    biases = [self._bias_in_accumulator(p * ops + s) for s in range(ops)]
+                    bias = biases[0] if ops == 1 else Array(biases)[tree_slot]
+                    with m.If(tree_first):
+                        m.d.sync += accs[p].eq(chunk_sums[p] + bias)
+                    with m.Else():
+                        m.d.sync += accs[p].eq(chunk_sums[p] + accs[p])
+
+        # Output cast into the result registers, which are the output payload.
+        out_shape = fixed_shape(spec.output_format)
+        results = [Signal(out_shape, name=f"y{j}") for j in range(spec.n_out)]
+        m.d.comb += [self.o.payload[j].eq(results[j]) for j in range(spec.n_out)]
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(acc_done & acc_final)
+            with m.If(acc_done):
+                for p in range(n_pe):
+                    cast = Signal(out_shape, name=f"cast{p}")
+                    m.d.comb += cast.eq(requantize(accs[p], src=acc_format,
+                                                   dst=spec.output_format))
+                    if ops == 1:
+                        m.d.sync += results[p].eq(cast)
+                    else:
+                        with m.Switch(acc_slot):
+                            for s in range(ops):
+                                with m.Case(s):
+                                    m.d.sync += results[p * ops + s].eq(cast)
+        return m
+
+    def _bias_in_accumulator(self, j):
+        spec, acc_format = self._spec, self._spec.accumulator
+        acc_shape = fixed_shape(acc_format)
+        if spec.biases is None:
+            return Const(0, acc_shape)
+        bias = int(spec.biases[j])
+        if spec.exact_accumulation:
+            return Const(bias << (acc_format.fraction_width - spec.bias_format.fraction_width),
+                         acc_shape)
+        return requantize(Const(bias, fixed_shape(spec.bias_format)), src=spec.bias_format,
+                          dst=acc_format)

@@ -1,0 +1,111 @@
+"""Per-element requantization of a vector stream (HGQ's per-element fixed-point quantizers)."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from nnfab.fixed import FixedFormat
+
+from .cast import fixed_shape, requantize
+
+__all__ = ["LaneQuantizer"]
+
+
+def _check_formats(fin, formats, fout):
+    for what, fmt in (("Input", fin), ("Output", fout)):
+        if not isinstance(fmt, FixedFormat):
+            raise TypeError(f"{what} format must be a FixedFormat, not {fmt!r}")
+    formats = tuple(formats)
+    if not formats:
+        raise ValueError("Lane formats must name at least one lane")
+    for j, fmt in enumerate(formats):
+        if fmt is not None and not isinstance(fmt, FixedFormat):
+            raise TypeError(f"Lane {j} format must be a FixedFormat or None, not {fmt!r}")
+        if fmt is not None and (fmt.fraction_width > fout.fraction_width
+                                or fmt.max_value > fout.max_value
+                                or fmt.min_value < fout.min_value):
+            raise ValueError(f"Lane {j} format {fmt} does not fit the output format {fout} "
+                             f"exactly")
+    return formats
+
+
+class LaneQuantizer(wiring.Component):
+    """Cast lane ``j`` of every input vector to its own format ``formats[j]``, then place it
+    exactly in the common output format; one register stage, back-pressure honoured.
+
+    The golden model is :func:`nnfab.sim.golden.quantize.quantize_lanes`.
+
+    Parameters
+    ----------
+    fin : FixedFormat
+        Input element format.
+    formats : sequence of FixedFormat or None
+        One format per lane, with its rounding and overflow modes; None (zero bits) gives 0.
+    fout : FixedFormat
+        Common output format; every lane format must fit it exactly.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(fixed_shape(fin), n)))``
+    o : ``Out(stream.Signature(ArrayLayout(fixed_shape(fout), n)))``
+
+    Attributes
+    ----------
+    latency : int
+        1 cycle.
+    initiation_interval : int
+        1 cycle.
+
+    Raises
+    ------
+    TypeError
+        If a format is of the wrong type.
+    ValueError
+        If a lane format does not fit ``fout``.
+    """
+
+    def __init__(self, *, fin, formats, fout):
+        try:
+            self._formats = _check_formats(fin, formats, fout)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True
+            raise
+        self._fin, self._fout = fin, fout
+        n = len(self._formats)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(fixed_shape(fin), n))),
+            "o": Out(stream.Signature(data.ArrayLayout(fixed_shape(fout), n))),
+        })
+
+    def __repr__(self):
+        return (f"LaneQuantizer(fin={self._fin!r}, formats={list(self._formats)!r}, "
+                f"fout={self._fout!r})")
+
+    @property
+    def formats(self):
+        return self._formats
+
+    @property
+    def latency(self):
+        return 1
+
+    @property
+    def initiation_interval(self):
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(self.i.valid)
+        for j, fmt in enumerate(self._formats):
+            if fmt is None:
+                value = 0
+            else:
+                lane = Signal(fixed_shape(fmt), name=f"lane_{j}")
+                m.d.comb += lane.eq(requantize(self.i.payload[j], src=self._fin, dst=fmt))
+                value = lane << (self._fout.fraction_width - fmt.fraction_width)
+            with m.If(advance):
+                m.d.sync += self.o.payload[j].eq(value)
+        return m

@@ -1,0 +1,72 @@
+"""``nnfab verify`` end to end: the bundled examples on all 360 held-out digits, and bad
+input; the RTL runs on Verilator."""
+
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nnfab.gen.cli import main
+from nnfab.gen.examples import EXAMPLES
+from nnfab.gen.native import load_native
+from nnfab.gen.verify import pack_transfers, unpack_transfers
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["digits-mlp", "digits-cnn"])
+def test_examples_verify_bit_exact(example):
+    result = run("verify", "--example", example)
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "360 vectors tried" in out
+    assert re.search(r"^0 mismatches$", out, re.M)
+    accuracy = dict(re.findall(r"(float|golden|rtl) ([\d.]+)%", out))
+    assert set(accuracy) == {"float", "golden", "rtl"}
+    assert accuracy["rtl"] == accuracy["golden"]
+    assert float(accuracy["golden"]) > 95.0
+    latency = re.search(r"latency: (\d+) cycles measured, (\d+) expected", out)
+    assert latency and latency[1] == latency[2]
+    assert "cocotb: 1 passed, 0 failed of 1" in out
+
+
+@pytest.mark.slow
+def test_mismatch_is_reported_with_non_zero_exit(tmp_path, monkeypatch):
+    """A golden model that disagrees with the RTL (here: one deliberately wrong) must fail."""
+    import nnfab.gen.verify as verify_module
+
+    real = verify_module.run_network
+
+    def off_by_one(model, codes):
+        out = np.array(real(model, codes))
+        out[3] = (out[3] + 1) % 10
+        return out
+
+    monkeypatch.setattr(verify_module, "run_network", off_by_one)
+    result = run("verify", "--example", "digits-mlp", "--count", 20)
+    assert result.exit_code == 1
+    assert re.search(r"^1 mismatches$", result.output, re.M)
+    assert "vector 3: expected" in result.output
+    assert "FAIL" in result.output
+
+
+def test_inputs_of_the_wrong_shape(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((5, 63)))
+    result = run("verify", "--example", "digits-mlp", "--inputs", path)
+    assert result.exit_code == 1
+    assert result.output == ("Error: Inputs of shape (5, 63) do not fit model input shape "
+                             "(64,); expected (n, 64)\n")
+
+
+def test_transfer_packing_round_trip():
+    model = load_native(EXAMPLES["digits-cnn"].path)
+    codes = np.random.default_rng(0).integers(0, 17, (3, 8, 8, 1))
+    words = pack_transfers(codes, model.input_shape, model.input_format)
+    assert len(words) == 3 * 64
+    assert unpack_transfers(words, model.input_shape, model.input_format).tolist() == \
+        codes.tolist()
