@@ -1,5 +1,7 @@
 """Golden model of a fully connected layer (see :class:`nnfab.layers.DenseSpec`)."""
 
+import functools
+
 import numpy as np
 
 from nnfab.layers import DenseSpec
@@ -8,6 +10,24 @@ from .cast import as_codes, cast
 from .mac import products_in_accumulator, working_dtype, wrap_to
 
 __all__ = ["dense_accumulate", "dense"]
+
+_FLOAT64_EXACT_BITS = 52
+
+
+@functools.lru_cache(maxsize=256)
+def _weights_as(spec, dtype):
+    return np.ascontiguousarray(spec.weights.astype(dtype).T)
+
+
+def _exact_sum_of_products(x, spec, dtype):
+    """``x @ W.T`` exactly. When every product and every partial sum is an integer below
+    ``2**52`` (from the formats and ``n_in``), float64 matrix multiplication (BLAS) is exact
+    and much faster than integer matrix multiplication; otherwise int64 or Python integers."""
+    bits = spec.product_format.width + max(spec.n_in - 1, 1).bit_length()
+    if bits <= _FLOAT64_EXACT_BITS:
+        return (x.astype(np.float64) @ _weights_as(spec, np.float64)).astype(np.int64)
+    return x.astype(dtype) @ _weights_as(spec, dtype)
+
 
 def dense_accumulate(x, spec):
     """The accumulator codes of ``spec`` for inputs ``x``, before the output cast.
@@ -34,7 +54,7 @@ def dense_accumulate(x, spec):
     product = spec.product_format
     if spec.exact_accumulation:
         dtype = working_dtype(acc.width)
-        total = x.astype(dtype) @ spec.weights.astype(dtype).T
+        total = _exact_sum_of_products(x, spec, dtype).astype(dtype)
         total = total << (acc.fraction_width - product.fraction_width)
         if spec.biases is not None:
             total = total + (spec.biases.astype(dtype)

@@ -1,0 +1,100 @@
+"""Command line of the board flow: ``nnfab build --board``, ``nnfab boards``, ``nnfab run``."""
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from nnfab.errors import NnfabError
+
+__all__ = ["board_options", "board_build_from_cli", "boards_command", "run_command"]
+
+console = Console(highlight=False)
+
+
+def board_options(function):
+    """``--board NAME`` and ``--clock-mhz F``, for ``nnfab build``."""
+    function = click.option("--clock-mhz", type=float, default=None,
+                            help="Clock of the network on the board (default: the board's; a "
+                                 "PLL makes it).")(function)
+    function = click.option("--board", default=None,
+                            help="Build a bitstream for this board (see `nnfab boards`).")(
+        function)
+    return function
+
+
+def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console):
+    """Run :func:`~nnfab.boards.build.build_for_board` for ``nnfab build --board`` and print
+    its report.
+
+    Parameters
+    ----------
+    loaded_model : nnfab.gen.load.LoadedModel or nnfab.gen.ir.Model
+    out_dir : path
+    board : str
+    clock_mhz : float or None
+    console : rich.console.Console
+
+    Raises
+    ------
+    click.ClickException
+        With the message of any :class:`~nnfab.errors.NnfabError`.
+    """
+    from .build import build_for_board
+
+    model = getattr(loaded_model, "model", loaded_model)
+    try:
+        with console.status("building") as status:
+            result = build_for_board(model, out_dir, board, clock_mhz,
+                                     progress=lambda text: status.update(text))
+    except NnfabError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print((Path(out_dir) / "report.md").read_text())
+    console.print(f"Bitstream: {result.bitstream}")
+    return result
+
+
+@click.command("boards")
+def boards_command():
+    """List the boards `nnfab build --board` targets."""
+    from .targets import TARGETS
+
+    table = Table(title="Boards")
+    for column in ("board", "device", "package", "LUT4", "FF", "DSP", "block RAM",
+                   "clock MHz (osc → default)"):
+        table.add_column(column)
+    for t in TARGETS.values():
+        table.add_row(t.name, t.device, t.package, f"{t.luts:,}", f"{t.flip_flops:,}",
+                      str(t.dsps), f"{t.block_rams} ({t.block_ram_kbits} Kb)",
+                      f"{t.oscillator_mhz:g} → {t.default_clock_mhz:g}")
+    # A fixed width when not on a terminal, so that pipes and tests see whole names.
+    (console if console.is_terminal else Console(highlight=False, width=140)).print(table)
+
+
+@click.command("run")
+@click.argument("build_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyUSB1.")
+@click.option("--inputs", "inputs_path", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="A .npy of input codes, shape (batch, *input_shape).")
+@click.option("--baud", type=int, default=None, help="Baud rate (default: the build's).")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the outputs (codes) to this .npy.")
+def run_command(build_dir, port, inputs_path, baud, output_path):
+    """Run inferences on a board built with `nnfab build --board`."""
+    from .host import BoardClient
+
+    try:
+        client = BoardClient.open(build_dir, port, baud=baud)
+        try:
+            outputs = client.run(np.load(inputs_path))
+        finally:
+            client.close()
+    except NnfabError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output_path:
+        np.save(output_path, outputs)
+    console.print(json.dumps(outputs.reshape(len(outputs), -1).tolist()))

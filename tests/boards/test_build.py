@@ -1,0 +1,99 @@
+import json
+
+import pytest
+
+from nnfab.boards.build import build_for_board
+from nnfab.boards.clocking import ecp5_pll, ice40_pll
+from nnfab.boards.network import BoardNetwork, choose_rom_reuse_factors
+from nnfab.boards.targets import TARGETS, target
+from nnfab.boards.top import BoardTop
+from nnfab.errors import BoardError
+
+from .test_link import digits_model
+
+
+def test_registry():
+    assert sorted(TARGETS) == ["icebreaker", "ulx3s-85f"]
+    assert (target("icebreaker").device, target("icebreaker").luts) == ("iCE40UP5K", 5280)
+    assert target("ulx3s-85f").dsps == 156
+    with pytest.raises(BoardError, match=r"^Unknown board 'de10'; boards: icebreaker, "
+                                         r"ulx3s-85f$"):
+        target("de10")
+
+
+def test_unknown_board_and_bad_clock(tmp_path):
+    with pytest.raises(BoardError, match=r"^Unknown board 'nope'; boards: icebreaker, "
+                                         r"ulx3s-85f$"):
+        build_for_board(digits_model(), tmp_path, "nope")
+    with pytest.raises(BoardError, match=r"^Clock must be a positive frequency in MHz, "
+                                         r"not -5$"):
+        build_for_board(digits_model(), tmp_path, "icebreaker", clock_mhz=-5)
+    with pytest.raises(BoardError, match=r"^Clock 500 MHz is out of the iCE40 PLL's range "
+                                         r"\(16 to 275 MHz\)$"):
+        build_for_board(digits_model(), tmp_path, "icebreaker", clock_mhz=500)
+
+
+def test_pll_parameters():
+    pll = ice40_pll(12, 24)
+    assert pll.params == {"FEEDBACK_PATH": "SIMPLE", "DIVR": 0, "DIVF": 63, "DIVQ": 5,
+                          "FILTER_RANGE": 1}
+    assert pll.f_out_mhz == 24
+    pll = ecp5_pll(25, 50)
+    assert (pll.params["CLKI_DIV"], pll.params["CLKFB_DIV"], pll.params["CLKOP_DIV"]) == \
+        (1, 2, 8)
+    assert ecp5_pll(25, 62.5).f_out_mhz == 62.5
+
+
+def test_rom_reuse_choice():
+    model = digits_model()
+    assert choose_rom_reuse_factors(model, max_multipliers=4) == {"dense_1": 512,
+                                                                  "dense_2": 320}
+    assert choose_rom_reuse_factors(model, max_multipliers=64) == {"dense_1": 32,
+                                                                   "dense_2": 32}
+    with pytest.raises(BoardError, match=r"^Multiplier budget must be a positive integer, "
+                                         r"not 0$"):
+        choose_rom_reuse_factors(model, max_multipliers=0)
+    with pytest.raises(BoardError, match=r"^Layer 'relu_1' is not a dense layer of model "
+                                         r"'digits-mlp' \(dense layers: dense_1, dense_2\)$"):
+        BoardNetwork(model, rom_reuse_factors={"relu_1": 2})
+
+
+@pytest.mark.parametrize("board,clock_mhz,primitive", [
+    ("icebreaker", 24, "SB_PLL40_PAD"), ("icebreaker", 12, None),
+    ("ulx3s-85f", 50, "EHXPLLL"), ("ulx3s-85f", 25, None)])
+def test_build_plan(board, clock_mhz, primitive):
+    """The platform's build plan (no tool runs): PLL when needed, the UART pins, the clock
+    constraint."""
+    model = digits_model()
+    t = target(board)
+    network = BoardNetwork(model, rom_reuse_factors=choose_rom_reuse_factors(
+        model, max_multipliers=t.max_multipliers))
+    top = BoardTop(network, target=t, clock_mhz=clock_mhz, baud=115200)
+    plan = t.platform().build(top, name="top", do_build=False)
+    rtlil = plan.files["top.il"]
+    if primitive:
+        assert f"cell \\{primitive}" in rtlil
+    else:
+        assert "PLL" not in rtlil
+    constraints = plan.files["top.pcf" if t.family == "ice40" else "top.lpf"]
+    assert "uart_0__rx" in constraints and "uart_0__tx" in constraints
+
+
+def _print_report(report):
+    print(json.dumps({k: report[k] for k in ("board", "resources", "clock",
+                                              "inferences_per_second", "latency_us",
+                                              "reuse_factors", "tool_seconds")}, indent=1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_digits_mlp_bitstream(board, tmp_path):
+    result = build_for_board(digits_model(), tmp_path, board)
+    report = json.loads((tmp_path / "report.json").read_text())
+    _print_report(report)
+    assert result.bitstream.stat().st_size > 10_000
+    assert report["resources"]["luts"]["used"] <= report["resources"]["luts"]["available"]
+    assert report["clock"]["meets_timing"], report["clock"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["host_link"]["request_bytes"] == 41
+    assert (tmp_path / "report.md").read_text().startswith("# digits-mlp on ")

@@ -1,0 +1,110 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nnfab.boards.cli import boards_command, run_command
+from nnfab.boards.host import BoardClient, LinkCodec
+from nnfab.boards.link import ANSWER_START, REQUEST_START
+from nnfab.boards.network import BoardNetwork, choose_rom_reuse_factors
+from nnfab.errors import BoardError
+from nnfab.gen.emit import manifest_of
+from nnfab.sim.golden.network import run_network
+
+from .test_link import digits_model
+
+
+def digits_manifest():
+    model = digits_model()
+    network = BoardNetwork(model, rom_reuse_factors=choose_rom_reuse_factors(
+        model, max_multipliers=32))
+    manifest = manifest_of(model, network)
+    manifest["host_link"] = {"baud": 115200}
+    return model, manifest
+
+
+class FakeBoard:
+    """A Python model of the board's side of the protocol: decodes a request, answers with the
+    golden model's output; ignores bytes before the start byte, like the hardware."""
+
+    def __init__(self, model):
+        self.model = model
+        self.pending = b""
+        self.closed = False
+
+    def write(self, data):
+        data = bytes(data)
+        start = data.index(REQUEST_START)
+        payload = data[start + 1:]
+        fmt = self.model.input_format
+        word = int.from_bytes(payload, "little")
+        codes = [fmt.bits_to_code((word >> (k * fmt.width)) & ((1 << fmt.width) - 1))
+                 for k in range(self.model.n_inputs)]
+        out = run_network(self.model, np.array([codes])).reshape(-1)
+        ofmt = self.model.output_format
+        word = 0
+        for k, code in enumerate(out):
+            word |= ofmt.code_to_bits(int(code)) << (k * ofmt.width)
+        n = -(-ofmt.width * len(out) // 8)
+        self.pending += bytes([ANSWER_START]) + word.to_bytes(n, "little")
+
+    def read(self, n):
+        data, self.pending = self.pending[:n], self.pending[n:]
+        return data
+
+    def close(self):
+        self.closed = True
+
+
+def test_client_against_protocol_model():
+    model, manifest = digits_manifest()
+    board = FakeBoard(model)
+    client = BoardClient(board, manifest)
+    rng = np.random.default_rng(0)
+    x = rng.integers(model.input_format.min_code, model.input_format.max_code + 1, (20, 64))
+    assert client.run(x).tolist() == run_network(model, x).tolist()
+    client.close()
+    assert board.closed
+
+
+def test_codec_frames_and_errors():
+    model, manifest = digits_manifest()
+    codec = LinkCodec(manifest)
+    frame = codec.encode(np.full(64, 1))
+    assert frame[0] == REQUEST_START and len(frame) == 1 + 40
+    assert codec.answer_bytes == 2
+    assert codec.decode(bytes([ANSWER_START, 7])).tolist() == [7]
+    with pytest.raises(ValueError, match=r"^Input must have shape \(64,\), not \(3,\)$"):
+        codec.encode([1, 2, 3])
+    with pytest.raises(BoardError, match=r"^Answer must be 2 bytes, not 1 \(5a\)$"):
+        codec.decode(bytes([ANSWER_START]))
+    with pytest.raises(BoardError, match=r"^Answer must start with 0x5A, not 0x00$"):
+        codec.decode(bytes([0, 7]))
+
+
+def test_open_without_manifest(tmp_path):
+    with pytest.raises(BoardError, match=r"^No manifest\.json in '.*'; build with `nnfab "
+                                         r"build --board NAME` first$"):
+        BoardClient.open(tmp_path, "/dev/null")
+
+
+def test_run_command_with_fake_port(tmp_path, monkeypatch):
+    model, manifest = digits_manifest()
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    x = np.random.default_rng(1).integers(0, 16, (4, 64))
+    np.save(tmp_path / "x.npy", x)
+    monkeypatch.setattr(BoardClient, "open", classmethod(
+        lambda cls, build_dir, port, baud=None: cls(FakeBoard(model), manifest)))
+    result = CliRunner().invoke(run_command, [str(tmp_path), "--port", "/dev/fake", "--inputs",
+                                              str(tmp_path / "x.npy"), "--output",
+                                              str(tmp_path / "y.npy")])
+    assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "y.npy").tolist() == run_network(model, x).tolist()
+
+
+def test_boards_command_lists_targets():
+    result = CliRunner().invoke(boards_command, [])
+    assert result.exit_code == 0
+    assert "icebreaker" in result.output and "iCE40UP5K" in result.output
+    assert "ulx3s-85f" in result.output and "LFE5U-85F" in result.output
