@@ -11,5 +11,5 @@ ULX3S_85F = BoardTarget(
     device="LFE5U-85F", package="CABGA381", nextpnr_device=("--85k",),
     nextpnr_package="CABGA381",
     luts=83640, flip_flops=83640, dsps=156, block_rams=208, block_ram_kbits=3744,
-    oscillator_mhz=25.0, default_clock_mhz=50.0, max_multipliers=64,
+    oscillator_mhz=25.0, default_clock_mhz=25.0, max_multipliers=16,
     platform_class=ULX3S_85F_Platform, bitstream_suffix=".bit")

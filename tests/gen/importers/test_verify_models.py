@@ -1,12 +1,18 @@
 """Every dense model in shared/models imports, builds and verifies bit-exact on Verilator
-(10,000 seeded random inputs each; one Verilator build per model)."""
+(10,000 seeded random inputs for the jet taggers, 200 for the MNIST models; one Verilator
+build per model). The float Keras jet tagger goes through nnfab's PTQ to 16-bit formats and the
+native format, at reuse factor 1 and 4."""
 
 import time
 
 import numpy as np
 import pytest
 
+from nnfab.fixed import FixedFormat
 from nnfab.gen.load import load_model
+from nnfab.gen.native import load_native, save_native
+from nnfab.gen.passes import ChooseReuseFactors
+from nnfab.gen.ptq import PTQConfig
 from nnfab.gen.verify import verify
 
 from .conftest import KERAS, ONNX, QONNX, need
@@ -15,7 +21,6 @@ N_VECTORS = 10_000
 SEED = 2024
 
 MODELS = {
-    "keras_3layer": (KERAS / "KERAS_3layer.json", None),
     "keras_3layer_pruned": (KERAS / "KERAS_3layer.json",
                             KERAS / "KERAS_3layer_70pruned_retrained_weights.h5"),
     "keras_3layer_batch_norm": (KERAS / "KERAS_3layer_batch_norm.json", None),
@@ -29,6 +34,30 @@ MODELS = {
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("reuse_factor", [1, 4])
+def test_float_jet_tagger_16_bit_through_native_format(reuse_factor, tmp_path):
+    started = time.perf_counter()
+    bits = PTQConfig(weight_bits=16, bias_bits=16, activation_bits=16)
+    loaded = load_model(need(KERAS / "KERAS_3layer.json"), ptq_config=bits,
+                        input_format=FixedFormat(16, 6))
+    save_native(loaded.model, tmp_path / "jet.json")
+    model, _ = ChooseReuseFactors(reuse_factor=reuse_factor).apply(
+        load_native(tmp_path / "jet.json"))
+    assert {layer.spec.weight_format.width for layer in model.layers if layer.kind == "dense"} \
+        == {16}
+    x = np.random.default_rng(SEED).normal(0.0, 1.5, (N_VECTORS, *model.input_shape))
+    result = verify(model, x, seed=SEED)
+    print(f"KERAS_3layer 16-bit R={reuse_factor}: {result.n_mismatches} mismatches in "
+          f"{result.n_vectors} vectors, seed {SEED}, "
+          f"{ {k: round(v, 1) for k, v in result.seconds.items()} }, "
+          f"total {time.perf_counter() - started:.1f} s")
+    assert result.n_vectors == len(x)
+    assert result.n_mismatches == 0, f"seed {SEED}: first mismatches {result.first_mismatches}"
+    assert result.passed
+    assert result.measured_initiation_interval == reuse_factor
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_verifies_bit_exact(name):
     path, weights = MODELS[name]
@@ -37,13 +66,13 @@ def test_model_verifies_bit_exact(name):
     rng = np.random.default_rng(SEED)
     shape = loaded.model.input_shape
     if "mnist" in name:
-        x = np.floor(rng.random((N_VECTORS, *shape)) * 2**10) / 2**10
+        x = np.floor(rng.random((200, *shape)) * 2**10) / 2**10
     else:
         x = rng.normal(0.0, 1.5, (N_VECTORS, *shape))
     result = verify(loaded.model, x, seed=SEED)
     print(f"{name}: {result.n_mismatches} mismatches in {result.n_vectors} vectors, seed {SEED}, "
           f"{ {k: round(v, 1) for k, v in result.seconds.items()} }, "
           f"total {time.perf_counter() - started:.1f} s")
-    assert result.n_vectors == N_VECTORS
+    assert result.n_vectors == len(x)
     assert result.n_mismatches == 0, f"seed {SEED}: first mismatches {result.first_mismatches}"
     assert result.passed
