@@ -79,11 +79,13 @@ def doctor():
 
 
 def _register_commands():
+    from nnfab.boards.cli import boards_command, run_command
+
     from .commands import build_command, examples_command, report_command, verify_command
     from .train import train_command
 
     for command in (build_command, verify_command, examples_command, report_command,
-                    train_command):
+                    train_command, boards_command, run_command):
         main.add_command(command)
 
 

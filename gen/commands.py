@@ -75,16 +75,35 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     return loaded
 
 
+def _board_options(function):
+    # The command line is where the layers meet: the board flow registers its own options.
+    from nnfab.boards.cli import board_options
+
+    return board_options(function)
+
+
 @click.command("build")
 @_model_options
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False),
               help="Output folder (default: build/NAME).")
+@_board_options
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                  input_format, output):
-    """Turn MODEL into Verilog, a manifest and a report."""
+                  input_format, output, board, clock_mhz):
+    """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream."""
     from .emit import build_outputs
 
     started = time.perf_counter()
+    if board is not None:
+        from nnfab.boards.cli import board_build_from_cli
+
+        try:
+            loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
+                           input_format)
+        except (NnfabError, ValueError, TypeError) as exc:
+            _fail(exc)
+        out = Path(output) if output else Path("build") / f"{loaded.model.name}-{board}"
+        board_build_from_cli(loaded, out, board, clock_mhz, console)
+        return
     try:
         with console.status("loading model") as status:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
