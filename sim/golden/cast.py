@@ -52,7 +52,7 @@ def as_codes(codes, fmt):
             f"Code {int(code)!r} does not fit {fmt} (codes {fmt.min_code} to {fmt.max_code})")
     if dtype == object:
         return np.vectorize(int, otypes=[object])(array) if array.size else array.astype(object)
-    return array.astype(np.int64)
+    return np.asarray(array, dtype=np.int64)
 
 
 def _increment(rounding, *, qb, rest, neg, odd):
@@ -120,6 +120,44 @@ def _shift_round_int(m, k, rounding, *, magnitude_bits):
     return np.where(k > 0, rounded, shifted)
 
 
+def _round_shift_fast(m, k, rounding):
+    """``round(m * 2**-k)`` for an int64 array and a fixed ``0 < k <= 62``, in closed form:
+    adding the right constant below the half bit and shifting once rounds as the mode asks
+    (the same results as :func:`_shift_round_int`, in two to four passes instead of twenty)."""
+    if rounding is Rounding.TRN:
+        return m >> k
+    half = np.int64(1) << np.int64(k - 1)
+    if rounding is Rounding.RND:
+        return (m + half) >> k
+    if rounding is Rounding.RND_MIN_INF:
+        return (m + (half - 1)) >> k
+    if rounding is Rounding.RND_CONV:
+        return (m + (half - 1) + ((m >> k) & 1)) >> k
+    if rounding is Rounding.RND_ZERO:
+        return (m + (half - 1) + (m < 0)) >> k
+    if rounding is Rounding.RND_INF:
+        return (m + (half - 1) + (m >= 0)) >> k
+    if rounding is Rounding.TRN_ZERO:
+        return (m + np.where(m < 0, (half << 1) - 1, 0)) >> k
+    raise AssertionError(rounding)  # pragma: no cover
+
+
+def _overflow_fast(value, dst):
+    """:func:`_overflow` for int64 arrays, with ``clip`` and masks."""
+    lo, hi = dst.min_code, dst.max_code
+    overflow = dst.overflow
+    if overflow is Overflow.WRAP:
+        if dst.signed:
+            offset = np.int64(1) << np.int64(dst.width - 1)
+            return ((value + offset) & np.int64((1 << dst.width) - 1)) - offset
+        return value & np.int64((1 << dst.width) - 1)
+    if overflow is Overflow.SAT or (overflow is Overflow.SAT_SYM and not dst.signed):
+        return np.clip(value, lo, hi)
+    if overflow is Overflow.SAT_SYM:
+        return np.clip(value, -hi, hi)
+    return np.where((value > hi) | (value < lo), 0, value)
+
+
 def cast(codes, src, dst):
     """Cast raw codes of format ``src`` to format ``dst`` (``ap_fixed`` conversion semantics).
 
@@ -152,6 +190,14 @@ def cast(codes, src, dst):
     needed_bits = src.width + max(0, min(-k, dst.width + 1)) + 2
     if needed_bits > _INT64_SAFE_BITS or dst.width > _INT64_SAFE_BITS:
         m = m.astype(object)
+    elif k <= src.width + 1:
+        # The common case in int64: closed forms, few passes. Sums stay below 2**62: |m| <
+        # 2**src.width, the added constant is below 2**k, a left shift is within needed_bits.
+        if k > 0:
+            rounded = _round_shift_fast(m, k, dst.rounding)
+        else:
+            rounded = m << np.int64(min(-k, dst.width + 1))
+        return _overflow_fast(rounded, dst)
     k_clamped = max(k, -(dst.width + 1))
     rounded = _shift_round_int(m, k_clamped, dst.rounding, magnitude_bits=src.width)
     return _finish(_overflow(rounded, dst), dst)
@@ -161,7 +207,7 @@ def _finish(codes, dst):
     dtype = code_dtype(dst)
     if dtype == object:
         return np.vectorize(int, otypes=[object])(codes) if codes.size else codes.astype(object)
-    return codes.astype(np.int64)
+    return np.asarray(codes, dtype=np.int64)
 
 
 def quantize(values, dst):
