@@ -10,7 +10,6 @@ directory's tree). The user sets no environment variable.
 """
 
 import json
-import math
 import shutil
 import subprocess
 import time

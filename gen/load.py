@@ -7,7 +7,7 @@ import numpy as np
 from nnfab.errors import ModelError
 
 from .float_model import FloatModel
-from .native import is_native, load_native
+from .native import load_native
 
 __all__ = ["LoadedModel", "load_model", "detect_kind"]
 

@@ -36,6 +36,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.tables import check_activation, check_count, check_format, check_softmax
 
 from .cast import fixed_shape, requantize
+from .pipeline import pipeline_advance
 
 __all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
            "sigmoid", "tanh", "activation", "Activation", "Argmax", "Softmax"]
@@ -235,12 +236,7 @@ class _Pipeline(wiring.Component):
             raise
 
     def _advance(self, m):
-        advance = Signal()
-        m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(advance),
-        ]
-        return advance
+        return pipeline_advance(m, self.o, self.i)
 
     @property
     def initiation_interval(self):

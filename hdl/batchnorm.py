@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from nnfab.conv_layers import BatchNormSpec
 
 from .cast import fixed_shape, requantize
+from .pipeline import pipeline_advance
 
 __all__ = ["BatchNormEngine"]
 
@@ -71,8 +72,7 @@ class BatchNormEngine(wiring.Component):
         spec = self._spec
         sum_format = spec.sum_format
         fs, fp = sum_format.fraction_width, spec.product_format.fraction_width
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        advance = pipeline_advance(m, self.o, self.i)
         sums = [Signal(fixed_shape(sum_format), name=f"sum{ch}") for ch in range(spec.n_channels)]
         sum_valid = Signal()
         with m.If(advance):

@@ -11,6 +11,8 @@ from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 
+from .pipeline import pipeline_advance
+
 __all__ = ["fixed_shape", "round_to_lsb", "saturate", "requantize", "Requantizer"]
 
 
@@ -202,11 +204,7 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = Signal()
-        m.d.comb += [
-            advance.eq(~self.o.valid | self.o.ready),
-            self.i.ready.eq(advance),
-        ]
+        advance = pipeline_advance(m, self.o, self.i)
         rounded_expr = round_to_lsb(self.i.payload, src=self._src, dst=self._dst)
         rounded = Signal(rounded_expr.shape())
         rounded_valid = Signal()

@@ -2,7 +2,7 @@
 
 from fractions import Fraction
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,6 +12,7 @@ from .activations import activation
 from .cast import fixed_shape
 from .dense import DenseEngine
 from .line_buffer import SlidingWindow
+from .pipeline import pipeline_advance
 
 __all__ = ["ConvEngine"]
 
@@ -179,8 +180,7 @@ class ConvEngine(wiring.Component):
         if not spec.activation:
             wiring.connect(m, self._dense.o, wiring.flipped(self.o))
             return m
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self._dense.o.ready.eq(advance)]
+        advance = pipeline_advance(m, self.o, self._dense.o)
         with m.If(advance):
             m.d.sync += self.o.valid.eq(self._dense.o.valid)
             m.d.sync += [self.o.payload[j].eq(activation(

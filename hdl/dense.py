@@ -9,6 +9,7 @@ from nnfab.layers import DenseSpec
 from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
+from .pipeline import pipeline_advance
 
 __all__ = ["DenseEngine"]
 
@@ -196,8 +197,7 @@ class DenseEngine(wiring.Component):
         acc_format = spec.accumulator
         product_format = spec.product_format
 
-        advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+        advance = pipeline_advance(m, self.o)
 
         # Sequencer: one beat per chunk.
         beat_valid, beat_first, beat_last = Signal(), Signal(), Signal()
@@ -281,7 +281,7 @@ class DenseEngine(wiring.Component):
             chunk_sums = [s << align for s in sums]
         else:
             chunk_sums = sums
-        biases = [self._bias_in_accumulator(j) for j in range(spec.n_out)]
+        biases = [bias_in_accumulator(spec, j) for j in range(spec.n_out)]
         with m.If(advance):
             m.d.sync += acc_done.eq(tree_valid & tree_last)
             with m.If(tree_valid):
@@ -299,14 +299,17 @@ class DenseEngine(wiring.Component):
                          for j in range(spec.n_out)]
         return m
 
-    def _bias_in_accumulator(self, j):
-        spec, acc_format = self._spec, self._spec.accumulator
-        acc_shape = fixed_shape(acc_format)
-        if spec.biases is None:
-            return Const(0, acc_shape)
-        bias = int(spec.biases[j])
-        if spec.exact_accumulation:
-            return Const(bias << (acc_format.fraction_width - spec.bias_format.fraction_width),
-                         acc_shape)
-        return requantize(Const(bias, fixed_shape(spec.bias_format)), src=spec.bias_format,
-                          dst=acc_format)
+
+def bias_in_accumulator(spec, j):
+    """Bias ``j`` of ``spec`` as a constant in the accumulator format: shifted exactly, or cast
+    like a product when the accumulator is explicit (hls4ml ``accum_t``)."""
+    acc_format = spec.accumulator
+    acc_shape = fixed_shape(acc_format)
+    if spec.biases is None:
+        return Const(0, acc_shape)
+    bias = int(spec.biases[j])
+    if spec.exact_accumulation:
+        return Const(bias << (acc_format.fraction_width - spec.bias_format.fraction_width),
+                     acc_shape)
+    return requantize(Const(bias, fixed_shape(spec.bias_format)), src=spec.bias_format,
+                      dst=acc_format)

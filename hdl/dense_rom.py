@@ -1,8 +1,7 @@
 """Quantized fully connected layer with its weights in a block-RAM ROM, at any reuse factor."""
 
-import math
 
-from amaranth.hdl import Array, Const, Module, Signal, unsigned
+from amaranth.hdl import Array, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -11,6 +10,8 @@ from nnfab.layers import DenseSpec
 
 from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
+from .dense import bias_in_accumulator
+from .pipeline import pipeline_advance
 
 __all__ = ["DenseRomEngine", "rom_reuse_factors"]
 
@@ -217,8 +218,7 @@ class DenseRomEngine(wiring.Component):
         w_width = spec.weight_format.width
         acc_format, product_format = spec.accumulator, spec.product_format
 
-        advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+        advance = pipeline_advance(m, self.o)
 
         # Sequencer: beat b = slot * n_chunks + chunk over a rotating copy of the input.
         x_reg = [Signal(in_shape, name=f"x_reg{n}") for n in range(spec.n_in)]
@@ -316,7 +316,7 @@ class DenseRomEngine(wiring.Component):
                          acc_slot.eq(tree_slot)]
             with m.If(tree_valid):
                 for p in range(n_pe):
-                    biases = [self._bias_in_accumulator(p * ops + s) for s in range(ops)]
+                    biases = [bias_in_accumulator(spec, p * ops + s) for s in range(ops)]
                     bias = biases[0] if ops == 1 else Array(biases)[tree_slot]
                     with m.If(tree_first):
                         m.d.sync += accs[p].eq(chunk_sums[p] + bias)
@@ -342,15 +342,3 @@ class DenseRomEngine(wiring.Component):
                                 with m.Case(s):
                                     m.d.sync += results[p * ops + s].eq(cast)
         return m
-
-    def _bias_in_accumulator(self, j):
-        spec, acc_format = self._spec, self._spec.accumulator
-        acc_shape = fixed_shape(acc_format)
-        if spec.biases is None:
-            return Const(0, acc_shape)
-        bias = int(spec.biases[j])
-        if spec.exact_accumulation:
-            return Const(bias << (acc_format.fraction_width - spec.bias_format.fraction_width),
-                         acc_shape)
-        return requantize(Const(bias, fixed_shape(spec.bias_format)), src=spec.bias_format,
-                          dst=acc_format)

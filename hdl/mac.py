@@ -8,6 +8,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.layers import mac_accumulator_format
 
 from .cast import fixed_shape, requantize
+from .pipeline import pipeline_advance
 
 __all__ = ["MacPE", "MacArray"]
 
@@ -184,8 +185,7 @@ class MacArray(_Checked):
 
     def elaborate(self, platform):
         m = Module()
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        advance = pipeline_advance(m, self.o, self.i)
 
         # Stage 1: operand registers, and whether the beat starts a sum.
         starts_sum = Signal(init=1)

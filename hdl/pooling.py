@@ -11,6 +11,7 @@ from nnfab.fixed import FixedFormat
 
 from .cast import _round_increment, fixed_shape, requantize, saturate
 from .line_buffer import SlidingWindow
+from .pipeline import pipeline_advance
 
 __all__ = ["divide_cast", "PoolEngine", "GlobalPoolEngine"]
 
@@ -144,8 +145,7 @@ class PoolEngine(wiring.Component):
         c, n = spec.n_channels, spec.n_window
         m.submodules.window = window = self._window
         wiring.connect(m, wiring.flipped(self.i), window.i)
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), window.o.ready.eq(advance)]
+        advance = pipeline_advance(m, self.o, window.o)
         reduced_format = spec.input_format if spec.kind == "max" else spec.sum_format
         reduced = [Signal(fixed_shape(reduced_format), name=f"reduced{ch}") for ch in range(c)]
         reduced_valid = Signal()
@@ -227,8 +227,7 @@ class GlobalPoolEngine(wiring.Component):
         spec = self._spec
         c, n = spec.n_channels, spec.n_pixels
         acc_format = spec.input_format if spec.kind == "max" else spec.sum_format
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        advance = pipeline_advance(m, self.o, self.i)
         count = Signal(range(max(n, 2)))
         done = Signal()
         accs = [Signal(fixed_shape(acc_format), name=f"acc{ch}") for ch in range(c)]

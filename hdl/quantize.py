@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from nnfab.fixed import FixedFormat
 
 from .cast import fixed_shape, requantize
+from .pipeline import pipeline_advance
 
 __all__ = ["LaneQuantizer"]
 
@@ -95,8 +96,7 @@ class LaneQuantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+        advance = pipeline_advance(m, self.o, self.i)
         with m.If(advance):
             m.d.sync += self.o.valid.eq(self.i.valid)
         for j, fmt in enumerate(self._formats):

@@ -1,7 +1,5 @@
 """Golden per-channel scale and shift (see :class:`nnfab.conv_layers.BatchNormSpec`)."""
 
-import numpy as np
-
 from nnfab.conv_layers import BatchNormSpec
 
 from .cast import as_codes, cast
