@@ -43,9 +43,11 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console):
     click.ClickException
         With the message of any :class:`~nnfab.errors.NnfabError`.
     """
-    from .build import build_for_board
-
     model = getattr(loaded_model, "model", loaded_model)
+    try:
+        from .build import build_for_board
+    except NnfabError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         with console.status("building") as status:
             result = build_for_board(model, out_dir, board, clock_mhz,
@@ -60,7 +62,10 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console):
 @click.command("boards")
 def boards_command():
     """List the boards `nnfab build --board` targets."""
-    from .targets import TARGETS
+    try:
+        from .targets import TARGETS
+    except NnfabError as exc:
+        raise click.ClickException(str(exc)) from None
 
     table = Table(title="Boards")
     for column in ("board", "device", "package", "LUT4", "FF", "DSP", "block RAM",

