@@ -10,6 +10,8 @@ FRAMEWORKS = SHARED / "vectors" / "frameworks"
 
 
 def need(path):
+    """The path of a shared model or vector file; a missing one fails the test (CI checks
+    shared/ out beside the repository; set NNFAB_SHARED_DIR elsewhere)."""
     if not Path(path).exists():
-        pytest.skip(f"{path} is not available")
+        pytest.fail(f"{path} is not available: shared/ must be beside the repository")
     return Path(path)
