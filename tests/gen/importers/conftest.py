@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path("/work/shared")
+from ...vectors import shared_dir
+
+SHARED = shared_dir()
 KERAS = SHARED / "models" / "hls4ml-example-models" / "keras"
 ONNX = SHARED / "models" / "hls4ml-example-models" / "onnx"
 QONNX = SHARED / "models" / "qonnx-model-zoo"
