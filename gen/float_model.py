@@ -12,6 +12,8 @@ import numpy as np
 
 from nnfab.errors import ModelError, ShapeError
 
+from .ir import check_layer_names
+
 __all__ = ["FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax", "FloatArgmax",
            "FloatConv2D", "FloatPool", "FloatFlatten", "FloatModel", "FLOAT_ACTIVATIONS"]
 
@@ -267,12 +269,7 @@ class FloatModel:
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(int(n) for n in self.input_shape))
         object.__setattr__(self, "layers", tuple(self.layers))
-        if not self.layers:
-            raise ModelError(f"Model {self.name!r} has no layers")
-        names = [layer.name for layer in self.layers]
-        for name in names:
-            if names.count(name) > 1:
-                raise ModelError(f"Model {self.name!r}: two layers are named {name!r}")
+        check_layer_names(self.name, self.layers)
         shape = self.input_shape
         for layer in self.layers:
             shape = layer.output_shape(shape)

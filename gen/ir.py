@@ -19,8 +19,20 @@ from nnfab.fixed import FixedFormat
 from nnfab.layers import DenseSpec
 from nnfab.tables import LookupTable
 
-__all__ = ["Layer", "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer", "Model",
+__all__ = ["check_layer_names", "Layer", "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer", "Model",
            "argmax_format"]
+
+
+def check_layer_names(model_name, layers):
+    """Raise ``ModelError`` if ``layers`` is empty or two layers share a name (the rule of
+    quantized and float models alike)."""
+    if not layers:
+        raise ModelError(f"Model {model_name!r} has no layers")
+    seen = set()
+    for layer in layers:
+        if layer.name in seen:
+            raise ModelError(f"Model {model_name!r}: two layers are named {layer.name!r}")
+        seen.add(layer.name)
 
 
 def argmax_format(n):
@@ -233,12 +245,7 @@ class Model:
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(int(n) for n in self.input_shape))
         object.__setattr__(self, "layers", tuple(self.layers))
-        if not self.layers:
-            raise ModelError(f"Model {self.name!r} has no layers")
-        names = [layer.name for layer in self.layers]
-        for name in names:
-            if names.count(name) > 1:
-                raise ModelError(f"Model {self.name!r}: two layers are named {name!r}")
+        check_layer_names(self.name, self.layers)
         shape, fmt, previous = self.input_shape, self.input_format, "input"
         for layer in self.layers:
             if tuple(layer.input_shape) != shape:

@@ -19,6 +19,7 @@ def test_fixed_point_regression_tracks_float(optimizer):
     # Fixed point against float: approximate (quantized data, rounded steps, rsqrt table).
     assert np.allclose(w_fixed, flt.weights[-1], atol=0.06), f"seed 1, {optimizer}"
     if optimizer != "adagrad":  # Adagrad's decaying steps are still on their way at epoch 16
+        # Against the true line y = 3x + 2: approximate, the data are noisy (N(0, 0.1)).
         assert np.allclose(w_fixed, [[3, 2]], atol=0.1), f"seed 1, {optimizer}"
 
 
