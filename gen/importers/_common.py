@@ -4,12 +4,14 @@ import numpy as np
 
 from nnfab.errors import FormatError, ModelError
 from nnfab.fixed import FixedFormat
+from nnfab.conv_layers import Conv2DSpec
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.cast import exact_codes, quantize
 
 from ..ir import DenseLayer
+from ..ir_conv import Conv2DLayer
 
-__all__ = ["exact", "dense_layer", "relu_format", "open_hdf5", "check_finite"]
+__all__ = ["exact", "dense_layer", "conv_layer", "relu_format", "open_hdf5", "check_finite"]
 
 
 def check_finite(values, layer, what):
@@ -62,6 +64,26 @@ def dense_layer(name, *, weights, weight_format, biases, bias_format, input_form
     except (TypeError, ValueError) as exc:
         raise ModelError(f"Layer {name!r}: {exc}") from None
     return DenseLayer(name, spec=spec, reuse_factor=reuse_factor)
+
+
+def conv_layer(name, *, weights, weight_format, biases, bias_format, input_shape, input_format,
+               strides=(1, 1), padding="valid", activation=None, reuse_factor=1):
+    """A :class:`~nnfab.gen.ir_conv.Conv2DLayer` from codes (``weights`` of shape
+    ``(n_filters, kh, kw, C_in)``) whose output is the exact accumulator; ``activation``
+    ``"relu"`` fuses an exact ReLU (output in :func:`relu_format` of the accumulator)."""
+    try:
+        spec = Conv2DSpec(weights, biases, input_shape, input_format, weight_format,
+                          input_format, strides=strides, padding=padding,
+                          bias_format=bias_format)
+        extra = {}
+        if activation == "relu":
+            extra = dict(activation="relu", activation_format=relu_format(spec.accumulator))
+        spec = Conv2DSpec(weights, biases, input_shape, input_format, weight_format,
+                          spec.accumulator, strides=strides, padding=padding,
+                          bias_format=bias_format, **extra)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"Layer {name!r}: {exc}") from None
+    return Conv2DLayer(name, spec=spec, reuse_factor=reuse_factor)
 
 
 def relu_format(fmt):

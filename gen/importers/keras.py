@@ -5,9 +5,14 @@ Read with :mod:`json` and :mod:`h5py` only (no TensorFlow). Float Keras models b
 QKeras models become a quantized :class:`~nnfab.gen.ir.Model` whose weights and activations are
 exactly QKeras's (see :mod:`.qkeras_quantizers` for the quantizer-to-format mapping).
 
-Supported layers: ``InputLayer``, ``Dense``, ``Activation``, ``BatchNormalization`` (float
-models), ``Flatten`` of a vector (no-op), ``Dropout`` (dropped), ``QDense``, ``QActivation``.
-A ``QDense`` followed by no ``QActivation`` outputs its exact accumulator.
+Supported layers: ``InputLayer``, ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D/2D``,
+``AveragePooling1D/2D``, ``Activation``, ``ReLU``, ``BatchNormalization`` (float models),
+``Flatten``, ``Dropout`` (dropped), and in quantized models ``QDense``, ``QConv1D``,
+``QConv2D``, ``QActivation``, ``ZeroPadding1D/2D``, ``GlobalMaxPooling1D/2D`` and
+``GlobalAveragePooling1D/2D``. Images are channels-last; a 1-D layer's ``(length, C)`` input
+is the ``(1, length, C)`` image (the model's input shape then has three axes). A quantized
+``QDense`` or ``QConv`` followed by no ``QActivation`` outputs its exact accumulator; a
+``relu`` activation inside a ``QConv`` is fused into it (exact ReLU of the accumulator).
 """
 
 import json
@@ -18,9 +23,13 @@ import numpy as np
 from nnfab.errors import ModelError, ShapeError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 
-from ..float_model import FloatActivation, FloatBatchNorm, FloatDense, FloatModel, FloatSoftmax
+from nnfab.conv_layers import GlobalPoolSpec, PoolSpec
+
+from ..float_model import (FloatActivation, FloatBatchNorm, FloatConv2D, FloatDense,
+                           FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 from ..ir import ActivationLayer, Model, SoftmaxLayer
-from ._common import dense_layer, exact, open_hdf5, relu_format
+from ..ir_conv import FlattenLayer, GlobalPoolLayer, PoolLayer, ZeroPadLayer
+from ._common import conv_layer, dense_layer, exact, open_hdf5, relu_format
 from .qkeras_quantizers import apply_quantizer, parse_quantizer, quantizer_format
 
 __all__ = ["load_keras", "read_config", "keras_layers", "DEFAULT_INPUT_FORMAT",
@@ -193,12 +202,73 @@ def load_keras(path, *, weights=None, input_format=None, kind=None):
         store.close()
 
 
+_CONV = ("Conv1D", "Conv2D", "QConv1D", "QConv2D")
+_POOL = {"MaxPooling1D": "max", "MaxPooling2D": "max", "AveragePooling1D": "average",
+         "AveragePooling2D": "average"}
+_GLOBAL_POOL = {"GlobalMaxPooling1D": "max", "GlobalMaxPooling2D": "max",
+                "GlobalAveragePooling1D": "average", "GlobalAveragePooling2D": "average"}
+
+
 def _input_shape(layers):
     for cls, cfg in layers:
         shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
         if shape:
-            return tuple(int(n) for n in shape[1:])
+            shape = tuple(int(n) for n in shape[1:])
+            # A 1-D convolution network's (length, C) input is the image (1, length, C).
+            if len(shape) == 2 and any(c.endswith("1D") for c, _ in layers):
+                shape = (1,) + shape
+            return shape
     raise ModelError("Keras model names no input shape (no 'batch_input_shape')")
+
+
+def _pair(cfg, key, lname, one_d, default=None):
+    """A Keras ``kernel_size``/``strides``/``pool_size`` as ``(rows, columns)``."""
+    value = cfg.get(key, default)
+    if value is None:
+        return None
+    value = [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    if one_d:
+        if len(value) != 1:
+            raise ModelError(f"Layer {lname!r}: {key} {value} of a 1-D layer has "
+                             f"{len(value)} entries")
+        return (1, value[0])
+    return (value[0], value[-1])
+
+
+def _window_geometry(cls, cfg, lname, shape):
+    """Check a convolution's or pooling's settings; ``(one_d, strides, padding)``."""
+    if len(shape) != 3:
+        raise ShapeError(f"Layer {lname!r}: {cls} needs an image input, not shape {shape}")
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise UnsupportedLayerError(f"Layer {lname!r}: data_format "
+                                    f"{cfg.get('data_format')!r} is not supported; nnfab "
+                                    f"imports channels_last models")
+    dilation = cfg.get("dilation_rate", 1)
+    if any(int(d) != 1 for d in (dilation if isinstance(dilation, (list, tuple))
+                                 else [dilation])):
+        raise UnsupportedLayerError(f"Layer {lname!r}: dilation_rate {dilation} is not "
+                                    f"supported; only 1")
+    if int(cfg.get("groups", 1)) != 1:
+        raise UnsupportedLayerError(f"Layer {lname!r}: groups={cfg.get('groups')} is not "
+                                    f"supported; only 1")
+    padding = cfg.get("padding", "valid")
+    if padding not in ("valid", "same"):
+        raise UnsupportedLayerError(f"Layer {lname!r}: padding {padding!r} is not supported; "
+                                    f"use 'valid' or 'same'")
+    one_d = cls.endswith("1D")
+    key = "pool_size" if "Pool" in cls else "kernel_size"
+    strides = _pair(cfg, "strides", lname, one_d) or _pair(cfg, key, lname, one_d)
+    return one_d, strides, padding
+
+
+def _conv_kernel(kernel, one_d, lname, shape):
+    """Keras' kernel ``(kh, kw, C_in, F)`` (``(k, C_in, F)`` in 1-D) as ``(F, kh, kw, C_in)``."""
+    if one_d and kernel.ndim == 3:
+        kernel = kernel[None]
+    if kernel.ndim != 4 or kernel.shape[2] != shape[2]:
+        raise ShapeError(f"Layer {lname!r}: kernel of shape {kernel.shape} does not take "
+                         f"{shape[2]} input channels")
+    return np.transpose(kernel, (3, 0, 1, 2))
 
 
 def _check_use_bias(cfg, w):
@@ -226,18 +296,32 @@ def _build_float(name, layers, store):
             continue
         if cls == "Flatten":
             if len(shape) != 1:
-                raise UnsupportedLayerError(f"Layer {lname!r}: Flatten of shape {shape} needs "
-                                            f"the convolution importer")
+                out.append(FloatFlatten(lname))
+                shape = (int(np.prod(shape)),)
             continue
         if cls == "Dense":
             w = store.get(lname, ["kernel"] + (["bias"] if cfg.get("use_bias", True) else []))
             kernel = w["kernel"]
-            if kernel.ndim != 2 or kernel.shape[0] != shape[-1]:
+            if kernel.ndim != 2 or kernel.shape[0] != shape[-1] or len(shape) != 1:
                 raise ShapeError(f"Layer {lname!r}: kernel of shape {kernel.shape} does not take "
-                                 f"{shape[-1]} inputs")
+                                 f"input of shape {shape}")
             out.append(FloatDense(lname, kernel.T, _check_use_bias(cfg, w)))
             shape = (kernel.shape[1],)
             _float_activation(f"{lname}_{cfg.get('activation')}", cfg.get("activation"), out)
+        elif cls in ("Conv1D", "Conv2D"):
+            one_d, strides, padding = _window_geometry(cls, cfg, lname, shape)
+            w = store.get(lname, ["kernel"] + (["bias"] if cfg.get("use_bias", True) else []))
+            layer = FloatConv2D(lname, _conv_kernel(w["kernel"], one_d, lname, shape),
+                                _check_use_bias(cfg, w), strides, padding)
+            shape = layer.output_shape(shape)
+            out.append(layer)
+            _float_activation(f"{lname}_{cfg.get('activation')}", cfg.get("activation"), out)
+        elif cls in _POOL:
+            one_d, strides, padding = _window_geometry(cls, cfg, lname, shape)
+            layer = FloatPool(lname, _POOL[cls], _pair(cfg, "pool_size", lname, one_d),
+                              strides, padding)
+            shape = layer.output_shape(shape)
+            out.append(layer)
         elif cls == "Activation":
             _float_activation(lname, cfg.get("activation"), out)
         elif cls == "BatchNormalization":
@@ -250,7 +334,10 @@ def _build_float(name, layers, store):
             out.append(FloatActivation(lname, "relu"))
         else:
             raise UnsupportedLayerError(f"Layer {lname!r}: Keras layer {cls!r} is not "
-                                        f"supported in a float model")
+                                        f"supported in a float model (supported: Dense, "
+                                        f"Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, "
+                                        f"Activation, ReLU, BatchNormalization, Flatten, "
+                                        f"Dropout)")
     return FloatModel(name, _input_shape(layers), tuple(out))
 
 
@@ -264,22 +351,91 @@ def _quantized_dense(lname, cfg, store, fmt, shape):
     if kernel.ndim != 2 or kernel.shape[0] != shape[0]:
         raise ShapeError(f"Layer {lname!r}: kernel of shape {kernel.shape} does not take "
                          f"{shape[0]} inputs")
-    if cfg.get("kernel_quantizer"):
-        w_fmt, w_codes = apply_quantizer(*parse_quantizer(cfg["kernel_quantizer"], lname),
-                                         kernel.T)
-        w_fmt = w_fmt.replace(rounding="TRN", overflow="WRAP")
-    else:
-        w_fmt, w_codes = exact(kernel.T, lname, "weights")
+    w_fmt, w_codes = _quantized_weights(lname, cfg, "kernel", kernel.T, "weights")
     b_fmt = b_codes = None
     if use_bias:
-        if cfg.get("bias_quantizer"):
-            b_fmt, b_codes = apply_quantizer(*parse_quantizer(cfg["bias_quantizer"], lname),
-                                             w["bias"])
-            b_fmt = b_fmt.replace(rounding="TRN", overflow="WRAP")
-        else:
-            b_fmt, b_codes = exact(w["bias"], lname, "biases")
+        b_fmt, b_codes = _quantized_weights(lname, cfg, "bias", w["bias"], "biases")
     return dense_layer(lname, weights=w_codes, weight_format=w_fmt, biases=b_codes,
                        bias_format=b_fmt, input_format=fmt)
+
+
+def _quantized_weights(lname, cfg, key, values, what):
+    """Codes and format of a quantized layer's weights or biases: its QKeras quantizer applied,
+    or the exact codes of float values."""
+    quantizer = cfg.get(f"{key}_quantizer")
+    if quantizer:
+        fmt, codes = apply_quantizer(*parse_quantizer(quantizer, lname), values)
+        return fmt.replace(rounding="TRN", overflow="WRAP"), codes
+    return exact(values, lname, what)
+
+
+def _quantized_conv(cls, lname, cfg, store, fmt, shape):
+    one_d, strides, padding = _window_geometry(cls, cfg, lname, shape)
+    use_bias = cfg.get("use_bias", True)
+    w = store.get(lname, ["kernel"] + (["bias"] if use_bias else []))
+    kernel = _conv_kernel(w["kernel"], one_d, lname, shape)
+    w_fmt, w_codes = _quantized_weights(lname, cfg, "kernel", kernel, "weights")
+    b_fmt = b_codes = None
+    if use_bias:
+        b_fmt, b_codes = _quantized_weights(lname, cfg, "bias", w["bias"], "biases")
+    act = cfg.get("activation")
+    fused = act == "relu"
+    layer = conv_layer(lname, weights=w_codes, weight_format=w_fmt, biases=b_codes,
+                       bias_format=b_fmt, input_shape=shape, input_format=fmt,
+                       strides=strides, padding=padding, activation="relu" if fused else None)
+    new = [layer]
+    if not fused and act not in (None, "linear"):
+        new += _quantized_activation(f"{lname}_activation", act, layer.output_format,
+                                     layer.output_shape)
+    return new
+
+
+def _quantized_pool(cls, lname, cfg, fmt, shape):
+    """Max pooling keeps the format; average pooling of ``n = 2**k`` values is exact with
+    ``k`` more fraction bits (other window sizes are not exact in fixed point: rejected)."""
+    one_d, strides, padding = _window_geometry(cls, cfg, lname, shape)
+    pool_size = _pair(cfg, "pool_size", lname, one_d, default=2)
+    kind = _POOL[cls]
+    out_fmt = fmt
+    if kind == "average":
+        out_fmt = _average_format(lname, fmt, pool_size[0] * pool_size[1])
+    try:
+        spec = PoolSpec(kind, shape, pool_size, fmt, out_fmt, strides=strides, padding=padding)
+    except (TypeError, ValueError) as exc:
+        raise UnsupportedLayerError(f"Layer {lname!r}: {exc}") from None
+    return PoolLayer(lname, spec=spec)
+
+
+def _average_format(lname, fmt, n):
+    if n & (n - 1):
+        raise UnsupportedLayerError(f"Layer {lname!r}: an average over {n} values is not exact "
+                                    f"in fixed point; nnfab imports averages over a power of "
+                                    f"two values in quantized models")
+    k = n.bit_length() - 1
+    return FixedFormat(fmt.width + k, fmt.integer_width, signed=fmt.signed)
+
+
+def _global_pool(cls, lname, fmt, shape):
+    if len(shape) != 3:
+        raise ShapeError(f"Layer {lname!r}: {cls} needs an image input, not shape {shape}")
+    kind = _GLOBAL_POOL[cls]
+    out_fmt = fmt if kind == "max" else _average_format(lname, fmt, shape[0] * shape[1])
+    return GlobalPoolLayer(lname, spec=GlobalPoolSpec(kind, shape, fmt, out_fmt))
+
+
+def _zero_padding(cls, lname, cfg, fmt, shape):
+    if len(shape) != 3:
+        raise ShapeError(f"Layer {lname!r}: {cls} needs an image input, not shape {shape}")
+    pad = cfg.get("padding", 1)
+    if cls == "ZeroPadding1D":
+        pad = pad if isinstance(pad, (list, tuple)) else (pad, pad)
+        padding = ((0, 0), tuple(int(p) for p in pad))
+    elif isinstance(pad, int):
+        padding = ((pad, pad), (pad, pad))
+    else:
+        padding = tuple((int(p), int(p)) if isinstance(p, int) else tuple(int(q) for q in p)
+                        for p in pad)
+    return ZeroPadLayer(lname, shape=shape, padding=padding, fmt=fmt)
 
 
 def _quantized_activation(lname, spec, fmt, shape):
@@ -316,11 +472,18 @@ def _build_quantized(name, layers, store, input_format):
         if cls == "InputLayer" or cls in _SKIPPED:
             continue
         if cls == "Flatten":
-            if len(shape) != 1:
-                raise UnsupportedLayerError(f"Layer {lname!r}: Flatten of shape {shape} needs "
-                                            f"the convolution importer")
-            continue
-        if cls in ("QDense", "Dense"):
+            if len(shape) == 1:
+                continue
+            new = [FlattenLayer(lname, shape=shape, fmt=fmt)]
+        elif cls in _CONV:
+            new = _quantized_conv(cls, lname, cfg, store, fmt, shape)
+        elif cls in _POOL:
+            new = [_quantized_pool(cls, lname, cfg, fmt, shape)]
+        elif cls in _GLOBAL_POOL:
+            new = [_global_pool(cls, lname, fmt, shape)]
+        elif cls in ("ZeroPadding1D", "ZeroPadding2D"):
+            new = [_zero_padding(cls, lname, cfg, fmt, shape)]
+        elif cls in ("QDense", "Dense"):
             new = [_quantized_dense(lname, cfg, store, fmt, shape)]
             act = cfg.get("activation")
             if act not in (None, "linear"):
@@ -330,8 +493,11 @@ def _build_quantized(name, layers, store, input_format):
             new = _quantized_activation(lname, cfg.get("activation"), fmt, shape)
         else:
             raise UnsupportedLayerError(f"Layer {lname!r}: layer {cls!r} is not supported in a "
-                                        f"quantized model (supported: QDense, QActivation, "
-                                        f"Dense, Activation, Flatten, Dropout)")
+                                        f"quantized model (supported: QDense, QConv1D, "
+                                        f"QConv2D, QActivation, Dense, Conv1D, Conv2D, "
+                                        f"Activation, MaxPooling1D/2D, AveragePooling1D/2D, "
+                                        f"GlobalMaxPooling1D/2D, GlobalAveragePooling1D/2D, "
+                                        f"ZeroPadding1D/2D, Flatten, Dropout)")
         for layer in new:
             out.append(layer)
             fmt, shape = layer.output_format, tuple(layer.output_shape)

@@ -1,5 +1,13 @@
-"""Float ONNX models (Gemm or MatMul + Add, Relu, Sigmoid, Tanh, Softmax, BatchNormalization,
-Flatten/Reshape of a vector, Identity, Dropout) into a :class:`~nnfab.gen.float_model.FloatModel`.
+"""Float ONNX models (Gemm or MatMul + Add, Conv, MaxPool, AveragePool, Relu, Sigmoid, Tanh,
+Softmax, BatchNormalization, Flatten/Reshape, Transpose between the layouts, Identity, Dropout)
+into a :class:`~nnfab.gen.float_model.FloatModel`.
+
+Layouts: nnfab's images are channels-last ``(H, W, C)``; ONNX's ``Conv`` and pooling work on
+``NCHW``. A 4-D graph input followed by ``Transpose(perm=[0, 3, 1, 2])`` is an ``NHWC`` input
+(Keras exports, e.g. tf2onnx); any other 4-D input ``(N, C, H, W)`` (PyTorch) becomes the
+model's channels-last input ``(H, W, C)``: callers pass images channels-last. A ``Flatten`` of
+an ``NCHW`` tensor flattens in ``(C, H, W)`` order; nnfab flattens ``(H, W, C)`` and permutes
+the next dense layer's weight columns to match, so the numbers are the same.
 
 Read with the ``onnx`` package; initializers through :mod:`onnx.numpy_helper`. The graph must be
 one chain from its single data input: every node takes the previous node's output and
@@ -11,16 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
+from nnfab.conv_layers import same_padding
 from nnfab.errors import ModelError, ShapeError, UnsupportedLayerError
 
-from ..float_model import (FloatActivation, FloatBatchNorm, FloatDense, FloatModel,
-                           FloatSoftmax)
+from ..float_model import (FloatActivation, FloatBatchNorm, FloatConv2D, FloatDense,
+                           FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 
 __all__ = ["read_onnx", "OnnxChain", "load_onnx", "load_onnx_any", "QONNX_OPS"]
 
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
 _PASS_THROUGH = ("Identity", "Dropout")
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+_TO_NCHW = [0, 3, 1, 2]
+_TO_NHWC = [0, 2, 3, 1]
+_POOLS = {"MaxPool": "max", "AveragePool": "average"}
 
 
 def read_onnx(path):
@@ -81,6 +93,17 @@ class OnnxChain:
         if len(dims) < 2 or any(d <= 0 for d in dims[1:]):
             raise ModelError(f"ONNX input {self.input_name!r} has no fixed shape ({dims})")
         self.input_shape = tuple(int(d) for d in dims[1:])
+        #: "nhwc" or "nchw" for a 4-D input (see the module docstring), else None.
+        self.input_layout = None
+        if len(self.input_shape) == 3:
+            first = next((n for n in graph.node if self.input_name in n.input), None)
+            if first is not None and first.op_type == "Transpose" and \
+                    list(_attrs(first).get("perm", [])) == _TO_NCHW:
+                self.input_layout = "nhwc"
+            else:
+                self.input_layout = "nchw"
+                c, h, w = self.input_shape
+                self.input_shape = (h, w, c)
         self.nodes = []
         current = self.input_name
         for node in graph.node:
@@ -136,6 +159,79 @@ def _is_vector_reshape(node, consts, shape):
     return target is not None and target.reshape(-1)[-1] in (-1, int(np.prod(shape)))
 
 
+def _is_flatten(node, attrs, consts):
+    """A ``Flatten`` (axis 0 or 1) or ``Reshape`` to ``(N, -1)`` of a batch."""
+    if node.op_type == "Flatten":
+        return attrs.get("axis", 1) in (0, 1)
+    target = consts.get(1)
+    return node.op_type == "Reshape" and target is not None and target.size == 2
+
+
+def _window_padding(name, attrs, shape, kernel, strides):
+    """``"valid"`` or ``"same"`` from ONNX ``pads``/``auto_pad`` of a window over ``shape``."""
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto == "VALID":
+        return "valid"
+    if auto == "SAME_UPPER":
+        return "same"
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    if not any(pads):
+        return "valid"
+    same = [same_padding(shape[axis], kernel[axis], strides[axis]) for axis in (0, 1)]
+    if auto == "NOTSET" and pads == [same[0][0], same[1][0], same[0][1], same[1][1]]:
+        return "same"
+    raise UnsupportedLayerError(f"Node {name!r}: pads {pads} are neither none nor the 'same' "
+                                f"padding {[same[0][0], same[1][0], same[0][1], same[1][1]]} of "
+                                f"this input; nnfab imports those two")
+
+
+def _window(name, attrs, shape, key="kernel_shape"):
+    kernel = tuple(int(k) for k in attrs.get(key, ()))
+    if len(kernel) != 2:
+        raise UnsupportedLayerError(f"Node {name!r}: {key} {list(kernel)}; nnfab imports 2-D "
+                                    f"windows over images")
+    strides = tuple(int(k) for k in attrs.get("strides", (1, 1)))
+    if any(int(d) != 1 for d in attrs.get("dilations", (1, 1))):
+        raise UnsupportedLayerError(f"Node {name!r}: dilations {list(attrs['dilations'])} are "
+                                    f"not supported; only 1")
+    return kernel, strides, _window_padding(name, attrs, shape, kernel, strides)
+
+
+def _conv(name, attrs, consts, shape):
+    if attrs.get("group", 1) != 1:
+        raise UnsupportedLayerError(f"Node {name!r}: Conv with group={attrs['group']} is not "
+                                    f"supported; only 1")
+    if 1 not in consts or consts[1].ndim != 4:
+        raise UnsupportedLayerError(f"Node {name!r}: Conv needs constant 4-D weights (1-D and "
+                                    f"3-D convolutions are not supported)")
+    weights = consts[1]
+    if weights.shape[1] != shape[2]:
+        raise ShapeError(f"Node {name!r}: weights of shape {weights.shape} do not take "
+                         f"{shape[2]} input channels")
+    attrs = dict(attrs, kernel_shape=attrs.get("kernel_shape", weights.shape[2:]))
+    _, strides, padding = _window(name, attrs, shape)
+    return FloatConv2D(name, np.transpose(weights, (0, 2, 3, 1)), consts.get(2), strides,
+                       padding)
+
+
+def _pool(name, op, attrs, shape):
+    if attrs.get("ceil_mode", 0):
+        raise UnsupportedLayerError(f"Node {name!r}: {op} with ceil_mode=1 is not supported")
+    kernel, strides, padding = _window(name, attrs, shape)
+    if op == "AveragePool" and padding != "valid":
+        raise UnsupportedLayerError(f"Node {name!r}: AveragePool with padding is not "
+                                    f"supported; only without")
+    return FloatPool(name, _POOLS[op], kernel, strides, padding)
+
+
+def _nchw_order(shape):
+    """``order[i]``: the position in an ``NCHW`` flatten of element ``i`` of nnfab's
+    ``(H, W, C)`` flatten."""
+    h, w, c = shape
+    return np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
 def load_onnx(path):
     """A float ONNX model as a :class:`FloatModel`.
 
@@ -148,12 +244,36 @@ def load_onnx(path):
     """
     chain = OnnxChain(read_onnx(path))
     shape, layers = chain.input_shape, []
+    layout = chain.input_layout
+    columns = None  # weight-column order of the next dense layer after an NCHW flatten
     for node, name, attrs, consts in chain.nodes:
         op = node.op_type
-        if op in ("Gemm", "MatMul"):
+        if op == "Transpose" and len(shape) == 3:
+            perm = list(attrs.get("perm", []))
+            if (layout, perm) not in (("nhwc", _TO_NCHW), ("nchw", _TO_NHWC)):
+                raise UnsupportedLayerError(f"Node {name!r}: Transpose {perm} of a {layout} "
+                                            f"tensor is not supported; only between NHWC and "
+                                            f"NCHW")
+            layout = "nchw" if perm == _TO_NCHW else "nhwc"
+        elif op in ("Conv", *_POOLS):
+            if layout != "nchw":
+                raise UnsupportedLayerError(f"Node {name!r}: {op} of a tensor in {layout} "
+                                            f"layout; ONNX's {op} takes NCHW")
+            layer = _conv(name, attrs, consts, shape) if op == "Conv" else \
+                _pool(name, op, attrs, shape)
+            layers.append(layer)
+            shape = layer.output_shape(shape)
+        elif len(shape) == 3 and _is_flatten(node, attrs, consts):
+            layers.append(FloatFlatten(name))
+            if layout == "nchw":
+                columns = _nchw_order(shape)
+            shape = (int(np.prod(shape)),)
+        elif op in ("Gemm", "MatMul"):
             if len(shape) != 1:
                 raise UnsupportedLayerError(f"Node {name!r}: {op} on shape {shape}; flatten first")
             w, b = _dense_weights(node, name, attrs, consts, shape[0])
+            if columns is not None:
+                w, columns = w[:, columns], None
             layers.append(FloatDense(name, w, b))
             shape = (w.shape[0],)
         elif op == "Add":
@@ -168,12 +288,18 @@ def load_onnx(path):
         elif op in _ACTIVATIONS:
             layers.append(FloatActivation(name, _ACTIVATIONS[op]))
         elif op == "Softmax":
+            if len(shape) != 1:
+                raise UnsupportedLayerError(f"Node {name!r}: Softmax over shape {shape} is not "
+                                            f"supported; only over a vector")
             layers.append(FloatSoftmax(name))
         elif op == "BatchNormalization":
             gamma, beta, mean, var = (consts.get(k) for k in (1, 2, 3, 4))
             if any(v is None for v in (gamma, beta, mean, var)):
                 raise UnsupportedLayerError(f"Node {name!r}: BatchNormalization needs constant "
                                             f"scale, bias, mean and variance")
+            if len(shape) == 3 and layout != "nchw":
+                raise UnsupportedLayerError(f"Node {name!r}: BatchNormalization of an NHWC "
+                                            f"tensor normalizes its rows; ONNX's takes NCHW")
             layers.append(FloatBatchNorm(name, gamma, beta, mean, var,
                                          float(attrs.get("epsilon", 1e-5))))
         elif op in _PASS_THROUGH or (op in ("Flatten", "Reshape")
@@ -181,8 +307,9 @@ def load_onnx(path):
             continue
         else:
             raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not supported "
-                                        f"(supported: Gemm, MatMul, Add, Relu, Sigmoid, Tanh, "
-                                        f"Softmax, BatchNormalization, Flatten, Reshape)")
+                                        f"(supported: Gemm, MatMul, Add, Conv, MaxPool, "
+                                        f"AveragePool, Relu, Sigmoid, Tanh, Softmax, "
+                                        f"BatchNormalization, Flatten, Reshape, Transpose)")
     if not layers:
         raise ModelError(f"Model file {str(path)!r}: the ONNX graph has no layers nnfab builds")
     return FloatModel(Path(path).stem, chain.input_shape, tuple(layers))

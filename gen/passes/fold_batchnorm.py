@@ -1,6 +1,10 @@
-"""Fold a batch normalization into the dense layer before it (float models)."""
+"""Fold a batch normalization into the dense or convolution layer before it (float models)."""
 
-from nnfab.gen.float_model import FloatBatchNorm, FloatDense
+from dataclasses import replace
+
+import numpy as np
+
+from nnfab.gen.float_model import FloatBatchNorm, FloatConv2D, FloatDense
 
 from .base import Pass
 
@@ -9,18 +13,22 @@ __all__ = ["FoldBatchNorm"]
 
 class FoldBatchNorm(Pass):
     """``BN(W x + b) = (s * W) x + (s * b + t)`` with ``s = gamma / sqrt(var + eps)`` and
-    ``t = beta - mean * s``, per output: a batch normalization right after a dense layer
-    disappears into its weights and biases. Other batch normalizations are left in place."""
+    ``t = beta - mean * s``, per output: a batch normalization right after a dense layer or
+    a convolution (per filter) disappears into its weights and biases. Other batch
+    normalizations are left in place."""
 
     def apply(self, model):
         layers, changed = [], False
         for layer in model.layers:
-            if isinstance(layer, FloatBatchNorm) and layers and isinstance(layers[-1], FloatDense):
-                dense = layers.pop()
+            if isinstance(layer, FloatBatchNorm) and layers and \
+                    isinstance(layers[-1], (FloatDense, FloatConv2D)):
+                before = layers.pop()
                 scale, shift = layer.scale, layer.shift
-                biases = dense.biases if dense.biases is not None else 0.0
-                layers.append(FloatDense(dense.name, dense.weights * scale[:, None],
-                                         biases * scale + shift))
+                biases = before.biases if before.biases is not None else 0.0
+                per_output = scale.reshape((-1,) + (1,) * (before.weights.ndim - 1))
+                layers.append(replace(before, weights=before.weights * per_output,
+                                      biases=np.broadcast_to(biases * scale + shift,
+                                                             scale.shape).copy()))
                 changed = True
             else:
                 layers.append(layer)

