@@ -19,10 +19,13 @@ kind            input of the table               index ``j`` from code ``c`` ent
                                                  ``t``                      is ``exp(0) = 1``)
 ``reciprocal``  ``s >= 0`` in ``[0, R)``         ``min(floor(c * 2**e),     ``1 / ((j + 1/2) *
                                                  N-1)``                     R/N)`` (bin centre)
+``elu``         ``x < 0`` in ``[-R, 0)``         ``max(floor(c * 2**e)      ``s * a * (exp(x_j)
+                                                 + N, 0)``                  - 1)``, ``x_j = -R +
+                                                                            j * R/N`` (left edge)
 =============== ================================ ========================== =====================
 
 with ``e = log2(N) - log2(2R) - F`` for ``sigmoid``/``tanh`` and ``e = log2(N) - log2(R) - F``
-for ``exp``/``reciprocal``, ``F`` the fraction width of the input format, and ``floor(c * 2**e)``
+for ``exp``/``reciprocal``/``elu``, ``F`` the fraction width of the input format, and ``floor(c * 2**e)``
 an arithmetic shift (left when ``e >= 0``, right with rounding toward minus infinity otherwise).
 Sigmoid and tanh entries sit at the left edge of their bin, as hls4ml's
 ``init_sigmoid_table``/``init_tanh_table`` place them, so a table of the same size and format
@@ -38,14 +41,20 @@ from fractions import Fraction
 from .fixed import FixedFormat, Overflow, Rounding
 
 __all__ = [
-    "LookupTable", "sigmoid_table", "tanh_table", "exp_table", "reciprocal_table",
+    "LookupTable", "sigmoid_table", "tanh_table", "exp_table", "reciprocal_table", "elu_table",
+    "SELU_ALPHA", "SELU_SCALE", "ELU_SCALE",
     "quantize_exact",
     "DEFAULT_TABLE_SIZE", "DEFAULT_TABLE_FORMAT", "DEFAULT_SOFTMAX_TABLE_FORMAT",
     "ACTIVATION_KINDS", "HARD_SIGMOID_SLOPE", "HARD_SIGMOID_OFFSET", "ActivationParams",
     "check_activation", "check_softmax", "check_table", "check_count", "check_format",
 ]
 
-_TABLE_KINDS = ("sigmoid", "tanh", "exp", "reciprocal")
+_TABLE_KINDS = ("sigmoid", "tanh", "exp", "reciprocal", "elu")
+
+#: SELU's constants (Klambauer et al., "Self-Normalizing Neural Networks", 2017; the values
+#: ONNX's Selu and Keras use).
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
 
 #: hls4ml's table defaults: ``table_size`` 1024, ``table_t`` ``ap_fixed<18,8>``.
 DEFAULT_TABLE_SIZE = 1024
@@ -253,16 +262,35 @@ def reciprocal_table(*, table_size=DEFAULT_TABLE_SIZE,
                        input_range=input_range)
 
 
+@functools.lru_cache(maxsize=64)
+def elu_table(*, alpha=1.0, scale=1.0, table_size=DEFAULT_TABLE_SIZE,
+              table_format=DEFAULT_TABLE_FORMAT, input_range=8):
+    """Table of the negative branch ``scale * alpha * (exp(x) - 1)`` of ELU and SELU at
+    ``x_j = -R + j * R/N``, ``j = 0 .. N-1``; inputs below ``-R`` use entry 0.
+
+    Defaults: ELU with ``alpha = 1``, N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 8 (where
+    ``exp(-8) - 1`` is within 3.4e-4 of the limit -1). SELU is ``alpha =`` :data:`SELU_ALPHA`,
+    ``scale =`` :data:`SELU_SCALE`. Raises as :func:`sigmoid_table`.
+    """
+    def entry(j, n, r):
+        x = float(-r + j * r / n)
+        return _float_exact(scale * alpha * math.expm1(x))
+    return _make_table("elu", entry, table_size=table_size, table_format=table_format,
+                       input_range=input_range)
+
+
 # -- activation parameters shared by the hardware and the golden model ---------------------------
 
 #: Every elementwise activation kind that :class:`nnfab.hdl.activations.Activation` and
 #: :func:`nnfab.sim.golden.activations.activation` accept.
 ACTIVATION_KINDS = ("linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
-                    "sigmoid", "tanh")
+                    "sigmoid", "tanh", "elu")
 
 #: hls4ml's / Keras' hard sigmoid slope 0.2, rounded to nearest in ``ufixed<18,0,RND>``:
 #: code 52429, i.e. 0.2000007629...
 HARD_SIGMOID_SLOPE = (FixedFormat(18, 0, signed=False, rounding="RND"), 52429)
+#: ELU's positive-branch slope 1, exact in ``ufixed<1,1>``: code 1.
+ELU_SCALE = (FixedFormat(1, 1, signed=False), 1)
 #: hls4ml's / Keras' hard sigmoid offset 0.5, exact in ``ufixed<1,0>``: code 1.
 HARD_SIGMOID_OFFSET = (FixedFormat(1, 0, signed=False), 1)
 
@@ -275,6 +303,7 @@ _PARAMETERS = {
     "hard_tanh": (),
     "sigmoid": ("table",),
     "tanh": ("table",),
+    "elu": ("table", "scale"),
 }
 
 
@@ -290,6 +319,7 @@ class ActivationParams:
     slope: tuple = None
     offset: tuple = None
     table: LookupTable = None
+    scale: tuple = None
 
 
 def _check_constant(pair, what):
@@ -317,7 +347,11 @@ def check_activation(kind, *, fin, fout, **params):
     slope, offset : (FixedFormat, int)
         ``hard_sigmoid`` only: defaults :data:`HARD_SIGMOID_SLOPE`, :data:`HARD_SIGMOID_OFFSET`.
     table : LookupTable
-        ``sigmoid``/``tanh`` only: defaults :func:`sigmoid_table`/:func:`tanh_table` ``()``.
+        ``sigmoid``/``tanh``/``elu`` only: defaults :func:`sigmoid_table`/:func:`tanh_table`/
+        :func:`elu_table` ``()``.
+    scale : (FixedFormat, int)
+        ``elu`` only: the slope of the positive branch, default 1 (``ufixed<1,1>`` code 1);
+        SELU's is :data:`SELU_SCALE` rounded into a format.
 
     Returns
     -------
@@ -361,11 +395,13 @@ def check_activation(kind, *, fin, fout, **params):
     elif kind == "hard_sigmoid":
         result["slope"] = _check_constant(params.get("slope", HARD_SIGMOID_SLOPE), "Slope")
         result["offset"] = _check_constant(params.get("offset", HARD_SIGMOID_OFFSET), "Offset")
-    elif kind in ("sigmoid", "tanh"):
+    elif kind in ("sigmoid", "tanh", "elu"):
         table = params.get("table")
         if table is None:
-            table = sigmoid_table() if kind == "sigmoid" else tanh_table()
+            table = {"sigmoid": sigmoid_table, "tanh": tanh_table, "elu": elu_table}[kind]()
         result["table"] = check_table(table, kind)
+        if kind == "elu":
+            result["scale"] = _check_constant(params.get("scale", ELU_SCALE), "Scale")
     return ActivationParams(**result)
 
 

@@ -38,13 +38,17 @@ def _model_options(function):
                           "model (PTQ); default 8 (16 for the input)."),
         click.option("--input-format", default=None,
                      help="Input format for PTQ of a float model, e.g. 'fixed<16,6>'."),
+        click.option("--hls4ml-config", type=click.Path(dir_okay=False),
+                     help="An hls4ml project config (YAML) instead of MODEL: its model, built "
+                          "with hls4ml's precisions and arithmetic (see docs/hls4ml.md)."),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format):
+def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format,
+          hls4ml_config=None):
     """The model to build (a LoadedModel) from the command line's choices."""
     from nnfab.fixed import FixedFormat
 
@@ -54,11 +58,21 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     from .passes import ChooseReuseFactors, Validate, run_passes
     from .ptq import PTQConfig
 
-    if (model is None) == (example is None):
-        raise click.UsageError("Give a MODEL file or --example NAME (one of them)")
+    if sum(v is not None for v in (model, example, hls4ml_config)) != 1:
+        raise click.UsageError("Give a MODEL file, --example NAME or --hls4ml-config FILE "
+                               "(one of them)")
     if model is not None and Path(model).is_dir():
         model = Path(model) / "model.json"  # a build folder
-    if example is not None:
+    if hls4ml_config is not None:
+        if precision or input_format or weights:
+            raise click.UsageError("--precision, --input-format and --weights do not apply "
+                                   "to --hls4ml-config: the config sets the precisions")
+        from .hls4ml import load_hls4ml
+
+        config, quantized = load_hls4ml(hls4ml_config)
+        loaded = LoadedModel(quantized, source=f"hls4ml config {hls4ml_config}",
+                             notes=config.notes)
+    elif example is not None:
         found = find_example(example)
         loaded = LoadedModel(load_native(found.path), load_native(found.float_path),
                              source=f"example {example}")
@@ -88,7 +102,7 @@ def _board_options(function):
               help="Output folder (default: build/NAME).")
 @_board_options
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                  input_format, output, board, clock_mhz):
+                  input_format, hls4ml_config, output, board, clock_mhz):
     """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream."""
     from .emit import build_outputs
 
@@ -98,7 +112,7 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
 
         try:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format)
+                           input_format, hls4ml_config)
         except (NnfabError, ValueError, TypeError) as exc:
             _fail(exc)
         out = Path(output) if output else Path("build") / f"{loaded.model.name}-{board}"
@@ -107,9 +121,10 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
     try:
         with console.status("loading model") as status:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format)
+                           input_format, hls4ml_config)
             out = Path(output) if output else Path("build") / loaded.model.name
-            result = build_outputs(loaded.model, out, progress=status.update)
+            result = build_outputs(loaded.model, out, progress=status.update,
+                                   notes=loaded.notes, source=loaded.source)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     manifest = result.manifest
@@ -146,7 +161,8 @@ def _print_layers(manifest):
 @click.option("--stall", type=float, default=0.1, show_default=True,
               help="Chance per cycle that the output is not ready (after a full-rate warm-up).")
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                   input_format, inputs, labels, dataset, count, n_random, seed, stall):
+                   input_format, hls4ml_config, inputs, labels, dataset, count, n_random, seed,
+                   stall):
     """Prove MODEL's Verilog bit-exact against the golden model on Verilator."""
     from .datasets import load_dataset
     from .examples import EXAMPLES
@@ -155,7 +171,7 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
     try:
         with console.status("loading model") as status:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format)
+                           input_format, hls4ml_config)
             m = loaded.model
             y = None
             if dataset is None and inputs is None and example is not None and n_random is None:
@@ -175,7 +191,8 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
             if count is not None:
                 x, y = x[:count], (y[:count] if y is not None else None)
             result = verify(m, x, labels=y, float_model=loaded.float_model, seed=seed,
-                            p_stall=stall, progress=status.update)
+                            p_stall=stall, progress=status.update,
+                            input_cast="format" if hls4ml_config else "nearest")
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     _print_verify(m, result)

@@ -46,8 +46,9 @@ def _stream_description(formats, shape, per_transfer, prefix):
     }
 
 
-def manifest_of(model, network):
-    """The manifest: everything a host or another tool needs to drive the design."""
+def manifest_of(model, network, *, source=None, notes=()):
+    """The manifest: everything a host or another tool needs to drive the design; ``source``
+    (where the model came from) and ``notes`` (settings without effect) when given."""
     in_lanes = model.input_shape[-1]
     out_lanes = model.output_shape[-1]
     layers = []
@@ -68,6 +69,20 @@ def manifest_of(model, network):
                        shift_add_terms=engine.n_shift_add_terms)
         elif layer.kind == "activation":
             row["function"] = layer.function
+        elif layer.kind == "conv2d":
+            spec = layer.spec
+            row.update(weight_format=str(spec.weight_format),
+                       bias_format=str(spec.bias_format) if spec.bias_format else None,
+                       accumulator_format=str(spec.accumulator),
+                       reuse_factor=layer.reuse_factor,
+                       nonzero_weights=int((spec.weights != 0).sum()),
+                       weights=int(spec.weights.size))
+        elif layer.kind == "hls4ml_softmax":
+            spec = layer.spec
+            row.update(accumulator_format=str(spec.accum_format),
+                       exp_table=f"{spec.exp_table_size} x {spec.exp_table_format}",
+                       inv_table=f"{spec.inv_table_size} x {spec.inv_table_format}",
+                       inv_input_format=str(spec.inv_input_format))
         layers.append(row)
     return {
         "nnfab_version": __version__,
@@ -83,6 +98,8 @@ def manifest_of(model, network):
         "latency_source": "simulated" if network.streams_pixels else "sum of layers",
         "initiation_interval": network.initiation_interval,
         "layers": layers,
+        **({"source": source} if source else {}),
+        **({"notes": list(notes)} if notes else {}),
     }
 
 
@@ -109,12 +126,24 @@ def _report(manifest):
             f"{row.get('reuse_factor', '')} | {row['multipliers']} | "
             f"{row.get('shift_add_terms', '')} | {row['latency']} | "
             f"{row['initiation_interval']} |")
-    dense = [row for row in manifest["layers"] if row["kind"] == "dense"]
+    dense = [row for row in manifest["layers"] if row["kind"] in ("dense", "conv2d")]
     if dense:
-        lines += ["", "Dense layers: weight, bias and accumulator formats", "",
+        lines += ["", "Dense and convolution layers: weight, bias and accumulator formats", "",
                   "| layer | weight | bias | accumulator |", "| --- | --- | --- | --- |"]
         lines += [f"| {row['name']} | `{row['weight_format']}` | `{row['bias_format']}` | "
                   f"`{row['accumulator_format']}` |" for row in dense]
+    softmax = [row for row in manifest["layers"] if row["kind"] == "hls4ml_softmax"]
+    if softmax:
+        lines += ["", "hls4ml softmax layers", "",
+                  "| layer | accumulator | exp table | inverse table | inverse input |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {row['name']} | `{row['accumulator_format']}` | {row['exp_table']} | "
+                  f"{row['inv_table']} | `{row['inv_input_format']}` |" for row in softmax]
+    if manifest.get("source"):
+        lines += ["", f"Source: {manifest['source']}"]
+    if manifest.get("notes"):
+        lines += ["", "Settings read without effect on the design:", ""]
+        lines += [f"- {note}" for note in manifest["notes"]]
     return "\n".join(lines) + "\n"
 
 
@@ -125,7 +154,8 @@ class BuildResult:
     manifest: dict
 
 
-def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None):
+def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, source=None,
+                  notes=()):
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
@@ -136,12 +166,16 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None):
     ----------
     progress : callable, optional
         Called with a short description before each step.
+    source : str, optional
+        Where the model came from (e.g. an hls4ml config), for the manifest and report.
+    notes : list of str
+        Settings read and found without effect, listed in the report.
     """
     out_dir = Path(out_dir)
     say = progress or (lambda text: None)
     say("elaborating engines")
     network = Network(model, multiplier_threshold=multiplier_threshold)
-    manifest = manifest_of(model, network)
+    manifest = manifest_of(model, network, source=source, notes=notes)
     say("converting to Verilog")
     text = verilog.convert(network, name=manifest["top"], emit_src=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

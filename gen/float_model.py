@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from nnfab.errors import ModelError, ShapeError
+from nnfab.tables import SELU_ALPHA, SELU_SCALE
 
 from .ir import check_layer_names
 
@@ -24,6 +25,8 @@ FLOAT_ACTIVATIONS = {
     "tanh": np.tanh,
     "hard_sigmoid": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
     "hard_tanh": lambda x: np.clip(x, -1.0, 1.0),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    "selu": lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0.0))),
 }
 
 

@@ -13,12 +13,14 @@ __all__ = ["LoadedModel", "load_model", "detect_kind"]
 
 
 class LoadedModel:
-    """A model as the CLI works with it: the quantized IR and, when known, its float origin."""
+    """A model as the CLI works with it: the quantized IR and, when known, its float origin;
+    ``notes`` are lines for the build report (settings read and found without effect)."""
 
-    def __init__(self, model, float_model=None, source=None):
+    def __init__(self, model, float_model=None, source=None, notes=()):
         self.model = model
         self.float_model = float_model
         self.source = source
+        self.notes = list(notes)
 
 
 def detect_kind(path):

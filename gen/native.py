@@ -27,32 +27,38 @@ Written by hand or by any tool, read without TensorFlow or PyTorch. Example, a q
 - Every layer's input format is the previous layer's output format (the model input's for the
   first). Layer types: ``dense``, ``activation`` (``relu``, ``linear``, ``bounded_relu`` with
   ``relu_max``, ``leaky_relu`` with ``alpha_format``/``alpha_code``, ``hard_sigmoid``,
-  ``hard_tanh``, ``sigmoid``, ``tanh``), ``batchnorm`` (float models: ``gamma``, ``beta``,
-  ``mean``, ``variance``, ``epsilon``), ``softmax``, ``argmax``.
+  ``hard_tanh``, ``sigmoid``, ``tanh``, ``elu``; parameters in ``params``: formats as
+  strings, constants as ``{"format", "code"}``, tables with their ``codes``), ``batchnorm``
+  (float models: ``gamma``, ``beta``, ``mean``, ``variance``, ``epsilon``; quantized:
+  ``scale``/``shift`` codes with ``scale_format``/``shift_format``), ``conv2d``, ``pool``,
+  ``flatten``, ``softmax``, ``argmax``.
 """
 
 import json
 import os
 import tempfile
 import zipfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from nnfab.conv_layers import Conv2DSpec, PoolSpec
+from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
 from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.layers import DenseSpec
+from nnfab.tables import LookupTable
 
 from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatConv2D,
                           FloatDense, FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
-from .ir_conv import Conv2DLayer, FlattenLayer, PoolLayer
+from .ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
 
 __all__ = ["FORMAT_VERSION", "is_native", "load_native", "save_native"]
 
 FORMAT_VERSION = 1
 _LAYER_TYPES = ("dense", "conv2d", "pool", "flatten", "activation", "batchnorm", "softmax",
+                "hls4ml_softmax",
                 "argmax")
 
 
@@ -73,6 +79,64 @@ def _format(text, where):
         return FixedFormat.parse(text)
     except (TypeError, ValueError) as exc:
         raise FormatError(f"{where}: {exc}") from None
+
+
+def _param_to_json(value):
+    """An activation parameter as JSON: formats as strings, ``(format, code)`` constants as
+    ``{"format", "code"}``, look-up tables with their codes, Fractions as strings."""
+    if isinstance(value, FixedFormat):
+        return str(value)
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], FixedFormat):
+        return {"format": str(value[0]), "code": int(value[1])}
+    if isinstance(value, LookupTable):
+        return {"table": value.kind, "table_size": value.table_size,
+                "table_format": str(value.table_format), "input_range": str(value.input_range),
+                "codes": [int(c) for c in value.codes]}
+    if isinstance(value, Fraction):
+        return str(value)
+    return value
+
+
+def _param_from_json(name, value, where):
+    if name == "alpha_format":
+        return _format(value, where)
+    if name == "relu_max" and isinstance(value, str):
+        return Fraction(value)
+    if isinstance(value, dict) and "code" in value:
+        return (_format(value["format"], where), int(value["code"]))
+    if isinstance(value, dict) and "table" in value:
+        try:
+            return LookupTable(value["table"], int(value["table_size"]),
+                               _format(value["table_format"], where),
+                               Fraction(value["input_range"]),
+                               tuple(int(c) for c in value["codes"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{where}: parameter {name!r} is not a valid table: {exc}") \
+                from None
+    return value
+
+
+_HLS4ML_SOFTMAX_FORMATS = ("output_format", "accum_format", "exp_table_format",
+                           "inv_table_format", "inv_input_format")
+
+
+def _hls4ml_softmax(entry, where, shape, fmt, out_fmt):
+    from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec
+
+    from .ir_hls4ml import Hls4mlSoftmaxLayer
+
+    formats = {key: _format(entry.get(key), where) for key in _HLS4ML_SOFTMAX_FORMATS}
+    missing = [key for key, value in formats.items() if value is None]
+    if missing:
+        raise ModelError(f"{where}: an 'hls4ml_softmax' layer needs {', '.join(missing)}")
+    try:
+        spec = Hls4mlSoftmaxSpec(n=shape[-1], input_format=fmt,
+                                 exp_table_size=int(entry.get("exp_table_size", 1024)),
+                                 inv_table_size=int(entry.get("inv_table_size", 1024)),
+                                 exp_scale=float(entry.get("exp_scale", 1.0)), **formats)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where}: {exc}") from None
+    return Hls4mlSoftmaxLayer(entry["name"], spec=spec)
 
 
 def _array(arrays, entry, key, where, *, required=True):
@@ -233,13 +297,14 @@ def _quantized_model(name, shape, input_format, entries, arrays):
             layer = DenseLayer(entry["name"], spec=spec,
                                reuse_factor=int(entry.get("reuse_factor", 1)))
         elif kind == "activation":
-            params = dict(entry.get("params", {}))
-            if "alpha_format" in params:
-                params["alpha_format"] = _format(params["alpha_format"], where)
+            params = {k: _param_from_json(k, v, where)
+                      for k, v in dict(entry.get("params", {})).items()}
             layer = ActivationLayer(entry["name"], function=entry.get("activation", "linear"),
                                     shape=current_shape, fin=fmt, fout=out_fmt, params=params)
         elif kind == "softmax":
             layer = SoftmaxLayer(entry["name"], n=current_shape[-1], fin=fmt, fout=out_fmt)
+        elif kind == "hls4ml_softmax":
+            layer = _hls4ml_softmax(entry, where, current_shape, fmt, out_fmt)
         elif kind == "argmax":
             layer = ArgmaxLayer(entry["name"], n=current_shape[-1], fin=fmt)
         elif kind == "conv2d":
@@ -271,6 +336,22 @@ def _quantized_model(name, shape, input_format, entries, arrays):
             layer = PoolLayer(entry["name"], spec=spec)
         elif kind == "flatten":
             layer = FlattenLayer(entry["name"], shape=current_shape, fmt=fmt)
+        elif kind == "batchnorm":
+            s_fmt = _format(entry.get("scale_format"), where)
+            t_fmt = _format(entry.get("shift_format"), where)
+            if s_fmt is None or t_fmt is None:
+                raise UnsupportedLayerError(f"{where}: a quantized 'batchnorm' layer needs "
+                                            f"scale/shift arrays and formats; give a float "
+                                            f"model (gamma, beta, mean, variance) instead")
+            try:
+                spec = BatchNormSpec(_int_codes(_array(arrays, entry, "scale", where), s_fmt,
+                                                where, "scale"),
+                                     _int_codes(_array(arrays, entry, "shift", where), t_fmt,
+                                                where, "shift"),
+                                     fmt, s_fmt, t_fmt, out_fmt)
+            except (TypeError, ValueError) as exc:
+                raise ModelError(f"{where}: {exc}") from None
+            layer = BatchNormLayer(entry["name"], spec=spec, shape=current_shape)
         else:
             raise UnsupportedLayerError(f"{where}: a {kind!r} layer must be folded before "
                                         f"quantization; give a float model instead")
@@ -322,8 +403,15 @@ def save_native(model, json_path):
             if quantized:
                 entry["output_format"] = str(layer.fout)
                 if layer.params:
-                    entry["params"] = {k: (str(v) if isinstance(v, FixedFormat) else v)
-                                       for k, v in layer.params.items()}
+                    entry["params"] = {k: _param_to_json(v) for k, v in layer.params.items()}
+        elif layer.kind == "batchnorm" and quantized:
+            spec = layer.spec
+            for key in ("scale", "shift"):
+                arrays[f"{layer.name}.{key}"] = np.asarray(getattr(spec, key), dtype=np.int64)
+                entry[key] = f"{layer.name}.{key}"
+            entry.update(scale_format=str(spec.scale_format),
+                         shift_format=str(spec.shift_format),
+                         output_format=str(spec.output_format))
         elif layer.kind == "batchnorm":
             for key in ("gamma", "beta", "mean", "variance"):
                 arrays[f"{layer.name}.{key}"] = getattr(layer, key)
@@ -331,6 +419,11 @@ def save_native(model, json_path):
             entry["epsilon"] = layer.epsilon
         elif layer.kind == "softmax" and quantized:
             entry["output_format"] = str(layer.fout)
+        elif layer.kind == "hls4ml_softmax":
+            spec = layer.spec
+            entry.update({key: str(getattr(spec, key)) for key in _HLS4ML_SOFTMAX_FORMATS})
+            entry.update(exp_table_size=spec.exp_table_size,
+                         inv_table_size=spec.inv_table_size, exp_scale=spec.exp_scale)
         entries.append(entry)
     doc = {"nnfab_model": FORMAT_VERSION, "name": model.name,
            "input": {"shape": list(model.input_shape)}, "layers": entries}

@@ -13,16 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnfab.conv_layers import Conv2DSpec, PoolSpec
+from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
 from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.network import run_network
+from nnfab.tables import SELU_ALPHA, SELU_SCALE, elu_table
 
 from .float_model import FloatModel
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
-from .ir_conv import Conv2DLayer, FlattenLayer, PoolLayer
+from .ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
 from .passes import FoldBatchNorm
 
 __all__ = ["PTQConfig", "integer_bits_for", "quantize_model", "PTQReport", "compare"]
@@ -101,7 +102,7 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
     Raises
     ------
     UnsupportedLayerError
-        For a layer kind PTQ cannot quantize (a batch normalization not after a dense layer).
+        For a layer kind PTQ cannot quantize.
     """
     if not isinstance(float_model, FloatModel):
         raise TypeError(f"Model must be a FloatModel, not {float_model!r}")
@@ -126,18 +127,9 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
             new = DenseLayer(layer.name, spec=spec, reuse_factor=_fit_reuse(reuse_factor,
                                                                              spec.n_in))
         elif layer.kind == "activation":
-            unsigned = layer.function in ("relu", "sigmoid", "hard_sigmoid")
-            if layer.function == "linear":
-                out_fmt = fmt
-            elif layer.function in ("sigmoid", "hard_sigmoid"):
-                out_fmt = FixedFormat(config.activation_bits, 1, signed=False, **modes)
-            elif layer.function in ("tanh", "hard_tanh"):
-                out_fmt = FixedFormat(config.activation_bits, 2, **modes)
-            else:
-                out_fmt = _format_for(out, config.activation_bits, signed=not unsigned,
-                                      headroom=config.headroom_bits, **modes)
-            new = ActivationLayer(layer.name, function=layer.function, shape=shape, fin=fmt,
-                                  fout=out_fmt)
+            new = _activation(layer, fmt, shape, out, config, modes)
+        elif layer.kind == "batchnorm":
+            new = _batchnorm(layer, fmt, shape, out, config, modes)
         elif layer.kind == "softmax":
             new = SoftmaxLayer(layer.name, n=shape[-1], fin=fmt,
                                fout=FixedFormat(config.activation_bits, 1, signed=False,
@@ -168,6 +160,42 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
         layers.append(new)
         fmt, shape = new.output_format, new.output_shape
     return Model(float_model.name, float_model.input_shape, input_format, tuple(layers))
+
+
+def _activation(layer, fmt, shape, out, config, modes):
+    function, params = layer.function, {}
+    unsigned = function in ("relu", "sigmoid", "hard_sigmoid")
+    if function == "linear":
+        out_fmt = fmt
+    elif function in ("sigmoid", "hard_sigmoid"):
+        out_fmt = FixedFormat(config.activation_bits, 1, signed=False, **modes)
+    elif function in ("tanh", "hard_tanh"):
+        out_fmt = FixedFormat(config.activation_bits, 2, **modes)
+    else:
+        out_fmt = _format_for(out, config.activation_bits, signed=not unsigned,
+                              headroom=config.headroom_bits, **modes)
+    if function in ("elu", "selu"):
+        # Negative branch from a table over [-8, 0) (|entries| < 1.76); positive slope rounded
+        # to 17 fraction bits.
+        alpha, scale = (SELU_ALPHA, SELU_SCALE) if function == "selu" else (1.0, 1.0)
+        table_format = FixedFormat(max(config.activation_bits + 2, 10), 2, rounding="RND")
+        scale_format = FixedFormat(18, 1, signed=False, rounding="RND")
+        params = dict(table=elu_table(alpha=alpha, scale=scale, table_format=table_format),
+                      scale=(scale_format, int(_codes(np.array(scale), scale_format))))
+        function = "elu"
+    return ActivationLayer(layer.name, function=function, shape=shape, fin=fmt, fout=out_fmt,
+                           params=params)
+
+
+def _batchnorm(layer, fmt, shape, out, config, modes):
+    """A batch normalization that could not be folded (no dense or convolution before it):
+    per-channel scale and shift in ``weight_bits`` and ``bias_bits``."""
+    s_fmt = _format_for(layer.scale, config.weight_bits)
+    t_fmt = _format_for(layer.shift, config.bias_bits)
+    out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits, **modes)
+    spec = BatchNormSpec(_codes(layer.scale, s_fmt), _codes(layer.shift, t_fmt), fmt, s_fmt,
+                         t_fmt, out_fmt)
+    return BatchNormLayer(layer.name, spec=spec, shape=tuple(shape))
 
 
 def _fit_reuse(reuse_factor, n_in):

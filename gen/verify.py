@@ -52,6 +52,8 @@ class VerifyResult:
     seconds: dict = field(default_factory=dict)
     build_cached: bool = False
     cocotb_tests: tuple = (0, 0, 0)
+    #: The RTL's output codes, shape (n, *output_shape) (fewer rows if it stopped early).
+    rtl_outputs: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def passed(self):
@@ -65,7 +67,7 @@ def _accuracy(outputs, labels):
 
 
 def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warmup=64,
-           multiplier_threshold=3, progress=None, cache_dir=None):
+           multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest"):
     """Stream ``x`` through the RTL of ``model`` on Verilator and compare every output code
     with the golden model.
 
@@ -73,8 +75,11 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     ----------
     model : nnfab.gen.ir.Model
     x : ndarray of float, shape (n, *model.input_shape)
-        Inputs as values; they are cast (round to nearest, saturate) into the input format,
-        and the golden model, the RTL and the float model all see those same values.
+        Inputs as values; they are cast into the input format, and the golden model, the
+        RTL and the float model all see those same values.
+    input_cast : ``"nearest"`` or ``"format"``
+        How inputs become codes: rounded to nearest and saturated (the default), or with the
+        input format's own rounding and overflow modes (as hls4ml's C simulation does).
     labels : ndarray of int, shape (n,), optional
         Classes, for accuracies (float model, golden, RTL).
     float_model : FloatModel, optional
@@ -94,7 +99,10 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     say = progress or (lambda text: None)
     seconds = {}
     x = np.asarray(x, dtype=np.float64)
-    codes = quantize(x, model.input_format.replace(rounding="RND_CONV", overflow="SAT"))
+    if input_cast not in ("nearest", "format"):
+        raise ValueError(f"Input cast must be 'nearest' or 'format', not {input_cast!r}")
+    codes = quantize(x, model.input_format if input_cast == "format" else
+                     model.input_format.replace(rounding="RND_CONV", overflow="SAT"))
 
     say(f"golden model on {len(x)} vectors")
     started = time.perf_counter()
@@ -151,4 +159,4 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
         measured_latency=measured.get("latency"),
         measured_initiation_interval=measured.get("initiation_interval"),
         accuracy=accuracy, seconds=seconds, build_cached=not results.built,
-        cocotb_tests=(results.total, results.passed, results.failed))
+        cocotb_tests=(results.total, results.passed, results.failed), rtl_outputs=rtl)

@@ -24,6 +24,10 @@ Elementwise activations (``kind``):
 ``tanh``         code ``x``, ``e = table.index_exponent(fin.fraction_width)``
                  (:mod:`nnfab.tables`); default tables are hls4ml's (N = 1024, ``fixed<18,8>``,
                  R = 8 for sigmoid, 4 for tanh)
+``elu``          ``y = cast(x * scale, fout)`` for ``x >= 0`` (exact product), else
+                 ``cast(table[j], fout)``, ``j = max(floor(x * 2**e) + N, 0)``: the table holds
+                 ``scale * alpha * (exp(x) - 1)`` over ``[-R, 0)`` (:func:`nnfab.tables.elu_table`;
+                 SELU is ``alpha = 1.6733``, ``scale = 1.0507``)
 ================ =================================================================================
 """
 
@@ -39,7 +43,7 @@ from .cast import fixed_shape, requantize
 from .pipeline import pipeline_advance
 
 __all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
-           "sigmoid", "tanh", "activation", "Activation", "Argmax", "Softmax"]
+           "sigmoid", "tanh", "elu", "activation", "Activation", "Argmax", "Softmax"]
 
 
 # -- exact pre-cast arithmetic: (value, format of its codes) --------------------------------------
@@ -134,6 +138,25 @@ def _pre_table(x, p):
     return Value.cast(rom[_table_index(x, p)]), p.table.table_format
 
 
+def _pre_elu(x, p):
+    table, (scale_format, scale_code) = p.table, p.scale
+    product_format = p.fin.mul_format(scale_format)
+    tf = table.table_format
+    f = max(product_format.fraction_width, tf.fraction_width)
+    i = max(product_format.integer_width + (0 if product_format.signed else 1), tf.integer_width)
+    fmt = FixedFormat(i + f, i)
+    positive = _fit((x * Const(scale_code, fixed_shape(scale_format)))
+                    << (f - product_format.fraction_width), fixed_shape(fmt))
+    if not p.fin.signed:
+        return positive, fmt
+    n = table.table_size
+    t = _shift(x, table.index_exponent(p.fin.fraction_width)) + n
+    index = Mux(t < 0, 0, t)[:table.index_width]
+    rom = Array(Const(code, fixed_shape(tf)) for code in table.codes)
+    negative = _fit(Value.cast(rom[index]) << (f - tf.fraction_width), fixed_shape(fmt))
+    return Mux(x[-1], negative, positive), fmt
+
+
 _PRE = {
     "linear": _pre_linear,
     "relu": _pre_relu,
@@ -143,6 +166,7 @@ _PRE = {
     "hard_tanh": _pre_hard_tanh,
     "sigmoid": _pre_table,
     "tanh": _pre_table,
+    "elu": _pre_elu,
 }
 
 
@@ -176,6 +200,13 @@ def activation(kind, value, *, fin, fout, **params):
     x = _check_value(value, fin)
     pre, fmt = _PRE[kind](x, p)
     return requantize(pre, src=fmt, dst=fout)
+
+
+def elu(value, *, fin, fout, table=None, scale=None):
+    """ELU/SELU: ``cast(x * scale, fout)`` for ``x >= 0``, a table for ``x < 0``; see
+    :func:`activation`."""
+    params = {k: v for k, v in (("table", table), ("scale", scale)) if v is not None}
+    return activation("elu", value, fin=fin, fout=fout, **params)
 
 
 def linear(value, *, fin, fout):

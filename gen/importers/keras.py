@@ -32,7 +32,8 @@ from ..ir_conv import FlattenLayer, GlobalPoolLayer, PoolLayer, ZeroPadLayer
 from ._common import conv_layer, dense_layer, exact, open_hdf5, relu_format
 from .qkeras_quantizers import apply_quantizer, parse_quantizer, quantizer_format
 
-__all__ = ["load_keras", "read_config", "keras_layers", "DEFAULT_INPUT_FORMAT",
+__all__ = ["load_keras", "read_config", "keras_layers", "input_shape", "window_geometry",
+           "conv_kernel", "KerasWeights", "SKIPPED_LAYERS", "DEFAULT_INPUT_FORMAT",
            "SOFTMAX_FORMAT"]
 
 #: Input format of quantized Keras models unless the caller names one (QKeras does not
@@ -41,8 +42,8 @@ DEFAULT_INPUT_FORMAT = FixedFormat(16, 6)
 #: Output format of a table softmax after a quantized layer.
 SOFTMAX_FORMAT = FixedFormat(16, 1, signed=False, rounding="RND_CONV", overflow="SAT")
 
-_FLOAT_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "hard_sigmoid")
-_SKIPPED = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
+_FLOAT_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "hard_sigmoid", "elu", "selu")
+SKIPPED_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
             "GaussianDropout", "AlphaDropout")
 
 
@@ -114,7 +115,7 @@ def keras_layers(config):
     return result
 
 
-class _Weights:
+class KerasWeights:
     """Named weight arrays of a Keras weights file (root groups, or under ``model_weights``)."""
 
     def __init__(self, path):
@@ -189,7 +190,7 @@ def load_keras(path, *, weights=None, input_format=None, kind=None):
     layers = keras_layers(config)
     name = config["config"].get("name", path.stem) if isinstance(config["config"], dict) \
         else path.stem
-    store = _Weights(weights)
+    store = KerasWeights(weights)
     try:
         if any(cls.startswith("Q") or cls == "FixedPointQuantizer" for cls, _ in layers):
             if any(cls == "FixedPointQuantizer" for cls, _ in layers):
@@ -209,7 +210,7 @@ _GLOBAL_POOL = {"GlobalMaxPooling1D": "max", "GlobalMaxPooling2D": "max",
                 "GlobalAveragePooling1D": "average", "GlobalAveragePooling2D": "average"}
 
 
-def _input_shape(layers):
+def input_shape(layers):
     for cls, cfg in layers:
         shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
         if shape:
@@ -235,7 +236,7 @@ def _pair(cfg, key, lname, one_d, default=None):
     return (value[0], value[-1])
 
 
-def _window_geometry(cls, cfg, lname, shape):
+def window_geometry(cls, cfg, lname, shape):
     """Check a convolution's or pooling's settings; ``(one_d, strides, padding)``."""
     if len(shape) != 3:
         raise ShapeError(f"Layer {lname!r}: {cls} needs an image input, not shape {shape}")
@@ -261,7 +262,7 @@ def _window_geometry(cls, cfg, lname, shape):
     return one_d, strides, padding
 
 
-def _conv_kernel(kernel, one_d, lname, shape):
+def conv_kernel(kernel, one_d, lname, shape):
     """Keras' kernel ``(kh, kw, C_in, F)`` (``(k, C_in, F)`` in 1-D) as ``(F, kh, kw, C_in)``."""
     if one_d and kernel.ndim == 3:
         kernel = kernel[None]
@@ -284,15 +285,15 @@ def _float_activation(name, act, layers):
         layers.append(FloatActivation(name, act))
     else:
         raise UnsupportedLayerError(f"Layer {name!r}: activation {act!r} is not supported; use "
-                                    f"one of linear, relu, sigmoid, tanh, hard_sigmoid, softmax")
+                                    f"one of {', '.join(_FLOAT_ACTIVATIONS)}, softmax")
 
 
 def _build_float(name, layers, store):
-    shape = _input_shape(layers)
+    shape = input_shape(layers)
     out = []
     for cls, cfg in layers:
         lname = cfg.get("name", cls)
-        if cls == "InputLayer" or cls in _SKIPPED:
+        if cls == "InputLayer" or cls in SKIPPED_LAYERS:
             continue
         if cls == "Flatten":
             if len(shape) != 1:
@@ -309,15 +310,15 @@ def _build_float(name, layers, store):
             shape = (kernel.shape[1],)
             _float_activation(f"{lname}_{cfg.get('activation')}", cfg.get("activation"), out)
         elif cls in ("Conv1D", "Conv2D"):
-            one_d, strides, padding = _window_geometry(cls, cfg, lname, shape)
+            one_d, strides, padding = window_geometry(cls, cfg, lname, shape)
             w = store.get(lname, ["kernel"] + (["bias"] if cfg.get("use_bias", True) else []))
-            layer = FloatConv2D(lname, _conv_kernel(w["kernel"], one_d, lname, shape),
+            layer = FloatConv2D(lname, conv_kernel(w["kernel"], one_d, lname, shape),
                                 _check_use_bias(cfg, w), strides, padding)
             shape = layer.output_shape(shape)
             out.append(layer)
             _float_activation(f"{lname}_{cfg.get('activation')}", cfg.get("activation"), out)
         elif cls in _POOL:
-            one_d, strides, padding = _window_geometry(cls, cfg, lname, shape)
+            one_d, strides, padding = window_geometry(cls, cfg, lname, shape)
             layer = FloatPool(lname, _POOL[cls], _pair(cfg, "pool_size", lname, one_d),
                               strides, padding)
             shape = layer.output_shape(shape)
@@ -338,7 +339,7 @@ def _build_float(name, layers, store):
                                         f"Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, "
                                         f"Activation, ReLU, BatchNormalization, Flatten, "
                                         f"Dropout)")
-    return FloatModel(name, _input_shape(layers), tuple(out))
+    return FloatModel(name, input_shape(layers), tuple(out))
 
 
 def _quantized_dense(lname, cfg, store, fmt, shape):
@@ -370,10 +371,10 @@ def _quantized_weights(lname, cfg, key, values, what):
 
 
 def _quantized_conv(cls, lname, cfg, store, fmt, shape):
-    one_d, strides, padding = _window_geometry(cls, cfg, lname, shape)
+    one_d, strides, padding = window_geometry(cls, cfg, lname, shape)
     use_bias = cfg.get("use_bias", True)
     w = store.get(lname, ["kernel"] + (["bias"] if use_bias else []))
-    kernel = _conv_kernel(w["kernel"], one_d, lname, shape)
+    kernel = conv_kernel(w["kernel"], one_d, lname, shape)
     w_fmt, w_codes = _quantized_weights(lname, cfg, "kernel", kernel, "weights")
     b_fmt = b_codes = None
     if use_bias:
@@ -393,7 +394,7 @@ def _quantized_conv(cls, lname, cfg, store, fmt, shape):
 def _quantized_pool(cls, lname, cfg, fmt, shape):
     """Max pooling keeps the format; average pooling of ``n = 2**k`` values is exact with
     ``k`` more fraction bits (other window sizes are not exact in fixed point: rejected)."""
-    one_d, strides, padding = _window_geometry(cls, cfg, lname, shape)
+    one_d, strides, padding = window_geometry(cls, cfg, lname, shape)
     pool_size = _pair(cfg, "pool_size", lname, one_d, default=2)
     kind = _POOL[cls]
     out_fmt = fmt
@@ -465,11 +466,11 @@ def _quantized_activation(lname, spec, fmt, shape):
 
 
 def _build_quantized(name, layers, store, input_format):
-    shape = _input_shape(layers)
+    shape = input_shape(layers)
     fmt, out = input_format, []
     for cls, cfg in layers:
         lname = cfg.get("name", cls)
-        if cls == "InputLayer" or cls in _SKIPPED:
+        if cls == "InputLayer" or cls in SKIPPED_LAYERS:
             continue
         if cls == "Flatten":
             if len(shape) == 1:
@@ -501,4 +502,4 @@ def _build_quantized(name, layers, store, input_format):
         for layer in new:
             out.append(layer)
             fmt, shape = layer.output_format, tuple(layer.output_shape)
-    return Model(name, _input_shape(layers), input_format, tuple(out))
+    return Model(name, input_shape(layers), input_format, tuple(out))

@@ -1,5 +1,5 @@
 """Float ONNX models (Gemm or MatMul + Add, Conv, MaxPool, AveragePool, Relu, Sigmoid, Tanh,
-Softmax, BatchNormalization, Flatten/Reshape, Transpose between the layouts, Identity, Dropout)
+Elu, Selu, Softmax, BatchNormalization, Flatten/Reshape, Transpose between the layouts, Identity, Dropout)
 into a :class:`~nnfab.gen.float_model.FloatModel`.
 
 Layouts: nnfab's images are channels-last ``(H, W, C)``; ONNX's ``Conv`` and pooling work on
@@ -21,15 +21,20 @@ import numpy as np
 
 from nnfab.conv_layers import same_padding
 from nnfab.errors import ModelError, ShapeError, UnsupportedLayerError
+from nnfab.tables import SELU_ALPHA, SELU_SCALE
 
 from ..float_model import (FloatActivation, FloatBatchNorm, FloatConv2D, FloatDense,
                            FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 
-__all__ = ["read_onnx", "OnnxChain", "load_onnx", "load_onnx_any", "QONNX_OPS"]
+__all__ = ["read_onnx", "OnnxChain", "dense_weights", "load_onnx", "load_onnx_any",
+           "QONNX_OPS"]
 
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
 _PASS_THROUGH = ("Identity", "Dropout")
-_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu",
+                "Selu": "selu"}
+#: Attributes of the activations that nnfab builds with their default values only.
+_DEFAULT_ATTRS = {"Elu": {"alpha": 1.0}, "Selu": {"alpha": SELU_ALPHA, "gamma": SELU_SCALE}}
 _TO_NCHW = [0, 3, 1, 2]
 _TO_NHWC = [0, 2, 3, 1]
 _POOLS = {"MaxPool": "max", "AveragePool": "average"}
@@ -129,7 +134,7 @@ class OnnxChain:
             current = node.output[0]
 
 
-def _dense_weights(node, name, attrs, consts, n_in):
+def dense_weights(node, name, attrs, consts, n_in):
     """``(weights (n_out, n_in), biases or None)`` of a Gemm or MatMul node."""
     if node.op_type == "MatMul":
         if 1 not in consts:
@@ -271,7 +276,7 @@ def load_onnx(path):
         elif op in ("Gemm", "MatMul"):
             if len(shape) != 1:
                 raise UnsupportedLayerError(f"Node {name!r}: {op} on shape {shape}; flatten first")
-            w, b = _dense_weights(node, name, attrs, consts, shape[0])
+            w, b = dense_weights(node, name, attrs, consts, shape[0])
             if columns is not None:
                 w, columns = w[:, columns], None
             layers.append(FloatDense(name, w, b))
@@ -286,6 +291,11 @@ def load_onnx(path):
             layers.append(FloatDense(last.name, last.weights,
                                      np.broadcast_to(bias.reshape(-1), shape)))
         elif op in _ACTIVATIONS:
+            for key, default in _DEFAULT_ATTRS.get(op, {}).items():
+                if abs(float(attrs.get(key, default)) - default) > 1e-6 * default:
+                    raise UnsupportedLayerError(f"Node {name!r}: {op} with {key}="
+                                                f"{attrs[key]!r} is not supported; only the "
+                                                f"default {key}={default}")
             layers.append(FloatActivation(name, _ACTIVATIONS[op]))
         elif op == "Softmax":
             if len(shape) != 1:
@@ -308,7 +318,7 @@ def load_onnx(path):
         else:
             raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not supported "
                                         f"(supported: Gemm, MatMul, Add, Conv, MaxPool, "
-                                        f"AveragePool, Relu, Sigmoid, Tanh, Softmax, "
+                                        f"AveragePool, Relu, Sigmoid, Tanh, Elu, Selu, Softmax, "
                                         f"BatchNormalization, Flatten, Reshape, Transpose)")
     if not layers:
         raise ModelError(f"Model file {str(path)!r}: the ONNX graph has no layers nnfab builds")

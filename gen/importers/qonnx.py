@@ -25,7 +25,7 @@ from nnfab.sim.golden.cast import quantize, to_float
 from ..ir import ActivationLayer, Model, SoftmaxLayer
 from ._common import dense_layer, exact, relu_format
 from .keras import DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT
-from .onnx import OnnxChain, _dense_weights, _is_vector_reshape, read_onnx
+from .onnx import OnnxChain, dense_weights, _is_vector_reshape, read_onnx
 
 __all__ = ["load_qonnx", "quant_format"]
 
@@ -144,7 +144,7 @@ def load_qonnx(path, *, input_format=None):
         op = node.op_type
         new = []
         if op in ("Gemm", "MatMul"):
-            w, b = _dense_weights(node, name, attrs, consts, shape[0]) if len(shape) == 1 else \
+            w, b = dense_weights(node, name, attrs, consts, shape[0]) if len(shape) == 1 else \
                 (None, None)
             if w is None:
                 raise UnsupportedLayerError(f"Node {name!r}: {op} on shape {shape}")

@@ -20,7 +20,7 @@ from nnfab.tables import check_activation, check_format, check_softmax
 from .cast import as_codes, cast
 
 __all__ = ["activation", "linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid",
-           "hard_tanh", "sigmoid", "tanh", "argmax", "softmax"]
+           "hard_tanh", "sigmoid", "tanh", "elu", "argmax", "softmax"]
 
 _SAFE_BITS = 62
 
@@ -113,6 +113,20 @@ def _table_lookup(x, p):
     return cast(entries, table.table_format, p.fout)
 
 
+def _elu(x, p):
+    table = p.table
+    e = table.index_exponent(p.fin.fraction_width)
+    n = table.table_size
+    # Negative inputs only: x in [-R, 0) indexes 0 .. N-1, below -R entry 0.
+    index = np.minimum(np.maximum(_shift(x.astype(object), e) + n, 0), n - 1)
+    entries = np.array(table.codes, dtype=object)[index.astype(np.int64)]
+    negative = cast(entries, table.table_format, p.fout)
+    scale_format, scale_code = p.scale
+    product_format = p.fin.mul_format(scale_format)
+    positive = cast(_wide(x, product_format.width + 1) * scale_code, product_format, p.fout)
+    return np.where(x < 0, negative, positive)
+
+
 _ELEMENTWISE = {
     "linear": _linear,
     "relu": _relu,
@@ -122,6 +136,7 @@ _ELEMENTWISE = {
     "hard_tanh": _hard_tanh,
     "sigmoid": _table_lookup,
     "tanh": _table_lookup,
+    "elu": _elu,
 }
 
 
@@ -174,6 +189,13 @@ def sigmoid(codes, *, fin, fout, table=None):
 def tanh(codes, *, fin, fout, table=None):
     """As :func:`sigmoid`, with a tanh table (default :func:`nnfab.tables.tanh_table` ``()``)."""
     return activation("tanh", codes, fin=fin, fout=fout, table=table)
+
+
+def elu(codes, *, fin, fout, table=None, scale=None):
+    """ELU/SELU: ``cast(x * scale, fout)`` for ``x >= 0``, ``cast(table[j], fout)`` for
+    ``x < 0`` (:func:`nnfab.tables.elu_table`; default ELU with alpha 1, scale 1)."""
+    params = {k: v for k, v in (("table", table), ("scale", scale)) if v is not None}
+    return activation("elu", codes, fin=fin, fout=fout, **params)
 
 
 def _vector_codes(codes, fin):

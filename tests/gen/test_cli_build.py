@@ -97,4 +97,4 @@ def test_missing_file_and_unknown_example(tmp_path):
 def test_model_or_example_required():
     result = run("build")
     assert result.exit_code == 2
-    assert "Give a MODEL file or --example NAME" in result.output
+    assert "Give a MODEL file, --example NAME or --hls4ml-config FILE" in result.output

@@ -12,12 +12,13 @@ from nnfab.hdl import activations as hw
 from nnfab.hdl.activations import Activation, Argmax, Softmax
 from nnfab.hdl.cast import fixed_shape
 from nnfab.sim.golden import activations as golden
-from nnfab.tables import exp_table, reciprocal_table, sigmoid_table, tanh_table
+from nnfab.tables import (SELU_ALPHA, SELU_SCALE, elu_table, exp_table, reciprocal_table,
+                          sigmoid_table, tanh_table)
 
 from ..streams import run_stream
 
 KINDS = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
-         "sigmoid", "tanh"]
+         "sigmoid", "tanh", "elu"]
 
 
 def formats(width, overflow):
@@ -36,6 +37,15 @@ def params_for(kind, width):
     if kind == "hard_sigmoid" and width == 16:
         return dict(slope=(FixedFormat(4, -1, signed=False), 13),
                     offset=(FixedFormat(4, 1), 3))
+    if kind == "elu":
+        if width == 4:  # ELU, positive slope 1
+            return dict(table=elu_table(table_size=16, table_format=FixedFormat(6, 2),
+                                        input_range=2))
+        # SELU, its scale rounded into ufixed<8,1>
+        return dict(table=elu_table(alpha=SELU_ALPHA, scale=SELU_SCALE, table_size=256,
+                                    table_format=FixedFormat(width + 2, 3, rounding="RND"),
+                                    input_range=2),
+                    scale=(FixedFormat(8, 1, signed=False), round(SELU_SCALE * 128)))
     if kind in ("sigmoid", "tanh"):
         make = sigmoid_table if kind == "sigmoid" else tanh_table
         return dict(table=make(table_size=16 if width == 4 else 256,
@@ -209,7 +219,7 @@ F8 = FixedFormat(8, 3)
 @pytest.mark.parametrize("call,error,message", [
     (lambda: Activation(kind="swish", n=2, fin=F8, fout=F8), ValueError,
      "Activation kind must be one of 'linear', 'relu', 'bounded_relu', 'leaky_relu', "
-     "'hard_sigmoid', 'hard_tanh', 'sigmoid', 'tanh', not 'swish'"),
+     "'hard_sigmoid', 'hard_tanh', 'sigmoid', 'tanh', 'elu', not 'swish'"),
     (lambda: Activation(kind="relu", n=0, fin=F8, fout=F8), ValueError,
      "Number of elements must be a positive integer, not 0"),
     (lambda: Activation(kind="relu", n=2.0, fin=F8, fout=F8), TypeError,

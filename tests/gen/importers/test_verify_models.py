@@ -1,6 +1,6 @@
-"""Every dense model in shared/models imports, builds and verifies bit-exact on Verilator
-(10,000 seeded random inputs for the jet taggers, 200 for the MNIST models; one Verilator
-build per model). The float Keras jet tagger goes through nnfab's PTQ to 16-bit formats and the
+"""Every model in shared/models imports, builds and verifies bit-exact on Verilator (10,000
+seeded random inputs for the jet taggers, 200 for the MNIST models and the other image models;
+one Verilator build per model). The float Keras jet tagger goes through nnfab's PTQ to 16-bit formats and the
 native format, at reuse factor 1 and 4."""
 
 import time
@@ -21,8 +21,10 @@ N_VECTORS = 10_000
 SEED = 2024
 
 # Reuse factors keep the largest designs quick to compile (the 784-input MNIST MLP is 475 s at
-# reuse factor 1 on 2 cores); the other jet taggers cover reuse factor 1.
-REUSE = {"qkeras_mnist_dense": 16, "onnx_three_layer_keras": 2, "onnx_three_layer_pytorch": 2,
+# reuse factor 1 on 2 cores); the other jet taggers cover reuse factor 1. The MNIST CNN keeps
+# its convolutions at reuse factor 1: one pixel per cycle keeps its simulation short.
+REUSE = {"qkeras_mnist_dense": 16, "qkeras_mnist_cnn": {"q_dense": 16},
+         "onnx_three_layer_keras": 2, "onnx_three_layer_pytorch": 2,
          "keras_3layer_batch_norm": 2}
 
 MODELS = {
@@ -35,7 +37,11 @@ MODELS = {
     "onnx_three_layer_keras": (ONNX / "three_layer_keras.onnx", None),
     "onnx_three_layer_pytorch": (ONNX / "three_layer_pytorch.onnx", None),
     "qonnx_jettagging": (QONNX / "qkeras_jettagging.onnx", None),
+    "qkeras_mnist_cnn": (KERAS / "qkeras_mnist_cnn.json", None),
+    "onnx_conv2d_small_keras": (ONNX / "conv2d_small_keras.onnx", None),
+    "onnx_conv2d_small_mp_keras": (ONNX / "conv2d_small_mp_keras.onnx", None),
 }
+N_IMAGES = 200
 
 
 @pytest.mark.slow
@@ -68,11 +74,15 @@ def test_model_verifies_bit_exact(name):
     path, weights = MODELS[name]
     started = time.perf_counter()
     loaded = load_model(need(path), weights=weights)
-    model, _ = ChooseReuseFactors(reuse_factor=REUSE.get(name, 1)).apply(loaded.model)
+    reuse = REUSE.get(name, 1)
+    model, _ = ChooseReuseFactors(**({"per_layer": reuse} if isinstance(reuse, dict) else
+                                     {"reuse_factor": reuse})).apply(loaded.model)
     rng = np.random.default_rng(SEED)
     shape = model.input_shape
     if "mnist" in name:
-        x = np.floor(rng.random((200, *shape)) * 2**10) / 2**10
+        x = np.floor(rng.random((N_IMAGES, *shape)) * 2**10) / 2**10
+    elif len(shape) == 3:
+        x = rng.normal(0.0, 1.5, (N_IMAGES, *shape))
     else:
         x = rng.normal(0.0, 1.5, (N_VECTORS, *shape))
     result = verify(model, x, seed=SEED)

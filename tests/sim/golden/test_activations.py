@@ -10,7 +10,8 @@ import pytest
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 from nnfab.sim.golden import activations as golden
 from nnfab.sim.golden.cast import quantize
-from nnfab.tables import (HARD_SIGMOID_OFFSET, HARD_SIGMOID_SLOPE, exp_table, quantize_exact,
+from nnfab.tables import (ELU_SCALE, HARD_SIGMOID_OFFSET, HARD_SIGMOID_SLOPE, SELU_ALPHA,
+                          SELU_SCALE, elu_table, exp_table, quantize_exact,
                           reciprocal_table, sigmoid_table, tanh_table)
 
 
@@ -55,6 +56,8 @@ def ref_table_entry(table, x):
     if table.kind in ("sigmoid", "tanh"):
         j = math.floor((x + r) * n / (2 * r))
         j = min(max(j, 0), n - 1)
+    elif table.kind == "elu":  # x < 0
+        j = max(math.floor((x + r) * n / r), 0)
     else:
         j = min(math.floor(x * n / r), n - 1)
     return table.codes[j]
@@ -76,6 +79,9 @@ def ref_activation(kind, code, fin, fout, **params):
         y = min(max(slope[0].value(slope[1]) * x + offset[0].value(offset[1]), 0), 1)
     elif kind == "hard_tanh":
         y = min(max(x, -1), 1)
+    elif kind == "elu" and x >= 0:
+        scale = params.get("scale", ELU_SCALE)
+        y = x * scale[0].value(scale[1])
     else:
         table = params["table"]
         y = table.table_format.value(ref_table_entry(table, x))
@@ -122,6 +128,14 @@ def random_params(kind, rng, fin):
         sf, of = random_format(rng, 12), random_format(rng, 12)
         return dict(slope=(sf, rng.randint(sf.min_code, sf.max_code)),
                     offset=(of, rng.randint(of.min_code, of.max_code)))
+    if kind == "elu":
+        sf = random_format(rng, 10)
+        return dict(table=elu_table(alpha=rng.choice([1.0, SELU_ALPHA, 0.5]),
+                                    scale=rng.choice([1.0, SELU_SCALE]),
+                                    table_size=2 ** rng.randint(1, 8),
+                                    table_format=random_format(rng, 18),
+                                    input_range=Fraction(2) ** rng.randint(-2, 4)),
+                    scale=(sf, rng.randint(sf.min_code, sf.max_code)))
     if kind in ("sigmoid", "tanh"):
         make = sigmoid_table if kind == "sigmoid" else tanh_table
         return dict(table=make(table_size=2 ** rng.randint(1, 8),
@@ -131,7 +145,7 @@ def random_params(kind, rng, fin):
 
 
 KINDS = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
-         "sigmoid", "tanh"]
+         "sigmoid", "tanh", "elu"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -213,6 +227,7 @@ def test_argmax_first_index_on_ties(seed):
     (sigmoid_table, lambda x: 1 / (1 + math.exp(-x)), True),
     (tanh_table, math.tanh, True),
     (exp_table, lambda t: math.exp(-t), False),
+    (elu_table, math.expm1, "negative"),
 ])
 @pytest.mark.parametrize("seed", range(4))
 def test_table_entries(make, function, signed_range, seed):
@@ -220,7 +235,9 @@ def test_table_entries(make, function, signed_range, seed):
     fmt = random_format(rng, 20)
     size, r = 2 ** rng.randint(1, 10), 2 ** rng.randint(0, 4)
     table = make(table_size=size, table_format=fmt, input_range=r)
-    if signed_range:
+    if signed_range == "negative":
+        points = [-r + j * r / size for j in range(size)]
+    elif signed_range:
         points = [-r + j * 2 * r / size for j in range(size)]
     else:
         points = [j * r / size for j in range(size)]
@@ -262,7 +279,7 @@ F8 = FixedFormat(8, 3)
 @pytest.mark.parametrize("call,error,message", [
     (lambda: golden.activation("gelu", [0], fin=F8, fout=F8), ValueError,
      "Activation kind must be one of 'linear', 'relu', 'bounded_relu', 'leaky_relu', "
-     "'hard_sigmoid', 'hard_tanh', 'sigmoid', 'tanh', not 'gelu'"),
+     "'hard_sigmoid', 'hard_tanh', 'sigmoid', 'tanh', 'elu', not 'gelu'"),
     (lambda: golden.activation(3, [0], fin=F8, fout=F8), TypeError,
      "Activation kind must be a string, not 3"),
     (lambda: golden.relu([0], fin="fixed<8,3>", fout=F8), TypeError,

@@ -1,0 +1,273 @@
+"""An hls4ml project config and its model, to the IR with hls4ml 1.3's arithmetic.
+
+hls4ml's graph and numerics, as its Vivado templates define them (``nnet_dense_latency.h``,
+``nnet_activation.h``, ``nnet_batchnorm.h``, ``nnet_conv2d_latency.h``, ``nnet_pooling.h``):
+
+- Weights and biases are written as decimal text with as many digits as the type has
+  fraction bits (``'{:.Ff}'.format(w)``, ``hls4ml/model/types.py``), read back as doubles and
+  converted to ``weight_t``/``bias_t`` with the type's rounding and overflow (default
+  ``TRN``/``WRAP``): :func:`hls4ml_weight_codes`.
+- Dense and convolution: every product is cast to ``accum_t``, the accumulator starts at
+  ``(accum_t) bias`` and every addition is done in ``accum_t``; one cast to ``result_t`` at
+  the end. nnfab's explicit accumulator (:class:`~nnfab.layers.DenseSpec`
+  ``accumulator_format``) is exactly this when ``accum_t`` wraps; a saturating ``accum_t`` is
+  accepted only where no partial sum can reach its limits.
+- A Keras layer with an ``activation`` becomes two layers, ``NAME`` and ``NAME_ACTIVATION``;
+  ReLU and linear cast to the activation's own ``result_t`` (under ``WRAP`` a ReLU output above
+  the type's maximum wraps negative).
+- ONNX: after qonnx's clean-up (nodes renamed ``OPTYPE_i``) and ``GemmToMatMul``, a ``MatMul``
+  with constant weights becomes the bias-free Dense ``Dense_MatMul_i`` and the ``Add`` of a
+  constant the scale-and-bias layer ``bn_Add_i`` (``ApplyAlpha``: ``(result_t)(x * 1 + b)``,
+  one cast), each with its own types; the new layers take the original nodes' configs.
+- Softmax: the ``stable`` implementation with hls4ml's tables
+  (:mod:`nnfab.softmax_hls4ml`).
+"""
+
+import math
+
+import numpy as np
+
+from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
+from nnfab.errors import ModelError, UnsupportedLayerError
+from nnfab.fixed import FixedFormat, Overflow
+from nnfab.layers import DenseSpec
+from nnfab.sim.golden.cast import quantize
+from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec, hls4ml_table_sizes
+
+from ..ir import ActivationLayer, DenseLayer, Model
+from ..ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
+from ..ir_hls4ml import Hls4mlSoftmaxLayer
+from .config import ConfigError
+
+__all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator"]
+
+#: hls4ml's softmax table types when the config names none (``fpga_backend.py``).
+TABLE_DEFAULT = FixedFormat(18, 8, rounding="RND", overflow="SAT")
+
+
+def hls4ml_weight_codes(values, fmt):
+    """Codes of float ``values`` in ``fmt`` as hls4ml's C simulation loads them: formatted with
+    ``max(0, F)`` decimals, parsed as doubles, converted with ``fmt``'s modes."""
+    decimals = max(0, fmt.fraction_width)
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    text = np.array([float(f"{v:.{decimals}f}") for v in flat]).reshape(np.shape(values))
+    return quantize(text, fmt)
+
+
+def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias):
+    """hls4ml's ``'auto'`` accum/result type of a dense or convolution layer
+    (``infer_precision.py`` ``_infer_common_precision``)."""
+    signed = weight_format.signed or input_format.signed
+    log = math.ceil(math.log2(n_in))
+    width = weight_format.width + input_format.width + log
+    integer = weight_format.integer_width + input_format.integer_width + log
+    if has_bias:
+        frac = width - integer
+        integer = max(integer + (bias_format.signed and not signed),
+                      bias_format.integer_width + (signed and not bias_format.signed)) + 1
+        width = integer + max(frac, bias_format.fraction_width)
+        signed = signed or bias_format.signed
+    return FixedFormat(width, integer, signed=signed)
+
+
+class _Builder:
+    """Walks a model's layers in order, creating IR layers with the config's types."""
+
+    def __init__(self, config, input_name, input_shape):
+        self.config = config
+        self.layers = []
+        fmt = self._fixed(config.precision(input_name, "Input", "result"), input_name,
+                          "result")
+        self.input_format = fmt
+        self.input_shape = tuple(input_shape)
+        self.fmt, self.shape = fmt, tuple(input_shape)
+        self.reuse = {}
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _fixed(self, value, name, var):
+        if value == "auto":
+            raise ConfigError(f"{self.config.path}: precision 'auto' for {var!r} of layer "
+                              f"{name!r} is not supported there; nnfab infers 'auto' for the "
+                              f"accum and result of dense and convolution layers only")
+        return value
+
+    def _types(self, name, cls, n_in, has_bias):
+        c = self.config
+        w = self._fixed(c.precision(name, cls, "weight"), name, "weight")
+        b = self._fixed(c.precision(name, cls, "bias"), name, "bias")
+        accum = c.layer_setting(name, cls, "accum_t") or c.precision(name, cls, "accum")
+        result = c.precision(name, cls, "result")
+        inferred = auto_accumulator(self.fmt, w, b, n_in, has_bias)
+        return w, b, inferred if accum == "auto" else accum, \
+            inferred if result == "auto" else result
+
+    def _add(self, layer):
+        self.layers.append(layer)
+        self.fmt, self.shape = layer.output_format, tuple(layer.output_shape)
+
+    def _reuse_factor(self, name, cls, n_in):
+        r = self.config.reuse_factor(name, cls)
+        if n_in % r:
+            valid = [d for d in range(1, n_in + 1) if n_in % d == 0]
+            raise ConfigError(f"{self.config.path}: ReuseFactor {r} of layer {name!r} does not "
+                              f"divide its {n_in} inputs per output; nnfab takes "
+                              f"{', '.join(map(str, valid))}")
+        strategy = self.config.strategy(name, cls)
+        if strategy not in ("latency", "resource", "resource_unrolled"):
+            raise ConfigError(f"{self.config.path}: Strategy {strategy!r} of layer {name!r} is "
+                              f"not supported (Latency, Resource or Resource_Unrolled)")
+        return r
+
+    def _check_accumulator(self, name, accum, products, bias):
+        """Accept a saturating (or rounding-to-nearest) accum_t only when no partial sum can
+        reach its limits: then hls4ml's per-addition overflow never acts."""
+        if accum.overflow is Overflow.WRAP:
+            return
+        bound = np.sum(np.abs(products), axis=-1) + (np.abs(bias) if bias is not None else 0)
+        if np.max(bound) > accum.max_value:
+            raise ConfigError(f"{self.config.path}: accum {accum} of layer {name!r} saturates "
+                              f"after every addition (sums here reach {float(np.max(bound))}, "
+                              f"beyond its maximum {float(accum.max_value)}); nnfab's "
+                              f"accumulator wraps: give accum an overflow mode of WRAP or a "
+                              f"wider type")
+
+    def _accum_bound_check(self, name, w_fmt, w_codes, b_fmt, b_codes, accum):
+        x_max = max(abs(float(self.fmt.min_value)), abs(float(self.fmt.max_value)))
+        products = np.abs(np.asarray(w_codes, dtype=np.float64)) * float(w_fmt.lsb) * x_max
+        # Products are cast to accum_t first: one LSB of rounding at most.
+        products = products + float(accum.lsb)
+        bias = None if b_codes is None else \
+            np.abs(np.asarray(b_codes, dtype=np.float64)) * float(b_fmt.lsb) + float(accum.lsb)
+        self._check_accumulator(name, accum, products.reshape(products.shape[0], -1), bias)
+
+    # -- layers -------------------------------------------------------------------------------
+
+    def dense(self, name, cls, weights, biases, *, config_name=None):
+        """``weights`` (n_out, n_in) floats, ``biases`` (n_out,) or None."""
+        if len(self.shape) != 1:
+            raise UnsupportedLayerError(f"Layer {name!r}: dense layer on shape {self.shape}")
+        n_out, n_in = weights.shape
+        w_fmt, b_fmt, accum, result = self._types(config_name or name, cls, n_in,
+                                                  biases is not None)
+        w = hls4ml_weight_codes(weights, w_fmt)
+        b = hls4ml_weight_codes(biases, b_fmt) if biases is not None else None
+        self._accum_bound_check(name, w_fmt, w, b_fmt, b, accum)
+        try:
+            spec = DenseSpec(w, b, self.fmt, w_fmt.replace(rounding="TRN", overflow="WRAP"),
+                             result, bias_format=None if b is None else
+                             b_fmt.replace(rounding="TRN", overflow="WRAP"),
+                             accumulator_format=accum)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"Layer {name!r}: {exc}") from None
+        self._add(DenseLayer(name, spec=spec,
+                             reuse_factor=self._reuse_factor(config_name or name, cls, n_in)))
+
+    def conv2d(self, name, cls, weights, biases, strides, padding):
+        """``weights`` (n_filters, kh, kw, C_in) floats."""
+        n_window = int(np.prod(weights.shape[1:]))
+        w_fmt, b_fmt, accum, result = self._types(name, cls, n_window, biases is not None)
+        w = hls4ml_weight_codes(weights, w_fmt)
+        b = hls4ml_weight_codes(biases, b_fmt) if biases is not None else None
+        self._accum_bound_check(name, w_fmt, w, b_fmt, b, accum)
+        try:
+            spec = Conv2DSpec(w, b, self.shape, self.fmt,
+                              w_fmt.replace(rounding="TRN", overflow="WRAP"), result,
+                              strides=strides, padding=padding,
+                              bias_format=None if b is None else
+                              b_fmt.replace(rounding="TRN", overflow="WRAP"),
+                              accumulator_format=accum)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"Layer {name!r}: {exc}") from None
+        self._add(Conv2DLayer(name, spec=spec,
+                              reuse_factor=self._reuse_factor(name, cls, n_window)))
+
+    def activation(self, name, cls, function):
+        if function not in ("relu", "linear"):
+            raise UnsupportedLayerError(f"Layer {name!r}: hls4ml activation {function!r} is "
+                                        f"not supported in hls4ml mode (relu, linear, "
+                                        f"softmax); hls4ml's table index differs from nnfab's "
+                                        f"for sigmoid and tanh")
+        result = self._fixed(self.config.precision(name, cls, "result"), name, "result")
+        self._add(ActivationLayer(name, function=function, shape=self.shape, fin=self.fmt,
+                                  fout=result))
+
+    def apply_alpha(self, name, biases, *, config_name):
+        """``(result_t)(x * 1 + b)``: hls4ml's ApplyAlpha of an ONNX ``Add``."""
+        c = self.config
+        b_fmt = self._fixed(c.precision(config_name, "ApplyAlpha", "bias"), name, "bias")
+        result = self._fixed(c.precision(config_name, "ApplyAlpha", "result"), name, "result")
+        n = self.shape[-1]
+        spec = BatchNormSpec(np.ones(n, dtype=np.int64),
+                             hls4ml_weight_codes(np.broadcast_to(biases, (n,)), b_fmt),
+                             self.fmt, FixedFormat(1, 1, signed=False),
+                             b_fmt.replace(rounding="TRN", overflow="WRAP"), result)
+        self._add(BatchNormLayer(name, spec=spec, shape=self.shape))
+
+    def softmax(self, name, cls="Softmax"):
+        c = self.config
+        if len(self.shape) != 1:
+            raise UnsupportedLayerError(f"Layer {name!r}: softmax over shape {self.shape}")
+        implementation = str(c.layer_setting(name, cls, "implementation", "stable")).lower()
+        if implementation != "stable":
+            raise ConfigError(f"{c.path}: implementation {implementation!r} of softmax layer "
+                              f"{name!r} is not supported; nnfab reproduces 'stable' (the "
+                              f"default)")
+        result = self._fixed(c.precision(name, cls, "result"), name, "result")
+        accum = c.layer_setting(name, cls, "accum_t") or \
+            self._fixed(c.precision(name, cls, "accum"), name, "accum")
+        exp_t = c.layer_setting(name, cls, "exp_table_t") or TABLE_DEFAULT
+        inv_t = c.layer_setting(name, cls, "inv_table_t") or TABLE_DEFAULT
+        inv_inp = c.layer_setting(name, cls, "inv_inp_t") or TABLE_DEFAULT
+        table_size = int(c.layer_setting(name, cls, "table_size", 1024))
+        exp_size, inv_size = hls4ml_table_sizes(table_size, self.fmt, inv_t)
+        try:
+            spec = Hls4mlSoftmaxSpec(
+                n=self.shape[0], input_format=self.fmt, output_format=result,
+                accum_format=accum, exp_table_format=exp_t, inv_table_format=inv_t,
+                inv_input_format=inv_inp, exp_table_size=exp_size, inv_table_size=inv_size,
+                exp_scale=float(c.layer_setting(name, cls, "exp_scale", 1.0)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{c.path}: softmax layer {name!r}: {exc}") from None
+        self._add(Hls4mlSoftmaxLayer(name, spec=spec))
+
+    def pool(self, name, cls, kind, pool_size, strides, padding):
+        if kind != "max":
+            raise UnsupportedLayerError(f"Layer {name!r}: average pooling is not supported in "
+                                        f"hls4ml mode; only max pooling")
+        result = self._fixed(self.config.precision(name, cls, "result"), name, "result")
+        spec = PoolSpec("max", self.shape, pool_size, self.fmt, result, strides=strides,
+                        padding=padding)
+        self._add(PoolLayer(name, spec=spec))
+
+    def flatten(self, name):
+        if len(self.shape) > 1:
+            self._add(FlattenLayer(name, shape=self.shape, fmt=self.fmt))
+
+    def model(self, name):
+        if not self.layers:
+            raise ModelError(f"Model {name!r}: no layers to build")
+        return Model(name, self.input_shape, self.input_format, tuple(self.layers))
+
+
+def convert(config):
+    """The IR :class:`~nnfab.gen.ir.Model` of ``config``'s model with hls4ml's arithmetic.
+
+    Parameters
+    ----------
+    config : Hls4mlConfig
+
+    Raises
+    ------
+    ConfigError
+        For a setting nnfab cannot honour, naming the setting and the layer.
+    UnsupportedLayerError
+        For a layer hls4ml mode does not build, naming it.
+    """
+    if config.source == "keras":
+        from .keras_graph import build_keras
+
+        return build_keras(config, _Builder)
+    from .onnx_graph import build_onnx
+
+    return build_onnx(config, _Builder)

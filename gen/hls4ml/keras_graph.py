@@ -1,0 +1,102 @@
+"""The hls4ml graph of a Keras or QKeras model (``keras_v2_to_hls``): layer names and classes
+as hls4ml gives them, weights as hls4ml loads them."""
+
+import numpy as np
+
+from nnfab.errors import UnsupportedLayerError
+
+from ..importers.keras import (SKIPPED_LAYERS, conv_kernel, input_shape, keras_layers,
+                               read_config, window_geometry, KerasWeights)
+from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
+
+__all__ = ["build_keras"]
+
+#: Keras activation names and their hls4ml layer class.
+_ACTIVATIONS = {"relu": ("Activation", "relu"), "linear": ("Activation", "linear"),
+                "softmax": ("Softmax", None)}
+
+
+def _values(cfg, key, values, name):
+    """Float values of weights or biases: QKeras's quantizer applied when the layer has one."""
+    spec = cfg.get(f"{key}_quantizer")
+    if not spec:
+        return values
+    fmt, codes = apply_quantizer(*parse_quantizer(spec, name), values)
+    return np.ldexp(np.asarray(codes, dtype=np.float64), -fmt.fraction_width)
+
+
+def _activation(builder, name, spec):
+    """One activation layer from a Keras activation string or a QKeras quantizer."""
+    if isinstance(spec, dict) or (isinstance(spec, str) and "(" in spec):
+        qname, _ = parse_quantizer(spec, name)
+        if qname == "quantized_relu":
+            return builder.activation(name, "Activation", "relu")
+        if qname == "quantized_bits":
+            return builder.activation(name, "Activation", "linear")
+        raise UnsupportedLayerError(f"Layer {name!r}: quantizer {qname!r} as an activation is "
+                                    f"not supported in hls4ml mode")
+    if spec not in _ACTIVATIONS:
+        raise UnsupportedLayerError(f"Layer {name!r}: activation {spec!r} is not supported in "
+                                    f"hls4ml mode (relu, linear, softmax)")
+    cls, function = _ACTIVATIONS[spec]
+    if cls == "Softmax":
+        return builder.softmax(name)
+    return builder.activation(name, cls, function)
+
+
+def _fused_activation(builder, name, cfg):
+    """hls4ml splits a layer's ``activation`` into the layer ``NAME_ACTIVATION``."""
+    act = cfg.get("activation")
+    if act in (None, "linear"):
+        return
+    if not isinstance(act, str) or "(" in act:
+        raise UnsupportedLayerError(f"Layer {name!r}: activation {act!r} inside a layer is not "
+                                    f"supported in hls4ml mode; use a separate QActivation")
+    _activation(builder, f"{name}_{act}", act)
+
+
+def build_keras(config, builder_class):
+    raw = read_config(config.model_path)
+    layers = keras_layers(raw)
+    input_name = next((cfg.get("name") for cls, cfg in layers if cls == "InputLayer"), "input1")
+    builder = builder_class(config, input_name, input_shape(layers))
+    weights_path = config.weights_path or config.model_path.with_name(
+        config.model_path.stem + "_weights.h5")
+    store = KerasWeights(weights_path)
+    try:
+        for cls, cfg in layers:
+            name = cfg.get("name", cls)
+            if cls == "InputLayer" or cls in SKIPPED_LAYERS:
+                continue
+            use_bias = cfg.get("use_bias", True)
+            if cls in ("Dense", "QDense"):
+                w = store.get(name, ["kernel"] + (["bias"] if use_bias else []))
+                builder.dense(name, "Dense", _values(cfg, "kernel", w["kernel"], name).T,
+                              _values(cfg, "bias", w["bias"], name) if use_bias else None)
+                _fused_activation(builder, name, cfg)
+            elif cls in ("Conv2D", "QConv2D"):
+                one_d, strides, padding = window_geometry(cls, cfg, name, builder.shape)
+                w = store.get(name, ["kernel"] + (["bias"] if use_bias else []))
+                kernel = conv_kernel(_values(cfg, "kernel", w["kernel"], name), one_d, name,
+                                     builder.shape)
+                builder.conv2d(name, "Conv2D", kernel,
+                               _values(cfg, "bias", w["bias"], name) if use_bias else None,
+                               strides, padding)
+                _fused_activation(builder, name, cfg)
+            elif cls in ("Activation", "QActivation"):
+                _activation(builder, name, cfg.get("activation"))
+            elif cls == "MaxPooling2D":
+                one_d, strides, padding = window_geometry(cls, cfg, name, builder.shape)
+                pool_size = tuple(cfg.get("pool_size", (2, 2)))
+                builder.pool(name, "Pooling2D", "max", pool_size, strides, padding)
+            elif cls == "Flatten":
+                builder.flatten(name)
+            else:
+                raise UnsupportedLayerError(f"Layer {name!r}: Keras layer {cls!r} is not "
+                                            f"supported in hls4ml mode (Dense, QDense, Conv2D, "
+                                            f"QConv2D, Activation, QActivation, MaxPooling2D, "
+                                            f"Flatten, Dropout)")
+    finally:
+        store.close()
+    return builder.model(raw["config"].get("name", config.model_path.stem)
+                         if isinstance(raw["config"], dict) else config.model_path.stem)
