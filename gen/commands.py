@@ -61,8 +61,12 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     if sum(v is not None for v in (model, example, hls4ml_config)) != 1:
         raise click.UsageError("Give a MODEL file, --example NAME or --hls4ml-config FILE "
                                "(one of them)")
+    input_cast = "format" if hls4ml_config is not None else "nearest"
     if model is not None and Path(model).is_dir():
-        model = Path(model) / "model.json"  # a build folder
+        manifest = Path(model) / "manifest.json"  # a build folder
+        if manifest.is_file():
+            input_cast = json.loads(manifest.read_text()).get("input_cast", "nearest")
+        model = Path(model) / "model.json"
     if hls4ml_config is not None:
         if precision or input_format or weights:
             raise click.UsageError("--precision, --input-format and --weights do not apply "
@@ -86,6 +90,7 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         passes.append(ChooseReuseFactors(reuse_factor=reuse_factor,
                                          max_multipliers=max_multipliers))
     loaded.model, _ = run_passes(loaded.model, passes)
+    loaded.input_cast = input_cast
     return loaded
 
 
@@ -124,7 +129,8 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                            input_format, hls4ml_config)
             out = Path(output) if output else Path("build") / loaded.model.name
             result = build_outputs(loaded.model, out, progress=status.update,
-                                   notes=loaded.notes, source=loaded.source)
+                                   notes=loaded.notes, source=loaded.source,
+                                   input_cast=loaded.input_cast)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     manifest = result.manifest
@@ -192,7 +198,7 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
                 x, y = x[:count], (y[:count] if y is not None else None)
             result = verify(m, x, labels=y, float_model=loaded.float_model, seed=seed,
                             p_stall=stall, progress=status.update,
-                            input_cast="format" if hls4ml_config else "nearest")
+                            input_cast=loaded.input_cast)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     _print_verify(m, result)

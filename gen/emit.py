@@ -46,9 +46,11 @@ def _stream_description(formats, shape, per_transfer, prefix):
     }
 
 
-def manifest_of(model, network, *, source=None, notes=()):
+def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest"):
     """The manifest: everything a host or another tool needs to drive the design; ``source``
-    (where the model came from) and ``notes`` (settings without effect) when given."""
+    (where the model came from) and ``notes`` (settings without effect) when given;
+    ``input_cast`` says how input values become codes (``"nearest"``: round to nearest and
+    saturate; ``"format"``: the input format's own modes, as hls4ml)."""
     in_lanes = model.input_shape[-1]
     out_lanes = model.output_shape[-1]
     layers = []
@@ -98,6 +100,7 @@ def manifest_of(model, network, *, source=None, notes=()):
         "latency_source": "simulated" if network.streams_pixels else "sum of layers",
         "initiation_interval": network.initiation_interval,
         "layers": layers,
+        "input_cast": input_cast,
         **({"source": source} if source else {}),
         **({"notes": list(notes)} if notes else {}),
     }
@@ -155,7 +158,7 @@ class BuildResult:
 
 
 def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, source=None,
-                  notes=()):
+                  notes=(), input_cast="nearest"):
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
@@ -170,12 +173,14 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
         Where the model came from (e.g. an hls4ml config), for the manifest and report.
     notes : list of str
         Settings read and found without effect, listed in the report.
+    input_cast : ``"nearest"`` or ``"format"``
+        How ``nnfab verify DIR`` casts input values (see :func:`nnfab.gen.verify.verify`).
     """
     out_dir = Path(out_dir)
     say = progress or (lambda text: None)
     say("elaborating engines")
     network = Network(model, multiplier_threshold=multiplier_threshold)
-    manifest = manifest_of(model, network, source=source, notes=notes)
+    manifest = manifest_of(model, network, source=source, notes=notes, input_cast=input_cast)
     say("converting to Verilog")
     text = verilog.convert(network, name=manifest["top"], emit_src=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

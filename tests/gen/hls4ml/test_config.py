@@ -167,3 +167,28 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_hls4ml(bad)
     with pytest.raises(ModelError, match="does not exist"):
         load_hls4ml(tmp_path / "none.yml")
+
+
+@pytest.mark.slow
+def test_cli_build_reports_the_config(tmp_path):
+    path = _write(tmp_path, edit=_set(["HLSConfig", "Model", "ReuseFactor"], 16))
+    out = tmp_path / "build"
+    result = CliRunner().invoke(main, ["build", "--hls4ml-config", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    assert "hls4ml softmax layers" in report
+    assert f"Source: hls4ml config {path}" in report
+    assert "- OutputDir: an HLS project setting; no effect on nnfab's Verilog" in report
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["input_cast"] == "format"  # `nnfab verify DIR` casts inputs as hls4ml
+    softmax = manifest["layers"][-1]
+    assert softmax["kind"] == "hls4ml_softmax"
+    assert softmax["exp_table"] == "1024 x fixed<18,8,RND,SAT>"
+    assert {row["reuse_factor"] for row in manifest["layers"] if row["kind"] == "dense"} == {16}
+    # The build folder's model reads back: verify DIR uses it.
+    from nnfab.gen.native import load_native
+
+    assert [layer.kind for layer in load_native(out / "model.json").layers][-1] == \
+        "hls4ml_softmax"

@@ -83,3 +83,41 @@ def test_other_transposes_are_rejected(tmp_path, perm):
     with pytest.raises(UnsupportedLayerError, match=r"^Node 'odd': Transpose \[0, 2, 1, 3\] "
                                                     r"of a nchw tensor is not supported"):
         load(path, kind="onnx")
+
+
+def _inference_batchnorm(model):
+    """``model`` with each BatchNormalization as the Mul and Add of its inference formula
+    (onnx.reference runs a BatchNormalization-9 that has a momentum in training mode)."""
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "BatchNormalization":
+            nodes.append(node)
+            continue
+        eps = next(a.f for a in node.attribute if a.name == "epsilon")
+        scale, bias, mean, var = (consts[name].astype(np.float64) for name in node.input[1:5])
+        factor = scale / np.sqrt(var + eps)
+        shift = bias - mean * factor
+        for name, value in ((f"{node.name}_factor", factor), (f"{node.name}_shift", shift)):
+            model.graph.initializer.append(numpy_helper.from_array(
+                value.astype(np.float32).reshape(-1, 1, 1), name))
+        nodes += [helper.make_node("Mul", [node.input[0], f"{node.name}_factor"],
+                                   [f"{node.name}_scaled"]),
+                  helper.make_node("Add", [f"{node.name}_scaled", f"{node.name}_shift"],
+                                   [node.output[0]])]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def test_selu_batchnorm_maxpool_export_matches_onnx_reference():
+    path = need(ONNX / "conv2d_small_mp_keras.onnx")
+    model = load(path, kind="onnx")
+    assert [layer.kind for layer in model.layers] == [
+        "conv2d", "activation", "batchnorm", "conv2d", "activation", "pool", "flatten",
+        "dense", "activation", "dense", "softmax"]
+    x = np.random.default_rng(2).normal(size=(16, 25, 25, 1)).astype(np.float32)
+    reference = ReferenceEvaluator(_inference_batchnorm(onnx.load(str(path))))
+    want = np.concatenate([reference.run(None, {"input_19_0": x[i:i + 1]})[0]
+                           for i in range(len(x))])
+    _close(model.forward(x.astype(np.float64)), want)
