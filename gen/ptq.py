@@ -175,12 +175,14 @@ def _activation(layer, fmt, shape, out, config, modes):
         out_fmt = _format_for(out, config.activation_bits, signed=not unsigned,
                               headroom=config.headroom_bits, **modes)
     if function in ("elu", "selu"):
-        # Negative branch from a table over [-8, 0) (|entries| < 1.76); positive slope rounded
-        # to 17 fraction bits.
+        # Negative branch from a table over [-8, 0) (|entries| < 1.76) with one entry per
+        # input code there (at most 1024); positive slope rounded to 17 fraction bits.
         alpha, scale = (SELU_ALPHA, SELU_SCALE) if function == "selu" else (1.0, 1.0)
         table_format = FixedFormat(max(config.activation_bits + 2, 10), 2, rounding="RND")
+        table_size = min(1024, max(2, 8 << max(fmt.fraction_width, 0)))
         scale_format = FixedFormat(18, 1, signed=False, rounding="RND")
-        params = dict(table=elu_table(alpha=alpha, scale=scale, table_format=table_format),
+        params = dict(table=elu_table(alpha=alpha, scale=scale, table_format=table_format,
+                                      table_size=table_size),
                       scale=(scale_format, int(_codes(np.array(scale), scale_format))))
         function = "elu"
     return ActivationLayer(layer.name, function=function, shape=shape, fin=fmt, fout=out_fmt,

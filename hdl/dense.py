@@ -1,6 +1,6 @@
 """Quantized fully connected layer with constant weights, at any reuse factor."""
 
-from amaranth.hdl import Array, Const, Module, Signal
+from amaranth.hdl import C, Array, Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -243,13 +243,24 @@ class DenseEngine(wiring.Component):
                          s1_last.eq(beat_last), s1_index.eq(beat_index)]
             m.d.sync += [s1_x[k].eq(beat_x[k]) for k in range(chunk)]
 
-        # Leaves of the adder trees.
-        groups = []
+        # Leaves of the adder trees. In an exact sum a negative digit -(x << s) enters as
+        # (~x) << s (= -(x << s) - 2**s, no negation) and the 2**s goes into the bias constant.
+        groups, offsets = [], []
+        signed_x = [x if spec.input_format.signed else Cat(x, C(0, 1)).as_signed()
+                    for x in s1_x]
         for j, leaves in enumerate(self._plan):
-            terms = []
+            terms, offset = [], 0
             for leaf in leaves:
                 x = s1_x[leaf[1]]
-                if leaf[0] == "csd":
+                if leaf[0] == "csd" and spec.exact_accumulation:
+                    product_terms = []
+                    for sign, shift in leaf[3]:
+                        if sign > 0:
+                            product_terms.append(x << shift)
+                        else:
+                            product_terms.append((~signed_x[leaf[1]]) << shift)
+                            offset += 1 << shift
+                elif leaf[0] == "csd":
                     product_terms = [(x << shift) if sign > 0 else -(x << shift)
                                      for sign, shift in leaf[3]]
                 elif r == 1:
@@ -265,6 +276,7 @@ class DenseEngine(wiring.Component):
                     m.d.comb += product.eq(sum(product_terms[1:], product_terms[0]))
                     terms.append(requantize(product, src=product_format, dst=acc_format))
             groups.append(terms)
+            offsets.append(offset)
         depth = self.tree_depth
         sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels, enable=advance,
                               levels_per_stage=self._adder_levels_per_stage)
@@ -284,11 +296,14 @@ class DenseEngine(wiring.Component):
             chunk_sums = [s << align for s in sums]
         else:
             chunk_sums = sums
-        biases = [bias_in_accumulator(spec, j) for j in range(spec.n_out)]
+        biases = [bias_in_accumulator(spec, j, offsets[j]) for j in range(spec.n_out)]
         with m.If(advance):
             m.d.sync += acc_done.eq(tree_valid & tree_last)
             with m.If(tree_valid):
                 for j in range(spec.n_out):
+                    if r == 1:  # every beat is a first beat: no multiplexer
+                        m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
+                        continue
                     with m.If(tree_first):
                         m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
                     with m.Else():
@@ -303,16 +318,24 @@ class DenseEngine(wiring.Component):
         return m
 
 
-def bias_in_accumulator(spec, j):
+def bias_in_accumulator(spec, j, offset=0):
     """Bias ``j`` of ``spec`` as a constant in the accumulator format: shifted exactly, or cast
-    like a product when the accumulator is explicit (hls4ml ``accum_t``)."""
+    like a product when the accumulator is explicit (hls4ml ``accum_t``). ``offset`` (exact
+    sums only) is added in units of the product LSB; the constant wraps modulo
+    ``2**acc_format.width`` (the accumulator's arithmetic is modular, and its final value
+    fits)."""
     acc_format = spec.accumulator
     acc_shape = fixed_shape(acc_format)
+    if spec.exact_accumulation:
+        bias = 0 if spec.biases is None else \
+            int(spec.biases[j]) << (acc_format.fraction_width - spec.bias_format.fraction_width)
+        bias += offset << (acc_format.fraction_width - spec.product_format.fraction_width)
+        bias %= 1 << acc_format.width
+        if acc_format.signed and bias >= 1 << (acc_format.width - 1):
+            bias -= 1 << acc_format.width
+        return Const(bias, acc_shape)
     if spec.biases is None:
         return Const(0, acc_shape)
     bias = int(spec.biases[j])
-    if spec.exact_accumulation:
-        return Const(bias << (acc_format.fraction_width - spec.bias_format.fraction_width),
-                     acc_shape)
     return requantize(Const(bias, fixed_shape(spec.bias_format)), src=spec.bias_format,
                       dst=acc_format)

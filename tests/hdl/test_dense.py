@@ -145,3 +145,25 @@ def test_spec_is_checked():
     with pytest.raises(TypeError) as info:
         DenseEngine("dense")
     assert str(info.value) == "Layer must be a DenseSpec, not 'dense'"
+
+
+@pytest.mark.parametrize("signed_weights", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_unsigned_inputs_and_negative_digits(signed_weights, bias):
+    """Negative CSD digits enter the tree as inverted inputs with the constant in the bias;
+    unsigned inputs are widened first (a ReLU output feeding the next layer)."""
+    rng = np.random.default_rng(11 + 2 * signed_weights + bias)
+    in_fmt = FixedFormat(8, 3, signed=False)
+    w_fmt = FixedFormat(8, 1) if signed_weights else FixedFormat(8, 1, signed=False)
+    weights = rng.integers(w_fmt.min_code, w_fmt.max_code + 1, (5, 10))
+    weights[:, 0] = w_fmt.min_code  # -1 (signed) or 0
+    weights[:, 1] = 0b1110111 if signed_weights else 0b11110111  # digits -, + and one -
+    biases = rng.integers(-128, 128, 5) if bias else None
+    spec = DenseSpec(weights, biases, in_fmt, w_fmt, FixedFormat(12, 6, overflow="SAT"),
+                     bias_format=FixedFormat(8, 3) if bias else None)
+    x = np.concatenate([np.array([[0] * 10, [255] * 10, [1] * 10]),
+                        rng.integers(0, 256, (40, 10))])
+    dut = DenseEngine(spec, multiplier_threshold=8)
+    got, _ = run_engine(dut, x, seed=5, p_idle=0.2, p_stall=0.2)
+    assert dut.n_multipliers == 0
+    assert got.tolist() == dense(x, spec).tolist()
