@@ -269,6 +269,23 @@ class _Pipeline(wiring.Component):
     def _advance(self, m):
         return pipeline_advance(m, self.o, self.i)
 
+    def _stages(self, m, n_stages):
+        """The stall signal, a valid bit carried through ``n_stages`` registers to ``o.valid``,
+        and ``register(expr, name)``: ``expr`` registered while the pipeline advances."""
+        advance = self._advance(m)
+        valid = [Signal(name=f"valid_{s}") for s in range(1, n_stages)]
+        with m.If(advance):
+            m.d.sync += valid[0].eq(self.i.valid)
+            m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
+            m.d.sync += self.o.valid.eq(valid[-1])
+
+        def register(expr, name):
+            reg = Signal(Value.cast(expr).shape(), name=name)
+            with m.If(advance):
+                m.d.sync += reg.eq(expr)
+            return reg
+        return advance, register
+
     @property
     def initiation_interval(self):
         return 1
@@ -527,18 +544,7 @@ class Softmax(_Pipeline):
     def elaborate(self, platform):
         m = Module()
         n, fin, exp_t, inv_t = self._n, self._fin, self._exp, self._inv
-        advance = self._advance(m)
-        valid = [Signal(name=f"valid_{s}") for s in range(1, 6)]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
-            m.d.sync += self.o.valid.eq(valid[-1])
-
-        def register(expr, name):
-            reg = Signal(Value.cast(expr).shape(), name=name)
-            with m.If(advance):
-                m.d.sync += reg.eq(expr)
-            return reg
+        advance, register = self._stages(m, self.latency)
 
         # Stage 1: the maximum, and the inputs alongside.
         x = [self.i.payload[k] for k in range(n)]

@@ -5,7 +5,7 @@ nnet_activation.h``), specified in :mod:`nnfab.softmax_hls4ml` and, bit for bit,
 model :func:`nnfab.sim.golden.softmax_hls4ml.softmax_hls4ml`.
 """
 
-from amaranth.hdl import C, Module, Signal, Value
+from amaranth.hdl import C, Module, Signal
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -83,18 +83,7 @@ class Hls4mlSoftmax(_Pipeline):
         m = Module()
         spec = self._spec
         n, accum = spec.n, spec.accum_format
-        advance = self._advance(m)
-        valid = [Signal(name=f"valid_{s}") for s in range(1, 6)]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
-            m.d.sync += self.o.valid.eq(valid[-1])
-
-        def register(expr, name):
-            reg = Signal(Value.cast(expr).shape(), name=name)
-            with m.If(advance):
-                m.d.sync += reg.eq(expr)
-            return reg
+        advance, register = self._stages(m, self.latency)
 
         # Stage 1: the maximum, and the inputs alongside.
         x = [self.i.payload[k] for k in range(n)]

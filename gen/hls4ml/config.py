@@ -122,7 +122,7 @@ class Hls4mlConfig:
     # -- checking ---------------------------------------------------------------------------
 
     def _check_top(self):
-        raw, base = self.raw, self.path.parent
+        raw = self.raw
         known = {"KerasJson", "KerasH5", "OnnxModel", "HLSConfig", "IOType", "Backend"}
         for key in raw:
             if key in PROJECT_KEYS:
