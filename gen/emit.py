@@ -61,17 +61,7 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest"):
                "output_format": str(layer.output_format),
                "latency": engine.latency, "initiation_interval": engine.initiation_interval,
                "multipliers": getattr(engine, "n_multipliers", 0)}
-        if layer.kind == "dense":
-            spec = layer.spec
-            row.update(weight_format=str(spec.weight_format),
-                       bias_format=str(spec.bias_format) if spec.bias_format else None,
-                       accumulator_format=str(spec.accumulator),
-                       reuse_factor=layer.reuse_factor,
-                       nonzero_weights=spec.n_nonzero_weights, weights=int(spec.weights.size),
-                       shift_add_terms=engine.n_shift_add_terms)
-        elif layer.kind == "activation":
-            row["function"] = layer.function
-        elif layer.kind == "conv2d":
+        if layer.kind in ("dense", "conv2d"):
             spec = layer.spec
             row.update(weight_format=str(spec.weight_format),
                        bias_format=str(spec.bias_format) if spec.bias_format else None,
@@ -79,6 +69,10 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest"):
                        reuse_factor=layer.reuse_factor,
                        nonzero_weights=int((spec.weights != 0).sum()),
                        weights=int(spec.weights.size))
+            if layer.kind == "dense":
+                row["shift_add_terms"] = engine.n_shift_add_terms
+        elif layer.kind == "activation":
+            row["function"] = layer.function
         elif layer.kind == "hls4ml_softmax":
             spec = layer.spec
             row.update(accumulator_format=str(spec.accum_format),
