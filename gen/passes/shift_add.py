@@ -1,0 +1,82 @@
+"""Fuse multiplierless dense layers with the requantizers and activation around them."""
+
+from nnfab.hdl.csd import csd_digits
+
+from ..ir_shift_add import ShiftAddDenseLayer
+from .base import Pass
+
+__all__ = ["FuseShiftAdd"]
+
+
+def _is_vector_quantizer(layer):
+    return layer is not None and layer.kind == "quantize" and len(layer.shape) == 1
+
+
+def shift_add_eligible(layer, multiplier_threshold):
+    """Whether ``layer`` is a dense layer that :class:`~nnfab.hdl.dense.DenseEngine` would
+    build without multipliers: reuse factor 1, exact accumulation, every weight at most
+    ``multiplier_threshold`` canonical signed digits."""
+    if layer.kind != "dense" or layer.reuse_factor != 1 or \
+            not layer.spec.exact_accumulation:
+        return False
+    return all(len(csd_digits(int(w))) <= multiplier_threshold
+               for w in layer.spec.weights.flat if w)
+
+
+class FuseShiftAdd(Pass):
+    """Replace ``[QuantizeLayer] DenseLayer [ActivationLayer] [QuantizeLayer]`` by one
+    :class:`~nnfab.gen.ir_shift_add.ShiftAddDenseLayer` wherever the dense layer needs no
+    multiplier (:func:`shift_add_eligible`).
+
+    The fused engine (:class:`nnfab.hdl.shift_add.ShiftAddDense`) shares subexpressions between
+    outputs, sizes every adder to its exact range, drops bits a wrapping cast discards and
+    registers every ``adder_levels_per_stage`` addition levels instead of every level, so it
+    takes fewer adders, flip-flops and cycles than the separate engines, with the same results.
+    A fused layer after another one with an output requantizer knows its input lanes' formats
+    and drops their unused bits.
+
+    Parameters
+    ----------
+    multiplier_threshold : int
+        As :class:`~nnfab.hdl.dense.DenseEngine`: a layer with a weight of more canonical
+        signed digits keeps its multipliers and is not fused.
+    adder_levels_per_stage : int, >= 1
+        Addition levels between pipeline registers of the fused engines.
+    """
+
+    def __init__(self, *, multiplier_threshold=3, adder_levels_per_stage=4):
+        self.multiplier_threshold = multiplier_threshold
+        self.adder_levels_per_stage = adder_levels_per_stage
+
+    def apply(self, model):
+        layers, out, changed = list(model.layers), [], False
+        known_lanes = None
+        n = 0
+        while n < len(layers):
+            layer = layers[n]
+            start = n
+            if _is_vector_quantizer(layer) and n + 1 < len(layers) and \
+                    shift_add_eligible(layers[n + 1], self.multiplier_threshold):
+                n += 1
+            if not shift_add_eligible(layers[n], self.multiplier_threshold):
+                out.append(layer)
+                known_lanes = None
+                n = start + 1
+                continue
+            n += 1
+            if n < len(layers) and layers[n].kind == "activation":
+                n += 1
+            if n < len(layers) and _is_vector_quantizer(layers[n]):
+                n += 1
+            parts = tuple(layers[start:n])
+            fused = ShiftAddDenseLayer(
+                next(p for p in parts if p.kind == "dense").name, parts=parts,
+                input_lanes=known_lanes if parts[0].kind == "dense" else None,
+                adder_levels_per_stage=self.adder_levels_per_stage)
+            out.append(fused)
+            changed = True
+            post = fused.output_quantizer
+            known_lanes = None if post is None else tuple(
+                None if f is None else f.replace(rounding="TRN", overflow="WRAP")
+                for f in post.formats)
+        return (model.replace_layers(out), True) if changed else (model, False)

@@ -1,0 +1,211 @@
+"""The adder graph of a constant matrix-vector product ``y = W @ x + b``: plain Python planning
+for :class:`nnfab.hdl.shift_add.ShiftAddDense`.
+
+Every non-zero weight is written in canonical signed digits (:func:`~nnfab.hdl.csd.csd_digits`),
+so output ``j`` is a sum of signed, shifted input lanes, its *terms* ``(lane, exponent,
+sign)``. The plan then
+
+1. extracts common subexpressions: the two-term pattern ``lane_a ± lane_b << d`` that occurs in
+   the most outputs becomes a new lane computed once, repeatedly, until no pattern occurs twice
+   (the greedy pairwise elimination of R. I. Hartley, "Subexpression sharing in filters using
+   canonic signed digit multipliers", IEEE TCAS-II 43(10), 1996; da4ml does the same for
+   neural networks: C. Sun et al., "da4ml: Distributed Arithmetic for Real-time Neural Networks
+   on FPGAs", 2025);
+2. builds one adder tree per output, pairing the shallowest terms first and, among those, the
+   ones whose values need the fewest bits (Huffman's rule on depth, then width), so a tree is
+   as shallow as the term depths allow and wide sums are added last;
+3. records every node's exact integer range, so the hardware gives each adder exactly the bits
+   its values need.
+
+Lanes are integers: an input lane is a code; a shared lane ``(a << sa) + sign * (b << sb)``.
+A term ``(lane, e, sign)`` is worth ``sign * lane * 2**e``.
+"""
+
+import collections
+import heapq
+import itertools
+
+__all__ = ["Lane", "Leaf", "Node", "AdderPlan", "plan_adders"]
+
+
+def _bits(lo, hi):
+    """Magnitude bits of the integers in [lo, hi] (the top of a node, relative to its LSB)."""
+    return max(abs(lo), abs(hi)).bit_length()
+
+
+class Lane:
+    """An integer operand in ``[lo, hi]``, available after ``level`` addition levels: an input
+    (``index``), a constant (``constant``) or a shared sum ``parts = (a, b, sa, sb, sign)``
+    worth ``(a << sa) + sign * (b << sb)``."""
+
+    def __init__(self, key, lo, hi, *, level=0, index=None, constant=None, parts=None):
+        self.key, self.lo, self.hi, self.level = key, lo, hi, level
+        self.index, self.constant, self.parts = index, constant, parts
+
+    def __repr__(self):
+        return f"Lane({self.key!r}, [{self.lo}, {self.hi}], level {self.level})"
+
+
+class Leaf:
+    """A term of an output's sum: ``sign * lane * 2**e``."""
+
+    def __init__(self, lane, e, sign):
+        self.lane, self.e, self.sign, self.level = lane, e, sign, lane.level
+        self.lo, self.hi = (lane.lo, lane.hi) if sign > 0 else (-lane.hi, -lane.lo)
+        self.signs = frozenset((sign,))
+
+    @property
+    def top(self):
+        return self.e + _bits(self.lo, self.hi)
+
+
+class Node:
+    """The sum of two subtrees, worth ``value * 2**e`` with the integer ``value`` in ``[lo,
+    hi]``; ``signs`` are the signs of its leaves (the signs it can be formed with, without a
+    negation)."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self.level = max(a.level, b.level) + 1
+        self.e = min(a.e, b.e)
+        sa, sb = a.e - self.e, b.e - self.e
+        self.lo = (a.lo << sa) + (b.lo << sb)
+        self.hi = (a.hi << sa) + (b.hi << sb)
+        self.signs = a.signs | b.signs
+
+    @property
+    def top(self):
+        return self.e + _bits(self.lo, self.hi)
+
+
+class AdderPlan:
+    """The plan of a layer: ``roots[j]`` (a Leaf or Node, or None for a sum of nothing),
+    ``shared`` lanes (in dependency order) and ``levels`` (addition levels of the deepest
+    output)."""
+
+    def __init__(self, roots, shared):
+        self.roots, self.shared = roots, shared
+        self.levels = max((r.level for r in roots if r is not None), default=0)
+
+    @property
+    def n_shared(self):
+        return len(self.shared)
+
+    @property
+    def n_tree_adders(self):
+        def count(node):
+            return 0 if not isinstance(node, Node) else 1 + count(node.a) + count(node.b)
+        return sum(count(r) for r in self.roots if r is not None)
+
+    @property
+    def n_adders(self):
+        """Two-input adders (and subtractors): shared lanes plus tree nodes."""
+        return self.n_shared + self.n_tree_adders
+
+
+def _pattern_key(t1, t2):
+    return (t1[0].key, t2[0].key, t2[1] - t1[1], t1[2] * t2[2])
+
+
+def _term_order(term):
+    return (str(term[0].key), term[1], term[2])
+
+
+SAME_LANE = False
+
+
+def _eliminate_common_subexpressions(outputs, max_rounds):
+    """Greedy two-term CSE over ``outputs`` (lists of terms), in place; returns the new lanes.
+
+    A pattern is two terms of different lanes in the same output, up to a common shift and
+    sign: ``(lane_a, lane_b, e_b - e_a, sign_a * sign_b)``. The most frequent pattern (ties:
+    the smallest relative shift, then the first found) becomes a lane when it occurs in at least
+    two outputs."""
+    shared = []
+    for _ in range(max_rounds):
+        counts = collections.Counter()
+        order = {}
+        for terms in outputs:
+            seen = set()
+            for t1, t2 in itertools.combinations(sorted(terms, key=_term_order), 2):
+                if t1[0] is t2[0] and not SAME_LANE:
+                    continue
+                key = _pattern_key(t1, t2)
+                if key not in seen:
+                    seen.add(key)
+                    counts[key] += 1
+                    order.setdefault(key, (len(order), t1[0], t2[0]))
+        if not counts:
+            break
+        key = max(counts, key=lambda k: (counts[k], -abs(k[2]), -order[k][0]))
+        if counts[key] < 2:
+            break
+        _, a, b = order[key]
+        d, rel = key[2], key[3]
+        sa, sb = max(0, -d), max(0, d)
+        b_lo, b_hi = (b.lo, b.hi) if rel > 0 else (-b.hi, -b.lo)
+        new = Lane(("shared", len(shared)), (a.lo << sa) + (b_lo << sb),
+                   (a.hi << sa) + (b_hi << sb), level=max(a.level, b.level) + 1,
+                   parts=(a, b, sa, sb, rel))
+        shared.append(new)
+        for terms in outputs:
+            for t1 in sorted(terms, key=_term_order):
+                if t1[0] is not a:
+                    continue
+                t2 = (b, t1[1] + d, t1[2] * rel)
+                if t2 in terms:
+                    terms.remove(t1)
+                    terms.remove(t2)
+                    terms.append((new, min(t1[1], t2[1]), t1[2]))
+                    break
+    return shared
+
+
+def _tree(leaves):
+    """Huffman pairing on (level, top): the two shallowest, then narrowest, subtrees first."""
+    heap = [(leaf.level, leaf.top, leaf.e, n, leaf) for n, leaf in enumerate(leaves)]
+    heapq.heapify(heap)
+    count = len(heap)
+    while len(heap) > 1:
+        a = heapq.heappop(heap)[-1]
+        b = heapq.heappop(heap)[-1]
+        node = Node(a, b)
+        heapq.heappush(heap, (node.level, node.top, node.e, count, node))
+        count += 1
+    return heap[0][-1] if heap else None
+
+
+def plan_adders(terms, *, constants=None, cse=True, max_cse_rounds=2000):
+    """Plan the adder graph of ``len(terms)`` sums.
+
+    Parameters
+    ----------
+    terms : list of list of (Lane, int, int)
+        Per output, its terms ``(lane, e, sign)`` worth ``sign * lane * 2**e``; input lanes have
+        level 0.
+    constants : list of int or None
+        Per output, an integer constant added at exponent 0 (the bias in units of the sum's
+        unit), or None.
+    cse : bool
+        Share common two-term subexpressions between outputs.
+    max_cse_rounds : int
+        Upper bound on extracted subexpressions (each round extracts one).
+
+    Returns
+    -------
+    AdderPlan
+    """
+    outputs = [list(t) for t in terms]
+    shared = _eliminate_common_subexpressions(outputs, max_cse_rounds) if cse else []
+    roots = []
+    for j, out in enumerate(outputs):
+        leaves = [Leaf(lane, e, sign) for lane, e, sign in sorted(out, key=_term_order)]
+        constant = 0 if constants is None else constants[j] or 0
+        if constant:
+            mag, e = abs(constant), 0
+            while mag % 2 == 0:
+                mag, e = mag >> 1, e + 1
+            lane = Lane(("constant", j), mag, mag, constant=mag)
+            leaves.append(Leaf(lane, e, 1 if constant > 0 else -1))
+        roots.append(_tree(leaves))
+    return AdderPlan(roots, shared)

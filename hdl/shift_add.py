@@ -1,0 +1,396 @@
+"""A dense layer without multipliers, fused with the requantizers and activation around it."""
+
+from amaranth.hdl import C, Cat, Const, Module, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from nnfab.fixed import FixedFormat, Overflow
+from nnfab.layers import DenseSpec
+
+from .activations import activation
+from .adder_graph import Lane, Leaf, plan_adders
+from .cast import fixed_shape, requantize
+from .csd import csd_digits
+from .pipeline import pipeline_advance
+from .quantize import _check_formats
+
+__all__ = ["ShiftAddDense"]
+
+
+def _width_for(lo, hi):
+    """``(width, signed)`` of the narrowest two's complement or unsigned integer holding
+    [lo, hi]."""
+    if lo >= 0:
+        return max(hi.bit_length(), 1), False
+    return max((-lo - 1).bit_length(), hi.bit_length()) + 1, True
+
+
+def _low_bits(value, n):
+    """Bits ``[0, n)`` of ``value``, sign- or zero-extended when it is narrower."""
+    value = Value.cast(value)
+    if len(value) >= n:
+        return value[:n]
+    fill = value[-1] if value.shape().signed else C(0, 1)
+    return Cat(value, fill.replicate(n - len(value)))
+
+
+def _wrap_top(fmt):
+    """The exponent above which a cast to ``fmt`` ignores its input (the value modulo
+    ``2**I``), or None when the cast saturates."""
+    return fmt.integer_width if fmt.overflow is Overflow.WRAP else None
+
+
+class ShiftAddDense(wiring.Component):
+    """``y = post(act(cast(W @ pre(x) + b)))``: a dense layer with constant weights, each a sum
+    of canonical signed digits, in one pipelined adder graph with the per-lane requantizers
+    before and after it and an elementwise activation.
+
+    The arithmetic is that of the separate layers, so the golden model is their composition:
+    :func:`nnfab.sim.golden.quantize.quantize_lanes` (``input_lanes``),
+    :func:`nnfab.sim.golden.dense.dense` (``spec``, exact accumulation),
+    :func:`nnfab.sim.golden.activations.activation` and ``quantize_lanes`` (``output_lanes``).
+
+    Structure (:mod:`nnfab.hdl.adder_graph` plans it). Input lane ``k`` is cast to its own
+    format and enters as an integer of exactly that width (zero-bit lanes are dropped); every
+    weight digit is a shifted lane; common two-term subexpressions are computed once for all
+    outputs; each output's terms and its bias are summed by a tree that pairs the shallowest,
+    narrowest terms first. Every adder gets the bits of its exact range and no more: below the
+    LSB of the more significant operand the bits of the other pass through without an adder,
+    and when the output cast wraps (or the output requantizer wraps with no cast or activation
+    between) the bits above the cast's MSB are never formed. A difference is a subtraction, not
+    a negation. The sum is cast to ``spec.output_format``, goes through the activation and
+    the output requantizer, all in the last stage. Pipeline registers sit after every
+    ``adder_levels_per_stage`` addition levels (spaced evenly) and at the output; adder outputs
+    carry the ``keep`` attribute so synthesis maps each one to a carry chain.
+
+    Parameters
+    ----------
+    spec : DenseSpec
+        Weights, biases and formats; exact accumulation (no ``accumulator_format``).
+    fin : FixedFormat or None
+        Format of the input stream's codes; default ``spec.input_format``.
+    input_lanes : sequence of FixedFormat or None, or None
+        Per input element, the format it is cast to (with its modes; None: zero bits, always
+        0); the cast value enters the dense layer exactly in ``spec.input_format``. None:
+        every lane is ``spec.input_format``.
+    activation : tuple ``(kind, fout, params)`` or None
+        An elementwise activation of :func:`nnfab.hdl.activations.activation` after the cast.
+    output_lanes : sequence of FixedFormat or None, or None
+        Per output, the format it is cast to (None: 0); placed exactly in ``fout``.
+    fout : FixedFormat or None
+        Output stream format: required with ``output_lanes``; else the activation's or
+        ``spec.output_format``.
+    adder_levels_per_stage : int, >= 1
+        Addition levels between pipeline registers.
+    share_subexpressions : bool
+        Compute common two-term subexpressions once (fewer adders, deeper trees).
+
+    Members
+    -------
+    i : ``In(stream.Signature(data.ArrayLayout(fixed_shape(fin), n_in)))``
+    o : ``Out(stream.Signature(data.ArrayLayout(fixed_shape(fout), n_out)))``
+
+    Attributes
+    ----------
+    latency : int
+        ``max(1, ceil(levels / adder_levels_per_stage))`` cycles.
+    initiation_interval : int
+        1.
+    n_adders : int
+        Two-input adders and subtractors of the adder graph.
+    n_shift_add_terms : int
+        Shifted lanes the weights are made of, before subexpression sharing.
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is not a DenseSpec or a format is not a FixedFormat.
+    ValueError
+        If the accumulation is not exact, the lane counts do not match the layer, or
+        ``adder_levels_per_stage`` is not a positive integer.
+    """
+
+    def __init__(self, spec, *, fin=None, input_lanes=None, activation=None,
+                 output_lanes=None, fout=None, adder_levels_per_stage=4,
+                 share_subexpressions=True):
+        try:
+            self._validate(spec, fin, input_lanes, activation, output_lanes, fout,
+                           adder_levels_per_stage)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True  # a rejected design is not an unused one
+            raise
+        self._spec = spec
+        self._fin = fin or spec.input_format
+        self._input_lanes = tuple(input_lanes) if input_lanes is not None else \
+            (spec.input_format,) * spec.n_in
+        self._activation = activation
+        self._output_lanes = tuple(output_lanes) if output_lanes is not None else None
+        self._fout = fout or (activation[1] if activation else spec.output_format)
+        self._levels_per_stage = adder_levels_per_stage
+        self._share = share_subexpressions
+        self._plan = self._make_plan()
+        levels = self._plan.levels
+        self._stages = max(1, -(-levels // adder_levels_per_stage))
+        self._cuts = sorted({-(-levels * s // self._stages) for s in range(1, self._stages)})
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(fixed_shape(self._fin), spec.n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(fixed_shape(self._fout), spec.n_out))),
+        })
+
+    @staticmethod
+    def _validate(spec, fin, input_lanes, activation, output_lanes, fout, levels_per_stage):
+        if not isinstance(spec, DenseSpec):
+            raise TypeError(f"Layer must be a DenseSpec, not {spec!r}")
+        if not spec.exact_accumulation:
+            raise ValueError(f"Shift-add dense layers sum exactly; accumulator format "
+                             f"{spec.accumulator_format} is not supported")
+        for what, fmt in (("Input", fin), ("Output", fout)):
+            if fmt is not None and not isinstance(fmt, FixedFormat):
+                raise TypeError(f"{what} format must be a FixedFormat or None, not {fmt!r}")
+        for what, lanes, n in (("Input", input_lanes, spec.n_in),
+                               ("Output", output_lanes, spec.n_out)):
+            if lanes is None:
+                continue
+            if len(lanes) != n:
+                raise ValueError(f"{what} lanes must give {n} formats, not {len(lanes)}")
+            for fmt in lanes:
+                if fmt is not None and not isinstance(fmt, FixedFormat):
+                    raise TypeError(f"{what} lane format must be a FixedFormat or None, not "
+                                    f"{fmt!r}")
+        if output_lanes is not None and fout is None:
+            raise ValueError("Output format must be given with output lanes")
+        if input_lanes is not None:
+            _check_formats(fin or spec.input_format, input_lanes, spec.input_format)
+        if output_lanes is not None:
+            _check_formats(spec.output_format, output_lanes, fout)
+        if not isinstance(levels_per_stage, int) or isinstance(levels_per_stage, bool) or \
+                levels_per_stage < 1:
+            raise ValueError(f"Adder levels per stage must be a positive integer, not "
+                             f"{levels_per_stage!r}")
+
+    def __repr__(self):
+        return (f"ShiftAddDense(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
+                f"adder_levels_per_stage={self._levels_per_stage}, "
+                f"share_subexpressions={self._share})")
+
+    # -- the plan ------------------------------------------------------------------------------
+
+    def _make_plan(self):
+        spec = self._spec
+        wf = spec.weight_format.fraction_width
+        lanes = [None if fmt is None else Lane(k, fmt.min_code, fmt.max_code, index=k)
+                 for k, fmt in enumerate(self._input_lanes)]
+        terms, constants = [], []
+        # The sum's unit is 2**e0, the accumulator's LSB; a lane code weighs 2**-F_lane.
+        e0 = -spec.accumulator.fraction_width
+        for j in range(spec.n_out):
+            out = []
+            if self._output_lanes is None or self._output_lanes[j] is not None:
+                for k, lane in enumerate(lanes):
+                    w = int(spec.weights[j, k])
+                    if w == 0 or lane is None:
+                        continue
+                    e_lane = -self._input_lanes[k].fraction_width - wf - e0
+                    out.extend((lane, shift + e_lane, sign) for sign, shift in csd_digits(w))
+                if spec.biases is not None:
+                    constants_j = int(spec.biases[j]) << (-e0 - spec.bias_format.fraction_width)
+                else:
+                    constants_j = 0
+            else:
+                constants_j = 0
+            terms.append(out)
+            constants.append(constants_j)
+        self._n_terms = sum(len(t) for t in terms)
+        return plan_adders(terms, constants=constants, cse=self._share)
+
+    @property
+    def spec(self):
+        return self._spec
+
+    @property
+    def levels(self):
+        """Addition levels of the deepest output."""
+        return self._plan.levels
+
+    @property
+    def n_adders(self):
+        return self._plan.n_adders
+
+    @property
+    def n_shared_subexpressions(self):
+        return self._plan.n_shared
+
+    @property
+    def n_shift_add_terms(self):
+        return self._n_terms
+
+    @property
+    def n_multipliers(self):
+        return 0
+
+    @property
+    def latency(self):
+        return self._stages
+
+    @property
+    def initiation_interval(self):
+        return 1
+
+    # -- hardware ------------------------------------------------------------------------------
+
+    def _top(self, j):
+        """Exponent (in the sum's unit) above which output ``j`` ignores the sum, or None."""
+        spec = self._spec
+        e0 = -spec.accumulator.fraction_width
+        if spec.output_format != spec.accumulator:
+            top = _wrap_top(spec.output_format)
+        elif self._activation is None and self._output_lanes is not None:
+            top = _wrap_top(self._output_lanes[j])
+        else:
+            top = None
+        return None if top is None else top - e0
+
+    def _signal(self, m, expr, lo, hi, name, e, top):
+        width, sign = _width_for(lo, hi)
+        if top is not None and width > top - e:
+            width, sign = max(top - e, 1), True
+        sig = Signal(signed(width) if sign else unsigned(width), name=name, attrs={"keep": 1})
+        m.d.comb += sig.eq(expr)
+        return sig
+
+    def _delay(self, m, key, value, level_from, level_to):
+        """``value`` (ready after ``level_from`` levels) registered at every cut it crosses
+        before ``level_to``; registers are shared between the users of one value."""
+        for cut in self._cuts:
+            if level_from <= cut < level_to:
+                if (key, cut) not in self._registers:
+                    reg = Signal(value.shape(), name=f"{self._names[key]}_s{cut}")
+                    with m.If(self._advance):
+                        m.d.sync += reg.eq(value)
+                    self._registers[key, cut] = reg
+                value = self._registers[key, cut]
+        return value
+
+    def _lane(self, m, lane):
+        if lane.key in self._lane_values:
+            return self._lane_values[lane.key]
+        if lane.constant is not None:
+            value = Const(lane.constant, unsigned(max(lane.constant.bit_length(), 1)))
+        else:
+            a, b, sa, sb, sign = lane.parts
+            va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
+            vb = self._delay(m, ("lane", b.key), self._lane(m, b), b.level, lane.level)
+            expr = (va << sa) + (vb << sb) if sign > 0 else (va << sa) - (vb << sb)
+            name = f"shared{lane.key[1]}"
+            value = self._signal(m, expr, lane.lo, lane.hi, name, 0, None)
+        self._names["lane", lane.key] = f"lane{lane.key}" if isinstance(lane.key, int) \
+            else f"{lane.key[0]}{lane.key[1]}"
+        self._lane_values[lane.key] = value
+        return value
+
+    def _node(self, m, node, s, top, path):
+        """Signal of ``s * value`` of subtree ``node`` (integer at exponent ``node.e``)."""
+        if isinstance(node, Leaf):
+            return self._lane(m, node.lane), ("lane", node.lane.key)
+        a, b = node.a, node.b
+
+        def cost(signs):
+            sa, sb = signs
+            if sa == s and sb == s:
+                return 0
+            low, high = (a, b) if a.e <= b.e else (b, a)
+            subtrahend = a if sa != s else b
+            return 1 if subtrahend is high else 2
+        options = [(sa, sb) for sa in sorted(a.signs, reverse=True)
+                   for sb in sorted(b.signs, reverse=True) if not (sa != s and sb != s)]
+        sa, sb = min(options, key=cost)
+        va, ka = self._node(m, a, sa, top, path + "a")
+        vb, kb = self._node(m, b, sb, top, path + "b")
+        va = self._delay(m, ka, va, a.level, node.level)
+        vb = self._delay(m, kb, vb, b.level, node.level)
+        # Order the operands: x has the lower exponent, y is d bits more significant.
+        (x, ex, gx), (y, ey, gy) = sorted(((va, a.e, sa * s), (vb, b.e, sb * s)),
+                                          key=lambda t: t[1])
+        d = ey - ex
+        lo, hi = (node.lo, node.hi) if s > 0 else (-node.hi, -node.lo)
+        key = ("node", path)
+        self._names[key] = path
+        if gx > 0 and d > 0:
+            # (y << d) ± x = Cat(x[:d], y ± (x >> d)) when x is added
+            high_lo, high_hi = (lo >> d), (hi >> d)
+            x_high = x >> d
+            expr = y + x_high if gy > 0 else x_high - y
+            high = self._signal(m, expr, high_lo, high_hi, path, node.e + d, top)
+            value = Cat(_low_bits(x, d), high)
+            return (value.as_signed() if high.shape().signed else value), key
+        if gx > 0 and gy > 0:
+            expr = x + y
+        elif gx > 0:
+            expr = x - y  # d == 0
+        else:
+            expr = (y << d) - x
+        return self._signal(m, expr, lo, hi, path, node.e, top), key
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        self._advance = advance = pipeline_advance(m, self.o, self.i)
+        self._registers, self._lane_values, self._names = {}, {}, {}
+        for k, fmt in enumerate(self._input_lanes):
+            if fmt is not None:
+                lane = Signal(fixed_shape(fmt), name=f"lane{k}")
+                m.d.comb += lane.eq(requantize(self.i.payload[k], src=self._fin, dst=fmt))
+                self._lane_values[k] = lane
+                self._names["lane", k] = f"lane{k}"
+        e0 = -spec.accumulator.fraction_width
+        last = self._plan.levels + 1
+        for j, root in enumerate(self._plan.roots):
+            if self._output_lanes is not None and self._output_lanes[j] is None:
+                m.d.sync += self.o.payload[j].eq(0)
+                continue
+            top = self._top(j)
+            if root is None:
+                value, e, signed_ = C(0, 1), 0, False
+            else:
+                s = 1 if 1 in root.signs else -1
+                value, key = self._node(m, root, s, top, f"sum{j}_")
+                value = self._delay(m, key, value, root.level, last)
+                if s < 0:
+                    value = -value
+                e, signed_ = root.e, value.shape().signed
+            code, fmt = self._cast_sum(m, j, value, e + e0, signed_, top)
+            if self._activation is not None:
+                kind, act_out, params = self._activation
+                code, fmt = activation(kind, code, fin=fmt, fout=act_out, **params), act_out
+            if self._output_lanes is not None:
+                lane_fmt = self._output_lanes[j]
+                code = requantize(code, src=fmt, dst=lane_fmt) << \
+                    (self._fout.fraction_width - lane_fmt.fraction_width)
+            with m.If(advance):
+                m.d.sync += self.o.payload[j].eq(code)
+        valid = self.i.valid
+        for cut in self._cuts:
+            reg = Signal(name=f"valid_s{cut}")
+            with m.If(advance):
+                m.d.sync += reg.eq(valid)
+            valid = reg
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(valid)
+        return m
+
+    def _cast_sum(self, m, j, value, e, signed_, top):
+        """The sum (integer ``value`` at exponent ``e``) as a code of the dense output format;
+        with no cast (exact output) and bits above ``top`` dropped, a code of the format the
+        value is kept in."""
+        spec = self._spec
+        value = Value.cast(value)
+        width = len(value)
+        src = FixedFormat(width, width + e, signed=signed_)
+        if spec.output_format != spec.accumulator:
+            fmt = spec.output_format
+            return requantize(value, src=src, dst=fmt), fmt
+        if top is None:
+            fmt = spec.output_format
+            return requantize(value, src=src, dst=fmt.replace(rounding="TRN",
+                                                              overflow="WRAP")), fmt
+        return value, src
