@@ -38,6 +38,11 @@ def _model_options(function):
                           "model (PTQ); default 8 (16 for the input)."),
         click.option("--input-format", default=None,
                      help="Input format for PTQ of a float model, e.g. 'fixed<16,6>'."),
+        click.option("--fuse/--no-fuse", default=None,
+                     help="Build each dense layer that needs no multiplier (reuse factor 1, "
+                          "every weight at most 3 signed digits) with its requantizers and "
+                          "activation as one shift-add adder graph (default), or keep one "
+                          "engine per layer."),
         click.option("--hls4ml-config", type=click.Path(dir_okay=False),
                      help="An hls4ml project config (YAML) instead of MODEL: its model, built "
                           "with hls4ml's precisions and arithmetic (see docs/hls4ml.md)."),
@@ -48,14 +53,14 @@ def _model_options(function):
 
 
 def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format,
-          hls4ml_config=None):
+          hls4ml_config=None, fuse=None):
     """The model to build (a LoadedModel) from the command line's choices."""
     from nnfab.fixed import FixedFormat
 
     from .examples import example as find_example
     from .load import LoadedModel, load_model
     from .native import load_native
-    from .passes import ChooseReuseFactors, Validate, run_passes
+    from .passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
     from .ptq import PTQConfig
 
     if sum(v is not None for v in (model, example, hls4ml_config)) != 1:
@@ -65,7 +70,10 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     if model is not None and Path(model).is_dir():
         manifest = Path(model) / "manifest.json"  # a build folder
         if manifest.is_file():
-            input_cast = json.loads(manifest.read_text()).get("input_cast", "nearest")
+            recorded = json.loads(manifest.read_text())
+            input_cast = recorded.get("input_cast", "nearest")
+            if fuse is None:
+                fuse = recorded.get("shift_add_fusion", True)
         model = Path(model) / "model.json"
     if hls4ml_config is not None:
         if precision or input_format or weights:
@@ -89,8 +97,12 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     if reuse_factor is not None or max_multipliers is not None:
         passes.append(ChooseReuseFactors(reuse_factor=reuse_factor,
                                          max_multipliers=max_multipliers))
+    fuse = True if fuse is None else fuse
+    if fuse:
+        passes.append(FuseShiftAdd())
     loaded.model, _ = run_passes(loaded.model, passes)
     loaded.input_cast = input_cast
+    loaded.shift_add_fusion = fuse
     return loaded
 
 
@@ -107,7 +119,7 @@ def _board_options(function):
               help="Output folder (default: build/NAME).")
 @_board_options
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                  input_format, hls4ml_config, output, board, clock_mhz):
+                  input_format, fuse, hls4ml_config, output, board, clock_mhz):
     """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream."""
     from .emit import build_outputs
 
@@ -117,7 +129,7 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
 
         try:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config)
+                           input_format, hls4ml_config, fuse)
         except (NnfabError, ValueError, TypeError) as exc:
             _fail(exc)
         out = Path(output) if output else Path("build") / f"{loaded.model.name}-{board}"
@@ -126,11 +138,12 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
     try:
         with console.status("loading model") as status:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config)
+                           input_format, hls4ml_config, fuse)
             out = Path(output) if output else Path("build") / loaded.model.name
             result = build_outputs(loaded.model, out, progress=status.update,
                                    notes=loaded.notes, source=loaded.source,
-                                   input_cast=loaded.input_cast)
+                                   input_cast=loaded.input_cast,
+                                   shift_add_fusion=loaded.shift_add_fusion)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     manifest = result.manifest
@@ -167,7 +180,7 @@ def _print_layers(manifest):
 @click.option("--stall", type=float, default=0.1, show_default=True,
               help="Chance per cycle that the output is not ready (after a full-rate warm-up).")
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                   input_format, hls4ml_config, inputs, labels, dataset, count, n_random, seed,
+                   input_format, fuse, hls4ml_config, inputs, labels, dataset, count, n_random, seed,
                    stall):
     """Prove MODEL's Verilog bit-exact against the golden model on Verilator."""
     from .datasets import load_dataset
@@ -177,7 +190,7 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
     try:
         with console.status("loading model") as status:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config)
+                           input_format, hls4ml_config, fuse)
             m = loaded.model
             y = None
             if dataset is None and inputs is None and example is not None and n_random is None:

@@ -46,11 +46,13 @@ def _stream_description(formats, shape, per_transfer, prefix):
     }
 
 
-def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest"):
+def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
+                shift_add_fusion=None):
     """The manifest: everything a host or another tool needs to drive the design; ``source``
     (where the model came from) and ``notes`` (settings without effect) when given;
     ``input_cast`` says how input values become codes (``"nearest"``: round to nearest and
-    saturate; ``"format"``: the input format's own modes, as hls4ml)."""
+    saturate; ``"format"``: the input format's own modes, as hls4ml); ``shift_add_fusion``
+    whether the build ran :class:`~nnfab.gen.passes.FuseShiftAdd` (recorded when given)."""
     in_lanes = model.input_shape[-1]
     out_lanes = model.output_shape[-1]
     layers = []
@@ -61,7 +63,7 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest"):
                "output_format": str(layer.output_format),
                "latency": engine.latency, "initiation_interval": engine.initiation_interval,
                "multipliers": getattr(engine, "n_multipliers", 0)}
-        if layer.kind in ("dense", "conv2d"):
+        if layer.kind in ("dense", "conv2d", "shift_add_dense"):
             spec = layer.spec
             row.update(weight_format=str(spec.weight_format),
                        bias_format=str(spec.bias_format) if spec.bias_format else None,
@@ -69,8 +71,13 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest"):
                        reuse_factor=layer.reuse_factor,
                        nonzero_weights=int((spec.weights != 0).sum()),
                        weights=int(spec.weights.size))
-            if layer.kind == "dense":
+            if layer.kind in ("dense", "shift_add_dense"):
                 row["shift_add_terms"] = engine.n_shift_add_terms
+            if layer.kind == "shift_add_dense":
+                row.update(fused_layers=[part.name for part in layer.parts],
+                           adders=engine.n_adders,
+                           shared_subexpressions=engine.n_shared_subexpressions,
+                           adder_levels=engine.levels)
         elif layer.kind == "activation":
             row["function"] = layer.function
         elif layer.kind == "hls4ml_softmax":
@@ -95,6 +102,7 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest"):
         "initiation_interval": network.initiation_interval,
         "layers": layers,
         "input_cast": input_cast,
+        **({"shift_add_fusion": shift_add_fusion} if shift_add_fusion is not None else {}),
         **({"source": source} if source else {}),
         **({"notes": list(notes)} if notes else {}),
     }
@@ -123,12 +131,20 @@ def _report(manifest):
             f"{row.get('reuse_factor', '')} | {row['multipliers']} | "
             f"{row.get('shift_add_terms', '')} | {row['latency']} | "
             f"{row['initiation_interval']} |")
-    dense = [row for row in manifest["layers"] if row["kind"] in ("dense", "conv2d")]
+    dense = [row for row in manifest["layers"]
+             if row["kind"] in ("dense", "conv2d", "shift_add_dense")]
     if dense:
         lines += ["", "Dense and convolution layers: weight, bias and accumulator formats", "",
                   "| layer | weight | bias | accumulator |", "| --- | --- | --- | --- |"]
         lines += [f"| {row['name']} | `{row['weight_format']}` | `{row['bias_format']}` | "
                   f"`{row['accumulator_format']}` |" for row in dense]
+    fused = [row for row in manifest["layers"] if row["kind"] == "shift_add_dense"]
+    if fused:
+        lines += ["", "Shift-add dense layers (one adder graph each, no multipliers)", "",
+                  "| layer | fused layers | adders | shared subexpressions | adder levels |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {row['name']} | {', '.join(row['fused_layers'])} | {row['adders']} | "
+                  f"{row['shared_subexpressions']} | {row['adder_levels']} |" for row in fused]
     softmax = [row for row in manifest["layers"] if row["kind"] == "hls4ml_softmax"]
     if softmax:
         lines += ["", "hls4ml softmax layers", "",
@@ -152,7 +168,7 @@ class BuildResult:
 
 
 def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, source=None,
-                  notes=(), input_cast="nearest"):
+                  notes=(), input_cast="nearest", shift_add_fusion=None):
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
@@ -169,12 +185,16 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
         Settings read and found without effect, listed in the report.
     input_cast : ``"nearest"`` or ``"format"``
         How ``nnfab verify DIR`` casts input values (see :func:`nnfab.gen.verify.verify`).
+    shift_add_fusion : bool, optional
+        Whether the model went through :class:`~nnfab.gen.passes.FuseShiftAdd`; recorded so
+        that ``nnfab verify DIR`` builds the same engines.
     """
     out_dir = Path(out_dir)
     say = progress or (lambda text: None)
     say("elaborating engines")
     network = Network(model, multiplier_threshold=multiplier_threshold)
-    manifest = manifest_of(model, network, source=source, notes=notes, input_cast=input_cast)
+    manifest = manifest_of(model, network, source=source, notes=notes, input_cast=input_cast,
+                           shift_add_fusion=shift_add_fusion)
     say("converting to Verilog")
     text = verilog.convert(network, name=manifest["top"], emit_src=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ class ShiftAddDenseLayer(Layer):
     kind: ClassVar[str] = "shift_add_dense"
     parts: tuple = ()
     input_lanes: tuple | None = None
-    adder_levels_per_stage: int = 4
+    adder_levels_per_stage: int = 3
 
     def __post_init__(self):
         object.__setattr__(self, "parts", tuple(self.parts))

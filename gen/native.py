@@ -31,7 +31,8 @@ Written by hand or by any tool, read without TensorFlow or PyTorch. Example, a q
   strings, constants as ``{"format", "code"}``, tables with their ``codes``), ``batchnorm``
   (float models: ``gamma``, ``beta``, ``mean``, ``variance``, ``epsilon``; quantized:
   ``scale``/``shift`` codes with ``scale_format``/``shift_format``), ``conv2d``, ``pool``,
-  ``flatten``, ``softmax``, ``argmax``.
+  ``flatten``, ``quantize`` (per-element requantize: ``formats``, one format string or null
+  per element of the last axis, and ``output_format``), ``softmax``, ``argmax``.
 """
 
 import json
@@ -53,13 +54,13 @@ from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatCon
                           FloatDense, FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
 from .ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
+from .ir_quantize import QuantizeLayer
 
 __all__ = ["FORMAT_VERSION", "is_native", "load_native", "save_native"]
 
 FORMAT_VERSION = 1
-_LAYER_TYPES = ("dense", "conv2d", "pool", "flatten", "activation", "batchnorm", "softmax",
-                "hls4ml_softmax",
-                "argmax")
+_LAYER_TYPES = ("dense", "conv2d", "pool", "flatten", "activation", "batchnorm", "quantize",
+                "softmax", "hls4ml_softmax", "argmax")
 
 
 def is_native(path):
@@ -296,6 +297,15 @@ def _quantized_model(name, shape, input_format, entries, arrays):
                 raise ModelError(f"{where}: {exc}") from None
             layer = DenseLayer(entry["name"], spec=spec,
                                reuse_factor=int(entry.get("reuse_factor", 1)))
+        elif kind == "quantize":
+            formats = entry.get("formats")
+            if not isinstance(formats, list) or out_fmt is None:
+                raise FormatError(f"{where}: a 'quantize' layer needs \"formats\" (one format "
+                                  f"string or null per element of the last axis) and "
+                                  f"\"output_format\"")
+            layer = QuantizeLayer(entry["name"], shape=current_shape, fin=fmt,
+                                  formats=[None if f is None else _format(f, where)
+                                           for f in formats], fout=out_fmt)
         elif kind == "activation":
             params = {k: _param_from_json(k, v, where)
                       for k, v in dict(entry.get("params", {})).items()}
@@ -367,7 +377,9 @@ def save_native(model, json_path):
     json_path = Path(json_path)
     arrays, entries = {}, []
     quantized = isinstance(model, Model)
-    for layer in model.layers:
+    # A fused layer (e.g. shift_add_dense) is stored as the layers it fuses.
+    layers = [part for layer in model.layers for part in getattr(layer, "parts", (layer,))]
+    for layer in layers:
         entry = {"name": layer.name, "type": layer.kind}
         if layer.kind in ("dense", "conv2d"):
             spec = layer.spec if quantized else layer
@@ -424,6 +436,12 @@ def save_native(model, json_path):
             entry.update({key: str(getattr(spec, key)) for key in _HLS4ML_SOFTMAX_FORMATS})
             entry.update(exp_table_size=spec.exp_table_size,
                          inv_table_size=spec.inv_table_size, exp_scale=spec.exp_scale)
+        elif layer.kind == "quantize":
+            entry.update(formats=[None if f is None else str(f) for f in layer.formats],
+                         output_format=str(layer.fout))
+        elif layer.kind not in ("flatten", "softmax", "argmax"):
+            raise UnsupportedLayerError(f"Layer {layer.name!r}: a {layer.kind!r} layer has no "
+                                        f"native form")
         entries.append(entry)
     doc = {"nnfab_model": FORMAT_VERSION, "name": model.name,
            "input": {"shape": list(model.input_shape)}, "layers": entries}

@@ -111,7 +111,7 @@ class ShiftAddDense(wiring.Component):
     """
 
     def __init__(self, spec, *, fin=None, input_lanes=None, activation=None,
-                 output_lanes=None, fout=None, adder_levels_per_stage=4,
+                 output_lanes=None, fout=None, adder_levels_per_stage=3,
                  share_subexpressions=True):
         try:
             self._validate(spec, fin, input_lanes, activation, output_lanes, fout,

@@ -44,7 +44,7 @@ class FuseShiftAdd(Pass):
         Addition levels between pipeline registers of the fused engines.
     """
 
-    def __init__(self, *, multiplier_threshold=3, adder_levels_per_stage=4):
+    def __init__(self, *, multiplier_threshold=3, adder_levels_per_stage=3):
         self.multiplier_threshold = multiplier_threshold
         self.adder_levels_per_stage = adder_levels_per_stage
 

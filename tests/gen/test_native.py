@@ -42,7 +42,7 @@ def test_quantized_model(write_model):
 @pytest.mark.parametrize("mutate,error,message", [
     (lambda d, a: d["layers"][1].update(type="lstm"), UnsupportedLayerError,
      "Layer 'relu': unknown layer type 'lstm'; nnfab supports dense, conv2d, pool, flatten, "
-     "activation, batchnorm, softmax, hls4ml_softmax, argmax"),
+     "activation, batchnorm, quantize, softmax, hls4ml_softmax, argmax"),
     (lambda d, a: a.update({"d2.w": np.zeros((2, 5), dtype=np.int64)}), ModelError,
      "Layer 'd2': weights of shape (2, 5) do not take inputs of shape (3,) (expected (n_out, 3))"),
     (lambda d, a: a.update({"d1.w": np.full((3, 4), 300)}), FormatError,

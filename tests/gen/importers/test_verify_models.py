@@ -1,6 +1,7 @@
 """Every model in shared/models imports, builds and verifies bit-exact on Verilator (10,000
 seeded random inputs for the jet taggers, 200 for the MNIST models and the other image models;
-one Verilator build per model). The float Keras jet tagger goes through nnfab's PTQ to 16-bit formats and the
+one Verilator build per model), built as `nnfab build` builds them (with FuseShiftAdd); the HGQ
+jet classifier also with one engine per layer. The float Keras jet tagger goes through nnfab's PTQ to 16-bit formats and the
 native format at reuse factor 4 (its hls4ml build, 16 bits at reuse factor 1, is verified in
 tests/gen/hls4ml)."""
 
@@ -12,7 +13,7 @@ import pytest
 from nnfab.fixed import FixedFormat
 from nnfab.gen.load import load_model
 from nnfab.gen.native import load_native, save_native
-from nnfab.gen.passes import ChooseReuseFactors
+from nnfab.gen.passes import ChooseReuseFactors, FuseShiftAdd
 from nnfab.gen.ptq import PTQConfig
 from nnfab.gen.verify import verify
 
@@ -36,6 +37,7 @@ MODELS = {
     "qkeras_3layer": (KERAS / "qkeras_3layer.json", None),
     "qkeras_mnist_dense": (KERAS / "qkeras_mnist_dense.json", None),
     "hgq_jet_classifier": (KERAS / "hgq_jet_classifier.h5", None),
+    "hgq_jet_classifier_separate_engines": (KERAS / "hgq_jet_classifier.h5", None),
     "onnx_three_layer_keras": (ONNX / "three_layer_keras.onnx", None),
     "onnx_three_layer_pytorch": (ONNX / "three_layer_pytorch.onnx", None),
     "qonnx_jettagging": (QONNX / "qkeras_jettagging.onnx", None),
@@ -44,6 +46,8 @@ MODELS = {
     "onnx_conv2d_small_mp_keras": (ONNX / "conv2d_small_mp_keras.onnx", None),
 }
 N_IMAGES = 200
+# Models are built as `nnfab build` does by default, with FuseShiftAdd; these also without.
+SEPARATE_ENGINES = {"hgq_jet_classifier_separate_engines"}
 
 
 @pytest.mark.slow
@@ -67,6 +71,8 @@ def test_float_jet_tagger_16_bit_through_native_format(reuse_factor, tmp_path):
     assert result.n_vectors == len(x)
     assert result.n_mismatches == 0, f"seed {SEED}: first mismatches {result.first_mismatches}"
     assert result.passed
+    if name.startswith("hgq_jet_classifier"):
+        assert len(fused) == (0 if name in SEPARATE_ENGINES else 4)
     assert result.measured_initiation_interval == reuse_factor
 
 
@@ -79,6 +85,9 @@ def test_model_verifies_bit_exact(name):
     reuse = REUSE.get(name, 1)
     model, _ = ChooseReuseFactors(**({"per_layer": reuse} if isinstance(reuse, dict) else
                                      {"reuse_factor": reuse})).apply(loaded.model)
+    if name not in SEPARATE_ENGINES:
+        model, _ = FuseShiftAdd().apply(model)
+    fused = [layer.name for layer in model.layers if layer.kind == "shift_add_dense"]
     rng = np.random.default_rng(SEED)
     shape = model.input_shape
     if "mnist" in name:
@@ -88,7 +97,8 @@ def test_model_verifies_bit_exact(name):
     else:
         x = rng.normal(0.0, 1.5, (N_VECTORS, *shape))
     result = verify(model, x, seed=SEED)
-    print(f"{name} (reuse factor {REUSE.get(name, 1)}): {result.n_mismatches} mismatches in {result.n_vectors} vectors, seed {SEED}, "
+    print(f"{name} (reuse factor {REUSE.get(name, 1)}, shift-add layers {fused}): "
+          f"{result.n_mismatches} mismatches in {result.n_vectors} vectors, seed {SEED}, "
           f"{ {k: round(v, 1) for k, v in result.seconds.items()} }, "
           f"total {time.perf_counter() - started:.1f} s")
     assert result.n_vectors == len(x)

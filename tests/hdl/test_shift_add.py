@@ -1,0 +1,197 @@
+"""ShiftAddDense against the composition of the golden models it fuses, in Amaranth's simulator:
+per-lane input requantize, exact dense sum, output cast, activation, per-lane output
+requantize; full rate and with idle inputs and back-pressure; edge codes."""
+
+import random
+
+import numpy as np
+import pytest
+
+from nnfab.fixed import FixedFormat
+from nnfab.gen.ir_quantize import common_format
+from nnfab.hdl.adder_graph import Lane, Leaf, plan_adders
+from nnfab.hdl.csd import csd_digits
+from nnfab.hdl.shift_add import ShiftAddDense
+from nnfab.layers import DenseSpec
+from nnfab.sim.golden.activations import activation
+from nnfab.sim.golden.dense import dense
+from nnfab.sim.golden.quantize import quantize_lanes
+
+from ..streams import run_stream
+
+F = FixedFormat
+
+
+def csd_weights(rng, shape, fmt, *, max_digits=3, sparsity=0.4):
+    """Random codes of ``fmt`` with at most ``max_digits`` signed digits (the most negative code
+    included), a share of them zero."""
+    codes = [c for c in range(fmt.min_code, fmt.max_code + 1)
+             if len(csd_digits(c)) <= max_digits]
+    w = rng.choice(codes, shape)
+    w[rng.random(shape) < sparsity] = 0
+    w.flat[0] = fmt.min_code
+    return w
+
+
+def golden(x, spec, *, fin, input_lanes, act, output_lanes, fout):
+    if input_lanes is not None:
+        x = quantize_lanes(x, fin=fin, formats=input_lanes, fout=spec.input_format)
+    y, fmt = dense(x, spec), spec.output_format
+    if act is not None:
+        kind, act_out, params = act
+        y, fmt = activation(kind, y, fin=fmt, fout=act_out, **params), act_out
+    if output_lanes is not None:
+        y = quantize_lanes(y, fin=fmt, formats=output_lanes, fout=fout)
+    return y
+
+
+def edge_rows(rng, fmt, n, n_random):
+    rows = [np.full(n, fmt.min_code), np.full(n, fmt.max_code), np.zeros(n, dtype=np.int64),
+            np.full(n, -1 if fmt.signed else 1), np.full(n, fmt.min_code + 1)]
+    rows += list(rng.integers(fmt.min_code, fmt.max_code + 1, (n_random, n)))
+    return np.array(rows, dtype=np.int64)
+
+
+def run(dut, x, *, seed=None, p_idle=0.0, p_stall=0.0):
+    rng = random.Random(seed) if seed is not None else None
+    result = run_stream(dut, [[int(v) for v in row] for row in x], rng=rng, p_idle=p_idle,
+                        p_stall=p_stall)
+    n_out = dut.o.payload.shape().length
+    return np.array([[out[j] for j in range(n_out)] for out in result.outputs]), result
+
+
+FIN = F(12, 5)
+INPUT_LANES = (F(6, 4), None, F(10, 4, rounding="RND_CONV", overflow="SAT"), F(5, 3, signed=False),
+               F(8, 2, rounding="RND", overflow="SAT_SYM"), F(2, 3), F(12, 5), F(9, 4))
+
+CASES = {
+    # HGQ's pattern: lanes in, wrapping cast, ReLU, lanes out
+    "hgq": dict(input_lanes=INPUT_LANES, out=F(12, 7), act=("relu", F(11, 6, signed=False), {}),
+                output_lanes=(F(8, 5, signed=False), None, F(7, 5, signed=False),
+                              F(5, 7, signed=False), F(10, 6, signed=False), None)),
+    # rounding and saturating output cast: no bits above the top can be dropped
+    "sat_rnd": dict(input_lanes=None, out=F(10, 6, rounding="RND", overflow="SAT"), act=None,
+                    output_lanes=None),
+    # exact output (no cast), output lanes wrap: the sum is formed modulo the lanes' tops
+    "exact_wrap_lanes": dict(input_lanes=INPUT_LANES, out=None, act=None,
+                             output_lanes=(F(9, 4), F(10, 5), F(6, 2, rounding="RND"), None,
+                                           F(10, 4), F(8, 6, overflow="SAT"))),
+    # leaky ReLU of an exact sum, unsigned input
+    "leaky_unsigned": dict(input_lanes=None, fin=F(8, 3, signed=False), out=None,
+                           act=("leaky_relu", F(10, 5, rounding="RND_CONV", overflow="SAT"),
+                                {"alpha_format": F(8, 0, signed=False), "alpha_code": 77}),
+                           output_lanes=None),
+}
+
+
+def make_case(name, seed):
+    case = CASES[name]
+    rng = np.random.default_rng(seed)
+    fin = case.get("fin", FIN)
+    n_in = len(case["input_lanes"]) if case["input_lanes"] else 8
+    lanes = case["input_lanes"]
+    in_fmt = common_format(lanes) if lanes else fin
+    w_fmt = F(10, 4)
+    weights = csd_weights(rng, (6, n_in), w_fmt)
+    biases = rng.integers(-100, 100, 6)
+    b_fmt = F(8, 3)
+    exact = DenseSpec(weights, biases, in_fmt, w_fmt, F(4, 4), bias_format=b_fmt).accumulator
+    out = case["out"] or exact
+    spec = DenseSpec(weights, biases, in_fmt, w_fmt, out, bias_format=b_fmt)
+    act, output_lanes = case["act"], case["output_lanes"]
+    fout = common_format(output_lanes) if output_lanes else None
+    dut = ShiftAddDense(spec, fin=fin, input_lanes=lanes, activation=act,
+                        output_lanes=output_lanes, fout=fout)
+    x = edge_rows(rng, fin, n_in, 300)
+    want = golden(x, spec, fin=fin, input_lanes=lanes, act=act, output_lanes=output_lanes,
+                  fout=fout)
+    return dut, x, want
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_golden_at_full_rate(name):
+    dut, x, want = make_case(name, seed=11)
+    got, result = run(dut, x)
+    assert np.array_equal(got, want), f"seed 11, case {name}"
+    assert result.first_latency == dut.latency
+    assert result.accepted_at[-1] - result.accepted_at[0] == len(x) - 1  # II 1
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_golden_under_back_pressure(name):
+    dut, x, want = make_case(name, seed=12)
+    got, _ = run(dut, x, seed=5, p_idle=0.3, p_stall=0.4)
+    assert np.array_equal(got, want), f"seed 12/5, case {name}"
+
+
+@pytest.mark.parametrize("levels_per_stage", [1, 2, 100])
+def test_latency_follows_adder_levels_per_stage(levels_per_stage):
+    rng = np.random.default_rng(3)
+    spec = DenseSpec(csd_weights(rng, (4, 16), F(8, 2)), None, F(8, 3), F(8, 2), F(12, 6))
+    dut = ShiftAddDense(spec, adder_levels_per_stage=levels_per_stage)
+    assert dut.latency == max(1, -(-dut.levels // levels_per_stage))
+    x = edge_rows(rng, spec.input_format, 16, 100)
+    got, result = run(dut, x, seed=1, p_stall=0.2)
+    assert np.array_equal(got, dense(x, spec))
+    assert result.first_latency == dut.latency
+
+
+def test_shared_subexpressions_cut_adders():
+    rng = np.random.default_rng(4)
+    spec = DenseSpec(csd_weights(rng, (16, 16), F(8, 2), sparsity=0.2), None, F(8, 3),
+                     F(8, 2), F(12, 6))
+    shared = ShiftAddDense(spec)
+    plain = ShiftAddDense(spec, share_subexpressions=False)
+    assert shared.n_shared_subexpressions > 0 and plain.n_shared_subexpressions == 0
+    assert shared.n_adders < plain.n_adders
+    assert shared.n_shift_add_terms == plain.n_shift_add_terms
+    x = edge_rows(rng, spec.input_format, 16, 100)
+    assert np.array_equal(run(shared, x)[0], dense(x, spec))
+
+
+def _evaluate(node, values):
+    if isinstance(node, Leaf):
+        return node.sign * _lane_value(node.lane, values) * 2**node.e
+    return _evaluate(node.a, values) + _evaluate(node.b, values)
+
+
+def _lane_value(lane, values):
+    if lane.constant is not None:
+        return lane.constant
+    if lane.parts is None:
+        return values[lane.index]
+    a, b, sa, sb, sign = lane.parts
+    return (_lane_value(a, values) << sa) + sign * (_lane_value(b, values) << sb)
+
+
+def test_plan_computes_the_matrix_product():
+    rng = np.random.default_rng(6)
+    w = csd_weights(rng, (12, 10), F(9, 3), sparsity=0.3)
+    lanes = [Lane(k, -8, 7, index=k) for k in range(10)]
+    terms = [[(lanes[k], shift, sign) for k in range(10) if w[j, k]
+              for sign, shift in csd_digits(int(w[j, k]))] for j in range(12)]
+    constants = [int(c) for c in rng.integers(-50, 50, 12)]
+    plan = plan_adders(terms, constants=constants)
+    for x in rng.integers(-8, 8, (20, 10)):
+        for j, root in enumerate(plan.roots):
+            assert _evaluate(root, x) == int(w[j] @ x) + constants[j]
+            assert root.lo <= _evaluate(root, x) // 2**root.e <= root.hi
+
+
+def test_rejects_an_explicit_accumulator():
+    spec = DenseSpec([[1, 2]], None, F(8, 3), F(8, 2), F(8, 3), accumulator_format=F(16, 6))
+    with pytest.raises(ValueError, match=r"^Shift-add dense layers sum exactly; accumulator "
+                                         r"format fixed<16,6> is not supported$"):
+        ShiftAddDense(spec)
+
+
+def test_rejects_lane_counts_and_levels():
+    spec = DenseSpec([[1, 2]], None, F(8, 3), F(8, 2), F(8, 3))
+    with pytest.raises(ValueError, match=r"^Input lanes must give 2 formats, not 1$"):
+        ShiftAddDense(spec, input_lanes=[F(8, 3)])
+    with pytest.raises(ValueError, match=r"^Adder levels per stage must be a positive "
+                                         r"integer, not 0$"):
+        ShiftAddDense(spec, adder_levels_per_stage=0)
+    with pytest.raises(ValueError, match=r"^Lane 0 format fixed<8,6> does not fit the output "
+                                         r"format fixed<8,3> exactly$"):
+        ShiftAddDense(spec, input_lanes=[F(8, 6), None])
