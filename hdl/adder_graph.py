@@ -5,8 +5,9 @@ Every non-zero weight is written in canonical signed digits (:func:`~nnfab.hdl.c
 so output ``j`` is a sum of signed, shifted input lanes, its *terms* ``(lane, exponent,
 sign)``. The plan then
 
-1. extracts common subexpressions: the two-term pattern ``lane_a ± lane_b << d`` that occurs in
-   the most outputs becomes a new lane computed once, repeatedly, until no pattern occurs twice
+1. extracts common subexpressions: the two-term pattern ``lane_a ± lane_b << d`` that occurs
+   most often (as disjoint term pairs, in all outputs) becomes a new lane computed once,
+   repeatedly, until no pattern occurs twice
    (the greedy pairwise elimination of R. I. Hartley, "Subexpression sharing in filters using
    canonic signed digit multipliers", IEEE TCAS-II 43(10), 1996; da4ml does the same for
    neural networks: C. Sun et al., "da4ml: Distributed Arithmetic for Real-time Neural Networks
@@ -103,61 +104,105 @@ class AdderPlan:
         return self.n_shared + self.n_tree_adders
 
 
-def _pattern_key(t1, t2):
-    return (t1[0].key, t2[0].key, t2[1] - t1[1], t1[2] * t2[2])
-
-
 def _term_order(term):
     return (str(term[0].key), term[1], term[2])
 
 
-SAME_LANE = False
+def _width(lo, hi):
+    """Bits of the narrowest two's complement or unsigned integer holding [lo, hi]."""
+    if lo >= 0:
+        return max(hi.bit_length(), 1)
+    return max((-lo - 1).bit_length(), hi.bit_length()) + 1
+
+
+def _pattern(t1, t2):
+    """The pattern of two terms, up to a common shift: ``(a, b, d, rel)`` with ``d >= 0``,
+    worth ``a + rel * (b << d)`` at the lower exponent (``a`` is the lower term; at equal
+    exponents, the one first in term order)."""
+    if (t2[1], _term_order(t2)) < (t1[1], _term_order(t1)):
+        t1, t2 = t2, t1
+    return t1[0], t2[0], t2[1] - t1[1], t1[2] * t2[2]
+
+
+def _pattern_id(pattern):
+    a, b, d, rel = pattern
+    return a.key, b.key, d, rel
+
+
+def _pattern_range(a, b, d, rel):
+    b_lo, b_hi = (b.lo, b.hi) if rel > 0 else (-b.hi, -b.lo)
+    return a.lo + (b_lo << d), a.hi + (b_hi << d)
+
+
+def _occurrences(terms):
+    """Per pattern id, the number of disjoint pairs of ``terms`` forming it (pairs taken
+    greedily in term order), and the patterns by id."""
+    ordered = sorted(terms, key=_term_order)
+    counts, patterns, used = collections.Counter(), {}, collections.defaultdict(set)
+    for i, t1 in enumerate(ordered):
+        for j in range(i + 1, len(ordered)):
+            t2 = ordered[j]
+            if t1[0] is t2[0] and t1[1] == t2[1]:
+                continue  # x - x or x + x: never useful
+            pattern = _pattern(t1, t2)
+            pid = _pattern_id(pattern)
+            taken = used[pid]
+            if i in taken or j in taken:
+                continue
+            taken.update((i, j))
+            counts[pid] += 1
+            patterns[pid] = pattern
+    return counts, patterns
 
 
 def _eliminate_common_subexpressions(outputs, max_rounds):
     """Greedy two-term CSE over ``outputs`` (lists of terms), in place; returns the new lanes.
 
-    A pattern is two terms of different lanes in the same output, up to a common shift and
-    sign: ``(lane_a, lane_b, e_b - e_a, sign_a * sign_b)``. The most frequent pattern (ties:
-    the smallest relative shift, then the first found) becomes a lane when it occurs in at least
-    two outputs."""
+    A pattern is two terms of one output, of any lanes (the same lane too: ``x + (x << 2)``),
+    up to a common shift, normalised to the lower term plus or minus the higher one shifted
+    left: ``(lane_a, lane_b, d >= 0, sign_a * sign_b)``. Its count is the number of disjoint
+    term pairs forming it over all outputs, several in one output included. The pattern that
+    occurs most often becomes a lane (ties: the narrowest lane, then the smallest shift, then
+    the shallowest operands, then the first in lane order) while one occurs at least twice.
+    Counts are kept per output and redone only for the outputs a round changes."""
     shared = []
+    per_output = [_occurrences(terms) for terms in outputs]
+    total, patterns = collections.Counter(), {}
+    for counts, pats in per_output:
+        total.update(counts)
+        patterns.update(pats)
+
+    def rank(pid):
+        a, b, d, rel = patterns[pid]
+        return (total[pid], -_width(*_pattern_range(a, b, d, rel)), -d,
+                max(a.level, b.level), tuple(str(k) for k in pid))
+
     for _ in range(max_rounds):
-        counts = collections.Counter()
-        order = {}
-        for terms in outputs:
-            seen = set()
-            for t1, t2 in itertools.combinations(sorted(terms, key=_term_order), 2):
-                if t1[0] is t2[0] and not SAME_LANE:
-                    continue
-                key = _pattern_key(t1, t2)
-                if key not in seen:
-                    seen.add(key)
-                    counts[key] += 1
-                    order.setdefault(key, (len(order), t1[0], t2[0]))
-        if not counts:
+        candidates = [pid for pid, n in total.items() if n >= 2]
+        if not candidates:
             break
-        key = max(counts, key=lambda k: (counts[k], -abs(k[2]), -order[k][0]))
-        if counts[key] < 2:
-            break
-        _, a, b = order[key]
-        d, rel = key[2], key[3]
-        sa, sb = max(0, -d), max(0, d)
-        b_lo, b_hi = (b.lo, b.hi) if rel > 0 else (-b.hi, -b.lo)
-        new = Lane(("shared", len(shared)), (a.lo << sa) + (b_lo << sb),
-                   (a.hi << sa) + (b_hi << sb), level=max(a.level, b.level) + 1,
-                   parts=(a, b, sa, sb, rel))
+        pid = max(candidates, key=rank)
+        a, b, d, rel = patterns[pid]
+        lo, hi = _pattern_range(a, b, d, rel)
+        new = Lane(("shared", len(shared)), lo, hi, level=max(a.level, b.level) + 1,
+                   parts=(a, b, 0, d, rel))
         shared.append(new)
-        for terms in outputs:
+        for j, terms in enumerate(outputs):
+            if pid not in per_output[j][0]:
+                continue
             for t1 in sorted(terms, key=_term_order):
-                if t1[0] is not a:
+                if t1[0] is not a or t1 not in terms:
                     continue
                 t2 = (b, t1[1] + d, t1[2] * rel)
-                if t2 in terms:
+                if t2 in terms and _pattern(t1, t2)[0] is a:
                     terms.remove(t1)
                     terms.remove(t2)
-                    terms.append((new, min(t1[1], t2[1]), t1[2]))
-                    break
+                    terms.append((new, t1[1], t1[2]))
+            total.subtract(per_output[j][0])
+            per_output[j] = _occurrences(terms)
+            total.update(per_output[j][0])
+            patterns.update(per_output[j][1])
+        total = +total  # drop patterns that no longer occur
     return shared
 
 

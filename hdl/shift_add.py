@@ -277,12 +277,19 @@ class ShiftAddDense(wiring.Component):
         if lane.constant is not None:
             value = Const(lane.constant, unsigned(max(lane.constant.bit_length(), 1)))
         else:
-            a, b, sa, sb, sign = lane.parts
+            a, b, sa, sb, sign = lane.parts  # (a << sa) ± (b << sb), planned with sa == 0
             va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
             vb = self._delay(m, ("lane", b.key), self._lane(m, b), b.level, lane.level)
-            expr = (va << sa) + (vb << sb) if sign > 0 else (va << sa) - (vb << sb)
             name = f"shared{lane.key[1]}"
-            value = self._signal(m, expr, lane.lo, lane.hi, name, 0, None)
+            if sa == 0 and sb > 0:
+                # a ± (b << d) = Cat(a[:d], (a >> d) ± b): no adder below bit d
+                high = self._signal(m, (va >> sb) + vb if sign > 0 else (va >> sb) - vb,
+                                    lane.lo >> sb, lane.hi >> sb, name, sb, None)
+                value = Cat(_low_bits(va, sb), high)
+                value = value.as_signed() if high.shape().signed else value
+            else:
+                expr = (va << sa) + (vb << sb) if sign > 0 else (va << sa) - (vb << sb)
+                value = self._signal(m, expr, lane.lo, lane.hi, name, 0, None)
         self._names["lane", lane.key] = f"lane{lane.key}" if isinstance(lane.key, int) \
             else f"{lane.key[0]}{lane.key[1]}"
         self._lane_values[lane.key] = value
