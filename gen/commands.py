@@ -43,6 +43,10 @@ def _model_options(function):
                           "every weight at most 3 signed digits) with its requantizers and "
                           "activation as one shift-add adder graph (default), or keep one "
                           "engine per layer."),
+        click.option("--lut-adder-width", type=click.IntRange(min=0), default=None,
+                     help="In fused shift-add layers, build adders of at most this many bits "
+                          "from LUTs instead of carry chains: fewer carry cells, more LUTs "
+                          "(default 0)."),
         click.option("--hls4ml-config", type=click.Path(dir_okay=False),
                      help="An hls4ml project config (YAML) instead of MODEL: its model, built "
                           "with hls4ml's precisions and arithmetic (see docs/hls4ml.md)."),
@@ -53,7 +57,7 @@ def _model_options(function):
 
 
 def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format,
-          hls4ml_config=None, fuse=None):
+          hls4ml_config=None, fuse=None, lut_adder_width=None):
     """The model to build (a LoadedModel) from the command line's choices."""
     from nnfab.fixed import FixedFormat
 
@@ -74,6 +78,8 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
             input_cast = recorded.get("input_cast", "nearest")
             if fuse is None:
                 fuse = recorded.get("shift_add_fusion", True)
+            if lut_adder_width is None:
+                lut_adder_width = recorded.get("lut_adder_width", 0)
         model = Path(model) / "model.json"
     if hls4ml_config is not None:
         if precision or input_format or weights:
@@ -98,11 +104,13 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         passes.append(ChooseReuseFactors(reuse_factor=reuse_factor,
                                          max_multipliers=max_multipliers))
     fuse = True if fuse is None else fuse
+    lut_adder_width = lut_adder_width or 0
     if fuse:
-        passes.append(FuseShiftAdd())
+        passes.append(FuseShiftAdd(lut_adder_width=lut_adder_width))
     loaded.model, _ = run_passes(loaded.model, passes)
     loaded.input_cast = input_cast
     loaded.shift_add_fusion = fuse
+    loaded.lut_adder_width = lut_adder_width
     return loaded
 
 
@@ -119,7 +127,8 @@ def _board_options(function):
               help="Output folder (default: build/NAME).")
 @_board_options
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                  input_format, fuse, hls4ml_config, output, board, clock_mhz):
+                  input_format, fuse, lut_adder_width, hls4ml_config, output, board,
+                  clock_mhz):
     """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream."""
     from .emit import build_outputs
 
@@ -129,7 +138,7 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
 
         try:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config, fuse)
+                           input_format, hls4ml_config, fuse, lut_adder_width)
         except (NnfabError, ValueError, TypeError) as exc:
             _fail(exc)
         out = Path(output) if output else Path("build") / f"{loaded.model.name}-{board}"
@@ -138,12 +147,13 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
     try:
         with console.status("loading model") as status:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config, fuse)
+                           input_format, hls4ml_config, fuse, lut_adder_width)
             out = Path(output) if output else Path("build") / loaded.model.name
             result = build_outputs(loaded.model, out, progress=status.update,
                                    notes=loaded.notes, source=loaded.source,
                                    input_cast=loaded.input_cast,
-                                   shift_add_fusion=loaded.shift_add_fusion)
+                                   shift_add_fusion=loaded.shift_add_fusion,
+                                   lut_adder_width=loaded.lut_adder_width)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     manifest = result.manifest
@@ -180,7 +190,8 @@ def _print_layers(manifest):
 @click.option("--stall", type=float, default=0.1, show_default=True,
               help="Chance per cycle that the output is not ready (after a full-rate warm-up).")
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                   input_format, fuse, hls4ml_config, inputs, labels, dataset, count, n_random, seed,
+                   input_format, fuse, lut_adder_width, hls4ml_config, inputs, labels,
+                   dataset, count, n_random, seed,
                    stall):
     """Prove MODEL's Verilog bit-exact against the golden model on Verilator."""
     from .datasets import load_dataset
@@ -190,7 +201,7 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
     try:
         with console.status("loading model") as status:
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config, fuse)
+                           input_format, hls4ml_config, fuse, lut_adder_width)
             m = loaded.model
             y = None
             if dataset is None and inputs is None and example is not None and n_random is None:

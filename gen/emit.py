@@ -47,12 +47,13 @@ def _stream_description(formats, shape, per_transfer, prefix):
 
 
 def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
-                shift_add_fusion=None):
+                shift_add_fusion=None, lut_adder_width=0):
     """The manifest: everything a host or another tool needs to drive the design; ``source``
     (where the model came from) and ``notes`` (settings without effect) when given;
     ``input_cast`` says how input values become codes (``"nearest"``: round to nearest and
     saturate; ``"format"``: the input format's own modes, as hls4ml); ``shift_add_fusion``
-    whether the build ran :class:`~nnfab.gen.passes.FuseShiftAdd` (recorded when given)."""
+    whether the build ran :class:`~nnfab.gen.passes.FuseShiftAdd`, with ``lut_adder_width``
+    (both recorded when ``shift_add_fusion`` is given)."""
     in_lanes = model.input_shape[-1]
     out_lanes = model.output_shape[-1]
     layers = []
@@ -102,7 +103,8 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
         "initiation_interval": network.initiation_interval,
         "layers": layers,
         "input_cast": input_cast,
-        **({"shift_add_fusion": shift_add_fusion} if shift_add_fusion is not None else {}),
+        **({"shift_add_fusion": shift_add_fusion, "lut_adder_width": lut_adder_width}
+           if shift_add_fusion is not None else {}),
         **({"source": source} if source else {}),
         **({"notes": list(notes)} if notes else {}),
     }
@@ -168,7 +170,7 @@ class BuildResult:
 
 
 def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, source=None,
-                  notes=(), input_cast="nearest", shift_add_fusion=None):
+                  notes=(), input_cast="nearest", shift_add_fusion=None, lut_adder_width=0):
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
@@ -187,14 +189,14 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
         How ``nnfab verify DIR`` casts input values (see :func:`nnfab.gen.verify.verify`).
     shift_add_fusion : bool, optional
         Whether the model went through :class:`~nnfab.gen.passes.FuseShiftAdd`; recorded so
-        that ``nnfab verify DIR`` builds the same engines.
+        that ``nnfab verify DIR`` builds the same engines; so is ``lut_adder_width``.
     """
     out_dir = Path(out_dir)
     say = progress or (lambda text: None)
     say("elaborating engines")
     network = Network(model, multiplier_threshold=multiplier_threshold)
     manifest = manifest_of(model, network, source=source, notes=notes, input_cast=input_cast,
-                           shift_add_fusion=shift_add_fusion)
+                           shift_add_fusion=shift_add_fusion, lut_adder_width=lut_adder_width)
     say("converting to Verilog")
     text = verilog.convert(network, name=manifest["top"], emit_src=False)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ class ShiftAddDenseLayer(Layer):
     parts: tuple = ()
     input_lanes: tuple | None = None
     adder_levels_per_stage: int = 3
+    lut_adder_width: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "parts", tuple(self.parts))
@@ -120,4 +121,5 @@ class ShiftAddDenseLayer(Layer):
             activation=(act.function, act.fout, dict(act.params)) if act is not None else None,
             output_lanes=post.formats if post is not None else None,
             fout=self.output_format,
-            adder_levels_per_stage=self.adder_levels_per_stage)
+            adder_levels_per_stage=self.adder_levels_per_stage,
+            lut_adder_width=self.lut_adder_width)

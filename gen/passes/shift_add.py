@@ -42,11 +42,15 @@ class FuseShiftAdd(Pass):
         signed digits keeps its multipliers and is not fused.
     adder_levels_per_stage : int, >= 1
         Addition levels between pipeline registers of the fused engines.
+    lut_adder_width : int, >= 0
+        Adders of at most this many bits in LUT logic rather than carry chains (see
+        :class:`~nnfab.hdl.shift_add.ShiftAddDense`).
     """
 
-    def __init__(self, *, multiplier_threshold=3, adder_levels_per_stage=3):
+    def __init__(self, *, multiplier_threshold=3, adder_levels_per_stage=3, lut_adder_width=0):
         self.multiplier_threshold = multiplier_threshold
         self.adder_levels_per_stage = adder_levels_per_stage
+        self.lut_adder_width = lut_adder_width
 
     def apply(self, model):
         layers, out, changed = list(model.layers), [], False
@@ -72,7 +76,8 @@ class FuseShiftAdd(Pass):
             fused = ShiftAddDenseLayer(
                 next(p for p in parts if p.kind == "dense").name, parts=parts,
                 input_lanes=known_lanes if parts[0].kind == "dense" else None,
-                adder_levels_per_stage=self.adder_levels_per_stage)
+                adder_levels_per_stage=self.adder_levels_per_stage,
+                lut_adder_width=self.lut_adder_width)
             out.append(fused)
             changed = True
             post = fused.output_quantizer

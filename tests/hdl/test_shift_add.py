@@ -84,7 +84,7 @@ CASES = {
 }
 
 
-def make_case(name, seed):
+def make_case(name, seed, lut_adder_width=0):
     case = CASES[name]
     rng = np.random.default_rng(seed)
     fin = case.get("fin", FIN)
@@ -101,25 +101,27 @@ def make_case(name, seed):
     act, output_lanes = case["act"], case["output_lanes"]
     fout = common_format(output_lanes) if output_lanes else None
     dut = ShiftAddDense(spec, fin=fin, input_lanes=lanes, activation=act,
-                        output_lanes=output_lanes, fout=fout)
+                        output_lanes=output_lanes, fout=fout, lut_adder_width=lut_adder_width)
     x = edge_rows(rng, fin, n_in, 300)
     want = golden(x, spec, fin=fin, input_lanes=lanes, act=act, output_lanes=output_lanes,
                   fout=fout)
     return dut, x, want
 
 
+@pytest.mark.parametrize("lut_adder_width", [0, 6])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_golden_at_full_rate(name):
-    dut, x, want = make_case(name, seed=11)
+def test_matches_golden_at_full_rate(name, lut_adder_width):
+    dut, x, want = make_case(name, seed=11, lut_adder_width=lut_adder_width)
     got, result = run(dut, x)
     assert np.array_equal(got, want), f"seed 11, case {name}"
     assert result.first_latency == dut.latency
     assert result.accepted_at[-1] - result.accepted_at[0] == len(x) - 1  # II 1
 
 
+@pytest.mark.parametrize("lut_adder_width", [0, 100])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_golden_under_back_pressure(name):
-    dut, x, want = make_case(name, seed=12)
+def test_matches_golden_under_back_pressure(name, lut_adder_width):
+    dut, x, want = make_case(name, seed=12, lut_adder_width=lut_adder_width)
     got, _ = run(dut, x, seed=5, p_idle=0.3, p_stall=0.4)
     assert np.array_equal(got, want), f"seed 12/5, case {name}"
 
@@ -193,6 +195,9 @@ def test_rejects_lane_counts_and_levels():
     with pytest.raises(ValueError, match=r"^Adder levels per stage must be a positive "
                                          r"integer, not 0$"):
         ShiftAddDense(spec, adder_levels_per_stage=0)
+    with pytest.raises(ValueError, match=r"^LUT adder width must be a non-negative integer, "
+                                         r"not -1$"):
+        ShiftAddDense(spec, lut_adder_width=-1)
     with pytest.raises(ValueError, match=r"^Lane 0 format fixed<8,6> does not fit the output "
                                          r"format fixed<8,3> exactly$"):
         ShiftAddDense(spec, input_lanes=[F(8, 6), None])

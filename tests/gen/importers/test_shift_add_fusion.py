@@ -85,10 +85,12 @@ def test_cli_build_records_fusion_and_verify_dir_follows(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["shift_add_fusion"] is False
     assert {row["kind"] for row in manifest["layers"]} == {"quantize", "dense", "activation"}
-    result = runner.invoke(main, ["build", str(need(HGQ)), "-o", str(out)])
+    result = runner.invoke(main, ["build", str(need(HGQ)), "-o", str(out),
+                                  "--lut-adder-width", "7"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["shift_add_fusion"] is True
+    assert manifest["lut_adder_width"] == 7
     rows = manifest["layers"]
     assert [row["kind"] for row in rows] == ["shift_add_dense"] * 4
     assert rows[0]["fused_layers"] == ["inp_q_quantizer", "dense_1", "dense_1_relu",

@@ -48,6 +48,8 @@ MODELS = {
 N_IMAGES = 200
 # Models are built as `nnfab build` does by default, with FuseShiftAdd; these also without.
 SEPARATE_ENGINES = {"hgq_jet_classifier_separate_engines"}
+# The HGQ jet classifier as bench/hgq_jet_synth.py builds it: adders up to 7 bits in LUTs.
+LUT_ADDERS = {"hgq_jet_classifier": {"lut_adder_width": 7}}
 
 
 @pytest.mark.slow
@@ -86,7 +88,7 @@ def test_model_verifies_bit_exact(name):
     model, _ = ChooseReuseFactors(**({"per_layer": reuse} if isinstance(reuse, dict) else
                                      {"reuse_factor": reuse})).apply(loaded.model)
     if name not in SEPARATE_ENGINES:
-        model, _ = FuseShiftAdd().apply(model)
+        model, _ = FuseShiftAdd(**LUT_ADDERS.get(name, {})).apply(model)
     fused = [layer.name for layer in model.layers if layer.kind == "shift_add_dense"]
     rng = np.random.default_rng(SEED)
     shape = model.input_shape
