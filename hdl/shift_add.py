@@ -77,7 +77,8 @@ class ShiftAddDense(wiring.Component):
     a negation. The sum is cast to ``spec.output_format``, goes through the activation and
     the output requantizer, all in the last stage. Pipeline registers sit after every
     ``adder_levels_per_stage`` addition levels (spaced evenly) and at the output; adder outputs
-    carry the ``keep`` attribute so synthesis maps each one to a carry chain.
+    carry the ``keep`` attribute so synthesis builds each adder on its own (a carry chain, or
+    LUTs up to ``lut_adder_width`` bits) rather than merging unregistered sums into LUTs.
 
     Parameters
     ----------
@@ -212,8 +213,8 @@ class ShiftAddDense(wiring.Component):
         # The sum's unit is 2**e0, the accumulator's LSB; a lane code weighs 2**-F_lane.
         e0 = -spec.accumulator.fraction_width
         for j in range(spec.n_out):
-            out = []
-            if self._output_lanes is None or self._output_lanes[j] is not None:
+            out, bias = [], 0
+            if self._output_lanes is None or self._output_lanes[j] is not None:  # else dead
                 for k, lane in enumerate(lanes):
                     w = int(spec.weights[j, k])
                     if w == 0 or lane is None:
@@ -221,13 +222,9 @@ class ShiftAddDense(wiring.Component):
                     e_lane = -self._input_lanes[k].fraction_width - wf - e0
                     out.extend((lane, shift + e_lane, sign) for sign, shift in csd_digits(w))
                 if spec.biases is not None:
-                    constants_j = int(spec.biases[j]) << (-e0 - spec.bias_format.fraction_width)
-                else:
-                    constants_j = 0
-            else:
-                constants_j = 0
+                    bias = int(spec.biases[j]) << (-e0 - spec.bias_format.fraction_width)
             terms.append(out)
-            constants.append(constants_j)
+            constants.append(bias)
         self._n_terms = sum(len(t) for t in terms)
         return plan_adders(terms, constants=constants, cse=self._share)
 
