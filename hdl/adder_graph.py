@@ -26,7 +26,7 @@ import collections
 import heapq
 import itertools
 
-__all__ = ["Lane", "Leaf", "Node", "AdderPlan", "plan_adders"]
+__all__ = ["Lane", "Leaf", "Node", "AdderPlan", "MAX_CSE_PAIRS", "plan_adders"]
 
 
 def _bits(lo, hi):
@@ -220,7 +220,15 @@ def _tree(leaves):
     return heap[0][-1] if heap else None
 
 
-def plan_adders(terms, *, constants=None, cse=True, max_cse_rounds=2000):
+#: Term pairs (summed over outputs) above which a layer is planned without subexpression
+#: sharing: the greedy search recounts the pairs of every output it changes, once per shared
+#: subexpression, so its time grows faster than this count (qkeras_3layer: 0.7 s at 13,000
+#: pairs, 8 s at 41,000).
+MAX_CSE_PAIRS = 20_000
+
+
+def plan_adders(terms, *, constants=None, cse=True, max_cse_rounds=2000,
+                max_cse_pairs=MAX_CSE_PAIRS):
     """Plan the adder graph of ``len(terms)`` sums.
 
     Parameters
@@ -235,13 +243,18 @@ def plan_adders(terms, *, constants=None, cse=True, max_cse_rounds=2000):
         Share common two-term subexpressions between outputs.
     max_cse_rounds : int
         Upper bound on extracted subexpressions (each round extracts one).
+    max_cse_pairs : int
+        Share no subexpressions when the outputs have more term pairs than this (the planning
+        time would grow too long).
 
     Returns
     -------
     AdderPlan
     """
     outputs = [list(t) for t in terms]
-    shared = _eliminate_common_subexpressions(outputs, max_cse_rounds) if cse else []
+    pairs = sum(len(t) * (len(t) - 1) // 2 for t in outputs)
+    shared = _eliminate_common_subexpressions(outputs, max_cse_rounds) \
+        if cse and pairs <= max_cse_pairs else []
     roots = []
     for j, out in enumerate(outputs):
         leaves = [Leaf(lane, e, sign) for lane, e, sign in sorted(out, key=_term_order)]

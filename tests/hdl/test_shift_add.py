@@ -175,6 +175,8 @@ def test_plan_computes_the_matrix_product():
               for sign, shift in csd_digits(int(w[j, k]))] for j in range(12)]
     constants = [int(c) for c in rng.integers(-50, 50, 12)]
     plan = plan_adders(terms, constants=constants)
+    assert plan.n_shared > 0
+    assert plan_adders(terms, constants=constants, max_cse_pairs=10).n_shared == 0
     for x in rng.integers(-8, 8, (20, 10)):
         for j, root in enumerate(plan.roots):
             assert _evaluate(root, x) == int(w[j] @ x) + constants[j]
