@@ -118,7 +118,7 @@ def test_matches_golden_at_full_rate(name, lut_adder_width):
     assert result.accepted_at[-1] - result.accepted_at[0] == len(x) - 1  # II 1
 
 
-@pytest.mark.parametrize("lut_adder_width", [0, 100])
+@pytest.mark.parametrize("lut_adder_width", [0, 6])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_golden_under_back_pressure(name, lut_adder_width):
     dut, x, want = make_case(name, seed=12, lut_adder_width=lut_adder_width)
