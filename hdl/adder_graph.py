@@ -26,7 +26,7 @@ import collections
 import heapq
 import itertools
 
-__all__ = ["Lane", "Leaf", "Node", "AdderPlan", "MAX_CSE_PAIRS", "plan_adders"]
+__all__ = ["Lane", "Leaf", "Node", "AdderPlan", "MAX_CSE_PAIRS", "integer_shape", "plan_adders"]
 
 
 def _bits(lo, hi):
@@ -108,11 +108,12 @@ def _term_order(term):
     return (str(term[0].key), term[1], term[2])
 
 
-def _width(lo, hi):
-    """Bits of the narrowest two's complement or unsigned integer holding [lo, hi]."""
+def integer_shape(lo, hi):
+    """``(width, signed)`` of the narrowest two's complement or unsigned integer holding
+    [lo, hi]."""
     if lo >= 0:
-        return max(hi.bit_length(), 1)
-    return max((-lo - 1).bit_length(), hi.bit_length()) + 1
+        return max(hi.bit_length(), 1), False
+    return max((-lo - 1).bit_length(), hi.bit_length()) + 1, True
 
 
 def _pattern(t1, t2):
@@ -174,7 +175,7 @@ def _eliminate_common_subexpressions(outputs, max_rounds):
 
     def rank(pid):
         a, b, d, rel = patterns[pid]
-        return (total[pid], -_width(*_pattern_range(a, b, d, rel)), -d,
+        return (total[pid], -integer_shape(*_pattern_range(a, b, d, rel))[0], -d,
                 max(a.level, b.level), tuple(str(k) for k in pid))
 
     for _ in range(max_rounds):

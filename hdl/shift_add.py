@@ -8,21 +8,13 @@ from nnfab.fixed import FixedFormat, Overflow
 from nnfab.layers import DenseSpec
 
 from .activations import activation
-from .adder_graph import Lane, Leaf, plan_adders
+from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .pipeline import pipeline_advance
 from .quantize import _check_formats
 
 __all__ = ["ShiftAddDense"]
-
-
-def _width_for(lo, hi):
-    """``(width, signed)`` of the narrowest two's complement or unsigned integer holding
-    [lo, hi]."""
-    if lo >= 0:
-        return max(hi.bit_length(), 1), False
-    return max((-lo - 1).bit_length(), hi.bit_length()) + 1, True
 
 
 def _low_bits(value, n):
@@ -279,7 +271,7 @@ class ShiftAddDense(wiring.Component):
         """A signal of ``p + sign * q``, whose values lie in [lo, hi] (at exponent ``e``), as
         wide as that range or, when ``top`` is given, as the bits below it: a carry chain, or
         LUT logic up to ``lut_adder_width`` bits."""
-        width, signed_ = _width_for(lo, hi)
+        width, signed_ = integer_shape(lo, hi)
         if top is not None and width > top - e:
             width, signed_ = max(top - e, 1), True
         sig = Signal(signed(width) if signed_ else unsigned(width), name=name,
