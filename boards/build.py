@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnfab.errors import BoardError, ToolchainError
+from nnfab.gen.build_folder import staged_folder
 from nnfab.gen.emit import manifest_of, verilog_name
 from nnfab.gen.native import save_native
 from nnfab.hdl.dense_rom import rom_reuse_factors
@@ -155,7 +156,9 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
                     baud=DEFAULT_BAUD, seed=1):
     """Build ``model`` into a bitstream for ``board`` and report resources and timing.
 
-    Writes into ``out_dir``: the bitstream (``NAME.bin`` for iCE40, ``NAME.bit`` for ECP5),
+    Writes the folder ``out_dir`` whole or not at all (an existing one is replaced only if it
+    is empty or an nnfab build folder, see :func:`nnfab.gen.build_folder.staged_folder`): the
+    bitstream (``NAME.bin`` for iCE40, ``NAME.bit`` for ECP5),
     ``manifest.json`` (the generator's manifest plus ``board`` and ``host_link`` sections,
     which ``nnfab run`` reads), ``model.json``/``model.npz``, ``report.json`` and
     ``report.md``, and the tools' files and logs in ``out_dir/build``.
@@ -208,9 +211,16 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
                  "yowasp-icepack" if target.family == "ice40" else "yowasp-ecppack"):
         yowasp_tool(tool)  # raises ToolchainError naming the missing package
     out_dir = Path(out_dir)
+    with staged_folder(out_dir) as staging:
+        result = _build_in(staging, model, target, clock_mhz, say, weights_in_memory,
+                           max_multipliers, rom_reuse, baud, seed)
+    return BoardBuildResult(out_dir, out_dir / result.bitstream.name, result.report)
+
+
+def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_multipliers,
+              rom_reuse, baud, seed):
+    """The board build, written into the (staging) folder ``out_dir``."""
     build_dir = out_dir / "build"
-    if build_dir.exists():
-        shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True)
 
     say("elaborating engines")

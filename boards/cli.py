@@ -26,7 +26,7 @@ def board_options(function):
     return function
 
 
-def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console):
+def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progress=None):
     """Run :func:`~nnfab.boards.build.build_for_board` for ``nnfab build --board`` and print
     its report.
 
@@ -37,6 +37,8 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console):
     board : str
     clock_mhz : float or None
     console : rich.console.Console
+    progress : callable, optional
+        Called with a short description before each step.
 
     Raises
     ------
@@ -46,12 +48,10 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console):
     model = getattr(loaded_model, "model", loaded_model)
     try:
         from .build import build_for_board
-    except NnfabError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        with console.status("building") as status:
-            result = build_for_board(model, out_dir, board, clock_mhz,
-                                     progress=lambda text: status.update(text))
+        from .targets import target as find_target
+
+        find_target(board)  # an unknown board is refused before anything is written
+        result = build_for_board(model, out_dir, board, clock_mhz, progress=progress)
     except NnfabError as exc:
         raise click.ClickException(str(exc)) from None
     console.print((Path(out_dir) / "report.md").read_text())

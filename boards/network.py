@@ -72,6 +72,8 @@ class BoardNetwork(Network):
                                  f"{model.name!r} (dense layers: {', '.join(dense_names)})")
         self._model = model
         self._rom_reuse_factors = rom
+        self._multiplier_threshold = multiplier_threshold
+        self._timing = None
         self._engines = []
         for layer in model.layers:
             if layer.name in rom:
@@ -82,6 +84,10 @@ class BoardNetwork(Network):
         first, last = self._engines[0][1], self._engines[-1][1]
         wiring.Component.__init__(self, {"i": first.signature.members["i"],
                                          "o": last.signature.members["o"]})
+
+    def _fresh_copy(self):
+        return BoardNetwork(self._model, rom_reuse_factors=self._rom_reuse_factors,
+                            multiplier_threshold=self._multiplier_threshold)
 
     @property
     def rom_reuse_factors(self):

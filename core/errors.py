@@ -1,7 +1,8 @@
 """Exception types raised by nnfab."""
 
 __all__ = ["NnfabError", "ToolchainError", "SimulationError", "ModelError",
-           "UnsupportedLayerError", "FormatError", "ShapeError", "BoardError"]
+           "UnsupportedLayerError", "FormatError", "ShapeError", "BoardError",
+           "OutputError"]
 
 
 class NnfabError(Exception):
@@ -34,3 +35,8 @@ class ShapeError(ModelError):
 
 class BoardError(NnfabError):
     """A design cannot be built for the requested board (unknown board, does not fit, ...)."""
+
+
+class OutputError(NnfabError):
+    """An output folder or file cannot be written, or would replace something that is not
+    nnfab's."""

@@ -1,5 +1,7 @@
 """Network assembly: the IR's layers as hardware engines chained by streams into one component."""
 
+import math
+
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
@@ -60,7 +62,9 @@ class Network(wiring.Component):
         engines' latencies when every layer takes whole vectors; measured in Amaranth's
         simulator (:func:`nnfab.gen.timing.simulate_timing`) once a layer streams pixels.
     initiation_interval : int
-        Cycles between inputs at full rate: the largest engine II.
+        Cycles between inferences at full rate (between the first input transfers of
+        consecutive inferences): the largest engine II times that engine's transfers per
+        inference.
     engines : list of (layer, engine)
     """
 
@@ -101,10 +105,14 @@ class Network(wiring.Component):
             model = self._model
             lanes_in, lanes_out = model.input_shape[-1], model.output_shape[-1]
             self._timing = simulate_timing(
-                Network(model, multiplier_threshold=self._multiplier_threshold),
+                self._fresh_copy(),
                 input_transfers=model.n_inputs // lanes_in,
                 output_transfers=model.n_outputs // lanes_out)
         return self._timing
+
+    def _fresh_copy(self):
+        """An unelaborated twin of this network, to simulate."""
+        return Network(self._model, multiplier_threshold=self._multiplier_threshold)
 
     @property
     def latency(self):
@@ -114,7 +122,12 @@ class Network(wiring.Component):
 
     @property
     def initiation_interval(self):
-        return max(engine.initiation_interval for _, engine in self._engines)
+        """Cycles between the first transfers of consecutive inferences at full rate: the
+        largest of the engines' cycles per inference (an engine's II, in cycles per input
+        transfer, times its input transfers per inference)."""
+        return max(math.ceil(engine.initiation_interval
+                             * math.prod(layer.input_shape[:-1]))
+                   for layer, engine in self._engines)
 
     def elaborate(self, platform):
         m = Module()

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from nnfab.errors import NnfabError
 
+from .progress import progress
+
 __all__ = ["build_command", "verify_command", "examples_command", "report_command"]
 
 console = Console(highlight=False)
@@ -28,12 +30,12 @@ def _model_options(function):
                                        "examples`)."),
         click.option("--weights", type=click.Path(exists=True, dir_okay=False),
                      help="Weights file of a Keras .json model (default NAME_weights.h5)."),
-        click.option("--reuse-factor", type=int, default=None,
+        click.option("--reuse-factor", type=click.IntRange(min=1), default=None,
                      help="Reuse factor of every dense layer (largest divisor of n_in up to it)."),
-        click.option("--max-multipliers", type=int, default=None,
+        click.option("--max-multipliers", type=click.IntRange(min=1), default=None,
                      help="Choose each layer's reuse factor to use at most this many "
                           "multipliers."),
-        click.option("--precision", type=int, default=None,
+        click.option("--precision", type=click.IntRange(min=2, max=32), default=None,
                      help="Bits of weights, biases and activations when quantizing a float "
                           "model (PTQ); default 8 (16 for the input)."),
         click.option("--input-format", default=None,
@@ -56,11 +58,21 @@ def _model_options(function):
     return function
 
 
+_FOLDER_FIXED = ("weights", "reuse_factor", "max_multipliers", "precision", "input_format",
+                 "hls4ml_config", "fuse", "lut_adder_width")
+
+
 def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format,
-          hls4ml_config=None, fuse=None, lut_adder_width=None):
-    """The model to build (a LoadedModel) from the command line's choices."""
+          hls4ml_config=None, fuse=None, lut_adder_width=None, *, allow_build_folder=False):
+    """The model to build (a LoadedModel) from the command line's choices.
+
+    With ``allow_build_folder``, MODEL may be a build folder: its files are checked against
+    its manifest (:func:`~nnfab.gen.build_folder.open_build_folder`), and the LoadedModel
+    carries it as ``build_folder`` so that the folder's own Verilog is simulated.
+    """
     from nnfab.fixed import FixedFormat
 
+    from .build_folder import open_build_folder
     from .examples import example as find_example
     from .load import LoadedModel, load_model
     from .native import load_native
@@ -71,16 +83,26 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         raise click.UsageError("Give a MODEL file, --example NAME or --hls4ml-config FILE "
                                "(one of them)")
     input_cast = "format" if hls4ml_config is not None else "nearest"
+    quantized_source = None
     if model is not None and Path(model).is_dir():
-        manifest = Path(model) / "manifest.json"  # a build folder
-        if manifest.is_file():
-            recorded = json.loads(manifest.read_text())
-            input_cast = recorded.get("input_cast", "nearest")
-            if fuse is None:
-                fuse = recorded.get("shift_add_fusion", True)
-            if lut_adder_width is None:
-                lut_adder_width = recorded.get("lut_adder_width", 0)
-        model = Path(model) / "model.json"
+        if not allow_build_folder:
+            raise click.UsageError(f"MODEL {model!r} is a folder; give a model file (a build "
+                                   f"folder is for nnfab verify and nnfab report)")
+        given = {"weights": weights, "reuse_factor": reuse_factor,
+                 "max_multipliers": max_multipliers, "precision": precision,
+                 "input_format": input_format, "fuse": fuse,
+                 "lut_adder_width": lut_adder_width}
+        extra = [f"--{name.replace('_', '-')}" for name, value in given.items()
+                 if value is not None]
+        if extra:
+            raise click.UsageError(f"{', '.join(extra)} cannot be used with a build folder: "
+                                   f"it is verified as it was built")
+        folder = open_build_folder(model)
+        loaded = LoadedModel(load_native(folder.model_path), source=f"build folder {model}")
+        loaded.build_folder = folder
+        loaded.input_cast = folder.manifest.get("input_cast", "nearest")
+        Validate().apply(loaded.model)
+        return loaded
     if hls4ml_config is not None:
         if precision or input_format or weights:
             raise click.UsageError("--precision, --input-format and --weights do not apply "
@@ -94,11 +116,17 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         found = find_example(example)
         loaded = LoadedModel(load_native(found.path), load_native(found.float_path),
                              source=f"example {example}")
+        quantized_source = f"example {example!r}"
     else:
         config = PTQConfig(weight_bits=precision, bias_bits=precision,
                            activation_bits=precision) if precision else None
         fmt = FixedFormat.parse(input_format) if input_format else None
         loaded = load_model(model, weights=weights, ptq_config=config, input_format=fmt)
+        quantized_source = None if loaded.float_model is not None else repr(str(model))
+    if hls4ml_config is None and quantized_source and (precision or input_format):
+        raise click.UsageError(f"--precision and --input-format set post-training "
+                               f"quantization of float models; {quantized_source} is "
+                               f"quantized already")
     passes = [Validate()]
     if reuse_factor is not None or max_multipliers is not None:
         passes.append(ChooseReuseFactors(reuse_factor=reuse_factor,
@@ -111,6 +139,7 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     loaded.input_cast = input_cast
     loaded.shift_add_fusion = fuse
     loaded.lut_adder_width = lut_adder_width
+    loaded.build_folder = None
     return loaded
 
 
@@ -124,32 +153,31 @@ def _board_options(function):
 @click.command("build")
 @_model_options
 @click.option("-o", "--output", "output", type=click.Path(file_okay=False),
-              help="Output folder (default: build/NAME).")
+              help="Output folder (default: build/NAME). An existing folder is replaced only "
+                   "if it is empty or an nnfab build folder.")
 @_board_options
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
                   input_format, fuse, lut_adder_width, hls4ml_config, output, board,
                   clock_mhz):
     """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream."""
+    from .build_folder import output_name
     from .emit import build_outputs
 
     started = time.perf_counter()
-    if board is not None:
-        from nnfab.boards.cli import board_build_from_cli
-
-        try:
-            loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config, fuse, lut_adder_width)
-        except (NnfabError, ValueError, TypeError) as exc:
-            _fail(exc)
-        out = Path(output) if output else Path("build") / f"{loaded.model.name}-{board}"
-        board_build_from_cli(loaded, out, board, clock_mhz, console)
-        return
     try:
-        with console.status("loading model") as status:
+        with progress(console) as say:
+            say("loading model")
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
                            input_format, hls4ml_config, fuse, lut_adder_width)
-            out = Path(output) if output else Path("build") / loaded.model.name
-            result = build_outputs(loaded.model, out, progress=status.update,
+            name = output_name(loaded.model.name)
+            if board is not None:
+                from nnfab.boards.cli import board_build_from_cli
+
+                out = Path(output) if output else Path("build") / f"{name}-{output_name(board)}"
+                board_build_from_cli(loaded, out, board, clock_mhz, console, progress=say)
+                return
+            out = Path(output) if output else Path("build") / name
+            result = build_outputs(loaded.model, out, progress=say,
                                    notes=loaded.notes, source=loaded.source,
                                    input_cast=loaded.input_cast,
                                    shift_add_fusion=loaded.shift_add_fusion,
@@ -162,7 +190,7 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                   f"in {time.perf_counter() - started:.1f} s")
 
 
-def _print_layers(manifest):
+def _layer_table(manifest):
     table = Table(title=f"{manifest['name']}: latency {manifest['latency']} cycles, II "
                         f"{manifest['initiation_interval']}")
     for column in ("layer", "kind", "out shape", "output format", "reuse", "multipliers",
@@ -172,7 +200,11 @@ def _print_layers(manifest):
         table.add_row(row["name"], row.get("function", row["kind"]), str(row["output_shape"]),
                       row["output_format"], str(row.get("reuse_factor", "")),
                       str(row["multipliers"]), str(row["latency"]))
-    console.print(table)
+    return table
+
+
+def _print_layers(manifest):
+    console.print(_layer_table(manifest))
 
 
 @click.command("verify")
@@ -180,35 +212,49 @@ def _print_layers(manifest):
 @click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
               help="Inputs as a .npy of values, shape (n, *input_shape).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
-              help="Class labels for --inputs, a .npy of shape (n,).")
+              help="Class labels for --inputs, a .npy of n integers.")
 @click.option("--dataset", type=click.Choice(["digits"]),
               help="A bundled labelled data set (held-out split).")
-@click.option("--count", type=int, default=None, help="Use the first N inputs.")
-@click.option("--random", "n_random", type=int, default=None,
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help="Use the first N inputs.")
+@click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
               help="N seeded random N(0, 1.5) inputs (default 1,000 when no inputs are given).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--stall", type=float, default=0.1, show_default=True,
-              help="Chance per cycle that the output is not ready (after a full-rate warm-up).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--stall", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True,
+              help="Chance per cycle that the output is not ready, and that no input is "
+                   "offered (after a full-rate warm-up; every vector also runs under it).")
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
                    input_format, fuse, lut_adder_width, hls4ml_config, inputs, labels,
-                   dataset, count, n_random, seed,
-                   stall):
-    """Prove MODEL's Verilog bit-exact against the golden model on Verilator."""
+                   dataset, count, n_random, seed, stall):
+    """Prove MODEL's Verilog bit-exact against the golden model on Verilator.
+
+    MODEL may be a build folder: then its own Verilog is simulated, after checking that its
+    files are those the build wrote."""
     from .datasets import load_dataset
     from .examples import EXAMPLES
     from .verify import verify
 
+    given = [name for name, value in (("--inputs", inputs), ("--dataset", dataset),
+                                      ("--random", n_random)) if value is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} cannot be used together: give one "
+                               f"source of inputs")
+    if labels is not None and inputs is None:
+        raise click.UsageError("--labels needs --inputs")
     try:
-        with console.status("loading model") as status:
+        with progress(console) as say:
+            say("loading model")
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config, fuse, lut_adder_width)
+                           input_format, hls4ml_config, fuse, lut_adder_width,
+                           allow_build_folder=True)
             m = loaded.model
             y = None
             if dataset is None and inputs is None and example is not None and n_random is None:
                 dataset = EXAMPLES[example].dataset
             if inputs is not None:
-                x = np.load(inputs)
-                y = np.load(labels) if labels else None
+                x = _load_array(inputs, "Inputs")
+                y = _load_labels(labels, len(x)) if labels else None
             elif dataset is not None:
                 x, y = load_dataset(dataset, "test", image=len(m.input_shape) == 3)
             else:
@@ -220,14 +266,49 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
                                  f"{', '.join(map(str, m.input_shape))})")
             if count is not None:
                 x, y = x[:count], (y[:count] if y is not None else None)
+            folder = loaded.build_folder
             result = verify(m, x, labels=y, float_model=loaded.float_model, seed=seed,
-                            p_stall=stall, progress=status.update,
-                            input_cast=loaded.input_cast)
+                            p_stall=stall, progress=say, input_cast=loaded.input_cast,
+                            **({} if folder is None else {
+                                "verilog": folder.verilog_path.read_text(encoding="utf-8"),
+                                "timing": (folder.manifest["latency"],
+                                           folder.manifest["initiation_interval"])}))
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     _print_verify(m, result)
     if not result.passed:
         raise SystemExit(1)
+
+
+def _load_array(path, what):
+    """A .npy file as a real, finite numeric array with at least one row."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise NnfabError(f"{what} file {path!r} is not a NumPy .npy array ({exc})") from None
+    if not isinstance(array, np.ndarray):
+        raise NnfabError(f"{what} file {path!r} is a .npz archive; give one array as a .npy "
+                         f"file (numpy.save)")
+    if array.dtype.kind not in "biuf":
+        raise NnfabError(f"{what} file {path!r} holds {array.dtype} values; expected real "
+                         f"numbers")
+    if array.ndim == 0 or len(array) == 0:
+        raise NnfabError(f"{what} file {path!r} holds no vectors (shape {array.shape})")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = int(np.sum(~np.isfinite(array)))
+        raise NnfabError(f"{what} file {path!r} holds {bad} values that are NaN or infinite")
+    return array
+
+
+def _load_labels(path, n):
+    labels = _load_array(path, "Labels")
+    if labels.ndim != 1 or len(labels) != n:
+        raise NnfabError(f"Labels file {path!r} has shape {labels.shape}; expected ({n},), "
+                         f"one class per input")
+    if labels.dtype.kind == "f" and not np.all(labels == np.round(labels)):
+        raise NnfabError(f"Labels file {path!r} holds non-integer values; expected class "
+                         f"numbers")
+    return labels.astype(np.int64)
 
 
 def _print_verify(model, result):
@@ -267,17 +348,30 @@ def examples_command():
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False))
 def report_command(build_dir):
     """Show the report of a build folder."""
-    manifest_path = Path(build_dir) / "manifest.json"
-    if not manifest_path.exists():
-        raise click.ClickException(f"{build_dir} is not an nnfab build folder (no "
-                                   f"manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
-    _print_layers(manifest)
-    for side in ("input", "output"):
-        d = manifest[side]
-        console.print(f"{side}: {d['shape']} of {d['format']}, {d['payload_width']}-bit "
-                      f"payload on {d['payload']}, {d['transfers_per_inference']} transfer(s) "
-                      f"per inference")
+    from .build_folder import read_manifest
+
+    try:
+        manifest = read_manifest(build_dir)
+        table = _layer_table(manifest)
+        lines = []
+        for side in ("input", "output"):
+            d = manifest[side]
+            lines.append(f"{side}: {d['shape']} of {d['format']}, {d['payload_width']}-bit "
+                         f"payload on {d['payload']}, {d['transfers_per_inference']} "
+                         f"transfer(s) per inference")
+    except NnfabError as exc:
+        _fail(exc)
+    except (KeyError, TypeError, AttributeError, IndexError):
+        raise click.ClickException(f"Build folder {build_dir!r}: manifest.json is damaged (a "
+                                   f"section or layer row lacks a field); build it again "
+                                   f"with nnfab build") from None
+    console.print(table)
+    for line in lines:
+        console.print(line)
     board = Path(build_dir) / "report.json"
     if board.exists():
-        console.print_json(board.read_text())
+        try:
+            console.print_json(data=json.loads(board.read_text(encoding="utf-8")))
+        except (ValueError, OSError):
+            raise click.ClickException(f"Build folder {build_dir!r}: report.json is not valid "
+                                       f"JSON; build it again with nnfab build") from None

@@ -7,9 +7,7 @@ sorted keys, no time stamps).
 """
 
 import json
-import os
-import shutil
-import tempfile
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from nnfab import __version__
 from nnfab.packing import packed_width
 
 from .assemble import Network
+from .build_folder import file_hashes, staged_folder
 from .native import save_native
 
 __all__ = ["BuildResult", "manifest_of", "build_outputs", "verilog_name"]
@@ -62,7 +61,9 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
                "output_shape": list(layer.output_shape),
                "input_format": str(layer.input_format),
                "output_format": str(layer.output_format),
-               "latency": engine.latency, "initiation_interval": engine.initiation_interval,
+               "latency": engine.latency,
+               "initiation_interval": math.ceil(engine.initiation_interval
+                                                * math.prod(layer.input_shape[:-1])),
                "multipliers": getattr(engine, "n_multipliers", 0)}
         if layer.kind in ("dense", "conv2d", "shift_add_dense"):
             spec = layer.spec
@@ -119,7 +120,7 @@ def _report(manifest):
              f"- output: {manifest['output']['shape']} of `{manifest['output']['format']}`, "
              f"{manifest['output']['payload_width']}-bit payload",
              f"- latency: {manifest['latency']} cycles; initiation interval: "
-             f"{manifest['initiation_interval']} cycles",
+             f"{manifest['initiation_interval']} cycles per inference",
              f"- multipliers (after pruning, shift-add weights excluded): "
              f"{sum(row['multipliers'] for row in manifest['layers'])}", "",
              "| layer | kind | in | out | output format | weights (non-zero) | reuse | "
@@ -174,8 +175,10 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
-    quantized model in the native format, which ``nnfab verify DIR`` reads back). An existing
-    ``out_dir`` is replaced only after the new one is complete.
+    quantized model in the native format, which ``nnfab verify DIR`` reads back). The manifest
+    records the SHA-256 of the Verilog and model files (``files``). An existing ``out_dir`` is
+    replaced only after the new one is complete, and only if it is empty or an nnfab build
+    folder (see :func:`~nnfab.gen.build_folder.staged_folder`).
 
     Parameters
     ----------
@@ -188,35 +191,30 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
     input_cast : ``"nearest"`` or ``"format"``
         How ``nnfab verify DIR`` casts input values (see :func:`nnfab.gen.verify.verify`).
     shift_add_fusion : bool, optional
-        Whether the model went through :class:`~nnfab.gen.passes.FuseShiftAdd`; recorded so
-        that ``nnfab verify DIR`` builds the same engines; so is ``lut_adder_width``.
+        Whether the model went through :class:`~nnfab.gen.passes.FuseShiftAdd`; recorded in
+        the manifest; so is ``lut_adder_width``.
+
+    Raises
+    ------
+    OutputError
+        If ``out_dir`` may not be replaced or cannot be written; nothing is written then.
     """
     out_dir = Path(out_dir)
     say = progress or (lambda text: None)
-    say("elaborating engines")
-    network = Network(model, multiplier_threshold=multiplier_threshold)
-    manifest = manifest_of(model, network, source=source, notes=notes, input_cast=input_cast,
-                           shift_add_fusion=shift_add_fusion, lut_adder_width=lut_adder_width)
-    say("converting to Verilog")
-    text = verilog.convert(network, name=manifest["top"], emit_src=False)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    os.chmod(staging, 0o755)
-    try:
+    with staged_folder(out_dir) as staging:
+        say("elaborating engines")
+        network = Network(model, multiplier_threshold=multiplier_threshold)
+        manifest = manifest_of(model, network, source=source, notes=notes,
+                               input_cast=input_cast, shift_add_fusion=shift_add_fusion,
+                               lut_adder_width=lut_adder_width)
+        say("converting to Verilog")
+        text = verilog.convert(network, name=manifest["top"], emit_src=False)
         say("writing files")
         (staging / manifest["verilog"]).write_text(text)
+        save_native(model, staging / "model.json")
+        manifest["files"] = file_hashes(staging, [manifest["verilog"], "model.json",
+                                                  "model.npz"])
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True)
                                                + "\n")
         (staging / "report.md").write_text(_report(manifest))
-        save_native(model, staging / "model.json")
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, old / "dir")
-            os.replace(staging, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return BuildResult(out_dir, out_dir / manifest["verilog"], manifest)

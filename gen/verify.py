@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from amaranth.back import verilog as amaranth_verilog
+
 from nnfab.errors import SimulationError
 from nnfab.packing import pack, unpack
 from nnfab.sim.golden.cast import quantize, to_float
@@ -58,7 +60,8 @@ class VerifyResult:
     @property
     def passed(self):
         return (self.n_mismatches == 0 and self.cocotb_tests[0] == self.cocotb_tests[1] > 0
-                and self.measured_latency == self.latency)
+                and self.measured_latency == self.latency
+                and self.measured_initiation_interval in (None, self.initiation_interval))
 
 
 def _accuracy(outputs, labels):
@@ -67,7 +70,8 @@ def _accuracy(outputs, labels):
 
 
 def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warmup=64,
-           multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest"):
+           multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest",
+           verilog=None, timing=None):
     """Stream ``x`` through the RTL of ``model`` on Verilator and compare every output code
     with the golden model.
 
@@ -84,8 +88,17 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
         Classes, for accuracies (float model, golden, RTL).
     float_model : FloatModel, optional
         The float reference for the accuracy report.
-    p_stall : float
-        Chance per cycle that the output is not ready, after ``warmup`` vectors at full rate.
+    p_stall : float, 0 <= p_stall < 1
+        Chance per cycle that the output is not ready, and that the input offers no
+        transfer. The first ``min(warmup, n)`` vectors are streamed at full rate first (to
+        measure latency and initiation interval), then all ``n`` vectors again under these
+        random stalls, so every vector is checked under back-pressure, however few there are.
+    verilog : str, optional
+        Verilog text of the design to simulate (a build folder's), whose top module is named
+        after the model; by default the model is elaborated and converted here.
+    timing : (int, int), optional
+        The expected latency and initiation interval of ``verilog`` (a build folder's
+        manifest records them); required with ``verilog``.
 
     Returns
     -------
@@ -95,10 +108,16 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     ------
     SimulationError
         If the RTL could not be built or the simulation did not finish.
+    ValueError
+        If ``x`` holds no vectors or ``p_stall`` is outside [0, 1).
     """
     say = progress or (lambda text: None)
     seconds = {}
     x = np.asarray(x, dtype=np.float64)
+    if len(x) == 0:
+        raise ValueError("No input vectors to verify")
+    if not 0 <= p_stall < 1:
+        raise ValueError(f"Stall chance must be at least 0 and below 1, not {p_stall!r}")
     if input_cast not in ("nearest", "format"):
         raise ValueError(f"Input cast must be 'nearest' or 'format', not {input_cast!r}")
     codes = quantize(x, model.input_format if input_cast == "format" else
@@ -109,23 +128,35 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     golden = run_network(model, codes)
     seconds["golden"] = time.perf_counter() - started
 
-    say("elaborating and converting to Verilog")
     started = time.perf_counter()
-    network = Network(model, multiplier_threshold=multiplier_threshold)
+    if verilog is None:
+        say("elaborating engines")
+        network = Network(model, multiplier_threshold=multiplier_threshold)
+        timing = network.latency, network.initiation_interval
+        say("converting to Verilog")
+        verilog = amaranth_verilog.convert(network, name=verilog_name(model.name),
+                                           emit_src=False)
+    elif timing is None:
+        raise TypeError("Verify of given Verilog needs its timing (latency, initiation "
+                        "interval)")
     seconds["elaborate"] = time.perf_counter() - started
 
-    words_in = pack_transfers(codes, model.input_shape, model.input_format)
-    n_out = len(x) * (model.n_outputs // model.output_shape[-1])
-    transfers_per_vector = len(words_in) // len(x)
+    # The first vectors at full rate (latency, II), then every vector under random stalls.
+    n_warm = min(warmup, len(x))
+    stream_codes = np.concatenate([codes[:n_warm], codes])
+    words_in = pack_transfers(stream_codes, model.input_shape, model.input_format)
+    outputs_per_vector = model.n_outputs // model.output_shape[-1]
+    n_out = len(stream_codes) * outputs_per_vector
+    transfers_per_vector = len(words_in) // len(stream_codes)
     with tempfile.TemporaryDirectory(prefix="nnfab-verify-") as tmp:
         data, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
         data.write_text(json.dumps({
             "words_in": [hex(w) for w in words_in], "n_out": n_out,
-            "warmup": min(warmup, len(x)) * transfers_per_vector, "p_stall": p_stall,
-            "seed": seed}))
+            "warmup": n_warm * transfers_per_vector, "p_stall": p_stall, "p_idle": p_stall,
+            "transfers_per_vector": transfers_per_vector, "seed": seed}))
         say("building with Verilator (cached when unchanged) and simulating")
         started = time.perf_counter()
-        results = run_cocotb(network, toplevel=verilog_name(model.name),
+        results = run_cocotb(verilog, toplevel=verilog_name(model.name),
                              test_module="nnfab.sim.network_tb",
                              extra_env={"NNFAB_TB_DATA": str(data), "NNFAB_TB_OUT": str(out)},
                              seed=seed, cache_dir=cache_dir)
@@ -137,14 +168,22 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
                                   f"({results.failed} of {results.total} cocotb tests failed; "
                                   f"log in {results.results_file.parent})")
         measured = json.loads(out.read_text())
-    rtl = unpack_transfers([int(w, 16) for w in measured["words_out"]], model.output_shape,
-                           model.output_format)
+    words_out = [int(w, 16) for w in measured["words_out"]]
+    words_out = words_out[:len(words_out) - len(words_out) % outputs_per_vector]
+    streamed = unpack_transfers(words_out, model.output_shape, model.output_format)
     golden = np.asarray(golden, dtype=np.int64).reshape(-1, *model.output_shape)
-    n = min(len(rtl), len(golden))
-    differs = np.flatnonzero(np.any((rtl[:n] != golden[:n]).reshape(n, -1), axis=1))
-    n_mismatches = int(differs.size) + abs(len(golden) - len(rtl))
-    first = [(int(i), golden[i].reshape(-1).tolist(), rtl[i].reshape(-1).tolist())
-             for i in differs[:5]]
+    expected = np.concatenate([golden[:n_warm], golden])
+    vector_of = np.concatenate([np.arange(n_warm), np.arange(len(x))])
+    n = min(len(streamed), len(expected))
+    differs = np.any((streamed[:n] != expected[:n]).reshape(n, -1), axis=1)
+    wrong = set(vector_of[:n][differs].tolist()) | set(vector_of[n:].tolist())
+    n_mismatches = len(wrong)
+    rtl = streamed[n_warm:]  # the stalled pass: one output per vector, in order
+    first = []
+    for position in np.flatnonzero(differs)[:5]:
+        i = int(vector_of[position])
+        first.append((i, expected[position].reshape(-1).tolist(),
+                      streamed[position].reshape(-1).tolist()))
     accuracy = {}
     if labels is not None:
         labels = np.asarray(labels)
@@ -152,10 +191,10 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
             reference = float_model.forward(to_float(codes, model.input_format))
             accuracy["float"] = _accuracy(reference, labels)
         accuracy["golden"] = _accuracy(golden, labels)
-        accuracy["rtl"] = _accuracy(rtl[:n], labels[:n])
+        accuracy["rtl"] = _accuracy(rtl, labels[:len(rtl)])
     return VerifyResult(
         n_vectors=len(x), n_mismatches=n_mismatches, first_mismatches=first,
-        latency=network.latency, initiation_interval=network.initiation_interval,
+        latency=timing[0], initiation_interval=timing[1],
         measured_latency=measured.get("latency"),
         measured_initiation_interval=measured.get("initiation_interval"),
         accuracy=accuracy, seconds=seconds, build_cached=not results.built,

@@ -4,7 +4,10 @@ outputs (used by ``nnfab verify``).
 ``$NNFAB_TB_DATA`` names a JSON file with ``words_in`` (hexadecimal packed input transfers),
 ``n_out`` (output transfers expected), ``warmup`` (input transfers streamed first with no
 back-pressure, to measure latency and initiation interval), ``p_stall`` (chance of holding
-``o.ready`` low in a cycle afterwards) and ``seed``. The outputs, in order, and the measured
+``o.ready`` low in a cycle afterwards), ``p_idle`` (chance of holding ``i.valid`` low in a
+cycle afterwards), ``transfers_per_vector`` (input transfers per inference) and ``seed``. The
+measured initiation interval is the largest gap between the first transfers of consecutive
+inferences in the warm-up. The outputs, in order, and the measured
 figures are written to the JSON file named by ``$NNFAB_TB_OUT``; the comparison with the golden
 model happens outside the simulator.
 """
@@ -35,18 +38,21 @@ async def stream_inputs_collect_outputs(dut):
     dut.rst.value = 0
     rng = random.Random(data["seed"])
     outputs, measured = [], {}
-    phases = [(words[:warmup], 0.0), (words[warmup:], data["p_stall"])]
-    for phase, (chunk, p_stall) in enumerate(phases):
+    per_vector = data.get("transfers_per_vector", 1)
+    phases = [(words[:warmup], 0.0, 0.0),
+              (words[warmup:], data["p_stall"], data.get("p_idle", 0.0))]
+    for phase, (chunk, p_stall, p_idle) in enumerate(phases):
         if not chunk:
             continue
-        source = StreamSource(dut, "i", dut.clk, period_ns=PERIOD_NS, rng=rng)
+        source = StreamSource(dut, "i", dut.clk, period_ns=PERIOD_NS, rng=rng, p_idle=p_idle)
         sink = StreamSink(dut, "o", dut.clk, period_ns=PERIOD_NS, rng=rng, p_stall=p_stall)
         cocotb.start_soon(source.send(chunk))
         expected = round(len(chunk) * out_per_in)
         outputs += await sink.receive(expected, max_cycles=200 * len(chunk) + 100_000)
         if phase == 0:
             measured["latency"] = sink.produced_at[0] - source.accepted_at[0]
-            gaps = [b - a for a, b in zip(source.accepted_at, source.accepted_at[1:])]
+            starts = source.accepted_at[::per_vector]
+            gaps = [b - a for a, b in zip(starts, starts[1:])]
             measured["initiation_interval"] = max(gaps) if gaps else None
             measured["cycles"] = sink.produced_at[-1] - source.accepted_at[0] + 1
     with open(os.environ["NNFAB_TB_OUT"], "w") as file:

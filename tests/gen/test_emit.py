@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from nnfab.errors import UnsupportedLayerError
+from nnfab.errors import OutputError, UnsupportedLayerError
 from nnfab.gen import emit
 from nnfab.gen.emit import build_outputs, verilog_name
 from nnfab.gen.examples import EXAMPLES
@@ -54,7 +54,7 @@ def test_failed_rebuild_keeps_the_old_folder(mlp, tmp_path, monkeypatch):
     build_outputs(mlp, tmp_path / "out")
     before = (tmp_path / "out" / "manifest.json").read_bytes()
     monkeypatch.setattr(emit, "save_native", lambda *a: (_ for _ in ()).throw(OSError("disk")))
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match=r"^Output folder '.*/out' cannot be written: disk$"):
         build_outputs(mlp, tmp_path / "out")
     assert (tmp_path / "out" / "manifest.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
