@@ -2,7 +2,7 @@
 
 __all__ = ["NnfabError", "ToolchainError", "SimulationError", "ModelError",
            "UnsupportedLayerError", "FormatError", "ShapeError", "BoardError",
-           "OutputError"]
+           "OutputError", "Interrupted"]
 
 
 class NnfabError(Exception):
@@ -40,3 +40,8 @@ class BoardError(NnfabError):
 class OutputError(NnfabError):
     """An output folder or file cannot be written, or would replace something that is not
     nnfab's."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """nnfab was stopped by SIGINT or SIGTERM while an external tool ran; the tool and the
+    processes it started have been ended. The argument names the signal."""

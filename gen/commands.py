@@ -1,6 +1,9 @@
 """``nnfab build``, ``verify``, ``examples`` and ``report``: the generator's command line."""
 
+import functools
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from nnfab.errors import NnfabError
+from nnfab.errors import Interrupted, NnfabError
 
 from .progress import progress
 
@@ -20,6 +23,31 @@ console = Console(highlight=False)
 
 def _fail(exc):
     raise click.ClickException(str(exc)) from None
+
+
+def interruptible(function):
+    """Ctrl-C or SIGTERM during a command: the running tool is ended (see
+    :meth:`nnfab.sim.runner.run_cocotb`), clean-up runs, one line is printed and the command
+    exits with 130."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        def terminate(signum, frame):
+            raise Interrupted(signal.Signals(signum).name)
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        saved = signal.signal(signal.SIGTERM, terminate) if main_thread else None
+        try:
+            return function(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            name = exc.args[0] if isinstance(exc, Interrupted) and exc.args else "SIGINT"
+            click.echo(f"Interrupted ({name}): stopped, nothing written", err=True)
+            raise click.exceptions.Exit(130) from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, saved)
+
+    return wrapper
 
 
 def _model_options(function):
@@ -156,6 +184,7 @@ def _board_options(function):
               help="Output folder (default: build/NAME). An existing folder is replaced only "
                    "if it is empty or an nnfab build folder.")
 @_board_options
+@interruptible
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
                   input_format, fuse, lut_adder_width, hls4ml_config, output, board,
                   clock_mhz):
@@ -224,6 +253,7 @@ def _print_layers(manifest):
               show_default=True,
               help="Chance per cycle that the output is not ready, and that no input is "
                    "offered (after a full-rate warm-up; every vector also runs under it).")
+@interruptible
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
                    input_format, fuse, lut_adder_width, hls4ml_config, inputs, labels,
                    dataset, count, n_random, seed, stall):

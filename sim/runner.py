@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +28,7 @@ from pathlib import Path
 import cocotb
 import cocotb_test.simulator
 
-from ..errors import SimulationError
+from ..errors import Interrupted, SimulationError
 from . import toolchain
 
 __all__ = ["CocotbResults", "default_cache_dir", "run_cocotb"]
@@ -192,17 +193,53 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         build = [] if self.build_complete() else [verilate, make]
         return build + ([] if self.compile_only else [simulate])
 
-    async def _log_pipe(self, level, stream):
-        while not stream.at_eof():
-            line = await stream.readline()
-            if not line:
-                continue
-            text = line.decode("utf-8", errors="replace").rstrip()
-            self._lines.append(text)
-            if self._log_file is not None:
-                self._log_file.write(text + "\n")
-            # Everything is in the log file; failures quote its tail in their message.
-            self.logger.debug(text)
+    def execute(self, cmds):
+        """Run ``cmds`` one after the other, each in a process group of its own, logging
+        their output; stop at the first that fails (SystemExit, as cocotb-test does).
+
+        SIGINT and SIGTERM (when called from the main thread) stop the whole process group
+        (make and the compilers it started, or the simulator) and raise
+        :class:`~nnfab.errors.Interrupted`, so nothing is left running and the caller's
+        clean-up runs; an interrupted build leaves no completion marker, so the next run
+        builds again.
+        """
+        for cmd in cmds:
+            self._run_process(cmd)
+
+    def _run_process(self, cmd):
+        self.logger.debug("Running command: " + " ".join(cmd))
+        process = subprocess.Popen(cmd, cwd=self.work_dir, env=self.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.process = process
+        received = []
+
+        def stop(signum, frame):
+            received.append(signum)
+            _stop_group(process)
+
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread:
+            saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for line in process.stdout:
+                text = line.decode("utf-8", errors="replace").rstrip()
+                self._lines.append(text)
+                if self._log_file is not None:
+                    self._log_file.write(text + "\n")
+            process.wait()
+        finally:
+            if process.poll() is None:
+                _stop_group(process)
+            process.stdout.close()
+            if main_thread:
+                for sig, handler in saved.items():
+                    signal.signal(sig, handler)
+            self.process = None
+        if received:
+            raise Interrupted(signal.Signals(received[0]).name)
+        if process.returncode:
+            raise SystemExit(f"Process {cmd[0]} terminated with error {process.returncode}")
 
     def output_tail(self, n_lines=_LOG_TAIL_LINES):
         return "\n".join(list(self._lines)[-n_lines:])
@@ -270,6 +307,39 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         finally:
             self.run_seconds = time.perf_counter() - started
         return self.results_file
+
+
+def _stop_group(process):
+    """End ``process`` and every process of its group: SIGTERM, then SIGKILL after 2 s."""
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            if sig == signal.SIGTERM:
+                # The leader is gone; its group may not be: make's compilers.
+                os.killpg(process.pid, signal.SIGKILL)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _prune_runs(build_dir, keep=3, min_age_s=3600):
+    """Delete ``run-*`` folders of a cached build beyond the newest ``keep``, if older than
+    ``min_age_s`` (a concurrent run may still be writing a recent one)."""
+    runs = sorted(Path(build_dir).glob("run-*"), key=lambda p: p.stat().st_mtime,
+                  reverse=True)
+    now = time.time()
+    for run in runs[keep:]:
+        try:
+            if now - run.stat().st_mtime > min_age_s:
+                shutil.rmtree(run, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _verilog_of(design, toplevel):
@@ -419,6 +489,7 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
             signal.signal(signal.SIGINT, saved_signals[0])
             signal.signal(signal.SIGTERM, saved_signals[1])
 
+    _prune_runs(build_dir)
     results_file = sim.results_file
     if not results_file.is_file():
         raise SimulationError(
