@@ -233,7 +233,9 @@ def _layer_table(manifest):
 
 
 def _print_layers(manifest):
-    console.print(_layer_table(manifest))
+    # A fixed width when not on a terminal, so that pipes, logs and tests see whole names.
+    (console if console.is_terminal else Console(highlight=False, width=140)).print(
+        _layer_table(manifest))
 
 
 @click.command("verify")
@@ -395,7 +397,7 @@ def report_command(build_dir):
         raise click.ClickException(f"Build folder {build_dir!r}: manifest.json is damaged (a "
                                    f"section or layer row lacks a field); build it again "
                                    f"with nnfab build") from None
-    console.print(table)
+    (console if console.is_terminal else Console(highlight=False, width=140)).print(table)
     for line in lines:
         console.print(line)
     board = Path(build_dir) / "report.json"

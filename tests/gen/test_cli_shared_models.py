@@ -1,0 +1,52 @@
+"""``nnfab build`` of every model in shared/models at the command line's defaults, as a new
+user runs it (issue 14, item 8: CNNs verified but did not build). A model nnfab cannot read yet
+fails with one line naming the file or the operator, and leaves nothing behind."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from nnfab.gen.cli import main
+
+from ..vectors import shared_dir
+
+MODELS = shared_dir() / "models"
+HLS4ML = MODELS / "hls4ml-example-models"
+
+BUILDS = {
+    "KERAS_3layer": [HLS4ML / "keras" / "KERAS_3layer.json"],
+    "KERAS_3layer_pruned": [HLS4ML / "keras" / "KERAS_3layer.json", "--weights",
+                            HLS4ML / "keras" / "KERAS_3layer_70pruned_retrained_weights.h5"],
+    "KERAS_3layer_batch_norm": [HLS4ML / "keras" / "KERAS_3layer_batch_norm.json"],
+    "qkeras_3layer": [HLS4ML / "keras" / "qkeras_3layer.json"],
+    "qkeras_mnist_dense": [HLS4ML / "keras" / "qkeras_mnist_dense.json"],
+    "qkeras_mnist_cnn": [HLS4ML / "keras" / "qkeras_mnist_cnn.json"],
+    "hgq_jet_classifier": [HLS4ML / "keras" / "hgq_jet_classifier.h5"],
+    "three_layer_keras": [HLS4ML / "onnx" / "three_layer_keras.onnx"],
+    "three_layer_pytorch": [HLS4ML / "onnx" / "three_layer_pytorch.onnx"],
+    "conv2d_small_keras": [HLS4ML / "onnx" / "conv2d_small_keras.onnx"],
+    "conv2d_small_mp_keras": [HLS4ML / "onnx" / "conv2d_small_mp_keras.onnx"],
+    "qkeras_jettagging": [MODELS / "qonnx-model-zoo" / "qkeras_jettagging.onnx"],
+    "hls4ml_keras_config": ["--hls4ml-config", HLS4ML / "keras-config.yml"],
+    "hls4ml_onnx_config": ["--hls4ml-config", HLS4ML / "onnx-config.yml"],
+}
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_build_at_the_defaults(name, tmp_path):
+    args = BUILDS[name]
+    for arg in args:
+        if not isinstance(arg, str) and not arg.exists():
+            pytest.fail(f"{arg} is not available: shared/ must be beside the repository")
+    result = run("build", *args, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert isinstance(manifest["initiation_interval"], int)
+    assert isinstance(manifest["latency"], int)
+    assert (tmp_path / "out" / manifest["verilog"]).stat().st_size > 0
