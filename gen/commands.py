@@ -50,6 +50,19 @@ def interruptible(function):
     return wrapper
 
 
+class _Probability(click.FloatRange):
+    """A chance per cycle: 0 <= p < 1, and not NaN."""
+
+    def __init__(self):
+        super().__init__(0, 1, max_open=True)
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number in the range 0<=x<1.", param, ctx)
+        return number
+
+
 def _model_options(function):
     """Options every command that takes a model shares."""
     options = [
@@ -251,7 +264,7 @@ def _print_layers(manifest):
 @click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
               help="N seeded random N(0, 1.5) inputs (default 1,000 when no inputs are given).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--stall", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+@click.option("--stall", type=_Probability(), default=0.1,
               show_default=True,
               help="Chance per cycle that the output is not ready, and that no input is "
                    "offered (after a full-rate warm-up; every vector also runs under it).")
@@ -314,10 +327,24 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
 
 def _load_array(path, what):
     """A .npy file as a real, finite numeric array with at least one row."""
+    not_npy = NnfabError(f"{what} file {path!r} is not a NumPy .npy array (numpy.save "
+                         f"writes one)")
     try:
+        with open(path, "rb") as file:
+            magic = file.read(6)
+        if magic[:2] == b"PK":
+            raise NnfabError(f"{what} file {path!r} is a .npz archive; give one array as a "
+                             f".npy file (numpy.save)")
+        if magic != b"\x93NUMPY":
+            raise not_npy
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise NnfabError(f"{what} file {path!r} is not a NumPy .npy array ({exc})") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise NnfabError(f"{what} file {path!r} holds Python objects, which nnfab does not "
+                             f"load; save a numeric array with numpy.save") from None
+        raise not_npy from None
+    except (OSError, EOFError):
+        raise not_npy from None
     if not isinstance(array, np.ndarray):
         raise NnfabError(f"{what} file {path!r} is a .npz archive; give one array as a .npy "
                          f"file (numpy.save)")
