@@ -18,7 +18,7 @@ from .progress import progress
 
 __all__ = ["build_command", "verify_command", "examples_command", "report_command"]
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def _fail(exc):

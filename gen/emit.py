@@ -207,11 +207,12 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
         manifest = manifest_of(model, network, source=source, notes=notes,
                                input_cast=input_cast, shift_add_fusion=shift_add_fusion,
                                lut_adder_width=lut_adder_width)
+        # The model first: a layer the native format cannot hold fails before the conversion.
+        save_native(model, staging / "model.json")
         say("converting to Verilog")
         text = verilog.convert(network, name=manifest["top"], emit_src=False)
         say("writing files")
         (staging / manifest["verilog"]).write_text(text)
-        save_native(model, staging / "model.json")
         manifest["files"] = file_hashes(staging, [manifest["verilog"], "model.json",
                                                   "model.npz"])
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True)

@@ -331,3 +331,29 @@ def test_build_of_a_same_padded_cnn(tmp_path, write_model):
     assert isinstance(manifest["initiation_interval"], int)
     assert conv["initiation_interval"] == manifest["initiation_interval"]
     assert conv["initiation_interval"] >= 16  # one frame of 4 x 4 pixels, padded
+
+
+@pytest.mark.slow
+def test_few_vectors_still_run_under_back_pressure(built, tmp_path):
+    """Item 5: with fewer vectors than the full-rate warm-up, every vector still runs under
+    stalls. The folder's design here loses any output offered while the sink is stalled, so
+    only a run with back-pressure can tell."""
+    folder = tmp_path / "b"
+    shutil.copytree(built, folder)
+    verilog = folder / "tiny.v"
+    changed = verilog.read_text().replace("module tiny(", "module tiny_inner(", 1) + """
+module tiny(input clk, input rst, input i__valid, output i__ready, input [31:0] i__payload,
+            output o__valid, input o__ready, output [19:0] o__payload);
+  tiny_inner inner(.clk(clk), .rst(rst), .i__valid(i__valid), .i__ready(i__ready),
+                   .i__payload(i__payload), .o__valid(o__valid), .o__ready(1'b1),
+                   .o__payload(o__payload));
+endmodule
+"""
+    verilog.write_text(changed)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    import hashlib
+    manifest["files"]["tiny.v"] = hashlib.sha256(changed.encode()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    result = run("verify", folder, "--random", 10, "--stall", "0.5")
+    assert result.exit_code == 1, result.output
+    assert "PASS" not in result.output
