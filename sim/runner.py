@@ -154,7 +154,12 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         return marker.is_file() and (Path(self.sim_dir) / self.toplevel_module).is_file()
 
     def set_env(self):
-        super().set_env()
+        try:
+            super().set_env()
+        except FileExistsError:
+            # Its last step, creating the build folder, raced with a concurrent builder that
+            # was recreating it under the lock: the folder exists, which is all it wanted.
+            pass
         self.env["PATH"] = os.pathsep.join(
             [str(Path(self._tool_env["VERILATOR_ROOT"]) / "bin"), self.env["PATH"]])
         self.env["VERILATOR_ROOT"] = self._tool_env["VERILATOR_ROOT"]
