@@ -248,6 +248,13 @@ class Hls4mlConfig:
             raise ConfigError(f"{self.path}: HLSConfig.Model.Precision has no default")
         return parse_precision(value, "HLSConfig.Model.Precision")
 
+    def model_maximum(self):
+        """``Model.Precision.maximum`` (the cap of hls4ml's inferred types) or None."""
+        value = self._model["Precision"]
+        if isinstance(value, dict) and "maximum" in value:
+            return parse_precision(value["maximum"], "HLSConfig.Model.Precision.maximum")
+        return None
+
     def _first(self, name, class_name, key):
         for section in (self._name_section(name), self._type_section(class_name),
                         self._model):

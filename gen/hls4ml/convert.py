@@ -54,9 +54,16 @@ def hls4ml_weight_codes(values, fmt):
     return quantize(text, fmt)
 
 
-def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias):
+def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias=True,
+                     maximum=None):
     """hls4ml's ``'auto'`` accum/result type of a dense or convolution layer
-    (``infer_precision.py`` ``_infer_common_precision``)."""
+    (``infer_precision.py`` ``_infer_common_precision``).
+
+    hls4ml always counts the bias (its ``infer_no_bias`` option is off): a layer without one
+    has a zero bias of type ``ap_uint<1>`` (Keras) or of the config's ``bias`` type (an ONNX
+    ``MatMul``). ``maximum`` is ``Model.Precision.maximum``: width and integer bits are capped
+    at its own.
+    """
     signed = weight_format.signed or input_format.signed
     log = math.ceil(math.log2(n_in))
     width = weight_format.width + input_format.width + log
@@ -67,7 +74,13 @@ def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias):
                       bias_format.integer_width + (signed and not bias_format.signed)) + 1
         width = integer + max(frac, bias_format.fraction_width)
         signed = signed or bias_format.signed
+    if maximum is not None:
+        width, integer = min(width, maximum.width), min(integer, maximum.integer_width)
     return FixedFormat(width, integer, signed=signed)
+
+
+#: The type hls4ml gives the zero bias of a Keras layer without one (``Layer.add_bias``).
+NO_BIAS_FORMAT = FixedFormat(1, 1, signed=False)
 
 
 class _Builder:
@@ -92,13 +105,18 @@ class _Builder:
                               f"accum and result of dense and convolution layers only")
         return value
 
-    def _types(self, name, cls, n_in, has_bias):
+    def _types(self, name, cls, n_in, bias_format=None):
+        """``(weight, bias, accum, result)`` formats of a dense or convolution layer; ``auto``
+        weight and bias types are the model default, ``auto`` accum and result are inferred
+        (:func:`auto_accumulator`) with ``bias_format`` if given (a layer without a bias),
+        else the config's bias type."""
         c = self.config
-        w = self._fixed(c.precision(name, cls, "weight"), name, "weight")
-        b = self._fixed(c.precision(name, cls, "bias"), name, "bias")
+        w, b = (c.model_default() if value == "auto" else value
+                for value in (c.precision(name, cls, "weight"), c.precision(name, cls, "bias")))
         accum = c.layer_setting(name, cls, "accum_t") or c.precision(name, cls, "accum")
         result = c.precision(name, cls, "result")
-        inferred = auto_accumulator(self.fmt, w, b, n_in, has_bias)
+        inferred = auto_accumulator(self.fmt, w, bias_format or b, n_in,
+                                    maximum=c.model_maximum())
         return w, b, inferred if accum == "auto" else accum, \
             inferred if result == "auto" else result
 
@@ -143,13 +161,20 @@ class _Builder:
 
     # -- layers -------------------------------------------------------------------------------
 
-    def dense(self, name, cls, weights, biases, *, config_name=None):
-        """``weights`` (n_out, n_in) floats, ``biases`` (n_out,) or None."""
+    def result_is_auto(self, name, cls):
+        """Whether layer ``name``'s ``result`` type is ``auto`` (hls4ml then merges a bias
+        ``Add`` after it into it)."""
+        return self.config.precision(name, cls, "result") == "auto"
+
+    def dense(self, name, cls, weights, biases, *, typed_zero_bias=False):
+        """``weights`` (n_out, n_in) floats, ``biases`` (n_out,) or None: a zero bias of type
+        ``ap_uint<1>`` for hls4ml's ``auto`` types, or of the config's bias type when
+        ``typed_zero_bias`` (an ONNX ``MatMul``)."""
         if len(self.shape) != 1:
             raise UnsupportedLayerError(f"Layer {name!r}: dense layer on shape {self.shape}")
         n_out, n_in = weights.shape
-        w_fmt, b_fmt, accum, result = self._types(config_name or name, cls, n_in,
-                                                  biases is not None)
+        w_fmt, b_fmt, accum, result = self._types(
+            name, cls, n_in, None if biases is not None or typed_zero_bias else NO_BIAS_FORMAT)
         w = hls4ml_weight_codes(weights, w_fmt)
         b = hls4ml_weight_codes(biases, b_fmt) if biases is not None else None
         self._accum_bound_check(name, w_fmt, w, b_fmt, b, accum)
@@ -160,13 +185,13 @@ class _Builder:
                              accumulator_format=accum)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"Layer {name!r}: {exc}") from None
-        self._add(DenseLayer(name, spec=spec,
-                             reuse_factor=self._reuse_factor(config_name or name, cls, n_in)))
+        self._add(DenseLayer(name, spec=spec, reuse_factor=self._reuse_factor(name, cls, n_in)))
 
     def conv2d(self, name, cls, weights, biases, strides, padding):
         """``weights`` (n_filters, kh, kw, C_in) floats."""
         n_window = int(np.prod(weights.shape[1:]))
-        w_fmt, b_fmt, accum, result = self._types(name, cls, n_window, biases is not None)
+        w_fmt, b_fmt, accum, result = self._types(name, cls, n_window,
+                                                  None if biases is not None else NO_BIAS_FORMAT)
         w = hls4ml_weight_codes(weights, w_fmt)
         b = hls4ml_weight_codes(biases, b_fmt) if biases is not None else None
         self._accum_bound_check(name, w_fmt, w, b_fmt, b, accum)

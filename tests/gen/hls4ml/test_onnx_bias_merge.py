@@ -1,0 +1,61 @@
+"""hls4ml's merge of an ONNX ``MatMul`` and the bias ``Add`` after it (``FuseBatchNormalization``
+in ``bn_fuse.py``, when the Dense's ``result`` is ``auto``) against hls4ml's own C simulation:
+every traced layer and the outputs equal code for code, whether or not the config has sections
+for the merged ``Add`` nodes (hls4ml ignores their types)."""
+
+import pytest
+import yaml
+
+from nnfab.fixed import FixedFormat
+from nnfab.gen.hls4ml import load_hls4ml
+
+from .conftest import HLS4ML_MODELS
+from .test_against_hls4ml import _compare_layers, _inputs
+
+F = FixedFormat.parse
+
+#: ``result: auto`` on the first three MatMuls: hls4ml merges Add_0..2 into them; Add_3 stays
+#: an ApplyAlpha after Dense_MatMul_3 (whose result is not auto).
+MATMULS = {"MatMul_0": {"Precision": {"result": "auto", "accum": "auto"}},
+           "MatMul_1": {"Precision": {"result": "auto"}},
+           "MatMul_2": {"Precision": {"result": "auto", "bias": "ap_fixed<10,3>"}}}
+#: Types of the Add nodes: ignored by hls4ml for Add_0..2 (merged), used for Add_3.
+ADDS = {"Add_0": {"Precision": {"bias": "ap_fixed<8,3>", "result": "ap_fixed<12,4>"}},
+        "Add_1": {"Precision": "ap_fixed<10,2>"},
+        "Add_2": {"Precision": {"result": "ap_fixed<9,5,AP_RND,AP_SAT>"}},
+        "Add_3": {"Precision": {"bias": "ap_fixed<12,4>", "result": "ap_fixed<14,6>"}}}
+
+
+def _config(tmp_path, with_adds):
+    raw = yaml.safe_load((HLS4ML_MODELS / "onnx-config.yml").read_text())
+    raw["OnnxModel"] = str(HLS4ML_MODELS / raw["OnnxModel"])
+    raw["HLSConfig"]["LayerName"] = {**MATMULS, **(ADDS if with_adds else {})}
+    path = tmp_path / f"onnx-auto-{'with' if with_adds else 'without'}-adds.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("with_adds", [False, True])
+def test_auto_result_merges_the_bias_add(with_adds, tmp_path):
+    _, model = load_hls4ml(_config(tmp_path, with_adds))
+    assert [layer.name for layer in model.layers] == [
+        "Dense_MatMul_0", "Relu_0", "Dense_MatMul_1", "Relu_1", "Dense_MatMul_2", "Relu_2",
+        "Dense_MatMul_3", "bn_Add_3", "Softmax_0"]
+    specs = [model.layers[i].spec for i in (0, 2, 4)]
+    # hls4ml's inferred types (infer_precision.py) with the merged bias's type.
+    assert [(s.bias_format, s.accumulator_format, s.output_format) for s in specs] == [
+        (F("fixed<16,6>"), F("fixed<37,17>"), F("fixed<37,17>")),
+        (F("fixed<16,6>"), F("fixed<16,6>"), F("fixed<39,19>")),
+        (F("fixed<10,3>"), F("fixed<16,6>"), F("fixed<38,18>"))]
+    assert all(s.biases is not None for s in specs)
+    assert model.layers[6].spec.biases is None
+    bn = model.layers[7]
+    assert bn.output_format == (F("fixed<14,6>") if with_adds else F("fixed<16,6>"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_adds", [False, True])
+def test_auto_result_merge_equals_hls4ml(with_adds, tmp_path):
+    path = _config(tmp_path, with_adds)
+    _, model = load_hls4ml(path)
+    _compare_layers(model, _inputs(model), tmp_path, path)
