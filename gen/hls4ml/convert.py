@@ -285,14 +285,17 @@ def convert(config):
     Raises
     ------
     ConfigError
-        For a setting nnfab cannot honour, naming the setting and the layer.
+        For a setting nnfab cannot honour, naming the setting and the layer, and for a
+        ``LayerName`` section that names no layer of the model.
     UnsupportedLayerError
         For a layer hls4ml mode does not build, naming it.
     """
     if config.source == "keras":
-        from .keras_graph import build_keras
+        from .keras_graph import build_keras, keras_layer_names
 
+        config.check_layer_names(keras_layer_names(config))
         return build_keras(config, _Builder)
-    from .onnx_graph import build_onnx
+    from .onnx_graph import build_onnx, onnx_layer_names
 
+    config.check_layer_names(onnx_layer_names(config))
     return build_onnx(config, _Builder)

@@ -9,7 +9,7 @@ from ..importers.keras import (SKIPPED_LAYERS, conv_kernel, input_shape, keras_l
                                read_config, window_geometry, KerasWeights)
 from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
 
-__all__ = ["build_keras"]
+__all__ = ["build_keras", "keras_layer_names"]
 
 #: Keras activation names and their hls4ml layer class.
 _ACTIVATIONS = {"relu": ("Activation", "relu"), "linear": ("Activation", "linear"),
@@ -53,6 +53,21 @@ def _fused_activation(builder, name, cfg):
         raise UnsupportedLayerError(f"Layer {name!r}: activation {act!r} inside a layer is not "
                                     f"supported in hls4ml mode; use a separate QActivation")
     _activation(builder, f"{name}_{act}", act)
+
+
+def keras_layer_names(config):
+    """The layer names hls4ml gives ``config``'s Keras model (``keras_v2_to_hls``): every
+    Keras layer's name (``input1`` for a model without an InputLayer) and ``NAME_ACTIVATION``
+    for a layer's own activation: the names a ``LayerName`` section may use."""
+    layers = keras_layers(read_config(config.model_path))
+    names = [] if any(cls == "InputLayer" for cls, _ in layers) else ["input1"]
+    for cls, cfg in layers:
+        name = cfg.get("name", cls)
+        names.append(name)
+        act = cfg.get("activation")
+        if act is not None and cls not in ("Activation", "QActivation"):
+            names.append(f"{name}_{act.get('class_name') if isinstance(act, dict) else act}")
+    return names
 
 
 def build_keras(config, builder_class):

@@ -61,14 +61,15 @@ def _steps(chain, n_in):
 def onnx_layer_names(config):
     """The node names hls4ml's ONNX flow gives ``config``'s model (``global_in``,
     ``MatMul_0``, ``Add_0``, ...) and the layers it creates from them (``Dense_MatMul_0``,
-    ``bn_Add_0``): the names a ``LayerName`` section may use."""
+    ``bn_Add_0``) and their constants (``MatMul_0_param0``): the names a ``LayerName`` section
+    may use."""
     chain = OnnxChain(read_onnx(config.model_path))
     names = ["global_in"]
     for kind, name, _ in _steps(chain, chain.input_shape[-1]):
         if kind == "matmul":
-            names += [name, f"Dense_{name}"]
+            names += [name, f"{name}_param0", f"Dense_{name}"]
         elif kind == "add":
-            names += [name, f"bn_{name}"]
+            names += [name, f"{name}_param0", f"bn_{name}"]
         elif kind in ("relu", "softmax"):
             names.append(name)
     return names
