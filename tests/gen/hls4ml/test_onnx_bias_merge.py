@@ -26,10 +26,22 @@ ADDS = {"Add_0": {"Precision": {"bias": "ap_fixed<8,3>", "result": "ap_fixed<12,
         "Add_3": {"Precision": {"bias": "ap_fixed<12,4>", "result": "ap_fixed<14,6>"}}}
 
 
-def _config(tmp_path, with_adds):
+#: Sections for the layers hls4ml creates, in another case, and a LayerType in lower case:
+#: hls4ml's precision lookups ignore case, and a created layer keeps the precisions of its
+#: own section that the original node's section does not set (``parse_name_config``).
+CREATED = {"LayerName": {"MatMul_0": {"Precision": {"result": "auto"}},
+                         "dense_matmul_0": {"Precision": {"bias": "ap_fixed<9,2>"}},
+                         "DENSE_MATMUL_1": {"Precision": {"weight": "ap_fixed<12,3>"}},
+                         "MatMul_1": {"Precision": "ap_fixed<18,7>"},
+                         "bn_add_1": {"Precision": {"bias": "ap_fixed<10,4>"}}},
+           "LayerType": {"dense": {"Precision": {"accum": "ap_fixed<20,7>"}}}}
+
+
+def _config(tmp_path, with_adds, sections=None):
     raw = yaml.safe_load((HLS4ML_MODELS / "onnx-config.yml").read_text())
     raw["OnnxModel"] = str(HLS4ML_MODELS / raw["OnnxModel"])
-    raw["HLSConfig"]["LayerName"] = {**MATMULS, **(ADDS if with_adds else {})}
+    raw["HLSConfig"].update(sections or
+                            {"LayerName": {**MATMULS, **(ADDS if with_adds else {})}})
     path = tmp_path / f"onnx-auto-{'with' if with_adds else 'without'}-adds.yml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -53,9 +65,29 @@ def test_auto_result_merges_the_bias_add(with_adds, tmp_path):
     assert bn.output_format == (F("fixed<14,6>") if with_adds else F("fixed<16,6>"))
 
 
+def test_sections_of_created_layers():
+    import pathlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        _, model = load_hls4ml(_config(pathlib.Path(folder), False, CREATED))
+    layers = {layer.name: layer for layer in model.layers}
+    assert list(layers)[:4] == ["Dense_MatMul_0", "Relu_0", "Dense_MatMul_1", "bn_Add_1"]
+    dense0, dense1 = layers["Dense_MatMul_0"].spec, layers["Dense_MatMul_1"].spec
+    # Dense_MatMul_0: its own bias type, the lower-case LayerType's accum, result inferred.
+    assert (dense0.bias_format, dense0.accumulator_format, dense0.output_format) == \
+        (F("fixed<9,2>"), F("fixed<20,7>"), F("fixed<37,17>"))
+    # Dense_MatMul_1: its own weight type; MatMul_1's string precision is its default, which
+    # comes before the LayerType's accum.
+    assert (dense1.weight_format, dense1.accumulator_format, dense1.output_format) == \
+        (F("fixed<12,3>"), F("fixed<18,7>"), F("fixed<18,7>"))
+    assert layers["bn_Add_1"].spec.shift_format == F("fixed<10,4>")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("with_adds", [False, True])
-def test_auto_result_merge_equals_hls4ml(with_adds, tmp_path):
-    path = _config(tmp_path, with_adds)
+@pytest.mark.parametrize("case", ["without-adds", "with-adds", "created-layers"])
+def test_auto_result_merge_equals_hls4ml(case, tmp_path):
+    path = _config(tmp_path, case == "with-adds",
+                   CREATED if case == "created-layers" else None)
     _, model = load_hls4ml(path)
     _compare_layers(model, _inputs(model), tmp_path, path)
