@@ -8,6 +8,7 @@ from nnfab.errors import UnsupportedLayerError
 from ..importers.keras import (SKIPPED_LAYERS, conv_kernel, input_shape, keras_layers,
                                read_config, window_geometry, KerasWeights)
 from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
+from .config import ConfigError
 
 __all__ = ["build_keras", "keras_layer_names"]
 
@@ -23,6 +24,16 @@ def _values(cfg, key, values, name):
         return values
     fmt, codes = apply_quantizer(*parse_quantizer(spec, name), values)
     return np.ldexp(np.asarray(codes, dtype=np.float64), -fmt.fraction_width)
+
+
+def _check_quantized_auto(config, name, cls, cfg):
+    """hls4ml types an ``auto`` weight or bias of a QKeras layer with its quantizer's type,
+    which nnfab does not derive: such a config is rejected."""
+    for key, var in (("kernel", "weight"), ("bias", "bias")):
+        if cfg.get(f"{key}_quantizer") and config.precision(name, cls, var) == "auto":
+            raise ConfigError(f"{config.path}: precision 'auto' for {var!r} of QKeras layer "
+                              f"{name!r} is not supported (hls4ml takes its quantizer's type); "
+                              f"give the type, such as 'ap_fixed<16,6>'")
 
 
 def _activation(builder, name, spec):
@@ -84,6 +95,8 @@ def build_keras(config, builder_class):
             if cls == "InputLayer" or cls in SKIPPED_LAYERS:
                 continue
             use_bias = cfg.get("use_bias", True)
+            if cls in ("Dense", "QDense", "Conv2D", "QConv2D"):
+                _check_quantized_auto(config, name, cls.lstrip("Q"), cfg)
             if cls in ("Dense", "QDense"):
                 w = store.get(name, ["kernel"] + (["bias"] if use_bias else []))
                 builder.dense(name, "Dense", _values(cfg, "kernel", w["kernel"], name).T,

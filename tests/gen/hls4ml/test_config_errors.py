@@ -113,6 +113,11 @@ CASES = {
                                 "{path}: HLSConfig setting 'Precision' is not supported (nnfab "
                                 "reads Model, LayerType and LayerName); 'Precision' belongs in "
                                 "HLSConfig.Model or a LayerType/LayerName section"),
+    "auto-qkeras-weight": ("config-files/qkeras_3layer_config.yml",
+                           _set(["HLSConfig", "LayerName", "fc2", "Precision", "weight"], "auto"),
+                           "{path}: precision 'auto' for 'weight' of QKeras layer 'fc2' is not "
+                           "supported (hls4ml takes its quantizer's type); give the type, such as "
+                           "'ap_fixed<16,6>'"),
     "missing-onnx-model": (ONNX, _set(["OnnxModel"], "nowhere.onnx"),
                            "{path}: OnnxModel file 'nowhere.onnx' does not exist (tried "
                            "'nowhere.onnx', '{folder}/nowhere.onnx', '{parent}/nowhere.onnx')"),
