@@ -231,7 +231,8 @@ class Hls4mlConfig:
                                   f"Backend and the project settings "
                                   f"{', '.join(PROJECT_KEYS)}){_place(key)}")
         backend = raw.get("Backend", "Vivado")
-        if not isinstance(backend, str) or backend not in BACKENDS:
+        # hls4ml's get_backend ignores case.
+        if not isinstance(backend, str) or backend.lower() not in {b.lower() for b in BACKENDS}:
             raise ConfigError(f"{self.path}: Backend {backend!r} is not supported; nnfab "
                               f"reproduces the numerics of {', '.join(BACKENDS)}")
         self.io_type = raw.get("IOType", "io_parallel")
@@ -280,7 +281,7 @@ class Hls4mlConfig:
             elif key == "Precision":
                 self._check_precision(value, f"{where}.Precision", precision_vars)
             elif key == "Strategy":
-                if not isinstance(value, str) or _snake(value) not in STRATEGIES + ("stable",):
+                if not isinstance(value, str) or _snake(value) not in STRATEGIES:
                     raise ConfigError(f"{self.path}: {where}.Strategy {value!r} is not "
                                       f"supported; give Latency, Resource or Resource_Unrolled")
             elif key == "ReuseFactor":

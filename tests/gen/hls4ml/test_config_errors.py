@@ -76,6 +76,12 @@ CASES = {
     "reuse-factor-string": (KERAS, _set(["HLSConfig", "LayerType", "Dense", "ReuseFactor"], "4"),
                             "{path}: HLSConfig.LayerType.Dense.ReuseFactor '4' is not supported; "
                             "give a positive integer"),
+    "strategy-name": (KERAS, _set(["HLSConfig", "LayerType", "Dense", "Strategy"], "Stable"),
+                      "{path}: HLSConfig.LayerType.Dense.Strategy 'Stable' is not supported; give "
+                      "Latency, Resource or Resource_Unrolled"),
+    "backend": (KERAS, _set(["Backend"], "oneAPI"),
+                "{path}: Backend 'oneAPI' is not supported; nnfab reproduces the numerics of "
+                "Vivado, Vitis, VivadoAccelerator, VitisAccelerator"),
     "strategy": (KERAS, _set(["HLSConfig", "Model", "Strategy"], 3),
                  "{path}: HLSConfig.Model.Strategy 3 is not supported; give Latency, Resource or "
                  "Resource_Unrolled"),
@@ -170,6 +176,10 @@ def test_unreadable_config_file(text, message, tmp_path):
         load_hls4ml(path)
     assert re.fullmatch(message, str(info.value)), str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_backend_name_ignores_case_as_in_hls4ml(tmp_path):
+    load_hls4ml(_write(tmp_path, KERAS, _set(["Backend"], "vitis")))
 
 
 def test_layer_name_sections_of_rewritten_and_constant_layers_are_accepted(tmp_path):
