@@ -442,14 +442,34 @@ class Hls4mlConfig:
         return list(self._given_names)
 
 
+def _yaml_loader():
+    """PyYAML's safe loader, refusing a key given twice in one mapping (``safe_load`` keeps
+    the last silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise ConfigError(f"{key!r} is given twice in one mapping (line "
+                                      f"{key_node.start_mark.line + 1}); give each setting once")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
 def load_hls4ml_config(path):
     """Read and check an hls4ml project YAML file.
 
     Raises
     ------
     ModelError
-        If the file is missing or not YAML; :class:`ConfigError` for settings nnfab does not
-        read or cannot honour, naming the setting and its section.
+        If the file is missing, not YAML or not a mapping; :class:`ConfigError` for a key
+        given twice in one mapping and for settings nnfab does not read or cannot honour,
+        naming the setting and its section.
     """
     import yaml
 
@@ -457,7 +477,9 @@ def load_hls4ml_config(path):
     if not path.is_file():
         raise ModelError(f"hls4ml config {str(path)!r} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())
         raise ModelError(f"hls4ml config {str(path)!r} is not valid YAML: {detail}") from None

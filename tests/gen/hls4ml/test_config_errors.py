@@ -193,3 +193,17 @@ def test_layer_name_sections_of_rewritten_and_constant_layers_are_accepted(tmp_p
     layers = {layer.name: layer for layer in model.layers}
     assert str(layers["Dense_MatMul_1"].spec.weight_format) == "fixed<12,4>"
     assert str(layers["bn_Add_2"].output_format) == "fixed<14,6>"
+
+
+def test_key_given_twice_is_an_error(tmp_path):
+    """PyYAML (and so hls4ml) keeps the last of two equal keys silently."""
+    text = (f"KerasJson: {HLS4ML_MODELS}/keras/KERAS_3layer.json\n"
+            f"HLSConfig:\n  Model:\n    Precision: ap_fixed<16,6>\n  LayerName:\n"
+            f"    fc1_relu:\n      ReuseFactor: 2\n    fc1_relu:\n      ReuseFactor: 4\n")
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_hls4ml(path)
+    line = text.splitlines().index("    fc1_relu:", text.splitlines().index("    fc1_relu:") + 1)
+    assert str(info.value) == (f"{path}: 'fc1_relu' is given twice in one mapping (line "
+                               f"{line + 1}); give each setting once")
