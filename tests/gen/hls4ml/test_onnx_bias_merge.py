@@ -65,12 +65,8 @@ def test_auto_result_merges_the_bias_add(with_adds, tmp_path):
     assert bn.output_format == (F("fixed<14,6>") if with_adds else F("fixed<16,6>"))
 
 
-def test_sections_of_created_layers():
-    import pathlib
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        _, model = load_hls4ml(_config(pathlib.Path(folder), False, CREATED))
+def test_sections_of_created_layers(tmp_path):
+    _, model = load_hls4ml(_config(tmp_path, False, CREATED))
     layers = {layer.name: layer for layer in model.layers}
     assert list(layers)[:4] == ["Dense_MatMul_0", "Relu_0", "Dense_MatMul_1", "bn_Add_1"]
     dense0, dense1 = layers["Dense_MatMul_0"].spec, layers["Dense_MatMul_1"].spec
