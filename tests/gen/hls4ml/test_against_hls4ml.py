@@ -1,7 +1,8 @@
 """nnfab built from an hls4ml project config against hls4ml's own C simulation of the same
 config: every traced layer of ``hls_model.trace()`` equals nnfab's golden model code for code,
 and nnfab's RTL on Verilator equals hls4ml's outputs (those of ``trace()``, which runs the
-top function that ``predict()`` runs), on 2,000 seeded inputs plus edge values (the input format's extremes, values that wrap in it, rounding boundaries)."""
+top function that ``predict()`` runs), on 2,000 seeded inputs plus edge values (the input
+format's extremes, values that wrap in it, rounding boundaries)."""
 
 import numpy as np
 import pytest
