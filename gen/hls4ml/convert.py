@@ -39,7 +39,7 @@ from ..ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
 from ..ir_hls4ml import Hls4mlSoftmaxLayer
 from .config import ConfigError
 
-__all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator"]
+__all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator", "auto_scale_bias"]
 
 #: hls4ml's softmax table types when the config names none (``fpga_backend.py``).
 TABLE_DEFAULT = FixedFormat(18, 8, rounding="RND", overflow="SAT")
@@ -79,8 +79,26 @@ def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias=Tr
     return FixedFormat(width, integer, signed=signed)
 
 
+def auto_scale_bias(input_format, scale_format, bias_format, maximum=None):
+    """hls4ml's ``'auto'`` result type of a scale-and-bias layer (``infer_precision.py``
+    ``_infer_bn_precision``): the exact type of ``x * scale + bias``, capped by ``maximum``."""
+    signed = scale_format.signed or input_format.signed
+    width = input_format.width + scale_format.width
+    integer = input_format.integer_width + scale_format.integer_width
+    out_signed = signed or bias_format.signed
+    out_integer = max(integer + (bias_format.signed and not signed),
+                      bias_format.integer_width + (signed and not bias_format.signed)) + 1
+    out_width = out_integer + max(width - integer, bias_format.fraction_width)
+    if maximum is not None:
+        out_width = min(out_width, maximum.width)
+        out_integer = min(out_integer, maximum.integer_width)
+    return FixedFormat(out_width, out_integer, signed=out_signed)
+
+
 #: The type hls4ml gives the zero bias of a Keras layer without one (``Layer.add_bias``).
 NO_BIAS_FORMAT = FixedFormat(1, 1, signed=False)
+#: The scale of an ApplyAlpha made from an ``Add``: 1 as ``ap_uint<1>`` (``merge_const.py``).
+SCALE_ONE_FORMAT = FixedFormat(1, 1, signed=False)
 
 
 class _Builder:
@@ -101,8 +119,9 @@ class _Builder:
     def _fixed(self, value, name, var):
         if value == "auto":
             raise ConfigError(f"{self.config.path}: precision 'auto' for {var!r} of layer "
-                              f"{name!r} is not supported there; nnfab infers 'auto' for the "
-                              f"accum and result of dense and convolution layers only")
+                              f"{name!r} is not supported there; nnfab infers 'auto' types of "
+                              f"dense and convolution layers and of ONNX bias additions "
+                              f"(ApplyAlpha) only")
         return value
 
     def _types(self, name, cls, n_in, bias_format=None):
@@ -217,15 +236,19 @@ class _Builder:
         self._add(ActivationLayer(name, function=function, shape=self.shape, fin=self.fmt,
                                   fout=result))
 
-    def apply_alpha(self, name, biases, *, config_name):
-        """``(result_t)(x * 1 + b)``: hls4ml's ApplyAlpha of an ONNX ``Add``."""
+    def apply_alpha(self, name, biases):
+        """``(result_t)(x * 1 + b)``: hls4ml's ApplyAlpha of an ONNX ``Add``; an ``auto`` bias
+        type is the model default, an ``auto`` result inferred (:func:`auto_scale_bias`)."""
         c = self.config
-        b_fmt = self._fixed(c.precision(config_name, "ApplyAlpha", "bias"), name, "bias")
-        result = self._fixed(c.precision(config_name, "ApplyAlpha", "result"), name, "result")
+        b_fmt = c.precision(name, "ApplyAlpha", "bias")
+        b_fmt = c.model_default() if b_fmt == "auto" else b_fmt
+        result = c.precision(name, "ApplyAlpha", "result")
+        if result == "auto":
+            result = auto_scale_bias(self.fmt, SCALE_ONE_FORMAT, b_fmt, c.model_maximum())
         n = self.shape[-1]
         spec = BatchNormSpec(np.ones(n, dtype=np.int64),
                              hls4ml_weight_codes(np.broadcast_to(biases, (n,)), b_fmt),
-                             self.fmt, FixedFormat(1, 1, signed=False),
+                             self.fmt, SCALE_ONE_FORMAT,
                              b_fmt.replace(rounding="TRN", overflow="WRAP"), result)
         self._add(BatchNormLayer(name, spec=spec, shape=self.shape))
 

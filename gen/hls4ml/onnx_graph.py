@@ -110,7 +110,7 @@ def build_onnx(config, builder_class):
             flush()
             bn = f"bn_{name}"
             config.derive(bn, name, "Merge")
-            builder.apply_alpha(bn, np.broadcast_to(data, builder.shape), config_name=bn)
+            builder.apply_alpha(bn, np.broadcast_to(data, builder.shape))
         elif kind == "skip" and data == "Identity":
             continue
         else:

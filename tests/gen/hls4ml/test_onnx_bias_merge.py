@@ -37,6 +37,11 @@ CREATED = {"LayerName": {"MatMul_0": {"Precision": {"result": "auto"}},
            "LayerType": {"dense": {"Precision": {"accum": "ap_fixed<20,7>"}}}}
 
 
+#: ``result: auto`` on the Add nodes only (as hls4ml's name-granularity configs have them):
+#: nothing merges, each bn_Add_i infers its result type (``_infer_bn_precision``).
+AUTO_ADDS = {"LayerName": {f"Add_{i}": {"Precision": {"result": "auto"}} for i in range(4)}}
+
+
 def _config(tmp_path, with_adds, sections=None):
     raw = yaml.safe_load((HLS4ML_MODELS / "onnx-config.yml").read_text())
     raw["OnnxModel"] = str(HLS4ML_MODELS / raw["OnnxModel"])
@@ -80,10 +85,17 @@ def test_sections_of_created_layers(tmp_path):
     assert layers["bn_Add_1"].spec.shift_format == F("fixed<10,4>")
 
 
+def test_auto_add_result_is_inferred(tmp_path):
+    _, model = load_hls4ml(_config(tmp_path, False, AUTO_ADDS))
+    bns = [layer for layer in model.layers if layer.name.startswith("bn_Add_")]
+    # x (fixed<16,6>) * ap_uint<1> + bias (fixed<16,6>): fixed<18,8>, exact.
+    assert [str(layer.output_format) for layer in bns] == ["fixed<18,8>"] * 4
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["without-adds", "with-adds", "created-layers"])
+@pytest.mark.parametrize("case", ["without-adds", "with-adds", "created-layers", "auto-adds"])
 def test_auto_result_merge_equals_hls4ml(case, tmp_path):
     path = _config(tmp_path, case == "with-adds",
-                   CREATED if case == "created-layers" else None)
+                   {"created-layers": CREATED, "auto-adds": AUTO_ADDS}.get(case))
     _, model = load_hls4ml(path)
     _compare_layers(model, _inputs(model), tmp_path, path)
