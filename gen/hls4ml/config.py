@@ -57,6 +57,9 @@ LAYER_HLS_ONLY = ("Trace", "Compression", "TargetCycles", "ConvImplementation")
 PRECISION_VARS = ("default", "weight", "bias", "result", "accum", "scale")
 #: ``Model.Precision`` may also cap hls4ml's inferred types.
 MODEL_PRECISION_VARS = PRECISION_VARS + ("maximum",)
+#: Precision entries that hls4ml's name-granularity configs write but hls4ml 1.3 never reads
+#: (its tables take ``table_t``, ``exp_table_t``, ... layer keys).
+_IGNORED_VARS = ("table", "exp_table", "inv_table", "inv_inp")
 #: The widest ``ap_fixed`` (``AP_INT_MAX_W`` in the Xilinx headers hls4ml compiles against).
 MAX_WIDTH = 1024
 _ACCEPTED_PRECISIONS = ("nnfab takes ap_fixed<W,I,Q,O>, ap_ufixed, ap_int, ap_uint and "
@@ -300,6 +303,10 @@ class Hls4mlConfig:
             parse_precision(value, f"{self.path}: {where}")
         elif isinstance(value, dict):
             for var, text in value.items():
+                if var in _IGNORED_VARS:
+                    raise ConfigError(f"{self.path}: {where}.{var} has no effect in hls4ml "
+                                      f"1.3 (no lookup asks for it); give the type as the "
+                                      f"layer setting {var}_t")
                 if var not in precision_vars:
                     raise ConfigError(f"{self.path}: {where}.{var} is not supported (nnfab "
                                       f"reads {', '.join(precision_vars)})")

@@ -120,8 +120,8 @@ class _Builder:
         if value == "auto":
             raise ConfigError(f"{self.config.path}: precision 'auto' for {var!r} of layer "
                               f"{name!r} is not supported there; nnfab infers 'auto' types of "
-                              f"dense and convolution layers and of ONNX bias additions "
-                              f"(ApplyAlpha) only")
+                              f"dense and convolution layers, ONNX bias additions (ApplyAlpha), "
+                              f"activations and softmax only")
         return value
 
     def _types(self, name, cls, n_in, bias_format=None):
@@ -226,13 +226,22 @@ class _Builder:
         self._add(Conv2DLayer(name, spec=spec,
                               reuse_factor=self._reuse_factor(name, cls, n_window)))
 
-    def activation(self, name, cls, function):
+    def _default_if_auto(self, value):
+        """hls4ml's ``_infer_default_type``: an ``auto`` type it has no rule for is the model
+        default."""
+        return self.config.model_default() if value == "auto" else value
+
+    def activation(self, name, cls, function, *, quantizer=False):
+        """ReLU or linear; an ``auto`` result is the model default, except after a QKeras
+        quantizer (hls4ml takes the quantizer's type there; rejected)."""
         if function not in ("relu", "linear"):
             raise UnsupportedLayerError(f"Layer {name!r}: hls4ml activation {function!r} is "
                                         f"not supported in hls4ml mode (relu, linear, "
                                         f"softmax); hls4ml's table index differs from nnfab's "
                                         f"for sigmoid and tanh")
-        result = self._fixed(self.config.precision(name, cls, "result"), name, "result")
+        result = self.config.precision(name, cls, "result")
+        result = self._fixed(result, name, "result") if quantizer else \
+            self._default_if_auto(result)
         self._add(ActivationLayer(name, function=function, shape=self.shape, fin=self.fmt,
                                   fout=result))
 
@@ -261,9 +270,9 @@ class _Builder:
             raise ConfigError(f"{c.path}: implementation {implementation!r} of softmax layer "
                               f"{name!r} is not supported; nnfab reproduces 'stable' (the "
                               f"default)")
-        result = self._fixed(c.precision(name, cls, "result"), name, "result")
+        result = self._default_if_auto(c.precision(name, cls, "result"))
         accum = c.layer_setting(name, cls, "accum_t") or \
-            self._fixed(c.precision(name, cls, "accum"), name, "accum")
+            self._default_if_auto(c.precision(name, cls, "accum"))
         exp_t = c.layer_setting(name, cls, "exp_table_t") or TABLE_DEFAULT
         inv_t = c.layer_setting(name, cls, "inv_table_t") or TABLE_DEFAULT
         inv_inp = c.layer_setting(name, cls, "inv_inp_t") or TABLE_DEFAULT

@@ -41,9 +41,9 @@ def _activation(builder, name, spec):
     if isinstance(spec, dict) or (isinstance(spec, str) and "(" in spec):
         qname, _ = parse_quantizer(spec, name)
         if qname == "quantized_relu":
-            return builder.activation(name, "Activation", "relu")
+            return builder.activation(name, "Activation", "relu", quantizer=True)
         if qname == "quantized_bits":
-            return builder.activation(name, "Activation", "linear")
+            return builder.activation(name, "Activation", "linear", quantizer=True)
         raise UnsupportedLayerError(f"Layer {name!r}: quantizer {qname!r} as an activation is "
                                     f"not supported in hls4ml mode")
     if spec not in _ACTIVATIONS:

@@ -132,10 +132,9 @@ ERRORS = {
                                     {"implementation": "latency"}), ConfigError,
                                "implementation 'latency' of softmax layer "
                                "'output_softmax_softmax' is not supported"),
-    "auto-activation": (_set(["HLSConfig", "LayerName", "fc1_relu_relu"],
-                             {"Precision": {"result": "auto"}}), ConfigError,
-                        "precision 'auto' for 'result' of layer 'fc1_relu_relu' is not "
-                        "supported there"),
+    "auto-input": (_set(["HLSConfig", "LayerName", "input_1"],
+                        {"Precision": {"result": "auto"}}), ConfigError,
+                   "precision 'auto' for 'result' of layer 'input_1' is not supported there"),
     "missing-model": (_set(["KerasJson"], "nowhere.json"), ConfigError,
                       "KerasJson file 'nowhere.json' does not exist (tried 'nowhere.json', "),
 }

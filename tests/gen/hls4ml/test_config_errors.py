@@ -64,6 +64,11 @@ CASES = {
                          "{path}: HLSConfig.LayerType.Dense.Precision 16 is not supported; give "
                          "a precision such as 'ap_fixed<16,6>' or a mapping of default, weight, "
                          "bias, result, accum, scale to precisions"),
+    "precision-exp-table": (KERAS, _set(["HLSConfig", "LayerName", "output_softmax_softmax"],
+                                        {"Precision": {"exp_table": "ap_fixed<18,8>"}}),
+                            "{path}: HLSConfig.LayerName.output_softmax_softmax.Precision."
+                            "exp_table has no effect in hls4ml 1.3 (no lookup asks for it); give "
+                            "the type as the layer setting exp_table_t"),
     "precision-var": (KERAS, _set(["HLSConfig", "LayerType", "Dense"],
                                   {"Precision": {"wieght": "ap_fixed<8,3>"}}),
                       "{path}: HLSConfig.LayerType.Dense.Precision.wieght is not supported "

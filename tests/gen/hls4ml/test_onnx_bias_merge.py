@@ -37,9 +37,13 @@ CREATED = {"LayerName": {"MatMul_0": {"Precision": {"result": "auto"}},
            "LayerType": {"dense": {"Precision": {"accum": "ap_fixed<20,7>"}}}}
 
 
-#: ``result: auto`` on the Add nodes only (as hls4ml's name-granularity configs have them):
-#: nothing merges, each bn_Add_i infers its result type (``_infer_bn_precision``).
-AUTO_ADDS = {"LayerName": {f"Add_{i}": {"Precision": {"result": "auto"}} for i in range(4)}}
+#: ``result: auto`` on the Add, Relu and Softmax nodes (as hls4ml's name-granularity configs
+#: have them): nothing merges, each bn_Add_i infers its result type (``_infer_bn_precision``),
+#: the ReLUs and the softmax take the model default (``_infer_default_type``).
+AUTO_ADDS = {"LayerName": {
+    **{f"Add_{i}": {"Precision": {"result": "auto"}} for i in range(4)},
+    **{f"Relu_{i}": {"Precision": {"result": "auto"}} for i in range(3)},
+    "Softmax_0": {"Precision": {"result": "auto", "accum": "auto"}}}}
 
 
 def _config(tmp_path, with_adds, sections=None):
@@ -90,6 +94,10 @@ def test_auto_add_result_is_inferred(tmp_path):
     bns = [layer for layer in model.layers if layer.name.startswith("bn_Add_")]
     # x (fixed<16,6>) * ap_uint<1> + bias (fixed<16,6>): fixed<18,8>, exact.
     assert [str(layer.output_format) for layer in bns] == ["fixed<18,8>"] * 4
+    relus = [layer for layer in model.layers if layer.name.startswith("Relu_")]
+    assert [str(layer.output_format) for layer in relus] == ["fixed<16,6>"] * 3
+    softmax = model.layers[-1].spec
+    assert (softmax.output_format, softmax.accum_format) == (F("fixed<16,6>"),) * 2
 
 
 @pytest.mark.slow
