@@ -107,8 +107,12 @@ class _Builder:
     def __init__(self, config, input_name, input_shape):
         self.config = config
         self.layers = []
-        fmt = self._fixed(config.precision(input_name, "Input", "result"), input_name,
-                          "result")
+        fmt = self._default_if_auto(config.precision(input_name, "Input", "result"))
+        if fmt.width > 100:
+            raise ConfigError(f"{config.path}: input type {fmt} of layer {input_name!r} is "
+                              f"{fmt.width} bits wide; hls4ml 1.3 replaces input types wider "
+                              f"than 100 bits (FixInputPrecision), which nnfab does not "
+                              f"model: give at most 100 bits")
         self.input_format = fmt
         self.input_shape = tuple(input_shape)
         self.fmt, self.shape = fmt, tuple(input_shape)
@@ -121,7 +125,7 @@ class _Builder:
             raise ConfigError(f"{self.config.path}: precision 'auto' for {var!r} of layer "
                               f"{name!r} is not supported there; nnfab infers 'auto' types of "
                               f"dense and convolution layers, ONNX bias additions (ApplyAlpha), "
-                              f"activations and softmax only")
+                              f"activations, softmax and the input only")
         return value
 
     def _types(self, name, cls, n_in, bias_format=None):
@@ -232,8 +236,9 @@ class _Builder:
         return self.config.model_default() if value == "auto" else value
 
     def activation(self, name, cls, function, *, quantizer=False):
-        """ReLU or linear; an ``auto`` result is the model default, except after a QKeras
-        quantizer (hls4ml takes the quantizer's type there; rejected)."""
+        """ReLU or linear; an ``auto`` result is the model default (hls4ml's
+        ``_infer_default_type``), except for a QKeras quantizer: rejected there, as hls4ml's
+        handling of it needs the qkeras package to be checked against."""
         if function not in ("relu", "linear"):
             raise UnsupportedLayerError(f"Layer {name!r}: hls4ml activation {function!r} is "
                                         f"not supported in hls4ml mode (relu, linear, "

@@ -132,9 +132,6 @@ ERRORS = {
                                     {"implementation": "latency"}), ConfigError,
                                "implementation 'latency' of softmax layer "
                                "'output_softmax_softmax' is not supported"),
-    "auto-input": (_set(["HLSConfig", "LayerName", "input_1"],
-                        {"Precision": {"result": "auto"}}), ConfigError,
-                   "precision 'auto' for 'result' of layer 'input_1' is not supported there"),
     "missing-model": (_set(["KerasJson"], "nowhere.json"), ConfigError,
                       "KerasJson file 'nowhere.json' does not exist (tried 'nowhere.json', "),
 }

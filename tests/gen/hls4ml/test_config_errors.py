@@ -69,6 +69,25 @@ CASES = {
                             "{path}: HLSConfig.LayerName.output_softmax_softmax.Precision."
                             "exp_table has no effect in hls4ml 1.3 (no lookup asks for it); give "
                             "the type as the layer setting exp_table_t"),
+    "auto-pooling": ("config-files/qkeras_mnist_cnn_config.yml",
+                     _set(["HLSConfig", "LayerName", "max_pooling2d", "Precision"],
+                          {"result": "auto"}),
+                     "{path}: precision 'auto' for 'result' of layer 'max_pooling2d' is not "
+                     "supported there; nnfab infers 'auto' types of dense and convolution "
+                     "layers, ONNX bias additions (ApplyAlpha), activations, softmax and the "
+                     "input only"),
+    "auto-quantized-activation": ("config-files/qkeras_3layer_config.yml",
+                                  _set(["HLSConfig", "LayerName", "relu1", "Precision",
+                                        "result"], "auto"),
+                                  "{path}: precision 'auto' for 'result' of layer 'relu1' is not "
+                                  "supported there; nnfab infers 'auto' types of dense and "
+                                  "convolution layers, ONNX bias additions (ApplyAlpha), "
+                                  "activations, softmax and the input only"),
+    "wide-input": (ONNX, _set(["HLSConfig", "LayerName", "global_in"],
+                              {"Precision": "ap_fixed<101,40>"}),
+                   "{path}: input type fixed<101,40> of layer 'global_in' is 101 bits wide; "
+                   "hls4ml 1.3 replaces input types wider than 100 bits (FixInputPrecision), "
+                   "which nnfab does not model: give at most 100 bits"),
     "precision-var": (KERAS, _set(["HLSConfig", "LayerType", "Dense"],
                                   {"Precision": {"wieght": "ap_fixed<8,3>"}}),
                       "{path}: HLSConfig.LayerType.Dense.Precision.wieght is not supported "

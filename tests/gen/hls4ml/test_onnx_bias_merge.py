@@ -39,8 +39,9 @@ CREATED = {"LayerName": {"MatMul_0": {"Precision": {"result": "auto"}},
 
 #: ``result: auto`` on the Add, Relu and Softmax nodes (as hls4ml's name-granularity configs
 #: have them): nothing merges, each bn_Add_i infers its result type (``_infer_bn_precision``),
-#: the ReLUs and the softmax take the model default (``_infer_default_type``).
+#: the input, the ReLUs and the softmax take the model default (``_infer_default_type``).
 AUTO_ADDS = {"LayerName": {
+    "global_in": {"Precision": {"result": "auto"}},
     **{f"Add_{i}": {"Precision": {"result": "auto"}} for i in range(4)},
     **{f"Relu_{i}": {"Precision": {"result": "auto"}} for i in range(3)},
     "Softmax_0": {"Precision": {"result": "auto", "accum": "auto"}}}}
