@@ -48,17 +48,19 @@ STRATEGIES = ("latency", "resource", "resource_unrolled")
 #: Keys of a Model section nnfab reads, and those that only steer HLS scheduling.
 MODEL_KEYS = ("Precision", "ReuseFactor", "Strategy")
 MODEL_HLS_ONLY = ("BramFactor", "TargetCycles", "PipelineStyle", "PipelineInterval",
-                  "Compression", "Trace", "ConvImplementation")
+                  "Compression", "Trace", "ConvImplementation", "TraceOutput")
 #: Keys of a LayerType/LayerName section nnfab reads (the others snake-cased, as hls4ml
 #: compares them), and those without numeric effect.
 LAYER_KEYS = ("Precision", "ReuseFactor", "Strategy", "table_size", "implementation",
-              "exp_scale", "accum_t", "table_t", "exp_table_t", "inv_table_t", "inv_inp_t")
+              "exp_scale", "skip", "accum_t", "table_t", "exp_table_t", "inv_table_t",
+              "inv_inp_t")
 LAYER_HLS_ONLY = ("Trace", "Compression", "TargetCycles", "ConvImplementation")
 PRECISION_VARS = ("default", "weight", "bias", "result", "accum", "scale")
 #: ``Model.Precision`` may also cap hls4ml's inferred types.
 MODEL_PRECISION_VARS = PRECISION_VARS + ("maximum",)
-#: Precision entries that hls4ml's name-granularity configs write but hls4ml 1.3 never reads
-#: (its tables take ``table_t``, ``exp_table_t``, ... layer keys).
+#: Precision entries that hls4ml's own config generators (``config_from_*_model``) write but
+#: hls4ml 1.3 never reads (its tables take ``table_t``, ``exp_table_t``, ... layer keys):
+#: accepted and listed in the notes as without effect.
 _IGNORED_VARS = ("table", "exp_table", "inv_table", "inv_inp")
 #: The widest ``ap_fixed`` (``AP_INT_MAX_W`` in the Xilinx headers hls4ml compiles against).
 MAX_WIDTH = 1024
@@ -304,9 +306,11 @@ class Hls4mlConfig:
         elif isinstance(value, dict):
             for var, text in value.items():
                 if var in _IGNORED_VARS:
-                    raise ConfigError(f"{self.path}: {where}.{var} has no effect in hls4ml "
-                                      f"1.3 (no lookup asks for it); give the type as the "
+                    parse_precision(text, f"{self.path}: {where}.{var}")
+                    self.notes.append(f"{where}.{var}: has no effect in hls4ml 1.3 (no lookup "
+                                      f"asks for it) nor in nnfab; the table types are the "
                                       f"layer setting {var}_t")
+                    continue
                 if var not in precision_vars:
                     raise ConfigError(f"{self.path}: {where}.{var} is not supported (nnfab "
                                       f"reads {', '.join(precision_vars)})")
@@ -325,6 +329,9 @@ class Hls4mlConfig:
         elif key == "exp_scale" and (isinstance(value, bool) or
                                      not isinstance(value, (int, float))):
             raise ConfigError(f"{self.path}: {where} {value!r} is not supported; give a number")
+        elif key == "skip" and value is not False:
+            raise ConfigError(f"{self.path}: {where} {value!r} is not supported; nnfab builds "
+                              f"the softmax: give false")
         elif key == "implementation" and not isinstance(value, str):
             raise ConfigError(f"{self.path}: {where} {value!r} is not supported; give "
                               f"'stable'")

@@ -24,7 +24,7 @@ TOP_KEYS = ("KerasJson, KerasH5, OnnxModel, HLSConfig, IOType, Backend and the p
             "ClockUncertainty, InputData, OutputPredictions, Stamp, Version, WriterConfig, "
             "TraceOutput")
 LAYER_KEYS = ("Precision, ReuseFactor, Strategy, table_size, implementation, exp_scale, "
-              "accum_t, table_t, exp_table_t, inv_table_t, inv_inp_t")
+              "skip, accum_t, table_t, exp_table_t, inv_table_t, inv_inp_t")
 WIDTHS = "ap_fixed types take 1 to 1024 bits and integer bits from -1024 to 1024"
 
 
@@ -64,11 +64,10 @@ CASES = {
                          "{path}: HLSConfig.LayerType.Dense.Precision 16 is not supported; give "
                          "a precision such as 'ap_fixed<16,6>' or a mapping of default, weight, "
                          "bias, result, accum, scale to precisions"),
-    "precision-exp-table": (KERAS, _set(["HLSConfig", "LayerName", "output_softmax_softmax"],
-                                        {"Precision": {"exp_table": "ap_fixed<18,8>"}}),
-                            "{path}: HLSConfig.LayerName.output_softmax_softmax.Precision."
-                            "exp_table has no effect in hls4ml 1.3 (no lookup asks for it); give "
-                            "the type as the layer setting exp_table_t"),
+    "softmax-skip": (KERAS, _set(["HLSConfig", "LayerName", "output_softmax_softmax"],
+                                 {"Skip": True}),
+                     "{path}: HLSConfig.LayerName.output_softmax_softmax.Skip True is not "
+                     "supported; nnfab builds the softmax: give false"),
     "auto-pooling": ("config-files/qkeras_mnist_cnn_config.yml",
                      _set(["HLSConfig", "LayerName", "max_pooling2d", "Precision"],
                           {"result": "auto"}),
@@ -137,8 +136,8 @@ CASES = {
                             "{path}: setting 'LayerName' of HLSConfig.Model is not supported by "
                             "nnfab (it reads Precision, ReuseFactor, Strategy, and BramFactor, "
                             "TargetCycles, PipelineStyle, PipelineInterval, Compression, Trace, "
-                            "ConvImplementation without effect); 'LayerName' belongs in "
-                            "HLSConfig"),
+                            "ConvImplementation, TraceOutput without effect); 'LayerName' belongs "
+                            "in HLSConfig"),
     "precision-in-hls-config": (KERAS, _set(["HLSConfig", "Precision"], "ap_fixed<8,3>"),
                                 "{path}: HLSConfig setting 'Precision' is not supported (nnfab "
                                 "reads Model, LayerType and LayerName); 'Precision' belongs in "

@@ -108,3 +108,35 @@ def test_auto_result_merge_equals_hls4ml(case, tmp_path):
                    {"created-layers": CREATED, "auto-adds": AUTO_ADDS}.get(case))
     _, model = load_hls4ml(path)
     _compare_layers(model, _inputs(model), tmp_path, path)
+
+
+def _generated_config(tmp_path):
+    """hls4ml's own name-granularity config of the jet tagger (``onnx_name_granularity.yml``:
+    every MatMul, Add, Relu and Softmax ``auto``), the model path made absolute."""
+    from pathlib import Path
+
+    raw = yaml.safe_load((Path(__file__).parent / "onnx_name_granularity.yml").read_text())
+    raw["OnnxModel"] = str(HLS4ML_MODELS / raw["OnnxModel"])
+    path = tmp_path / "onnx_name_granularity.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_hls4ml_generated_config_merges_every_bias(tmp_path):
+    config, model = load_hls4ml(_generated_config(tmp_path))
+    assert [(layer.name, str(layer.output_format)) for layer in model.layers] == [
+        ("Dense_MatMul_0", "fixed<37,17>"), ("Relu_0", "fixed<16,6>"),
+        ("Dense_MatMul_1", "fixed<39,19>"), ("Relu_1", "fixed<16,6>"),
+        ("Dense_MatMul_2", "fixed<38,18>"), ("Relu_2", "fixed<16,6>"),
+        ("Dense_MatMul_3", "fixed<38,18>"), ("Softmax_0", "fixed<16,6>")]
+    assert model.layers[-1].spec.accum_format == F("fixed<18,8,RND,SAT>")
+    assert "HLSConfig.LayerName.Softmax_0.Precision.exp_table: has no effect in hls4ml 1.3 (no " \
+           "lookup asks for it) nor in nnfab; the table types are the layer setting " \
+           "exp_table_t" in config.notes
+
+
+@pytest.mark.slow
+def test_hls4ml_generated_config_equals_hls4ml(tmp_path):
+    path = _generated_config(tmp_path)
+    _, model = load_hls4ml(path)
+    _compare_layers(model, _inputs(model), tmp_path, path)
