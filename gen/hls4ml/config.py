@@ -311,6 +311,9 @@ class Hls4mlConfig:
                                       f"asks for it) nor in nnfab; the table types are the "
                                       f"layer setting {var}_t")
                     continue
+                if var == "scale":
+                    self.notes.append(f"{where}.scale: no effect on the layers nnfab builds "
+                                      f"(hls4ml gives the scale of an ONNX Add ap_uint<1>)")
                 if var not in precision_vars:
                     raise ConfigError(f"{self.path}: {where}.{var} is not supported (nnfab "
                                       f"reads {', '.join(precision_vars)})")

@@ -230,3 +230,10 @@ def test_key_given_twice_is_an_error(tmp_path):
     line = text.splitlines().index("    fc1_relu:", text.splitlines().index("    fc1_relu:") + 1)
     assert str(info.value) == (f"{path}: 'fc1_relu' is given twice in one mapping (line "
                                f"{line + 1}); give each setting once")
+
+
+def test_scale_precision_is_listed_as_without_effect(tmp_path):
+    config, _ = load_hls4ml(_write(tmp_path, ONNX, _set(
+        ["HLSConfig", "LayerName", "Add_0"], {"Precision": {"scale": "ap_fixed<4,2>"}})))
+    assert "HLSConfig.LayerName.Add_0.Precision.scale: no effect on the layers nnfab builds " \
+           "(hls4ml gives the scale of an ONNX Add ap_uint<1>)" in config.notes
