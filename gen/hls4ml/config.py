@@ -25,6 +25,7 @@ without effect on nnfab's output (project paths, the FPGA part, ``Trace``) are l
 :attr:`Hls4mlConfig.notes`.
 """
 
+import re
 from pathlib import Path
 
 from nnfab.errors import ModelError, NnfabError
@@ -64,6 +65,8 @@ MODEL_PRECISION_VARS = PRECISION_VARS + ("maximum",)
 _IGNORED_VARS = ("table", "exp_table", "inv_table", "inv_inp")
 #: The widest ``ap_fixed`` (``AP_INT_MAX_W`` in the Xilinx headers hls4ml compiles against).
 MAX_WIDTH = 1024
+#: The width and integer bits of a precision string (``ap_fixed<W,I...``, ``int<W>``, ...).
+_SIZES = re.compile(r"\s*(?:ap_)?u?(?:fixed|int)\s*<\s*(-?\d+)\s*(?:,\s*(-?\d+))?")
 _ACCEPTED_PRECISIONS = ("nnfab takes ap_fixed<W,I,Q,O>, ap_ufixed, ap_int, ap_uint and "
                         "fixed<...>")
 
@@ -130,6 +133,12 @@ def parse_precision(text, where):
                           f"'ap_fixed<16,6>'")
     if text.strip().lower() == "auto":
         return "auto"
+    # ap_fixed's own limits first, so that the message does not depend on FixedFormat's.
+    sizes = _SIZES.match(text)
+    if sizes and (int(sizes[1]) > MAX_WIDTH or abs(int(sizes[2] or 0)) > MAX_WIDTH):
+        raise ConfigError(f"{where}: precision {text!r} is not supported; ap_fixed types take "
+                          f"1 to {MAX_WIDTH} bits and integer bits from -{MAX_WIDTH} to "
+                          f"{MAX_WIDTH}")
     try:
         fmt = FixedFormat.parse(text.strip())
     except (TypeError, ValueError, ArithmeticError, NnfabError) as exc:
