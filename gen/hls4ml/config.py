@@ -295,7 +295,12 @@ class Hls4mlConfig:
             elif key == "Precision":
                 self._check_precision(value, f"{where}.Precision", precision_vars)
             elif key == "Strategy":
-                if not isinstance(value, str) or _snake(value) not in STRATEGIES:
+                if isinstance(value, str) and _snake(value) == "stable":
+                    # Older hls4ml chose the softmax implementation by Strategy; hls4ml 1.3
+                    # reads it from ``implementation``. A dense layer rejects it (convert.py).
+                    self.notes.append(f"{where}.Strategy {value!r}: selects nothing in hls4ml "
+                                      f"1.3 (the softmax implementation is 'implementation')")
+                elif not isinstance(value, str) or _snake(value) not in STRATEGIES:
                     raise ConfigError(f"{self.path}: {where}.Strategy {value!r} is not "
                                       f"supported; give Latency, Resource or Resource_Unrolled")
             elif key == "ReuseFactor":

@@ -99,9 +99,13 @@ CASES = {
     "reuse-factor-string": (KERAS, _set(["HLSConfig", "LayerType", "Dense", "ReuseFactor"], "4"),
                             "{path}: HLSConfig.LayerType.Dense.ReuseFactor '4' is not supported; "
                             "give a positive integer"),
-    "strategy-name": (KERAS, _set(["HLSConfig", "LayerType", "Dense", "Strategy"], "Stable"),
-                      "{path}: HLSConfig.LayerType.Dense.Strategy 'Stable' is not supported; give "
+    "strategy-name": (KERAS, _set(["HLSConfig", "LayerType", "Dense", "Strategy"], "Fast"),
+                      "{path}: HLSConfig.LayerType.Dense.Strategy 'Fast' is not supported; give "
                       "Latency, Resource or Resource_Unrolled"),
+    "strategy-stable-on-dense": (KERAS, _set(["HLSConfig", "LayerType", "Dense", "Strategy"],
+                                             "Stable"),
+                                 "{path}: Strategy 'stable' of layer 'fc1_relu' is not supported "
+                                 "(Latency, Resource or Resource_Unrolled)"),
     "backend": (KERAS, _set(["Backend"], "oneAPI"),
                 "{path}: Backend 'oneAPI' is not supported; nnfab reproduces the numerics of "
                 "Vivado, Vitis, VivadoAccelerator, VitisAccelerator"),
