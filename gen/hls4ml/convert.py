@@ -39,7 +39,7 @@ from ..ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
 from ..ir_hls4ml import Hls4mlSoftmaxLayer
 from .config import ConfigError
 
-__all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator"]
+__all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator", "auto_scale_bias"]
 
 #: hls4ml's softmax table types when the config names none (``fpga_backend.py``).
 TABLE_DEFAULT = FixedFormat(18, 8, rounding="RND", overflow="SAT")
@@ -54,9 +54,16 @@ def hls4ml_weight_codes(values, fmt):
     return quantize(text, fmt)
 
 
-def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias):
+def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias=True,
+                     maximum=None):
     """hls4ml's ``'auto'`` accum/result type of a dense or convolution layer
-    (``infer_precision.py`` ``_infer_common_precision``)."""
+    (``infer_precision.py`` ``_infer_common_precision``).
+
+    hls4ml always counts the bias (its ``infer_no_bias`` option is off): a layer without one
+    has a zero bias of type ``ap_uint<1>`` (Keras) or of the config's ``bias`` type (an ONNX
+    ``MatMul``). ``maximum`` is ``Model.Precision.maximum``: width and integer bits are capped
+    at its own.
+    """
     signed = weight_format.signed or input_format.signed
     log = math.ceil(math.log2(n_in))
     width = weight_format.width + input_format.width + log
@@ -67,7 +74,31 @@ def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias):
                       bias_format.integer_width + (signed and not bias_format.signed)) + 1
         width = integer + max(frac, bias_format.fraction_width)
         signed = signed or bias_format.signed
+    if maximum is not None:
+        width, integer = min(width, maximum.width), min(integer, maximum.integer_width)
     return FixedFormat(width, integer, signed=signed)
+
+
+def auto_scale_bias(input_format, scale_format, bias_format, maximum=None):
+    """hls4ml's ``'auto'`` result type of a scale-and-bias layer (``infer_precision.py``
+    ``_infer_bn_precision``): the exact type of ``x * scale + bias``, capped by ``maximum``."""
+    signed = scale_format.signed or input_format.signed
+    width = input_format.width + scale_format.width
+    integer = input_format.integer_width + scale_format.integer_width
+    out_signed = signed or bias_format.signed
+    out_integer = max(integer + (bias_format.signed and not signed),
+                      bias_format.integer_width + (signed and not bias_format.signed)) + 1
+    out_width = out_integer + max(width - integer, bias_format.fraction_width)
+    if maximum is not None:
+        out_width = min(out_width, maximum.width)
+        out_integer = min(out_integer, maximum.integer_width)
+    return FixedFormat(out_width, out_integer, signed=out_signed)
+
+
+#: The type hls4ml gives the zero bias of a Keras layer without one (``Layer.add_bias``).
+NO_BIAS_FORMAT = FixedFormat(1, 1, signed=False)
+#: The scale of an ApplyAlpha made from an ``Add``: 1 as ``ap_uint<1>`` (``merge_const.py``).
+SCALE_ONE_FORMAT = FixedFormat(1, 1, signed=False)
 
 
 class _Builder:
@@ -76,8 +107,12 @@ class _Builder:
     def __init__(self, config, input_name, input_shape):
         self.config = config
         self.layers = []
-        fmt = self._fixed(config.precision(input_name, "Input", "result"), input_name,
-                          "result")
+        fmt = self._default_if_auto(config.precision(input_name, "Input", "result"))
+        if fmt.width > 100:
+            raise ConfigError(f"{config.path}: input type {fmt} of layer {input_name!r} is "
+                              f"{fmt.width} bits wide; hls4ml 1.3 replaces input types wider "
+                              f"than 100 bits (FixInputPrecision), which nnfab does not "
+                              f"model: give at most 100 bits")
         self.input_format = fmt
         self.input_shape = tuple(input_shape)
         self.fmt, self.shape = fmt, tuple(input_shape)
@@ -88,17 +123,23 @@ class _Builder:
     def _fixed(self, value, name, var):
         if value == "auto":
             raise ConfigError(f"{self.config.path}: precision 'auto' for {var!r} of layer "
-                              f"{name!r} is not supported there; nnfab infers 'auto' for the "
-                              f"accum and result of dense and convolution layers only")
+                              f"{name!r} is not supported there; nnfab infers 'auto' types of "
+                              f"dense and convolution layers, ONNX bias additions (ApplyAlpha), "
+                              f"activations, softmax and the input only")
         return value
 
-    def _types(self, name, cls, n_in, has_bias):
+    def _types(self, name, cls, n_in, bias_format=None):
+        """``(weight, bias, accum, result)`` formats of a dense or convolution layer; ``auto``
+        weight and bias types are the model default, ``auto`` accum and result are inferred
+        (:func:`auto_accumulator`) with ``bias_format`` if given (a layer without a bias),
+        else the config's bias type."""
         c = self.config
-        w = self._fixed(c.precision(name, cls, "weight"), name, "weight")
-        b = self._fixed(c.precision(name, cls, "bias"), name, "bias")
+        w, b = (c.model_default() if value == "auto" else value
+                for value in (c.precision(name, cls, "weight"), c.precision(name, cls, "bias")))
         accum = c.layer_setting(name, cls, "accum_t") or c.precision(name, cls, "accum")
         result = c.precision(name, cls, "result")
-        inferred = auto_accumulator(self.fmt, w, b, n_in, has_bias)
+        inferred = auto_accumulator(self.fmt, w, bias_format or b, n_in,
+                                    maximum=c.model_maximum())
         return w, b, inferred if accum == "auto" else accum, \
             inferred if result == "auto" else result
 
@@ -143,13 +184,20 @@ class _Builder:
 
     # -- layers -------------------------------------------------------------------------------
 
-    def dense(self, name, cls, weights, biases, *, config_name=None):
-        """``weights`` (n_out, n_in) floats, ``biases`` (n_out,) or None."""
+    def result_is_auto(self, name, cls):
+        """Whether layer ``name``'s ``result`` type is ``auto`` (hls4ml then merges a bias
+        ``Add`` after it into it)."""
+        return self.config.precision(name, cls, "result") == "auto"
+
+    def dense(self, name, cls, weights, biases, *, typed_zero_bias=False):
+        """``weights`` (n_out, n_in) floats, ``biases`` (n_out,) or None: a zero bias of type
+        ``ap_uint<1>`` for hls4ml's ``auto`` types, or of the config's bias type when
+        ``typed_zero_bias`` (an ONNX ``MatMul``)."""
         if len(self.shape) != 1:
             raise UnsupportedLayerError(f"Layer {name!r}: dense layer on shape {self.shape}")
         n_out, n_in = weights.shape
-        w_fmt, b_fmt, accum, result = self._types(config_name or name, cls, n_in,
-                                                  biases is not None)
+        w_fmt, b_fmt, accum, result = self._types(
+            name, cls, n_in, None if biases is not None or typed_zero_bias else NO_BIAS_FORMAT)
         w = hls4ml_weight_codes(weights, w_fmt)
         b = hls4ml_weight_codes(biases, b_fmt) if biases is not None else None
         self._accum_bound_check(name, w_fmt, w, b_fmt, b, accum)
@@ -160,13 +208,13 @@ class _Builder:
                              accumulator_format=accum)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"Layer {name!r}: {exc}") from None
-        self._add(DenseLayer(name, spec=spec,
-                             reuse_factor=self._reuse_factor(config_name or name, cls, n_in)))
+        self._add(DenseLayer(name, spec=spec, reuse_factor=self._reuse_factor(name, cls, n_in)))
 
     def conv2d(self, name, cls, weights, biases, strides, padding):
         """``weights`` (n_filters, kh, kw, C_in) floats."""
         n_window = int(np.prod(weights.shape[1:]))
-        w_fmt, b_fmt, accum, result = self._types(name, cls, n_window, biases is not None)
+        w_fmt, b_fmt, accum, result = self._types(name, cls, n_window,
+                                                  None if biases is not None else NO_BIAS_FORMAT)
         w = hls4ml_weight_codes(weights, w_fmt)
         b = hls4ml_weight_codes(biases, b_fmt) if biases is not None else None
         self._accum_bound_check(name, w_fmt, w, b_fmt, b, accum)
@@ -182,25 +230,39 @@ class _Builder:
         self._add(Conv2DLayer(name, spec=spec,
                               reuse_factor=self._reuse_factor(name, cls, n_window)))
 
-    def activation(self, name, cls, function):
+    def _default_if_auto(self, value):
+        """hls4ml's ``_infer_default_type``: an ``auto`` type it has no rule for is the model
+        default."""
+        return self.config.model_default() if value == "auto" else value
+
+    def activation(self, name, cls, function, *, quantizer=False):
+        """ReLU or linear; an ``auto`` result is the model default (hls4ml's
+        ``_infer_default_type``), except for a QKeras quantizer: rejected there, as hls4ml's
+        handling of it needs the qkeras package to be checked against."""
         if function not in ("relu", "linear"):
             raise UnsupportedLayerError(f"Layer {name!r}: hls4ml activation {function!r} is "
                                         f"not supported in hls4ml mode (relu, linear, "
                                         f"softmax); hls4ml's table index differs from nnfab's "
                                         f"for sigmoid and tanh")
-        result = self._fixed(self.config.precision(name, cls, "result"), name, "result")
+        result = self.config.precision(name, cls, "result")
+        result = self._fixed(result, name, "result") if quantizer else \
+            self._default_if_auto(result)
         self._add(ActivationLayer(name, function=function, shape=self.shape, fin=self.fmt,
                                   fout=result))
 
-    def apply_alpha(self, name, biases, *, config_name):
-        """``(result_t)(x * 1 + b)``: hls4ml's ApplyAlpha of an ONNX ``Add``."""
+    def apply_alpha(self, name, biases):
+        """``(result_t)(x * 1 + b)``: hls4ml's ApplyAlpha of an ONNX ``Add``; an ``auto`` bias
+        type is the model default, an ``auto`` result inferred (:func:`auto_scale_bias`)."""
         c = self.config
-        b_fmt = self._fixed(c.precision(config_name, "ApplyAlpha", "bias"), name, "bias")
-        result = self._fixed(c.precision(config_name, "ApplyAlpha", "result"), name, "result")
+        b_fmt = c.precision(name, "ApplyAlpha", "bias")
+        b_fmt = c.model_default() if b_fmt == "auto" else b_fmt
+        result = c.precision(name, "ApplyAlpha", "result")
+        if result == "auto":
+            result = auto_scale_bias(self.fmt, SCALE_ONE_FORMAT, b_fmt, c.model_maximum())
         n = self.shape[-1]
         spec = BatchNormSpec(np.ones(n, dtype=np.int64),
                              hls4ml_weight_codes(np.broadcast_to(biases, (n,)), b_fmt),
-                             self.fmt, FixedFormat(1, 1, signed=False),
+                             self.fmt, SCALE_ONE_FORMAT,
                              b_fmt.replace(rounding="TRN", overflow="WRAP"), result)
         self._add(BatchNormLayer(name, spec=spec, shape=self.shape))
 
@@ -213,9 +275,9 @@ class _Builder:
             raise ConfigError(f"{c.path}: implementation {implementation!r} of softmax layer "
                               f"{name!r} is not supported; nnfab reproduces 'stable' (the "
                               f"default)")
-        result = self._fixed(c.precision(name, cls, "result"), name, "result")
+        result = self._default_if_auto(c.precision(name, cls, "result"))
         accum = c.layer_setting(name, cls, "accum_t") or \
-            self._fixed(c.precision(name, cls, "accum"), name, "accum")
+            self._default_if_auto(c.precision(name, cls, "accum"))
         exp_t = c.layer_setting(name, cls, "exp_table_t") or TABLE_DEFAULT
         inv_t = c.layer_setting(name, cls, "inv_table_t") or TABLE_DEFAULT
         inv_inp = c.layer_setting(name, cls, "inv_inp_t") or TABLE_DEFAULT
@@ -260,14 +322,17 @@ def convert(config):
     Raises
     ------
     ConfigError
-        For a setting nnfab cannot honour, naming the setting and the layer.
+        For a setting nnfab cannot honour, naming the setting and the layer, and for a
+        ``LayerName`` section that names no layer of the model.
     UnsupportedLayerError
         For a layer hls4ml mode does not build, naming it.
     """
     if config.source == "keras":
-        from .keras_graph import build_keras
+        from .keras_graph import build_keras, keras_layer_names
 
+        config.check_layer_names(keras_layer_names(config))
         return build_keras(config, _Builder)
-    from .onnx_graph import build_onnx
+    from .onnx_graph import build_onnx, onnx_layer_names
 
+    config.check_layer_names(onnx_layer_names(config))
     return build_onnx(config, _Builder)

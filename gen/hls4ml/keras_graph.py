@@ -8,8 +8,9 @@ from nnfab.errors import UnsupportedLayerError
 from ..importers.keras import (SKIPPED_LAYERS, conv_kernel, input_shape, keras_layers,
                                read_config, window_geometry, KerasWeights)
 from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
+from .config import ConfigError
 
-__all__ = ["build_keras"]
+__all__ = ["build_keras", "keras_layer_names"]
 
 #: Keras activation names and their hls4ml layer class.
 _ACTIVATIONS = {"relu": ("Activation", "relu"), "linear": ("Activation", "linear"),
@@ -25,14 +26,24 @@ def _values(cfg, key, values, name):
     return np.ldexp(np.asarray(codes, dtype=np.float64), -fmt.fraction_width)
 
 
+def _check_quantized_auto(config, name, cls, cfg):
+    """hls4ml types an ``auto`` weight or bias of a QKeras layer with its quantizer's type,
+    which nnfab does not derive: such a config is rejected."""
+    for key, var in (("kernel", "weight"), ("bias", "bias")):
+        if cfg.get(f"{key}_quantizer") and config.precision(name, cls, var) == "auto":
+            raise ConfigError(f"{config.path}: precision 'auto' for {var!r} of QKeras layer "
+                              f"{name!r} is not supported (hls4ml takes its quantizer's type); "
+                              f"give the type, such as 'ap_fixed<16,6>'")
+
+
 def _activation(builder, name, spec):
     """One activation layer from a Keras activation string or a QKeras quantizer."""
     if isinstance(spec, dict) or (isinstance(spec, str) and "(" in spec):
         qname, _ = parse_quantizer(spec, name)
         if qname == "quantized_relu":
-            return builder.activation(name, "Activation", "relu")
+            return builder.activation(name, "Activation", "relu", quantizer=True)
         if qname == "quantized_bits":
-            return builder.activation(name, "Activation", "linear")
+            return builder.activation(name, "Activation", "linear", quantizer=True)
         raise UnsupportedLayerError(f"Layer {name!r}: quantizer {qname!r} as an activation is "
                                     f"not supported in hls4ml mode")
     if spec not in _ACTIVATIONS:
@@ -55,6 +66,21 @@ def _fused_activation(builder, name, cfg):
     _activation(builder, f"{name}_{act}", act)
 
 
+def keras_layer_names(config):
+    """The layer names hls4ml gives ``config``'s Keras model (``keras_v2_to_hls``): every
+    Keras layer's name (``input1`` for a model without an InputLayer) and ``NAME_ACTIVATION``
+    for a layer's own activation: the names a ``LayerName`` section may use."""
+    layers = keras_layers(read_config(config.model_path))
+    names = [] if any(cls == "InputLayer" for cls, _ in layers) else ["input1"]
+    for cls, cfg in layers:
+        name = cfg.get("name", cls)
+        names.append(name)
+        act = cfg.get("activation")
+        if act is not None and cls not in ("Activation", "QActivation"):
+            names.append(f"{name}_{act.get('class_name') if isinstance(act, dict) else act}")
+    return names
+
+
 def build_keras(config, builder_class):
     raw = read_config(config.model_path)
     layers = keras_layers(raw)
@@ -69,6 +95,8 @@ def build_keras(config, builder_class):
             if cls == "InputLayer" or cls in SKIPPED_LAYERS:
                 continue
             use_bias = cfg.get("use_bias", True)
+            if cls in ("Dense", "QDense", "Conv2D", "QConv2D"):
+                _check_quantized_auto(config, name, cls.lstrip("Q"), cfg)
             if cls in ("Dense", "QDense"):
                 w = store.get(name, ["kernel"] + (["bias"] if use_bias else []))
                 builder.dense(name, "Dense", _values(cfg, "kernel", w["kernel"], name).T,

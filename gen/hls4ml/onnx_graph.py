@@ -1,8 +1,14 @@
 """The hls4ml graph of an ONNX model after qonnx's clean-up, ``ConvertToChannelsLastAndClean``
 and ``GemmToMatMul`` (what hls4ml's ONNX flow expects): nodes named ``OPTYPE_i`` in graph
 order (qonnx ``GiveUniqueNodeNames``), the input ``global_in``, every ``Gemm`` a ``MatMul``
-plus an ``Add`` of its bias, each ``MatMul`` a bias-free Dense ``Dense_MatMul_i`` and each
-``Add`` of a constant an ApplyAlpha ``bn_Add_i``."""
+plus an ``Add`` of its bias, each ``MatMul`` a Dense ``Dense_MatMul_i`` and each ``Add`` of a
+constant an ApplyAlpha ``bn_Add_i``.
+
+hls4ml then merges an ApplyAlpha into the Dense right before it when that Dense's ``result``
+type is ``auto`` (``FuseBatchNormalization``, ``bn_fuse.py``, which runs before
+``infer_precision_types``): the Dense takes the bias, with its own ``bias`` type (the
+``Add``'s types are not used), and its ``auto`` types are inferred with that bias; the
+``bn_Add_i`` layer disappears."""
 
 import numpy as np
 
@@ -10,7 +16,63 @@ from nnfab.errors import UnsupportedLayerError
 
 from ..importers.onnx import OnnxChain, dense_weights, read_onnx
 
-__all__ = ["build_onnx"]
+__all__ = ["build_onnx", "onnx_layer_names"]
+
+
+class _Names:
+    """qonnx's ``GiveUniqueNodeNames``: ``OPTYPE_i``, counted per operator type."""
+
+    def __init__(self):
+        self.counts = {}
+
+    def __call__(self, op):
+        index = self.counts.get(op, 0)
+        self.counts[op] = index + 1
+        return f"{op}_{index}"
+
+
+def _steps(chain, n_in):
+    """The model as hls4ml's ONNX parser sees it: ``(kind, node name, data)`` with kind
+    ``matmul`` (data: weights), ``add`` (data: bias or None for an Add of two tensors),
+    ``relu``, ``softmax``, ``skip`` (a no-op node) or ``other`` (data: the operator)."""
+    unique = _Names()
+    steps = []
+    for node, name, attrs, consts in chain.nodes:
+        op = node.op_type
+        if op in ("Gemm", "MatMul"):
+            w, b = dense_weights(node, name, attrs, consts, n_in)
+            steps.append(("matmul", unique("MatMul"), w))
+            n_in = w.shape[0]
+            if b is not None:
+                steps.append(("add", unique("Add"), b))
+        elif op == "Add":
+            bias = consts.get(1, consts.get(0))
+            steps.append(("add", unique("Add"),
+                          None if bias is None else bias.reshape(-1)))
+        elif op in ("Relu", "Softmax"):
+            steps.append((op.lower(), unique(op), None))
+        elif op in ("Identity", "Dropout", "Flatten", "Reshape"):
+            steps.append(("skip", name, op))
+        else:
+            steps.append(("other", name, op))
+    return steps
+
+
+def onnx_layer_names(config):
+    """The node names hls4ml's ONNX flow gives ``config``'s model (``global_in``,
+    ``MatMul_0``, ``Add_0``, ...) and the layers it creates from them (``Dense_MatMul_0``,
+    ``bn_Add_0``) and their constants (``MatMul_0_param0``): the names a ``LayerName`` section
+    may use."""
+    chain = OnnxChain(read_onnx(config.model_path))
+    names = ["global_in"]
+    for kind, name, _ in _steps(chain, chain.input_shape[-1]):
+        if kind == "matmul":
+            names += [name, f"{name}_param0", f"Dense_{name}"]
+        elif kind == "add":
+            names += [name, f"{name}_param0", f"bn_{name}"]
+        elif kind in ("relu", "softmax"):
+            names.append(name)
+    return names
 
 
 def build_onnx(config, builder_class):
@@ -20,43 +82,48 @@ def build_onnx(config, builder_class):
                                     f"ONNX models on vectors only, not input shape "
                                     f"{chain.input_shape}")
     builder = builder_class(config, "global_in", chain.input_shape)
-    counts = {}
+    steps = _steps(chain, chain.input_shape[0])
+    pending = None  # a Dense not built yet: the next Add may merge into it
 
-    def unique(op):
-        index = counts.get(op, 0)
-        counts[op] = index + 1
-        return f"{op}_{index}"
+    def flush():
+        nonlocal pending
+        if pending is not None:
+            builder.dense(*pending, None, typed_zero_bias=True)
+            pending = None
 
-    def bias_layer(biases):
-        add = unique("Add")
-        name = f"bn_{add}"
-        config.derive(name, add, "Merge")
-        builder.apply_alpha(name, biases, config_name=name)
-
-    for node, name, attrs, consts in chain.nodes:
-        op = node.op_type
-        if op in ("Gemm", "MatMul"):
-            w, b = dense_weights(node, name, attrs, consts, builder.shape[0])
-            matmul = unique("MatMul")
-            dense = f"Dense_{matmul}"
-            config.derive(dense, matmul, "MatMul")
-            builder.dense(dense, "Dense", w, None)
-            if b is not None:
-                bias_layer(b)
-        elif op == "Add":
-            bias = consts.get(1, consts.get(0))
-            if bias is None:
+    for kind, name, data in steps:
+        if kind == "matmul":
+            flush()
+            dense = f"Dense_{name}"
+            config.derive(dense, name, "MatMul")
+            pending = (dense, "Dense", data)
+        elif kind == "add":
+            if data is None:
                 raise UnsupportedLayerError(f"Node {name!r}: Add of two tensors is not "
                                             f"supported; only of a constant")
-            bias_layer(np.broadcast_to(bias.reshape(-1), builder.shape))
-        elif op == "Relu":
-            builder.activation(unique("Relu"), "Activation", "relu")
-        elif op == "Softmax":
-            builder.softmax(unique("Softmax"))
-        elif op in ("Identity", "Dropout") or (op in ("Flatten", "Reshape")
-                                               and len(builder.shape) == 1):
+            if pending is not None and builder.result_is_auto(pending[0], "Dense"):
+                dense, cls, w = pending
+                pending = None
+                builder.dense(dense, cls, w, np.broadcast_to(data, (w.shape[0],)),
+                              typed_zero_bias=True)
+                continue
+            flush()
+            bn = f"bn_{name}"
+            config.derive(bn, name, "Merge")
+            builder.apply_alpha(bn, np.broadcast_to(data, builder.shape))
+        elif kind == "skip" and data == "Identity":
             continue
         else:
-            raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not supported "
-                                        f"in hls4ml mode (Gemm, MatMul, Add, Relu, Softmax)")
+            flush()
+            if kind == "relu":
+                builder.activation(name, "Activation", "relu")
+            elif kind == "softmax":
+                builder.softmax(name)
+            elif kind == "skip" and (data in ("Dropout",) or len(builder.shape) == 1):
+                continue
+            else:
+                raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {data!r} is not "
+                                            f"supported in hls4ml mode (Gemm, MatMul, Add, "
+                                            f"Relu, Softmax)")
+    flush()
     return builder.model(config.model_path.stem)

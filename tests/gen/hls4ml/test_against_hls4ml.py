@@ -1,7 +1,8 @@
 """nnfab built from an hls4ml project config against hls4ml's own C simulation of the same
 config: every traced layer of ``hls_model.trace()`` equals nnfab's golden model code for code,
-and nnfab's RTL on Verilator equals hls4ml's ``predict()``, on 2,000 seeded inputs plus edge
-values (the input format's extremes, values that wrap in it, rounding boundaries)."""
+and nnfab's RTL on Verilator equals hls4ml's outputs (those of ``trace()``, which runs the
+top function that ``predict()`` runs), on 2,000 seeded inputs plus edge values (the input
+format's extremes, values that wrap in it, rounding boundaries)."""
 
 import numpy as np
 import pytest
@@ -138,3 +139,21 @@ def test_qkeras_config_equals_hls4ml_with_qkeras(name, tmp_path, monkeypatch):
     copy = tmp_path / name
     copy.write_text(yaml.safe_dump(raw))
     _compare_layers(model, _qkeras_inputs(model, 500), tmp_path, copy)
+
+
+@pytest.mark.slow
+def test_capped_auto_types_equal_hls4ml(tmp_path):
+    """``result: auto`` capped by ``Model.Precision.maximum`` (the sums then wrap in
+    ``fixed<24,10>``), against hls4ml's C simulation layer by layer."""
+    raw = yaml.safe_load((HLS4ML_MODELS / "keras-config.yml").read_text())
+    raw["HLSConfig"].update(
+        Model={"Precision": {"default": "ap_fixed<16,6>", "maximum": "ap_fixed<24,10>"},
+               "ReuseFactor": 1},
+        LayerType={"Dense": {"Precision": {"result": "auto"}}})
+    for key in ("KerasJson", "KerasH5"):
+        raw[key] = str(HLS4ML_MODELS / raw[key])
+    path = tmp_path / "keras-config.yml"
+    path.write_text(yaml.safe_dump(raw))
+    _, model = load_hls4ml(path)
+    assert {str(layer.output_format) for layer in model.layers[::2]} == {"fixed<24,10>"}
+    _compare_layers(model, _inputs(model), tmp_path, path)

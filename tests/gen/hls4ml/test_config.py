@@ -132,10 +132,6 @@ ERRORS = {
                                     {"implementation": "latency"}), ConfigError,
                                "implementation 'latency' of softmax layer "
                                "'output_softmax_softmax' is not supported"),
-    "auto-activation": (_set(["HLSConfig", "LayerName", "fc1_relu_relu"],
-                             {"Precision": {"result": "auto"}}), ConfigError,
-                        "precision 'auto' for 'result' of layer 'fc1_relu_relu' is not "
-                        "supported there"),
     "missing-model": (_set(["KerasJson"], "nowhere.json"), ConfigError,
                       "KerasJson file 'nowhere.json' does not exist (tried 'nowhere.json', "),
 }
@@ -192,3 +188,21 @@ def test_cli_build_reports_the_config(tmp_path):
 
     assert [layer.kind for layer in load_native(out / "model.json").layers][-1] == \
         "hls4ml_softmax"
+
+
+def test_model_maximum_caps_inferred_types(tmp_path):
+    """``Model.Precision.maximum`` caps width and integer bits of hls4ml's inferred types."""
+    path = _write(tmp_path, edit=lambda raw: raw["HLSConfig"].update(
+        Model={"Precision": {"default": "ap_fixed<16,6>", "maximum": "ap_fixed<24,10>"}},
+        LayerType={"Dense": {"Precision": {"result": "auto"}}}))
+    _, model = load_hls4ml(path)
+    assert model.layers[0].spec.output_format == F("fixed<24,10>")  # 37,17 uncapped
+
+
+def test_keras_layer_without_bias_infers_with_a_one_bit_bias():
+    """hls4ml gives a layer without a bias a zero bias of type ap_uint<1>, which widens the
+    inferred type by one integer bit (``infer_no_bias`` is off)."""
+    from nnfab.gen.hls4ml.convert import NO_BIAS_FORMAT
+
+    assert auto_accumulator(F("fixed<16,6>"), F("fixed<8,3>"), NO_BIAS_FORMAT, 64, True) == \
+        F("fixed<31,16>")
