@@ -515,7 +515,8 @@ def load_hls4ml_config(path):
         detail = " ".join(str(exc).split())
         raise ModelError(f"hls4ml config {str(path)!r} is not valid YAML: {detail}") from None
     except UnicodeDecodeError as exc:
-        raise ModelError(f"hls4ml config {str(path)!r} is not UTF-8 text ({exc})") from None
+        raise ModelError(f"hls4ml config {str(path)!r} is not UTF-8 text (byte {exc.start} "
+                         f"cannot be decoded)") from None
     if not isinstance(raw, dict):
         raise ModelError(f"hls4ml config {str(path)!r} is not a mapping of settings (it holds "
                          f"{type(raw).__name__} {raw!r:.60}); give a YAML mapping such as "
