@@ -11,6 +11,9 @@ engines by :class:`~nnfab.gen.passes.FuseShiftAdd`), assembled by
 .run_network`.
 """
 
+import itertools
+import random
+
 import numpy as np
 import pytest
 
@@ -28,7 +31,7 @@ from nnfab.layers import DenseSpec
 from nnfab.sim.golden.network import run_network
 
 from ..sim.golden.test_softmax_hls4ml import CASES as HLS4ML_SOFTMAX
-from ..streams import check_stalls
+from ..streams import check_stalls, codes, ready_pattern, run_stream
 from .test_activations import params_for
 
 F = FixedFormat
@@ -284,3 +287,14 @@ def test_cnn_network_under_back_pressure(fuse):
     pixels = MNIST_LIKE[0] * MNIST_LIKE[1]
     for k in range(n):
         assert full.produced_at[k] < full.accepted_at[(k + 1) * pixels - 1]
+
+    # As `nnfab verify` runs: one frame at full rate, then 10% back-pressure, one source.
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, PIXEL.max_code + 1, (n, *MNIST_LIKE))
+    want = np.asarray(run_network(model, x)).tolist()
+    stalls = random.Random(8)
+    ready = itertools.chain(itertools.repeat(True, pixels + full.first_latency),
+                            ready_pattern("random", rng=stalls, p_stall=0.1))
+    run = run_stream(Network(model), x.reshape(-1, 1).tolist(), ready=ready, n_outputs=n,
+                     max_cycles=10 * n * pixels, drain_cycles=full.first_latency)
+    assert [codes(o) for o in run.outputs] == want and not run.extra
