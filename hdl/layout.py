@@ -23,7 +23,9 @@ class ZeroPadding(wiring.Component):
     (Keras ``ZeroPadding2D``; ``ZeroPadding1D`` is height 1 with ``top = bottom = 0``).
 
     One output pixel per cycle: a padding position emits code 0 without consuming input, an
-    image position forwards the next input pixel. The golden model is
+    image position forwards the next input pixel. So the padding before a frame's first pixel
+    (``top`` rows and ``left`` columns) leaves as soon as the previous frame is done, before
+    that frame's first pixel arrives. The golden model is
     :func:`nnfab.sim.golden.layout.zero_pad`.
 
     Parameters
