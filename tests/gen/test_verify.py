@@ -70,3 +70,19 @@ def test_transfer_packing_round_trip():
     assert len(words) == 3 * 64
     assert unpack_transfers(words, model.input_shape, model.input_format).tolist() == \
         codes.tolist()
+
+
+@pytest.mark.slow
+def test_cnn_whose_outputs_leave_before_its_last_pixels():
+    """Issue 14 item 4: in a CNN whose last pooling drops a row (as the QKeras MNIST CNN's
+    11x11 -> 5x5), each frame's output leaves before the frame's last input pixels are taken.
+    The testbench started its back-pressure phase while the warm-up source was still sending,
+    so every vector after the warm-up mismatched."""
+    from ..hdl.test_stalls import MNIST_LIKE, mnist_like
+    from nnfab.gen.verify import verify
+
+    model = mnist_like(7, fuse=True)
+    x = np.random.default_rng(3).uniform(0, 1, (4, *MNIST_LIKE))
+    result = verify(model, x, warmup=1, p_stall=0.1, seed=5)
+    assert result.n_mismatches == 0, result.first_mismatches
+    assert result.passed
