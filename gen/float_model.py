@@ -184,7 +184,11 @@ class FloatConv2D:
     def __post_init__(self):
         object.__setattr__(self, "weights", _float_array(self.weights, self.name, "weights", 4))
         if self.biases is not None:
-            object.__setattr__(self, "biases", _float_array(self.biases, self.name, "biases", 1))
+            biases = _float_array(self.biases, self.name, "biases", 1)
+            if biases.shape != (self.weights.shape[0],):
+                raise ShapeError(f"Layer {self.name!r}: biases must have shape "
+                                 f"({self.weights.shape[0]},), not {biases.shape}")
+            object.__setattr__(self, "biases", biases)
         object.__setattr__(self, "strides", tuple(self.strides))
         if self.padding not in ("valid", "same"):
             raise ModelError(f"Layer {self.name!r}: padding must be 'valid' or 'same', not "

@@ -64,14 +64,21 @@ def read_config(path):
                 raise ModelError(f"Model file {str(path)!r} holds weights only (no "
                                  f"'model_config'); pass the model's .json with this file as "
                                  f"its weights")
-            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) \
+                else str(raw)
     else:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ModelError(f"Model file {str(path)!r} is not UTF-8 text (byte {exc.start} "
+                             f"is 0x{exc.object[exc.start]:02x})") from None
     try:
         config = json.loads(text)
-    except ValueError as exc:
-        raise ModelError(f"Model file {str(path)!r} is not valid JSON (truncated?): {exc}") \
-            from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"Model file {str(path)!r} is not valid JSON (truncated?): {exc.msg} "
+                         f"at line {exc.lineno}") from None
+    except (ValueError, RecursionError):
+        raise ModelError(f"Model file {str(path)!r} is not valid JSON") from None
     if not isinstance(config, dict) or "config" not in config:
         raise ModelError(f"Model file {str(path)!r} is not a Keras model config (no 'config')")
     return config
@@ -144,9 +151,9 @@ class KerasWeights:
                 group.visititems(lambda key, obj: found.setdefault(
                     key.rsplit("/", 1)[-1].split(":")[0],
                     np.asarray(obj[()], dtype=np.float64)) if hasattr(obj, "shape") else None)
-        except (KeyError, OSError, ValueError) as exc:
+        except (KeyError, OSError, ValueError, TypeError, AttributeError):
             raise ModelError(f"Layer {layer!r}: its weights in {self._path!r} cannot be read "
-                             f"(truncated or corrupt file?): {exc}") from None
+                             f"(truncated or corrupt file?)") from None
         missing = [n for n in names if n not in found]
         if missing:
             raise ModelError(f"Layer {layer!r}: weights {', '.join(map(repr, missing))} are "
