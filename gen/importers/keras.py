@@ -99,13 +99,20 @@ def keras_layers(config):
         If a layer takes more than one input or the layers do not form one chain.
     """
     body = config["config"]
-    layers = body["layers"] if isinstance(body, dict) else body
+    layers = body.get("layers") if isinstance(body, dict) else body
     if not isinstance(layers, list):
         raise ModelError("Keras model config has no layer list")
     result, previous = [], None
-    for entry in layers:
+    for index, entry in enumerate(layers):
+        if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) or \
+                not isinstance(entry.get("config", {}), (dict, type(None))):
+            raise ModelError(f"Keras model config: layer {index} is not an object with a "
+                             f"\"class_name\" string and a \"config\" object")
         cls, cfg = entry.get("class_name"), dict(entry.get("config") or {})
         name = cfg.get("name", cls)
+        if not isinstance(name, str):
+            raise ModelError(f"Keras model config: layer {index} ({cls}) has the name "
+                             f"{name!r}; a layer name is a string")
         nodes = entry.get("inbound_nodes") or []
         if nodes:
             inbound = nodes[0] if isinstance(nodes[0], list) else [nodes[0]]

@@ -56,14 +56,14 @@ def _summary(kind, outcomes):
 
 
 def test_structured_fast(tmp_path):
-    outcomes = _structured(150, 2026, tmp_path)
+    outcomes = _structured(200, 2026, tmp_path)
     rejected = _summary("structured", outcomes)
     # The mutations are mostly invalid, but some valid ones load and build.
     assert 0 < rejected < len(outcomes)
 
 
 def test_bytes_fast(tmp_path):
-    outcomes = _bytes(80, 2026, tmp_path)
+    outcomes = _bytes(120, 2026, tmp_path)
     assert _summary("bytes", outcomes) > 0
 
 
