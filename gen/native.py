@@ -33,6 +33,14 @@ Written by hand or by any tool, read without TensorFlow or PyTorch. Example, a q
   ``scale``/``shift`` codes with ``scale_format``/``shift_format``), ``conv2d``, ``pool``,
   ``flatten``, ``quantize`` (per-element requantize: ``formats``, one format string or null
   per element of the last axis, and ``output_format``), ``softmax``, ``argmax``.
+- A file is checked against the JSON Schema :data:`nnfab.gen.native_schema.SCHEMA` when read:
+  the keys each layer type takes (an unknown key is an error, not ignored), the kind and range
+  of every value, and the keys every model needs (``dense``/``conv2d`` name their
+  ``weights``, ``activation`` its ``activation``, ``pool`` its ``pool``). Then code checks
+  what a schema cannot: formats parse and are within the limits of :mod:`nnfab.fixed`, arrays
+  exist with the right shapes, dtypes (real numbers; integer codes in a quantized model) and
+  finite values, and a model is either quantized throughout (``input.format`` and every
+  layer's formats) or float throughout (no format anywhere).
 """
 
 import json

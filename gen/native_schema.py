@@ -82,6 +82,11 @@ LAYER_KEYS = {
     "argmax": {},
 }
 
+#: Keys a layer type needs in float and quantized models alike (the formats a quantized model
+#: needs are checked in code, which knows whether the model is quantized).
+REQUIRED_KEYS = {"dense": ["weights"], "conv2d": ["weights"], "activation": ["activation"],
+                 "pool": ["pool"], "quantize": ["formats", "output_format"]}
+
 _LAYER_TYPE = {"enum": list(LAYER_TYPES), "accepted": ", ".join(LAYER_TYPES)}
 
 
@@ -89,6 +94,7 @@ def _layer_schema(kind, keys):
     properties = {"name": _NAME, "type": _LAYER_TYPE, **keys}
     return {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
             "then": {"properties": properties, "additionalProperties": False,
+                     "required": REQUIRED_KEYS.get(kind, []),
                      "accepted": f"a {kind!r} layer takes {', '.join(properties)}"}}
 
 

@@ -209,7 +209,8 @@ def _must_reject_deletion(layer, key, quantized):
         return True
     if quantized and key == "bias_format" and layer.get("biases") is not None:
         return True
-    return key in ("formats", "activation") and kind == "quantize"
+    return (kind, key) in (("quantize", "formats"), ("quantize", "output_format"),
+                           ("activation", "activation"), ("pool", "pool"))
 
 
 def structured_case(rng, models):

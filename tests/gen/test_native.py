@@ -54,7 +54,9 @@ def test_quantized_model(write_model):
      "Layer 'd1': weights contain nan; every value must be finite"),
     (lambda d, a: d["layers"][0].update(weight_format="fixed<8>"), FormatError,
      "Layer 'd1': Fixed-point format 'fixed<8>' must have 2 to 5 parameters, not 1"),
-    (lambda d, a: d["layers"][0].pop("weights"), ModelError, "Layer 'd1': 'weights' is missing"),
+    (lambda d, a: d["layers"][0].pop("weights"), ModelError,
+     "layers[0].weights is missing; it must be the name of an array in the .npz file (a "
+     "non-empty string)"),
     (lambda d, a: d["layers"][0].update(weights="nope"), ModelError,
      "Layer 'd1': array 'nope' is not in the .npz file (it holds d1.b, d1.w, d2.w)"),
     (lambda d, a: d.update(layers=[]), ModelError, "layers is []; it must be a list of 1 to 1000 layers"),
