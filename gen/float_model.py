@@ -105,6 +105,12 @@ class FloatBatchNorm:
     def __post_init__(self):
         for what in ("gamma", "beta", "mean", "variance"):
             object.__setattr__(self, what, _float_array(getattr(self, what), self.name, what, 1))
+            if getattr(self, what).shape != self.gamma.shape:
+                raise ShapeError(f"Layer {self.name!r}: {what} must have shape "
+                                 f"{self.gamma.shape} as gamma, not {getattr(self, what).shape}")
+        if np.any(self.variance + self.epsilon <= 0):
+            raise ModelError(f"Layer {self.name!r}: variance + epsilon must be positive, not "
+                             f"{float(np.min(self.variance + self.epsilon))!r}")
 
     @property
     def scale(self):

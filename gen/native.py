@@ -372,9 +372,6 @@ def _float_model(name, shape, entries, arrays):
                 entry["name"], *(_floats(_array(arrays, entry, key, where), where, key)
                                  for key in ("gamma", "beta", "mean", "variance")),
                 epsilon=float(entry.get("epsilon", 1e-3))))
-            if np.any(layers[-1].variance + layers[-1].epsilon <= 0):
-                raise ModelError(f"{where}: variance + epsilon must be positive, not "
-                                 f"{float(np.min(layers[-1].variance + layers[-1].epsilon))!r}")
         elif kind == "softmax":
             layers.append(FloatSoftmax(entry["name"]))
         elif kind == "conv2d":

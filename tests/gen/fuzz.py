@@ -257,6 +257,8 @@ def structured_case(rng, models):
                                               for lay in doc["layers"]))
         key = pick(keys)
         layer[key] = value
+        if key == "accumulator_format" and value == "fixed<65,8>":
+            bad = False  # an explicit accumulator may have up to 128 bits
         return f"{name}: layers[{i}].{key} = {value!r}", doc, arrays, bad
     if kind == 4:  # input shape
         value = pick([[], [0], [-3], [64.5], [10**7], [1, 2, 3, 4], "64", [True], [None],
@@ -298,9 +300,12 @@ def structured_case(rng, models):
         names = sorted(arrays)
         key = pick(names)
         value = np.array(arrays[key], dtype=np.float64)
-        value.flat[int(rng.integers(value.size))] = pick(BAD_NUMBERS)
+        bad = pick(BAD_NUMBERS)
+        value.flat[int(rng.integers(value.size))] = bad
         arrays[key] = value
-        return f"{name}: array {key!r} gets a non-finite or huge value", doc, arrays, True
+        # A huge variance only scales one channel towards zero: a valid float model.
+        valid = bad == 1e300 and key.endswith((".v", ".variance"))
+        return f"{name}: array {key!r} gets {bad!r}", doc, arrays, not valid
     if kind == 10:  # array dtypes
         key = pick(sorted(arrays))
         old = np.asarray(arrays[key])
