@@ -233,6 +233,9 @@ def _read(json_path):
     except RecursionError:
         raise ModelError(f"Model file {source!r} is not valid JSON: nested too "
                          f"deeply") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise ModelError(f"Model file {source!r} is not valid JSON: a number has too many "
+                         f"digits") from None
     if not isinstance(doc, dict) or doc.get("nnfab_model") != FORMAT_VERSION:
         raise ModelError(f"Model file {source!r} is not an nnfab model of format "
                          f"version {FORMAT_VERSION} (missing \"nnfab_model\": {FORMAT_VERSION})")

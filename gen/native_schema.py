@@ -95,7 +95,8 @@ def _layer_schema(kind, keys):
     return {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
             "then": {"properties": properties, "additionalProperties": False,
                      "required": REQUIRED_KEYS.get(kind, []),
-                     "accepted": f"a {kind!r} layer takes {', '.join(properties)}"}}
+                     "takes": f"{'an' if kind[0] in 'aeiou' else 'a'} {kind!r} layer takes "
+                              f"{', '.join(properties)}"}}
 
 
 SCHEMA = {
@@ -163,9 +164,8 @@ def _message(error, doc):
     if error.validator == "additionalProperties":
         allowed = error.schema.get("properties", {})
         extra = sorted(key for key in error.instance if key not in allowed)
-        return (f"{where} has the unknown key {extra[0]!r}; {_accepted(error.schema)}"
-                if path else f"the document has the unknown key {extra[0]!r}; it takes "
-                f"{', '.join(allowed)}")
+        takes = error.schema.get("takes", f"it takes {', '.join(allowed)}")
+        return f"{where} has the unknown key {extra[0]!r}; {takes}"
     return f"{where} is {_show(error.instance)}; it must be {_accepted(error.schema)}"
 
 
@@ -206,7 +206,7 @@ def check_document(doc, source):
     for error in errors:
         path = list(error.absolute_path)
         if len(path) == 3 and path[0] == "layers" and path[2] == "type" and \
-                error.validator == "enum":
+                error.validator == "enum" and isinstance(error.instance, str):
             layer = doc["layers"][path[1]]
             name = layer.get("name")
             raise UnsupportedLayerError(

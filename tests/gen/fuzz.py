@@ -161,7 +161,35 @@ def tiny_models():
                 "bn.g": rng.uniform(0.5, 2, 3), "bn.b": rng.normal(0, 1, 3),
                 "bn.m": rng.normal(0, 1, 3), "bn.v": rng.uniform(0.5, 2, 3),
                 "d.w": rng.normal(0, 0.5, (4, 27))}
-    return {"fuzz-q": (quantized, q_arrays), "fuzz-f": (floats, f_arrays)}
+    params = {
+        "nnfab_model": 1, "name": "fuzz-p", "input": {"shape": [4], "format": "fixed<8,3>"},
+        "layers": [
+            {"name": "leaky", "type": "activation", "activation": "leaky_relu",
+             "output_format": "fixed<8,3,RND,SAT>",
+             "params": {"alpha_format": "ufixed<8,0>", "alpha_code": 77}},
+            {"name": "bounded", "type": "activation", "activation": "bounded_relu",
+             "output_format": "ufixed<8,3,RND,SAT>", "params": {"relu_max": "7/2"}},
+            {"name": "d", "type": "dense", "weights": "d.w", "weight_format": "fixed<8,1>",
+             "output_format": "fixed<8,3,RND_CONV,SAT>"},
+            {"name": "elu", "type": "activation", "activation": "elu",
+             "output_format": "fixed<8,2,RND_CONV,SAT>",
+             "params": {"table": _elu_table(), "scale": {"format": "ufixed<18,1,RND>",
+                                                         "code": 131072}}},
+            {"name": "sig", "type": "activation", "activation": "sigmoid",
+             "output_format": "ufixed<8,1,RND_CONV,SAT>"},
+        ]}
+    p_arrays = {"d.w": rng.integers(-100, 100, (3, 4))}
+    return {"fuzz-q": (quantized, q_arrays), "fuzz-f": (floats, f_arrays),
+            "fuzz-p": (params, p_arrays)}
+
+
+def _elu_table():
+    from nnfab.fixed import FixedFormat
+    from nnfab.gen.native import _param_to_json
+    from nnfab.tables import elu_table
+
+    return _param_to_json(elu_table(alpha=1.0, scale=1.0, table_size=256,
+                                    table_format=FixedFormat(10, 2, rounding="RND")))
 
 
 def base_models():
@@ -221,7 +249,7 @@ def structured_case(rng, models):
     n = len(doc["layers"])
     i = int(rng.integers(n))
     layer = doc["layers"][i]
-    kind = int(rng.integers(15))
+    kind = int(rng.integers(16))
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
     if kind == 0:  # delete a layer key
         key = pick(sorted(layer))
@@ -350,6 +378,23 @@ def structured_case(rng, models):
         else:
             layers.reverse()
         return f"{name}: layers {how} at {i}", doc, arrays, how == "repeat"
+    if kind == 15:  # activation parameters
+        with_params = [j for j, lay in enumerate(doc["layers"]) if lay.get("params")]
+        if not with_params:
+            return structured_case(rng, models)
+        i = pick(with_params)
+        params = doc["layers"][i]["params"]
+        key = pick(sorted(params))
+        value = params[key]
+        if isinstance(value, dict):
+            sub = pick(sorted(value))
+            new = pick(VALUES + ["fixed<8,3>", [1, 2, 3], -5])
+            value[sub] = new
+            return f"{name}: layers[{i}].params.{key}.{sub} = {new!r}", doc, arrays, False
+        new = pick(VALUES + BAD_FORMATS[:4])
+        params[key] = new
+        return f"{name}: layers[{i}].params.{key} = {new!r}", doc, arrays, \
+            type(new) is not type(value)
     # kind 14: top-level structure
     how = pick(["layers-object", "layers-empty", "input-int", "input-list", "version-2",
                 "no-input", "arrays-folder", "arrays-missing", "type-unknown"])
@@ -391,13 +436,17 @@ def real_files():
     for example in EXAMPLES.values():
         for path in (Path(example.path), Path(example.float_path)):
             files.append((path.stem, path, [path, path.with_suffix(".npz")]))
-    for stem in ("KERAS_3layer", "qkeras_3layer", "qkeras_mnist_cnn"):
+    for stem in ("KERAS_3layer", "KERAS_3layer_batch_norm", "qkeras_3layer", "qkeras_mnist_cnn",
+                 "qkeras_mnist_dense"):
         json_path = KERAS / f"{stem}.json"
         files.append((stem, json_path, [json_path, KERAS / f"{stem}_weights.h5"]))
     hgq = KERAS / "hgq_jet_classifier.h5"
     files.append(("hgq", hgq, [hgq]))
-    for path in (ONNX / "three_layer_keras.onnx", ONNX / "conv2d_small_keras.onnx",
-                 QONNX / "qkeras_jettagging.onnx"):
+    # Every ONNX file but the 1 MB kwsmlp (the others cover its operators).
+    for path in (ONNX / "three_layer_keras.onnx", ONNX / "three_layer_pytorch.onnx",
+                 ONNX / "conv2d_small_keras.onnx", ONNX / "conv2d_small_mp_keras.onnx",
+                 ONNX / "branched_model_ch_last.onnx", QONNX / "qkeras_jettagging.onnx",
+                 QONNX / "TFC_2W2A.onnx", QONNX / "unsw_nb15-mlp-w2a2.onnx"):
         files.append((path.stem, path, [path]))
     return files
 
@@ -426,12 +475,18 @@ def damage(data, rng):
 
 
 def byte_case(rng, files, folder):
-    """Damage one file of one real model in ``folder``: ``(description, path to load)``."""
+    """Damage one file of one real model in ``folder``: ``(description, path to load,
+    must_reject)``."""
     label, main, parts = files[int(rng.integers(len(files)))]
     target = parts[int(rng.integers(len(parts)))]
     folder.mkdir(parents=True, exist_ok=True)
     for part in parts:
         shutil.copy(part, folder / part.name)
-    how, data = damage((folder / target.name).read_bytes(), rng)
+    original = (folder / target.name).read_bytes()
+    how, data = damage(original, rng)
     (folder / target.name).write_bytes(data)
-    return f"{label}: {target.name} {how}", folder / main.name
+    # A file cut short is known to be invalid, except an ONNX protobuf cut at a field boundary
+    # (it may still parse) and a JSON text that lost only trailing white space.
+    cut = how.startswith("truncated") and target.suffix != ".onnx" and \
+        original[len(data):].strip() != b""
+    return f"{label}: {target.name} {how}", folder / main.name, cut
