@@ -63,7 +63,7 @@ from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatCon
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
 from .ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
 from .ir_quantize import QuantizeLayer
-from .native_schema import LAYER_TYPES, check_document
+from .native_schema import check_document
 
 __all__ = ["FORMAT_VERSION", "is_native", "load_native", "save_native"]
 
@@ -236,9 +236,13 @@ def _read(json_path):
     except ValueError:  # Python refuses integers of more than 4,300 digits
         raise ModelError(f"Model file {source!r} is not valid JSON: a number has too many "
                          f"digits") from None
-    if not isinstance(doc, dict) or doc.get("nnfab_model") != FORMAT_VERSION:
+    if not isinstance(doc, dict) or "nnfab_model" not in doc:
         raise ModelError(f"Model file {source!r} is not an nnfab model of format "
                          f"version {FORMAT_VERSION} (missing \"nnfab_model\": {FORMAT_VERSION})")
+    if doc["nnfab_model"] != FORMAT_VERSION or type(doc["nnfab_model"]) is not int:
+        raise ModelError(f"Model file {source!r}: nnfab_model is "
+                         f"{json.dumps(doc['nnfab_model'])[:40]}; this nnfab reads format "
+                         f"version {FORMAT_VERSION}")
     check_document(doc, source)
     arrays_path = json_path.parent / doc.get("arrays", json_path.with_suffix(".npz").name)
     return doc, _Arrays(arrays_path, source)

@@ -83,9 +83,10 @@ LAYER_KEYS = {
 }
 
 #: Keys a layer type needs in float and quantized models alike (the formats a quantized model
-#: needs are checked in code, which knows whether the model is quantized).
+#: needs, a quantize layer's among them, are checked in code, which knows whether the model is
+#: quantized).
 REQUIRED_KEYS = {"dense": ["weights"], "conv2d": ["weights"], "activation": ["activation"],
-                 "pool": ["pool"], "quantize": ["formats", "output_format"]}
+                 "pool": ["pool"]}
 
 _LAYER_TYPE = {"enum": list(LAYER_TYPES), "accepted": ", ".join(LAYER_TYPES)}
 

@@ -139,6 +139,17 @@ def _conv_doc():
                                         bias_format="fixed<64,-200>"), ModelError,
      "Layer 'd1': Accumulator fixed<526,262> is 526 bits wide; nnfab builds accumulators of at "
      "most 128 bits (narrow the operand formats or bring their binary points closer)"),
+    (lambda d, a: d.update(nnfab_model=2), ModelError,
+     "Model file {path}: nnfab_model is 2; this nnfab reads format version 1"),
+    (lambda d, a: d.update(extra=1), ModelError,
+     "Model file {path}: the document has the unknown key 'extra'; it takes nnfab_model, name, "
+     "arrays, input, layers"),
+    (lambda d, a: d["layers"][1].pop("activation"), ModelError,
+     "Model file {path}: layers[1].activation is missing; it must be the name of an activation "
+     "function"),
+    (lambda d, a: d["layers"][1].update(strides=[1, 1]), ModelError,
+     "Model file {path}: layers[1] has the unknown key 'strides'; an 'activation' layer takes "
+     "name, type, activation, output_format, params"),
     (lambda d, a: a.update({"d1.w": a["d1.w"] + 0.5j}), FormatError,
      "Layer 'd1': weights must be integer codes, not complex128 values"),
 ])
