@@ -46,6 +46,34 @@ _PADDING = {"enum": ["valid", "same"], "accepted": "\"valid\" or \"same\""}
 _TABLE_SIZE = {"type": "integer", "minimum": 2, "maximum": 1 << 24,
                "accepted": "an integer from 2 to 16777216"}
 
+_INTEGER = {"type": "integer", "accepted": "an integer"}
+_FRACTION = {"type": "string", "pattern": "^[0-9]{1,30}(/[1-9][0-9]{0,29})?$",
+             "accepted": "a non-negative fraction string such as \"7/2\""}
+_CONSTANT = {"type": "object", "required": ["format", "code"], "additionalProperties": False,
+             "properties": {"format": _FORMAT, "code": _INTEGER},
+             "accepted": "an object with \"format\" and \"code\" (an integer)"}
+_TABLE = {"type": "object", "additionalProperties": False,
+          "required": ["table", "table_size", "table_format", "input_range", "codes"],
+          "accepted": "a table: an object with table, table_size, table_format, input_range and "
+                      "codes",
+          "properties": {
+              "table": _string("the name of a table kind"),
+              "table_size": {**_TABLE_SIZE, "maximum": MAX_DIMENSION,
+                             "accepted": f"an integer from 2 to {MAX_DIMENSION}"},
+              "table_format": _FORMAT,
+              "input_range": {**_FRACTION, "accepted": "a positive fraction string such as "
+                                                       "\"8\""},
+              "codes": {"type": "array", "items": _INTEGER, "maxItems": MAX_DIMENSION,
+                        "accepted": f"a list of at most {MAX_DIMENSION} integer codes"}}}
+_PARAMS = {"type": "object", "additionalProperties": False,
+           "accepted": "an object of activation parameters",
+           "properties": {
+               "relu_max": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 2.0**64},
+                                      _FRACTION],
+                            "accepted": "a number from 0 to 2**64 or a fraction string"},
+               "alpha_format": _FORMAT, "alpha_code": _INTEGER,
+               "slope": _CONSTANT, "offset": _CONSTANT, "scale": _CONSTANT, "table": _TABLE}}
+
 _WEIGHTED = {"weights": _ARRAY, "biases": {**_ARRAY, "type": ["string", "null"],
                                            "accepted": "the name of an array, or null"},
              "weight_format": _FORMAT, "bias_format": _OPTIONAL_FORMAT,
@@ -62,7 +90,7 @@ LAYER_KEYS = {
     "flatten": {},
     "activation": {"activation": _string("the name of an activation function"),
                    "output_format": _FORMAT,
-                   "params": {"type": "object", "accepted": "an object of parameters"}},
+                   "params": _PARAMS},
     "batchnorm": {"gamma": _ARRAY, "beta": _ARRAY, "mean": _ARRAY, "variance": _ARRAY,
                   "epsilon": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e3,
                               "accepted": "a number above 0 and at most 1000"},
@@ -180,7 +208,8 @@ def _show(value):
 
 def _relevance(error):
     # The deepest error first (it names the exact key), then the document order.
-    return (-len(error.absolute_path), [str(p) for p in error.absolute_path])
+    return (-len(error.absolute_path),
+            [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in error.absolute_path])
 
 
 def check_document(doc, source):

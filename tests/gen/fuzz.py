@@ -393,8 +393,10 @@ def structured_case(rng, models):
             return f"{name}: layers[{i}].params.{key}.{sub} = {new!r}", doc, arrays, False
         new = pick(VALUES + BAD_FORMATS[:4])
         params[key] = new
+        # relu_max is a number or a fraction string; the others keep their one JSON type
+        numeric = key == "relu_max" and type(new) in (int, float)
         return f"{name}: layers[{i}].params.{key} = {new!r}", doc, arrays, \
-            type(new) is not type(value)
+            type(new) is not type(value) and not numeric
     # kind 14: top-level structure
     how = pick(["layers-object", "layers-empty", "input-int", "input-list", "version-2",
                 "no-input", "arrays-folder", "arrays-missing", "type-unknown"])

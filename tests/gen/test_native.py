@@ -242,3 +242,23 @@ def test_wide_formats_fail_validation():
         Validate().apply(model)
     assert str(info.value) == ("Model 'm': input format: Fixed-point format 'fixed<80,8>' is 80 "
                                "bits wide; nnfab builds formats of at most 64 bits")
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"relu_max": 1e308}, "layers[0].params.relu_max is 1e+308; it must be a number from 0 to "
+                          "2**64 or a fraction string"),
+    ({"relu_max": "7/2", "extra": 1}, "layers[0].params has the unknown key 'extra'; it takes "
+                                      "relu_max, alpha_format, alpha_code, slope, offset, scale, "
+                                      "table"),
+    ({"scale": {"format": "ufixed<18,1>", "code": "x"}},
+     "layers[0].params.scale.code is \"x\"; it must be an integer"),
+])
+def test_activation_parameters(write_model, params, message):
+    """The fuzzer found Python's own errors (OverflowError, int() texts) behind these."""
+    doc = {"nnfab_model": 1, "name": "p", "input": {"shape": [4], "format": "fixed<8,3>"},
+           "layers": [{"name": "b", "type": "activation", "activation": "bounded_relu",
+                       "output_format": "ufixed<8,3>", "params": params}]}
+    path = write_model(doc, {})
+    with pytest.raises(ModelError) as info:
+        load_native(path)
+    assert str(info.value) == f"Model file {str(path)!r}: {message}"
