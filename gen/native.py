@@ -120,14 +120,30 @@ def _param_from_json(name, value, where):
                 raise TypeError(f"code must be an integer, not {value['code']!r}")
             return (_format(value["format"], where), value["code"])
         if isinstance(value, dict) and "table" in value:
-            return LookupTable(value["table"], int(value["table_size"]),
-                               _format(value["table_format"], where),
-                               Fraction(value["input_range"]),
-                               tuple(int(c) for c in value["codes"]))
+            return _table(value, where)
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         detail = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
         raise ModelError(f"{where}: parameter {name!r} is not valid ({detail})") from None
     return value
+
+
+def _table(value, where):
+    """A look-up table parameter, checked whole (:class:`~nnfab.tables.LookupTable` itself
+    holds what it is given)."""
+    size, fmt = value["table_size"], _format(value["table_format"], where)
+    input_range, codes = Fraction(value["input_range"]), tuple(value["codes"])
+    if size & (size - 1):
+        raise ValueError(f"table_size must be a power of two, not {size!r}")
+    if len(codes) != size:
+        raise ValueError(f"a table of table_size {size} needs {size} codes, not {len(codes)}")
+    if input_range <= 0 or input_range.numerator & (input_range.numerator - 1) or \
+            input_range.denominator & (input_range.denominator - 1):
+        raise ValueError(f"input_range must be a power of two, not {value['input_range']!r}")
+    bad = [c for c in codes if not fmt.min_code <= c <= fmt.max_code]
+    if bad:
+        raise ValueError(f"code {bad[0]!r} does not fit {fmt} (codes {fmt.min_code} to "
+                         f"{fmt.max_code})")
+    return LookupTable(value["table"], size, fmt, input_range, codes)
 
 
 _HLS4ML_SOFTMAX_FORMATS = ("output_format", "accum_format", "exp_table_format",
