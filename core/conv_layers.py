@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fixed import FixedFormat
-from .layers import DenseSpec, _code_array, mac_accumulator_format
+from .layers import DenseSpec, _code_array, check_accumulator, mac_accumulator_format
 from .tables import check_activation
 
 __all__ = ["same_padding", "output_size", "Conv2DSpec", "Conv1DSpec", "DepthwiseConv2DSpec",
@@ -212,6 +212,7 @@ class Conv2DSpec(_Window):
                 self.biases, self.bias_format, "Bias", (self.n_filters,)))
         self._check_geometry(self.dilation_rate)
         _check_activation(self)
+        check_accumulator(self.accumulator)
 
     @property
     def kernel_size(self):
@@ -488,6 +489,7 @@ class BatchNormSpec:
                            _code_array(scale, self.scale_format, "Scale", scale.shape))
         object.__setattr__(self, "shift",
                            _code_array(self.shift, self.shift_format, "Shift", scale.shape))
+        check_accumulator(self.sum_format)
 
     @property
     def n_channels(self):

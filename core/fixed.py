@@ -12,6 +12,24 @@ and hls4ml use (UG1399, "Arbitrary Precision Fixed-Point Data Types"):
   the value ``r * 2**-(W - I)``.
 - ``rounding`` (Q) applies when bits below the target LSB are dropped, ``overflow`` (O) after
   rounding, when the rounded value lies outside the format's range.
+
+Limits of the formats nnfab builds (:meth:`FixedFormat.check_limits`; :meth:`FixedFormat.parse`
+applies them to every format read from text, the generator's ``Validate`` pass to every tensor
+of a model, and the layer specifications to their accumulators):
+
+- ``W <= 64`` (:data:`MAX_WIDTH`) for a tensor (inputs, weights, biases, layer outputs): wider
+  than any FPGA multiplier input or any integer type a user's host code reads, and NumPy's int64
+  holds every code without Python integers. Real models use 2 to 32 bits.
+- ``-256 <= I <= 256`` (:data:`MAX_INTEGER_WIDTH`): values up to ``2**255`` and LSBs down to
+  ``2**-320``, beyond float32's range (``|x| < 2**128``, smallest subnormal ``2**-149``), so
+  every float-trained value fits; a larger ``|I|`` only comes from a corrupt file and would
+  make every alignment shift in the hardware hundreds of thousands of bits long.
+- ``W <= 128`` (:data:`MAX_ACCUMULATOR_WIDTH`) for an accumulator (exact or explicit): two
+  64-bit operands multiply into 128 bits; a wider sum comes from operand formats whose binary
+  points lie far apart, which costs adders without adding precision.
+
+The :class:`FixedFormat` type itself holds any width (the golden model computes in Python
+integers where int64 overflows); the limits say what the generator accepts from a model.
 """
 
 import enum
@@ -20,7 +38,15 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["Rounding", "Overflow", "FixedFormat"]
+__all__ = ["Rounding", "Overflow", "FixedFormat", "MAX_WIDTH", "MAX_INTEGER_WIDTH",
+           "MAX_ACCUMULATOR_WIDTH"]
+
+#: Widest tensor format (inputs, weights, biases, layer outputs) nnfab builds, in bits.
+MAX_WIDTH = 64
+#: Largest ``|I|`` (integer width) of a format nnfab builds.
+MAX_INTEGER_WIDTH = 256
+#: Widest accumulator nnfab builds, in bits.
+MAX_ACCUMULATOR_WIDTH = 128
 
 
 class Rounding(enum.Enum):
@@ -142,7 +168,7 @@ class FixedFormat:
     # -- parsing and printing ------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text, *, max_width=MAX_WIDTH):
         """Read an hls4ml / Vitis HLS type string.
 
         Accepts ``fixed<16,6>``, ``ufixed<8,0>``, ``fixed<16,6,RND,SAT>``,
@@ -150,12 +176,16 @@ class FixedFormat:
         (zero saturation bits only) and the integer types ``int<8>``, ``uint<8>``, ``ap_int<8>``,
         ``ap_uint<8>``.
 
+        ``max_width`` is the widest format accepted (default :data:`MAX_WIDTH`; an explicit
+        accumulator may pass :data:`MAX_ACCUMULATOR_WIDTH`); see :meth:`check_limits`.
+
         Raises
         ------
         TypeError
             If ``text`` is not a string.
         ValueError
-            If ``text`` is not such a type string, or names an unknown mode.
+            If ``text`` is not such a type string, names an unknown mode, or is beyond the
+            limits.
         """
         if not isinstance(text, str):
             raise TypeError(f"Fixed-point format must be a string, not {text!r}")
@@ -174,11 +204,10 @@ class FixedFormat:
             raise ValueError(
                 f"Fixed-point format {text!r} must have {n_numeric} to {max_args} parameters, "
                 f"not {len(args)}")
-        try:
-            numbers = [int(arg) for arg in args[:n_numeric]]
-        except ValueError:
+        if not all(re.fullmatch(r"[+-]?[0-9]{1,9}", arg) for arg in args[:n_numeric]):
             raise ValueError(
-                f"Fixed-point format {text!r} must have integer width parameters") from None
+                f"Fixed-point format {text!r} must have integer width parameters")
+        numbers = [int(arg) for arg in args[:n_numeric]]
         width = numbers[0]
         integer_width = width if is_int else numbers[1]
         rounding = args[2] if len(args) > 2 else Rounding.TRN
@@ -187,7 +216,26 @@ class FixedFormat:
             raise ValueError(
                 f"Fixed-point format {text!r} has {args[4]} saturation bits; only 0 is "
                 f"supported")
-        return cls(width, integer_width, signed=signed, rounding=rounding, overflow=overflow)
+        fmt = cls(width, integer_width, signed=signed, rounding=rounding, overflow=overflow)
+        fmt.check_limits(max_width=max_width)
+        return fmt
+
+    def check_limits(self, *, max_width=MAX_WIDTH):
+        """Raise ``ValueError`` unless ``W <= max_width`` and ``|I| <=``
+        :data:`MAX_INTEGER_WIDTH` (see the module's description of the limits).
+
+        Raises
+        ------
+        ValueError
+            Naming the format, the limit and the rule.
+        """
+        if self.width > max_width:
+            raise ValueError(f"Fixed-point format {str(self)!r} is {self.width} bits wide; "
+                             f"nnfab builds formats of at most {max_width} bits")
+        if abs(self.integer_width) > MAX_INTEGER_WIDTH:
+            raise ValueError(f"Fixed-point format {str(self)!r} has {self.integer_width} "
+                             f"integer bits; nnfab builds formats with -{MAX_INTEGER_WIDTH} to "
+                             f"{MAX_INTEGER_WIDTH} integer bits")
 
     def __str__(self):
         name = "fixed" if self.signed else "ufixed"

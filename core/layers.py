@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import FixedFormat
+from .fixed import MAX_ACCUMULATOR_WIDTH, FixedFormat
 
-__all__ = ["mac_accumulator_format", "DenseSpec"]
+__all__ = ["mac_accumulator_format", "check_accumulator", "DenseSpec"]
 
 
 def mac_accumulator_format(a_format, b_format, max_terms, accumulator_format=None):
@@ -22,6 +22,16 @@ def mac_accumulator_format(a_format, b_format, max_terms, accumulator_format=Non
     if accumulator_format is not None:
         return accumulator_format
     return a_format.mul_format(b_format).sum_format(max_terms)
+
+
+def check_accumulator(fmt, what="Accumulator"):
+    """Raise ``ValueError`` if accumulator format ``fmt`` is wider than
+    :data:`~nnfab.fixed.MAX_ACCUMULATOR_WIDTH` bits (the generator's limit, see
+    :mod:`nnfab.fixed`)."""
+    if fmt.width > MAX_ACCUMULATOR_WIDTH:
+        raise ValueError(f"{what} {fmt} is {fmt.width} bits wide; nnfab builds accumulators of "
+                         f"at most {MAX_ACCUMULATOR_WIDTH} bits (narrow the operand formats or "
+                         f"bring their binary points closer)")
 
 
 def _code_array(values, fmt, what, shape):
@@ -70,7 +80,8 @@ class DenseSpec:
     TypeError
         If a format is not a FixedFormat or codes are not integers.
     ValueError
-        If shapes are inconsistent or a code does not fit its format.
+        If shapes are inconsistent, a code does not fit its format or the accumulator is wider
+        than :data:`~nnfab.fixed.MAX_ACCUMULATOR_WIDTH` bits.
     """
 
     weights: np.ndarray
@@ -102,6 +113,7 @@ class DenseSpec:
                 raise ValueError("Bias format must be given with biases")
             object.__setattr__(self, "biases", _code_array(
                 self.biases, self.bias_format, "Bias", (weights.shape[0],)))
+        check_accumulator(self.accumulator)
 
     @property
     def n_in(self):

@@ -105,6 +105,12 @@ class FloatBatchNorm:
     def __post_init__(self):
         for what in ("gamma", "beta", "mean", "variance"):
             object.__setattr__(self, what, _float_array(getattr(self, what), self.name, what, 1))
+            if getattr(self, what).shape != self.gamma.shape:
+                raise ShapeError(f"Layer {self.name!r}: {what} must have shape "
+                                 f"{self.gamma.shape} as gamma, not {getattr(self, what).shape}")
+        if np.any(self.variance + self.epsilon <= 0):
+            raise ModelError(f"Layer {self.name!r}: variance + epsilon must be positive, not "
+                             f"{float(np.min(self.variance + self.epsilon))!r}")
 
     @property
     def scale(self):
@@ -184,7 +190,11 @@ class FloatConv2D:
     def __post_init__(self):
         object.__setattr__(self, "weights", _float_array(self.weights, self.name, "weights", 4))
         if self.biases is not None:
-            object.__setattr__(self, "biases", _float_array(self.biases, self.name, "biases", 1))
+            biases = _float_array(self.biases, self.name, "biases", 1)
+            if biases.shape != (self.weights.shape[0],):
+                raise ShapeError(f"Layer {self.name!r}: biases must have shape "
+                                 f"({self.weights.shape[0]},), not {biases.shape}")
+            object.__setattr__(self, "biases", biases)
         object.__setattr__(self, "strides", tuple(self.strides))
         if self.padding not in ("valid", "same"):
             raise ModelError(f"Layer {self.name!r}: padding must be 'valid' or 'same', not "
@@ -227,12 +237,24 @@ class FloatPool:
     def __post_init__(self):
         object.__setattr__(self, "pool_size", tuple(self.pool_size))
         object.__setattr__(self, "strides", tuple(self.strides or self.pool_size))
+        if self.pool not in ("max", "average"):
+            raise ModelError(f"Layer {self.name!r}: pool must be 'max' or 'average', not "
+                             f"{self.pool!r}")
+        if self.padding not in ("valid", "same"):
+            raise ModelError(f"Layer {self.name!r}: padding must be 'valid' or 'same', not "
+                             f"{self.padding!r}")
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ShapeError(f"Layer {self.name!r}: pools (H, W, C) frames, not shape "
+                             f"{tuple(input_shape)}")
         pads = _pads(input_shape, self.pool_size, self.strides, self.padding)
-        return ((input_shape[0] + sum(pads[0]) - self.pool_size[0]) // self.strides[0] + 1,
-                (input_shape[1] + sum(pads[1]) - self.pool_size[1]) // self.strides[1] + 1,
-                input_shape[2])
+        h = (input_shape[0] + sum(pads[0]) - self.pool_size[0]) // self.strides[0] + 1
+        w = (input_shape[1] + sum(pads[1]) - self.pool_size[1]) // self.strides[1] + 1
+        if h < 1 or w < 1:
+            raise ShapeError(f"Layer {self.name!r}: pool size {self.pool_size} is larger than "
+                             f"the padded input {tuple(input_shape)}")
+        return (h, w, input_shape[2])
 
     def forward(self, x):
         pads = _pads(x.shape[1:], self.pool_size, self.strides, self.padding)

@@ -34,8 +34,11 @@ def detect_kind(path):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"Model file {str(path)!r} does not exist")
-    with open(path, "rb") as file:
-        head = file.read(4096)
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError as exc:
+        raise ModelError(f"Cannot read model file {str(path)!r}: {exc.strerror}") from None
     if not head:
         raise ModelError(f"Model file {str(path)!r} is empty")
     if head.startswith(b"\x89HDF\r\n\x1a\n"):

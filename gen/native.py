@@ -33,6 +33,14 @@ Written by hand or by any tool, read without TensorFlow or PyTorch. Example, a q
   ``scale``/``shift`` codes with ``scale_format``/``shift_format``), ``conv2d``, ``pool``,
   ``flatten``, ``quantize`` (per-element requantize: ``formats``, one format string or null
   per element of the last axis, and ``output_format``), ``softmax``, ``argmax``.
+- A file is checked against the JSON Schema :data:`nnfab.gen.native_schema.SCHEMA` when read:
+  the keys each layer type takes (an unknown key is an error, not ignored), the kind and range
+  of every value, and the keys every model needs (``dense``/``conv2d`` name their
+  ``weights``, ``activation`` its ``activation``, ``pool`` its ``pool``). Then code checks
+  what a schema cannot: formats parse and are within the limits of :mod:`nnfab.fixed`, arrays
+  exist with the right shapes, dtypes (real numbers; integer codes in a quantized model) and
+  finite values, and a model is either quantized throughout (``input.format`` and every
+  layer's formats) or float throughout (no format anywhere).
 """
 
 import json
@@ -46,7 +54,7 @@ import numpy as np
 
 from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
 from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
-from nnfab.fixed import FixedFormat
+from nnfab.fixed import MAX_ACCUMULATOR_WIDTH, FixedFormat
 from nnfab.layers import DenseSpec
 from nnfab.tables import LookupTable
 
@@ -55,12 +63,11 @@ from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatCon
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
 from .ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
 from .ir_quantize import QuantizeLayer
+from .native_schema import check_document
 
 __all__ = ["FORMAT_VERSION", "is_native", "load_native", "save_native"]
 
 FORMAT_VERSION = 1
-_LAYER_TYPES = ("dense", "conv2d", "pool", "flatten", "activation", "batchnorm", "quantize",
-                "softmax", "hls4ml_softmax", "argmax")
 
 
 def is_native(path):
@@ -73,13 +80,17 @@ def is_native(path):
     return '"nnfab_model"' in head
 
 
-def _format(text, where):
+def _format(text, where, **limits):
     if text is None:
         return None
     try:
-        return FixedFormat.parse(text)
+        return FixedFormat.parse(text, **limits)
     except (TypeError, ValueError) as exc:
         raise FormatError(f"{where}: {exc}") from None
+
+
+def _accumulator(entry, where):
+    return _format(entry.get("accumulator_format"), where, max_width=MAX_ACCUMULATOR_WIDTH)
 
 
 def _param_to_json(value):
@@ -99,22 +110,40 @@ def _param_to_json(value):
 
 
 def _param_from_json(name, value, where):
-    if name == "alpha_format":
-        return _format(value, where)
-    if name == "relu_max" and isinstance(value, str):
-        return Fraction(value)
-    if isinstance(value, dict) and "code" in value:
-        return (_format(value["format"], where), int(value["code"]))
-    if isinstance(value, dict) and "table" in value:
-        try:
-            return LookupTable(value["table"], int(value["table_size"]),
-                               _format(value["table_format"], where),
-                               Fraction(value["input_range"]),
-                               tuple(int(c) for c in value["codes"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{where}: parameter {name!r} is not a valid table: {exc}") \
-                from None
+    try:
+        if name == "alpha_format":
+            return _format(value, where)
+        if name == "relu_max" and isinstance(value, str):
+            return Fraction(value)
+        if isinstance(value, dict) and "code" in value:
+            if not isinstance(value["code"], int) or isinstance(value["code"], bool):
+                raise TypeError(f"code must be an integer, not {value['code']!r}")
+            return (_format(value["format"], where), value["code"])
+        if isinstance(value, dict) and "table" in value:
+            return _table(value, where)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        detail = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
+        raise ModelError(f"{where}: parameter {name!r} is not valid ({detail})") from None
     return value
+
+
+def _table(value, where):
+    """A look-up table parameter, checked whole (:class:`~nnfab.tables.LookupTable` itself
+    holds what it is given)."""
+    size, fmt = value["table_size"], _format(value["table_format"], where)
+    input_range, codes = Fraction(value["input_range"]), tuple(value["codes"])
+    if size & (size - 1):
+        raise ValueError(f"table_size must be a power of two, not {size!r}")
+    if len(codes) != size:
+        raise ValueError(f"a table of table_size {size} needs {size} codes, not {len(codes)}")
+    if input_range <= 0 or input_range.numerator & (input_range.numerator - 1) or \
+            input_range.denominator & (input_range.denominator - 1):
+        raise ValueError(f"input_range must be a power of two, not {value['input_range']!r}")
+    bad = [c for c in codes if not fmt.min_code <= c <= fmt.max_code]
+    if bad:
+        raise ValueError(f"code {bad[0]!r} does not fit {fmt} (codes {fmt.min_code} to "
+                         f"{fmt.max_code})")
+    return LookupTable(value["table"], size, fmt, input_range, codes)
 
 
 _HLS4ML_SOFTMAX_FORMATS = ("output_format", "accum_format", "exp_table_format",
@@ -162,9 +191,14 @@ def _int_codes(array, fmt, where, what):
             bad = array[array != np.round(array)].flat[0]
             raise FormatError(f"{where}: {what} code {bad!r} is not an integer (a quantized "
                               f"model stores raw integer codes of {fmt})")
-        array = array.astype(np.int64)
+        bad = (array < fmt.min_code) | (array > fmt.max_code)
+        if np.any(bad):
+            code = float(array[bad].flat[0])
+            raise FormatError(f"{where}: {what[:-1]} code {code!r} does not fit {fmt} (codes "
+                              f"{fmt.min_code} to {fmt.max_code})")
+        array = np.array([int(v) for v in array.flat], dtype=object).reshape(array.shape)
     elif array.dtype.kind not in "iu":
-        raise FormatError(f"{where}: {what} must be integer codes, not {array.dtype}")
+        raise FormatError(f"{where}: {what} must be integer codes, not {array.dtype} values")
     bad = (array < fmt.min_code) | (array > fmt.max_code)
     if np.any(bad):
         code = int(array[bad].flat[0])
@@ -174,65 +208,175 @@ def _int_codes(array, fmt, where, what):
     return array
 
 
+def _no_duplicate_keys(pairs):
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise _DuplicateKey(key)
+    return dict(pairs)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+#: Largest total size of the arrays of one model, uncompressed, in bytes.
+MAX_ARRAY_BYTES = 1 << 30
+
+
 def _read(json_path):
     json_path = Path(json_path)
+    source = str(json_path)
     try:
-        text = json_path.read_text()
+        data = json_path.read_bytes()
     except OSError as exc:
-        raise ModelError(f"Cannot read model file {str(json_path)!r}: {exc.strerror}") from None
-    if not text.strip():
-        raise ModelError(f"Model file {str(json_path)!r} is empty")
+        raise ModelError(f"Cannot read model file {source!r}: {exc.strerror}") from None
     try:
-        doc = json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"Model file {source!r} is not UTF-8 text (byte {exc.start} is "
+                         f"0x{data[exc.start]:02x})") from None
+    if not text.strip():
+        raise ModelError(f"Model file {source!r} is empty")
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
-        raise ModelError(f"Model file {str(json_path)!r} is not valid JSON: {exc.msg} at line "
+        raise ModelError(f"Model file {source!r} is not valid JSON: {exc.msg} at line "
                          f"{exc.lineno}") from None
-    if not isinstance(doc, dict) or doc.get("nnfab_model") != FORMAT_VERSION:
-        raise ModelError(f"Model file {str(json_path)!r} is not an nnfab model of format "
+    except _DuplicateKey as exc:
+        raise ModelError(f"Model file {source!r}: key {exc.args[0]!r} appears twice in one "
+                         f"object; every key must be unique") from None
+    except RecursionError:
+        raise ModelError(f"Model file {source!r} is not valid JSON: nested too "
+                         f"deeply") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise ModelError(f"Model file {source!r} is not valid JSON: a number has too many "
+                         f"digits") from None
+    if not isinstance(doc, dict) or "nnfab_model" not in doc:
+        raise ModelError(f"Model file {source!r} is not an nnfab model of format "
                          f"version {FORMAT_VERSION} (missing \"nnfab_model\": {FORMAT_VERSION})")
+    if doc["nnfab_model"] != FORMAT_VERSION or type(doc["nnfab_model"]) is not int:
+        raise ModelError(f"Model file {source!r}: nnfab_model is "
+                         f"{json.dumps(doc['nnfab_model'])[:40]}; this nnfab reads format "
+                         f"version {FORMAT_VERSION}")
+    check_document(doc, source)
     arrays_path = json_path.parent / doc.get("arrays", json_path.with_suffix(".npz").name)
-    arrays = {}
-    if arrays_path.exists():
+    return doc, _Arrays(arrays_path, source)
+
+
+class _Arrays:
+    """The arrays of the ``.npz`` beside a model, read when first asked for."""
+
+    def __init__(self, path, source):
+        self._path, self._source, self._arrays = path, source, None
+
+    def _load(self):
+        if self._arrays is not None:
+            return self._arrays
+        path = str(self._path)
+        if not self._path.is_file():
+            raise ModelError(f"Array file {path!r} of model file {self._source!r} does not "
+                             f"exist")
+        if self._path.stat().st_size == 0:
+            raise ModelError(f"Array file {path!r} is empty (a .npz file holds the model's "
+                             f"arrays)")
         try:
-            with np.load(arrays_path, allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise ModelError(f"Array file {str(arrays_path)!r} is not a valid .npz: "
-                             f"{exc}") from None
-    return doc, arrays
+            with zipfile.ZipFile(self._path) as archive:
+                total = sum(info.file_size for info in archive.infolist())
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+            raise ModelError(f"Array file {path!r} is not a readable .npz (not a zip archive; "
+                             f"truncated or corrupt?)") from None
+        if total > MAX_ARRAY_BYTES:
+            raise ModelError(f"Array file {path!r} holds {total} bytes of arrays; nnfab reads "
+                             f"at most {MAX_ARRAY_BYTES}")
+        arrays, key = {}, None
+        try:
+            with np.load(self._path, allow_pickle=False) as npz:
+                for key in npz.files:
+                    arrays[key] = npz[key]
+        except Exception:  # noqa: BLE001 -- zipfile, zlib and numpy raise a dozen kinds
+            what = f"array {key!r} cannot be read" if key is not None else "no array list"
+            raise ModelError(f"Array file {path!r} is not a readable .npz (truncated or "
+                             f"corrupt?): {what}") from None
+        self._arrays = arrays
+        return arrays
+
+    def __contains__(self, name):
+        return name in self._load()
+
+    def __getitem__(self, name):
+        return self._load()[name]
+
+    def __iter__(self):
+        return iter(self._load())
+
+
+_FLOAT_ONLY_KEYS = ("gamma", "beta", "mean", "variance", "epsilon")
+
+
+def _format_keys(entry):
+    return [key for key in entry if key.endswith("_format") or key in ("formats",)
+            if entry[key] is not None]
 
 
 def load_native(json_path):
     """Read a native model: a :class:`~nnfab.gen.ir.Model` when it has formats, else a
     :class:`~nnfab.gen.float_model.FloatModel`.
 
+    The document is checked against :data:`nnfab.gen.native_schema.SCHEMA` first, then in
+    code for what a schema cannot say (arrays against layers, formats that parse, a quantized
+    model's formats).
+
     Raises
     ------
     ModelError
-        For unreadable, empty, malformed or inconsistent files (the message names the file or
-        layer and the offending value).
+        For unreadable, empty, malformed or inconsistent files (the message names the file,
+        the key path or layer and the offending value);
+        :class:`~nnfab.errors.UnsupportedLayerError` for an unknown layer type.
     """
     doc, arrays = _read(json_path)
-    name = doc.get("name") or Path(json_path).stem
-    model_input = doc.get("input") or {}
-    shape = model_input.get("shape")
-    if not shape:
-        raise ModelError(f"Model {name!r}: \"input\": {{\"shape\": ...}} is missing")
-    layers = doc.get("layers")
-    if not isinstance(layers, list) or not layers:
-        raise ModelError(f"Model {name!r} has no layers")
-    for entry in layers:
-        if not isinstance(entry, dict) or "name" not in entry or "type" not in entry:
-            raise ModelError(f"Model {name!r}: every layer needs a \"name\" and a \"type\", "
-                             f"not {entry!r}")
-        if entry["type"] not in _LAYER_TYPES:
-            raise UnsupportedLayerError(
-                f"Layer {entry['name']!r}: unknown layer type {entry['type']!r}; nnfab "
-                f"supports {', '.join(_LAYER_TYPES)}")
-    input_format = _format(model_input.get("format"), f"Model {name!r} input")
+    name = doc.get("name", Path(json_path).stem)
+    shape = tuple(int(n) for n in doc["input"]["shape"])
+    if int(np.prod(shape)) > MAX_INPUT_SIZE:
+        raise ModelError(f"Model {name!r}: input shape {list(shape)} has "
+                         f"{int(np.prod(shape))} elements; nnfab builds inputs of at most "
+                         f"{MAX_INPUT_SIZE}")
+    layers = doc["layers"]
+    input_format = _format(doc["input"].get("format"), f"Model {name!r} input")
     if input_format is None:
+        for entry in layers:
+            keys = _format_keys(entry) + [key for key in ("scale", "shift") if key in entry]
+            if keys:
+                raise FormatError(
+                    f"Model {name!r}: input.format is missing, but layer {entry['name']!r} "
+                    f"has {keys[0]!r}; a quantized model needs input.format (a format string "
+                    f"such as \"fixed<16,6>\"), a float model has no formats")
         return _float_model(name, shape, layers, arrays)
+    for entry in layers:
+        keys = [key for key in _FLOAT_ONLY_KEYS if key in entry]
+        if keys:
+            raise FormatError(f"Layer {entry['name']!r}: {keys[0]!r} belongs to a float model, "
+                              f"but input.format makes this model quantized; give scale/shift "
+                              f"codes with their formats, or leave out all formats")
     return _quantized_model(name, shape, input_format, layers, arrays)
+
+
+#: Largest number of elements of a model's input.
+MAX_INPUT_SIZE = 1 << 20
+
+
+def _floats(array, where, what):
+    """A float model's array as float64: real numbers, all finite."""
+    if array is None:
+        return None
+    array = np.asarray(array)
+    if array.dtype.kind not in "iuf":
+        raise ModelError(f"{where}: {what} must be real numbers, not {array.dtype} values")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        bad = float(array[~np.isfinite(array)].flat[0])
+        raise ModelError(f"{where}: {what} contain {bad!r}; every value must be finite")
+    return array
 
 
 def _float_model(name, shape, entries, arrays):
@@ -240,20 +384,24 @@ def _float_model(name, shape, entries, arrays):
     for entry in entries:
         where, kind = f"Layer {entry['name']!r}", entry["type"]
         if kind == "dense":
-            layers.append(FloatDense(entry["name"], _array(arrays, entry, "weights", where),
-                                     _array(arrays, entry, "biases", where, required=False)))
+            layers.append(FloatDense(entry["name"], _floats(_array(arrays, entry, "weights",
+                                                                   where), where, "weights"),
+                                     _floats(_array(arrays, entry, "biases", where,
+                                                    required=False), where, "biases")))
         elif kind == "activation":
             layers.append(FloatActivation(entry["name"], entry.get("activation", "linear")))
         elif kind == "batchnorm":
             layers.append(FloatBatchNorm(
-                entry["name"], *(_array(arrays, entry, key, where)
+                entry["name"], *(_floats(_array(arrays, entry, key, where), where, key)
                                  for key in ("gamma", "beta", "mean", "variance")),
                 epsilon=float(entry.get("epsilon", 1e-3))))
         elif kind == "softmax":
             layers.append(FloatSoftmax(entry["name"]))
         elif kind == "conv2d":
-            layers.append(FloatConv2D(entry["name"], _array(arrays, entry, "weights", where),
-                                      _array(arrays, entry, "biases", where, required=False),
+            layers.append(FloatConv2D(entry["name"], _floats(_array(arrays, entry, "weights",
+                                                                    where), where, "weights"),
+                                      _floats(_array(arrays, entry, "biases", where,
+                                                     required=False), where, "biases"),
                                       strides=tuple(entry.get("strides", (1, 1))),
                                       padding=entry.get("padding", "valid")))
         elif kind == "pool":
@@ -262,8 +410,11 @@ def _float_model(name, shape, entries, arrays):
                                     entry.get("strides"), entry.get("padding", "valid")))
         elif kind == "flatten":
             layers.append(FloatFlatten(entry["name"]))
-        else:
+        elif kind == "argmax":
             layers.append(FloatArgmax(entry["name"]))
+        else:
+            raise UnsupportedLayerError(f"{where}: a {kind!r} layer exists in quantized models "
+                                        f"only; give input.format and the layer's formats")
     return FloatModel(name, shape, tuple(layers))
 
 
@@ -291,8 +442,7 @@ def _quantized_model(name, shape, input_format, entries, arrays):
                                  f"{current_shape[0] if current_shape else '?'}))")
             try:
                 spec = DenseSpec(weights, biases, fmt, w_fmt, out_fmt, bias_format=b_fmt,
-                                 accumulator_format=_format(entry.get("accumulator_format"),
-                                                            where))
+                                 accumulator_format=_accumulator(entry, where))
             except (TypeError, ValueError) as exc:
                 raise ModelError(f"{where}: {exc}") from None
             layer = DenseLayer(entry["name"], spec=spec,
@@ -320,17 +470,21 @@ def _quantized_model(name, shape, input_format, entries, arrays):
         elif kind == "conv2d":
             w_fmt = _format(entry.get("weight_format"), where)
             b_fmt = _format(entry.get("bias_format"), where)
+            if w_fmt is None or out_fmt is None:
+                raise FormatError(f"{where}: a quantized conv2d layer needs \"weight_format\" "
+                                  f"and \"output_format\"")
             weights = _int_codes(_array(arrays, entry, "weights", where), w_fmt, where,
                                  "weights")
             biases = _array(arrays, entry, "biases", where, required=False)
             if biases is not None:
+                if b_fmt is None:
+                    raise FormatError(f"{where}: biases need a \"bias_format\"")
                 biases = _int_codes(biases, b_fmt, where, "biases")
             try:
                 spec = Conv2DSpec(weights, biases, current_shape, fmt, w_fmt, out_fmt,
                                   strides=tuple(entry.get("strides", (1, 1))),
                                   padding=entry.get("padding", "valid"), bias_format=b_fmt,
-                                  accumulator_format=_format(entry.get("accumulator_format"),
-                                                             where))
+                                  accumulator_format=_accumulator(entry, where))
             except (TypeError, ValueError) as exc:
                 raise ModelError(f"{where}: {exc}") from None
             layer = Conv2DLayer(entry["name"], spec=spec,

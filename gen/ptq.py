@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
-from nnfab.errors import UnsupportedLayerError
-from nnfab.fixed import FixedFormat
+from nnfab.errors import ModelError, UnsupportedLayerError
+from nnfab.fixed import MAX_INTEGER_WIDTH, FixedFormat
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.network import run_network
@@ -68,10 +68,34 @@ def integer_bits_for(max_abs, *, signed=True):
     return math.floor(math.log2(max_abs)) + 1 + (1 if signed else 0)
 
 
-def _format_for(values, bits, *, signed=True, headroom=0, **modes):
+def _format_for(values, bits, *, signed=True, headroom=0, where="", **modes):
+    """``fixed<bits, I>`` holding every value; ``where`` (``"Layer 'd1': weights"``) names the
+    tensor in errors.
+
+    Raises
+    ------
+    ModelError
+        If a value is not finite or the format would be beyond the limits of
+        :mod:`nnfab.fixed` (values beyond ``2**255`` or all below ``2**-256`` in magnitude).
+    """
     max_abs = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if not math.isfinite(max_abs):
+        raise ModelError(f"{where} reach {max_abs!r}; PTQ needs finite values (a float "
+                         f"overflow in the model?)")
     integer = integer_bits_for(max_abs, signed=signed) + headroom
+    if abs(integer) > MAX_INTEGER_WIDTH:
+        raise ModelError(f"{where} need {integer} integer bits (largest magnitude "
+                         f"{max_abs!r}); nnfab builds formats with -{MAX_INTEGER_WIDTH} to "
+                         f"{MAX_INTEGER_WIDTH} integer bits")
     return FixedFormat(bits, integer, signed=signed, **modes)
+
+
+def _spec(name, make, *args, **kwargs):
+    """A layer specification, its ValueError (e.g. an accumulator too wide) named by layer."""
+    try:
+        return make(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"Layer {name!r}: {exc}") from None
 
 
 def _codes(values, fmt):
@@ -103,6 +127,11 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
     ------
     UnsupportedLayerError
         For a layer kind PTQ cannot quantize.
+    ModelError
+        For values that no format within the limits of :mod:`nnfab.fixed` holds (non-finite,
+        beyond ``2**255``) or accumulators wider than
+        :data:`~nnfab.fixed.MAX_ACCUMULATOR_WIDTH` bits, naming the layer; PTQ fails at the
+        first such tensor, before building anything.
     """
     if not isinstance(float_model, FloatModel):
         raise TypeError(f"Model must be a FloatModel, not {float_model!r}")
@@ -115,15 +144,16 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
     layers, fmt, shape = [], input_format, float_model.input_shape
     for layer in float_model.layers:
         out = trace[layer.name]
+        where = f"Layer {layer.name!r}:"
         if layer.kind == "dense":
-            w_fmt = _format_for(layer.weights, config.weight_bits)
-            b_fmt = _format_for(layer.biases, config.bias_bits) if layer.biases is not None \
-                else None
+            w_fmt = _format_for(layer.weights, config.weight_bits, where=f"{where} weights")
+            b_fmt = _format_for(layer.biases, config.bias_bits, where=f"{where} biases") \
+                if layer.biases is not None else None
             out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits,
-                                  **modes)
-            spec = DenseSpec(_codes(layer.weights, w_fmt), None if b_fmt is None else
-                             _codes(layer.biases, b_fmt), fmt, w_fmt, out_fmt,
-                             bias_format=b_fmt)
+                                  where=f"{where} outputs", **modes)
+            spec = _spec(layer.name, DenseSpec, _codes(layer.weights, w_fmt),
+                         None if b_fmt is None else _codes(layer.biases, b_fmt), fmt, w_fmt,
+                         out_fmt, bias_format=b_fmt)
             new = DenseLayer(layer.name, spec=spec, reuse_factor=_fit_reuse(reuse_factor,
                                                                              spec.n_in))
         elif layer.kind == "activation":
@@ -137,21 +167,23 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
         elif layer.kind == "argmax":
             new = ArgmaxLayer(layer.name, n=shape[-1], fin=fmt)
         elif layer.kind == "conv2d":
-            w_fmt = _format_for(layer.weights, config.weight_bits)
-            b_fmt = _format_for(layer.biases, config.bias_bits) if layer.biases is not None \
-                else None
+            w_fmt = _format_for(layer.weights, config.weight_bits, where=f"{where} weights")
+            b_fmt = _format_for(layer.biases, config.bias_bits, where=f"{where} biases") \
+                if layer.biases is not None else None
             out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits,
-                                  **modes)
-            spec = Conv2DSpec(_codes(layer.weights, w_fmt), None if b_fmt is None else
-                              _codes(layer.biases, b_fmt), shape, fmt, w_fmt, out_fmt,
-                              strides=layer.strides, padding=layer.padding, bias_format=b_fmt)
+                                  where=f"{where} outputs", **modes)
+            spec = _spec(layer.name, Conv2DSpec, _codes(layer.weights, w_fmt),
+                         None if b_fmt is None else _codes(layer.biases, b_fmt), shape, fmt,
+                         w_fmt, out_fmt, strides=layer.strides, padding=layer.padding,
+                         bias_format=b_fmt)
             new = Conv2DLayer(layer.name, spec=spec,
                               reuse_factor=_fit_reuse(reuse_factor, spec.n_window))
         elif layer.kind == "pool":
             out_fmt = fmt if layer.pool == "max" else fmt.replace(**modes)
-            new = PoolLayer(layer.name, spec=PoolSpec(layer.pool, shape, layer.pool_size, fmt,
-                                                      out_fmt, strides=layer.strides,
-                                                      padding=layer.padding))
+            new = PoolLayer(layer.name, spec=_spec(layer.name, PoolSpec, layer.pool, shape,
+                                                   layer.pool_size, fmt, out_fmt,
+                                                   strides=layer.strides,
+                                                   padding=layer.padding))
         elif layer.kind == "flatten":
             new = FlattenLayer(layer.name, shape=shape, fmt=fmt)
         else:
@@ -173,7 +205,8 @@ def _activation(layer, fmt, shape, out, config, modes):
         out_fmt = FixedFormat(config.activation_bits, 2, **modes)
     else:
         out_fmt = _format_for(out, config.activation_bits, signed=not unsigned,
-                              headroom=config.headroom_bits, **modes)
+                              headroom=config.headroom_bits,
+                              where=f"Layer {layer.name!r}: outputs", **modes)
     if function in ("elu", "selu"):
         # Negative branch from a table over [-8, 0) (|entries| < 1.76) with one entry per
         # input code there (at most 1024); positive slope rounded to 17 fraction bits.
@@ -192,11 +225,13 @@ def _activation(layer, fmt, shape, out, config, modes):
 def _batchnorm(layer, fmt, shape, out, config, modes):
     """A batch normalization that could not be folded (no dense or convolution before it):
     per-channel scale and shift in ``weight_bits`` and ``bias_bits``."""
-    s_fmt = _format_for(layer.scale, config.weight_bits)
-    t_fmt = _format_for(layer.shift, config.bias_bits)
-    out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits, **modes)
-    spec = BatchNormSpec(_codes(layer.scale, s_fmt), _codes(layer.shift, t_fmt), fmt, s_fmt,
-                         t_fmt, out_fmt)
+    where = f"Layer {layer.name!r}:"
+    s_fmt = _format_for(layer.scale, config.weight_bits, where=f"{where} scales")
+    t_fmt = _format_for(layer.shift, config.bias_bits, where=f"{where} shifts")
+    out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits,
+                          where=f"{where} outputs", **modes)
+    spec = _spec(layer.name, BatchNormSpec, _codes(layer.scale, s_fmt),
+                 _codes(layer.shift, t_fmt), fmt, s_fmt, t_fmt, out_fmt)
     return BatchNormLayer(layer.name, spec=spec, shape=tuple(shape))
 
 

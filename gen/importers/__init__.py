@@ -8,7 +8,9 @@
 :func:`load` dispatches on the kind that :func:`nnfab.gen.load.detect_kind` found.
 """
 
-from nnfab.errors import ModelError
+import contextlib
+
+from nnfab.errors import ModelError, NnfabError
 
 __all__ = ["load"]
 
@@ -37,10 +39,30 @@ def load(path, *, kind, weights=None, input_format=None):
     if kind in ("keras-json", "hdf5"):
         from .keras import load_keras
 
-        return load_keras(path, weights=weights, input_format=input_format)
+        with _malformed(path, "a Keras model as Keras writes it"):
+            return load_keras(path, weights=weights, input_format=input_format)
     if kind == "onnx":
         from .onnx import load_onnx_any
 
-        return load_onnx_any(path)
+        with _malformed(path, "an ONNX model as nnfab reads it"):
+            return load_onnx_any(path)
     raise ModelError(f"Model file {str(path)!r}: no importer for kind {kind!r} (nnfab imports "
                      f"keras-json, hdf5 and onnx)")
+
+
+@contextlib.contextmanager
+def _malformed(path, what):
+    """The last guard of an importer: a value of a kind or range its code does not expect
+    (a damaged file that still parses) becomes one ModelError naming the file, not a
+    traceback. The importers check what they can name precisely first."""
+    try:
+        yield
+    except NnfabError:
+        raise
+    except KeyError as exc:
+        raise ModelError(f"Model file {str(path)!r} is not {what}: the key "
+                         f"{str(exc.args[0]) if exc.args else ''!r} is missing") from None
+    except (IndexError, TypeError, AttributeError, ValueError, ArithmeticError,
+            RecursionError):
+        raise ModelError(f"Model file {str(path)!r} is not {what}: a value has an unexpected "
+                         f"type or range (damaged file?)") from None

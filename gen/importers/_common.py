@@ -94,14 +94,120 @@ def relu_format(fmt):
     return FixedFormat(max(fmt.width - 1, 1), fmt.integer_width - 1, signed=False)
 
 
-def open_hdf5(path):
-    """An open :class:`h5py.File`, or ModelError for a truncated or corrupt file."""
+#: Seconds a corrupt HDF5 file may take to read before nnfab gives up on it.
+HDF5_SECONDS = 20
+#: Largest total size of the datasets of one HDF5 model file, in bytes.
+MAX_HDF5_BYTES = 1 << 30
+
+
+class Hdf5Group:
+    """A group of an HDF5 file read whole into memory: ``attrs`` (dict), ``name in group``,
+    ``group[path]`` (a subgroup or a dataset's NumPy array) and ``visititems`` as in h5py."""
+
+    def __init__(self, tree, prefix=""):
+        self._tree, self._prefix = tree, prefix
+        self.attrs = tree["attrs"].get(prefix, {})
+
+    def _full(self, name):
+        return f"{self._prefix}/{name}".strip("/") if self._prefix else name.strip("/")
+
+    def _exists(self, full):
+        return full in self._tree["datasets"] or full in self._tree["attrs"] or \
+            any(key.startswith(full + "/") for key in self._tree["datasets"])
+
+    def __contains__(self, name):
+        return self._exists(self._full(name))
+
+    def __getitem__(self, name):
+        full = self._full(name)
+        if full in self._tree["datasets"]:
+            return self._tree["datasets"][full]
+        if self._exists(full):
+            return Hdf5Group(self._tree, full)
+        raise KeyError(name)
+
+    def visititems(self, function):
+        start = self._prefix + "/" if self._prefix else ""
+        for key in sorted(self._tree["datasets"]):
+            if key.startswith(start):
+                function(key[len(start):], self._tree["datasets"][key])
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _read_hdf5_tree(path, connection):
+    """In a child process: every attribute and dataset of ``path``, sent through
+    ``connection`` as ``("ok", tree)`` or ``("error", what)``."""
     try:
         import h5py
+
+        tree = {"attrs": {}, "datasets": {}}
+        total = 0
+        with h5py.File(path, "r") as file:
+            tree["attrs"][""] = dict(file.attrs)
+
+            def visit(name, obj):
+                nonlocal total
+                tree["attrs"][name] = dict(obj.attrs)
+                if isinstance(obj, h5py.Dataset):
+                    total += obj.size * obj.dtype.itemsize
+                    if total > MAX_HDF5_BYTES:
+                        raise MemoryError
+                    tree["datasets"][name] = obj[()]
+
+            file.visititems(visit)
+        connection.send(("ok", tree))
+    except MemoryError:
+        connection.send(("error", f"its datasets hold more than {MAX_HDF5_BYTES} bytes"))
+    except BaseException:  # noqa: BLE001 -- h5py raises many kinds on corrupt files
+        connection.send(("error", "truncated or corrupt?"))
+
+
+def open_hdf5(path):
+    """The whole content of an HDF5 file as an :class:`Hdf5Group`, or ModelError for a
+    truncated or corrupt file.
+
+    The file is read in a child process: the HDF5 library can loop forever on corrupt
+    metadata, and a child can be stopped after :data:`HDF5_SECONDS`.
+
+    Raises
+    ------
+    ModelError
+        If the file cannot be read (naming the file), or takes longer than
+        :data:`HDF5_SECONDS`.
+    """
+    import multiprocessing
+
+    try:
+        import h5py  # noqa: F401 -- fail here, not in the child
     except ImportError:  # pragma: no cover
         raise ModelError("Reading Keras .h5 files needs h5py (pip install h5py)") from None
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_read_hdf5_tree, args=(str(path), sender), daemon=True)
+    child.start()
+    sender.close()
     try:
-        return h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"Model file {str(path)!r} is not a readable HDF5 file (truncated or "
-                         f"corrupt?): {exc}") from None
+        if not receiver.poll(HDF5_SECONDS):
+            raise ModelError(f"Model file {str(path)!r} is not a readable HDF5 file (reading it "
+                             f"took more than {HDF5_SECONDS} s; corrupt?)")
+        try:
+            status, value = receiver.recv()
+        except (EOFError, OSError):
+            status, value = "error", "truncated or corrupt?"
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if status != "ok":
+        raise ModelError(f"Model file {str(path)!r} is not a readable HDF5 file ({value})")
+    return Hdf5Group(value)

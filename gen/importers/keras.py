@@ -64,14 +64,21 @@ def read_config(path):
                 raise ModelError(f"Model file {str(path)!r} holds weights only (no "
                                  f"'model_config'); pass the model's .json with this file as "
                                  f"its weights")
-            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) \
+                else str(raw)
     else:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ModelError(f"Model file {str(path)!r} is not UTF-8 text (byte {exc.start} "
+                             f"is 0x{exc.object[exc.start]:02x})") from None
     try:
         config = json.loads(text)
-    except ValueError as exc:
-        raise ModelError(f"Model file {str(path)!r} is not valid JSON (truncated?): {exc}") \
-            from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"Model file {str(path)!r} is not valid JSON (truncated?): {exc.msg} "
+                         f"at line {exc.lineno}") from None
+    except (ValueError, RecursionError):
+        raise ModelError(f"Model file {str(path)!r} is not valid JSON") from None
     if not isinstance(config, dict) or "config" not in config:
         raise ModelError(f"Model file {str(path)!r} is not a Keras model config (no 'config')")
     return config
@@ -92,13 +99,20 @@ def keras_layers(config):
         If a layer takes more than one input or the layers do not form one chain.
     """
     body = config["config"]
-    layers = body["layers"] if isinstance(body, dict) else body
+    layers = body.get("layers") if isinstance(body, dict) else body
     if not isinstance(layers, list):
         raise ModelError("Keras model config has no layer list")
     result, previous = [], None
-    for entry in layers:
+    for index, entry in enumerate(layers):
+        if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) or \
+                not isinstance(entry.get("config", {}), (dict, type(None))):
+            raise ModelError(f"Keras model config: layer {index} is not an object with a "
+                             f"\"class_name\" string and a \"config\" object")
         cls, cfg = entry.get("class_name"), dict(entry.get("config") or {})
         name = cfg.get("name", cls)
+        if not isinstance(name, str):
+            raise ModelError(f"Keras model config: layer {index} ({cls}) has the name "
+                             f"{name!r}; a layer name is a string")
         nodes = entry.get("inbound_nodes") or []
         if nodes:
             inbound = nodes[0] if isinstance(nodes[0], list) else [nodes[0]]
@@ -144,9 +158,9 @@ class KerasWeights:
                 group.visititems(lambda key, obj: found.setdefault(
                     key.rsplit("/", 1)[-1].split(":")[0],
                     np.asarray(obj[()], dtype=np.float64)) if hasattr(obj, "shape") else None)
-        except (KeyError, OSError, ValueError) as exc:
+        except (KeyError, OSError, ValueError, TypeError, AttributeError):
             raise ModelError(f"Layer {layer!r}: its weights in {self._path!r} cannot be read "
-                             f"(truncated or corrupt file?): {exc}") from None
+                             f"(truncated or corrupt file?)") from None
         missing = [n for n in names if n not in found]
         if missing:
             raise ModelError(f"Layer {layer!r}: weights {', '.join(map(repr, missing))} are "

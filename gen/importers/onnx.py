@@ -40,6 +40,15 @@ _TO_NHWC = [0, 2, 3, 1]
 _POOLS = {"MaxPool": "max", "AveragePool": "average"}
 
 
+def _onnx_reason(exc):
+    """What onnx's checker said, when it said something a user can act on (its parser's
+    protobuf errors say nothing more than "corrupt")."""
+    if type(exc).__name__ == "ValidationError":
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f": {first[:200]}" if first else ""
+    return ""
+
+
 def read_onnx(path):
     """The parsed ``onnx.ModelProto`` of ``path``, checked by ``onnx.checker``.
 
@@ -59,7 +68,7 @@ def read_onnx(path):
             onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, ...
         raise ModelError(f"Model file {str(path)!r} is not a valid ONNX model (truncated or "
-                         f"corrupt?): {type(exc).__name__}: {str(exc)[:200]}") from None
+                         f"corrupt?){_onnx_reason(exc)}") from None
     if not model.graph.node:
         raise ModelError(f"Model file {str(path)!r}: the ONNX graph has no nodes")
     return model

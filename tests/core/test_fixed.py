@@ -175,3 +175,62 @@ class TestResultFormats:
         with pytest.raises(TypeError) as info:
             FixedFormat(8, 3).mul_format("fixed<8,3>")
         assert str(info.value) == "Operand format must be a FixedFormat, not 'fixed<8,3>'"
+
+
+class TestLimits:
+    """Issue 14 item 9: formats beyond the limits hung (fixed<10000,2>) or failed deep inside
+    Amaranth (fixed<8,100000>); now parse rejects them at once."""
+
+    @pytest.mark.parametrize("text,message", [
+        ("fixed<10000,2>", "Fixed-point format 'fixed<10000,2>' is 10000 bits wide; nnfab builds "
+                           "formats of at most 64 bits"),
+        ("fixed<65,8>", "Fixed-point format 'fixed<65,8>' is 65 bits wide; nnfab builds formats "
+                        "of at most 64 bits"),
+        ("fixed<8,100000>", "Fixed-point format 'fixed<8,100000>' has 100000 integer bits; nnfab "
+                            "builds formats with -256 to 256 integer bits"),
+        ("ufixed<8,-257>", "Fixed-point format 'ufixed<8,-257>' has -257 integer bits; nnfab "
+                           "builds formats with -256 to 256 integer bits"),
+        ("fixed<99999999999999999999,1>", "Fixed-point format 'fixed<99999999999999999999,1>' "
+                                          "must have integer width parameters"),
+    ])
+    def test_parse_rejects(self, text, message):
+        with pytest.raises(ValueError) as info:
+            FixedFormat.parse(text)
+        assert str(info.value) == message
+
+    @pytest.mark.parametrize("text", ["fixed<64,256>", "ufixed<64,-256>", "int<64>",
+                                      "fixed<1,0>"])
+    def test_parse_accepts_the_limits(self, text):
+        FixedFormat.parse(text).check_limits()
+
+    def test_accumulators_may_be_wider(self):
+        assert FixedFormat.parse("fixed<128,64>", max_width=128).width == 128
+        with pytest.raises(ValueError):
+            FixedFormat.parse("fixed<129,64>", max_width=128)
+
+    def test_the_type_holds_any_width(self):
+        # The golden model computes at any width; the limits are the generator's.
+        fmt = FixedFormat(130, 100)
+        with pytest.raises(ValueError) as info:
+            fmt.check_limits()
+        assert str(info.value) == ("Fixed-point format 'fixed<130,100>' is 130 bits wide; nnfab "
+                                   "builds formats of at most 64 bits")
+
+
+def test_dense_accumulator_limit():
+    import numpy as np
+
+    from nnfab.layers import DenseSpec
+
+    weights = np.ones((2, 4), dtype=np.int64)
+    with pytest.raises(ValueError) as info:
+        DenseSpec(weights, np.zeros(2, dtype=np.int64), FixedFormat(64, 0), FixedFormat(64, 0),
+                  FixedFormat(8, 3), bias_format=FixedFormat(8, 100))
+    assert str(info.value) == ("Accumulator fixed<229,101> is 229 bits wide; nnfab builds "
+                               "accumulators of at most 128 bits (narrow the operand formats or "
+                               "bring their binary points closer)")
+    # 64 x 64 bits over 4 terms is 130 bits: one more than the limit allows
+    with pytest.raises(ValueError):
+        DenseSpec(weights, None, FixedFormat(64, 0), FixedFormat(64, 0), FixedFormat(8, 3))
+    assert DenseSpec(weights, None, FixedFormat(62, 0), FixedFormat(64, 0),
+                     FixedFormat(8, 3)).accumulator.width == 128

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,39 @@ def test_non_finite_float_weights():
     with pytest.raises(ModelError) as info:
         FloatDense("d", np.array([[1.0, np.inf]]))
     assert str(info.value) == "Layer 'd': weights contain inf; every value must be finite"
+
+
+@pytest.mark.parametrize("value,message", [
+    (1e300, "Layer 'd1': weights need 998 integer bits (largest magnitude 1e+300); nnfab builds "
+            "formats with -256 to 256 integer bits"),
+    (1e-300, "Layer 'd1': weights need -995 integer bits (largest magnitude 1e-300); nnfab "
+             "builds formats with -256 to 256 integer bits"),
+])
+def test_huge_or_tiny_weights_fail_fast(value, message):
+    """Issue 14 item 9: weights of 1e300 built 1019-bit accumulators for 217 s."""
+    import time
+
+    rng = np.random.default_rng(0)
+    model = float_mlp(rng)
+    layers = list(model.layers)
+    layers[0] = FloatDense("d1", np.full((16, 8), value), None)
+    start = time.monotonic()
+    with pytest.raises(ModelError) as info:
+        quantize_model(model.replace_layers(layers), rng.normal(0, 1, (50, 8)),
+                       input_format=FixedFormat(12, 4))
+    assert str(info.value) == message
+    assert time.monotonic() - start < 5
+
+
+def test_accumulator_too_wide_names_the_layer():
+    rng = np.random.default_rng(0)
+    model = float_mlp(rng)
+    layers = list(model.layers)
+    # weights near 2**200 and biases near 2**-200: their binary points lie 400 bits apart
+    layers[0] = FloatDense("d1", np.full((16, 8), 2.0**200), np.full(16, 2.0**-200))
+    with pytest.raises(ModelError) as info:
+        quantize_model(model.replace_layers(layers), rng.normal(0, 1, (50, 8)),
+                       input_format=FixedFormat(12, 4))
+    assert re.fullmatch(r"Layer 'd1': Accumulator fixed<\d+,\d+> is \d+ bits wide; nnfab builds "
+                        r"accumulators of at most 128 bits \(narrow the operand formats or "
+                        r"bring their binary points closer\)", str(info.value)), str(info.value)

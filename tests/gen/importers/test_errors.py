@@ -3,6 +3,7 @@ the layer, also through the CLI."""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -163,3 +164,78 @@ def test_cli_error(case, tmp_path):
     result = CliRunner().invoke(main, ["verify", str(path), "--random", "10"])
     assert result.exit_code != 0
     assert message in " ".join(result.output.split())
+
+
+# Issue 14 item 10: damaged model files give one ModelError line naming the file, without the
+# parsers' own error texts (before: tracebacks from h5py, zlib and protobuf, or raw texts).
+
+
+def _damaged(tmp_path, source, name, edit):
+    data = bytearray(need(source).read_bytes())
+    edit(data)
+    path = tmp_path / name
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _zero(at, n):
+    def edit(data):
+        data[at:at + n] = bytes(n)
+    return edit
+
+
+def test_hdf5_that_loops_forever(tmp_path, monkeypatch):
+    """These 217 zero bytes make the HDF5 library loop forever reading the attributes."""
+    from nnfab.gen.importers import _common
+
+    monkeypatch.setattr(_common, "HDF5_SECONDS", 2)
+    path = _damaged(tmp_path, KERAS / "hgq_jet_classifier.h5", "hgq.h5", _zero(9239, 217))
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == (f"Model file {str(path)!r} is not a readable HDF5 file (reading "
+                               f"it took more than 2 s; corrupt?)")
+
+
+def test_corrupt_hdf5(tmp_path):
+    """h5py raised KeyError/OSError for these from inside the importer."""
+    def flip(data):
+        for at in (2000, 2100, 2200, 2300):
+            data[at] ^= 0xFF
+    path = _damaged(tmp_path, KERAS / "hgq_jet_classifier.h5", "hgq.h5", flip)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == (f"Model file {str(path)!r} is not a readable HDF5 file "
+                               f"(truncated or corrupt?)")
+
+
+def test_corrupt_onnx_names_no_parser_error(tmp_path):
+    path = _damaged(tmp_path, ONNX / "three_layer_keras.onnx", "m.onnx", _zero(200, 40))
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == (f"Model file {str(path)!r} is not a valid ONNX model (truncated "
+                               f"or corrupt?)")
+
+
+def test_keras_json_not_utf8(tmp_path):
+    path = _copy_keras(tmp_path, "qkeras_3layer")
+    data = path.read_bytes()
+    path.write_bytes(data[:100] + b"\xff" + data[100:])
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == f"Model file {str(path)!r} is not UTF-8 text (byte 100 is 0xff)"
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "is empty (a .npz file holds the model's arrays)"),
+    (b"\x00" * 64, "is not a readable .npz (not a zip archive; truncated or corrupt?)"),
+])
+def test_damaged_npz_through_the_cli(tmp_path, content, message):
+    from nnfab.gen.examples import EXAMPLES
+
+    source = Path(EXAMPLES["digits-mlp"].path)
+    shutil.copy(source, tmp_path / "m.json")
+    (tmp_path / "m.npz").write_bytes(content)
+    result = CliRunner().invoke(main, ["verify", str(tmp_path / "m.json"), "--random", "10"])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        f"Error: Array file {str(tmp_path / 'm.npz')!r} {message}"]
