@@ -481,10 +481,18 @@ def _quantized_model(name, shape, input_format, entries, arrays):
                     raise FormatError(f"{where}: biases need a \"bias_format\"")
                 biases = _int_codes(biases, b_fmt, where, "biases")
             try:
+                activation = entry.get("activation")
                 spec = Conv2DSpec(weights, biases, current_shape, fmt, w_fmt, out_fmt,
                                   strides=tuple(entry.get("strides", (1, 1))),
                                   padding=entry.get("padding", "valid"), bias_format=b_fmt,
-                                  accumulator_format=_accumulator(entry, where))
+                                  accumulator_format=_accumulator(entry, where),
+                                  activation=activation,
+                                  activation_format=_format(entry.get("activation_format"),
+                                                            where),
+                                  activation_params={
+                                      k: _param_from_json(k, v, where) for k, v in
+                                      dict(entry.get("activation_params") or {}).items()}
+                                  if activation else None)
             except (TypeError, ValueError) as exc:
                 raise ModelError(f"{where}: {exc}") from None
             layer = Conv2DLayer(entry["name"], spec=spec,
@@ -554,6 +562,14 @@ def save_native(model, json_path):
             if layer.kind == "conv2d":
                 entry.update(strides=list(spec.strides) if not isinstance(spec.strides, int)
                              else [spec.strides] * 2, padding=spec.padding)
+                if quantized and spec.activation:
+                    # A fused activation is part of the layer: without it a reloaded model
+                    # would be another network.
+                    entry.update(activation=spec.activation,
+                                 activation_format=str(spec.activation_format))
+                    if spec.activation_params:
+                        entry["activation_params"] = {
+                            k: _param_to_json(v) for k, v in spec.activation_params.items()}
         elif layer.kind == "pool":
             spec = layer.spec if quantized else layer
             entry.update(pool=spec.kind if quantized else spec.pool,

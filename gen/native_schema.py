@@ -83,7 +83,10 @@ _WEIGHTED = {"weights": _ARRAY, "biases": {**_ARRAY, "type": ["string", "null"],
 #: Keys of each layer type beside ``name`` and ``type``, with their value schemas.
 LAYER_KEYS = {
     "dense": _WEIGHTED,
-    "conv2d": {**_WEIGHTED, "strides": _PAIR, "padding": _PADDING},
+    "conv2d": {**_WEIGHTED, "strides": _PAIR, "padding": _PADDING,
+               "activation": {**_string("the name of an activation function"),
+                              "type": ["string", "null"]},
+               "activation_format": _OPTIONAL_FORMAT, "activation_params": _PARAMS},
     "pool": {"pool": {"enum": ["max", "average"], "accepted": "\"max\" or \"average\""},
              "pool_size": _PAIR, "strides": _OPTIONAL_PAIR, "padding": _PADDING,
              "output_format": _OPTIONAL_FORMAT},
