@@ -84,9 +84,12 @@ CASES = {
                                   "activations, softmax and the input only"),
     "wide-input": (ONNX, _set(["HLSConfig", "LayerName", "global_in"],
                               {"Precision": "ap_fixed<101,40>"}),
-                   "{path}: input type fixed<101,40> of layer 'global_in' is 101 bits wide; "
-                   "hls4ml 1.3 replaces input types wider than 100 bits (FixInputPrecision), "
-                   "which nnfab does not model: give at most 100 bits"),
+                   # nnfab's own limit (64 bits) comes before hls4ml's FixInputPrecision
+                   # (100 bits), which nnfab does not model.
+                   "{path}: HLSConfig.LayerName.global_in.Precision: precision "
+                   "'ap_fixed<101,40>' is not supported (Fixed-point format 'fixed<101,40>' "
+                   "is 101 bits wide; nnfab builds formats of at most 64 bits); nnfab takes "
+                   "ap_fixed<W,I,Q,O>, ap_ufixed, ap_int, ap_uint and fixed<...>"),
     "precision-var": (KERAS, _set(["HLSConfig", "LayerType", "Dense"],
                                   {"Precision": {"wieght": "ap_fixed<8,3>"}}),
                       "{path}: HLSConfig.LayerType.Dense.Precision.wieght is not supported "
