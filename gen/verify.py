@@ -1,10 +1,7 @@
 """Verification: the generated RTL on Verilator against the golden model, code for code."""
 
-import json
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -12,7 +9,7 @@ from nnfab.errors import SimulationError
 from nnfab.packing import pack, unpack
 from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.network import run_network
-from nnfab.sim.runner import run_cocotb
+from nnfab.sim.harness import run_harness
 
 from .assemble import Network
 from .emit import verilog_name
@@ -67,7 +64,8 @@ def _accuracy(outputs, labels):
 
 
 def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warmup=64,
-           multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest"):
+           multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest",
+           p_idle=None):
     """Stream ``x`` through the RTL of ``model`` on Verilator and compare every output code
     with the golden model.
 
@@ -85,7 +83,15 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     float_model : FloatModel, optional
         The float reference for the accuracy report.
     p_stall : float
-        Chance per cycle that the output is not ready, after ``warmup`` vectors at full rate.
+        Share of cycles in which the output is not ready, after the warm-up at full rate;
+        stalls come in bursts of 1 to ``2 * latency + 2`` cycles.
+    p_idle : float, optional
+        Share of cycles in which no input is offered after the warm-up, in bursts like the
+        stalls; ``p_stall`` by default.
+    warmup : int
+        Vectors streamed first at full rate (no idle, no stall) to measure the latency and
+        initiation interval; at most half the vectors (at least one), so that every run has
+        idle cycles and back-pressure.
 
     Returns
     -------
@@ -117,27 +123,26 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     words_in = pack_transfers(codes, model.input_shape, model.input_format)
     n_out = len(x) * (model.n_outputs // model.output_shape[-1])
     transfers_per_vector = len(words_in) // len(x)
-    with tempfile.TemporaryDirectory(prefix="nnfab-verify-") as tmp:
-        data, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
-        data.write_text(json.dumps({
-            "words_in": [hex(w) for w in words_in], "n_out": n_out,
-            "warmup": min(warmup, len(x)) * transfers_per_vector, "p_stall": p_stall,
-            "seed": seed}))
-        say("building with Verilator (cached when unchanged) and simulating")
-        started = time.perf_counter()
-        results = run_cocotb(network, toplevel=verilog_name(model.name),
-                             test_module="nnfab.sim.network_tb",
-                             extra_env={"NNFAB_TB_DATA": str(data), "NNFAB_TB_OUT": str(out)},
-                             seed=seed, cache_dir=cache_dir)
-        seconds["verilator_build"] = results.build_seconds
-        seconds["simulation"] = results.run_seconds
-        seconds["rtl_total"] = time.perf_counter() - started
-        if not out.exists():
-            raise SimulationError(f"The simulation of {model.name!r} ended without outputs "
-                                  f"({results.failed} of {results.total} cocotb tests failed; "
-                                  f"log in {results.results_file.parent})")
-        measured = json.loads(out.read_text())
-    rtl = unpack_transfers([int(w, 16) for w in measured["words_out"]], model.output_shape,
+    n_warm = min(warmup, max(1, len(x) // 2))
+    say("building with Verilator (cached when unchanged) and simulating")
+    started = time.perf_counter()
+    run = run_harness(network, toplevel=verilog_name(model.name), words_in=words_in,
+                      n_out=n_out, warmup_in=n_warm * transfers_per_vector,
+                      warmup_out=n_warm * (n_out // len(x)), seed=seed,
+                      p_idle=p_stall if p_idle is None else p_idle, p_stall=p_stall,
+                      burst=2 * network.latency + 2, cache_dir=cache_dir)
+    results = run.results
+    seconds["verilator_build"] = results.build_seconds
+    seconds["simulation"] = results.run_seconds
+    seconds["rtl_total"] = time.perf_counter() - started
+    if run.timed_out:
+        c = run.counters
+        raise SimulationError(f"The simulation of {model.name!r} timed out: after {c['cycle']} "
+                              f"cycles {c['n_in']} of {len(words_in)} inputs were accepted and "
+                              f"{c['n_out']} of {n_out} outputs produced")
+    measured = {"words_out": run.words_out, "latency": run.latency,
+                "initiation_interval": run.initiation_interval}
+    rtl = unpack_transfers(measured["words_out"], model.output_shape,
                            model.output_format)
     golden = np.asarray(golden, dtype=np.int64).reshape(-1, *model.output_shape)
     n = min(len(rtl), len(golden))
