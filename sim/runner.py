@@ -323,7 +323,7 @@ def _count_results(results_file):
 
 def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=None, seed=None,
                testcase=None, waves=False, cache_dir=None, extra_verilog=(), top_module=None,
-               plus_args=(), public_flat_rw=True):
+               plus_args=(), public_flat_rw=True, extra_make_args=()):
     """Build ``design`` with Verilator (or reuse a cached build) and run cocotb tests on it.
 
     Parameters
@@ -371,6 +371,9 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
         every signal but keeps Verilator from optimizing across them. With ``False`` cocotb
         reaches only signals the Verilog marks ``/* verilator public_flat_rw */``, and the
         model simulates much faster.
+    extra_make_args : iterable of str, optional
+        Arguments for make after the default ones (which they override), such as
+        ``OPT_GLOBAL=-O2``; part of the cache key.
 
     Returns
     -------
@@ -403,7 +406,7 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
         compile_args += ["--trace-vcd", "--trace-structs"]
         run_args = ["--trace"]
     run_args += [str(arg) for arg in plus_args]
-    make_args = list(_MAKE_ARGS)
+    make_args = list(_MAKE_ARGS) + [str(arg) for arg in extra_make_args]
     key = _cache_key(verilog_text, toplevel, compile_args, make_args, top_module,
                      public_flat_rw)
     cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
