@@ -79,11 +79,24 @@ def test_tiny_network_bit_exact_with_idle_and_back_pressure(tmp_path, cache):
 
 
 @pytest.mark.slow
-def test_verify_runs_the_harness(tmp_path, cache):
+def test_verify_runs_the_harness(tmp_path, cache, monkeypatch):
     """``verify`` on a few vectors (fewer than the warm-up) still stalls and idles."""
+    import nnfab.gen.verify as verify_module
+
+    runs = []
+
+    def spy(*args, **kwargs):
+        runs.append(run_harness(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(verify_module, "run_harness", spy)
     model, _ = _tiny_model(tmp_path)
     x = np.random.default_rng(SEED).normal(0, 2, (6, 4))
     result = verify(model, x, seed=SEED, cache_dir=cache)
+    assert len(runs) == 1
+    counters = runs[0].counters
+    assert counters["n_in"] == counters["n_out"] == 6
+    assert counters["stall_cycles"] >= 1 and counters["idle_cycles"] >= 1
     assert result.passed
     assert result.n_mismatches == 0
     assert result.cocotb_tests == (1, 1, 0)
