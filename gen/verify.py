@@ -1,20 +1,17 @@
 """Verification: the generated RTL on Verilator against the golden model, code for code."""
 
-import json
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from amaranth.back import verilog as amaranth_verilog
 
 from nnfab.errors import SimulationError
-from nnfab.packing import pack, unpack
+from nnfab.packing import pack, packed_width, unpack
 from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.network import run_network
-from nnfab.sim.runner import run_cocotb
+from nnfab.sim.harness import run_harness
 
 from .assemble import Network
 from .emit import verilog_name
@@ -71,7 +68,7 @@ def _accuracy(outputs, labels):
 
 def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warmup=64,
            multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest",
-           verilog=None, timing=None):
+           verilog=None, timing=None, p_idle=None):
     """Stream ``x`` through the RTL of ``model`` on Verilator and compare every output code
     with the golden model.
 
@@ -89,10 +86,14 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     float_model : FloatModel, optional
         The float reference for the accuracy report.
     p_stall : float, 0 <= p_stall < 1
-        Chance per cycle that the output is not ready, and that the input offers no
-        transfer. The first ``min(warmup, n)`` vectors are streamed at full rate first (to
-        measure latency and initiation interval), then all ``n`` vectors again under these
-        random stalls, so every vector is checked under back-pressure, however few there are.
+        Share of cycles in which the output is not ready; stalls come in bursts of 1 to
+        ``2 * latency + 2`` cycles. The first ``min(warmup, n)`` vectors are streamed at full
+        rate first (to measure latency and initiation interval), then all ``n`` vectors again
+        with idle cycles and back-pressure, so every vector is checked under stalls, however
+        few there are.
+    p_idle : float, optional
+        Share of cycles in which no input is offered after the warm-up, in bursts like the
+        stalls; ``p_stall`` by default.
     verilog : str, optional
         Verilog text of the design to simulate (a build folder's), whose top module is named
         after the model; by default the model is elaborated and converted here.
@@ -148,28 +149,27 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     outputs_per_vector = model.n_outputs // model.output_shape[-1]
     n_out = len(stream_codes) * outputs_per_vector
     transfers_per_vector = len(words_in) // len(stream_codes)
-    with tempfile.TemporaryDirectory(prefix="nnfab-verify-") as tmp:
-        data, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
-        data.write_text(json.dumps({
-            "words_in": [hex(w) for w in words_in], "n_out": n_out,
-            "warmup": n_warm * transfers_per_vector, "p_stall": p_stall, "p_idle": p_stall,
-            "transfers_per_vector": transfers_per_vector, "seed": seed}))
-        say("building with Verilator (cached when unchanged) and simulating")
-        started = time.perf_counter()
-        results = run_cocotb(verilog, toplevel=verilog_name(model.name),
-                             test_module="nnfab.sim.network_tb",
-                             extra_env={"NNFAB_TB_DATA": str(data), "NNFAB_TB_OUT": str(out)},
-                             seed=seed, cache_dir=cache_dir)
-        seconds["verilator_build"] = results.build_seconds
-        seconds["simulation"] = results.run_seconds
-        seconds["rtl_total"] = time.perf_counter() - started
-        if not out.exists():
-            raise SimulationError(f"The simulation of {model.name!r} ended without outputs "
-                                  f"({results.failed} of {results.total} cocotb tests failed; "
-                                  f"log in {results.results_file.parent})")
-        measured = json.loads(out.read_text())
-    words_out = [int(w, 16) for w in measured["words_out"]]
-    words_out = words_out[:len(words_out) - len(words_out) % outputs_per_vector]
+    say("building with Verilator (cached when unchanged) and simulating")
+    started = time.perf_counter()
+    run = run_harness(
+        verilog, toplevel=verilog_name(model.name), words_in=words_in, n_out=n_out,
+        warmup_in=n_warm * transfers_per_vector, warmup_out=n_warm * outputs_per_vector,
+        seed=seed, p_idle=p_stall if p_idle is None else p_idle, p_stall=p_stall,
+        burst=2 * timing[0] + 2, cache_dir=cache_dir,
+        in_width=packed_width([model.input_format] * model.input_shape[-1]),
+        out_width=packed_width([model.output_format] * model.output_shape[-1]),
+        transfers_per_vector=transfers_per_vector)
+    results = run.results
+    seconds["verilator_build"] = results.build_seconds
+    seconds["simulation"] = results.run_seconds
+    seconds["rtl_total"] = time.perf_counter() - started
+    if run.timed_out:
+        c = run.counters
+        raise SimulationError(f"The simulation of {model.name!r} timed out: after {c['cycle']} "
+                              f"cycles {c['n_in']} of {len(words_in)} inputs were accepted and "
+                              f"{c['n_out']} of {n_out} outputs produced")
+    measured = {"latency": run.latency, "initiation_interval": run.initiation_interval}
+    words_out = run.words_out[:len(run.words_out) - len(run.words_out) % outputs_per_vector]
     streamed = unpack_transfers(words_out, model.output_shape, model.output_format)
     golden = np.asarray(golden, dtype=np.int64).reshape(-1, *model.output_shape)
     expected = np.concatenate([golden[:n_warm], golden])

@@ -1,5 +1,9 @@
-"""cocotb test that streams a whole input set through a generated network and records the
-outputs (used by ``nnfab verify``).
+"""cocotb test that streams a whole input set through a generated network with Python drivers
+and records the outputs.
+
+``nnfab verify`` ran this until the HDL harness (:mod:`nnfab.sim.harness`, whose cocotb side
+wakes only at start and end) replaced it; it stays as the reference that
+``bench/verify_speed.py`` compares the harness with, and writes the same JSON figures.
 
 ``$NNFAB_TB_DATA`` names a JSON file with ``words_in`` (hexadecimal packed input transfers),
 ``n_out`` (output transfers expected), ``warmup`` (input transfers streamed first with no
