@@ -266,8 +266,9 @@ def _print_layers(manifest):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--stall", type=_Probability(), default=0.1,
               show_default=True,
-              help="Chance per cycle that the output is not ready, and that no input is "
-                   "offered (after a full-rate warm-up; every vector also runs under it).")
+              help="Share of cycles in which the output is not ready, and in which no "
+                   "input is offered, in random bursts (after a full-rate warm-up; every "
+                   "vector also runs under it).")
 @interruptible
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
                    input_format, fuse, lut_adder_width, hls4ml_config, inputs, labels,
