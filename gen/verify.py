@@ -53,12 +53,17 @@ class VerifyResult:
     cocotb_tests: tuple = (0, 0, 0)
     #: The RTL's output codes, shape (n, *output_shape) (fewer rows if it stopped early).
     rtl_outputs: np.ndarray | None = field(default=None, repr=False)
+    #: Whether ``initiation_interval`` is exact and so must be measured: for networks of
+    #: whole vectors it is; for pixel streams it is the slowest engine's cycles per
+    #: inference, a lower bound that engines waiting on each other can exceed.
+    initiation_interval_exact: bool = True
 
     @property
     def passed(self):
+        ii_ok = (self.measured_initiation_interval in (None, self.initiation_interval)
+                 if self.initiation_interval_exact else True)
         return (self.n_mismatches == 0 and self.cocotb_tests[0] == self.cocotb_tests[1] > 0
-                and self.measured_latency == self.latency
-                and self.measured_initiation_interval in (None, self.initiation_interval))
+                and self.measured_latency == self.latency and ii_ok)
 
 
 def _accuracy(outputs, labels):
@@ -195,6 +200,8 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     return VerifyResult(
         n_vectors=len(x), n_mismatches=n_mismatches, first_mismatches=first,
         latency=timing[0], initiation_interval=timing[1],
+        initiation_interval_exact=not any(len(layer.input_shape) == 3
+                                          for layer in model.layers),
         measured_latency=measured.get("latency"),
         measured_initiation_interval=measured.get("initiation_interval"),
         accuracy=accuracy, seconds=seconds, build_cached=not results.built,
