@@ -47,22 +47,21 @@ import json
 import os
 import tempfile
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
 from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
-from nnfab.fixed import MAX_ACCUMULATOR_WIDTH, FixedFormat
+from nnfab.fixed import MAX_ACCUMULATOR_WIDTH
 from nnfab.layers import DenseSpec
-from nnfab.tables import LookupTable
 
 from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatConv2D,
                           FloatDense, FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
 from .ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
 from .ir_quantize import QuantizeLayer
+from .native_params import format_from_json, param_from_json, param_to_json
 from .native_schema import check_document
 
 __all__ = ["FORMAT_VERSION", "is_native", "load_native", "save_native"]
@@ -80,70 +79,8 @@ def is_native(path):
     return '"nnfab_model"' in head
 
 
-def _format(text, where, **limits):
-    if text is None:
-        return None
-    try:
-        return FixedFormat.parse(text, **limits)
-    except (TypeError, ValueError) as exc:
-        raise FormatError(f"{where}: {exc}") from None
-
-
 def _accumulator(entry, where):
-    return _format(entry.get("accumulator_format"), where, max_width=MAX_ACCUMULATOR_WIDTH)
-
-
-def _param_to_json(value):
-    """An activation parameter as JSON: formats as strings, ``(format, code)`` constants as
-    ``{"format", "code"}``, look-up tables with their codes, Fractions as strings."""
-    if isinstance(value, FixedFormat):
-        return str(value)
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], FixedFormat):
-        return {"format": str(value[0]), "code": int(value[1])}
-    if isinstance(value, LookupTable):
-        return {"table": value.kind, "table_size": value.table_size,
-                "table_format": str(value.table_format), "input_range": str(value.input_range),
-                "codes": [int(c) for c in value.codes]}
-    if isinstance(value, Fraction):
-        return str(value)
-    return value
-
-
-def _param_from_json(name, value, where):
-    try:
-        if name == "alpha_format":
-            return _format(value, where)
-        if name == "relu_max" and isinstance(value, str):
-            return Fraction(value)
-        if isinstance(value, dict) and "code" in value:
-            if not isinstance(value["code"], int) or isinstance(value["code"], bool):
-                raise TypeError(f"code must be an integer, not {value['code']!r}")
-            return (_format(value["format"], where), value["code"])
-        if isinstance(value, dict) and "table" in value:
-            return _table(value, where)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-        detail = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
-        raise ModelError(f"{where}: parameter {name!r} is not valid ({detail})") from None
-    return value
-
-
-def _table(value, where):
-    """A look-up table parameter, checked whole (:class:`~nnfab.tables.LookupTable` itself
-    holds what it is given)."""
-    size, fmt = value["table_size"], _format(value["table_format"], where)
-    input_range, codes = Fraction(value["input_range"]), tuple(value["codes"])
-    if size & (size - 1):
-        raise ValueError(f"table_size must be a power of two, not {size!r}")
-    if len(codes) != size:
-        raise ValueError(f"a table of table_size {size} needs {size} codes, not {len(codes)}")
-    if input_range <= 0 or input_range.numerator & (input_range.numerator - 1) or \
-            input_range.denominator & (input_range.denominator - 1):
-        raise ValueError(f"input_range must be a power of two, not {value['input_range']!r}")
-    bad = [c for c in codes if not fmt.min_code <= c <= fmt.max_code]
-    if bad:
-        raise ValueError(f"code {bad[0]!r} does not fit {fmt} (codes {fmt.min_code} to "
-                         f"{fmt.max_code})")
-    return LookupTable(value["table"], size, fmt, input_range, codes)
+    return format_from_json(entry.get("accumulator_format"), where, max_width=MAX_ACCUMULATOR_WIDTH)
 
 
 _HLS4ML_SOFTMAX_FORMATS = ("output_format", "accum_format", "exp_table_format",
@@ -155,7 +92,7 @@ def _hls4ml_softmax(entry, where, shape, fmt, out_fmt):
 
     from .ir_hls4ml import Hls4mlSoftmaxLayer
 
-    formats = {key: _format(entry.get(key), where) for key in _HLS4ML_SOFTMAX_FORMATS}
+    formats = {key: format_from_json(entry.get(key), where) for key in _HLS4ML_SOFTMAX_FORMATS}
     missing = [key for key, value in formats.items() if value is None]
     if missing:
         raise ModelError(f"{where}: an 'hls4ml_softmax' layer needs {', '.join(missing)}")
@@ -342,7 +279,7 @@ def load_native(json_path):
                          f"{int(np.prod(shape))} elements; nnfab builds inputs of at most "
                          f"{MAX_INPUT_SIZE}")
     layers = doc["layers"]
-    input_format = _format(doc["input"].get("format"), f"Model {name!r} input")
+    input_format = format_from_json(doc["input"].get("format"), f"Model {name!r} input")
     if input_format is None:
         for entry in layers:
             keys = _format_keys(entry) + [key for key in ("scale", "shift") if key in entry]
@@ -422,10 +359,10 @@ def _quantized_model(name, shape, input_format, entries, arrays):
     layers, fmt, current_shape = [], input_format, tuple(shape)
     for entry in entries:
         where, kind = f"Layer {entry['name']!r}", entry["type"]
-        out_fmt = _format(entry.get("output_format"), where)
+        out_fmt = format_from_json(entry.get("output_format"), where)
         if kind == "dense":
-            w_fmt = _format(entry.get("weight_format"), where)
-            b_fmt = _format(entry.get("bias_format"), where)
+            w_fmt = format_from_json(entry.get("weight_format"), where)
+            b_fmt = format_from_json(entry.get("bias_format"), where)
             if w_fmt is None or out_fmt is None:
                 raise FormatError(f"{where}: a quantized dense layer needs \"weight_format\" "
                                   f"and \"output_format\"")
@@ -454,10 +391,10 @@ def _quantized_model(name, shape, input_format, entries, arrays):
                                   f"string or null per element of the last axis) and "
                                   f"\"output_format\"")
             layer = QuantizeLayer(entry["name"], shape=current_shape, fin=fmt,
-                                  formats=[None if f is None else _format(f, where)
+                                  formats=[None if f is None else format_from_json(f, where)
                                            for f in formats], fout=out_fmt)
         elif kind == "activation":
-            params = {k: _param_from_json(k, v, where)
+            params = {k: param_from_json(k, v, where)
                       for k, v in dict(entry.get("params", {})).items()}
             layer = ActivationLayer(entry["name"], function=entry.get("activation", "linear"),
                                     shape=current_shape, fin=fmt, fout=out_fmt, params=params)
@@ -468,8 +405,8 @@ def _quantized_model(name, shape, input_format, entries, arrays):
         elif kind == "argmax":
             layer = ArgmaxLayer(entry["name"], n=current_shape[-1], fin=fmt)
         elif kind == "conv2d":
-            w_fmt = _format(entry.get("weight_format"), where)
-            b_fmt = _format(entry.get("bias_format"), where)
+            w_fmt = format_from_json(entry.get("weight_format"), where)
+            b_fmt = format_from_json(entry.get("bias_format"), where)
             if w_fmt is None or out_fmt is None:
                 raise FormatError(f"{where}: a quantized conv2d layer needs \"weight_format\" "
                                   f"and \"output_format\"")
@@ -487,10 +424,10 @@ def _quantized_model(name, shape, input_format, entries, arrays):
                                   padding=entry.get("padding", "valid"), bias_format=b_fmt,
                                   accumulator_format=_accumulator(entry, where),
                                   activation=activation,
-                                  activation_format=_format(entry.get("activation_format"),
+                                  activation_format=format_from_json(entry.get("activation_format"),
                                                             where),
                                   activation_params={
-                                      k: _param_from_json(k, v, where) for k, v in
+                                      k: param_from_json(k, v, where) for k, v in
                                       dict(entry.get("activation_params") or {}).items()}
                                   if activation else None)
             except (TypeError, ValueError) as exc:
@@ -509,8 +446,8 @@ def _quantized_model(name, shape, input_format, entries, arrays):
         elif kind == "flatten":
             layer = FlattenLayer(entry["name"], shape=current_shape, fmt=fmt)
         elif kind == "batchnorm":
-            s_fmt = _format(entry.get("scale_format"), where)
-            t_fmt = _format(entry.get("shift_format"), where)
+            s_fmt = format_from_json(entry.get("scale_format"), where)
+            t_fmt = format_from_json(entry.get("shift_format"), where)
             if s_fmt is None or t_fmt is None:
                 raise UnsupportedLayerError(f"{where}: a quantized 'batchnorm' layer needs "
                                             f"scale/shift arrays and formats; give a float "
@@ -569,7 +506,7 @@ def save_native(model, json_path):
                                  activation_format=str(spec.activation_format))
                     if spec.activation_params:
                         entry["activation_params"] = {
-                            k: _param_to_json(v) for k, v in spec.activation_params.items()}
+                            k: param_to_json(v) for k, v in spec.activation_params.items()}
         elif layer.kind == "pool":
             spec = layer.spec if quantized else layer
             entry.update(pool=spec.kind if quantized else spec.pool,
@@ -585,7 +522,7 @@ def save_native(model, json_path):
             if quantized:
                 entry["output_format"] = str(layer.fout)
                 if layer.params:
-                    entry["params"] = {k: _param_to_json(v) for k, v in layer.params.items()}
+                    entry["params"] = {k: param_to_json(v) for k, v in layer.params.items()}
         elif layer.kind == "batchnorm" and quantized:
             spec = layer.spec
             for key in ("scale", "shift"):
