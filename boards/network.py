@@ -1,13 +1,11 @@
 """A network for a board: dense layers optionally with their weights in ROMs, and the choice of
 reuse factors from a multiplier budget."""
 
-from amaranth.lib import wiring
-
 from nnfab.errors import BoardError
-from nnfab.gen.assemble import Network, engine_for
+from nnfab.gen.assemble import ENGINES, Backend
 from nnfab.hdl.dense_rom import DenseRomEngine, rom_reuse_factors
 
-__all__ = ["BoardNetwork", "choose_rom_reuse_factors"]
+__all__ = ["rom_backend", "choose_rom_reuse_factors"]
 
 
 def choose_rom_reuse_factors(model, *, max_multipliers):
@@ -45,50 +43,29 @@ def choose_rom_reuse_factors(model, *, max_multipliers):
                             if r <= pace) for layer in dense}
 
 
-class BoardNetwork(Network):
-    """:class:`~nnfab.gen.assemble.Network` whose dense layers may hold their weights in ROMs.
-
-    Parameters
-    ----------
-    model : nnfab.gen.ir.Model
-    rom_reuse_factors : dict of str to int, optional
-        Dense layers (by name) built as :class:`~nnfab.hdl.dense_rom.DenseRomEngine` with
-        these reuse factors; the other layers are built as :class:`Network` builds them.
-    multiplier_threshold : int
-        As :class:`~nnfab.hdl.dense.DenseEngine`.
+def rom_backend(model, rom_reuse_factors=None, *, multiplier_threshold=3):
+    """The board backend: :data:`~nnfab.gen.assemble.CONSTANT_WEIGHTS` except that the dense
+    layers named in ``rom_reuse_factors`` become :class:`~nnfab.hdl.dense_rom.DenseRomEngine`
+    with those reuse factors (weights in ROMs).
 
     Raises
     ------
     BoardError
-        If ``rom_reuse_factors`` names a layer that is not a dense layer of the model.
+        If ``rom_reuse_factors`` names a layer that is not a dense layer of ``model``.
     """
+    rom = dict(rom_reuse_factors or {})
+    dense_names = [layer.name for layer in model.layers if layer.kind == "dense"]
+    for name in rom:
+        if name not in dense_names:
+            raise BoardError(f"Layer {name!r} is not a dense layer of model "
+                             f"{model.name!r} (dense layers: {', '.join(dense_names)})")
+    constant_dense = ENGINES["dense"]
 
-    def __init__(self, model, *, rom_reuse_factors=None, multiplier_threshold=3):
-        rom = dict(rom_reuse_factors or {})
-        dense_names = [layer.name for layer in model.layers if layer.kind == "dense"]
-        for name in rom:
-            if name not in dense_names:
-                raise BoardError(f"Layer {name!r} is not a dense layer of model "
-                                 f"{model.name!r} (dense layers: {', '.join(dense_names)})")
-        self._model = model
-        self._rom_reuse_factors = rom
-        self._multiplier_threshold = multiplier_threshold
-        self._timing = None
-        self._engines = []
-        for layer in model.layers:
-            if layer.name in rom:
-                engine = DenseRomEngine(layer.spec, reuse_factor=rom[layer.name])
-            else:
-                engine = engine_for(layer, multiplier_threshold=multiplier_threshold)
-            self._engines.append((layer, engine))
-        first, last = self._engines[0][1], self._engines[-1][1]
-        wiring.Component.__init__(self, {"i": first.signature.members["i"],
-                                         "o": last.signature.members["o"]})
+    def dense(layer, backend):
+        if layer.name in backend.rom_reuse_factors:
+            return DenseRomEngine(layer.spec,
+                                  reuse_factor=backend.rom_reuse_factors[layer.name])
+        return constant_dense(layer, backend)
 
-    def _fresh_copy(self):
-        return BoardNetwork(self._model, rom_reuse_factors=self._rom_reuse_factors,
-                            multiplier_threshold=self._multiplier_threshold)
-
-    @property
-    def rom_reuse_factors(self):
-        return dict(self._rom_reuse_factors)
+    return Backend("weights in ROM", {**ENGINES, "dense": dense},
+                   multiplier_threshold=multiplier_threshold, rom_reuse_factors=rom)

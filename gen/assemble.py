@@ -1,95 +1,214 @@
-"""Network assembly: the IR's layers as hardware engines chained by streams into one component."""
+"""Network assembly: the IR's graph of layers as hardware engines joined by streams into one
+component.
+
+Engines come from a :class:`Backend`, a table from layer kind to engine builder: the default
+:data:`CONSTANT_WEIGHTS` backend builds every layer with its weights as constants; a board may
+use another (:func:`nnfab.boards.network.rom_backend`). A tensor read by several layers goes
+through a :class:`~nnfab.hdl.merge.Broadcast`; each input of a layer that joins branches
+(``add``, ``concatenate``) goes through a :class:`~nnfab.hdl.merge.SkipFifo` as deep as that
+branch must run ahead of the slowest one (:func:`skip_fifo_depths`).
+"""
 
 import math
+from dataclasses import dataclass, field
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from nnfab.errors import UnsupportedLayerError
 from nnfab.hdl.activations import Activation, Argmax, Softmax
+from nnfab.hdl.batchnorm import BatchNormEngine
+from nnfab.hdl.cast import fixed_shape
+from nnfab.hdl.conv import ConvEngine
 from nnfab.hdl.dense import DenseEngine
+from nnfab.hdl.layout import Flatten, ZeroPadding
+from nnfab.hdl.merge import Add, Broadcast, Concatenate, SkipFifo, Upsample2D
+from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
+from nnfab.hdl.quantize import LaneQuantizer
+from nnfab.hdl.softmax_hls4ml import Hls4mlSoftmax
 
-__all__ = ["engine_for", "Network"]
+from .graph import INPUT
+
+__all__ = ["ENGINES", "Backend", "CONSTANT_WEIGHTS", "engine_for", "Network"]
+
+#: Engine builder of each layer kind for constant weights: ``ENGINES[kind](layer, backend)``
+#: returns a stream component with ``i`` (an array of streams for layers with several
+#: inputs), ``o``, ``latency`` and ``initiation_interval``.
+ENGINES = {}
+
+
+def _engine(kind):
+    def register(builder):
+        ENGINES[kind] = builder
+        return builder
+    return register
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A table of engine builders by layer kind, and the options they read.
+
+    Parameters
+    ----------
+    name : str
+    engines : dict of str to callable
+        ``engines[kind](layer, backend)`` builds the engine of a layer.
+    multiplier_threshold : int
+        As :class:`~nnfab.hdl.dense.DenseEngine`.
+    rom_reuse_factors : dict of str to int
+        For backends that keep weights in ROMs: reuse factor by dense layer name.
+    """
+
+    name: str
+    engines: dict
+    multiplier_threshold: int = 3
+    rom_reuse_factors: dict = field(default_factory=dict)
+
+    def replace(self, **changes):
+        return Backend(**{**self.__dict__, **changes})
+
+    def engine(self, layer):
+        """The engine of ``layer``.
+
+        Raises
+        ------
+        UnsupportedLayerError
+            If this backend has no engine for the layer's kind.
+        """
+        try:
+            builder = self.engines[layer.kind]
+        except KeyError:
+            raise UnsupportedLayerError(f"Layer {layer.name!r}: no hardware engine for a "
+                                        f"{layer.kind!r} layer") from None
+        return builder(layer, self)
+
+
+CONSTANT_WEIGHTS = Backend("constant weights", ENGINES)
 
 
 def engine_for(layer, *, multiplier_threshold=3):
-    """The hardware engine of one IR layer (a stream component with ``i``, ``o``, ``latency``
-    and ``initiation_interval``).
+    """The constant-weight engine of one IR layer (see :class:`Backend.engine`)."""
+    return CONSTANT_WEIGHTS.replace(multiplier_threshold=multiplier_threshold).engine(layer)
 
-    Raises
-    ------
-    UnsupportedLayerError
-        If the layer kind has no engine.
-    """
-    if layer.kind == "dense":
-        return DenseEngine(layer.spec, reuse_factor=layer.reuse_factor,
-                           multiplier_threshold=multiplier_threshold)
-    if layer.kind == "activation":
-        return Activation(kind=layer.function, n=layer.shape[-1], fin=layer.fin,
-                          fout=layer.fout, **dict(layer.params))
-    if layer.kind == "softmax":
-        return Softmax(n=layer.n, fin=layer.fin, fout=layer.fout, exp_table=layer.exp_table,
-                       inv_table=layer.inv_table)
-    if layer.kind == "argmax":
-        return Argmax(n=layer.n, fin=layer.fin)
-    if hasattr(layer, "engine"):
-        return layer.engine()
-    raise UnsupportedLayerError(f"Layer {layer.name!r}: no hardware engine for a "
-                                f"{layer.kind!r} layer")
+
+_engine("dense")(lambda layer, b: DenseEngine(layer.spec, reuse_factor=layer.reuse_factor,
+                                              multiplier_threshold=b.multiplier_threshold))
+_engine("activation")(lambda layer, b: Activation(kind=layer.function, n=layer.shape[-1],
+                                                  fin=layer.fin, fout=layer.fout,
+                                                  **dict(layer.params)))
+_engine("softmax")(lambda layer, b: Softmax(n=layer.n, fin=layer.fin, fout=layer.fout,
+                                            exp_table=layer.exp_table,
+                                            inv_table=layer.inv_table))
+_engine("argmax")(lambda layer, b: Argmax(n=layer.n, fin=layer.fin))
+_engine("hls4ml_softmax")(lambda layer, b: Hls4mlSoftmax(layer.spec))
+_engine("conv2d")(lambda layer, b: ConvEngine(layer.spec, reuse_factor=layer.reuse_factor))
+_engine("pool")(lambda layer, b: PoolEngine(layer.spec))
+_engine("global_pool")(lambda layer, b: GlobalPoolEngine(layer.spec))
+_engine("batchnorm")(lambda layer, b: BatchNormEngine(layer.spec))
+_engine("flatten")(lambda layer, b: Flatten(input_shape=tuple(layer.shape),
+                                            shape=fixed_shape(layer.fmt)))
+_engine("zero_pad")(lambda layer, b: ZeroPadding(input_shape=tuple(layer.shape),
+                                                 padding=tuple(map(tuple, layer.padding)),
+                                                 shape=fixed_shape(layer.fmt)))
+_engine("shift_add_dense")(lambda layer, b: layer.engine())
+_engine("add")(lambda layer, b: Add(lanes=layer.shape[-1], fins=tuple(layer.fins),
+                                    fout=layer.fout))
+_engine("concatenate")(lambda layer, b: Concatenate(
+    lanes=tuple(s[-1] for s in layer.shapes), fins=tuple(layer.fins), fout=layer.fout))
+_engine("upsample")(lambda layer, b: Upsample2D(input_shape=tuple(layer.shape),
+                                                size=tuple(layer.size),
+                                                shape=fixed_shape(layer.fmt)))
+
+
+@_engine("quantize")
+def _quantize(layer, backend):
+    if len(layer.shape) != 1:
+        raise UnsupportedLayerError(f"Layer {layer.name!r}: per-element requantize of shape "
+                                    f"{layer.shape} has no engine; only of vectors")
+    return LaneQuantizer(fin=layer.fin, formats=layer.formats, fout=layer.fout)
+
+
+def _transfers(shape):
+    """Stream transfers of one tensor per inference: one per position of the leading axes."""
+    return math.prod(shape[:-1])
 
 
 class Network(wiring.Component):
-    """A whole network: one engine per IR layer, each one's output stream feeding the next.
+    """A whole network: one engine per IR layer, joined as the model's graph says.
 
-    Back-pressure passes through every engine, so the network as a whole is a stream component
-    like its parts.
+    Back-pressure passes through every engine, fork and join, so the network as a whole is a
+    stream component like its parts.
 
     Parameters
     ----------
     model : nnfab.gen.ir.Model
-    multiplier_threshold : int
-        As :class:`~nnfab.hdl.dense.DenseEngine`.
+    backend : Backend, optional
+        Where engines come from; :data:`CONSTANT_WEIGHTS` by default.
+    multiplier_threshold : int, optional
+        As :class:`~nnfab.hdl.dense.DenseEngine` (overrides the backend's).
+    skip_fifo_depths : dict of (str, int) to int, optional
+        Depth of the FIFO before input ``k`` of join layer ``name``; measured by
+        :func:`skip_fifo_depths` when not given.
 
     Members
     -------
-    i : the first engine's input stream (one input vector, or one pixel, per transfer)
-    o : the last engine's output stream
+    i : the input stream (one input vector, or one pixel, per transfer)
+    o : the last layer's output stream
 
     Attributes
     ----------
     latency : int
         Cycles from the first transfer of an input to its first output: the sum of the
-        engines' latencies when every layer takes whole vectors; measured in Amaranth's
-        simulator (:func:`nnfab.gen.timing.simulate_timing`) once a layer streams pixels.
+        engines' latencies for a chain of layers that take whole vectors; measured in
+        Amaranth's simulator (:func:`nnfab.gen.timing.simulate_timing`) once a layer streams
+        pixels or branches join.
     initiation_interval : int
         Cycles between inferences at full rate (between the first input transfers of
         consecutive inferences): the largest engine II times that engine's transfers per
         inference.
     engines : list of (layer, engine)
+    skip_fifo_depths : dict of (str, int) to int
+        FIFO depth (transfers) before each input of each join layer.
     """
 
-    def __init__(self, model, *, multiplier_threshold=3):
+    def __init__(self, model, *, backend=None, multiplier_threshold=None, skip_fifo_depths=None):
+        backend = backend or CONSTANT_WEIGHTS
+        if multiplier_threshold is not None:
+            backend = backend.replace(multiplier_threshold=multiplier_threshold)
         self._model = model
-        self._multiplier_threshold = multiplier_threshold
+        self._backend = backend
         self._timing = None
-        self._engines = [(layer, engine_for(layer, multiplier_threshold=multiplier_threshold))
-                         for layer in model.layers]
+        self._engines = [(layer, backend.engine(layer)) for layer in model.layers]
+        joins = [layer for layer in model.layers if len(layer.inputs) > 1]
+        if skip_fifo_depths is None:
+            skip_fifo_depths = skip_fifo_depths_of(model, backend) if joins else {}
+        self._skip_fifo_depths = dict(skip_fifo_depths)
         # A network is often made only to read its figures (reports, manifests): not being
         # elaborated is then no mistake worth a warning.
         self._MustUse__silence = True
         for _, engine in self._engines:
             engine._MustUse__silence = True
-        first, last = self._engines[0][1], self._engines[-1][1]
-        super().__init__({"i": first.signature.members["i"],
-                          "o": last.signature.members["o"]})
+        first = next(engine for layer, engine in self._engines if INPUT in layer.inputs)
+        port = first.signature.members["i"]
+        if port.dimensions:
+            port = wiring.In(port.signature)
+        super().__init__({"i": port, "o": self._engines[-1][1].signature.members["o"]})
 
     @property
     def model(self):
         return self._model
 
     @property
+    def backend(self):
+        return self._backend
+
+    @property
     def engines(self):
         return list(self._engines)
+
+    @property
+    def skip_fifo_depths(self):
+        return dict(self._skip_fifo_depths)
 
     @property
     def streams_pixels(self):
@@ -112,11 +231,12 @@ class Network(wiring.Component):
 
     def _fresh_copy(self):
         """An unelaborated twin of this network, to simulate."""
-        return Network(self._model, multiplier_threshold=self._multiplier_threshold)
+        return Network(self._model, backend=self._backend,
+                       skip_fifo_depths=self._skip_fifo_depths)
 
     @property
     def latency(self):
-        if self.streams_pixels:
+        if self.streams_pixels or not self._model.is_chain:
             return self.timing["latency"]
         return sum(engine.latency for _, engine in self._engines)
 
@@ -125,20 +245,87 @@ class Network(wiring.Component):
         """Cycles between the first transfers of consecutive inferences at full rate: the
         largest of the engines' cycles per inference (an engine's II, in cycles per input
         transfer, times its input transfers per inference)."""
-        return max(math.ceil(engine.initiation_interval
-                             * math.prod(layer.input_shape[:-1]))
+        return max(math.ceil(engine.initiation_interval * _transfers(layer.input_shape))
                    for layer, engine in self._engines)
 
     def elaborate(self, platform):
         m = Module()
-        previous = None
+        self._skip_fifos = {}
+        consumers = self._model.consumers()
+        # The stream of every tensor, one per reader (through a fork when several read it).
+        sources = {INPUT: wiring.flipped(self.i)}
+        sources.update({layer.name: engine.o for layer, engine in self._engines})
+        readers = {}
+        for tensor, names in consumers.items():
+            if tensor == self._model.layers[-1].name:
+                continue
+            if len(names) == 1:
+                readers[tensor] = [sources[tensor]]
+                continue
+            shape, lanes = self._tensor_layout(tensor)
+            fork = Broadcast(n=len(names), lanes=lanes, shape=shape)
+            m.submodules[f"{_identifier(tensor)}__fork"] = fork
+            wiring.connect(m, sources[tensor], fork.i)
+            readers[tensor] = list(fork.o)
+        taken = {tensor: 0 for tensor in readers}
         for layer, engine in self._engines:
-            name = "".join(c if c.isalnum() or c == "_" else "_" for c in layer.name)
-            m.submodules[name] = engine
-            if previous is None:
-                wiring.connect(m, wiring.flipped(self.i), engine.i)
-            else:
-                wiring.connect(m, previous.o, engine.i)
-            previous = engine
-        wiring.connect(m, previous.o, wiring.flipped(self.o))
+            m.submodules[_identifier(layer.name)] = engine
+            ports = [engine.i] if len(layer.inputs) == 1 else list(engine.i)
+            for k, (tensor, port) in enumerate(zip(layer.inputs, ports)):
+                stream = readers[tensor][taken[tensor]]
+                taken[tensor] += 1
+                depth = self._skip_fifo_depths.get((layer.name, k), 0)
+                if depth:
+                    shape, lanes = self._tensor_layout(tensor)
+                    fifo = SkipFifo(depth=depth, lanes=lanes, shape=shape)
+                    self._skip_fifos[(layer.name, k)] = fifo
+                    m.submodules[f"{_identifier(layer.name)}__skip{k}"] = fifo
+                    wiring.connect(m, stream, fifo.i)
+                    stream = fifo.o
+                wiring.connect(m, stream, port)
+        wiring.connect(m, self._engines[-1][1].o, wiring.flipped(self.o))
         return m
+
+    def _tensor_layout(self, tensor):
+        if tensor == INPUT:
+            shape, fmt = self._model.input_shape, self._model.input_format
+        else:
+            layer = self._model.layer(tensor)
+            shape, fmt = layer.output_shape, layer.output_format
+        return fixed_shape(fmt), shape[-1]
+
+
+def _identifier(name):
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
+    """Depth of the FIFO before every input of every join layer, so that no branch waits
+    for a fork that waits for it.
+
+    Each join input gets a FIFO as deep as one inference's transfers of that tensor, the
+    network is simulated for one inference at full rate (Amaranth's simulator, output always
+    ready), and each FIFO's largest fill level plus ``slack`` becomes its depth: the transfers
+    that branch must run ahead of the slowest branch. A FIFO that stays empty is left out.
+
+    Returns
+    -------
+    dict of (str, int) to int
+        ``(layer name, input index)`` to depth in transfers.
+    """
+    from .timing import simulate_timing
+
+    deep = {(layer.name, k): _transfers(layer.input_shapes[k]) + slack
+            for layer in model.layers if len(layer.inputs) > 1
+            for k in range(len(layer.inputs))}
+    network = Network(model, backend=backend, skip_fifo_depths=deep)
+    levels = {key: 0 for key in deep}
+
+    def record(ctx):
+        for key, fifo in network._skip_fifos.items():
+            levels[key] = max(levels[key], ctx.get(fifo.level))
+
+    simulate_timing(network, input_transfers=model.n_inputs // model.input_shape[-1],
+                    output_transfers=model.n_outputs // model.output_shape[-1],
+                    on_cycle=record)
+    return {key: min(level + slack, deep[key]) for key, level in levels.items() if level}

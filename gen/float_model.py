@@ -5,7 +5,7 @@ Importers of float models (Keras, ONNX, the native format without formats) produ
 float64 reference the reports compare against.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -13,10 +13,12 @@ import numpy as np
 from nnfab.errors import ModelError, ShapeError
 from nnfab.tables import SELU_ALPHA, SELU_SCALE
 
-from .ir import check_layer_names
+from .graph import INPUT, consumers_of, resolve_graph, rewire_removed
 
-__all__ = ["FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax", "FloatArgmax",
-           "FloatConv2D", "FloatPool", "FloatFlatten", "FloatModel", "FLOAT_ACTIVATIONS"]
+__all__ = ["FloatLayer", "FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax",
+           "FloatArgmax", "FloatConv2D", "FloatPool", "FloatGlobalPool", "FloatZeroPad",
+           "FloatFlatten", "FloatAdd", "FloatConcatenate", "FloatUpsample", "FloatModel",
+           "FLOAT_ACTIVATIONS"]
 
 FLOAT_ACTIVATIONS = {
     "linear": lambda x: x,
@@ -42,7 +44,16 @@ def _float_array(values, name, what, ndim):
 
 
 @dataclass(frozen=True, eq=False)
-class FloatDense:
+class FloatLayer:
+    """Base of the float layers: the tensors they read (``inputs``, see
+    :mod:`nnfab.gen.graph`). A layer's ``output_shape`` and ``forward`` take one argument per
+    input."""
+
+    inputs: tuple = field(default=(), kw_only=True)
+
+
+@dataclass(frozen=True, eq=False)
+class FloatDense(FloatLayer):
     """``y = W @ x + b``; ``weights`` of shape (n_out, n_in)."""
 
     kind: ClassVar[str] = "dense"
@@ -71,7 +82,7 @@ class FloatDense:
 
 
 @dataclass(frozen=True, eq=False)
-class FloatActivation:
+class FloatActivation(FloatLayer):
     kind: ClassVar[str] = "activation"
     name: str
     function: str
@@ -91,7 +102,7 @@ class FloatActivation:
 
 
 @dataclass(frozen=True, eq=False)
-class FloatBatchNorm:
+class FloatBatchNorm(FloatLayer):
     """``y = gamma * (x - mean) / sqrt(variance + epsilon) + beta`` over the last axis."""
 
     kind: ClassVar[str] = "batchnorm"
@@ -131,7 +142,7 @@ class FloatBatchNorm:
 
 
 @dataclass(frozen=True, eq=False)
-class FloatSoftmax:
+class FloatSoftmax(FloatLayer):
     kind: ClassVar[str] = "softmax"
     name: str
 
@@ -144,7 +155,7 @@ class FloatSoftmax:
 
 
 @dataclass(frozen=True, eq=False)
-class FloatArgmax:
+class FloatArgmax(FloatLayer):
     kind: ClassVar[str] = "argmax"
     name: str
 
@@ -177,7 +188,7 @@ def _windows(x, kernel, strides, pads, pad_value=0.0):
 
 
 @dataclass(frozen=True, eq=False)
-class FloatConv2D:
+class FloatConv2D(FloatLayer):
     """2-D convolution, channels-last; ``weights`` of shape (n_filters, kh, kw, C_in)."""
 
     kind: ClassVar[str] = "conv2d"
@@ -224,7 +235,7 @@ class FloatConv2D:
 
 
 @dataclass(frozen=True, eq=False)
-class FloatPool:
+class FloatPool(FloatLayer):
     """Max or average pooling, channels-last."""
 
     kind: ClassVar[str] = "pool"
@@ -264,7 +275,7 @@ class FloatPool:
 
 
 @dataclass(frozen=True, eq=False)
-class FloatFlatten:
+class FloatFlatten(FloatLayer):
     kind: ClassVar[str] = "flatten"
     name: str
 
@@ -276,15 +287,114 @@ class FloatFlatten:
 
 
 @dataclass(frozen=True, eq=False)
+class FloatGlobalPool(FloatLayer):
+    """Global max or average pooling: ``(H, W, C)`` frames to ``(C,)`` vectors."""
+
+    kind: ClassVar[str] = "global_pool"
+    name: str
+    pool: str = "average"
+
+    def __post_init__(self):
+        if self.pool not in ("max", "average"):
+            raise ModelError(f"Layer {self.name!r}: pool must be 'max' or 'average', not "
+                             f"{self.pool!r}")
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ShapeError(f"Layer {self.name!r}: pools (H, W, C) frames, not shape "
+                             f"{tuple(input_shape)}")
+        return (input_shape[2],)
+
+    def forward(self, x):
+        return x.max(axis=(1, 2)) if self.pool == "max" else x.mean(axis=(1, 2))
+
+
+@dataclass(frozen=True, eq=False)
+class FloatZeroPad(FloatLayer):
+    """Zero padding of ``(H, W, C)`` frames by ``((top, bottom), (left, right))``."""
+
+    kind: ClassVar[str] = "zero_pad"
+    name: str
+    padding: tuple = ((0, 0), (0, 0))
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ShapeError(f"Layer {self.name!r}: pads (H, W, C) frames, not shape "
+                             f"{tuple(input_shape)}")
+        (t, b), (l, r) = self.padding
+        return (input_shape[0] + t + b, input_shape[1] + l + r, input_shape[2])
+
+    def forward(self, x):
+        return np.pad(x, ((0, 0), *map(tuple, self.padding), (0, 0)))
+
+
+@dataclass(frozen=True, eq=False)
+class FloatAdd(FloatLayer):
+    """Element-wise sum of two or more tensors of one shape."""
+
+    kind: ClassVar[str] = "add"
+    name: str
+
+    def output_shape(self, *input_shapes):
+        if len(input_shapes) < 2 or any(tuple(s) != tuple(input_shapes[0])
+                                        for s in input_shapes):
+            raise ShapeError(f"Layer {self.name!r}: adds 2 or more tensors of one shape, not "
+                             f"{[tuple(s) for s in input_shapes]}")
+        return tuple(input_shapes[0])
+
+    def forward(self, *xs):
+        return sum(xs[1:], xs[0])
+
+
+@dataclass(frozen=True, eq=False)
+class FloatConcatenate(FloatLayer):
+    """Tensors joined along the last axis."""
+
+    kind: ClassVar[str] = "concatenate"
+    name: str
+
+    def output_shape(self, *input_shapes):
+        if len(input_shapes) < 2 or any(tuple(s)[:-1] != tuple(input_shapes[0])[:-1]
+                                        for s in input_shapes):
+            raise ShapeError(f"Layer {self.name!r}: concatenates 2 or more tensors that agree "
+                             f"on all axes but the last, not "
+                             f"{[tuple(s) for s in input_shapes]}")
+        return tuple(input_shapes[0])[:-1] + (sum(s[-1] for s in input_shapes),)
+
+    def forward(self, *xs):
+        return np.concatenate(xs, axis=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class FloatUpsample(FloatLayer):
+    """Nearest-neighbour upsampling of ``(H, W, C)`` frames by integer ``size``."""
+
+    kind: ClassVar[str] = "upsample"
+    name: str
+    size: tuple = (2, 2)
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ShapeError(f"Layer {self.name!r}: upsamples (H, W, C) frames, not shape "
+                             f"{tuple(input_shape)}")
+        return (input_shape[0] * self.size[0], input_shape[1] * self.size[1], input_shape[2])
+
+    def forward(self, x):
+        return x.repeat(self.size[0], axis=1).repeat(self.size[1], axis=2)
+
+
+@dataclass(frozen=True, eq=False)
 class FloatModel:
-    """A float network: input shape and an ordered chain of float layers.
+    """A float network: input shape and a graph of float layers (:mod:`nnfab.gen.graph`),
+    kept in topological order with explicit ``inputs``; the last layer is the output.
 
     Raises
     ------
     ModelError
-        If there is no layer or two layers share a name.
+        If there is no layer, two layers share a name, an input names no tensor, the graph has
+        a cycle or a layer feeds nothing.
     ShapeError
-        If consecutive layers' shapes do not agree.
+        If a layer does not take the shapes of the tensors it reads.
     """
 
     name: str
@@ -293,29 +403,28 @@ class FloatModel:
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(int(n) for n in self.input_shape))
-        object.__setattr__(self, "layers", tuple(self.layers))
-        check_layer_names(self.name, self.layers)
-        shape = self.input_shape
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
+        object.__setattr__(self, "layers", resolve_graph(self.name, self.layers))
+        self.shapes()
 
     def shapes(self):
         """Output shape of every layer, in order."""
-        shapes, shape = [], self.input_shape
+        tensors = {INPUT: self.input_shape}
         for layer in self.layers:
-            shape = layer.output_shape(shape)
-            shapes.append(shape)
-        return shapes
+            tensors[layer.name] = tuple(layer.output_shape(*(tensors[t] for t in layer.inputs)))
+        return [tensors[layer.name] for layer in self.layers]
+
+    def consumers(self):
+        """Map from each tensor name (``"input"`` and every layer's) to its readers' names."""
+        return consumers_of(self.layers)
 
     def forward(self, x, *, trace=False):
         """float64 forward pass over a batch ``(batch, *input_shape)``; with ``trace``, a dict of
         every layer's output."""
-        x = np.asarray(x, dtype=np.float64)
-        outputs = {}
+        tensors = {INPUT: np.asarray(x, dtype=np.float64)}
         for layer in self.layers:
-            x = layer.forward(x)
-            outputs[layer.name] = x
-        return outputs if trace else x
+            tensors[layer.name] = layer.forward(*(tensors[t] for t in layer.inputs))
+        del tensors[INPUT]
+        return tensors if trace else tensors[self.layers[-1].name]
 
     def replace_layers(self, layers):
-        return FloatModel(self.name, self.input_shape, tuple(layers))
+        return FloatModel(self.name, self.input_shape, tuple(rewire_removed(self.layers, layers)))

@@ -1,9 +1,10 @@
-"""The model IR: an ordered chain of quantized layers with integer codes and fixed-point formats.
+"""The model IR: a graph of quantized layers with integer codes and fixed-point formats.
 
 A :class:`Model` is what every importer produces and what the generator, the golden network
-model and the reports consume. Each layer knows its input and output shape and format; the
-output of one layer is the input of the next. Shapes exclude the batch dimension; images are
-channels-last ``(height, width, channels)`` and travel as one pixel per stream transfer.
+model and the reports consume. Each layer knows its input and output shapes and formats and
+names the tensors it reads (:mod:`nnfab.gen.graph`: a layer's output tensor has the layer's
+name; a chain needs no names). Shapes exclude the batch dimension; images are channels-last
+``(height, width, channels)`` and travel as one pixel per stream transfer.
 
 The native file format (see :mod:`nnfab.gen.native`) is this IR written as JSON plus an
 ``.npz`` of arrays.
@@ -19,20 +20,10 @@ from nnfab.fixed import FixedFormat
 from nnfab.layers import DenseSpec
 from nnfab.tables import LookupTable
 
-__all__ = ["check_layer_names", "Layer", "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer", "Model",
+from .graph import INPUT, consumers_of, is_chain, resolve_graph, rewire_removed
+
+__all__ = ["Layer", "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer", "Model",
            "argmax_format"]
-
-
-def check_layer_names(model_name, layers):
-    """Raise ``ModelError`` if ``layers`` is empty or two layers share a name (the rule of
-    quantized and float models alike)."""
-    if not layers:
-        raise ModelError(f"Model {model_name!r} has no layers")
-    seen = set()
-    for layer in layers:
-        if layer.name in seen:
-            raise ModelError(f"Model {model_name!r}: two layers are named {layer.name!r}")
-        seen.add(layer.name)
 
 
 def argmax_format(n):
@@ -44,9 +35,23 @@ def argmax_format(n):
 
 @dataclass(frozen=True)
 class Layer:
-    """Base of the IR layers: a name and the shapes and formats on both sides."""
+    """Base of the IR layers: a name, the tensors read (``inputs``, see
+    :mod:`nnfab.gen.graph`; empty means the layer before) and the shapes and formats on both
+    sides. A layer with several inputs overrides :attr:`input_shapes` and
+    :attr:`input_formats`; ``input_shape``/``input_format`` are then its first input's."""
 
     name: str
+    inputs: tuple = field(default=(), kw_only=True)
+
+    @property
+    def input_shapes(self):
+        """Shape of each input, in the order of ``inputs``."""
+        return (tuple(self.input_shape),)
+
+    @property
+    def input_formats(self):
+        """Format of each input, in the order of ``inputs``."""
+        return (self.input_format,)
 
     @property
     def input_shape(self):
@@ -225,16 +230,19 @@ class ArgmaxLayer(Layer):
 
 @dataclass(frozen=True)
 class Model:
-    """A quantized network: an input (shape and format) and an ordered chain of layers.
+    """A quantized network: an input (shape and format) and a graph of layers
+    (:mod:`nnfab.gen.graph`); ``layers`` is kept in topological order with explicit
+    ``inputs``, and the last layer is the output.
 
     Raises
     ------
     ModelError
-        If there is no layer or two layers share a name.
+        If there is no layer, two layers share a name, an input names no tensor, a layer gets
+        a number of inputs it does not take, the graph has a cycle or a layer feeds nothing.
     ShapeError
-        If a layer's input shape is not its predecessor's output shape.
+        If a layer's input shape is not the shape of the tensor it reads.
     FormatError
-        If a layer's input format is not its predecessor's output format.
+        If a layer's input format is not the format of the tensor it reads.
     """
 
     name: str
@@ -244,17 +252,24 @@ class Model:
 
     def __post_init__(self):
         object.__setattr__(self, "input_shape", tuple(int(n) for n in self.input_shape))
-        object.__setattr__(self, "layers", tuple(self.layers))
-        check_layer_names(self.name, self.layers)
-        shape, fmt, previous = self.input_shape, self.input_format, "input"
-        for layer in self.layers:
-            if tuple(layer.input_shape) != shape:
-                raise ShapeError(f"Layer {layer.name!r}: input shape {tuple(layer.input_shape)} "
-                                 f"does not match the output shape {shape} of {previous!r}")
-            if layer.input_format != fmt:
-                raise FormatError(f"Layer {layer.name!r}: input format {layer.input_format} "
-                                  f"does not match the output format {fmt} of {previous!r}")
-            shape, fmt, previous = tuple(layer.output_shape), layer.output_format, layer.name
+        layers = resolve_graph(self.name, self.layers)
+        object.__setattr__(self, "layers", layers)
+        tensors = {INPUT: (self.input_shape, self.input_format)}
+        for layer in layers:
+            shapes, formats = tuple(layer.input_shapes), tuple(layer.input_formats)
+            if len(shapes) != len(layer.inputs):
+                raise ModelError(f"Layer {layer.name!r}: a {layer.kind!r} layer built for "
+                                 f"{len(shapes)} inputs reads {len(layer.inputs)} "
+                                 f"({', '.join(map(repr, layer.inputs))})")
+            for tensor, in_shape, in_format in zip(layer.inputs, shapes, formats):
+                shape, fmt = tensors[tensor]
+                if tuple(in_shape) != shape:
+                    raise ShapeError(f"Layer {layer.name!r}: input shape {tuple(in_shape)} does "
+                                     f"not match the output shape {shape} of {tensor!r}")
+                if in_format != fmt:
+                    raise FormatError(f"Layer {layer.name!r}: input format {in_format} does not "
+                                      f"match the output format {fmt} of {tensor!r}")
+            tensors[layer.name] = (tuple(layer.output_shape), layer.output_format)
 
     @property
     def output_shape(self):
@@ -272,6 +287,15 @@ class Model:
     def n_outputs(self):
         return int(np.prod(self.output_shape))
 
+    @property
+    def is_chain(self):
+        """Whether each layer reads just the layer before it."""
+        return is_chain(self.layers)
+
+    def consumers(self):
+        """Map from each tensor name (``"input"`` and every layer's) to its readers' names."""
+        return consumers_of(self.layers)
+
     def layer(self, name):
         for layer in self.layers:
             if layer.name == name:
@@ -279,4 +303,7 @@ class Model:
         raise KeyError(name)
 
     def replace_layers(self, layers):
-        return Model(self.name, self.input_shape, self.input_format, tuple(layers))
+        """This model with ``layers`` instead (a pass's result); inputs of removed or fused
+        layers are rewired as :func:`nnfab.gen.graph.rewire_removed` says."""
+        return Model(self.name, self.input_shape, self.input_format,
+                     tuple(rewire_removed(self.layers, layers)))

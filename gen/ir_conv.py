@@ -1,9 +1,9 @@
 """IR layers for images: convolution, pooling, batch normalization, padding and flatten.
 
 Images are channels-last ``(H, W, C)`` frames streamed one pixel (``C`` lanes) per transfer.
-Each layer wraps a specification of :mod:`nnfab.conv_layers` and names its engine
-(:meth:`engine`) and golden model (:meth:`golden`), which the assembler and the golden network
-model use for layer kinds they do not know themselves.
+Each layer wraps a specification of :mod:`nnfab.conv_layers`; its engine is looked up in
+:data:`nnfab.gen.assemble.ENGINES` and its golden model in
+:data:`nnfab.sim.golden.network.GOLDEN`.
 """
 
 from dataclasses import dataclass
@@ -47,26 +47,11 @@ class Conv2DLayer(Layer):
     input_format = property(lambda self: self.spec.input_format)
     output_format = property(lambda self: self.spec.result_format)
 
-    @property
-    def n_multipliers(self):
-        engine = self.engine()
-        engine._MustUse__silence = True  # built only to count
-        return engine.n_multipliers
 
     def describe(self):
         s = self.spec
         return (f"{s.kernel_size} kernel, {s.n_filters} filters, stride {s.strides}, "
                 f"{s.padding}, w {s.weight_format}, R={self.reuse_factor}")
-
-    def golden(self, x):
-        from nnfab.sim.golden.conv import conv2d
-
-        return conv2d(x, self.spec)
-
-    def engine(self):
-        from nnfab.hdl.conv import ConvEngine
-
-        return ConvEngine(self.spec, reuse_factor=self.reuse_factor)
 
 
 @dataclass(frozen=True)
@@ -82,16 +67,6 @@ class PoolLayer(Layer):
     def describe(self):
         return f"{self.spec.kind} pool {self.spec.pool_size}"
 
-    def golden(self, x):
-        from nnfab.sim.golden.pooling import pool
-
-        return pool(x, self.spec)
-
-    def engine(self):
-        from nnfab.hdl.pooling import PoolEngine
-
-        return PoolEngine(self.spec)
-
 
 @dataclass(frozen=True)
 class GlobalPoolLayer(Layer):
@@ -102,16 +77,6 @@ class GlobalPoolLayer(Layer):
     output_shape = property(lambda self: (self.spec.n_channels,))
     input_format = property(lambda self: self.spec.input_format)
     output_format = property(lambda self: self.spec.output_format)
-
-    def golden(self, x):
-        from nnfab.sim.golden.pooling import global_pool
-
-        return global_pool(x, self.spec)
-
-    def engine(self):
-        from nnfab.hdl.pooling import GlobalPoolEngine
-
-        return GlobalPoolEngine(self.spec)
 
 
 @dataclass(frozen=True)
@@ -127,16 +92,6 @@ class BatchNormLayer(Layer):
     input_format = property(lambda self: self.spec.input_format)
     output_format = property(lambda self: self.spec.output_format)
 
-    def golden(self, x):
-        from nnfab.sim.golden.batchnorm import batchnorm
-
-        return batchnorm(x, self.spec)
-
-    def engine(self):
-        from nnfab.hdl.batchnorm import BatchNormEngine
-
-        return BatchNormEngine(self.spec)
-
 
 @dataclass(frozen=True)
 class FlattenLayer(Layer):
@@ -150,17 +105,6 @@ class FlattenLayer(Layer):
     output_shape = property(lambda self: (int(np.prod(self.shape)),))
     input_format = property(lambda self: self.fmt)
     output_format = property(lambda self: self.fmt)
-
-    def golden(self, x):
-        from nnfab.sim.golden.layout import flatten
-
-        return flatten(x)
-
-    def engine(self):
-        from nnfab.hdl.cast import fixed_shape
-        from nnfab.hdl.layout import Flatten
-
-        return Flatten(input_shape=tuple(self.shape), shape=fixed_shape(self.fmt))
 
 
 @dataclass(frozen=True)
@@ -176,14 +120,4 @@ class ZeroPadLayer(Layer):
     input_format = property(lambda self: self.fmt)
     output_format = property(lambda self: self.fmt)
 
-    def golden(self, x):
-        from nnfab.sim.golden.layout import zero_pad
 
-        return zero_pad(x, self.padding)
-
-    def engine(self):
-        from nnfab.hdl.cast import fixed_shape
-        from nnfab.hdl.layout import ZeroPadding
-
-        return ZeroPadding(input_shape=tuple(self.shape), padding=tuple(map(tuple, self.padding)),
-                           shape=fixed_shape(self.fmt))

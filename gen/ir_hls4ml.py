@@ -34,12 +34,4 @@ class Hls4mlSoftmaxLayer(Layer):
         return (f"hls4ml stable softmax, exp table {s.exp_table_size} x {s.exp_table_format}, "
                 f"inv table {s.inv_table_size} x {s.inv_table_format}, out {s.output_format}")
 
-    def golden(self, x):
-        from nnfab.sim.golden.softmax_hls4ml import softmax_hls4ml
 
-        return softmax_hls4ml(x, self.spec)
-
-    def engine(self):
-        from nnfab.hdl.softmax_hls4ml import Hls4mlSoftmax
-
-        return Hls4mlSoftmax(self.spec)

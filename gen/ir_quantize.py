@@ -84,17 +84,4 @@ class QuantizeLayer(Layer):
         return (f"per-element requantize to {len(set(self.formats) - {None})} formats "
                 f"({n_zero} zero-bit lanes), out {self.fout}")
 
-    def golden(self, x):
-        from nnfab.sim.golden.quantize import quantize_lanes
 
-        return quantize_lanes(x, fin=self.fin, formats=self.formats, fout=self.fout)
-
-    def engine(self):
-        from nnfab.hdl.quantize import LaneQuantizer
-
-        if len(self.shape) != 1:
-            from nnfab.errors import UnsupportedLayerError
-
-            raise UnsupportedLayerError(f"Layer {self.name!r}: per-element requantize of shape "
-                                        f"{self.shape} has no engine; only of vectors")
-        return LaneQuantizer(fin=self.fin, formats=self.formats, fout=self.fout)

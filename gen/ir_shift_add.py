@@ -103,12 +103,6 @@ class ShiftAddDenseLayer(Layer):
         names = ", ".join(p.name for p in self.parts)
         return f"shift-add adder graph of {names}; {self.dense.describe()}"
 
-    def golden(self, x):
-        from nnfab.sim.golden.network import run_layer
-
-        for part in self.parts:
-            x = run_layer(part, x)
-        return x
 
     def engine(self):
         from nnfab.hdl.shift_add import ShiftAddDense

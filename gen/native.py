@@ -43,6 +43,7 @@ Written by hand or by any tool, read without TensorFlow or PyTorch. Example, a q
   layer's formats) or float throughout (no format anywhere).
 """
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -51,15 +52,20 @@ from pathlib import Path
 
 import numpy as np
 
-from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
+from nnfab.conv_layers import (BatchNormSpec, Conv2DSpec, DepthwiseConv2DSpec, GlobalPoolSpec,
+                               PoolSpec)
 from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
 from nnfab.fixed import MAX_ACCUMULATOR_WIDTH
 from nnfab.layers import DenseSpec
 
-from .float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatConv2D,
-                          FloatDense, FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
+from .float_model import (FloatActivation, FloatAdd, FloatArgmax, FloatBatchNorm,
+                          FloatConcatenate, FloatConv2D, FloatDense, FloatFlatten,
+                          FloatGlobalPool, FloatModel, FloatPool, FloatSoftmax, FloatUpsample,
+                          FloatZeroPad)
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
-from .ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
+from .ir_conv import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer, PoolLayer,
+                      ZeroPadLayer)
+from .ir_merge import AddLayer, ConcatenateLayer, UpsampleLayer
 from .ir_quantize import QuantizeLayer
 from .native_params import format_from_json, param_from_json, param_to_json
 from .native_schema import check_document
@@ -316,245 +322,376 @@ def _floats(array, where, what):
     return array
 
 
-def _float_model(name, shape, entries, arrays):
-    layers = []
+class _Entry:
+    """One layer entry being read: its keys, arrays and the tensors it reads."""
+
+    def __init__(self, entry, arrays, inputs):
+        self.entry, self.arrays, self.name = entry, arrays, entry["name"]
+        self.where = f"Layer {self.name!r}"
+        self.shapes = [shape for shape, _ in inputs]
+        self.formats = [fmt for _, fmt in inputs]
+        self.shape, self.fmt = self.shapes[0], self.formats[0]
+
+    def get(self, key, default=None):
+        return self.entry.get(key, default)
+
+    def format(self, key, **limits):
+        return format_from_json(self.entry.get(key), self.where, **limits)
+
+    def pair(self, key, default):
+        value = self.entry.get(key, default)
+        return None if value is None else tuple(value)
+
+    def floats(self, key, *, required=True):
+        return _floats(_array(self.arrays, self.entry, key, self.where, required=required),
+                       self.where, key)
+
+    def codes(self, key, fmt, *, required=True):
+        array = _array(self.arrays, self.entry, key, self.where, required=required)
+        if array is None:
+            return None
+        if fmt is None:
+            raise FormatError(f"{self.where}: {key} need a \"{key[:-1]}_format\"")
+        return _int_codes(array, fmt, self.where, key)
+
+    def params(self, key):
+        return {k: param_from_json(k, v, self.where)
+                for k, v in dict(self.entry.get(key) or {}).items()}
+
+    def spec(self, make, *args, **kwargs):
+        """``make(*args, **kwargs)``, its ValueError named by layer."""
+        try:
+            return make(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{self.where}: {exc}") from None
+
+
+#: Float layer of each type: ``FLOAT_LOADERS[type](entry) -> layer``.
+FLOAT_LOADERS = {
+    "dense": lambda e: FloatDense(e.name, e.floats("weights"), e.floats("biases", required=False)),
+    "activation": lambda e: FloatActivation(e.name, e.get("activation", "linear")),
+    "batchnorm": lambda e: FloatBatchNorm(
+        e.name, *(e.floats(key) for key in ("gamma", "beta", "mean", "variance")),
+        epsilon=float(e.get("epsilon", 1e-3))),
+    "softmax": lambda e: FloatSoftmax(e.name),
+    "conv2d": lambda e: FloatConv2D(e.name, e.floats("weights"),
+                                    e.floats("biases", required=False),
+                                    strides=e.pair("strides", (1, 1)),
+                                    padding=e.get("padding", "valid")),
+    "pool": lambda e: FloatPool(e.name, e.get("pool", "max"), e.pair("pool_size", (2, 2)),
+                                e.pair("strides", None), e.get("padding", "valid")),
+    "global_pool": lambda e: FloatGlobalPool(e.name, e.get("pool", "average")),
+    "flatten": lambda e: FloatFlatten(e.name),
+    "argmax": lambda e: FloatArgmax(e.name),
+    "add": lambda e: FloatAdd(e.name),
+    "concatenate": lambda e: FloatConcatenate(e.name),
+    "upsample": lambda e: FloatUpsample(e.name, e.pair("size", (2, 2))),
+    "zero_pad": lambda e: FloatZeroPad(e.name, _padding(e)),
+}
+
+
+def _padding(e):
+    return tuple(tuple(int(v) for v in side) for side in e.get("padding"))
+
+
+def _load_graph(name, input_shape, input_format, entries, arrays, loaders, unsupported):
+    """Layers of ``entries`` read by ``loaders[type]``, each given the shapes and formats of
+    the tensors it reads (``inputs``, or the previous layer)."""
+    from .graph import INPUT
+
+    tensors, layers, previous = {INPUT: (tuple(input_shape), input_format)}, [], INPUT
     for entry in entries:
         where, kind = f"Layer {entry['name']!r}", entry["type"]
-        if kind == "dense":
-            layers.append(FloatDense(entry["name"], _floats(_array(arrays, entry, "weights",
-                                                                   where), where, "weights"),
-                                     _floats(_array(arrays, entry, "biases", where,
-                                                    required=False), where, "biases")))
-        elif kind == "activation":
-            layers.append(FloatActivation(entry["name"], entry.get("activation", "linear")))
-        elif kind == "batchnorm":
-            layers.append(FloatBatchNorm(
-                entry["name"], *(_floats(_array(arrays, entry, key, where), where, key)
-                                 for key in ("gamma", "beta", "mean", "variance")),
-                epsilon=float(entry.get("epsilon", 1e-3))))
-        elif kind == "softmax":
-            layers.append(FloatSoftmax(entry["name"]))
-        elif kind == "conv2d":
-            layers.append(FloatConv2D(entry["name"], _floats(_array(arrays, entry, "weights",
-                                                                    where), where, "weights"),
-                                      _floats(_array(arrays, entry, "biases", where,
-                                                     required=False), where, "biases"),
-                                      strides=tuple(entry.get("strides", (1, 1))),
-                                      padding=entry.get("padding", "valid")))
-        elif kind == "pool":
-            layers.append(FloatPool(entry["name"], entry.get("pool", "max"),
-                                    tuple(entry.get("pool_size", (2, 2))),
-                                    entry.get("strides"), entry.get("padding", "valid")))
-        elif kind == "flatten":
-            layers.append(FloatFlatten(entry["name"]))
-        elif kind == "argmax":
-            layers.append(FloatArgmax(entry["name"]))
-        else:
-            raise UnsupportedLayerError(f"{where}: a {kind!r} layer exists in quantized models "
-                                        f"only; give input.format and the layer's formats")
+        inputs = tuple(entry.get("inputs") or (previous,))
+        for tensor in inputs:
+            if tensor not in tensors:
+                raise ModelError(f"{where}: input {tensor!r} is not the model input {INPUT!r} "
+                                 f"or a layer listed before this one")
+        try:
+            load = loaders[kind]
+        except KeyError:
+            raise UnsupportedLayerError(unsupported(where, kind)) from None
+        layer = load(_Entry(entry, arrays, [tensors[t] for t in inputs]))
+        if "inputs" in entry:
+            layer = dataclasses.replace(layer, inputs=inputs)
+        layers.append(layer)
+        tensors[layer.name] = (_output_shape(layer, [tensors[t][0] for t in inputs]),
+                               getattr(layer, "output_format", None))
+        previous = layer.name
+    return layers
+
+
+def _output_shape(layer, input_shapes):
+    shape = layer.output_shape
+    return tuple(shape(*input_shapes) if callable(shape) else shape)
+
+
+def _float_model(name, shape, entries, arrays):
+    layers = _load_graph(name, shape, None, entries, arrays, FLOAT_LOADERS,
+                         lambda where, kind: f"{where}: a {kind!r} layer exists in quantized "
+                                             f"models only; give input.format and the "
+                                             f"layer's formats")
     return FloatModel(name, shape, tuple(layers))
 
 
+def _dense(e):
+    w_fmt, b_fmt, out_fmt = e.format("weight_format"), e.format("bias_format"), \
+        e.format("output_format")
+    if w_fmt is None or out_fmt is None:
+        raise FormatError(f"{e.where}: a quantized dense layer needs \"weight_format\" and "
+                          f"\"output_format\"")
+    weights = e.codes("weights", w_fmt)
+    biases = e.codes("biases", b_fmt, required=False)
+    if weights.ndim != 2 or weights.shape[1:] != e.shape:
+        raise ModelError(f"{e.where}: weights of shape {weights.shape} do not take inputs of "
+                         f"shape {e.shape} (expected (n_out, {e.shape[0] if e.shape else '?'}))")
+    spec = e.spec(DenseSpec, weights, biases, e.fmt, w_fmt, out_fmt, bias_format=b_fmt,
+                  accumulator_format=_accumulator(e.entry, e.where))
+    return DenseLayer(e.name, spec=spec, reuse_factor=int(e.get("reuse_factor", 1)))
+
+
+def _conv2d(e):
+    w_fmt, b_fmt, out_fmt = e.format("weight_format"), e.format("bias_format"), \
+        e.format("output_format")
+    if w_fmt is None or out_fmt is None:
+        raise FormatError(f"{e.where}: a quantized conv2d layer needs \"weight_format\" and "
+                          f"\"output_format\"")
+    weights = e.codes("weights", w_fmt)
+    biases = e.codes("biases", b_fmt, required=False)
+    activation = e.get("activation")
+    # Depthwise kernels are (kh, kw, C): one kernel per channel.
+    make = DepthwiseConv2DSpec if weights.ndim == 3 else Conv2DSpec
+    spec = e.spec(make, weights, biases, e.shape, e.fmt, w_fmt, out_fmt,
+                  strides=e.pair("strides", (1, 1)), padding=e.get("padding", "valid"),
+                  bias_format=b_fmt, accumulator_format=_accumulator(e.entry, e.where),
+                  activation=activation, activation_format=e.format("activation_format"),
+                  activation_params=e.params("activation_params") if activation else None)
+    return Conv2DLayer(e.name, spec=spec, reuse_factor=int(e.get("reuse_factor", 1)))
+
+
+def _quantize(e):
+    formats, out_fmt = e.get("formats"), e.format("output_format")
+    if not isinstance(formats, list) or out_fmt is None:
+        raise FormatError(f"{e.where}: a 'quantize' layer needs \"formats\" (one format string "
+                          f"or null per element of the last axis) and \"output_format\"")
+    return QuantizeLayer(e.name, shape=e.shape, fin=e.fmt, fout=out_fmt,
+                         formats=[None if f is None else format_from_json(f, e.where)
+                                  for f in formats])
+
+
+def _batchnorm(e):
+    s_fmt, t_fmt = e.format("scale_format"), e.format("shift_format")
+    if s_fmt is None or t_fmt is None:
+        raise UnsupportedLayerError(f"{e.where}: a quantized 'batchnorm' layer needs "
+                                    f"scale/shift arrays and formats; give a float model "
+                                    f"(gamma, beta, mean, variance) instead")
+    spec = e.spec(BatchNormSpec, e.codes("scale", s_fmt), e.codes("shift", t_fmt), e.fmt,
+                  s_fmt, t_fmt, e.format("output_format"))
+    return BatchNormLayer(e.name, spec=spec, shape=e.shape)
+
+
+def _output_format(e, kind):
+    fmt = e.format("output_format")
+    if fmt is None:
+        raise FormatError(f"{e.where}: a quantized {kind!r} layer needs \"output_format\"")
+    return fmt
+
+
+#: Quantized layer of each type: ``QUANTIZED_LOADERS[type](entry) -> layer``.
+QUANTIZED_LOADERS = {
+    "dense": _dense,
+    "conv2d": _conv2d,
+    "quantize": _quantize,
+    "batchnorm": _batchnorm,
+    "activation": lambda e: ActivationLayer(e.name, function=e.get("activation", "linear"),
+                                            shape=e.shape, fin=e.fmt,
+                                            fout=e.format("output_format"),
+                                            params=e.params("params")),
+    "softmax": lambda e: SoftmaxLayer(e.name, n=e.shape[-1], fin=e.fmt,
+                                      fout=e.format("output_format")),
+    "hls4ml_softmax": lambda e: _hls4ml_softmax(e.entry, e.where, e.shape, e.fmt,
+                                                e.format("output_format")),
+    "argmax": lambda e: ArgmaxLayer(e.name, n=e.shape[-1], fin=e.fmt),
+    "pool": lambda e: PoolLayer(e.name, spec=e.spec(
+        PoolSpec, e.get("pool", "max"), e.shape, e.pair("pool_size", (2, 2)), e.fmt,
+        e.format("output_format") or e.fmt, strides=e.pair("strides", None),
+        padding=e.get("padding", "valid"))),
+    "global_pool": lambda e: GlobalPoolLayer(e.name, spec=e.spec(
+        GlobalPoolSpec, e.get("pool", "average"), e.shape, e.fmt,
+        e.format("output_format") or e.fmt)),
+    "flatten": lambda e: FlattenLayer(e.name, shape=e.shape, fmt=e.fmt),
+    "zero_pad": lambda e: e.spec(ZeroPadLayer, e.name, shape=e.shape, padding=_padding(e),
+                                 fmt=e.fmt),
+    "add": lambda e: AddLayer(e.name, shape=e.shape, fins=tuple(e.formats),
+                              fout=_output_format(e, "add")),
+    "concatenate": lambda e: ConcatenateLayer(e.name, shapes=tuple(e.shapes),
+                                              fins=tuple(e.formats),
+                                              fout=_output_format(e, "concatenate")),
+    "upsample": lambda e: UpsampleLayer(e.name, shape=e.shape, size=e.pair("size", (2, 2)),
+                                        fmt=e.fmt),
+}
+
+
 def _quantized_model(name, shape, input_format, entries, arrays):
-    layers, fmt, current_shape = [], input_format, tuple(shape)
-    for entry in entries:
-        where, kind = f"Layer {entry['name']!r}", entry["type"]
-        out_fmt = format_from_json(entry.get("output_format"), where)
-        if kind == "dense":
-            w_fmt = format_from_json(entry.get("weight_format"), where)
-            b_fmt = format_from_json(entry.get("bias_format"), where)
-            if w_fmt is None or out_fmt is None:
-                raise FormatError(f"{where}: a quantized dense layer needs \"weight_format\" "
-                                  f"and \"output_format\"")
-            weights = _int_codes(_array(arrays, entry, "weights", where), w_fmt, where,
-                                 "weights")
-            biases = _array(arrays, entry, "biases", where, required=False)
-            if biases is not None:
-                if b_fmt is None:
-                    raise FormatError(f"{where}: biases need a \"bias_format\"")
-                biases = _int_codes(biases, b_fmt, where, "biases")
-            if weights.ndim != 2 or weights.shape[1:] != current_shape:
-                raise ModelError(f"{where}: weights of shape {weights.shape} do not take "
-                                 f"inputs of shape {current_shape} (expected (n_out, "
-                                 f"{current_shape[0] if current_shape else '?'}))")
-            try:
-                spec = DenseSpec(weights, biases, fmt, w_fmt, out_fmt, bias_format=b_fmt,
-                                 accumulator_format=_accumulator(entry, where))
-            except (TypeError, ValueError) as exc:
-                raise ModelError(f"{where}: {exc}") from None
-            layer = DenseLayer(entry["name"], spec=spec,
-                               reuse_factor=int(entry.get("reuse_factor", 1)))
-        elif kind == "quantize":
-            formats = entry.get("formats")
-            if not isinstance(formats, list) or out_fmt is None:
-                raise FormatError(f"{where}: a 'quantize' layer needs \"formats\" (one format "
-                                  f"string or null per element of the last axis) and "
-                                  f"\"output_format\"")
-            layer = QuantizeLayer(entry["name"], shape=current_shape, fin=fmt,
-                                  formats=[None if f is None else format_from_json(f, where)
-                                           for f in formats], fout=out_fmt)
-        elif kind == "activation":
-            params = {k: param_from_json(k, v, where)
-                      for k, v in dict(entry.get("params", {})).items()}
-            layer = ActivationLayer(entry["name"], function=entry.get("activation", "linear"),
-                                    shape=current_shape, fin=fmt, fout=out_fmt, params=params)
-        elif kind == "softmax":
-            layer = SoftmaxLayer(entry["name"], n=current_shape[-1], fin=fmt, fout=out_fmt)
-        elif kind == "hls4ml_softmax":
-            layer = _hls4ml_softmax(entry, where, current_shape, fmt, out_fmt)
-        elif kind == "argmax":
-            layer = ArgmaxLayer(entry["name"], n=current_shape[-1], fin=fmt)
-        elif kind == "conv2d":
-            w_fmt = format_from_json(entry.get("weight_format"), where)
-            b_fmt = format_from_json(entry.get("bias_format"), where)
-            if w_fmt is None or out_fmt is None:
-                raise FormatError(f"{where}: a quantized conv2d layer needs \"weight_format\" "
-                                  f"and \"output_format\"")
-            weights = _int_codes(_array(arrays, entry, "weights", where), w_fmt, where,
-                                 "weights")
-            biases = _array(arrays, entry, "biases", where, required=False)
-            if biases is not None:
-                if b_fmt is None:
-                    raise FormatError(f"{where}: biases need a \"bias_format\"")
-                biases = _int_codes(biases, b_fmt, where, "biases")
-            try:
-                activation = entry.get("activation")
-                spec = Conv2DSpec(weights, biases, current_shape, fmt, w_fmt, out_fmt,
-                                  strides=tuple(entry.get("strides", (1, 1))),
-                                  padding=entry.get("padding", "valid"), bias_format=b_fmt,
-                                  accumulator_format=_accumulator(entry, where),
-                                  activation=activation,
-                                  activation_format=format_from_json(entry.get("activation_format"),
-                                                            where),
-                                  activation_params={
-                                      k: param_from_json(k, v, where) for k, v in
-                                      dict(entry.get("activation_params") or {}).items()}
-                                  if activation else None)
-            except (TypeError, ValueError) as exc:
-                raise ModelError(f"{where}: {exc}") from None
-            layer = Conv2DLayer(entry["name"], spec=spec,
-                                reuse_factor=int(entry.get("reuse_factor", 1)))
-        elif kind == "pool":
-            try:
-                spec = PoolSpec(entry.get("pool", "max"), current_shape,
-                                tuple(entry.get("pool_size", (2, 2))), fmt, out_fmt or fmt,
-                                strides=entry.get("strides") and tuple(entry["strides"]),
-                                padding=entry.get("padding", "valid"))
-            except (TypeError, ValueError) as exc:
-                raise ModelError(f"{where}: {exc}") from None
-            layer = PoolLayer(entry["name"], spec=spec)
-        elif kind == "flatten":
-            layer = FlattenLayer(entry["name"], shape=current_shape, fmt=fmt)
-        elif kind == "batchnorm":
-            s_fmt = format_from_json(entry.get("scale_format"), where)
-            t_fmt = format_from_json(entry.get("shift_format"), where)
-            if s_fmt is None or t_fmt is None:
-                raise UnsupportedLayerError(f"{where}: a quantized 'batchnorm' layer needs "
-                                            f"scale/shift arrays and formats; give a float "
-                                            f"model (gamma, beta, mean, variance) instead")
-            try:
-                spec = BatchNormSpec(_int_codes(_array(arrays, entry, "scale", where), s_fmt,
-                                                where, "scale"),
-                                     _int_codes(_array(arrays, entry, "shift", where), t_fmt,
-                                                where, "shift"),
-                                     fmt, s_fmt, t_fmt, out_fmt)
-            except (TypeError, ValueError) as exc:
-                raise ModelError(f"{where}: {exc}") from None
-            layer = BatchNormLayer(entry["name"], spec=spec, shape=current_shape)
-        else:
-            raise UnsupportedLayerError(f"{where}: a {kind!r} layer must be folded before "
-                                        f"quantization; give a float model instead")
-        layers.append(layer)
-        fmt, current_shape = layer.output_format, tuple(layer.output_shape)
+    layers = _load_graph(name, shape, input_format, entries, arrays, QUANTIZED_LOADERS,
+                         lambda where, kind: f"{where}: a {kind!r} layer must be folded "
+                                             f"before quantization; give a float model "
+                                             f"instead")
     return Model(name, tuple(shape), input_format, tuple(layers))
+
+
+def _pair_json(value):
+    return None if value is None else (list(value) if not isinstance(value, int)
+                                       else [value] * 2)
+
+
+class _Writer:
+    """The arrays of the ``.npz`` being written."""
+
+    def __init__(self, quantized):
+        self.quantized, self.arrays = quantized, {}
+
+    def array(self, entry, layer, key, values):
+        if values is None:
+            return
+        self.arrays[f"{layer.name}.{key}"] = np.asarray(
+            values, dtype=np.int64 if self.quantized else None)
+        entry[key] = f"{layer.name}.{key}"
+
+
+def _save_weighted(layer, entry, out):
+    spec = layer.spec if out.quantized else layer
+    out.array(entry, layer, "weights", spec.weights)
+    out.array(entry, layer, "biases", spec.biases)
+    if out.quantized:
+        entry.update(weight_format=str(spec.weight_format),
+                     bias_format=str(spec.bias_format) if spec.bias_format else None,
+                     output_format=str(spec.output_format),
+                     accumulator_format=str(spec.accumulator_format)
+                     if spec.accumulator_format else None,
+                     reuse_factor=layer.reuse_factor)
+
+
+def _save_conv2d(layer, entry, out):
+    _save_weighted(layer, entry, out)
+    spec = layer.spec if out.quantized else layer
+    entry.update(strides=_pair_json(spec.strides), padding=spec.padding)
+    if out.quantized and spec.activation:
+        # A fused activation is part of the layer: without it a reloaded model would be
+        # another network.
+        entry.update(activation=spec.activation, activation_format=str(spec.activation_format))
+        if spec.activation_params:
+            entry["activation_params"] = {k: param_to_json(v)
+                                          for k, v in spec.activation_params.items()}
+
+
+def _save_pool(layer, entry, out):
+    spec = layer.spec if out.quantized else layer
+    entry.update(pool=spec.kind if out.quantized else spec.pool,
+                 pool_size=_pair_json(spec.pool_size), strides=_pair_json(spec.strides),
+                 padding=spec.padding)
+    if out.quantized:
+        entry["output_format"] = str(spec.output_format)
+
+
+def _save_activation(layer, entry, out):
+    entry["activation"] = layer.function
+    if out.quantized:
+        entry["output_format"] = str(layer.fout)
+        if layer.params:
+            entry["params"] = {k: param_to_json(v) for k, v in layer.params.items()}
+
+
+def _save_batchnorm(layer, entry, out):
+    if out.quantized:
+        spec = layer.spec
+        out.array(entry, layer, "scale", spec.scale)
+        out.array(entry, layer, "shift", spec.shift)
+        entry.update(scale_format=str(spec.scale_format), shift_format=str(spec.shift_format),
+                     output_format=str(spec.output_format))
+    else:
+        for key in ("gamma", "beta", "mean", "variance"):
+            out.array(entry, layer, key, getattr(layer, key))
+        entry["epsilon"] = layer.epsilon
+
+
+def _save_hls4ml_softmax(layer, entry, out):
+    spec = layer.spec
+    entry.update({key: str(getattr(spec, key)) for key in _HLS4ML_SOFTMAX_FORMATS})
+    entry.update(exp_table_size=spec.exp_table_size, inv_table_size=spec.inv_table_size,
+                 exp_scale=spec.exp_scale)
+
+
+def _save_output_format(layer, entry, out):
+    if out.quantized:
+        entry["output_format"] = str(layer.output_format)
+
+
+def _save_global_pool(layer, entry, out):
+    if out.quantized:
+        entry.update(pool=layer.spec.kind, output_format=str(layer.spec.output_format))
+    else:
+        entry["pool"] = layer.pool
+
+
+#: Keys and arrays of each layer kind: ``SAVERS[kind](layer, entry, writer)``.
+SAVERS = {
+    "dense": _save_weighted,
+    "conv2d": _save_conv2d,
+    "pool": _save_pool,
+    "global_pool": _save_global_pool,
+    "activation": _save_activation,
+    "batchnorm": _save_batchnorm,
+    "softmax": _save_output_format,
+    "hls4ml_softmax": _save_hls4ml_softmax,
+    "quantize": lambda layer, entry, out: entry.update(
+        formats=[None if f is None else str(f) for f in layer.formats],
+        output_format=str(layer.fout)),
+    "flatten": lambda layer, entry, out: None,
+    "argmax": lambda layer, entry, out: None,
+    "zero_pad": lambda layer, entry, out: entry.update(
+        padding=[list(side) for side in layer.padding]),
+    "add": _save_output_format,
+    "concatenate": _save_output_format,
+    "upsample": lambda layer, entry, out: entry.update(size=list(layer.size)),
+}
 
 
 def save_native(model, json_path):
     """Write ``model`` (a :class:`~nnfab.gen.ir.Model` or a
     :class:`~nnfab.gen.float_model.FloatModel`) as ``json_path`` and the ``.npz`` beside it.
-    Files are written whole or not at all."""
+    Files are written whole or not at all. A layer's ``inputs`` are written when they are not
+    just the layer before it.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For a layer kind without a native form (nothing is written).
+    """
+    from .graph import INPUT
+
     json_path = Path(json_path)
-    arrays, entries = {}, []
     quantized = isinstance(model, Model)
+    out, entries, previous = _Writer(quantized), [], INPUT
     # A fused layer (e.g. shift_add_dense) is stored as the layers it fuses.
     layers = [part for layer in model.layers for part in getattr(layer, "parts", (layer,))]
     for layer in layers:
         entry = {"name": layer.name, "type": layer.kind}
-        if layer.kind in ("dense", "conv2d"):
-            spec = layer.spec if quantized else layer
-            arrays[f"{layer.name}.weights"] = np.asarray(spec.weights,
-                                                         dtype=np.int64 if quantized else None)
-            entry["weights"] = f"{layer.name}.weights"
-            if spec.biases is not None:
-                arrays[f"{layer.name}.biases"] = np.asarray(spec.biases,
-                                                            dtype=np.int64 if quantized else None)
-                entry["biases"] = f"{layer.name}.biases"
-            if quantized:
-                entry.update(weight_format=str(spec.weight_format),
-                             bias_format=str(spec.bias_format) if spec.bias_format else None,
-                             output_format=str(spec.output_format),
-                             accumulator_format=str(spec.accumulator_format)
-                             if spec.accumulator_format else None,
-                             reuse_factor=layer.reuse_factor)
-            if layer.kind == "conv2d":
-                entry.update(strides=list(spec.strides) if not isinstance(spec.strides, int)
-                             else [spec.strides] * 2, padding=spec.padding)
-                if quantized and spec.activation:
-                    # A fused activation is part of the layer: without it a reloaded model
-                    # would be another network.
-                    entry.update(activation=spec.activation,
-                                 activation_format=str(spec.activation_format))
-                    if spec.activation_params:
-                        entry["activation_params"] = {
-                            k: param_to_json(v) for k, v in spec.activation_params.items()}
-        elif layer.kind == "pool":
-            spec = layer.spec if quantized else layer
-            entry.update(pool=spec.kind if quantized else spec.pool,
-                         pool_size=list(spec.pool_size) if not isinstance(spec.pool_size, int)
-                         else [spec.pool_size] * 2,
-                         strides=None if spec.strides is None else
-                         (list(spec.strides) if not isinstance(spec.strides, int)
-                          else [spec.strides] * 2), padding=spec.padding)
-            if quantized:
-                entry["output_format"] = str(spec.output_format)
-        elif layer.kind == "activation":
-            entry["activation"] = layer.function
-            if quantized:
-                entry["output_format"] = str(layer.fout)
-                if layer.params:
-                    entry["params"] = {k: param_to_json(v) for k, v in layer.params.items()}
-        elif layer.kind == "batchnorm" and quantized:
-            spec = layer.spec
-            for key in ("scale", "shift"):
-                arrays[f"{layer.name}.{key}"] = np.asarray(getattr(spec, key), dtype=np.int64)
-                entry[key] = f"{layer.name}.{key}"
-            entry.update(scale_format=str(spec.scale_format),
-                         shift_format=str(spec.shift_format),
-                         output_format=str(spec.output_format))
-        elif layer.kind == "batchnorm":
-            for key in ("gamma", "beta", "mean", "variance"):
-                arrays[f"{layer.name}.{key}"] = getattr(layer, key)
-                entry[key] = f"{layer.name}.{key}"
-            entry["epsilon"] = layer.epsilon
-        elif layer.kind == "softmax" and quantized:
-            entry["output_format"] = str(layer.fout)
-        elif layer.kind == "hls4ml_softmax":
-            spec = layer.spec
-            entry.update({key: str(getattr(spec, key)) for key in _HLS4ML_SOFTMAX_FORMATS})
-            entry.update(exp_table_size=spec.exp_table_size,
-                         inv_table_size=spec.inv_table_size, exp_scale=spec.exp_scale)
-        elif layer.kind == "quantize":
-            entry.update(formats=[None if f is None else str(f) for f in layer.formats],
-                         output_format=str(layer.fout))
-        elif layer.kind not in ("flatten", "softmax", "argmax"):
+        if tuple(layer.inputs) != (previous,):
+            entry["inputs"] = list(layer.inputs)
+        try:
+            save = SAVERS[layer.kind]
+        except KeyError:
             raise UnsupportedLayerError(f"Layer {layer.name!r}: a {layer.kind!r} layer has no "
-                                        f"native form")
+                                        f"native form") from None
+        save(layer, entry, out)
         entries.append(entry)
+        previous = layer.name
     doc = {"nnfab_model": FORMAT_VERSION, "name": model.name,
            "input": {"shape": list(model.input_shape)}, "layers": entries}
     if quantized:
         doc["input"]["format"] = str(model.input_format)
-    _write_atomically(json_path, json.dumps(doc, indent=2) + "\n", arrays)
+    _write_atomically(json_path, json.dumps(doc, indent=2) + "\n", out.arrays)
 
 
 def _write_atomically(json_path, text, arrays):

@@ -16,8 +16,9 @@ from nnfab.errors import ModelError, UnsupportedLayerError
 
 __all__ = ["LAYER_TYPES", "SCHEMA", "check_document"]
 
-LAYER_TYPES = ("dense", "conv2d", "pool", "flatten", "activation", "batchnorm", "quantize",
-               "softmax", "hls4ml_softmax", "argmax")
+LAYER_TYPES = ("dense", "conv2d", "pool", "global_pool", "zero_pad", "flatten", "activation",
+               "batchnorm", "quantize", "softmax", "hls4ml_softmax", "argmax", "add",
+               "concatenate", "upsample")
 
 #: Largest size of one input dimension, stride or window side.
 MAX_DIMENSION = 1 << 16
@@ -111,19 +112,34 @@ LAYER_KEYS = {
                        "exp_scale": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6,
                                      "accepted": "a number above 0 and at most 1000000"}},
     "argmax": {},
+    "global_pool": {"pool": {"enum": ["max", "average"], "accepted": "\"max\" or \"average\""},
+                    "output_format": _OPTIONAL_FORMAT},
+    "zero_pad": {"padding": {"type": "array", "minItems": 2, "maxItems": 2,
+                             "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                                       "items": {"type": "integer", "minimum": 0,
+                                                 "maximum": MAX_DIMENSION}},
+                             "accepted": "[[top, bottom], [left, right]], integers >= 0"}},
+    "add": {"output_format": _FORMAT},
+    "concatenate": {"output_format": _FORMAT},
+    "upsample": {"size": _PAIR},
 }
 
 #: Keys a layer type needs in float and quantized models alike (the formats a quantized model
 #: needs, a quantize layer's among them, are checked in code, which knows whether the model is
 #: quantized).
 REQUIRED_KEYS = {"dense": ["weights"], "conv2d": ["weights"], "activation": ["activation"],
-                 "pool": ["pool"]}
+                 "pool": ["pool"], "global_pool": ["pool"], "zero_pad": ["padding"],
+                 "upsample": ["size"]}
+
+_INPUTS = {"type": "array", "minItems": 1, "maxItems": 64, "items": _NAME,
+           "accepted": "a list of the names of the tensors the layer reads (\"input\" or "
+                       "earlier layers)"}
 
 _LAYER_TYPE = {"enum": list(LAYER_TYPES), "accepted": ", ".join(LAYER_TYPES)}
 
 
 def _layer_schema(kind, keys):
-    properties = {"name": _NAME, "type": _LAYER_TYPE, **keys}
+    properties = {"name": _NAME, "type": _LAYER_TYPE, "inputs": _INPUTS, **keys}
     return {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
             "then": {"properties": properties, "additionalProperties": False,
                      "required": REQUIRED_KEYS.get(kind, []),

@@ -8,12 +8,13 @@ calibration inputs. Rounding to nearest (``RND_CONV``) and saturation on every c
 error small; the report compares the float model with the quantized golden model.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
+from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, GlobalPoolSpec, PoolSpec
 from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import MAX_INTEGER_WIDTH, FixedFormat
 from nnfab.layers import DenseSpec
@@ -23,10 +24,13 @@ from nnfab.tables import SELU_ALPHA, SELU_SCALE, elu_table
 
 from .float_model import FloatModel
 from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
-from .ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
+from .graph import INPUT
+from .ir_conv import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer, PoolLayer,
+                      ZeroPadLayer)
+from .ir_merge import AddLayer, ConcatenateLayer, UpsampleLayer
 from .passes import FoldBatchNorm
 
-__all__ = ["PTQConfig", "integer_bits_for", "quantize_model", "PTQReport", "compare"]
+__all__ = ["PTQConfig", "PTQ_RULES", "integer_bits_for", "quantize_model", "PTQReport", "compare"]
 
 
 @dataclass(frozen=True)
@@ -141,57 +145,112 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
     x = to_float(_codes(calibration, input_format), input_format)
     trace = float_model.forward(x, trace=True)
     modes = dict(rounding=config.rounding, overflow=config.overflow)
-    layers, fmt, shape = [], input_format, float_model.input_shape
+    tensors = {INPUT: (input_format, float_model.input_shape)}
+    layers = []
     for layer in float_model.layers:
-        out = trace[layer.name]
-        where = f"Layer {layer.name!r}:"
-        if layer.kind == "dense":
-            w_fmt = _format_for(layer.weights, config.weight_bits, where=f"{where} weights")
-            b_fmt = _format_for(layer.biases, config.bias_bits, where=f"{where} biases") \
-                if layer.biases is not None else None
-            out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits,
-                                  where=f"{where} outputs", **modes)
-            spec = _spec(layer.name, DenseSpec, _codes(layer.weights, w_fmt),
-                         None if b_fmt is None else _codes(layer.biases, b_fmt), fmt, w_fmt,
-                         out_fmt, bias_format=b_fmt)
-            new = DenseLayer(layer.name, spec=spec, reuse_factor=_fit_reuse(reuse_factor,
-                                                                             spec.n_in))
-        elif layer.kind == "activation":
-            new = _activation(layer, fmt, shape, out, config, modes)
-        elif layer.kind == "batchnorm":
-            new = _batchnorm(layer, fmt, shape, out, config, modes)
-        elif layer.kind == "softmax":
-            new = SoftmaxLayer(layer.name, n=shape[-1], fin=fmt,
-                               fout=FixedFormat(config.activation_bits, 1, signed=False,
-                                                **modes))
-        elif layer.kind == "argmax":
-            new = ArgmaxLayer(layer.name, n=shape[-1], fin=fmt)
-        elif layer.kind == "conv2d":
-            w_fmt = _format_for(layer.weights, config.weight_bits, where=f"{where} weights")
-            b_fmt = _format_for(layer.biases, config.bias_bits, where=f"{where} biases") \
-                if layer.biases is not None else None
-            out_fmt = _format_for(out, config.activation_bits, headroom=config.headroom_bits,
-                                  where=f"{where} outputs", **modes)
-            spec = _spec(layer.name, Conv2DSpec, _codes(layer.weights, w_fmt),
-                         None if b_fmt is None else _codes(layer.biases, b_fmt), shape, fmt,
-                         w_fmt, out_fmt, strides=layer.strides, padding=layer.padding,
-                         bias_format=b_fmt)
-            new = Conv2DLayer(layer.name, spec=spec,
-                              reuse_factor=_fit_reuse(reuse_factor, spec.n_window))
-        elif layer.kind == "pool":
-            out_fmt = fmt if layer.pool == "max" else fmt.replace(**modes)
-            new = PoolLayer(layer.name, spec=_spec(layer.name, PoolSpec, layer.pool, shape,
-                                                   layer.pool_size, fmt, out_fmt,
-                                                   strides=layer.strides,
-                                                   padding=layer.padding))
-        elif layer.kind == "flatten":
-            new = FlattenLayer(layer.name, shape=shape, fmt=fmt)
-        else:
+        try:
+            rule = PTQ_RULES[layer.kind]
+        except KeyError:
             raise UnsupportedLayerError(f"Layer {layer.name!r}: PTQ cannot quantize a "
-                                        f"{layer.kind!r} layer here")
+                                        f"{layer.kind!r} layer here") from None
+        step = _Step(layer, [tensors[t] for t in layer.inputs], trace[layer.name], config,
+                     modes, reuse_factor)
+        new = dataclasses.replace(rule(step), inputs=layer.inputs)
         layers.append(new)
-        fmt, shape = new.output_format, new.output_shape
+        tensors[new.name] = (new.output_format, tuple(new.output_shape))
     return Model(float_model.name, float_model.input_shape, input_format, tuple(layers))
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What a PTQ rule sees of one float layer: the formats and shapes of its inputs (as
+    quantized so far) and its float outputs over the calibration set."""
+
+    layer: object
+    inputs: list
+    out: np.ndarray
+    config: PTQConfig
+    modes: dict
+    reuse_factor: int
+
+    fmt = property(lambda self: self.inputs[0][0])
+    shape = property(lambda self: self.inputs[0][1])
+    where = property(lambda self: f"Layer {self.layer.name!r}:")
+
+    def output_format(self, **kwargs):
+        """``activation_bits`` with the integer bits the calibration outputs need."""
+        return _format_for(self.out, self.config.activation_bits,
+                           headroom=self.config.headroom_bits,
+                           where=f"{self.where} outputs", **kwargs, **self.modes)
+
+    def weight_formats(self):
+        layer, config = self.layer, self.config
+        w_fmt = _format_for(layer.weights, config.weight_bits, where=f"{self.where} weights")
+        b_fmt = _format_for(layer.biases, config.bias_bits, where=f"{self.where} biases") \
+            if layer.biases is not None else None
+        return w_fmt, b_fmt, (None if b_fmt is None else _codes(layer.biases, b_fmt))
+
+
+def _dense(s):
+    w_fmt, b_fmt, biases = s.weight_formats()
+    spec = _spec(s.layer.name, DenseSpec, _codes(s.layer.weights, w_fmt), biases, s.fmt, w_fmt,
+                 s.output_format(), bias_format=b_fmt)
+    return DenseLayer(s.layer.name, spec=spec, reuse_factor=_fit_reuse(s.reuse_factor,
+                                                                        spec.n_in))
+
+
+def _conv2d(s):
+    layer = s.layer
+    w_fmt, b_fmt, biases = s.weight_formats()
+    spec = _spec(layer.name, Conv2DSpec, _codes(layer.weights, w_fmt), biases, s.shape, s.fmt,
+                 w_fmt, s.output_format(), strides=layer.strides, padding=layer.padding,
+                 bias_format=b_fmt)
+    return Conv2DLayer(layer.name, spec=spec,
+                       reuse_factor=_fit_reuse(s.reuse_factor, spec.n_window))
+
+
+def _pool(s):
+    layer = s.layer
+    out_fmt = s.fmt if layer.pool == "max" else s.fmt.replace(**s.modes)
+    return PoolLayer(layer.name, spec=_spec(layer.name, PoolSpec, layer.pool, s.shape,
+                                            layer.pool_size, s.fmt, out_fmt,
+                                            strides=layer.strides, padding=layer.padding))
+
+
+def _global_pool(s):
+    out_fmt = s.fmt if s.layer.pool == "max" else s.output_format()
+    return GlobalPoolLayer(s.layer.name, spec=_spec(s.layer.name, GlobalPoolSpec, s.layer.pool,
+                                                    s.shape, s.fmt, out_fmt))
+
+
+def _concatenate(s):
+    formats = [fmt for fmt, _ in s.inputs]
+    fout = formats[0] if all(f == formats[0] for f in formats) else s.output_format()
+    return ConcatenateLayer(s.layer.name, shapes=[shape for _, shape in s.inputs],
+                            fins=formats, fout=fout)
+
+
+#: How PTQ quantizes each float layer kind: ``PTQ_RULES[kind](step) -> IR layer``.
+PTQ_RULES = {
+    "dense": _dense,
+    "conv2d": _conv2d,
+    "activation": lambda s: _activation(s.layer, s.fmt, s.shape, s.out, s.config, s.modes),
+    "batchnorm": lambda s: _batchnorm(s.layer, s.fmt, s.shape, s.out, s.config, s.modes),
+    "softmax": lambda s: SoftmaxLayer(s.layer.name, n=s.shape[-1], fin=s.fmt,
+                                      fout=FixedFormat(s.config.activation_bits, 1,
+                                                       signed=False, **s.modes)),
+    "argmax": lambda s: ArgmaxLayer(s.layer.name, n=s.shape[-1], fin=s.fmt),
+    "pool": _pool,
+    "global_pool": _global_pool,
+    "flatten": lambda s: FlattenLayer(s.layer.name, shape=s.shape, fmt=s.fmt),
+    "zero_pad": lambda s: ZeroPadLayer(s.layer.name, shape=s.shape, fmt=s.fmt,
+                                       padding=s.layer.padding),
+    "add": lambda s: AddLayer(s.layer.name, shape=s.shape, fins=[f for f, _ in s.inputs],
+                              fout=s.output_format()),
+    "concatenate": _concatenate,
+    "upsample": lambda s: UpsampleLayer(s.layer.name, shape=s.shape, size=s.layer.size,
+                                        fmt=s.fmt),
+}
 
 
 def _activation(layer, fmt, shape, out, config, modes):

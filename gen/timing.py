@@ -13,8 +13,10 @@ from amaranth.sim import Simulator
 __all__ = ["simulate_timing"]
 
 
-def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=200_000):
-    """Stream one inference of zeros through ``network`` at full rate.
+def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=200_000,
+                    on_cycle=None):
+    """Stream one inference of zeros through ``network`` at full rate; ``on_cycle(ctx)``, if
+    given, is called once per cycle (to sample other signals of the design).
 
     Returns
     -------
@@ -45,6 +47,8 @@ def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=20
                     ctx.set(network.i.valid, 0)
             if o_valid:
                 produced.append(cycle)
+            if on_cycle is not None:
+                on_cycle(ctx)
             cycle += 1
 
     sim = Simulator(network)

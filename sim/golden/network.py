@@ -1,34 +1,94 @@
-"""Golden model of a whole network: the IR's layers applied in order to a batch of inputs.
+"""Golden model of a whole network: the IR's graph of layers applied to a batch of inputs.
 
-The network is any object with ``layers`` (a model of :mod:`nnfab.gen.ir`); each layer is
-recognised by its ``kind`` and read through its attributes, so this module does not depend on
-the generator. Every layer goes through the same golden function that its engine's tests use.
+The network is any object with ``layers`` in topological order, each with ``name``, ``kind``
+and ``inputs`` (a model of :mod:`nnfab.gen.ir`; the model input tensor is named ``"input"``).
+Layers are looked up by ``kind`` in :data:`GOLDEN` and read through their attributes, so this
+module does not depend on the generator. Every kind goes through the same golden function that
+its engine's tests use.
 """
 
 import numpy as np
 
 from . import activations
+from .batchnorm import batchnorm
+from .conv import conv2d
 from .dense import dense
+from .layout import flatten, zero_pad
+from .pooling import global_pool, pool
+from .quantize import quantize_lanes
+from .softmax_hls4ml import softmax_hls4ml
 
-__all__ = ["run_layer", "run_network", "trace_network"]
+__all__ = ["GOLDEN", "golden_for", "run_layer", "run_network", "trace_network"]
+
+#: Golden function of each layer kind: ``GOLDEN[kind](layer, *inputs) -> output`` on raw codes
+#: of shape ``(batch, *shape)``.
+GOLDEN = {}
+
+#: Name of the model's input tensor (:data:`nnfab.gen.graph.INPUT`).
+INPUT = "input"
 
 
-def run_layer(layer, x):
-    """Apply one IR layer to codes ``x`` of shape ``(batch, *layer.input_shape)``."""
-    kind = layer.kind
-    if kind == "dense":
-        return dense(x, layer.spec)
-    if kind == "activation":
-        return activations.activation(layer.function, x, fin=layer.fin, fout=layer.fout,
-                                      **dict(layer.params))
-    if kind == "softmax":
-        return activations.softmax(x, fin=layer.fin, fout=layer.fout,
-                                   exp_table=layer.exp_table, inv_table=layer.inv_table)
-    if kind == "argmax":
-        return activations.argmax(x, fin=layer.fin)[:, None]
-    if hasattr(layer, "golden"):
-        return layer.golden(x)
-    raise NotImplementedError(f"No golden model for layer kind {kind!r}")
+def golden_for(kind):
+    """Decorator registering ``function(layer, *inputs)`` as the golden model of ``kind``."""
+    def register(function):
+        if kind in GOLDEN:
+            raise ValueError(f"Layer kind {kind!r} already has a golden function")
+        GOLDEN[kind] = function
+        return function
+    return register
+
+
+golden_for("dense")(lambda layer, x: dense(x, layer.spec))
+golden_for("activation")(lambda layer, x: activations.activation(
+    layer.function, x, fin=layer.fin, fout=layer.fout, **dict(layer.params)))
+golden_for("softmax")(lambda layer, x: activations.softmax(
+    x, fin=layer.fin, fout=layer.fout, exp_table=layer.exp_table, inv_table=layer.inv_table))
+golden_for("argmax")(lambda layer, x: activations.argmax(x, fin=layer.fin)[:, None])
+golden_for("hls4ml_softmax")(lambda layer, x: softmax_hls4ml(x, layer.spec))
+golden_for("quantize")(lambda layer, x: quantize_lanes(x, fin=layer.fin, formats=layer.formats,
+                                                       fout=layer.fout))
+golden_for("conv2d")(lambda layer, x: conv2d(x, layer.spec))
+golden_for("pool")(lambda layer, x: pool(x, layer.spec))
+golden_for("global_pool")(lambda layer, x: global_pool(x, layer.spec))
+golden_for("batchnorm")(lambda layer, x: batchnorm(x, layer.spec))
+golden_for("flatten")(lambda layer, x: flatten(x))
+golden_for("zero_pad")(lambda layer, x: zero_pad(x, layer.padding))
+
+
+@golden_for("shift_add_dense")
+def _fused(layer, x):
+    """A fused layer is its parts in order: no arithmetic of its own to trust."""
+    for part in layer.parts:
+        x = run_layer(part, x)
+    return x
+
+
+def run_layer(layer, *inputs):
+    """Apply one IR layer to codes of shape ``(batch, *input_shape)``, one array per input.
+
+    Raises
+    ------
+    NotImplementedError
+        If the layer's kind has no golden function in :data:`GOLDEN`.
+    """
+    try:
+        function = GOLDEN[layer.kind]
+    except KeyError:
+        raise NotImplementedError(f"No golden model for layer kind {layer.kind!r}") from None
+    return function(layer, *(np.asarray(x) for x in inputs))
+
+
+def trace_network(model, x, *, until=None):
+    """Every layer's output codes, as a dict from layer name to array, in topological order
+    (up to and including ``until`` if given)."""
+    tensors = {INPUT: np.asarray(x)}
+    outputs = {}
+    for layer in model.layers:
+        tensors[layer.name] = outputs[layer.name] = run_layer(
+            layer, *(tensors[t] for t in layer.inputs))
+        if layer.name == until:
+            break
+    return outputs
 
 
 def run_network(model, x, *, until=None):
@@ -47,19 +107,5 @@ def run_network(model, x, *, until=None):
     ndarray, shape (batch, *output_shape)
         Raw codes of the last layer's (or ``until``'s) output format.
     """
-    x = np.asarray(x)
-    for layer in model.layers:
-        x = run_layer(layer, x)
-        if layer.name == until:
-            break
-    return x
-
-
-def trace_network(model, x):
-    """Every layer's output codes, as a dict from layer name to array."""
-    outputs = {}
-    x = np.asarray(x)
-    for layer in model.layers:
-        x = run_layer(layer, x)
-        outputs[layer.name] = x
-    return outputs
+    outputs = trace_network(model, x, until=until)
+    return outputs[until if until is not None else model.layers[-1].name]

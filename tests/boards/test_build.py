@@ -4,7 +4,8 @@ import pytest
 
 from nnfab.boards.build import build_for_board
 from nnfab.boards.clocking import ecp5_pll, ice40_pll
-from nnfab.boards.network import BoardNetwork, choose_rom_reuse_factors
+from nnfab.boards.network import choose_rom_reuse_factors, rom_backend
+from nnfab.gen.assemble import Network
 from nnfab.boards.targets import TARGETS, target
 from nnfab.boards.top import BoardTop
 from nnfab.errors import BoardError
@@ -55,7 +56,7 @@ def test_rom_reuse_choice():
         choose_rom_reuse_factors(model, max_multipliers=0)
     with pytest.raises(BoardError, match=r"^Layer 'relu_1' is not a dense layer of model "
                                          r"'digits-mlp' \(dense layers: dense_1, dense_2\)$"):
-        BoardNetwork(model, rom_reuse_factors={"relu_1": 2})
+        Network(model, backend=rom_backend(model, {"relu_1": 2}))
 
 
 @pytest.mark.parametrize("board,clock_mhz,primitive", [
@@ -66,8 +67,8 @@ def test_build_plan(board, clock_mhz, primitive):
     constraint."""
     model = digits_model()
     t = target(board)
-    network = BoardNetwork(model, rom_reuse_factors=choose_rom_reuse_factors(
-        model, max_multipliers=t.max_multipliers))
+    network = Network(model, backend=rom_backend(model, choose_rom_reuse_factors(
+        model, max_multipliers=t.max_multipliers)))
     top = BoardTop(network, target=t, clock_mhz=clock_mhz, baud=115200)
     plan = t.platform().build(top, name="top", do_build=False)
     rtlil = plan.files["top.il"]

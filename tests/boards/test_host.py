@@ -7,7 +7,8 @@ from click.testing import CliRunner
 from nnfab.boards.cli import boards_command, run_command
 from nnfab.boards.host import BoardClient, LinkCodec
 from nnfab.boards.link import ANSWER_START, REQUEST_START
-from nnfab.boards.network import BoardNetwork, choose_rom_reuse_factors
+from nnfab.boards.network import choose_rom_reuse_factors, rom_backend
+from nnfab.gen.assemble import Network
 from nnfab.errors import BoardError
 from nnfab.gen.emit import manifest_of
 from nnfab.sim.golden.network import run_network
@@ -17,8 +18,8 @@ from .test_link import digits_model
 
 def digits_manifest():
     model = digits_model()
-    network = BoardNetwork(model, rom_reuse_factors=choose_rom_reuse_factors(
-        model, max_multipliers=32))
+    network = Network(model, backend=rom_backend(model, choose_rom_reuse_factors(
+        model, max_multipliers=32)))
     manifest = manifest_of(model, network)
     manifest["host_link"] = {"baud": 115200}
     return model, manifest

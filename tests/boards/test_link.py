@@ -3,7 +3,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from nnfab.boards.link import ANSWER_START, REQUEST_START, HostLink
-from nnfab.boards.network import BoardNetwork, choose_rom_reuse_factors
+from nnfab.boards.network import choose_rom_reuse_factors, rom_backend
+from nnfab.gen.assemble import Network
 from nnfab.boards.uart import UARTRx, UARTTx, uart_divisor
 from nnfab.gen.examples import example
 from nnfab.gen.native import load_native
@@ -93,7 +94,7 @@ def test_link_matches_golden(divisor):
     at two baud rates (4 and 9 clock cycles per bit)."""
     model = digits_model()
     rom = choose_rom_reuse_factors(model, max_multipliers=32)
-    link = HostLink(BoardNetwork(model, rom_reuse_factors=rom), divisor=divisor)
+    link = HostLink(Network(model, backend=rom_backend(model, rom)), divisor=divisor)
     rng = np.random.default_rng(divisor)
     fmt = model.input_format
     x = rng.integers(fmt.min_code, fmt.max_code + 1, (3, 64))

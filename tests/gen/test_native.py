@@ -44,8 +44,9 @@ def test_quantized_model(write_model):
 
 @pytest.mark.parametrize("mutate,error,message", [
     (lambda d, a: d["layers"][1].update(type="lstm"), UnsupportedLayerError,
-     "Layer 'relu': unknown layer type 'lstm'; nnfab supports dense, conv2d, pool, flatten, "
-     "activation, batchnorm, quantize, softmax, hls4ml_softmax, argmax"),
+     "Layer 'relu': unknown layer type 'lstm'; nnfab supports dense, conv2d, pool, global_pool, "
+     "zero_pad, flatten, activation, batchnorm, quantize, softmax, hls4ml_softmax, argmax, add, "
+     "concatenate, upsample"),
     (lambda d, a: a.update({"d2.w": np.zeros((2, 5), dtype=np.int64)}), ModelError,
      "Layer 'd2': weights of shape (2, 5) do not take inputs of shape (3,) (expected (n_out, 3))"),
     (lambda d, a: a.update({"d1.w": np.full((3, 4), 300)}), FormatError,
@@ -124,11 +125,12 @@ def _conv_doc():
      "Model 'tiny': two layers are named 'd1'"),
     (lambda d, a: d["layers"][0].update(reuse_facter=2), ModelError,
      "Model file {path}: layers[0] has the unknown key 'reuse_facter'; a 'dense' layer takes "
-     "name, type, weights, biases, weight_format, bias_format, output_format, "
+     "name, type, inputs, weights, biases, weight_format, bias_format, output_format, "
      "accumulator_format, reuse_factor"),
     (lambda d, a: d["layers"][0].pop("type"), ModelError,
-     "Model file {path}: layers[0].type is missing; it must be dense, conv2d, pool, flatten, "
-     "activation, batchnorm, quantize, softmax, hls4ml_softmax, argmax"),
+     "Model file {path}: layers[0].type is missing; it must be dense, conv2d, pool, global_pool, "
+     "zero_pad, flatten, activation, batchnorm, quantize, softmax, hls4ml_softmax, argmax, add, "
+     "concatenate, upsample"),
     (lambda d, a: d["layers"][0].update(weight_format="fixed<10000,2>"), FormatError,
      "Layer 'd1': Fixed-point format 'fixed<10000,2>' is 10000 bits wide; nnfab builds formats "
      "of at most 64 bits"),
@@ -149,7 +151,7 @@ def _conv_doc():
      "function"),
     (lambda d, a: d["layers"][1].update(strides=[1, 1]), ModelError,
      "Model file {path}: layers[1] has the unknown key 'strides'; an 'activation' layer takes "
-     "name, type, activation, output_format, params"),
+     "name, type, inputs, activation, output_format, params"),
     (lambda d, a: a.update({"d1.w": a["d1.w"] + 0.5j}), FormatError,
      "Layer 'd1': weights must be integer codes, not complex128 values"),
 ])

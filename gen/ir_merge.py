@@ -1,0 +1,117 @@
+"""IR layers that join branches or resize frames: ``add``, ``concatenate`` and ``upsample``.
+
+Their engines are :class:`nnfab.hdl.merge.Add`, :class:`~nnfab.hdl.merge.Concatenate` and
+:class:`~nnfab.hdl.merge.Upsample2D`; their golden models are in :mod:`nnfab.sim.golden.merge`.
+"""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from nnfab.errors import ModelError
+from nnfab.fixed import FixedFormat
+
+from .ir import Layer
+
+__all__ = ["AddLayer", "ConcatenateLayer", "UpsampleLayer"]
+
+
+def _check_joined(layer, n):
+    if n < 2:
+        raise ModelError(f"Layer {layer.name!r}: a {layer.kind!r} layer joins 2 or more "
+                         f"tensors, not {n}")
+    if layer.inputs and len(layer.inputs) != n:
+        raise ModelError(f"Layer {layer.name!r}: has {n} input formats but reads "
+                         f"{len(layer.inputs)} tensors ({', '.join(map(repr, layer.inputs))})")
+    if not isinstance(layer.fout, FixedFormat):
+        raise ModelError(f"Layer {layer.name!r}: needs an output format, not {layer.fout!r}")
+
+
+@dataclass(frozen=True)
+class AddLayer(Layer):
+    """Element-wise sum of two or more tensors of one ``shape``: the exact sum of the inputs'
+    values (formats ``fins``, one per input), cast once to ``fout`` with its rounding and
+    overflow modes (hls4ml's ``Add`` merge: ``res = data1 + data2`` assigned to ``res_T``)."""
+
+    kind: ClassVar[str] = "add"
+    shape: tuple = ()
+    fins: tuple = ()
+    fout: FixedFormat = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        object.__setattr__(self, "fins", tuple(self.fins))
+        _check_joined(self, len(self.fins))
+
+    input_shape = property(lambda self: self.shape)
+    input_shapes = property(lambda self: (self.shape,) * len(self.fins))
+    output_shape = property(lambda self: self.shape)
+    input_format = property(lambda self: self.fins[0])
+    input_formats = property(lambda self: self.fins)
+    output_format = property(lambda self: self.fout)
+
+    def describe(self):
+        return f"sum of {len(self.fins)}, out {self.fout}"
+
+
+@dataclass(frozen=True)
+class ConcatenateLayer(Layer):
+    """Tensors joined along the last axis (Keras ``Concatenate(axis=-1)``, ONNX ``Concat`` on
+    the channel axis of channels-last tensors). Input ``k`` has shape ``shapes[k]`` (all equal
+    but for the last axis) and format ``fins[k]``; each is cast to ``fout``."""
+
+    kind: ClassVar[str] = "concatenate"
+    shapes: tuple = ()
+    fins: tuple = ()
+    fout: FixedFormat = None
+
+    def __post_init__(self):
+        shapes = tuple(tuple(int(n) for n in shape) for shape in self.shapes)
+        object.__setattr__(self, "shapes", shapes)
+        object.__setattr__(self, "fins", tuple(self.fins))
+        _check_joined(self, len(self.fins))
+        if len(shapes) != len(self.fins) or any(not s or s[:-1] != shapes[0][:-1]
+                                                for s in shapes):
+            raise ModelError(f"Layer {self.name!r}: concatenates {len(self.fins)} tensors along "
+                             f"the last axis, so needs as many shapes that agree on the other "
+                             f"axes, not {list(shapes)}")
+
+    input_shape = property(lambda self: self.shapes[0])
+    input_shapes = property(lambda self: self.shapes)
+    output_shape = property(lambda self: self.shapes[0][:-1] + (sum(s[-1] for s in self.shapes),))
+    input_format = property(lambda self: self.fins[0])
+    input_formats = property(lambda self: self.fins)
+    output_format = property(lambda self: self.fout)
+
+    def describe(self):
+        return f"{' + '.join(str(s[-1]) for s in self.shapes)} lanes, out {self.fout}"
+
+
+@dataclass(frozen=True)
+class UpsampleLayer(Layer):
+    """Nearest-neighbour upsampling of ``(H, W, C)`` frames by integer factors ``size = (sh,
+    sw)``: ``out[r, c] = in[r // sh, c // sw]`` (Keras ``UpSampling2D``, ONNX ``Resize`` in
+    nearest mode with integer scales). Codes pass unchanged (format ``fmt``)."""
+
+    kind: ClassVar[str] = "upsample"
+    shape: tuple = ()
+    size: tuple = (2, 2)
+    fmt: FixedFormat = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        object.__setattr__(self, "size", tuple(self.size))
+        if len(self.shape) != 3:
+            raise ModelError(f"Layer {self.name!r}: upsamples (H, W, C) frames, not shape "
+                             f"{self.shape}")
+        if len(self.size) != 2 or not all(isinstance(s, int) and s >= 1 for s in self.size):
+            raise ModelError(f"Layer {self.name!r}: size must be two integers >= 1, not "
+                             f"{self.size!r}")
+
+    input_shape = property(lambda self: self.shape)
+    output_shape = property(lambda self: (self.shape[0] * self.size[0],
+                                          self.shape[1] * self.size[1], self.shape[2]))
+    input_format = property(lambda self: self.fmt)
+    output_format = property(lambda self: self.fmt)
+
+    def describe(self):
+        return f"nearest x{self.size[0]}x{self.size[1]}"
