@@ -7,6 +7,7 @@ lost) and no transfer after the last expected one (nothing repeated). Then a for
 import gc
 import itertools
 import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -179,6 +180,21 @@ def join_inputs(fins, lanes, n, seed):
     return xs
 
 
+def assert_edges(values, fins, fout):
+    """Assert that the exact values (Fractions) hold rounding ties (where ``fout`` drops
+    bits), values above ``fout``'s range, and values at or below its most negative one."""
+    counts = dict(tie=0, at_min=0, at_max=0, below=0, above=0)
+    for v in values:
+        counts["tie"] += (v / fout.lsb) % 1 == Fraction(1, 2)
+        counts["at_min"] += v == fout.min_value
+        counts["at_max"] += v == fout.max_value
+        counts["below"] += v < fout.min_value
+        counts["above"] += v > fout.max_value
+    drops_bits = fout.fraction_width < max(f.fraction_width for f in fins)
+    assert (counts["tie"] or not drops_bits) and counts["above"] and \
+        (counts["below"] or counts["at_min"]), counts
+
+
 def check_join(make, xs, expected, seed):
     """Full rate (latency 1, II 1), then every stall pattern with each input idling at its own
     rate and starting at its own skew."""
@@ -205,6 +221,9 @@ def test_add_matches_golden(name):
     seed = sorted(ADD_CASES).index(name) + 200
     xs = join_inputs(fins, (3,) * len(fins), 80, seed)
     expected = add(xs, fins, fout).tolist()
+    sums = [sum(Fraction(int(c)) * f.lsb for c, f in zip(cs, fins))
+            for cs in zip(*[x.flat for x in xs])]
+    assert_edges(sums, fins, fout)
     check_join(lambda: Add(lanes=3, fins=fins, fout=fout), xs, expected, seed)
 
 
@@ -217,6 +236,8 @@ def test_concatenate_matches_golden(lanes, fout):
     seed = sum(lanes) * 10 + len(lanes)
     xs = join_inputs(fins, lanes, 60, seed)
     expected = concatenate(xs, fins, fout).tolist()
+    assert_edges([Fraction(int(c)) * f.lsb for x, f in zip(xs, fins) for c in x.flat], fins,
+                 fout)
     check_join(lambda: Concatenate(lanes=lanes, fins=fins, fout=fout), xs, expected, seed)
 
 
@@ -295,6 +316,10 @@ class Residual(wiring.Component):
     @property
     def latency(self):
         return self.conv.latency + self.add.latency
+
+    @property
+    def initiation_interval(self):
+        return self.conv.initiation_interval
 
     def elaborate(self, platform):
         m = Module()
