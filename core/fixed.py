@@ -38,8 +38,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["Rounding", "Overflow", "FixedFormat", "MAX_WIDTH", "MAX_INTEGER_WIDTH",
-           "MAX_ACCUMULATOR_WIDTH"]
+__all__ = ["Rounding", "Overflow", "FixedFormat", "common_format", "MAX_WIDTH",
+           "MAX_INTEGER_WIDTH", "MAX_ACCUMULATOR_WIDTH"]
 
 #: Widest tensor format (inputs, weights, biases, layer outputs) nnfab builds, in bits.
 MAX_WIDTH = 64
@@ -382,3 +382,37 @@ class FixedFormat:
     def _check_other(self, other):
         if not isinstance(other, FixedFormat):
             raise TypeError(f"Operand format must be a FixedFormat, not {other!r}")
+
+
+def common_format(formats):
+    """The smallest format that holds every value of every one of ``formats`` exactly.
+
+    F = max(F_k); signed when any format is; I = max(I_k + (1 if the result is signed and
+    format k is not)). Rounding and overflow are TRN/WRAP (no value of an input needs either).
+    It is the default result format of a concatenation.
+
+    Parameters
+    ----------
+    formats : iterable of FixedFormat, not empty
+
+    Returns
+    -------
+    FixedFormat
+
+    Raises
+    ------
+    TypeError
+        If an element is not a :class:`FixedFormat`.
+    ValueError
+        If ``formats`` is empty.
+    """
+    formats = list(formats)
+    for fmt in formats:
+        if not isinstance(fmt, FixedFormat):
+            raise TypeError(f"Format must be a FixedFormat, not {fmt!r}")
+    if not formats:
+        raise ValueError("Formats must hold at least one FixedFormat, not []")
+    signed = any(fmt.signed for fmt in formats)
+    fraction = max(fmt.fraction_width for fmt in formats)
+    integer = max(fmt.integer_width + (signed and not fmt.signed) for fmt in formats)
+    return FixedFormat(integer + fraction, integer, signed=signed)

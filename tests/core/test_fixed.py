@@ -3,7 +3,7 @@ from fractions import Fraction
 
 import pytest
 
-from nnfab.fixed import FixedFormat, Overflow, Rounding
+from nnfab.fixed import FixedFormat, Overflow, Rounding, common_format
 
 
 class TestConstruction:
@@ -234,3 +234,39 @@ def test_dense_accumulator_limit():
         DenseSpec(weights, None, FixedFormat(64, 0), FixedFormat(64, 0), FixedFormat(8, 3))
     assert DenseSpec(weights, None, FixedFormat(62, 0), FixedFormat(64, 0),
                      FixedFormat(8, 3)).accumulator.width == 128
+
+
+class TestCommonFormat:
+    """``common_format`` holds every value of its inputs exactly, and no narrower format does."""
+
+    @staticmethod
+    def _holds(fmt, values):
+        return all((v / fmt.lsb).denominator == 1 and fmt.min_value <= v <= fmt.max_value
+                   for v in values)
+
+    @pytest.mark.parametrize("a", SMALL_FORMATS, ids=str)
+    def test_smallest_exact_format(self, a):
+        for b in SMALL_FORMATS:
+            common = common_format([a, b])
+            values = {f.value(c) for f in (a, b) for c in range(f.min_code, f.max_code + 1)}
+            assert self._holds(common, values), (a, b, common)
+            assert (common.rounding, common.overflow) == (Rounding.TRN, Overflow.WRAP)
+            for w, i, s in itertools.product(range(1, common.width), range(-4, 8),
+                                             (True, False)):
+                assert not self._holds(FixedFormat(w, i, signed=s), values), (a, b, w, i, s)
+
+    def test_examples(self):
+        u = FixedFormat(8, 3, signed=False, rounding="RND", overflow="SAT")
+        assert common_format([u]) == FixedFormat(8, 3, signed=False)
+        assert common_format([FixedFormat(16, 6), u]) == FixedFormat(16, 6)
+        assert common_format([FixedFormat(8, 1), u, FixedFormat(4, 4)]) == FixedFormat(11, 4)
+        assert common_format(iter([FixedFormat(4, -2), FixedFormat(4, 6)])) == \
+            FixedFormat(12, 6)
+
+    def test_errors(self):
+        with pytest.raises(ValueError) as info:
+            common_format([])
+        assert str(info.value) == "Formats must hold at least one FixedFormat, not []"
+        with pytest.raises(TypeError) as info:
+            common_format([FixedFormat(8, 3), "fixed<8,3>"])
+        assert str(info.value) == "Format must be a FixedFormat, not 'fixed<8,3>'"
