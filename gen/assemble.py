@@ -4,8 +4,8 @@ component.
 Engines come from a :class:`Backend`, a table from layer kind to engine builder: the default
 :data:`CONSTANT_WEIGHTS` backend builds every layer with its weights as constants; a board may
 use another (:func:`nnfab.boards.network.rom_backend`). A tensor read by several layers goes
-through a :class:`~nnfab.hdl.merge.Broadcast`; each input of a layer that joins branches
-(``add``, ``concatenate``) goes through a :class:`~nnfab.hdl.merge.SkipFifo` as deep as that
+through a :class:`~nnfab.hdl.fork.Broadcast`; each input of a layer that joins branches
+(``add``, ``concatenate``) goes through a :class:`~nnfab.hdl.fork.SkipFifo` as deep as that
 branch must run ahead of the slowest one (:func:`skip_fifo_depths`).
 """
 
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import data, stream, wiring
 
 from nnfab.errors import UnsupportedLayerError
 from nnfab.hdl.activations import Activation, Argmax, Softmax
@@ -22,7 +22,9 @@ from nnfab.hdl.cast import fixed_shape
 from nnfab.hdl.conv import ConvEngine
 from nnfab.hdl.dense import DenseEngine
 from nnfab.hdl.layout import Flatten, ZeroPadding
-from nnfab.hdl.merge import Add, Broadcast, Concatenate, SkipFifo, Upsample2D
+from nnfab.hdl.fork import Broadcast, SkipFifo
+from nnfab.hdl.join import Add, Concatenate
+from nnfab.hdl.resize import Upsample2D
 from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.hdl.softmax_hls4ml import Hls4mlSoftmax
@@ -188,11 +190,9 @@ class Network(wiring.Component):
         self._MustUse__silence = True
         for _, engine in self._engines:
             engine._MustUse__silence = True
-        first = next(engine for layer, engine in self._engines if INPUT in layer.inputs)
-        port = first.signature.members["i"]
-        if port.dimensions:
-            port = wiring.In(port.signature)
-        super().__init__({"i": port, "o": self._engines[-1][1].signature.members["o"]})
+        input_port = wiring.In(stream.Signature(data.ArrayLayout(
+            fixed_shape(model.input_format), model.input_shape[-1])))
+        super().__init__({"i": input_port, "o": self._engines[-1][1].signature.members["o"]})
 
     @property
     def model(self):
@@ -263,14 +263,14 @@ class Network(wiring.Component):
                 readers[tensor] = [sources[tensor]]
                 continue
             shape, lanes = self._tensor_layout(tensor)
-            fork = Broadcast(n=len(names), lanes=lanes, shape=shape)
+            fork = Broadcast(n_outputs=len(names), lanes=lanes, shape=shape)
             m.submodules[f"{_identifier(tensor)}__fork"] = fork
             wiring.connect(m, sources[tensor], fork.i)
             readers[tensor] = list(fork.o)
         taken = {tensor: 0 for tensor in readers}
         for layer, engine in self._engines:
             m.submodules[_identifier(layer.name)] = engine
-            ports = [engine.i] if len(layer.inputs) == 1 else list(engine.i)
+            ports = [engine.i] if len(layer.inputs) == 1 else list(engine.inputs)
             for k, (tensor, port) in enumerate(zip(layer.inputs, ports)):
                 stream = readers[tensor][taken[tensor]]
                 taken[tensor] += 1

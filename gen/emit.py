@@ -18,6 +18,7 @@ from nnfab.packing import packed_width
 
 from .assemble import Network
 from .build_folder import file_hashes, staged_folder
+from .graph import INPUT
 from .native import save_native
 
 __all__ = ["BuildResult", "manifest_of", "build_outputs", "verilog_name"]
@@ -45,6 +46,39 @@ def _stream_description(formats, shape, per_transfer, prefix):
     }
 
 
+def _weighted_row(layer, engine):
+    spec = layer.spec
+    row = dict(weight_format=str(spec.weight_format),
+               bias_format=str(spec.bias_format) if spec.bias_format else None,
+               accumulator_format=str(spec.accumulator), reuse_factor=layer.reuse_factor,
+               nonzero_weights=int((spec.weights != 0).sum()), weights=int(spec.weights.size))
+    if layer.kind in ("dense", "shift_add_dense"):
+        row["shift_add_terms"] = engine.n_shift_add_terms
+    if layer.kind == "shift_add_dense":
+        row.update(fused_layers=[part.name for part in layer.parts], adders=engine.n_adders,
+                   shared_subexpressions=engine.n_shared_subexpressions,
+                   adder_levels=engine.levels)
+    return row
+
+
+def _hls4ml_softmax_row(layer, engine):
+    spec = layer.spec
+    return dict(accumulator_format=str(spec.accum_format),
+                exp_table=f"{spec.exp_table_size} x {spec.exp_table_format}",
+                inv_table=f"{spec.inv_table_size} x {spec.inv_table_format}",
+                inv_input_format=str(spec.inv_input_format))
+
+
+#: Kind-specific manifest keys of a layer: ``MANIFEST_ROWS[kind](layer, engine) -> dict``.
+MANIFEST_ROWS = {
+    "dense": _weighted_row,
+    "conv2d": _weighted_row,
+    "shift_add_dense": _weighted_row,
+    "activation": lambda layer, engine: {"function": layer.function},
+    "hls4ml_softmax": _hls4ml_softmax_row,
+}
+
+
 def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
                 shift_add_fusion=None, lut_adder_width=0):
     """The manifest: everything a host or another tool needs to drive the design; ``source``
@@ -55,7 +89,7 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
     (both recorded when ``shift_add_fusion`` is given)."""
     in_lanes = model.input_shape[-1]
     out_lanes = model.output_shape[-1]
-    layers = []
+    layers, previous = [], INPUT
     for layer, engine in network.engines:
         row = {"name": layer.name, "kind": layer.kind, "input_shape": list(layer.input_shape),
                "output_shape": list(layer.output_shape),
@@ -65,29 +99,13 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
                "initiation_interval": math.ceil(engine.initiation_interval
                                                 * math.prod(layer.input_shape[:-1])),
                "multipliers": getattr(engine, "n_multipliers", 0)}
-        if layer.kind in ("dense", "conv2d", "shift_add_dense"):
-            spec = layer.spec
-            row.update(weight_format=str(spec.weight_format),
-                       bias_format=str(spec.bias_format) if spec.bias_format else None,
-                       accumulator_format=str(spec.accumulator),
-                       reuse_factor=layer.reuse_factor,
-                       nonzero_weights=int((spec.weights != 0).sum()),
-                       weights=int(spec.weights.size))
-            if layer.kind in ("dense", "shift_add_dense"):
-                row["shift_add_terms"] = engine.n_shift_add_terms
-            if layer.kind == "shift_add_dense":
-                row.update(fused_layers=[part.name for part in layer.parts],
-                           adders=engine.n_adders,
-                           shared_subexpressions=engine.n_shared_subexpressions,
-                           adder_levels=engine.levels)
-        elif layer.kind == "activation":
-            row["function"] = layer.function
-        elif layer.kind == "hls4ml_softmax":
-            spec = layer.spec
-            row.update(accumulator_format=str(spec.accum_format),
-                       exp_table=f"{spec.exp_table_size} x {spec.exp_table_format}",
-                       inv_table=f"{spec.inv_table_size} x {spec.inv_table_format}",
-                       inv_input_format=str(spec.inv_input_format))
+        if len(layer.inputs) > 1 or layer.inputs != (previous,):
+            row["inputs"] = list(layer.inputs)
+        if len(layer.inputs) > 1:
+            row["skip_fifo_depths"] = [network.skip_fifo_depths.get((layer.name, k), 0)
+                                       for k in range(len(layer.inputs))]
+        row.update(MANIFEST_ROWS.get(layer.kind, lambda layer, engine: {})(layer, engine))
+        previous = layer.name
         layers.append(row)
     return {
         "nnfab_version": __version__,
@@ -100,7 +118,8 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
         "output": _stream_description([model.output_format] * out_lanes, model.output_shape,
                                       model.n_outputs // out_lanes, "o"),
         "latency": network.latency,
-        "latency_source": "simulated" if network.streams_pixels else "sum of layers",
+        "latency_source": "sum of layers" if model.is_chain and not network.streams_pixels
+        else "simulated",
         "initiation_interval": network.initiation_interval,
         "layers": layers,
         "input_cast": input_cast,
@@ -148,6 +167,13 @@ def _report(manifest):
                   "| --- | --- | --- | --- | --- |"]
         lines += [f"| {row['name']} | {', '.join(row['fused_layers'])} | {row['adders']} | "
                   f"{row['shared_subexpressions']} | {row['adder_levels']} |" for row in fused]
+    joins = [row for row in manifest["layers"] if "skip_fifo_depths" in row]
+    if joins:
+        lines += ["", "Joins of branches: the FIFO before each input, as deep as that branch "
+                  "must run ahead of the slowest (transfers; 0: none)", "",
+                  "| layer | inputs | skip FIFO depths |", "| --- | --- | --- |"]
+        lines += [f"| {row['name']} | {', '.join(row['inputs'])} | "
+                  f"{', '.join(map(str, row['skip_fifo_depths']))} |" for row in joins]
     softmax = [row for row in manifest["layers"] if row["kind"] == "hls4ml_softmax"]
     if softmax:
         lines += ["", "hls4ml softmax layers", "",

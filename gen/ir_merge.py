@@ -1,7 +1,8 @@
 """IR layers that join branches or resize frames: ``add``, ``concatenate`` and ``upsample``.
 
-Their engines are :class:`nnfab.hdl.merge.Add`, :class:`~nnfab.hdl.merge.Concatenate` and
-:class:`~nnfab.hdl.merge.Upsample2D`; their golden models are in :mod:`nnfab.sim.golden.merge`.
+Their engines are :class:`nnfab.hdl.join.Add`, :class:`~nnfab.hdl.join.Concatenate` and
+:class:`nnfab.hdl.resize.Upsample2D`; their golden models are in :mod:`nnfab.sim.golden.merge`
+and :mod:`nnfab.sim.golden.resize`.
 """
 
 from dataclasses import dataclass

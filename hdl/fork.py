@@ -129,6 +129,8 @@ class SkipFifo(CheckedComponent):
     ----------
     fifo_depth : int
         Entries of the FIFO built, ``max(depth, 3)``.
+    level : Signal
+        Transfers held.
     latency : int
         2 cycles from a transfer into the empty FIFO to it being valid at the output.
     initiation_interval : int
@@ -151,6 +153,8 @@ class SkipFifo(CheckedComponent):
         self._depth, self._lanes, self._shape = depth, lanes, Shape.cast(shape)
         signature = _vector(self._shape, lanes)
         super().__init__({"i": In(signature), "o": Out(signature)})
+        #: Transfers held, ``0 .. fifo_depth`` (to measure how deep a skip path must be).
+        self.level = Signal(range(self.fifo_depth + 1))
 
     def __repr__(self):
         return f"SkipFifo(depth={self._depth!r}, lanes={self._lanes!r}, shape={self._shape!r})"
@@ -186,5 +190,6 @@ class SkipFifo(CheckedComponent):
             self.o.valid.eq(fifo.r_rdy),
             self.o.payload.as_value().eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
+            self.level.eq(fifo.level),
         ]
         return m

@@ -15,6 +15,7 @@ is the ``(1, length, C)`` image (the model's input shape then has three axes). A
 ``relu`` activation inside a ``QConv`` is fused into it (exact ReLU of the accumulator).
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from nnfab.fixed import FixedFormat
 
 from nnfab.conv_layers import GlobalPoolSpec, PoolSpec
 
-from ..float_model import (FloatActivation, FloatBatchNorm, FloatConv2D, FloatDense,
-                           FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
+from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConcatenate,
+                           FloatConv2D, FloatDense, FloatFlatten, FloatGlobalPool, FloatModel,
+                           FloatPool, FloatSoftmax, FloatUpsample, FloatZeroPad)
 from ..ir import ActivationLayer, Model, SoftmaxLayer
 from ..ir_conv import FlattenLayer, GlobalPoolLayer, PoolLayer, ZeroPadLayer
 from ._common import conv_layer, dense_layer, exact, open_hdf5, relu_format
@@ -89,14 +91,48 @@ def _is_hdf5(path):
         return file.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
-def keras_layers(config):
+def _inbound(entry, name):
+    """Names of the layers feeding a Keras functional layer entry (Keras 2's nested lists or
+    Keras 3's ``args`` of ``__keras_tensor__``), or ``None`` when the config has no edges
+    (Sequential)."""
+    nodes = entry.get("inbound_nodes")
+    if not nodes:
+        return None
+    if len(nodes) > 1:
+        raise UnsupportedLayerError(f"Layer {name!r}: is called {len(nodes)} times (shared "
+                                    f"layer); nnfab imports layers called once")
+    node = nodes[0]
+    if isinstance(node, dict):
+        found = []
+
+        def walk(value):
+            if isinstance(value, dict):
+                if value.get("class_name") == "__keras_tensor__":
+                    found.append(value["config"]["keras_history"][0])
+                else:
+                    for item in value.values():
+                        walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(node.get("args", []))
+        return found
+    node = node if isinstance(node, list) else [node]
+    return [item[0] if isinstance(item, list) else item for item in node]
+
+
+def keras_layers(config, *, graph=False):
     """The layers of a Keras model config as a list of ``(class_name, config)``, checked to be a
-    single chain.
+    single chain; with ``graph``, ``(class_name, config, inbound)`` triples of any functional
+    graph, ``inbound`` the names of the layers feeding each (``None`` in a Sequential model:
+    the layer before).
 
     Raises
     ------
     UnsupportedLayerError
-        If a layer takes more than one input or the layers do not form one chain.
+        Without ``graph``, if a layer takes more than one input or the layers do not form one
+        chain.
     """
     body = config["config"]
     layers = body.get("layers") if isinstance(body, dict) else body
@@ -113,17 +149,17 @@ def keras_layers(config):
         if not isinstance(name, str):
             raise ModelError(f"Keras model config: layer {index} ({cls}) has the name "
                              f"{name!r}; a layer name is a string")
-        nodes = entry.get("inbound_nodes") or []
-        if nodes:
-            inbound = nodes[0] if isinstance(nodes[0], list) else [nodes[0]]
-            if len(nodes) > 1 or len(inbound) != 1:
-                raise UnsupportedLayerError(f"Layer {name!r}: takes {len(inbound)} inputs; nnfab "
-                                            f"imports single-chain models only")
-            source = inbound[0][0] if isinstance(inbound[0], list) else None
-            if source is not None and previous is not None and source != previous:
-                raise UnsupportedLayerError(f"Layer {name!r}: takes its input from {source!r}, "
-                                            f"not from the layer before it ({previous!r}); "
-                                            f"nnfab imports single-chain models only")
+        inbound = _inbound(entry, name)
+        if graph:
+            result.append((cls, cfg, inbound))
+            continue
+        if inbound is not None and len(inbound) != 1:
+            raise UnsupportedLayerError(f"Layer {name!r}: takes {len(inbound)} inputs; nnfab "
+                                        f"imports single-chain models only")
+        if inbound and previous is not None and inbound[0] != previous:
+            raise UnsupportedLayerError(f"Layer {name!r}: takes its input from {inbound[0]!r}, "
+                                        f"not from the layer before it ({previous!r}); "
+                                        f"nnfab imports single-chain models only")
         result.append((cls, cfg))
         previous = name
     return result
@@ -212,7 +248,7 @@ def load_keras(path, *, weights=None, input_format=None, kind=None):
 
                 return build_hgq(name, layers, store)
             return _build_quantized(name, layers, store, input_format or DEFAULT_INPUT_FORMAT)
-        return _build_float(name, layers, store)
+        return _build_float(name, keras_layers(config, graph=True), store)
     finally:
         store.close()
 
@@ -290,70 +326,115 @@ def _check_use_bias(cfg, w):
     return w.get("bias") if cfg.get("use_bias", True) else None
 
 
-def _float_activation(name, act, layers):
+def _float_activation(name, act):
+    """The float layer of a Keras activation name, or ``None`` for ``linear``."""
     if act in (None, "linear"):
-        return
+        return None
     if act == "softmax":
-        layers.append(FloatSoftmax(name))
-    elif act in _FLOAT_ACTIVATIONS:
-        layers.append(FloatActivation(name, act))
-    else:
-        raise UnsupportedLayerError(f"Layer {name!r}: activation {act!r} is not supported; use "
-                                    f"one of {', '.join(_FLOAT_ACTIVATIONS)}, softmax")
+        return FloatSoftmax(name)
+    if act in _FLOAT_ACTIVATIONS:
+        return FloatActivation(name, act)
+    raise UnsupportedLayerError(f"Layer {name!r}: activation {act!r} is not supported; use "
+                                f"one of {', '.join(_FLOAT_ACTIVATIONS)}, softmax")
+
+
+_FLOAT_SUPPORTED = ("Dense, Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, "
+                    "GlobalMaxPooling1D/2D, GlobalAveragePooling1D/2D, ZeroPadding1D/2D, "
+                    "UpSampling2D, Add, Concatenate, Activation, ReLU, BatchNormalization, "
+                    "Flatten, Dropout")
+
+
+def _float_layers(cls, cfg, lname, store, shapes):
+    """The float layers (a chain) of one Keras layer reading tensors of ``shapes``; an empty
+    list for layers without effect."""
+    shape = shapes[0]
+    if cls == "Flatten":
+        return [FloatFlatten(lname)] if len(shape) != 1 else []
+    if cls == "Dense":
+        w = store.get(lname, ["kernel"] + (["bias"] if cfg.get("use_bias", True) else []))
+        kernel = w["kernel"]
+        if kernel.ndim != 2 or kernel.shape[0] != shape[-1] or len(shape) != 1:
+            raise ShapeError(f"Layer {lname!r}: kernel of shape {kernel.shape} does not take "
+                             f"input of shape {shape}")
+        act = _float_activation(f"{lname}_{cfg.get('activation')}", cfg.get("activation"))
+        return [FloatDense(lname, kernel.T, _check_use_bias(cfg, w))] + ([act] if act else [])
+    if cls in ("Conv1D", "Conv2D"):
+        one_d, strides, padding = window_geometry(cls, cfg, lname, shape)
+        w = store.get(lname, ["kernel"] + (["bias"] if cfg.get("use_bias", True) else []))
+        act = _float_activation(f"{lname}_{cfg.get('activation')}", cfg.get("activation"))
+        return [FloatConv2D(lname, conv_kernel(w["kernel"], one_d, lname, shape),
+                            _check_use_bias(cfg, w), strides, padding)] + ([act] if act else [])
+    if cls in _POOL:
+        one_d, strides, padding = window_geometry(cls, cfg, lname, shape)
+        return [FloatPool(lname, _POOL[cls], _pair(cfg, "pool_size", lname, one_d), strides,
+                          padding)]
+    if cls in _GLOBAL_POOL:
+        return [FloatGlobalPool(lname, _GLOBAL_POOL[cls])]
+    if cls in ("ZeroPadding1D", "ZeroPadding2D"):
+        return [FloatZeroPad(lname, zero_padding(cls, cfg))]
+    if cls == "UpSampling2D":
+        if cfg.get("interpolation", "nearest") != "nearest":
+            raise UnsupportedLayerError(f"Layer {lname!r}: interpolation "
+                                        f"{cfg.get('interpolation')!r} is not supported; only "
+                                        f"'nearest'")
+        return [FloatUpsample(lname, _pair(cfg, "size", lname, False, (2, 2)))]
+    if cls == "Add":
+        return [FloatAdd(lname)]
+    if cls == "Concatenate":
+        if int(cfg.get("axis", -1)) not in (-1, len(shape)):
+            raise UnsupportedLayerError(f"Layer {lname!r}: concatenation along axis "
+                                        f"{cfg.get('axis')} is not supported; only the last "
+                                        f"(channel) axis, -1")
+        return [FloatConcatenate(lname)]
+    if cls == "Activation":
+        act = _float_activation(lname, cfg.get("activation"))
+        return [act] if act else []
+    if cls == "BatchNormalization":
+        w = store.get(lname, ["moving_mean", "moving_variance"])
+        n = w["moving_mean"].shape[0]
+        return [FloatBatchNorm(lname, w.get("gamma", np.ones(n)), w.get("beta", np.zeros(n)),
+                               w["moving_mean"], w["moving_variance"],
+                               float(cfg.get("epsilon", 1e-3)))]
+    if cls == "ReLU" and not cfg.get("max_value") and not cfg.get("negative_slope"):
+        return [FloatActivation(lname, "relu")]
+    raise UnsupportedLayerError(f"Layer {lname!r}: Keras layer {cls!r} is not supported in a "
+                                f"float model (supported: {_FLOAT_SUPPORTED})")
 
 
 def _build_float(name, layers, store):
-    shape = input_shape(layers)
-    out = []
-    for cls, cfg in layers:
+    """A :class:`FloatModel` of a Sequential or functional Keras model (``layers`` as
+    :func:`keras_layers` gives them with ``graph=True``)."""
+    from ..graph import INPUT
+
+    model_input = input_shape([(cls, cfg) for cls, cfg, _ in layers])
+    # Keras layer name -> (nnfab tensor name, shape) of its output.
+    tensors, out, previous = {}, [], None
+    for cls, cfg, inbound in layers:
         lname = cfg.get("name", cls)
-        if cls == "InputLayer" or cls in SKIPPED_LAYERS:
+        if cls == "InputLayer":
+            tensors[lname] = previous = (INPUT, model_input)
             continue
-        if cls == "Flatten":
-            if len(shape) != 1:
-                out.append(FloatFlatten(lname))
-                shape = (int(np.prod(shape)),)
-            continue
-        if cls == "Dense":
-            w = store.get(lname, ["kernel"] + (["bias"] if cfg.get("use_bias", True) else []))
-            kernel = w["kernel"]
-            if kernel.ndim != 2 or kernel.shape[0] != shape[-1] or len(shape) != 1:
-                raise ShapeError(f"Layer {lname!r}: kernel of shape {kernel.shape} does not take "
-                                 f"input of shape {shape}")
-            out.append(FloatDense(lname, kernel.T, _check_use_bias(cfg, w)))
-            shape = (kernel.shape[1],)
-            _float_activation(f"{lname}_{cfg.get('activation')}", cfg.get("activation"), out)
-        elif cls in ("Conv1D", "Conv2D"):
-            one_d, strides, padding = window_geometry(cls, cfg, lname, shape)
-            w = store.get(lname, ["kernel"] + (["bias"] if cfg.get("use_bias", True) else []))
-            layer = FloatConv2D(lname, conv_kernel(w["kernel"], one_d, lname, shape),
-                                _check_use_bias(cfg, w), strides, padding)
-            shape = layer.output_shape(shape)
-            out.append(layer)
-            _float_activation(f"{lname}_{cfg.get('activation')}", cfg.get("activation"), out)
-        elif cls in _POOL:
-            one_d, strides, padding = window_geometry(cls, cfg, lname, shape)
-            layer = FloatPool(lname, _POOL[cls], _pair(cfg, "pool_size", lname, one_d),
-                              strides, padding)
-            shape = layer.output_shape(shape)
-            out.append(layer)
-        elif cls == "Activation":
-            _float_activation(lname, cfg.get("activation"), out)
-        elif cls == "BatchNormalization":
-            w = store.get(lname, ["moving_mean", "moving_variance"])
-            n = w["moving_mean"].shape[0]
-            out.append(FloatBatchNorm(lname, w.get("gamma", np.ones(n)),
-                                      w.get("beta", np.zeros(n)), w["moving_mean"],
-                                      w["moving_variance"], float(cfg.get("epsilon", 1e-3))))
-        elif cls == "ReLU" and not cfg.get("max_value") and not cfg.get("negative_slope"):
-            out.append(FloatActivation(lname, "relu"))
+        if inbound is None:
+            sources = [previous or (INPUT, model_input)]
         else:
-            raise UnsupportedLayerError(f"Layer {lname!r}: Keras layer {cls!r} is not "
-                                        f"supported in a float model (supported: Dense, "
-                                        f"Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, "
-                                        f"Activation, ReLU, BatchNormalization, Flatten, "
-                                        f"Dropout)")
-    return FloatModel(name, input_shape(layers), tuple(out))
+            missing = [n for n in inbound if n not in tensors]
+            if missing:
+                raise ModelError(f"Layer {lname!r}: reads {missing[0]!r}, which is no layer "
+                                 f"before it in the Keras config")
+            sources = [tensors[n] for n in inbound]
+        if cls in SKIPPED_LAYERS:
+            tensors[lname] = previous = sources[0]
+            continue
+        created = _float_layers(cls, cfg, lname, store, [shape for _, shape in sources])
+        inputs = tuple(tensor for tensor, _ in sources)
+        shapes = [shape for _, shape in sources]
+        for layer in created:
+            layer = dataclasses.replace(layer, inputs=inputs)
+            out.append(layer)
+            shapes = [tuple(layer.output_shape(*shapes))]
+            inputs = (layer.name,)
+        tensors[lname] = previous = (inputs[0], shapes[0])
+    return FloatModel(name, model_input, tuple(out))
 
 
 def _quantized_dense(lname, cfg, store, fmt, shape):

@@ -14,8 +14,10 @@ from .batchnorm import batchnorm
 from .conv import conv2d
 from .dense import dense
 from .layout import flatten, zero_pad
+from .merge import add, concatenate
 from .pooling import global_pool, pool
 from .quantize import quantize_lanes
+from .resize import upsample_nearest
 from .softmax_hls4ml import softmax_hls4ml
 
 __all__ = ["GOLDEN", "golden_for", "run_layer", "run_network", "trace_network"]
@@ -53,6 +55,9 @@ golden_for("global_pool")(lambda layer, x: global_pool(x, layer.spec))
 golden_for("batchnorm")(lambda layer, x: batchnorm(x, layer.spec))
 golden_for("flatten")(lambda layer, x: flatten(x))
 golden_for("zero_pad")(lambda layer, x: zero_pad(x, layer.padding))
+golden_for("add")(lambda layer, *xs: add(xs, layer.fins, layer.fout))
+golden_for("concatenate")(lambda layer, *xs: concatenate(xs, layer.fins, layer.fout))
+golden_for("upsample")(lambda layer, x: upsample_nearest(x, layer.size))
 
 
 @golden_for("shift_add_dense")
