@@ -301,12 +301,14 @@ def _identifier(name):
 
 def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
     """Depth of the FIFO before every input of every join layer, so that no branch waits
-    for a fork that waits for it.
+    for a fork that waits for it, and the network keeps its initiation interval.
 
-    Each join input gets a FIFO as deep as one inference's transfers of that tensor, the
-    network is simulated for one inference at full rate (Amaranth's simulator, output always
-    ready), and each FIFO's largest fill level plus ``slack`` becomes its depth: the transfers
-    that branch must run ahead of the slowest branch. A FIFO that stays empty is left out.
+    The network is simulated at full rate with the output always ready (Amaranth's
+    simulator), with FIFOs that hold every transfer of the run: once for one inference (its
+    latency ``L`` in cycles), then for ``ceil(L / II) + 2`` inferences back to back, enough to
+    fill every branch. Each FIFO's largest fill level plus
+    ``slack`` becomes its depth: the transfers that branch must run ahead of the slowest
+    branch. A FIFO that stays empty is left out.
 
     Returns
     -------
@@ -315,17 +317,25 @@ def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
     """
     from .timing import simulate_timing
 
-    deep = {(layer.name, k): _transfers(layer.input_shapes[k]) + slack
-            for layer in model.layers if len(layer.inputs) > 1
-            for k in range(len(layer.inputs))}
-    network = Network(model, backend=backend, skip_fifo_depths=deep)
-    levels = {key: 0 for key in deep}
+    joins = [(layer, k) for layer in model.layers if len(layer.inputs) > 1
+             for k in range(len(layer.inputs))]
+    levels = {(layer.name, k): 0 for layer, k in joins}
 
-    def record(ctx):
-        for key, fifo in network._skip_fifos.items():
-            levels[key] = max(levels[key], ctx.get(fifo.level))
+    def simulate(n):
+        """Stream ``n`` inferences with FIFOs that can hold them all."""
+        deep = {(layer.name, k): n * _transfers(layer.input_shapes[k]) + slack
+                for layer, k in joins}
+        network = Network(model, backend=backend, skip_fifo_depths=deep)
 
-    simulate_timing(network, input_transfers=model.n_inputs // model.input_shape[-1],
-                    output_transfers=model.n_outputs // model.output_shape[-1],
-                    on_cycle=record)
+        def record(ctx):
+            for key, fifo in network._skip_fifos.items():
+                levels[key] = max(levels[key], ctx.get(fifo.level))
+
+        timing = simulate_timing(network, input_transfers=n * _transfers(model.input_shape),
+                                 output_transfers=n * _transfers(model.output_shape),
+                                 on_cycle=record, max_cycles=200_000 * n)
+        return timing, network.initiation_interval, deep
+
+    (timing, ii, _) = simulate(1)
+    _, _, deep = simulate(math.ceil(timing["latency"] / ii) + 2)
     return {key: min(level + slack, deep[key]) for key, level in levels.items() if level}

@@ -237,18 +237,21 @@ def load_keras(path, *, weights=None, input_format=None, kind=None):
                                  f"exist; name it with weights=")
         else:
             weights = path
-    layers = keras_layers(config)
+    graph = keras_layers(config, graph=True)
+    classes = [cls for cls, _, _ in graph]
     name = config["config"].get("name", path.stem) if isinstance(config["config"], dict) \
         else path.stem
     store = KerasWeights(weights)
     try:
-        if any(cls.startswith("Q") or cls == "FixedPointQuantizer" for cls, _ in layers):
-            if any(cls == "FixedPointQuantizer" for cls, _ in layers):
+        if any(cls.startswith("Q") or cls == "FixedPointQuantizer" for cls in classes):
+            # Quantized Keras models are imported as chains (checked here).
+            layers = keras_layers(config)
+            if "FixedPointQuantizer" in classes:
                 from .hgq import build_hgq
 
                 return build_hgq(name, layers, store)
             return _build_quantized(name, layers, store, input_format or DEFAULT_INPUT_FORMAT)
-        return _build_float(name, keras_layers(config, graph=True), store)
+        return _build_float(name, graph, store)
     finally:
         store.close()
 
@@ -307,8 +310,9 @@ def window_geometry(cls, cfg, lname, shape):
         raise UnsupportedLayerError(f"Layer {lname!r}: padding {padding!r} is not supported; "
                                     f"use 'valid' or 'same'")
     one_d = cls.endswith("1D")
-    key = "pool_size" if "Pool" in cls else "kernel_size"
-    strides = _pair(cfg, "strides", lname, one_d) or _pair(cfg, key, lname, one_d)
+    # Keras' default strides: the pool size for pooling, 1 for convolutions.
+    default = _pair(cfg, "pool_size", lname, one_d) if "Pool" in cls else (1, 1)
+    strides = _pair(cfg, "strides", lname, one_d) or default
     return one_d, strides, padding
 
 

@@ -1,5 +1,6 @@
 """Float ONNX models (Gemm or MatMul + Add, Conv, MaxPool, AveragePool, Relu, Sigmoid, Tanh,
-Elu, Selu, Softmax, BatchNormalization, Flatten/Reshape, Transpose between the layouts, Identity, Dropout)
+Elu, Selu, Softmax, BatchNormalization, Flatten/Reshape, Transpose between the layouts, Identity,
+Dropout, Add/Sum of computed tensors, Concat, Resize)
 into a :class:`~nnfab.gen.float_model.FloatModel`.
 
 Layouts: nnfab's images are channels-last ``(H, W, C)``; ONNX's ``Conv`` and pooling work on
@@ -9,12 +10,16 @@ model's channels-last input ``(H, W, C)``: callers pass images channels-last. A 
 an ``NCHW`` tensor flattens in ``(C, H, W)`` order; nnfab flattens ``(H, W, C)`` and permutes
 the next dense layer's weight columns to match, so the numbers are the same.
 
-Read with the ``onnx`` package; initializers through :mod:`onnx.numpy_helper`. The graph must be
-one chain from its single data input: every node takes the previous node's output and
-constants (initializers, ``Constant`` nodes, and nodes computed from constants only). QONNX
-graphs (with ``Quant``, ``BipolarQuant`` or ``Trunc`` nodes) go to :mod:`.qonnx`.
+Read with the ``onnx`` package; initializers through :mod:`onnx.numpy_helper`. The graph has one
+data input; nodes take computed tensors and constants (initializers, ``Constant`` nodes, and
+nodes computed from constants only). Branches join through ``Add``/``Sum`` (element-wise) and
+``Concat`` (along channels); ``Resize`` in nearest mode with integer scales upsamples. QONNX
+graphs (with ``Quant``, ``BipolarQuant`` or ``Trunc`` nodes) go to :mod:`.qonnx`, which imports
+chains.
 """
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +28,9 @@ from nnfab.conv_layers import same_padding
 from nnfab.errors import ModelError, ShapeError, UnsupportedLayerError
 from nnfab.tables import SELU_ALPHA, SELU_SCALE
 
-from ..float_model import (FloatActivation, FloatBatchNorm, FloatConv2D, FloatDense,
-                           FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
+from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConcatenate,
+                           FloatConv2D, FloatDense, FloatFlatten, FloatModel, FloatPool,
+                           FloatSoftmax, FloatUpsample)
 
 __all__ = ["read_onnx", "OnnxChain", "dense_weights", "load_onnx", "load_onnx_any",
            "QONNX_OPS"]
@@ -81,7 +87,8 @@ def _attrs(node):
 
 
 class OnnxChain:
-    """An ONNX graph as a chain of data nodes with their constant inputs.
+    """An ONNX graph as a chain of data nodes with their constant inputs; with ``graph``, any
+    graph of data nodes (in the file's order, which ONNX requires to be topological).
 
     Attributes
     ----------
@@ -92,7 +99,7 @@ class OnnxChain:
         The data nodes in order; ``constants`` maps input position to ndarray (float64).
     """
 
-    def __init__(self, model, *, constant_op=None):
+    def __init__(self, model, *, constant_op=None, graph=False):
         from onnx import numpy_helper
 
         graph = model.graph
@@ -134,7 +141,7 @@ class OnnxChain:
                                                 f"not supported")
                 self.consts[node.output[0]] = constant_op(node, name, attrs, self.consts)
                 continue
-            if data != [current] or len(node.output) < 1:
+            if not graph and (data != [current] or len(node.output) < 1):
                 raise UnsupportedLayerError(f"Node {name!r}: takes {data}, not the output of the "
                                             f"node before it ({current!r}); nnfab imports "
                                             f"single-chain graphs only")
@@ -246,8 +253,65 @@ def _nchw_order(shape):
     return np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
 
 
+@dataclass(frozen=True)
+class _Tensor:
+    """What the importer knows of one ONNX data tensor: the nnfab tensor holding it, its
+    shape (channels-last for images), its layout, and the weight-column order of the next
+    dense layer after an ``NCHW`` flatten."""
+
+    name: str
+    shape: tuple
+    layout: str | None = None
+    columns: np.ndarray | None = None
+
+
+def _channel_axis(name, op, axis, tensor):
+    """Whether ``axis`` of an ONNX tensor in ``tensor.layout`` is nnfab's last axis."""
+    rank = len(tensor.shape) + 1
+    axis = axis + rank if axis < 0 else axis
+    last = {"nchw": 1, "nhwc": 3}.get(tensor.layout, rank - 1)
+    if axis != last:
+        raise UnsupportedLayerError(f"Node {name!r}: {op} along axis {axis} of a "
+                                    f"{tensor.layout or 'vector'} tensor is not supported; "
+                                    f"only along the channel axis ({last})")
+
+
+def _resize(name, attrs, consts, tensor):
+    mode = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+    if mode.get("mode", "nearest") != "nearest" or \
+            mode.get("coordinate_transformation_mode", "half_pixel") != "asymmetric" or \
+            mode.get("nearest_mode", "round_prefer_floor") != "floor":
+        raise UnsupportedLayerError(
+            f"Node {name!r}: Resize with mode {mode.get('mode', 'nearest')!r}, "
+            f"coordinate_transformation_mode "
+            f"{mode.get('coordinate_transformation_mode', 'half_pixel')!r} and nearest_mode "
+            f"{mode.get('nearest_mode', 'round_prefer_floor')!r} is not supported; nnfab "
+            f"imports nearest-neighbour upsampling ('nearest', 'asymmetric', 'floor')")
+    if len(tensor.shape) != 3:
+        raise UnsupportedLayerError(f"Node {name!r}: Resize of shape {tensor.shape}; nnfab "
+                                    f"resizes images")
+    scales = consts.get(2)
+    if (scales is None or scales.size == 0) and consts.get(3) is not None:
+        sizes = consts[3].reshape(-1)
+        full = (1, tensor.shape[2], *tensor.shape[:2]) if tensor.layout == "nchw" else \
+            (1, *tensor.shape)
+        scales = sizes / np.array(full, dtype=np.float64)
+    if scales is None or scales.size != 4:
+        raise UnsupportedLayerError(f"Node {name!r}: Resize needs constant scales or sizes of "
+                                    f"4 axes")
+    scales = scales.reshape(-1)
+    spatial = scales[2:] if tensor.layout == "nchw" else scales[1:3]
+    other = [scales[0], scales[1] if tensor.layout == "nchw" else scales[3]]
+    if any(v != 1 for v in other) or any(v < 1 or v != int(v) for v in spatial):
+        raise UnsupportedLayerError(f"Node {name!r}: Resize scales {scales.tolist()} are not "
+                                    f"supported; only integer upsampling of rows and columns")
+    return FloatUpsample(name, tuple(int(v) for v in spatial))
+
+
 def load_onnx(path):
-    """A float ONNX model as a :class:`FloatModel`.
+    """A float ONNX model as a :class:`FloatModel` (a graph: ``Add``/``Sum`` of computed
+    tensors, ``Concat`` along channels and branches are layers; an ``Add`` of a constant after
+    ``MatMul`` is its bias).
 
     Raises
     ------
@@ -256,61 +320,91 @@ def load_onnx(path):
     UnsupportedLayerError
         For an operator or a graph shape nnfab does not import, naming the node.
     """
-    chain = OnnxChain(read_onnx(path))
-    shape, layers = chain.input_shape, []
-    layout = chain.input_layout
-    columns = None  # weight-column order of the next dense layer after an NCHW flatten
+    from ..graph import INPUT
+
+    onnx_model = read_onnx(path)
+    chain = OnnxChain(onnx_model, graph=True)
+    readers = {}
+    for node in onnx_model.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    tensors = {chain.input_name: _Tensor(INPUT, chain.input_shape, chain.input_layout)}
+    layers = []
+
+    def emit(layer, sources, **changes):
+        layer = dataclasses.replace(layer, inputs=tuple(t.name for t in sources))
+        layers.append(layer)
+        shape = tuple(layer.output_shape(*(t.shape for t in sources)))
+        return _Tensor(layer.name, shape, changes.get("layout", sources[0].layout),
+                       changes.get("columns"))
+
     for node, name, attrs, consts in chain.nodes:
         op = node.op_type
+        sources = [tensors[i] for i in node.input if i and i not in chain.consts]
+        tensor = sources[0]
+        shape, layout = tensor.shape, tensor.layout
+        if len(sources) > 1 and op not in ("Add", "Sum", "Concat"):
+            raise UnsupportedLayerError(f"Node {name!r}: {op} of {len(sources)} computed "
+                                        f"tensors is not supported")
         if op == "Transpose" and len(shape) == 3:
             perm = list(attrs.get("perm", []))
             if (layout, perm) not in (("nhwc", _TO_NCHW), ("nchw", _TO_NHWC)):
                 raise UnsupportedLayerError(f"Node {name!r}: Transpose {perm} of a {layout} "
                                             f"tensor is not supported; only between NHWC and "
                                             f"NCHW")
-            layout = "nchw" if perm == _TO_NCHW else "nhwc"
+            out = dataclasses.replace(tensor, layout="nchw" if perm == _TO_NCHW else "nhwc")
         elif op in ("Conv", *_POOLS):
             if layout != "nchw":
                 raise UnsupportedLayerError(f"Node {name!r}: {op} of a tensor in {layout} "
                                             f"layout; ONNX's {op} takes NCHW")
-            layer = _conv(name, attrs, consts, shape) if op == "Conv" else \
-                _pool(name, op, attrs, shape)
-            layers.append(layer)
-            shape = layer.output_shape(shape)
+            out = emit(_conv(name, attrs, consts, shape) if op == "Conv" else
+                       _pool(name, op, attrs, shape), sources)
         elif len(shape) == 3 and _is_flatten(node, attrs, consts):
-            layers.append(FloatFlatten(name))
-            if layout == "nchw":
-                columns = _nchw_order(shape)
-            shape = (int(np.prod(shape)),)
+            out = emit(FloatFlatten(name), sources, layout=None,
+                       columns=_nchw_order(shape) if layout == "nchw" else None)
         elif op in ("Gemm", "MatMul"):
             if len(shape) != 1:
                 raise UnsupportedLayerError(f"Node {name!r}: {op} on shape {shape}; flatten first")
             w, b = dense_weights(node, name, attrs, consts, shape[0])
-            if columns is not None:
-                w, columns = w[:, columns], None
-            layers.append(FloatDense(name, w, b))
-            shape = (w.shape[0],)
+            if tensor.columns is not None:
+                w = w[:, tensor.columns]
+            out = emit(FloatDense(name, w, b), sources, layout=None)
+        elif op in ("Add", "Sum") and len(sources) > 1:
+            out = emit(FloatAdd(name), sources)
+        elif op == "Concat":
+            for source in sources:
+                _channel_axis(name, op, int(attrs.get("axis", 1)), source)
+            if len(sources) == 1:
+                out = tensor
+            else:
+                out = emit(FloatConcatenate(name), sources)
         elif op == "Add":
             bias = consts.get(1, consts.get(0))
-            if not layers or layers[-1].kind != "dense" or layers[-1].biases is not None or \
-                    bias is None:
-                raise UnsupportedLayerError(f"Node {name!r}: Add is supported as the bias of a "
-                                            f"MatMul only")
-            last = layers.pop()
-            layers.append(FloatDense(last.name, last.weights,
-                                     np.broadcast_to(bias.reshape(-1), shape)))
+            producer = next((k for k, layer in enumerate(layers) if layer.name == tensor.name),
+                            None)
+            last = None if producer is None else layers[producer]
+            if last is None or last.kind != "dense" or last.biases is not None or \
+                    bias is None or readers.get(_onnx_name(chain, tensor), 0) > 1:
+                raise UnsupportedLayerError(f"Node {name!r}: Add of a constant is supported as "
+                                            f"the bias of a MatMul only")
+            layers[producer] = FloatDense(last.name, last.weights,
+                                          np.broadcast_to(bias.reshape(-1), shape),
+                                          inputs=last.inputs)
+            out = tensor
+        elif op == "Resize":
+            out = emit(_resize(name, attrs, consts, tensor), sources)
         elif op in _ACTIVATIONS:
             for key, default in _DEFAULT_ATTRS.get(op, {}).items():
                 if abs(float(attrs.get(key, default)) - default) > 1e-6 * default:
                     raise UnsupportedLayerError(f"Node {name!r}: {op} with {key}="
                                                 f"{attrs[key]!r} is not supported; only the "
                                                 f"default {key}={default}")
-            layers.append(FloatActivation(name, _ACTIVATIONS[op]))
+            out = emit(FloatActivation(name, _ACTIVATIONS[op]), sources)
         elif op == "Softmax":
             if len(shape) != 1:
                 raise UnsupportedLayerError(f"Node {name!r}: Softmax over shape {shape} is not "
                                             f"supported; only over a vector")
-            layers.append(FloatSoftmax(name))
+            out = emit(FloatSoftmax(name), sources)
         elif op == "BatchNormalization":
             gamma, beta, mean, var = (consts.get(k) for k in (1, 2, 3, 4))
             if any(v is None for v in (gamma, beta, mean, var)):
@@ -319,19 +413,29 @@ def load_onnx(path):
             if len(shape) == 3 and layout != "nchw":
                 raise UnsupportedLayerError(f"Node {name!r}: BatchNormalization of an NHWC "
                                             f"tensor normalizes its rows; ONNX's takes NCHW")
-            layers.append(FloatBatchNorm(name, gamma, beta, mean, var,
-                                         float(attrs.get("epsilon", 1e-5))))
+            out = emit(FloatBatchNorm(name, gamma, beta, mean, var,
+                                      float(attrs.get("epsilon", 1e-5))), sources)
         elif op in _PASS_THROUGH or (op in ("Flatten", "Reshape")
                                      and _is_vector_reshape(node, consts, shape)):
-            continue
+            out = tensor
         else:
             raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not supported "
-                                        f"(supported: Gemm, MatMul, Add, Conv, MaxPool, "
-                                        f"AveragePool, Relu, Sigmoid, Tanh, Elu, Selu, Softmax, "
-                                        f"BatchNormalization, Flatten, Reshape, Transpose)")
+                                        f"(supported: Gemm, MatMul, Add, Sum, Concat, Conv, "
+                                        f"MaxPool, AveragePool, Resize, Relu, Sigmoid, Tanh, "
+                                        f"Elu, Selu, Softmax, BatchNormalization, Flatten, "
+                                        f"Reshape, Transpose)")
+        tensors[node.output[0]] = out
     if not layers:
         raise ModelError(f"Model file {str(path)!r}: the ONNX graph has no layers nnfab builds")
     return FloatModel(Path(path).stem, chain.input_shape, tuple(layers))
+
+
+def _onnx_name(chain, tensor):
+    """The ONNX output name of the node that made nnfab tensor ``tensor``."""
+    for node, name, _, _ in chain.nodes:
+        if name == tensor.name:
+            return node.output[0]
+    return None
 
 
 def load_onnx_any(path):

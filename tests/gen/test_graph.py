@@ -214,12 +214,14 @@ def test_graph_networks_under_stalls(make):
 def test_residual_skip_fifo_is_as_deep_as_the_convolutions_run_behind():
     """The skip path must hold the pixels the two 'same' convolutions take before their
     first output (about two rows each): a depth below that deadlocks (the fork waits for the
-    full FIFO, the join for the convolutions, the convolutions for the fork)."""
+    full FIFO, the join for the convolutions, the convolutions for the fork). At full rate the
+    convolutions take pixels faster than they give results until their buffers fill, so the
+    skip path holds up to their capacity: more than a frame here, but bounded."""
     model = residual_cnn()
     depths = Network(model).skip_fifo_depths
     width = model.input_shape[1]
     assert depths[("add", 1)] >= 2 * (width + 1)
-    assert depths[("add", 1)] <= model.input_shape[0] * width + 2
+    assert depths[("add", 1)] <= 2 * model.input_shape[0] * width + 2
 
 
 def test_manifest_and_report_show_joins(tmp_path):
