@@ -87,11 +87,11 @@ HLS4ML_CLASSES = (
 #: The classes of the layers nnfab's hls4ml mode builds (ONNX nodes first become MatMul,
 #: Merge and Constant layers, whose configs the Dense and ApplyAlpha layers inherit).
 BUILT_CLASSES = ("Input", "Dense", "Conv2D", "Activation", "Softmax", "Pooling2D",
-                 "ApplyAlpha", "MatMul", "Merge", "Constant")
+                 "ApplyAlpha", "MatMul", "Merge", "Concatenate", "Constant")
 #: Keras class names and the hls4ml class of their layers.
 _KERAS_CLASSES = {"QDense": "Dense", "QConv2D": "Conv2D", "QActivation": "Activation",
                   "InputLayer": "Input", "MaxPooling2D": "Pooling2D",
-                  "AveragePooling2D": "Pooling2D", "ReLU": "Activation"}
+                  "AveragePooling2D": "Pooling2D", "ReLU": "Activation", "Add": "Merge"}
 
 #: Where keys that users put at the wrong level belong.
 _PLACES = {**{key: "the top level" for key in ("KerasJson", "KerasH5", "OnnxModel", "IOType",

@@ -23,6 +23,7 @@ hls4ml's graph and numerics, as its Vivado templates define them (``nnet_dense_l
   (:mod:`nnfab.softmax_hls4ml`).
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -34,9 +35,11 @@ from nnfab.layers import DenseSpec
 from nnfab.sim.golden.cast import quantize
 from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec, hls4ml_table_sizes
 
+from ..graph import INPUT
 from ..ir import ActivationLayer, DenseLayer, Model
 from ..ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
 from ..ir_hls4ml import Hls4mlSoftmaxLayer
+from ..ir_merge import AddLayer, ConcatenateLayer
 from .config import ConfigError
 
 __all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator", "auto_scale_bias"]
@@ -117,6 +120,9 @@ class _Builder:
         self.input_shape = tuple(input_shape)
         self.fmt, self.shape = fmt, tuple(input_shape)
         self.reuse = {}
+        #: Format and shape of every tensor so far, and the tensor the next layer reads.
+        self.tensors = {INPUT: (fmt, self.shape)}
+        self.current = INPUT
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -144,8 +150,18 @@ class _Builder:
             inferred if result == "auto" else result
 
     def _add(self, layer):
+        if not layer.inputs:
+            layer = dataclasses.replace(layer, inputs=(self.current,))
         self.layers.append(layer)
         self.fmt, self.shape = layer.output_format, tuple(layer.output_shape)
+        self.tensors[layer.name] = (self.fmt, self.shape)
+        self.current = layer.name
+
+    def read(self, tensor):
+        """Make ``tensor`` (a layer's name, or :data:`~nnfab.gen.graph.INPUT`) the input of
+        the next layer."""
+        self.fmt, self.shape = self.tensors[tensor]
+        self.current = tensor
 
     def _reuse_factor(self, name, cls, n_in):
         r = self.config.reuse_factor(name, cls)
@@ -301,6 +317,24 @@ class _Builder:
         spec = PoolSpec("max", self.shape, pool_size, self.fmt, result, strides=strides,
                         padding=padding)
         self._add(PoolLayer(name, spec=spec))
+
+    def merge(self, name, cls, op, tensors):
+        """hls4ml's ``Merge`` (``op="add"``: ``res = data1 + data2`` in ``result_t``) or
+        ``Concatenate`` (``res[i] = data_k[j]`` in ``result_t``) of ``tensors``; the result
+        type must be given (no ``auto``)."""
+        formats = [self.tensors[t][0] for t in tensors]
+        shapes = [self.tensors[t][1] for t in tensors]
+        result = self._fixed(self.config.precision(name, cls, "result"), name, "result")
+        if op == "add":
+            if len(tensors) != 2:
+                raise UnsupportedLayerError(f"Layer {name!r}: hls4ml adds 2 tensors, not "
+                                            f"{len(tensors)}")
+            layer = AddLayer(name, shape=shapes[0], fins=formats, fout=result,
+                             inputs=tuple(tensors))
+        else:
+            layer = ConcatenateLayer(name, shapes=shapes, fins=formats, fout=result,
+                                     inputs=tuple(tensors))
+        self._add(layer)
 
     def flatten(self, name):
         if len(self.shape) > 1:

@@ -8,6 +8,7 @@ from nnfab.errors import UnsupportedLayerError
 from ..importers.keras import (SKIPPED_LAYERS, conv_kernel, input_shape, keras_layers,
                                read_config, window_geometry, KerasWeights)
 from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
+from ..graph import INPUT
 from .config import ConfigError
 
 __all__ = ["build_keras", "keras_layer_names"]
@@ -70,9 +71,9 @@ def keras_layer_names(config):
     """The layer names hls4ml gives ``config``'s Keras model (``keras_v2_to_hls``): every
     Keras layer's name (``input1`` for a model without an InputLayer) and ``NAME_ACTIVATION``
     for a layer's own activation: the names a ``LayerName`` section may use."""
-    layers = keras_layers(read_config(config.model_path))
-    names = [] if any(cls == "InputLayer" for cls, _ in layers) else ["input1"]
-    for cls, cfg in layers:
+    layers = keras_layers(read_config(config.model_path), graph=True)
+    names = [] if any(cls == "InputLayer" for cls, _, _ in layers) else ["input1"]
+    for cls, cfg, _ in layers:
         name = cfg.get("name", cls)
         names.append(name)
         act = cfg.get("activation")
@@ -82,49 +83,73 @@ def keras_layer_names(config):
 
 
 def build_keras(config, builder_class):
+    """The IR model of ``config``'s Keras model (Sequential or functional, with ``Add`` and
+    ``Concatenate`` joins) built by ``builder_class`` with hls4ml's types."""
     raw = read_config(config.model_path)
-    layers = keras_layers(raw)
-    input_name = next((cfg.get("name") for cls, cfg in layers if cls == "InputLayer"), "input1")
-    builder = builder_class(config, input_name, input_shape(layers))
+    layers = keras_layers(raw, graph=True)
+    input_name = next((cfg.get("name") for cls, cfg, _ in layers if cls == "InputLayer"),
+                      "input1")
+    builder = builder_class(config, input_name,
+                            input_shape([(cls, cfg) for cls, cfg, _ in layers]))
     weights_path = config.weights_path or config.model_path.with_name(
         config.model_path.stem + "_weights.h5")
     store = KerasWeights(weights_path)
+    # Keras layer name -> the nnfab tensor holding its output.
+    tensors = {input_name: INPUT}
     try:
-        for cls, cfg in layers:
+        for cls, cfg, inbound in layers:
             name = cfg.get("name", cls)
-            if cls == "InputLayer" or cls in SKIPPED_LAYERS:
+            if cls == "InputLayer":
                 continue
-            use_bias = cfg.get("use_bias", True)
-            if cls in ("Dense", "QDense", "Conv2D", "QConv2D"):
-                _check_quantized_auto(config, name, cls.lstrip("Q"), cfg)
-            if cls in ("Dense", "QDense"):
-                w = store.get(name, ["kernel"] + (["bias"] if use_bias else []))
-                builder.dense(name, "Dense", _values(cfg, "kernel", w["kernel"], name).T,
-                              _values(cfg, "bias", w["bias"], name) if use_bias else None)
-                _fused_activation(builder, name, cfg)
-            elif cls in ("Conv2D", "QConv2D"):
-                one_d, strides, padding = window_geometry(cls, cfg, name, builder.shape)
-                w = store.get(name, ["kernel"] + (["bias"] if use_bias else []))
-                kernel = conv_kernel(_values(cfg, "kernel", w["kernel"], name), one_d, name,
-                                     builder.shape)
-                builder.conv2d(name, "Conv2D", kernel,
-                               _values(cfg, "bias", w["bias"], name) if use_bias else None,
-                               strides, padding)
-                _fused_activation(builder, name, cfg)
-            elif cls in ("Activation", "QActivation"):
-                _activation(builder, name, cfg.get("activation"))
-            elif cls == "MaxPooling2D":
-                one_d, strides, padding = window_geometry(cls, cfg, name, builder.shape)
-                pool_size = tuple(cfg.get("pool_size", (2, 2)))
-                builder.pool(name, "Pooling2D", "max", pool_size, strides, padding)
-            elif cls == "Flatten":
-                builder.flatten(name)
-            else:
-                raise UnsupportedLayerError(f"Layer {name!r}: Keras layer {cls!r} is not "
-                                            f"supported in hls4ml mode (Dense, QDense, Conv2D, "
-                                            f"QConv2D, Activation, QActivation, MaxPooling2D, "
-                                            f"Flatten, Dropout)")
+            sources = [tensors[n] for n in inbound] if inbound else [builder.current]
+            if cls in ("Add", "Concatenate"):
+                if cls == "Concatenate" and int(cfg.get("axis", -1)) != -1:
+                    raise UnsupportedLayerError(f"Layer {name!r}: concatenation along axis "
+                                                f"{cfg.get('axis')} is not supported; only -1")
+                builder.merge(name, "Merge" if cls == "Add" else "Concatenate",
+                              "add" if cls == "Add" else "concatenate", sources)
+                tensors[name] = builder.current
+                continue
+            builder.read(sources[0])
+            if cls in SKIPPED_LAYERS:
+                tensors[name] = builder.current
+                continue
+            _build_layer(builder, config, store, cls, cfg, name)
+            tensors[name] = builder.current
     finally:
         store.close()
     return builder.model(raw["config"].get("name", config.model_path.stem)
                          if isinstance(raw["config"], dict) else config.model_path.stem)
+
+
+def _build_layer(builder, config, store, cls, cfg, name):
+    use_bias = cfg.get("use_bias", True)
+    if cls in ("Dense", "QDense", "Conv2D", "QConv2D"):
+        _check_quantized_auto(config, name, cls.lstrip("Q"), cfg)
+    if cls in ("Dense", "QDense"):
+        w = store.get(name, ["kernel"] + (["bias"] if use_bias else []))
+        builder.dense(name, "Dense", _values(cfg, "kernel", w["kernel"], name).T,
+                      _values(cfg, "bias", w["bias"], name) if use_bias else None)
+        _fused_activation(builder, name, cfg)
+    elif cls in ("Conv2D", "QConv2D"):
+        one_d, strides, padding = window_geometry(cls, cfg, name, builder.shape)
+        w = store.get(name, ["kernel"] + (["bias"] if use_bias else []))
+        kernel = conv_kernel(_values(cfg, "kernel", w["kernel"], name), one_d, name,
+                             builder.shape)
+        builder.conv2d(name, "Conv2D", kernel,
+                       _values(cfg, "bias", w["bias"], name) if use_bias else None,
+                       strides, padding)
+        _fused_activation(builder, name, cfg)
+    elif cls in ("Activation", "QActivation"):
+        _activation(builder, name, cfg.get("activation"))
+    elif cls == "MaxPooling2D":
+        one_d, strides, padding = window_geometry(cls, cfg, name, builder.shape)
+        pool_size = tuple(cfg.get("pool_size", (2, 2)))
+        builder.pool(name, "Pooling2D", "max", pool_size, strides, padding)
+    elif cls == "Flatten":
+        builder.flatten(name)
+    else:
+        raise UnsupportedLayerError(f"Layer {name!r}: Keras layer {cls!r} is not supported in "
+                                    f"hls4ml mode (Dense, QDense, Conv2D, QConv2D, Activation, "
+                                    f"QActivation, MaxPooling2D, Flatten, Dropout, Add, "
+                                    f"Concatenate)")

@@ -51,7 +51,8 @@ CASES = {
                                {"Precision": "ap_fixed<8,3>"}),
                    "{path}: HLSConfig.LayerType 'QDense' is not an hls4ml layer class (hls4ml's "
                    "class of QDense layers is 'Dense'); nnfab's hls4ml mode builds Input, Dense, "
-                   "Conv2D, Activation, Softmax, Pooling2D, ApplyAlpha, MatMul, Merge, Constant"),
+                   "Conv2D, Activation, Softmax, Pooling2D, ApplyAlpha, MatMul, Merge, "
+                   "Concatenate, Constant"),
     # Precisions beyond ap_fixed's limits (an OverflowError traceback before).
     "too-wide": (KERAS, _set(["HLSConfig", "Model", "Precision"], "ap_fixed<10000,6>"),
                  f"{{path}}: HLSConfig.Model.Precision: precision 'ap_fixed<10000,6>' is not "

@@ -26,7 +26,8 @@ def _node(*sources):
 def write_functional(tmp_path, name, input_shape, layers, weights):
     """A Keras 2 functional model: ``layers`` are ``(class, name, config, inbound names)``."""
     entries = [{"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
-                "config": {"name": "input_1", "batch_input_shape": [None, *input_shape]}}]
+                "config": {"name": "input_1", "dtype": "float32",
+                           "batch_input_shape": [None, *input_shape]}}]
     entries += [{"class_name": cls, "name": lname, "config": {"name": lname, **cfg},
                  "inbound_nodes": _node(*inbound)} for cls, lname, cfg, inbound in layers]
     last = layers[-1][1]
