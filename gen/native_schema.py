@@ -109,8 +109,9 @@ LAYER_KEYS = {
                        "exp_table_format": _FORMAT, "inv_table_format": _FORMAT,
                        "inv_input_format": _FORMAT, "exp_table_size": _TABLE_SIZE,
                        "inv_table_size": _TABLE_SIZE,
-                       "exp_scale": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6,
-                                     "accepted": "a number above 0 and at most 1000000"}},
+                       "exp_scale": {"type": "number", "minimum": -1e6, "maximum": 1e6,
+                                     "accepted": "a number from -1000000 to 1000000 "
+                                                 "(hls4ml's exp_scale)"}},
     "argmax": {},
     "global_pool": {"pool": {"enum": ["max", "average"], "accepted": "\"max\" or \"average\""},
                     "output_format": _OPTIONAL_FORMAT},

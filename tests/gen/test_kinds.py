@@ -1,0 +1,92 @@
+"""Completeness of the layer kinds: every kind the native format, the golden model and the
+hardware know is known to all of them, has a manifest row, and round-trips: build ->
+``model.json`` -> load gives the same model (byte-identical native files) and byte-identical
+Verilog. A new kind without a sample model here fails :func:`test_every_kind_has_a_sample`."""
+
+import numpy as np
+import pytest
+
+from nnfab.gen.assemble import ENGINES, Network
+from nnfab.gen.emit import build_outputs, manifest_of
+from nnfab.gen.native import QUANTIZED_LOADERS, SAVERS, load_native, save_native
+from nnfab.gen.passes import FuseShiftAdd, run_passes
+from nnfab.gen.ptq import PTQ_RULES
+from nnfab.sim.golden.network import GOLDEN, run_network
+
+from ..hdl.test_stalls import ENGINES as ENGINE_CASES
+from ..hdl.test_stalls import _case
+from .test_graph import residual_cnn, skip_mlp, upsample_concat
+
+#: Kinds the native format stores as other kinds (a fused layer as its parts).
+STORED_AS_PARTS = {"shift_add_dense"}
+#: Kinds that exist only in quantized models (no float layer, so no PTQ rule).
+QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense"}
+
+#: A small model holding each kind (the stall tests' engine cases, and graph models).
+SAMPLES = {
+    "dense": lambda: _case(ENGINE_CASES, "dense_r1")[0],
+    "shift_add_dense": lambda: _case(ENGINE_CASES, "shift_add_relu")[0],
+    "conv2d": lambda: _case(ENGINE_CASES, "conv_r1_same_relu")[0],
+    "pool": lambda: _case(ENGINE_CASES, "pool_max")[0],
+    "global_pool": lambda: _case(ENGINE_CASES, "global_avg")[0],
+    "zero_pad": lambda: _case(ENGINE_CASES, "zero_pad")[0],
+    "flatten": lambda: _case(ENGINE_CASES, "flatten")[0],
+    "batchnorm": lambda: _case(ENGINE_CASES, "batchnorm")[0],
+    "activation": lambda: _case(ENGINE_CASES, "elu_table")[0],
+    "softmax": lambda: _case(ENGINE_CASES, "softmax")[0],
+    "hls4ml_softmax": lambda: _case(ENGINE_CASES, "hls4ml_softmax")[0],
+    "argmax": lambda: _case(ENGINE_CASES, "argmax")[0],
+    "quantize": lambda: _case(ENGINE_CASES, "quantize")[0],
+    "add": residual_cnn,
+    "concatenate": skip_mlp,
+    "upsample": upsample_concat,
+}
+
+#: Extra depthwise convolution sample (a conv2d whose native form must keep it depthwise).
+DEPTHWISE = lambda: _case(ENGINE_CASES, "depthwise_r1")[0]  # noqa: E731
+
+
+def test_every_kind_is_in_every_table():
+    kinds = set(ENGINES)
+    assert set(GOLDEN) == kinds
+    assert set(SAVERS) | STORED_AS_PARTS == kinds
+    assert set(QUANTIZED_LOADERS) | STORED_AS_PARTS == kinds
+    assert set(PTQ_RULES) | QUANTIZED_ONLY == kinds
+
+
+def test_every_kind_has_a_sample():
+    assert set(SAMPLES) == set(ENGINES)
+    for kind, make in SAMPLES.items():
+        assert kind in [layer.kind for layer in make().layers], kind
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES) + ["depthwise"])
+def test_kind_round_trips_through_a_build_folder(kind, tmp_path):
+    model = DEPTHWISE() if kind == "depthwise" else SAMPLES[kind]()
+    first = build_outputs(model, tmp_path / "a")
+    reloaded = load_native(tmp_path / "a" / "model.json")
+    if kind == "shift_add_dense":  # stored as its parts; the build fuses them again
+        reloaded, _ = run_passes(reloaded, [FuseShiftAdd()])
+    second = build_outputs(reloaded, tmp_path / "b")
+    for name in ("model.json", first.verilog_path.name):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    with np.load(tmp_path / "a" / "model.npz") as a, np.load(tmp_path / "b" / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a.files)
+    rows = {row["name"]: row for row in first.manifest["layers"]}
+    assert [row["kind"] for row in second.manifest["layers"]] == \
+        [row["kind"] for row in first.manifest["layers"]]
+    assert all(layer.name in rows for layer in model.layers)
+    fmt = model.input_format
+    x = np.random.default_rng(5).integers(fmt.min_code, fmt.max_code + 1,
+                                          (6, *model.input_shape))
+    assert np.array_equal(run_network(reloaded, x), run_network(model, x))
+
+
+def test_depthwise_convolution_stays_depthwise(tmp_path):
+    model = DEPTHWISE()
+    save_native(model, tmp_path / "m.json")
+    again = load_native(tmp_path / "m.json")
+    assert type(again.layers[0].spec) is type(model.layers[0].spec)
+    assert manifest_of(again, Network(again))["layers"][0]["weights"] == \
+        model.layers[0].spec.weights.size
