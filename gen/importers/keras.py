@@ -7,9 +7,10 @@ exactly QKeras's (see :mod:`.qkeras_quantizers` for the quantizer-to-format mapp
 
 Supported layers: ``InputLayer``, ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D/2D``,
 ``AveragePooling1D/2D``, ``Activation``, ``ReLU``, ``BatchNormalization`` (float models),
-``Flatten``, ``Dropout`` (dropped), and in quantized models ``QDense``, ``QConv1D``,
-``QConv2D``, ``QActivation``, ``ZeroPadding1D/2D``, ``GlobalMaxPooling1D/2D`` and
-``GlobalAveragePooling1D/2D``. Images are channels-last; a 1-D layer's ``(length, C)`` input
+``Flatten``, ``Dropout`` (dropped), ``ZeroPadding1D/2D``, ``GlobalMaxPooling1D/2D`` and
+``GlobalAveragePooling1D/2D``; in float models also ``UpSampling2D`` (nearest) and the joins
+``Add`` and ``Concatenate`` (last axis) of functional graphs; in quantized models (chains)
+``QDense``, ``QConv1D``, ``QConv2D`` and ``QActivation``. Images are channels-last; a 1-D layer's ``(length, C)`` input
 is the ``(1, length, C)`` image (the model's input shape then has three axes). A quantized
 ``QDense`` or ``QConv`` followed by no ``QActivation`` outputs its exact accumulator; a
 ``relu`` activation inside a ``QConv`` is fused into it (exact ReLU of the accumulator).
@@ -523,19 +524,22 @@ def _global_pool(cls, lname, fmt, shape):
     return GlobalPoolLayer(lname, spec=GlobalPoolSpec(kind, shape, fmt, out_fmt))
 
 
-def _zero_padding(cls, lname, cfg, fmt, shape):
-    if len(shape) != 3:
-        raise ShapeError(f"Layer {lname!r}: {cls} needs an image input, not shape {shape}")
+def zero_padding(cls, cfg):
+    """``((top, bottom), (left, right))`` of a Keras ``ZeroPadding1D/2D`` config."""
     pad = cfg.get("padding", 1)
     if cls == "ZeroPadding1D":
         pad = pad if isinstance(pad, (list, tuple)) else (pad, pad)
-        padding = ((0, 0), tuple(int(p) for p in pad))
-    elif isinstance(pad, int):
-        padding = ((pad, pad), (pad, pad))
-    else:
-        padding = tuple((int(p), int(p)) if isinstance(p, int) else tuple(int(q) for q in p)
-                        for p in pad)
-    return ZeroPadLayer(lname, shape=shape, padding=padding, fmt=fmt)
+        return ((0, 0), tuple(int(p) for p in pad))
+    if isinstance(pad, int):
+        return ((pad, pad), (pad, pad))
+    return tuple((int(p), int(p)) if isinstance(p, int) else tuple(int(q) for q in p)
+                 for p in pad)
+
+
+def _zero_padding(cls, lname, cfg, fmt, shape):
+    if len(shape) != 3:
+        raise ShapeError(f"Layer {lname!r}: {cls} needs an image input, not shape {shape}")
+    return ZeroPadLayer(lname, shape=shape, padding=zero_padding(cls, cfg), fmt=fmt)
 
 
 def _quantized_activation(lname, spec, fmt, shape):
