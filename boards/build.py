@@ -10,6 +10,7 @@ directory's tree). The user sets no environment variable.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -273,8 +274,14 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
     if result.returncode != 0:
         log = (build_dir / "nextpnr.log").read_text() if (build_dir / "nextpnr.log").exists() \
             else result.stderr
-        if "Unable to place" in log or "but device has only" in log or "fit" in log.lower():
-            raise BoardError(_not_fit_message(target, model, manifest, synth_counts, rom,
+        cells = re.search(r"of (\d+) ICESTORM_LCs", log)
+        if cells or "Unable to place" in log or "but device has only" in log or \
+                "fit" in log.lower():
+            # Packed logic cells (a LUT with its flip-flop and carry) can outnumber the
+            # device's cells when synthesis's LUT count alone does not.
+            counts = dict(synth_counts, luts=max(synth_counts["luts"],
+                                                 int(cells.group(1)) if cells else 0))
+            raise BoardError(_not_fit_message(target, model, manifest, counts, rom,
                                               "placement") + "\n" + _tail(log, 5))
         raise ToolchainError(f"yowasp-nextpnr-{target.family} failed:\n{_tail(log)}")
 
