@@ -54,12 +54,20 @@ class FuseShiftAdd(Pass):
 
     def apply(self, model):
         layers, out, changed = list(model.layers), [], False
+        consumers = model.consumers()
+
+        def feeds(k):
+            """Whether layer ``k`` reads only layer ``k - 1``, its only reader (so that the
+            two can be one engine in a graph)."""
+            return 0 < k < len(layers) and layers[k].inputs == (layers[k - 1].name,) and \
+                consumers[layers[k - 1].name] == [layers[k].name]
+
         known_lanes = None
         n = 0
         while n < len(layers):
             layer = layers[n]
             start = n
-            if _is_vector_quantizer(layer) and n + 1 < len(layers) and \
+            if _is_vector_quantizer(layer) and feeds(n + 1) and \
                     shift_add_eligible(layers[n + 1], self.multiplier_threshold):
                 n += 1
             if not shift_add_eligible(layers[n], self.multiplier_threshold):
@@ -67,10 +75,12 @@ class FuseShiftAdd(Pass):
                 known_lanes = None
                 n = start + 1
                 continue
+            if known_lanes is not None and not feeds(start):
+                known_lanes = None
             n += 1
-            if n < len(layers) and layers[n].kind == "activation":
+            if feeds(n) and layers[n].kind == "activation":
                 n += 1
-            if n < len(layers) and _is_vector_quantizer(layers[n]):
+            if feeds(n) and _is_vector_quantizer(layers[n]):
                 n += 1
             parts = tuple(layers[start:n])
             fused = ShiftAddDenseLayer(

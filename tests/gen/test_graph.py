@@ -235,3 +235,19 @@ def test_manifest_and_report_show_joins(tmp_path):
     assert f"| add | c2, input | {row['skip_fifo_depths'][0]}, {row['skip_fifo_depths'][1]} |" \
         in report
     assert result.manifest["latency_source"] == "simulated"
+
+
+def test_shift_add_fusion_keeps_a_tensor_that_two_layers_read():
+    """d1's output feeds both its activation and the skip Add: fusing d1 with the activation
+    would lose the tensor the Add reads, so d1 stays a layer of its own; the golden model of
+    the fused graph equals the unfused one."""
+    from nnfab.gen.passes import FuseShiftAdd, run_passes
+
+    model = skip_mlp()
+    fused, _ = run_passes(model, [FuseShiftAdd()])
+    kinds = {layer.name: layer.kind for layer in fused.layers}
+    assert "relu" in kinds and "d1" in kinds
+    assert [layer.inputs for layer in fused.layers if layer.name == "add"] == [("d2", "d1")]
+    x = np.random.default_rng(8).integers(PIXEL.min_code, PIXEL.max_code + 1, (40, 8))
+    assert np.array_equal(run_network(fused, x), run_network(model, x))
+    assert any(layer.kind == "shift_add_dense" for layer in fused.layers)
