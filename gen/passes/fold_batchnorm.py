@@ -19,9 +19,14 @@ class FoldBatchNorm(Pass):
 
     def apply(self, model):
         layers, changed = [], False
+        consumers = model.consumers()
         for layer in model.layers:
+            # Only a batch normalization that alone reads the layer before it (in a graph, a
+            # tensor that a skip path also reads must stay as it is).
             if isinstance(layer, FloatBatchNorm) and layers and \
-                    isinstance(layers[-1], (FloatDense, FloatConv2D)):
+                    isinstance(layers[-1], (FloatDense, FloatConv2D)) and \
+                    layer.inputs == (layers[-1].name,) and \
+                    consumers[layers[-1].name] == [layer.name]:
                 before = layers.pop()
                 scale, shift = layer.scale, layer.shift
                 biases = before.biases if before.biases is not None else 0.0

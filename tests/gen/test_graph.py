@@ -251,3 +251,15 @@ def test_shift_add_fusion_keeps_a_tensor_that_two_layers_read():
     x = np.random.default_rng(8).integers(PIXEL.min_code, PIXEL.max_code + 1, (40, 8))
     assert np.array_equal(run_network(fused, x), run_network(model, x))
     assert any(layer.kind == "shift_add_dense" for layer in fused.layers)
+
+
+def test_batchnorm_is_not_folded_into_a_layer_that_a_skip_path_reads():
+    rng = np.random.default_rng(2)
+    n = 4
+    layers = [FloatDense("d1", rng.normal(size=(n, n))),
+              FloatBatchNorm("bn", rng.uniform(0.5, 2, n), rng.normal(size=n), np.zeros(n),
+                             np.ones(n)),
+              FloatAdd("add", inputs=("bn", "d1"))]
+    model = FloatModel("m", (n,), layers)
+    folded, changed = FoldBatchNorm().apply(model)
+    assert not changed and [layer.name for layer in folded.layers] == ["d1", "bn", "add"]
