@@ -181,10 +181,9 @@ class Network(wiring.Component):
         self._backend = backend
         self._timing = None
         self._engines = [(layer, backend.engine(layer)) for layer in model.layers]
-        joins = [layer for layer in model.layers if len(layer.inputs) > 1]
-        if skip_fifo_depths is None:
-            skip_fifo_depths = skip_fifo_depths_of(model, backend) if joins else {}
-        self._skip_fifo_depths = dict(skip_fifo_depths)
+        # Measured on first use (a simulation): building a network to read its figures
+        # stays cheap.
+        self._skip_fifo_depths = None if skip_fifo_depths is None else dict(skip_fifo_depths)
         # A network is often made only to read its figures (reports, manifests): not being
         # elaborated is then no mistake worth a warning.
         self._MustUse__silence = True
@@ -208,6 +207,10 @@ class Network(wiring.Component):
 
     @property
     def skip_fifo_depths(self):
+        if self._skip_fifo_depths is None:
+            joins = any(len(layer.inputs) > 1 for layer in self._model.layers)
+            self._skip_fifo_depths = skip_fifo_depths_of(self._model, self._backend) \
+                if joins else {}
         return dict(self._skip_fifo_depths)
 
     @property
@@ -232,7 +235,7 @@ class Network(wiring.Component):
     def _fresh_copy(self):
         """An unelaborated twin of this network, to simulate."""
         return Network(self._model, backend=self._backend,
-                       skip_fifo_depths=self._skip_fifo_depths)
+                       skip_fifo_depths=self.skip_fifo_depths)
 
     @property
     def latency(self):
@@ -274,7 +277,7 @@ class Network(wiring.Component):
             for k, (tensor, port) in enumerate(zip(layer.inputs, ports)):
                 stream = readers[tensor][taken[tensor]]
                 taken[tensor] += 1
-                depth = self._skip_fifo_depths.get((layer.name, k), 0)
+                depth = self.skip_fifo_depths.get((layer.name, k), 0)
                 if depth:
                     shape, lanes = self._tensor_layout(tensor)
                     fifo = SkipFifo(depth=depth, lanes=lanes, shape=shape)

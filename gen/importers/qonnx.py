@@ -14,18 +14,24 @@ a format of ``out_bits`` bits whose LSB is ``scale * 2**(in_bits - out_bits)``, 
 or ``relu`` when fused with a preceding Relu).
 """
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
-from nnfab.fixed import FixedFormat
+from nnfab.conv_layers import DepthwiseConv2DSpec, PoolSpec
+from nnfab.errors import FormatError, ModelError, ShapeError, UnsupportedLayerError
+from nnfab.fixed import FixedFormat, common_format
 from nnfab.sim.golden.cast import quantize, to_float
 
 from ..ir import ActivationLayer, Model, SoftmaxLayer
-from ._common import dense_layer, exact, relu_format
+from ..ir_conv import Conv2DLayer, PoolLayer
+from ..ir_merge import ConcatenateLayer, UpsampleLayer
+from ._common import conv_layer, dense_layer, exact, relu_format
 from .keras import DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT
-from .onnx import OnnxChain, dense_weights, _is_vector_reshape, read_onnx
+from .onnx import (OnnxChain, _channel_axis, _is_vector_reshape, _resize, _window,
+                   dense_weights, read_onnx)
 
 __all__ = ["load_qonnx", "quant_format"]
 
@@ -121,8 +127,74 @@ def _constant_quant(node, name, attrs, consts):
     raise UnsupportedLayerError(f"Node {name!r}: {node.op_type} of constants is not supported")
 
 
+_CHANNELS_LAST = "qonnx.custom_op.channels_last"
+
+
+@dataclass(frozen=True)
+class _Data:
+    """An ONNX data tensor as the importer knows it: the nnfab tensor holding it, its shape
+    (channels-last for images) and format."""
+
+    name: str
+    shape: tuple
+    fmt: FixedFormat
+
+
+def _conv(name, attrs, consts, data):
+    """A channels-last QONNX ``Conv``: ``group`` 1 (dense windows) or ``group`` = channels
+    (depthwise, one kernel per channel), exact accumulator out."""
+    weights = consts.get(1)
+    if weights is None or weights.ndim != 4:
+        raise UnsupportedLayerError(f"Node {name!r}: Conv needs constant 4-D weights")
+    # Channels-last convolutions keep their weights as (F, kh, kw, C / group).
+    shape, group = data.shape, int(attrs.get("group", 1))
+    attrs = dict(attrs, kernel_shape=attrs.get("kernel_shape", weights.shape[1:3]))
+    _, strides, padding = _window(name, attrs, shape)
+    w_fmt, w_codes = exact(weights, name, "weights")
+    b_fmt, b_codes = exact(consts[2], name, "biases") if 2 in consts else (None, None)
+    if group == 1:
+        if weights.shape[3] != shape[2]:
+            raise ShapeError(f"Node {name!r}: weights of shape {weights.shape} do not take "
+                             f"{shape[2]} input channels")
+        return conv_layer(name, weights=w_codes,
+                          weight_format=w_fmt, biases=b_codes, bias_format=b_fmt,
+                          input_shape=shape, input_format=data.fmt, strides=strides,
+                          padding=padding)
+    if group != shape[2] or weights.shape[0] != shape[2] or weights.shape[3] != 1:
+        raise UnsupportedLayerError(f"Node {name!r}: Conv with group={group} of {shape[2]} "
+                                    f"channels and weights {weights.shape} is not supported; "
+                                    f"only group=1 or depthwise (group = channels, one kernel "
+                                    f"each)")
+    try:
+        spec = DepthwiseConv2DSpec(np.transpose(w_codes[..., 0], (1, 2, 0)), b_codes, shape,
+                                   data.fmt, w_fmt, data.fmt, strides=strides,
+                                   padding=padding, bias_format=b_fmt)
+        spec = DepthwiseConv2DSpec(spec.weights, b_codes, shape, data.fmt, w_fmt,
+                                   spec.accumulator, strides=strides, padding=padding,
+                                   bias_format=b_fmt)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"Layer {name!r}: {exc}") from None
+    return Conv2DLayer(name, spec=spec)
+
+
+def _leaky_relu(name, attrs, data):
+    """``LeakyRelu`` with a dyadic ``alpha``, exact: the output keeps every bit of
+    ``alpha * x``."""
+    alpha_format, alpha_code = exact(np.array(float(attrs.get("alpha", 0.01))), name, "alpha")
+    fout = common_format([data.fmt, data.fmt.mul_format(alpha_format)])
+    return ActivationLayer(name, function="leaky_relu", shape=data.shape, fin=data.fmt,
+                           fout=fout, params=dict(alpha_format=alpha_format,
+                                                  alpha_code=int(alpha_code)))
+
+
+def _is_channels_last(model):
+    return any(node.domain == _CHANNELS_LAST for node in model.graph.node)
+
+
 def load_qonnx(path, *, input_format=None):
-    """A QONNX model as a quantized :class:`~nnfab.gen.ir.Model`.
+    """A QONNX model as a quantized :class:`~nnfab.gen.ir.Model` (a graph: branches join in
+    ``Concat``; channels-last models of qonnx's ``ConvertToChannelsLastAndClean`` with
+    ``Conv`` (dense or depthwise), ``MaxPool``, ``LeakyRelu`` and nearest ``Resize``).
 
     Parameters
     ----------
@@ -136,13 +208,33 @@ def load_qonnx(path, *, input_format=None):
         As :func:`nnfab.gen.importers.onnx.load_onnx`, and for the QONNX settings listed in
         :func:`quant_format`.
     """
-    chain = OnnxChain(read_onnx(path), constant_op=_constant_quant)
-    shape, layers = chain.input_shape, []
-    fmt = in_fmt = input_format or DEFAULT_INPUT_FORMAT
-    nodes = chain.nodes
-    for index, (node, name, attrs, consts) in enumerate(nodes):
+    from ..graph import INPUT
+
+    onnx_model = read_onnx(path)
+    channels_last = _is_channels_last(onnx_model)
+    chain = OnnxChain(onnx_model, constant_op=_constant_quant, graph=True)
+    input_shape = chain.input_shape
+    if channels_last and len(input_shape) == 3:
+        # OnnxChain reads a 4-D input as NCHW; a channels-last graph's input is NHWC.
+        input_shape = tuple(int(d) for d in
+                            (d.dim_value for d in onnx_model.graph.input[0].type.tensor_type
+                             .shape.dim[1:]))
+    in_fmt = input_format or DEFAULT_INPUT_FORMAT
+    tensors = {chain.input_name: _Data(INPUT, input_shape, in_fmt)}
+    layers = []
+    for index, (node, name, attrs, consts) in enumerate(chain.nodes):
         op = node.op_type
-        new = []
+        sources = [tensors[i] for i in node.input if i and i not in chain.consts]
+        data = sources[0]
+        shape, fmt = data.shape, data.fmt
+        if len(sources) > 1 and op != "Concat":
+            raise UnsupportedLayerError(f"Node {name!r}: {op} of {len(sources)} computed "
+                                        f"tensors is not supported in QONNX")
+        if len(shape) == 3 and op in ("Conv", "MaxPool") and node.domain != _CHANNELS_LAST:
+            raise UnsupportedLayerError(f"Node {name!r}: {op} of an NCHW tensor; nnfab imports "
+                                        f"QONNX images in channels-last form (qonnx's "
+                                        f"ConvertToChannelsLastAndClean)")
+        new = None
         if op in ("Gemm", "MatMul"):
             w, b = dense_weights(node, name, attrs, consts, shape[0]) if len(shape) == 1 else \
                 (None, None)
@@ -150,44 +242,84 @@ def load_qonnx(path, *, input_format=None):
                 raise UnsupportedLayerError(f"Node {name!r}: {op} on shape {shape}")
             w_fmt, w_codes = exact(w, name, "weights")
             b_fmt, b_codes = exact(b, name, "biases") if b is not None else (None, None)
-            new = [dense_layer(name, weights=w_codes, weight_format=w_fmt, biases=b_codes,
-                               bias_format=b_fmt, input_format=fmt)]
+            new = dense_layer(name, weights=w_codes, weight_format=w_fmt, biases=b_codes,
+                              bias_format=b_fmt, input_format=fmt)
         elif op == "Add":
             bias = consts.get(1, consts.get(0))
-            last = layers[-1] if layers else None
+            producer = next((k for k, layer in enumerate(layers) if layer.name == data.name),
+                            None)
+            last = None if producer is None else layers[producer]
             if last is None or last.kind != "dense" or last.spec.biases is not None or \
                     bias is None:
                 raise UnsupportedLayerError(f"Node {name!r}: Add is supported as the bias of a "
                                             f"MatMul only")
-            layers.pop()
             s = last.spec
             b_fmt, b_codes = exact(np.broadcast_to(bias.reshape(-1), shape), name, "biases")
-            new = [dense_layer(last.name, weights=s.weights, weight_format=s.weight_format,
-                               biases=b_codes, bias_format=b_fmt, input_format=s.input_format)]
+            layers[producer] = dataclasses.replace(dense_layer(
+                last.name, weights=s.weights, weight_format=s.weight_format, biases=b_codes,
+                bias_format=b_fmt, input_format=s.input_format), inputs=last.inputs)
+            tensors[node.output[0]] = _Data(last.name, shape, layers[producer].output_format)
+            continue
+        elif op == "Conv":
+            new = _conv(name, attrs, consts, data)
+        elif op == "MaxPool":
+            if attrs.get("ceil_mode", 0):
+                raise UnsupportedLayerError(f"Node {name!r}: MaxPool with ceil_mode=1 is not "
+                                            f"supported")
+            kernel, strides, padding = _window(name, attrs, shape)
+            new = PoolLayer(name, spec=PoolSpec("max", shape, kernel, fmt, fmt,
+                                                strides=strides, padding=padding))
+        elif op == "LeakyRelu":
+            new = _leaky_relu(name, attrs, data)
+        elif op == "Resize":
+            size = _resize(name, attrs, consts, dataclasses.replace(
+                data, layout="nhwc") if hasattr(data, "layout") else _Layout(shape)).size
+            new = UpsampleLayer(name, shape=shape, size=size, fmt=fmt)
+        elif op == "Concat":
+            for source in sources:
+                _channel_axis(name, op, int(attrs.get("axis", -1)), _Layout(source.shape))
+            formats = [source.fmt for source in sources]
+            new = ConcatenateLayer(name, shapes=[source.shape for source in sources],
+                                   fins=formats, fout=common_format(formats))
         elif op == "Relu":
-            new = [ActivationLayer(name, function="relu", shape=shape, fin=fmt,
-                                   fout=relu_format(fmt))]
+            new = ActivationLayer(name, function="relu", shape=shape, fin=fmt,
+                                  fout=relu_format(fmt))
         elif op in ("Quant", "Trunc"):
             qfmt = quant_format(node, name, attrs, consts)
-            if not layers and index == 0:
-                in_fmt = fmt = qfmt
+            if not layers and data.name == INPUT and index == 0:
+                in_fmt = qfmt
+                tensors[chain.input_name] = tensors[node.output[0]] = _Data(INPUT, shape, qfmt)
                 continue
-            new = [ActivationLayer(name, function="linear", shape=shape, fin=fmt, fout=qfmt)]
+            new = ActivationLayer(name, function="linear", shape=shape, fin=fmt, fout=qfmt)
         elif op == "BipolarQuant":
             raise UnsupportedLayerError(f"Node {name!r}: BipolarQuant of activations is not "
                                         f"supported; only of weights")
         elif op == "Softmax":
-            new = [SoftmaxLayer(name, n=shape[-1], fin=fmt, fout=SOFTMAX_FORMAT)]
+            new = SoftmaxLayer(name, n=shape[-1], fin=fmt, fout=SOFTMAX_FORMAT)
         elif op in ("Identity", "Dropout") or (op in ("Flatten", "Reshape")
                                                and _is_vector_reshape(node, consts, shape)):
+            tensors[node.output[0]] = data
             continue
         else:
             raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not supported in "
                                         f"QONNX (supported: Quant, Trunc, MatMul, Gemm, Add, "
-                                        f"Relu, Softmax, Flatten, Reshape)")
-        for layer in new:
-            layers.append(layer)
-            fmt, shape = layer.output_format, tuple(layer.output_shape)
+                                        f"Relu, Softmax, Flatten, Reshape, and in channels-last "
+                                        f"graphs Conv, MaxPool, LeakyRelu, Resize, Concat)")
+        new = dataclasses.replace(new, inputs=tuple(source.name for source in sources))
+        layers.append(new)
+        tensors[node.output[0]] = _Data(new.name, tuple(new.output_shape), new.output_format)
     if not layers:
         raise ModelError(f"Model file {str(path)!r}: the QONNX graph has no layers nnfab builds")
-    return Model(Path(path).stem, chain.input_shape, in_fmt, tuple(layers))
+    return Model(Path(path).stem, input_shape, in_fmt, tuple(layers))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A channels-last tensor as the ONNX helpers see it."""
+
+    shape: tuple
+    layout: str | None = None
+
+    def __post_init__(self):
+        if self.layout is None:
+            object.__setattr__(self, "layout", "nhwc" if len(self.shape) == 3 else None)
