@@ -357,9 +357,11 @@ def board_report_markdown(report):
     """``report.md`` of a board build from its ``report.json`` content."""
     clock = report["clock"]
     lines = [f"# {report['model']} on {report['board']} ({report['device']})", "",
-             f"Bitstream `{report['bitstream']}`; weights in "
-             f"{'block RAM ROMs' if report['weights_in_memory'] else 'logic'}; reuse factors "
-             + ", ".join(f"{k}={v}" for k, v in report["reuse_factors"].items())
+             f"Bitstream `{report['bitstream']}`; "
+             + (f"dense weights in block RAM ROMs, reuse factors "
+                + ", ".join(f"{k}={v}" for k, v in report["reuse_factors"].items())
+                if report["weights_in_memory"] and report["reuse_factors"]
+                else "weights as constants in logic")
              + f"; {report['multipliers']} multipliers.", "",
              "| resource | used | available | % |", "| --- | --- | --- | --- |"]
     for key, label in (("luts", "LUT4 / logic cells"), ("flip_flops", "flip-flops"),

@@ -98,3 +98,49 @@ def test_digits_mlp_bitstream(board, tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["host_link"]["request_bytes"] == 41
     assert (tmp_path / "report.md").read_text().startswith("# digits-mlp on ")
+
+
+def small_cnn(path=None):
+    """An 8x8x1 CNN (convolution with 4 filters and ReLU, max pool, dense, argmax) that fits
+    the iCEBreaker; written as a native model when ``path`` is given."""
+    from nnfab.fixed import FixedFormat
+    from nnfab.gen.native import save_native
+
+    from ..hdl.test_stalls import Builder
+
+    model = Builder(7, (8, 8, 1), FixedFormat(8, 3)).conv(4, activation="relu").pool("max") \
+        .flatten().dense(5).argmax().model()
+    if path is not None:
+        save_native(model, path)
+    return model
+
+
+def test_board_plan_of_a_cnn():
+    """Issue 15, bug 3: a pixel-streaming network on a board backend has its timing (the
+    board network used to skip what the timing simulation needs) and a build plan."""
+    model = small_cnn()
+    t = target("icebreaker")
+    network = Network(model, backend=rom_backend(model, choose_rom_reuse_factors(
+        model, max_multipliers=t.max_multipliers)))
+    assert network.latency > 0 and network.streams_pixels
+    top = BoardTop(network, target=t, clock_mhz=12, baud=115200,
+                   input_transfers=64, output_transfers=1)
+    assert "top.il" in t.platform().build(top, name="top", do_build=False).files
+
+
+@pytest.mark.slow
+def test_cnn_bitstream_from_the_command_line(tmp_path):
+    """What a user runs: ``nnfab build m.json --board icebreaker`` of a CNN gives a bitstream
+    and a report."""
+    from click.testing import CliRunner
+
+    from nnfab.gen.cli import main
+
+    small_cnn(tmp_path / "cnn.json")
+    result = CliRunner().invoke(main, ["build", str(tmp_path / "cnn.json"), "--board",
+                                       "icebreaker", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (tmp_path / "out" / report["bitstream"]).stat().st_size > 10_000
+    assert report["resources"]["luts"]["used"] <= report["resources"]["luts"]["available"]
+    assert (tmp_path / "out" / "report.md").read_text().startswith("# stalls on icebreaker")
