@@ -2,7 +2,7 @@
 
 Every activation works on raw codes (see :mod:`nnfab.hdl.cast`): the arithmetic before the final
 cast is exact, and the final cast to ``fout`` applies ``fout``'s rounding, then overflow mode,
-exactly as :func:`nnfab.sim.golden.cast.cast`. The golden model
+exactly as :func:`nnfab.casts.cast`. The golden model
 :mod:`nnfab.sim.golden.activations` specifies every result bit for bit; parameters are validated
 by :func:`nnfab.tables.check_activation` and :func:`nnfab.tables.check_softmax`.
 

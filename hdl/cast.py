@@ -118,7 +118,7 @@ def requantize(value, *, src, dst):
 
     Rounding (``dst.rounding``) when bits below ``dst``'s LSB are dropped, then overflow
     (``dst.overflow``), exactly as ``ap_fixed``'s conversion and
-    :func:`nnfab.sim.golden.cast.cast`.
+    :func:`nnfab.casts.cast`.
 
     Parameters
     ----------

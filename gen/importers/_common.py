@@ -2,11 +2,11 @@
 
 import numpy as np
 
+from nnfab.casts import exact_codes, quantize
 from nnfab.errors import FormatError, ModelError
 from nnfab.fixed import FixedFormat
 from nnfab.conv_layers import Conv2DSpec
 from nnfab.layers import DenseSpec
-from nnfab.sim.golden.cast import exact_codes, quantize
 
 from ..ir import DenseLayer
 from ..ir_conv import Conv2DLayer

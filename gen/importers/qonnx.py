@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nnfab.casts import quantize, to_float
 from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
-from nnfab.sim.golden.cast import quantize, to_float
 
 from ..ir import ActivationLayer, Model, SoftmaxLayer
 from ._common import dense_layer, exact, relu_format

@@ -3,10 +3,10 @@
 
 import numpy as np
 
+from nnfab.casts import _increment, as_codes, cast
 from nnfab.conv_layers import GlobalPoolSpec, PoolSpec
 from nnfab.fixed import FixedFormat
 
-from .cast import _increment, as_codes, cast
 from .conv import windows
 
 __all__ = ["divide_cast", "pool", "global_pool"]

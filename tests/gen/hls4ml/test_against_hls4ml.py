@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from nnfab.casts import quantize
 from nnfab.gen.hls4ml import load_hls4ml
 from nnfab.gen.verify import verify
-from nnfab.sim.golden.cast import quantize
 from nnfab.sim.golden.network import trace_network
 
 from .conftest import HLS4ML_MODELS

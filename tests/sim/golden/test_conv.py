@@ -7,11 +7,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from nnfab.casts import cast, quantize
 from nnfab.conv_layers import (BatchNormSpec, Conv2DSpec, DepthwiseConv2DSpec, GlobalPoolSpec,
                                PoolSpec)
 from nnfab.fixed import FixedFormat
 from nnfab.sim.golden.batchnorm import batchnorm
-from nnfab.sim.golden.cast import cast, quantize
 from nnfab.sim.golden.conv import conv2d
 from nnfab.sim.golden.layout import flatten, zero_pad
 from nnfab.sim.golden.pooling import divide_cast, global_pool, pool

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from nnfab.casts import as_codes, cast, code_dtype, exact_codes, quantize, to_float
 from nnfab.fixed import FixedFormat, Overflow, Rounding
-from nnfab.sim.golden.cast import as_codes, cast, code_dtype, exact_codes, quantize, to_float
 
-from ...vectors import ap_fixed_cases
+from ..vectors import ap_fixed_cases
 
 
 @pytest.mark.parametrize("case", ap_fixed_cases(), ids=lambda case: case.id)

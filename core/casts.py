@@ -1,6 +1,7 @@
-"""Golden fixed-point casts: float to fixed and fixed to fixed, vectorized and exact.
+"""Fixed-point casts on arrays of codes: float to fixed and fixed to fixed, vectorized and exact.
 
-The executable specification of ``ap_fixed`` conversion (see :mod:`nnfab.fixed`). Every value is
+The executable specification of ``ap_fixed`` conversion (see :mod:`nnfab.fixed`), shared by the
+golden model (``nnfab.sim.golden``), the generator and the board tools. Every value is
 a raw integer code (the integer ``r`` standing for ``r * 2**-F``). Arrays of codes are ``int64``
 when the format is at most 62 bits wide and ``object`` arrays of Python integers beyond that,
 so that no width silently wraps.
