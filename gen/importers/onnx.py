@@ -26,8 +26,8 @@ from nnfab.tables import SELU_ALPHA, SELU_SCALE
 from ..float_model import (FloatActivation, FloatBatchNorm, FloatConv2D, FloatDense,
                            FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 
-__all__ = ["read_onnx", "OnnxChain", "dense_weights", "load_onnx", "load_onnx_any",
-           "QONNX_OPS"]
+__all__ = ["read_onnx", "OnnxChain", "dense_weights", "is_vector_reshape", "load_onnx",
+           "load_onnx_any", "QONNX_OPS"]
 
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
 _PASS_THROUGH = ("Identity", "Dropout")
@@ -166,7 +166,9 @@ def dense_weights(node, name, attrs, consts, n_in):
     return w, b
 
 
-def _is_vector_reshape(node, consts, shape):
+def is_vector_reshape(node, consts, shape):
+    """Whether ``node`` (a ``Flatten`` or ``Reshape`` with constant inputs ``consts`` by input
+    index) only flattens a tensor of ``shape`` into a vector, so that it needs no layer."""
     if node.op_type == "Flatten":
         return len(shape) == 1 or all(d == 1 for d in shape[:-1])
     target = consts.get(1)
@@ -322,7 +324,7 @@ def load_onnx(path):
             layers.append(FloatBatchNorm(name, gamma, beta, mean, var,
                                          float(attrs.get("epsilon", 1e-5))))
         elif op in _PASS_THROUGH or (op in ("Flatten", "Reshape")
-                                     and _is_vector_reshape(node, consts, shape)):
+                                     and is_vector_reshape(node, consts, shape)):
             continue
         else:
             raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not supported "

@@ -25,7 +25,7 @@ from nnfab.fixed import FixedFormat
 from ..ir import ActivationLayer, Model, SoftmaxLayer
 from ._common import dense_layer, exact, relu_format
 from .keras import DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT
-from .onnx import OnnxChain, dense_weights, _is_vector_reshape, read_onnx
+from .onnx import OnnxChain, dense_weights, is_vector_reshape, read_onnx
 
 __all__ = ["load_qonnx", "quant_format"]
 
@@ -179,7 +179,7 @@ def load_qonnx(path, *, input_format=None):
         elif op == "Softmax":
             new = [SoftmaxLayer(name, n=shape[-1], fin=fmt, fout=SOFTMAX_FORMAT)]
         elif op in ("Identity", "Dropout") or (op in ("Flatten", "Reshape")
-                                               and _is_vector_reshape(node, consts, shape)):
+                                               and is_vector_reshape(node, consts, shape)):
             continue
         else:
             raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not supported in "
