@@ -27,7 +27,7 @@ from ..float_model import (FloatActivation, FloatBatchNorm, FloatConv2D, FloatDe
                            FloatFlatten, FloatModel, FloatPool, FloatSoftmax)
 
 __all__ = ["read_onnx", "OnnxChain", "dense_weights", "is_vector_reshape", "load_onnx",
-           "load_onnx_any", "QONNX_OPS"]
+           "QONNX_OPS"]
 
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
 _PASS_THROUGH = ("Identity", "Dropout")
@@ -335,13 +335,3 @@ def load_onnx(path):
         raise ModelError(f"Model file {str(path)!r}: the ONNX graph has no layers nnfab builds")
     return FloatModel(Path(path).stem, chain.input_shape, tuple(layers))
 
-
-def load_onnx_any(path):
-    """:func:`load_onnx` for float ONNX, :func:`nnfab.gen.importers.qonnx.load_qonnx` when the
-    graph holds QONNX quantization nodes."""
-    model = read_onnx(path)
-    if any(node.op_type in QONNX_OPS for node in model.graph.node):
-        from .qonnx import load_qonnx
-
-        return load_qonnx(path)
-    return load_onnx(path)

@@ -23,8 +23,7 @@ from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 
 from ..ir import ActivationLayer, Model, SoftmaxLayer
-from ._common import dense_layer, exact, relu_format
-from .keras import DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT
+from ._common import DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT, dense_layer, exact, relu_format
 from .onnx import OnnxChain, dense_weights, is_vector_reshape, read_onnx
 
 __all__ = ["load_qonnx", "quant_format"]
