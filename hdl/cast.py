@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 
 from .pipeline import pipeline_advance
+from .unused import discard
 
 __all__ = ["fixed_shape", "fit_shape", "round_increment", "round_to_lsb", "saturate",
            "requantize", "Requantizer"]
@@ -206,7 +207,7 @@ class Requantizer(wiring.Component):
         self._dst = dst
         for fmt in (src, dst):
             if not isinstance(fmt, FixedFormat):
-                self._MustUse__silence = True  # a rejected design is not an unused one
+                discard(self)  # a rejected design is not an unused one
                 raise TypeError(f"Format must be a FixedFormat, not {fmt!r}")
         super().__init__({
             "i": In(stream.Signature(fixed_shape(src))),

@@ -12,6 +12,7 @@ from nnfab.fixed import FixedFormat
 from .cast import fixed_shape, requantize, round_increment, saturate
 from .line_buffer import SlidingWindow
 from .pipeline import pipeline_advance
+from .unused import discard
 
 __all__ = ["divide_cast", "PoolEngine", "GlobalPoolEngine"]
 
@@ -87,7 +88,7 @@ class PoolEngine(wiring.Component):
 
     def __init__(self, spec):
         if not isinstance(spec, PoolSpec):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a PoolSpec, not {spec!r}")
         self._spec = spec
         shape = fixed_shape(spec.input_format)
@@ -194,7 +195,7 @@ class GlobalPoolEngine(wiring.Component):
 
     def __init__(self, spec):
         if not isinstance(spec, GlobalPoolSpec):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a GlobalPoolSpec, not {spec!r}")
         self._spec = spec
         c = spec.n_channels

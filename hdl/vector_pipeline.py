@@ -6,6 +6,7 @@ from amaranth.lib import data, stream, wiring
 
 from .cast import fixed_shape
 from .pipeline import pipeline_advance
+from .unused import discard
 
 __all__ = ["vector_signature", "VectorPipeline", "argmax_tree"]
 
@@ -34,7 +35,7 @@ class VectorPipeline(wiring.Component):
         try:
             return check()
         except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected design is not an unused one
+            discard(self)  # a rejected design is not an unused one
             raise
 
     def _advance(self, m):
