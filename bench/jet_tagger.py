@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from nnfab.casts import quantize
 from nnfab.fixed import FixedFormat
 from nnfab.gen.emit import build_outputs
 from nnfab.gen.load import load_model
 from nnfab.gen.passes import ChooseReuseFactors
 from nnfab.gen.ptq import PTQConfig
 from nnfab.gen.verify import verify
-from nnfab.sim.golden.cast import quantize
 from nnfab.sim.golden.network import run_network
 
 

@@ -30,12 +30,12 @@ import numpy as np
 from amaranth.back import verilog
 from amaranth.hdl import Shape
 
+from nnfab.casts import quantize
 from nnfab.gen.assemble import Network
 from nnfab.gen.commands import _load, verify_command
 from nnfab.gen.datasets import load_dataset
 from nnfab.gen.emit import verilog_name
 from nnfab.gen.verify import pack_transfers, unpack_transfers
-from nnfab.sim.golden.cast import quantize
 from nnfab.sim.golden.network import run_network
 from nnfab.sim.harness import run_harness
 from nnfab.sim.runner import run_cocotb

@@ -2,7 +2,7 @@
 
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-from .targets import BoardTarget
+from .board import BoardTarget
 
 __all__ = ["ICEBREAKER"]
 

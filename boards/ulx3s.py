@@ -2,7 +2,7 @@
 
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from .targets import BoardTarget
+from .board import BoardTarget
 
 __all__ = ["ULX3S_85F"]
 

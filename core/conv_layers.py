@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fixed import FixedFormat
-from .layers import DenseSpec, _code_array, check_accumulator, mac_accumulator_format
+from .layers import DenseSpec, check_accumulator, code_array, mac_accumulator_format
 from .tables import check_activation
 
 __all__ = ["same_padding", "output_size", "Conv2DSpec", "Conv1DSpec", "DepthwiseConv2DSpec",
@@ -203,12 +203,12 @@ class Conv2DSpec(_Window):
         if weights.shape[-1] != self.input_shape[2] and self._kernel_ndim == 4:
             raise ValueError(f"Weights have {weights.shape[-1]} input channels, the input "
                              f"{self.input_shape[2]}")
-        object.__setattr__(self, "weights", _code_array(weights, self.weight_format, "Weight",
+        object.__setattr__(self, "weights", code_array(weights, self.weight_format, "Weight",
                                                         weights.shape))
         if self.biases is not None:
             if self.bias_format is None:
                 raise ValueError("Bias format must be given with biases")
-            object.__setattr__(self, "biases", _code_array(
+            object.__setattr__(self, "biases", code_array(
                 self.biases, self.bias_format, "Bias", (self.n_filters,)))
         self._check_geometry(self.dilation_rate)
         _check_activation(self)
@@ -486,9 +486,9 @@ class BatchNormSpec:
         if scale.ndim != 1 or scale.size == 0:
             raise ValueError(f"Scale must be a non-empty vector, not of shape {scale.shape}")
         object.__setattr__(self, "scale",
-                           _code_array(scale, self.scale_format, "Scale", scale.shape))
+                           code_array(scale, self.scale_format, "Scale", scale.shape))
         object.__setattr__(self, "shift",
-                           _code_array(self.shift, self.shift_format, "Shift", scale.shape))
+                           code_array(self.shift, self.shift_format, "Shift", scale.shape))
         check_accumulator(self.sum_format)
 
     @property

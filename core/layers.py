@@ -11,7 +11,7 @@ import numpy as np
 
 from .fixed import MAX_ACCUMULATOR_WIDTH, FixedFormat
 
-__all__ = ["mac_accumulator_format", "check_accumulator", "DenseSpec"]
+__all__ = ["mac_accumulator_format", "check_accumulator", "code_array", "DenseSpec"]
 
 
 def mac_accumulator_format(a_format, b_format, max_terms, accumulator_format=None):
@@ -34,7 +34,26 @@ def check_accumulator(fmt, what="Accumulator"):
                          f"bring their binary points closer)")
 
 
-def _code_array(values, fmt, what, shape):
+def code_array(values, fmt, what, shape):
+    """``values`` checked as raw codes of ``fmt`` in an array of ``shape``: a read-only object
+    array of Python integers, as the layer specifications store their constants.
+
+    Parameters
+    ----------
+    values : array_like of int
+    fmt : FixedFormat
+    what : str
+        What the codes are, capitalized (``"Weight"``, ``"Bias"``), for the error messages.
+    shape : tuple of int
+        The shape ``values`` must have.
+
+    Raises
+    ------
+    TypeError
+        If ``values`` holds non-integers.
+    ValueError
+        If the shape differs or a code is outside ``fmt.min_code .. fmt.max_code``.
+    """
     array = np.asarray(values)
     if array.dtype == object:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in array.flat):
@@ -107,11 +126,11 @@ class DenseSpec:
             raise ValueError(f"Weights must be a non-empty (n_out, n_in) matrix, not of shape "
                              f"{weights.shape}")
         object.__setattr__(self, "weights",
-                           _code_array(weights, self.weight_format, "Weight", weights.shape))
+                           code_array(weights, self.weight_format, "Weight", weights.shape))
         if self.biases is not None:
             if self.bias_format is None:
                 raise ValueError("Bias format must be given with biases")
-            object.__setattr__(self, "biases", _code_array(
+            object.__setattr__(self, "biases", code_array(
                 self.biases, self.bias_format, "Bias", (weights.shape[0],)))
         check_accumulator(self.accumulator)
 

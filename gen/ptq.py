@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnfab.casts import quantize, to_float
 from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, GlobalPoolSpec, PoolSpec
 from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import MAX_INTEGER_WIDTH, FixedFormat
 from nnfab.layers import DenseSpec
-from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.network import run_network
 from nnfab.tables import SELU_ALPHA, SELU_SCALE, elu_table
 

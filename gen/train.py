@@ -107,7 +107,7 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0):
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"Optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, "
                          f"not {optimizer!r}")
-    from nnfab.sim.golden.cast import quantize
+    from nnfab.casts import quantize
 
     rng = np.random.default_rng(seed)
     wf, gf = FixedFormat(16, 4), FixedFormat(16, 4)
@@ -227,7 +227,7 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
     RuntimeError
         If the RTL run fails.
     """
-    from nnfab.sim.golden.cast import to_float
+    from nnfab.casts import to_float
     from nnfab.sim.golden.training import (
         forward, loss_from_outputs, train_fixed, train_float)
 
@@ -249,7 +249,7 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
                              for o in outputs]
         result.weights_rtl, result.cycles_per_sample = weights, cps
     if spec.loss != "mse":
-        from nnfab.sim.golden.cast import quantize
+        from nnfab.casts import quantize
         trained = result.weights_rtl[-1] if simulate else fixed.weights[-1]
         logits = forward(spec, trained, quantize(problem.x_test, spec.input_format))
         result.accuracy_rtl = float(np.mean(logits.argmax(axis=1) == problem.y_test))

@@ -7,9 +7,9 @@ import numpy as np
 
 from amaranth.back import verilog as amaranth_verilog
 
+from nnfab.casts import quantize, to_float
 from nnfab.errors import SimulationError
 from nnfab.packing import pack, packed_width, unpack
-from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.network import run_network
 from nnfab.sim.harness import run_harness
 

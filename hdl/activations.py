@@ -2,7 +2,7 @@
 
 Every activation works on raw codes (see :mod:`nnfab.hdl.cast`): the arithmetic before the final
 cast is exact, and the final cast to ``fout`` applies ``fout``'s rounding, then overflow mode,
-exactly as :func:`nnfab.sim.golden.cast.cast`. The golden model
+exactly as :func:`nnfab.casts.cast`. The golden model
 :mod:`nnfab.sim.golden.activations` specifies every result bit for bit; parameters are validated
 by :func:`nnfab.tables.check_activation` and :func:`nnfab.tables.check_softmax`.
 
@@ -31,31 +31,22 @@ Elementwise activations (``kind``):
 ================ =================================================================================
 """
 
-from amaranth.hdl import Array, C, Cat, Const, Module, Mux, Shape, Signal, Value, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, C, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat
 from nnfab.tables import check_activation, check_count, check_format, check_softmax
 
-from .cast import fixed_shape, requantize
-from .pipeline import pipeline_advance
+from .cast import fit_shape, fixed_shape, requantize
+from .vector_pipeline import VectorPipeline, argmax_tree, vector_signature
 
 __all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
            "sigmoid", "tanh", "elu", "activation", "Activation", "Argmax", "Softmax"]
 
 
 # -- exact pre-cast arithmetic: (value, format of its codes) --------------------------------------
-
-def _fit(value, shape):
-    """``value`` (whose integer value fits ``shape``) re-typed to exactly ``shape``."""
-    value = Value.cast(value)
-    shape = Shape.cast(shape)
-    fill = value[-1] if value.shape().signed else C(0, 1)
-    bits = Cat(value, fill.replicate(shape.width))[:shape.width]
-    return bits.as_signed() if shape.signed else bits
-
 
 def _shift(value, e):
     """``floor(value * 2**e)``: left shift, or arithmetic right shift for ``e < 0``."""
@@ -88,7 +79,7 @@ def _pre_bounded_relu(x, p):
     clipped = Mux(aligned < 0, 0, Mux(aligned > limit, limit, aligned))
     width = max(1, limit.bit_length())
     fmt = FixedFormat(width, width - f, signed=False)
-    return _fit(clipped, fixed_shape(fmt)), fmt
+    return fit_shape(clipped, fixed_shape(fmt)), fmt
 
 
 def _pre_leaky_relu(x, p):
@@ -100,8 +91,8 @@ def _pre_leaky_relu(x, p):
     width = max(p.fin.width + f - fx, p.fin.width + alpha_format.width + f - fx - fa) + 1
     fmt = FixedFormat(width, width - f)
     if not p.fin.signed:
-        return _fit(positive, fixed_shape(fmt)), fmt
-    return _fit(Mux(x[-1], negative, positive), fixed_shape(fmt)), fmt
+        return fit_shape(positive, fixed_shape(fmt)), fmt
+    return fit_shape(Mux(x[-1], negative, positive), fixed_shape(fmt)), fmt
 
 
 def _pre_hard_sigmoid(x, p):
@@ -113,7 +104,7 @@ def _pre_hard_sigmoid(x, p):
     one = 1 << f
     clipped = Mux(value < 0, 0, Mux(value > one, one, value))
     fmt = FixedFormat(f + 1, 1, signed=False)
-    return _fit(clipped, fixed_shape(fmt)), fmt
+    return fit_shape(clipped, fixed_shape(fmt)), fmt
 
 
 def _pre_hard_tanh(x, p):
@@ -122,7 +113,7 @@ def _pre_hard_tanh(x, p):
     one = 1 << f
     clipped = Mux(value < -one, -one, Mux(value > one, one, value))
     fmt = FixedFormat(f + 2, 2)
-    return _fit(clipped, fixed_shape(fmt)), fmt
+    return fit_shape(clipped, fixed_shape(fmt)), fmt
 
 
 def _table_index(x, p):
@@ -145,15 +136,15 @@ def _pre_elu(x, p):
     f = max(product_format.fraction_width, tf.fraction_width)
     i = max(product_format.integer_width + (0 if product_format.signed else 1), tf.integer_width)
     fmt = FixedFormat(i + f, i)
-    positive = _fit((x * Const(scale_code, fixed_shape(scale_format)))
-                    << (f - product_format.fraction_width), fixed_shape(fmt))
+    positive = fit_shape((x * Const(scale_code, fixed_shape(scale_format)))
+                         << (f - product_format.fraction_width), fixed_shape(fmt))
     if not p.fin.signed:
         return positive, fmt
     n = table.table_size
     t = _shift(x, table.index_exponent(p.fin.fraction_width)) + n
     index = Mux(t < 0, 0, t)[:table.index_width]
     rom = Array(Const(code, fixed_shape(tf)) for code in table.codes)
-    negative = _fit(Value.cast(rom[index]) << (f - tf.fraction_width), fixed_shape(fmt))
+    negative = fit_shape(Value.cast(rom[index]) << (f - tf.fraction_width), fixed_shape(fmt))
     return Mux(x[-1], negative, positive), fmt
 
 
@@ -252,46 +243,7 @@ def tanh(value, *, fin, fout, table=None):
 
 # -- stream components ----------------------------------------------------------------------------
 
-def _vector(fmt, n):
-    return stream.Signature(data.ArrayLayout(fixed_shape(fmt), n))
-
-
-class _Pipeline(wiring.Component):
-    """Common parts: validation without an "unused elaboratable" warning, the stall signal."""
-
-    def _validated(self, check):
-        try:
-            return check()
-        except (TypeError, ValueError):
-            self._MustUse__silence = True  # a rejected design is not an unused one
-            raise
-
-    def _advance(self, m):
-        return pipeline_advance(m, self.o, self.i)
-
-    def _stages(self, m, n_stages):
-        """The stall signal, a valid bit carried through ``n_stages`` registers to ``o.valid``,
-        and ``register(expr, name)``: ``expr`` registered while the pipeline advances."""
-        advance = self._advance(m)
-        valid = [Signal(name=f"valid_{s}") for s in range(1, n_stages)]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
-            m.d.sync += self.o.valid.eq(valid[-1])
-
-        def register(expr, name):
-            reg = Signal(Value.cast(expr).shape(), name=name)
-            with m.If(advance):
-                m.d.sync += reg.eq(expr)
-            return reg
-        return advance, register
-
-    @property
-    def initiation_interval(self):
-        return 1
-
-
-class Activation(_Pipeline):
+class Activation(VectorPipeline):
     """Elementwise activation of a vector stream, pipelined, II = 1.
 
     Stage 1 computes the exact pre-cast result of every element (for ``sigmoid``/``tanh``: a
@@ -333,7 +285,8 @@ class Activation(_Pipeline):
             lambda: check_activation(kind, fin=fin, fout=fout, **params))
         self._n = self._validated(lambda: check_count(n))
         self._given = params
-        super().__init__({"i": In(_vector(fin, n)), "o": Out(_vector(fout, n))})
+        super().__init__({"i": In(vector_signature(fin, n)),
+                          "o": Out(vector_signature(fout, n))})
 
     def __repr__(self):
         extra = "".join(f", {name}={value!r}" for name, value in self._given.items())
@@ -392,22 +345,7 @@ class Activation(_Pipeline):
         return m
 
 
-def _argmax_tree(items):
-    """Reduce ``(value, index)`` pairs to the first maximum: the right group wins only when its
-    maximum is strictly greater than the left group's."""
-    while len(items) > 1:
-        reduced = []
-        for a in range(0, len(items) - 1, 2):
-            (av, ai), (bv, bi) = items[a], items[a + 1]
-            greater = bv > av
-            reduced.append((Mux(greater, bv, av), Mux(greater, bi, ai)))
-        if len(items) % 2:
-            reduced.append(items[-1])
-        items = reduced
-    return items[0]
-
-
-class Argmax(_Pipeline):
+class Argmax(VectorPipeline):
     """Index of the largest element of a vector stream, the first one on ties.
 
     A comparison tree, registered once: latency 1, II = 1.
@@ -433,7 +371,7 @@ class Argmax(_Pipeline):
     def __init__(self, *, n, fin):
         self._n = self._validated(lambda: check_count(n))
         self._fin = self._validated(lambda: check_format(fin, "Input format"))
-        super().__init__({"i": In(_vector(fin, n)),
+        super().__init__({"i": In(vector_signature(fin, n)),
                           "o": Out(stream.Signature(unsigned(self.index_width)))})
 
     def __repr__(self):
@@ -459,7 +397,7 @@ class Argmax(_Pipeline):
         m = Module()
         advance = self._advance(m)
         items = [(self.i.payload[k], C(k, self.index_width)) for k in range(self._n)]
-        _, index = _argmax_tree(items)
+        _, index = argmax_tree(items)
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(index)]
         return m
@@ -472,7 +410,7 @@ def _sum_tree(values):
     return values[0]
 
 
-class Softmax(_Pipeline):
+class Softmax(VectorPipeline):
     """Look-up-table softmax of a vector stream (hls4ml's "stable" softmax, exact integers).
 
     With ``x`` the ``n`` input codes (format ``fin``, fraction width ``F``), the exp table
@@ -512,7 +450,8 @@ class Softmax(_Pipeline):
         self._exp, self._inv = self._validated(lambda: check_softmax(
             n=n, fin=fin, fout=fout, exp_table=exp_table, inv_table=inv_table))
         self._n, self._fin, self._fout = n, fin, fout
-        super().__init__({"i": In(_vector(fin, n)), "o": Out(_vector(fout, n))})
+        super().__init__({"i": In(vector_signature(fin, n)),
+                          "o": Out(vector_signature(fout, n))})
 
     def __repr__(self):
         return f"Softmax(n={self._n}, fin={self._fin!r}, fout={self._fout!r})"
@@ -548,7 +487,7 @@ class Softmax(_Pipeline):
 
         # Stage 1: the maximum, and the inputs alongside.
         x = [self.i.payload[k] for k in range(n)]
-        peak, _ = _argmax_tree([(value, C(0, 1)) for value in x])
+        peak, _ = argmax_tree([(value, C(0, 1)) for value in x])
         peak = register(peak, "peak")
         x1 = [register(value, f"x1_{k}") for k, value in enumerate(x)]
         # Stage 2: exp ROM.
@@ -581,7 +520,7 @@ class Softmax(_Pipeline):
         exps4 = [register(e, f"exp4_{k}") for k, e in enumerate(exps3)]
         # Stage 5: products; stage 6: the cast.
         product_format = exp_t.table_format.mul_format(inv_t.table_format)
-        products = [register(_fit(e * port.data, fixed_shape(product_format)), f"product_{k}")
+        products = [register(fit_shape(e * port.data, fixed_shape(product_format)), f"product_{k}")
                     for k, e in enumerate(exps4)]
         with m.If(advance):
             m.d.sync += [self.o.payload[k].eq(requantize(products[k], src=product_format,

@@ -8,6 +8,7 @@ from nnfab.conv_layers import BatchNormSpec
 
 from .cast import fixed_shape, requantize
 from .pipeline import pipeline_advance
+from .unused import discard
 
 __all__ = ["BatchNormEngine"]
 
@@ -43,7 +44,7 @@ class BatchNormEngine(wiring.Component):
 
     def __init__(self, spec):
         if not isinstance(spec, BatchNormSpec):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a BatchNormSpec, not {spec!r}")
         self._spec = spec
         c = spec.n_channels

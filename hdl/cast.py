@@ -12,8 +12,10 @@ from amaranth.lib.wiring import In, Out
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 
 from .pipeline import pipeline_advance
+from .unused import discard
 
-__all__ = ["fixed_shape", "round_to_lsb", "saturate", "requantize", "Requantizer"]
+__all__ = ["fixed_shape", "fit_shape", "round_increment", "round_to_lsb", "saturate",
+           "requantize", "Requantizer"]
 
 
 def fixed_shape(fmt):
@@ -22,13 +24,42 @@ def fixed_shape(fmt):
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
 
 
+def fit_shape(value, shape):
+    """``value``, whose integer value fits ``shape``, re-typed to exactly ``shape``: sign- or
+    zero-extended (by its own shape) or truncated to ``shape.width`` bits, then read with
+    ``shape``'s signedness. Free in hardware: wiring only."""
+    value = Value.cast(value)
+    shape = Shape.cast(shape)
+    fill = value[-1] if value.shape().signed else C(0, 1)
+    bits = Cat(value, fill.replicate(shape.width))[:shape.width]
+    return bits.as_signed() if shape.signed else bits
+
+
 def _check_format(fmt):
     if not isinstance(fmt, FixedFormat):
         raise TypeError(f"Format must be a FixedFormat, not {fmt!r}")
 
 
-def _round_increment(rounding, *, qb, rest, neg, odd):
-    """One-bit rounding increment; the same truth table as the golden model's."""
+def round_increment(rounding, *, qb, rest, neg, odd):
+    """The one-bit rounding increment of ``rounding`` from the dropped bits; the same truth table
+    as the golden model's (:mod:`nnfab.casts`).
+
+    Parameters
+    ----------
+    rounding : Rounding
+    qb : Value
+        The half bit: the first bit below the kept LSB (for a division, remainder >= half).
+    rest : Value
+        Whether any lower bit is set (for a division, remainder neither 0 nor exactly half).
+    neg : Value
+        Whether the value is negative.
+    odd : Value
+        Whether the kept LSB is 1.
+
+    Returns
+    -------
+    Value, 1 bit
+    """
     if rounding is Rounding.TRN:
         return C(0, 1)
     if rounding is Rounding.TRN_ZERO:
@@ -80,7 +111,7 @@ def round_to_lsb(value, *, src, dst):
     floor = floor.as_signed() if src.signed else floor.as_unsigned()
     qb = ext[dropped - 1]
     rest = ext[:dropped - 1].any() if dropped > 1 else C(0, 1)
-    inc = _round_increment(dst.rounding, qb=qb, rest=rest, neg=sign, odd=ext[dropped])
+    inc = round_increment(dst.rounding, qb=qb, rest=rest, neg=sign, odd=ext[dropped])
     return floor + inc
 
 
@@ -118,7 +149,7 @@ def requantize(value, *, src, dst):
 
     Rounding (``dst.rounding``) when bits below ``dst``'s LSB are dropped, then overflow
     (``dst.overflow``), exactly as ``ap_fixed``'s conversion and
-    :func:`nnfab.sim.golden.cast.cast`.
+    :func:`nnfab.casts.cast`.
 
     Parameters
     ----------
@@ -176,7 +207,7 @@ class Requantizer(wiring.Component):
         self._dst = dst
         for fmt in (src, dst):
             if not isinstance(fmt, FixedFormat):
-                self._MustUse__silence = True  # a rejected design is not an unused one
+                discard(self)  # a rejected design is not an unused one
                 raise TypeError(f"Format must be a FixedFormat, not {fmt!r}")
         super().__init__({
             "i": In(stream.Signature(fixed_shape(src))),

@@ -13,6 +13,7 @@ from .cast import fixed_shape
 from .dense import DenseEngine
 from .line_buffer import SlidingWindow
 from .pipeline import pipeline_advance
+from .unused import discard
 
 __all__ = ["ConvEngine"]
 
@@ -83,13 +84,13 @@ class ConvEngine(wiring.Component):
 
     def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3):
         if not isinstance(spec, Conv2DSpec):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a Conv2DSpec, not {spec!r}")
         try:
             self._dense = DenseEngine(spec.dense_spec, reuse_factor=reuse_factor,
                                       multiplier_threshold=multiplier_threshold)
         except (TypeError, ValueError):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise
         self._spec = spec
         self._window = SlidingWindow(input_shape=spec.input_shape, kernel_size=spec.kernel_size,

@@ -12,6 +12,7 @@ from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
 from .dense import bias_in_accumulator
 from .pipeline import pipeline_advance
+from .unused import discard
 
 __all__ = ["DenseRomEngine", "rom_reuse_factors"]
 
@@ -95,7 +96,7 @@ class DenseRomEngine(wiring.Component):
 
     def __init__(self, spec, *, reuse_factor=1, adder_levels_per_stage=2):
         def reject(error):
-            self._MustUse__silence = True  # a rejected design is not an unused one
+            discard(self)  # a rejected design is not an unused one
             raise error
 
         if not isinstance(spec, DenseSpec):

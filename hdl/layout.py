@@ -5,6 +5,7 @@ from amaranth.hdl import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 
 from .line_buffer import inside_region
+from .unused import discard
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["ZeroPadding", "Flatten"]
@@ -69,7 +70,7 @@ class ZeroPadding(wiring.Component):
             if min(v for p in padding for v in p) < 0:
                 raise ValueError(f"Padding must be non-negative, not {padding!r}")
         except (TypeError, ValueError):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise
         self._input_shape = input_shape
         self._padding = padding
@@ -155,7 +156,7 @@ class Flatten(wiring.Component):
         try:
             _check_shape(input_shape)
         except (TypeError, ValueError):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise
         self._input_shape = input_shape
         self._shape = Shape.cast(shape)

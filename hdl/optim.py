@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 from nnfab.training import LFSR_TAPS, LFSR_WIDTH, OptimizerSpec
 
 from .cast import fixed_shape
+from .unused import discard
 
 __all__ = ["update_layout", "UpdateUnit"]
 
@@ -91,15 +92,17 @@ class UpdateUnit(wiring.Component):
     """
 
     def __init__(self, spec, *, depth, step_width=16):
-        self._MustUse__silence = True
-        if not isinstance(spec, OptimizerSpec):
-            raise TypeError(f"Optimizer must be an OptimizerSpec, not {spec!r}")
-        for value, what in ((depth, "Depth"), (step_width, "Step width")):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{what} must be an integer, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{what} must be a positive integer, not {value!r}")
-        self._MustUse__silence = False
+        try:
+            if not isinstance(spec, OptimizerSpec):
+                raise TypeError(f"Optimizer must be an OptimizerSpec, not {spec!r}")
+            for value, what in ((depth, "Depth"), (step_width, "Step width")):
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise TypeError(f"{what} must be an integer, not {value!r}")
+                if value < 1:
+                    raise ValueError(f"{what} must be a positive integer, not {value!r}")
+        except (TypeError, ValueError):
+            discard(self)  # a rejected design is not an unused one
+            raise
         self._spec, self._depth, self._step_width = spec, depth, step_width
         super().__init__({
             "i": In(stream.Signature(update_layout(spec, depth, step_width))),

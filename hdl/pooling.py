@@ -9,9 +9,10 @@ from amaranth.lib.wiring import In, Out
 from nnfab.conv_layers import GlobalPoolSpec, PoolSpec
 from nnfab.fixed import FixedFormat
 
-from .cast import _round_increment, fixed_shape, requantize, saturate
+from .cast import fixed_shape, requantize, round_increment, saturate
 from .line_buffer import SlidingWindow
 from .pipeline import pipeline_advance
+from .unused import discard
 
 __all__ = ["divide_cast", "PoolEngine", "GlobalPoolEngine"]
 
@@ -19,7 +20,7 @@ __all__ = ["divide_cast", "PoolEngine", "GlobalPoolEngine"]
 def divide_cast(value, *, src, divisor, dst):
     """Combinational ``cast(value / divisor, dst)`` with the quotient taken exactly: ``dst``'s
     rounding decided from the exact remainder, then its overflow mode; the golden model is
-    :func:`nnfab.sim.golden.pooling.divide_cast`.
+    :func:`nnfab.casts.divide_cast`.
 
     A power-of-two ``divisor`` is a plain :func:`~nnfab.hdl.cast.requantize` (moving the
     binary point); any other uses a constant division (``//`` and ``%``).
@@ -41,7 +42,7 @@ def divide_cast(value, *, src, divisor, dst):
     q = num // den
     r = num % den
     twice = r << 1
-    inc = _round_increment(dst.rounding, qb=twice >= den, rest=(r != 0) & (twice != den),
+    inc = round_increment(dst.rounding, qb=twice >= den, rest=(r != 0) & (twice != den),
                            neg=num[-1] if src.signed else C(0, 1), odd=q[0])
     return saturate(q + inc, dst=dst)
 
@@ -87,7 +88,7 @@ class PoolEngine(wiring.Component):
 
     def __init__(self, spec):
         if not isinstance(spec, PoolSpec):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a PoolSpec, not {spec!r}")
         self._spec = spec
         shape = fixed_shape(spec.input_format)
@@ -194,7 +195,7 @@ class GlobalPoolEngine(wiring.Component):
 
     def __init__(self, spec):
         if not isinstance(spec, GlobalPoolSpec):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a GlobalPoolSpec, not {spec!r}")
         self._spec = spec
         c = spec.n_channels

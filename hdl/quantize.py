@@ -8,6 +8,7 @@ from nnfab.fixed import FixedFormat
 
 from .cast import fixed_shape, requantize
 from .pipeline import pipeline_advance
+from .unused import discard
 
 __all__ = ["LaneQuantizer"]
 
@@ -69,7 +70,7 @@ class LaneQuantizer(wiring.Component):
         try:
             self._formats = _check_formats(fin, formats, fout)
         except (TypeError, ValueError):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise
         self._fin, self._fout = fin, fout
         n = len(self._formats)

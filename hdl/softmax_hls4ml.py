@@ -12,13 +12,13 @@ from amaranth.lib.wiring import In, Out
 from nnfab.softmax_hls4ml import check_hls4ml_softmax, reduce_order
 from nnfab.tables import quantize_exact
 
-from .activations import _argmax_tree, _fit, _Pipeline, _vector
-from .cast import fixed_shape, requantize
+from .cast import fit_shape, fixed_shape, requantize
+from .vector_pipeline import VectorPipeline, argmax_tree, vector_signature
 
 __all__ = ["Hls4mlSoftmax"]
 
 
-class Hls4mlSoftmax(_Pipeline):
+class Hls4mlSoftmax(VectorPipeline):
     """hls4ml's stable softmax of a vector stream, pipelined, II = 1.
 
     Six register stages, one cycle each; the pipeline stalls as a whole under back-pressure
@@ -61,8 +61,8 @@ class Hls4mlSoftmax(_Pipeline):
 
     def __init__(self, spec):
         self._spec = self._validated(lambda: check_hls4ml_softmax(spec))
-        super().__init__({"i": In(_vector(spec.input_format, spec.n)),
-                          "o": Out(_vector(spec.output_format, spec.n))})
+        super().__init__({"i": In(vector_signature(spec.input_format, spec.n)),
+                          "o": Out(vector_signature(spec.output_format, spec.n))})
 
     def __repr__(self):
         return f"Hls4mlSoftmax({self._spec!r})"
@@ -87,7 +87,7 @@ class Hls4mlSoftmax(_Pipeline):
 
         # Stage 1: the maximum, and the inputs alongside.
         x = [self.i.payload[k] for k in range(n)]
-        peak, _ = _argmax_tree([(value, C(0, 1)) for value in x])
+        peak, _ = argmax_tree([(value, C(0, 1)) for value in x])
         peak = register(peak, "peak")
         x1 = [register(value, f"x1_{k}") for k, value in enumerate(x)]
 
@@ -117,7 +117,7 @@ class Hls4mlSoftmax(_Pipeline):
             # A named node: the cast refers to its operand several times, and nested casts
             # would otherwise grow exponentially as one expression.
             total = Signal(fixed_shape(accum), name=f"sum_{first}_{last}")
-            m.d.comb += total.eq(requantize(_fit(left + right, fixed_shape(sum_format)),
+            m.d.comb += total.eq(requantize(fit_shape(left + right, fixed_shape(sum_format)),
                                             src=sum_format, dst=accum))
             return total, first, last
 
@@ -138,7 +138,7 @@ class Hls4mlSoftmax(_Pipeline):
 
         # Stage 5: products; stage 6: the cast.
         product_format = accum.mul_format(spec.inv_table_format)
-        products = [register(_fit(e * port.data, fixed_shape(product_format)), f"product_{k}")
+        products = [register(fit_shape(e * port.data, fixed_shape(product_format)), f"product_{k}")
                     for k, e in enumerate(exps4)]
         with m.If(advance):
             m.d.sync += [self.o.payload[k].eq(requantize(products[k], src=product_format,

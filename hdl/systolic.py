@@ -8,6 +8,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.layers import mac_accumulator_format
 
 from .cast import fixed_shape, requantize
+from .unused import discard
 
 __all__ = ["SystolicMatVec"]
 
@@ -61,7 +62,7 @@ class SystolicMatVec(wiring.Component):
     def __init__(self, *, n_in, n_out, input_format, weight_format, accumulator_format=None,
                  output_format=None):
         def reject(error):
-            self._MustUse__silence = True  # a rejected design is not an unused one
+            discard(self)  # a rejected design is not an unused one
             raise error
 
         for name, value in (("N in", n_in), ("N out", n_out)):

@@ -13,6 +13,7 @@ from nnfab.training import TrainableDenseSpec
 from .activations import Softmax
 from .cast import fixed_shape, requantize
 from .optim import UpdateUnit
+from .unused import discard
 
 __all__ = ["sample_layout", "TrainableDense"]
 
@@ -64,7 +65,7 @@ class TrainableDense(wiring.Component):
 
     def __init__(self, spec):
         if not isinstance(spec, TrainableDenseSpec):
-            self._MustUse__silence = True
+            discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Specification must be a TrainableDenseSpec, not {spec!r}")
         self._spec = spec
         width = max(spec.output_format.width, spec.optimizer.weight_format.width)

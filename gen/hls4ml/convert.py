@@ -28,11 +28,11 @@ import math
 
 import numpy as np
 
+from nnfab.casts import quantize
 from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
 from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat, Overflow
 from nnfab.layers import DenseSpec
-from nnfab.sim.golden.cast import quantize
 from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec, hls4ml_table_sizes
 
 from ..graph import INPUT

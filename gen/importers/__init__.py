@@ -42,10 +42,14 @@ def load(path, *, kind, weights=None, input_format=None):
         with _malformed(path, "a Keras model as Keras writes it"):
             return load_keras(path, weights=weights, input_format=input_format)
     if kind == "onnx":
-        from .onnx import load_onnx_any
+        from .onnx import QONNX_OPS, load_onnx, read_onnx
+        from .qonnx import load_qonnx
 
         with _malformed(path, "an ONNX model as nnfab reads it"):
-            return load_onnx_any(path)
+            # QONNX when the graph holds QONNX quantization nodes, else float ONNX.
+            if any(node.op_type in QONNX_OPS for node in read_onnx(path).graph.node):
+                return load_qonnx(path)
+            return load_onnx(path)
     raise ModelError(f"Model file {str(path)!r}: no importer for kind {kind!r} (nnfab imports "
                      f"keras-json, hdf5 and onnx)")
 

@@ -1,17 +1,25 @@
-"""Helpers shared by the importers: exact codes of quantized floats and IR layer builders."""
+"""Helpers shared by the importers: default formats, exact codes of quantized floats and IR layer
+builders."""
 
 import numpy as np
 
+from nnfab.casts import exact_codes, quantize
 from nnfab.errors import FormatError, ModelError
 from nnfab.fixed import FixedFormat
 from nnfab.conv_layers import Conv2DSpec
 from nnfab.layers import DenseSpec
-from nnfab.sim.golden.cast import exact_codes, quantize
 
 from ..ir import DenseLayer
 from ..ir_conv import Conv2DLayer
 
-__all__ = ["exact", "dense_layer", "conv_layer", "relu_format", "open_hdf5", "check_finite"]
+__all__ = ["DEFAULT_INPUT_FORMAT", "SOFTMAX_FORMAT", "exact", "dense_layer", "conv_layer",
+           "relu_format", "open_hdf5", "check_finite"]
+
+#: Input format of quantized Keras and QONNX models unless the caller names one (QKeras does not
+#: quantize inputs; the jet tagger's and MNIST's test inputs are exact in it).
+DEFAULT_INPUT_FORMAT = FixedFormat(16, 6)
+#: Output format of a table softmax after a quantized layer.
+SOFTMAX_FORMAT = FixedFormat(16, 1, signed=False, rounding="RND_CONV", overflow="SAT")
 
 
 def check_finite(values, layer, what):

@@ -20,7 +20,7 @@ from nnfab.fixed import FixedFormat
 
 from ..ir import ActivationLayer, Model, SoftmaxLayer
 from ..ir_quantize import QuantizeLayer, common_format
-from ._common import dense_layer, exact, relu_format
+from ._common import SOFTMAX_FORMAT, dense_layer, exact, relu_format
 
 __all__ = ["build_hgq", "quantizer_formats"]
 
@@ -137,8 +137,6 @@ def _activation(lname, act, fmt, shape):
     if act == "linear":
         return ActivationLayer(lname, function="linear", shape=shape, fin=fmt, fout=fmt)
     if act == "softmax":
-        from .keras import SOFTMAX_FORMAT
-
         return SoftmaxLayer(lname, n=shape[-1], fin=fmt, fout=SOFTMAX_FORMAT)
     raise UnsupportedLayerError(f"Layer {lname!r}: activation {act!r} is not supported in an "
                                 f"HGQ proxy model; use relu, linear or softmax")

@@ -32,18 +32,13 @@ from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConca
                            FloatPool, FloatSoftmax, FloatUpsample, FloatZeroPad)
 from ..ir import ActivationLayer, Model, SoftmaxLayer
 from ..ir_conv import FlattenLayer, GlobalPoolLayer, PoolLayer, ZeroPadLayer
-from ._common import conv_layer, dense_layer, exact, open_hdf5, relu_format
+from ._common import (DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT, conv_layer, dense_layer, exact,
+                      open_hdf5, relu_format)
+from .hgq import build_hgq
 from .qkeras_quantizers import apply_quantizer, parse_quantizer, quantizer_format
 
 __all__ = ["load_keras", "read_config", "keras_layers", "input_shape", "window_geometry",
-           "conv_kernel", "KerasWeights", "SKIPPED_LAYERS", "DEFAULT_INPUT_FORMAT",
-           "SOFTMAX_FORMAT"]
-
-#: Input format of quantized Keras models unless the caller names one (QKeras does not
-#: quantize inputs; the jet tagger's and MNIST's test inputs are exact in it).
-DEFAULT_INPUT_FORMAT = FixedFormat(16, 6)
-#: Output format of a table softmax after a quantized layer.
-SOFTMAX_FORMAT = FixedFormat(16, 1, signed=False, rounding="RND_CONV", overflow="SAT")
+           "conv_kernel", "KerasWeights", "SKIPPED_LAYERS"]
 
 _FLOAT_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "hard_sigmoid", "elu", "selu")
 SKIPPED_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
@@ -248,8 +243,6 @@ def load_keras(path, *, weights=None, input_format=None, kind=None):
             # Quantized Keras models are imported as chains (checked here).
             layers = keras_layers(config)
             if "FixedPointQuantizer" in classes:
-                from .hgq import build_hgq
-
                 return build_hgq(name, layers, store)
             return _build_quantized(name, layers, store, input_format or DEFAULT_INPUT_FORMAT)
         return _build_float(name, graph, store)

@@ -32,8 +32,8 @@ from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConca
                            FloatConv2D, FloatDense, FloatFlatten, FloatModel, FloatPool,
                            FloatSoftmax, FloatUpsample)
 
-__all__ = ["read_onnx", "OnnxChain", "dense_weights", "load_onnx", "load_onnx_any",
-           "QONNX_OPS"]
+__all__ = ["read_onnx", "OnnxChain", "dense_weights", "is_vector_reshape", "load_onnx",
+           "check_channel_axis", "nearest_resize", "window", "QONNX_OPS"]
 
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
 _PASS_THROUGH = ("Identity", "Dropout")
@@ -173,7 +173,9 @@ def dense_weights(node, name, attrs, consts, n_in):
     return w, b
 
 
-def _is_vector_reshape(node, consts, shape):
+def is_vector_reshape(node, consts, shape):
+    """Whether ``node`` (a ``Flatten`` or ``Reshape`` with constant inputs ``consts`` by input
+    index) only flattens a tensor of ``shape`` into a vector, so that it needs no layer."""
     if node.op_type == "Flatten":
         return len(shape) == 1 or all(d == 1 for d in shape[:-1])
     target = consts.get(1)
@@ -207,7 +209,15 @@ def _window_padding(name, attrs, shape, kernel, strides):
                                 f"this input; nnfab imports those two")
 
 
-def _window(name, attrs, shape, key="kernel_shape"):
+def window(name, attrs, shape, key="kernel_shape"):
+    """``(kernel, strides, padding)`` of an ONNX convolution or pooling node over a
+    channels-last ``shape``; ``padding`` is ``"valid"`` or ``"same"``.
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For windows that are not 2-D, dilations other than 1, or other padding.
+    """
     kernel = tuple(int(k) for k in attrs.get(key, ()))
     if len(kernel) != 2:
         raise UnsupportedLayerError(f"Node {name!r}: {key} {list(kernel)}; nnfab imports 2-D "
@@ -231,7 +241,7 @@ def _conv(name, attrs, consts, shape):
         raise ShapeError(f"Node {name!r}: weights of shape {weights.shape} do not take "
                          f"{shape[2]} input channels")
     attrs = dict(attrs, kernel_shape=attrs.get("kernel_shape", weights.shape[2:]))
-    _, strides, padding = _window(name, attrs, shape)
+    _, strides, padding = window(name, attrs, shape)
     return FloatConv2D(name, np.transpose(weights, (0, 2, 3, 1)), consts.get(2), strides,
                        padding)
 
@@ -239,7 +249,7 @@ def _conv(name, attrs, consts, shape):
 def _pool(name, op, attrs, shape):
     if attrs.get("ceil_mode", 0):
         raise UnsupportedLayerError(f"Node {name!r}: {op} with ceil_mode=1 is not supported")
-    kernel, strides, padding = _window(name, attrs, shape)
+    kernel, strides, padding = window(name, attrs, shape)
     if op == "AveragePool" and padding != "valid":
         raise UnsupportedLayerError(f"Node {name!r}: AveragePool with padding is not "
                                     f"supported; only without")
@@ -265,7 +275,7 @@ class _Tensor:
     columns: np.ndarray | None = None
 
 
-def _channel_axis(name, op, axis, tensor):
+def check_channel_axis(name, op, axis, tensor):
     """Whether ``axis`` of an ONNX tensor in ``tensor.layout`` is nnfab's last axis."""
     rank = len(tensor.shape) + 1
     axis = axis + rank if axis < 0 else axis
@@ -276,7 +286,16 @@ def _channel_axis(name, op, axis, tensor):
                                     f"only along the channel axis ({last})")
 
 
-def _resize(name, attrs, consts, tensor):
+def nearest_resize(name, attrs, consts, tensor):
+    """The :class:`FloatUpsample` of an ONNX ``Resize`` node (nearest, asymmetric, floor, with
+    integer scales of rows and columns) of ``tensor`` (``shape`` channels-last and its
+    ``layout``).
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For other modes or scales.
+    """
     mode = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
     if mode.get("mode", "nearest") != "nearest" or \
             mode.get("coordinate_transformation_mode", "half_pixel") != "asymmetric" or \
@@ -373,7 +392,7 @@ def load_onnx(path):
             out = emit(FloatAdd(name), sources)
         elif op == "Concat":
             for source in sources:
-                _channel_axis(name, op, int(attrs.get("axis", 1)), source)
+                check_channel_axis(name, op, int(attrs.get("axis", 1)), source)
             if len(sources) == 1:
                 out = tensor
             else:
@@ -392,7 +411,7 @@ def load_onnx(path):
                                           inputs=last.inputs)
             out = tensor
         elif op == "Resize":
-            out = emit(_resize(name, attrs, consts, tensor), sources)
+            out = emit(nearest_resize(name, attrs, consts, tensor), sources)
         elif op in _ACTIVATIONS:
             for key, default in _DEFAULT_ATTRS.get(op, {}).items():
                 if abs(float(attrs.get(key, default)) - default) > 1e-6 * default:
@@ -416,7 +435,7 @@ def load_onnx(path):
             out = emit(FloatBatchNorm(name, gamma, beta, mean, var,
                                       float(attrs.get("epsilon", 1e-5))), sources)
         elif op in _PASS_THROUGH or (op in ("Flatten", "Reshape")
-                                     and _is_vector_reshape(node, consts, shape)):
+                                     and is_vector_reshape(node, consts, shape)):
             out = tensor
         else:
             raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not supported "
@@ -436,14 +455,3 @@ def _onnx_name(chain, tensor):
         if name == tensor.name:
             return node.output[0]
     return None
-
-
-def load_onnx_any(path):
-    """:func:`load_onnx` for float ONNX, :func:`nnfab.gen.importers.qonnx.load_qonnx` when the
-    graph holds QONNX quantization nodes."""
-    model = read_onnx(path)
-    if any(node.op_type in QONNX_OPS for node in model.graph.node):
-        from .qonnx import load_qonnx
-
-        return load_qonnx(path)
-    return load_onnx(path)

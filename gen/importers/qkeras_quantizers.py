@@ -22,9 +22,9 @@ import re
 
 import numpy as np
 
+from nnfab.casts import quantize
 from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
-from nnfab.sim.golden.cast import quantize
 
 __all__ = ["parse_quantizer", "quantizer_format", "apply_quantizer", "po2_format"]
 

@@ -20,18 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
+from nnfab.casts import quantize, to_float
 from nnfab.conv_layers import DepthwiseConv2DSpec, PoolSpec
 from nnfab.errors import FormatError, ModelError, ShapeError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat, common_format
-from nnfab.sim.golden.cast import quantize, to_float
 
 from ..ir import ActivationLayer, Model, SoftmaxLayer
 from ..ir_conv import Conv2DLayer, PoolLayer
 from ..ir_merge import ConcatenateLayer, UpsampleLayer
-from ._common import conv_layer, dense_layer, exact, relu_format
-from .keras import DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT
-from .onnx import (OnnxChain, _channel_axis, _is_vector_reshape, _resize, _window,
-                   dense_weights, read_onnx)
+from ._common import (DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT, conv_layer, dense_layer, exact,
+                      relu_format)
+from .onnx import (OnnxChain, check_channel_axis, dense_weights, is_vector_reshape,
+                   nearest_resize, read_onnx, window)
 
 __all__ = ["load_qonnx", "quant_format"]
 
@@ -149,7 +149,7 @@ def _conv(name, attrs, consts, data):
     # Channels-last convolutions keep their weights as (F, kh, kw, C / group).
     shape, group = data.shape, int(attrs.get("group", 1))
     attrs = dict(attrs, kernel_shape=attrs.get("kernel_shape", weights.shape[1:3]))
-    _, strides, padding = _window(name, attrs, shape)
+    _, strides, padding = window(name, attrs, shape)
     w_fmt, w_codes = exact(weights, name, "weights")
     b_fmt, b_codes = exact(consts[2], name, "biases") if 2 in consts else (None, None)
     if group == 1:
@@ -266,18 +266,18 @@ def load_qonnx(path, *, input_format=None):
             if attrs.get("ceil_mode", 0):
                 raise UnsupportedLayerError(f"Node {name!r}: MaxPool with ceil_mode=1 is not "
                                             f"supported")
-            kernel, strides, padding = _window(name, attrs, shape)
+            kernel, strides, padding = window(name, attrs, shape)
             new = PoolLayer(name, spec=PoolSpec("max", shape, kernel, fmt, fmt,
                                                 strides=strides, padding=padding))
         elif op == "LeakyRelu":
             new = _leaky_relu(name, attrs, data)
         elif op == "Resize":
-            size = _resize(name, attrs, consts, dataclasses.replace(
+            size = nearest_resize(name, attrs, consts, dataclasses.replace(
                 data, layout="nhwc") if hasattr(data, "layout") else _Layout(shape)).size
             new = UpsampleLayer(name, shape=shape, size=size, fmt=fmt)
         elif op == "Concat":
             for source in sources:
-                _channel_axis(name, op, int(attrs.get("axis", -1)), _Layout(source.shape))
+                check_channel_axis(name, op, int(attrs.get("axis", -1)), _Layout(source.shape))
             formats = [source.fmt for source in sources]
             new = ConcatenateLayer(name, shapes=[source.shape for source in sources],
                                    fins=formats, fout=common_format(formats))
@@ -297,7 +297,7 @@ def load_qonnx(path, *, input_format=None):
         elif op == "Softmax":
             new = SoftmaxLayer(name, n=shape[-1], fin=fmt, fout=SOFTMAX_FORMAT)
         elif op in ("Identity", "Dropout") or (op in ("Flatten", "Reshape")
-                                               and _is_vector_reshape(node, consts, shape)):
+                                               and is_vector_reshape(node, consts, shape)):
             tensors[node.output[0]] = data
             continue
         else:

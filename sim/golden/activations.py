@@ -4,7 +4,7 @@ Every function takes raw codes of the input format ``fin`` (any shape for the el
 activations; ``(batch, n)`` or ``(n,)`` for :func:`argmax` and :func:`softmax`, which reduce over
 the last axis) and returns raw codes. Intermediate results are exact integers; the only rounding
 is the final cast to ``fout`` (its rounding, then overflow mode), done by
-:func:`nnfab.sim.golden.cast.cast`, plus the look-up tables' own contents
+:func:`nnfab.casts.cast`, plus the look-up tables' own contents
 (:mod:`nnfab.tables`). Parameters are validated by :func:`nnfab.tables.check_activation`, so the
 errors are the hardware's.
 
@@ -14,10 +14,9 @@ it.
 
 import numpy as np
 
+from nnfab.casts import as_codes, cast
 from nnfab.fixed import FixedFormat
 from nnfab.tables import check_activation, check_format, check_softmax
-
-from .cast import as_codes, cast
 
 __all__ = ["activation", "linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid",
            "hard_tanh", "sigmoid", "tanh", "elu", "argmax", "softmax"]
@@ -40,7 +39,7 @@ def activation(kind, codes, *, fin, fout, **params):
     raw codes of ``fin``; returns raw codes of ``fout``, same shape.
 
     Raises as :func:`nnfab.tables.check_activation`, and as
-    :func:`~nnfab.sim.golden.cast.as_codes` for codes out of ``fin``'s range.
+    :func:`~nnfab.casts.as_codes` for codes out of ``fin``'s range.
     """
     p = check_activation(kind, fin=fin, fout=fout, **params)
     x = as_codes(codes, fin)

@@ -1,8 +1,7 @@
 """Golden per-channel scale and shift (see :class:`nnfab.conv_layers.BatchNormSpec`)."""
 
+from nnfab.casts import as_codes, cast
 from nnfab.conv_layers import BatchNormSpec
-
-from .cast import as_codes, cast
 
 __all__ = ["batchnorm"]
 

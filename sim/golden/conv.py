@@ -4,10 +4,10 @@
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from nnfab.casts import as_codes, cast
 from nnfab.conv_layers import Conv2DSpec, DepthwiseConv2DSpec
 
 from .activations import activation
-from .cast import as_codes, cast
 from .mac import products_in_accumulator, working_dtype, wrap_to
 
 __all__ = ["pad_frames", "windows", "conv2d_accumulate", "conv2d", "conv1d"]

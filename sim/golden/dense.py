@@ -4,9 +4,9 @@ import functools
 
 import numpy as np
 
+from nnfab.casts import as_codes, cast
 from nnfab.layers import DenseSpec
 
-from .cast import as_codes, cast
 from .mac import products_in_accumulator, working_dtype, wrap_to
 
 __all__ = ["dense_accumulate", "dense"]

@@ -2,10 +2,9 @@
 
 import numpy as np
 
+from nnfab.casts import as_codes, cast
 from nnfab.fixed import FixedFormat
 from nnfab.layers import mac_accumulator_format
-
-from .cast import as_codes, cast
 
 __all__ = ["working_dtype", "products_in_accumulator", "wrap_to", "mac_array"]
 

@@ -1,37 +1,12 @@
 """Golden models of pooling (see :class:`nnfab.conv_layers.PoolSpec` and
-:class:`~nnfab.conv_layers.GlobalPoolSpec`), and the exact divide-then-cast of averages."""
+:class:`~nnfab.conv_layers.GlobalPoolSpec`); averages are :func:`nnfab.casts.divide_cast`."""
 
-import numpy as np
-
+from nnfab.casts import as_codes, cast, divide_cast
 from nnfab.conv_layers import GlobalPoolSpec, PoolSpec
-from nnfab.fixed import FixedFormat
 
-from .cast import _increment, as_codes, cast
 from .conv import windows
 
-__all__ = ["divide_cast", "pool", "global_pool"]
-
-
-def divide_cast(codes, src, divisor, dst):
-    """Codes of ``src`` divided by the positive integer ``divisor`` and cast to ``dst``, as if
-    the quotient were exact: ``dst``'s rounding from the exact remainder, then its overflow.
-
-    Returns
-    -------
-    ndarray of codes of ``dst``, same shape as ``codes``.
-    """
-    shift = dst.fraction_width - src.fraction_width
-    num = np.asarray(codes).astype(object) * (1 << max(shift, 0))
-    den = divisor << max(-shift, 0)
-    q = num // den
-    r = num - q * den
-    qb = (2 * r >= den)
-    rest = (r != 0) & (2 * r != den)
-    inc = _increment(dst.rounding, qb=qb, rest=rest, neg=num < 0, odd=(q & 1) == 1)
-    rounded = q + inc.astype(object)
-    bits = max([abs(int(v)).bit_length() for v in np.ravel(rounded)] + [dst.width]) + 2
-    wide = FixedFormat(bits, bits - dst.fraction_width)
-    return cast(rounded, wide, dst)
+__all__ = ["pool", "global_pool"]
 
 
 def pool(x, spec):

@@ -3,15 +3,14 @@
 HGQ's ``FixedPointQuantizer`` gives every element of a tensor its own fixed-point format (its own
 width, integer bits, signedness; rounding and overflow modes shared). Lane ``j`` is cast from
 ``fin`` to ``formats[j]`` with that format's rounding and overflow modes (as
-:func:`nnfab.sim.golden.cast.cast`), then written exactly into the common format ``fout``. A
+:func:`nnfab.casts.cast`), then written exactly into the common format ``fout``. A
 lane whose format is None has zero bits: its output is always 0.
 """
 
 import numpy as np
 
+from nnfab.casts import as_codes, cast
 from nnfab.fixed import FixedFormat
-
-from .cast import as_codes, cast
 
 __all__ = ["check_lane_formats", "quantize_lanes"]
 

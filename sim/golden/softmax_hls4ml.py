@@ -3,7 +3,7 @@
 The executable specification of :class:`nnfab.hdl.softmax_hls4ml.Hls4mlSoftmax`, written from
 hls4ml 1.3's ``nnet::softmax_stable`` (``templates/vivado/nnet_utils/nnet_activation.h``) and
 ``nnet::reduce`` (``nnet_common.h``); the steps and the tables are described in
-:mod:`nnfab.softmax_hls4ml`. Every cast is :func:`nnfab.sim.golden.cast.cast`; the tables are
+:mod:`nnfab.softmax_hls4ml`. Every cast is :func:`nnfab.casts.cast`; the tables are
 :attr:`~nnfab.softmax_hls4ml.Hls4mlSoftmaxSpec.exp_table_codes` and
 :attr:`~nnfab.softmax_hls4ml.Hls4mlSoftmaxSpec.inv_table_codes`. Codes are ``int64`` while every
 intermediate fits 62 bits and Python integers (``object`` arrays) beyond.
@@ -11,9 +11,8 @@ intermediate fits 62 bits and Python integers (``object`` arrays) beyond.
 
 import numpy as np
 
+from nnfab.casts import as_codes, cast
 from nnfab.softmax_hls4ml import check_hls4ml_softmax, reduce_order
-
-from .cast import as_codes, cast
 
 __all__ = ["softmax_hls4ml"]
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnfab.casts import cast, to_float
 from nnfab.training import TrainableDenseSpec
 
 from .activations import softmax
-from .cast import cast, to_float
 from .optim import init_state, update
 
 __all__ = ["TrainingTrace", "forward", "train_fixed", "train_float", "loss_from_outputs"]

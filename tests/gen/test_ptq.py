@@ -3,13 +3,13 @@ import re
 import numpy as np
 import pytest
 
+from nnfab.casts import to_float
 from nnfab.errors import ModelError
 from nnfab.fixed import FixedFormat
 from nnfab.gen.float_model import (FloatActivation, FloatArgmax, FloatBatchNorm, FloatDense,
                                    FloatModel)
 from nnfab.gen.passes import FoldBatchNorm
 from nnfab.gen.ptq import PTQConfig, compare, integer_bits_for, quantize_model
-from nnfab.sim.golden.cast import to_float
 
 
 def float_mlp(rng, batchnorm=False):

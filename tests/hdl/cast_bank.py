@@ -12,9 +12,9 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from nnfab.casts import exact_codes
 from nnfab.hdl.cast import requantize
 from nnfab.packing import pack, packed_width, unpack
-from nnfab.sim.golden.cast import exact_codes
 
 from ..vectors import ap_fixed_cases
 
@@ -58,7 +58,7 @@ class CastStimulus:
 
 def ap_fixed_stimulus():
     """All 168,000 rows as 560 lanes by 300 steps. A cast from double enters the hardware as the
-    exact fixed-point value of the double (:func:`~nnfab.sim.golden.cast.exact_codes`)."""
+    exact fixed-point value of the double (:func:`~nnfab.casts.exact_codes`)."""
     pairs, inputs, expected = [], [], []
     for case in ap_fixed_cases():
         if case.src is None:

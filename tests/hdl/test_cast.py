@@ -6,9 +6,9 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from hypothesis import given, settings, strategies as st
 
+from nnfab.casts import cast
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 from nnfab.hdl.cast import Requantizer, fixed_shape, requantize
-from nnfab.sim.golden.cast import cast
 
 from ..streams import run_stream
 from .cast_bank import CastBank, ap_fixed_stimulus

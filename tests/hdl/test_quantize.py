@@ -8,6 +8,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.gen.ir_quantize import QuantizeLayer, common_format
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.sim.golden.quantize import quantize_lanes
+from nnfab.sim.golden.network import run_layer
 
 FIN = FixedFormat(12, 5)
 FORMATS = (FixedFormat(6, 4), None, FixedFormat(10, 4, rounding="RND_CONV", overflow="SAT"),
@@ -57,5 +58,5 @@ def test_quantize_layer_golden_and_formats():
     layer = QuantizeLayer("q", shape=(5,), fin=FIN, formats=FORMATS)
     assert layer.output_format == FixedFormat(10, 4)
     x = np.arange(-10, 10).reshape(4, 5) * 37
-    assert np.array_equal(layer.golden(x), quantize_lanes(x, fin=FIN, formats=FORMATS,
-                                                          fout=layer.output_format))
+    assert np.array_equal(run_layer(layer, x), quantize_lanes(x, fin=FIN, formats=FORMATS,
+                                                              fout=layer.output_format))

@@ -7,10 +7,10 @@ import random
 import numpy as np
 import pytest
 
+from nnfab.casts import cast
 from nnfab.fixed import FixedFormat
 from nnfab.hdl.cast import Requantizer
 from nnfab.packing import pack
-from nnfab.sim.golden.cast import cast
 from nnfab.sim.runner import run_cocotb
 
 from ..hdl.cast_bank import CastBank, ap_fixed_stimulus

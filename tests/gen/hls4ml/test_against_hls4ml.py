@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from nnfab.casts import quantize
 from nnfab.gen.hls4ml import load_hls4ml
 from nnfab.gen.verify import verify
-from nnfab.sim.golden.cast import quantize
 from nnfab.sim.golden.network import trace_network
 
 from .conftest import HLS4ML_MODELS
@@ -20,7 +20,7 @@ N_RANDOM = 2_000
 SEED = 11
 
 
-def _inputs(model):
+def edge_case_inputs(model):
     """2,000 N(0, 1.5) values on the input format's grid, then edge rows: the most negative and
     most positive codes, zero, one LSB, values beyond the range (hls4ml wraps them) and values
     between grid points (hls4ml truncates them)."""
@@ -60,7 +60,7 @@ def _config(name, tmp_path, reuse_factor=None):
     return copy
 
 
-def _compare_layers(model, x, tmp_path, path):
+def compare_layers(model, x, tmp_path, path):
     y_hls, traced = hls4ml_trace(path, x, tmp_path / "hls4ml-project")
     codes = quantize(x, model.input_format)
     ours = trace_network(model, codes)
@@ -87,8 +87,8 @@ def _compare_layers(model, x, tmp_path, path):
 def test_every_layer_and_the_rtl_equal_hls4ml(name, rtl_reuse_factor, tmp_path):
     path = HLS4ML_MODELS / name
     _, model = load_hls4ml(path)
-    x = _inputs(model)
-    want = _compare_layers(model, x, tmp_path, path)
+    x = edge_case_inputs(model)
+    want = compare_layers(model, x, tmp_path, path)
 
     _, rtl_model = load_hls4ml(_config(name, tmp_path, rtl_reuse_factor))
     result = verify(rtl_model, x, seed=SEED, input_cast="format")
@@ -106,7 +106,7 @@ def _qkeras_inputs(model, n):
     rng = np.random.default_rng(SEED)
     if len(model.input_shape) == 3 or model.input_shape[0] == 784:  # MNIST pixels in [0, 1)
         return np.floor(rng.random((n, *model.input_shape)) * 2**10) / 2**10
-    return _inputs(model)
+    return edge_case_inputs(model)
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ def test_qkeras_config_equals_hls4ml_on_its_dequantized_twin(name, n, tmp_path):
     path = HLS4ML_MODELS / "config-files" / name
     _, model = load_hls4ml(path)
     x = _qkeras_inputs(model, n)
-    _compare_layers(model, x, tmp_path, dequantized_twin(path, tmp_path / "twin"))
+    compare_layers(model, x, tmp_path, dequantized_twin(path, tmp_path / "twin"))
 
 
 @pytest.mark.slow
@@ -138,7 +138,7 @@ def test_qkeras_config_equals_hls4ml_with_qkeras(name, tmp_path, monkeypatch):
         raw[key] = str(HLS4ML_MODELS / raw[key])
     copy = tmp_path / name
     copy.write_text(yaml.safe_dump(raw))
-    _compare_layers(model, _qkeras_inputs(model, 500), tmp_path, copy)
+    compare_layers(model, _qkeras_inputs(model, 500), tmp_path, copy)
 
 
 @pytest.mark.slow
@@ -156,4 +156,4 @@ def test_capped_auto_types_equal_hls4ml(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     _, model = load_hls4ml(path)
     assert {str(layer.output_format) for layer in model.layers[::2]} == {"fixed<24,10>"}
-    _compare_layers(model, _inputs(model), tmp_path, path)
+    compare_layers(model, edge_case_inputs(model), tmp_path, path)

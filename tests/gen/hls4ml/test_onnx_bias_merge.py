@@ -10,7 +10,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.gen.hls4ml import load_hls4ml
 
 from .conftest import HLS4ML_MODELS
-from .test_against_hls4ml import _compare_layers, _inputs
+from .test_against_hls4ml import compare_layers, edge_case_inputs
 
 F = FixedFormat.parse
 
@@ -107,7 +107,7 @@ def test_auto_result_merge_equals_hls4ml(case, tmp_path):
     path = _config(tmp_path, case == "with-adds",
                    {"created-layers": CREATED, "auto-adds": AUTO_ADDS}.get(case))
     _, model = load_hls4ml(path)
-    _compare_layers(model, _inputs(model), tmp_path, path)
+    compare_layers(model, edge_case_inputs(model), tmp_path, path)
 
 
 def _generated_config(tmp_path):
@@ -139,4 +139,4 @@ def test_hls4ml_generated_config_merges_every_bias(tmp_path):
 def test_hls4ml_generated_config_equals_hls4ml(tmp_path):
     path = _generated_config(tmp_path)
     _, model = load_hls4ml(path)
-    _compare_layers(model, _inputs(model), tmp_path, path)
+    compare_layers(model, edge_case_inputs(model), tmp_path, path)

@@ -4,9 +4,9 @@ layer, value for value (exact, never allclose)."""
 import numpy as np
 import pytest
 
+from nnfab.casts import quantize, to_float
 from nnfab.gen.importers import load
 from nnfab.layers import DenseSpec
-from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.dense import dense
 from nnfab.sim.golden.network import trace_network
 

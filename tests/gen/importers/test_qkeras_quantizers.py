@@ -8,11 +8,11 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from nnfab.casts import to_float
 from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.gen.importers.qkeras_quantizers import (apply_quantizer, parse_quantizer,
                                                    quantizer_format)
-from nnfab.sim.golden.cast import to_float
 
 from .conftest import FRAMEWORKS, need
 

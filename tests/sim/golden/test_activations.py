@@ -7,9 +7,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from nnfab.casts import quantize
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 from nnfab.sim.golden import activations as golden
-from nnfab.sim.golden.cast import quantize
 from nnfab.tables import (ELU_SCALE, HARD_SIGMOID_OFFSET, HARD_SIGMOID_SLOPE, SELU_ALPHA,
                           SELU_SCALE, elu_table, exp_table, quantize_exact,
                           reciprocal_table, sigmoid_table, tanh_table)

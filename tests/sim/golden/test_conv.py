@@ -7,14 +7,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from nnfab.casts import cast, quantize
 from nnfab.conv_layers import (BatchNormSpec, Conv2DSpec, DepthwiseConv2DSpec, GlobalPoolSpec,
                                PoolSpec)
 from nnfab.fixed import FixedFormat
 from nnfab.sim.golden.batchnorm import batchnorm
-from nnfab.sim.golden.cast import cast, quantize
 from nnfab.sim.golden.conv import conv2d
 from nnfab.sim.golden.layout import flatten, zero_pad
-from nnfab.sim.golden.pooling import divide_cast, global_pool, pool
+from nnfab.sim.golden.pooling import global_pool, pool
 
 FX = FixedFormat(8, 3)
 W4 = FixedFormat(4, 1)
@@ -93,19 +93,6 @@ def _fraction_cast(value, dst):
     rounded = floor + int(up[dst.rounding.name])
     wide = FixedFormat(64, 64 - dst.fraction_width)
     return int(cast(np.array([rounded]), wide, dst)[0])
-
-
-@pytest.mark.parametrize("rounding", ["TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF",
-                                      "RND_INF", "RND_CONV"])
-@pytest.mark.parametrize("n", [1, 3, 4, 9, 25])
-def test_divide_cast_against_fractions(n, rounding):
-    src = FixedFormat(10, 6)
-    for dst in (FixedFormat(6, 3, rounding=rounding, overflow="SAT"),
-                FixedFormat(9, 2, rounding=rounding), FixedFormat(4, 4, rounding=rounding)):
-        codes = np.r_[np.arange(src.min_code, src.max_code + 1, 7), src.max_code, -1, 0, 1]
-        got = divide_cast(codes, src, n, dst)
-        want = [_fraction_cast(Fraction(int(c), 2**src.fraction_width) / n, dst) for c in codes]
-        assert got.tolist() == want, f"{dst} n={n}"
 
 
 def test_pool_against_loops():

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from nnfab.casts import (as_codes, cast, code_dtype, divide_cast, exact_codes, quantize,
+                         to_float)
 from nnfab.fixed import FixedFormat, Overflow, Rounding
-from nnfab.sim.golden.cast import as_codes, cast, code_dtype, exact_codes, quantize, to_float
 
-from ...vectors import ap_fixed_cases
+from ..vectors import ap_fixed_cases
 
 
 @pytest.mark.parametrize("case", ap_fixed_cases(), ids=lambda case: case.id)
@@ -152,3 +153,16 @@ def test_format_type_is_checked():
     with pytest.raises(TypeError) as info:
         quantize(np.array([1.0]), "fixed<8,3>")
     assert str(info.value) == "Format must be a FixedFormat, not 'fixed<8,3>'"
+
+
+@pytest.mark.parametrize("rounding", ["TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF",
+                                      "RND_INF", "RND_CONV"])
+@pytest.mark.parametrize("n", [1, 3, 4, 9, 25])
+def test_divide_cast_against_fractions(n, rounding):
+    src = FixedFormat(10, 6)
+    for dst in (FixedFormat(6, 3, rounding=rounding, overflow="SAT"),
+                FixedFormat(9, 2, rounding=rounding), FixedFormat(4, 4, rounding=rounding)):
+        codes = np.r_[np.arange(src.min_code, src.max_code + 1, 7), src.max_code, -1, 0, 1]
+        got = divide_cast(codes, src, n, dst)
+        want = [reference_cast(Fraction(int(c), 2**src.fraction_width) / n, dst) for c in codes]
+        assert got.tolist() == want, f"{dst} n={n}"

@@ -1,6 +1,7 @@
-"""Golden fixed-point casts: float to fixed and fixed to fixed, vectorized and exact.
+"""Fixed-point casts on arrays of codes: float to fixed and fixed to fixed, vectorized and exact.
 
-The executable specification of ``ap_fixed`` conversion (see :mod:`nnfab.fixed`). Every value is
+The executable specification of ``ap_fixed`` conversion (see :mod:`nnfab.fixed`), shared by the
+golden model (``nnfab.sim.golden``), the generator and the board tools. Every value is
 a raw integer code (the integer ``r`` standing for ``r * 2**-F``). Arrays of codes are ``int64``
 when the format is at most 62 bits wide and ``object`` arrays of Python integers beyond that,
 so that no width silently wraps.
@@ -15,7 +16,7 @@ import numpy as np
 
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 
-__all__ = ["code_dtype", "as_codes", "cast", "quantize", "exact_codes", "to_float"]
+__all__ = ["code_dtype", "as_codes", "cast", "divide_cast", "quantize", "exact_codes", "to_float"]
 
 _INT64_SAFE_BITS = 62
 
@@ -310,3 +311,25 @@ def exact_codes(values, *, signed=True):
     integer_width = int(np.max(exponent[nonzero])) + (1 if signed else 0)
     fmt = FixedFormat(max(integer_width + fraction_width, 1), integer_width, signed=signed)
     return fmt, quantize(x, fmt)
+
+
+def divide_cast(codes, src, divisor, dst):
+    """Codes of ``src`` divided by the positive integer ``divisor`` and cast to ``dst``, as if
+    the quotient were exact: ``dst``'s rounding from the exact remainder, then its overflow.
+
+    Returns
+    -------
+    ndarray of codes of ``dst``, same shape as ``codes``.
+    """
+    shift = dst.fraction_width - src.fraction_width
+    num = np.asarray(codes).astype(object) * (1 << max(shift, 0))
+    den = divisor << max(-shift, 0)
+    q = num // den
+    r = num - q * den
+    qb = (2 * r >= den)
+    rest = (r != 0) & (2 * r != den)
+    inc = _increment(dst.rounding, qb=qb, rest=rest, neg=num < 0, odd=(q & 1) == 1)
+    rounded = q + inc.astype(object)
+    bits = max([abs(int(v)).bit_length() for v in np.ravel(rounded)] + [dst.width]) + 2
+    wide = FixedFormat(bits, bits - dst.fraction_width)
+    return cast(rounded, wide, dst)
