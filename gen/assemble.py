@@ -28,6 +28,7 @@ from nnfab.hdl.resize import Upsample2D
 from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.hdl.softmax_hls4ml import Hls4mlSoftmax
+from nnfab.hdl.unused import discard
 
 from .graph import INPUT
 
@@ -186,9 +187,9 @@ class Network(wiring.Component):
         self._skip_fifo_depths = None if skip_fifo_depths is None else dict(skip_fifo_depths)
         # A network is often made only to read its figures (reports, manifests): not being
         # elaborated is then no mistake worth a warning.
-        self._MustUse__silence = True
+        discard(self)
         for _, engine in self._engines:
-            engine._MustUse__silence = True
+            discard(engine)
         input_port = wiring.In(stream.Signature(data.ArrayLayout(
             fixed_shape(model.input_format), model.input_shape[-1])))
         super().__init__({"i": input_port, "o": self._engines[-1][1].signature.members["o"]})
