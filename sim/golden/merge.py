@@ -12,7 +12,7 @@ import numpy as np
 
 from nnfab.fixed import FixedFormat, common_format
 
-from .cast import as_codes, cast, code_dtype
+from nnfab.casts import as_codes, cast, code_dtype
 
 __all__ = ["sum_format", "add", "concatenate"]
 

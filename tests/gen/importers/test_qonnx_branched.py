@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnfab.gen.importers.qonnx import load_qonnx
-from nnfab.sim.golden.cast import quantize, to_float
+from nnfab.casts import quantize, to_float
 from nnfab.sim.golden.network import trace_network
 
 from .conftest import SHARED, need
