@@ -10,9 +10,8 @@ of three tensors) the sum of all of them is exact before the one cast.
 
 import numpy as np
 
-from nnfab.fixed import FixedFormat, common_format
-
 from nnfab.casts import as_codes, cast, code_dtype
+from nnfab.fixed import FixedFormat, common_format
 
 __all__ = ["sum_format", "add", "concatenate"]
 
