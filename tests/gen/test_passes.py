@@ -60,3 +60,32 @@ def test_run_passes_reports_changes(model):
     new, changed_by = run_passes(model, [Validate(), ChooseReuseFactors(reuse_factor=2),
                                          PruneWeights(0)])
     assert changed_by == ["ChooseReuseFactors"]
+
+
+def test_fuse_shift_add_takes_weights_of_any_digits():
+    # The digits MLP has weights of 4 canonical signed digits: fused by default into adder
+    # graphs; a multiplier threshold of 3 keeps its separate engines, and a multiplier leaf
+    # threshold of 3 fuses it with the 4-digit weights as multiplier leaves.
+    from nnfab.gen.examples import example
+    from nnfab.gen.passes import FuseShiftAdd
+    from nnfab.hdl.csd import csd_digits
+    from nnfab.sim.golden.network import run_network
+
+    mlp = load_native(example("digits-mlp").path)
+    weights = mlp.layer("dense_1").spec.weights
+    assert max(len(csd_digits(int(w))) for w in weights.flat) == 4
+    fused, changed = FuseShiftAdd().apply(mlp)
+    assert changed
+    assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "shift_add_dense",
+                                                     "argmax"]
+    assert [p.name for p in fused.layers[0].parts] == ["dense_1", "relu_1"]
+    assert fused.layers[0].engine().n_multipliers == 0
+    x = np.random.default_rng(5).integers(0, 32, (50, 64))
+    assert np.array_equal(run_network(fused, x), run_network(mlp, x))
+    kept, changed = FuseShiftAdd(multiplier_threshold=3).apply(mlp)
+    assert not changed and [layer.kind for layer in kept.layers] == [
+        "dense", "activation", "dense", "argmax"]
+    leaves, _ = FuseShiftAdd(multiplier_leaf_threshold=3).apply(mlp)
+    n_four = len({(k, int(w)) for (j, k), w in np.ndenumerate(weights)
+                  if len(csd_digits(int(w))) == 4})
+    assert 0 < leaves.layers[0].engine().n_multipliers <= n_four
