@@ -327,7 +327,9 @@ class ShiftAddDense(wiring.Component):
         for cut in self._cuts:
             if level_from <= cut < level_to:
                 if (key, cut) not in self._registers:
-                    reg = Signal(value.shape(), name=f"{self._names[key]}_s{cut}")
+                    # Data registers need no reset: the valid bits beside them have one.
+                    reg = Signal(value.shape(), name=f"{self._names[key]}_s{cut}",
+                                 reset_less=True)
                     m.d.sync += reg.eq(value)  # free-running: no enable
                     self._registers[key, cut] = reg
                 value = self._registers[key, cut]
@@ -414,7 +416,7 @@ class ShiftAddDense(wiring.Component):
                 self._names["lane", k] = f"lane{k}"
         e0 = -spec.accumulator.fraction_width
         last = self._plan.levels + 1
-        out = Signal(self.o.payload.shape(), name="out")
+        out = Signal(self.o.payload.shape(), name="out", reset_less=True)
         for j, root in enumerate(self._plan.roots):
             if self._output_lanes is not None and self._output_lanes[j] is None:
                 continue  # always 0
