@@ -27,6 +27,18 @@ def _low_bits(value, n):
     return Cat(value, fill.replicate(n - len(value)))
 
 
+def _shift_right(value, n):
+    """``value >> n`` (arithmetic) as a slice, ``n`` bits narrower: written inline in the
+    Verilog of its user, where ``>>`` of a signed value becomes a wire of its own."""
+    value = Value.cast(value)
+    if n == 0:
+        return value
+    signed_ = value.shape().signed
+    if n >= len(value):
+        return value[-1:].as_signed() if signed_ else C(0, 1)
+    return value[n:].as_signed() if signed_ else value[n:]
+
+
 def _ripple_carry(p, q, sign, width):
     """``p + sign * q`` modulo ``2**width`` as explicit ripple-carry logic (sum and carry of
     every bit as XOR/AND/OR), which synthesis maps to LUTs instead of a carry chain."""
@@ -354,7 +366,7 @@ class ShiftAddDense(wiring.Component):
             name = f"shared{lane.key[1]}"
             if sa == 0 and sb > 0:
                 # a ± (b << d) = Cat(a[:d], (a >> d) ± b): no adder below bit d
-                high = self._adder(m, va >> sb, vb, sign, lane.lo >> sb, lane.hi >> sb, name,
+                high = self._adder(m, _shift_right(va, sb), vb, sign, lane.lo >> sb, lane.hi >> sb, name,
                                    sb, None)
                 value = Cat(_low_bits(va, sb), high)
                 value = value.as_signed() if high.shape().signed else value
@@ -397,7 +409,8 @@ class ShiftAddDense(wiring.Component):
         if gx > 0 and d > 0:
             # (y << d) ± x = Cat(x[:d], y ± (x >> d)) when x is added
             high_lo, high_hi = (lo >> d), (hi >> d)
-            high = self._adder(m, x >> d, y, gy, high_lo, high_hi, path, node.e + d, top)
+            high = self._adder(m, _shift_right(x, d), y, gy, high_lo, high_hi, path,
+                               node.e + d, top)
             value = Cat(_low_bits(x, d), high)
             return (value.as_signed() if high.shape().signed else value), key
         if gx > 0:  # d == 0
@@ -431,9 +444,13 @@ class ShiftAddDense(wiring.Component):
                     value = -value
                 e, signed_ = root.e, value.shape().signed
             code, fmt = self._cast_sum(m, j, value, e + e0, signed_, top)
+            # Each step in a signal of its own: the next one reads its input several times,
+            # and an expression would be written out (and simulated) once per read.
+            code = self._named(m, code, f"cast{j}")
             if self._activation is not None:
                 kind, act_out, params = self._activation
                 code, fmt = activation(kind, code, fin=fmt, fout=act_out, **params), act_out
+                code = self._named(m, code, f"act{j}")
             if self._output_lanes is not None:
                 lane_fmt = self._output_lanes[j]
                 code = requantize(code, src=fmt, dst=lane_fmt) << \
@@ -448,6 +465,13 @@ class ShiftAddDense(wiring.Component):
         m.d.sync += out_valid.eq(valid)
         skid_output(m, self.i, self.o, valid=out_valid, payload=out, latency=self._stages)
         return m
+
+    @staticmethod
+    def _named(m, value, name):
+        value = Value.cast(value)
+        sig = Signal(value.shape(), name=name)
+        m.d.comb += sig.eq(value)
+        return sig
 
     def _cast_sum(self, m, j, value, e, signed_, top):
         """The sum (integer ``value`` at exponent ``e``) as a code of the dense output format;
