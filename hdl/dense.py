@@ -33,6 +33,12 @@ class DenseEngine(wiring.Component):
     multiplier handles R products: a processing element per (output, chunk position) whose
     weights are not all zero, its weight selected by the beat counter from R constants.
 
+    Stalls. At R = 1 the pipeline runs free: its registers load every cycle, a valid bit
+    travels beside the data, and a skid FIFO of ``latency + 1`` entries after the output
+    register takes the back-pressure (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready``
+    comes from its credit, so no enable fans out to the registers). At R > 1 the pipeline
+    stalls as a whole (:func:`nnfab.hdl.pipeline.pipeline_advance`).
+
     Parameters
     ----------
     spec : DenseSpec
