@@ -252,7 +252,8 @@ class DenseEngine(wiring.Component):
         # Stage 1: the chunk register.
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
         s1_index = Signal.like(beat_index)
-        s1_x = [Signal(in_shape, name=f"s1_x{k}") for k in range(chunk)]
+        # Free-running data registers need no reset: the valid bits beside them have one.
+        s1_x = [Signal(in_shape, name=f"s1_x{k}", reset_less=r == 1) for k in range(chunk)]
         if r == 1:
             load(s1_valid.eq(beat_valid))
         else:
@@ -313,7 +314,7 @@ class DenseEngine(wiring.Component):
 
         # Accumulator: chunk sums plus the bias, in the accumulator format.
         acc_shape = fixed_shape(acc_format)
-        accs = [Signal(acc_shape, name=f"acc{j}") for j in range(spec.n_out)]
+        accs = [Signal(acc_shape, name=f"acc{j}", reset_less=r == 1) for j in range(spec.n_out)]
         acc_done = Signal()
         if spec.exact_accumulation:
             align = acc_format.fraction_width - product_format.fraction_width
@@ -336,7 +337,8 @@ class DenseEngine(wiring.Component):
         casts = [requantize(accs[j], src=acc_format, dst=spec.output_format)
                  for j in range(spec.n_out)]
         if r == 1:
-            out, out_valid = Signal(self.o.payload.shape(), name="out"), Signal(name="out_valid")
+            out = Signal(self.o.payload.shape(), name="out", reset_less=True)
+            out_valid = Signal(name="out_valid")
             load(out_valid.eq(acc_done), *[out[j].eq(casts[j]) for j in range(spec.n_out)])
             skid_output(m, self.i, self.o, valid=out_valid, payload=out, latency=self.latency)
         else:

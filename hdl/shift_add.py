@@ -39,6 +39,16 @@ def _shift_right(value, n):
     return value[n:].as_signed() if signed_ else value[n:]
 
 
+def _shift_left(value, n):
+    """``value << n`` exactly ``n`` bits wider (Amaranth's ``<<`` by a constant adds bits for
+    the shift amount's own width: one more even for ``<< 0``)."""
+    value = Value.cast(value)
+    if n == 0:
+        return value
+    shifted = Cat(C(0, n), value)
+    return shifted.as_signed() if value.shape().signed else shifted
+
+
 def _ripple_carry(p, q, sign, width):
     """``p + sign * q`` modulo ``2**width`` as explicit ripple-carry logic (sum and carry of
     every bit as XOR/AND/OR), which synthesis maps to LUTs instead of a carry chain."""
@@ -86,7 +96,11 @@ class ShiftAddDense(wiring.Component):
     FIFO of ``latency + 1`` entries after the output register takes the back-pressure
     (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready`` comes from its credit). Adder outputs
     carry the ``keep`` attribute so synthesis builds each adder on its own (a carry chain, or
-    LUTs up to ``lut_adder_width`` bits) rather than merging unregistered sums into LUTs.
+    LUTs up to ``lut_adder_width`` bits) rather than merging unregistered sums into LUTs; a
+    tree adder whose only user is a pipeline register goes without (the register separates
+    it). Signals are named after the tree: ``y3_abb`` is the node reached from output 3's
+    root by its first, second and second operand, ``y3_abb_s3`` its register after addition
+    level 3.
 
     Parameters
     ----------
@@ -326,11 +340,12 @@ class ShiftAddDense(wiring.Component):
         if top is not None and width > top - e:
             width, signed_ = max(top - e, 1), True
         sig = Signal(signed(width) if signed_ else unsigned(width), name=name,
-                     attrs={"keep": 1})
+                     attrs={"keep": Const(1, 1)})
         if width <= self._lut_adder_width:
             m.d.comb += sig.eq(_ripple_carry(p, q, sign, width))
         else:
             m.d.comb += sig.eq(p + q if sign > 0 else p - q)
+        self._adders[name] = sig
         return sig
 
     def _delay(self, m, key, value, level_from, level_to):
@@ -344,6 +359,10 @@ class ShiftAddDense(wiring.Component):
                                  reset_less=True)
                     m.d.sync += reg.eq(value)  # free-running: no enable
                     self._registers[key, cut] = reg
+                    if key[0] == "node" and key[1] in self._adders:
+                        # A tree node's only user is this register, which already keeps
+                        # synthesis from merging the adder into the next one.
+                        self._adders[key[1]].attrs.pop("keep", None)
                 value = self._registers[key, cut]
         return value
 
@@ -371,8 +390,8 @@ class ShiftAddDense(wiring.Component):
                 value = Cat(_low_bits(va, sb), high)
                 value = value.as_signed() if high.shape().signed else value
             else:
-                value = self._adder(m, va << sa, vb << sb, sign, lane.lo, lane.hi, name, 0,
-                                    None)
+                value = self._adder(m, _shift_left(va, sa), _shift_left(vb, sb), sign,
+                                    lane.lo, lane.hi, name, 0, None)
         self._names["lane", lane.key] = f"lane{lane.key}" if isinstance(lane.key, int) \
             else "_".join(map(str, lane.key)) if lane.product is not None \
             else f"{lane.key[0]}{lane.key[1]}"
@@ -415,12 +434,12 @@ class ShiftAddDense(wiring.Component):
             return (value.as_signed() if high.shape().signed else value), key
         if gx > 0:  # d == 0
             return self._adder(m, x, y, gy, lo, hi, path, node.e, top), key
-        return self._adder(m, y << d, x, -1, lo, hi, path, node.e, top), key
+        return self._adder(m, _shift_left(y, d), x, -1, lo, hi, path, node.e, top), key
 
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
-        self._registers, self._lane_values, self._names = {}, {}, {}
+        self._registers, self._lane_values, self._names, self._adders = {}, {}, {}, {}
         for k, fmt in enumerate(self._input_lanes):
             if fmt is not None:
                 lane = Signal(fixed_shape(fmt), name=f"lane{k}")
@@ -429,7 +448,9 @@ class ShiftAddDense(wiring.Component):
                 self._names["lane", k] = f"lane{k}"
         e0 = -spec.accumulator.fraction_width
         last = self._plan.levels + 1
-        out = Signal(self.o.payload.shape(), name="out", reset_less=True)
+        # Plain bits rather than the payload's layout, which would add a wire per element.
+        out = Signal(len(Value.cast(self.o.payload)), name="out", reset_less=True)
+        out_width = fixed_shape(self._fout).width
         for j, root in enumerate(self._plan.roots):
             if self._output_lanes is not None and self._output_lanes[j] is None:
                 continue  # always 0
@@ -438,7 +459,7 @@ class ShiftAddDense(wiring.Component):
                 value, e, signed_ = C(0, 1), 0, False
             else:
                 s = 1 if 1 in root.signs else -1
-                value, key = self._node(m, root, s, top, f"sum{j}_")
+                value, key = self._node(m, root, s, top, f"y{j}_")
                 value = self._delay(m, key, value, root.level, last)
                 if s < 0:
                     value = -value
@@ -455,7 +476,7 @@ class ShiftAddDense(wiring.Component):
                 lane_fmt = self._output_lanes[j]
                 code = requantize(code, src=fmt, dst=lane_fmt) << \
                     (self._fout.fraction_width - lane_fmt.fraction_width)
-            m.d.sync += out[j].eq(code)
+            m.d.sync += out.word_select(j, out_width).eq(code)
         valid = self.i.valid & self.i.ready
         for cut in self._cuts:
             reg = Signal(name=f"valid_s{cut}")
