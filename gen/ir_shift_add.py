@@ -14,7 +14,8 @@ __all__ = ["ShiftAddDenseLayer"]
 @dataclass(frozen=True)
 class ShiftAddDenseLayer(Layer):
     """``parts``: an optional :class:`~nnfab.gen.ir_quantize.QuantizeLayer`, a
-    :class:`~nnfab.gen.ir.DenseLayer` at reuse factor 1 with exact accumulation, an optional
+    :class:`~nnfab.gen.ir.DenseLayer` at reuse factor 1 with exact accumulation (or a signed
+    explicit accumulator, hls4ml's ``accum_t``), an optional
     :class:`~nnfab.gen.ir.ActivationLayer` and an optional ``QuantizeLayer``, in this order,
     built as one :class:`nnfab.hdl.shift_add.ShiftAddDense` (II 1). ``input_lanes``: the
     per-element formats the input is known to hold (a previous layer's requantizer), or None.
@@ -51,11 +52,13 @@ class ShiftAddDenseLayer(Layer):
             raise ModelError(f"Layer {self.name!r}: a shift-add dense layer fuses "
                              f"[quantize] dense [activation] [quantize], not "
                              f"{' '.join(kinds) or 'nothing'}")
-        if self.dense.reuse_factor != 1 or not self.dense.spec.exact_accumulation:
+        spec = self.dense.spec
+        if self.dense.reuse_factor != 1 or not (spec.exact_accumulation or
+                                                spec.accumulator.signed):
             raise ModelError(f"Layer {self.name!r}: a shift-add dense layer needs reuse "
-                             f"factor 1 and exact accumulation, not reuse factor "
-                             f"{self.dense.reuse_factor} with accumulator "
-                             f"{self.dense.spec.accumulator}")
+                             f"factor 1 and exact accumulation or a signed accumulator, not "
+                             f"reuse factor {self.dense.reuse_factor} with accumulator "
+                             f"{spec.accumulator}")
 
     def _part(self, kind, *, before_dense):
         n = next(i for i, p in enumerate(self.parts) if p.kind == "dense")

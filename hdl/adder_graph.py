@@ -40,13 +40,15 @@ class Lane:
     """An integer operand in ``[lo, hi]``, available after ``level`` addition levels: an input
     (``index``), a constant (``constant``), a shared sum ``parts = (a, b, sa, sb, sign)``
     worth ``(a << sa) + sign * (b << sb)``, or a constant product ``product = (a, factor)``
-    worth ``a * factor`` (a multiplier, for a weight of many digits)."""
+    worth ``a * factor`` (a multiplier, for a weight of many digits), or a cast ``cast = (a,
+    factor)``: ``a * factor`` (or the constant ``factor`` when ``a`` is None) cast to an
+    explicit accumulator format (hls4ml's ``accum_t``) by the hardware, in ``[lo, hi]``."""
 
     def __init__(self, key, lo, hi, *, level=0, index=None, constant=None, parts=None,
-                 product=None):
+                 product=None, cast=None):
         self.key, self.lo, self.hi, self.level = key, lo, hi, level
         self.index, self.constant, self.parts = index, constant, parts
-        self.product = product
+        self.product, self.cast = product, cast
 
     def __repr__(self):
         return f"Lane({self.key!r}, [{self.lo}, {self.hi}], level {self.level})"

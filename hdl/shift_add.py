@@ -78,7 +78,7 @@ class ShiftAddDense(wiring.Component):
 
     The arithmetic is that of the separate layers, so the golden model is their composition:
     :func:`nnfab.sim.golden.quantize.quantize_lanes` (``input_lanes``),
-    :func:`nnfab.sim.golden.dense.dense` (``spec``, exact accumulation),
+    :func:`nnfab.sim.golden.dense.dense` (``spec``),
     :func:`nnfab.sim.golden.activations.activation` and ``quantize_lanes`` (``output_lanes``).
 
     Structure (:mod:`nnfab.hdl.adder_graph` plans it). Input lane ``k`` is cast to its own
@@ -105,7 +105,10 @@ class ShiftAddDense(wiring.Component):
     Parameters
     ----------
     spec : DenseSpec
-        Weights, biases and formats; exact accumulation (no ``accumulator_format``).
+        Weights, biases and formats. With an explicit (signed) ``accumulator_format``
+        (hls4ml's ``accum_t``) every product and the bias are cast to it, each cast product a
+        leaf of the graph shared by the outputs with the same input and weight, and the sum
+        wraps in it (adders hold no bits above its MSB).
     fin : FixedFormat or None
         Format of the input stream's codes; default ``spec.input_format``.
     input_lanes : sequence of FixedFormat or None, or None
@@ -158,7 +161,8 @@ class ShiftAddDense(wiring.Component):
     TypeError
         If ``spec`` is not a DenseSpec or a format is not a FixedFormat.
     ValueError
-        If the accumulation is not exact, the lane counts do not match the layer,
+        If the accumulator format is explicit and unsigned, the lane counts do not match the
+        layer,
         ``adder_levels_per_stage`` is not a positive integer or ``multiplier_threshold`` not
         a non-negative integer or None.
     """
@@ -197,9 +201,9 @@ class ShiftAddDense(wiring.Component):
                   lut_adder_width, multiplier_threshold):
         if not isinstance(spec, DenseSpec):
             raise TypeError(f"Layer must be a DenseSpec, not {spec!r}")
-        if not spec.exact_accumulation:
-            raise ValueError(f"Shift-add dense layers sum exactly; accumulator format "
-                             f"{spec.accumulator_format} is not supported")
+        if not spec.exact_accumulation and not spec.accumulator.signed:
+            raise ValueError(f"Shift-add dense layers need a signed accumulator format, not "
+                             f"{spec.accumulator_format}")
         for what, fmt in (("Input", fin), ("Output", fout)):
             if fmt is not None and not isinstance(fmt, FixedFormat):
                 raise TypeError(f"{what} format must be a FixedFormat or None, not {fmt!r}")
@@ -251,12 +255,22 @@ class ShiftAddDense(wiring.Component):
         threshold = self._multiplier_threshold
         # The sum's unit is 2**e0, the accumulator's LSB; a lane code weighs 2**-F_lane.
         e0 = -spec.accumulator.fraction_width
+        acc = spec.accumulator
         for j in range(spec.n_out):
             out, bias = [], 0
             if self._output_lanes is None or self._output_lanes[j] is not None:  # else dead
                 for k, lane in enumerate(lanes):
                     w = int(spec.weights[j, k])
                     if w == 0 or lane is None:
+                        continue
+                    if not spec.exact_accumulation:
+                        # hls4ml accum_t: the product cast to the accumulator, a leaf shared
+                        # by the outputs with the same input and weight.
+                        key = ("cast", k, w)
+                        if key not in products:
+                            products[key] = Lane(key, acc.min_code, acc.max_code, level=1,
+                                                 cast=(lane, w))
+                        out.append((products[key], 0, 1))
                         continue
                     e_lane = -self._input_lanes[k].fraction_width - wf - e0
                     digits = csd_digits(w)
@@ -271,13 +285,18 @@ class ShiftAddDense(wiring.Component):
                         products[key] = Lane(key, lane.lo * odd, lane.hi * odd, level=1,
                                              product=(lane, odd))
                     out.append((products[key], shift + e_lane, 1 if w > 0 else -1))
-                if spec.biases is not None:
+                if spec.biases is not None and not spec.exact_accumulation:
+                    if int(spec.biases[j]):
+                        key = ("bias", j)
+                        out.append((Lane(key, acc.min_code, acc.max_code, level=1,
+                                         cast=(None, int(spec.biases[j]))), 0, 1))
+                elif spec.biases is not None:
                     bias = int(spec.biases[j]) << (-e0 - spec.bias_format.fraction_width)
             terms.append(out)
             constants.append(bias)
-        self._n_multipliers = len(products)
+        self._n_multipliers = sum(lane.product is not None for lane in products.values())
         self._n_terms = sum(len(t) for t in terms) - sum(
-            t[0].product is not None for out in terms for t in out)
+            t[0].product is not None or t[0].cast is not None for out in terms for t in out)
         return plan_adders(terms, constants=constants, cse=self._share)
 
     @property
@@ -330,6 +349,9 @@ class ShiftAddDense(wiring.Component):
             top = _wrap_top(self._output_lanes[j])
         else:
             top = None
+        if not spec.exact_accumulation:  # the sum wraps in the accumulator (accum_t)
+            acc_top = spec.accumulator.integer_width
+            top = acc_top if top is None else min(top, acc_top)
         return None if top is None else top - e0
 
     def _adder(self, m, p, q, sign, lo, hi, name, e, top):
@@ -371,6 +393,8 @@ class ShiftAddDense(wiring.Component):
             return self._lane_values[lane.key]
         if lane.constant is not None:
             value = Const(lane.constant, unsigned(max(lane.constant.bit_length(), 1)))
+        elif lane.cast is not None:
+            value = self._cast_lane(m, lane)
         elif lane.product is not None:
             a, factor = lane.product
             va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
@@ -393,9 +417,41 @@ class ShiftAddDense(wiring.Component):
                 value = self._adder(m, _shift_left(va, sa), _shift_left(vb, sb), sign,
                                     lane.lo, lane.hi, name, 0, None)
         self._names["lane", lane.key] = f"lane{lane.key}" if isinstance(lane.key, int) \
-            else "_".join(map(str, lane.key)) if lane.product is not None \
+            else "_".join(map(str, lane.key)).replace("-", "m") \
+            if lane.product is not None or lane.cast is not None \
             else f"{lane.key[0]}{lane.key[1]}"
         self._lane_values[lane.key] = value
+        return value
+
+    def _cast_lane(self, m, lane):
+        """A product (or the bias) cast to the explicit accumulator format, as
+        :func:`nnfab.sim.golden.dense.dense` casts it: the product is formed exactly in
+        ``spec.product_format`` (shift-add terms, or a multiplication beyond
+        ``multiplier_threshold`` digits), then cast."""
+        spec = self._spec
+        acc = spec.accumulator
+        a, factor = lane.cast
+        if a is None:
+            src, code = spec.bias_format, Const(factor, fixed_shape(spec.bias_format))
+            name = f"bias{lane.key[1]}"
+        else:
+            va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
+            x = _shift_left(va, spec.input_format.fraction_width -
+                            self._input_lanes[a.index].fraction_width)
+            digits = csd_digits(factor)
+            threshold = self._multiplier_threshold
+            if threshold is None or len(digits) <= threshold:
+                terms = [_shift_left(x, shift) if sign > 0 else -_shift_left(x, shift)
+                         for sign, shift in digits]
+                expr = sum(terms[1:], terms[0])
+            else:
+                expr = x * Const(factor, fixed_shape(spec.weight_format))
+            src = spec.product_format
+            code = Signal(fixed_shape(src), name=f"product{a.index}_{factor}".replace("-", "m"))
+            m.d.comb += code.eq(expr)
+            name = f"cast{a.index}_{factor}".replace("-", "m")
+        value = Signal(fixed_shape(acc), name=name)
+        m.d.comb += value.eq(requantize(code, src=src, dst=acc))
         return value
 
     def _node(self, m, node, s, top, path):

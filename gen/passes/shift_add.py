@@ -13,12 +13,15 @@ def _is_vector_quantizer(layer):
     return layer is not None and layer.kind == "quantize" and len(layer.shape) == 1
 
 
-def shift_add_eligible(layer, multiplier_threshold=None):
+def shift_add_eligible(layer, multiplier_threshold=None, explicit_accumulators=False):
     """Whether ``layer`` is a dense layer the adder-graph engine builds: reuse factor 1, exact
-    accumulation and, unless ``multiplier_threshold`` is None, every weight at most
+    accumulation (or, with ``explicit_accumulators``, a signed explicit accumulator format)
+    and, unless ``multiplier_threshold`` is None, every weight at most
     ``multiplier_threshold`` canonical signed digits."""
-    if layer.kind != "dense" or layer.reuse_factor != 1 or \
-            not layer.spec.exact_accumulation:
+    if layer.kind != "dense" or layer.reuse_factor != 1:
+        return False
+    spec = layer.spec
+    if not spec.exact_accumulation and not (explicit_accumulators and spec.accumulator.signed):
         return False
     if multiplier_threshold is None:
         return True
@@ -49,6 +52,10 @@ class FuseShiftAdd(Pass):
         constant multiplication each, a leaf of the adder graph, rather than shift-add terms
         (``multiplier_threshold`` of :class:`~nnfab.hdl.shift_add.ShiftAddDense`). None (the
         default): every weight is shift-add terms.
+    explicit_accumulators : bool
+        Also fuse dense layers with an explicit (signed) accumulator format, hls4ml's
+        ``accum_t``: every product and the bias are cast to it, as graph leaves, and the sum
+        wraps in it. Off by default for now.
     adder_levels_per_stage : int, >= 1
         Addition levels between pipeline registers of the fused engines.
     lut_adder_width : int, >= 0
@@ -57,7 +64,8 @@ class FuseShiftAdd(Pass):
     """
 
     def __init__(self, *, multiplier_threshold=None, multiplier_leaf_threshold=None,
-                 adder_levels_per_stage=3, lut_adder_width=0):
+                 adder_levels_per_stage=3, lut_adder_width=0, explicit_accumulators=False):
+        self.explicit_accumulators = explicit_accumulators
         self.multiplier_threshold = multiplier_threshold
         self.multiplier_leaf_threshold = multiplier_leaf_threshold
         self.adder_levels_per_stage = adder_levels_per_stage
@@ -71,9 +79,11 @@ class FuseShiftAdd(Pass):
             layer = layers[n]
             start = n
             if _is_vector_quantizer(layer) and n + 1 < len(layers) and \
-                    shift_add_eligible(layers[n + 1], self.multiplier_threshold):
+                    shift_add_eligible(layers[n + 1], self.multiplier_threshold,
+                                       self.explicit_accumulators):
                 n += 1
-            if not shift_add_eligible(layers[n], self.multiplier_threshold):
+            if not shift_add_eligible(layers[n], self.multiplier_threshold,
+                                      self.explicit_accumulators):
                 out.append(layer)
                 known_lanes = None
                 n = start + 1

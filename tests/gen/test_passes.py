@@ -89,3 +89,33 @@ def test_fuse_shift_add_takes_weights_of_any_digits():
     n_four = len({(k, int(w)) for (j, k), w in np.ndenumerate(weights)
                   if len(csd_digits(int(w))) == 4})
     assert 0 < leaves.layers[0].engine().n_multipliers <= n_four
+
+
+def test_fuse_shift_add_takes_explicit_accumulators_when_asked():
+    import dataclasses
+
+    from nnfab.fixed import FixedFormat
+    from nnfab.gen.examples import example
+    from nnfab.gen.passes import FuseShiftAdd
+    from nnfab.sim.golden.network import run_layer
+
+    from ..streams import run_stream
+
+    mlp = load_native(example("digits-mlp").path)
+    dense = mlp.layer("dense_2")
+    spec = dataclasses.replace(dense.spec, accumulator_format=FixedFormat(12, 6))
+    model = mlp.replace_layers([dataclasses.replace(layer, spec=spec)
+                                if layer.name == "dense_2" else layer
+                                for layer in mlp.layers])
+    fused, _ = FuseShiftAdd().apply(model)
+    assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "dense", "argmax"]
+    fused, _ = FuseShiftAdd(explicit_accumulators=True).apply(model)
+    assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "shift_add_dense",
+                                                     "argmax"]
+    layer = fused.layers[1]
+    x = np.random.default_rng(6).integers(0, 1024, (60, 32))
+    want = run_layer(model.layer("dense_2"), x)
+    assert np.array_equal(layer.golden(x), want)
+    run = run_stream(layer.engine(), [[int(v) for v in row] for row in x])
+    got = np.array([[out[j] for j in range(10)] for out in run.outputs])
+    assert np.array_equal(got, want), "seed 6"

@@ -184,10 +184,30 @@ def test_plan_computes_the_matrix_product():
             assert root.lo <= _evaluate(root, x) // 2**root.e <= root.hi
 
 
-def test_rejects_an_explicit_accumulator():
-    spec = DenseSpec([[1, 2]], None, F(8, 3), F(8, 2), F(8, 3), accumulator_format=F(16, 6))
-    with pytest.raises(ValueError, match=r"^Shift-add dense layers sum exactly; accumulator "
-                                         r"format fixed<16,6> is not supported$"):
+@pytest.mark.parametrize("threshold", [None, 1])
+@pytest.mark.parametrize("accumulator", ["fixed<10,3>", "fixed<10,3,RND,SAT>",
+                                         "fixed<7,4,RND_CONV>"])
+def test_explicit_accumulator_casts_every_product_and_wraps_like_accum_t(accumulator,
+                                                                         threshold):
+    rng = np.random.default_rng(9)
+    w_fmt = F(8, 1)
+    weights = csd_weights(rng, (5, 9), w_fmt, max_digits=4, sparsity=0.1)
+    spec = DenseSpec(weights, rng.integers(-128, 128, 5), F(8, 3), w_fmt,
+                     F(8, 3, rounding="RND", overflow="SAT"), bias_format=F(8, 3),
+                     accumulator_format=F.parse(accumulator))
+    dut = ShiftAddDense(spec, multiplier_threshold=threshold)
+    x = edge_rows(rng, spec.input_format, 9, 300)
+    got, _ = run(dut, x)
+    assert np.array_equal(got, dense(x, spec)), f"seed 9, {accumulator}"
+    got, _ = run(dut, x, seed=3, p_idle=0.3, p_stall=0.4)
+    assert np.array_equal(got, dense(x, spec)), f"seed 9/3, {accumulator}"
+
+
+def test_rejects_an_unsigned_explicit_accumulator():
+    spec = DenseSpec([[1, 2]], None, F(8, 3), F(8, 2), F(8, 3),
+                     accumulator_format=F(16, 6, signed=False))
+    with pytest.raises(ValueError, match=r"^Shift-add dense layers need a signed accumulator "
+                                         r"format, not ufixed<16,6>$"):
         ShiftAddDense(spec)
 
 
