@@ -119,3 +119,16 @@ def test_fuse_shift_add_takes_explicit_accumulators_when_asked():
     run = run_stream(layer.engine(), [[int(v) for v in row] for row in x])
     got = np.array([[out[j] for j in range(10)] for out in run.outputs])
     assert np.array_equal(got, want), "seed 6"
+
+
+def test_board_builds_keep_the_former_fusion_rule():
+    # The board flow puts dense layers' weights in block RAM: layers with weights of more
+    # than 3 signed digits stay unfused there (the digits MLP's have 4).
+    from nnfab.gen.commands import _load
+
+    kinds = [layer.kind for layer in _load(None, "digits-mlp", None, None, None, None, None)
+             .model.layers]
+    assert kinds == ["shift_add_dense", "shift_add_dense", "argmax"]
+    kinds = [layer.kind for layer in _load(None, "digits-mlp", None, None, None, None, None,
+                                           for_board=True).model.layers]
+    assert kinds == ["dense", "activation", "dense", "argmax"]
