@@ -12,6 +12,21 @@ and the hls4ml jet tagger ``KERAS_3layer.json`` (PTQ as the CLI does it).
 
 Target (issue 22): the digits MLP's Verilog bytes, registers and Verilator build time each at
 most 1/4 of 2,623,513 bytes, 4,904 registers and 102 s.
+
+Measured here (2 cores shared with four other agents, load 5 to 7, so build seconds are
+inflated and noisy; a 4-3-2 MLP took 67 s to build in the same harness then), before issue 22
+(commit f183c5d) and after (free-running pipelines, the digits MLP in adder graphs):
+
+==========  ==================  ===============  ==================  =========================
+case        Verilog bytes       registers (bits) Verilator build s   mismatches (200 vectors)
+==========  ==================  ===============  ==================  =========================
+digits-mlp  2,623,513 → 651,911  4,904 → 741      233.3 → 42.2        0 → 0
+            (24.8 %)             (76,297 → 8,175)
+digits-cnn  949,364 → 366,344    1,720 → 465      56.8 → 49.3         0 → 0
+jet-tagger  3,424,832 →          4,917 → 1,214    473.2 → 83.2        0 → 0
+            1,243,080            (79,071 →
+                                 16,838)
+==========  ==================  ===============  ==================  =========================
 """
 
 import argparse
