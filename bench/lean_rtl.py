@@ -17,16 +17,11 @@ Measured here (2 cores shared with four other agents, load 5 to 7, so build seco
 inflated and noisy; a 4-3-2 MLP took 67 s to build in the same harness then), before issue 22
 (commit f183c5d) and after (free-running pipelines, the digits MLP in adder graphs):
 
-==========  ==================  ===============  ==================  =========================
-case        Verilog bytes       registers (bits) Verilator build s   mismatches (200 vectors)
-==========  ==================  ===============  ==================  =========================
-digits-mlp  2,623,513 → 651,911  4,904 → 741      233.3 → 42.2        0 → 0
-            (24.8 %)             (76,297 → 8,175)
-digits-cnn  949,364 → 366,344    1,720 → 465      56.8 → 49.3         0 → 0
-jet-tagger  3,424,832 →          4,917 → 1,214    473.2 → 83.2        0 → 0
-            1,243,080            (79,071 →
-                                 16,838)
-==========  ==================  ===============  ==================  =========================
+- digits-mlp: Verilog 2,623,513 -> 651,911 bytes (24.8 %); registers 4,904 -> 741 (bits
+  76,297 -> 8,175); Verilator build 233.3 -> 42.2 s; 0 -> 0 mismatches.
+- digits-cnn: 949,364 -> 366,344 bytes; registers 1,720 -> 465; build 56.8 -> 49.3 s; 0 -> 0.
+- jet-tagger: 3,424,832 -> 1,243,080 bytes; registers 4,917 -> 1,214; build 473.2 -> 83.2 s;
+  0 -> 0.
 """
 
 import argparse
