@@ -162,9 +162,8 @@ class ShiftAddDense(wiring.Component):
         If ``spec`` is not a DenseSpec or a format is not a FixedFormat.
     ValueError
         If the accumulator format is explicit and unsigned, the lane counts do not match the
-        layer,
-        ``adder_levels_per_stage`` is not a positive integer or ``multiplier_threshold`` not
-        a non-negative integer or None.
+        layer, ``adder_levels_per_stage`` is not a positive integer or
+        ``multiplier_threshold`` not a non-negative integer or None.
     """
 
     def __init__(self, spec, *, fin=None, input_lanes=None, activation=None,
