@@ -34,8 +34,8 @@ class DenseEngine(wiring.Component):
     weights are not all zero, its weight selected by the beat counter from R constants.
 
     Stalls. At R = 1 the pipeline runs free: its registers load every cycle, a valid bit
-    travels beside the data, and a skid FIFO of ``latency + 1`` entries after the output
-    register takes the back-pressure (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready``
+    travels beside the data, and a skid FIFO of ``latency`` entries behind the output register
+    takes the back-pressure (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready``
     comes from its credit, so no enable fans out to the registers). At R > 1 the pipeline
     stalls as a whole (:func:`nnfab.hdl.pipeline.pipeline_advance`).
 
@@ -336,11 +336,10 @@ class DenseEngine(wiring.Component):
         # Output cast.
         casts = [requantize(accs[j], src=acc_format, dst=spec.output_format)
                  for j in range(spec.n_out)]
-        if r == 1:
-            out = Signal(self.o.payload.shape(), name="out", reset_less=True)
-            out_valid = Signal(name="out_valid")
-            load(out_valid.eq(acc_done), *[out[j].eq(casts[j]) for j in range(spec.n_out)])
-            skid_output(m, self.i, self.o, valid=out_valid, payload=out, latency=self.latency)
+        if r == 1:  # into the output register of the skid buffer
+            out = Signal(self.o.payload.shape(), name="out")
+            m.d.comb += [out[j].eq(casts[j]) for j in range(spec.n_out)]
+            skid_output(m, self.i, self.o, valid=acc_done, payload=out, latency=self.latency)
         else:
             load(self.o.valid.eq(acc_done), *[self.o.payload[j].eq(casts[j])
                                               for j in range(spec.n_out)])

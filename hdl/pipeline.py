@@ -30,23 +30,25 @@ def pipeline_advance(m, o, *inputs):
 
 
 def skid_depth(latency):
-    """Entries of the skid FIFO of a free-running pipeline of ``latency`` cycles: ``latency +
-    1``, the transfers in flight at full rate (one per pipeline stage, plus the one accepted in
-    the cycle its predecessor leaves)."""
+    """Transfers a free-running pipeline of ``latency`` cycles holds at most (its credit):
+    ``latency + 1``, those in flight at full rate (one per stage, plus the one accepted in the
+    cycle the oldest leaves). The output register holds one, the skid FIFO ``latency``."""
     return latency + 1
 
 
 def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
     """The end of a free-running pipeline: its registers load every cycle (no enable), a valid
-    bit travels beside the data, and this skid FIFO absorbs the back-pressure.
+    bit travels beside the data, and an output register with a skid FIFO behind it absorbs
+    the back-pressure.
 
-    The input is ready while fewer than ``skid_depth(latency)`` transfers are in flight (a
-    credit counter: accepted at ``i`` and not yet taken at ``o``), so the FIFO, as deep, can
-    never overflow, whatever the output's stall pattern; at full rate the pipeline takes one
-    transfer a cycle. A result leaves straight from the pipeline's last register when the FIFO
-    is empty and ``o`` is ready (the FIFO adds no latency), else it is queued; results leave in
-    order. ``o.valid`` depends on registers only; ``i.ready`` on the credit counter only (no
-    combinational path from ``o.ready`` to ``i.ready``).
+    ``valid`` and ``payload`` are the last stage's result (combinational); the output
+    register, the pipeline's last, takes it when it is empty or being read and the FIFO is
+    empty, else the FIFO does; the register reloads from the FIFO first, so results leave in
+    order. The input is ready while fewer than ``skid_depth(latency)`` transfers are in flight
+    (a credit counter: accepted at ``i`` and not yet taken at ``o``), so the FIFO, ``latency``
+    entries deep, never overflows, whatever the output's stall pattern; at full rate the
+    pipeline takes one transfer a cycle. ``o.valid`` and ``o.payload`` come straight from
+    registers; ``i.ready`` from the credit counter (no combinational path from ``o.ready``).
 
     Parameters
     ----------
@@ -56,13 +58,14 @@ def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
         bit.
     o : the output stream interface: ``valid`` and ``payload`` are driven here.
     valid : Value
-        Valid bit of the pipeline's last register, ``latency`` cycles after ``i``.
+        Valid bit of the result entering the output register, ``latency - 1`` register stages
+        after ``i``.
     payload : Value
-        Its data, as wide as ``o.payload``.
+        The result, as wide as ``o.payload``.
     latency : int, >= 1
-        Register stages from ``i`` to ``valid``.
+        Register stages from ``i`` to ``o``, the output register included.
     name : str
-        Prefix of the FIFO submodule and of the credit counter.
+        Prefix of the FIFO submodule and of the signals made here.
 
     Returns
     -------
@@ -71,20 +74,29 @@ def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
     """
     depth = skid_depth(latency)
     payload = Value.cast(payload)
-    fifo = SyncFIFO(width=len(payload), depth=depth)
+    fifo = SyncFIFO(width=len(payload), depth=latency)
     m.submodules[f"{name}_fifo"] = fifo
     in_flight = Signal(range(depth + 1), name=f"{name}_in_flight")
+    out_valid = Signal(name=f"{name}_out_valid")
+    out_data = Signal(len(payload), name=f"{name}_out", reset_less=True)
     accepted, taken = i.valid & i.ready, o.valid & o.ready
     with m.If(accepted & ~taken):
         m.d.sync += in_flight.eq(in_flight + 1)
     with m.Elif(taken & ~accepted):
         m.d.sync += in_flight.eq(in_flight - 1)
+    load = Signal(name=f"{name}_load")  # the output register is empty or being read
+    m.d.comb += load.eq(~out_valid | o.ready)
+    with m.If(load):
+        with m.If(fifo.r_rdy):
+            m.d.sync += [out_valid.eq(1), out_data.eq(fifo.r_data)]
+        with m.Else():
+            m.d.sync += [out_valid.eq(valid), out_data.eq(payload)]
     m.d.comb += [
         i.ready.eq(in_flight != depth),
-        o.valid.eq(fifo.r_rdy | valid),
-        o.payload.eq(Mux(fifo.r_rdy, fifo.r_data, payload)),
-        fifo.r_en.eq(o.ready),
-        fifo.w_en.eq(valid & (fifo.r_rdy | ~o.ready)),
+        o.valid.eq(out_valid),
+        o.payload.eq(out_data),
+        fifo.r_en.eq(load),
+        fifo.w_en.eq(valid & (fifo.r_rdy | ~load)),
         fifo.w_data.eq(payload),
     ]
     return fifo

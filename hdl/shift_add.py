@@ -93,7 +93,7 @@ class ShiftAddDense(wiring.Component):
     the output requantizer, all in the last stage. Pipeline registers sit after every
     ``adder_levels_per_stage`` addition levels (spaced evenly) and at the output. The pipeline
     runs free: its registers load every cycle with a valid bit beside the data, and a skid
-    FIFO of ``latency + 1`` entries after the output register takes the back-pressure
+    FIFO of ``latency`` entries behind the output register takes the back-pressure
     (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready`` comes from its credit). Adder outputs
     carry the ``keep`` attribute so synthesis builds each adder on its own (a carry chain, or
     LUTs up to ``lut_adder_width`` bits) rather than merging unregistered sums into LUTs; a
@@ -504,7 +504,7 @@ class ShiftAddDense(wiring.Component):
         e0 = -spec.accumulator.fraction_width
         last = self._plan.levels + 1
         # Plain bits rather than the payload's layout, which would add a wire per element.
-        out = Signal(len(Value.cast(self.o.payload)), name="out", reset_less=True)
+        out = Signal(len(Value.cast(self.o.payload)), name="out")
         out_width = fixed_shape(self._fout).width
         for j, root in enumerate(self._plan.roots):
             if self._output_lanes is not None and self._output_lanes[j] is None:
@@ -531,15 +531,14 @@ class ShiftAddDense(wiring.Component):
                 lane_fmt = self._output_lanes[j]
                 code = requantize(code, src=fmt, dst=lane_fmt) << \
                     (self._fout.fraction_width - lane_fmt.fraction_width)
-            m.d.sync += out.word_select(j, out_width).eq(code)
+            m.d.comb += out.word_select(j, out_width).eq(code)
         valid = self.i.valid & self.i.ready
         for cut in self._cuts:
             reg = Signal(name=f"valid_s{cut}")
             m.d.sync += reg.eq(valid)
             valid = reg
-        out_valid = Signal(name="out_valid")
-        m.d.sync += out_valid.eq(valid)
-        skid_output(m, self.i, self.o, valid=out_valid, payload=out, latency=self._stages)
+        # The output register is the skid buffer's.
+        skid_output(m, self.i, self.o, valid=valid, payload=out, latency=self._stages)
         return m
 
     @staticmethod
