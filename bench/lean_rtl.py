@@ -14,14 +14,16 @@ Target (issue 22): the digits MLP's Verilog bytes, registers and Verilator build
 most 1/4 of 2,623,513 bytes, 4,904 registers and 102 s.
 
 Measured here (2 cores shared with four other agents, load 5 to 7, so build seconds are
-inflated and noisy; a 4-3-2 MLP took 67 s to build in the same harness then), before issue 22
-(commit f183c5d) and after (free-running pipelines, the digits MLP in adder graphs):
+inflated and noisy: a 4-3-2 MLP took 67 s, later 44 s, to build in the same harness), before
+issue 22 (commit f183c5d) and after (free-running pipelines with skid buffers, every dense
+layer at R = 1 in an adder graph):
 
-- digits-mlp: Verilog 2,623,513 -> 651,911 bytes (24.8 %); registers 4,904 -> 741 (bits
-  76,297 -> 8,175); Verilator build 233.3 -> 42.2 s; 0 -> 0 mismatches.
-- digits-cnn: 949,364 -> 366,344 bytes; registers 1,720 -> 465; build 56.8 -> 49.3 s; 0 -> 0.
-- jet-tagger: 3,424,832 -> 1,243,080 bytes; registers 4,917 -> 1,214; build 473.2 -> 83.2 s;
+- digits-mlp: Verilog 2,623,513 -> 653,411 bytes (24.9 %); registers 4,904 -> 741 (bits
+  76,297 -> 8,269); Verilator build 233.3 -> 42 to 63 s; 0 -> 0 mismatches.
+- digits-cnn: 949,364 -> 367,563 bytes; registers 1,720 -> 465; build 56.8 -> 49 to 55 s;
   0 -> 0.
+- jet-tagger: 3,424,832 -> 1,244,823 bytes; registers 4,917 -> 1,214; build 473.2 -> 83 to
+  89 s; 0 -> 0.
 """
 
 import argparse
