@@ -104,7 +104,8 @@ _FOLDER_FIXED = ("weights", "reuse_factor", "max_multipliers", "precision", "inp
 
 
 def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format,
-          hls4ml_config=None, fuse=None, lut_adder_width=None, *, allow_build_folder=False):
+          hls4ml_config=None, fuse=None, lut_adder_width=None, *, allow_build_folder=False,
+          for_board=False):
     """The model to build (a LoadedModel) from the command line's choices.
 
     With ``allow_build_folder``, MODEL may be a build folder: its files are checked against
@@ -175,7 +176,10 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     fuse = True if fuse is None else fuse
     lut_adder_width = lut_adder_width or 0
     if fuse:
-        passes.append(FuseShiftAdd(lut_adder_width=lut_adder_width))
+        # A board build keeps the layers with weights of more than 3 signed digits unfused, as
+        # before issue 22: the board flow puts dense layers' weights in block RAM.
+        passes.append(FuseShiftAdd(lut_adder_width=lut_adder_width,
+                                   multiplier_threshold=3 if for_board else None))
     loaded.model, _ = run_passes(loaded.model, passes)
     loaded.input_cast = input_cast
     loaded.shift_add_fusion = fuse
@@ -210,7 +214,8 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
         with progress(console) as say:
             say("loading model")
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
-                           input_format, hls4ml_config, fuse, lut_adder_width)
+                           input_format, hls4ml_config, fuse, lut_adder_width,
+                           for_board=board is not None)
             name = output_name(loaded.model.name)
             if board is not None:
                 from nnfab.boards.cli import board_build_from_cli

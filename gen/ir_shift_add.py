@@ -14,10 +14,13 @@ __all__ = ["ShiftAddDenseLayer"]
 @dataclass(frozen=True)
 class ShiftAddDenseLayer(Layer):
     """``parts``: an optional :class:`~nnfab.gen.ir_quantize.QuantizeLayer`, a
-    :class:`~nnfab.gen.ir.DenseLayer` at reuse factor 1 with exact accumulation, an optional
+    :class:`~nnfab.gen.ir.DenseLayer` at reuse factor 1 with exact accumulation (or a signed
+    explicit accumulator, hls4ml's ``accum_t``), an optional
     :class:`~nnfab.gen.ir.ActivationLayer` and an optional ``QuantizeLayer``, in this order,
     built as one :class:`nnfab.hdl.shift_add.ShiftAddDense` (II 1). ``input_lanes``: the
     per-element formats the input is known to hold (a previous layer's requantizer), or None.
+    ``multiplier_threshold``: weights with more canonical signed digits are multiplier leaves
+    of the adder graph (None: all shift-add terms).
 
     The golden model is the parts' golden models in order, so the fused layer computes exactly
     what the separate layers do. The native format stores the parts (:attr:`parts`).
@@ -33,6 +36,7 @@ class ShiftAddDenseLayer(Layer):
     input_lanes: tuple | None = None
     adder_levels_per_stage: int = 3
     lut_adder_width: int = 0
+    multiplier_threshold: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "parts", tuple(self.parts))
@@ -48,11 +52,13 @@ class ShiftAddDenseLayer(Layer):
             raise ModelError(f"Layer {self.name!r}: a shift-add dense layer fuses "
                              f"[quantize] dense [activation] [quantize], not "
                              f"{' '.join(kinds) or 'nothing'}")
-        if self.dense.reuse_factor != 1 or not self.dense.spec.exact_accumulation:
+        spec = self.dense.spec
+        if self.dense.reuse_factor != 1 or not (spec.exact_accumulation or
+                                                spec.accumulator.signed):
             raise ModelError(f"Layer {self.name!r}: a shift-add dense layer needs reuse "
-                             f"factor 1 and exact accumulation, not reuse factor "
-                             f"{self.dense.reuse_factor} with accumulator "
-                             f"{self.dense.spec.accumulator}")
+                             f"factor 1 and exact accumulation or a signed accumulator, not "
+                             f"reuse factor {self.dense.reuse_factor} with accumulator "
+                             f"{spec.accumulator}")
 
     def _part(self, kind, *, before_dense):
         n = next(i for i, p in enumerate(self.parts) if p.kind == "dense")
@@ -116,4 +122,5 @@ class ShiftAddDenseLayer(Layer):
             output_lanes=post.formats if post is not None else None,
             fout=self.output_format,
             adder_levels_per_stage=self.adder_levels_per_stage,
-            lut_adder_width=self.lut_adder_width)
+            lut_adder_width=self.lut_adder_width,
+            multiplier_threshold=self.multiplier_threshold)

@@ -18,7 +18,9 @@ sign)``. The plan then
 3. records every node's exact integer range, so the hardware gives each adder exactly the bits
    its values need.
 
-Lanes are integers: an input lane is a code; a shared lane ``(a << sa) + sign * (b << sb)``.
+Lanes are integers: an input lane is a code; a shared lane ``(a << sa) + sign * (b << sb)``;
+a product lane ``a * factor`` (a constant multiplication, a leaf like any other, for weights
+whose digits would cost more adders than a multiplier).
 A term ``(lane, e, sign)`` is worth ``sign * lane * 2**e``.
 """
 
@@ -36,12 +38,17 @@ def _bits(lo, hi):
 
 class Lane:
     """An integer operand in ``[lo, hi]``, available after ``level`` addition levels: an input
-    (``index``), a constant (``constant``) or a shared sum ``parts = (a, b, sa, sb, sign)``
-    worth ``(a << sa) + sign * (b << sb)``."""
+    (``index``), a constant (``constant``), a shared sum ``parts = (a, b, sa, sb, sign)``
+    worth ``(a << sa) + sign * (b << sb)``, or a constant product ``product = (a, factor)``
+    worth ``a * factor`` (a multiplier, for a weight of many digits), or a cast ``cast = (a,
+    factor)``: ``a * factor`` (or the constant ``factor`` when ``a`` is None) cast to an
+    explicit accumulator format (hls4ml's ``accum_t``) by the hardware, in ``[lo, hi]``."""
 
-    def __init__(self, key, lo, hi, *, level=0, index=None, constant=None, parts=None):
+    def __init__(self, key, lo, hi, *, level=0, index=None, constant=None, parts=None,
+                 product=None, cast=None):
         self.key, self.lo, self.hi, self.level = key, lo, hi, level
         self.index, self.constant, self.parts = index, constant, parts
+        self.product, self.cast = product, cast
 
     def __repr__(self):
         return f"Lane({self.key!r}, [{self.lo}, {self.hi}], level {self.level})"

@@ -9,7 +9,7 @@ from nnfab.layers import DenseSpec
 from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
-from .pipeline import pipeline_advance
+from .pipeline import pipeline_advance, skid_output
 
 __all__ = ["DenseEngine"]
 
@@ -32,6 +32,12 @@ class DenseEngine(wiring.Component):
     multiplication (``*``, which synthesis maps to a multiplier block or LUTs). With R > 1 each
     multiplier handles R products: a processing element per (output, chunk position) whose
     weights are not all zero, its weight selected by the beat counter from R constants.
+
+    Stalls. At R = 1 the pipeline runs free: its registers load every cycle, a valid bit
+    travels beside the data, and a skid FIFO of ``latency`` entries behind the output register
+    takes the back-pressure (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready``
+    comes from its credit, so no enable fans out to the registers). At R > 1 the pipeline
+    stalls as a whole (:func:`nnfab.hdl.pipeline.pipeline_advance`).
 
     Parameters
     ----------
@@ -200,7 +206,17 @@ class DenseEngine(wiring.Component):
         acc_format = spec.accumulator
         product_format = spec.product_format
 
-        advance = pipeline_advance(m, self.o)
+        # At R = 1 the pipeline runs free (its registers load every cycle, a valid bit travels
+        # with the data) and a skid FIFO at the output takes the back-pressure; at R > 1 the
+        # pipeline stalls as a whole.
+        advance = None if r == 1 else pipeline_advance(m, self.o)
+
+        def load(*statements):
+            if advance is None:
+                m.d.sync += statements
+            else:
+                with m.If(advance):
+                    m.d.sync += statements
 
         # Sequencer: one beat per chunk.
         beat_valid, beat_first, beat_last = Signal(), Signal(), Signal()
@@ -208,8 +224,7 @@ class DenseEngine(wiring.Component):
         beat_x = [Signal(in_shape, name=f"beat_x{k}") for k in range(chunk)]
         if r == 1:
             m.d.comb += [
-                self.i.ready.eq(advance),
-                beat_valid.eq(self.i.valid),
+                beat_valid.eq(self.i.valid & self.i.ready),
                 beat_first.eq(1),
                 beat_last.eq(1),
             ]
@@ -237,11 +252,14 @@ class DenseEngine(wiring.Component):
         # Stage 1: the chunk register.
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
         s1_index = Signal.like(beat_index)
-        s1_x = [Signal(in_shape, name=f"s1_x{k}") for k in range(chunk)]
-        with m.If(advance):
-            m.d.sync += [s1_valid.eq(beat_valid), s1_first.eq(beat_first),
-                         s1_last.eq(beat_last), s1_index.eq(beat_index)]
-            m.d.sync += [s1_x[k].eq(beat_x[k]) for k in range(chunk)]
+        # Free-running data registers need no reset: the valid bits beside them have one.
+        s1_x = [Signal(in_shape, name=f"s1_x{k}", reset_less=r == 1) for k in range(chunk)]
+        if r == 1:
+            load(s1_valid.eq(beat_valid))
+        else:
+            load(s1_valid.eq(beat_valid), s1_first.eq(beat_first), s1_last.eq(beat_last),
+                 s1_index.eq(beat_index))
+        load(*[s1_x[k].eq(beat_x[k]) for k in range(chunk)])
 
         # Leaves of the adder trees. In an exact sum a negative digit -(x << s) enters as
         # (~x) << s (= -(x << s) - 2**s, no negation) and the 2**s goes into the bias constant.
@@ -278,18 +296,25 @@ class DenseEngine(wiring.Component):
             groups.append(terms)
             offsets.append(offset)
         depth = self.tree_depth
-        sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels, enable=advance,
+        sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels,
+                              enable=C(1, 1) if advance is None else advance,
                               levels_per_stage=self._adder_levels_per_stage)
+        if r == 1:
+            s1_first, s1_last = C(1, 1), C(1, 1)
         tree_valid, tree_first, tree_last = s1_valid, s1_first, s1_last
         for level in range(depth):
-            v, f, l = Signal(name=f"tree_valid{level}"), Signal(), Signal()
-            with m.If(advance):
-                m.d.sync += [v.eq(tree_valid), f.eq(tree_first), l.eq(tree_last)]
+            v = Signal(name=f"tree_valid{level}")
+            if r == 1:
+                load(v.eq(tree_valid))
+                tree_valid = v
+                continue
+            f, l = Signal(name=f"tree_first{level}"), Signal(name=f"tree_last{level}")
+            load(v.eq(tree_valid), f.eq(tree_first), l.eq(tree_last))
             tree_valid, tree_first, tree_last = v, f, l
 
         # Accumulator: chunk sums plus the bias, in the accumulator format.
         acc_shape = fixed_shape(acc_format)
-        accs = [Signal(acc_shape, name=f"acc{j}") for j in range(spec.n_out)]
+        accs = [Signal(acc_shape, name=f"acc{j}", reset_less=r == 1) for j in range(spec.n_out)]
         acc_done = Signal()
         if spec.exact_accumulation:
             align = acc_format.fraction_width - product_format.fraction_width
@@ -297,24 +322,27 @@ class DenseEngine(wiring.Component):
         else:
             chunk_sums = sums
         biases = [bias_in_accumulator(spec, j, offsets[j]) for j in range(spec.n_out)]
-        with m.If(advance):
-            m.d.sync += acc_done.eq(tree_valid & tree_last)
-            with m.If(tree_valid):
+        load(acc_done.eq(tree_valid & tree_last))
+        if r == 1:  # every beat is a first beat: no multiplexer, no enable
+            load(*[accs[j].eq(chunk_sums[j] + biases[j]) for j in range(spec.n_out)])
+        else:
+            with m.If(advance & tree_valid):
                 for j in range(spec.n_out):
-                    if r == 1:  # every beat is a first beat: no multiplexer
-                        m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
-                        continue
                     with m.If(tree_first):
                         m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
                     with m.Else():
                         m.d.sync += accs[j].eq(chunk_sums[j] + accs[j])
 
         # Output cast.
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(acc_done)
-            m.d.sync += [self.o.payload[j].eq(requantize(accs[j], src=acc_format,
-                                                         dst=spec.output_format))
-                         for j in range(spec.n_out)]
+        casts = [requantize(accs[j], src=acc_format, dst=spec.output_format)
+                 for j in range(spec.n_out)]
+        if r == 1:  # into the output register of the skid buffer
+            out = Signal(self.o.payload.shape(), name="out")
+            m.d.comb += [out[j].eq(casts[j]) for j in range(spec.n_out)]
+            skid_output(m, self.i, self.o, valid=acc_done, payload=out, latency=self.latency)
+        else:
+            load(self.o.valid.eq(acc_done), *[self.o.payload[j].eq(casts[j])
+                                              for j in range(spec.n_out)])
         return m
 
 

@@ -1,8 +1,10 @@
-"""The stall rule every nnfab pipeline follows."""
+"""The stall rules of nnfab pipelines: a pipeline that stalls as a whole, or a free-running one
+whose output skid FIFO takes the back-pressure."""
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Mux, Signal, Value
+from amaranth.lib.fifo import SyncFIFO
 
-__all__ = ["pipeline_advance"]
+__all__ = ["pipeline_advance", "skid_output", "skid_depth"]
 
 
 def pipeline_advance(m, o, *inputs):
@@ -25,3 +27,76 @@ def pipeline_advance(m, o, *inputs):
     m.d.comb += advance.eq(~o.valid | o.ready)
     m.d.comb += [stream.ready.eq(advance) for stream in inputs]
     return advance
+
+
+def skid_depth(latency):
+    """Transfers a free-running pipeline of ``latency`` cycles holds at most (its credit):
+    ``latency + 1``, those in flight at full rate (one per stage, plus the one accepted in the
+    cycle the oldest leaves). The output register holds one, the skid FIFO ``latency``."""
+    return latency + 1
+
+
+def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
+    """The end of a free-running pipeline: its registers load every cycle (no enable), a valid
+    bit travels beside the data, and an output register with a skid FIFO behind it absorbs
+    the back-pressure.
+
+    ``valid`` and ``payload`` are the last stage's result (combinational); the output
+    register, the pipeline's last, takes it when it is empty or being read and the FIFO is
+    empty, else the FIFO does; the register reloads from the FIFO first, so results leave in
+    order. The input is ready while fewer than ``skid_depth(latency)`` transfers are in flight
+    (a credit counter: accepted at ``i`` and not yet taken at ``o``), so the FIFO, ``latency``
+    entries deep, never overflows, whatever the output's stall pattern; at full rate the
+    pipeline takes one transfer a cycle. ``o.valid`` and ``o.payload`` come straight from
+    registers; ``i.ready`` from the credit counter (no combinational path from ``o.ready``).
+
+    Parameters
+    ----------
+    m : Module
+    i : the input stream interface (``valid``, ``ready``): ``ready`` is driven here. The
+        pipeline's first stage must take ``i.payload`` with ``i.valid & i.ready`` as its valid
+        bit.
+    o : the output stream interface: ``valid`` and ``payload`` are driven here.
+    valid : Value
+        Valid bit of the result entering the output register, ``latency - 1`` register stages
+        after ``i``.
+    payload : Value
+        The result, as wide as ``o.payload``.
+    latency : int, >= 1
+        Register stages from ``i`` to ``o``, the output register included.
+    name : str
+        Prefix of the FIFO submodule and of the signals made here.
+
+    Returns
+    -------
+    SyncFIFO
+        The skid FIFO (a submodule of ``m``).
+    """
+    depth = skid_depth(latency)
+    payload = Value.cast(payload)
+    fifo = SyncFIFO(width=len(payload), depth=latency)
+    m.submodules[f"{name}_fifo"] = fifo
+    in_flight = Signal(range(depth + 1), name=f"{name}_in_flight")
+    out_valid = Signal(name=f"{name}_out_valid")
+    out_data = Signal(len(payload), name=f"{name}_out", reset_less=True)
+    accepted, taken = i.valid & i.ready, o.valid & o.ready
+    with m.If(accepted & ~taken):
+        m.d.sync += in_flight.eq(in_flight + 1)
+    with m.Elif(taken & ~accepted):
+        m.d.sync += in_flight.eq(in_flight - 1)
+    load = Signal(name=f"{name}_load")  # the output register is empty or being read
+    m.d.comb += load.eq(~out_valid | o.ready)
+    with m.If(load):
+        with m.If(fifo.r_rdy):
+            m.d.sync += [out_valid.eq(1), out_data.eq(fifo.r_data)]
+        with m.Else():
+            m.d.sync += [out_valid.eq(valid), out_data.eq(payload)]
+    m.d.comb += [
+        i.ready.eq(in_flight != depth),
+        o.valid.eq(out_valid),
+        o.payload.eq(out_data),
+        fifo.r_en.eq(load),
+        fifo.w_en.eq(valid & (fifo.r_rdy | ~load)),
+        fifo.w_data.eq(payload),
+    ]
+    return fifo

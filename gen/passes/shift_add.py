@@ -1,4 +1,5 @@
-"""Fuse multiplierless dense layers with the requantizers and activation around them."""
+"""Fuse dense layers at reuse factor 1 into adder graphs, with the requantizers and activation
+around them."""
 
 from nnfab.hdl.csd import csd_digits
 
@@ -12,21 +13,26 @@ def _is_vector_quantizer(layer):
     return layer is not None and layer.kind == "quantize" and len(layer.shape) == 1
 
 
-def shift_add_eligible(layer, multiplier_threshold):
-    """Whether ``layer`` is a dense layer that :class:`~nnfab.hdl.dense.DenseEngine` would
-    build without multipliers: reuse factor 1, exact accumulation, every weight at most
+def shift_add_eligible(layer, multiplier_threshold=None, explicit_accumulators=False):
+    """Whether ``layer`` is a dense layer the adder-graph engine builds: reuse factor 1, exact
+    accumulation (or, with ``explicit_accumulators``, a signed explicit accumulator format)
+    and, unless ``multiplier_threshold`` is None, every weight at most
     ``multiplier_threshold`` canonical signed digits."""
-    if layer.kind != "dense" or layer.reuse_factor != 1 or \
-            not layer.spec.exact_accumulation:
+    if layer.kind != "dense" or layer.reuse_factor != 1:
         return False
+    spec = layer.spec
+    if not spec.exact_accumulation and not (explicit_accumulators and spec.accumulator.signed):
+        return False
+    if multiplier_threshold is None:
+        return True
     return all(len(csd_digits(int(w))) <= multiplier_threshold
                for w in layer.spec.weights.flat if w)
 
 
 class FuseShiftAdd(Pass):
     """Replace ``[QuantizeLayer] DenseLayer [ActivationLayer] [QuantizeLayer]`` by one
-    :class:`~nnfab.gen.ir_shift_add.ShiftAddDenseLayer` wherever the dense layer needs no
-    multiplier (:func:`shift_add_eligible`).
+    :class:`~nnfab.gen.ir_shift_add.ShiftAddDenseLayer` wherever the dense layer runs at reuse
+    factor 1 with exact accumulation (:func:`shift_add_eligible`), whatever its weights' digits.
 
     The fused engine (:class:`nnfab.hdl.shift_add.ShiftAddDense`) shares subexpressions between
     outputs, sizes every adder to its exact range, drops bits a wrapping cast discards and
@@ -37,9 +43,19 @@ class FuseShiftAdd(Pass):
 
     Parameters
     ----------
-    multiplier_threshold : int
-        As :class:`~nnfab.hdl.dense.DenseEngine`: a layer with a weight of more canonical
-        signed digits keeps its multipliers and is not fused.
+    multiplier_threshold : int or None
+        A layer with a weight of more canonical signed digits than this keeps its separate
+        engine (:class:`~nnfab.hdl.dense.DenseEngine`, with multipliers) and is not fused.
+        None (the default): layers are fused whatever their weights' digits.
+    multiplier_leaf_threshold : int or None
+        In the fused engines, weights with more canonical signed digits than this are one
+        constant multiplication each, a leaf of the adder graph, rather than shift-add terms
+        (``multiplier_threshold`` of :class:`~nnfab.hdl.shift_add.ShiftAddDense`). None (the
+        default): every weight is shift-add terms.
+    explicit_accumulators : bool
+        Also fuse dense layers with an explicit (signed) accumulator format, hls4ml's
+        ``accum_t``: every product and the bias are cast to it, as graph leaves, and the sum
+        wraps in it. Off by default for now.
     adder_levels_per_stage : int, >= 1
         Addition levels between pipeline registers of the fused engines.
     lut_adder_width : int, >= 0
@@ -47,8 +63,11 @@ class FuseShiftAdd(Pass):
         :class:`~nnfab.hdl.shift_add.ShiftAddDense`).
     """
 
-    def __init__(self, *, multiplier_threshold=3, adder_levels_per_stage=3, lut_adder_width=0):
+    def __init__(self, *, multiplier_threshold=None, multiplier_leaf_threshold=None,
+                 adder_levels_per_stage=3, lut_adder_width=0, explicit_accumulators=False):
+        self.explicit_accumulators = explicit_accumulators
         self.multiplier_threshold = multiplier_threshold
+        self.multiplier_leaf_threshold = multiplier_leaf_threshold
         self.adder_levels_per_stage = adder_levels_per_stage
         self.lut_adder_width = lut_adder_width
 
@@ -68,9 +87,11 @@ class FuseShiftAdd(Pass):
             layer = layers[n]
             start = n
             if _is_vector_quantizer(layer) and feeds(n + 1) and \
-                    shift_add_eligible(layers[n + 1], self.multiplier_threshold):
+                    shift_add_eligible(layers[n + 1], self.multiplier_threshold,
+                                       self.explicit_accumulators):
                 n += 1
-            if not shift_add_eligible(layers[n], self.multiplier_threshold):
+            if not shift_add_eligible(layers[n], self.multiplier_threshold,
+                                      self.explicit_accumulators):
                 out.append(layer)
                 known_lanes = None
                 n = start + 1
@@ -87,7 +108,8 @@ class FuseShiftAdd(Pass):
                 next(p for p in parts if p.kind == "dense").name, parts=parts,
                 input_lanes=known_lanes if parts[0].kind == "dense" else None,
                 adder_levels_per_stage=self.adder_levels_per_stage,
-                lut_adder_width=self.lut_adder_width)
+                lut_adder_width=self.lut_adder_width,
+                multiplier_threshold=self.multiplier_leaf_threshold)
             out.append(fused)
             changed = True
             post = fused.output_quantizer

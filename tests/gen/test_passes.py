@@ -60,3 +60,75 @@ def test_run_passes_reports_changes(model):
     new, changed_by = run_passes(model, [Validate(), ChooseReuseFactors(reuse_factor=2),
                                          PruneWeights(0)])
     assert changed_by == ["ChooseReuseFactors"]
+
+
+def test_fuse_shift_add_takes_weights_of_any_digits():
+    # The digits MLP has weights of 4 canonical signed digits: fused by default into adder
+    # graphs; a multiplier threshold of 3 keeps its separate engines, and a multiplier leaf
+    # threshold of 3 fuses it with the 4-digit weights as multiplier leaves.
+    from nnfab.gen.examples import example
+    from nnfab.gen.passes import FuseShiftAdd
+    from nnfab.hdl.csd import csd_digits
+    from nnfab.sim.golden.network import run_network
+
+    mlp = load_native(example("digits-mlp").path)
+    weights = mlp.layer("dense_1").spec.weights
+    assert max(len(csd_digits(int(w))) for w in weights.flat) == 4
+    fused, changed = FuseShiftAdd().apply(mlp)
+    assert changed
+    assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "shift_add_dense",
+                                                     "argmax"]
+    assert [p.name for p in fused.layers[0].parts] == ["dense_1", "relu_1"]
+    assert fused.layers[0].engine().n_multipliers == 0
+    x = np.random.default_rng(5).integers(0, 32, (50, 64))
+    assert np.array_equal(run_network(fused, x), run_network(mlp, x))
+    kept, changed = FuseShiftAdd(multiplier_threshold=3).apply(mlp)
+    assert not changed and [layer.kind for layer in kept.layers] == [
+        "dense", "activation", "dense", "argmax"]
+    leaves, _ = FuseShiftAdd(multiplier_leaf_threshold=3).apply(mlp)
+    n_four = len({(k, int(w)) for (j, k), w in np.ndenumerate(weights)
+                  if len(csd_digits(int(w))) == 4})
+    assert 0 < leaves.layers[0].engine().n_multipliers <= n_four
+
+
+def test_fuse_shift_add_takes_explicit_accumulators_when_asked():
+    import dataclasses
+
+    from nnfab.fixed import FixedFormat
+    from nnfab.gen.examples import example
+    from nnfab.gen.passes import FuseShiftAdd
+    from nnfab.sim.golden.network import run_layer
+
+    from ..streams import run_stream
+
+    mlp = load_native(example("digits-mlp").path)
+    dense = mlp.layer("dense_2")
+    spec = dataclasses.replace(dense.spec, accumulator_format=FixedFormat(12, 6))
+    model = mlp.replace_layers([dataclasses.replace(layer, spec=spec)
+                                if layer.name == "dense_2" else layer
+                                for layer in mlp.layers])
+    fused, _ = FuseShiftAdd().apply(model)
+    assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "dense", "argmax"]
+    fused, _ = FuseShiftAdd(explicit_accumulators=True).apply(model)
+    assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "shift_add_dense",
+                                                     "argmax"]
+    layer = fused.layers[1]
+    x = np.random.default_rng(6).integers(0, 1024, (60, 32))
+    want = run_layer(model.layer("dense_2"), x)
+    assert np.array_equal(layer.golden(x), want)
+    run = run_stream(layer.engine(), [[int(v) for v in row] for row in x])
+    got = np.array([[out[j] for j in range(10)] for out in run.outputs])
+    assert np.array_equal(got, want), "seed 6"
+
+
+def test_board_builds_keep_the_former_fusion_rule():
+    # The board flow puts dense layers' weights in block RAM: layers with weights of more
+    # than 3 signed digits stay unfused there (the digits MLP's have 4).
+    from nnfab.gen.commands import _load
+
+    kinds = [layer.kind for layer in _load(None, "digits-mlp", None, None, None, None, None)
+             .model.layers]
+    assert kinds == ["shift_add_dense", "shift_add_dense", "argmax"]
+    kinds = [layer.kind for layer in _load(None, "digits-mlp", None, None, None, None, None,
+                                           for_board=True).model.layers]
+    assert kinds == ["dense", "activation", "dense", "argmax"]

@@ -5,6 +5,7 @@ import pytest
 
 from nnfab.fixed import FixedFormat, Overflow
 from nnfab.hdl.dense import DenseEngine
+from nnfab.hdl.pipeline import skid_depth
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.dense import dense
 
@@ -167,3 +168,21 @@ def test_unsigned_inputs_and_negative_digits(signed_weights, bias):
     got, _ = run_engine(dut, x, seed=5, p_idle=0.2, p_stall=0.2)
     assert dut.n_multipliers == 0
     assert got.tolist() == dense(x, spec).tolist()
+
+
+@pytest.mark.parametrize("reuse_factor,free_running", [(1, True), (3, False)])
+def test_reuse_factor_1_runs_free_under_a_long_stall(reuse_factor, free_running):
+    # At R = 1 the pipeline never stops: under a stall longer than the latency it takes the
+    # transfers its skid FIFO holds (latency + 1). At R > 1 it stalls as a whole.
+    from .test_shift_add import accepted_while_stalled
+
+    rng = np.random.default_rng(41)
+    spec = random_spec(rng, 12, 5, 8)
+    dut = DenseEngine(spec, reuse_factor=reuse_factor)
+    x = edge_inputs(rng, spec, 30)
+    n_accepted, got = accepted_while_stalled(dut, x, stall_cycles=3 * dut.latency + 7)
+    if free_running:
+        assert n_accepted == skid_depth(dut.latency) == dut.latency + 1
+    else:
+        assert n_accepted < skid_depth(dut.latency)  # stalled as a whole: no FIFO
+    assert got.tolist() == dense(x, spec).tolist(), "seed 41"

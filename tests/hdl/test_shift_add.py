@@ -11,6 +11,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.gen.ir_quantize import common_format
 from nnfab.hdl.adder_graph import Lane, Leaf, plan_adders
 from nnfab.hdl.csd import csd_digits
+from nnfab.hdl.pipeline import skid_depth
 from nnfab.hdl.shift_add import ShiftAddDense
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.activations import activation
@@ -183,10 +184,30 @@ def test_plan_computes_the_matrix_product():
             assert root.lo <= _evaluate(root, x) // 2**root.e <= root.hi
 
 
-def test_rejects_an_explicit_accumulator():
-    spec = DenseSpec([[1, 2]], None, F(8, 3), F(8, 2), F(8, 3), accumulator_format=F(16, 6))
-    with pytest.raises(ValueError, match=r"^Shift-add dense layers sum exactly; accumulator "
-                                         r"format fixed<16,6> is not supported$"):
+@pytest.mark.parametrize("threshold", [None, 1])
+@pytest.mark.parametrize("accumulator", ["fixed<10,3>", "fixed<10,3,RND,SAT>",
+                                         "fixed<7,4,RND_CONV>"])
+def test_explicit_accumulator_casts_every_product_and_wraps_like_accum_t(accumulator,
+                                                                         threshold):
+    rng = np.random.default_rng(9)
+    w_fmt = F(8, 1)
+    weights = csd_weights(rng, (5, 9), w_fmt, max_digits=4, sparsity=0.1)
+    spec = DenseSpec(weights, rng.integers(-128, 128, 5), F(8, 3), w_fmt,
+                     F(8, 3, rounding="RND", overflow="SAT"), bias_format=F(8, 3),
+                     accumulator_format=F.parse(accumulator))
+    dut = ShiftAddDense(spec, multiplier_threshold=threshold)
+    x = edge_rows(rng, spec.input_format, 9, 300)
+    got, _ = run(dut, x)
+    assert np.array_equal(got, dense(x, spec)), f"seed 9, {accumulator}"
+    got, _ = run(dut, x, seed=3, p_idle=0.3, p_stall=0.4)
+    assert np.array_equal(got, dense(x, spec)), f"seed 9/3, {accumulator}"
+
+
+def test_rejects_an_unsigned_explicit_accumulator():
+    spec = DenseSpec([[1, 2]], None, F(8, 3), F(8, 2), F(8, 3),
+                     accumulator_format=F(16, 6, signed=False))
+    with pytest.raises(ValueError, match=r"^Shift-add dense layers need a signed accumulator "
+                                         r"format, not ufixed<16,6>$"):
         ShiftAddDense(spec)
 
 
@@ -203,3 +224,80 @@ def test_rejects_lane_counts_and_levels():
     with pytest.raises(ValueError, match=r"^Lane 0 format fixed<8,6> does not fit the output "
                                          r"format fixed<8,3> exactly$"):
         ShiftAddDense(spec, input_lanes=[F(8, 6), None])
+
+
+def accepted_while_stalled(dut, x, stall_cycles):
+    """Offer the rows of ``x`` back to back while ``o.ready`` is low for ``stall_cycles``, then
+    high; returns the transfers accepted during the stall and all outputs, in order."""
+    from amaranth.sim import Simulator
+
+    n_out = dut.o.payload.shape().length
+    accepted, outputs = [], []
+
+    async def bench(ctx):
+        cycle, k = 0, 0
+        while len(outputs) < len(x):
+            assert cycle < 10 * len(x) + stall_cycles + 100, "stuck"
+            ctx.set(dut.o.ready, cycle >= stall_cycles)
+            ctx.set(dut.i.valid, k < len(x))
+            if k < len(x):
+                ctx.set(dut.i.payload, [int(v) for v in x[k]])
+            _, _, i_ok, o_ok, o_valid, payload = await ctx.tick().sample(
+                dut.i.ready, dut.o.ready, dut.o.valid, dut.o.payload)
+            if i_ok and k < len(x):
+                accepted.append(cycle)
+                k += 1
+            if o_ok and o_valid:
+                outputs.append([payload[j] for j in range(n_out)])
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return sum(c < stall_cycles for c in accepted), np.array(outputs)
+
+
+@pytest.mark.parametrize("levels_per_stage", [1, 3])
+def test_free_running_pipeline_fills_its_skid_fifo_under_a_long_stall(levels_per_stage):
+    # The pipeline never stops: under a stall longer than the latency it takes exactly the
+    # transfers its skid FIFO holds (latency + 1), then loses and repeats nothing.
+    rng = np.random.default_rng(21)
+    spec = DenseSpec(csd_weights(rng, (4, 16), F(8, 2)), None, F(8, 3), F(8, 2), F(12, 6))
+    dut = ShiftAddDense(spec, adder_levels_per_stage=levels_per_stage)
+    x = edge_rows(rng, spec.input_format, 16, 30)
+    n_accepted, got = accepted_while_stalled(dut, x, stall_cycles=3 * dut.latency + 5)
+    assert n_accepted == skid_depth(dut.latency) == dut.latency + 1
+    assert np.array_equal(got, dense(x, spec)), "seed 21"
+
+
+@pytest.mark.parametrize("threshold", [0, 2, None])
+def test_weights_of_any_digits_and_multiplier_leaves_match_golden(threshold):
+    rng = np.random.default_rng(31)
+    w_fmt = F(10, 4)
+    weights = csd_weights(rng, (6, 8), w_fmt, max_digits=5, sparsity=0.2)
+    weights[2, 3], weights[4, 3], weights[5, 3] = 87, -174, 87 * 4  # one odd part, shared
+    spec = DenseSpec(weights, rng.integers(-100, 100, 6), F(9, 4), w_fmt,
+                     F(12, 6, rounding="RND", overflow="SAT"), bias_format=F(8, 3))
+    dut = ShiftAddDense(spec, multiplier_threshold=threshold)
+    products = {(k, abs(int(w)) >> ((abs(int(w)) & -abs(int(w))).bit_length() - 1))
+                for (j, k), w in np.ndenumerate(weights)
+                if w and threshold is not None and len(csd_digits(int(w))) > threshold}
+    assert dut.n_multipliers == len(products)
+    assert dut.n_shift_add_terms == sum(
+        len(csd_digits(int(w))) for w in weights.flat
+        if w and (threshold is None or len(csd_digits(int(w))) <= threshold))
+    assert max(len(csd_digits(int(w))) for w in weights.flat) == 5
+    x = edge_rows(rng, spec.input_format, 8, 200)
+    got, result = run(dut, x)
+    assert np.array_equal(got, dense(x, spec)), f"seed 31, threshold {threshold}"
+    assert result.first_latency == dut.latency
+    got, _ = run(dut, x, seed=6, p_idle=0.3, p_stall=0.4)
+    assert np.array_equal(got, dense(x, spec)), f"seed 31/6, threshold {threshold}"
+
+
+def test_rejects_a_bad_multiplier_threshold():
+    spec = DenseSpec([[1, 2]], None, F(8, 3), F(8, 2), F(8, 3))
+    with pytest.raises(ValueError, match=r"^Multiplier threshold must be a non-negative "
+                                         r"integer or None, not -2$"):
+        ShiftAddDense(spec, multiplier_threshold=-2)
