@@ -1,7 +1,10 @@
 """Verification: the generated RTL on Verilator against the golden model, code for code."""
 
+import contextlib
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -12,9 +15,11 @@ from nnfab.packing import pack, packed_width, unpack
 from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.network import run_network
 from nnfab.sim.harness import run_harness
+from nnfab.sim.runner import default_cache_dir
 
 from .assemble import Network
 from .emit import verilog_name
+from .verilog_cache import cached_verilog
 
 __all__ = ["VerifyResult", "verify", "pack_transfers", "unpack_transfers"]
 
@@ -50,6 +55,8 @@ class VerifyResult:
     accuracy: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     build_cached: bool = False
+    #: Whether the Verilog came from the cache or a build folder (no conversion).
+    verilog_cached: bool = False
     cocotb_tests: tuple = (0, 0, 0)
     #: The RTL's output codes, shape (n, *output_shape) (fewer rows if it stopped early).
     rtl_outputs: np.ndarray | None = field(default=None, repr=False)
@@ -73,7 +80,7 @@ def _accuracy(outputs, labels):
 
 def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warmup=64,
            multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest",
-           verilog=None, timing=None, p_idle=None):
+           verilog=None, timing=None, p_idle=None, use_cache=True):
     """Stream ``x`` through the RTL of ``model`` on Verilator and compare every output code
     with the golden model.
 
@@ -105,6 +112,15 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     timing : (int, int), optional
         The expected latency and initiation interval of ``verilog`` (a build folder's
         manifest records them); required with ``verilog``.
+    cache_dir : str or os.PathLike, optional
+        Root of the caches (:func:`nnfab.sim.runner.default_cache_dir` by default): the
+        Verilator builds, keyed by the Verilog text, and in its ``verilog`` folder the
+        converted Verilog, keyed by the model, ``multiplier_threshold`` and nnfab's source
+        (see :mod:`nnfab.gen.verilog_cache`), so an unchanged model is neither converted nor
+        compiled again.
+    use_cache : bool
+        False bypasses both caches: the model is converted, and built in a temporary
+        folder that is deleted afterwards.
 
     Returns
     -------
@@ -134,17 +150,36 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     golden = run_network(model, codes)
     seconds["golden"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    if verilog is None:
-        say("elaborating engines")
-        network = Network(model, multiplier_threshold=multiplier_threshold)
-        timing = network.latency, network.initiation_interval
-        say("converting to Verilog")
-        verilog = amaranth_verilog.convert(network, name=verilog_name(model.name),
-                                           emit_src=False)
-    elif timing is None:
+    if verilog is not None and timing is None:
         raise TypeError("Verify of given Verilog needs its timing (latency, initiation "
                         "interval)")
+    with contextlib.ExitStack() as stack:
+        if not use_cache:
+            cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="nnfab-build-"))
+        cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+        return _verify(model, x, codes, golden, seconds, say, labels=labels,
+                       float_model=float_model, seed=seed, p_stall=p_stall, p_idle=p_idle,
+                       warmup=warmup, multiplier_threshold=multiplier_threshold,
+                       cache_dir=cache_dir, verilog=verilog, timing=timing,
+                       use_cache=use_cache)
+
+
+def _convert(model, multiplier_threshold, say):
+    say("elaborating engines")
+    network = Network(model, multiplier_threshold=multiplier_threshold)
+    say("converting to Verilog")
+    text = amaranth_verilog.convert(network, name=verilog_name(model.name), emit_src=False)
+    return text, network.latency, network.initiation_interval
+
+
+def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed, p_stall,
+            p_idle, warmup, multiplier_threshold, cache_dir, verilog, timing, use_cache):
+    started = time.perf_counter()
+    verilog_cached = verilog is not None
+    if verilog is None:
+        verilog, timing, verilog_cached = cached_verilog(
+            model, lambda: _convert(model, multiplier_threshold, say), cache_dir=cache_dir,
+            use_cache=use_cache, multiplier_threshold=multiplier_threshold)
     seconds["elaborate"] = time.perf_counter() - started
 
     # The first vectors at full rate (latency, II), then every vector under random stalls.
@@ -205,4 +240,5 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
         measured_latency=measured.get("latency"),
         measured_initiation_interval=measured.get("initiation_interval"),
         accuracy=accuracy, seconds=seconds, build_cached=not results.built,
+        verilog_cached=verilog_cached,
         cocotb_tests=(results.total, results.passed, results.failed), rtl_outputs=rtl)
