@@ -391,6 +391,9 @@ def _print_verify(model, result):
     console.print(f"{result.n_mismatches} mismatches")
     for index, expected, got in result.first_mismatches:
         console.print(f"  vector {index}: expected {expected}, got {got}")
+    if result.debug is not None:
+        for line in result.debug.lines():
+            console.print(line, markup=False)
     if result.accuracy:
         parts = [f"{name} {value:.2%}" for name, value in result.accuracy.items()]
         console.print("accuracy: " + ", ".join(parts))

@@ -19,6 +19,7 @@ from nnfab.sim.runner import default_cache_dir
 
 from .assemble import Network
 from .emit import verilog_name
+from .verify_debug import debug_mismatch
 from .verilog_cache import cached_verilog
 
 __all__ = ["VerifyResult", "verify", "pack_transfers", "unpack_transfers"]
@@ -57,6 +58,9 @@ class VerifyResult:
     build_cached: bool = False
     #: Whether the Verilog came from the cache or a build folder (no conversion).
     verilog_cached: bool = False
+    #: On a mismatch: the traced rerun of the first mismatching vector
+    #: (:class:`~nnfab.gen.verify_debug.MismatchReport`), naming the first layer that differs.
+    debug: object = None
     cocotb_tests: tuple = (0, 0, 0)
     #: The RTL's output codes, shape (n, *output_shape) (fewer rows if it stopped early).
     rtl_outputs: np.ndarray | None = field(default=None, repr=False)
@@ -80,7 +84,7 @@ def _accuracy(outputs, labels):
 
 def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warmup=64,
            multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest",
-           verilog=None, timing=None, p_idle=None, use_cache=True):
+           verilog=None, timing=None, p_idle=None, use_cache=True, debug=True):
     """Stream ``x`` through the RTL of ``model`` on Verilator and compare every output code
     with the golden model.
 
@@ -121,6 +125,11 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     use_cache : bool
         False bypasses both caches: the model is converted, and built in a temporary
         folder that is deleted afterwards.
+    debug : bool
+        On a mismatch, run the first mismatching vector again alone with FST tracing and
+        find the first layer whose output differs (:func:`nnfab.gen.verify_debug.debug_mismatch`;
+        a traced build of its own); the result's ``debug`` holds the report. With
+        ``use_cache=False`` the trace is still kept (in a temporary folder it names).
 
     Returns
     -------
@@ -161,7 +170,7 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
                        float_model=float_model, seed=seed, p_stall=p_stall, p_idle=p_idle,
                        warmup=warmup, multiplier_threshold=multiplier_threshold,
                        cache_dir=cache_dir, verilog=verilog, timing=timing,
-                       use_cache=use_cache)
+                       use_cache=use_cache, debug=debug)
 
 
 def _convert(model, multiplier_threshold, say):
@@ -173,7 +182,7 @@ def _convert(model, multiplier_threshold, say):
 
 
 def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed, p_stall,
-            p_idle, warmup, multiplier_threshold, cache_dir, verilog, timing, use_cache):
+            p_idle, warmup, multiplier_threshold, cache_dir, verilog, timing, use_cache, debug):
     started = time.perf_counter()
     verilog_cached = verilog is not None
     if verilog is None:
@@ -224,6 +233,12 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
         i = int(vector_of[position])
         first.append((i, expected[position].reshape(-1).tolist(),
                       streamed[position].reshape(-1).tolist()))
+    report = None
+    if wrong and debug:
+        say(f"tracing vector {min(wrong)}, the first that mismatched")
+        started = time.perf_counter()
+        report = debug_mismatch(model, verilog, codes, min(wrong), cache_dir=cache_dir)
+        seconds["debug_trace"] = time.perf_counter() - started
     accuracy = {}
     if labels is not None:
         labels = np.asarray(labels)
@@ -240,5 +255,5 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
         measured_latency=measured.get("latency"),
         measured_initiation_interval=measured.get("initiation_interval"),
         accuracy=accuracy, seconds=seconds, build_cached=not results.built,
-        verilog_cached=verilog_cached,
+        verilog_cached=verilog_cached, debug=report,
         cocotb_tests=(results.total, results.passed, results.failed), rtl_outputs=rtl)

