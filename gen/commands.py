@@ -269,13 +269,16 @@ def _print_layers(manifest):
               help="Share of cycles in which the output is not ready, and in which no "
                    "input is offered, in random bursts (after a full-rate warm-up; every "
                    "vector also runs under it).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Simulator processes: the vectors are split into N shards simulated in "
+                   "parallel by the same compiled model, results merged in order.")
 @click.option("--no-cache", is_flag=True,
               help="Convert to Verilog and compile it again in a temporary folder, "
                    "ignoring and leaving alone the caches (see below).")
 @interruptible
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
                    input_format, fuse, lut_adder_width, hls4ml_config, inputs, labels,
-                   dataset, count, n_random, seed, stall, no_cache):
+                   dataset, count, n_random, seed, stall, jobs, no_cache):
     """Prove MODEL's Verilog bit-exact against the golden model on Verilator.
 
     MODEL may be a build folder: then its own Verilog is simulated, after checking that its
@@ -329,7 +332,7 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
             folder = loaded.build_folder
             result = verify(m, x, labels=y, float_model=loaded.float_model, seed=seed,
                             p_stall=stall, progress=say, input_cast=loaded.input_cast,
-                            use_cache=not no_cache,
+                            use_cache=not no_cache, jobs=jobs,
                             **({} if folder is None else {
                                 "verilog": folder.verilog_path.read_text(encoding="utf-8"),
                                 "timing": (folder.manifest["latency"],

@@ -46,3 +46,25 @@ def test_flipped_weight_bit_is_caught_and_its_layer_named(write_model, layer, we
     lines = report.lines()
     assert lines[1] == f"first layer that differs: {layer!r}"
     assert str(report.trace_path) in lines[0]
+
+
+@pytest.mark.slow
+def test_jobs_split_the_vectors_and_merge_them_in_order(write_model):
+    """verify --jobs: shards simulated by separate processes of one build, merged in order;
+    the same outputs, latency and initiation interval as one process."""
+    doc, arrays = tiny_mlp()
+    model = load_native(write_model(doc, arrays, name="good"))
+    x = np.random.default_rng(3).uniform(-3, 3, (50, 4))
+    one = verify(model, x, seed=4)
+    three = verify(model, x, seed=4, jobs=3)
+    assert one.passed and three.passed
+    assert three.cocotb_tests == (3, 3, 0)
+    assert three.rtl_outputs.tolist() == one.rtl_outputs.tolist()
+    assert len(three.rtl_outputs) == 50
+    assert (three.measured_latency, three.measured_initiation_interval) == \
+        (one.measured_latency, one.measured_initiation_interval)
+
+
+def test_jobs_must_be_positive():
+    with pytest.raises(ValueError, match=r"^Jobs must be a positive integer, not 0$"):
+        verify(None, np.zeros((1, 4)), jobs=0)
