@@ -25,6 +25,8 @@ from .verilog_cache import cached_verilog
 
 __all__ = ["VerifyResult", "verify", "pack_transfers", "unpack_transfers"]
 
+_GOLDEN_BLOCK = 2048
+
 
 def pack_transfers(codes, shape, fmt):
     """Packed stream words of a batch of tensors: one word per position of the leading axes,
@@ -164,7 +166,10 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
 
     say(f"golden model on {len(x)} vectors")
     started = time.perf_counter()
-    golden = run_network(model, codes)
+    # In blocks of rows: the golden model is vectorized over a batch, and blocks keep its
+    # working arrays in the CPU cache (several times faster than one batch of 10,000).
+    golden = np.concatenate([run_network(model, codes[i:i + _GOLDEN_BLOCK])
+                             for i in range(0, len(codes), _GOLDEN_BLOCK)])
     seconds["golden"] = time.perf_counter() - started
 
     if verilog is not None and timing is None:
