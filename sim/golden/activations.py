@@ -272,25 +272,47 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
     x = _vector_codes(codes, fin)
     exp_t, inv_t = _check_softmax(n=x.shape[-1], fin=fin, fout=fout, exp_table=exp_table,
                                  inv_table=inv_table)
-    e1 = exp_t.index_exponent(fin.fraction_width)
-    e2 = inv_t.index_exponent(exp_t.table_format.fraction_width)
-    product_format = exp_t.table_format.mul_format(inv_t.table_format)
-    n = x.shape[-1]
-    # Width bounds for int64: t < 2**(W + 1), t shifted left by e1, the sum of n table codes,
-    # the sum shifted by e2 and the product of two table codes.
-    sum_bits = exp_t.table_format.width + n.bit_length()
-    bits = max(fin.width + 1 + max(e1, 0), sum_bits + max(e2, 0), product_format.width)
-    wide = x.astype(np.int64 if bits <= _SAFE_BITS and x.dtype != object else object)
-    t = wide.max(axis=-1, keepdims=True) - wide
+    plan = _softmax_plan(x.shape[-1], fin, exp_t, inv_t)
+    e1, e2, product_format, int64_ok = plan
+    wide = x.astype(np.int64 if int64_ok and x.dtype != object else object)
+    t = _last_axis(np.maximum, wide) - wide
     k = np.minimum(_shift(t, e1), exp_t.table_size - 1).astype(np.int64)
-    exps = _codes_table(exp_t.codes, wide.dtype)[k]
-    total = exps.sum(axis=-1, keepdims=True)
+    exps = _codes_table(exp_t, wide.dtype)[k]
+    total = _last_axis(np.add, exps)
     j = np.minimum(_shift(total, e2), inv_t.table_size - 1).astype(np.int64)
-    inv = _codes_table(inv_t.codes, wide.dtype)[j]
+    inv = _codes_table(inv_t, wide.dtype)[j]
     return cast_codes(exps * inv, product_format, fout)
 
 
-def _codes_table(codes, dtype):
+@functools.lru_cache(maxsize=64)
+def _softmax_plan(n, fin, exp_t, inv_t):
+    """The index exponents, the product format and whether int64 holds every intermediate:
+    ``t < 2**(W + 1)`` shifted left by ``e1``, the sum of ``n`` table codes shifted by ``e2``,
+    and the product of two table codes."""
+    e1 = exp_t.index_exponent(fin.fraction_width)
+    e2 = inv_t.index_exponent(exp_t.table_format.fraction_width)
+    product_format = exp_t.table_format.mul_format(inv_t.table_format)
+    sum_bits = exp_t.table_format.width + n.bit_length()
+    bits = max(fin.width + 1 + max(e1, 0), sum_bits + max(e2, 0), product_format.width)
+    return e1, e2, product_format, bits <= _SAFE_BITS
+
+
+def _last_axis(ufunc, x):
+    """``ufunc.reduce`` over the last axis, keeping it: column by column when it is short
+    (NumPy's reductions along a short contiguous axis pay a loop per row; a softmax over 5
+    classes then took 20 times as long)."""
+    if x.ndim < 2 or x.shape[-1] > 64 or x.dtype == object:
+        return ufunc.reduce(x, axis=-1, keepdims=True)
+    out = x[..., :1].copy()
+    for j in range(1, x.shape[-1]):
+        ufunc(out, x[..., j:j + 1], out=out)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _codes_table(table, dtype):
     """A look-up table's codes as an array of ``dtype`` (int64 when the caller's width bound
-    allows, else Python integers)."""
-    return np.array(codes, dtype=dtype)
+    allows, else Python integers); read-only, as it is shared."""
+    codes = np.array(table.codes, dtype=dtype)
+    codes.flags.writeable = False
+    return codes

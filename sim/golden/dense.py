@@ -75,6 +75,18 @@ def _float_bias(spec):
 def _exact_block(x, spec, cast_to=None):
     """Exact accumulation of a block of rows in float64; with ``cast_to``, also the cast of
     the accumulator to that format. Returns int64 codes."""
+    plan = _float_cast_plan(spec, cast_to) if cast_to is not None else None
+    if plan is not None:
+        # y = x @ (W * 2**(shift - k)) + (b * 2**-k [+ 1/2]): the accumulator scaled to the
+        # output's LSB in the matrix product itself, then rounded and saturated in place.
+        weights, bias, rounding, lo, hi = plan
+        y = x.astype(np.float64) @ weights
+        if bias is not None:
+            y += bias
+        if rounding is not None:
+            rounding(y, out=y)
+        np.clip(y, lo, hi, out=y)
+        return y.astype(np.int64)
     acc = spec.accumulator
     total = x.astype(np.float64) @ _weights_as(spec, np.float64)
     shift = acc.fraction_width - spec.product_format.fraction_width
@@ -83,37 +95,42 @@ def _exact_block(x, spec, cast_to=None):
     bias = _float_bias(spec)
     if bias is not None:
         total += bias
-    if cast_to is not None and _float_cast(acc, cast_to, total):
-        return total.astype(np.int64)
     # Every value is an integer below 2**51 in magnitude: the conversion is exact.
     total = total.astype(np.int64)
     return total if cast_to is None else cast_codes(total, acc, cast_to)
 
 
-_FLOAT_ROUNDINGS = {Rounding.TRN: np.floor, Rounding.RND_CONV: np.rint, Rounding.RND: None}
+_FLOAT_ROUNDINGS = {Rounding.TRN: np.floor, Rounding.RND_CONV: np.rint, Rounding.RND: np.floor}
 
 
-def _float_cast(src, dst, total):
-    """Cast integers ``total`` (float64, below ``2**51``) of ``src`` to ``dst`` in place, when
-    ``dst`` truncates or rounds half up or to even and saturates; returns whether it did.
+@functools.lru_cache(maxsize=256)
+def _float_cast_plan(spec, dst):
+    """How :func:`_exact_block` casts the accumulator to ``dst`` inside float64, or None when
+    it cannot: for ``dst`` rounding by TRN, RND or RND_CONV and saturating (SAT, SAT_SYM).
 
-    Exact: scaling by a power of two is exact in float64, and so are ``floor``, ``rint`` and
-    adding 0.5 to a multiple of ``2**-k`` below ``2**51`` (at most 52 significant bits)."""
+    Exact: the weights and the bias are scaled by powers of two (exact), so every partial
+    sum of the product is a multiple of ``2**-k`` below ``2**(51 - k)`` (the width bound of
+    :func:`_float_exact`), at most 52 significant bits, and so is ``y + 1/2`` (RND's half,
+    added with the bias); ``floor``, ``rint`` (half to even) and the clip are exact.
+    Returns ``(weights, bias, rounding, lo, hi)``.
+    """
+    acc = spec.accumulator
     if dst.rounding not in _FLOAT_ROUNDINGS or dst.overflow not in (
             Overflow.SAT, Overflow.SAT_SYM) or dst.width > _FLOAT64_EXACT_BITS:
-        return False
-    k = src.fraction_width - dst.fraction_width
-    if k:
-        total *= 2.0 ** -k
+        return None
+    k = acc.fraction_width - dst.fraction_width
+    shift = acc.fraction_width - spec.product_format.fraction_width
+    weights = _weights_as(spec, np.float64) * 2.0 ** (shift - k)
+    bias = _float_bias(spec)
+    bias = None if bias is None else bias * 2.0 ** -k
+    rounding = None
     if k > 0:
+        rounding = _FLOAT_ROUNDINGS[dst.rounding]
         if dst.rounding is Rounding.RND:
-            total += 0.5
-            np.floor(total, out=total)
-        else:
-            _FLOAT_ROUNDINGS[dst.rounding](total, out=total)
+            bias = np.full(spec.n_out, 0.5) if bias is None else bias + 0.5
     lo = -dst.max_code if dst.overflow is Overflow.SAT_SYM and dst.signed else dst.min_code
-    np.clip(total, lo, dst.max_code, out=total)
-    return True
+    weights.flags.writeable = False
+    return weights, bias, rounding, float(lo), float(dst.max_code)
 
 
 def _accum_t_sum(x, spec):
