@@ -134,3 +134,20 @@ def test_negative_product_in_unsigned_accumulator():
     spec = DenseSpec([[-1]], None, fin, fw, FixedFormat(16, 4), accumulator_format=acc)
     x = np.array([[5]])
     assert dense(x, spec).tolist() == [ref_dense(x[0].tolist(), spec)]
+
+
+@pytest.mark.parametrize("rounding", ["TRN", "RND", "RND_CONV"])
+@pytest.mark.parametrize("overflow", ["SAT", "SAT_SYM"])
+@pytest.mark.parametrize("out_fraction", [-3, 0, 9, 30])
+def test_output_cast_inside_the_float_product(rounding, overflow, out_fraction):
+    """The output casts folded into the float64 product (weights and bias scaled by powers of
+    two, RND's half added with the bias), with the output LSB above, at and below the
+    accumulator's, on extreme and random codes."""
+    rng = random.Random(hash((rounding, overflow, out_fraction)) % 1000)
+    fin, fw, fb = FixedFormat(12, 4), FixedFormat(10, 1), FixedFormat(14, 6)
+    out = FixedFormat(9, 9 - out_fraction, rounding=rounding, overflow=overflow)
+    spec = DenseSpec(_codes(rng, fw, (7, 23)), _codes(rng, fb, (7,)), fin, fw, out, fb)
+    x = _codes(rng, fin, (30, 23))
+    x[1] = fin.min_code
+    x[2] = fin.max_code
+    assert dense(x, spec).tolist() == [ref_dense(row, spec) for row in x.tolist()]
