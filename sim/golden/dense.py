@@ -30,6 +30,8 @@ _FLOAT64_EXACT_BITS = 52
 _INT64_SAFE_BITS = 62
 # Elements of the largest working array of one block of rows (4 or 8 bytes each).
 _BLOCK_ELEMENTS = 1 << 16
+# The float64 path's arrays are (rows, n_out), not (rows, n_out, n_in): larger blocks.
+_FLOAT_BLOCK_FACTOR = 4
 
 
 @functools.lru_cache(maxsize=256)
@@ -41,11 +43,13 @@ def _rows_per_block(n_per_row):
     return max(1, _BLOCK_ELEMENTS // max(1, n_per_row))
 
 
+@functools.lru_cache(maxsize=256)
 def _float_exact(spec):
     """Whether float64 holds every partial sum of ``x @ W.T`` (and, with the bias shifted in,
     of the accumulator) exactly."""
     bits = spec.product_format.width + max(spec.n_in - 1, 1).bit_length()
-    return bits <= _FLOAT64_EXACT_BITS and spec.accumulator.width <= _FLOAT64_EXACT_BITS - 1
+    return (spec.exact_accumulation and bits <= _FLOAT64_EXACT_BITS
+            and spec.accumulator.width <= _FLOAT64_EXACT_BITS - 1)
 
 
 def _exact_sum_of_products(x, spec, dtype):
@@ -224,7 +228,7 @@ def _accumulate(x, spec):
     product = spec.product_format
     if spec.exact_accumulation:
         if x.dtype != object and _float_exact(spec):
-            rows = _rows_per_block(max(spec.n_in, spec.n_out))
+            rows = _rows_per_block(max(spec.n_in, spec.n_out)) * _FLOAT_BLOCK_FACTOR
             return np.concatenate([_exact_block(x[i:i + rows], spec)
                                    for i in range(0, len(x), rows)] or
                                   [np.empty((0, spec.n_out), np.int64)])
@@ -266,8 +270,8 @@ def dense(x, spec):
         If ``x`` holds non-integers, has the wrong shape or codes outside the input format.
     """
     x = _checked(x, spec)
-    if spec.exact_accumulation and x.dtype != object and _float_exact(spec):
-        rows = _rows_per_block(max(spec.n_in, spec.n_out))
+    if x.dtype != object and _float_exact(spec):
+        rows = _rows_per_block(max(spec.n_in, spec.n_out)) * _FLOAT_BLOCK_FACTOR
         out = spec.output_format
         if len(x) <= rows:
             return _exact_block(x, spec, out)
