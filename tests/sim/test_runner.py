@@ -85,6 +85,23 @@ def test_waves_are_written_to_the_run_folder(shared_cache):
     assert not (plain.results_file.parent / "dump.vcd").exists()
 
 
+def test_fst_waves_are_written_to_the_run_folder(shared_cache):
+    """FST traces build even without LZ4's development header (toolchain.fst_trace_args)."""
+    traced = _run(shared_cache, waves="fst")
+    assert traced.total == traced.passed == 2
+    dump = traced.results_file.parent / "dump.fst"
+    assert dump.read_bytes()[:1] == b"\x00"  # an FST header block
+    import pywellen
+    names = {var.full_name for var in pywellen.Waveform(str(dump)).all_vars()}
+    assert {"adder.a", "adder.b", "adder.y"} <= names
+
+
+def test_waves_of_another_kind_are_refused(shared_cache):
+    with pytest.raises(ValueError, match=r"^Waves must be False, True, 'vcd' or 'fst', "
+                                         r"not 'ghw'$"):
+        _run(shared_cache, waves="ghw")
+
+
 def test_missing_test_module_raises_with_log_tail(shared_cache):
     with pytest.raises(SimulationError,
                        match=r"(?s)^Simulation of 'adder' ended without a results file; .*"
