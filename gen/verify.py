@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from amaranth.back import verilog as amaranth_verilog
-
 from nnfab.errors import SimulationError
 from nnfab.packing import pack, packed_width, unpack
 from nnfab.sim.golden.cast import quantize, to_float
@@ -18,7 +16,6 @@ from nnfab.sim.golden.network import run_network
 from nnfab.sim.harness import run_harness
 from nnfab.sim.runner import default_cache_dir
 
-from .assemble import Network
 from .emit import verilog_name
 from .verify_debug import debug_mismatch
 from .verilog_cache import cached_verilog
@@ -187,6 +184,11 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
 
 
 def _convert(model, multiplier_threshold, say):
+    # Imported here: a cached run needs neither Amaranth nor the engines.
+    from amaranth.back import verilog as amaranth_verilog
+
+    from .assemble import Network
+
     say("elaborating engines")
     network = Network(model, multiplier_threshold=multiplier_threshold)
     say("converting to Verilog")

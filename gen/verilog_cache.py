@@ -25,6 +25,7 @@ import dataclasses
 import enum
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -56,27 +57,21 @@ def source_fingerprint():
     str
         Hex digest; computed once per process.
     """
-    import amaranth
-
-    import nnfab
-    import nnfab.gen
-    import nnfab.hdl
-
     digest = hashlib.sha256()
     for name in ("nnfab", "amaranth"):
         try:
             version = metadata.version(name)
         except metadata.PackageNotFoundError:
-            version = getattr(amaranth, "__version__", "?") if name == "amaranth" else "?"
+            version = "?"
         digest.update(f"{name}={version}\0".encode())
-    for package in (nnfab, nnfab.hdl, nnfab.gen):
-        for folder in package.__path__:
+    # Found without importing the packages (importing the engines takes a while).
+    for package in ("nnfab", "nnfab.hdl", "nnfab.gen"):
+        for folder in importlib.util.find_spec(package).submodule_search_locations:
             root = Path(folder)
-            recursive = package is not nnfab  # nnfab's folder holds only its own modules
+            recursive = package != "nnfab"  # nnfab's folder holds only its own modules
             files = root.rglob("*.py") if recursive else root.glob("*.py")
             for path in sorted(files):
-                digest.update(f"{package.__name__}/{path.relative_to(root).as_posix()}\0"
-                              .encode())
+                digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
                 digest.update(path.read_bytes())
                 digest.update(b"\0")
     return digest.hexdigest()
