@@ -14,7 +14,7 @@ from nnfab.packing import pack, packed_width, unpack
 from nnfab.sim.golden.cast import quantize, to_float
 from nnfab.sim.golden.network import run_network
 from nnfab.sim.harness import run_harness
-from nnfab.sim.runner import default_cache_dir
+from nnfab.sim.runner import allow_processes, default_cache_dir, stop_active_processes
 
 from .emit import verilog_name
 from .verify_debug import debug_mismatch
@@ -224,8 +224,17 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
     else:
         # Threads, each waiting on a simulator process of its own; the first to take the
         # build lock builds, the others wait for it and reuse the build.
-        with concurrent.futures.ThreadPoolExecutor(len(shards)) as pool:
+        # Worker threads install no signal handlers: on Ctrl-C or SIGTERM (raised here, in
+        # the main thread) their simulators are ended, so nothing is left running.
+        pool = concurrent.futures.ThreadPoolExecutor(len(shards))
+        try:
             runs = list(pool.map(run_shard, range(len(shards))))
+        except BaseException:
+            stop_active_processes()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            allow_processes()
     seconds["verilator_build"] = max(run["results"].build_seconds for run in runs)
     seconds["simulation"] = max(run["results"].run_seconds for run in runs)
     seconds["rtl_total"] = time.perf_counter() - started

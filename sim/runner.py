@@ -31,7 +31,8 @@ import cocotb_test.simulator
 from ..errors import Interrupted, SimulationError
 from . import toolchain
 
-__all__ = ["CocotbResults", "default_cache_dir", "run_cocotb"]
+__all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
+           "stop_active_processes"]
 
 # Bump when the layout of a build folder or the build recipe changes in a way the key misses.
 _CACHE_FORMAT = 1
@@ -215,9 +216,13 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
 
     def _run_process(self, cmd):
         self.logger.debug("Running command: " + " ".join(cmd))
-        process = subprocess.Popen(cmd, cwd=self.work_dir, env=self.env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        with _ACTIVE_LOCK:
+            if _BLOCKED.is_set():
+                raise Interrupted("stopped")
+            process = subprocess.Popen(cmd, cwd=self.work_dir, env=self.env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            _ACTIVE.add(process)
         self.process = process
         received = []
 
@@ -238,6 +243,8 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         finally:
             if process.poll() is None:
                 _stop_group(process)
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(process)
             process.stdout.close()
             if main_thread:
                 for sig, handler in saved.items():
@@ -314,6 +321,34 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         finally:
             self.run_seconds = time.perf_counter() - started
         return self.results_file
+
+
+# Tool processes running now (in any thread): stop_active_processes ends them, and while
+# _BLOCKED is set no new one starts.
+_ACTIVE = set()
+_ACTIVE_LOCK = threading.Lock()
+_BLOCKED = threading.Event()
+
+
+def stop_active_processes():
+    """End every Verilator, make or simulator process that :func:`run_cocotb` calls in this
+    process are running, with their process groups, and start no new one (those calls raise
+    :class:`~nnfab.errors.Interrupted`) until :func:`allow_processes`.
+
+    Runs in worker threads install no signal handlers (only the main thread can), so a
+    caller that runs :func:`run_cocotb` in threads calls this when it is interrupted, waits
+    for its threads, then calls :func:`allow_processes`.
+    """
+    with _ACTIVE_LOCK:
+        _BLOCKED.set()
+        processes = list(_ACTIVE)
+    for process in processes:
+        _stop_group(process)
+
+
+def allow_processes():
+    """Undo the block of :func:`stop_active_processes`."""
+    _BLOCKED.clear()
 
 
 def _stop_group(process):
