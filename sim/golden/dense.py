@@ -162,7 +162,7 @@ def _accum_t_sum(x, spec):
     w = _weights_rows_as(spec, dtype) if along_in else _weights_as(spec, dtype)
     bias = None if spec.biases is None else cast(spec.biases, spec.bias_format, acc)
     out = np.empty((len(x), n_out), dtype=np.int64)
-    rows = min(len(x), _rows_per_block(n_in * n_out))
+    rows = max(1, min(len(x), _rows_per_block(n_in * n_out)))
     sum_dtype = np.int32 if small and term_bound * n_in < (1 << 31) else np.int64
     buffer = np.empty((rows, *w.shape), dtype=dtype)
     for start in range(0, len(x), rows):

@@ -151,3 +151,13 @@ def test_output_cast_inside_the_float_product(rounding, overflow, out_fraction):
     x[1] = fin.min_code
     x[2] = fin.max_code
     assert dense(x, spec).tolist() == [ref_dense(row, spec) for row in x.tolist()]
+
+
+@pytest.mark.parametrize("explicit_accumulator", [False, True])
+def test_empty_batch(explicit_accumulator):
+    rng = random.Random(3)
+    spec = _spec(rng, explicit_accumulator=explicit_accumulator,
+                 accumulator_overflow=Overflow.WRAP)
+    x = np.zeros((0, spec.n_in), dtype=np.int64)
+    assert dense(x, spec).shape == (0, spec.n_out)
+    assert dense_accumulate(x, spec).shape == (0, spec.n_out)
