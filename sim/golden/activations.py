@@ -76,7 +76,8 @@ def _linear(x, p):
 
 
 def _relu(x, p):
-    return cast_codes(np.maximum(x, 0), p.fin, p.fout, bounds=(0, max(p.fin.max_code, 0)))
+    return cast_codes(np.maximum(x, 0), p.fin, p.fout, bounds=(0, max(p.fin.max_code, 0)),
+                      fresh=True)
 
 
 def _bounded_relu(x, p):

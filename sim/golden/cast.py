@@ -196,11 +196,12 @@ def cast(codes, src, dst):
     return cast_codes(as_codes(codes, src), src, dst)
 
 
-def cast_codes(m, src, dst, *, bounds=None):
+def cast_codes(m, src, dst, *, bounds=None, fresh=False):
     """:func:`cast` of codes already checked (by :func:`as_codes`, or in range by
     construction): the golden kernels' inner step, without the check's passes. ``bounds``,
     ``(lo, hi)``, may narrow ``src``'s code range when the caller knows more (as relu does);
-    when no rounded value can leave ``dst``'s range, the overflow pass is skipped."""
+    when no rounded value can leave ``dst``'s range, the overflow pass is skipped. ``fresh``
+    says ``m`` is the caller's own temporary array, which a left shift may then overwrite."""
     if m.dtype != object:
         m = m.astype(np.int64, copy=False)
     k = src.fraction_width - dst.fraction_width
@@ -218,7 +219,10 @@ def cast_codes(m, src, dst, *, bounds=None):
             lo, hi = lo >> k, (hi >> k) + 1
         else:
             shift = min(-k, dst.width + 1)
-            rounded = m << np.int64(shift)
+            if fresh and isinstance(m, np.ndarray) and m.ndim and m.dtype == np.int64:
+                rounded = np.left_shift(m, shift, out=m)
+            else:
+                rounded = m << np.int64(shift)
             lo, hi = lo << shift, hi << shift
         floor = -dst.max_code if dst.overflow is Overflow.SAT_SYM and dst.signed else \
             dst.min_code
