@@ -16,7 +16,8 @@ import numpy as np
 
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 
-__all__ = ["code_dtype", "as_codes", "cast", "divide_cast", "quantize", "exact_codes", "to_float"]
+__all__ = ["code_dtype", "as_codes", "cast", "cast_codes", "divide_cast", "quantize",
+           "exact_codes", "round_shift", "to_float"]
 
 _INT64_SAFE_BITS = 62
 
@@ -46,6 +47,12 @@ def as_codes(codes, fmt):
     dtype = code_dtype(fmt)
     if array.dtype != object and array.dtype.itemsize * 8 > 64:
         array = array.astype(object)
+    if dtype != object and (array.dtype.kind == "i" or
+                            (array.dtype.kind == "u" and array.dtype.itemsize < 8)):
+        # Two reductions instead of two comparisons, an or and an any: the common case.
+        array = np.asarray(array, dtype=np.int64)
+        if array.size == 0 or (array.min() >= fmt.min_code and array.max() <= fmt.max_code):
+            return array
     bad = (array < fmt.min_code) | (array > fmt.max_code)
     if np.any(bad):
         code = array[bad].flat[0]
@@ -121,13 +128,13 @@ def _shift_round_int(m, k, rounding, *, magnitude_bits):
     return np.where(k > 0, rounded, shifted)
 
 
-def _round_shift_fast(m, k, rounding):
+def round_shift(m, k, rounding):
     """``round(m * 2**-k)`` for an int64 array and a fixed ``0 < k <= 62``, in closed form:
     adding the right constant below the half bit and shifting once rounds as the mode asks
     (the same results as :func:`_shift_round_int`, in two to four passes instead of twenty)."""
     if rounding is Rounding.TRN:
         return m >> k
-    half = np.int64(1) << np.int64(k - 1)
+    half = m.dtype.type(1 << (k - 1))  # int64, or int32 for the dense kernel's products
     if rounding is Rounding.RND:
         return (m + half) >> k
     if rounding is Rounding.RND_MIN_INF:
@@ -152,10 +159,13 @@ def _overflow_fast(value, dst):
             offset = np.int64(1) << np.int64(dst.width - 1)
             return ((value + offset) & np.int64((1 << dst.width) - 1)) - offset
         return value & np.int64((1 << dst.width) - 1)
+    # ``value`` is a fresh array (see cast_codes): clipped in place (a 0-d result of a shift
+    # is a NumPy scalar, which cannot be).
+    out = value if isinstance(value, np.ndarray) else None
     if overflow is Overflow.SAT or (overflow is Overflow.SAT_SYM and not dst.signed):
-        return np.clip(value, lo, hi)
+        return np.clip(value, lo, hi, out=out)
     if overflow is Overflow.SAT_SYM:
-        return np.clip(value, -hi, hi)
+        return np.clip(value, -hi, hi, out=out)
     return np.where((value > hi) | (value < lo), 0, value)
 
 
@@ -184,7 +194,17 @@ def cast(codes, src, dst):
     for fmt in (src, dst):
         if not isinstance(fmt, FixedFormat):
             raise TypeError(f"Format must be a FixedFormat, not {fmt!r}")
-    m = as_codes(codes, src)
+    return cast_codes(as_codes(codes, src), src, dst)
+
+
+def cast_codes(m, src, dst, *, bounds=None, fresh=False):
+    """:func:`cast` of codes already checked (by :func:`as_codes`, or in range by
+    construction): the golden kernels' inner step, without the check's passes. ``bounds``,
+    ``(lo, hi)``, may narrow ``src``'s code range when the caller knows more (as relu does);
+    when no rounded value can leave ``dst``'s range, the overflow pass is skipped. ``fresh``
+    says ``m`` is the caller's own temporary array, which a left shift may then overwrite."""
+    if m.dtype != object:
+        m = m.astype(np.int64, copy=False)
     k = src.fraction_width - dst.fraction_width
     # Left shifts beyond dst.width + 1 do not change the low W bits (all zero) nor whether the
     # value overflows, so they are clamped; the magnitude then stays within these bits:
@@ -194,10 +214,21 @@ def cast(codes, src, dst):
     elif k <= src.width + 1:
         # The common case in int64: closed forms, few passes. Sums stay below 2**62: |m| <
         # 2**src.width, the added constant is below 2**k, a left shift is within needed_bits.
+        lo, hi = (src.min_code, src.max_code) if bounds is None else bounds
         if k > 0:
-            rounded = _round_shift_fast(m, k, dst.rounding)
+            rounded = round_shift(m, k, dst.rounding)
+            lo, hi = lo >> k, (hi >> k) + 1
         else:
-            rounded = m << np.int64(min(-k, dst.width + 1))
+            shift = min(-k, dst.width + 1)
+            if fresh and isinstance(m, np.ndarray) and m.ndim and m.dtype == np.int64:
+                rounded = np.left_shift(m, shift, out=m)
+            else:
+                rounded = m << np.int64(shift)
+            lo, hi = lo << shift, hi << shift
+        floor = -dst.max_code if dst.overflow is Overflow.SAT_SYM and dst.signed else \
+            dst.min_code
+        if floor <= lo and hi <= dst.max_code:
+            return rounded  # nothing can overflow
         return _overflow_fast(rounded, dst)
     k_clamped = max(k, -(dst.width + 1))
     rounded = _shift_round_int(m, k_clamped, dst.rounding, magnitude_bits=src.width)

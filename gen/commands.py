@@ -274,14 +274,31 @@ def _print_layers(manifest):
               help="Share of cycles in which the output is not ready, and in which no "
                    "input is offered, in random bursts (after a full-rate warm-up; every "
                    "vector also runs under it).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Simulator processes: the vectors are split into N shards simulated in "
+                   "parallel by the same compiled model, results merged in order.")
+@click.option("--no-cache", is_flag=True,
+              help="Convert to Verilog and compile it again in a temporary folder, "
+                   "ignoring and leaving alone the caches (see below).")
 @interruptible
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
                    input_format, fuse, lut_adder_width, hls4ml_config, inputs, labels,
-                   dataset, count, n_random, seed, stall):
+                   dataset, count, n_random, seed, stall, jobs, no_cache):
     """Prove MODEL's Verilog bit-exact against the golden model on Verilator.
 
     MODEL may be a build folder: then its own Verilog is simulated, after checking that its
-    files are those the build wrote."""
+    files are those the build wrote.
+
+    \b
+    Caches, in $NNFAB_CACHE_DIR (default: $XDG_CACHE_HOME/nnfab/verilator or
+    ~/.cache/nnfab/verilator):
+      verilog/<key>.v  the model's Verilog, keyed by the model (every layer field and
+                       weight code), the build options and nnfab's version and source;
+                       the 32 most recently used are kept
+      <top>-<key>/     the Verilator simulator built from that Verilog, keyed by its text
+                       and the compile options; old run folders inside are pruned, the
+                       builds are not (delete the folder to reclaim the space)
+    An unchanged model is neither converted nor compiled again. --no-cache bypasses both."""
     from .datasets import load_dataset
     from .examples import EXAMPLES
     from .verify import verify
@@ -320,6 +337,7 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
             folder = loaded.build_folder
             result = verify(m, x, labels=y, float_model=loaded.float_model, seed=seed,
                             p_stall=stall, progress=say, input_cast=loaded.input_cast,
+                            use_cache=not no_cache, jobs=jobs,
                             **({} if folder is None else {
                                 "verilog": folder.verilog_path.read_text(encoding="utf-8"),
                                 "timing": (folder.manifest["latency"],
@@ -381,6 +399,9 @@ def _print_verify(model, result):
     console.print(f"{result.n_mismatches} mismatches")
     for index, expected, got in result.first_mismatches:
         console.print(f"  vector {index}: expected {expected}, got {got}")
+    if result.debug is not None:
+        for line in result.debug.lines():
+            console.print(line, markup=False)
     if result.accuracy:
         parts = [f"{name} {value:.2%}" for name, value in result.accuracy.items()]
         console.print("accuracy: " + ", ".join(parts))
@@ -389,7 +410,8 @@ def _print_verify(model, result):
                   f"measured, {result.initiation_interval} "
                   f"{'expected' if result.initiation_interval_exact else 'at least (pixel streams)'}")
     console.print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in result.seconds.items())
-                  + (" (cached build)" if result.build_cached else ""))
+                  + (" (cached build)" if result.build_cached else "")
+                  + (" (cached Verilog)" if result.verilog_cached else ""))
     total, passed, failed = result.cocotb_tests
     console.print(f"cocotb: {passed} passed, {failed} failed of {total}")
     console.print("[green]PASS[/green]" if result.passed else "[red]FAIL[/red]")

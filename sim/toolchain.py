@@ -23,6 +23,7 @@ from ..errors import ToolchainError
 __all__ = [
     "BUILD_TOOLS",
     "check_build_tools",
+    "fst_trace_args",
     "tool_versions",
     "verilator_env",
     "verilator_executable",
@@ -233,3 +234,80 @@ def yowasp_tool(name):
         raise ToolchainError(f"{name} is not installed; install the board tools with "
                              f"pip install 'nnfab[boards]'")
     return found
+
+
+# The two functions of LZ4's stable API (lz4.h, "LZ4_compressBound" and
+# "LZ4_compress_default", unchanged since LZ4 1.7) that Verilator's FST writer calls.
+_LZ4_HEADER = """\
+/* Declarations from LZ4's stable API, written by nnfab.sim.toolchain for hosts that have the
+   LZ4 run-time library but not its development header. */
+#ifndef NNFAB_LZ4_SHIM_H
+#define NNFAB_LZ4_SHIM_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+int LZ4_compressBound(int inputSize);
+int LZ4_compress_default(const char* src, char* dst, int srcSize, int dstCapacity);
+#ifdef __cplusplus
+}
+#endif
+#endif
+"""
+_LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",
+                 "/usr/lib", "/lib/x86_64-linux-gnu", "/lib64", "/lib")
+
+
+def _find_library(names):
+    for folder in _LIBRARY_DIRS:
+        for name in names:
+            path = Path(folder) / name
+            if path.exists():
+                return path
+    return None
+
+
+def fst_trace_args(support_dir):
+    """Verilator arguments for a simulator that writes FST traces (``--trace-fst``).
+
+    Verilator's FST writer compiles against LZ4 (``lz4.h``, ``-llz4``) and zlib. Many hosts
+    have LZ4's run-time library (``liblz4.so.1``, which Debian's base system installs) but
+    not its development files; then a header declaring the two functions the writer uses and
+    a link name for the run-time library are written to ``support_dir``, and the build looks
+    there.
+
+    Parameters
+    ----------
+    support_dir : str or os.PathLike
+        Folder for the header and the link (created when needed).
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ToolchainError
+        If the LZ4 or zlib run-time library is missing: then only VCD traces can be built.
+    """
+    args = ["--trace-fst", "--trace-structs"]
+    have_header = any(Path(folder, "lz4.h").exists() for folder in ("/usr/include",
+                                                                     "/usr/local/include"))
+    if have_header and _find_library(("liblz4.so",)):
+        return args
+    library = _find_library(("liblz4.so.1",))
+    if library is None or _find_library(("libz.so", "libz.so.1")) is None:
+        raise ToolchainError("FST traces need the LZ4 and zlib libraries (liblz4.so.1, "
+                             "libz.so); install them (Debian: liblz4-1, zlib1g-dev) or trace "
+                             "to VCD")
+    support = Path(support_dir)
+    support.mkdir(parents=True, exist_ok=True)
+    header = support / "lz4.h"
+    if not header.exists() or header.read_text() != _LZ4_HEADER:
+        header.write_text(_LZ4_HEADER)
+    link = support / "liblz4.so"
+    if not link.exists():
+        try:
+            link.symlink_to(library)
+        except FileExistsError:
+            pass  # a concurrent build made it
+    return args + ["-CFLAGS", f"-I{support}", "-LDFLAGS", f"-L{support}"]

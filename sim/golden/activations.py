@@ -12,9 +12,11 @@ This module is the executable specification of :mod:`nnfab.hdl.activations`; it 
 it.
 """
 
+import functools
+
 import numpy as np
 
-from nnfab.casts import as_codes, cast
+from nnfab.casts import as_codes, cast, cast_codes
 from nnfab.fixed import FixedFormat
 from nnfab.tables import check_activation, check_format, check_softmax
 
@@ -34,6 +36,28 @@ def _shift(codes, e):
     return codes << e if e >= 0 else codes >> -e
 
 
+def _memoized(check):
+    """``check`` with its results remembered for hashable arguments: validating a layer's
+    parameters (and building its default tables) once, not once per batch. Errors are not
+    remembered, so each bad call raises again."""
+    remembered = functools.lru_cache(maxsize=256)(check)
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        try:
+            return remembered(*args, **kwargs)
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
+            return check(*args, **kwargs)
+
+    return wrapper
+
+
+_check_activation = _memoized(check_activation)
+_check_softmax = _memoized(check_softmax)
+
+
 def activation(kind, codes, *, fin, fout, **params):
     """Apply the elementwise activation ``kind`` (see :data:`nnfab.tables.ACTIVATION_KINDS`) to
     raw codes of ``fin``; returns raw codes of ``fout``, same shape.
@@ -41,7 +65,7 @@ def activation(kind, codes, *, fin, fout, **params):
     Raises as :func:`nnfab.tables.check_activation`, and as
     :func:`~nnfab.casts.as_codes` for codes out of ``fin``'s range.
     """
-    p = check_activation(kind, fin=fin, fout=fout, **params)
+    p = _check_activation(kind, fin=fin, fout=fout, **params)
     x = as_codes(codes, fin)
     return _ELEMENTWISE[kind](x, p)
 
@@ -51,7 +75,8 @@ def _linear(x, p):
 
 
 def _relu(x, p):
-    return cast(np.where(x < 0, 0, x), p.fin, p.fout)
+    return cast_codes(np.maximum(x, 0), p.fin, p.fout, bounds=(0, max(p.fin.max_code, 0)),
+                      fresh=True)
 
 
 def _bounded_relu(x, p):
@@ -245,17 +270,49 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
     """
     check_format(fin, "Input format")
     x = _vector_codes(codes, fin)
-    exp_t, inv_t = check_softmax(n=x.shape[-1], fin=fin, fout=fout, exp_table=exp_table,
+    exp_t, inv_t = _check_softmax(n=x.shape[-1], fin=fin, fout=fout, exp_table=exp_table,
                                  inv_table=inv_table)
-    wide = x.astype(object)
-    t = wide.max(axis=-1, keepdims=True) - wide
-    e1 = exp_t.index_exponent(fin.fraction_width)
+    plan = _softmax_plan(x.shape[-1], fin, exp_t, inv_t)
+    e1, e2, product_format, int64_ok = plan
+    wide = x.astype(np.int64 if int64_ok and x.dtype != object else object)
+    t = _last_axis(np.maximum, wide) - wide
     k = np.minimum(_shift(t, e1), exp_t.table_size - 1).astype(np.int64)
-    exps = np.array(exp_t.codes, dtype=object)[k]
-    total = exps.sum(axis=-1, keepdims=True)
-    e2 = inv_t.index_exponent(exp_t.table_format.fraction_width)
+    exps = _codes_table(exp_t, wide.dtype)[k]
+    total = _last_axis(np.add, exps)
     j = np.minimum(_shift(total, e2), inv_t.table_size - 1).astype(np.int64)
-    inv = np.array(inv_t.codes, dtype=object)[j]
-    product_format = exp_t.table_format.mul_format(inv_t.table_format)
-    return cast(exps * inv, product_format, fout)
+    inv = _codes_table(inv_t, wide.dtype)[j]
+    return cast_codes(exps * inv, product_format, fout)
 
+
+@functools.lru_cache(maxsize=64)
+def _softmax_plan(n, fin, exp_t, inv_t):
+    """The index exponents, the product format and whether int64 holds every intermediate:
+    ``t < 2**(W + 1)`` shifted left by ``e1``, the sum of ``n`` table codes shifted by ``e2``,
+    and the product of two table codes."""
+    e1 = exp_t.index_exponent(fin.fraction_width)
+    e2 = inv_t.index_exponent(exp_t.table_format.fraction_width)
+    product_format = exp_t.table_format.mul_format(inv_t.table_format)
+    sum_bits = exp_t.table_format.width + n.bit_length()
+    bits = max(fin.width + 1 + max(e1, 0), sum_bits + max(e2, 0), product_format.width)
+    return e1, e2, product_format, bits <= _SAFE_BITS
+
+
+def _last_axis(ufunc, x):
+    """``ufunc.reduce`` over the last axis, keeping it: column by column when it is short
+    (NumPy's reductions along a short contiguous axis pay a loop per row; a softmax over 5
+    classes then took 20 times as long)."""
+    if x.ndim < 2 or x.shape[-1] > 64 or x.dtype == object:
+        return ufunc.reduce(x, axis=-1, keepdims=True)
+    out = x[..., :1].copy()
+    for j in range(1, x.shape[-1]):
+        ufunc(out, x[..., j:j + 1], out=out)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _codes_table(table, dtype):
+    """A look-up table's codes as an array of ``dtype`` (int64 when the caller's width bound
+    allows, else Python integers); read-only, as it is shared."""
+    codes = np.array(table.codes, dtype=dtype)
+    codes.flags.writeable = False
+    return codes

@@ -46,11 +46,28 @@ def test_mismatch_is_reported_with_non_zero_exit(tmp_path, monkeypatch):
         out[3] = (out[3] + 1) % 10
         return out
 
+    from nnfab.gen.verify_debug import MismatchReport
+
+    traced = []
+
+    def debug_mismatch(model, verilog, codes, vector, *, cache_dir):
+        # The traced rerun has tests of its own (test_verify_debug.py); here only what the
+        # command prints of its report.
+        traced.append(vector)
+        return MismatchReport(vector=vector, trace_path=tmp_path / "t.fst", layer="dense_2",
+                              expected=[1], got=[2], signals=("s.o__payload",),
+                              verilog_module="\\m.dense_2")
+
     monkeypatch.setattr(verify_module, "run_network", off_by_one)
+    monkeypatch.setattr(verify_module, "debug_mismatch", debug_mismatch)
     result = run("verify", "--example", "digits-mlp", "--count", 20)
     assert result.exit_code == 1
     assert re.search(r"^1 mismatches$", result.output, re.M)
     assert "vector 3: expected" in result.output
+    assert traced == [3]
+    assert f"first mismatching vector 3 traced: {tmp_path / 't.fst'}" in result.output
+    assert "first layer that differs: 'dense_2'" in result.output
+    assert "signals: s.o__payload" in result.output
     assert "FAIL" in result.output
 
 

@@ -9,9 +9,10 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from nnfab.errors import SimulationError, ToolchainError
+from nnfab.errors import Interrupted, SimulationError, ToolchainError
 from nnfab.sim import toolchain
-from nnfab.sim.runner import CocotbResults, default_cache_dir, run_cocotb
+from nnfab.sim.runner import (CocotbResults, allow_processes, default_cache_dir, run_cocotb,
+                              stop_active_processes)
 
 TB_DIR = Path(__file__).parent
 TB_MODULE = "runner_tb"
@@ -83,6 +84,36 @@ def test_waves_are_written_to_the_run_folder(shared_cache):
     dump = traced.results_file.parent / "dump.vcd"
     assert "$enddefinitions" in dump.read_text()
     assert not (plain.results_file.parent / "dump.vcd").exists()
+
+
+def test_fst_waves_are_written_to_the_run_folder(shared_cache):
+    """FST traces build even without LZ4's development header (toolchain.fst_trace_args)."""
+    traced = _run(shared_cache, waves="fst")
+    assert traced.total == traced.passed == 2
+    dump = traced.results_file.parent / "dump.fst"
+    assert dump.read_bytes()[:1] == b"\x00"  # an FST header block
+    import pywellen
+    names = {var.full_name for var in pywellen.Waveform(str(dump)).all_vars()}
+    assert {"adder.a", "adder.b", "adder.y"} <= names
+
+
+def test_stopped_runs_start_no_process_until_allowed(shared_cache):
+    """verify --jobs runs shards in threads without signal handlers: on an interrupt it ends
+    their processes and no shard may start a new one."""
+    assert _run(shared_cache).passed == 2
+    stop_active_processes()
+    try:
+        with pytest.raises(Interrupted):
+            _run(shared_cache)
+    finally:
+        allow_processes()
+    assert _run(shared_cache).passed == 2
+
+
+def test_waves_of_another_kind_are_refused(shared_cache):
+    with pytest.raises(ValueError, match=r"^Waves must be False, True, 'vcd' or 'fst', "
+                                         r"not 'ghw'$"):
+        _run(shared_cache, waves="ghw")
 
 
 def test_missing_test_module_raises_with_log_tail(shared_cache):
