@@ -168,7 +168,7 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
 
     Parameters
     ----------
-    model : nnfab.gen.ir.Model
+    model : nnfab.ir.Model
     out_dir : path
     board : str
         A name of :data:`nnfab.boards.targets.TARGETS`.

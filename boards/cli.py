@@ -32,7 +32,7 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progr
 
     Parameters
     ----------
-    loaded_model : nnfab.gen.load.LoadedModel or nnfab.gen.ir.Model
+    loaded_model : nnfab.gen.load.LoadedModel or nnfab.ir.Model
     out_dir : path
     board : str
     clock_mhz : float or None

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = ["Rounding", "Overflow", "FixedFormat", "common_format", "MAX_WIDTH",
-           "MAX_INTEGER_WIDTH", "MAX_ACCUMULATOR_WIDTH"]
+           "MAX_INTEGER_WIDTH", "MAX_ACCUMULATOR_WIDTH", "check_lane_formats"]
 
 #: Widest tensor format (inputs, weights, biases, layer outputs) nnfab builds, in bits.
 MAX_WIDTH = 64
@@ -416,3 +416,31 @@ def common_format(formats):
     fraction = max(fmt.fraction_width for fmt in formats)
     integer = max(fmt.integer_width + (signed and not fmt.signed) for fmt in formats)
     return FixedFormat(integer + fraction, integer, signed=signed)
+
+
+def check_lane_formats(formats, fout):
+    """Validate per-lane formats against the common output format.
+
+    Raises
+    ------
+    TypeError
+        If a lane format is neither a FixedFormat nor None, or ``fout`` not a FixedFormat.
+    ValueError
+        If there are no lanes, or a lane's values do not all fit ``fout`` exactly (its LSB finer
+        than ``fout``'s, or its range wider).
+    """
+    if not isinstance(fout, FixedFormat):
+        raise TypeError(f"Output format must be a FixedFormat, not {fout!r}")
+    formats = tuple(formats)
+    if not formats:
+        raise ValueError("Lane formats must name at least one lane")
+    for j, fmt in enumerate(formats):
+        if fmt is None:
+            continue
+        if not isinstance(fmt, FixedFormat):
+            raise TypeError(f"Lane {j} format must be a FixedFormat or None, not {fmt!r}")
+        if (fmt.fraction_width > fout.fraction_width or fmt.max_value > fout.max_value
+                or fmt.min_value < fout.min_value):
+            raise ValueError(f"Lane {j} format {fmt} does not fit the output format {fout} "
+                             f"exactly")
+    return formats

@@ -25,12 +25,13 @@ from nnfab.hdl.layout import Flatten, ZeroPadding
 from nnfab.hdl.fork import Broadcast, SkipFifo
 from nnfab.hdl.join import Add, Concatenate
 from nnfab.hdl.resize import Upsample2D
+from nnfab.hdl.shift_add import ShiftAddDense
 from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.hdl.softmax_hls4ml import Hls4mlSoftmax
 from nnfab.hdl.unused import discard
 
-from .graph import INPUT
+from nnfab.ir import INPUT
 
 __all__ = ["ENGINES", "Backend", "CONSTANT_WEIGHTS", "engine_for", "Network"]
 
@@ -113,7 +114,20 @@ _engine("flatten")(lambda layer, b: Flatten(input_shape=tuple(layer.shape),
 _engine("zero_pad")(lambda layer, b: ZeroPadding(input_shape=tuple(layer.shape),
                                                  padding=tuple(map(tuple, layer.padding)),
                                                  shape=fixed_shape(layer.fmt)))
-_engine("shift_add_dense")(lambda layer, b: layer.engine())
+
+
+@_engine("shift_add_dense")
+def _shift_add_dense(layer, backend):
+    pre, act, post = layer.input_quantizer, layer.activation, layer.output_quantizer
+    return ShiftAddDense(
+        layer.dense.spec, fin=layer.input_format,
+        input_lanes=pre.formats if pre is not None else layer.input_lanes,
+        activation=(act.function, act.fout, dict(act.params)) if act is not None else None,
+        output_lanes=post.formats if post is not None else None,
+        fout=layer.output_format, adder_levels_per_stage=layer.adder_levels_per_stage,
+        lut_adder_width=layer.lut_adder_width, multiplier_threshold=layer.multiplier_threshold)
+
+
 _engine("add")(lambda layer, b: Add(lanes=layer.shape[-1], fins=tuple(layer.fins),
                                     fout=layer.fout))
 _engine("concatenate")(lambda layer, b: Concatenate(
@@ -144,7 +158,7 @@ class Network(wiring.Component):
 
     Parameters
     ----------
-    model : nnfab.gen.ir.Model
+    model : nnfab.ir.Model
     backend : Backend, optional
         Where engines come from; :data:`CONSTANT_WEIGHTS` by default.
     multiplier_threshold : int, optional

@@ -18,7 +18,7 @@ from nnfab.packing import packed_width
 
 from .assemble import Network
 from .build_folder import file_hashes, staged_folder
-from .graph import INPUT
+from nnfab.ir import INPUT
 from .native import save_native
 
 __all__ = ["BuildResult", "manifest_of", "build_outputs", "verilog_name"]

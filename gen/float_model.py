@@ -13,7 +13,7 @@ import numpy as np
 from nnfab.errors import ModelError, ShapeError
 from nnfab.tables import SELU_ALPHA, SELU_SCALE
 
-from .graph import INPUT, consumers_of, resolve_graph, rewire_removed
+from nnfab.ir import INPUT, consumers_of, resolve_graph, rewire_removed
 
 __all__ = ["FloatLayer", "FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax",
            "FloatArgmax", "FloatConv2D", "FloatPool", "FloatGlobalPool", "FloatZeroPad",
@@ -46,7 +46,7 @@ def _float_array(values, name, what, ndim):
 @dataclass(frozen=True, eq=False)
 class FloatLayer:
     """Base of the float layers: the tensors they read (``inputs``, see
-    :mod:`nnfab.gen.graph`). A layer's ``output_shape`` and ``forward`` take one argument per
+    :mod:`nnfab.ir.graph`). A layer's ``output_shape`` and ``forward`` take one argument per
     input."""
 
     inputs: tuple = field(default=(), kw_only=True)
@@ -385,7 +385,7 @@ class FloatUpsample(FloatLayer):
 
 @dataclass(frozen=True, eq=False)
 class FloatModel:
-    """A float network: input shape and a graph of float layers (:mod:`nnfab.gen.graph`),
+    """A float network: input shape and a graph of float layers (:mod:`nnfab.ir.graph`),
     kept in topological order with explicit ``inputs``; the last layer is the output.
 
     Raises

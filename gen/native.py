@@ -62,11 +62,11 @@ from .float_model import (FloatActivation, FloatAdd, FloatArgmax, FloatBatchNorm
                           FloatConcatenate, FloatConv2D, FloatDense, FloatFlatten,
                           FloatGlobalPool, FloatModel, FloatPool, FloatSoftmax, FloatUpsample,
                           FloatZeroPad)
-from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
-from .ir_conv import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer, PoolLayer,
+from nnfab.ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
+from nnfab.ir import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer, PoolLayer,
                       ZeroPadLayer)
-from .ir_merge import AddLayer, ConcatenateLayer, UpsampleLayer
-from .ir_quantize import QuantizeLayer
+from nnfab.ir import AddLayer, ConcatenateLayer, UpsampleLayer
+from nnfab.ir import QuantizeLayer
 from .native_params import format_from_json, param_from_json, param_to_json
 from .native_schema import check_document
 
@@ -96,7 +96,7 @@ _HLS4ML_SOFTMAX_FORMATS = ("output_format", "accum_format", "exp_table_format",
 def _hls4ml_softmax(entry, where, shape, fmt, out_fmt):
     from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec
 
-    from .ir_hls4ml import Hls4mlSoftmaxLayer
+    from nnfab.ir import Hls4mlSoftmaxLayer
 
     formats = {key: format_from_json(entry.get(key), where) for key in _HLS4ML_SOFTMAX_FORMATS}
     missing = [key for key, value in formats.items() if value is None]
@@ -263,7 +263,7 @@ def _format_keys(entry):
 
 
 def load_native(json_path):
-    """Read a native model: a :class:`~nnfab.gen.ir.Model` when it has formats, else a
+    """Read a native model: a :class:`~nnfab.ir.Model` when it has formats, else a
     :class:`~nnfab.gen.float_model.FloatModel`.
 
     The document is checked against :data:`nnfab.gen.native_schema.SCHEMA` first, then in
@@ -397,7 +397,7 @@ def _padding(e):
 def _load_graph(name, input_shape, input_format, entries, arrays, loaders, unsupported):
     """Layers of ``entries`` read by ``loaders[type]``, each given the shapes and formats of
     the tensors it reads (``inputs``, or the previous layer)."""
-    from .graph import INPUT
+    from nnfab.ir import INPUT
 
     tensors, layers, previous = {INPUT: (tuple(input_shape), input_format)}, [], INPUT
     for entry in entries:
@@ -658,7 +658,7 @@ SAVERS = {
 
 
 def save_native(model, json_path):
-    """Write ``model`` (a :class:`~nnfab.gen.ir.Model` or a
+    """Write ``model`` (a :class:`~nnfab.ir.Model` or a
     :class:`~nnfab.gen.float_model.FloatModel`) as ``json_path`` and the ``.npz`` beside it.
     Files are written whole or not at all. A layer's ``inputs`` are written when they are not
     just the layer before it.
@@ -668,7 +668,7 @@ def save_native(model, json_path):
     UnsupportedLayerError
         For a layer kind without a native form (nothing is written).
     """
-    from .graph import INPUT
+    from nnfab.ir import INPUT
 
     json_path = Path(json_path)
     quantized = isinstance(model, Model)

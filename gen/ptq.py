@@ -23,11 +23,11 @@ from nnfab.sim.golden.network import run_network
 from nnfab.tables import SELU_ALPHA, SELU_SCALE, elu_table
 
 from .float_model import FloatModel
-from .ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
-from .graph import INPUT
-from .ir_conv import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer, PoolLayer,
+from nnfab.ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
+from nnfab.ir import INPUT
+from nnfab.ir import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer, PoolLayer,
                       ZeroPadLayer)
-from .ir_merge import AddLayer, ConcatenateLayer, UpsampleLayer
+from nnfab.ir import AddLayer, ConcatenateLayer, UpsampleLayer
 from .passes import FoldBatchNorm
 
 __all__ = ["PTQConfig", "PTQ_RULES", "integer_bits_for", "quantize_model", "PTQReport", "compare"]

@@ -90,7 +90,7 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
 
     Parameters
     ----------
-    model : nnfab.gen.ir.Model
+    model : nnfab.ir.Model
     x : ndarray of float, shape (n, *model.input_shape)
         Inputs as values; they are cast into the input format, and the golden model, the
         RTL and the float model all see those same values.

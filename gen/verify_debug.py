@@ -85,7 +85,7 @@ def layer_outputs_from_trace(trace_path, model):
     Parameters
     ----------
     trace_path : str or os.PathLike
-    model : nnfab.gen.ir.Model
+    model : nnfab.ir.Model
         The model the traced design was built from: its layer names, output shapes and
         formats say where the streams are and how to unpack their payloads.
 
@@ -134,7 +134,7 @@ def debug_mismatch(model, verilog, codes, vector, *, cache_dir, out_dir=None):
 
     Parameters
     ----------
-    model : nnfab.gen.ir.Model
+    model : nnfab.ir.Model
     verilog : str
         The design that mismatched (its top module named after the model).
     codes : ndarray of int, shape (n, *model.input_shape)

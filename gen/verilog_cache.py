@@ -128,7 +128,7 @@ def model_key(model, **options):
 
     Parameters
     ----------
-    model : nnfab.gen.ir.Model
+    model : nnfab.ir.Model
     **options
         Build options that change the Verilog (JSON-serializable values).
 
@@ -170,7 +170,7 @@ def cached_verilog(model, convert, *, cache_dir, use_cache=True, **options):
 
     Parameters
     ----------
-    model : nnfab.gen.ir.Model
+    model : nnfab.ir.Model
     convert : callable
         ``convert() -> (verilog, latency, initiation_interval)``, run on a miss.
     cache_dir : str or os.PathLike

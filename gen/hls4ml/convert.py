@@ -35,11 +35,11 @@ from nnfab.fixed import FixedFormat, Overflow
 from nnfab.layers import DenseSpec
 from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec, hls4ml_table_sizes
 
-from ..graph import INPUT
-from ..ir import ActivationLayer, DenseLayer, Model
-from ..ir_conv import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
-from ..ir_hls4ml import Hls4mlSoftmaxLayer
-from ..ir_merge import AddLayer, ConcatenateLayer
+from nnfab.ir import INPUT
+from nnfab.ir import ActivationLayer, DenseLayer, Model
+from nnfab.ir import BatchNormLayer, Conv2DLayer, FlattenLayer, PoolLayer
+from nnfab.ir import Hls4mlSoftmaxLayer
+from nnfab.ir import AddLayer, ConcatenateLayer
 from .config import ConfigError
 
 __all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator", "auto_scale_bias"]
@@ -158,7 +158,7 @@ class _Builder:
         self.current = layer.name
 
     def read(self, tensor):
-        """Make ``tensor`` (a layer's name, or :data:`~nnfab.gen.graph.INPUT`) the input of
+        """Make ``tensor`` (a layer's name, or :data:`~nnfab.ir.graph.INPUT`) the input of
         the next layer."""
         self.fmt, self.shape = self.tensors[tensor]
         self.current = tensor
@@ -347,7 +347,7 @@ class _Builder:
 
 
 def convert(config):
-    """The IR :class:`~nnfab.gen.ir.Model` of ``config``'s model with hls4ml's arithmetic.
+    """The IR :class:`~nnfab.ir.Model` of ``config``'s model with hls4ml's arithmetic.
 
     Parameters
     ----------

@@ -8,7 +8,7 @@ from nnfab.errors import UnsupportedLayerError
 from ..importers.keras import (SKIPPED_LAYERS, conv_kernel, input_shape, keras_layers,
                                read_config, window_geometry, KerasWeights)
 from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
-from ..graph import INPUT
+from nnfab.ir import INPUT
 from .config import ConfigError
 
 __all__ = ["build_keras", "keras_layer_names"]

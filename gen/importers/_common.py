@@ -9,8 +9,8 @@ from nnfab.fixed import FixedFormat
 from nnfab.conv_layers import Conv2DSpec
 from nnfab.layers import DenseSpec
 
-from ..ir import DenseLayer
-from ..ir_conv import Conv2DLayer
+from nnfab.ir import DenseLayer
+from nnfab.ir import Conv2DLayer
 
 __all__ = ["DEFAULT_INPUT_FORMAT", "SOFTMAX_FORMAT", "exact", "dense_layer", "conv_layer",
            "relu_format", "open_hdf5", "check_finite"]
@@ -61,7 +61,7 @@ def exact(values, layer, what, fmt=None):
 
 def dense_layer(name, *, weights, weight_format, biases, bias_format, input_format,
                 output_format=None, reuse_factor=1):
-    """A :class:`~nnfab.gen.ir.DenseLayer` from codes; ``output_format`` None keeps the exact
+    """A :class:`~nnfab.ir.DenseLayer` from codes; ``output_format`` None keeps the exact
     accumulator (no rounding, no overflow)."""
     try:
         spec = DenseSpec(weights, biases, input_format, weight_format,
@@ -76,7 +76,7 @@ def dense_layer(name, *, weights, weight_format, biases, bias_format, input_form
 
 def conv_layer(name, *, weights, weight_format, biases, bias_format, input_shape, input_format,
                strides=(1, 1), padding="valid", activation=None, reuse_factor=1):
-    """A :class:`~nnfab.gen.ir_conv.Conv2DLayer` from codes (``weights`` of shape
+    """A :class:`~nnfab.ir.Conv2DLayer` from codes (``weights`` of shape
     ``(n_filters, kh, kw, C_in)``) whose output is the exact accumulator; ``activation``
     ``"relu"`` fuses an exact ReLU (output in :func:`relu_format` of the accumulator)."""
     try:

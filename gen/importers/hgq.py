@@ -8,7 +8,7 @@ element ``j`` is ``fixed<bits[j], integers[j], RND, SAT>`` (``ufixed`` without
 they are taken as exact codes.
 
 The IR: the first quantizer sets the input format (the common format of its elements) and
-becomes a :class:`~nnfab.gen.ir_quantize.QuantizeLayer`; a quantizer with one format after a
+becomes a :class:`~nnfab.ir.QuantizeLayer`; a quantizer with one format after a
 ``Dense`` becomes that dense layer's output format (so the dense layer's output is HGQ's
 ``<dense>_quantizer`` tensor); per-element quantizers become QuantizeLayers of their own name.
 """
@@ -18,8 +18,9 @@ import numpy as np
 from nnfab.errors import ModelError, ShapeError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 
-from ..ir import ActivationLayer, Model, SoftmaxLayer
-from ..ir_quantize import QuantizeLayer, common_format
+from nnfab.ir import ActivationLayer, Model, SoftmaxLayer
+from nnfab.ir import QuantizeLayer
+from nnfab.ir.quantize import lanes_format
 from ._common import SOFTMAX_FORMAT, dense_layer, exact, relu_format
 
 __all__ = ["build_hgq", "quantizer_formats"]
@@ -76,7 +77,7 @@ def build_hgq(name, layers, store):
             arrays = store.get(lname, ["bits", "integers", "keep_negative"])
             formats = quantizer_formats(lname, cfg, arrays, shape[-1])
             if input_format is None:
-                input_format = fmt = common_format(formats, rounding=cfg.get("RND", "TRN"),
+                input_format = fmt = lanes_format(formats, rounding=cfg.get("RND", "TRN"),
                                                    overflow=cfg.get("SAT", "WRAP"))
                 if all(f == fmt for f in formats):
                     continue

@@ -2,7 +2,7 @@
 
 Read with :mod:`json` and :mod:`h5py` only (no TensorFlow). Float Keras models become a
 :class:`~nnfab.gen.float_model.FloatModel` (PTQ follows in :func:`nnfab.gen.load.load_model`);
-QKeras models become a quantized :class:`~nnfab.gen.ir.Model` whose weights and activations are
+QKeras models become a quantized :class:`~nnfab.ir.Model` whose weights and activations are
 exactly QKeras's (see :mod:`.qkeras_quantizers` for the quantizer-to-format mapping).
 
 Supported layers: ``InputLayer``, ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D/2D``,
@@ -30,8 +30,8 @@ from nnfab.conv_layers import GlobalPoolSpec, PoolSpec
 from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConcatenate,
                            FloatConv2D, FloatDense, FloatFlatten, FloatGlobalPool, FloatModel,
                            FloatPool, FloatSoftmax, FloatUpsample, FloatZeroPad)
-from ..ir import ActivationLayer, Model, SoftmaxLayer
-from ..ir_conv import FlattenLayer, GlobalPoolLayer, PoolLayer, ZeroPadLayer
+from nnfab.ir import ActivationLayer, Model, SoftmaxLayer
+from nnfab.ir import FlattenLayer, GlobalPoolLayer, PoolLayer, ZeroPadLayer
 from ._common import (DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT, conv_layer, dense_layer, exact,
                       open_hdf5, relu_format)
 from .hgq import build_hgq
@@ -402,7 +402,7 @@ def _float_layers(cls, cfg, lname, store, shapes):
 def _build_float(name, layers, store):
     """A :class:`FloatModel` of a Sequential or functional Keras model (``layers`` as
     :func:`keras_layers` gives them with ``graph=True``)."""
-    from ..graph import INPUT
+    from nnfab.ir import INPUT
 
     model_input = input_shape([(cls, cfg) for cls, cfg, _ in layers])
     # Keras layer name -> (nnfab tensor name, shape) of its output.

@@ -339,7 +339,7 @@ def load_onnx(path):
     UnsupportedLayerError
         For an operator or a graph shape nnfab does not import, naming the node.
     """
-    from ..graph import INPUT
+    from nnfab.ir import INPUT
 
     onnx_model = read_onnx(path)
     chain = OnnxChain(onnx_model, graph=True)

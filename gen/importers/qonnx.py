@@ -25,9 +25,9 @@ from nnfab.conv_layers import DepthwiseConv2DSpec, PoolSpec
 from nnfab.errors import FormatError, ModelError, ShapeError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat, common_format
 
-from ..ir import ActivationLayer, Model, SoftmaxLayer
-from ..ir_conv import Conv2DLayer, PoolLayer
-from ..ir_merge import ConcatenateLayer, UpsampleLayer
+from nnfab.ir import ActivationLayer, Model, SoftmaxLayer
+from nnfab.ir import Conv2DLayer, PoolLayer
+from nnfab.ir import ConcatenateLayer, UpsampleLayer
 from ._common import (DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT, conv_layer, dense_layer, exact,
                       relu_format)
 from .onnx import (OnnxChain, check_channel_axis, dense_weights, is_vector_reshape,
@@ -192,7 +192,7 @@ def _is_channels_last(model):
 
 
 def load_qonnx(path, *, input_format=None):
-    """A QONNX model as a quantized :class:`~nnfab.gen.ir.Model` (a graph: branches join in
+    """A QONNX model as a quantized :class:`~nnfab.ir.Model` (a graph: branches join in
     ``Concat``; channels-last models of qonnx's ``ConvertToChannelsLastAndClean`` with
     ``Conv`` (dense or depthwise), ``MaxPool``, ``LeakyRelu`` and nearest ``Resize``).
 
@@ -208,7 +208,7 @@ def load_qonnx(path, *, input_format=None):
         As :func:`nnfab.gen.importers.onnx.load_onnx`, and for the QONNX settings listed in
         :func:`quant_format`.
     """
-    from ..graph import INPUT
+    from nnfab.ir import INPUT
 
     onnx_model = read_onnx(path)
     channels_last = _is_channels_last(onnx_model)

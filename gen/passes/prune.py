@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnfab.gen.ir import DenseLayer
+from nnfab.ir import DenseLayer
 from nnfab.layers import DenseSpec
 
 from .base import Pass

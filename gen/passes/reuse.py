@@ -5,8 +5,8 @@ from dataclasses import replace
 import numpy as np
 
 from nnfab.errors import ModelError
-from nnfab.gen.ir import DenseLayer
-from nnfab.gen.ir_conv import Conv2DLayer
+from nnfab.ir import DenseLayer
+from nnfab.ir import Conv2DLayer
 
 from .base import Pass
 

@@ -3,7 +3,7 @@ around them."""
 
 from nnfab.hdl.csd import csd_digits
 
-from ..ir_shift_add import ShiftAddDenseLayer
+from nnfab.ir import ShiftAddDenseLayer
 from .base import Pass
 
 __all__ = ["FuseShiftAdd"]
@@ -31,7 +31,7 @@ def shift_add_eligible(layer, multiplier_threshold=None, explicit_accumulators=F
 
 class FuseShiftAdd(Pass):
     """Replace ``[QuantizeLayer] DenseLayer [ActivationLayer] [QuantizeLayer]`` by one
-    :class:`~nnfab.gen.ir_shift_add.ShiftAddDenseLayer` wherever the dense layer runs at reuse
+    :class:`~nnfab.ir.ShiftAddDenseLayer` wherever the dense layer runs at reuse
     factor 1 with exact accumulation (:func:`shift_add_eligible`), whatever its weights' digits.
 
     The fused engine (:class:`nnfab.hdl.shift_add.ShiftAddDense`) shares subexpressions between

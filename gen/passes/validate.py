@@ -13,7 +13,7 @@ __all__ = ["Validate"]
 class Validate(Pass):
     """Every tensor's format is known and every layer is one the generator can build.
 
-    Shapes and formats between layers are checked when the :class:`~nnfab.gen.ir.Model` is
+    Shapes and formats between layers are checked when the :class:`~nnfab.ir.Model` is
     made; this pass adds what only the generator cares about: the input must be a flat vector
     or a channels-last image, only the last layer may be an argmax, and every format is within
     the limits of :mod:`nnfab.fixed` (tensors at most :data:`~nnfab.fixed.MAX_WIDTH` bits,

@@ -1,7 +1,7 @@
 """Golden model of a whole network: the IR's graph of layers applied to a batch of inputs.
 
 The network is any object with ``layers`` in topological order, each with ``name``, ``kind``
-and ``inputs`` (a model of :mod:`nnfab.gen.ir`; the model input tensor is named ``"input"``).
+and ``inputs`` (a model of :mod:`nnfab.ir`; the model input tensor is named ``"input"``).
 Layers are looked up by ``kind`` in :data:`GOLDEN` and read through their attributes, so this
 module does not depend on the generator. Every kind goes through the same golden function that
 its engine's tests use.
@@ -26,7 +26,7 @@ __all__ = ["GOLDEN", "golden_for", "run_layer", "run_network", "trace_network"]
 #: of shape ``(batch, *shape)``.
 GOLDEN = {}
 
-#: Name of the model's input tensor (:data:`nnfab.gen.graph.INPUT`).
+#: Name of the model's input tensor (:data:`nnfab.ir.graph.INPUT`).
 INPUT = "input"
 
 
@@ -101,7 +101,7 @@ def run_network(model, x, *, until=None):
 
     Parameters
     ----------
-    model : nnfab.gen.ir.Model
+    model : nnfab.ir.Model
     x : array_like of int, shape (batch, *model.input_shape)
         Raw codes of ``model.input_format``.
     until : str, optional

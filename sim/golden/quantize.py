@@ -10,37 +10,9 @@ lane whose format is None has zero bits: its output is always 0.
 import numpy as np
 
 from nnfab.casts import as_codes, cast
-from nnfab.fixed import FixedFormat
+from nnfab.fixed import check_lane_formats
 
-__all__ = ["check_lane_formats", "quantize_lanes"]
-
-
-def check_lane_formats(formats, fout):
-    """Validate per-lane formats against the common output format.
-
-    Raises
-    ------
-    TypeError
-        If a lane format is neither a FixedFormat nor None, or ``fout`` not a FixedFormat.
-    ValueError
-        If there are no lanes, or a lane's values do not all fit ``fout`` exactly (its LSB finer
-        than ``fout``'s, or its range wider).
-    """
-    if not isinstance(fout, FixedFormat):
-        raise TypeError(f"Output format must be a FixedFormat, not {fout!r}")
-    formats = tuple(formats)
-    if not formats:
-        raise ValueError("Lane formats must name at least one lane")
-    for j, fmt in enumerate(formats):
-        if fmt is None:
-            continue
-        if not isinstance(fmt, FixedFormat):
-            raise TypeError(f"Lane {j} format must be a FixedFormat or None, not {fmt!r}")
-        if (fmt.fraction_width > fout.fraction_width or fmt.max_value > fout.max_value
-                or fmt.min_value < fout.min_value):
-            raise ValueError(f"Lane {j} format {fmt} does not fit the output format {fout} "
-                             f"exactly")
-    return formats
+__all__ = ["quantize_lanes"]
 
 
 def quantize_lanes(codes, *, fin, formats, fout):

@@ -11,9 +11,9 @@ from nnfab.conv_layers import Conv2DSpec, GlobalPoolSpec
 from nnfab.errors import FormatError, ModelError, ShapeError
 from nnfab.fixed import FixedFormat
 from nnfab.gen.assemble import Network
-from nnfab.gen.ir import ActivationLayer, DenseLayer, Model
-from nnfab.gen.ir_conv import Conv2DLayer, GlobalPoolLayer
-from nnfab.gen.ir_merge import AddLayer, ConcatenateLayer, UpsampleLayer
+from nnfab.ir import ActivationLayer, DenseLayer, Model
+from nnfab.ir import Conv2DLayer, GlobalPoolLayer
+from nnfab.ir import AddLayer, ConcatenateLayer, UpsampleLayer
 from nnfab.gen.native import load_native, save_native
 from nnfab.gen.passes import FoldBatchNorm
 from nnfab.gen.float_model import FloatActivation, FloatAdd, FloatBatchNorm, FloatDense, FloatModel
@@ -75,7 +75,7 @@ def residual_cnn(seed=0, shape=(5, 6, 2)):
 def upsample_concat(seed=0):
     """A U-Net-like step: conv at full size, upsampled pooled branch, concatenated."""
     from nnfab.conv_layers import PoolSpec
-    from nnfab.gen.ir_conv import PoolLayer
+    from nnfab.ir import PoolLayer
 
     rng = np.random.default_rng(seed)
     shape = (4, 6, 2)

@@ -7,7 +7,7 @@ import pytest
 from nnfab.errors import FormatError, ModelError, ShapeError, UnsupportedLayerError
 from nnfab.gen.examples import EXAMPLES
 from nnfab.gen.float_model import FloatModel
-from nnfab.gen.ir import Model
+from nnfab.ir import Model
 from nnfab.gen.native import load_native, save_native
 from nnfab.sim.golden.network import run_network
 
@@ -234,7 +234,7 @@ def test_not_utf8(tmp_path):
 
 def test_wide_formats_fail_validation():
     from nnfab.fixed import FixedFormat
-    from nnfab.gen.ir import ActivationLayer
+    from nnfab.ir import ActivationLayer
     from nnfab.gen.passes import Validate
 
     wide = FixedFormat(80, 8)
@@ -271,8 +271,8 @@ def test_conv_with_fused_activation_round_trips(tmp_path):
     ``nnfab verify BUILD_DIR`` would have checked another network."""
     from nnfab.conv_layers import Conv2DSpec
     from nnfab.fixed import FixedFormat
-    from nnfab.gen.ir import Model
-    from nnfab.gen.ir_conv import Conv2DLayer, FlattenLayer
+    from nnfab.ir import Model
+    from nnfab.ir import Conv2DLayer, FlattenLayer
     from nnfab.gen.native import load_native, save_native
     from nnfab.sim.golden.network import run_network
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from nnfab.errors import ModelError
+from nnfab.gen.assemble import engine_for
 from nnfab.gen.native import load_native
 from nnfab.gen.passes import ChooseReuseFactors, PruneWeights, Validate, run_passes
 
@@ -79,7 +80,7 @@ def test_fuse_shift_add_takes_weights_of_any_digits():
     assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "shift_add_dense",
                                                      "argmax"]
     assert [p.name for p in fused.layers[0].parts] == ["dense_1", "relu_1"]
-    assert fused.layers[0].engine().n_multipliers == 0
+    assert engine_for(fused.layers[0]).n_multipliers == 0
     x = np.random.default_rng(5).integers(0, 32, (50, 64))
     assert np.array_equal(run_network(fused, x), run_network(mlp, x))
     kept, changed = FuseShiftAdd(multiplier_threshold=3).apply(mlp)
@@ -88,7 +89,7 @@ def test_fuse_shift_add_takes_weights_of_any_digits():
     leaves, _ = FuseShiftAdd(multiplier_leaf_threshold=3).apply(mlp)
     n_four = len({(k, int(w)) for (j, k), w in np.ndenumerate(weights)
                   if len(csd_digits(int(w))) == 4})
-    assert 0 < leaves.layers[0].engine().n_multipliers <= n_four
+    assert 0 < engine_for(leaves.layers[0]).n_multipliers <= n_four
 
 
 def test_fuse_shift_add_takes_explicit_accumulators_when_asked():
@@ -116,7 +117,7 @@ def test_fuse_shift_add_takes_explicit_accumulators_when_asked():
     x = np.random.default_rng(6).integers(0, 1024, (60, 32))
     want = run_layer(model.layer("dense_2"), x)
     assert np.array_equal(run_layer(layer, x), want)
-    run = run_stream(layer.engine(), [[int(v) for v in row] for row in x])
+    run = run_stream(engine_for(layer), [[int(v) for v in row] for row in x])
     got = np.array([[out[j] for j in range(10)] for out in run.outputs])
     assert np.array_equal(got, want), "seed 6"
 

@@ -5,7 +5,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from nnfab.fixed import FixedFormat
-from nnfab.gen.ir_quantize import QuantizeLayer, common_format
+from nnfab.ir import QuantizeLayer, common_format
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.sim.golden.quantize import quantize_lanes
 from nnfab.sim.golden.network import run_layer

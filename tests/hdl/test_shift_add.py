@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnfab.fixed import FixedFormat
-from nnfab.gen.ir_quantize import common_format
+from nnfab.ir import common_format
 from nnfab.hdl.adder_graph import Lane, Leaf, plan_adders
 from nnfab.hdl.csd import csd_digits
 from nnfab.hdl.pipeline import skid_depth

@@ -4,7 +4,7 @@ back-pressure on the output, ``ready`` held low for longer than the latency, and
 toggling every cycle. Outputs are compared code for code with the golden model, and their count
 checked (nothing lost, nothing repeated).
 
-Engines are built the way the generator builds them: IR layers (``nnfab.gen.ir``) at the
+Engines are built the way the generator builds them: IR layers (``nnfab.ir``) at the
 command line's defaults (reuse factor 1, dense layers after ``flatten`` fused into shift-add
 engines by :class:`~nnfab.gen.passes.FuseShiftAdd`), assembled by
 :class:`nnfab.gen.assemble.Network` and checked against :func:`nnfab.sim.golden.network
@@ -21,11 +21,11 @@ from nnfab.conv_layers import (BatchNormSpec, Conv2DSpec, DepthwiseConv2DSpec, G
                                PoolSpec)
 from nnfab.fixed import FixedFormat
 from nnfab.gen.assemble import Network
-from nnfab.gen.ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
-from nnfab.gen.ir_conv import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer,
+from nnfab.ir import ActivationLayer, ArgmaxLayer, DenseLayer, Model, SoftmaxLayer
+from nnfab.ir import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer,
                                PoolLayer, ZeroPadLayer)
-from nnfab.gen.ir_hls4ml import Hls4mlSoftmaxLayer
-from nnfab.gen.ir_quantize import QuantizeLayer
+from nnfab.ir import Hls4mlSoftmaxLayer
+from nnfab.ir import QuantizeLayer
 from nnfab.gen.passes import FuseShiftAdd, run_passes
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.network import run_network

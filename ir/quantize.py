@@ -4,31 +4,28 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from nnfab.errors import FormatError, ModelError
-from nnfab.fixed import FixedFormat
+from nnfab.fixed import FixedFormat, check_lane_formats, common_format
 
-from .ir import Layer
+from .model import Layer
 
-__all__ = ["QuantizeLayer", "common_format"]
+__all__ = ["QuantizeLayer", "lanes_format"]
 
 
-def common_format(formats, *, rounding="TRN", overflow="WRAP"):
-    """The narrowest format holding every value of every format in ``formats`` exactly (None
-    entries, zero-bit lanes, are skipped; all None gives ``ufixed<1,0>``)."""
+def lanes_format(formats, *, rounding="TRN", overflow="WRAP"):
+    """The narrowest format holding every value of every lane format exactly
+    (:func:`nnfab.fixed.common_format`; None entries, zero-bit lanes, are skipped; all None
+    gives ``ufixed<1,0>``), with ``rounding`` and ``overflow``."""
     formats = [f for f in formats if f is not None]
     if not formats:
         return FixedFormat(1, 0, signed=False, rounding=rounding, overflow=overflow)
-    signed = any(f.signed for f in formats)
-    fraction = max(f.fraction_width for f in formats)
-    integer = max(f.integer_width + (1 if signed and not f.signed else 0) for f in formats)
-    return FixedFormat(max(integer + fraction, 1), integer, signed=signed, rounding=rounding,
-                       overflow=overflow)
+    return common_format(formats).replace(rounding=rounding, overflow=overflow)
 
 
 @dataclass(frozen=True)
 class QuantizeLayer(Layer):
     """Lane ``j`` (last axis) cast from ``fin`` to its own format ``formats[j]`` (None: zero
     bits, always 0), held exactly in the common format ``fout`` (default
-    :func:`common_format`). Golden model :func:`nnfab.sim.golden.quantize.quantize_lanes`,
+    :func:`lanes_format`). Golden model :func:`nnfab.sim.golden.quantize.quantize_lanes`,
     engine :class:`nnfab.hdl.quantize.LaneQuantizer` (latency 1, II 1).
 
     Raises
@@ -46,8 +43,6 @@ class QuantizeLayer(Layer):
     fout: FixedFormat = None
 
     def __post_init__(self):
-        from nnfab.sim.golden.quantize import check_lane_formats
-
         object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
         object.__setattr__(self, "formats", tuple(self.formats))
         if not self.shape or len(self.formats) != self.shape[-1]:
@@ -57,7 +52,7 @@ class QuantizeLayer(Layer):
             raise ModelError(f"Layer {self.name!r}: input format must be a FixedFormat, not "
                              f"{self.fin!r}")
         if self.fout is None:
-            object.__setattr__(self, "fout", common_format(self.formats))
+            object.__setattr__(self, "fout", lanes_format(self.formats))
         try:
             check_lane_formats(self.formats, self.fout)
         except (TypeError, ValueError) as exc:

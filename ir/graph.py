@@ -6,7 +6,7 @@ tensor may feed several layers (fan-out); a layer may read several tensors (``ad
 ``concatenate``). A chain is the special case where every layer reads the layer before it, and
 an empty ``inputs`` means exactly that, so chains are written as plain lists of layers.
 
-The quantized IR (:class:`nnfab.gen.ir.Model`) and the float models
+The quantized IR (:class:`nnfab.ir.Model`) and the float models
 (:class:`nnfab.gen.float_model.FloatModel`) share this module's rules: :func:`resolve_graph`
 checks names and edges and returns the layers in topological order with explicit inputs.
 """

@@ -6,17 +6,17 @@ from typing import ClassVar
 
 from nnfab.errors import ModelError
 
-from .ir import Layer
+from .model import Layer
 
 __all__ = ["ShiftAddDenseLayer"]
 
 
 @dataclass(frozen=True)
 class ShiftAddDenseLayer(Layer):
-    """``parts``: an optional :class:`~nnfab.gen.ir_quantize.QuantizeLayer`, a
-    :class:`~nnfab.gen.ir.DenseLayer` at reuse factor 1 with exact accumulation (or a signed
+    """``parts``: an optional :class:`~nnfab.ir.QuantizeLayer`, a
+    :class:`~nnfab.ir.DenseLayer` at reuse factor 1 with exact accumulation (or a signed
     explicit accumulator, hls4ml's ``accum_t``), an optional
-    :class:`~nnfab.gen.ir.ActivationLayer` and an optional ``QuantizeLayer``, in this order,
+    :class:`~nnfab.ir.ActivationLayer` and an optional ``QuantizeLayer``, in this order,
     built as one :class:`nnfab.hdl.shift_add.ShiftAddDense` (II 1). ``input_lanes``: the
     per-element formats the input is known to hold (a previous layer's requantizer), or None.
     ``multiplier_threshold``: weights with more canonical signed digits are multiplier leaves
@@ -108,19 +108,3 @@ class ShiftAddDenseLayer(Layer):
     def describe(self):
         names = ", ".join(p.name for p in self.parts)
         return f"shift-add adder graph of {names}; {self.dense.describe()}"
-
-
-    def engine(self):
-        from nnfab.hdl.shift_add import ShiftAddDense
-
-        pre, act, post = self.input_quantizer, self.activation, self.output_quantizer
-        spec = self.dense.spec
-        return ShiftAddDense(
-            spec, fin=self.input_format,
-            input_lanes=pre.formats if pre is not None else self.input_lanes,
-            activation=(act.function, act.fout, dict(act.params)) if act is not None else None,
-            output_lanes=post.formats if post is not None else None,
-            fout=self.output_format,
-            adder_levels_per_stage=self.adder_levels_per_stage,
-            lut_adder_width=self.lut_adder_width,
-            multiplier_threshold=self.multiplier_threshold)

@@ -1,8 +1,7 @@
-"""IR layers that join branches or resize frames: ``add``, ``concatenate`` and ``upsample``.
+"""The ``add`` and ``concatenate`` layer kinds, which join branches of a graph.
 
-Their engines are :class:`nnfab.hdl.join.Add`, :class:`~nnfab.hdl.join.Concatenate` and
-:class:`nnfab.hdl.resize.Upsample2D`; their golden models are in :mod:`nnfab.sim.golden.merge`
-and :mod:`nnfab.sim.golden.resize`.
+Their engines are :class:`nnfab.hdl.join.Add` and :class:`~nnfab.hdl.join.Concatenate`; their
+golden models are in :mod:`nnfab.sim.golden.merge`.
 """
 
 from dataclasses import dataclass
@@ -11,9 +10,9 @@ from typing import ClassVar
 from nnfab.errors import ModelError
 from nnfab.fixed import FixedFormat
 
-from .ir import Layer
+from .model import Layer
 
-__all__ = ["AddLayer", "ConcatenateLayer", "UpsampleLayer"]
+__all__ = ['AddLayer', 'ConcatenateLayer']
 
 
 def _check_joined(layer, n):
@@ -25,7 +24,6 @@ def _check_joined(layer, n):
                          f"{len(layer.inputs)} tensors ({', '.join(map(repr, layer.inputs))})")
     if not isinstance(layer.fout, FixedFormat):
         raise ModelError(f"Layer {layer.name!r}: needs an output format, not {layer.fout!r}")
-
 
 @dataclass(frozen=True)
 class AddLayer(Layer):
@@ -52,7 +50,6 @@ class AddLayer(Layer):
 
     def describe(self):
         return f"sum of {len(self.fins)}, out {self.fout}"
-
 
 @dataclass(frozen=True)
 class ConcatenateLayer(Layer):
@@ -85,34 +82,3 @@ class ConcatenateLayer(Layer):
 
     def describe(self):
         return f"{' + '.join(str(s[-1]) for s in self.shapes)} lanes, out {self.fout}"
-
-
-@dataclass(frozen=True)
-class UpsampleLayer(Layer):
-    """Nearest-neighbour upsampling of ``(H, W, C)`` frames by integer factors ``size = (sh,
-    sw)``: ``out[r, c] = in[r // sh, c // sw]`` (Keras ``UpSampling2D``, ONNX ``Resize`` in
-    nearest mode with integer scales). Codes pass unchanged (format ``fmt``)."""
-
-    kind: ClassVar[str] = "upsample"
-    shape: tuple = ()
-    size: tuple = (2, 2)
-    fmt: FixedFormat = None
-
-    def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
-        object.__setattr__(self, "size", tuple(self.size))
-        if len(self.shape) != 3:
-            raise ModelError(f"Layer {self.name!r}: upsamples (H, W, C) frames, not shape "
-                             f"{self.shape}")
-        if len(self.size) != 2 or not all(isinstance(s, int) and s >= 1 for s in self.size):
-            raise ModelError(f"Layer {self.name!r}: size must be two integers >= 1, not "
-                             f"{self.size!r}")
-
-    input_shape = property(lambda self: self.shape)
-    output_shape = property(lambda self: (self.shape[0] * self.size[0],
-                                          self.shape[1] * self.size[1], self.shape[2]))
-    input_format = property(lambda self: self.fmt)
-    output_format = property(lambda self: self.fmt)
-
-    def describe(self):
-        return f"nearest x{self.size[0]}x{self.size[1]}"

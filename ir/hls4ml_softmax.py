@@ -6,7 +6,7 @@ from typing import ClassVar
 from nnfab.errors import ModelError
 from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec
 
-from .ir import Layer
+from .model import Layer
 
 __all__ = ["Hls4mlSoftmaxLayer"]
 
