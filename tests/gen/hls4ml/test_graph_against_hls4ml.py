@@ -12,7 +12,7 @@ from nnfab.gen.hls4ml import load_hls4ml
 from nnfab.gen.verify import verify
 
 from ..importers.test_keras_functional import skip_mlp, write_functional
-from .test_against_hls4ml import SEED, _compare_layers, _inputs
+from .test_against_hls4ml import SEED, compare_layers, edge_case_inputs
 
 pytest.importorskip("hls4ml")
 
@@ -54,8 +54,8 @@ def test_branching_models_equal_hls4ml_layer_by_layer_and_on_rtl(tmp_path, make,
     config = _project(tmp_path, keras_json)
     _, model = load_hls4ml(config)
     assert any(layer.kind == "add" for layer in model.layers)
-    x = _inputs(model)[:n]
-    want = _compare_layers(model, x, tmp_path, config)
+    x = edge_case_inputs(model)[:n]
+    want = compare_layers(model, x, tmp_path, config)
     result = verify(model, x, seed=SEED, input_cast="format", p_stall=0.3)
     assert result.passed, result.first_mismatches
     assert np.array_equal(np.asarray(result.rtl_outputs, dtype=np.int64), want)
