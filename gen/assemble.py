@@ -203,7 +203,7 @@ class Network(wiring.Component):
         # elaborated is then no mistake worth a warning.
         discard(self)
         for _, engine in self._engines:
-            discard(engine)
+            discard(engine, deep=True)
         input_port = wiring.In(stream.Signature(data.ArrayLayout(
             fixed_shape(model.input_format), model.input_shape[-1])))
         super().__init__({"i": input_port, "o": self._engines[-1][1].signature.members["o"]})

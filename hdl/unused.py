@@ -21,12 +21,15 @@ from amaranth.hdl import Elaboratable
 __all__ = ["discard"]
 
 
-def discard(elaboratable):
+def discard(elaboratable, *, deep=False):
     """Mark ``elaboratable`` as deliberately never elaborated: it will not warn as unused.
 
     Parameters
     ----------
     elaboratable : Elaboratable
+    deep : bool
+        Also mark the elaboratables it holds in its attributes (directly or in lists, tuples
+        and dicts), at any depth: the parts an engine builds in its constructor.
 
     Returns
     -------
@@ -41,4 +44,17 @@ def discard(elaboratable):
     if not isinstance(elaboratable, Elaboratable):
         raise TypeError(f"Object must be an Elaboratable, not {elaboratable!r}")
     elaboratable._MustUse__silence = True
+    if deep:
+        seen = {id(elaboratable)}
+        pending = list(vars(elaboratable).values())
+        while pending:
+            value = pending.pop()
+            if isinstance(value, (list, tuple)):
+                pending.extend(value)
+            elif isinstance(value, dict):
+                pending.extend(value.values())
+            elif isinstance(value, Elaboratable) and id(value) not in seen:
+                seen.add(id(value))
+                value._MustUse__silence = True
+                pending.extend(vars(value).values())
     return elaboratable

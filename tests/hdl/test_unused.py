@@ -81,3 +81,16 @@ def test_discard_needs_an_elaboratable():
     with pytest.raises(TypeError) as info:
         discard(3)
     assert str(info.value) == "Object must be an Elaboratable, not 3"
+
+
+def test_network_built_for_its_figures_does_not_warn(recwarn, monkeypatch):
+    """A network made only to read its latency (a convolution builds its window and dense
+    engine in its constructor) warns about none of its parts; without ``deep`` it would."""
+    from ..gen.test_graph import residual_cnn
+    from nnfab.gen.assemble import Network
+
+    def make():
+        network = Network(residual_cnn())
+        assert network.latency > 0
+
+    assert unused_warnings(make, recwarn, monkeypatch) == []
