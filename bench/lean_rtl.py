@@ -38,7 +38,7 @@ import numpy as np
 from amaranth.back import verilog
 
 from nnfab.gen.assemble import Network
-from nnfab.gen.commands import _load, verify_command
+from nnfab.cli.commands import _load, verify_command
 from nnfab.gen.datasets import load_dataset
 from nnfab.gen.emit import verilog_name
 from nnfab.gen.verify import verify

@@ -40,7 +40,7 @@ from amaranth.hdl import Shape
 
 from nnfab.casts import quantize
 from nnfab.gen.assemble import Network
-from nnfab.gen.commands import _load, verify_command
+from nnfab.cli.commands import _load, verify_command
 from nnfab.gen.datasets import load_dataset
 from nnfab.gen.emit import verilog_name
 from nnfab.gen.verify import pack_transfers, unpack_transfers

@@ -134,7 +134,7 @@ def test_cnn_bitstream_from_the_command_line(tmp_path):
     and a report."""
     from click.testing import CliRunner
 
-    from nnfab.gen.cli import main
+    from nnfab.cli import main
 
     small_cnn(tmp_path / "cnn.json")
     result = CliRunner().invoke(main, ["build", str(tmp_path / "cnn.json"), "--board",

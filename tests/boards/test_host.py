@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nnfab.boards.cli import boards_command, run_command
+from nnfab.cli.boards import boards_command, run_command
 from nnfab.boards.host import BoardClient, LinkCodec
 from nnfab.boards.link import ANSWER_START, REQUEST_START
 from nnfab.boards.network import choose_rom_reuse_factors, rom_backend

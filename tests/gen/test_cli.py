@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 import nnfab
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.sim import toolchain
 
 

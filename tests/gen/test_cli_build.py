@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nnfab.gen.cli import main
+from nnfab.cli import main
 
 from .conftest import tiny_mlp
 

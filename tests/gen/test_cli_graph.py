@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.gen.native import load_native
 
 from .importers.test_keras_functional import residual_cnn, write_functional

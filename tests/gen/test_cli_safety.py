@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from nnfab.gen.build_folder import output_name
-from nnfab.gen.cli import main
+from nnfab.cli import main
 
 from .conftest import tiny_mlp
 

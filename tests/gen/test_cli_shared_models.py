@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from nnfab.gen.cli import main
+from nnfab.cli import main
 
 from ..vectors import shared_dir
 

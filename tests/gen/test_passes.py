@@ -125,7 +125,7 @@ def test_fuse_shift_add_takes_explicit_accumulators_when_asked():
 def test_board_builds_keep_the_former_fusion_rule():
     # The board flow puts dense layers' weights in block RAM: layers with weights of more
     # than 3 signed digits stay unfused there (the digits MLP's have 4).
-    from nnfab.gen.commands import _load
+    from nnfab.cli.commands import _load
 
     kinds = [layer.kind for layer in _load(None, "digits-mlp", None, None, None, None, None)
              .model.layers]

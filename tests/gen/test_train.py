@@ -1,7 +1,8 @@
 import pytest
 from click.testing import CliRunner
 
-from nnfab.gen.train import make_problem, train, train_command
+from nnfab.cli.train import train_command
+from nnfab.gen.train import make_problem, train
 
 
 def test_train_command_references_only(tmp_path):

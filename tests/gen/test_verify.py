@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.gen.examples import EXAMPLES
 from nnfab.gen.native import load_native
 from nnfab.gen.verify import pack_transfers, unpack_transfers

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from nnfab.errors import Interrupted
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.sim import runner
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.gen.hls4ml import ConfigError, load_hls4ml, load_hls4ml_config
 from nnfab.gen.hls4ml.convert import auto_accumulator, hls4ml_weight_codes
 

@@ -8,7 +8,7 @@ import yaml
 from click.testing import CliRunner
 
 from nnfab.errors import ModelError
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.gen.hls4ml import ConfigError, load_hls4ml
 
 from .conftest import HLS4ML_MODELS

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from nnfab.errors import ModelError, UnsupportedLayerError
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.gen.load import load_model
 
 from .conftest import KERAS, ONNX, QONNX, need

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from nnfab.errors import UnsupportedLayerError
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.gen.importers import load
 from nnfab.gen.load import load_model
 

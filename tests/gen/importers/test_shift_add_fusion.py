@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from nnfab.errors import ModelError
 from nnfab.fixed import FixedFormat
-from nnfab.gen.cli import main
+from nnfab.cli import main
 from nnfab.ir import ShiftAddDenseLayer
 from nnfab.gen.load import load_model
 from nnfab.gen.native import load_native, save_native

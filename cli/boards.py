@@ -47,8 +47,8 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progr
     """
     model = getattr(loaded_model, "model", loaded_model)
     try:
-        from .build import build_for_board
-        from .targets import target as find_target
+        from nnfab.boards.build import build_for_board
+        from nnfab.boards.targets import target as find_target
 
         find_target(board)  # an unknown board is refused before anything is written
         result = build_for_board(model, out_dir, board, clock_mhz, progress=progress)
@@ -63,7 +63,7 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progr
 def boards_command():
     """List the boards `nnfab build --board` targets."""
     try:
-        from .targets import TARGETS
+        from nnfab.boards.targets import TARGETS
     except NnfabError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -90,7 +90,7 @@ def boards_command():
               help="Write the outputs (codes) to this .npy.")
 def run_command(build_dir, port, inputs_path, baud, output_path):
     """Run inferences on a board built with `nnfab build --board`."""
-    from .host import BoardClient
+    from nnfab.boards.host import BoardClient
 
     try:
         client = BoardClient.open(build_dir, port, baud=baud)

@@ -79,8 +79,7 @@ def doctor():
 
 
 def _register_commands():
-    from nnfab.boards.cli import boards_command, run_command
-
+    from .boards import boards_command, run_command
     from .commands import build_command, examples_command, report_command, verify_command
     from .train import train_command
 

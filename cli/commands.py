@@ -113,13 +113,12 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     carries it as ``build_folder`` so that the folder's own Verilog is simulated.
     """
     from nnfab.fixed import FixedFormat
-
-    from .build_folder import open_build_folder
-    from .examples import example as find_example
-    from .load import LoadedModel, load_model
-    from .native import load_native
-    from .passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
-    from .ptq import PTQConfig
+    from nnfab.gen.build_folder import open_build_folder
+    from nnfab.gen.examples import example as find_example
+    from nnfab.gen.load import LoadedModel, load_model
+    from nnfab.gen.native import load_native
+    from nnfab.gen.passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
+    from nnfab.gen.ptq import PTQConfig
 
     if sum(v is not None for v in (model, example, hls4ml_config)) != 1:
         raise click.UsageError("Give a MODEL file, --example NAME or --hls4ml-config FILE "
@@ -149,7 +148,7 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         if precision or input_format or weights:
             raise click.UsageError("--precision, --input-format and --weights do not apply "
                                    "to --hls4ml-config: the config sets the precisions")
-        from .hls4ml import load_hls4ml
+        from nnfab.gen.hls4ml import load_hls4ml
 
         config, quantized = load_hls4ml(hls4ml_config)
         loaded = LoadedModel(quantized, source=f"hls4ml config {hls4ml_config}",
@@ -190,7 +189,7 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
 
 def _board_options(function):
     # The command line is where the layers meet: the board flow registers its own options.
-    from nnfab.boards.cli import board_options
+    from .boards import board_options
 
     return board_options(function)
 
@@ -206,8 +205,8 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                   input_format, fuse, lut_adder_width, hls4ml_config, output, board,
                   clock_mhz):
     """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream."""
-    from .build_folder import output_name
-    from .emit import build_outputs
+    from nnfab.gen.build_folder import output_name
+    from nnfab.gen.emit import build_outputs
 
     started = time.perf_counter()
     try:
@@ -218,7 +217,7 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                            for_board=board is not None)
             name = output_name(loaded.model.name)
             if board is not None:
-                from nnfab.boards.cli import board_build_from_cli
+                from .boards import board_build_from_cli
 
                 out = Path(output) if output else Path("build") / f"{name}-{output_name(board)}"
                 board_build_from_cli(loaded, out, board, clock_mhz, console, progress=say)
@@ -299,9 +298,9 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
                        and the compile options; old run folders inside are pruned, the
                        builds are not (delete the folder to reclaim the space)
     An unchanged model is neither converted nor compiled again. --no-cache bypasses both."""
-    from .datasets import load_dataset
-    from .examples import EXAMPLES
-    from .verify import verify
+    from nnfab.gen.datasets import load_dataset
+    from nnfab.gen.examples import EXAMPLES
+    from nnfab.gen.verify import verify
 
     given = [name for name, value in (("--inputs", inputs), ("--dataset", dataset),
                                       ("--random", n_random)) if value is not None]
@@ -420,7 +419,7 @@ def _print_verify(model, result):
 @click.command("examples")
 def examples_command():
     """List the bundled example models."""
-    from .examples import EXAMPLES
+    from nnfab.gen.examples import EXAMPLES
 
     table = Table(title="nnfab examples")
     table.add_column("name")
@@ -436,7 +435,7 @@ def examples_command():
 @click.argument("build_dir", type=click.Path(exists=True, file_okay=False))
 def report_command(build_dir):
     """Show the report of a build folder."""
-    from .build_folder import read_manifest
+    from nnfab.gen.build_folder import read_manifest
 
     try:
         manifest = read_manifest(build_dir)
