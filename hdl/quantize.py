@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from nnfab.fixed import FixedFormat
+from nnfab.fixed import FixedFormat, check_lane_formats
 
 from .cast import fixed_shape, requantize
 from .pipeline import pipeline_advance
@@ -14,21 +14,9 @@ __all__ = ["LaneQuantizer"]
 
 
 def _check_formats(fin, formats, fout):
-    for what, fmt in (("Input", fin), ("Output", fout)):
-        if not isinstance(fmt, FixedFormat):
-            raise TypeError(f"{what} format must be a FixedFormat, not {fmt!r}")
-    formats = tuple(formats)
-    if not formats:
-        raise ValueError("Lane formats must name at least one lane")
-    for j, fmt in enumerate(formats):
-        if fmt is not None and not isinstance(fmt, FixedFormat):
-            raise TypeError(f"Lane {j} format must be a FixedFormat or None, not {fmt!r}")
-        if fmt is not None and (fmt.fraction_width > fout.fraction_width
-                                or fmt.max_value > fout.max_value
-                                or fmt.min_value < fout.min_value):
-            raise ValueError(f"Lane {j} format {fmt} does not fit the output format {fout} "
-                             f"exactly")
-    return formats
+    if not isinstance(fin, FixedFormat):
+        raise TypeError(f"Input format must be a FixedFormat, not {fin!r}")
+    return check_lane_formats(formats, fout)
 
 
 class LaneQuantizer(wiring.Component):

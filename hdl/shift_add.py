@@ -5,7 +5,7 @@ from amaranth.hdl import C, Cat, Const, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from nnfab.fixed import FixedFormat, Overflow
+from nnfab.fixed import FixedFormat, Overflow, check_lane_formats
 from nnfab.layers import DenseSpec
 
 from .activations import activation
@@ -13,7 +13,6 @@ from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .pipeline import skid_output
-from .quantize import _check_formats
 
 __all__ = ["ShiftAddDense"]
 
@@ -220,9 +219,9 @@ class ShiftAddDense(wiring.Component):
         if output_lanes is not None and fout is None:
             raise ValueError("Output format must be given with output lanes")
         if input_lanes is not None:
-            _check_formats(fin or spec.input_format, input_lanes, spec.input_format)
+            check_lane_formats(input_lanes, spec.input_format)
         if output_lanes is not None:
-            _check_formats(spec.output_format, output_lanes, fout)
+            check_lane_formats(output_lanes, fout)
         if not isinstance(levels_per_stage, int) or isinstance(levels_per_stage, bool) or \
                 levels_per_stage < 1:
             raise ValueError(f"Adder levels per stage must be a positive integer, not "

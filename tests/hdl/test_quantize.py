@@ -5,7 +5,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from nnfab.fixed import FixedFormat
-from nnfab.ir import QuantizeLayer, common_format
+from nnfab.ir import QuantizeLayer
+from nnfab.ir.quantize import lanes_format
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.sim.golden.quantize import quantize_lanes
 from nnfab.sim.golden.network import run_layer
@@ -16,7 +17,7 @@ FORMATS = (FixedFormat(6, 4), None, FixedFormat(10, 4, rounding="RND_CONV", over
 
 
 def test_lane_quantizer_matches_golden():
-    fout = common_format(FORMATS)
+    fout = lanes_format(FORMATS)
     dut = LaneQuantizer(fin=FIN, formats=FORMATS, fout=fout)
     rng = np.random.default_rng(3)
     x = rng.integers(FIN.min_code, FIN.max_code + 1, (200, len(FORMATS)))
@@ -44,7 +45,7 @@ def test_lane_quantizer_matches_golden():
 
 def test_zero_bit_lanes_give_zero():
     y = quantize_lanes(np.array([[100, -7]]), fin=FIN, formats=(None, None),
-                       fout=common_format((None, None)))
+                       fout=lanes_format((None, None)))
     assert y.tolist() == [[0, 0]]
 
 

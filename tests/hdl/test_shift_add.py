@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnfab.fixed import FixedFormat
-from nnfab.ir import common_format
+from nnfab.ir.quantize import lanes_format
 from nnfab.hdl.adder_graph import Lane, Leaf, plan_adders
 from nnfab.hdl.csd import csd_digits
 from nnfab.hdl.pipeline import skid_depth
@@ -91,7 +91,7 @@ def make_case(name, seed, lut_adder_width=0):
     fin = case.get("fin", FIN)
     n_in = len(case["input_lanes"]) if case["input_lanes"] else 8
     lanes = case["input_lanes"]
-    in_fmt = common_format(lanes) if lanes else fin
+    in_fmt = lanes_format(lanes) if lanes else fin
     w_fmt = F(10, 4)
     weights = csd_weights(rng, (6, n_in), w_fmt)
     biases = rng.integers(-100, 100, 6)
@@ -100,7 +100,7 @@ def make_case(name, seed, lut_adder_width=0):
     out = case["out"] or exact
     spec = DenseSpec(weights, biases, in_fmt, w_fmt, out, bias_format=b_fmt)
     act, output_lanes = case["act"], case["output_lanes"]
-    fout = common_format(output_lanes) if output_lanes else None
+    fout = lanes_format(output_lanes) if output_lanes else None
     dut = ShiftAddDense(spec, fin=fin, input_lanes=lanes, activation=act,
                         output_lanes=output_lanes, fout=fout, lut_adder_width=lut_adder_width)
     x = edge_rows(rng, fin, n_in, 300)
