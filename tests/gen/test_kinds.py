@@ -8,7 +8,8 @@ import pytest
 
 from nnfab.gen.assemble import ENGINES, Network
 from nnfab.gen.emit import build_outputs, manifest_of
-from nnfab.gen.native import QUANTIZED_LOADERS, SAVERS, load_native, save_native
+from nnfab.gen.native import load_native, save_native
+from nnfab.gen.native_layers import QUANTIZED_LOADERS, SAVERS
 from nnfab.gen.passes import FuseShiftAdd, run_passes
 from nnfab.gen.ptq import PTQ_RULES
 from nnfab.sim.golden.network import GOLDEN, run_network

@@ -18,7 +18,14 @@ def _keras_model(tmp_path, layers, weights, input_shape, name="cnn"):
     entries += [{"class_name": cls, "config": {"name": lname, **cfg}} for cls, lname, cfg in layers]
     (tmp_path / f"{name}.json").write_text(json.dumps(
         {"class_name": "Functional", "config": {"name": name, "layers": entries}}))
-    with h5py.File(tmp_path / f"{name}_weights.h5", "w") as file:
+    write_keras_weights(tmp_path / f"{name}_weights.h5", weights)
+    return tmp_path / f"{name}.json"
+
+
+def write_keras_weights(path, weights):
+    """A Keras 2 weights file: one group per layer with ``NAME/KEY:0`` datasets and their
+    ``weight_names``; ``weights`` maps layer names to ``{key: array}``."""
+    with h5py.File(path, "w") as file:
         for lname, arrays in weights.items():
             group = file.create_group(lname)
             names = []
@@ -27,7 +34,6 @@ def _keras_model(tmp_path, layers, weights, input_shape, name="cnn"):
                 group.create_dataset(full, data=value)
                 names.append(full.encode())
             group.attrs["weight_names"] = names
-    return tmp_path / f"{name}.json"
 
 
 def _conv_reference(x, kernel, bias, stride, padding):

@@ -6,7 +6,6 @@ RTL with random idle and back-pressure on Verilator."""
 
 import json
 
-import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -16,7 +15,7 @@ from nnfab.cli import main
 from nnfab.gen.importers import load
 from nnfab.gen.load import load_model
 
-from .test_keras_conv import _conv_reference
+from .test_keras_conv import _conv_reference, write_keras_weights
 
 
 def _node(*sources):
@@ -35,15 +34,7 @@ def write_functional(tmp_path, name, input_shape, layers, weights):
         {"class_name": "Functional", "config": {
             "name": name, "layers": entries, "input_layers": [["input_1", 0, 0]],
             "output_layers": [[last, 0, 0]]}}))
-    with h5py.File(tmp_path / f"{name}_weights.h5", "w") as file:
-        for lname, arrays in weights.items():
-            group = file.create_group(lname)
-            names = []
-            for key, value in arrays.items():
-                full = f"{lname}/{key}:0"
-                group.create_dataset(full, data=value)
-                names.append(full.encode())
-            group.attrs["weight_names"] = names
+    write_keras_weights(tmp_path / f"{name}_weights.h5", weights)
     return tmp_path / f"{name}.json"
 
 
