@@ -33,7 +33,8 @@ from nnfab.hdl.unused import discard
 
 from nnfab.ir import INPUT
 
-__all__ = ["ENGINES", "Backend", "CONSTANT_WEIGHTS", "engine_for", "Network"]
+__all__ = ["ENGINES", "Backend", "CONSTANT_WEIGHTS", "MAX_SIMULATED_TRANSFERS", "engine_for",
+           "Network", "skip_fifo_depths_of"]
 
 #: Engine builder of each layer kind for constant weights: ``ENGINES[kind](layer, backend)``
 #: returns a stream component with ``i`` (an array of streams for layers with several
@@ -317,9 +318,21 @@ def _identifier(name):
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
 
 
+#: Largest number of input transfers per inference for which :func:`skip_fifo_depths_of`
+#: measures the depths in Amaranth's simulator (a 128x128 image); beyond it, a simulation of
+#: several frames would take hours.
+MAX_SIMULATED_TRANSFERS = 16_384
+
+
 def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
     """Depth of the FIFO before every input of every join layer, so that no branch waits
     for a fork that waits for it, and the network keeps its initiation interval.
+
+    Models with more than :data:`MAX_SIMULATED_TRANSFERS` input transfers per inference get,
+    without a simulation, one inference's transfers of each joined tensor plus ``slack``: a
+    branch never has to run a whole frame ahead of another (each engine's output for a pixel
+    needs at most the rest of that frame), so that depth cannot deadlock, at the cost of
+    memory.
 
     The network is simulated at full rate with the output always ready (Amaranth's
     simulator), with FIFOs that hold every transfer of the run: once for one inference (its
@@ -337,6 +350,9 @@ def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
 
     joins = [(layer, k) for layer in model.layers if len(layer.inputs) > 1
              for k in range(len(layer.inputs))]
+    if _transfers(model.input_shape) > MAX_SIMULATED_TRANSFERS:
+        return {(layer.name, k): _transfers(layer.input_shapes[k]) + slack
+                for layer, k in joins}
     levels = {(layer.name, k): 0 for layer, k in joins}
 
     def simulate(n):

@@ -263,3 +263,28 @@ def test_batchnorm_is_not_folded_into_a_layer_that_a_skip_path_reads():
     model = FloatModel("m", (n,), layers)
     folded, changed = FoldBatchNorm().apply(model)
     assert not changed and [layer.name for layer in folded.layers] == ["d1", "bn", "add"]
+
+
+def test_large_frames_get_whole_frame_skip_fifos_without_a_simulation(monkeypatch):
+    """Beyond ``MAX_SIMULATED_TRANSFERS`` the depths are one frame of the joined tensor plus
+    2, chosen without simulating; a network with those depths streams correctly under every
+    stall pattern."""
+    import nnfab.gen.assemble as assemble
+    from ..streams import check_stalls
+
+    model = residual_cnn()
+    frame = 5 * 6
+    depths = {("add", 0): frame + 2, ("add", 1): frame + 2}
+    with monkeypatch.context() as patch:
+        patch.setattr(assemble, "MAX_SIMULATED_TRANSFERS", 8)
+        patch.setattr(assemble, "Network", _no_simulation)
+        assert assemble.skip_fifo_depths_of(model) == depths
+    rng = np.random.default_rng(5)
+    x = rng.integers(PIXEL.min_code, PIXEL.max_code + 1, (2, *model.input_shape))
+    want = np.asarray(run_network(model, x)).reshape(-1, model.output_shape[-1])
+    check_stalls(lambda: Network(model, skip_fifo_depths=depths),
+                 x.reshape(-1, model.input_shape[-1]).tolist(), want.tolist(), seed=5)
+
+
+def _no_simulation(*args, **kwargs):
+    raise AssertionError("no network is built to simulate beyond the limit")
