@@ -14,7 +14,7 @@ rounded integer is then brought into range by the overflow mode.
 
 import numpy as np
 
-from nnfab.fixed import FixedFormat, Overflow, Rounding
+from nnfab.fixed import FixedFormat, Overflow, Rounding, rounding_increment
 
 __all__ = ["code_dtype", "as_codes", "cast", "cast_codes", "divide_cast", "quantize",
            "exact_codes", "round_shift", "to_float"]
@@ -64,26 +64,10 @@ def as_codes(codes, fmt):
 
 
 def _increment(rounding, *, qb, rest, neg, odd):
-    """The rounding increment (0 or 1) from the dropped bits.
-
-    ``qb`` is the half bit (the first bit below the kept LSB), ``rest`` whether any lower bit is
-    set, ``neg`` whether the value is negative, ``odd`` whether the kept LSB is 1.
-    """
-    if rounding is Rounding.TRN:
-        return np.zeros_like(qb)
-    if rounding is Rounding.TRN_ZERO:
-        return neg & (qb | rest)
-    if rounding is Rounding.RND:
-        return qb
-    if rounding is Rounding.RND_ZERO:
-        return qb & (neg | rest)
-    if rounding is Rounding.RND_MIN_INF:
-        return qb & rest
-    if rounding is Rounding.RND_INF:
-        return qb & (~neg | rest)
-    if rounding is Rounding.RND_CONV:
-        return qb & (odd | rest)
-    raise AssertionError(rounding)  # pragma: no cover
+    """The rounding increment (0 or 1) from the dropped bits
+    (:func:`nnfab.fixed.rounding_increment` on boolean arrays)."""
+    return rounding_increment(rounding, qb=qb, rest=rest, neg=neg, odd=odd,
+                              zero=np.zeros_like(qb))
 
 
 def _overflow(value, dst):

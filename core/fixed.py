@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = ["Rounding", "Overflow", "FixedFormat", "common_format", "MAX_WIDTH",
-           "MAX_INTEGER_WIDTH", "MAX_ACCUMULATOR_WIDTH", "check_lane_formats"]
+           "MAX_INTEGER_WIDTH", "MAX_ACCUMULATOR_WIDTH", "check_lane_formats", "rounding_increment"]
 
 #: Widest tensor format (inputs, weights, biases, layer outputs) nnfab builds, in bits.
 MAX_WIDTH = 64
@@ -444,3 +444,39 @@ def check_lane_formats(formats, fout):
             raise ValueError(f"Lane {j} format {fmt} does not fit the output format {fout} "
                              f"exactly")
     return formats
+
+
+def rounding_increment(rounding, *, qb, rest, neg, odd, zero):
+    """The rounding increment of ``rounding`` from the bits a cast drops: the one truth table
+    of ap_fixed's quantization modes, shared by the golden casts (NumPy boolean arrays) and the
+    hardware casts (1-bit Amaranth values); any operands with ``&``, ``|`` and ``~`` do.
+
+    Parameters
+    ----------
+    rounding : Rounding
+    qb
+        The half bit: the first bit below the kept LSB.
+    rest
+        Whether any lower bit is set.
+    neg
+        Whether the value is negative.
+    odd
+        Whether the kept LSB is 1.
+    zero
+        The increment of ``TRN`` (no rounding), in the operands' kind.
+    """
+    if rounding is Rounding.TRN:
+        return zero
+    if rounding is Rounding.TRN_ZERO:
+        return neg & (qb | rest)
+    if rounding is Rounding.RND:
+        return qb
+    if rounding is Rounding.RND_ZERO:
+        return qb & (neg | rest)
+    if rounding is Rounding.RND_MIN_INF:
+        return qb & rest
+    if rounding is Rounding.RND_INF:
+        return qb & (~neg | rest)
+    if rounding is Rounding.RND_CONV:
+        return qb & (odd | rest)
+    raise AssertionError(rounding)  # pragma: no cover

@@ -9,7 +9,7 @@ from amaranth.hdl import C, Cat, Const, Module, Mux, Shape, Signal, Value, signe
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from nnfab.fixed import FixedFormat, Overflow, Rounding
+from nnfab.fixed import FixedFormat, Overflow, rounding_increment
 
 from .pipeline import pipeline_advance
 from .unused import discard
@@ -41,8 +41,8 @@ def _check_format(fmt):
 
 
 def round_increment(rounding, *, qb, rest, neg, odd):
-    """The one-bit rounding increment of ``rounding`` from the dropped bits; the same truth table
-    as the golden model's (:mod:`nnfab.casts`).
+    """The one-bit rounding increment of ``rounding`` from the dropped bits:
+    :func:`nnfab.fixed.rounding_increment`, the golden model's truth table, on Amaranth values.
 
     Parameters
     ----------
@@ -60,21 +60,7 @@ def round_increment(rounding, *, qb, rest, neg, odd):
     -------
     Value, 1 bit
     """
-    if rounding is Rounding.TRN:
-        return C(0, 1)
-    if rounding is Rounding.TRN_ZERO:
-        return neg & (qb | rest)
-    if rounding is Rounding.RND:
-        return qb
-    if rounding is Rounding.RND_ZERO:
-        return qb & (neg | rest)
-    if rounding is Rounding.RND_MIN_INF:
-        return qb & rest
-    if rounding is Rounding.RND_INF:
-        return qb & (~neg | rest)
-    if rounding is Rounding.RND_CONV:
-        return qb & (odd | rest)
-    raise AssertionError(rounding)  # pragma: no cover
+    return rounding_increment(rounding, qb=qb, rest=rest, neg=neg, odd=odd, zero=C(0, 1))
 
 
 def _extend(value, width):
