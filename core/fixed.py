@@ -337,6 +337,13 @@ class FixedFormat:
 
     # -- exact arithmetic result formats -------------------------------------------------------
 
+    def holds(self, other):
+        """Whether every value of format ``other`` is exactly a value of this format (its LSB
+        no coarser, its range no narrower): then a cast from ``other`` is a plain shift."""
+        self._check_other(other)
+        return (self.fraction_width >= other.fraction_width
+                and self.max_value >= other.max_value and self.min_value <= other.min_value)
+
     def add_format(self, other):
         """The exact format of ``self + other``: no rounding, no overflow for any pair of
         operands, as ``ap_fixed``'s ``operator+`` result type.

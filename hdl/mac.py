@@ -99,8 +99,7 @@ class MacPE(_Checked):
                          product_first.eq(self.first)]
         acc_format = self._accumulator_format
         shift = acc_format.fraction_width - product_format.fraction_width
-        exact = shift >= 0 and acc_format.integer_width >= product_format.integer_width
-        term = (product << shift) if exact else \
+        term = (product << shift) if acc_format.holds(product_format) else \
             requantize(product, src=product_format, dst=acc_format)
         with m.If(self.en & product_valid):
             m.d.sync += self.acc.eq(Mux(product_first, 0, self.acc) + term)

@@ -160,8 +160,7 @@ class SystolicMatVec(wiring.Component):
                 x_next = Signal(in_shape, name=f"x{i}_{j}")
                 product = Signal(fixed_shape(product_format), name=f"p{i}_{j}")
                 m.d.comb += product.eq(x * weight(i, j))
-                if acc_format.fraction_width >= product_format.fraction_width and \
-                        acc_format.integer_width >= product_format.integer_width:
+                if acc_format.holds(product_format):
                     term = product << (acc_format.fraction_width - product_format.fraction_width)
                 else:
                     term = requantize(product, src=product_format, dst=acc_format)

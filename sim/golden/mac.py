@@ -20,9 +20,8 @@ def products_in_accumulator(products, product_format, accumulator):
     """Products (raw codes of ``product_format``) in units of the accumulator's LSB: an exact
     shift when the accumulator holds every product, else the accumulator's cast (its rounding
     and overflow), as hls4ml's ``accum_t``."""
-    shift = accumulator.fraction_width - product_format.fraction_width
-    if shift >= 0 and accumulator.integer_width >= product_format.integer_width:
-        return products << shift
+    if accumulator.holds(product_format):
+        return products << (accumulator.fraction_width - product_format.fraction_width)
     return cast(products, product_format, accumulator)
 
 

@@ -123,12 +123,9 @@ def test_wide_formats_use_python_integers():
     assert dense(x, spec).tolist() == [ref_dense(x[0].tolist(), spec)]
 
 
-@pytest.mark.xfail(strict=True, reason="nnfab.sim.golden.mac.products_in_accumulator shifts a "
-                   "product into an accumulator without a cast when the accumulator has the "
-                   "integer and fraction bits, without looking at its sign: a negative product "
-                   "in an unsigned accumulator is not saturated (mac.py predates this test; "
-                   "the same result as before the fast kernels)")
 def test_negative_product_in_unsigned_accumulator():
+    """A negative product goes into an unsigned saturating accumulator through its cast (0),
+    as hls4ml's ``accum_t`` assignment does; it used to be shifted in unsaturated."""
     fin, fw = FixedFormat(6, 0), FixedFormat(2, -4)
     acc = FixedFormat(16, 4, signed=False, overflow="SAT")
     spec = DenseSpec([[-1]], None, fin, fw, FixedFormat(16, 4), accumulator_format=acc)
