@@ -5,8 +5,8 @@ import numpy as np
 
 from nnfab.errors import UnsupportedLayerError
 
-from ..importers.keras import (SKIPPED_LAYERS, conv_kernel, input_shape, keras_layers,
-                               read_config, window_geometry, KerasWeights)
+from ..importers.keras_config import (SKIPPED_LAYERS, KerasWeights, conv_kernel, input_shape,
+                                      keras_layers, read_config, window_geometry)
 from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
 from nnfab.ir import INPUT
 from .config import ConfigError

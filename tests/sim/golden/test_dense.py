@@ -66,7 +66,8 @@ def _spec(rng, *, explicit_accumulator, max_width=20, accumulator_overflow=None)
     weights = _codes(rng, fw, (n_out, n_in))
     bias_format = _format(rng, max_width=max_width) if rng.random() < 0.7 else None
     biases = None if bias_format is None else _codes(rng, bias_format, (n_out,))
-    # Signed accumulators (as hls4ml's accum_t): for an unsigned one see the xfail below.
+    # Signed accumulators (as hls4ml's accum_t): for an unsigned one see
+    # test_negative_product_in_unsigned_accumulator below.
     acc = _format(rng, max_width=24, signed=True, overflow=accumulator_overflow) \
         if explicit_accumulator else None
     return DenseSpec(weights, biases, fin, fw, _format(rng, max_width=18), bias_format, acc)
