@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from amaranth.hdl import Module
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import wiring
 
 from nnfab.errors import UnsupportedLayerError
 from nnfab.hdl.activations import Activation, Argmax, Softmax
@@ -30,6 +30,7 @@ from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.hdl.softmax_hls4ml import Hls4mlSoftmax
 from nnfab.hdl.unused import discard
+from nnfab.hdl.vector_pipeline import vector_signature
 
 from nnfab.ir import INPUT
 
@@ -205,8 +206,7 @@ class Network(wiring.Component):
         discard(self)
         for _, engine in self._engines:
             discard(engine, deep=True)
-        input_port = wiring.In(stream.Signature(data.ArrayLayout(
-            fixed_shape(model.input_format), model.input_shape[-1])))
+        input_port = wiring.In(vector_signature(model.input_format, model.input_shape[-1]))
         super().__init__({"i": input_port, "o": self._engines[-1][1].signature.members["o"]})
 
     @property

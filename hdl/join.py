@@ -8,13 +8,13 @@ in the same cycle. Paths of different latency into a join need a skip FIFO
 """
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat, common_format
 
 from .cast import fixed_shape, requantize
 from .checked import CheckedComponent, check_count
+from .vector_pipeline import vector_signature
 
 __all__ = ["Add", "Concatenate"]
 
@@ -27,10 +27,6 @@ def _check_formats(fins, fout):
     for fmt in (*fins, fout):
         if not isinstance(fmt, FixedFormat):
             raise TypeError(f"Format must be a FixedFormat, not {fmt!r}")
-
-
-def _vector(shape, lanes):
-    return stream.Signature(data.ArrayLayout(shape, lanes))
 
 
 def _join(m, inputs, o, payload):
@@ -51,9 +47,9 @@ class _Join(CheckedComponent):
 
     def __init__(self, lanes, fins, fout, out_lanes):
         self._lanes, self._fins, self._fout = lanes, fins, fout
-        members = {f"i{k}": In(_vector(fixed_shape(fin), n))
+        members = {f"i{k}": In(vector_signature(fin, n))
                    for k, (fin, n) in enumerate(zip(fins, lanes))}
-        members["o"] = Out(_vector(fixed_shape(fout), out_lanes))
+        members["o"] = Out(vector_signature(fout, out_lanes))
         super().__init__(members)
 
     @property
