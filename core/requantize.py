@@ -1,0 +1,146 @@
+"""TFLite's integer requantization, exactly: the 32-bit fixed-point multiplier and shift.
+
+An int8 TFLite operator accumulates in int32 and brings the sum back to int8 by a real factor
+``M = s_in * s_w / s_out`` (per output channel when the weights have per-channel scales).
+TFLite stores ``M`` as a 32-bit multiplier ``m`` (a Q0.31 fraction in ``[0.5, 1)``) and an
+exponent ``e`` with ``M ~= m * 2**(e - 31)``, and applies it as (TFLite
+``tensorflow/lite/kernels/internal/common.h``, after gemmlowp ``fixedpoint.h``; the default build,
+without ``TFLITE_SINGLE_ROUNDING``, which the reference kernels and TFLite Micro use)::
+
+    MultiplyByQuantizedMultiplier(x, m, e) =
+        RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x * 2**max(e, 0), m), max(-e, 0))
+
+- ``SaturatingRoundingDoublingHighMul(a, b)``: the high 32 bits of ``2 * a * b``, that is
+  ``a * b / 2**31`` rounded to nearest (the 64-bit product plus ``2**30``, or ``1 - 2**30`` when
+  negative, divided by ``2**31`` truncating toward zero, so a tie rounds toward +infinity on
+  both signs: 0.5 to 1, -0.5 to 0); ``INT32_MIN * INT32_MIN`` saturates to ``INT32_MAX``.
+- ``RoundingDivideByPOT(x, n)``: ``x / 2**n`` rounded to nearest, ties away from zero.
+
+Every function here works on NumPy integer arrays (any shape; multipliers and shifts broadcast,
+for per-channel requantization along the last axis) and returns ``int64`` arrays holding int32
+values. Python integers are accepted too.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["INT32_MIN", "INT32_MAX", "quantize_multiplier", "quantize_multipliers",
+           "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
+           "multiply_by_quantized_multiplier", "wrap_int32"]
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+def quantize_multiplier(real_multiplier):
+    """The multiplier and shift TFLite stores for a real factor (``QuantizeMultiplier``).
+
+    Parameters
+    ----------
+    real_multiplier : float
+        The factor ``M >= 0``, as a double (TFLite computes it in double from float scales).
+
+    Returns
+    -------
+    (int, int)
+        ``(m, e)`` with ``m`` in ``[2**30, 2**31)`` (or 0 for ``M == 0``) and ``M ~= m * 2**(e -
+        31)``: ``frexp`` gives ``M = q * 2**e`` with ``q`` in ``[0.5, 1)``; ``m = round(q *
+        2**31)`` rounding half away from zero (``TfLiteRound``); ``m == 2**31`` becomes ``2**30``
+        with ``e + 1``; an exponent below -31 flushes the factor to ``(0, 0)``.
+
+    Raises
+    ------
+    ValueError
+        If ``real_multiplier`` is negative, infinite or NaN.
+    """
+    real = float(real_multiplier)
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"Requantization factor must be a finite number >= 0, not {real!r}")
+    if real == 0.0:
+        return 0, 0
+    fraction, shift = math.frexp(real)
+    fixed = math.floor(fraction * (1 << 31) + 0.5)   # q >= 0.5 > 0: half away from zero
+    if fixed == 1 << 31:
+        fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return fixed, shift
+
+
+def quantize_multipliers(real_multipliers):
+    """:func:`quantize_multiplier` of each factor: two ``int64`` arrays ``(m, e)``."""
+    pairs = [quantize_multiplier(r) for r in np.asarray(real_multipliers, dtype=np.float64).ravel()]
+    shape = np.shape(real_multipliers)
+    m = np.array([p[0] for p in pairs], dtype=np.int64).reshape(shape)
+    e = np.array([p[1] for p in pairs], dtype=np.int64).reshape(shape)
+    return m, e
+
+
+def wrap_int32(x):
+    """``x`` wrapped to int32 as two's complement (what C's int32 arithmetic does on overflow)."""
+    x = np.asarray(x, dtype=np.int64)
+    return ((x + (1 << 31)) & 0xFFFF_FFFF) - (1 << 31)
+
+
+def saturating_rounding_doubling_high_mul(a, b):
+    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int32 values (int64 arrays).
+
+    ``a * b / 2**31`` rounded to nearest, ties toward +infinity; ``a == b == INT32_MIN`` gives
+    ``INT32_MAX``.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    product = a * b                                   # |a * b| <= 2**62: exact in int64
+    nudge = np.where(product >= 0, 1 << 30, 1 - (1 << 30))
+    total = product + nudge
+    # C's int64 division truncates toward zero.
+    high = np.where(total >= 0, total >> 31, -((-total) >> 31))
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, high)
+
+
+def rounding_divide_by_pot(x, exponent):
+    """gemmlowp ``RoundingDivideByPOT``: ``x / 2**exponent`` rounded to nearest, ties away from
+    zero, for ``0 <= exponent <= 31``.
+
+    Raises
+    ------
+    ValueError
+        If an exponent is outside 0 to 31.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    if np.any((exponent < 0) | (exponent > 31)):
+        bad = exponent[(exponent < 0) | (exponent > 31)].ravel()[0]
+        raise ValueError(f"Rounding shift must be from 0 to 31, not {int(bad)!r}")
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift):
+    """TFLite ``MultiplyByQuantizedMultiplier`` (double rounding): ``x * M`` for ``M ~= m *
+    2**(e - 31)``.
+
+    Parameters
+    ----------
+    x : array_like of int
+        int32 values (an accumulator).
+    multiplier, shift : array_like of int
+        ``m`` in ``[0, 2**31)`` and ``e`` in ``[-31, 30]``, as :func:`quantize_multiplier`
+        returns; they broadcast against ``x`` (per-channel: shape ``(channels,)`` against the last
+        axis).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The int32 results. The left shift ``x * 2**e`` (for ``e > 0``) wraps as C's int32
+        multiplication does; TFLite's converter keeps it from overflowing in real models.
+    """
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = wrap_int32(np.asarray(x, dtype=np.int64) << left)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
