@@ -16,6 +16,11 @@ without ``TFLITE_SINGLE_ROUNDING``, which the reference kernels and TFLite Micro
   both signs: 0.5 to 1, -0.5 to 0); ``INT32_MIN * INT32_MIN`` saturates to ``INT32_MAX``.
 - ``RoundingDivideByPOT(x, n)``: ``x / 2**n`` rounded to nearest, ties away from zero.
 
+TFLite built with ``TFLITE_SINGLE_ROUNDING`` (and ruy, which TFLite's fully connected kernels
+reach even under the reference op resolver: measured against ``ai-edge-litert`` 2.3, whose
+``FULLY_CONNECTED`` gives single-rounded codes while ``CONV_2D``, ``DEPTHWISE_CONV_2D`` and ``ADD``
+give double-rounded ones) rounds once instead: :func:`multiply_by_quantized_multiplier_single_round`.
+
 Every function here works on NumPy integer arrays (any shape; multipliers and shifts broadcast,
 for per-channel requantization along the last axis) and returns ``int64`` arrays holding int32
 values. Python integers are accepted too.
@@ -27,7 +32,8 @@ import numpy as np
 
 __all__ = ["INT32_MIN", "INT32_MAX", "quantize_multiplier", "quantize_multipliers",
            "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
-           "multiply_by_quantized_multiplier", "wrap_int32"]
+           "multiply_by_quantized_multiplier", "multiply_by_quantized_multiplier_single_round",
+           "wrap_int32"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -144,3 +150,39 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     right = np.maximum(-shift, 0)
     shifted = wrap_int32(np.asarray(x, dtype=np.int64) << left)
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+def multiply_by_quantized_multiplier_single_round(x, multiplier, shift):
+    """``x * M`` rounded once, for ``M ~= m * 2**(e - 31)``: ``(x * m + 2**(30 - e)) >> (31 -
+    e)`` in 64 bits, to nearest with ties toward +infinity.
+
+    This is TFLite's ``MultiplyByQuantizedMultiplier`` built with ``TFLITE_SINGLE_ROUNDING`` and
+    ruy's ``MultiplyByQuantizedMultiplier`` (``ruy/apply_multiplier.cc``). It differs from
+    :func:`multiply_by_quantized_multiplier` whenever the double rounding's first step (the
+    high multiply) moves a value across a half: e.g. ``x = 11243``, ``m = 1638001719``, ``e =
+    -8`` is 33.4986; single rounding gives 33, double rounding 34.
+
+    Parameters
+    ----------
+    x : array_like of int
+        int32 values.
+    multiplier, shift : array_like of int
+        ``m`` in ``[0, 2**31)`` and ``e`` in ``[-31, 30]``; they broadcast against ``x``.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The results (int32 for the scales TFLite's converter produces).
+
+    Raises
+    ------
+    ValueError
+        If a shift is outside -31 to 30.
+    """
+    shift = np.asarray(shift, dtype=np.int64)
+    if np.any((shift < -31) | (shift > 30)):
+        bad = shift[(shift < -31) | (shift > 30)].ravel()[0]
+        raise ValueError(f"Multiplier shift must be from -31 to 30, not {int(bad)!r}")
+    total_shift = 31 - shift
+    product = np.asarray(x, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
+    return (product + (np.int64(1) << (total_shift - 1))) >> total_shift

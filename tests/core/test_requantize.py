@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnfab.requantize import (INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier,
+                              multiply_by_quantized_multiplier_single_round,
                               quantize_multiplier, quantize_multipliers,
                               rounding_divide_by_pot, saturating_rounding_doubling_high_mul)
 
@@ -106,3 +107,38 @@ def test_quantize_multiplier():
 def test_quantize_multiplier_rejects(bad):
     with pytest.raises(ValueError, match=r"^Requantization factor must be a finite number >= 0"):
         quantize_multiplier(bad)
+
+
+def _single(x, m, e):
+    """Scalar single rounding: the exact quotient x * m / 2**(31 - e), to nearest, ties up."""
+    return (2 * x * m + (1 << (31 - e))) // (1 << (32 - e))
+
+
+@pytest.mark.parametrize("e", [-31, -8, -1, 0, 1, 30])
+def test_single_round_edges_and_ties(e):
+    rng = np.random.default_rng(17)
+    values = EDGES[1:-1] + [int(v) for v in rng.integers(-(1 << 20), 1 << 20, 200)]
+    m = [1 << 30, (1 << 31) - 1, 1638001719]
+    x, mm = np.meshgrid(values, m)
+    if e > 0:
+        x = x >> e                                          # keep x * 2**e within int32
+    got = multiply_by_quantized_multiplier_single_round(x, mm, e)
+    want = np.vectorize(lambda a, b: _single(int(a), int(b), e), otypes=[object])(x, mm)
+    assert np.array_equal(got, want.astype(np.int64))
+
+
+def test_single_round_differs_from_double_round():
+    # 11243 * 1638001719 / 2**39 = 33.4986...: one rounding gives 33; the high multiply's
+    # rounding first (to 8576.04 -> 8576 = 33.5 * 256) then a tie away from zero gives 34.
+    assert int(multiply_by_quantized_multiplier_single_round(11243, 1638001719, -8)) == 33
+    assert int(multiply_by_quantized_multiplier(11243, 1638001719, -8)) == 34
+    # Ties go toward +infinity on both signs.
+    assert int(multiply_by_quantized_multiplier_single_round(1, 1 << 30, -1)) == 0   # 0.25
+    assert int(multiply_by_quantized_multiplier_single_round(1, 1 << 30, 0)) == 1    # 0.5
+    assert int(multiply_by_quantized_multiplier_single_round(-1, 1 << 30, 0)) == 0   # -0.5
+    assert int(multiply_by_quantized_multiplier_single_round(-3, 1 << 30, 0)) == -1  # -1.5
+
+
+def test_single_round_rejects_shift_out_of_range():
+    with pytest.raises(ValueError, match=r"^Multiplier shift must be from -31 to 30, not 31$"):
+        multiply_by_quantized_multiplier_single_round(1, 1 << 30, 31)
