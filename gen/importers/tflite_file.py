@@ -183,6 +183,10 @@ def read_tflite(path):
     if buf[4:8] != b"TFL3":
         raise ModelError(f"File {name!r} is not a TFLite model: its schema identifier is "
                          f"{bytes(buf[4:8])!r}, not b'TFL3'")
+    root = int.from_bytes(buf[:4], "little")
+    if root + 4 > len(buf):
+        raise ModelError(f"TFLite file {name!r} is truncated: its root table starts at byte "
+                         f"{root}, beyond its {len(buf)} bytes")
     where = ["the root table"]
     try:
         model = tflite.Model.GetRootAs(buf, 0)
@@ -210,7 +214,7 @@ def read_tflite(path):
     except (IndexError, ValueError, struct.error, UnicodeDecodeError, TypeError,
             OverflowError) as error:
         raise ModelError(f"TFLite file {name!r} is truncated or corrupt: reading {where[0]} "
-                         f"failed in its {len(buf)} bytes ({type(error).__name__})") from None
+                         f"fails in its {len(buf)} bytes") from error
     for index in inputs + outputs:
         if not 0 <= index < len(tensors):
             raise ModelError(f"TFLite file {name!r} is truncated or corrupt: graph input or "
