@@ -16,14 +16,11 @@ without ``TFLITE_SINGLE_ROUNDING``, which the reference kernels and TFLite Micro
   both signs: 0.5 to 1, -0.5 to 0); ``INT32_MIN * INT32_MIN`` saturates to ``INT32_MAX``.
 - ``RoundingDivideByPOT(x, n)``: ``x / 2**n`` rounded to nearest, ties away from zero.
 
-TFLite built with ``TFLITE_SINGLE_ROUNDING`` (and ruy, which TFLite's fully connected kernels
-reach even under the reference op resolver: measured against ``ai-edge-litert`` 2.3, whose
-``FULLY_CONNECTED`` gives single-rounded codes while ``CONV_2D``, ``DEPTHWISE_CONV_2D`` and ``ADD``
-give double-rounded ones) rounds once instead: :func:`multiply_by_quantized_multiplier_single_round`.
-
-Every function here works on NumPy integer arrays (any shape; multipliers and shifts broadcast,
-for per-channel requantization along the last axis) and returns ``int64`` arrays holding int32
-values. Python integers are accepted too.
+TFLite built with ``TFLITE_SINGLE_ROUNDING`` rounds once instead
+(:func:`multiply_by_quantized_multiplier_single_round`). TFLite's reference int8 fully connected
+kernels (``reference_integer_ops::FullyConnected`` and ``FullyConnectedPerChannel`` with float
+scales, which the ``BUILTIN_REF`` op resolver runs) use no fixed-point multiplier at all:
+``round(double(acc) * (double(s_in) * double(s_w) / double(s_out)))``, :func:`multiply_by_real`.
 """
 
 import math
@@ -33,7 +30,7 @@ import numpy as np
 __all__ = ["INT32_MIN", "INT32_MAX", "quantize_multiplier", "quantize_multipliers",
            "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
            "multiply_by_quantized_multiplier", "multiply_by_quantized_multiplier_single_round",
-           "wrap_int32"]
+           "multiply_by_real", "round_half_away", "wrap_int32"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -186,3 +183,40 @@ def multiply_by_quantized_multiplier_single_round(x, multiplier, shift):
     total_shift = 31 - shift
     product = np.asarray(x, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
     return (product + (np.int64(1) << (total_shift - 1))) >> total_shift
+
+
+def round_half_away(values):
+    """C's ``std::round`` of float64 values: to nearest, ties away from zero (exact, unlike
+    ``floor(x + 0.5)``, which rounds 0.49999999999999994 up).
+
+    Returns
+    -------
+    numpy.ndarray of float64
+    """
+    values = np.asarray(values, dtype=np.float64)
+    whole = np.trunc(values)
+    fraction = values - whole                        # exact: |values| < 2**52 or integral
+    return whole + np.sign(values) * (np.abs(fraction) >= 0.5)
+
+
+def multiply_by_real(x, real_multiplier):
+    """``round(double(x) * real_multiplier)``, ties away from zero: the requantization of TFLite's
+    reference int8 fully connected kernels.
+
+    Parameters
+    ----------
+    x : array_like of int
+        int32 accumulators (exact in a double).
+    real_multiplier : float or array_like of float
+        The effective scale as a double, ``double(s_in) * double(s_w) / double(s_out)``;
+        broadcasts against ``x`` (per channel along the last axis).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The rounded products. The product is one IEEE double multiplication (rounded to 53
+        bits, as C computes it), then rounded to an integer.
+    """
+    product = np.asarray(x, dtype=np.int64).astype(np.float64) * np.asarray(real_multiplier,
+                                                                             dtype=np.float64)
+    return round_half_away(product).astype(np.int64)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nnfab.requantize import (INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier,
-                              multiply_by_quantized_multiplier_single_round,
+                              multiply_by_quantized_multiplier_single_round, multiply_by_real,
+                              round_half_away,
                               quantize_multiplier, quantize_multipliers,
                               rounding_divide_by_pot, saturating_rounding_doubling_high_mul)
 
@@ -142,3 +143,22 @@ def test_single_round_differs_from_double_round():
 def test_single_round_rejects_shift_out_of_range():
     with pytest.raises(ValueError, match=r"^Multiplier shift must be from -31 to 30, not 31$"):
         multiply_by_quantized_multiplier_single_round(1, 1 << 30, 31)
+
+
+def test_round_half_away():
+    values = [0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994, -0.49999999999999994,
+              2.0 ** 52 + 1, -(2.0 ** 53), 0.0, -0.0, 3.7, -3.7]
+    want = [1, -1, 2, -2, 3, -3, 0, 0, 2 ** 52 + 1, -(2 ** 53), 0, 0, 4, -4]
+    assert round_half_away(values).tolist() == want
+
+
+def test_multiply_by_real():
+    # One double multiplication, then std::round: ties away from zero on both signs ...
+    assert multiply_by_real([-3, -1, 1, 3], 0.5).tolist() == [-2, -1, 1, 2]
+    # ... and no 31-bit multiplier: 0.49999999999 quantizes to m = 2**30, e = 0 (0.5 exactly).
+    assert int(multiply_by_real(1, 0.49999999999)) == 0
+    m, e = quantize_multiplier(0.49999999999)
+    assert (m, e) == (1 << 30, 0)
+    assert int(multiply_by_quantized_multiplier_single_round(1, m, e)) == 1
+    # Per channel along the last axis.
+    assert multiply_by_real([[10, 10]], [0.25, 0.35]).tolist() == [[3, 4]]
