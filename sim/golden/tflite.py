@@ -355,7 +355,8 @@ def run_tflite(model, inputs, trace=False):
             array = array.astype(np.int64)
         values[index] = array
     for op in model.operators:
-        arguments = [values[i] for i in op.inputs[:_DATA_INPUTS.get(op.opcode, 1)]]
+        arguments = [values[i] if i in values else model.tensors[i].data.astype(np.int64)
+                     for i in op.inputs[:_DATA_INPUTS.get(op.opcode, 1)]]
         out = KERNELS[op.opcode](model, op, *arguments)
         out_shape = model.tensors[op.outputs[0]].shape
         values[op.outputs[0]] = out.reshape((n,) + tuple(out_shape[1:]))
