@@ -383,10 +383,7 @@ def _check_types(model):
                     continue
                 if tensor.dtype != "int8":
                     fail(op, tensor, "input")
-                if not tensor.scales:
-                    raise UnsupportedLayerError(f"Operator {op.index} ({op.opcode}): input "
-                                                f"{tensor.name!r} has no quantization; nnfab "
-                                                f"takes quantized int8 tensors")
+                _check_per_tensor(op, tensor, "input")
             elif op.opcode in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"):
                 wanted = "int8" if position == 1 else "int32"
                 if tensor.dtype != wanted or not tensor.is_constant or not tensor.scales:
@@ -396,6 +393,13 @@ def _check_types(model):
                         f"{'constant' if tensor.is_constant else 'computed'} "
                         f"{tensor.dtype}{'' if tensor.scales else ' without scales'}; nnfab "
                         f"takes constant quantized {wanted} {what}")
+                if (position == 1 and op.opcode != "FULLY_CONNECTED"
+                        and any(tensor.zero_points)):
+                    bad = next(z for z in tensor.zero_points if z)
+                    raise UnsupportedLayerError(
+                        f"Operator {op.index} ({op.opcode}): weights {tensor.name!r} have zero "
+                        f"point {bad!r}; TFLite's int8 convolutions take symmetric weights "
+                        f"(zero point 0)")
             elif not tensor.is_constant or tensor.dtype not in ("int32", "int64"):
                 raise UnsupportedLayerError(f"Operator {op.index} ({op.opcode}): shape or "
                                             f"padding input {tensor.name!r} is not a constant "
@@ -406,7 +410,11 @@ def _check_types(model):
                 continue
             if tensor.dtype != "int8":
                 fail(op, tensor, "output")
-            if not tensor.scales:
-                raise UnsupportedLayerError(f"Operator {op.index} ({op.opcode}): output "
-                                            f"{tensor.name!r} has no quantization; nnfab takes "
-                                            f"quantized int8 tensors")
+            _check_per_tensor(op, tensor, "output")
+
+
+def _check_per_tensor(op, tensor, what):
+    if len(tensor.scales) != 1:
+        raise UnsupportedLayerError(f"Operator {op.index} ({op.opcode}): {what} {tensor.name!r} "
+                                    f"has {len(tensor.scales)} scales; nnfab takes int8 "
+                                    f"activations with one scale and zero point")

@@ -15,6 +15,7 @@ import flatbuffers
 import numpy as np
 import pytest
 
+from nnfab.errors import UnsupportedLayerError
 from nnfab.gen.importers.tflite_file import read_tflite
 from nnfab.sim.golden.tflite import run_tflite
 
@@ -273,3 +274,29 @@ def test_add_broadcast_and_constant(tmp_path):
     x1[0], x2[0], x1[1], x2[1] = -128, -128, 127, 127
     _, mismatches = compare(path, [x1, x2])
     assert mismatches == {s: 0, t: 0}
+
+
+def _one_conv(tmp_path, weight_zero_point=0, output_scales=(0.1,)):
+    rng = np.random.default_rng(25)
+    w = ModelWriter()
+    x = w.tensor((1, 4, 4, 2), scales=np.float32(0.1))
+    k = w.tensor((3, 1, 1, 2), scales=np.float32(0.01), zero_points=weight_zero_point,
+                 data=_weights(rng, (3, 1, 1, 2)))
+    y = w.tensor((1, 4, 4, 3), scales=np.asarray(output_scales, dtype=np.float32),
+                 zero_points=[0] * len(output_scales), axis=3)
+    w.op("CONV_2D", [x, k], [y], padding=1, stride_w=1, stride_h=1)
+    return w.write(tmp_path / "conv.tflite", [x], [y])
+
+
+def test_rejects_asymmetric_conv_weights(tmp_path):
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Operator 0 \(CONV_2D\): weights 't1' have zero point 3; TFLite's "
+                             r"int8 convolutions take symmetric weights \(zero point 0\)$"):
+        read_tflite(_one_conv(tmp_path, weight_zero_point=3))
+
+
+def test_rejects_per_channel_activations(tmp_path):
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Operator 0 \(CONV_2D\): output 't2' has 3 scales; nnfab takes "
+                             r"int8 activations with one scale and zero point$"):
+        read_tflite(_one_conv(tmp_path, output_scales=(0.1, 0.2, 0.3)))
