@@ -300,3 +300,18 @@ def test_rejects_per_channel_activations(tmp_path):
                        match=r"^Operator 0 \(CONV_2D\): output 't2' has 3 scales; nnfab takes "
                              r"int8 activations with one scale and zero point$"):
         read_tflite(_one_conv(tmp_path, output_scales=(0.1, 0.2, 0.3)))
+
+
+def test_effective_scales_in_double():
+    # TFLite widens the float32 scales to double before multiplying and dividing; the same
+    # arithmetic in float32 gives another multiplier (1103681664) for these scales.
+    from types import SimpleNamespace
+
+    from nnfab.sim.golden.tflite import conv_multipliers
+
+    s_in, s_w, s_out = (np.float32(v) for v in (0.63732475, 0.27051693, 0.04193255))
+    tensor = SimpleNamespace
+    multipliers, shifts = conv_multipliers(tensor(scale=float(s_in)),
+                                           tensor(scales=(float(s_w),)),
+                                           tensor(scale=float(s_out)), 2)
+    assert multipliers.tolist() == [1103681721] * 2 and shifts.tolist() == [3] * 2
