@@ -1,0 +1,133 @@
+"""TFLite's integer output stage in hardware: int32 accumulators to int8 codes, pipelined.
+
+Bit-exact with :func:`nnfab.sim.golden.output_stage.output_stage` (TFLite's
+``MultiplyByQuantizedMultiplier``, double rounding, then zero point and clamp; see
+:mod:`nnfab.requantize` and :mod:`nnfab.output_stage`).
+"""
+
+from amaranth.hdl import C, Module, Mux, Signal, signed
+from amaranth.lib.wiring import In, Out
+
+from nnfab.fixed import FixedFormat
+from nnfab.output_stage import OutputStage
+
+from .cast import fit_shape
+from .vector_pipeline import VectorPipeline, vector_signature
+
+__all__ = ["OutputStageEngine"]
+
+_HALF = 1 << 30
+
+
+def _integer_format(width):
+    """Integer codes of ``width`` signed bits as a format: ``fixed<W,W>``."""
+    return FixedFormat(width, width)
+
+
+class OutputStageEngine(VectorPipeline):
+    """Requantize every lane of a vector of accumulators; latency 3 cycles, II = 1.
+
+    Lane ``j`` uses channel ``j``'s multiplier ``m`` and shift ``e`` (constants; a per-tensor
+    stage uses the same pair on every lane):
+
+    1. ``p = wrap32(x << max(e, 0)) * m``, a 63-bit signed product (``m < 2**31``);
+    2. ``h = trunc((p + nudge) / 2**31)``: ``nudge`` is ``2**30`` for ``p >= 0`` and
+       ``1 - 2**30`` otherwise, and the division truncates toward zero (an arithmetic shift,
+       plus one when ``p + nudge`` is negative with a nonzero remainder). gemmlowp's saturation
+       of ``INT32_MIN * INT32_MIN`` cannot occur, since ``m >= 0``;
+    3. ``q = (h >> r) + (remainder > threshold)`` with ``r = max(-e, 0)``, ``remainder`` the low
+       ``r`` bits of ``h`` and ``threshold = 2**(r-1) - 1 + (h < 0)`` (round to nearest, ties
+       away from zero), then ``y = clamp(q + zero_point, low, high)``.
+
+    The pipeline stalls as a whole under back-pressure and never drops or repeats a transfer.
+
+    Parameters
+    ----------
+    stage : OutputStage
+        Multipliers, shifts, zero point, clamp and output width.
+    lanes : int
+        Lanes per transfer; must equal ``stage.channels`` unless the stage is per-tensor.
+    in_width : int
+        Signed accumulator bits, 2 to 32 (the accumulator is int32 in TFLite; a narrower one
+        that holds every reachable sum gives the same results with a smaller multiplier).
+
+    Members
+    -------
+    i : ``In(vector_signature(fixed<in_width,in_width>, lanes))``
+    o : ``Out(vector_signature(fixed<width,width>, lanes))``
+
+    Raises
+    ------
+    TypeError
+        If ``stage`` is not an :class:`OutputStage`.
+    ValueError
+        If ``lanes`` or ``in_width`` is out of range or ``lanes`` does not match the stage.
+    """
+
+    def __init__(self, stage, *, lanes, in_width=32):
+        self._validated(lambda: self._check(stage, lanes, in_width))
+        self._stage, self._lanes, self._in_width = stage, lanes, in_width
+        super().__init__({
+            "i": In(vector_signature(_integer_format(in_width), lanes)),
+            "o": Out(vector_signature(_integer_format(stage.width), lanes)),
+        })
+
+    @staticmethod
+    def _check(stage, lanes, in_width):
+        if not isinstance(stage, OutputStage):
+            raise TypeError(f"Output stage must be an OutputStage, not {stage!r}")
+        if not isinstance(lanes, int) or lanes < 1:
+            raise ValueError(f"Lanes must be a positive integer, not {lanes!r}")
+        if not isinstance(in_width, int) or not 2 <= in_width <= 32:
+            raise ValueError(f"Accumulator width must be an integer from 2 to 32, "
+                             f"not {in_width!r}")
+        if stage.channels not in (1, lanes):
+            raise ValueError(f"Output stage has {stage.channels} channels; a vector of "
+                             f"{lanes} lanes needs {lanes} or 1 (per-tensor)")
+
+    def __repr__(self):
+        return (f"OutputStageEngine({self._stage!r}, lanes={self._lanes}, "
+                f"in_width={self._in_width})")
+
+    @property
+    def stage(self):
+        return self._stage
+
+    @property
+    def latency(self):
+        return 3
+
+    def _channel(self, j):
+        c = 0 if self._stage.channels == 1 else j
+        return self._stage.multipliers[c], self._stage.shifts[c]
+
+    def elaborate(self, platform):
+        m = Module()
+        stage = self._stage
+        advance, register = self._stages(m, self.latency)
+        for j in range(self._lanes):
+            multiplier, shift = self._channel(j)
+            left, right = max(shift, 0), max(-shift, 0)
+            x = self.i.payload[j]
+            if left:
+                x = fit_shape(x << left, signed(32))   # C's int32 wrap
+            product = register(x * C(multiplier, 31), f"product_{j}")
+
+            nudge = Mux(product >= 0, C(_HALF, signed(32)), C(1 - _HALF, signed(32)))
+            total = Signal(signed(64), name=f"total_{j}")
+            m.d.comb += total.eq(product + nudge)
+            truncate = (total < 0) & (total[:31] != 0)
+            high = register(fit_shape((total >> 31) + truncate, signed(33)), f"high_{j}")
+
+            if right:
+                remainder = high[:right]
+                threshold = C((1 << (right - 1)) - 1, right) + (high < 0)
+                rounded = (high >> right) + (remainder > threshold)
+            else:
+                rounded = high
+            value = Signal(signed(35), name=f"value_{j}")
+            m.d.comb += value.eq(rounded + stage.zero_point)
+            clamped = Mux(value < stage.low, stage.low, Mux(value > stage.high, stage.high, value))
+            with m.If(advance):
+                m.d.sync += self.o.payload[j].eq(clamped)
+        return m

@@ -1,0 +1,29 @@
+"""Golden model of TFLite's integer output stage (see :mod:`nnfab.output_stage`)."""
+
+import numpy as np
+
+from nnfab.requantize import multiply_by_quantized_multiplier
+
+__all__ = ["output_stage"]
+
+
+def output_stage(acc, stage):
+    """Requantize int32 accumulators to the stage's output codes.
+
+    Parameters
+    ----------
+    acc : array_like of int, shape (..., channels) or (...,) for a per-tensor stage
+        int32 accumulators; channel ``c`` (last axis) uses ``stage.multipliers[c]``.
+    stage : nnfab.output_stage.OutputStage
+
+    Returns
+    -------
+    numpy.ndarray of int64, the shape of ``acc``
+        ``clip(MultiplyByQuantizedMultiplier(acc, m, e) + zero_point, low, high)``.
+    """
+    m = np.array(stage.multipliers, dtype=np.int64)
+    e = np.array(stage.shifts, dtype=np.int64)
+    if stage.channels == 1:
+        m, e = m[0], e[0]
+    scaled = multiply_by_quantized_multiplier(np.asarray(acc, dtype=np.int64), m, e)
+    return np.clip(scaled + stage.zero_point, stage.low, stage.high)

@@ -1,0 +1,84 @@
+"""TFLite's output stage in hardware against its golden model, under back-pressure, on edge
+values: INT32_MIN and INT32_MAX accumulators, rounding ties, shifts 0, 31 and left shifts."""
+
+import numpy as np
+import pytest
+
+from nnfab.hdl.output_stage import OutputStageEngine
+from nnfab.output_stage import OutputStage
+from nnfab.requantize import INT32_MAX, INT32_MIN
+from nnfab.sim.golden.output_stage import output_stage
+from tests.streams import check_stalls
+
+HALF = 1 << 30
+#: Per-channel multipliers and shifts: ties are exact with m = 2**30 (x * 0.5), right shifts 0
+#: to 31, left shifts 1 and 3, the largest multiplier and a flushed (zero) one.
+MULTIPLIERS = (HALF, HALF, HALF, 1_518_500_250, INT32_MAX, 1_234_567_890, HALF + 1, 0)
+SHIFTS = (0, -1, -31, -9, -31, 1, 3, -4)
+
+
+def _edge_inputs(rng, n_random):
+    lanes = len(MULTIPLIERS)
+    rows = [[INT32_MIN] * lanes, [INT32_MAX] * lanes, [0] * lanes, [-1] * lanes, [1] * lanes]
+    # Ties of the rounding divide: with m = 2**30 the high multiply is x / 2 exactly for even x,
+    # so x = +-2 * (2k + 1) * 2**(r - 1) lands on k + 1/2 after the shift by r.
+    for k in (0, 1, 5):
+        row = []
+        for m, e in zip(MULTIPLIERS, SHIFTS):
+            r = max(-e, 0)
+            row.append(2 * (2 * k + 1) * (1 << (r - 1)) if r and 2 * (2 * k + 1) << (r - 1) <= INT32_MAX
+                       else 2 * k + 1)
+        rows += [row, [-v for v in row]]
+    # Ties of the high multiply (x * 2**30 / 2**31 = x / 2 for odd x: +0.5 up, -0.5 up too).
+    rows += [[3] * lanes, [-3] * lanes]
+    rows += rng.integers(INT32_MIN, INT32_MAX, (n_random, lanes), endpoint=True).tolist()
+    rows += rng.integers(-4096, 4096, (n_random, lanes)).tolist()
+    return np.array(rows, dtype=np.int64)
+
+
+@pytest.mark.parametrize("zero_point, low, high", [(0, -128, 127), (-128, -128, 127),
+                                                   (89, 89, 127), (-5, -20, 30)])
+def test_engine_matches_golden_under_stalls(zero_point, low, high):
+    stage = OutputStage(MULTIPLIERS, SHIFTS, zero_point=zero_point, low=low, high=high)
+    x = _edge_inputs(np.random.default_rng(zero_point & 0xFF), 60)
+    want = output_stage(x, stage)
+    assert want.min() >= low and want.max() <= high
+    check_stalls(lambda: OutputStageEngine(stage, lanes=len(MULTIPLIERS)), x.tolist(),
+                 want.tolist(), seed=11, latency=3)
+
+
+def test_per_tensor_stage_on_narrow_accumulator():
+    stage = OutputStage((1_700_000_000,), (-12,), zero_point=3)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-(1 << 19), 1 << 19, (80, 4))
+    x[0], x[1] = -(1 << 19), (1 << 19) - 1
+    check_stalls(lambda: OutputStageEngine(stage, lanes=4, in_width=20), x.tolist(),
+                 output_stage(x, stage).tolist(), seed=3, latency=3)
+
+
+def test_golden_ties_and_clamp():
+    stage = OutputStage((HALF,), (-1,), zero_point=0, low=-128, high=127)
+    # x * 0.5 / 2 = x / 4: 2 -> 0.5 -> 1 (away from zero), -2 -> -0.5 -> -1, 6 -> 1.5 -> 2.
+    assert output_stage([2, -2, 6, -6, 1000, -1000], stage).tolist() == [1, -1, 2, -2, 127, -128]
+
+
+def test_from_scales_and_errors():
+    stage = OutputStage.from_scales([0.5, 1.0], zero_point=-1)
+    assert stage.multipliers == (HALF, HALF) and stage.shifts == (0, 1) and stage.channels == 2
+    with pytest.raises(ValueError, match=r"^Output stage shift 0 must be from -31 to 30, not 31$"):
+        OutputStage((HALF,), (31,))
+    with pytest.raises(ValueError, match=r"^Output stage multiplier 1 must be from 0 to "
+                                         r"2147483647, not -1$"):
+        OutputStage((HALF, -1), (0, 0))
+    with pytest.raises(ValueError, match=r"^Output stage zero point must be an integer from "
+                                         r"-128 to 127, not 128$"):
+        OutputStage((HALF,), (0,), zero_point=128)
+    with pytest.raises(ValueError, match=r"^Output stage clamp must have low <= high, "
+                                         r"not \[5, 4\]$"):
+        OutputStage((HALF,), (0,), low=5, high=4)
+    with pytest.raises(ValueError, match=r"^Output stage has 2 channels; a vector of 3 lanes "
+                                         r"needs 3 or 1 \(per-tensor\)$"):
+        OutputStageEngine(stage, lanes=3)
+    with pytest.raises(ValueError, match=r"^Accumulator width must be an integer from 2 to 32, "
+                                         r"not 33$"):
+        OutputStageEngine(stage, lanes=2, in_width=33)

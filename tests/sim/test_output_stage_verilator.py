@@ -1,0 +1,32 @@
+"""TFLite's output stage on Verilator (the Verilog Amaranth writes, through the HDL harness):
+the edge-value and random accumulators of the Amaranth test, with random idle cycles and
+back-pressure at both ends, against the golden model code for code."""
+
+import numpy as np
+import pytest
+
+from nnfab.fixed import FixedFormat
+from nnfab.hdl.output_stage import OutputStageEngine
+from nnfab.output_stage import OutputStage
+from nnfab.packing import pack, unpack
+from nnfab.sim.golden.output_stage import output_stage
+from nnfab.sim.harness import run_harness
+
+from ..hdl.test_output_stage import MULTIPLIERS, SHIFTS, _edge_inputs
+
+
+@pytest.mark.slow
+def test_output_stage_on_verilator():
+    stage = OutputStage(MULTIPLIERS, SHIFTS, zero_point=-7, low=-100, high=120)
+    x = _edge_inputs(np.random.default_rng(21), 2000)
+    want = output_stage(x, stage)
+    lanes = len(MULTIPLIERS)
+    acc, out = [FixedFormat(32, 32)] * lanes, [FixedFormat(8, 8)] * lanes
+    run = run_harness(OutputStageEngine(stage, lanes=lanes), toplevel="output_stage",
+                      words_in=[pack([int(v) for v in row], acc) for row in x],
+                      n_out=len(x), warmup_in=16, warmup_out=16, seed=5, p_idle=0.3,
+                      p_stall=0.3, burst=4)
+    assert not run.timed_out
+    got = np.array([unpack(word, out) for word in run.words_out])
+    assert got.shape == want.shape and np.array_equal(got, want)
+    assert run.latency == 3 and run.initiation_interval == 1
