@@ -8,6 +8,7 @@ every run writes its results into a folder of its own.
 """
 
 import collections
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -30,6 +31,7 @@ import cocotb_test.simulator
 
 from ..errors import Interrupted, SimulationError
 from . import toolchain
+from .runtime_objects import reuse_runtime_objects
 
 __all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
            "stop_active_processes"]
@@ -258,13 +260,19 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
     def output_tail(self, n_lines=_LOG_TAIL_LINES):
         return "\n".join(list(self._lines)[-n_lines:])
 
-    def _execute_logged(self, cmds, log_path):
+    @contextlib.contextmanager
+    def _logged(self, log_path):
+        """Log the output of the processes started inside the block to ``log_path``."""
         self._lines.clear()
         with open(log_path, "w", encoding="utf-8") as self._log_file:
             try:
-                self.execute(cmds)
+                yield
             finally:
                 self._log_file = None
+
+    def _execute_logged(self, cmds, log_path):
+        with self._logged(log_path):
+            self.execute(cmds)
 
     def _build_locked(self):
         if self.build_complete():
@@ -276,8 +284,12 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         for source in self.verilog_sources_flat:
             Path(source).write_text(self._verilog_text, encoding="utf-8")
         started = time.perf_counter()
+        verilate, make = self.build_command()[:2]
         try:
-            self._execute_logged(self.build_command()[:2], sim_dir / "build.log")
+            with self._logged(sim_dir / "build.log"):
+                self.execute([verilate])
+                reuse_runtime_objects(make, sim_dir, sim_dir.parent, self.env, self.execute)
+                self.execute([make])
         except SystemExit as exc:
             raise SimulationError(
                 f"Verilator build of {self.toplevel_module!r} failed ({exc}); "

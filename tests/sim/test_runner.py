@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from nnfab.errors import Interrupted, SimulationError, ToolchainError
 from nnfab.sim import toolchain
+from nnfab.sim.runtime_objects import RUNTIME_OBJECTS
 from nnfab.sim.runner import (CocotbResults, allow_processes, default_cache_dir, run_cocotb,
                               stop_active_processes)
 
@@ -179,7 +180,7 @@ def test_concurrent_runs_share_one_build_and_redo_half_finished_ones(tmp_path):
     assert outcomes[0][3] != outcomes[1][3]
 
     # A build folder without completion marker (an interrupted build) is redone from scratch.
-    (build_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    (build_dir,) = [path for path in tmp_path.iterdir() if path.is_dir() and path.name.startswith("adder-")]
     (build_dir / ".nnfab-build-complete").unlink()
     (build_dir / "stale-file").write_text("left by an interrupted build")
     again = _run(tmp_path)
@@ -195,7 +196,7 @@ def test_verilog_syntax_error_raises_with_compiler_output(tmp_path):
                              r"with error \d+\); last lines of its output .*%Error: .*adder\.v:2"):
         run_cocotb(verilog, toplevel="adder", test_module=TB_MODULE, cache_dir=tmp_path)
     # The failed build left no completion marker, so the next run starts from scratch.
-    (build_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    (build_dir,) = [path for path in tmp_path.iterdir() if path.is_dir() and path.name.startswith("adder-")]
     assert not (build_dir / ".nnfab-build-complete").exists()
 
 
@@ -253,3 +254,16 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "nnfab" / "verilator"
+
+
+def test_runtime_objects_are_compiled_once_and_reused(tmp_path):
+    # Two different designs: the second build copies Verilator's runtime objects that the first
+    # compiled, and both simulate correctly.
+    first = _run(tmp_path)
+    entries = list((tmp_path / "runtime-objects").iterdir())
+    assert first.built and len(entries) == 1
+    assert sorted(p.name for p in entries[0].iterdir()) == sorted(RUNTIME_OBJECTS)
+    second = _run(tmp_path, design=RegisteredAdder(width=9))
+    assert second.built and second.build_dir != first.build_dir
+    assert second.total == second.passed == 2
+    assert list((tmp_path / "runtime-objects").iterdir()) == entries
