@@ -14,7 +14,8 @@ from nnfab.output_stage import OutputStage
 from .cast import fit_shape
 from .vector_pipeline import VectorPipeline, vector_signature
 
-__all__ = ["OutputStageEngine"]
+__all__ = ["OutputStageEngine", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
+           "multiply_by_quantized_multiplier"]
 
 _HALF = 1 << 30
 
@@ -107,27 +108,61 @@ class OutputStageEngine(VectorPipeline):
         advance, register = self._stages(m, self.latency)
         for j in range(self._lanes):
             multiplier, shift = self._channel(j)
-            left, right = max(shift, 0), max(-shift, 0)
-            x = self.i.payload[j]
-            if left:
-                x = fit_shape(x << left, signed(32))   # C's int32 wrap
-            product = register(x * C(multiplier, 31), f"product_{j}")
-
-            nudge = Mux(product >= 0, C(_HALF, signed(32)), C(1 - _HALF, signed(32)))
-            total = Signal(signed(64), name=f"total_{j}")
-            m.d.comb += total.eq(product + nudge)
-            truncate = (total < 0) & (total[:31] != 0)
-            high = register(fit_shape((total >> 31) + truncate, signed(33)), f"high_{j}")
-
-            if right:
-                remainder = high[:right]
-                threshold = C((1 << (right - 1)) - 1, right) + (high < 0)
-                rounded = (high >> right) + (remainder > threshold)
-            else:
-                rounded = high
+            scaled = multiply_by_quantized_multiplier(m, self.i.payload[j], multiplier, shift,
+                                                      register, f"{j}")
             value = Signal(signed(35), name=f"value_{j}")
-            m.d.comb += value.eq(rounded + stage.zero_point)
+            m.d.comb += value.eq(scaled + stage.zero_point)
             clamped = Mux(value < stage.low, stage.low, Mux(value > stage.high, stage.high, value))
             with m.If(advance):
                 m.d.sync += self.o.payload[j].eq(clamped)
         return m
+
+
+def saturating_rounding_doubling_high_mul(m, product, name):
+    """gemmlowp ``SaturatingRoundingDoublingHighMul`` after its product: ``trunc((product +
+    nudge) / 2**31)`` with ``nudge`` ``2**30`` for ``product >= 0`` and ``1 - 2**30`` otherwise
+    (:func:`nnfab.requantize.saturating_rounding_doubling_high_mul`). Combinational; the caller
+    forms the product of two int32 values and handles ``INT32_MIN * INT32_MIN`` (impossible
+    when one factor is a multiplier ``>= 0``).
+
+    Returns a ``signed(33)`` value holding the int32 result.
+    """
+    nudge = Mux(product >= 0, C(_HALF, signed(32)), C(1 - _HALF, signed(32)))
+    total = Signal(signed(64), name=f"total_{name}")
+    m.d.comb += total.eq(product + nudge)
+    truncate = (total < 0) & (total[:31] != 0)
+    return fit_shape((total >> 31) + truncate, signed(33))
+
+
+def rounding_divide_by_pot(value, exponent):
+    """gemmlowp ``RoundingDivideByPOT`` by a constant ``exponent`` (0 to 31): ``value / 2**e``
+    rounded to nearest, ties away from zero. Combinational."""
+    if not exponent:
+        return value
+    remainder = value[:exponent]
+    threshold = C((1 << (exponent - 1)) - 1, exponent) + (value < 0)
+    return (value >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(m, x, multiplier, shift, register, name):
+    """TFLite ``MultiplyByQuantizedMultiplier`` of ``x`` by constants, in two register stages
+    (product; high multiply), the rounding divide left combinational for the caller's third.
+
+    Parameters
+    ----------
+    m : Module
+    x : Value
+        A signed value of at most 32 bits (int32).
+    multiplier, shift : int
+        ``m`` in ``[0, 2**31)`` and ``e`` in ``[-31, 30]``.
+    register : callable
+        ``register(expr, name)`` of :meth:`VectorPipeline._stages`.
+    name : str
+        Suffix of the signal names.
+    """
+    left, right = max(shift, 0), max(-shift, 0)
+    if left:
+        x = fit_shape(x << left, signed(32))   # C's int32 wrap
+    product = register(x * C(multiplier, 31), f"product_{name}")
+    high = register(saturating_rounding_doubling_high_mul(m, product, name), f"high_{name}")
+    return rounding_divide_by_pot(high, right)
