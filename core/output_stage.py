@@ -7,7 +7,15 @@ clamp): every accumulator ``acc`` of output channel ``c`` becomes ::
 
 with the multiplier and shift of :mod:`nnfab.requantize`, the output tensor's zero point, and
 ``[low, high]`` the output type's range narrowed by the fused activation (RELU: ``low =
-zero_point``; RELU6: ``high = zero_point + round(6 / scale)``...). One :class:`OutputStage`
+zero_point``; RELU6: ``high = zero_point + round(6 / scale)``...).
+
+TFLite's reference FULLY_CONNECTED kernel rescales differently: ``round(double(acc) * M)`` with
+the real factor ``M`` as a double, ties away from zero (:func:`nnfab.requantize.multiply_by_real`).
+Hardware has no double multiplier, so :meth:`OutputStage.fit_real` finds an integer form, ``y =
+round_half_away(acc * m / 2**(31 - e))`` (``rounding="half_away"``), with the fewest multiplier
+bits that gives the double path's code for **every** accumulator: both forms are monotone in
+``acc``, so checking every accumulator between the two clamp points, each one step beyond,
+proves it for all int32 accumulators. One :class:`OutputStage`
 describes it for the golden model (:func:`nnfab.sim.golden.output_stage.output_stage`) and the
 hardware (:class:`nnfab.hdl.output_stage.OutputStageEngine`) alike.
 """
@@ -16,9 +24,49 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .requantize import INT32_MAX, INT32_MIN, quantize_multipliers
+from .requantize import INT32_MAX, INT32_MIN, multiply_by_real, quantize_multipliers
 
-__all__ = ["OutputStage"]
+__all__ = ["OutputStage", "ROUNDINGS", "half_away_rescale"]
+
+#: Rescalings of an output stage: TFLite's double-rounded fixed-point multiplier, or one exact
+#: multiplication by ``m * 2**(e - 31)`` rounded half away from zero.
+ROUNDINGS = ("gemmlowp", "half_away")
+
+#: Multiplier bits :meth:`OutputStage.fit_real` tries, fewest first (53: the whole double).
+_FIT_BITS = range(8, 54)
+
+
+def half_away_rescale(acc, multiplier, shift):
+    """``round_half_away(acc * multiplier * 2**(shift - 31))``, exactly, on integer arrays.
+
+    Parameters
+    ----------
+    acc : array_like of int
+        Accumulators (int32).
+    multiplier, shift : int or array_like of int
+        Broadcast against ``acc``; ``0 <= multiplier < 2**53``.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    right = 31 - np.asarray(shift, dtype=np.int64)
+    right_shift = np.maximum(right, 0)
+    left_shift = np.maximum(-right, 0)
+    bound = int(np.abs(acc).max(initial=0)) * int(multiplier.max(initial=0))
+    if bound >= 1 << 62 or right_shift.max(initial=0) > 62:
+        # Python integers: the product or the rounding constant does not fit int64.
+        acc, multiplier = acc.astype(object), multiplier.astype(object)
+        right_shift, left_shift = right_shift.astype(object), left_shift.astype(object)
+    product = acc * multiplier
+    one = np.ones_like(right_shift)
+    half = np.where(right_shift > 0, one << np.maximum(right_shift - 1, 0), 0 * one)
+    negative = ((product < 0) & (right_shift > 0)).astype(product.dtype)
+    rounded = (product + half - negative) >> right_shift
+    return np.asarray(rounded << left_shift, dtype=np.int64)
+
 
 
 @dataclass(frozen=True)
@@ -51,8 +99,15 @@ class OutputStage:
     low: int = -128
     high: int = 127
     width: int = 8
+    rounding: str = "gemmlowp"
 
     def __post_init__(self):
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"Output stage rounding must be one of {', '.join(ROUNDINGS)}, "
+                             f"not {self.rounding!r}")
+        gemmlowp = self.rounding == "gemmlowp"
+        max_multiplier = INT32_MAX if gemmlowp else (1 << 53) - 1
+        min_shift, max_shift = (-31, 30) if gemmlowp else (-96, 62)
         object.__setattr__(self, "multipliers", tuple(int(v) for v in self.multipliers))
         object.__setattr__(self, "shifts", tuple(int(v) for v in self.shifts))
         if not isinstance(self.width, int) or not 2 <= self.width <= 32:
@@ -62,11 +117,12 @@ class OutputStage:
             raise ValueError(f"Output stage needs one shift per multiplier, not "
                              f"{len(self.multipliers)} multipliers and {len(self.shifts)} shifts")
         for c, (m, e) in enumerate(zip(self.multipliers, self.shifts)):
-            if not 0 <= m <= INT32_MAX:
-                raise ValueError(f"Output stage multiplier {c} must be from 0 to {INT32_MAX}, "
-                                 f"not {m!r}")
-            if not -31 <= e <= 30:
-                raise ValueError(f"Output stage shift {c} must be from -31 to 30, not {e!r}")
+            if not 0 <= m <= max_multiplier:
+                raise ValueError(f"Output stage multiplier {c} must be from 0 to "
+                                 f"{max_multiplier}, not {m!r}")
+            if not min_shift <= e <= max_shift:
+                raise ValueError(f"Output stage shift {c} must be from {min_shift} to "
+                                 f"{max_shift}, not {e!r}")
         lo, hi = -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
         for name in ("zero_point", "low", "high"):
             value = getattr(self, name)
@@ -83,6 +139,53 @@ class OutputStage:
         TFLite's order of double operations), quantized by TFLite's ``QuantizeMultiplier``."""
         m, e = quantize_multipliers(np.atleast_1d(real_multipliers))
         return cls(tuple(m.tolist()), tuple(e.tolist()), **kwargs)
+
+    @classmethod
+    def fit_real(cls, real_multipliers, *, zero_point=0, low=-128, high=127, width=8):
+        """The ``half_away`` stage equal to ``clamp(round(double(acc) * M[c]) + zero_point, low,
+        high)`` (TFLite's reference FULLY_CONNECTED) for every int32 accumulator, with the fewest
+        multiplier bits per channel (8 to 53).
+
+        Proof by exhaustion: both forms are monotone in ``acc``; every accumulator from one
+        below the lower clamp point to one above the upper one is compared, and at both ends
+        both forms are checked to be clamped already.
+
+        Raises
+        ------
+        ValueError
+            If a factor is not finite and positive, or no multiplier of up to 53 bits matches
+            (the message names the channel, the factor and the first accumulator that differs).
+        """
+        multipliers, shifts = [], []
+        for c, real in enumerate(np.atleast_1d(np.asarray(real_multipliers, dtype=np.float64))):
+            real = float(real)
+            if not np.isfinite(real) or real <= 0:
+                raise ValueError(f"Output stage factor {c} must be a finite number > 0, "
+                                 f"not {real!r}")
+            # Every accumulator whose output is not clamped, and one beyond on each side.
+            top = min(INT32_MAX, int(np.ceil((high - zero_point + 1) / real)) + 1)
+            bottom = max(INT32_MIN, int(np.floor((low - zero_point - 1) / real)) - 1)
+            acc = np.arange(bottom, top + 1, dtype=np.int64)
+            want = np.clip(multiply_by_real(acc, real) + zero_point, low, high)
+            fraction, exponent = np.frexp(real)
+            for bits in _FIT_BITS:
+                m = int(np.rint(fraction * 2.0 ** bits))
+                e = int(exponent) - bits + 31
+                if m >= 1 << bits:
+                    continue
+                got = np.clip(half_away_rescale(acc, m, e) + zero_point, low, high)
+                if np.array_equal(got, want) and got[0] == want[0] == low and \
+                        got[-1] == want[-1] == high:
+                    multipliers.append(m)
+                    shifts.append(e)
+                    break
+            else:
+                first = int(acc[np.argmax(got != want)])
+                raise ValueError(f"Output stage factor {c} ({real!r}) has no integer form of up "
+                                 f"to 53 bits equal to the double rescale; accumulator {first} "
+                                 f"differs")
+        return cls(tuple(multipliers), tuple(shifts), zero_point=zero_point, low=low,
+                   high=high, width=width, rounding="half_away")
 
     @property
     def channels(self):

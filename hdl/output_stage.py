@@ -15,7 +15,7 @@ from .cast import fit_shape
 from .vector_pipeline import VectorPipeline, vector_signature
 
 __all__ = ["OutputStageEngine", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
-           "multiply_by_quantized_multiplier"]
+           "multiply_by_quantized_multiplier", "half_away_rescale"]
 
 _HALF = 1 << 30
 
@@ -29,7 +29,10 @@ class OutputStageEngine(VectorPipeline):
     """Requantize every lane of a vector of accumulators; latency 3 cycles, II = 1.
 
     Lane ``j`` uses channel ``j``'s multiplier ``m`` and shift ``e`` (constants; a per-tensor
-    stage uses the same pair on every lane):
+    stage uses the same pair on every lane). With ``rounding="half_away"`` (TFLite's fully
+    connected layers, :meth:`nnfab.output_stage.OutputStage.fit_real`), stages 1 and 2 are the
+    product ``x * m`` and its rounding half away from zero by ``2**(31 - e)``
+    (:func:`half_away_rescale`), then stage 3 as below. Otherwise (``"gemmlowp"``):
 
     1. ``p = wrap32(x << max(e, 0)) * m``, a 63-bit signed product (``m < 2**31``);
     2. ``h = trunc((p + nudge) / 2**31)``: ``nudge`` is ``2**30`` for ``p >= 0`` and
@@ -108,9 +111,10 @@ class OutputStageEngine(VectorPipeline):
         advance, register = self._stages(m, self.latency)
         for j in range(self._lanes):
             multiplier, shift = self._channel(j)
-            scaled = multiply_by_quantized_multiplier(m, self.i.payload[j], multiplier, shift,
-                                                      register, f"{j}")
-            value = Signal(signed(35), name=f"value_{j}")
+            rescale = (multiply_by_quantized_multiplier if stage.rounding == "gemmlowp"
+                       else half_away_rescale)
+            scaled = rescale(m, self.i.payload[j], multiplier, shift, register, f"{j}")
+            value = Signal(signed(max(35, len(scaled) + 2)), name=f"value_{j}")
             m.d.comb += value.eq(scaled + stage.zero_point)
             clamped = Mux(value < stage.low, stage.low, Mux(value > stage.high, stage.high, value))
             with m.If(advance):
@@ -166,3 +170,20 @@ def multiply_by_quantized_multiplier(m, x, multiplier, shift, register, name):
     product = register(x * C(multiplier, 31), f"product_{name}")
     high = register(saturating_rounding_doubling_high_mul(m, product, name), f"high_{name}")
     return rounding_divide_by_pot(high, right)
+
+
+def half_away_rescale(m, x, multiplier, shift, register, name):
+    """``round_half_away(x * multiplier * 2**(shift - 31))`` exactly, in two register stages
+    (product; rounded), for an output stage with ``rounding="half_away"``
+    (:func:`nnfab.output_stage.half_away_rescale`). The rounding adds ``2**(k-1)``, less one
+    for a negative product, before the arithmetic shift by ``k = 31 - shift``.
+
+    Parameters as :func:`multiply_by_quantized_multiplier`, with ``multiplier`` below ``2**53``.
+    """
+    product = register(x * C(multiplier, max(1, multiplier.bit_length())), f"product_{name}")
+    right = 31 - shift
+    if right <= 0:
+        return register(product << -right, f"rounded_{name}")
+    half = C(1 << (right - 1), right + 1)
+    rounded = (product + half - (product < 0)) >> right
+    return register(rounded, f"rounded_{name}")

@@ -82,3 +82,69 @@ def test_from_scales_and_errors():
     with pytest.raises(ValueError, match=r"^Accumulator width must be an integer from 2 to 32, "
                                          r"not 33$"):
         OutputStageEngine(stage, lanes=2, in_width=33)
+
+
+# -- rounding="half_away": TFLite's fully connected rescale, round(double(acc) * M) ----------
+
+#: Effective scales of the FULLY_CONNECTED layers of the MLPerf Tiny models (ad01's first and
+#: last, KWS's, ResNet-8's), as read from the files.
+FC_FACTORS = (0.002979507770665836, 0.0013301224037636943, 0.004650142442058647,
+              0.022592034071161442, 0.1379545234452955)
+
+
+def test_fit_real_equals_the_double_rescale_on_every_int32():
+    from nnfab.requantize import multiply_by_real
+    stage = OutputStage.fit_real(FC_FACTORS, zero_point=-3, low=-128, high=100)
+    assert stage.rounding == "half_away"
+    assert all(m.bit_length() <= 32 for m in stage.multipliers)
+    rng = np.random.default_rng(8)
+    acc = rng.integers(INT32_MIN, INT32_MAX, (20_000, len(FC_FACTORS)), endpoint=True)
+    acc[:2] = [[INT32_MIN], [INT32_MAX]]
+    acc[2:10_002] = rng.integers(-200_000, 200_000, (10_000, len(FC_FACTORS)))
+    want = np.clip(multiply_by_real(acc, np.array(FC_FACTORS)) - 3, -128, 100)
+    assert np.array_equal(output_stage(acc, stage), want)
+
+
+def test_fit_real_uses_more_bits_where_fewer_differ():
+    # The fewest bits: one bit less gives another code for some accumulator in the clamp range.
+    from nnfab.output_stage import half_away_rescale
+    from nnfab.requantize import multiply_by_real
+    stage = OutputStage.fit_real([FC_FACTORS[1]], zero_point=5)
+    m, e = stage.multipliers[0], stage.shifts[0]
+    acc = np.arange(-200_000, 200_000)
+    want = np.clip(multiply_by_real(acc, FC_FACTORS[1]) + 5, -128, 127)
+    fewer = np.clip(half_away_rescale(acc, (m + 1) >> 1, e - 1) + 5, -128, 127)
+    assert not np.array_equal(fewer, want)
+    # The gemmlowp multiplier of the same factor (double rounding) differs from TFLite's
+    # fully connected reference, which is why these layers need their own form.
+    gemmlowp = OutputStage.from_scales([FC_FACTORS[1]], zero_point=5)
+    assert not np.array_equal(output_stage(acc, gemmlowp), want)
+
+
+def test_half_away_engine_matches_golden_under_stalls():
+    fitted = OutputStage.fit_real(FC_FACTORS[:3], zero_point=89, low=89, high=127)
+    # Plus hand-made lanes: a 53-bit multiplier, exact ties (x * 2**-1), a left shift.
+    stage = OutputStage(fitted.multipliers + ((1 << 53) - 1, 1, 3),
+                        fitted.shifts + (-60, 30, 33),
+                        zero_point=-7, low=-128, high=127, rounding="half_away")
+    rng = np.random.default_rng(4)
+    x = rng.integers(-300_000, 300_000, (120, stage.channels))
+    x[:6] = [[INT32_MIN], [INT32_MAX], [0], [-1], [1], [3]]
+    x[6:40] = rng.integers(-300, 300, (34, stage.channels))
+    want = output_stage(x, stage)
+    assert output_stage([[1, -1, 3, -3]], OutputStage((1,), (30,), rounding="half_away")) \
+        .tolist() == [[1, -1, 2, -2]]          # x / 2: ties away from zero
+    check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels), x.tolist(),
+                 want.tolist(), seed=9, latency=3)
+
+
+def test_half_away_errors():
+    with pytest.raises(ValueError, match=r"^Output stage rounding must be one of gemmlowp, "
+                                         r"half_away, not 'double'$"):
+        OutputStage((HALF,), (0,), rounding="double")
+    with pytest.raises(ValueError, match=r"^Output stage multiplier 0 must be from 0 to "
+                                         r"9007199254740991, not 9007199254740992$"):
+        OutputStage((1 << 53,), (0,), rounding="half_away")
+    with pytest.raises(ValueError, match=r"^Output stage factor 1 must be a finite number > 0, "
+                                         r"not -0.5$"):
+        OutputStage.fit_real([0.5, -0.5])

@@ -1,4 +1,4 @@
-"""TFLite's output stage on Verilator (the Verilog Amaranth writes, through the HDL harness):
+"""TFLite's output stages (gemmlowp multiplier; fully connected's exact half-away form) on Verilator (the Verilog Amaranth writes, through the HDL harness):
 the edge-value and random accumulators of the Amaranth test, with random idle cycles and
 back-pressure at both ends, against the golden model code for code."""
 
@@ -12,17 +12,27 @@ from nnfab.packing import pack, unpack
 from nnfab.sim.golden.output_stage import output_stage
 from nnfab.sim.harness import run_harness
 
-from ..hdl.test_output_stage import MULTIPLIERS, SHIFTS, _edge_inputs
+from ..hdl.test_output_stage import FC_FACTORS, MULTIPLIERS, SHIFTS, _edge_inputs
+
+
+def _half_away_stage():
+    fitted = OutputStage.fit_real(FC_FACTORS, zero_point=-7, low=-100, high=120)
+    return OutputStage(fitted.multipliers + ((1 << 53) - 1, 1, 3),
+                       fitted.shifts + (-60, 30, 33), zero_point=-7, low=-100, high=120,
+                       rounding="half_away")
 
 
 @pytest.mark.slow
-def test_output_stage_on_verilator():
-    stage = OutputStage(MULTIPLIERS, SHIFTS, zero_point=-7, low=-100, high=120)
+@pytest.mark.parametrize("rounding", ["gemmlowp", "half_away"])
+def test_output_stage_on_verilator(rounding):
+    stage = (OutputStage(MULTIPLIERS, SHIFTS, zero_point=-7, low=-100, high=120)
+             if rounding == "gemmlowp" else _half_away_stage())
+    assert stage.channels == len(MULTIPLIERS)
     x = _edge_inputs(np.random.default_rng(21), 2000)
     want = output_stage(x, stage)
     lanes = len(MULTIPLIERS)
     acc, out = [FixedFormat(32, 32)] * lanes, [FixedFormat(8, 8)] * lanes
-    run = run_harness(OutputStageEngine(stage, lanes=lanes), toplevel="output_stage",
+    run = run_harness(OutputStageEngine(stage, lanes=lanes), toplevel=f"output_stage_{rounding}",
                       words_in=[pack([int(v) for v in row], acc) for row in x],
                       n_out=len(x), warmup_in=16, warmup_out=16, seed=5, p_idle=0.3,
                       p_stall=0.3, burst=4)
