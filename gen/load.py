@@ -24,7 +24,8 @@ class LoadedModel:
 
 
 def detect_kind(path):
-    """``"native"``, ``"keras-json"``, ``"hdf5"`` or ``"onnx"`` from a file's content.
+    """``"native"``, ``"keras-json"``, ``"hdf5"``, ``"keras3"`` or ``"onnx"`` from a file's
+    content.
 
     Raises
     ------
@@ -43,6 +44,13 @@ def detect_kind(path):
         raise ModelError(f"Model file {str(path)!r} is empty")
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "hdf5"
+    if head.startswith(b"PK\x03\x04"):
+        from .importers.keras3 import is_keras3
+
+        if is_keras3(path):
+            return "keras3"
+        raise ModelError(f"Model file {str(path)!r} is a zip but not a Keras 3 .keras file "
+                         f"(no config.json and model.weights.h5 in it)")
     text = head.decode("utf-8", errors="replace").lstrip()
     if text.startswith("{"):
         if '"nnfab_model"' in text:
@@ -54,7 +62,7 @@ def detect_kind(path):
     if path.suffix == ".onnx" or head[:1] == b"\x08":
         return "onnx"
     raise ModelError(f"Model file {str(path)!r} is of no known kind (nnfab reads its native "
-                     f".json+.npz, Keras .json+.h5 and .h5, ONNX and QONNX)")
+                     f".json+.npz, Keras .json+.h5, .h5 and .keras, ONNX and QONNX)")
 
 
 def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_config=None,

@@ -1,6 +1,7 @@
 """Importers of the model files users already have, by source format.
 
-- :mod:`.keras`: Keras and QKeras (``.json`` + ``_weights.h5``, whole-model ``.h5``);
+- :mod:`.keras`: Keras and QKeras (``.json`` + ``_weights.h5``, whole-model ``.h5``, and Keras 3
+  ``.keras`` zips through :mod:`.keras3`);
 - :mod:`.hgq`: HGQ proxy models (``FixedPointQuantizer`` layers) in ``.h5``;
 - :mod:`.onnx`: float ONNX;
 - :mod:`.qonnx`: QONNX (``Quant``, ``BipolarQuant``, ``Trunc``) with power-of-two scales.
@@ -16,7 +17,7 @@ __all__ = ["load"]
 
 
 def load(path, *, kind, weights=None, input_format=None):
-    """Read ``path`` of ``kind`` (``"keras-json"``, ``"hdf5"`` or ``"onnx"``).
+    """Read ``path`` of ``kind`` (``"keras-json"``, ``"hdf5"``, ``"keras3"`` or ``"onnx"``).
 
     Parameters
     ----------
@@ -41,6 +42,11 @@ def load(path, *, kind, weights=None, input_format=None):
 
         with _malformed(path, "a Keras model as Keras writes it"):
             return load_keras(path, weights=weights, input_format=input_format)
+    if kind == "keras3":
+        from .keras import load_keras3
+
+        with _malformed(path, "a Keras 3 model as Keras writes it"):
+            return load_keras3(path, input_format=input_format)
     if kind == "onnx":
         from .onnx import QONNX_OPS, load_onnx, read_onnx
         from .qonnx import load_qonnx
@@ -51,7 +57,7 @@ def load(path, *, kind, weights=None, input_format=None):
                 return load_qonnx(path)
             return load_onnx(path)
     raise ModelError(f"Model file {str(path)!r}: no importer for kind {kind!r} (nnfab imports "
-                     f"keras-json, hdf5 and onnx)")
+                     f"keras-json, hdf5, keras3 and onnx)")
 
 
 @contextlib.contextmanager

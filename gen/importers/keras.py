@@ -30,10 +30,11 @@ from .hgq import build_hgq
 from .keras_config import (CONV_LAYERS, GLOBAL_POOLS, POOLS, SKIPPED_LAYERS, KerasWeights,
                            conv_kernel, input_shape, keras_layers, pair, read_config,
                            window_geometry, zero_padding)
+from .keras3 import Keras3Weights, read_keras3, temporary_folder
 from .keras_float import build_float
 from .qkeras_quantizers import apply_quantizer, parse_quantizer, quantizer_format
 
-__all__ = ["load_keras"]
+__all__ = ["load_keras", "load_keras3", "build_keras"]
 
 
 def load_keras(path, *, weights=None, input_format=None, kind=None):
@@ -68,21 +69,46 @@ def load_keras(path, *, weights=None, input_format=None, kind=None):
                                  f"exist; name it with weights=")
         else:
             weights = path
-    graph = keras_layers(config, graph=True)
-    classes = [cls for cls, _, _ in graph]
-    name = config["config"].get("name", path.stem) if isinstance(config["config"], dict) \
-        else path.stem
     store = KerasWeights(weights)
     try:
-        if any(cls.startswith("Q") or cls == "FixedPointQuantizer" for cls in classes):
-            # Quantized Keras models are imported as chains (checked here).
-            layers = keras_layers(config)
-            if "FixedPointQuantizer" in classes:
-                return build_hgq(name, layers, store)
-            return _build_quantized(name, layers, store, input_format or DEFAULT_INPUT_FORMAT)
-        return build_float(name, graph, store)
+        return build_keras(config, store, default_name=path.stem, input_format=input_format)
     finally:
         store.close()
+
+
+def load_keras3(path, *, input_format=None):
+    """Read a Keras 3 ``.keras`` file (see :mod:`.keras3`): the same layers, quantizers and
+    models as :func:`load_keras`.
+
+    Raises
+    ------
+    ModelError, UnsupportedLayerError
+        As :func:`load_keras`; ModelError also for a damaged zip.
+    """
+    with temporary_folder() as folder:
+        config, weights = read_keras3(path, folder)
+        store = Keras3Weights(weights, config)
+        try:
+            return build_keras(config, store, default_name=Path(path).stem,
+                               input_format=input_format)
+        finally:
+            store.close()
+
+
+def build_keras(config, store, *, default_name, input_format=None):
+    """The model of a Keras config whose weights ``store`` holds: a float graph for PTQ, or a
+    quantized chain for QKeras and HGQ models."""
+    graph = keras_layers(config, graph=True)
+    classes = [cls for cls, _, _ in graph]
+    name = config["config"].get("name", default_name) if isinstance(config["config"], dict) \
+        else default_name
+    if any(cls.startswith("Q") or cls == "FixedPointQuantizer" for cls in classes):
+        # Quantized Keras models are imported as chains (checked here).
+        layers = keras_layers(config)
+        if "FixedPointQuantizer" in classes:
+            return build_hgq(name, layers, store)
+        return _build_quantized(name, layers, store, input_format or DEFAULT_INPUT_FORMAT)
+    return build_float(name, graph, store)
 
 
 def _quantized_dense(lname, cfg, store, fmt, shape):

@@ -36,8 +36,9 @@ _POSITIONAL = {
     "quantized_po2": ("bits", "max_value"),
 }
 _DEFAULTS = {
+    # post_training_scale: QKeras 0.9 (the Keras 3 port) writes it, None unless set.
     "quantized_bits": dict(bits=8, integer=0, symmetric=0, keep_negative=True, alpha=None,
-                           use_stochastic_rounding=False),
+                           use_stochastic_rounding=False, post_training_scale=None),
     "quantized_relu": dict(bits=8, integer=0, use_sigmoid=0, negative_slope=0.0,
                            use_stochastic_rounding=False, relu_upper_bound=None),
     "quantized_po2": dict(bits=8, max_value=None, use_stochastic_rounding=False,
@@ -117,6 +118,8 @@ def _check(name, c, layer):
     if name == "quantized_bits":
         if c["alpha"] not in (None, 1, 1.0):
             reject("alpha", c["alpha"], "alpha=1 or None")
+        if c["post_training_scale"] is not None:
+            reject("post_training_scale", c["post_training_scale"], "None")
         if not isinstance(c["integer"], int) or isinstance(c["integer"], bool):
             reject("integer", c["integer"], "an integer")
         if c["bits"] - bool(c["keep_negative"]) < 1:

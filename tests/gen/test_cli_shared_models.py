@@ -20,6 +20,7 @@ BUILDS = {
                             HLS4ML / "keras" / "KERAS_3layer_70pruned_retrained_weights.h5"],
     "KERAS_3layer_batch_norm": [HLS4ML / "keras" / "KERAS_3layer_batch_norm.json"],
     "qkeras_3layer": [HLS4ML / "keras" / "qkeras_3layer.json"],
+    "qkeras_v3_3layer": [HLS4ML / "keras3" / "qkeras-v3_3layer.keras"],
     "qkeras_mnist_dense": [HLS4ML / "keras" / "qkeras_mnist_dense.json"],
     "qkeras_mnist_cnn": [HLS4ML / "keras" / "qkeras_mnist_cnn.json"],
     "hgq_jet_classifier": [HLS4ML / "keras" / "hgq_jet_classifier.h5"],
