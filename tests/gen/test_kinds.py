@@ -1,5 +1,6 @@
-"""Completeness of the layer kinds: every kind the native format, the golden model and the
-hardware know is known to all of them, has a manifest row, and round-trips: build ->
+"""Completeness of the layer kinds: every kind registered in :data:`nnfab.ir.KINDS` has an
+engine, a golden function, a native form (or is stored as its parts), a manifest row, a float
+layer with a PTQ rule (unless it exists only in quantized models), and round-trips: build ->
 ``model.json`` -> load gives the same model (byte-identical native files) and byte-identical
 Verilog. A new kind without a sample model here fails :func:`test_every_kind_has_a_sample`."""
 
@@ -9,9 +10,9 @@ import pytest
 from nnfab.gen.assemble import ENGINES, Network
 from nnfab.gen.emit import build_outputs, manifest_of
 from nnfab.gen.native import load_native, save_native
-from nnfab.gen.native_layers import QUANTIZED_LOADERS, SAVERS
+from nnfab.gen.native_schema import LAYER_KEYS
 from nnfab.gen.passes import FuseShiftAdd, run_passes
-from nnfab.gen.ptq import PTQ_RULES
+from nnfab.ir import FLOAT_KINDS, KINDS, Layer, native_kinds
 from nnfab.sim.golden.network import GOLDEN, run_network
 
 from ..hdl.test_stalls import ENGINES as ENGINE_CASES
@@ -48,15 +49,31 @@ DEPTHWISE = lambda: _case(ENGINE_CASES, "depthwise_r1")[0]  # noqa: E731
 
 
 def test_every_kind_is_in_every_table():
-    kinds = set(ENGINES)
+    kinds = set(KINDS)
+    assert set(ENGINES) == kinds
     assert set(GOLDEN) == kinds
-    assert set(SAVERS) | STORED_AS_PARTS == kinds
-    assert set(QUANTIZED_LOADERS) | STORED_AS_PARTS == kinds
-    assert set(PTQ_RULES) | QUANTIZED_ONLY == kinds
+    assert set(native_kinds()) | STORED_AS_PARTS == kinds
+    assert set(LAYER_KEYS) | STORED_AS_PARTS == kinds
+    assert set(FLOAT_KINDS) | QUANTIZED_ONLY == kinds
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_has_its_parts(kind):
+    """Each registered class defines its own native form (not the base's), and its float
+    class its forward pass, native form and PTQ rule."""
+    cls = KINDS[kind]
+    if kind not in STORED_AS_PARTS:
+        assert isinstance(cls.native_keys, dict)
+        for method in ("from_native", "to_native"):
+            assert getattr(cls, method) is not getattr(Layer, method), (kind, method)
+    if kind not in QUANTIZED_ONLY:
+        float_cls = FLOAT_KINDS[kind]
+        for method in ("from_native", "to_native", "output_shape", "forward", "quantize"):
+            assert callable(getattr(float_cls, method, None)), (kind, method)
 
 
 def test_every_kind_has_a_sample():
-    assert set(SAMPLES) == set(ENGINES)
+    assert set(SAMPLES) == set(KINDS)
     for kind, make in SAMPLES.items():
         assert kind in [layer.kind for layer in make().layers], kind
 
