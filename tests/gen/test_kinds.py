@@ -4,6 +4,9 @@ layer with a PTQ rule (unless it exists only in quantized models), and round-tri
 ``model.json`` -> load gives the same model (byte-identical native files) and byte-identical
 Verilog. A new kind without a sample model here fails :func:`test_every_kind_has_a_sample`."""
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -12,7 +15,7 @@ from nnfab.gen.emit import build_outputs, manifest_of
 from nnfab.gen.native import load_native, save_native
 from nnfab.gen.native_schema import LAYER_KEYS
 from nnfab.gen.passes import FuseShiftAdd, run_passes
-from nnfab.ir import FLOAT_KINDS, KINDS, Layer, native_kinds
+from nnfab.ir import FLOAT_KINDS, KINDS, Layer, native_kinds, register, registry
 from nnfab.sim.golden.network import GOLDEN, run_network
 
 from ..hdl.test_stalls import ENGINES as ENGINE_CASES
@@ -48,13 +51,41 @@ SAMPLES = {
 DEPTHWISE = lambda: _case(ENGINE_CASES, "depthwise_r1")[0]  # noqa: E731
 
 
-def test_every_kind_is_in_every_table():
+def missing_tables():
+    """``(kind, what)`` for every registered kind without an entry it needs, and every table
+    entry without a registered kind."""
     kinds = set(KINDS)
-    assert set(ENGINES) == kinds
-    assert set(GOLDEN) == kinds
-    assert set(native_kinds()) | STORED_AS_PARTS == kinds
-    assert set(LAYER_KEYS) | STORED_AS_PARTS == kinds
-    assert set(FLOAT_KINDS) | QUANTIZED_ONLY == kinds
+    needs = {"engine": set(ENGINES), "golden function": set(GOLDEN),
+             "native form": set(native_kinds()) | STORED_AS_PARTS,
+             "native schema": set(LAYER_KEYS) | STORED_AS_PARTS,
+             "float layer": set(FLOAT_KINDS) | QUANTIZED_ONLY, "sample": set(SAMPLES)}
+    return sorted({(kind, what) for what, have in needs.items() for kind in kinds ^ have})
+
+
+def test_every_kind_is_in_every_table():
+    assert missing_tables() == []
+
+
+def test_a_kind_registered_alone_is_incomplete(monkeypatch):
+    @dataclass(frozen=True)
+    class LstmLayer(Layer):
+        kind: ClassVar[str] = "lstm"
+
+    monkeypatch.setattr(registry, "KINDS", dict(KINDS))
+    monkeypatch.setitem(globals(), "KINDS", registry.KINDS)
+    register(LstmLayer)
+    assert missing_tables() == [("lstm", what) for what in (
+        "engine", "float layer", "golden function", "native form", "native schema", "sample")]
+    with pytest.raises(ValueError, match="^Layer kind 'lstm' is already registered by "
+                                         "test_a_kind_registered_alone_is_incomplete.<locals>."
+                                         "LstmLayer$"):
+        register(LstmLayer)
+
+
+def test_only_layer_classes_register():
+    with pytest.raises(TypeError, match="^Only Layer and FloatLayer subclasses can be "
+                                        "registered, not <class 'int'>$"):
+        register(int)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
