@@ -46,39 +46,6 @@ def _stream_description(formats, shape, per_transfer, prefix):
     }
 
 
-def _weighted_row(layer, engine):
-    spec = layer.spec
-    row = dict(weight_format=str(spec.weight_format),
-               bias_format=str(spec.bias_format) if spec.bias_format else None,
-               accumulator_format=str(spec.accumulator), reuse_factor=layer.reuse_factor,
-               nonzero_weights=int((spec.weights != 0).sum()), weights=int(spec.weights.size))
-    if layer.kind in ("dense", "shift_add_dense"):
-        row["shift_add_terms"] = engine.n_shift_add_terms
-    if layer.kind == "shift_add_dense":
-        row.update(fused_layers=[part.name for part in layer.parts], adders=engine.n_adders,
-                   shared_subexpressions=engine.n_shared_subexpressions,
-                   adder_levels=engine.levels)
-    return row
-
-
-def _hls4ml_softmax_row(layer, engine):
-    spec = layer.spec
-    return dict(accumulator_format=str(spec.accum_format),
-                exp_table=f"{spec.exp_table_size} x {spec.exp_table_format}",
-                inv_table=f"{spec.inv_table_size} x {spec.inv_table_format}",
-                inv_input_format=str(spec.inv_input_format))
-
-
-#: Kind-specific manifest keys of a layer: ``MANIFEST_ROWS[kind](layer, engine) -> dict``.
-MANIFEST_ROWS = {
-    "dense": _weighted_row,
-    "conv2d": _weighted_row,
-    "shift_add_dense": _weighted_row,
-    "activation": lambda layer, engine: {"function": layer.function},
-    "hls4ml_softmax": _hls4ml_softmax_row,
-}
-
-
 def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
                 shift_add_fusion=None, lut_adder_width=0):
     """The manifest: everything a host or another tool needs to drive the design; ``source``
@@ -104,7 +71,7 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
         if len(layer.inputs) > 1:
             row["skip_fifo_depths"] = [network.skip_fifo_depths.get((layer.name, k), 0)
                                        for k in range(len(layer.inputs))]
-        row.update(MANIFEST_ROWS.get(layer.kind, lambda layer, engine: {})(layer, engine))
+        row.update(layer.manifest_row(engine))  # the kind's own keys
         previous = layer.name
         layers.append(row)
     return {

@@ -53,11 +53,11 @@ from pathlib import Path
 import numpy as np
 
 from nnfab.errors import FormatError, ModelError, UnsupportedLayerError
-from nnfab.ir import Model
+from nnfab.ir import FLOAT_KINDS, INPUT, KINDS, Model
+from nnfab.ir.native_form import Entry, Writer
+from nnfab.ir.native_params import format_from_json
 
 from .float_model import FloatModel
-from .native_layers import FLOAT_LOADERS, QUANTIZED_LOADERS, SAVERS, Entry, Writer
-from .native_params import format_from_json
 from .native_schema import check_document
 
 __all__ = ["FORMAT_VERSION", "is_native", "load_native", "save_native"]
@@ -222,11 +222,9 @@ def load_native(json_path):
 #: Largest number of elements of a model's input.
 MAX_INPUT_SIZE = 1 << 20
 
-def _load_graph(name, input_shape, input_format, entries, arrays, loaders, unsupported):
-    """Layers of ``entries`` read by ``loaders[type]``, each given the shapes and formats of
-    the tensors it reads (``inputs``, or the previous layer)."""
-    from nnfab.ir import INPUT
-
+def _load_graph(name, input_shape, input_format, entries, arrays, kinds, unsupported):
+    """Layers of ``entries`` read by ``kinds[type].from_native``, each given the shapes and
+    formats of the tensors it reads (``inputs``, or the previous layer)."""
     tensors, layers, previous = {INPUT: (tuple(input_shape), input_format)}, [], INPUT
     for entry in entries:
         where, kind = f"Layer {entry['name']!r}", entry["type"]
@@ -236,7 +234,7 @@ def _load_graph(name, input_shape, input_format, entries, arrays, loaders, unsup
                 raise ModelError(f"{where}: input {tensor!r} is not the model input {INPUT!r} "
                                  f"or a layer listed before this one")
         try:
-            load = loaders[kind]
+            load = kinds[kind].from_native
         except KeyError:
             raise UnsupportedLayerError(unsupported(where, kind)) from None
         layer = load(Entry(entry, arrays, [tensors[t] for t in inputs]))
@@ -253,14 +251,14 @@ def _output_shape(layer, input_shapes):
     return tuple(shape(*input_shapes) if callable(shape) else shape)
 
 def _float_model(name, shape, entries, arrays):
-    layers = _load_graph(name, shape, None, entries, arrays, FLOAT_LOADERS,
+    layers = _load_graph(name, shape, None, entries, arrays, FLOAT_KINDS,
                          lambda where, kind: f"{where}: a {kind!r} layer exists in quantized "
                                              f"models only; give input.format and the "
                                              f"layer's formats")
     return FloatModel(name, shape, tuple(layers))
 
 def _quantized_model(name, shape, input_format, entries, arrays):
-    layers = _load_graph(name, shape, input_format, entries, arrays, QUANTIZED_LOADERS,
+    layers = _load_graph(name, shape, input_format, entries, arrays, KINDS,
                          lambda where, kind: f"{where}: a {kind!r} layer must be folded "
                                              f"before quantization; give a float model "
                                              f"instead")
@@ -277,10 +275,9 @@ def save_native(model, json_path):
     UnsupportedLayerError
         For a layer kind without a native form (nothing is written).
     """
-    from nnfab.ir import INPUT
-
     json_path = Path(json_path)
     quantized = isinstance(model, Model)
+    kinds = KINDS if quantized else FLOAT_KINDS
     out, entries, previous = Writer(quantized), [], INPUT
     # A fused layer (e.g. shift_add_dense) is stored as the layers it fuses.
     layers = [part for layer in model.layers for part in getattr(layer, "parts", (layer,))]
@@ -288,12 +285,10 @@ def save_native(model, json_path):
         entry = {"name": layer.name, "type": layer.kind}
         if tuple(layer.inputs) != (previous,):
             entry["inputs"] = list(layer.inputs)
-        try:
-            save = SAVERS[layer.kind]
-        except KeyError:
+        if layer.kind not in kinds or getattr(kinds[layer.kind], "native_keys", {}) is None:
             raise UnsupportedLayerError(f"Layer {layer.name!r}: a {layer.kind!r} layer has no "
-                                        f"native form") from None
-        save(layer, entry, out)
+                                        f"native form")
+        layer.to_native(entry, out)
         entries.append(entry)
         previous = layer.name
     doc = {"nnfab_model": FORMAT_VERSION, "name": model.name,

@@ -8,12 +8,21 @@ transfer. The layer wraps a specification of :mod:`nnfab.conv_layers`.
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nnfab.conv_layers import Conv2DSpec
-from nnfab.errors import ModelError
+import numpy as np
 
+from nnfab.conv_layers import Conv2DSpec, DepthwiseConv2DSpec
+from nnfab.errors import ModelError, ShapeError
+
+from .calibrate import fit_reuse, named_spec, nearest_codes
+from .dense import save_weighted, weighted_entry, weighted_row
+from .float_layer import FloatLayer, check_float_bias, float_array, pads, windows
 from .model import Layer
+from .native_form import pair_json
+from .native_keys import OPTIONAL_FORMAT, PADDING, PAIR, PARAMS, WEIGHTED, string
+from .native_params import param_to_json
+from .registry import register
 
-__all__ = ['Conv2DLayer']
+__all__ = ['Conv2DLayer', 'FloatConv2D']
 
 
 def _valid_reuse(n_window, reuse_factor, name):
@@ -23,11 +32,23 @@ def _valid_reuse(n_window, reuse_factor, name):
                          f"{n_window} (one of {', '.join(map(str, valid))}), "
                          f"not {reuse_factor!r}")
 
+def _save_geometry(layer, spec, entry, out):
+    save_weighted(layer, spec, entry, out)
+    entry.update(strides=pair_json(spec.strides), padding=spec.padding)
+
+
+@register
 @dataclass(frozen=True)
 class Conv2DLayer(Layer):
     """A 2-D, 1-D (height 1) or depthwise convolution with an optional fused activation."""
 
     kind: ClassVar[str] = "conv2d"
+    native_keys: ClassVar[dict] = {
+        **WEIGHTED, "strides": PAIR, "padding": PADDING,
+        "activation": {**string("the name of an activation function"),
+                       "type": ["string", "null"]},
+        "activation_format": OPTIONAL_FORMAT, "activation_params": PARAMS}
+    required_keys: ClassVar[tuple] = ("weights",)
     spec: Conv2DSpec = None
     reuse_factor: int = 1
 
@@ -46,3 +67,90 @@ class Conv2DLayer(Layer):
         s = self.spec
         return (f"{s.kernel_size} kernel, {s.n_filters} filters, stride {s.strides}, "
                 f"{s.padding}, w {s.weight_format}, R={self.reuse_factor}")
+
+    @classmethod
+    def from_native(cls, e):
+        w_fmt, b_fmt, out_fmt, weights, biases = weighted_entry(e, "conv2d")
+        activation = e.get("activation")
+        # Depthwise kernels are (kh, kw, C): one kernel per channel.
+        make = DepthwiseConv2DSpec if weights.ndim == 3 else Conv2DSpec
+        spec = e.spec(make, weights, biases, e.shape, e.fmt, w_fmt, out_fmt,
+                      strides=e.pair("strides", (1, 1)), padding=e.get("padding", "valid"),
+                      bias_format=b_fmt, accumulator_format=e.accumulator(),
+                      activation=activation, activation_format=e.format("activation_format"),
+                      activation_params=e.params("activation_params") if activation else None)
+        return cls(e.name, spec=spec, reuse_factor=int(e.get("reuse_factor", 1)))
+
+    def to_native(self, entry, out):
+        spec = self.spec
+        _save_geometry(self, spec, entry, out)
+        if spec.activation:
+            # A fused activation is part of the layer: without it a reloaded model would be
+            # another network.
+            entry.update(activation=spec.activation,
+                         activation_format=str(spec.activation_format))
+            if spec.activation_params:
+                entry["activation_params"] = {k: param_to_json(v)
+                                              for k, v in spec.activation_params.items()}
+
+    def manifest_row(self, engine):
+        return weighted_row(self)
+
+
+@register
+@dataclass(frozen=True, eq=False)
+class FloatConv2D(FloatLayer):
+    """2-D convolution, channels-last; ``weights`` of shape (n_filters, kh, kw, C_in)."""
+
+    kind: ClassVar[str] = "conv2d"
+    name: str
+    weights: np.ndarray
+    biases: np.ndarray | None = None
+    strides: tuple = (1, 1)
+    padding: str = "valid"
+
+    def __post_init__(self):
+        object.__setattr__(self, "weights", float_array(self.weights, self.name, "weights", 4))
+        check_float_bias(self)
+        object.__setattr__(self, "strides", tuple(self.strides))
+        if self.padding not in ("valid", "same"):
+            raise ModelError(f"Layer {self.name!r}: padding must be 'valid' or 'same', not "
+                             f"{self.padding!r}")
+
+    @property
+    def kernel(self):
+        return self.weights.shape[1:3]
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3 or input_shape[2] != self.weights.shape[3]:
+            raise ShapeError(f"Layer {self.name!r}: expects (H, W, {self.weights.shape[3]}) "
+                             f"frames, not {tuple(input_shape)}")
+        p = pads(input_shape, self.kernel, self.strides, self.padding)
+        h = (input_shape[0] + sum(p[0]) - self.kernel[0]) // self.strides[0] + 1
+        w = (input_shape[1] + sum(p[1]) - self.kernel[1]) // self.strides[1] + 1
+        if h < 1 or w < 1:
+            raise ShapeError(f"Layer {self.name!r}: kernel {self.kernel} is larger than the "
+                             f"padded input {tuple(input_shape)}")
+        return (h, w, self.weights.shape[0])
+
+    def forward(self, x):
+        win = windows(x, self.kernel, self.strides,
+                      pads(x.shape[1:], self.kernel, self.strides, self.padding))
+        y = np.einsum("bhwijc,fijc->bhwf", win, self.weights)
+        return y + self.biases if self.biases is not None else y
+
+    @classmethod
+    def from_native(cls, e):
+        return cls(e.name, e.floats("weights"), e.floats("biases", required=False),
+                   strides=e.pair("strides", (1, 1)), padding=e.get("padding", "valid"))
+
+    def to_native(self, entry, out):
+        _save_geometry(self, self, entry, out)
+
+    def quantize(self, s):
+        w_fmt, b_fmt, biases = s.weight_formats()
+        spec = named_spec(self.name, Conv2DSpec, nearest_codes(self.weights, w_fmt), biases,
+                          s.shape, s.fmt, w_fmt, s.output_format(), strides=self.strides,
+                          padding=self.padding, bias_format=b_fmt)
+        return Conv2DLayer(self.name, spec=spec,
+                           reuse_factor=fit_reuse(s.reuse_factor, spec.n_window))

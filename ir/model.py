@@ -12,6 +12,7 @@ The native file format (see :mod:`nnfab.gen.native`) is this IR written as JSON 
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -28,10 +29,31 @@ class Layer:
     """Base of the IR layers: a name, the tensors read (``inputs``, see
     :mod:`nnfab.ir.graph`; empty means the layer before) and the shapes and formats on both
     sides. A layer with several inputs overrides :attr:`input_shapes` and
-    :attr:`input_formats`; ``input_shape``/``input_format`` are then its first input's."""
+    :attr:`input_formats`; ``input_shape``/``input_format`` are then its first input's.
+
+    A layer kind is a subclass registered with :func:`nnfab.ir.registry.register`, which
+    says what the class attributes and methods below mean."""
 
     name: str
     inputs: tuple = field(default=(), kw_only=True)
+
+    #: Keys of the native form with their value schemas (None: stored as other layers).
+    native_keys: ClassVar[dict | None] = None
+    #: Keys that float and quantized entries of this kind alike need.
+    required_keys: ClassVar[tuple] = ()
+
+    @classmethod
+    def from_native(cls, entry):
+        """The layer of a native entry (:class:`~nnfab.ir.native_form.Entry`)."""
+        raise NotImplementedError
+
+    def to_native(self, entry, writer):
+        """Write this layer's keys into ``entry`` and its arrays through ``writer``."""
+        raise NotImplementedError
+
+    def manifest_row(self, engine):
+        """Kind-specific keys of this layer's manifest row; ``engine`` is its built engine."""
+        return {}
 
     @property
     def input_shapes(self):

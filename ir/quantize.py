@@ -7,6 +7,9 @@ from nnfab.errors import FormatError, ModelError
 from nnfab.fixed import FixedFormat, check_lane_formats, common_format
 
 from .model import Layer
+from .native_keys import FORMAT, OPTIONAL_FORMAT
+from .native_params import format_from_json
+from .registry import register
 
 __all__ = ["QuantizeLayer", "lanes_format"]
 
@@ -21,6 +24,7 @@ def lanes_format(formats, *, rounding="TRN", overflow="WRAP"):
     return common_format(formats).replace(rounding=rounding, overflow=overflow)
 
 
+@register
 @dataclass(frozen=True)
 class QuantizeLayer(Layer):
     """Lane ``j`` (last axis) cast from ``fin`` to its own format ``formats[j]`` (None: zero
@@ -37,6 +41,11 @@ class QuantizeLayer(Layer):
     """
 
     kind: ClassVar[str] = "quantize"
+    native_keys: ClassVar[dict] = {
+        "formats": {"type": "array", "minItems": 1, "items": OPTIONAL_FORMAT,
+                    "accepted": "a list of format strings or nulls, one per element of the "
+                                "last axis"},
+        "output_format": FORMAT}
     shape: tuple = ()
     fin: FixedFormat = None
     formats: tuple = ()
@@ -79,4 +88,17 @@ class QuantizeLayer(Layer):
         return (f"per-element requantize to {len(set(self.formats) - {None})} formats "
                 f"({n_zero} zero-bit lanes), out {self.fout}")
 
+    @classmethod
+    def from_native(cls, e):
+        formats, out_fmt = e.get("formats"), e.format("output_format")
+        if not isinstance(formats, list) or out_fmt is None:
+            raise FormatError(f"{e.where}: a 'quantize' layer needs \"formats\" (one format "
+                              f"string or null per element of the last axis) and "
+                              f"\"output_format\"")
+        return cls(e.name, shape=e.shape, fin=e.fmt, fout=out_fmt,
+                   formats=[None if f is None else format_from_json(f, e.where)
+                            for f in formats])
 
+    def to_native(self, entry, out):
+        entry.update(formats=[None if f is None else str(f) for f in self.formats],
+                     output_format=str(self.fout))

@@ -6,11 +6,14 @@ from typing import ClassVar
 
 from nnfab.errors import ModelError
 
+from .dense import weighted_row
 from .model import Layer
+from .registry import register
 
 __all__ = ["ShiftAddDenseLayer"]
 
 
+@register
 @dataclass(frozen=True)
 class ShiftAddDenseLayer(Layer):
     """``parts``: an optional :class:`~nnfab.ir.QuantizeLayer`, a
@@ -108,3 +111,9 @@ class ShiftAddDenseLayer(Layer):
     def describe(self):
         names = ", ".join(p.name for p in self.parts)
         return f"shift-add adder graph of {names}; {self.dense.describe()}"
+
+    def manifest_row(self, engine):
+        return {**weighted_row(self), "shift_add_terms": engine.n_shift_add_terms,
+                "fused_layers": [part.name for part in self.parts], "adders": engine.n_adders,
+                "shared_subexpressions": engine.n_shared_subexpressions,
+                "adder_levels": engine.levels}

@@ -1,7 +1,11 @@
-"""Completeness of the layer kinds: every kind the native format, the golden model and the
-hardware know is known to all of them, has a manifest row, and round-trips: build ->
+"""Completeness of the layer kinds: every kind registered in :data:`nnfab.ir.KINDS` has an
+engine, a golden function, a native form (or is stored as its parts), a manifest row, a float
+layer with a PTQ rule (unless it exists only in quantized models), and round-trips: build ->
 ``model.json`` -> load gives the same model (byte-identical native files) and byte-identical
 Verilog. A new kind without a sample model here fails :func:`test_every_kind_has_a_sample`."""
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -9,9 +13,9 @@ import pytest
 from nnfab.gen.assemble import ENGINES, Network
 from nnfab.gen.emit import build_outputs, manifest_of
 from nnfab.gen.native import load_native, save_native
-from nnfab.gen.native_layers import QUANTIZED_LOADERS, SAVERS
+from nnfab.gen.native_schema import LAYER_KEYS
 from nnfab.gen.passes import FuseShiftAdd, run_passes
-from nnfab.gen.ptq import PTQ_RULES
+from nnfab.ir import FLOAT_KINDS, KINDS, Layer, native_kinds, register, registry
 from nnfab.sim.golden.network import GOLDEN, run_network
 
 from ..hdl.test_stalls import ENGINES as ENGINE_CASES
@@ -47,16 +51,60 @@ SAMPLES = {
 DEPTHWISE = lambda: _case(ENGINE_CASES, "depthwise_r1")[0]  # noqa: E731
 
 
+def missing_tables():
+    """``(kind, what)`` for every registered kind without an entry it needs, and every table
+    entry without a registered kind."""
+    kinds = set(KINDS)
+    needs = {"engine": set(ENGINES), "golden function": set(GOLDEN),
+             "native form": set(native_kinds()) | STORED_AS_PARTS,
+             "native schema": set(LAYER_KEYS) | STORED_AS_PARTS,
+             "float layer": set(FLOAT_KINDS) | QUANTIZED_ONLY, "sample": set(SAMPLES)}
+    return sorted({(kind, what) for what, have in needs.items() for kind in kinds ^ have})
+
+
 def test_every_kind_is_in_every_table():
-    kinds = set(ENGINES)
-    assert set(GOLDEN) == kinds
-    assert set(SAVERS) | STORED_AS_PARTS == kinds
-    assert set(QUANTIZED_LOADERS) | STORED_AS_PARTS == kinds
-    assert set(PTQ_RULES) | QUANTIZED_ONLY == kinds
+    assert missing_tables() == []
+
+
+def test_a_kind_registered_alone_is_incomplete(monkeypatch):
+    @dataclass(frozen=True)
+    class LstmLayer(Layer):
+        kind: ClassVar[str] = "lstm"
+
+    monkeypatch.setattr(registry, "KINDS", dict(KINDS))
+    monkeypatch.setitem(globals(), "KINDS", registry.KINDS)
+    register(LstmLayer)
+    assert missing_tables() == [("lstm", what) for what in (
+        "engine", "float layer", "golden function", "native form", "native schema", "sample")]
+    with pytest.raises(ValueError, match="^Layer kind 'lstm' is already registered by "
+                                         "test_a_kind_registered_alone_is_incomplete.<locals>."
+                                         "LstmLayer$"):
+        register(LstmLayer)
+
+
+def test_only_layer_classes_register():
+    with pytest.raises(TypeError, match="^Only Layer and FloatLayer subclasses can be "
+                                        "registered, not <class 'int'>$"):
+        register(int)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_has_its_parts(kind):
+    """Each registered class defines its own native form (not the base's), and its float
+    class its forward pass, native form and PTQ rule."""
+    cls = KINDS[kind]
+    if kind not in STORED_AS_PARTS:
+        assert isinstance(cls.native_keys, dict)
+        for method in ("from_native", "to_native"):
+            assert getattr(cls, method) is not getattr(Layer, method), (kind, method)
+    if kind not in QUANTIZED_ONLY:
+        float_cls = FLOAT_KINDS[kind]
+        for method in ("from_native", "to_native", "output_shape", "forward", "quantize"):
+            assert callable(getattr(float_cls, method, None)), (kind, method)
 
 
 def test_every_kind_has_a_sample():
-    assert set(SAMPLES) == set(ENGINES)
+    assert set(SAMPLES) == set(KINDS)
     for kind, make in SAMPLES.items():
         assert kind in [layer.kind for layer in make().layers], kind
 
