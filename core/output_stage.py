@@ -156,9 +156,13 @@ class OutputStage:
             If a factor is not finite and positive, or no multiplier of up to 53 bits matches
             (the message names the channel, the factor and the first accumulator that differs).
         """
-        multipliers, shifts = [], []
+        multipliers, shifts, fitted = [], [], {}
         for c, real in enumerate(np.atleast_1d(np.asarray(real_multipliers, dtype=np.float64))):
             real = float(real)
+            if real in fitted:                 # per-tensor scales repeat on every channel
+                multipliers.append(fitted[real][0])
+                shifts.append(fitted[real][1])
+                continue
             if not np.isfinite(real) or real <= 0:
                 raise ValueError(f"Output stage factor {c} must be a finite number > 0, "
                                  f"not {real!r}")
@@ -178,6 +182,7 @@ class OutputStage:
                         got[-1] == want[-1] == high:
                     multipliers.append(m)
                     shifts.append(e)
+                    fitted[real] = (m, e)
                     break
             else:
                 first = int(acc[np.argmax(got != want)])

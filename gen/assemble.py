@@ -22,6 +22,7 @@ from nnfab.hdl.cast import fixed_shape
 from nnfab.hdl.conv import ConvEngine
 from nnfab.hdl.dense import DenseEngine
 from nnfab.hdl.layout import Flatten, ZeroPadding
+from nnfab.hdl.output_stage import OutputStageEngine
 from nnfab.hdl.fork import Broadcast, SkipFifo
 from nnfab.hdl.join import Add, Concatenate
 from nnfab.hdl.resize import Upsample2D
@@ -106,6 +107,8 @@ _engine("softmax")(lambda layer, b: Softmax(n=layer.n, fin=layer.fin, fout=layer
                                             exp_table=layer.exp_table,
                                             inv_table=layer.inv_table))
 _engine("argmax")(lambda layer, b: Argmax(n=layer.n, fin=layer.fin))
+_engine("output_stage")(lambda layer, b: OutputStageEngine(layer.stage, lanes=layer.shape[-1],
+                                                           in_width=layer.fin.width))
 _engine("hls4ml_softmax")(lambda layer, b: Hls4mlSoftmax(layer.spec))
 _engine("conv2d")(lambda layer, b: ConvEngine(layer.spec, reuse_factor=layer.reuse_factor))
 _engine("pool")(lambda layer, b: PoolEngine(layer.spec))

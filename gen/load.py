@@ -24,8 +24,8 @@ class LoadedModel:
 
 
 def detect_kind(path):
-    """``"native"``, ``"keras-json"``, ``"hdf5"``, ``"keras3"`` or ``"onnx"`` from a file's
-    content.
+    """``"native"``, ``"keras-json"``, ``"hdf5"``, ``"keras3"``, ``"tflite"`` or ``"onnx"``
+    from a file's content.
 
     Raises
     ------
@@ -44,6 +44,8 @@ def detect_kind(path):
         raise ModelError(f"Model file {str(path)!r} is empty")
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "hdf5"
+    if head[4:8] == b"TFL3":
+        return "tflite"
     if head.startswith(b"PK\x03\x04"):
         from .importers.keras3 import is_keras3
 
@@ -62,7 +64,7 @@ def detect_kind(path):
     if path.suffix == ".onnx" or head[:1] == b"\x08":
         return "onnx"
     raise ModelError(f"Model file {str(path)!r} is of no known kind (nnfab reads its native "
-                     f".json+.npz, Keras .json+.h5, .h5 and .keras, ONNX and QONNX)")
+                     f".json+.npz, Keras .json+.h5, .h5 and .keras, ONNX, QONNX and int8 TFLite)")
 
 
 def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_config=None,

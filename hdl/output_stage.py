@@ -53,7 +53,9 @@ class OutputStageEngine(VectorPipeline):
         Lanes per transfer; must equal ``stage.channels`` unless the stage is per-tensor.
     in_width : int
         Signed accumulator bits, 2 to 32 (the accumulator is int32 in TFLite; a narrower one
-        that holds every reachable sum gives the same results with a smaller multiplier).
+        that holds every reachable sum gives the same results with a smaller multiplier), or
+        up to 48 with ``rounding="half_away"`` (no int32 wrap there: an exact accumulator
+        bound wider than 32 bits is accepted as it is).
 
     Members
     -------
@@ -82,8 +84,9 @@ class OutputStageEngine(VectorPipeline):
             raise TypeError(f"Output stage must be an OutputStage, not {stage!r}")
         if not isinstance(lanes, int) or lanes < 1:
             raise ValueError(f"Lanes must be a positive integer, not {lanes!r}")
-        if not isinstance(in_width, int) or not 2 <= in_width <= 32:
-            raise ValueError(f"Accumulator width must be an integer from 2 to 32, "
+        limit = 32 if stage.rounding == "gemmlowp" else 48
+        if not isinstance(in_width, int) or not 2 <= in_width <= limit:
+            raise ValueError(f"Accumulator width must be an integer from 2 to {limit}, "
                              f"not {in_width!r}")
         if stage.channels not in (1, lanes):
             raise ValueError(f"Output stage has {stage.channels} channels; a vector of "

@@ -4,7 +4,8 @@
   ``.keras`` zips through :mod:`.keras3`);
 - :mod:`.hgq`: HGQ proxy models (``FixedPointQuantizer`` layers) in ``.h5``;
 - :mod:`.onnx`: float ONNX;
-- :mod:`.qonnx`: QONNX (``Quant``, ``BipolarQuant``, ``Trunc``) with power-of-two scales.
+- :mod:`.qonnx`: QONNX (``Quant``, ``BipolarQuant``, ``Trunc``) with power-of-two scales;
+- :mod:`.tflite`: int8 TFLite flatbuffers (read by :mod:`.tflite_file`).
 
 :func:`load` dispatches on the kind that :func:`nnfab.gen.load.detect_kind` found.
 """
@@ -17,7 +18,7 @@ __all__ = ["load"]
 
 
 def load(path, *, kind, weights=None, input_format=None):
-    """Read ``path`` of ``kind`` (``"keras-json"``, ``"hdf5"``, ``"keras3"`` or ``"onnx"``).
+    """Read ``path`` of ``kind`` (``"keras-json"``, ``"hdf5"``, ``"keras3"``, ``"tflite"`` or ``"onnx"``).
 
     Parameters
     ----------
@@ -47,6 +48,11 @@ def load(path, *, kind, weights=None, input_format=None):
 
         with _malformed(path, "a Keras 3 model as Keras writes it"):
             return load_keras3(path, input_format=input_format)
+    if kind == "tflite":
+        from .tflite import load_tflite
+
+        with _malformed(path, "an int8 TFLite model as nnfab reads it"):
+            return load_tflite(path)
     if kind == "onnx":
         from .onnx import QONNX_OPS, load_onnx, read_onnx
         from .qonnx import load_qonnx
@@ -57,7 +63,7 @@ def load(path, *, kind, weights=None, input_format=None):
                 return load_qonnx(path)
             return load_onnx(path)
     raise ModelError(f"Model file {str(path)!r}: no importer for kind {kind!r} (nnfab imports "
-                     f"keras-json, hdf5, keras3 and onnx)")
+                     f"keras-json, hdf5, keras3, tflite and onnx)")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,178 @@
+"""Int8 TFLite models to nnfab's model graph, exact to TFLite's reference kernels.
+
+Tensors stay TFLite's int8 codes (``fixed<8,8>``, the zero point kept beside the format in the
+layer that reads them). Each integer operator becomes an exact integer sum and an
+``output_stage`` layer (:mod:`nnfab.ir.output_stage`):
+
+- ``FULLY_CONNECTED``: a ``dense`` layer whose output is its whole exact accumulator, with the
+  input zero point folded into the bias (``sum((x - zp) * w) + b = sum(x * w) + (b - zp *
+  sum(w))``, exact) and the weights' zero point subtracted from the weights; then an output
+  stage in the ``half_away`` form :meth:`~nnfab.output_stage.OutputStage.fit_real` proves equal
+  to the kernel's ``round(double(acc) * M)`` for every accumulator.
+
+Operators are read by handlers registered in :data:`HANDLERS` by TFLite opcode; the file reader
+(:mod:`.tflite_file`) has already rejected what nnfab does not read at all.
+"""
+
+import re
+
+import numpy as np
+
+from nnfab.errors import ModelError, UnsupportedLayerError
+from nnfab.layers import DenseSpec
+from nnfab.output_stage import OutputStage
+from nnfab.sim.golden.tflite import activation_range
+
+from nnfab.ir import INPUT, DenseLayer, Model, OutputStageLayer, integer_format
+
+from .tflite_file import read_tflite
+
+__all__ = ["load_tflite", "HANDLERS", "INT8", "MAX_MULTIPLIERS"]
+
+#: Format of TFLite's int8 tensors (their zero points are carried by the layers).
+INT8 = integer_format(8)
+#: Default multiplier budget per layer: TFLite models are large (ad01: 270,000 weights), so
+#: each layer gets the smallest reuse factor that keeps it at or below this many multipliers
+#: (``--reuse-factor``/``--max-multipliers`` choose otherwise).
+MAX_MULTIPLIERS = 64
+
+#: Handler of each TFLite opcode: ``HANDLERS[opcode](builder, op) -> None``.
+HANDLERS = {}
+
+
+def handler(opcode):
+    """Decorator registering the handler of a TFLite opcode."""
+    def register(function):
+        HANDLERS[opcode] = function
+        return function
+    return register
+
+
+def _bits_for(values):
+    """Bits of the signed integer format that holds every value of ``values`` (at least 2)."""
+    values = np.asarray(values, dtype=np.int64)
+    top = int(max(values.max(initial=0), -values.min(initial=0) - 1))
+    return max(2, top.bit_length() + 1)
+
+
+class _Builder:
+    """The layers built so far, and which IR tensor holds each TFLite tensor."""
+
+    def __init__(self, model):
+        self.model = model
+        self.layers = []
+        self.tensor_of = {}      # TFLite tensor index -> IR tensor name
+        self.shape_of = {}       # TFLite tensor index -> IR shape
+
+    def name(self, op):
+        return f"{op.opcode.lower()}_{op.index}"
+
+    def tensor(self, index):
+        return self.model.tensors[index]
+
+    def source(self, op, position=0):
+        """IR tensor name and shape read by input ``position`` of ``op``."""
+        index = op.inputs[position]
+        if index not in self.tensor_of:
+            raise UnsupportedLayerError(
+                f"Operator {op.index} ({op.opcode}): its input {position} "
+                f"{self.tensor(index).name!r} is neither the model input nor computed by an "
+                f"operator before it")
+        return self.tensor_of[index], self.shape_of[index]
+
+    def add(self, layer, reads, output_index=None):
+        layer = _with_inputs(layer, reads)
+        self.layers.append(layer)
+        if output_index is not None:
+            self.tensor_of[output_index] = layer.name
+            self.shape_of[output_index] = tuple(layer.output_shape)
+        return layer
+
+
+def _with_inputs(layer, reads):
+    from dataclasses import replace
+    return replace(layer, inputs=tuple(reads))
+
+
+@handler("FULLY_CONNECTED")
+def _fully_connected(b, op):
+    source, shape = b.source(op)
+    t_in, t_w, t_out = (b.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    weights = t_w.data.astype(np.int64)
+    n_out, n_in = weights.shape
+    if int(np.prod(shape)) != n_in:
+        raise UnsupportedLayerError(f"Operator {op.index} (FULLY_CONNECTED): input of "
+                                    f"{int(np.prod(shape))} values, weights of {n_in} inputs; "
+                                    f"nnfab reads one row per inference")
+    weights = weights - np.broadcast_to(np.asarray(t_w.zero_points, dtype=np.int64),
+                                        (n_out,))[:, None]
+    bias = (b.tensor(op.inputs[2]).data.astype(np.int64)
+            if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(n_out, dtype=np.int64))
+    folded = bias - t_in.zero_point * weights.sum(axis=1)
+    name = b.name(op)
+    w_fmt, b_fmt = integer_format(_bits_for(weights)), integer_format(_bits_for(folded))
+    exact = DenseSpec(weights, folded, INT8, w_fmt, INT8, bias_format=b_fmt).accumulator
+    spec = DenseSpec(weights, folded, INT8, w_fmt, exact, bias_format=b_fmt)
+    scales = t_w.scales * n_out if len(t_w.scales) == 1 else t_w.scales
+    effective = [t_in.scale * float(s) / t_out.scale for s in scales]
+    low, high = activation_range(t_out, op.options["fused_activation"])
+    try:
+        stage = OutputStage.fit_real(effective, zero_point=t_out.zero_point, low=int(low),
+                                     high=int(high))
+    except ValueError as exc:
+        raise UnsupportedLayerError(f"Operator {op.index} (FULLY_CONNECTED): {exc}") from None
+    dense = b.add(DenseLayer(name, spec=spec), [source])
+    b.add(OutputStageLayer(f"{name}_requantize", shape=(n_out,), fin=exact, stage=stage),
+          [dense.name], op.outputs[0])
+
+
+def _model_name(path):
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem) or "tflite_model"
+    return stem if stem[0].isalpha() else f"m_{stem}"
+
+
+def load_tflite(path):
+    """Read an int8 ``.tflite`` file into a quantized :class:`~nnfab.ir.Model`.
+
+    The model's input is the int8 input tensor (codes in ``fixed<8,8>``, TFLite's layout with
+    the batch axis dropped); its output is the int8 output tensor. Reuse factors are chosen so
+    that no layer has more than :data:`MAX_MULTIPLIERS` multipliers.
+
+    Raises
+    ------
+    ModelError
+        For files :func:`~.tflite_file.read_tflite` rejects.
+    UnsupportedLayerError
+        For an operator nnfab reads but does not build yet, naming it, its index and what is
+        built.
+    """
+    from pathlib import Path
+
+    from ..passes import ChooseReuseFactors, run_passes
+
+    path = Path(path)
+    model = read_tflite(path)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UnsupportedLayerError(f"Model file {str(path)!r}: {len(model.inputs)} inputs and "
+                                    f"{len(model.outputs)} outputs; nnfab builds one of each")
+    t_in = model.tensors[model.inputs[0]]
+    if t_in.dtype != "int8":
+        raise UnsupportedLayerError(f"Model file {str(path)!r}: input {t_in.name!r} is "
+                                    f"{t_in.dtype}; nnfab builds int8 inputs")
+    builder = _Builder(model)
+    builder.tensor_of[t_in.index] = INPUT
+    input_shape = tuple(t_in.shape[1:]) if len(t_in.shape) > 1 else tuple(t_in.shape)
+    builder.shape_of[t_in.index] = input_shape
+    for op in model.operators:
+        if op.opcode not in HANDLERS:
+            raise UnsupportedLayerError(
+                f"Operator {op.index} ({op.opcode}): not built yet; nnfab builds TFLite "
+                f"models of {', '.join(HANDLERS)}")
+        HANDLERS[op.opcode](builder, op)
+    output = model.outputs[0]
+    if builder.tensor_of.get(output) != builder.layers[-1].name:
+        raise UnsupportedLayerError(f"Model file {str(path)!r}: the output tensor is not "
+                                    f"computed by the last operator")
+    built = Model(_model_name(path), input_shape, INT8, tuple(builder.layers))
+    built, _ = run_passes(built, [ChooseReuseFactors(max_multipliers=MAX_MULTIPLIERS)])
+    return built

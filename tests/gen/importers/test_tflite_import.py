@@ -1,0 +1,72 @@
+"""Int8 TFLite models as nnfab model graphs: every layer of the graph equals TFLite's reference
+kernels (ai-edge-litert's BUILTIN_REF resolver) code for code on the model's real inputs and
+seeded ones; operators nnfab does not build yet give one clear error at the CLI."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nnfab.cli import main
+from nnfab.errors import UnsupportedLayerError
+from nnfab.gen.importers.tflite import MAX_MULTIPLIERS, load_tflite
+from nnfab.gen.importers.tflite_file import read_tflite
+from nnfab.gen.load import detect_kind
+from nnfab.sim.golden.network import trace_network
+
+from .test_tflite import KWS, MODELS, _require, seeded_inputs
+
+AD01 = MODELS / "ad01_int8.tflite"
+
+
+def _interpreter_outputs(path, inputs, tensors):
+    """The reference kernels' value of each tensor index in ``tensors`` for every input."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_path=str(path),
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                              experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    index = read_tflite(path).inputs[0]
+    out = {t: [] for t in tensors}
+    for k in range(len(inputs)):
+        interpreter.set_tensor(index, inputs[k:k + 1])
+        interpreter.invoke()
+        for t in tensors:
+            out[t].append(interpreter.get_tensor(t).reshape(-1).astype(np.int64))
+    return {t: np.array(v) for t, v in out.items()}
+
+
+def test_ad01_graph_equals_the_reference_kernels_at_every_layer():
+    path = _require(AD01)
+    assert detect_kind(path) == "tflite"
+    model = load_tflite(path)
+    description = read_tflite(path)
+    windows = np.load(_require(MODELS / "ad01_sample_windows.npy"))
+    inputs = np.concatenate([windows, seeded_inputs(description, 1000, seed=17)])
+    assert inputs.dtype == np.int8 and len(inputs) == 1196
+    trace = trace_network(model, inputs.astype(np.int64))
+    ops = description.operators
+    reference = _interpreter_outputs(path, inputs, [op.outputs[0] for op in ops])
+    for op in ops:
+        got = np.asarray(trace[f"fully_connected_{op.index}_requantize"])
+        assert np.array_equal(got, reference[op.outputs[0]]), op
+    assert model.output_shape == (640,) and str(model.input_format) == "fixed<8,8>"
+    # Every layer's reuse factor keeps it within the default multiplier budget, or at one
+    # multiplier per output when even R = n_in does not.
+    assert all(layer.n_multipliers <= max(MAX_MULTIPLIERS, layer.spec.n_out)
+               for layer in model.layers if layer.kind == "dense")
+
+
+def test_operator_not_built_yet():
+    with pytest.raises(UnsupportedLayerError, match=r"^Operator 0 \(CONV_2D\): not built yet; "
+                                                    r"nnfab builds TFLite models of "
+                                                    r"FULLY_CONNECTED$"):
+        load_tflite(_require(KWS))
+
+
+def test_cli_refuses_an_operator_not_built_yet(tmp_path):
+    result = CliRunner().invoke(main, ["build", str(_require(KWS)), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].endswith(
+        "Operator 0 (CONV_2D): not built yet; nnfab builds TFLite models of FULLY_CONNECTED")
+    assert not (tmp_path / "out").exists()
