@@ -25,7 +25,24 @@ from .test_graph import residual_cnn, skip_mlp, upsample_concat
 #: Kinds the native format stores as other kinds (a fused layer as its parts).
 STORED_AS_PARTS = {"shift_add_dense"}
 #: Kinds that exist only in quantized models (no float layer, so no PTQ rule).
-QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense"}
+QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "output_stage"}
+
+
+def int8_dense():
+    """A TFLite-style int8 fully connected layer: exact integer accumulator, output stage."""
+    from nnfab.ir import DenseLayer, Model, OutputStageLayer, integer_format
+    from nnfab.layers import DenseSpec
+    from nnfab.output_stage import OutputStage
+
+    rng = np.random.default_rng(3)
+    weights, biases = rng.integers(-128, 128, (4, 6)), rng.integers(-2000, 2000, 4)
+    int8, bias_format = integer_format(8), integer_format(12)
+    acc = DenseSpec(weights, biases, int8, int8, int8, bias_format=bias_format).accumulator
+    spec = DenseSpec(weights, biases, int8, int8, acc, bias_format=bias_format)
+    stage = OutputStage.fit_real([0.01, 0.002, 0.03, 0.005], zero_point=-3, low=-3)
+    return Model("int8_dense", (6,), int8, (
+        DenseLayer("fc", spec=spec),
+        OutputStageLayer("fc_requantize", shape=(4,), fin=acc, stage=stage)))
 
 #: A small model holding each kind (the stall tests' engine cases, and graph models).
 SAMPLES = {
@@ -45,6 +62,7 @@ SAMPLES = {
     "add": residual_cnn,
     "concatenate": skip_mlp,
     "upsample": upsample_concat,
+    "output_stage": int8_dense,
 }
 
 #: Extra depthwise convolution sample (a conv2d whose native form must keep it depthwise).
