@@ -18,10 +18,15 @@ which TFLite Micro runs too):
   fully connected results of 1,000 seeded ad01 inputs, before the activation clamp).
 - ``AVERAGE_POOL_2D``: the sum of the raw codes over the window clipped to the image, divided by
   the number of positions, rounded half away from zero (C's truncating division of the sum
-  plus or minus half the count); ``MAX_POOL_2D``: the maximum over the clipped window.
+  plus or minus half the count; :func:`average_int8`); ``MAX_POOL_2D``: the maximum over the
+  clipped window.
 - ``ADD``: each input minus its zero point, shifted left by 20, multiplied by its multiplier of
   ``scale / (2 * max(scale_1, scale_2))``, summed, multiplied by that of
-  ``2 * max(scale_1, scale_2) / (2**20 * output_scale)``, plus the output zero point, clamped.
+  ``2 * max(scale_1, scale_2) / (2**20 * output_scale)``, plus the output zero point, clamped
+  (:func:`add_int8` with :class:`nnfab.tflite_ops.AddParams`).
+
+The per-element functions :func:`add_int8` and :func:`average_int8` are the arithmetic of these
+operators in one place; the hardware tests compare the engines with them.
 - ``SOFTMAX``: :func:`nnfab.sim.golden.tflite_softmax.softmax_int8` (gemmlowp fixed point).
 - ``RESHAPE``; ``PAD`` with the output zero point; ``QUANTIZE`` (float32 to int8, or int8 to
   int8 by a multiplier) and ``DEQUANTIZE``.
