@@ -21,7 +21,7 @@ __all__ = ["INT8", "AddTfliteEngine"]
 INT8 = FixedFormat(8, 8)
 
 
-def join_stages(m, inputs, o, n_stages):
+def _join_stages(m, inputs, o, n_stages):
     """The handshake and valid chain of a join pipeline that stalls as a whole.
 
     The pipeline advances when its output register is empty or being read (``~o.valid |
@@ -133,7 +133,7 @@ class AddTfliteEngine(CheckedComponent):
     def elaborate(self, platform):
         m = Module()
         p = self._params
-        advance, register = join_stages(m, self.inputs, self.o, self.latency)
+        advance, register = _join_stages(m, self.inputs, self.o, self.latency)
         (m1, e1), (m2, e2), (m_out, e_out) = p.pairs()
         z1, z2, z_out = p.zero_points
         for j in range(self._lanes):
