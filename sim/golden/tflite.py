@@ -18,10 +18,15 @@ which TFLite Micro runs too):
   fully connected results of 1,000 seeded ad01 inputs, before the activation clamp).
 - ``AVERAGE_POOL_2D``: the sum of the raw codes over the window clipped to the image, divided by
   the number of positions, rounded half away from zero (C's truncating division of the sum
-  plus or minus half the count); ``MAX_POOL_2D``: the maximum over the clipped window.
+  plus or minus half the count; :func:`average_int8`); ``MAX_POOL_2D``: the maximum over the
+  clipped window.
 - ``ADD``: each input minus its zero point, shifted left by 20, multiplied by its multiplier of
   ``scale / (2 * max(scale_1, scale_2))``, summed, multiplied by that of
-  ``2 * max(scale_1, scale_2) / (2**20 * output_scale)``, plus the output zero point, clamped.
+  ``2 * max(scale_1, scale_2) / (2**20 * output_scale)``, plus the output zero point, clamped
+  (:func:`add_int8` with :class:`nnfab.tflite_ops.AddParams`).
+
+The per-element functions :func:`add_int8` and :func:`average_int8` are the arithmetic of these
+operators in one place; the hardware tests compare the engines with them.
 - ``SOFTMAX``: :func:`nnfab.sim.golden.tflite_softmax.softmax_int8` (gemmlowp fixed point).
 - ``RESHAPE``; ``PAD`` with the output zero point; ``QUANTIZE`` (float32 to int8, or int8 to
   int8 by a multiplier) and ``DEQUANTIZE``.
@@ -40,11 +45,12 @@ import numpy as np
 from nnfab.errors import FormatError, ModelError, ShapeError, UnsupportedLayerError
 from nnfab.requantize import (multiply_by_quantized_multiplier, multiply_by_real,
                               quantize_multiplier, quantize_multipliers)
+from nnfab.tflite_ops import AddParams
 
 from .tflite_softmax import softmax_int8
 
-__all__ = ["run_tflite", "activation_range", "conv_multipliers", "add_params", "window_padding",
-           "KERNELS"]
+__all__ = ["run_tflite", "activation_range", "conv_multipliers", "add_params", "add_int8",
+           "average_int8", "window_padding", "KERNELS"]
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -90,14 +96,40 @@ def conv_multipliers(input_tensor, weight_tensor, output_tensor, n_channels):
     return quantize_multipliers(reals)
 
 
-def add_params(input1, input2, output):
-    """TFLite's int8 ``ADD`` parameters (``add.cc`` Prepare): ``((m1, e1), (m2, e2), (m, e))``
-    with a left shift of 20."""
-    twice_max_input_scale = 2 * float(max(np.float32(input1.scale), np.float32(input2.scale)))
-    real_1 = input1.scale / twice_max_input_scale
-    real_2 = input2.scale / twice_max_input_scale
-    real_out = twice_max_input_scale / ((1 << 20) * output.scale)
-    return quantize_multiplier(real_1), quantize_multiplier(real_2), quantize_multiplier(real_out)
+def add_params(input1, input2, output, activation="NONE"):
+    """TFLite's int8 ``ADD`` parameters (``add.cc`` Prepare) of three tensors and a fused
+    activation: :meth:`nnfab.tflite_ops.AddParams.from_scales` (left shift 20)."""
+    tensors = (input1, input2, output)
+    low, high = activation_range(output, activation)
+    return AddParams.from_scales([t.scale for t in tensors], [t.zero_point for t in tensors],
+                                 low, high)
+
+
+def add_int8(a, b, params):
+    """``reference_integer_ops::AddElementwise`` on int8 codes ``a`` and ``b`` (any integer
+    arrays, broadcasting as NumPy does) with :class:`~nnfab.tflite_ops.AddParams`: each input
+    minus its zero point, shifted left, multiplied by its multiplier, the two summed, multiplied
+    by the output multiplier, plus the output zero point, clamped. Returns ``int64`` codes."""
+    (m1, e1), (m2, e2), (m, e) = params.pairs()
+    z1, z2, z_out = params.zero_points
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    scaled_1 = multiply_by_quantized_multiplier((a - z1) << params.left_shift, m1, e1)
+    scaled_2 = multiply_by_quantized_multiplier((b - z2) << params.left_shift, m2, e2)
+    out = multiply_by_quantized_multiplier(scaled_1 + scaled_2, m, e) + z_out
+    return np.clip(out, params.low, params.high)
+
+
+def average_int8(total, count, low=INT8_MIN, high=INT8_MAX):
+    """The average of ``reference_integer_ops::AveragePool``: sums ``total`` of int8 codes over
+    ``count`` positions (arrays that broadcast), ``(total + count / 2) / count`` for a positive
+    sum and ``(total - count / 2) / count`` otherwise, dividing as C does (truncating), so half
+    away from zero; clamped to ``[low, high]``. Returns ``int64`` codes."""
+    total = np.asarray(total, dtype=np.int64)
+    count = np.asarray(count, dtype=np.int64)
+    half = count // 2
+    average = np.where(total > 0, (total + half) // count, -((half - total) // count))
+    return np.clip(average, low, high)
 
 
 def window_padding(in_size, filter_size, stride, dilation, padding):
@@ -222,10 +254,8 @@ def average_pool_2d(model, op, x):
                                               _windows(ones, op, kernel, 0, t_out.shape)):
         total = total + window
         count = count + inside
-    half = count // 2
-    average = np.where(total > 0, (total + half) // count, -((half - total) // count))
     low, high = activation_range(t_out, op.options["fused_activation"])
-    return np.clip(average, low, high)
+    return average_int8(total, count, low, high)
 
 
 def max_pool_2d(model, op, x):
@@ -239,14 +269,10 @@ def max_pool_2d(model, op, x):
 
 
 def add(model, op, a, b):
-    """``reference_integer_ops::Add`` (int8, left shift 20), broadcasting as NumPy does."""
+    """``reference_integer_ops::Add`` (int8, left shift 20), broadcasting as NumPy does:
+    :func:`add_int8` with :func:`add_params`."""
     t_1, t_2, t_out = (model.tensors[i] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    (m1, e1), (m2, e2), (m, e) = add_params(t_1, t_2, t_out)
-    scaled_1 = multiply_by_quantized_multiplier((a - t_1.zero_point) << 20, m1, e1)
-    scaled_2 = multiply_by_quantized_multiplier((b - t_2.zero_point) << 20, m2, e2)
-    out = multiply_by_quantized_multiplier(scaled_1 + scaled_2, m, e) + t_out.zero_point
-    low, high = activation_range(t_out, op.options["fused_activation"])
-    return np.clip(out, low, high)
+    return add_int8(a, b, add_params(t_1, t_2, t_out, op.options["fused_activation"]))
 
 
 def softmax(model, op, x):
