@@ -1,0 +1,143 @@
+"""The QONNX branched model (hls4ml's ``branched_model_ch_last.onnx``, 256x256x3) as RTL on
+one full seeded image, through the HDL-side harness on Verilator: prints JSON.
+
+Reuse factors come from a multiplier budget per layer (``--max-multipliers``, as ``nnfab
+build``); skip-FIFO depths are the analytic ones (:mod:`nnfab.gen.skip_fifos`; a 256x256
+frame is beyond the simulated limit). The image runs twice: once at full rate (the harness's
+warm-up, which measures latency), then with random idle cycles at the input and random
+back-pressure at the output (``--stall``). Outputs are compared with the golden model code for
+code. ``--frame H W`` builds the same graph at a smaller frame (:func:`at_frame`).
+
+Usage: python bench/branched_full_image.py [--max-multipliers 64] [--seed 0]
+       [--kind normal|saturating] [--stall 0.1] [--frame 256 256] [--cache DIR]
+       [--simulated]
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.gen.branched_model import at_frame, load_branched  # noqa: E402
+
+
+def image(seed, kind, shape):
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        return rng.normal(0, 0.5, (1, *shape))
+    return rng.uniform(-1.5, 1.5, (1, *shape))  # beyond the input range: saturation
+
+
+def path_latency(model, network):
+    """Sum of engine latencies along the slowest path: an estimate of the network's latency
+    in cycles (for the harness's burst lengths; the warm-up measures the real one)."""
+    engine = {layer.name: e for layer, e in network.engines}
+    done = {"input": 0}
+    for layer in model.layers:
+        done[layer.name] = max(done[t] for t in layer.inputs) + math.ceil(
+            engine[layer.name].latency)
+    return done[model.layers[-1].name]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-multipliers", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kind", choices=("normal", "saturating"), default="normal")
+    parser.add_argument("--stall", type=float, default=0.1)
+    parser.add_argument("--frame", type=int, nargs=2, default=None)
+    parser.add_argument("--cache", default="/tmp/nnfab-branched-bench")
+    parser.add_argument("--simulated", action="store_true",
+                        help="also simulate the skip-FIFO depths (small frames only)")
+    args = parser.parse_args(argv)
+
+    from amaranth.back import verilog as amaranth_verilog
+
+    from nnfab.casts import quantize
+    from nnfab.gen.assemble import CONSTANT_WEIGHTS, Network, skip_fifo_depths_of
+    from nnfab.gen.emit import verilog_name
+    from nnfab.gen.skip_fifos import analytic_skip_fifo_depths
+    from nnfab.gen.verify import pack_transfers, unpack_transfers
+    from nnfab.packing import packed_width
+    from nnfab.sim.golden.network import run_network
+    from nnfab.sim.harness import run_harness
+
+    out = {"max_multipliers": args.max_multipliers, "seed": args.seed, "kind": args.kind,
+           "stall": args.stall}
+    model = load_branched(args.max_multipliers)
+    if args.frame:
+        model = at_frame(model, tuple(args.frame))
+    out["input_shape"] = list(model.input_shape)
+    started = time.perf_counter()
+    depths = analytic_skip_fifo_depths(model, CONSTANT_WEIGHTS.engine)
+    out["skip_fifo_depths_analytic"] = {f"{n}[{k}]": d for (n, k), d in depths.items()}
+    out["analytic_s"] = round(time.perf_counter() - started, 2)
+    out["skip_fifo_depth_one_frame"] = math.prod(model.input_shape[:2]) + 2
+    if args.simulated:
+        started = time.perf_counter()
+        simulated = skip_fifo_depths_of(model)
+        out["skip_fifo_depths_simulated"] = {f"{n}[{k}]": d for (n, k), d in simulated.items()}
+        out["simulated_depths_s"] = round(time.perf_counter() - started, 1)
+
+    network = Network(model, skip_fifo_depths=depths)
+    out["reuse_factors"] = {layer.name: layer.reuse_factor for layer in model.layers
+                            if layer.kind == "conv2d"}
+    out["multipliers"] = sum(getattr(e, "n_multipliers", 0) for _, e in network.engines)
+    out["initiation_interval"] = network.initiation_interval
+    latency = path_latency(model, network)
+    out["latency_estimate"] = latency
+    started = time.perf_counter()
+    top = verilog_name(model.name)
+    text = amaranth_verilog.convert(network, name=top, emit_src=False)
+    out["convert_s"] = round(time.perf_counter() - started, 1)
+    out["verilog_bytes"] = len(text)
+    print(json.dumps(out), file=sys.stderr, flush=True)
+
+    x = image(args.seed, args.kind, model.input_shape)
+    codes = quantize(x, model.input_format.replace(rounding="RND_CONV", overflow="SAT"))
+    started = time.perf_counter()
+    golden = np.asarray(run_network(model, codes), dtype=np.int64)
+    out["golden_s"] = round(time.perf_counter() - started, 1)
+    stream = np.concatenate([codes, codes])  # warm-up at full rate, then under stalls
+    words_in = pack_transfers(stream, model.input_shape, model.input_format)
+    per_image = len(words_in) // 2
+    outputs_per_image = math.prod(model.output_shape[:-1])
+    started = time.perf_counter()
+    run = run_harness(
+        text, toplevel=top, words_in=words_in, n_out=2 * outputs_per_image,
+        warmup_in=per_image, warmup_out=outputs_per_image, seed=args.seed,
+        p_idle=args.stall, p_stall=args.stall, burst=2 * latency + 2, cache_dir=args.cache,
+        in_width=packed_width([model.input_format] * model.input_shape[-1]),
+        out_width=packed_width([model.output_format] * model.output_shape[-1]),
+        transfers_per_vector=per_image)
+    out["harness_s"] = round(time.perf_counter() - started, 1)
+    out["verilator_build_s"] = round(run.results.build_seconds, 1)
+    out["sim_s"] = round(run.results.run_seconds, 1)
+    out["timed_out"] = run.timed_out
+    out["cycles"] = run.counters["cycle"]
+    out["cycles_per_s"] = round(run.counters["cycle"] / max(run.results.run_seconds, 1e-9))
+    out["measured_latency"] = run.latency
+    out["warmup_cycles"] = run.cycles
+    out["stall_cycles"] = run.counters["stall_cycles"]
+    out["idle_cycles"] = run.counters["idle_cycles"]
+    got = unpack_transfers(run.words_out, model.output_shape, model.output_format)
+    want = np.concatenate([golden, golden])
+    out["outputs"] = int(len(run.words_out))
+    out["outputs_expected"] = 2 * outputs_per_image
+    n = min(len(got), len(want))
+    out["mismatched_codes"] = int(np.sum(got[:n] != want[:n])) + \
+        (want[n:].size if n < len(want) else 0)
+    out["mismatched_pixels"] = int(np.sum(np.any(
+        (got[:n] != want[:n]).reshape(n, -1, model.output_shape[-1]), axis=-1)))
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
