@@ -27,7 +27,8 @@ input ``j`` produced by then minus the ``k`` already taken: at most
 input ``j`` whose ``need`` is at most ``m``), or 1 when input ``j`` is itself the last to
 arrive. Its depth is the largest such fill over two frames plus ``slack``; an input whose
 fill never exceeds 1 (the item its engine holds on its output anyway) gets no FIFO. The
-``need`` part alone is the least depth that cannot deadlock; ``accepted`` adds what full rate
+``need`` part alone, less the one transfer a fork can hold for the slowest branch, is the
+least depth that cannot deadlock; ``accepted`` adds what full rate
 needs. Cost: NumPy over two frames (more when the pipelines hold more than a frame) of every
 tensor up to the last join.
 """
@@ -155,8 +156,10 @@ def analytic_skip_fifo_depths(model, engine_of, *, slack=2, full_rate=True):
     depths = {}
     for layer, engine in zip(layers, engines):
         if len(layer.inputs) > 1:
+            # Without the full-rate term, the last input that the slowest branch needs may
+            # wait in the fork (a Broadcast hands it to that branch alone): one less.
             depths.update(_join_depths(layer, need, accepted if full_rate else need,
-                                       slack, JOIN_PATH_LATENCY if full_rate else 0))
+                                       slack, JOIN_PATH_LATENCY if full_rate else -1))
         local_need, local_accepted = local_demand(layer, engine, n_frames)
         if len(layer.inputs) > 1:
             local_accepted = local_accepted + JOIN_PATH_LATENCY
@@ -170,16 +173,16 @@ def analytic_skip_fifo_depths(model, engine_of, *, slack=2, full_rate=True):
     return depths
 
 
-def _join_depths(layer, need, arrived, slack, path_latency):
+def _join_depths(layer, need, arrived, slack, offset):
     """Depths of the FIFOs before ``layer``'s inputs: when the join takes item ``k``, the
-    network input has accepted at most ``arrived[P_i][k] + path_latency`` transfers for the
+    faster inputs hold what ``arrived[P_i][k] + offset`` network-input transfers give, for the
     input ``i`` that came last."""
     depths = {}
     items = len(need[layer.inputs[0]])
     k = np.arange(items)
     for j, tensor in enumerate(layer.inputs):
         others = [arrived[p][:items] for i, p in enumerate(layer.inputs) if i != j]
-        moment = np.max(others, axis=0) + path_latency
+        moment = np.max(others, axis=0) + offset
         produced = np.searchsorted(need[tensor], moment, side="right")
         fill = int(np.max(produced - k))
         if fill > 1:

@@ -48,3 +48,10 @@ def at_frame(model, frame):
         layers.append(layer)
         shapes[layer.name] = tuple(layer.output_shape)
     return Model(model.name, shapes[INPUT], model.input_format, layers)
+
+
+def up_to(model, name):
+    """The model's layers up to ``name`` (included), ``name`` as its output: the join alone,
+    without what follows it (whose back-pressure a full-rate simulation would measure)."""
+    layers = model.layers[:[layer.name for layer in model.layers].index(name) + 1]
+    return Model(model.name, model.input_shape, model.input_format, layers)
