@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.gen.branched_model import at_frame, load_branched  # noqa: E402
+from tests.gen.branched_model import at_frame, load_branched, run_rtl  # noqa: E402
 
 
 def image(seed, kind, shape):
@@ -59,14 +59,9 @@ def main(argv=None):
 
     from amaranth.back import verilog as amaranth_verilog
 
-    from nnfab.casts import quantize
     from nnfab.gen.assemble import CONSTANT_WEIGHTS, Network, skip_fifo_depths_of
     from nnfab.gen.emit import verilog_name
     from nnfab.gen.skip_fifos import analytic_skip_fifo_depths
-    from nnfab.gen.verify import pack_transfers, unpack_transfers
-    from nnfab.packing import packed_width
-    from nnfab.sim.golden.network import run_network
-    from nnfab.sim.harness import run_harness
 
     out = {"max_multipliers": args.max_multipliers, "seed": args.seed, "kind": args.kind,
            "stall": args.stall}
@@ -100,41 +95,8 @@ def main(argv=None):
     print(json.dumps(out), file=sys.stderr, flush=True)
 
     x = image(args.seed, args.kind, model.input_shape)
-    codes = quantize(x, model.input_format.replace(rounding="RND_CONV", overflow="SAT"))
-    started = time.perf_counter()
-    golden = np.asarray(run_network(model, codes), dtype=np.int64)
-    out["golden_s"] = round(time.perf_counter() - started, 1)
-    stream = np.concatenate([codes, codes])  # warm-up at full rate, then under stalls
-    words_in = pack_transfers(stream, model.input_shape, model.input_format)
-    per_image = len(words_in) // 2
-    outputs_per_image = math.prod(model.output_shape[:-1])
-    started = time.perf_counter()
-    run = run_harness(
-        text, toplevel=top, words_in=words_in, n_out=2 * outputs_per_image,
-        warmup_in=per_image, warmup_out=outputs_per_image, seed=args.seed,
-        p_idle=args.stall, p_stall=args.stall, burst=2 * latency + 2, cache_dir=args.cache,
-        in_width=packed_width([model.input_format] * model.input_shape[-1]),
-        out_width=packed_width([model.output_format] * model.output_shape[-1]),
-        transfers_per_vector=per_image)
-    out["harness_s"] = round(time.perf_counter() - started, 1)
-    out["verilator_build_s"] = round(run.results.build_seconds, 1)
-    out["sim_s"] = round(run.results.run_seconds, 1)
-    out["timed_out"] = run.timed_out
-    out["cycles"] = run.counters["cycle"]
-    out["cycles_per_s"] = round(run.counters["cycle"] / max(run.results.run_seconds, 1e-9))
-    out["measured_latency"] = run.latency
-    out["warmup_cycles"] = run.cycles
-    out["stall_cycles"] = run.counters["stall_cycles"]
-    out["idle_cycles"] = run.counters["idle_cycles"]
-    got = unpack_transfers(run.words_out, model.output_shape, model.output_format)
-    want = np.concatenate([golden, golden])
-    out["outputs"] = int(len(run.words_out))
-    out["outputs_expected"] = 2 * outputs_per_image
-    n = min(len(got), len(want))
-    out["mismatched_codes"] = int(np.sum(got[:n] != want[:n])) + \
-        (want[n:].size if n < len(want) else 0)
-    out["mismatched_pixels"] = int(np.sum(np.any(
-        (got[:n] != want[:n]).reshape(n, -1, model.output_shape[-1]), axis=-1)))
+    out.update(run_rtl(model, text, x, seed=args.seed, stall=args.stall,
+                       burst=2 * latency + 2, cache_dir=args.cache))
     print(json.dumps(out))
     return out
 
