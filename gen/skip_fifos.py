@@ -96,7 +96,7 @@ def _frames(per_frame, n_in, n_frames):
     return np.concatenate([per_frame + f * n_in for f in range(n_frames)])
 
 
-def local_demand(layer, engine, n_frames=2):
+def _local_demand(layer, engine, n_frames=2):
     """``(need, accepted)``: per output item of ``n_frames`` frames of one engine in
     isolation, the input items it needs and (an upper bound on) the input items it has
     accepted when the item leaves at full rate."""
@@ -160,7 +160,7 @@ def analytic_skip_fifo_depths(model, engine_of, *, slack=2, full_rate=True):
             # wait in the fork (a Broadcast hands it to that branch alone): one less.
             depths.update(_join_depths(layer, need, accepted if full_rate else need,
                                        slack, JOIN_PATH_LATENCY if full_rate else -1))
-        local_need, local_accepted = local_demand(layer, engine, n_frames)
+        local_need, local_accepted = _local_demand(layer, engine, n_frames)
         if len(layer.inputs) > 1:
             local_accepted = local_accepted + JOIN_PATH_LATENCY
         # Item c - 1 of an input is needed for a count of c (none for 0); by the time item c
