@@ -288,3 +288,16 @@ def test_large_frames_get_analytic_skip_fifos_without_a_simulation(monkeypatch):
 
 def _no_simulation(*args, **kwargs):
     raise AssertionError("no network is built to simulate beyond the limit")
+
+
+def test_manifest_and_report_show_analytic_depths(tmp_path, monkeypatch):
+    """Beyond the simulated limit the build's manifest and report carry the analytic depths,
+    as they carry simulated ones."""
+    import nnfab.gen.assemble as assemble
+    from nnfab.gen.emit import build_outputs
+
+    monkeypatch.setattr(assemble, "MAX_SIMULATED_TRANSFERS", 8)
+    result = build_outputs(residual_cnn(), tmp_path / "b")
+    row = next(row for row in result.manifest["layers"] if row["name"] == "add")
+    assert row["skip_fifo_depths"] == [5, 38]
+    assert "| add | c2, input | 5, 38 |" in (tmp_path / "b" / "report.md").read_text()
