@@ -6,7 +6,8 @@ Engines come from a :class:`Backend`, a table from layer kind to engine builder:
 use another (:func:`nnfab.boards.network.rom_backend`). A tensor read by several layers goes
 through a :class:`~nnfab.hdl.fork.Broadcast`; each input of a layer that joins branches
 (``add``, ``concatenate``) goes through a :class:`~nnfab.hdl.fork.SkipFifo` as deep as that
-branch must run ahead of the slowest one (:func:`skip_fifo_depths`).
+branch must run ahead of the slowest one (:func:`skip_fifo_depths_of`: simulated, or
+analytic for large frames).
 """
 
 import math
@@ -332,10 +333,10 @@ def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
     for a fork that waits for it, and the network keeps its initiation interval.
 
     Models with more than :data:`MAX_SIMULATED_TRANSFERS` input transfers per inference get,
-    without a simulation, one inference's transfers of each joined tensor plus ``slack``: a
-    branch never has to run a whole frame ahead of another (each engine's output for a pixel
-    needs at most the rest of that frame), so that depth cannot deadlock, at the cost of
-    memory.
+    without a simulation, the analytic bound of
+    :func:`nnfab.gen.skip_fifos.analytic_skip_fifo_depths`: each branch's dataflow demand
+    (line-buffer rows, pooling and upsampling rows) plus what its pipelines take in meanwhile,
+    from the engines' schedules and latencies.
 
     The network is simulated at full rate with the output always ready (Amaranth's
     simulator), with FIFOs that hold every transfer of the run: once for one inference (its
@@ -354,8 +355,14 @@ def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
     joins = [(layer, k) for layer in model.layers if len(layer.inputs) > 1
              for k in range(len(layer.inputs))]
     if _transfers(model.input_shape) > MAX_SIMULATED_TRANSFERS:
-        return {(layer.name, k): _transfers(layer.input_shapes[k]) + slack
-                for layer, k in joins}
+        from .skip_fifos import analytic_skip_fifo_depths
+
+        def engine_of(layer):
+            engine = backend.engine(layer)
+            discard(engine, deep=True)  # built only to read its schedule and latency
+            return engine
+
+        return analytic_skip_fifo_depths(model, engine_of, slack=slack)
     levels = {(layer.name, k): 0 for layer, k in joins}
 
     def simulate(n):

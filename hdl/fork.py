@@ -4,7 +4,9 @@ a FIFO for the shorter path into a join (:class:`SkipFifo`).
 Where the paths from a fork into a join (:mod:`nnfab.hdl.join`) have different latencies, the
 shorter one needs a :class:`SkipFifo` deep enough to hold what the longer one keeps in flight:
 at least the inputs the longer path takes before its first output, minus one, or the fork
-stalls and the network deadlocks; more for full rate.
+stalls and the network deadlocks; more for full rate. The generator measures the depths in
+simulation, or bounds them from the engines' dataflow and schedules for large frames
+(``nnfab.gen.skip_fifos``).
 """
 
 from amaranth.hdl import Cat, Module, Shape, Signal

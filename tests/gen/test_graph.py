@@ -265,16 +265,16 @@ def test_batchnorm_is_not_folded_into_a_layer_that_a_skip_path_reads():
     assert not changed and [layer.name for layer in folded.layers] == ["d1", "bn", "add"]
 
 
-def test_large_frames_get_whole_frame_skip_fifos_without_a_simulation(monkeypatch):
-    """Beyond ``MAX_SIMULATED_TRANSFERS`` the depths are one frame of the joined tensor plus
-    2, chosen without simulating; a network with those depths streams correctly under every
+def test_large_frames_get_analytic_skip_fifos_without_a_simulation(monkeypatch):
+    """Beyond ``MAX_SIMULATED_TRANSFERS`` the depths are the analytic bounds of
+    :mod:`nnfab.gen.skip_fifos`, chosen without simulating (a frame of 30 pixels would have
+    given 32 for both inputs); a network with those depths streams correctly under every
     stall pattern."""
     import nnfab.gen.assemble as assemble
     from ..streams import check_stalls
 
     model = residual_cnn()
-    frame = 5 * 6
-    depths = {("add", 0): frame + 2, ("add", 1): frame + 2}
+    depths = {("add", 0): 5, ("add", 1): 38}
     with monkeypatch.context() as patch:
         patch.setattr(assemble, "MAX_SIMULATED_TRANSFERS", 8)
         patch.setattr(assemble, "Network", _no_simulation)
@@ -288,3 +288,16 @@ def test_large_frames_get_whole_frame_skip_fifos_without_a_simulation(monkeypatc
 
 def _no_simulation(*args, **kwargs):
     raise AssertionError("no network is built to simulate beyond the limit")
+
+
+def test_manifest_and_report_show_analytic_depths(tmp_path, monkeypatch):
+    """Beyond the simulated limit the build's manifest and report carry the analytic depths,
+    as they carry simulated ones."""
+    import nnfab.gen.assemble as assemble
+    from nnfab.gen.emit import build_outputs
+
+    monkeypatch.setattr(assemble, "MAX_SIMULATED_TRANSFERS", 8)
+    result = build_outputs(residual_cnn(), tmp_path / "b")
+    row = next(row for row in result.manifest["layers"] if row["name"] == "add")
+    assert row["skip_fifo_depths"] == [5, 38]
+    assert "| add | c2, input | 5, 38 |" in (tmp_path / "b" / "report.md").read_text()
