@@ -10,7 +10,7 @@ their sum and the outputs are computed.
 
 import math
 
-from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -39,8 +39,11 @@ _LATENCY_AFTER_RECIPROCAL = 3       # product, high multiply, rounding shift
 
 
 def _wrap32(value):
-    """``value`` wrapped to int32 (C's int32 arithmetic)."""
-    return fit_shape(value, signed(32))
+    """``value`` wrapped to int32 (C's int32 arithmetic): its low 32 bits, or ``value`` itself
+    when it is narrower (a slice, unlike a sign extension, keeps the simulator's expressions
+    small)."""
+    value = Value.cast(value)
+    return value[:32].as_signed() if len(value) >= 32 else value
 
 
 def _saturating_shift_left(value, exponent):
