@@ -24,7 +24,7 @@ from .cast import fit_shape
 from .output_stage import saturating_rounding_doubling_high_mul
 from .vector_pipeline import VectorPipeline, argmax_tree, vector_signature
 
-__all__ = ["TfliteSoftmax"]
+__all__ = ["TfliteSoftmax", "PipelineBuilder", "get_reciprocal", "RECIPROCAL_LATENCY"]
 
 #: int8 codes, in and out.
 INT8 = FixedFormat(8, 8)
@@ -34,7 +34,7 @@ MAX_N = 511
 #: Q12.19 summand of the row maximum: ``RoundingDivideByPOT(INT32_MAX, 12)``.
 _ONE = 1 << (31 - ACCUMULATION_INTEGER_BITS)
 _LATENCY_BEFORE_RECIPROCAL = 4      # max, term ROM, sum, normalization
-_LATENCY_RECIPROCAL = 2 + 4 * NEWTON_RAPHSON_STEPS
+_LATENCY_RECIPROCAL = 2 + 4 * NEWTON_RAPHSON_STEPS   # after the normalization
 _LATENCY_AFTER_RECIPROCAL = 3       # product, high multiply, rounding shift
 
 
@@ -51,6 +51,98 @@ def _saturating_shift_left(value, exponent):
     threshold = (1 << (31 - exponent)) - 1
     return Mux(value > threshold, INT32_MAX,
                Mux(value < -threshold, INT32_MIN, _wrap32(value << exponent)))
+
+
+class PipelineBuilder:
+    """Helpers of a pipeline that stalls as a whole: ``register(expr, name)`` of
+    :meth:`VectorPipeline._stages` and the module."""
+
+    def __init__(self, m, register):
+        self.m, self.register = m, register
+
+    def delay(self, value, cycles, name):
+        """``value`` through ``cycles`` pipeline registers."""
+        for c in range(cycles):
+            value = self.register(value, f"{name}_d{c}")
+        return value
+
+    def named(self, expr, name):
+        """``expr`` as an int32 signal (keeps expressions that reuse it from growing)."""
+        signal = Signal(signed(32), name=name)
+        self.m.d.comb += signal.eq(expr)
+        return signal
+
+    def high_mul(self, a, b, name, *, may_saturate=True):
+        """gemmlowp ``SaturatingRoundingDoublingHighMul(a, b)`` of int32 values: the product
+        registered (one stage), the rounding combinational after it; ``INT32_MIN * INT32_MIN``
+        gives ``INT32_MAX`` unless ``may_saturate`` is false (an operand that cannot be
+        ``INT32_MIN``)."""
+        product = self.register(a * b, f"product_{name}")
+        high = _wrap32(saturating_rounding_doubling_high_mul(self.m, product, name))
+        if not may_saturate:
+            return self.named(high, f"high_{name}")
+        both_min = self.register((a == INT32_MIN) & (b == INT32_MIN), f"saturate_{name}")
+        return self.named(Mux(both_min, INT32_MAX, high), f"high_{name}")
+
+
+#: Register stages of :func:`get_reciprocal` from its input to its (combinational) reciprocal.
+RECIPROCAL_LATENCY = 1 + 2 + 4 * NEWTON_RAPHSON_STEPS
+
+
+def get_reciprocal(build, total):
+    """TFLite ``GetReciprocal`` of a registered Q12.19 sum ``total`` (``2**19 <= total <
+    2**28``, unsigned): ``(reciprocal, num_bits_over_unit)``.
+
+    ``num_bits_over_unit`` (unsigned, 0 to 8) is registered one stage after ``total``;
+    ``reciprocal`` (int32, Q0.31, ``one_over_one_plus_x_for_x_in_0_1`` of the normalized sum
+    minus one) is combinational after :data:`RECIPROCAL_LATENCY` stages: the normalization
+    (count leading zeros, a shift), the initial guess (a product by a constant and its
+    rounding) and three Newton-Raphson steps of four stages (two 32x32 products, each
+    registered, then rounded). The additions wrap and the shifts saturate as gemmlowp's int32
+    arithmetic does.
+
+    Parameters
+    ----------
+    build : PipelineBuilder
+    total : Value
+        Unsigned, at most 28 bits wide.
+    """
+    m, register, delay, high_mul = build.m, build.register, build.delay, build.high_mul
+    sum_width = len(total)
+    # Stage 1: the normalization. The sum is at least 2**19 (the maximum's own summand), so
+    # its bit length is 20 to sum_width.
+    leading_zeros = Signal(range(33), name="leading_zeros")  # of the sum as a uint32
+    for b in range(sum_width):
+        with m.If(total[b]):
+            m.d.comb += leading_zeros.eq(31 - b)
+    normalized = Signal(32, name="normalized_sum")       # leading one at bit 31
+    m.d.comb += normalized.eq((total << leading_zeros)[:32])
+    # RoundingHalfSum(a, One) with a = normalized - 2**31 >= 0: (a + 2**31 + 1 - 1) / 2.
+    half_denominator = register(Cat(normalized[1:31], C(1, 2)).as_signed(),
+                                "half_denominator")
+    num_bits_over_unit = register(fit_shape(ACCUMULATION_INTEGER_BITS - leading_zeros,
+                                            unsigned(5)), "num_bits_over_unit")
+
+    # Stages 2 and 3: the initial guess 48/17 - 32/17 * h in Q2.29.
+    estimate = register(_wrap32(C(CONSTANT_48_OVER_17, signed(32))
+                                + high_mul(half_denominator,
+                                           C(CONSTANT_NEG_32_OVER_17, signed(32)),
+                                           "guess", may_saturate=False)), "x_0")
+    h = delay(half_denominator, 2, "h0")
+    # Stages 4 to 15: Newton-Raphson, four stages per step.
+    for step in range(1, NEWTON_RAPHSON_STEPS + 1):
+        h_times_x = high_mul(h, estimate, f"hx_{step}", may_saturate=False)   # h > 0
+        x_a = register(estimate, f"x_{step}_a")
+        one_minus = register(_wrap32((1 << 29) - h_times_x), f"one_minus_{step}")
+        x_b = register(x_a, f"x_{step}_b")
+        correction = _saturating_shift_left(high_mul(x_b, one_minus, f"x_one_minus_{step}"), 2)
+        x_c = register(x_b, f"x_{step}_c")
+        estimate = register(_wrap32(x_c + correction), f"x_{step}")
+        if step < NEWTON_RAPHSON_STEPS:
+            h = delay(h, 4, f"h{step}")
+    reciprocal = Signal(signed(32), name="reciprocal")    # Q0.31: ExactMulByPot<-1>, Rescale<0>
+    m.d.comb += reciprocal.eq(_saturating_shift_left(estimate, 1))
+    return reciprocal, num_bits_over_unit
 
 
 class TfliteSoftmax(VectorPipeline):
@@ -160,27 +252,8 @@ class TfliteSoftmax(VectorPipeline):
         n = self._n
         advance, register = self._stages(m, self.latency)
 
-        def delay(value, cycles, name):
-            for c in range(cycles):
-                value = register(value, f"{name}_d{c}")
-            return value
-
-        def named(expr, name):
-            """``expr`` as an int32 signal (keeps expressions that reuse it from growing)."""
-            signal = Signal(signed(32), name=name)
-            m.d.comb += signal.eq(expr)
-            return signal
-
-        def high_mul(a, b, name, *, may_saturate=True):
-            """gemmlowp ``SaturatingRoundingDoublingHighMul(a, b)``: the product registered,
-            the rounding combinational after it; ``INT32_MIN * INT32_MIN`` gives ``INT32_MAX``
-            unless ``may_saturate`` is false (an operand that cannot be ``INT32_MIN``)."""
-            product = register(a * b, f"product_{name}")
-            high = _wrap32(saturating_rounding_doubling_high_mul(m, product, name))
-            if not may_saturate:
-                return named(high, f"high_{name}")
-            both_min = register((a == INT32_MIN) & (b == INT32_MIN), f"saturate_{name}")
-            return named(Mux(both_min, INT32_MAX, high), f"high_{name}")
+        build = PipelineBuilder(m, register)
+        delay, high_mul = build.delay, build.high_mul
 
         # Stage 1: the maximum, and the inputs alongside.
         x = [self.i.payload[k] for k in range(n)]
@@ -206,39 +279,8 @@ class TfliteSoftmax(VectorPipeline):
             terms = [a + b for a, b in zip(terms[::2], terms[1::2])] + terms[len(terms) & ~1:]
         total = register(fit_shape(terms[0], unsigned(sum_width)), "sum")
 
-        # Stage 4: GetReciprocal's normalization. The sum is at least 2**19 (the maximum's own
-        # summand), so its bit length is 20 to sum_width.
-        leading_zeros = Signal(range(33), name="leading_zeros")  # of the sum as a uint32
-        for b in range(sum_width):
-            with m.If(total[b]):
-                m.d.comb += leading_zeros.eq(31 - b)
-        normalized = Signal(32, name="normalized_sum")       # leading one at bit 31
-        m.d.comb += normalized.eq((total << leading_zeros)[:32])
-        # RoundingHalfSum(a, One) with a = normalized - 2**31 >= 0: (a + 2**31 + 1 - 1) / 2.
-        half_denominator = register(Cat(normalized[1:31], C(1, 2)).as_signed(),
-                                    "half_denominator")
-        num_bits_over_unit = register(fit_shape(ACCUMULATION_INTEGER_BITS - leading_zeros,
-                                                unsigned(5)), "num_bits_over_unit")
-
-        # Stages 5 and 6: the initial guess 48/17 - 32/17 * h in Q2.29.
-        estimate = register(_wrap32(C(CONSTANT_48_OVER_17, signed(32))
-                                    + high_mul(half_denominator,
-                                               C(CONSTANT_NEG_32_OVER_17, signed(32)),
-                                               "guess", may_saturate=False)), "x_0")
-        h = delay(half_denominator, 2, "h0")
-        # Stages 7 to 18: Newton-Raphson, four stages per step.
-        for step in range(1, NEWTON_RAPHSON_STEPS + 1):
-            h_times_x = high_mul(h, estimate, f"hx_{step}", may_saturate=False)   # h > 0
-            x_a = register(estimate, f"x_{step}_a")
-            one_minus = register(_wrap32((1 << 29) - h_times_x), f"one_minus_{step}")
-            x_b = register(x_a, f"x_{step}_b")
-            correction = _saturating_shift_left(high_mul(x_b, one_minus, f"x_one_minus_{step}"), 2)
-            x_c = register(x_b, f"x_{step}_c")
-            estimate = register(_wrap32(x_c + correction), f"x_{step}")
-            if step < NEWTON_RAPHSON_STEPS:
-                h = delay(h, 4, f"h{step}")
-        reciprocal = Signal(signed(32), name="reciprocal")    # Q0.31: ExactMulByPot<-1>, Rescale<0>
-        m.d.comb += reciprocal.eq(_saturating_shift_left(estimate, 1))
+        # Stages 4 to 18: GetReciprocal.
+        reciprocal, num_bits_over_unit = get_reciprocal(build, total)
         nbou = delay(num_bits_over_unit, _LATENCY_RECIPROCAL + 2, "num_bits_over_unit")
 
         # Stage 18: the Q0.31 exponentials from their ROM, at the differences delayed alongside.
