@@ -8,8 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnfab.gemmlowp import softmax_params
-from nnfab.hdl.softmax_tflite import TfliteSoftmax
+from amaranth.hdl import Module
+from amaranth.lib.wiring import In, Out
+
+from nnfab.fixed import FixedFormat
+from nnfab.gemmlowp import ACCUMULATION_INTEGER_BITS, get_reciprocal, softmax_params
+from nnfab.hdl.softmax_tflite import (RECIPROCAL_LATENCY, PipelineBuilder, TfliteSoftmax,
+                                      get_reciprocal as reciprocal_pipeline)
+from nnfab.hdl.vector_pipeline import VectorPipeline, vector_signature
 from nnfab.sim.golden.tflite_softmax import softmax_int8
 from tests.streams import check_stalls, run_stream
 
@@ -122,3 +128,40 @@ def test_repr_and_figures():
     softmax = TfliteSoftmax(n=10, input_scale=0.25, beta=1.0)
     assert repr(softmax) == "TfliteSoftmax(n=10, input_scale=0.25, beta=1.0)"
     assert (softmax.latency, softmax.initiation_interval, softmax.n_multipliers) == (21, 1, 17)
+
+
+class ReciprocalUnit(VectorPipeline):
+    """The engine's GetReciprocal alone: a Q12.19 sum in, ``(1/sum in Q0.31,
+    num_bits_over_unit)`` out; the sum registered, then the reciprocal pipeline, then an output
+    register."""
+
+    latency = RECIPROCAL_LATENCY + 2
+
+    def __init__(self):
+        super().__init__({"i": In(vector_signature(FixedFormat(29, 29), 1)),
+                          "o": Out(vector_signature(FixedFormat(32, 32), 2))})
+
+    def elaborate(self, platform):
+        m = Module()
+        advance, register = self._stages(m, self.latency)
+        build = PipelineBuilder(m, register)
+        total = register(self.i.payload[0].as_unsigned()[:28], "total")
+        reciprocal, num_bits_over_unit = reciprocal_pipeline(build, total)
+        num_bits_over_unit = build.delay(num_bits_over_unit, RECIPROCAL_LATENCY - 1, "nbou")
+        with m.If(advance):
+            m.d.sync += [self.o.payload[0].eq(reciprocal), self.o.payload[1].eq(num_bits_over_unit)]
+        return m
+
+
+def test_reciprocal_pipeline_alone():
+    """Every sum of equal rows (k * 2**19, k = 1 to 511), the range ends, and seeded random
+    sums from 2**19 to 2**28 - 1, against the golden GetReciprocal (Q0.31 and the shift)."""
+    one = 1 << 19
+    rng = np.random.default_rng(5)
+    sums = [k * one for k in range(1, 512)] + [one + 1, one - 1 + one, (1 << 28) - 1]
+    sums += rng.integers(one, 1 << 28, 1500).tolist()
+    sums += [v + d for v in (1 << rng.integers(20, 28, 100)).tolist() for d in (-1, 0, 1)]
+    reciprocal, num_bits_over_unit = get_reciprocal(sums, ACCUMULATION_INTEGER_BITS)
+    want = np.stack([reciprocal, num_bits_over_unit], axis=1).tolist()
+    full = check_stalls(ReciprocalUnit, [[v] for v in sums], want, seed=5, patterns=("random",))
+    assert full.first_latency == 17
