@@ -16,8 +16,8 @@ import functools
 
 import numpy as np
 
-from nnfab.casts import as_codes, cast, cast_codes
-from nnfab.fixed import FixedFormat
+from nnfab.casts import as_codes, cast, cast_codes, round_shift
+from nnfab.fixed import FixedFormat, Overflow
 from nnfab.tables import check_activation, check_format, check_softmax
 
 __all__ = ["activation", "linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid",
@@ -75,7 +75,16 @@ def _linear(x, p):
 
 
 def _relu(x, p):
-    return cast_codes(np.maximum(x, 0), p.fin, p.fout, bounds=(0, max(p.fin.max_code, 0)),
+    fin, fout = p.fin, p.fout
+    k = fin.fraction_width - fout.fraction_width
+    if (x.dtype == np.int64 and x.ndim and fout.overflow in (Overflow.SAT, Overflow.SAT_SYM)
+            and fin.width + max(0, -k) + 2 <= _SAFE_BITS and -(fout.width + 1) <= k
+            <= fin.width + 1):
+        # A saturating cast is monotone and maps 0 to 0, so relu then cast is the cast's
+        # rounding (or left shift) clipped to [0, max]: two passes fewer than max(x, 0) first.
+        y = round_shift(x, k, fout.rounding) if k > 0 else np.left_shift(x, -k)
+        return np.clip(y, 0, fout.max_code, out=y)
+    return cast_codes(np.maximum(x, 0), fin, fout, bounds=(0, max(fin.max_code, 0)),
                       fresh=True)
 
 
