@@ -283,6 +283,8 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
                                  inv_table=inv_table)
     plan = _softmax_plan(x.shape[-1], fin, exp_t, inv_t)
     e1, e2, product_format, int64_ok = plan
+    if int64_ok and x.dtype != object and x.ndim == 2:
+        return _softmax_by_columns(x, plan, exp_t, inv_t, fout)
     wide = x.astype(np.int64 if int64_ok and x.dtype != object else object)
     t = _last_axis(np.maximum, wide) - wide
     k = np.minimum(_shift(t, e1), exp_t.table_size - 1).astype(np.int64)
@@ -291,6 +293,21 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
     j = np.minimum(_shift(total, e2), inv_t.table_size - 1).astype(np.int64)
     inv = _codes_table(inv_t, wide.dtype)[j]
     return cast_codes(exps * inv, product_format, fout)
+
+
+def _softmax_by_columns(x, plan, exp_t, inv_t, fout):
+    """:func:`softmax` of an int64 batch, the same steps on its transpose: each of the ``n``
+    classes is then one contiguous row of the batch, so the maximum and the sum over classes
+    are elementwise operations on whole rows, with no per-vector loop."""
+    e1, e2, product_format, _ = plan
+    xt = np.ascontiguousarray(x.T, dtype=np.int64)
+    t = xt.max(axis=0) - xt
+    k = np.minimum(_shift(t, e1), exp_t.table_size - 1)
+    exps = _codes_table(exp_t, np.dtype(np.int64)).take(k)
+    j = np.minimum(_shift(exps.sum(axis=0), e2), inv_t.table_size - 1)
+    inv = _codes_table(inv_t, np.dtype(np.int64)).take(j)
+    np.multiply(exps, inv, out=exps)
+    return np.ascontiguousarray(cast_codes(exps, product_format, fout, fresh=True).T)
 
 
 @functools.lru_cache(maxsize=64)
