@@ -331,7 +331,7 @@ class HarnessRun:
 def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, seed=0,
                 p_idle=0.1, p_stall=0.1, burst=1, max_cycles=None, in_width=None,
                 out_width=None, cache_dir=None, waves=False, transfers_per_vector=1,
-                transfer_cycles=False):
+                transfer_cycles=False, optimize=True):
     """Simulate ``design`` inside the HDL harness on Verilator and collect its outputs.
 
     Parameters
@@ -369,6 +369,11 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
     transfer_cycles : bool
         Also record the cycle of every warm-up transfer (for engine tests that check a full
         schedule, not only latency and initiation interval).
+    optimize : bool
+        Compile the design's per-cycle code at ``-O1`` and Verilator's run-time library at
+        ``-O2`` (long runs: whole networks on thousands of vectors); False compiles everything
+        at ``-O0``, which builds a large design faster, for runs of a few thousand cycles
+        (engine unit tests).
 
     Returns
     -------
@@ -421,7 +426,8 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
         results = run_cocotb(design, toplevel=toplevel, test_module="nnfab.sim.harness_tb",
                              extra_verilog=[extra], top_module=HARNESS_MODULE,
                              plus_args=plus_args, seed=seed, cache_dir=cache_dir,
-                             waves=waves, public_flat_rw=False, extra_make_args=_MAKE_ARGS)
+                             waves=waves, public_flat_rw=False,
+                             extra_make_args=_MAKE_ARGS if optimize else ())
         if not json_path.exists():
             raise SimulationError(
                 f"The harness simulation of {toplevel!r} ended without results "

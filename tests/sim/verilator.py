@@ -4,7 +4,8 @@ The data plane runs inside the simulator (:mod:`nnfab.sim.harness`): every input
 twice, first at full rate (the warm-up, whose transfer cycles give the latency, every gap
 between inputs and, if asked, the whole schedule), then with the harness's seeded random idle
 cycles on the input and back-pressure on the output. Python wakes only at the start and the
-end, so long runs cost Verilator's time, not cocotb's.
+end, so long runs cost Verilator's time, not cocotb's. The runs are short (thousands of
+cycles), so the simulator is compiled at ``-O0``: large engines build faster.
 """
 
 from nnfab.packing import pack
@@ -32,7 +33,7 @@ def run_stream_test(dut, *, toplevel, inputs, input_formats, expected, output_fo
     run = run_harness(dut, toplevel=toplevel, words_in=words + words, n_out=2 * len(want),
                       warmup_in=len(words), warmup_out=len(want), seed=seed, p_idle=p_idle,
                       p_stall=p_stall, burst=_FRAME_BURST if frame_size else 1,
-                      transfer_cycles=True, cache_dir=cache_dir)
+                      transfer_cycles=True, optimize=False, cache_dir=cache_dir)
     assert not run.timed_out, f"seed {seed}: watchdog, {run.counters}"
     for phase, got in (("full rate", run.words_out[:len(want)]),
                        ("idle and back-pressure", run.words_out[len(want):])):
