@@ -284,7 +284,7 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
     plan = _softmax_plan(x.shape[-1], fin, exp_t, inv_t)
     e1, e2, product_format, int64_ok = plan
     if int64_ok and x.dtype != object and x.ndim == 2:
-        return _softmax_by_columns(x, plan, exp_t, inv_t, fout)
+        return _softmax_by_columns(x, fin, fout, plan, exp_t, inv_t)
     wide = x.astype(np.int64 if int64_ok and x.dtype != object else object)
     t = _last_axis(np.maximum, wide) - wide
     k = np.minimum(_shift(t, e1), exp_t.table_size - 1).astype(np.int64)
@@ -295,7 +295,7 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
     return cast_codes(exps * inv, product_format, fout)
 
 
-def _softmax_by_columns(x, plan, exp_t, inv_t, fout):
+def _softmax_by_columns(x, fin, fout, plan, exp_t, inv_t):
     """:func:`softmax` of an int64 batch, the same steps on its transpose: each of the ``n``
     classes is then one contiguous row of the batch, so the maximum and the sum over classes
     are elementwise operations on whole rows, with no per-vector loop."""
