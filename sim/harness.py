@@ -26,6 +26,9 @@ Schedule of a run (cycles counted from the end of reset):
    output has waited a cycle, and the input skips one cycle after the first input of the phase,
    so every run with a stall phase has at least one back-pressure cycle and one bubble.
 
+With ``+nnfab_cycles=``, the harness also writes the cycle of every warm-up transfer (``i N`` or
+``o N`` per line), so engine tests can check a whole full-rate schedule.
+
 Random numbers come from a 64-bit xorshift* generator seeded by a plusarg (Marsaglia,
 "Xorshift RNGs", J. Stat. Softw. 8(14), 2003; the ``*`` output multiplier from Vigna, 2016).
 """
@@ -99,13 +102,13 @@ module {harness} (
   );
 
   // Run-time figures (plusargs; see nnfab.sim.harness).
-  string in_path, out_path;
+  string in_path, out_path, cycles_path;
   reg [63:0] total_in, total_out, warm_in, warm_out, max_cycles, seed, per_vector, in_k;
   reg [31:0] q_idle, q_stall, burst;
-  integer fd_in, fd_out, status;
+  integer fd_in, fd_out, fd_cycles, status;
 
   initial begin
-    in_path = ""; out_path = "";
+    in_path = ""; out_path = ""; cycles_path = ""; fd_cycles = 0;
     total_in = 0; total_out = 0; warm_in = 0; warm_out = 0; max_cycles = 0; seed = 1;
     q_idle = 0; q_stall = 0; burst = 1;
     status = $value$plusargs("nnfab_in=%s", in_path);
@@ -115,7 +118,7 @@ module {harness} (
     status = $value$plusargs("nnfab_warmup_in=%d", warm_in);
     status = $value$plusargs("nnfab_warmup_out=%d", warm_out);
     status = $value$plusargs("nnfab_max_cycles=%d", max_cycles);
-    status = $value$plusargs("nnfab_seed=%d", seed);
+    status = $value$plusargs("nnfab_seed=%h", seed);
     status = $value$plusargs("nnfab_q_idle=%d", q_idle);
     status = $value$plusargs("nnfab_q_stall=%d", q_stall);
     status = $value$plusargs("nnfab_burst=%d", burst);
@@ -126,6 +129,7 @@ module {harness} (
     fd_in = $fopen(in_path, "r");
     started = 0;
     fd_out = $fopen(out_path, "w");
+    if ($value$plusargs("nnfab_cycles=%s", cycles_path)) fd_cycles = $fopen(cycles_path, "w");
   end
 
   reg [63:0] rng;          // xorshift64 state
@@ -162,6 +166,7 @@ module {harness} (
       // Transfers and their cycles.
       if (i_valid && i_ready) begin
         n_in <= n_in_next;
+        if (fd_cycles != 0 && !stall_phase) $fwrite(fd_cycles, "i %0d\\n", cycle);
         if (n_in == 0) first_in_cycle <= cycle;
         // The initiation interval: gaps between the first transfers of inferences.
         if (in_k == 0) begin
@@ -173,6 +178,7 @@ module {harness} (
       end
       if (o_valid && o_ready) begin
         $fwrite(fd_out, "%h\\n", o_payload);
+        if (fd_cycles != 0 && !stall_phase) $fwrite(fd_cycles, "o %0d\\n", cycle);
         n_out <= n_out_next;
         if (n_out == 0) first_out_cycle <= cycle;
         if (n_out_next == warm_out) warmup_last_out_cycle <= cycle;
@@ -234,6 +240,7 @@ module {harness} (
         done <= 1;
         timed_out <= n_out_next < total_out;
         $fclose(fd_out);
+        if (fd_cycles != 0) $fclose(fd_cycles);
       end
     end
   end
@@ -305,6 +312,9 @@ class HarnessRun:
         raw cycle stamps.
     results : nnfab.sim.runner.CocotbResults
         The cocotb run (test counts, build and simulation seconds).
+    input_cycles, output_cycles : list of int or None
+        With ``transfer_cycles=True``: the cycle of every warm-up input and output transfer,
+        counted from the end of reset; else ``None``.
     """
 
     words_out: list
@@ -314,11 +324,14 @@ class HarnessRun:
     timed_out: bool
     counters: dict
     results: object
+    input_cycles: list | None = None
+    output_cycles: list | None = None
 
 
 def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, seed=0,
                 p_idle=0.1, p_stall=0.1, burst=1, max_cycles=None, in_width=None,
-                out_width=None, cache_dir=None, waves=False, transfers_per_vector=1):
+                out_width=None, cache_dir=None, waves=False, transfers_per_vector=1,
+                transfer_cycles=False, optimize=True):
     """Simulate ``design`` inside the HDL harness on Verilator and collect its outputs.
 
     Parameters
@@ -353,6 +366,14 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
     transfers_per_vector : int, >= 1
         Input transfers per inference: the measured initiation interval is the largest gap
         between the first transfers of consecutive warm-up inferences.
+    transfer_cycles : bool
+        Also record the cycle of every warm-up transfer (for engine tests that check a full
+        schedule, not only latency and initiation interval).
+    optimize : bool
+        Compile the design's per-cycle code at ``-O1`` and Verilator's run-time library at
+        ``-O2`` (long runs: whole networks on thousands of vectors); False compiles everything
+        at ``-O0``, which builds a large design faster, for runs of a few thousand cycles
+        (engine unit tests).
 
     Returns
     -------
@@ -387,6 +408,7 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
     with tempfile.TemporaryDirectory(prefix="nnfab-harness-") as tmp:
         tmp = Path(tmp)
         in_path, out_path, json_path = tmp / "in.hex", tmp / "out.hex", tmp / "result.json"
+        cycles_path = tmp / "cycles.txt"
         with open(in_path, "w", encoding="ascii") as file:
             file.write("\n".join(f"{word:x}" for word in words_in))
             file.write("\n")
@@ -395,27 +417,38 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
             f"+nnfab_n_in={len(words_in)}", f"+nnfab_n_out={n_out}",
             f"+nnfab_warmup_in={warmup_in}", f"+nnfab_warmup_out={warmup_out}",
             f"+nnfab_max_cycles={max_cycles}",
-            f"+nnfab_seed={(seed ^ _SEED_MIX) & ((1 << 64) - 1) or 1}",
+            # Hex: Verilator reads a %d plusarg as a signed 64-bit number and clamps every
+            # value above 2**63 - 1, which made all seeds one.
+            f"+nnfab_seed={(seed ^ _SEED_MIX) & ((1 << 64) - 1) or 1:x}",
             f"+nnfab_q_idle={_burst_start(p_idle, burst)}",
             f"+nnfab_q_stall={_burst_start(p_stall, burst)}",
             f"+nnfab_burst={burst}",
             f"+nnfab_per_vector={transfers_per_vector}",
-        ]
+        ] + ([f"+nnfab_cycles={cycles_path}"] if transfer_cycles else [])
         results = run_cocotb(design, toplevel=toplevel, test_module="nnfab.sim.harness_tb",
                              extra_verilog=[extra], top_module=HARNESS_MODULE,
                              plus_args=plus_args, seed=seed, cache_dir=cache_dir,
-                             waves=waves, public_flat_rw=False, extra_make_args=_MAKE_ARGS)
+                             waves=waves, public_flat_rw=False,
+                             extra_make_args=_MAKE_ARGS if optimize else ())
         if not json_path.exists():
             raise SimulationError(
                 f"The harness simulation of {toplevel!r} ended without results "
                 f"({results.failed} of {results.total} cocotb tests failed; log in "
                 f"{str(results.results_file.parent)!r})")
         measured = json.loads(json_path.read_text())
+        stamps = {"i": [], "o": []}
+        if transfer_cycles:
+            for line in cycles_path.read_text().split("\n"):
+                if line:
+                    port, cycle = line.split()
+                    stamps[port].append(int(cycle))
     return HarnessRun(
         words_out=[int(word, 16) for word in measured["words_out"]],
         latency=measured["latency"], initiation_interval=measured["initiation_interval"],
         cycles=measured["cycles"], timed_out=measured["timed_out"],
-        counters=measured["counters"], results=results)
+        counters=measured["counters"], results=results,
+        input_cycles=stamps["i"] if transfer_cycles else None,
+        output_cycles=stamps["o"] if transfer_cycles else None)
 
 
 def _payload_widths(design):

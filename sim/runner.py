@@ -8,7 +8,6 @@ every run writes its results into a folder of its own.
 """
 
 import collections
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -31,7 +30,7 @@ import cocotb_test.simulator
 
 from ..errors import Interrupted, SimulationError
 from . import toolchain
-from .runtime_objects import reuse_runtime_objects
+from ._runtime import RuntimeObjects
 
 __all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
            "stop_active_processes"]
@@ -260,19 +259,13 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
     def output_tail(self, n_lines=_LOG_TAIL_LINES):
         return "\n".join(list(self._lines)[-n_lines:])
 
-    @contextlib.contextmanager
-    def _logged(self, log_path):
-        """Log the output of the processes started inside the block to ``log_path``."""
+    def _execute_logged(self, cmds, log_path):
         self._lines.clear()
         with open(log_path, "w", encoding="utf-8") as self._log_file:
             try:
-                yield
+                self.execute(cmds)
             finally:
                 self._log_file = None
-
-    def _execute_logged(self, cmds, log_path):
-        with self._logged(log_path):
-            self.execute(cmds)
 
     def _build_locked(self):
         if self.build_complete():
@@ -285,11 +278,17 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
             Path(source).write_text(self._verilog_text, encoding="utf-8")
         started = time.perf_counter()
         verilate, make = self.build_command()[:2]
+        self._lines.clear()
         try:
-            with self._logged(sim_dir / "build.log"):
-                self.execute([verilate])
-                reuse_runtime_objects(make, sim_dir, sim_dir.parent, self.env, self.execute)
-                self.execute([make])
+            with open(sim_dir / "build.log", "w", encoding="utf-8") as self._log_file:
+                try:
+                    self.execute([verilate])
+                    runtime = RuntimeObjects(sim_dir, self.make_args)
+                    runtime.restore()
+                    self.execute([make])
+                    runtime.store()
+                finally:
+                    self._log_file = None
         except SystemExit as exc:
             raise SimulationError(
                 f"Verilator build of {self.toplevel_module!r} failed ({exc}); "

@@ -16,8 +16,8 @@ import functools
 
 import numpy as np
 
-from nnfab.casts import as_codes, cast, cast_codes
-from nnfab.fixed import FixedFormat
+from nnfab.casts import as_codes, cast, cast_codes, round_shift
+from nnfab.fixed import FixedFormat, Overflow
 from nnfab.tables import check_activation, check_format, check_softmax
 
 __all__ = ["activation", "linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid",
@@ -75,7 +75,16 @@ def _linear(x, p):
 
 
 def _relu(x, p):
-    return cast_codes(np.maximum(x, 0), p.fin, p.fout, bounds=(0, max(p.fin.max_code, 0)),
+    fin, fout = p.fin, p.fout
+    k = fin.fraction_width - fout.fraction_width
+    if (x.dtype == np.int64 and x.ndim and fout.overflow in (Overflow.SAT, Overflow.SAT_SYM)
+            and fin.width + max(0, -k) + 2 <= _SAFE_BITS and -(fout.width + 1) <= k
+            <= fin.width + 1):
+        # A saturating cast is monotone and maps 0 to 0, so relu then cast is the cast's
+        # rounding (or left shift) clipped to [0, max]: two passes fewer than max(x, 0) first.
+        y = round_shift(x, k, fout.rounding) if k > 0 else np.left_shift(x, -k)
+        return np.clip(y, 0, fout.max_code, out=y)
+    return cast_codes(np.maximum(x, 0), fin, fout, bounds=(0, max(fin.max_code, 0)),
                       fresh=True)
 
 
@@ -274,6 +283,8 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
                                  inv_table=inv_table)
     plan = _softmax_plan(x.shape[-1], fin, exp_t, inv_t)
     e1, e2, product_format, int64_ok = plan
+    if int64_ok and x.dtype != object and x.ndim == 2:
+        return _softmax_by_columns(x, fin, fout, plan, exp_t, inv_t)
     wide = x.astype(np.int64 if int64_ok and x.dtype != object else object)
     t = _last_axis(np.maximum, wide) - wide
     k = np.minimum(_shift(t, e1), exp_t.table_size - 1).astype(np.int64)
@@ -282,6 +293,21 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
     j = np.minimum(_shift(total, e2), inv_t.table_size - 1).astype(np.int64)
     inv = _codes_table(inv_t, wide.dtype)[j]
     return cast_codes(exps * inv, product_format, fout)
+
+
+def _softmax_by_columns(x, fin, fout, plan, exp_t, inv_t):
+    """:func:`softmax` of an int64 batch, the same steps on its transpose: each of the ``n``
+    classes is then one contiguous row of the batch, so the maximum and the sum over classes
+    are elementwise operations on whole rows, with no per-vector loop."""
+    e1, e2, product_format, _ = plan
+    xt = np.ascontiguousarray(x.T, dtype=np.int64)
+    t = xt.max(axis=0) - xt
+    k = np.minimum(_shift(t, e1), exp_t.table_size - 1)
+    exps = _codes_table(exp_t, np.dtype(np.int64)).take(k)
+    j = np.minimum(_shift(exps.sum(axis=0), e2), inv_t.table_size - 1)
+    inv = _codes_table(inv_t, np.dtype(np.int64)).take(j)
+    np.multiply(exps, inv, out=exps)
+    return np.ascontiguousarray(cast_codes(exps, product_format, fout, fresh=True).T)
 
 
 @functools.lru_cache(maxsize=64)

@@ -32,6 +32,8 @@ _INT64_SAFE_BITS = 62
 _BLOCK_ELEMENTS = 1 << 16
 # The float64 path's arrays are (rows, n_out), not (rows, n_out, n_in): larger blocks.
 _FLOAT_BLOCK_FACTOR = 4
+# Elements of the larger of the planned cast's arrays of one block of rows (256 KB).
+_FLOAT_BLOCK_ELEMENTS = 1 << 15
 
 
 @functools.lru_cache(maxsize=256)
@@ -79,18 +81,6 @@ def _float_bias(spec):
 def _exact_block(x, spec, cast_to=None):
     """Exact accumulation of a block of rows in float64; with ``cast_to``, also the cast of
     the accumulator to that format. Returns int64 codes."""
-    plan = _float_cast_plan(spec, cast_to) if cast_to is not None else None
-    if plan is not None:
-        # y = x @ (W * 2**(shift - k)) + (b * 2**-k [+ 1/2]): the accumulator scaled to the
-        # output's LSB in the matrix product itself, then rounded and saturated in place.
-        weights, bias, rounding, lo, hi = plan
-        y = x.astype(np.float64) @ weights
-        if bias is not None:
-            y += bias
-        if rounding is not None:
-            rounding(y, out=y)
-        np.clip(y, lo, hi, out=y)
-        return y.astype(np.int64)
     acc = spec.accumulator
     total = x.astype(np.float64) @ _weights_as(spec, np.float64)
     shift = acc.fraction_width - spec.product_format.fraction_width
@@ -104,19 +94,45 @@ def _exact_block(x, spec, cast_to=None):
     return total if cast_to is None else cast_codes(total, acc, cast_to)
 
 
+def _planned_cast(x, spec, plan):
+    """The output codes of ``spec`` for ``x`` by ``plan`` (see :func:`_float_cast_plan`), in
+    blocks of rows into one int64 array. The blocks keep every temporary array small: a new
+    megabyte-sized array per step costs more in fresh pages than the arithmetic on it."""
+    weights, rounding, lo, hi = plan
+    n_in = spec.n_in
+    rows = max(1, _FLOAT_BLOCK_ELEMENTS // max(n_in + 1, spec.n_out))
+    out = np.empty((len(x), spec.n_out), dtype=np.int64)
+    # The inputs with a last column of ones, which multiplies the bias row of ``weights``.
+    augmented = np.ones((min(rows, len(x)), n_in + 1))
+    for start in range(0, len(x), rows):
+        block = x[start:start + rows]
+        inputs = augmented[:len(block)]
+        inputs[:, :n_in] = block
+        y = inputs @ weights
+        if rounding is not None:
+            rounding(y, out=y)
+        np.clip(y, lo, hi, out=y)
+        out[start:start + len(block)] = y
+    return out
+
+
 _FLOAT_ROUNDINGS = {Rounding.TRN: np.floor, Rounding.RND_CONV: np.rint, Rounding.RND: np.floor}
 
 
 @functools.lru_cache(maxsize=256)
 def _float_cast_plan(spec, dst):
-    """How :func:`_exact_block` casts the accumulator to ``dst`` inside float64, or None when
+    """How :func:`_planned_cast` casts the accumulator to ``dst`` inside float64, or None when
     it cannot: for ``dst`` rounding by TRN, RND or RND_CONV and saturating (SAT, SAT_SYM).
 
-    Exact: the weights and the bias are scaled by powers of two (exact), so every partial
-    sum of the product is a multiple of ``2**-k`` below ``2**(51 - k)`` (the width bound of
-    :func:`_float_exact`), at most 52 significant bits, and so is ``y + 1/2`` (RND's half,
-    added with the bias); ``floor``, ``rint`` (half to even) and the clip are exact.
-    Returns ``(weights, bias, rounding, lo, hi)``.
+    ``y = [x, 1] @ [W * 2**(shift - k); b * 2**-k (+ 1/2 for RND)]``: the accumulator scaled to
+    the output's LSB in the matrix product itself, bias included, then rounded and saturated
+    in place. Exact: the weights and the bias are scaled by powers of two (exact), so every
+    term, and every partial sum of the terms in any order, is an integer multiple of the
+    accumulator's LSB ``2**-k``; the plan is made only when the sum of the terms' largest
+    magnitudes (over the input format's codes, per output) is below ``2**52`` such LSBs,
+    where float64 holds every such multiple exactly. ``floor``, ``rint`` (half to even) and
+    the clip are exact. Returns ``(weights, rounding, lo, hi)``, ``weights`` of shape
+    ``(n_in + 1, n_out)`` with the bias as its last row.
     """
     acc = spec.accumulator
     if dst.rounding not in _FLOAT_ROUNDINGS or dst.overflow not in (
@@ -124,17 +140,27 @@ def _float_cast_plan(spec, dst):
         return None
     k = acc.fraction_width - dst.fraction_width
     shift = acc.fraction_width - spec.product_format.fraction_width
-    weights = _weights_as(spec, np.float64) * 2.0 ** (shift - k)
+    fin = spec.input_format
+    x_bound = max(abs(fin.min_code), abs(fin.max_code))
+    bias_codes = [0] * spec.n_out if spec.biases is None else [
+        abs(int(b)) << (acc.fraction_width - spec.bias_format.fraction_width)
+        for b in spec.biases.tolist()]
+    half = 1 << (k - 1) if k > 0 and dst.rounding is Rounding.RND else 0
+    for row, b in zip(spec.weights.T.tolist() if spec.n_in else [[]] * spec.n_out,
+                      bias_codes):
+        if (x_bound * sum(abs(int(w)) for w in row) << shift) + b + half >= 1 << 52:
+            return None
     bias = _float_bias(spec)
-    bias = None if bias is None else bias * 2.0 ** -k
+    bias = np.zeros(spec.n_out) if bias is None else bias * 2.0 ** -k
     rounding = None
     if k > 0:
         rounding = _FLOAT_ROUNDINGS[dst.rounding]
         if dst.rounding is Rounding.RND:
-            bias = np.full(spec.n_out, 0.5) if bias is None else bias + 0.5
-    lo = -dst.max_code if dst.overflow is Overflow.SAT_SYM and dst.signed else dst.min_code
+            bias = bias + 0.5
+    weights = np.vstack([_weights_as(spec, np.float64) * 2.0 ** (shift - k), bias[None, :]])
     weights.flags.writeable = False
-    return weights, bias, rounding, float(lo), float(dst.max_code)
+    lo = -dst.max_code if dst.overflow is Overflow.SAT_SYM and dst.signed else dst.min_code
+    return weights, rounding, float(lo), float(dst.max_code)
 
 
 def _accum_t_sum(x, spec):
@@ -271,8 +297,11 @@ def dense(x, spec):
     """
     x = _checked(x, spec)
     if x.dtype != object and _float_exact(spec):
-        rows = _rows_per_block(max(spec.n_in, spec.n_out)) * _FLOAT_BLOCK_FACTOR
         out = spec.output_format
+        plan = _float_cast_plan(spec, out)
+        if plan is not None:
+            return _planned_cast(x, spec, plan)
+        rows = _rows_per_block(max(spec.n_in, spec.n_out)) * _FLOAT_BLOCK_FACTOR
         if len(x) <= rows:
             return _exact_block(x, spec, out)
         return np.concatenate([_exact_block(x[i:i + rows], spec, out)

@@ -35,15 +35,14 @@ def test_every_ap_fixed_row_on_verilator(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("dst", ["fixed<8,3,RND_INF,SAT_SYM>", "ufixed<6,2,RND_ZERO,WRAP>",
                                  "fixed<5,-1,RND_CONV,SAT_ZERO>"])
-def test_requantizer_stream_on_verilator(dst, tmp_path):
+def test_requantizer_stream_on_verilator(dst):
     src, dst = FixedFormat(16, 6), FixedFormat.parse(dst)
     seed = sum(map(ord, str(dst)))
     rng = random.Random(seed)
     edges = [src.min_code, src.max_code, -1, 0, 1] + [(k << 7) + 64 for k in range(-256, 256)]
     codes = edges + [rng.randint(src.min_code, src.max_code) for _ in range(500)]
     expected = cast(np.array(codes), src, dst)
-    results = run_stream_test(Requantizer(src=src, dst=dst), toplevel="requantizer",
-                              inputs=[[c] for c in codes], input_formats=[src],
-                              expected=[[c] for c in expected], output_formats=[dst],
-                              seed=seed, data_dir=tmp_path)
-    assert results.total == results.passed == 1
+    run = run_stream_test(Requantizer(src=src, dst=dst), toplevel="requantizer",
+                          inputs=[[c] for c in codes], input_formats=[src],
+                          expected=[[c] for c in expected], output_formats=[dst], seed=seed)
+    assert run.results.total == run.results.passed == 1

@@ -73,23 +73,23 @@ def frames(rng, shape):
     return rng.integers(FX.min_code, FX.max_code + 1, (N_FRAMES,) + shape)
 
 
-def check(dut, x, y, *, out_format, name, seed, tmp_path, schedule=None):
+def check(dut, x, y, *, out_format, name, seed, schedule=None):
     pixels = x.reshape(-1, x.shape[-1]).tolist()
     rows = y.reshape(-1, y.shape[-1]).tolist()
     if dut.latency is None:  # a chain: measure it once in the Amaranth simulator
         run = run_stream(dut, pixels[:x[0].size // x.shape[-1]],
                          n_outputs=len(rows) // N_FRAMES)
         dut.latency = run.first_latency
-    results = run_stream_test(
+    run = run_stream_test(
         dut, toplevel=name, inputs=pixels, input_formats=[FX] * x.shape[-1], expected=rows,
-        output_formats=[out_format] * y.shape[-1], seed=seed, data_dir=tmp_path,
-        schedule=schedule, frame_size=len(pixels) // N_FRAMES)
-    assert results.total == results.passed == 1, f"seed {seed}"
+        output_formats=[out_format] * y.shape[-1], seed=seed, schedule=schedule,
+        frame_size=len(pixels) // N_FRAMES)
+    assert run.results.total == run.results.passed == 1, f"seed {seed}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("reuse_factor", [1, 3])
-def test_conv_28x28x1_3x3_16(reuse_factor, tmp_path):
+def test_conv_28x28x1_3x3_16(reuse_factor):
     seed = 280 + reuse_factor
     rng = np.random.default_rng(seed)
     spec = conv_spec(rng, (28, 28, 1), 16, (3, 3), padding="same", activation="relu",
@@ -97,11 +97,11 @@ def test_conv_28x28x1_3x3_16(reuse_factor, tmp_path):
     dut = ConvEngine(spec, reuse_factor=reuse_factor)
     x = frames(rng, spec.input_shape)
     check(dut, x, conv2d(x, spec), out_format=spec.result_format, seed=seed,
-          name=f"conv28_r{reuse_factor}", tmp_path=tmp_path, schedule=dut.schedule(N_FRAMES))
+          name=f"conv28_r{reuse_factor}", schedule=dut.schedule(N_FRAMES))
 
 
 @pytest.mark.slow
-def test_conv5_batchnorm_maxpool(tmp_path):
+def test_conv5_batchnorm_maxpool():
     """16x16x3 -> 8 channels, kernel 5, stride 1, same, R = 5, explicit wrapping accumulator;
     batch normalization; max pool 3x3, stride 2, same padding (16x16 -> 8x8)."""
     seed = 5
@@ -116,12 +116,11 @@ def test_conv5_batchnorm_maxpool(tmp_path):
     dut = Chain([ConvEngine(conv, reuse_factor=5), BatchNormEngine(bn), PoolEngine(mp)])
     x = frames(rng, conv.input_shape)
     y = pool(batchnorm(conv2d(x, conv), bn), mp)
-    check(dut, x, y, out_format=mp.output_format, seed=seed, name="conv5_bn_maxpool",
-          tmp_path=tmp_path)
+    check(dut, x, y, out_format=mp.output_format, seed=seed, name="conv5_bn_maxpool")
 
 
 @pytest.mark.slow
-def test_depthwise_avgpool_globalmax(tmp_path):
+def test_depthwise_avgpool_globalmax():
     """Depthwise 3x3 stride 2 same on 10x10x16; average pool 3x3 stride 1 (divide by 9);
     global max."""
     seed = 16
@@ -135,12 +134,11 @@ def test_depthwise_avgpool_globalmax(tmp_path):
     dut = Chain([ConvEngine(dw, reuse_factor=3), PoolEngine(ap), GlobalPoolEngine(gm)])
     x = frames(rng, dw.input_shape)
     y = global_pool(pool(conv2d(x, dw), ap), gm)
-    check(dut, x, y, out_format=gm.output_format, seed=seed, name="dw_avgpool_gmax",
-          tmp_path=tmp_path)
+    check(dut, x, y, out_format=gm.output_format, seed=seed, name="dw_avgpool_gmax")
 
 
 @pytest.mark.slow
-def test_conv1d_zeropad_globalavg(tmp_path):
+def test_conv1d_zeropad_globalavg():
     """Conv1D length 24, kernel 3, stride 2, same, 2 -> 4 channels; zero padding 1D (2, 1);
     global average over 15 positions."""
     seed = 24
@@ -154,12 +152,11 @@ def test_conv1d_zeropad_globalavg(tmp_path):
     dut = Chain([ConvEngine(c1), zp, GlobalPoolEngine(ga)])
     x = frames(rng, c1.input_shape)
     y = global_pool(zero_pad(conv2d(x, c1), ((0, 0), (2, 1))), ga)
-    check(dut, x, y, out_format=ga.output_format, seed=seed, name="conv1d_pad_gavg",
-          tmp_path=tmp_path)
+    check(dut, x, y, out_format=ga.output_format, seed=seed, name="conv1d_pad_gavg")
 
 
 @pytest.mark.slow
-def test_conv1x1_stride2_maxpool_flatten(tmp_path):
+def test_conv1x1_stride2_maxpool_flatten():
     """Kernel 1, stride 2, valid on 8x8x4; max pool 2x2; flatten 2x2x4."""
     seed = 1
     rng = np.random.default_rng(seed)
@@ -169,5 +166,4 @@ def test_conv1x1_stride2_maxpool_flatten(tmp_path):
                  Flatten(input_shape=(2, 2, 4), shape=fixed_shape(c.result_format))])
     x = frames(rng, c.input_shape)
     y = flatten(pool(conv2d(x, c), mp))
-    check(dut, x, y, out_format=c.result_format, seed=seed, name="conv1x1_pool_flatten",
-          tmp_path=tmp_path)
+    check(dut, x, y, out_format=c.result_format, seed=seed, name="conv1x1_pool_flatten")

@@ -24,14 +24,14 @@ CASES = [(n_in, n_out, r, width, _MODES[n % 4])
 @pytest.mark.slow
 @pytest.mark.parametrize("n_in,n_out,reuse_factor,width,overflow", CASES,
                          ids=[f"{c[0]}x{c[1]}-R{c[2]}-{c[3]}bit-{c[4].name}" for c in CASES])
-def test_dense_on_verilator(n_in, n_out, reuse_factor, width, overflow, tmp_path):
+def test_dense_on_verilator(n_in, n_out, reuse_factor, width, overflow):
     seed = n_in * 1000 + reuse_factor * 10 + width
     rng = np.random.default_rng(seed)
     spec = random_spec(rng, n_in, n_out, width, overflow=overflow)
     x = edge_inputs(rng, spec, 200)
     dut = DenseEngine(spec, reuse_factor=reuse_factor)
-    results = run_stream_test(
+    run = run_stream_test(
         dut, toplevel=f"dense_{n_in}x{n_out}_r{reuse_factor}", inputs=x.tolist(),
         input_formats=[spec.input_format] * n_in, expected=dense(x, spec).tolist(),
-        output_formats=[spec.output_format] * n_out, seed=seed, data_dir=tmp_path)
-    assert results.total == results.passed == 1
+        output_formats=[spec.output_format] * n_out, seed=seed)
+    assert run.results.total == run.results.passed == 1

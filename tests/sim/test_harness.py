@@ -79,6 +79,21 @@ def test_tiny_network_bit_exact_with_idle_and_back_pressure(tmp_path, cache):
 
 
 @pytest.mark.slow
+def test_seeds_give_different_stall_patterns(tmp_path, cache):
+    """Regression: the seed reached the harness clamped to one value, so every seed gave the
+    same idle and back-pressure pattern."""
+    model, _ = _tiny_model(tmp_path)
+    counters = []
+    for seed in (SEED, SEED + 1):
+        run, _, bad = _harness_run(model, model, 400, cache, seed=seed, p_idle=0.3,
+                                   p_stall=0.3, burst=4)
+        assert bad.size == 0
+        counters.append((run.counters["stall_cycles"], run.counters["idle_cycles"],
+                         run.counters["cycle"]))
+    assert counters[0] != counters[1]
+
+
+@pytest.mark.slow
 def test_verify_runs_the_harness(tmp_path, cache, monkeypatch):
     """``verify`` on a few vectors (fewer than the warm-up) still stalls and idles."""
     import nnfab.gen.verify as verify_module

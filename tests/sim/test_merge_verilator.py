@@ -14,14 +14,14 @@ N_FRAMES = 40
 
 
 @pytest.mark.slow
-def test_residual_block_on_verilator(tmp_path):
+def test_residual_block_on_verilator():
     seed = 40
     spec, inputs, want = residual_vectors(seed, N_FRAMES)
     dut = Residual(spec, SAFE_DEPTH)
     assert dut.add.i0.payload.shape().elem_shape == fixed_shape(PIXEL)
-    results = run_stream_test(dut, toplevel="residual", inputs=inputs,
-                              input_formats=[PIXEL] * FRAME[2], expected=want,
-                              output_formats=[SUM_OUT] * FRAME[2], seed=seed,
-                              data_dir=tmp_path, frame_size=FRAME[0] * FRAME[1])
-    assert results.total == results.passed == 1
+    run = run_stream_test(dut, toplevel="residual", inputs=inputs,
+                          input_formats=[PIXEL] * FRAME[2], expected=want,
+                          output_formats=[SUM_OUT] * FRAME[2], seed=seed,
+                          frame_size=FRAME[0] * FRAME[1])
+    assert run.results.total == run.results.passed == 1
     assert CONV_OUT != SUM_OUT                     # the join really mixes formats

@@ -11,7 +11,6 @@ from amaranth.lib.wiring import In, Out
 
 from nnfab.errors import Interrupted, SimulationError, ToolchainError
 from nnfab.sim import toolchain
-from nnfab.sim.runtime_objects import RUNTIME_OBJECTS
 from nnfab.sim.runner import (CocotbResults, allow_processes, default_cache_dir, run_cocotb,
                               stop_active_processes)
 
@@ -159,6 +158,12 @@ def _run_build_dir_name(verilog, cache_dir):
     return re.search(r"adder-[0-9a-f]{16}", str(info.value)).group(0)
 
 
+def _build_dirs(cache_dir):
+    """The design build folders of a cache (not its kept Verilator run-time objects)."""
+    return [path for path in cache_dir.iterdir() if path.is_dir() and
+            path.name.startswith("adder-")]
+
+
 def _run_in_subprocess(cache_dir, queue):
     results = _run(Path(cache_dir))
     queue.put((results.built, results.total, results.passed, str(results.results_file)))
@@ -180,7 +185,7 @@ def test_concurrent_runs_share_one_build_and_redo_half_finished_ones(tmp_path):
     assert outcomes[0][3] != outcomes[1][3]
 
     # A build folder without completion marker (an interrupted build) is redone from scratch.
-    (build_dir,) = [path for path in tmp_path.iterdir() if path.is_dir() and path.name.startswith("adder-")]
+    (build_dir,) = _build_dirs(tmp_path)
     (build_dir / ".nnfab-build-complete").unlink()
     (build_dir / "stale-file").write_text("left by an interrupted build")
     again = _run(tmp_path)
@@ -196,7 +201,7 @@ def test_verilog_syntax_error_raises_with_compiler_output(tmp_path):
                              r"with error \d+\); last lines of its output .*%Error: .*adder\.v:2"):
         run_cocotb(verilog, toplevel="adder", test_module=TB_MODULE, cache_dir=tmp_path)
     # The failed build left no completion marker, so the next run starts from scratch.
-    (build_dir,) = [path for path in tmp_path.iterdir() if path.is_dir() and path.name.startswith("adder-")]
+    (build_dir,) = _build_dirs(tmp_path)
     assert not (build_dir / ".nnfab-build-complete").exists()
 
 
@@ -256,14 +261,17 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "nnfab" / "verilator"
 
 
-def test_runtime_objects_are_compiled_once_and_reused(tmp_path):
-    # Two different designs: the second build copies Verilator's runtime objects that the first
-    # compiled, and both simulate correctly.
-    first = _run(tmp_path)
-    entries = list((tmp_path / "runtime-objects").iterdir())
-    assert first.built and len(entries) == 1
-    assert sorted(p.name for p in entries[0].iterdir()) == sorted(RUNTIME_OBJECTS)
-    second = _run(tmp_path, design=RegisteredAdder(width=9))
+def test_runtime_objects_are_compiled_once_per_flag_set(shared_cache):
+    """A second design with the same flags links the Verilator run-time objects the first
+    build kept (``runtime-<key>``) instead of compiling them, and still simulates right."""
+    first = _run(shared_cache)
+    kept = sorted(shared_cache.glob("runtime-*"))
+    assert len(kept) == 1
+    assert {path.name for path in kept[0].iterdir()} >= {"verilated.o", "verilated_vpi.o"}
+    second = _run(shared_cache, design=RegisteredAdder(width=9))
     assert second.built and second.build_dir != first.build_dir
     assert second.total == second.passed == 2
-    assert list((tmp_path / "runtime-objects").iterdir()) == entries
+    log = (second.build_dir / "build.log").read_text()
+    assert "verilator.cpp" in log                  # cocotb's main: design-specific, compiled
+    assert "include/verilated.cpp" not in log      # the run-time library: linked as kept
+    assert sorted(shared_cache.glob("runtime-*")) == kept

@@ -125,6 +125,19 @@ def test_qkeras_config_equals_hls4ml_on_its_dequantized_twin(name, n, tmp_path):
 
 
 @pytest.mark.slow
+def test_qkeras_jet_tagger_config_rtl():
+    """The QKeras jet tagger's hls4ml config in RTL against the golden model (its layers equal
+    hls4ml's in the tests above)."""
+    _, model = load_hls4ml(HLS4ML_MODELS / "config-files" / "qkeras_3layer_config.yml")
+    x = edge_case_inputs(model)
+    result = verify(model, x, seed=SEED, input_cast="format")
+    print(f"qkeras_3layer config: RTL {result.n_mismatches} mismatches in {result.n_vectors} "
+          f"vectors, { {k: round(v, 1) for k, v in result.seconds.items()} }")
+    assert result.n_vectors == len(x)
+    assert result.passed, result.first_mismatches
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", QKERAS_CONFIGS)
 def test_qkeras_config_equals_hls4ml_with_qkeras(name, tmp_path, monkeypatch):
     """hls4ml on the QKeras model itself: needs the qkeras package (TensorFlow)."""

@@ -23,12 +23,12 @@ N_VECTORS = 10_000
 SEED = 2024
 
 # Reuse factors keep the largest designs quick to compile (the 784-input MNIST MLP is 475 s at
-# reuse factor 1 on 2 cores); the other jet taggers cover reuse factor 1. The MNIST CNN keeps
-# its first convolution at reuse factor 1 (one pixel per cycle keeps its simulation short); the
-# second sees a quarter of the pixels, so reuse factor 4 costs it no throughput.
-REUSE = {"qkeras_mnist_dense": 16, "qkeras_mnist_cnn": {"q_conv2d_1": 4, "q_dense": 16},
+# reuse factor 1 on 2 cores); the other jet taggers cover reuse factor 1. The MNIST CNN's
+# convolutions, the QKeras jet tagger and the small ONNX CNN are verified at reuse factor 1 as
+# they were before CI time raised them (the shared Verilator run-time objects paid for it).
+REUSE = {"qkeras_mnist_dense": 16, "qkeras_mnist_cnn": {"q_dense": 16},
          "onnx_three_layer_keras": 2, "onnx_three_layer_pytorch": 2,
-         "keras_3layer_batch_norm": 2, "qkeras_3layer": 2, "onnx_conv2d_small_keras": 4}
+         "keras_3layer_batch_norm": 2}
 
 MODELS = {
     "keras_3layer_pruned": (KERAS / "KERAS_3layer.json",
@@ -53,7 +53,7 @@ LUT_ADDERS = {"hgq_jet_classifier": {"lut_adder_width": 7}}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("reuse_factor", [4])  # 16 bits at reuse factor 1: tests/gen/hls4ml
+@pytest.mark.parametrize("reuse_factor", [1])
 def test_float_jet_tagger_16_bit_through_native_format(reuse_factor, tmp_path):
     started = time.perf_counter()
     bits = PTQConfig(weight_bits=16, bias_bits=16, activation_bits=16)

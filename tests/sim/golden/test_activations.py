@@ -336,3 +336,21 @@ def test_error_messages(call, error, message):
     with pytest.raises(error) as info:
         call()
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("rounding", list(Rounding))
+@pytest.mark.parametrize("overflow", ["SAT", "SAT_SYM"])
+@pytest.mark.parametrize("shift", [-20, -3, -1, 0, 1, 4, 17, 30])
+def test_relu_into_saturating_formats(rounding, overflow, shift):
+    """relu into a saturating format takes the cast's rounding clipped to [0, max]; every
+    rounding, both saturations, left and right shifts, signed and unsigned outputs."""
+    rng = random.Random(f"{rounding.name} {overflow} {shift}")
+    fin = FixedFormat(16, 6)
+    for signed in (True, False):
+        fout = FixedFormat(12, 12 - (10 - shift), signed=signed, rounding=rounding,
+                           overflow=overflow)
+        codes = edge_codes(fin, rng)
+        got = golden.relu(np.array(codes)[None, :], fin=fin, fout=fout)
+        assert got.dtype == np.int64
+        assert [int(v) for v in got.ravel()] == [ref_activation("relu", c, fin, fout)
+                                                 for c in codes], fout
