@@ -128,12 +128,7 @@ class Keras3Weights(KerasWeights):
                 raise ModelError(f"Layer {layer!r}: variable {index} ({name}) is missing from "
                                  f"{path!r} in {self._path!r}")
             found[name] = variables[str(index)][()].astype("float64")
-        missing = [n for n in names if n not in found]
-        if missing:
-            raise ModelError(f"Layer {layer!r}: weights {', '.join(map(repr, missing))} are "
-                             f"missing from {self._path!r} (found "
-                             f"{', '.join(map(repr, found)) or 'none'})")
-        return found
+        return self._complete(layer, names, found)
 
 
 def read_keras3(path, folder):

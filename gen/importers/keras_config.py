@@ -168,6 +168,10 @@ class KerasWeights:
         except (KeyError, OSError, ValueError, TypeError, AttributeError):
             raise ModelError(f"Layer {layer!r}: its weights in {self._path!r} cannot be read "
                              f"(truncated or corrupt file?)") from None
+        return self._complete(layer, names, found)
+
+    def _complete(self, layer, names, found):
+        """``found``, checked to hold every one of ``names``."""
         missing = [n for n in names if n not in found]
         if missing:
             raise ModelError(f"Layer {layer!r}: weights {', '.join(map(repr, missing))} are "

@@ -261,17 +261,18 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "nnfab" / "verilator"
 
 
-def test_runtime_objects_are_compiled_once_per_flag_set(shared_cache):
+def test_runtime_objects_are_compiled_once_per_flag_set(tmp_path):
     """A second design with the same flags links the Verilator run-time objects the first
-    build kept (``runtime-<key>``) instead of compiling them, and still simulates right."""
-    first = _run(shared_cache)
-    kept = sorted(shared_cache.glob("runtime-*"))
+    build kept (``runtime-<key>``) instead of compiling them, and still simulates right. Its own
+    cache: the shared one gets other flag sets (waves) from other tests, in any order."""
+    first = _run(tmp_path)
+    kept = sorted(tmp_path.glob("runtime-*"))
     assert len(kept) == 1
     assert {path.name for path in kept[0].iterdir()} >= {"verilated.o", "verilated_vpi.o"}
-    second = _run(shared_cache, design=RegisteredAdder(width=9))
+    second = _run(tmp_path, design=RegisteredAdder(width=9))
     assert second.built and second.build_dir != first.build_dir
     assert second.total == second.passed == 2
     log = (second.build_dir / "build.log").read_text()
     assert "verilator.cpp" in log                  # cocotb's main: design-specific, compiled
     assert "include/verilated.cpp" not in log      # the run-time library: linked as kept
-    assert sorted(shared_cache.glob("runtime-*")) == kept
+    assert sorted(tmp_path.glob("runtime-*")) == kept
