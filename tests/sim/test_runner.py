@@ -176,7 +176,7 @@ def test_concurrent_runs_share_one_build_and_redo_half_finished_ones(tmp_path):
                for _ in range(2)]
     for worker in workers:
         worker.start()
-    outcomes = [queue.get(timeout=600) for _ in workers]
+    outcomes = [queue.get(timeout=1800) for _ in workers]  # two cold builds on a loaded machine
     for worker in workers:
         worker.join(timeout=60)
         assert worker.exitcode == 0
