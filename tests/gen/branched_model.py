@@ -11,7 +11,7 @@ import dataclasses
 
 from nnfab.ir import INPUT, Model
 
-from .importers.conftest import SHARED
+from .importers.conftest import SHARED, need
 
 PATH = SHARED / "models" / "hls4ml-example-models" / "onnx" / "branched_model_ch_last.onnx"
 
@@ -21,7 +21,7 @@ def load_branched(max_multipliers=None):
     from nnfab.gen.importers.qonnx import load_qonnx
     from nnfab.gen.passes.reuse import ChooseReuseFactors
 
-    model = load_qonnx(PATH)
+    model = load_qonnx(need(PATH))  # a missing shared file fails, never skips
     if max_multipliers is not None:
         model, _ = ChooseReuseFactors(max_multipliers=max_multipliers).apply(model)
     return model

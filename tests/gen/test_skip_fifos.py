@@ -15,7 +15,7 @@ from nnfab.sim.golden.network import run_network
 from ..hdl.test_merge import (CONV_OUT, DEADLOCK_DEPTH, FRAME, FULL_RATE_DEPTH, PIXEL,
                               SAFE_DEPTH, SUM_OUT, residual_spec)
 from ..streams import check_stalls
-from .branched_model import PATH, at_frame, load_branched, up_to
+from .branched_model import at_frame, load_branched, up_to
 from .test_graph import residual_cnn, upsample_concat
 
 
@@ -33,9 +33,6 @@ def merge_residual(seed=31):
 
 
 def small_branched(frame=(8, 8), max_multipliers=64):
-    pytest.importorskip("qonnx")
-    if not PATH.exists():
-        pytest.skip(f"{PATH} is not there")
     return at_frame(load_branched(max_multipliers), frame)
 
 
@@ -110,9 +107,6 @@ def test_branched_model_full_frame_depths():
     """At 256x256 (beyond the simulated limit) the skip path of the branched model's Concat
     holds what the pooled branch takes before it answers: a few rows of 256 pixels, where a
     whole frame is 65,538 entries."""
-    pytest.importorskip("qonnx")
-    if not PATH.exists():
-        pytest.skip(f"{PATH} is not there")
     model = load_branched()
     depths = skip_fifo_depths_of(model)
     assert depths == analytic(model)
