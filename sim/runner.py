@@ -29,7 +29,8 @@ import cocotb
 import cocotb_test.simulator
 
 from ..errors import Interrupted, SimulationError
-from . import toolchain
+from . import processes, toolchain
+from .processes import allow_processes, stop_active_processes
 from ._runtime import RuntimeObjects
 
 __all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
@@ -217,19 +218,14 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
 
     def _run_process(self, cmd):
         self.logger.debug("Running command: " + " ".join(cmd))
-        with _ACTIVE_LOCK:
-            if _BLOCKED.is_set():
-                raise Interrupted("stopped")
-            process = subprocess.Popen(cmd, cwd=self.work_dir, env=self.env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-            _ACTIVE.add(process)
+        process = processes.start(cmd, cwd=self.work_dir, env=self.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.process = process
         received = []
 
         def stop(signum, frame):
             received.append(signum)
-            _stop_group(process)
+            processes.stop_group(process)
 
         main_thread = threading.current_thread() is threading.main_thread()
         if main_thread:
@@ -243,9 +239,8 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
             process.wait()
         finally:
             if process.poll() is None:
-                _stop_group(process)
-            with _ACTIVE_LOCK:
-                _ACTIVE.discard(process)
+                processes.stop_group(process)
+            processes.finish(process)
             process.stdout.close()
             if main_thread:
                 for sig, handler in saved.items():
@@ -332,53 +327,6 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         finally:
             self.run_seconds = time.perf_counter() - started
         return self.results_file
-
-
-# Tool processes running now (in any thread): stop_active_processes ends them, and while
-# _BLOCKED is set no new one starts.
-_ACTIVE = set()
-_ACTIVE_LOCK = threading.Lock()
-_BLOCKED = threading.Event()
-
-
-def stop_active_processes():
-    """End every Verilator, make or simulator process that :func:`run_cocotb` calls in this
-    process are running, with their process groups, and start no new one (those calls raise
-    :class:`~nnfab.errors.Interrupted`) until :func:`allow_processes`.
-
-    Runs in worker threads install no signal handlers (only the main thread can), so a
-    caller that runs :func:`run_cocotb` in threads calls this when it is interrupted, waits
-    for its threads, then calls :func:`allow_processes`.
-    """
-    with _ACTIVE_LOCK:
-        _BLOCKED.set()
-        processes = list(_ACTIVE)
-    for process in processes:
-        _stop_group(process)
-
-
-def allow_processes():
-    """Undo the block of :func:`stop_active_processes`."""
-    _BLOCKED.clear()
-
-
-def _stop_group(process):
-    """End ``process`` and every process of its group: SIGTERM, then SIGKILL after 2 s."""
-    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, None)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            if sig == signal.SIGTERM:
-                # The leader is gone; its group may not be: make's compilers.
-                os.killpg(process.pid, signal.SIGKILL)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _prune_runs(build_dir, keep=3, min_age_s=3600):
