@@ -4,7 +4,7 @@ Bit-exact with :func:`nnfab.sim.golden.tflite.add_int8` (``reference_integer_ops
 the same :class:`nnfab.tflite_ops.AddParams`.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat
@@ -13,7 +13,7 @@ from nnfab.tflite_ops import AddParams
 from .cast import fit_shape
 from .checked import CheckedComponent, check_count
 from .output_stage import multiply_by_quantized_multiplier
-from .vector_pipeline import vector_signature
+from .vector_pipeline import stage_register, vector_signature
 
 __all__ = ["INT8", "AddTfliteEngine"]
 
@@ -40,12 +40,7 @@ def _join_stages(m, inputs, o, n_stages):
     with m.If(advance):
         m.d.sync += [later.eq(earlier) for earlier, later in zip(chain, chain[1:])]
 
-    def register(expr, name):
-        reg = Signal(Value.cast(expr).shape(), name=name)
-        with m.If(advance):
-            m.d.sync += reg.eq(expr)
-        return reg
-    return advance, register
+    return advance, stage_register(m, advance)
 
 
 class AddTfliteEngine(CheckedComponent):

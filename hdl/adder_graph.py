@@ -26,7 +26,6 @@ A term ``(lane, e, sign)`` is worth ``sign * lane * 2**e``.
 
 import collections
 import heapq
-import itertools
 
 __all__ = ["Lane", "Leaf", "Node", "AdderPlan", "MAX_CSE_PAIRS", "integer_shape", "plan_adders"]
 

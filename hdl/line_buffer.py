@@ -58,7 +58,7 @@ def window_schedule(padded_shape, kernel_size, strides, pads, input_hw, *, accep
         The cycles at which input pixels are accepted and at which windows are taken, for
         ``n_frames`` back-to-back frames, counted from the first padded position.
     """
-    (hp, wp), ((top, _), (left, _)), (h, w) = padded_shape, pads, input_hw
+    (_, wp), ((top, _), (left, _)), (h, w) = padded_shape, pads, input_hw
     emits = window_positions(padded_shape, kernel_size, strides)
     inputs, taken = [], []
     t, pending, last = 0, -1, -10**9

@@ -1,7 +1,7 @@
 """The stall rules of nnfab pipelines: a pipeline that stalls as a whole, or a free-running one
 whose output skid FIFO takes the back-pressure."""
 
-from amaranth.hdl import Mux, Signal, Value
+from amaranth.hdl import Signal, Value
 from amaranth.lib.fifo import SyncFIFO
 
 __all__ = ["pipeline_advance", "skid_output", "skid_depth"]

@@ -8,7 +8,7 @@ from .cast import fixed_shape
 from .pipeline import pipeline_advance
 from .unused import discard
 
-__all__ = ["vector_signature", "VectorPipeline", "argmax_tree"]
+__all__ = ["vector_signature", "VectorPipeline", "stage_register", "argmax_tree"]
 
 
 def vector_signature(fmt, n):
@@ -51,16 +51,22 @@ class VectorPipeline(wiring.Component):
             m.d.sync += [later.eq(earlier) for earlier, later in zip(valid, valid[1:])]
             m.d.sync += self.o.valid.eq(valid[-1])
 
-        def register(expr, name):
-            reg = Signal(Value.cast(expr).shape(), name=name)
-            with m.If(advance):
-                m.d.sync += reg.eq(expr)
-            return reg
-        return advance, register
+        return advance, stage_register(m, advance)
 
     @property
     def initiation_interval(self):
         return 1
+
+
+def stage_register(m, advance):
+    """``register(expr, name)``: a signal of ``expr``'s shape, named ``name``, that loads
+    ``expr`` in every cycle the pipeline advances (``advance`` high)."""
+    def register(expr, name):
+        reg = Signal(Value.cast(expr).shape(), name=name)
+        with m.If(advance):
+            m.d.sync += reg.eq(expr)
+        return reg
+    return register
 
 
 def argmax_tree(items):

@@ -15,13 +15,15 @@ Operators are read by handlers registered in :data:`HANDLERS` by TFLite opcode; 
 """
 
 import re
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from nnfab.errors import ModelError, UnsupportedLayerError
+from nnfab.errors import UnsupportedLayerError
 from nnfab.layers import DenseSpec
 from nnfab.output_stage import OutputStage
-from nnfab.sim.golden.tflite import activation_range
+from nnfab.sim.golden.tflite import activation_range, fc_effective_scales
 
 from nnfab.ir import INPUT, DenseLayer, Model, OutputStageLayer, integer_format
 
@@ -81,17 +83,12 @@ class _Builder:
         return self.tensor_of[index], self.shape_of[index]
 
     def add(self, layer, reads, output_index=None):
-        layer = _with_inputs(layer, reads)
+        layer = replace(layer, inputs=tuple(reads))
         self.layers.append(layer)
         if output_index is not None:
             self.tensor_of[output_index] = layer.name
             self.shape_of[output_index] = tuple(layer.output_shape)
         return layer
-
-
-def _with_inputs(layer, reads):
-    from dataclasses import replace
-    return replace(layer, inputs=tuple(reads))
 
 
 @handler("FULLY_CONNECTED")
@@ -113,8 +110,7 @@ def _fully_connected(b, op):
     w_fmt, b_fmt = integer_format(_bits_for(weights)), integer_format(_bits_for(folded))
     exact = DenseSpec(weights, folded, INT8, w_fmt, INT8, bias_format=b_fmt).accumulator
     spec = DenseSpec(weights, folded, INT8, w_fmt, exact, bias_format=b_fmt)
-    scales = t_w.scales * n_out if len(t_w.scales) == 1 else t_w.scales
-    effective = [t_in.scale * float(s) / t_out.scale for s in scales]
+    effective = fc_effective_scales(t_in, t_w, t_out, n_out)
     low, high = activation_range(t_out, op.options["fused_activation"])
     try:
         stage = OutputStage.fit_real(effective, zero_point=t_out.zero_point, low=int(low),
@@ -146,8 +142,6 @@ def load_tflite(path):
         For an operator nnfab reads but does not build yet, naming it, its index and what is
         built.
     """
-    from pathlib import Path
-
     from ..passes import ChooseReuseFactors, run_passes
 
     path = Path(path)

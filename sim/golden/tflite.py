@@ -49,7 +49,7 @@ from nnfab.tflite_ops import AddParams
 
 from .tflite_softmax import softmax_int8
 
-__all__ = ["run_tflite", "activation_range", "conv_multipliers", "add_params", "add_int8",
+__all__ = ["run_tflite", "activation_range", "fc_effective_scales", "conv_multipliers", "add_params", "add_int8",
            "average_int8", "window_padding", "KERNELS"]
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -186,6 +186,22 @@ def _exact_int(total):
     return np.rint(total).astype(np.int64)
 
 
+def fc_effective_scales(t_in, t_w, t_out, n_out):
+    """The ``n_out`` factors ``double(s_in) * double(s_w) / double(s_out)`` of a fully
+    connected layer, in TFLite's order of double operations (per-tensor weights repeat theirs).
+
+    Raises
+    ------
+    ModelError
+        If the weights have neither 1 nor ``n_out`` scales.
+    """
+    scales = t_w.scales * n_out if len(t_w.scales) == 1 else t_w.scales
+    if len(scales) != n_out:
+        raise ModelError(f"Weights {t_w.name!r} have {len(t_w.scales)} scales; expected 1 or "
+                         f"{n_out} (one per output channel)")
+    return [t_in.scale * float(s) / t_out.scale for s in scales]
+
+
 def fully_connected(model, op, x):
     """``FULLY_CONNECTED``: ``x`` (N, ...) flattened to rows of ``n_in``, as TFLite's
     reference kernels with float scales (``reference_integer_ops::FullyConnected`` and
@@ -201,11 +217,7 @@ def fully_connected(model, op, x):
     weights = weights - weight_zero_points[:, None]
     acc = _exact_int(rows.astype(np.float64) @ weights.T.astype(np.float64))
     acc = acc + _bias(model, op, n_out)
-    scales = t_w.scales * n_out if len(t_w.scales) == 1 else t_w.scales
-    if len(scales) != n_out:
-        raise ModelError(f"Weights {t_w.name!r} have {len(t_w.scales)} scales; expected 1 or "
-                         f"{n_out} (one per output channel)")
-    effective = np.array([t_in.scale * float(s) / t_out.scale for s in scales])
+    effective = np.array(fc_effective_scales(t_in, t_w, t_out, n_out))
     out = multiply_by_real(acc, effective) + t_out.zero_point
     low, high = activation_range(t_out, op.options["fused_activation"])
     return np.clip(out, low, high)
