@@ -186,7 +186,7 @@ def tiny_models():
 
 def _elu_table():
     from nnfab.fixed import FixedFormat
-    from nnfab.gen.native_params import param_to_json as _param_to_json
+    from nnfab.ir.native_params import param_to_json as _param_to_json
     from nnfab.tables import elu_table
 
     return _param_to_json(elu_table(alpha=1.0, scale=1.0, table_size=256,
