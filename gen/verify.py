@@ -298,7 +298,7 @@ def _run_shard(model, verilog, timing, codes, golden, offset, *, warmup, seed, p
         burst=2 * timing[0] + 2, cache_dir=cache_dir,
         in_width=packed_width([model.input_format] * model.input_shape[-1]),
         out_width=packed_width([model.output_format] * model.output_shape[-1]),
-        transfers_per_vector=transfers_per_vector)
+        transfers_per_vector=transfers_per_vector, initiation_interval=timing[1])
     if run.timed_out:
         c = run.counters
         raise SimulationError(f"The simulation of {model.name!r} timed out: after {c['cycle']} "

@@ -331,6 +331,7 @@ class HarnessRun:
 def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, seed=0,
                 p_idle=0.1, p_stall=0.1, burst=1, max_cycles=None, in_width=None,
                 out_width=None, cache_dir=None, waves=False, transfers_per_vector=1,
+                initiation_interval=None,
                 transfer_cycles=False, optimize=True):
     """Simulate ``design`` inside the HDL harness on Verilator and collect its outputs.
 
@@ -366,6 +367,10 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
     transfers_per_vector : int, >= 1
         Input transfers per inference: the measured initiation interval is the largest gap
         between the first transfers of consecutive warm-up inferences.
+    initiation_interval : int, optional
+        The design's cycles per inference, when known: the default watchdog allows at least
+        that many cycles per inference (a design at II 640 needs more than the 64 cycles per
+        transfer it allows otherwise).
     transfer_cycles : bool
         Also record the cycle of every warm-up transfer (for engine tests that check a full
         schedule, not only latency and initiation interval).
@@ -401,9 +406,11 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
     if in_width is None or out_width is None:
         in_width, out_width = _payload_widths(design)
     if max_cycles is None:
-        # Far beyond any design that keeps up: 64 cycles per transfer at the stall rate.
+        # Far beyond any design that keeps up: 64 cycles per transfer at the stall rate, or
+        # the design's own initiation interval per inference when it is slower than that.
         slowdown = 1 / ((1 - p_idle) * (1 - p_stall))
-        max_cycles = 100_000 + math.ceil(64 * (len(words_in) + n_out) * slowdown)
+        per_transfer = max(64, math.ceil((initiation_interval or 0) / transfers_per_vector))
+        max_cycles = 100_000 + math.ceil(per_transfer * (len(words_in) + n_out) * slowdown)
     extra = harness_verilog(top=toplevel, in_width=in_width, out_width=out_width)
     with tempfile.TemporaryDirectory(prefix="nnfab-harness-") as tmp:
         tmp = Path(tmp)

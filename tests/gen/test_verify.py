@@ -103,3 +103,23 @@ def test_cnn_whose_outputs_leave_before_its_last_pixels():
     result = verify(model, x, warmup=1, p_stall=0.1, seed=5)
     assert result.n_mismatches == 0, result.first_mismatches
     assert result.passed
+
+
+@pytest.mark.slow
+def test_slow_initiation_interval_does_not_time_out(tmp_path):
+    """Regression: the harness's watchdog allowed 64 cycles per transfer, so a design at II 512
+    verified with a few hundred vectors timed out (TFLite's ad01 at II 640 did, on its 196
+    real windows)."""
+    from nnfab.gen.native import save_native
+    from nnfab.ir import DenseLayer, Model, integer_format
+    from nnfab.layers import DenseSpec
+
+    int8 = integer_format(8)
+    weights = np.random.default_rng(2).integers(-128, 128, (2, 512))
+    spec = DenseSpec(weights, None, int8, int8, integer_format(26))
+    model = Model("slow_ii", (512,), int8, (DenseLayer("fc", spec=spec, reuse_factor=512),))
+    save_native(model, tmp_path / "slow_ii.json")
+    result = run("verify", tmp_path / "slow_ii.json", "--random", "400")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^0 mismatches$", result.output, re.M)
+    assert "initiation interval: 512 measured, 512 expected" in result.output
