@@ -23,7 +23,7 @@ import numpy as np
 from .requantize import (INT32_MAX, INT32_MIN, quantize_multiplier, rounding_divide_by_pot,
                          saturating_rounding_doubling_high_mul, wrap_int32)
 
-__all__ = ["SCALED_DIFF_INTEGER_BITS", "ACCUMULATION_INTEGER_BITS", "OUTPUT_BITS",
+__all__ = ["SCALED_DIFF_INTEGER_BITS", "ACCUMULATION_INTEGER_BITS", "OUTPUT_BITS", "MAX_DEPTH",
            "CONSTANT_48_OVER_17", "CONSTANT_NEG_32_OVER_17", "NEWTON_RAPHSON_STEPS",
            "shift_left_saturating", "softmax_params", "scaled_exp",
            "exp_on_interval_between_negative_one_quarter_and_0_excl", "exp_on_negative_values",
@@ -35,6 +35,9 @@ SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
 #: Bits of the int8 output: the final rounding shift is ``num_bits_over_unit + 31 - 8``.
 OUTPUT_BITS = 8
+#: Largest softmax depth: the sum of ``n`` exponentials must stay below ``2**28`` in Q12.19, so
+#: that the final rounding shift ``num_bits_over_unit + 23`` is at most 31 (gemmlowp's limit).
+MAX_DEPTH = 511
 
 #: ``one_over_one_plus_x_for_x_in_0_1``: the initial guess ``48/17 - 32/17 * d`` in Q2.29 and
 #: the number of Newton-Raphson steps.

@@ -18,6 +18,7 @@ from amaranth.lib import wiring
 
 from nnfab.errors import UnsupportedLayerError
 from nnfab.hdl.activations import Activation, Argmax, Softmax
+from nnfab.hdl.add_tflite import AddTfliteEngine
 from nnfab.hdl.batchnorm import BatchNormEngine
 from nnfab.hdl.cast import fixed_shape
 from nnfab.hdl.conv import ConvEngine
@@ -28,9 +29,11 @@ from nnfab.hdl.fork import Broadcast, SkipFifo
 from nnfab.hdl.join import Add, Concatenate
 from nnfab.hdl.resize import Upsample2D
 from nnfab.hdl.shift_add import ShiftAddDense
+from nnfab.hdl.pool_tflite import GlobalAveragePoolTfliteEngine
 from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.hdl.softmax_hls4ml import Hls4mlSoftmax
+from nnfab.hdl.softmax_tflite import TfliteSoftmax
 from nnfab.hdl.unused import discard
 from nnfab.hdl.vector_pipeline import vector_signature
 
@@ -110,6 +113,12 @@ _engine("softmax")(lambda layer, b: Softmax(n=layer.n, fin=layer.fin, fout=layer
 _engine("argmax")(lambda layer, b: Argmax(n=layer.n, fin=layer.fin))
 _engine("output_stage")(lambda layer, b: OutputStageEngine(layer.stage, lanes=layer.shape[-1],
                                                            in_width=layer.fin.width))
+_engine("tflite_average_pool")(lambda layer, b: GlobalAveragePoolTfliteEngine(
+    layer.divider, lanes=layer.shape[-1]))
+_engine("tflite_add")(lambda layer, b: AddTfliteEngine(layer.params,
+                                                      lanes=layer.shape[-1]))
+_engine("tflite_softmax")(lambda layer, b: TfliteSoftmax(
+    n=layer.n, input_scale=layer.input_scale, beta=layer.beta))
 _engine("hls4ml_softmax")(lambda layer, b: Hls4mlSoftmax(layer.spec))
 _engine("conv2d")(lambda layer, b: ConvEngine(layer.spec, reuse_factor=layer.reuse_factor))
 _engine("pool")(lambda layer, b: PoolEngine(layer.spec))

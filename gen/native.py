@@ -212,7 +212,10 @@ def load_native(json_path):
                     f"such as \"fixed<16,6>\"), a float model has no formats")
         return _float_model(name, shape, layers, arrays)
     for entry in layers:
-        keys = [key for key in _FLOAT_ONLY_KEYS if key in entry]
+        # Kinds that exist only in quantized models may name keys of their own alike
+        # (``tflite_softmax``'s ``beta``).
+        keys = [key for key in _FLOAT_ONLY_KEYS
+                if key in entry and entry.get("type") in FLOAT_KINDS]
         if keys:
             raise FormatError(f"Layer {entry['name']!r}: {keys[0]!r} belongs to a float model, "
                               f"but input.format makes this model quantized; give scale/shift "

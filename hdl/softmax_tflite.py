@@ -16,8 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat
 from nnfab.gemmlowp import (ACCUMULATION_INTEGER_BITS, CONSTANT_48_OVER_17,
-                            CONSTANT_NEG_32_OVER_17, NEWTON_RAPHSON_STEPS, OUTPUT_BITS,
-                            softmax_exp_table)
+                            CONSTANT_NEG_32_OVER_17, MAX_DEPTH, NEWTON_RAPHSON_STEPS,
+                            OUTPUT_BITS, softmax_exp_table)
 from nnfab.requantize import INT32_MAX, INT32_MIN
 
 from .cast import fit_shape
@@ -28,9 +28,8 @@ __all__ = ["TfliteSoftmax", "PipelineBuilder", "get_reciprocal", "RECIPROCAL_LAT
 
 #: int8 codes, in and out.
 INT8 = FixedFormat(8, 8)
-#: Largest vector: the sum of ``n`` exponentials must stay below ``2**28`` in Q12.19, so that
-#: the final rounding shift ``num_bits_over_unit + 23`` is at most 31 (gemmlowp's limit).
-MAX_N = 511
+#: Largest vector (:data:`nnfab.gemmlowp.MAX_DEPTH`).
+MAX_N = MAX_DEPTH
 #: Q12.19 summand of the row maximum: ``RoundingDivideByPOT(INT32_MAX, 12)``.
 _ONE = 1 << (31 - ACCUMULATION_INTEGER_BITS)
 _LATENCY_BEFORE_RECIPROCAL = 4      # max, term ROM, sum, normalization

@@ -27,13 +27,15 @@ from .merge import AddLayer, ConcatenateLayer, FloatAdd, FloatConcatenate
 from .upsample import FloatUpsample, UpsampleLayer
 from .shift_add import ShiftAddDenseLayer
 from .output_stage import OutputStageLayer, integer_format
+from .tflite_ops import TfliteAddLayer, TfliteAveragePoolLayer, TfliteSoftmaxLayer
 
 __all__ = ["INPUT", "Layer", "Model", "resolve_graph", "consumers_of", "is_chain",
            "rewire_removed", "KINDS", "FLOAT_KINDS", "register", "native_kinds", "FloatLayer",
            "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer",
            "argmax_format", "Conv2DLayer", "PoolLayer", "GlobalPoolLayer", "BatchNormLayer",
            "FlattenLayer", "ZeroPadLayer", "QuantizeLayer", "Hls4mlSoftmaxLayer",
-           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "AddLayer", "ConcatenateLayer", "UpsampleLayer",
+           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "TfliteAveragePoolLayer",
+           "TfliteAddLayer", "TfliteSoftmaxLayer", "AddLayer", "ConcatenateLayer", "UpsampleLayer",
            "FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax", "FloatArgmax",
            "FloatConv2D", "FloatPool", "FloatGlobalPool", "FloatZeroPad", "FloatFlatten",
            "FloatAdd", "FloatConcatenate", "FloatUpsample", "FLOAT_ACTIVATIONS"]

@@ -170,3 +170,7 @@ def load_tflite(path):
     built = Model(_model_name(path), input_shape, INT8, tuple(builder.layers))
     built, _ = run_passes(built, [ChooseReuseFactors(max_multipliers=MAX_MULTIPLIERS)])
     return built
+
+
+# The handlers of the other operators register on import (they import ``handler`` from here).
+from . import tflite_ops  # noqa: E402,F401

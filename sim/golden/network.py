@@ -20,6 +20,8 @@ from .quantize import quantize_lanes
 from .output_stage import output_stage
 from .resize import upsample_nearest
 from .softmax_hls4ml import softmax_hls4ml
+from .tflite import add_int8, average_int8
+from .tflite_softmax import softmax_int8
 
 __all__ = ["GOLDEN", "golden_for", "run_layer", "run_network", "trace_network"]
 
@@ -59,6 +61,10 @@ golden_for("flatten")(lambda layer, x: flatten(x))
 golden_for("zero_pad")(lambda layer, x: zero_pad(x, layer.padding))
 golden_for("add")(lambda layer, *xs: add(xs, layer.fins, layer.fout))
 golden_for("concatenate")(lambda layer, *xs: concatenate(xs, layer.fins, layer.fout))
+golden_for("tflite_average_pool")(lambda layer, x: average_int8(
+    np.asarray(x, dtype=np.int64).sum(axis=(1, 2)), layer.divider.count, layer.low, layer.high))
+golden_for("tflite_add")(lambda layer, a, b: add_int8(a, b, layer.params))
+golden_for("tflite_softmax")(lambda layer, x: softmax_int8(x, layer.input_scale, layer.beta))
 golden_for("upsample")(lambda layer, x: upsample_nearest(x, layer.size))
 
 

@@ -50,7 +50,7 @@ from nnfab.tflite_ops import AddParams
 from .tflite_softmax import softmax_int8
 
 __all__ = ["run_tflite", "activation_range", "fc_effective_scales", "conv_multipliers", "add_params", "add_int8",
-           "average_int8", "window_padding", "KERNELS"]
+           "average_int8", "window_padding", "check_softmax_output", "KERNELS"]
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -287,13 +287,19 @@ def add(model, op, a, b):
     return add_int8(a, b, add_params(t_1, t_2, t_out, op.options["fused_activation"]))
 
 
-def softmax(model, op, x):
-    """int8 ``SOFTMAX`` over the last axis (:func:`.tflite_softmax.softmax_int8`)."""
-    t_in, t_out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+def check_softmax_output(op, t_out):
+    """Raise ModelError unless ``t_out``, the output of int8 ``SOFTMAX`` ``op``, has TFLite's
+    required quantization: scale 1/256 and zero point -128."""
     if t_out.zero_point != -128 or abs(t_out.scale - 1 / 256) > 0.001 / 256:
         raise ModelError(f"Operator {op.index} ({op.opcode}): output scale {t_out.scale!r} and "
                          f"zero point {t_out.zero_point!r}; TFLite's int8 softmax needs 1/256 "
                          f"and -128")
+
+
+def softmax(model, op, x):
+    """int8 ``SOFTMAX`` over the last axis (:func:`.tflite_softmax.softmax_int8`)."""
+    t_in, t_out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    check_softmax_output(op, t_out)
     return softmax_int8(x, t_in.scale, op.options["beta"])
 
 

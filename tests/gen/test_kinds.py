@@ -25,7 +25,8 @@ from .test_graph import residual_cnn, skip_mlp, upsample_concat
 #: Kinds the native format stores as other kinds (a fused layer as its parts).
 STORED_AS_PARTS = {"shift_add_dense"}
 #: Kinds that exist only in quantized models (no float layer, so no PTQ rule).
-QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "output_stage"}
+QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "output_stage",
+                  "tflite_average_pool", "tflite_add", "tflite_softmax"}
 
 
 def int8_dense():
@@ -43,6 +44,35 @@ def int8_dense():
     return Model("int8_dense", (6,), int8, (
         DenseLayer("fc", spec=spec),
         OutputStageLayer("fc_requantize", shape=(4,), fin=acc, stage=stage)))
+
+def tflite_average_pool():
+    """TFLite's global average of a 3x4 frame, clamped below (a fused RELU)."""
+    from nnfab.ir import Model, TfliteAveragePoolLayer, integer_format
+
+    return Model("tflite_average_pool", (3, 4, 3), integer_format(8),
+                 (TfliteAveragePoolLayer("average", shape=(3, 4, 3), low=-50),))
+
+
+def tflite_softmax():
+    from nnfab.ir import Model, TfliteSoftmaxLayer, integer_format
+
+    return Model("tflite_softmax", (3,), integer_format(8),
+                 (TfliteSoftmaxLayer("softmax", n=3, input_scale=0.0625, beta=0.7),))
+
+
+def tflite_add():
+    """TFLite's add joining the input and a clamp of it (two branches)."""
+    from nnfab.ir import INPUT, Model, OutputStageLayer, TfliteAddLayer, integer_format
+    from nnfab.output_stage import OutputStage
+    from nnfab.tflite_ops import AddParams
+
+    int8 = integer_format(8)
+    clamp = OutputStage((1,), (31,), low=-100, high=90, rounding="half_away")
+    params = AddParams.from_scales((0.05, 0.02, 0.06), (3, -7, 11), low=-120, high=100)
+    return Model("tflite_add", (3,), int8, (
+        OutputStageLayer("clamp", shape=(3,), fin=int8, stage=clamp),
+        TfliteAddLayer("add", shape=(3,), params=params, inputs=(INPUT, "clamp"))))
+
 
 #: A small model holding each kind (the stall tests' engine cases, and graph models).
 SAMPLES = {
@@ -63,6 +93,9 @@ SAMPLES = {
     "concatenate": skip_mlp,
     "upsample": upsample_concat,
     "output_stage": int8_dense,
+    "tflite_average_pool": tflite_average_pool,
+    "tflite_add": tflite_add,
+    "tflite_softmax": tflite_softmax,
 }
 
 #: Extra depthwise convolution sample (a conv2d whose native form must keep it depthwise).

@@ -147,7 +147,8 @@ class Builder:
 
 def check_model(model, seed, *, n=3, kinds=None):
     """Stream ``n`` random inputs of ``model`` through its Network under every stall pattern;
-    ``kinds``: the engine kinds the network must hold (so a case tests what it names)."""
+    ``kinds``: the engine kinds the network must hold (so a case tests what it names). The
+    skip-FIFO depths of a graph are measured once, not for every pattern."""
     ahead = 0
     last = model.layers[-1]
     if last.kind == "zero_pad":  # it sends the next frame's padding up to its first pixel
@@ -162,7 +163,9 @@ def check_model(model, seed, *, n=3, kinds=None):
     x.reshape(n, -1)[0, 1::3] = fmt.max_code
     want = np.asarray(run_network(model, x)).reshape(-1, model.output_shape[-1])
     inputs = x.reshape(-1, model.input_shape[-1]).tolist()
-    return check_stalls(lambda: Network(model), inputs, want.tolist(), seed=seed, ahead=ahead)
+    depths = Network(model).skip_fifo_depths
+    return check_stalls(lambda: Network(model, skip_fifo_depths=depths), inputs, want.tolist(),
+                        seed=seed, ahead=ahead)
 
 
 FRAME = (6, 6, 2)

@@ -1,0 +1,204 @@
+"""TFLite's AVERAGE_POOL_2D, MAX_POOL_2D, ADD, SOFTMAX and RESHAPE as layers of nnfab's model
+graph, on small synthetic .tflite files: every operator's output in the loaded graph
+(:func:`~nnfab.sim.golden.network.trace_network`) equals TFLite's reference kernels
+(``BUILTIN_REF``, ``experimental_preserve_all_tensors``) code for code on seeded inputs and
+extremes; the graphs' networks keep every transfer under idle cycles and back-pressure
+(Amaranth's simulator), and one model holding every operator passes ``verify`` on Verilator
+with the command line's stall defaults. Refusals give one clear message each."""
+
+import numpy as np
+import pytest
+
+from nnfab.errors import UnsupportedLayerError
+from nnfab.gen.importers.tflite import load_tflite
+from nnfab.gen.importers.tflite_file import read_tflite
+from nnfab.sim.golden.network import trace_network
+
+from ...hdl.test_stalls import check_model
+from .test_tflite_import import _interpreter_outputs
+from .test_tflite_synthetic import ModelWriter, _weights
+
+RELU, RELU6 = 1, 3
+
+
+def _fc(w, rng, source, n_in, n_out, s_in, s_out, zp_out, activation=0):
+    """A FULLY_CONNECTED operator of seeded weights from tensor ``source``; its output."""
+    s_w = np.float32(0.004)
+    k = w.tensor((n_out, n_in), scales=s_w, data=_weights(rng, (n_out, n_in)))
+    b = w.tensor((n_out,), "int32", scales=np.float32(s_in * s_w),
+                 data=rng.integers(-3000, 3000, n_out))
+    y = w.tensor((1, n_out), scales=np.float32(s_out), zero_points=zp_out)
+    w.op("FULLY_CONNECTED", [source, k, b], [y], fused_activation_function=activation)
+    return y
+
+
+def _softmax(w, source, n, beta):
+    y = w.tensor((1, n), scales=np.float32(1 / 256), zero_points=-128)
+    w.op("SOFTMAX", [source], [y], beta=beta)
+    return y
+
+
+def all_ops_model(path):
+    """MAX_POOL_2D 3x3/2 SAME with RELU6 (a clamp at both ends), AVERAGE_POOL_2D of the whole
+    3x4 map with RELU, RESHAPE, two FULLY_CONNECTED from one tensor, ADD of the branches,
+    SOFTMAX: input (1, 6, 7, 3), output (1, 5)."""
+    rng = np.random.default_rng(31)
+    w = ModelWriter()
+    s_in = np.float32(0.1)
+    x = w.tensor((1, 6, 7, 3), scales=s_in, zero_points=-20)
+    pooled = w.tensor((1, 3, 4, 3), scales=s_in, zero_points=-20)
+    w.op("MAX_POOL_2D", [x], [pooled], padding=0, stride_w=2, stride_h=2, filter_width=3,
+         filter_height=3, fused_activation_function=RELU6)
+    average = w.tensor((1, 1, 1, 3), scales=s_in, zero_points=-20)
+    w.op("AVERAGE_POOL_2D", [pooled], [average], padding=1, stride_w=1, stride_h=1,
+         filter_width=4, filter_height=3, fused_activation_function=RELU)
+    shape = w.tensor((2,), "int32", data=[-1, 3])
+    flat = w.tensor((1, 3), scales=s_in, zero_points=-20)
+    w.op("RESHAPE", [average, shape], [flat], new_shape=[-1, 3])
+    a = _fc(w, rng, flat, 3, 5, s_in, 0.05, 4)
+    b = _fc(w, rng, flat, 3, 5, s_in, 0.08, -9)
+    total = w.tensor((1, 5), scales=np.float32(0.09), zero_points=2)
+    w.op("ADD", [a, b], [total], fused_activation_function=0)
+    out = _softmax(w, total, 5, 0.8)
+    return w.write(path, [x], [out])
+
+
+def residual_model(path):
+    """A residual block of vectors: two FULLY_CONNECTED from the input, ADD of them, ADD of
+    the input and that sum with RELU (a skip around two layers), FULLY_CONNECTED."""
+    rng = np.random.default_rng(32)
+    w = ModelWriter()
+    s_in = np.float32(0.07)
+    x = w.tensor((1, 4), scales=s_in, zero_points=-11)
+    a = _fc(w, rng, x, 4, 4, s_in, 0.05, 3)
+    b = _fc(w, rng, x, 4, 4, s_in, 0.03, -5, activation=RELU)
+    ab = w.tensor((1, 4), scales=np.float32(0.08), zero_points=7)
+    w.op("ADD", [a, b], [ab], fused_activation_function=0)
+    skip = w.tensor((1, 4), scales=np.float32(0.1), zero_points=-3)
+    w.op("ADD", [x, ab], [skip], fused_activation_function=RELU)
+    out = _fc(w, rng, skip, 4, 3, 0.1, 0.2, 0)
+    return w.write(path, [x], [out])
+
+
+def max_pool_model(path):
+    """MAX_POOL_2D 2x2/2 VALID without activation (a plain ``pool`` layer), on an odd map."""
+    w = ModelWriter()
+    x = w.tensor((1, 5, 7, 2), scales=np.float32(0.2), zero_points=6)
+    y = w.tensor((1, 2, 3, 2), scales=np.float32(0.2), zero_points=6)
+    w.op("MAX_POOL_2D", [x], [y], padding=1, stride_w=2, stride_h=2, filter_width=2,
+         filter_height=2, fused_activation_function=0)
+    return w.write(path, [x], [y])
+
+
+MODELS = {"all_ops": all_ops_model, "residual": residual_model, "max_pool": max_pool_model}
+
+
+def seeded_int8(shape, n, seed):
+    """``n`` seeded int8 inputs, the first three all -128, all 127 and alternating."""
+    x = np.random.default_rng(seed).integers(-128, 128, (n, *shape)).astype(np.int8)
+    x[0], x[1] = -128, 127
+    x[2].reshape(-1)[::2], x[2].reshape(-1)[1::2] = -128, 127
+    return x
+
+
+def ir_tensors(description, model):
+    """The IR tensor (layer name) holding each TFLite operator's output: the last layer the
+    handler made for it, or for a RESHAPE that made none, its input's."""
+    names = [layer.name for layer in model.layers]
+    of = {description.inputs[0]: "input"}
+    for op in description.operators:
+        prefix = f"{op.opcode.lower()}_{op.index}"
+        made = [n for n in names if n == prefix or n.startswith(prefix + "_")]
+        of[op.outputs[0]] = made[-1] if made else of[op.inputs[0]]
+    return of
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_graph_equals_the_reference_kernels_at_every_operator(name, tmp_path):
+    path = MODELS[name](tmp_path / f"{name}.tflite")
+    description = read_tflite(path)
+    model = load_tflite(path)
+    x = seeded_int8(model.input_shape, 300, seed=len(name))
+    trace = trace_network(model, x.astype(np.int64))
+    tensors = [op.outputs[0] for op in description.operators]
+    reference = _interpreter_outputs(path, x, tensors)
+    of = ir_tensors(description, model)
+    for op in description.operators:
+        got = np.asarray(trace[of[op.outputs[0]]]).reshape(len(x), -1)
+        mismatches = int(np.count_nonzero(got != reference[op.outputs[0]]))
+        assert mismatches == 0, (op.index, op.opcode, mismatches)
+    kinds = {layer.kind for layer in model.layers}
+    expected = {"all_ops": {"pool", "output_stage", "tflite_average_pool", "dense",
+                            "tflite_add", "tflite_softmax"},
+                "residual": {"dense", "output_stage", "tflite_add"},
+                "max_pool": {"pool"}}[name]
+    assert kinds == expected
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_graph_network_under_stalls(name, tmp_path):
+    model = load_tflite(MODELS[name](tmp_path / f"{name}.tflite"))
+    check_model(model, 41)
+
+
+def test_all_ops_rtl_on_verilator(tmp_path):
+    """One model holding every operator through ``verify`` (the command line's path):
+    Verilator, full rate then idle cycles and back-pressure at both ends, 0 mismatches."""
+    from nnfab.gen.verify import verify
+
+    model = load_tflite(all_ops_model(tmp_path / "all_ops.tflite"))
+    x = seeded_int8(model.input_shape, 60, seed=7).astype(np.float64)
+    result = verify(model, x, seed=3, warmup=8)
+    assert result.n_mismatches == 0, result.first_mismatches
+    assert result.n_vectors == 60 and result.passed
+
+
+def _write_one(tmp_path, opcode, in_shape, out_shape, *, out_scale=0.1, out_zero_point=0,
+               **options):
+    w = ModelWriter()
+    x = w.tensor(in_shape, scales=np.float32(0.1))
+    y = w.tensor(out_shape, scales=np.float32(out_scale), zero_points=out_zero_point)
+    w.op(opcode, [x], [y], **options)
+    return w.write(tmp_path / "one.tflite", [x], [y])
+
+
+def test_refuses_a_windowed_average(tmp_path):
+    path = _write_one(tmp_path, "AVERAGE_POOL_2D", (1, 4, 4, 2), (1, 2, 2, 2), padding=1,
+                      stride_w=2, stride_h=2, filter_width=2, filter_height=2)
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Operator 0 \(AVERAGE_POOL_2D\): filter 2x2 over a 4x4 map gives "
+                             r"a windowed average; nnfab builds the global average \(filter = "
+                             r"the whole map, output 1x1\)$"):
+        load_tflite(path)
+
+
+def test_refuses_a_softmax_of_another_output_scale(tmp_path):
+    path = _write_one(tmp_path, "SOFTMAX", (1, 4), (1, 4), out_scale=0.1, beta=1.0)
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Operator 0 \(SOFTMAX\): output scale 0\.10000000149011612 and "
+                             r"zero point 0; TFLite's int8 softmax needs 1/256 and -128$"):
+        load_tflite(path)
+
+
+def test_refuses_a_constant_operand_of_add(tmp_path):
+    w = ModelWriter()
+    x = w.tensor((1, 4), scales=np.float32(0.1))
+    c = w.tensor((1, 4), scales=np.float32(0.1), data=[[1, 2, 3, 4]])
+    y = w.tensor((1, 4), scales=np.float32(0.2))
+    w.op("ADD", [x, c], [y], fused_activation_function=0)
+    path = w.write(tmp_path / "add_constant.tflite", [x], [y])
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Operator 0 \(ADD\): input 1 't1' is a constant; nnfab adds two "
+                             r"computed tensors$"):
+        load_tflite(path)
+
+
+def test_refuses_an_add_of_a_tensor_to_itself(tmp_path):
+    w = ModelWriter()
+    x = w.tensor((1, 4), scales=np.float32(0.1))
+    y = w.tensor((1, 4), scales=np.float32(0.2))
+    w.op("ADD", [x, x], [y], fused_activation_function=0)
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Operator 0 \(ADD\): adds tensor 't0' to itself; nnfab adds two "
+                             r"different tensors$"):
+        load_tflite(w.write(tmp_path / "add_self.tflite", [x], [y]))
