@@ -18,7 +18,7 @@ from ...hdl.test_stalls import check_model
 from .test_tflite_import import _interpreter_outputs
 from .test_tflite_synthetic import ModelWriter, _weights
 
-RELU, RELU6 = 1, 3
+RELU, RELU_N1_TO_1, RELU6 = 1, 2, 3
 
 
 def _fc(w, rng, source, n_in, n_out, s_in, s_out, zp_out, activation=0):
@@ -39,9 +39,10 @@ def _softmax(w, source, n, beta):
 
 
 def all_ops_model(path):
-    """MAX_POOL_2D 3x3/2 SAME with RELU6 (a clamp at both ends), AVERAGE_POOL_2D of the whole
-    3x4 map with RELU, RESHAPE, two FULLY_CONNECTED from one tensor, ADD of the branches,
-    SOFTMAX: input (1, 6, 7, 3), output (1, 5)."""
+    """MAX_POOL_2D 3x3/2 SAME with RELU6 (a clamp at both ends), MAX_POOL_2D 2x2/1 SAME of
+    that, ADD of the two frames with RELU (a join of pixel streams, as ResNet's residuals),
+    AVERAGE_POOL_2D of the whole 3x4 map, RESHAPE, two FULLY_CONNECTED from one tensor, ADD of
+    the branches, SOFTMAX: input (1, 6, 7, 3), output (1, 5)."""
     rng = np.random.default_rng(31)
     w = ModelWriter()
     s_in = np.float32(0.1)
@@ -49,14 +50,20 @@ def all_ops_model(path):
     pooled = w.tensor((1, 3, 4, 3), scales=s_in, zero_points=-20)
     w.op("MAX_POOL_2D", [x], [pooled], padding=0, stride_w=2, stride_h=2, filter_width=3,
          filter_height=3, fused_activation_function=RELU6)
-    average = w.tensor((1, 1, 1, 3), scales=s_in, zero_points=-20)
-    w.op("AVERAGE_POOL_2D", [pooled], [average], padding=1, stride_w=1, stride_h=1,
-         filter_width=4, filter_height=3, fused_activation_function=RELU)
+    again = w.tensor((1, 3, 4, 3), scales=s_in, zero_points=-20)
+    w.op("MAX_POOL_2D", [pooled], [again], padding=0, stride_w=1, stride_h=1, filter_width=2,
+         filter_height=2, fused_activation_function=0)
+    s_sum = np.float32(0.15)
+    frames = w.tensor((1, 3, 4, 3), scales=s_sum, zero_points=-60)
+    w.op("ADD", [pooled, again], [frames], fused_activation_function=RELU)
+    average = w.tensor((1, 1, 1, 3), scales=s_sum, zero_points=-60)
+    w.op("AVERAGE_POOL_2D", [frames], [average], padding=1, stride_w=1, stride_h=1,
+         filter_width=4, filter_height=3, fused_activation_function=0)
     shape = w.tensor((2,), "int32", data=[-1, 3])
-    flat = w.tensor((1, 3), scales=s_in, zero_points=-20)
+    flat = w.tensor((1, 3), scales=s_sum, zero_points=-60)
     w.op("RESHAPE", [average, shape], [flat], new_shape=[-1, 3])
-    a = _fc(w, rng, flat, 3, 5, s_in, 0.05, 4)
-    b = _fc(w, rng, flat, 3, 5, s_in, 0.08, -9)
+    a = _fc(w, rng, flat, 3, 5, s_sum, 0.05, 4)
+    b = _fc(w, rng, flat, 3, 5, s_sum, 0.08, -9)
     total = w.tensor((1, 5), scales=np.float32(0.09), zero_points=2)
     w.op("ADD", [a, b], [total], fused_activation_function=0)
     out = _softmax(w, total, 5, 0.8)
@@ -80,17 +87,26 @@ def residual_model(path):
     return w.write(path, [x], [out])
 
 
-def max_pool_model(path):
-    """MAX_POOL_2D 2x2/2 VALID without activation (a plain ``pool`` layer), on an odd map."""
+def pools_model(path):
+    """MAX_POOL_2D 2x2/2 VALID without activation (a plain ``pool`` layer) on an odd map, the
+    global AVERAGE_POOL_2D of its 2x3 output with RELU_N1_TO_1 (sums of both signs, a clamp at
+    both ends), RESHAPE."""
     w = ModelWriter()
-    x = w.tensor((1, 5, 7, 2), scales=np.float32(0.2), zero_points=6)
-    y = w.tensor((1, 2, 3, 2), scales=np.float32(0.2), zero_points=6)
+    s = np.float32(0.009)
+    x = w.tensor((1, 5, 7, 2), scales=s, zero_points=6)
+    y = w.tensor((1, 2, 3, 2), scales=s, zero_points=6)
     w.op("MAX_POOL_2D", [x], [y], padding=1, stride_w=2, stride_h=2, filter_width=2,
          filter_height=2, fused_activation_function=0)
-    return w.write(path, [x], [y])
+    average = w.tensor((1, 1, 1, 2), scales=s, zero_points=6)
+    w.op("AVERAGE_POOL_2D", [y], [average], padding=1, stride_w=1, stride_h=1,
+         filter_width=3, filter_height=2, fused_activation_function=RELU_N1_TO_1)
+    shape = w.tensor((2,), "int32", data=[-1, 2])
+    flat = w.tensor((1, 2), scales=s, zero_points=6)
+    w.op("RESHAPE", [average, shape], [flat], new_shape=[-1, 2])
+    return w.write(path, [x], [flat])
 
 
-MODELS = {"all_ops": all_ops_model, "residual": residual_model, "max_pool": max_pool_model}
+MODELS = {"all_ops": all_ops_model, "residual": residual_model, "pools": pools_model}
 
 
 def seeded_int8(shape, n, seed):
@@ -131,7 +147,7 @@ def test_graph_equals_the_reference_kernels_at_every_operator(name, tmp_path):
     expected = {"all_ops": {"pool", "output_stage", "tflite_average_pool", "dense",
                             "tflite_add", "tflite_softmax"},
                 "residual": {"dense", "output_stage", "tflite_add"},
-                "max_pool": {"pool"}}[name]
+                "pools": {"pool", "tflite_average_pool"}}[name]
     assert kinds == expected
 
 
@@ -141,6 +157,7 @@ def test_graph_network_under_stalls(name, tmp_path):
     check_model(model, 41)
 
 
+@pytest.mark.slow
 def test_all_ops_rtl_on_verilator(tmp_path):
     """One model holding every operator through ``verify`` (the command line's path):
     Verilator, full rate then idle cycles and back-pressure at both ends, 0 mismatches."""
