@@ -10,6 +10,9 @@ layer that reads them). Each integer operator becomes an exact integer sum and a
   stage in the ``half_away`` form :meth:`~nnfab.output_stage.OutputStage.fit_real` proves equal
   to the kernel's ``round(double(acc) * M)`` for every accumulator.
 
+The handlers of ``AVERAGE_POOL_2D``, ``MAX_POOL_2D``, ``ADD``, ``SOFTMAX`` and ``RESHAPE`` are in
+:mod:`.tflite_ops`.
+
 Operators are read by handlers registered in :data:`HANDLERS` by TFLite opcode; the file reader
 (:mod:`.tflite_file`) has already rejected what nnfab does not read at all.
 """
