@@ -159,15 +159,19 @@ def test_graph_network_under_stalls(name, tmp_path):
 
 @pytest.mark.slow
 def test_all_ops_rtl_on_verilator(tmp_path):
-    """One model holding every operator through ``verify`` (the command line's path):
-    Verilator, full rate then idle cycles and back-pressure at both ends, 0 mismatches."""
-    from nnfab.gen.verify import verify
+    """One model holding every operator through ``nnfab verify`` with the model's own int8
+    inputs (NHWC .npy): the command line's passes (shift-add fusion) and stall defaults
+    (full rate, then idle cycles and back-pressure at both ends), Verilator, 0 mismatches."""
+    from click.testing import CliRunner
 
-    model = load_tflite(all_ops_model(tmp_path / "all_ops.tflite"))
-    x = seeded_int8(model.input_shape, 60, seed=7).astype(np.float64)
-    result = verify(model, x, seed=3, warmup=8)
-    assert result.n_mismatches == 0, result.first_mismatches
-    assert result.n_vectors == 60 and result.passed
+    from nnfab.cli import main
+
+    path = all_ops_model(tmp_path / "all_ops.tflite")
+    np.save(tmp_path / "x.npy", seeded_int8((6, 7, 3), 60, seed=7))
+    result = CliRunner().invoke(main, ["verify", str(path), "--inputs", str(tmp_path / "x.npy")])
+    assert result.exit_code == 0, result.output
+    assert "all_ops: 60 vectors tried\n0 mismatches\n" in result.output
+    assert result.output.rstrip().endswith("PASS")
 
 
 def _write_one(tmp_path, opcode, in_shape, out_shape, *, out_scale=0.1, out_zero_point=0,
