@@ -3,7 +3,10 @@
 
 - ``AVERAGE_POOL_2D`` whose filter is the whole map (output 1x1, no padding: the global average
   of MLPerf Tiny's KWS and ResNet-8): a ``tflite_average_pool`` layer, ``(H, W, C)`` to ``(C,)``.
-  A windowed average is refused.
+  With VALID windows, every window holds ``filter_h * filter_w`` codes: a ``pool`` layer
+  (``"average"``, the exact quotient rounded half away from zero by its output format
+  ``fixed<8,8,RND_INF,SAT>``, which is TFLite's rounding) and a clamp-only ``output_stage``.
+  SAME windows (whose count of codes varies at the edges) are refused.
 - ``MAX_POOL_2D``: a ``pool`` layer (``"max"`` of int8 codes, exact; SAME padding pads with
   -128, which never wins over the clipped window TFLite takes), followed, when the fused
   activation narrows the range, by an ``output_stage`` that only clamps (multiplier 1, shift
@@ -47,39 +50,58 @@ def _frame(b, op):
     return source, shape
 
 
-@handler("AVERAGE_POOL_2D")
-def _average_pool(b, op):
-    source, (h, w, c) = _frame(b, op)
-    t_out = b.tensor(op.outputs[0])
-    filter_size = tuple(op.options["filter_size"])
-    if filter_size != (h, w) or tuple(t_out.shape[1:3]) != (1, 1):
-        raise _refuse(op, f"filter {filter_size[0]}x{filter_size[1]} over a {h}x{w} map "
-                          f"gives a windowed average; nnfab builds the global average (filter "
-                          f"= the whole map, output 1x1)")
-    low, high = activation_range(t_out, op.options["fused_activation"])
-    b.add(TfliteAveragePoolLayer(b.name(op), shape=(h, w, c), low=int(low), high=int(high)),
-          [source], op.outputs[0])
-
-
-@handler("MAX_POOL_2D")
-def _max_pool(b, op):
-    source, shape = _frame(b, op)
-    name = b.name(op)
-    spec = PoolSpec("max", shape, tuple(op.options["filter_size"]), INT8, INT8,
+def _pool_spec(b, op, kind, shape, output_format):
+    spec = PoolSpec(kind, shape, tuple(op.options["filter_size"]), INT8, output_format,
                     strides=tuple(op.options["stride"]),
                     padding=op.options["padding"].lower())
     t_out = b.tensor(op.outputs[0])
     if tuple(spec.output_shape) != tuple(t_out.shape[1:]):
         raise _refuse(op, f"output {tuple(t_out.shape)} does not match the "
-                          f"{spec.output_shape} its input and options give")
-    low, high = activation_range(t_out, op.options["fused_activation"])
-    if (low, high) == (INT8.min_code, INT8.max_code):
-        b.add(PoolLayer(name, spec=spec), [source], op.outputs[0])
-        return
-    pool = b.add(PoolLayer(name, spec=spec), [source])
+                          f"{(1,) + tuple(spec.output_shape)} its input and options give")
+    return spec
+
+
+def _clamped(b, op, layer, fin, low, high):
+    """``layer`` (reading ``op``'s input), then an ``output_stage`` that only clamps its int8
+    codes to ``[low, high]`` (multiplier 1, shift 31, ``half_away``: the identity)."""
+    source, _ = b.source(op)
+    layer = b.add(layer, [source])
     clamp = OutputStage((1,), (31,), low=int(low), high=int(high), rounding="half_away")
-    b.add(OutputStageLayer(f"{name}_clamp", shape=spec.output_shape, fin=INT8, stage=clamp),
-          [pool.name], op.outputs[0])
+    b.add(OutputStageLayer(f"{layer.name}_clamp", shape=layer.output_shape, fin=fin,
+                           stage=clamp), [layer.name], op.outputs[0])
+
+
+@handler("AVERAGE_POOL_2D")
+def _average_pool(b, op):
+    source, (h, w, c) = _frame(b, op)
+    t_out = b.tensor(op.outputs[0])
+    low, high = activation_range(t_out, op.options["fused_activation"])
+    name = b.name(op)
+    filter_size = tuple(op.options["filter_size"])
+    if filter_size == (h, w) and tuple(t_out.shape[1:3]) == (1, 1):
+        b.add(TfliteAveragePoolLayer(name, shape=(h, w, c), low=int(low), high=int(high)),
+              [source], op.outputs[0])
+        return
+    if op.options["padding"] != "VALID":
+        raise _refuse(op, f"{op.options['padding']} padding of a {filter_size[0]}x"
+                          f"{filter_size[1]} average over a {h}x{w} map; nnfab builds the "
+                          f"global average (filter = the whole map) and VALID windows")
+    # Every window holds filter_h * filter_w codes: the exact quotient rounded half away
+    # from zero (RND_INF) is TFLite's average.
+    fmt = INT8.replace(rounding="RND_INF", overflow="SAT")
+    spec = _pool_spec(b, op, "average", (h, w, c), fmt)
+    _clamped(b, op, PoolLayer(name, spec=spec), fmt, low, high)
+
+
+@handler("MAX_POOL_2D")
+def _max_pool(b, op):
+    source, shape = _frame(b, op)
+    spec = _pool_spec(b, op, "max", shape, INT8)
+    low, high = activation_range(b.tensor(op.outputs[0]), op.options["fused_activation"])
+    if (low, high) == (INT8.min_code, INT8.max_code):
+        b.add(PoolLayer(b.name(op), spec=spec), [source], op.outputs[0])
+    else:
+        _clamped(b, op, PoolLayer(b.name(op), spec=spec), INT8, low, high)
 
 
 @handler("ADD")

@@ -39,26 +39,30 @@ def _softmax(w, source, n, beta):
 
 
 def all_ops_model(path):
-    """MAX_POOL_2D 3x3/2 SAME with RELU6 (a clamp at both ends), MAX_POOL_2D 2x2/1 SAME of
-    that, ADD of the two frames with RELU (a join of pixel streams, as ResNet's residuals),
-    AVERAGE_POOL_2D of the whole 3x4 map, RESHAPE, two FULLY_CONNECTED from one tensor, ADD of
-    the branches, SOFTMAX: input (1, 6, 7, 3), output (1, 5)."""
+    """AVERAGE_POOL_2D 2x2/1 VALID (windows), MAX_POOL_2D 3x3/2 SAME with RELU6 (a clamp at
+    both ends), MAX_POOL_2D 2x2/1 SAME of that, ADD of the two frames with RELU (a join of
+    pixel streams, as ResNet's residuals), AVERAGE_POOL_2D of the whole 3x3 map, RESHAPE, two
+    FULLY_CONNECTED from one tensor, ADD of the branches, SOFTMAX: input (1, 6, 7, 3), output
+    (1, 5)."""
     rng = np.random.default_rng(31)
     w = ModelWriter()
     s_in = np.float32(0.1)
     x = w.tensor((1, 6, 7, 3), scales=s_in, zero_points=-20)
-    pooled = w.tensor((1, 3, 4, 3), scales=s_in, zero_points=-20)
-    w.op("MAX_POOL_2D", [x], [pooled], padding=0, stride_w=2, stride_h=2, filter_width=3,
+    windows = w.tensor((1, 5, 6, 3), scales=s_in, zero_points=-20)
+    w.op("AVERAGE_POOL_2D", [x], [windows], padding=1, stride_w=1, stride_h=1, filter_width=2,
+         filter_height=2, fused_activation_function=0)
+    pooled = w.tensor((1, 3, 3, 3), scales=s_in, zero_points=-20)
+    w.op("MAX_POOL_2D", [windows], [pooled], padding=0, stride_w=2, stride_h=2, filter_width=3,
          filter_height=3, fused_activation_function=RELU6)
-    again = w.tensor((1, 3, 4, 3), scales=s_in, zero_points=-20)
+    again = w.tensor((1, 3, 3, 3), scales=s_in, zero_points=-20)
     w.op("MAX_POOL_2D", [pooled], [again], padding=0, stride_w=1, stride_h=1, filter_width=2,
          filter_height=2, fused_activation_function=0)
     s_sum = np.float32(0.15)
-    frames = w.tensor((1, 3, 4, 3), scales=s_sum, zero_points=-60)
+    frames = w.tensor((1, 3, 3, 3), scales=s_sum, zero_points=-60)
     w.op("ADD", [pooled, again], [frames], fused_activation_function=RELU)
     average = w.tensor((1, 1, 1, 3), scales=s_sum, zero_points=-60)
     w.op("AVERAGE_POOL_2D", [frames], [average], padding=1, stride_w=1, stride_h=1,
-         filter_width=4, filter_height=3, fused_activation_function=0)
+         filter_width=3, filter_height=3, fused_activation_function=0)
     shape = w.tensor((2,), "int32", data=[-1, 3])
     flat = w.tensor((1, 3), scales=s_sum, zero_points=-60)
     w.op("RESHAPE", [average, shape], [flat], new_shape=[-1, 3])
@@ -88,18 +92,21 @@ def residual_model(path):
 
 
 def pools_model(path):
-    """MAX_POOL_2D 2x2/2 VALID without activation (a plain ``pool`` layer) on an odd map, the
-    global AVERAGE_POOL_2D of its 2x3 output with RELU_N1_TO_1 (sums of both signs, a clamp at
-    both ends), RESHAPE."""
+    """AVERAGE_POOL_2D 2x3/1 VALID (a windowed average: sums of both signs, ties), MAX_POOL_2D
+    2x2/2 VALID without activation (a plain ``pool`` layer) on an odd map, the global
+    AVERAGE_POOL_2D of its 2x2 output with RELU_N1_TO_1 (a clamp at both ends), RESHAPE."""
     w = ModelWriter()
     s = np.float32(0.009)
-    x = w.tensor((1, 5, 7, 2), scales=s, zero_points=6)
-    y = w.tensor((1, 2, 3, 2), scales=s, zero_points=6)
-    w.op("MAX_POOL_2D", [x], [y], padding=1, stride_w=2, stride_h=2, filter_width=2,
+    x = w.tensor((1, 6, 7, 2), scales=s, zero_points=6)
+    windows = w.tensor((1, 5, 5, 2), scales=s, zero_points=6)
+    w.op("AVERAGE_POOL_2D", [x], [windows], padding=1, stride_w=1, stride_h=1, filter_width=3,
+         filter_height=2, fused_activation_function=0)
+    y = w.tensor((1, 2, 2, 2), scales=s, zero_points=6)
+    w.op("MAX_POOL_2D", [windows], [y], padding=1, stride_w=2, stride_h=2, filter_width=2,
          filter_height=2, fused_activation_function=0)
     average = w.tensor((1, 1, 1, 2), scales=s, zero_points=6)
     w.op("AVERAGE_POOL_2D", [y], [average], padding=1, stride_w=1, stride_h=1,
-         filter_width=3, filter_height=2, fused_activation_function=RELU_N1_TO_1)
+         filter_width=2, filter_height=2, fused_activation_function=RELU_N1_TO_1)
     shape = w.tensor((2,), "int32", data=[-1, 2])
     flat = w.tensor((1, 2), scales=s, zero_points=6)
     w.op("RESHAPE", [average, shape], [flat], new_shape=[-1, 2])
@@ -147,7 +154,7 @@ def test_graph_equals_the_reference_kernels_at_every_operator(name, tmp_path):
     expected = {"all_ops": {"pool", "output_stage", "tflite_average_pool", "dense",
                             "tflite_add", "tflite_softmax"},
                 "residual": {"dense", "output_stage", "tflite_add"},
-                "pools": {"pool", "tflite_average_pool"}}[name]
+                "pools": {"pool", "output_stage", "tflite_average_pool"}}[name]
     assert kinds == expected
 
 
@@ -183,13 +190,13 @@ def _write_one(tmp_path, opcode, in_shape, out_shape, *, out_scale=0.1, out_zero
     return w.write(tmp_path / "one.tflite", [x], [y])
 
 
-def test_refuses_a_windowed_average(tmp_path):
-    path = _write_one(tmp_path, "AVERAGE_POOL_2D", (1, 4, 4, 2), (1, 2, 2, 2), padding=1,
-                      stride_w=2, stride_h=2, filter_width=2, filter_height=2)
+def test_refuses_a_windowed_average_with_same_padding(tmp_path):
+    path = _write_one(tmp_path, "AVERAGE_POOL_2D", (1, 4, 4, 2), (1, 2, 2, 2), padding=0,
+                      stride_w=2, stride_h=2, filter_width=3, filter_height=3)
     with pytest.raises(UnsupportedLayerError,
-                       match=r"^Operator 0 \(AVERAGE_POOL_2D\): filter 2x2 over a 4x4 map gives "
-                             r"a windowed average; nnfab builds the global average \(filter = "
-                             r"the whole map, output 1x1\)$"):
+                       match=r"^Operator 0 \(AVERAGE_POOL_2D\): SAME padding of a 3x3 average "
+                             r"over a 4x4 map; nnfab builds the global average \(filter = the "
+                             r"whole map\) and VALID windows$"):
         load_tflite(path)
 
 
