@@ -230,3 +230,29 @@ def test_refuses_an_add_of_a_tensor_to_itself(tmp_path):
                        match=r"^Operator 0 \(ADD\): adds tensor 't0' to itself; nnfab adds two "
                              r"different tensors$"):
         load_tflite(w.write(tmp_path / "add_self.tflite", [x], [y]))
+
+
+def test_refuses_an_add_with_broadcasting(tmp_path):
+    w = ModelWriter()
+    x = w.tensor((1, 2, 2, 4), scales=np.float32(0.1))
+    pooled = w.tensor((1, 1, 1, 4), scales=np.float32(0.1))
+    w.op("AVERAGE_POOL_2D", [x], [pooled], padding=1, stride_w=1, stride_h=1, filter_width=2,
+         filter_height=2, fused_activation_function=0)
+    y = w.tensor((1, 2, 2, 4), scales=np.float32(0.2))
+    w.op("ADD", [x, pooled], [y], fused_activation_function=0)
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Operator 1 \(ADD\): adds shapes \(2, 2, 4\) and \(4,\); nnfab "
+                             r"adds tensors of one shape \(no broadcasting\)$"):
+        load_tflite(w.write(tmp_path / "add_broadcast.tflite", [x], [y]))
+
+
+def test_refuses_a_reshape_of_a_vector_to_a_frame(tmp_path):
+    w = ModelWriter()
+    x = w.tensor((1, 8), scales=np.float32(0.1))
+    shape = w.tensor((4,), "int32", data=[1, 2, 2, 2])
+    y = w.tensor((1, 2, 2, 2), scales=np.float32(0.1))
+    w.op("RESHAPE", [x, shape], [y], new_shape=[1, 2, 2, 2])
+    with pytest.raises(UnsupportedLayerError,
+                       match=r"^Operator 0 \(RESHAPE\): reshape of \(8,\) to \(2, 2, 2\); nnfab "
+                             r"reshapes frames to vectors$"):
+        load_tflite(w.write(tmp_path / "reshape.tflite", [x], [y]))
