@@ -49,8 +49,9 @@ from nnfab.tflite_ops import AddParams
 
 from .tflite_softmax import softmax_int8
 
-__all__ = ["run_tflite", "activation_range", "fc_effective_scales", "conv_multipliers", "add_params", "add_int8",
-           "average_int8", "window_padding", "check_softmax_output", "KERNELS"]
+__all__ = ["run_tflite", "activation_range", "fc_effective_scales", "conv_multipliers",
+           "add_params", "add_int8", "average_int8", "window_padding", "check_softmax_output",
+           "KERNELS"]
 
 INT8_MIN, INT8_MAX = -128, 127
 
