@@ -256,3 +256,17 @@ def test_refuses_a_reshape_of_a_vector_to_a_frame(tmp_path):
                        match=r"^Operator 0 \(RESHAPE\): reshape of \(8,\) to \(2, 2, 2\); nnfab "
                              r"reshapes frames to vectors$"):
         load_tflite(w.write(tmp_path / "reshape.tflite", [x], [y]))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 6, 9, 12, 25, 125])
+def test_windowed_average_format_rounds_as_tflite(count):
+    """The windowed average's output format, ``fixed<8,8,RND_INF,SAT>``, divides every sum of
+    ``count`` int8 codes as ``reference_integer_ops::AveragePool`` (half away from zero)."""
+    from nnfab.casts import divide_cast
+    from nnfab.fixed import FixedFormat
+    from nnfab.sim.golden.tflite import average_int8
+
+    sums = np.arange(-128 * count, 127 * count + 1)
+    fmt = FixedFormat(8, 8, rounding="RND_INF", overflow="SAT")
+    got = divide_cast(sums, FixedFormat(20, 20), count, fmt).astype(np.int64)
+    assert np.array_equal(got, average_int8(sums, count))
