@@ -232,3 +232,26 @@ def test_resnet_convolutions_equal_the_reference_kernels():
         assert_graph_equals_reference(path, model, inputs, run)
         built += [op for op in run]
     assert [description.operators[k].opcode for k in built] == ["CONV_2D"] * 9
+
+
+# --- RTL ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_small_convolution_model_on_verilator(tmp_path):
+    """CONV_2D 3x3 SAME (input zero point -128 padded at the borders) and DEPTHWISE_CONV_2D 3x3
+    SAME stride 2, each with its output stage: the RTL equals the golden model, which equals
+    the reference kernels, under idle cycles and back-pressure."""
+    from nnfab.gen.verify import verify
+
+    w = ConvWriter((6, 6, 2), -128, seed=41)
+    w.conv(4, (3, 3), activation="RELU", zero_point=-128, scale=0.15)
+    w.conv(4, (3, 3), stride=2, depthwise=True, activation="RELU6", zero_point=17, scale=0.12)
+    path = w.save(tmp_path / "conv_dw.tflite")
+    model = load_tflite(path)
+    assert [layer.kind for layer in model.layers] == ["conv2d", "output_stage"] * 2
+    inputs = seeded_inputs(read_tflite(path), 40, seed=43)
+    assert_graph_equals_reference(path, model, inputs, range(2))
+    result = verify(model, inputs.astype(np.float64), seed=44, p_stall=0.2, p_idle=0.2,
+                    warmup=4)
+    assert result.n_mismatches == 0, result.first_mismatches
+    assert result.n_vectors == 40 and result.passed
