@@ -192,6 +192,8 @@ ENGINES = {
     "global_avg": (lambda b: b.global_pool("average"), (3, 4, 3), ["global_pool"]),
     "zero_pad": (lambda b: b.zero_pad(), (3, 4, 2), ["zero_pad"]),
     "flatten": (lambda b: b.flatten(), (3, 4, 2), ["flatten"]),
+    # TFLite's RESHAPE of a globally pooled (1, 1, C) map to a vector.
+    "flatten_one_pixel": (lambda b: b.flatten(), (1, 1, 4), ["flatten"]),
     "batchnorm": (lambda b: b.batchnorm(), (4, 4, 3), ["batchnorm"]),
     "relu": (lambda b: b.act(), (5,), ["activation"]),
     "sigmoid_table": (lambda b: b.act("sigmoid", F(8, 2, rounding="RND_CONV", overflow="SAT"),
