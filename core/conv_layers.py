@@ -161,6 +161,11 @@ class Conv2DSpec(_Window):
     activation : str or None
         Fused elementwise activation kind; ``activation_format`` is then its output format and
         ``activation_params`` its parameters (:func:`nnfab.tables.check_activation`).
+    pad_code : int
+        Code of ``input_format`` that ``"same"`` padding inserts (default 0, the real zero of a
+        fixed-point format). TFLite pads with the input zero point, the real zero of its
+        affine int8 codes; with the zero point folded into the bias, padding with it keeps
+        every window sum exact (:mod:`nnfab.gen.importers.tflite_conv`).
 
     Raises
     ------
@@ -168,8 +173,8 @@ class Conv2DSpec(_Window):
         For a value of the wrong kind (a format that is not a FixedFormat, a float stride, ...).
     ValueError
         For inconsistent values: a stride below 1, an unknown padding, a dilation rate other
-        than 1, a kernel larger than the padded input, codes out of range, shapes that
-        disagree.
+        than 1, a kernel larger than the padded input, codes out of range (weights, biases,
+        ``pad_code``), shapes that disagree.
     """
 
     weights: np.ndarray
@@ -186,6 +191,7 @@ class Conv2DSpec(_Window):
     activation: str | None = None
     activation_format: FixedFormat | None = None
     activation_params: dict = field(default=None)
+    pad_code: int = 0
 
     _kernel_ndim = 4
 
@@ -211,6 +217,11 @@ class Conv2DSpec(_Window):
             object.__setattr__(self, "biases", code_array(
                 self.biases, self.bias_format, "Bias", (self.n_filters,)))
         self._check_geometry(self.dilation_rate)
+        object.__setattr__(self, "pad_code", _check_int(self.pad_code, "Pad code"))
+        if not self.input_format.min_code <= self.pad_code <= self.input_format.max_code:
+            raise ValueError(f"Pad code must be a code of {self.input_format} (from "
+                             f"{self.input_format.min_code} to {self.input_format.max_code}), "
+                             f"not {self.pad_code!r}")
         _check_activation(self)
         check_accumulator(self.accumulator)
 

@@ -27,8 +27,8 @@ class ConvEngine(wiring.Component):
     :func:`nnfab.sim.golden.conv.conv2d`.
 
     Structure. A :class:`~nnfab.hdl.line_buffer.SlidingWindow` (line buffer in an
-    ``amaranth.lib.memory.Memory`` plus a ``kh x kw`` register window) walks the padded frame,
-    one padded position per cycle, and offers every strided window, ``kh * kw * C_in``
+    ``amaranth.lib.memory.Memory`` plus a ``kh x kw`` register window) walks the padded frame
+    (padding positions hold ``spec.pad_code``), one padded position per cycle, and offers every strided window, ``kh * kw * C_in``
     elements, to a :class:`~nnfab.hdl.dense.DenseEngine` whose weight matrix is the kernel
     reshaped to ``(n_filters, kh * kw * C_in)`` (block-sparse for a depthwise kernel: its zero
     weights are pruned at elaboration). The dense engine's products, pipelined adder trees,
@@ -95,7 +95,8 @@ class ConvEngine(wiring.Component):
         self._spec = spec
         self._window = SlidingWindow(input_shape=spec.input_shape, kernel_size=spec.kernel_size,
                                      strides=spec.strides, pads=spec.pads,
-                                     shape=fixed_shape(spec.input_format))
+                                     shape=fixed_shape(spec.input_format),
+                                     pad_code=spec.pad_code)
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format),
                                                       spec.n_channels))),

@@ -47,7 +47,8 @@ class Conv2DLayer(Layer):
         **WEIGHTED, "strides": PAIR, "padding": PADDING,
         "activation": {**string("the name of an activation function"),
                        "type": ["string", "null"]},
-        "activation_format": OPTIONAL_FORMAT, "activation_params": PARAMS}
+        "activation_format": OPTIONAL_FORMAT, "activation_params": PARAMS,
+        "pad_code": {"type": "integer", "accepted": "an integer code of the input format"}}
     required_keys: ClassVar[tuple] = ("weights",)
     spec: Conv2DSpec = None
     reuse_factor: int = 1
@@ -66,7 +67,8 @@ class Conv2DLayer(Layer):
     def describe(self):
         s = self.spec
         return (f"{s.kernel_size} kernel, {s.n_filters} filters, stride {s.strides}, "
-                f"{s.padding}, w {s.weight_format}, R={self.reuse_factor}")
+                f"{s.padding}{f' (pad code {s.pad_code})' if s.pad_code else ''}, "
+                f"w {s.weight_format}, R={self.reuse_factor}")
 
     @classmethod
     def from_native(cls, e):
@@ -78,12 +80,15 @@ class Conv2DLayer(Layer):
                       strides=e.pair("strides", (1, 1)), padding=e.get("padding", "valid"),
                       bias_format=b_fmt, accumulator_format=e.accumulator(),
                       activation=activation, activation_format=e.format("activation_format"),
-                      activation_params=e.params("activation_params") if activation else None)
+                      activation_params=e.params("activation_params") if activation else None,
+                      pad_code=int(e.get("pad_code", 0)))
         return cls(e.name, spec=spec, reuse_factor=int(e.get("reuse_factor", 1)))
 
     def to_native(self, entry, out):
         spec = self.spec
         _save_geometry(self, spec, entry, out)
+        if spec.pad_code:
+            entry["pad_code"] = spec.pad_code
         if spec.activation:
             # A fused activation is part of the layer: without it a reloaded model would be
             # another network.

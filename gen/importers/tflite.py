@@ -4,6 +4,7 @@ Tensors stay TFLite's int8 codes (``fixed<8,8>``, the zero point kept beside the
 layer that reads them). Each integer operator becomes an exact integer sum and an
 ``output_stage`` layer (:mod:`nnfab.ir.output_stage`):
 
+- ``CONV_2D``, ``DEPTHWISE_CONV_2D`` and ``RESHAPE``: :mod:`.tflite_conv`.
 - ``FULLY_CONNECTED``: a ``dense`` layer whose output is its whole exact accumulator, with the
   input zero point folded into the bias (``sum((x - zp) * w) + b = sum(x * w) + (b - zp *
   sum(w))``, exact) and the weights' zero point subtracted from the weights; then an output
@@ -48,12 +49,15 @@ HANDLERS = {}
 def handler(opcode):
     """Decorator registering the handler of a TFLite opcode."""
     def register(function):
+        if opcode in HANDLERS:
+            raise RuntimeError(f"TFLite opcode {opcode} has two handlers: "
+                               f"{HANDLERS[opcode].__module__} and {function.__module__}")
         HANDLERS[opcode] = function
         return function
     return register
 
 
-def _bits_for(values):
+def bits_for(values):
     """Bits of the signed integer format that holds every value of ``values`` (at least 2)."""
     values = np.asarray(values, dtype=np.int64)
     top = int(max(values.max(initial=0), -values.min(initial=0) - 1))
@@ -93,6 +97,12 @@ class _Builder:
             self.shape_of[output_index] = tuple(layer.output_shape)
         return layer
 
+    def alias(self, output_index, name, shape):
+        """TFLite tensor ``output_index`` is IR tensor ``name`` (an operator that keeps the
+        codes and their order)."""
+        self.tensor_of[output_index] = name
+        self.shape_of[output_index] = tuple(shape)
+
 
 @handler("FULLY_CONNECTED")
 def _fully_connected(b, op):
@@ -110,7 +120,7 @@ def _fully_connected(b, op):
             if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(n_out, dtype=np.int64))
     folded = bias - t_in.zero_point * weights.sum(axis=1)
     name = b.name(op)
-    w_fmt, b_fmt = integer_format(_bits_for(weights)), integer_format(_bits_for(folded))
+    w_fmt, b_fmt = integer_format(bits_for(weights)), integer_format(bits_for(folded))
     exact = DenseSpec(weights, folded, INT8, w_fmt, INT8, bias_format=b_fmt).accumulator
     spec = DenseSpec(weights, folded, INT8, w_fmt, exact, bias_format=b_fmt)
     effective = fc_effective_scales(t_in, t_w, t_out, n_out)
@@ -130,12 +140,35 @@ def _model_name(path):
     return stem if stem[0].isalpha() else f"m_{stem}"
 
 
-def load_tflite(path):
+def _operator_range(model, operators, path):
+    """The operators to build: all, or the contiguous ``range`` given."""
+    n = len(model.operators)
+    if operators is None:
+        return model.operators
+    if not isinstance(operators, range) or operators.step != 1 or not operators or \
+            not 0 <= operators.start < operators.stop <= n:
+        raise ValueError(f"Operators of {str(path)!r} must be a non-empty range of step 1 "
+                         f"within range(0, {n}), not {operators!r}")
+    return model.operators[operators.start:operators.stop]
+
+
+def load_tflite(path, *, operators=None):
     """Read an int8 ``.tflite`` file into a quantized :class:`~nnfab.ir.Model`.
 
     The model's input is the int8 input tensor (codes in ``fixed<8,8>``, TFLite's layout with
     the batch axis dropped); its output is the int8 output tensor. Reuse factors are chosen so
     that no layer has more than :data:`MAX_MULTIPLIERS` multipliers.
+
+    Each operator's layers are named after its opcode and index: ``conv_2d_3`` (the exact
+    accumulator) and ``conv_2d_3_requantize`` (TFLite's int8 output tensor), ``reshape_10``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    operators : range, optional
+        Build only these operators (contiguous, step 1), for a model that has operators
+        nnfab does not build yet after or before them: the first one's data input is the
+        model's input, the last one's output the model's output.
 
     Raises
     ------
@@ -144,15 +177,18 @@ def load_tflite(path):
     UnsupportedLayerError
         For an operator nnfab reads but does not build yet, naming it, its index and what is
         built.
+    ValueError
+        If ``operators`` is not a non-empty range of step 1 within the model's operators.
     """
     from ..passes import ChooseReuseFactors, run_passes
 
     path = Path(path)
     model = read_tflite(path)
+    ops = _operator_range(model, operators, path)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UnsupportedLayerError(f"Model file {str(path)!r}: {len(model.inputs)} inputs and "
                                     f"{len(model.outputs)} outputs; nnfab builds one of each")
-    t_in = model.tensors[model.inputs[0]]
+    t_in = model.tensors[model.inputs[0] if operators is None else ops[0].inputs[0]]
     if t_in.dtype != "int8":
         raise UnsupportedLayerError(f"Model file {str(path)!r}: input {t_in.name!r} is "
                                     f"{t_in.dtype}; nnfab builds int8 inputs")
@@ -160,20 +196,24 @@ def load_tflite(path):
     builder.tensor_of[t_in.index] = INPUT
     input_shape = tuple(t_in.shape[1:]) if len(t_in.shape) > 1 else tuple(t_in.shape)
     builder.shape_of[t_in.index] = input_shape
-    for op in model.operators:
+    for op in ops:
         if op.opcode not in HANDLERS:
             raise UnsupportedLayerError(
                 f"Operator {op.index} ({op.opcode}): not built yet; nnfab builds TFLite "
                 f"models of {', '.join(HANDLERS)}")
         HANDLERS[op.opcode](builder, op)
-    output = model.outputs[0]
-    if builder.tensor_of.get(output) != builder.layers[-1].name:
+    output = model.outputs[0] if operators is None else ops[-1].outputs[0]
+    if not builder.layers or builder.tensor_of.get(output) != builder.layers[-1].name:
         raise UnsupportedLayerError(f"Model file {str(path)!r}: the output tensor is not "
-                                    f"computed by the last operator")
-    built = Model(_model_name(path), input_shape, INT8, tuple(builder.layers))
+                                    f"computed by the last operator's layer")
+    name = _model_name(path)
+    if operators is not None:
+        name = f"{name}_ops_{operators.start}_{operators.stop - 1}"
+    built = Model(name, input_shape, INT8, tuple(builder.layers))
     built, _ = run_passes(built, [ChooseReuseFactors(max_multipliers=MAX_MULTIPLIERS)])
     return built
 
 
-# The handlers of the other operators register on import (they import ``handler`` from here).
-from . import tflite_ops  # noqa: E402,F401
+# The handlers of the other operators register themselves in HANDLERS on import (they import
+# ``handler`` from here).
+from . import tflite_conv, tflite_ops  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Handlers of TFLite's int8 pooling, ``ADD``, ``SOFTMAX`` and ``RESHAPE``, registered in
+"""Handlers of TFLite's int8 pooling, ``ADD`` and ``SOFTMAX``, registered in
 :data:`nnfab.gen.importers.tflite.HANDLERS`.
 
 - ``AVERAGE_POOL_2D`` whose filter is the whole map (output 1x1, no padding: the global average
@@ -15,9 +15,6 @@
   fork and skip FIFOs join the branches). A constant operand or broadcasting is refused.
 - ``SOFTMAX`` of a vector with output scale 1/256 and zero point -128: a ``tflite_softmax``
   layer.
-- ``RESHAPE``: nothing when the codes already have the output's shape in the graph (the
-  ``(1, 1, 1, C)`` average to ``(1, C)``), a ``flatten`` layer from a frame to a vector; other
-  reshapes are refused.
 
 Every refusal is one :class:`~nnfab.errors.UnsupportedLayerError` naming the operator, its
 index, the offending value and what is built.
@@ -135,19 +132,3 @@ def _softmax(b, op):
         raise _refuse(op, f"softmax of shape {shape}; nnfab builds the softmax of a vector")
     b.add(TfliteSoftmaxLayer(b.name(op), n=shape[0], input_scale=b.tensor(op.inputs[0]).scale,
                              beta=op.options["beta"]), [source], op.outputs[0])
-
-
-@handler("RESHAPE")
-def _reshape(b, op):
-    source, shape = b.source(op)
-    out_shape = tuple(int(n) for n in b.tensor(op.outputs[0]).shape[1:])
-    if int(np.prod(out_shape)) != int(np.prod(shape)):
-        raise _refuse(op, f"reshapes {int(np.prod(shape))} values to {out_shape}")
-    same_vector = len(shape) == 1 and out_shape[-1:] == shape
-    if out_shape == shape or same_vector:
-        b.tensor_of[op.outputs[0]], b.shape_of[op.outputs[0]] = source, shape
-    elif len(shape) == 3 and len(out_shape) == 1:
-        b.add(FlattenLayer(b.name(op), shape=shape, fmt=INT8), [source], op.outputs[0])
-    else:
-        raise _refuse(op, f"reshape of {shape} to {out_shape}; nnfab reshapes frames to "
-                          f"vectors")

@@ -56,7 +56,7 @@ def conv2d_accumulate(x, spec):
     product = spec.input_format.mul_format(spec.weight_format)
     extra = spec.n_window.bit_length() + 2
     dtype = working_dtype(max(product.width, acc.width) + extra)
-    win = windows(x, spec).astype(dtype)
+    win = windows(x, spec, spec.pad_code).astype(dtype)
     w = spec.weights.astype(dtype)
     if isinstance(spec, DepthwiseConv2DSpec):
         products = win * w                               # (N, Ho, Wo, kh, kw, C)

@@ -100,6 +100,9 @@ SAMPLES = {
 
 #: Extra depthwise convolution sample (a conv2d whose native form must keep it depthwise).
 DEPTHWISE = lambda: _case(ENGINE_CASES, "depthwise_r1")[0]  # noqa: E731
+#: Extra samples: native keys that only some models of a kind have.
+EXTRA_SAMPLES = {"depthwise": DEPTHWISE,
+                 "conv2d_pad_code": lambda: _case(ENGINE_CASES, "depthwise_pad_code")[0]}
 
 
 def missing_tables():
@@ -160,9 +163,9 @@ def test_every_kind_has_a_sample():
         assert kind in [layer.kind for layer in make().layers], kind
 
 
-@pytest.mark.parametrize("kind", sorted(SAMPLES) + ["depthwise"])
+@pytest.mark.parametrize("kind", sorted(SAMPLES) + sorted(EXTRA_SAMPLES))
 def test_kind_round_trips_through_a_build_folder(kind, tmp_path):
-    model = DEPTHWISE() if kind == "depthwise" else SAMPLES[kind]()
+    model = {**SAMPLES, **EXTRA_SAMPLES}[kind]()
     first = build_outputs(model, tmp_path / "a")
     reloaded = load_native(tmp_path / "a" / "model.json")
     if kind == "shift_add_dense":  # stored as its parts; the build fuses them again

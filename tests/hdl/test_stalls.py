@@ -68,9 +68,9 @@ class Builder:
         return self.rng.integers(-32, 32, n)
 
     def conv(self, n_filters, k=3, *, reuse_factor=1, padding="valid", strides=1, out=CONV_OUT,
-             activation=None, depthwise=False):
+             activation=None, depthwise=False, pad_code=0):
         c, (kh, kw) = self.shape[2], (k, k) if isinstance(k, int) else k
-        kwargs = dict(strides=strides, padding=padding, bias_format=PIXEL)
+        kwargs = dict(strides=strides, padding=padding, bias_format=PIXEL, pad_code=pad_code)
         if activation is not None:
             kwargs.update(activation=activation, activation_format=RELU_OUT)
         if depthwise:
@@ -183,6 +183,11 @@ ENGINES = {
     "conv_r6": (lambda b: b.conv(3, reuse_factor=6), FRAME, ["conv2d"]),
     "conv1d_r1": (lambda b: b.conv(3, k=(1, 3)), (1, 9, 2), ["conv2d"]),
     "depthwise_r1": (lambda b: b.conv(2, depthwise=True, padding="same"), FRAME, ["conv2d"]),
+    # Padding with a code other than 0 (TFLite pads with the input zero point).
+    "conv_same_pad_code": (lambda b: b.conv(3, padding="same", strides=2, pad_code=-77), FRAME,
+                           ["conv2d"]),
+    "depthwise_pad_code": (lambda b: b.conv(2, depthwise=True, padding="same", pad_code=127),
+                           FRAME, ["conv2d"]),
     "pool_max": (lambda b: b.pool("max"), (5, 6, 2), ["pool"]),
     "pool_max_same": (lambda b: b.pool("max", 3, strides=2, padding="same"), FRAME, ["pool"]),
     "pool_avg": (lambda b: b.pool("average", 3, strides=1), FRAME, ["pool"]),
@@ -190,6 +195,8 @@ ENGINES = {
     "global_avg": (lambda b: b.global_pool("average"), (3, 4, 3), ["global_pool"]),
     "zero_pad": (lambda b: b.zero_pad(), (3, 4, 2), ["zero_pad"]),
     "flatten": (lambda b: b.flatten(), (3, 4, 2), ["flatten"]),
+    # TFLite's RESHAPE of a globally pooled (1, 1, C) map to a vector.
+    "flatten_one_pixel": (lambda b: b.flatten(), (1, 1, 4), ["flatten"]),
     "batchnorm": (lambda b: b.batchnorm(), (4, 4, 3), ["batchnorm"]),
     "relu": (lambda b: b.act(), (5,), ["activation"]),
     "sigmoid_table": (lambda b: b.act("sigmoid", F(8, 2, rounding="RND_CONV", overflow="SAT"),

@@ -253,8 +253,9 @@ def test_refuses_a_reshape_of_a_vector_to_a_frame(tmp_path):
     y = w.tensor((1, 2, 2, 2), scales=np.float32(0.1))
     w.op("RESHAPE", [x, shape], [y], new_shape=[1, 2, 2, 2])
     with pytest.raises(UnsupportedLayerError,
-                       match=r"^Operator 0 \(RESHAPE\): reshape of \(8,\) to \(2, 2, 2\); nnfab "
-                             r"reshapes frames to vectors$"):
+                       match=r"^Operator 0 \(RESHAPE\): from \(8,\) to \(2, 2, 2\); nnfab builds "
+                             r"reshapes of \(H, W, C\) frames to one vector, or to the same "
+                             r"shape$"):
         load_tflite(w.write(tmp_path / "reshape.tflite", [x], [y]))
 
 
