@@ -86,3 +86,27 @@ def test_cli_refuses_an_operator_not_built_yet(tmp_path):
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].endswith(NOT_BUILT)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["kws", "resnet"])
+def test_conv_models_graph_equals_the_reference_kernels_at_every_operator(name):
+    """KWS (DS-CNN: CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, RESHAPE, FULLY_CONNECTED,
+    SOFTMAX) and ResNet-8 (residual ADDs) as whole graphs, on 200 seeded inputs (and KWS's own
+    sample input): every operator's output equals the reference kernels'."""
+    from .test_tflite import RESNET
+    from .test_tflite_ops import ir_tensors
+
+    path = _require({"kws": KWS, "resnet": RESNET}[name])
+    model = load_tflite(path)
+    description = read_tflite(path)
+    inputs = seeded_inputs(description, 200, seed=29)
+    if name == "kws":
+        inputs = np.concatenate([np.load(_require(MODELS / "kws_sample_input.npy")), inputs])
+    trace = trace_network(model, inputs.astype(np.int64))
+    reference = _interpreter_outputs(path, inputs, [op.outputs[0] for op in description.operators])
+    names = ir_tensors(description, model)
+    for op in description.operators:
+        got = np.asarray(trace[names[op.outputs[0]]]).reshape(len(inputs), -1)
+        assert np.array_equal(got, reference[op.outputs[0]]), (op.index, op.opcode)
+    if name == "kws":
+        assert int(np.argmax(reference[description.outputs[0]][0])) == 5
