@@ -282,12 +282,10 @@ def save_native(model, json_path):
     quantized = isinstance(model, Model)
     kinds = KINDS if quantized else FLOAT_KINDS
     out, entries, previous = Writer(quantized), [], INPUT
-    # A fused layer (e.g. shift_add_dense) is stored as the layers it fuses.
-    layers = [part for layer in model.layers for part in getattr(layer, "parts", (layer,))]
-    for layer in layers:
+    for layer, inputs in _stored_layers(model.layers):
         entry = {"name": layer.name, "type": layer.kind}
-        if tuple(layer.inputs) != (previous,):
-            entry["inputs"] = list(layer.inputs)
+        if inputs != (previous,):
+            entry["inputs"] = list(inputs)
         if layer.kind not in kinds or getattr(kinds[layer.kind], "native_keys", {}) is None:
             raise UnsupportedLayerError(f"Layer {layer.name!r}: a {layer.kind!r} layer has no "
                                         f"native form")
@@ -299,6 +297,22 @@ def save_native(model, json_path):
     if quantized:
         doc["input"]["format"] = str(model.input_format)
     _write_atomically(json_path, json.dumps(doc, indent=2) + "\n", out.arrays)
+
+def _stored_layers(layers):
+    """``(layer, inputs)`` as the native format stores them: a fused layer (e.g.
+    ``shift_add_dense``) as the layers it fuses, and a layer reading a fused layer reading the
+    last of its parts instead (the fused layer takes the name of one of its parts, often not
+    the last: ``MatMul_0`` of ``MatMul_0, Relu_0``)."""
+    last_part = {layer.name: layer.parts[-1].name for layer in layers
+                 if getattr(layer, "parts", ())}
+    for layer in layers:
+        parts = getattr(layer, "parts", ()) or (layer,)
+        inner = {part.name for part in parts}
+        for k, part in enumerate(parts):
+            # The parts after the first read each other; only outside names are renamed.
+            yield part, tuple(name if (k and name in inner) else last_part.get(name, name)
+                              for name in part.inputs)
+
 
 def _write_atomically(json_path, text, arrays):
     json_path.parent.mkdir(parents=True, exist_ok=True)

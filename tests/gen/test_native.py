@@ -296,3 +296,30 @@ def test_conv_with_fused_activation_round_trips(tmp_path):
     assert loaded.activation_params == spec.activation_params
     x = rng.integers(-128, 128, (20, 5, 5, 2))
     assert np.array_equal(run_network(again, x), run_network(model, x))
+
+
+def test_fused_layer_followed_by_an_unfused_one_round_trips(tmp_path):
+    """The QONNX jet tagger after FuseShiftAdd: ``MatMul_0`` fuses ``MatMul_0, Relu_0`` and the
+    next layer ``Quant_8`` (a quantizing activation, not fused) reads ``MatMul_0``. Saved, it
+    must read ``Relu_0``, the last part: a build folder of this model failed to load in
+    ``nnfab verify`` ("Layer 'Relu_0': its output feeds no layer")."""
+    from nnfab.gen.load import load_model
+    from nnfab.gen.passes import FuseShiftAdd
+
+    from ..vectors import shared_dir
+
+    path = shared_dir() / "models" / "qonnx-model-zoo" / "qkeras_jettagging.onnx"
+    if not path.exists():
+        pytest.fail(f"{path} is not available: shared/ must be beside the repository")
+    model = load_model(path).model
+    fused, changed = FuseShiftAdd().apply(model)
+    assert changed and fused.layers[1].name == "Quant_8" and \
+        fused.layers[1].inputs == ("MatMul_0",)
+    save_native(fused, tmp_path / "m.json")
+    loaded = load_native(tmp_path / "m.json")
+    assert [(layer.name, layer.inputs) for layer in loaded.layers] == \
+        [(layer.name, layer.inputs) for layer in model.layers]
+    fmt = model.input_format
+    x = np.random.default_rng(3).integers(fmt.min_code, fmt.max_code + 1,
+                                           (500, *model.input_shape))
+    assert np.array_equal(run_network(loaded, x), run_network(model, x))
