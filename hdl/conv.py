@@ -14,6 +14,7 @@ from .dense import DenseEngine
 from .line_buffer import SlidingWindow
 from .pipeline import pipeline_advance
 from .unused import discard
+from .wires import comb_wire
 
 __all__ = ["ConvEngine"]
 
@@ -187,6 +188,7 @@ class ConvEngine(wiring.Component):
             m.d.sync += self.o.valid.eq(self._dense.o.valid)
             m.d.sync += [self.o.payload[j].eq(activation(
                 spec.activation, self._dense.o.payload[j], fin=spec.output_format,
-                fout=spec.activation_format, **spec.activation_params))
+                fout=spec.activation_format, wire=comb_wire(m, f"act{j}_"),
+                **spec.activation_params))
                 for j in range(spec.n_filters)]
         return m
