@@ -353,9 +353,9 @@ class Activation(VectorPipeline):
                 pre = Signal(fixed_shape(fmt), name=f"pre_{k}")
                 with m.If(advance):
                     m.d.sync += pre.eq(expr)
+            cast = requantize(pre, src=fmt, dst=p.fout, wire=wire)  # wires outside the If
             with m.If(advance):
-                m.d.sync += self.o.payload[k].eq(requantize(pre, src=fmt, dst=p.fout,
-                                                            wire=wire))
+                m.d.sync += self.o.payload[k].eq(cast)
         return m
 
 

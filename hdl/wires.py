@@ -17,6 +17,9 @@ def comb_wire(m, prefix=""):
     """A function ``wire(value, name)`` that returns ``value`` as a signal of the same shape
     named ``prefix + name``, driven from ``value`` in ``m``'s combinational domain.
 
+    Call it, and build the values it wires, outside ``with m.If(...)``: a statement added
+    there would hold the signal at 0 when the condition is false.
+
     Parameters
     ----------
     m : amaranth.hdl.Module
