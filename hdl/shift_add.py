@@ -13,6 +13,7 @@ from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .pipeline import skid_output
+from .wires import comb_wire
 
 __all__ = ["ShiftAddDense"]
 
@@ -450,7 +451,7 @@ class ShiftAddDense(wiring.Component):
             m.d.comb += code.eq(expr)
             name = f"cast{a.index}_{factor}".replace("-", "m")
         value = Signal(fixed_shape(acc), name=name)
-        m.d.comb += value.eq(requantize(code, src=src, dst=acc))
+        m.d.comb += value.eq(requantize(code, src=src, dst=acc, wire=comb_wire(m, f"{name}_")))
         return value
 
     def _node(self, m, node, s, top, path):
@@ -498,7 +499,8 @@ class ShiftAddDense(wiring.Component):
         for k, fmt in enumerate(self._input_lanes):
             if fmt is not None:
                 lane = Signal(fixed_shape(fmt), name=f"lane{k}")
-                m.d.comb += lane.eq(requantize(self.i.payload[k], src=self._fin, dst=fmt))
+                m.d.comb += lane.eq(requantize(self.i.payload[k], src=self._fin, dst=fmt,
+                                               wire=comb_wire(m, f"lane{k}_")))
                 self._lane_values[k] = lane
                 self._names["lane", k] = f"lane{k}"
         e0 = -spec.accumulator.fraction_width
@@ -519,17 +521,20 @@ class ShiftAddDense(wiring.Component):
                 if s < 0:
                     value = -value
                 e, signed_ = root.e, value.shape().signed
-            code, fmt = self._cast_sum(m, j, value, e + e0, signed_, top)
+            code, fmt = self._cast_sum(m, j, value, e + e0, signed_, top,
+                                       comb_wire(m, f"y{j}_"))
             # Each step in a signal of its own: the next one reads its input several times,
-            # and an expression would be written out (and simulated) once per read.
-            code = self._named(m, code, f"cast{j}")
+            # and Amaranth writes an expression out once per read (nnfab.hdl.wires).
+            code = comb_wire(m)(code, f"cast{j}")
             if self._activation is not None:
                 kind, act_out, params = self._activation
-                code, fmt = activation(kind, code, fin=fmt, fout=act_out, **params), act_out
-                code = self._named(m, code, f"act{j}")
+                code, fmt = activation(kind, code, fin=fmt, fout=act_out,
+                                       wire=comb_wire(m, f"act{j}_"), **params), act_out
+                code = comb_wire(m)(code, f"act{j}")
             if self._output_lanes is not None:
                 lane_fmt = self._output_lanes[j]
-                code = requantize(code, src=fmt, dst=lane_fmt) << \
+                code = requantize(code, src=fmt, dst=lane_fmt,
+                                  wire=comb_wire(m, f"out{j}_")) << \
                     (self._fout.fraction_width - lane_fmt.fraction_width)
             m.d.comb += out.word_select(j, out_width).eq(code)
         valid = self.i.valid & self.i.ready
@@ -541,14 +546,7 @@ class ShiftAddDense(wiring.Component):
         skid_output(m, self.i, self.o, valid=valid, payload=out, latency=self._stages)
         return m
 
-    @staticmethod
-    def _named(m, value, name):
-        value = Value.cast(value)
-        sig = Signal(value.shape(), name=name)
-        m.d.comb += sig.eq(value)
-        return sig
-
-    def _cast_sum(self, m, j, value, e, signed_, top):
+    def _cast_sum(self, m, j, value, e, signed_, top, wire):
         """The sum (integer ``value`` at exponent ``e``) as a code of the dense output format;
         with no cast (exact output) and bits above ``top`` dropped, a code of the format the
         value is kept in."""
@@ -558,7 +556,7 @@ class ShiftAddDense(wiring.Component):
         src = FixedFormat(width, width + e, signed=signed_)
         if spec.output_format != spec.accumulator:
             fmt = spec.output_format
-            return requantize(value, src=src, dst=fmt), fmt
+            return requantize(value, src=src, dst=fmt, wire=wire), fmt
         if top is None:
             fmt = spec.output_format
             return requantize(value, src=src, dst=fmt.replace(rounding="TRN",

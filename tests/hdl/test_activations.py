@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
@@ -11,6 +12,7 @@ from nnfab.fixed import FixedFormat, Overflow
 from nnfab.hdl import activations as hw
 from nnfab.hdl.activations import Activation, Argmax, Softmax
 from nnfab.hdl.cast import fixed_shape
+from nnfab.hdl.wires import comb_wire
 from nnfab.sim.golden import activations as golden
 from nnfab.tables import (SELU_ALPHA, SELU_SCALE, elu_table, exp_table, reciprocal_table,
                           sigmoid_table, tanh_table)
@@ -95,16 +97,19 @@ def test_activation_stream_matches_golden(kind, width, overflow):
     assert outputs_array(run).tolist() == expected.tolist(), f"seed {seed}"
 
 
+@pytest.mark.parametrize("wired", [False, True], ids=["expression", "wired"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_fusable_function_exhaustive(kind):
-    """Every 8-bit input code through the combinational function."""
+def test_fusable_function_exhaustive(kind, wired):
+    """Every 8-bit input code through the combinational function, as one expression and with
+    its shared values as signals (``wire``)."""
     fin = FixedFormat(8, 3)
     fout = FixedFormat(6, 1, rounding="RND", overflow="SAT")
     params = params_for(kind, 8)
     x = Signal(fixed_shape(fin))
     y = Signal(fixed_shape(fout))
     m = Module()
-    m.d.comb += y.eq(getattr(hw, kind)(x, fin=fin, fout=fout, **params))
+    m.d.comb += y.eq(hw.activation(kind, x, fin=fin, fout=fout,
+                                   wire=comb_wire(m, "a_") if wired else None, **params))
     codes = list(range(fin.min_code, fin.max_code + 1))
     got = []
 
@@ -118,6 +123,14 @@ def test_fusable_function_exhaustive(kind):
     sim.run()
     assert got == golden.activation(kind, np.array(codes), fin=fin, fout=fout,
                                     **params).tolist()
+
+
+def test_elu_table_is_one_casez_per_element():
+    """The table entry is a signal: read by every bit of the sign extension, an expression
+    would be written out 27 times (conv2d_small_mp_keras' Selu: 135 tables for 5 elements)."""
+    fin, fout = formats(8, Overflow.SAT)
+    dut = Activation(kind="elu", n=2, fin=fin, fout=fout, **params_for("elu", 8))
+    assert verilog.convert(dut, name="top").count("casez") == 2
 
 
 def test_relu_is_a_multiplexer():

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
 
 from nnfab.fixed import FixedFormat
 from nnfab.ir.quantize import lanes_format
@@ -17,6 +18,7 @@ from nnfab.layers import DenseSpec
 from nnfab.sim.golden.activations import activation
 from nnfab.sim.golden.dense import dense
 from nnfab.sim.golden.quantize import quantize_lanes
+from nnfab.tables import SELU_ALPHA, SELU_SCALE, elu_table
 
 from ..streams import run_stream
 
@@ -65,6 +67,10 @@ FIN = F(12, 5)
 INPUT_LANES = (F(6, 4), None, F(10, 4, rounding="RND_CONV", overflow="SAT"), F(5, 3, signed=False),
                F(8, 2, rounding="RND", overflow="SAT_SYM"), F(2, 3), F(12, 5), F(9, 4))
 
+SELU = dict(table=elu_table(alpha=SELU_ALPHA, scale=SELU_SCALE, table_size=32,
+                            table_format=F(10, 2, rounding="RND"), input_range=8),
+            scale=(F(18, 1, signed=False, rounding="RND"), 137717))
+
 CASES = {
     # HGQ's pattern: lanes in, wrapping cast, ReLU, lanes out
     "hgq": dict(input_lanes=INPUT_LANES, out=F(12, 7), act=("relu", F(11, 6, signed=False), {}),
@@ -77,6 +83,10 @@ CASES = {
     "exact_wrap_lanes": dict(input_lanes=INPUT_LANES, out=None, act=None,
                              output_lanes=(F(9, 4), F(10, 5), F(6, 2, rounding="RND"), None,
                                            F(10, 4), F(8, 6, overflow="SAT"))),
+    # SELU after a rounding, saturating cast (conv2d_small_mp_keras' Gemm_9 + Selu2): a table
+    "selu": dict(input_lanes=None, out=F(8, 4, rounding="RND_CONV", overflow="SAT"),
+                 act=("elu", F(8, 4, rounding="RND_CONV", overflow="SAT"), SELU),
+                 output_lanes=None),
     # leaky ReLU of an exact sum, unsigned input
     "leaky_unsigned": dict(input_lanes=None, fin=F(8, 3, signed=False), out=None,
                            act=("leaky_relu", F(10, 5, rounding="RND_CONV", overflow="SAT"),
@@ -301,3 +311,13 @@ def test_rejects_a_bad_multiplier_threshold():
     with pytest.raises(ValueError, match=r"^Multiplier threshold must be a non-negative "
                                          r"integer or None, not -2$"):
         ShiftAddDense(spec, multiplier_threshold=-2)
+
+
+def test_an_activation_table_is_written_once_per_output():
+    """Amaranth writes an expression out once per read: the ELU table entry, sign-extended by
+    the cast, was 324 128-entry ``casez`` tables per output (20 MB of Verilog for an 18 -> 10
+    layer). Each output's table is a signal now, one ``casez`` each."""
+    dut, _, _ = make_case("selu", seed=11)
+    text = verilog.convert(dut, name="top")
+    assert text.count("casez") == dut.spec.n_out
+    assert len(text) < 200_000
