@@ -164,19 +164,58 @@ def _build_dirs(cache_dir):
             path.name.startswith("adder-")]
 
 
-def _run_in_subprocess(cache_dir, queue):
-    results = _run(Path(cache_dir))
-    queue.put((results.built, results.total, results.passed, str(results.results_file)))
+def _run_in_subprocess(cache_dir, verilog_text, queue):
+    """One concurrent run; its outcome, or its traceback, goes into ``queue``."""
+    import traceback
+
+    try:
+        results = _run(Path(cache_dir), design=verilog_text)
+        queue.put(("ok", (results.built, results.total, results.passed,
+                          str(results.results_file))))
+    except BaseException:  # noqa: BLE001 -- reported to the test, which fails with it
+        queue.put(("error", traceback.format_exc()))
+        raise
+
+
+def _outcomes(workers, queue, timeout_s=1800):
+    """One outcome per worker; fails at once with a worker's traceback, or when a worker ended
+    without one, rather than waiting out ``timeout_s`` (two cold builds on a loaded machine)."""
+    import queue as queues
+    import time
+
+    outcomes, deadline = [], time.monotonic() + timeout_s
+    while len(outcomes) < len(workers):
+        try:
+            status, value = queue.get(timeout=5)
+        except queues.Empty:
+            ended = [w.exitcode for w in workers if w.exitcode is not None]
+            if len(ended) > len(outcomes):
+                time.sleep(1)  # a result put just before exit may still be in the pipe
+                if queue.empty():
+                    pytest.fail(f"a concurrent run ended without a result (exit codes "
+                                f"{[w.exitcode for w in workers]})")
+            if time.monotonic() > deadline:
+                pytest.fail(f"concurrent runs: {len(outcomes)} of {len(workers)} results "
+                            f"after {timeout_s} s")
+            continue
+        if status != "ok":
+            pytest.fail(f"a concurrent run failed:\n{value}")
+        outcomes.append(value)
+    return outcomes
 
 
 def test_concurrent_runs_share_one_build_and_redo_half_finished_ones(tmp_path):
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    workers = [context.Process(target=_run_in_subprocess, args=(str(tmp_path), queue))
+    # The Verilog is converted here once: the runs share the Verilator build, not Amaranth.
+    from amaranth.back import verilog
+
+    text = verilog.convert(RegisteredAdder(), name="adder", emit_src=False)
+    workers = [context.Process(target=_run_in_subprocess, args=(str(tmp_path), text, queue))
                for _ in range(2)]
     for worker in workers:
         worker.start()
-    outcomes = [queue.get(timeout=1800) for _ in workers]  # two cold builds on a loaded machine
+    outcomes = _outcomes(workers, queue)
     for worker in workers:
         worker.join(timeout=60)
         assert worker.exitcode == 0
