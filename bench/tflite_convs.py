@@ -28,6 +28,7 @@ from nnfab.gen.importers.tflite import load_tflite
 from nnfab.gen.importers.tflite_file import read_tflite
 from nnfab.gen.verify import verify
 from nnfab.sim.golden.network import trace_network
+from nnfab.sim.tflite_reference import reference_tensors
 
 SHARED = Path(os.environ.get("NNFAB_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 MODELS = SHARED / "models" / "mlperf-tiny"
@@ -36,24 +37,6 @@ MODELS = SHARED / "models" / "mlperf-tiny"
 RUNS = {"kws": ("kws_ref_model.tflite", "kws_sample_input.npy", (range(0, 9),)),
         "resnet": ("pretrainedResnet_quant.tflite", None,
                    (range(0, 3), range(4, 6), range(6, 7), range(8, 10), range(10, 11)))}
-
-
-def reference_tensors(path, inputs, tensors):
-    """The reference kernels' value of each tensor index in ``tensors``, batched."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter = Interpreter(model_path=str(path),
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                              experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    index = read_tflite(path).inputs[0]
-    out = {t: [] for t in tensors}
-    for k in range(len(inputs)):
-        interpreter.set_tensor(index, inputs[k:k + 1])
-        interpreter.invoke()
-        for t in tensors:
-            out[t].append(interpreter.get_tensor(t)[0].astype(np.int64))
-    return {t: np.array(v) for t, v in out.items()}
 
 
 def bench_run(path, run, inputs, seed):

@@ -14,6 +14,7 @@ from nnfab.gen.importers.tflite import MAX_MULTIPLIERS, load_tflite
 from nnfab.gen.importers.tflite_file import read_tflite
 from nnfab.gen.load import detect_kind
 from nnfab.sim.golden.network import trace_network
+from nnfab.sim.tflite_reference import reference_tensors
 
 from .test_tflite import KWS, MODELS, _require, seeded_inputs
 
@@ -21,21 +22,9 @@ AD01 = MODELS / "ad01_int8.tflite"
 
 
 def _interpreter_outputs(path, inputs, tensors):
-    """The reference kernels' value of each tensor index in ``tensors`` for every input."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interpreter = Interpreter(model_path=str(path),
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                              experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    index = read_tflite(path).inputs[0]
-    out = {t: [] for t in tensors}
-    for k in range(len(inputs)):
-        interpreter.set_tensor(index, inputs[k:k + 1])
-        interpreter.invoke()
-        for t in tensors:
-            out[t].append(interpreter.get_tensor(t).reshape(-1).astype(np.int64))
-    return {t: np.array(v) for t, v in out.items()}
+    """The reference kernels' value of each tensor index in ``tensors``, one flat row per
+    input."""
+    return {t: v.reshape(len(v), -1) for t, v in reference_tensors(path, inputs, tensors).items()}
 
 
 def test_ad01_graph_equals_the_reference_kernels_at_every_layer():
