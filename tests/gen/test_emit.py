@@ -61,6 +61,7 @@ def test_failed_rebuild_keeps_the_old_folder(mlp, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name,expected", [("digits-mlp", "digits_mlp"), ("3layer", "m_3layer"),
-                                           ("a.b c", "a_b_c")])
+                                           ("a.b c", "a_b_c"), ("small", "m_small"),
+                                           ("wire", "m_wire"), ("café", "caf_"), ("", "m_")])
 def test_verilog_name(name, expected):
     assert verilog_name(name) == expected
