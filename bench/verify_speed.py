@@ -1,6 +1,7 @@
 """Simulation speed of ``nnfab verify``: Python stream drivers against the HDL harness, as JSON.
 
-    python bench/verify_speed.py [--cases digits-mlp digits-cnn jet-tagger] [--vectors 10000]
+    python bench/verify_speed.py [--cases digits-mlp digits-cnn jet-tagger mnist-cnn]
+                                 [--vectors 10000] [--images 40]
 
 For each case the same stimulus runs through the same network twice on Verilator: first with
 the Python drivers of :mod:`nnfab.sim.network_tb` (cocotb wakes every cycle; how ``verify``
@@ -11,10 +12,12 @@ simulated time over the 10 ns period), the wall seconds of the simulator process
 alone (cocotb's figure, without Python start-up), the CPU seconds of the simulator process
 (user + system, which a loaded machine does not inflate) and simulated cycles per second on
 each. Cases: the bundled digits MLP and CNN on the 360 held-out digits, and the hls4ml jet
-tagger ``KERAS_3layer.json`` (PTQ as the CLI does it) on ``--vectors`` seeded random vectors.
+tagger ``KERAS_3layer.json`` (PTQ as the CLI does it) on ``--vectors`` seeded random vectors;
+on request (``--cases mnist-cnn``) the QKeras MNIST CNN (``qkeras_mnist_cnn.json``, 28x28, at
+the CLI's defaults) on ``--images`` seeded random images.
 
 Targets (issue 16): 10,000 jet-tagger vectors simulate in at most 2 s; at least 20 times the
-cycles per second of the Python drivers on a conv net.
+cycles per second of the Python drivers on the 8x8 digits CNN and on the MNIST CNN.
 
 ``--reverify`` (case ``cached-reverify``) times the whole ``nnfab verify`` process, as a user
 runs it, on the hls4ml ``keras-config.yml`` jet tagger (16-bit, R=1) and ``--vectors`` seeded
@@ -50,6 +53,7 @@ from nnfab.sim.runner import run_cocotb
 
 PERIOD_NS = 10
 JET_TAGGER = Path("/work/shared/models/hls4ml-example-models/keras/KERAS_3layer.json")
+MNIST_CNN = JET_TAGGER.parent / "qkeras_mnist_cnn.json"
 
 
 def _loaded(cli_args):
@@ -60,10 +64,14 @@ def _loaded(cli_args):
     return _load(*(params[name] for name in names))
 
 
-def _case(name, n_vectors):
+def _case(name, n_vectors, n_images):
     if name == "jet-tagger":
         loaded = _loaded([str(JET_TAGGER)])
         x = np.random.default_rng(0).normal(0.0, 1.5, (n_vectors, *loaded.model.input_shape))
+    elif name == "mnist-cnn":
+        # Seeded images in the inputs' range [0, 1): the CLI's defaults, as a user verifies it.
+        loaded = _loaded([str(MNIST_CNN)])
+        x = np.random.default_rng(0).uniform(0.0, 1.0, (n_images, *loaded.model.input_shape))
     else:
         loaded = _loaded(["--example", name])
         x, _ = load_dataset("digits", "test", image=len(loaded.model.input_shape) == 3)
@@ -149,8 +157,8 @@ def _python_drivers(design, toplevel, words_in, n_out, n, p_stall, seed, cache_d
         return before
 
 
-def bench(name, n_vectors, p_stall, seed, cache_dir, earlier=None):
-    model, codes = _case(name, n_vectors)
+def bench(name, n_vectors, p_stall, seed, cache_dir, earlier=None, n_images=40):
+    model, codes = _case(name, n_vectors, n_images)
     n = len(codes)
     golden = np.asarray(run_network(model, codes), dtype=np.int64).reshape(-1, *model.output_shape)
     network = Network(model)
@@ -204,7 +212,7 @@ def bench(name, n_vectors, p_stall, seed, cache_dir, earlier=None):
     if name == "jet-tagger" and n >= 10_000:
         report["target_2_s"] = {"process": after["process_seconds"] <= 2.0,
                                 "cpu": after["cpu_seconds"] <= 2.0}
-    if name == "digits-cnn":
+    if name in ("digits-cnn", "mnist-cnn"):
         report["target_20x"] = {
             kind: after[f"cycles_per_second_{kind}"] >= 20 * before[f"cycles_per_second_{kind}"]
             for kind in ("test", "cpu")}
@@ -248,11 +256,15 @@ def cached_reverify(n_vectors, cache_dir=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["digits-mlp", "digits-cnn", "jet-tagger"],
-                        choices=["digits-mlp", "digits-cnn", "jet-tagger", "none"])
+                        choices=["digits-mlp", "digits-cnn", "jet-tagger", "mnist-cnn",
+                                 "none"])
     parser.add_argument("--reverify", action="store_true",
                         help="also time a cached re-verify of the jet tagger through the CLI")
     parser.add_argument("--vectors", type=int, default=10_000,
                         help="random vectors for the jet tagger")
+    parser.add_argument("--images", type=int, default=40,
+                        help="seeded random images for the QKeras MNIST CNN (case mnist-cnn; "
+                             "its Python-driver run takes about 1.5 s per image)")
     parser.add_argument("--stall", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)
@@ -267,7 +279,7 @@ def main(argv=None):
         if name == "none":
             continue
         reports.append(bench(name, args.vectors, args.stall, args.seed, args.cache_dir,
-                             earlier.get(name)))
+                             earlier.get(name), args.images))
         print(json.dumps(reports[-1]), flush=True)
     if args.reverify:
         reports.append(cached_reverify(args.vectors, args.cache_dir))
