@@ -44,24 +44,25 @@ from .wires import comb_wire
 __all__ = ["RecurrentEngine"]
 
 
-def _exact_sum(terms):
+def _exact_sum(wire, terms):
     """Hardware twin of :func:`nnfab.sim.golden.recurrent.exact_sum`: ``(sign, value, fmt)`` or
-    ``(sign, a, a_fmt, b, b_fmt)`` terms summed exactly; returns ``(value, format)``."""
+    ``(sign, a, a_fmt, b, b_fmt)`` terms summed exactly; returns ``(value, format)``. Products
+    and the sum are signals (``wire``): :func:`~nnfab.hdl.cast.fit_shape` reads its value
+    once per sign-extension bit."""
     parts = []
-    for sign, *rest in terms:
+    for k, (sign, *rest) in enumerate(terms):
         if len(rest) == 2:
             parts.append((sign, *rest))
         else:
             a, fa, b, fb = rest
-            fmt = fa.mul_format(fb)
-            parts.append((sign, fit_shape(a * b, fixed_shape(fmt)), fmt))
+            parts.append((sign, wire(a * b, f"product{k}"), fa.mul_format(fb)))
     fmt = exact_sum_format([f for _, _, f in parts])
     total = 0
     for sign, value, vfmt in parts:
         shift = fmt.fraction_width - vfmt.fraction_width
         aligned = fit_shape(value, fixed_shape(fmt)) << shift
         total = total + aligned if sign > 0 else total - aligned
-    return fit_shape(total, fixed_shape(fmt)), fmt
+    return fit_shape(wire(total, "sum"), fixed_shape(fmt)), fmt
 
 
 class RecurrentEngine(wiring.Component):
@@ -167,35 +168,33 @@ class RecurrentEngine(wiring.Component):
         new_h, new_c = [], []
         for j in range(n):
             wire = comb_wire(m, f"u{j}_")
+
+            def act(kind, value, fin, fout, name):
+                return wire(self._act(comb_wire(m, f"u{j}{name}_"), kind, value, fin, fout),
+                            name)
+
             if s.cell == "simple_rnn":
-                new_h.append(self._act(wire, s.activation, p[j], pf, s.state_format))
+                new_h.append(act(s.activation, p[j], pf, s.state_format, "h"))
                 continue
-            gate = [wire(self._act(comb_wire(m, f"u{j}g{k}_"), s.recurrent_activation,
-                                   p[k * n + j], pf, gf), f"gate{k}") for k in range(2)]
-            if s.cell == "lstm":
-                i_, f_ = gate
-                o_ = wire(self._act(comb_wire(m, f"u{j}g3_"), s.recurrent_activation,
-                                    p[3 * n + j], pf, gf), "gate3")
-                g = wire(self._act(comb_wire(m, f"u{j}g2_"), s.activation, p[2 * n + j], pf,
-                                   cf), "candidate")
-                total, fmt = _exact_sum([(1, f_, gf, c[j], s.cell_format), (1, i_, gf, g, cf)])
-                c_new = wire(requantize(wire(total, "c_sum"), src=fmt, dst=s.cell_format,
-                                        wire=wire), "c_new")
-                t = wire(self._act(comb_wire(m, f"u{j}t_"), s.activation, c_new,
-                                   s.cell_format, cf), "tanh_c")
-                total, fmt = _exact_sum([(1, o_, gf, t, cf)])
+            z, r = (act(s.recurrent_activation, p[k * n + j], pf, gf, f"gate{k}")
+                    for k in range(2))
+            if s.cell == "lstm":  # z, r are i, f
+                o = act(s.recurrent_activation, p[3 * n + j], pf, gf, "gate3")
+                g = act(s.activation, p[2 * n + j], pf, cf, "candidate")
+                total, fmt = _exact_sum(wire, [(1, r, gf, c[j], s.cell_format),
+                                               (1, z, gf, g, cf)])
+                c_new = wire(requantize(total, src=fmt, dst=s.cell_format, wire=wire), "c")
+                t = act(s.activation, c_new, s.cell_format, cf, "act_c")
+                total, fmt = _exact_sum(wire, [(1, o, gf, t, cf)])
                 new_c.append(c_new)
             else:  # gru
-                z, r = gate
-                total, fmt = _exact_sum([(1, p[2 * n + j], pf), (1, r, gf, p[3 * n + j], pf)])
-                pre = wire(requantize(wire(total, "pre_sum"), src=fmt, dst=pf, wire=wire),
-                           "pre")
-                g = wire(self._act(comb_wire(m, f"u{j}g2_"), s.activation, pre, pf, cf),
-                         "candidate")
-                total, fmt = _exact_sum([(1, z, gf, h[j], s.state_format), (1, g, cf),
-                                         (-1, z, gf, g, cf)])
-            new_h.append(requantize(wire(total, "h_sum"), src=fmt, dst=s.state_format,
-                                    wire=wire))
+                total, fmt = _exact_sum(wire, [(1, p[2 * n + j], pf),
+                                               (1, r, gf, p[3 * n + j], pf)])
+                pre = wire(requantize(total, src=fmt, dst=pf, wire=wire), "pre")
+                g = act(s.activation, pre, pf, cf, "candidate")
+                total, fmt = _exact_sum(wire, [(1, z, gf, h[j], s.state_format), (1, g, cf),
+                                               (-1, z, gf, g, cf)])
+            new_h.append(wire(requantize(total, src=fmt, dst=s.state_format, wire=wire), "h"))
         return new_h, new_c
 
     def elaborate(self, platform):
