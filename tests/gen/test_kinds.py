@@ -74,6 +74,21 @@ def tflite_add():
         TfliteAddLayer("add", shape=(3,), params=params, inputs=(INPUT, "clamp"))))
 
 
+def recurrent_lstm():
+    """An LSTM (3 inputs, 4 units, 5 steps) returning its last state, then a dense layer."""
+    from nnfab.ir import DenseLayer, Model, RecurrentLayer
+    from nnfab.layers import DenseSpec
+
+    from ..hdl.test_recurrent import random_spec
+
+    rng = np.random.default_rng(19)
+    spec = random_spec("lstm", rng, return_sequences=False)
+    dense = DenseSpec(rng.integers(-8, 8, (2, 4)), None, spec.state_format,
+                      spec.weight_format, spec.preact_format)
+    return Model("recurrent_lstm", spec.input_shape, spec.input_format, (
+        RecurrentLayer("lstm", spec=spec), DenseLayer("fc", spec=dense)))
+
+
 #: A small model holding each kind (the stall tests' engine cases, and graph models).
 SAMPLES = {
     "dense": lambda: _case(ENGINE_CASES, "dense_r1")[0],
@@ -96,6 +111,7 @@ SAMPLES = {
     "tflite_average_pool": tflite_average_pool,
     "tflite_add": tflite_add,
     "tflite_softmax": tflite_softmax,
+    "recurrent": recurrent_lstm,
 }
 
 #: Extra depthwise convolution sample (a conv2d whose native form must keep it depthwise).
