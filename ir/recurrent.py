@@ -18,6 +18,7 @@ from nnfab.recurrent import CELLS, N_GATES, RecurrentSpec
 from nnfab.tables import sigmoid_table, tanh_table
 
 from .activation import FLOAT_ACTIVATIONS
+from .dense import check_reuse_factor, pruned_multipliers
 from .calibrate import fit_reuse, format_for, named_spec, nearest_codes
 from .float_layer import FloatLayer, float_array
 from .model import Layer
@@ -69,13 +70,8 @@ class RecurrentLayer(Layer):
         if not isinstance(self.spec, RecurrentSpec):
             raise ModelError(f"Layer {self.name!r}: recurrent layer needs a RecurrentSpec, "
                              f"not {self.spec!r}")
-        n = self.spec.n_in + self.spec.units
-        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1 or \
-                n % self.reuse_factor:
-            valid = [r for r in range(1, n + 1) if n % r == 0]
-            raise ModelError(f"Layer {self.name!r}: reuse factor must divide n_in + units "
-                             f"{n} (one of {', '.join(map(str, valid))}), not "
-                             f"{self.reuse_factor!r}")
+        check_reuse_factor(self.name, self.reuse_factor, self.spec.n_in + self.spec.units,
+                           "n_in + units")
 
     input_shape = property(lambda self: self.spec.input_shape)
     output_shape = property(lambda self: self.spec.output_shape)
@@ -84,8 +80,7 @@ class RecurrentLayer(Layer):
 
     @property
     def n_multipliers(self):
-        nonzero = np.count_nonzero(self.spec.dense_spec.weights != 0, axis=1)
-        return int(np.sum(-(-nonzero // self.reuse_factor)))
+        return pruned_multipliers(self.spec.dense_spec.weights, self.reuse_factor)
 
     def describe(self):
         s = self.spec
