@@ -83,6 +83,12 @@ def test_quantized_recurrent_engine_equals_golden(tmp_path, cls, return_sequence
     seed = 40 + len(cls)
     rng = np.random.default_rng(seed)
     path, _ = recurrent_model(tmp_path, cls, return_sequences, rng)
+    check_quantized(path, rng, seed)
+
+
+def check_quantized(path, rng, seed):
+    """PTQ of the float model at ``path``; assert its network equals its golden model under
+    idle and back-pressure, and the golden model stays near the float one."""
     loaded = load_model(path, calibration=rng.normal(size=(200, STEPS, N_IN)))
     model = loaded.model
     assert [layer.kind for layer in model.layers] == ["recurrent"]
