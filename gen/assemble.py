@@ -32,6 +32,7 @@ from nnfab.hdl.shift_add import ShiftAddDense
 from nnfab.hdl.pool_tflite import GlobalAveragePoolTfliteEngine
 from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
 from nnfab.hdl.quantize import LaneQuantizer
+from nnfab.hdl.recurrent import RecurrentEngine
 from nnfab.hdl.softmax_hls4ml import Hls4mlSoftmax
 from nnfab.hdl.softmax_tflite import TfliteSoftmax
 from nnfab.hdl.unused import discard
@@ -147,6 +148,8 @@ _engine("add")(lambda layer, b: Add(lanes=layer.shape[-1], fins=tuple(layer.fins
                                     fout=layer.fout))
 _engine("concatenate")(lambda layer, b: Concatenate(
     lanes=tuple(s[-1] for s in layer.shapes), fins=tuple(layer.fins), fout=layer.fout))
+_engine("recurrent")(lambda layer, b: RecurrentEngine(
+    layer.spec, reuse_factor=layer.reuse_factor, multiplier_threshold=b.multiplier_threshold))
 _engine("upsample")(lambda layer, b: Upsample2D(input_shape=tuple(layer.shape),
                                                 size=tuple(layer.size),
                                                 shape=fixed_shape(layer.fmt)))
@@ -244,8 +247,9 @@ class Network(wiring.Component):
 
     @property
     def streams_pixels(self):
-        """Whether some layer takes ``(H, W, C)`` frames one pixel per transfer."""
-        return any(len(layer.input_shape) == 3 for layer in self._model.layers)
+        """Whether some layer takes several transfers per input: ``(H, W, C)`` frames one
+        pixel per transfer, or ``(n_steps, n_in)`` sequences one time step per transfer."""
+        return any(len(layer.input_shape) >= 2 for layer in self._model.layers)
 
     @property
     def timing(self):

@@ -66,6 +66,7 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
     x = to_float(nearest_codes(calibration, input_format), input_format)
     trace = float_model.forward(x, trace=True)
     modes = dict(rounding=config.rounding, overflow=config.overflow)
+    values = {INPUT: x, **trace}
     tensors = {INPUT: (input_format, float_model.input_shape)}
     layers = []
     for layer in float_model.layers:
@@ -73,7 +74,7 @@ def quantize_model(float_model, calibration, *, input_format, config=PTQConfig()
             raise UnsupportedLayerError(f"Layer {layer.name!r}: PTQ cannot quantize a "
                                         f"{layer.kind!r} layer here")
         step = PTQStep(layer, [tensors[t] for t in layer.inputs], trace[layer.name], config,
-                       modes, reuse_factor)
+                       modes, reuse_factor, [values[t] for t in layer.inputs])
         new = dataclasses.replace(layer.quantize(step), inputs=layer.inputs)
         layers.append(new)
         tensors[new.name] = (new.output_format, tuple(new.output_shape))

@@ -28,6 +28,7 @@ from .upsample import FloatUpsample, UpsampleLayer
 from .shift_add import ShiftAddDenseLayer
 from .output_stage import OutputStageLayer, integer_format
 from .tflite_ops import TfliteAddLayer, TfliteAveragePoolLayer, TfliteSoftmaxLayer
+from .recurrent import FloatRecurrent, RecurrentLayer
 
 __all__ = ["INPUT", "Layer", "Model", "resolve_graph", "consumers_of", "is_chain",
            "rewire_removed", "KINDS", "FLOAT_KINDS", "register", "native_kinds", "FloatLayer",
@@ -35,7 +36,7 @@ __all__ = ["INPUT", "Layer", "Model", "resolve_graph", "consumers_of", "is_chain
            "argmax_format", "Conv2DLayer", "PoolLayer", "GlobalPoolLayer", "BatchNormLayer",
            "FlattenLayer", "ZeroPadLayer", "QuantizeLayer", "Hls4mlSoftmaxLayer",
            "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "TfliteAveragePoolLayer",
-           "TfliteAddLayer", "TfliteSoftmaxLayer", "AddLayer", "ConcatenateLayer", "UpsampleLayer",
+           "TfliteAddLayer", "TfliteSoftmaxLayer", "RecurrentLayer", "AddLayer", "ConcatenateLayer", "UpsampleLayer",
            "FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax", "FloatArgmax",
            "FloatConv2D", "FloatPool", "FloatGlobalPool", "FloatZeroPad", "FloatFlatten",
-           "FloatAdd", "FloatConcatenate", "FloatUpsample", "FLOAT_ACTIVATIONS"]
+           "FloatAdd", "FloatConcatenate", "FloatUpsample", "FloatRecurrent", "FLOAT_ACTIVATIONS"]

@@ -102,7 +102,8 @@ def fit_reuse(reuse_factor, n_in):
 @dataclass(frozen=True)
 class PTQStep:
     """What a PTQ rule sees of one float layer: the ``(format, shape)`` of its inputs (as
-    quantized so far) and its float outputs over the calibration set (``out``)."""
+    quantized so far), its float outputs over the calibration set (``out``) and its float
+    inputs over it (``in_values``, one array per input)."""
 
     layer: object
     inputs: list
@@ -110,6 +111,7 @@ class PTQStep:
     config: PTQConfig
     modes: dict
     reuse_factor: int
+    in_values: list = None
 
     fmt = property(lambda self: self.inputs[0][0])
     shape = property(lambda self: self.inputs[0][1])

@@ -14,7 +14,24 @@ from .model import Layer
 from .native_keys import WEIGHTED
 from .registry import register
 
-__all__ = ['DenseLayer', 'FloatDense', 'weighted_entry', 'save_weighted', 'weighted_row']
+__all__ = ['DenseLayer', 'FloatDense', 'weighted_entry', 'save_weighted', 'weighted_row',
+           'check_reuse_factor', 'pruned_multipliers']
+
+
+def check_reuse_factor(name, reuse_factor, n, what="n_in"):
+    """Raise ModelError naming layer ``name`` unless ``reuse_factor`` divides ``n`` (``what``
+    says what ``n`` counts)."""
+    if not isinstance(reuse_factor, int) or reuse_factor < 1 or n % reuse_factor:
+        valid = [r for r in range(1, n + 1) if n % r == 0]
+        raise ModelError(f"Layer {name!r}: reuse factor must divide {what} {n} (one of "
+                         f"{', '.join(map(str, valid))}), not {reuse_factor!r}")
+
+
+def pruned_multipliers(weights, reuse_factor):
+    """Products per cycle of a (n_out, n_in) weight matrix after pruning zero weights: non-zero
+    weights per row divided by the reuse factor, rounded up, summed."""
+    nonzero = np.count_nonzero(weights != 0, axis=1)
+    return int(np.sum(-(-nonzero // reuse_factor)))
 
 
 def weighted_entry(e, kind):
@@ -67,12 +84,7 @@ class DenseLayer(Layer):
         if not isinstance(self.spec, DenseSpec):
             raise ModelError(f"Layer {self.name!r}: dense layer needs a DenseSpec, "
                              f"not {self.spec!r}")
-        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1 or \
-                self.spec.n_in % self.reuse_factor:
-            valid = [r for r in range(1, self.spec.n_in + 1) if self.spec.n_in % r == 0]
-            raise ModelError(f"Layer {self.name!r}: reuse factor must divide n_in "
-                             f"{self.spec.n_in} (one of {', '.join(map(str, valid))}), "
-                             f"not {self.reuse_factor!r}")
+        check_reuse_factor(self.name, self.reuse_factor, self.spec.n_in)
 
     @property
     def input_shape(self):
@@ -94,8 +106,7 @@ class DenseLayer(Layer):
     def n_multipliers(self):
         """Products per cycle after pruning zero weights: non-zero weights divided by the
         reuse factor (rounded up per output)."""
-        nonzero = np.count_nonzero(self.spec.weights != 0, axis=1)
-        return int(np.sum(-(-nonzero // self.reuse_factor)))
+        return pruned_multipliers(self.spec.weights, self.reuse_factor)
 
     def describe(self):
         s = self.spec

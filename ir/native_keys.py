@@ -7,7 +7,7 @@ what is accepted (JSON Schema ignores keywords it does not know).
 """
 
 __all__ = ["MAX_DIMENSION", "string", "NAME", "ARRAY", "FORMAT", "OPTIONAL_FORMAT", "REUSE",
-           "SIZE", "PAIR", "OPTIONAL_PAIR", "PADDING", "TABLE_SIZE", "POOL", "PARAMS",
+           "SIZE", "PAIR", "OPTIONAL_PAIR", "PADDING", "TABLE_SIZE", "POOL", "PARAMS", "TABLE",
            "WEIGHTED"]
 
 #: Largest size of one input dimension, stride or window side.
@@ -58,6 +58,8 @@ _TABLE = {"type": "object", "additionalProperties": False,
                                                        "\"8\""},
               "codes": {"type": "array", "items": _INTEGER, "maxItems": MAX_DIMENSION,
                         "accepted": f"a list of at most {MAX_DIMENSION} integer codes"}}}
+#: A look-up table (:func:`~nnfab.ir.native_params.param_to_json`'s form).
+TABLE = _TABLE
 #: Activation parameters (``params``, a fused activation's ``activation_params``).
 PARAMS = {"type": "object", "additionalProperties": False,
           "accepted": "an object of activation parameters",

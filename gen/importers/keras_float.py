@@ -11,6 +11,7 @@ from nnfab.ir import INPUT
 from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConcatenate,
                            FloatConv2D, FloatDense, FloatFlatten, FloatGlobalPool, FloatModel,
                            FloatPool, FloatSoftmax, FloatUpsample, FloatZeroPad)
+from nnfab.ir import FloatRecurrent
 from .keras_config import (GLOBAL_POOLS, POOLS, SKIPPED_LAYERS, check_use_bias, conv_kernel,
                            input_shape, pair, window_geometry, zero_padding)
 
@@ -34,7 +35,36 @@ def _float_activation(name, act):
 _FLOAT_SUPPORTED = ("Dense, Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, "
                     "GlobalMaxPooling1D/2D, GlobalAveragePooling1D/2D, ZeroPadding1D/2D, "
                     "UpSampling2D, Add, Concatenate, Activation, ReLU, BatchNormalization, "
-                    "Flatten, Dropout")
+                    "Flatten, Dropout, SimpleRNN, LSTM, GRU")
+
+_RECURRENT = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
+
+
+def _recurrent(cls, cfg, lname, store, shape):
+    """Keras' SimpleRNN, LSTM or GRU: kernel (n_in, G * units), recurrent kernel (units,
+    G * units), bias (G * units,) or, GRU with ``reset_after``, (2, 3 * units)."""
+    for key, accepted in (("go_backwards", False), ("stateful", False), ("return_state", False),
+                          ("reset_after", True)):
+        if key in cfg and bool(cfg[key]) != accepted and (key != "reset_after" or
+                                                         cls == "GRU"):
+            raise UnsupportedLayerError(f"Layer {lname!r}: {key}={cfg[key]!r} is not "
+                                        f"supported; only {accepted}")
+    if len(shape) != 2:
+        raise ShapeError(f"Layer {lname!r}: a {cls} layer reads sequences (n_steps, n_in), not "
+                         f"shape {shape}")
+    use_bias = cfg.get("use_bias", True)
+    w = store.get(lname, ["kernel", "recurrent_kernel"] + (["bias"] if use_bias else []))
+    kernel, recurrent_kernel = w["kernel"], w["recurrent_kernel"]
+    if kernel.ndim != 2 or kernel.shape[0] != shape[-1]:
+        raise ShapeError(f"Layer {lname!r}: kernel of shape {kernel.shape} does not take "
+                         f"input of shape {shape}")
+    bias, recurrent_bias = w.get("bias") if use_bias else None, None
+    if bias is not None and bias.ndim == 2:  # GRU reset_after: input and recurrent biases
+        bias, recurrent_bias = bias[0], bias[1]
+    return [FloatRecurrent(lname, _RECURRENT[cls], kernel.T, recurrent_kernel.T, bias,
+                           recurrent_bias, bool(cfg.get("return_sequences", False)),
+                           cfg.get("activation", "tanh") or "linear",
+                           cfg.get("recurrent_activation", "sigmoid") or "linear")]
 
 
 def _float_layers(cls, cfg, lname, store, shapes):
@@ -71,6 +101,8 @@ def _float_layers(cls, cfg, lname, store, shapes):
                                         f"{cfg.get('interpolation')!r} is not supported; only "
                                         f"'nearest'")
         return [FloatUpsample(lname, pair(cfg, "size", lname, False, (2, 2)))]
+    if cls in _RECURRENT:
+        return _recurrent(cls, cfg, lname, store, shape)
     if cls == "Add":
         return [FloatAdd(lname)]
     if cls == "Concatenate":

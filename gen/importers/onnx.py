@@ -31,6 +31,7 @@ from nnfab.tables import SELU_ALPHA, SELU_SCALE
 from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConcatenate,
                            FloatConv2D, FloatDense, FloatFlatten, FloatModel, FloatPool,
                            FloatSoftmax, FloatUpsample)
+from .onnx_recurrent import RECURRENT_OPS, recurrent_layer
 
 __all__ = ["read_onnx", "OnnxChain", "dense_weights", "is_vector_reshape", "load_onnx",
            "check_channel_axis", "nearest_resize", "window", "QONNX_OPS"]
@@ -343,7 +344,7 @@ def load_onnx(path):
 
     onnx_model = read_onnx(path)
     chain = OnnxChain(onnx_model, graph=True)
-    readers = {}
+    readers, graph_outputs = {}, {o.name for o in onnx_model.graph.output}
     for node in onnx_model.graph.node:
         for name in node.input:
             readers[name] = readers.get(name, 0) + 1
@@ -381,6 +382,22 @@ def load_onnx(path):
         elif len(shape) == 3 and _is_flatten(node, attrs, consts):
             out = emit(FloatFlatten(name), sources, layout=None,
                        columns=_nchw_order(shape) if layout == "nchw" else None)
+        elif op in RECURRENT_OPS:
+            layer, k = recurrent_layer(node, name, attrs, consts, shape,
+                                       lambda k: readers.get(node.output[k], 0) > 0 or
+                                       node.output[k] in graph_outputs,
+                                       time_major=layout == "time_major")
+            time_major = k == 0 and layout == "time_major"
+            tensors[node.output[k]] = emit(
+                layer, sources, layout="recurrent_time_major" if time_major else "recurrent")
+            continue
+        elif op == "Squeeze" and layout in ("recurrent", "recurrent_time_major"):
+            # The num_directions axis of a recurrent node's output.
+            out = dataclasses.replace(tensor, layout="time_major" if layout ==
+                                      "recurrent_time_major" else None)
+        elif op == "Transpose" and len(shape) == 2 and list(attrs.get("perm", [])) == [1, 0, 2]:
+            out = dataclasses.replace(tensor, layout=None if layout == "time_major"
+                                      else "time_major")
         elif op in ("Gemm", "MatMul"):
             if len(shape) != 1:
                 raise UnsupportedLayerError(f"Node {name!r}: {op} on shape {shape}; flatten first")
@@ -442,7 +459,7 @@ def load_onnx(path):
                                         f"(supported: Gemm, MatMul, Add, Sum, Concat, Conv, "
                                         f"MaxPool, AveragePool, Resize, Relu, Sigmoid, Tanh, "
                                         f"Elu, Selu, Softmax, BatchNormalization, Flatten, "
-                                        f"Reshape, Transpose)")
+                                        f"Reshape, Transpose, RNN, LSTM, GRU)")
         tensors[node.output[0]] = out
     if not layers:
         raise ModelError(f"Model file {str(path)!r}: the ONNX graph has no layers nnfab builds")

@@ -17,6 +17,7 @@ from .layout import flatten, zero_pad
 from .merge import add, concatenate
 from .pooling import global_pool, pool
 from .quantize import quantize_lanes
+from .recurrent import recurrent
 from .output_stage import output_stage
 from .resize import upsample_nearest
 from .softmax_hls4ml import softmax_hls4ml
@@ -65,6 +66,7 @@ golden_for("tflite_average_pool")(lambda layer, x: average_int8(
     np.asarray(x, dtype=np.int64).sum(axis=(1, 2)), layer.divider.count, layer.low, layer.high))
 golden_for("tflite_add")(lambda layer, a, b: add_int8(a, b, layer.params))
 golden_for("tflite_softmax")(lambda layer, x: softmax_int8(x, layer.input_scale, layer.beta))
+golden_for("recurrent")(lambda layer, x: recurrent(x, layer.spec))
 golden_for("upsample")(lambda layer, x: upsample_nearest(x, layer.size))
 
 

@@ -16,6 +16,7 @@ from nnfab.gen.native import load_native, save_native
 from nnfab.gen.native_schema import LAYER_KEYS
 from nnfab.gen.passes import FuseShiftAdd, run_passes
 from nnfab.ir import FLOAT_KINDS, KINDS, Layer, native_kinds, register, registry
+from nnfab.recurrent import RecurrentSpec
 from nnfab.sim.golden.network import GOLDEN, run_network
 
 from ..hdl.test_stalls import ENGINES as ENGINE_CASES
@@ -74,6 +75,36 @@ def tflite_add():
         TfliteAddLayer("add", shape=(3,), params=params, inputs=(INPUT, "clamp"))))
 
 
+def recurrent_lstm():
+    """An LSTM (3 inputs, 4 units, 5 steps) returning its last state, then a dense layer."""
+    from nnfab.ir import DenseLayer, Model, RecurrentLayer
+    from nnfab.layers import DenseSpec
+
+    from ..hdl.test_recurrent import random_spec
+
+    rng = np.random.default_rng(19)
+    spec = random_spec("lstm", rng, return_sequences=False)
+    dense = DenseSpec(rng.integers(-8, 8, (2, 4)), None, spec.state_format,
+                      spec.weight_format, spec.preact_format)
+    return Model("recurrent_lstm", spec.input_shape, spec.input_format, (
+        RecurrentLayer("lstm", spec=spec), DenseLayer("fc", spec=dense)))
+
+
+def recurrent_gru():
+    """A GRU (recurrent biases, every step's state) then a SimpleRNN with a relu over it."""
+    from nnfab.ir import Model, RecurrentLayer
+
+    from ..hdl.test_recurrent import random_spec
+
+    rng = np.random.default_rng(23)
+    gru = random_spec("gru", rng)
+    rnn = random_spec("simple_rnn", rng, n_in=gru.units, n_steps=gru.n_steps)
+    rnn = RecurrentSpec(**{**{k: getattr(rnn, k) for k in rnn.__dataclass_fields__},
+                           "input_format": gru.state_format, "activation": "relu"})
+    return Model("recurrent_gru", gru.input_shape, gru.input_format, (
+        RecurrentLayer("gru", spec=gru), RecurrentLayer("rnn", spec=rnn, reuse_factor=2)))
+
+
 #: A small model holding each kind (the stall tests' engine cases, and graph models).
 SAMPLES = {
     "dense": lambda: _case(ENGINE_CASES, "dense_r1")[0],
@@ -96,12 +127,13 @@ SAMPLES = {
     "tflite_average_pool": tflite_average_pool,
     "tflite_add": tflite_add,
     "tflite_softmax": tflite_softmax,
+    "recurrent": recurrent_lstm,
 }
 
 #: Extra depthwise convolution sample (a conv2d whose native form must keep it depthwise).
 DEPTHWISE = lambda: _case(ENGINE_CASES, "depthwise_r1")[0]  # noqa: E731
 #: Extra samples: native keys that only some models of a kind have.
-EXTRA_SAMPLES = {"depthwise": DEPTHWISE,
+EXTRA_SAMPLES = {"depthwise": DEPTHWISE, "recurrent_gru": recurrent_gru,
                  "conv2d_pad_code": lambda: _case(ENGINE_CASES, "depthwise_pad_code")[0]}
 
 

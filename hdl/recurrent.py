@@ -1,0 +1,243 @@
+"""Recurrent layer engine (SimpleRNN, LSTM, GRU): a sequence streamed one time step per
+transfer, the state in registers.
+
+Design
+------
+Streaming. A sequence of ``n_steps`` input vectors ``x_t`` (``n_in`` lanes) arrives as
+``n_steps`` transfers on ``i``, one per time step, in order; consecutive sequences follow each
+other with no separator (the engine counts steps). With ``return_sequences`` the engine sends
+one transfer of ``units`` lanes per step (``h_t``); without, one per sequence (``h_T``, after
+the last step). The state starts at zero for every sequence.
+
+The state loop. The products of a step, ``W x_t + U h_{t-1} + b``, are one
+:class:`~nnfab.hdl.dense.DenseEngine` over the concatenated vector ``[x_t, h_{t-1}]``
+(:attr:`nnfab.recurrent.RecurrentSpec.dense_spec`: exact, so equal to two products summed;
+zero blocks of a GRU cost nothing; ``reuse_factor`` applies as for a dense layer). Because
+``h_{t-1}`` is an input of step ``t``, one step is in flight at a time: the engine takes
+``x_t`` when the state of step ``t - 1`` is in its registers (``busy`` low), the dense engine
+computes the pre-activations in ``dense.latency`` cycles, and in the cycle its result is
+valid the gate activations (look-up tables for sigmoid and tanh, as
+:func:`nnfab.hdl.activations.activation`) and the cell update (exact products and sums, one
+cast each, :func:`nnfab.hdl.cast.requantize`) are combinational; the new state is registered
+(``h``, and ``c`` for an LSTM), and, when the step is one to send, the output register too.
+Back-pressure: a step's result is taken from the dense engine only when the output register
+is free (or the step sends nothing), so the state never runs ahead of the output. After the
+last step of a sequence the state registers reset to zero.
+
+Timing: a step takes ``dense.latency + 1`` cycles from the input transfer to its result in
+the registers and the next input transfer (the initiation interval per time step); a
+sequence ``n_steps`` times that. The arithmetic is :mod:`nnfab.recurrent`'s; the golden model
+is :func:`nnfab.sim.golden.recurrent.recurrent`.
+"""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from nnfab.recurrent import RecurrentSpec, exact_sum_format
+
+from .activations import activation
+from .cast import fit_shape, fixed_shape, requantize
+from .dense import DenseEngine
+from .wires import comb_wire
+
+__all__ = ["RecurrentEngine"]
+
+
+def _exact_sum(wire, terms):
+    """Hardware twin of :func:`nnfab.sim.golden.recurrent.exact_sum`: ``(sign, value, fmt)`` or
+    ``(sign, a, a_fmt, b, b_fmt)`` terms summed exactly; returns ``(value, format)``. Products
+    and the sum are signals (``wire``): :func:`~nnfab.hdl.cast.fit_shape` reads its value
+    once per sign-extension bit."""
+    parts = []
+    for k, (sign, *rest) in enumerate(terms):
+        if len(rest) == 2:
+            parts.append((sign, *rest))
+        else:
+            a, fa, b, fb = rest
+            parts.append((sign, wire(a * b, f"product{k}"), fa.mul_format(fb)))
+    fmt = exact_sum_format([f for _, _, f in parts])
+    total = 0
+    for sign, value, vfmt in parts:
+        shift = fmt.fraction_width - vfmt.fraction_width
+        aligned = fit_shape(value, fixed_shape(fmt)) << shift
+        total = total + aligned if sign > 0 else total - aligned
+    return fit_shape(wire(total, "sum"), fixed_shape(fmt)), fmt
+
+
+class RecurrentEngine(wiring.Component):
+    """A recurrent layer (:class:`~nnfab.recurrent.RecurrentSpec`) over streamed sequences; see
+    the module docstring for the design.
+
+    Parameters
+    ----------
+    spec : RecurrentSpec
+    reuse_factor : int, >= 1, dividing ``n_in + units``
+        Of the step's dense engine.
+    multiplier_threshold : int, >= 0
+        As :class:`~nnfab.hdl.dense.DenseEngine`.
+
+    Members
+    -------
+    i : ``In(stream.Signature(ArrayLayout(fixed_shape(spec.input_format), n_in)))``
+        One time step per transfer.
+    o : ``Out(stream.Signature(ArrayLayout(fixed_shape(spec.state_format), units)))``
+        One state per step with ``return_sequences``, else one per sequence.
+
+    Attributes
+    ----------
+    latency : int
+        Cycles from a step's input transfer to its output being valid: ``dense.latency + 1``.
+    initiation_interval : int
+        Cycles between time steps at full rate: ``dense.latency + 1``.
+    sequence_latency : int
+        Cycles from a sequence's first input transfer to its last output being valid, at full
+        rate: ``(n_steps - 1) * initiation_interval + latency``.
+    sequence_interval : int
+        Cycles between sequences at full rate: ``n_steps * initiation_interval``.
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is not a RecurrentSpec.
+    ValueError
+        As :class:`~nnfab.hdl.dense.DenseEngine` for the reuse factor.
+    """
+
+    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3):
+        if not isinstance(spec, RecurrentSpec):
+            self._MustUse__silence = True
+            raise TypeError(f"Layer must be a RecurrentSpec, not {spec!r}")
+        self._spec = spec
+        self._dense = DenseEngine(spec.dense_spec, reuse_factor=reuse_factor,
+                                  multiplier_threshold=multiplier_threshold)
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format),
+                                                      spec.n_in))),
+            "o": Out(stream.Signature(data.ArrayLayout(fixed_shape(spec.state_format),
+                                                       spec.units))),
+        })
+
+    def __repr__(self):
+        s = self._spec
+        return (f"RecurrentEngine(cell={s.cell!r}, n_in={s.n_in}, units={s.units}, "
+                f"n_steps={s.n_steps}, reuse_factor={self._dense.reuse_factor})")
+
+    @property
+    def spec(self):
+        return self._spec
+
+    @property
+    def dense(self):
+        """The step's :class:`~nnfab.hdl.dense.DenseEngine`."""
+        return self._dense
+
+    @property
+    def n_multipliers(self):
+        return self._dense.n_multipliers
+
+    @property
+    def n_shift_add_terms(self):
+        return self._dense.n_shift_add_terms
+
+    @property
+    def latency(self):
+        return self._dense.latency + 1
+
+    @property
+    def initiation_interval(self):
+        return self._dense.latency + 1
+
+    @property
+    def sequence_latency(self):
+        return (self._spec.n_steps - 1) * self.initiation_interval + self.latency
+
+    @property
+    def sequence_interval(self):
+        return self._spec.n_steps * self.initiation_interval
+
+    def _act(self, wire, kind, value, fin, fout):
+        return activation(kind, value, fin=fin, fout=fout, wire=wire,
+                          **self._spec.activation_params(kind))
+
+    def _step(self, m, p, h, c):
+        """The new ``(h, c)`` from pre-activations ``p`` (a list of values per row) and the
+        state registers."""
+        s, n = self._spec, self._spec.units
+        pf, gf, cf = s.preact_format, s.gate_format, s.candidate_format
+        new_h, new_c = [], []
+        for j in range(n):
+            wire = comb_wire(m, f"u{j}_")
+
+            def act(kind, value, fin, fout, name):
+                return wire(self._act(comb_wire(m, f"u{j}{name}_"), kind, value, fin, fout),
+                            name)
+
+            if s.cell == "simple_rnn":
+                new_h.append(act(s.activation, p[j], pf, s.state_format, "h"))
+                continue
+            z, r = (act(s.recurrent_activation, p[k * n + j], pf, gf, f"gate{k}")
+                    for k in range(2))
+            if s.cell == "lstm":  # z, r are i, f
+                o = act(s.recurrent_activation, p[3 * n + j], pf, gf, "gate3")
+                g = act(s.activation, p[2 * n + j], pf, cf, "candidate")
+                total, fmt = _exact_sum(wire, [(1, r, gf, c[j], s.cell_format),
+                                               (1, z, gf, g, cf)])
+                c_new = wire(requantize(total, src=fmt, dst=s.cell_format, wire=wire), "c")
+                t = act(s.activation, c_new, s.cell_format, cf, "act_c")
+                total, fmt = _exact_sum(wire, [(1, o, gf, t, cf)])
+                new_c.append(c_new)
+            else:  # gru
+                total, fmt = _exact_sum(wire, [(1, p[2 * n + j], pf),
+                                               (1, r, gf, p[3 * n + j], pf)])
+                pre = wire(requantize(total, src=fmt, dst=pf, wire=wire), "pre")
+                g = act(s.activation, pre, pf, cf, "candidate")
+                total, fmt = _exact_sum(wire, [(1, z, gf, h[j], s.state_format), (1, g, cf),
+                                               (-1, z, gf, g, cf)])
+            new_h.append(wire(requantize(total, src=fmt, dst=s.state_format, wire=wire), "h"))
+        return new_h, new_c
+
+    def elaborate(self, platform):
+        m = Module()
+        s, dense = self._spec, self._dense
+        m.submodules.dense = dense
+        din = s.dense_spec.input_format
+        state_shape = fixed_shape(s.state_format)
+        h = [Signal(state_shape, name=f"h{j}") for j in range(s.units)]
+        c = [Signal(fixed_shape(s.cell_format), name=f"c{j}") for j in range(s.units)] \
+            if s.cell == "lstm" else []
+        busy = Signal()
+        step = Signal(range(s.n_steps), name="step")
+
+        # Input: x_t and h_{t-1} into the dense engine, one step in flight.
+        m.d.comb += [dense.i.valid.eq(self.i.valid & ~busy),
+                     self.i.ready.eq(dense.i.ready & ~busy)]
+        for k in range(s.n_in):
+            m.d.comb += dense.i.payload[k].eq(requantize(self.i.payload[k],
+                                                         src=s.input_format, dst=din))
+        for j in range(s.units):
+            m.d.comb += dense.i.payload[s.n_in + j].eq(requantize(h[j], src=s.state_format,
+                                                                  dst=din))
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += busy.eq(1)
+
+        # The step's result: activations and cell update, combinational.
+        p = [dense.o.payload[r] for r in range(s.dense_spec.n_out)]
+        new_h, new_c = self._step(m, p, h, c)
+        last = step == s.n_steps - 1
+        sends = last if not s.return_sequences else 1
+        free = ~self.o.valid | self.o.ready
+        m.d.comb += dense.o.ready.eq(free | ~sends)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(dense.o.valid & dense.o.ready):
+            m.d.sync += busy.eq(0)
+            with m.If(last):
+                m.d.sync += [step.eq(0), *(r.eq(0) for r in h + c)]
+            with m.Else():
+                m.d.sync += [step.eq(step + 1), *(r.eq(v) for r, v in zip(h, new_h)),
+                             *(r.eq(v) for r, v in zip(c, new_c))]
+            with m.If(sends):
+                m.d.sync += [self.o.valid.eq(1),
+                             *(self.o.payload[j].eq(v) for j, v in enumerate(new_h))]
+        return m
