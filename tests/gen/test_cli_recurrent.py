@@ -16,8 +16,9 @@ from .importers.test_keras_conv import _keras_model
 
 
 @pytest.mark.slow
-def test_keras_lstm_verifies_bit_exact_on_verilator(tmp_path, monkeypatch):
-    monkeypatch.setenv("NNFAB_CACHE_DIR", str(tmp_path / "cache"))
+def test_keras_lstm_verifies_bit_exact_on_verilator(tmp_path):
+    # The default cache, as a user's run: Verilator's run-time objects are shared with the
+    # suite's other builds (a private cache compiles them again, ~40 s).
     rng = np.random.default_rng(7)
     path = _keras_model(tmp_path, [
         ("LSTM", "lstm", {"units": 4, "return_sequences": False, "activation": "tanh",
