@@ -16,7 +16,7 @@ __all__ = ["MultiThresholdEngine"]
 
 
 class MultiThresholdEngine(VectorPipeline):
-    """``y[j] = base + #{k : x[j] >= thresholds[j, k]}`` on every lane; latency 2 cycles, II 1.
+    """``y[j] = base + #{k : x[j] >= thresholds[j, k]}`` on every lane (raw codes); latency 2 cycles, II 1.
 
     Stage 1 registers the ``K`` comparison bits of each lane (a comparison with a threshold at
     or below the smallest input code is the constant 1, one above the largest code the
@@ -30,7 +30,7 @@ class MultiThresholdEngine(VectorPipeline):
     base : int
         Output code when no comparison holds.
     fin : FixedFormat
-        Signed integer format of the inputs (``fixed<W,W>``).
+        Signed format of the inputs; the thresholds are raw codes of it.
     fout : FixedFormat
         Integer format of the outputs, holding ``base`` to ``base + K``.
 
@@ -65,8 +65,8 @@ class MultiThresholdEngine(VectorPipeline):
         for what, fmt in (("Input", fin), ("Output", fout)):
             if not isinstance(fmt, FixedFormat):
                 raise TypeError(f"{what} format must be a FixedFormat, not {fmt!r}")
-            if fmt.fraction_width != 0:
-                raise ValueError(f"{what} format must be an integer format, not {fmt}")
+        if fout.fraction_width != 0:
+            raise ValueError(f"Output format must be an integer format, not {fout}")
         if not fin.signed:
             raise ValueError(f"Input format must be signed, not {fin}")
         if thresholds.ndim != 2 or thresholds.dtype.kind not in "iu" or 0 in thresholds.shape:

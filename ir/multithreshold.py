@@ -1,7 +1,8 @@
 """The ``multithreshold`` layer kind: integer accumulators to output codes by comparison with
 per-channel thresholds (FINN's ``MultiThreshold``).
 
-Per channel ``c`` (the last axis), ``y = base + #{k : x >= thresholds[c, k]}``. Any monotone
+Per channel ``c`` (the last axis), ``y = base + #{k : x >= thresholds[c, k]}`` on the raw
+codes ``x`` of the accumulators. Any monotone
 non-decreasing map from integers to ``K + 1`` consecutive codes is such a layer; the QONNX
 importer (:mod:`nnfab.gen.importers.qonnx_thresholds`) derives the thresholds of the float
 arithmetic between a layer's integer accumulator and the next quantizer. Its engine is
@@ -29,9 +30,9 @@ _INTEGER = {"type": "integer", "accepted": "an integer"}
 
 
 def threshold_format(fin):
-    """The integer format thresholds of accumulators in ``fin`` are kept in: one bit wider, so
-    that ``max + 1`` (a threshold never reached) fits."""
-    return FixedFormat(fin.width + 1, fin.width + 1)
+    """The format thresholds of accumulators in ``fin`` are kept in (raw codes of ``fin``'s
+    LSB): one bit wider, so that ``max + 1`` (a threshold never reached) fits."""
+    return FixedFormat(fin.width + 1, fin.width + 1 - fin.fraction_width)
 
 
 def _is_integer(fmt):
@@ -48,9 +49,9 @@ class MultiThresholdLayer(Layer):
     shape : tuple of int
         Input and output shape; its last axis has ``thresholds.shape[0]`` channels.
     fin : FixedFormat
-        Signed integer format of the accumulators (``fixed<W,W>``).
+        Signed format of the accumulators; thresholds compare with their raw codes.
     thresholds : ndarray of int, shape (channels, K)
-        Non-decreasing along each row, within ``fin.min_code`` to ``fin.max_code + 1``
+        Raw codes of ``fin``, non-decreasing along each row, within ``fin.min_code`` to ``fin.max_code + 1``
         (:func:`threshold_format`); ``1 <= K <=`` :data:`MAX_THRESHOLDS`.
     base : int
         Output code below the first threshold.
@@ -81,9 +82,9 @@ class MultiThresholdLayer(Layer):
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
         where = f"Layer {self.name!r}"
-        if not _is_integer(self.fin) or not self.fin.signed:
-            raise ModelError(f"{where}: multithreshold input must be a signed integer format "
-                             f"(fixed<W,W>), not {self.fin!r}")
+        if not isinstance(self.fin, FixedFormat) or not self.fin.signed:
+            raise ModelError(f"{where}: multithreshold input must be a signed format, not "
+                             f"{self.fin!r}")
         if not _is_integer(self.fout):
             raise ModelError(f"{where}: multithreshold output must be an integer format "
                              f"(fixed<W,W> or ufixed<W,W>), not {self.fout!r}")

@@ -21,13 +21,15 @@ constant folding of PyTorch's dynamic flatten, ...). Then:
   nnfab's input is that quantizer's integer codes (flattened), and the float nodes before it
   are left to the host (apply them and the quantizer, ``round(q / scale) + zero_point``). When
   a ``MatMul``/``Gemm`` reads the graph input through scalar ``Add``/``Sub``/``Mul``/``Div``
-  only, nnfab's input is the graph input itself as integers in ``input_format`` (default
-  ``fixed<8,8>``, -128 to 127) and those scalar operations are folded exactly into the first
-  accumulator's scale and offset.
+  only, nnfab's input is the graph input itself in ``input_format`` (default ``fixed<16,6>``;
+  UNSW-NB15's bipolar inputs fit ``fixed<2,2>``), whose raw codes the first layer multiplies,
+  and those scalar operations are folded exactly into the first accumulator's scale and
+  offset.
 - **The model output** is the last quantizer's codes, or, when the graph ends in a matrix
   product, that layer's integer accumulator: the float graph's output is then
   ``scale * acc + offset`` followed by the remaining float nodes, which are left to the host
-  (:attr:`QonnxImport.output_scale` and ``output_offset`` say which).
+  (:attr:`QonnxImport.output_scale` and ``output_offset`` say which; a final ``Softmax`` is
+  left to the host too).
 """
 
 import dataclasses
@@ -41,14 +43,13 @@ from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 
 from nnfab.ir import INPUT, Model, MultiThresholdLayer
-from ._common import dense_layer, exact
+from ._common import DEFAULT_INPUT_FORMAT, dense_layer, exact
 from .qonnx_segments import Segment, segment_thresholds
 
 __all__ = ["QonnxImport", "import_qonnx_thresholds", "needs_thresholds"]
 
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
 _SEGMENT_OPS = _ELEMENTWISE + ("BatchNormalization", "Relu")
-_DEFAULT_INPUT = FixedFormat(8, 8)
 
 
 def needs_thresholds(onnx_model):
@@ -225,8 +226,8 @@ def import_qonnx_thresholds(path, *, input_format=None, max_exhaustive=1 << 20):
     Parameters
     ----------
     input_format : FixedFormat, optional
-        Integer format of the graph input when no ``Quant`` reads it first (default
-        ``fixed<8,8>``).
+        Signed format of the graph input when no ``Quant`` reads it first (default
+        ``fixed<16,6>``).
     max_exhaustive : int
         Largest accumulator range per channel proven by evaluating every value.
 
@@ -248,21 +249,18 @@ def import_qonnx_thresholds(path, *, input_format=None, max_exhaustive=1 << 20):
     graph = cleaned.graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     opsets = list(cleaned.model.opset_import)
-    if input_format is not None and (input_format.fraction_width or not input_format.signed):
-        raise ModelError(f"Input format {input_format} must be a signed integer format "
-                         f"(fixed<W,W>) for a QONNX model with thresholds")
     in_shape = cleaned.get_tensor_shape(graph.input[0].name)
     in_size = int(np.prod(in_shape[1:]))
-    state = {graph.input[0].name: _Codes(INPUT, in_size, input_format or _DEFAULT_INPUT,
-                                         Fraction(1), Fraction(0))}
+    in_fmt = input_format or DEFAULT_INPUT_FORMAT
+    state = {graph.input[0].name: _Codes(INPUT, in_size, in_fmt, in_fmt.lsb, Fraction(0))}
     result = QonnxImport(None, cleaned)
     weights, layers = {}, []
-    in_fmt = input_format or _DEFAULT_INPUT
     for node in graph.node:
         op, name = node.op_type, node.name or node.output[0]
-        data_inputs = [i for i in node.input if i and i not in inits and i not in weights]
+        data_inputs = [i for i in node.input if i and i not in inits]
         if op in ("Quant", "BipolarQuant") and not data_inputs:
-            weights[node.output[0]] = _quant_codes(node, inits)
+            codes, scale = weights[node.output[0]] = _quant_codes(node, inits)
+            inits[node.output[0]] = (codes * scale).astype(np.float32)  # as qonnx computes it
             continue
         if len(data_inputs) != 1 or data_inputs[0] not in state:
             raise UnsupportedLayerError(f"Node {name!r}: {op} of {len(data_inputs)} computed "
@@ -300,7 +298,7 @@ def import_qonnx_thresholds(path, *, input_format=None, max_exhaustive=1 << 20):
             if op == "Gemm":
                 acc = _gemm_extras(node, name, acc, inits, len(w_scale))
             state[out] = acc
-        elif isinstance(src, _Acc) and op in _SEGMENT_OPS:
+        elif isinstance(src, _Acc) and op in _SEGMENT_OPS + ("Softmax",):
             src.nodes.append(node)
             state[out] = src
         elif isinstance(src, _Acc) and op in ("Quant", "BipolarQuant"):
@@ -381,6 +379,11 @@ def _threshold_layer(node, name, acc, inits, opsets, layers, max_exhaustive):
     """The multithreshold layer of quantizer ``node`` after accumulator ``acc``; negates the
     weights of flipped channels in ``layers[acc.index]``."""
     base, n_levels, fout, scale, zero = _output_codes(node, inits)
+    for op in acc.nodes:
+        if op.op_type not in _SEGMENT_OPS:
+            raise UnsupportedLayerError(f"Node {op.name!r}: {op.op_type} between a matrix "
+                                        f"product and quantizer {name!r} is not supported; "
+                                        f"accepted there: {', '.join(_SEGMENT_OPS)}")
     segment = Segment(name, acc.start, acc.nodes + [node], inits, opsets, acc.scale,
                       acc.offset, scale, zero)
     thresholds, sign, proof = segment_thresholds(segment, acc.low, acc.high, base=base,

@@ -51,9 +51,9 @@ def test_errors():
     t = np.zeros((2, 3), dtype=int)
     with pytest.raises(ValueError, match=r"^Output codes -4 to -1 do not fit ufixed<3,3"):
         MultiThresholdEngine(t, base=-4, fin=INT6, fout=FixedFormat(3, 3, signed=False))
-    with pytest.raises(ValueError, match=r"^Input format must be an integer format, not "
+    with pytest.raises(ValueError, match=r"^Output format must be an integer format, not "
                                          r"fixed<6,2"):
-        MultiThresholdEngine(t, base=0, fin=FixedFormat(6, 2), fout=FixedFormat(3, 3))
+        MultiThresholdEngine(t, base=0, fin=INT6, fout=FixedFormat(6, 2))
     with pytest.raises(ValueError, match=r"^Thresholds must be a non-empty 2-D integer array, "
                                          r"not float64 of shape \(3,\)"):
         MultiThresholdEngine(np.zeros(3), base=0, fin=INT6, fout=FixedFormat(3, 3))
