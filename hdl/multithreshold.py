@@ -16,7 +16,8 @@ __all__ = ["MultiThresholdEngine"]
 
 
 class MultiThresholdEngine(VectorPipeline):
-    """``y[j] = base + #{k : x[j] >= thresholds[j, k]}`` on every lane (raw codes); latency 2 cycles, II 1.
+    """``y[j] = base + #{k : x[j] >= thresholds[j, k]}`` on every lane (raw codes); latency 2
+    cycles, II 1.
 
     Stage 1 registers the ``K`` comparison bits of each lane (a comparison with a threshold at
     or below the smallest input code is the constant 1, one above the largest code the

@@ -51,7 +51,8 @@ class MultiThresholdLayer(Layer):
     fin : FixedFormat
         Signed format of the accumulators; thresholds compare with their raw codes.
     thresholds : ndarray of int, shape (channels, K)
-        Raw codes of ``fin``, non-decreasing along each row, within ``fin.min_code`` to ``fin.max_code + 1``
+        Raw codes of ``fin``, non-decreasing along each row, within ``fin.min_code`` to
+        ``fin.max_code + 1``
         (:func:`threshold_format`); ``1 <= K <=`` :data:`MAX_THRESHOLDS`.
     base : int
         Output code below the first threshold.

@@ -137,7 +137,6 @@ def _attrs(node):
 def _quant_codes(node, inits):
     """Integer codes, scale and zero point of a quantizer of constants (its per-element scale
     broadcast to the weights' shape)."""
-    from qonnx.core.modelwrapper import ModelWrapper  # noqa: F401  (qonnx present)
     from qonnx.custom_op.general.bipolar_quant import binary_quant
     from qonnx.custom_op.general.quant import quant
 
