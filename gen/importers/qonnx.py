@@ -200,6 +200,9 @@ def load_qonnx(path, *, input_format=None):
     """A QONNX model as a quantized :class:`~nnfab.ir.Model` (a graph: branches join in
     ``Concat``; channels-last models of qonnx's ``ConvertToChannelsLastAndClean`` with
     ``Conv`` (dense or depthwise), ``MaxPool``, ``LeakyRelu`` and nearest ``Resize``).
+    A graph with other scales, ``BatchNormalization`` or float arithmetic between quantizers
+    (:func:`~nnfab.gen.importers.qonnx_thresholds.needs_thresholds`) is imported by
+    :mod:`nnfab.gen.importers.qonnx_thresholds` instead (integer layers and thresholds).
 
     Parameters
     ----------
