@@ -24,6 +24,7 @@ from nnfab.hdl.cast import fixed_shape
 from nnfab.hdl.conv import ConvEngine
 from nnfab.hdl.dense import DenseEngine
 from nnfab.hdl.layout import Flatten, ZeroPadding
+from nnfab.hdl.multithreshold import MultiThresholdEngine
 from nnfab.hdl.output_stage import OutputStageEngine
 from nnfab.hdl.fork import Broadcast, SkipFifo
 from nnfab.hdl.join import Add, Concatenate
@@ -114,6 +115,8 @@ _engine("softmax")(lambda layer, b: Softmax(n=layer.n, fin=layer.fin, fout=layer
 _engine("argmax")(lambda layer, b: Argmax(n=layer.n, fin=layer.fin))
 _engine("output_stage")(lambda layer, b: OutputStageEngine(layer.stage, lanes=layer.shape[-1],
                                                            in_width=layer.fin.width))
+_engine("multithreshold")(lambda layer, b: MultiThresholdEngine(
+    layer.thresholds, base=layer.base, fin=layer.fin, fout=layer.fout))
 _engine("tflite_average_pool")(lambda layer, b: GlobalAveragePoolTfliteEngine(
     layer.divider, lanes=layer.shape[-1]))
 _engine("tflite_add")(lambda layer, b: AddTfliteEngine(layer.params,

@@ -27,6 +27,7 @@ from .merge import AddLayer, ConcatenateLayer, FloatAdd, FloatConcatenate
 from .upsample import FloatUpsample, UpsampleLayer
 from .shift_add import ShiftAddDenseLayer
 from .output_stage import OutputStageLayer, integer_format
+from .multithreshold import MultiThresholdLayer
 from .tflite_ops import TfliteAddLayer, TfliteAveragePoolLayer, TfliteSoftmaxLayer
 from .recurrent import FloatRecurrent, RecurrentLayer
 
@@ -35,8 +36,9 @@ __all__ = ["INPUT", "Layer", "Model", "resolve_graph", "consumers_of", "is_chain
            "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer",
            "argmax_format", "Conv2DLayer", "PoolLayer", "GlobalPoolLayer", "BatchNormLayer",
            "FlattenLayer", "ZeroPadLayer", "QuantizeLayer", "Hls4mlSoftmaxLayer",
-           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "TfliteAveragePoolLayer",
-           "TfliteAddLayer", "TfliteSoftmaxLayer", "RecurrentLayer", "AddLayer", "ConcatenateLayer", "UpsampleLayer",
+           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "MultiThresholdLayer",
+           "TfliteAveragePoolLayer", "TfliteAddLayer", "TfliteSoftmaxLayer", "RecurrentLayer",
+           "AddLayer", "ConcatenateLayer", "UpsampleLayer",
            "FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax", "FloatArgmax",
            "FloatConv2D", "FloatPool", "FloatGlobalPool", "FloatZeroPad", "FloatFlatten",
            "FloatAdd", "FloatConcatenate", "FloatUpsample", "FloatRecurrent", "FLOAT_ACTIVATIONS"]

@@ -1,5 +1,6 @@
 """QONNX models (``Quant``, ``BipolarQuant``, ``Trunc``) with power-of-two scales, into the
-quantized IR.
+quantized IR; graphs with other scales, ``BatchNormalization`` or float arithmetic between the
+quantizers go to :mod:`nnfab.gen.importers.qonnx_thresholds` (:func:`load_qonnx` decides).
 
 QONNX ``Quant(x, scale, zero_point, bit_width; signed, narrow, rounding_mode)`` is
 ``y = (clip(round(x / scale + z), lo, hi) - z) * scale`` with ``lo = -2**(b-1) + narrow``,
@@ -30,6 +31,7 @@ from nnfab.ir import Conv2DLayer, PoolLayer
 from nnfab.ir import ConcatenateLayer, UpsampleLayer
 from ._common import (DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT, conv_layer, dense_layer, exact,
                       relu_format)
+from .qonnx_thresholds import import_qonnx_thresholds, needs_thresholds
 from .onnx import (OnnxChain, check_channel_axis, dense_weights, is_vector_reshape,
                    nearest_resize, read_onnx, window)
 
@@ -124,7 +126,10 @@ def _constant_quant(node, name, attrs, consts):
         if node.op_type == "Reshape":
             return local[0].reshape(local[1].astype(np.int64))
         return local[0]
-    raise UnsupportedLayerError(f"Node {name!r}: {node.op_type} of constants is not supported")
+    raise UnsupportedLayerError(f"Node {name!r}: {node.op_type} of constants is not supported; "
+                                f"nnfab evaluates Quant, BipolarQuant, Trunc, Identity, "
+                                f"Transpose and Reshape of constants (qonnx's cleanup_model "
+                                f"folds the rest)")
 
 
 _CHANNELS_LAST = "qonnx.custom_op.channels_last"
@@ -195,6 +200,9 @@ def load_qonnx(path, *, input_format=None):
     """A QONNX model as a quantized :class:`~nnfab.ir.Model` (a graph: branches join in
     ``Concat``; channels-last models of qonnx's ``ConvertToChannelsLastAndClean`` with
     ``Conv`` (dense or depthwise), ``MaxPool``, ``LeakyRelu`` and nearest ``Resize``).
+    A graph with other scales, ``BatchNormalization`` or float arithmetic between quantizers
+    (:func:`~nnfab.gen.importers.qonnx_thresholds.needs_thresholds`) is imported by
+    :mod:`nnfab.gen.importers.qonnx_thresholds` instead (integer layers and thresholds).
 
     Parameters
     ----------
@@ -211,6 +219,8 @@ def load_qonnx(path, *, input_format=None):
     from nnfab.ir import INPUT
 
     onnx_model = read_onnx(path)
+    if needs_thresholds(onnx_model):
+        return import_qonnx_thresholds(path, input_format=input_format).model
     channels_last = _is_channels_last(onnx_model)
     chain = OnnxChain(onnx_model, constant_op=_constant_quant, graph=True)
     input_shape = chain.input_shape

@@ -18,6 +18,7 @@ from .merge import add, concatenate
 from .pooling import global_pool, pool
 from .quantize import quantize_lanes
 from .recurrent import recurrent
+from .multithreshold import multithreshold
 from .output_stage import output_stage
 from .resize import upsample_nearest
 from .softmax_hls4ml import softmax_hls4ml
@@ -51,6 +52,7 @@ golden_for("softmax")(lambda layer, x: activations.softmax(
     x, fin=layer.fin, fout=layer.fout, exp_table=layer.exp_table, inv_table=layer.inv_table))
 golden_for("argmax")(lambda layer, x: activations.argmax(x, fin=layer.fin)[:, None])
 golden_for("output_stage")(lambda layer, x: output_stage(x, layer.stage))
+golden_for("multithreshold")(lambda layer, x: multithreshold(x, layer.thresholds, layer.base))
 golden_for("hls4ml_softmax")(lambda layer, x: softmax_hls4ml(x, layer.spec))
 golden_for("quantize")(lambda layer, x: quantize_lanes(x, fin=layer.fin, formats=layer.formats,
                                                        fout=layer.fout))

@@ -5,7 +5,8 @@ fails with one line naming the file or the operator, and leaves nothing behind.
 The models whose default build is also the design tests/gen/importers/test_verify_models.py
 would verify (:data:`VERIFY`) are then proven here, as a user proves them: ``nnfab verify`` of
 the build folder (its own Verilog on Verilator, under the default random stalls) on seeded
-N(0, 1.5) inputs, 10,000 for the jet taggers and 200 for the image models. One conversion and
+N(0, 1.5) inputs, 10,000 for the jet taggers, 200 for the image models and 2,000 for the QONNX
+TFC (the smallest QONNX zoo model with thresholds: its input codes are fixed<2,2>). One conversion and
 one Verilator build per model."""
 
 import json
@@ -35,13 +36,16 @@ BUILDS = {
     "conv2d_small_keras": [HLS4ML / "onnx" / "conv2d_small_keras.onnx"],
     "conv2d_small_mp_keras": [HLS4ML / "onnx" / "conv2d_small_mp_keras.onnx"],
     "qkeras_jettagging": [MODELS / "qonnx-model-zoo" / "qkeras_jettagging.onnx"],
+    # QONNX with any scales (issue 18): integer layers and multithreshold layers.
+    "TFC_2W2A": [MODELS / "qonnx-model-zoo" / "TFC_2W2A.onnx"],
+    "unsw_nb15_mlp_w2a2": [MODELS / "qonnx-model-zoo" / "unsw_nb15-mlp-w2a2.onnx"],
     "hls4ml_keras_config": ["--hls4ml-config", HLS4ML / "keras-config.yml"],
     "hls4ml_onnx_config": ["--hls4ml-config", HLS4ML / "onnx-config.yml"],
 }
 
 #: Build folders then verified on Verilator: the number of seeded random inputs.
 VERIFY = {"KERAS_3layer_pruned": 10_000, "qkeras_3layer": 10_000, "qkeras_jettagging": 10_000,
-          "conv2d_small_keras": 200, "conv2d_small_mp_keras": 200}
+          "conv2d_small_keras": 200, "conv2d_small_mp_keras": 200, "TFC_2W2A": 2000}
 SEED = 2024
 
 

@@ -26,7 +26,7 @@ from .test_graph import residual_cnn, skip_mlp, upsample_concat
 #: Kinds the native format stores as other kinds (a fused layer as its parts).
 STORED_AS_PARTS = {"shift_add_dense"}
 #: Kinds that exist only in quantized models (no float layer, so no PTQ rule).
-QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "output_stage",
+QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "output_stage", "multithreshold",
                   "tflite_average_pool", "tflite_add", "tflite_softmax"}
 
 
@@ -45,6 +45,25 @@ def int8_dense():
     return Model("int8_dense", (6,), int8, (
         DenseLayer("fc", spec=spec),
         OutputStageLayer("fc_requantize", shape=(4,), fin=acc, stage=stage)))
+
+def threshold_mlp():
+    """An integer dense layer followed by 3-bit multi-threshold requantization (QONNX style):
+    thresholds at and beyond both ends of the accumulator range, repeated thresholds."""
+    from nnfab.ir import DenseLayer, Model, MultiThresholdLayer, integer_format
+    from nnfab.layers import DenseSpec
+
+    weights = np.array([[1, -2, 3], [-3, 0, 1], [2, 2, -1], [0, 1, 1]])
+    int4 = integer_format(4)
+    acc = DenseSpec(weights, None, int4, integer_format(3), int4).accumulator
+    spec = DenseSpec(weights, None, int4, integer_format(3), acc)
+    thresholds = np.array([[-20, -5, -5, 0, 3, 9, 40], [acc.min_code] * 3 + [0, 1, 2, 3],
+                           [-1, 0, 1, 2, 3, 4, acc.max_code + 1], [-6, -4, -2, 0, 2, 4, 6]])
+    thresholds = np.clip(thresholds, acc.min_code, acc.max_code + 1)
+    return Model("threshold_mlp", (3,), int4, (
+        DenseLayer("fc", spec=spec),
+        MultiThresholdLayer("fc_threshold", shape=(4,), fin=acc, thresholds=thresholds,
+                            base=-4, fout=integer_format(3), proof="test sample")))
+
 
 def tflite_average_pool():
     """TFLite's global average of a 3x4 frame, clamped below (a fused RELU)."""
@@ -124,6 +143,7 @@ SAMPLES = {
     "concatenate": skip_mlp,
     "upsample": upsample_concat,
     "output_stage": int8_dense,
+    "multithreshold": threshold_mlp,
     "tflite_average_pool": tflite_average_pool,
     "tflite_add": tflite_add,
     "tflite_softmax": tflite_softmax,

@@ -46,8 +46,8 @@ def test_quantized_model(write_model):
     (lambda d, a: d["layers"][1].update(type="gru_v2"), UnsupportedLayerError,
      "Layer 'relu': unknown layer type 'gru_v2'; nnfab supports dense, conv2d, pool, global_pool, "
      "zero_pad, flatten, activation, batchnorm, quantize, softmax, hls4ml_softmax, argmax, add, "
-     "concatenate, upsample, output_stage, tflite_average_pool, tflite_add, tflite_softmax, "
-     "recurrent"),
+     "concatenate, upsample, output_stage, multithreshold, tflite_average_pool, tflite_add, "
+     "tflite_softmax, recurrent"),
     (lambda d, a: a.update({"d2.w": np.zeros((2, 5), dtype=np.int64)}), ModelError,
      "Layer 'd2': weights of shape (2, 5) do not take inputs of shape (3,) (expected (n_out, 3))"),
     (lambda d, a: a.update({"d1.w": np.full((3, 4), 300)}), FormatError,
@@ -131,8 +131,8 @@ def _conv_doc():
     (lambda d, a: d["layers"][0].pop("type"), ModelError,
      "Model file {path}: layers[0].type is missing; it must be dense, conv2d, pool, global_pool, "
      "zero_pad, flatten, activation, batchnorm, quantize, softmax, hls4ml_softmax, argmax, add, "
-     "concatenate, upsample, output_stage, tflite_average_pool, tflite_add, tflite_softmax, "
-     "recurrent"),
+     "concatenate, upsample, output_stage, multithreshold, tflite_average_pool, tflite_add, "
+     "tflite_softmax, recurrent"),
     (lambda d, a: d["layers"][0].update(weight_format="fixed<10000,2>"), FormatError,
      "Layer 'd1': Fixed-point format 'fixed<10000,2>' is 10000 bits wide; nnfab builds formats "
      "of at most 64 bits"),

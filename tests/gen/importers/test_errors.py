@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -97,9 +98,10 @@ def _non_po2_qonnx(tmp):
 
     model = onnx.load(str(need(QONNX / "qkeras_jettagging.onnx")))
     for init in model.graph.initializer:
-        if init.name == "Quant_8_param0":
+        if init.name in ("Quant_8_param0", "Quant_8_param2"):
+            value = 0.1 if init.name.endswith("0") else 16.0
             init.CopyFrom(numpy_helper.from_array(
-                numpy_helper.to_array(init) * 0 + 0.1, init.name))
+                np.full_like(numpy_helper.to_array(init), value), init.name))
     path = tmp / "qonnx_scale.onnx"
     onnx.save(model, str(path))
     return path
@@ -139,9 +141,9 @@ CASES.update({
                                                 "corrupt?)"),
     "truncated-onnx": (_truncated_onnx, ModelError, "is not a valid ONNX model (truncated or "
                                                     "corrupt?)"),
-    "qonnx-scale": (_non_po2_qonnx, UnsupportedLayerError,
-                    "Node 'Quant_8': scale 0.1 is not a power of two; nnfab imports QONNX with "
-                    "power-of-two scales only"),
+    "qonnx-scale-wide": (_non_po2_qonnx, UnsupportedLayerError,
+                         "Node 'Quant_8': a 16-bit quantizer after float arithmetic is not "
+                         "supported; thresholds are built for outputs of 1 to 8 bits"),
     "qonnx-zero-point": (_zero_point_qonnx, UnsupportedLayerError,
                          "Node 'Quant_8': zero point 3.0 is not supported; nnfab imports QONNX "
                          "with zero point 0 only"),
