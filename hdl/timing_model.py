@@ -1,0 +1,220 @@
+"""Delay estimates of the logic nnfab builds, per FPGA family, and the placement of pipeline
+registers in a graph of such logic against a target clock.
+
+The constants are nextpnr's own (its timing report's cell and net delays), read from the
+critical paths of nnfab designs: ECP5 speed grade 6 from the HGQ jet classifier out of context
+(``bench/hgq_jet_synth.py``), iCE40 UP5K from the digits MLP on the iCEBreaker. Routing
+dominates on both (a net between slices costs about as much as a 16-bit carry chain), so the
+model counts a net into every cell it crosses and treats placement as average.
+"""
+
+from dataclasses import dataclass
+import math
+
+__all__ = ["DelayModel", "DELAY_MODELS", "DEFAULT_CLOCK_MHZ", "delay_model", "Schedule",
+           "schedule"]
+
+
+@dataclass(frozen=True)
+class DelayModel:
+    """Delays (ns) of one FPGA family's cells and nets, as nextpnr estimates them.
+
+    Attributes
+    ----------
+    family : str
+        ``"ecp5"`` or ``"ice40"``.
+    clock_to_out_ns, setup_ns : float
+        A flip-flop's (or distributed RAM's write port's) clock-to-output and setup.
+    routing_ns : float
+        One net between cells of different slices (average over nnfab designs).
+    carry_in_ns, carry_bit_ns, carry_out_ns : float
+        A carry-chain adder: operand to the first carry out, each further bit, carry in to the
+        last sum bit.
+    lut_ns : float
+        One LUT level (its net counted apart).
+    multiplier_ns : float
+        A constant multiplication (a DSP block or its LUT form), input to output.
+    """
+
+    family: str
+    clock_to_out_ns: float
+    setup_ns: float
+    routing_ns: float
+    carry_in_ns: float
+    carry_bit_ns: float
+    carry_out_ns: float
+    lut_ns: float
+    multiplier_ns: float
+
+    def adder_ns(self, width, *, lut=False):
+        """A ``width``-bit adder with the net into it: a carry chain, or with ``lut`` the
+        ripple-carry logic that synthesis maps to LUTs (a LUT level per four bits)."""
+        if lut:  # the LUT levels after the first one are mostly placed side by side
+            levels = max(1, math.ceil(width / 4))
+            return self.routing_ns + levels * self.lut_ns + (levels - 1) * self.routing_ns / 2
+        return self.routing_ns + self.carry_in_ns + self.carry_bit_ns * max(width - 2, 0) + \
+            self.carry_out_ns
+
+    def lut_levels_ns(self, levels):
+        """``levels`` LUT levels, each with the net into it."""
+        return levels * (self.routing_ns + self.lut_ns)
+
+    def cast_ns(self, src, dst):
+        """A cast from ``src`` to ``dst`` (FixedFormats): an adder when it rounds, a LUT level
+        when it saturates, nothing when it only drops or wraps bits."""
+        ns = 0.0
+        if dst.fraction_width < src.fraction_width and dst.rounding.value != "TRN":
+            ns += self.adder_ns(dst.width)
+        if dst.overflow.value != "WRAP" and (src.min_value < dst.min_value or
+                                             src.max_value > dst.max_value):
+            ns += self.lut_levels_ns(1)
+        return ns
+
+    def activation_ns(self, kind, params):
+        """An elementwise activation :func:`nnfab.hdl.activations.activation` builds: ReLU
+        a LUT level, clamps two, tables (a constant multiplexer) three, and a multiplier for a
+        slope or scale."""
+        levels = {"linear": 0, "relu": 1, "bounded_relu": 2, "hard_tanh": 2,
+                  "hard_sigmoid": 2, "leaky_relu": 1}.get(kind, 3)
+        multiplies = kind in ("leaky_relu", "hard_sigmoid") or "scale" in params
+        return self.lut_levels_ns(levels) + (self.multiplier_ns if multiplies else 0.0)
+
+    @property
+    def register_ns(self):
+        """What a register stage costs beside its logic: clock to output, the net into the
+        next register and its setup."""
+        return self.clock_to_out_ns + self.routing_ns + self.setup_ns
+
+
+DELAY_MODELS = {
+    # ECP5-85F speed 6 (nextpnr-ecp5): TRELLIS_FF clk-to-q 0.52; CCU2C A->FCO 0.45, 0.07 per
+    # CCU2C (two bits), FCI->F 0.44; LUT4 0.24; nets 0.8-1.5 ns between slices.
+    "ecp5": DelayModel("ecp5", clock_to_out_ns=0.52, setup_ns=0.05, routing_ns=1.15,
+                       carry_in_ns=0.45, carry_bit_ns=0.035, carry_out_ns=0.44, lut_ns=0.24,
+                       multiplier_ns=4.0),
+    # iCE40 UP5K (nextpnr-ice40): DFF clk-to-q 1.39, setup ~1.15 (through the LUT input);
+    # LUT4 0.87-1.28; SB_CARRY 0.28 per bit; nets 1.76 within a column, up to 5 across.
+    "ice40": DelayModel("ice40", clock_to_out_ns=1.39, setup_ns=1.15, routing_ns=1.76,
+                        carry_in_ns=0.87, carry_bit_ns=0.28, carry_out_ns=0.87, lut_ns=1.0,
+                        multiplier_ns=8.0),
+}
+
+#: The clock the generator pipelines for when none is given: one an ECP5 reaches with an adder
+#: level or two per stage; an iCE40 UP5K's slower cells halve it.
+DEFAULT_CLOCK_MHZ = {"ecp5": 200.0, "ice40": 50.0}
+
+
+def delay_model(family):
+    """The :class:`DelayModel` of ``family`` (``"ecp5"``, ``"ice40"``).
+
+    Raises
+    ------
+    ValueError
+        If the family is unknown.
+    """
+    if family not in DELAY_MODELS:
+        raise ValueError(f"FPGA family must be one of {', '.join(map(repr, DELAY_MODELS))}, "
+                         f"not {family!r}")
+    return DELAY_MODELS[family]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Pipeline stages of a graph: ``stages[key]`` is the stage (0-based) in which node
+    ``key`` computes, ``output_stage`` the last one (where the outputs' logic computes; its
+    end is the output register), ``latency = output_stage + 1`` register stages, and
+    ``period_ns`` the estimated longest register-to-register path."""
+
+    stages: dict
+    output_stage: int
+    period_ns: float
+
+    @property
+    def latency(self):
+        return self.output_stage + 1
+
+    @property
+    def f_max_hz(self):
+        return 1e9 / self.period_ns
+
+
+def _asap(nodes, outputs, budget):
+    """Each node as early as it can go: in its latest operand's stage if it still fits within
+    ``budget`` there, else at the start of the next."""
+    stage, arrival = {}, {}
+    for key, operands, delay in nodes:
+        s = max((stage[k] for k in operands), default=0)
+        start = max((arrival[k] for k in operands if stage[k] == s), default=0.0)
+        if start > 0 and start + delay > budget:
+            s, start = s + 1, 0.0
+        stage[key], arrival[key] = s, start + delay
+    last = 0
+    for key, delay in outputs:
+        s, t = (stage[key], arrival[key]) if key is not None else (0, 0.0)
+        last = max(last, s + 1 if t > 0 and t + delay > budget else s)
+    return stage, last
+
+
+def _stage_delays(nodes, outputs, stage, last):
+    """Longest logic path of each stage (ns, registers excluded) under ``stage``."""
+    arrival = {}
+    longest = [0.0] * (last + 1)
+    for key, operands, delay in nodes:
+        s = stage[key]
+        t = max((arrival[k] for k in operands if stage[k] == s), default=0.0) + delay
+        arrival[key] = t
+        longest[s] = max(longest[s], t)
+    for key, delay in outputs:
+        t = (arrival[key] if key is not None and stage[key] == last else 0.0) + delay
+        longest[last] = max(longest[last], t)
+    return longest
+
+
+def schedule(nodes, outputs, *, period_ns, model, levels_per_stage=None, levels=None):
+    """Place pipeline registers in a graph of combinational nodes.
+
+    With ``period_ns``: the fewest stages in which every register-to-register path's estimated
+    delay fits the period (nodes as early as they fit), then, for that many stages, the
+    shortest period that still gives them (so that the registers spread evenly); a node longer
+    than the period alone gets a stage of its own. With ``levels_per_stage`` (and ``levels``,
+    each node's addition level): a register after every ``levels_per_stage`` levels, spaced
+    evenly over the deepest level, the outputs' logic in the last stage (the placement before
+    delay models).
+
+    Parameters
+    ----------
+    nodes : list of (key, tuple of keys, float)
+        In dependency order: a node, the nodes it reads and its delay (ns) with its input net.
+    outputs : list of (key or None, float)
+        Per output, the node it reads (None: a constant) and the delay (ns) of the logic after
+        it, computed in the last stage.
+    period_ns : float or None
+    model : DelayModel
+    levels_per_stage : int or None
+    levels : dict of key to int, or None
+
+    Returns
+    -------
+    Schedule
+    """
+    if levels_per_stage is not None:
+        depth = max(levels.values(), default=0)
+        n_stages = max(1, -(-depth // levels_per_stage))
+        cuts = sorted({-(-depth * s // n_stages) for s in range(1, n_stages)})
+        stage = {key: sum(c < levels[key] for c in cuts) for key, _, _ in nodes}
+        last = len(cuts)
+    else:
+        budget = period_ns - model.register_ns
+        stage, last = _asap(nodes, outputs, budget)
+        # Bisect the shortest budget that keeps this many stages.
+        lo, hi = 0.0, budget
+        for _ in range(24):
+            mid = (lo + hi) / 2
+            if _asap(nodes, outputs, mid)[1] <= last:
+                hi = mid
+            else:
+                lo = mid
+        stage, last = _asap(nodes, outputs, hi)
+    longest = _stage_delays(nodes, outputs, stage, last)
+    return Schedule(stages=stage, output_stage=last,
+                    period_ns=max(longest) + model.register_ns)
