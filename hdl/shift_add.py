@@ -129,7 +129,7 @@ class ShiftAddDense(wiring.Component):
         ``spec.output_format``.
     clock_mhz : float > 0 or None
         Target clock: registers go where the delay model says the paths fit its period.
-        None: ``DEFAULT_CLOCK_MHZ[family]`` (200 MHz for ECP5, 50 for iCE40), unless
+        None: ``DEFAULT_CLOCK_MHZ[family]`` (100 MHz for ECP5, 30 for iCE40), unless
         ``adder_levels_per_stage`` is given.
     family : str
         FPGA family of the delay model, ``"ecp5"`` or ``"ice40"``.
