@@ -350,19 +350,29 @@ class ShiftAddDense(wiring.Component):
                     width = min(width, top[id(item)] - item.e)
                 return model.adder_ns(max(width, 1), lut=width <= lut_width)
             if item.index is not None:
-                return model.cast_ns(self._fin, self._input_lanes[item.index])
+                return model.cast_ns(self._fin, self._input_lanes[item.index]), 0.0
             if item.parts is not None:
                 a, b, _, sb, _ = item.parts
                 width = integer_shape(item.lo >> sb, item.hi >> sb)[0]
                 return model.adder_ns(width, lut=width <= lut_width)
             if item.product is not None:
-                return model.multiplier_ns
+                return model.multiplier_ns, 0.0
             if item.cast is not None:
                 return (model.multiplier_ns if item.cast[0] is not None else 0.0) + \
-                    model.cast_ns(spec.product_format, spec.accumulator)
-            return 0.0  # a constant
+                    model.cast_ns(spec.product_format, spec.accumulator), 0.0
+            return 0.0, 0.0  # a constant
 
-        nodes = [(id(item), tuple(map(id, ops)), delay(item))
+        def width(item):
+            if not isinstance(item, Node) and item.constant is not None:
+                return 0  # never registered
+            bits = integer_shape(item.lo, item.hi)[0]
+            return bits if top.get(id(item)) is None else min(bits, top[id(item)] - item.e)
+
+        def lut(item):
+            return (isinstance(item, Node) or item.parts is not None) and \
+                width(item) <= lut_width
+
+        nodes = [(id(item), tuple(map(id, ops)), *delay(item), width(item), lut(item))
                  for item, ops in graph_nodes(self._plan)]
         fmt, out_ns = spec.output_format, 0.0
         src = FixedFormat(spec.accumulator.width, spec.accumulator.integer_width)

@@ -255,13 +255,14 @@ def test_schedule_places_the_fewest_stages_that_fit_the_period():
     # A chain of five 1 ns nodes and 0.5 ns of output logic; ECP5's register stage costs
     # 1.72 ns: at 4.72 ns three nodes fit a stage, so two stages, the output logic in the last.
     model = delay_model("ecp5")
-    nodes = [(k, (k - 1,) if k else (), 1.0) for k in range(5)]
+    nodes = [(k, (k - 1,) if k else (), 1.0, 0.0, 8, False) for k in range(5)]
     got = schedule(nodes, [(4, 0.5)], period_ns=4.72, model=model)
     assert got.latency == 2 and got.period_ns <= 4.72 + 1e-9
     assert [got.stages[k] for k in range(5)] == [0, 0, 0, 1, 1]
     # A shorter period takes more stages; one node longer than the period gets its own.
     assert schedule(nodes, [(4, 0.5)], period_ns=3.8, model=model).latency == 3
-    long = schedule([(0, (), 9.0), (1, (0,), 1.0)], [(1, 0.0)], period_ns=5.0, model=model)
+    long = schedule([(0, (), 9.0, 0.0, 4, False), (1, (0,), 1.0, 0.0, 4, False)], [(1, 0.0)],
+                    period_ns=5.0, model=model)
     assert long.latency == 2 and long.period_ns == pytest.approx(9.0 + model.register_ns)
 
 
