@@ -197,7 +197,8 @@ def _clock_target(board, clock_mhz):
     from nnfab.boards.targets import target
 
     found = target(board)
-    return {"clock_mhz": clock_mhz or found.default_clock_mhz, "family": found.family}
+    return {"clock_mhz": found.default_clock_mhz if clock_mhz is None else clock_mhz,
+            "family": found.family}
 
 
 def _board_options(function):
