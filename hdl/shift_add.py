@@ -9,11 +9,12 @@ from nnfab.fixed import FixedFormat, Overflow, check_lane_formats
 from nnfab.layers import DenseSpec
 
 from .activations import activation
-from .adder_graph import Lane, Leaf, Node, graph_nodes, integer_shape, plan_adders
+from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .pipeline import skid_output
-from .timing_model import DEFAULT_CLOCK_MHZ, delay_model, schedule
+from .shift_add_timing import place_registers
+from .timing_model import DEFAULT_CLOCK_MHZ, delay_model
 from .wires import comb_wire
 
 __all__ = ["ShiftAddDense"]
@@ -334,65 +335,13 @@ class ShiftAddDense(wiring.Component):
 
     def _place_registers(self):
         """The stage of every lane and tree node (:func:`nnfab.hdl.timing_model.schedule`)."""
-        model, spec, lut_width = self._timing, self._spec, self._lut_adder_width
-        top = {}
-        for j, root in enumerate(self._plan.roots):
-            stack = [root] if isinstance(root, Node) else []
-            while stack:  # the bits a wrapping output cast keeps, per tree node
-                node = stack.pop()
-                top[id(node)] = self._top(j)
-                stack.extend(n for n in (node.a, node.b) if isinstance(n, Node))
-
-        def delay(item):
-            if isinstance(item, Node):
-                width = integer_shape(item.lo, item.hi)[0] - abs(item.a.e - item.b.e)
-                if top[id(item)] is not None:
-                    width = min(width, top[id(item)] - item.e)
-                return model.adder_ns(max(width, 1), lut=width <= lut_width)
-            if item.index is not None:
-                return model.cast_ns(self._fin, self._input_lanes[item.index]), 0.0
-            if item.parts is not None:
-                a, b, _, sb, _ = item.parts
-                width = integer_shape(item.lo >> sb, item.hi >> sb)[0]
-                return model.adder_ns(width, lut=width <= lut_width)
-            if item.product is not None:
-                return model.multiplier_ns, 0.0
-            if item.cast is not None:
-                return (model.multiplier_ns if item.cast[0] is not None else 0.0) + \
-                    model.cast_ns(spec.product_format, spec.accumulator), 0.0
-            return 0.0, 0.0  # a constant
-
-        def width(item):
-            if not isinstance(item, Node) and item.constant is not None:
-                return 0  # never registered
-            bits = integer_shape(item.lo, item.hi)[0]
-            return bits if top.get(id(item)) is None else min(bits, top[id(item)] - item.e)
-
-        def lut(item):
-            return (isinstance(item, Node) or item.parts is not None) and \
-                width(item) <= lut_width
-
-        nodes = [(id(item), tuple(map(id, ops)), *delay(item), width(item), lut(item))
-                 for item, ops in graph_nodes(self._plan)]
-        fmt, out_ns = spec.output_format, 0.0
-        src = FixedFormat(spec.accumulator.width, spec.accumulator.integer_width)
-        out_ns = model.cast_ns(src, fmt)
-        if self._activation is not None:
-            kind, act_out, params = self._activation
-            out_ns += model.activation_ns(kind, params)
-            fmt = act_out
-        outputs = []
-        for j, root in enumerate(self._plan.roots):
-            if self._output_lanes is not None and self._output_lanes[j] is None:
-                continue
-            lane_ns = 0.0 if self._output_lanes is None else \
-                model.cast_ns(fmt, self._output_lanes[j])
-            key = None if root is None else id(root.lane if isinstance(root, Leaf) else root)
-            outputs.append((key, out_ns + lane_ns))
-        levels = {id(item): item.level for item, _ in graph_nodes(self._plan)}
         period = None if self._clock_mhz is None else 1e3 / self._clock_mhz
-        return schedule(nodes, outputs, period_ns=period, model=model,
-                        levels_per_stage=self._levels_per_stage, levels=levels)
+        return place_registers(
+            self._plan, model=self._timing, period_ns=period,
+            levels_per_stage=self._levels_per_stage, lut_adder_width=self._lut_adder_width,
+            spec=self._spec, fin=self._fin, input_lanes=self._input_lanes,
+            activation=self._activation, output_lanes=self._output_lanes,
+            tops=[self._top(j) for j in range(self._spec.n_out)])
 
     def _stage(self, item):
         """The pipeline stage in which a lane, leaf or tree node is computed."""

@@ -208,9 +208,9 @@ def _alap(nodes, outputs, budget, last):
     for key, delay in outputs:
         if key is not None:
             readers[key].append((None, delay))
-    for key, operands, delay, ripple, _, _ in nodes:
+    for key, operands, _, _, _, _ in nodes:
         for k in operands:
-            readers[k].append((key, delay + ripple))
+            readers[k].append((key, None))
     stage, tail = {}, {}  # tail: from a node's input to the end of its stage
     for key, operands, delay, ripple, _, _ in reversed(nodes):
         options = []
@@ -265,11 +265,10 @@ def schedule(nodes, outputs, *, period_ns, model, levels_per_stage=None, levels=
     """Place pipeline registers in a graph of combinational nodes.
 
     With ``period_ns``: the fewest stages in which every register-to-register path's estimated
-    delay fits the period (nodes placed as early as they fit), then, of the placements with
-    that many stages that fit (nodes as early or as late as they go, for the period or for
-    the shortest period that still gives that many stages, which spreads the registers
-    evenly), the one with the fewest register bits, then the shortest period. A node longer
-    than the period alone gets a stage of its own. With ``levels_per_stage`` (and ``levels``,
+    delay fits the period (nodes placed as early as they fit), then the shortest period that
+    still gives that many stages (so the registers spread evenly and the margin is the
+    largest), and for it, of the nodes placed as early or as late as they go, the placement
+    with fewer register bits. A node longer than the period alone gets a stage of its own. With ``levels_per_stage`` (and ``levels``,
     each node's addition level): a register after every ``levels_per_stage`` levels, spaced
     evenly over the deepest level, the outputs' logic in the last stage (the placement before
     delay models).
@@ -279,9 +278,10 @@ def schedule(nodes, outputs, *, period_ns, model, levels_per_stage=None, levels=
     nodes : list of (key, tuple of keys, float, float, int, bool)
         In dependency order: a node, the nodes it reads, its delay (ns) with its input net,
         its ripple (ns: a carry's way through the bits, which overlaps with the ripple of the
-        adders it feeds; the node's delay is the two together), its width (bits) and whether it is LUT logic (which synthesis merges with the LUT
-        logic it reads while they read at most :data:`WIDE_LUT_BITS` bits in all). Nodes that
-        read nothing are inputs, in the first stage.
+        adders it feeds; the node takes the two together), its width (bits) and whether it
+        is LUT logic (which synthesis merges with the LUT logic it reads while they read at
+        most :data:`WIDE_LUT_BITS` bits in all). Nodes that read nothing are inputs, in the
+        first stage.
     outputs : list of (key or None, float)
         Per output, the node it reads (None: a constant) and the delay (ns) of the logic after
         it, computed in the last stage.
@@ -312,10 +312,9 @@ def schedule(nodes, outputs, *, period_ns, model, levels_per_stage=None, levels=
                 hi = mid
             else:
                 lo = mid
-        candidates = [stage, _asap(nodes, outputs, hi, wide)[0]]
-        candidates += [c for c in (_alap(nodes, outputs, b, last) for b in (budget, hi))
-                       if c is not None]
-        limit = max(budget, max(_stage_delays(nodes, outputs, stage, last, wide))) + 1e-9
+        stage = _asap(nodes, outputs, hi, wide)[0]
+        candidates = [stage] + [c for c in [_alap(nodes, outputs, hi, last)] if c is not None]
+        limit = max(_stage_delays(nodes, outputs, stage, last, wide)) + 1e-9
         scored = []
         for n, c in enumerate(candidates):
             longest = max(_stage_delays(nodes, outputs, c, last, wide))
