@@ -341,7 +341,8 @@ class ShiftAddDense(wiring.Component):
             levels_per_stage=self._levels_per_stage, lut_adder_width=self._lut_adder_width,
             spec=self._spec, fin=self._fin, input_lanes=self._input_lanes,
             activation=self._activation, output_lanes=self._output_lanes,
-            tops=[self._top(j) for j in range(self._spec.n_out)])
+            tops=[None if self._output_lanes is not None and self._output_lanes[j] is None
+                  else self._top(j) for j in range(self._spec.n_out)])
 
     def _stage(self, item):
         """The pipeline stage in which a lane, leaf or tree node is computed."""
