@@ -53,11 +53,12 @@ class DelayModel:
         """A ``width``-bit adder with the net into it, as ``(delay, ripple)``: the delay of its
         first sum bits and the time its carry takes through the rest. A carry chain, or with
         ``lut`` the ripple-carry logic that synthesis maps to LUTs: a LUT level per three bits
-        (a 7-bit one: three levels with PFUMX, 3.7 ns on ECP5), the nets between them short."""
+        with half a net between them (a 7-bit one: 3.0 ns on ECP5; nextpnr gave 3.7 ns for one
+        with long nets, and less than that for chains of them feeding carry chains)."""
         if lut:
             levels = max(1, math.ceil(width / 3))
             return self.routing_ns + self.lut_ns, \
-                (levels - 1) * (0.75 * self.routing_ns + self.lut_ns)
+                (levels - 1) * (0.5 * self.routing_ns + self.lut_ns)
         return self.routing_ns + self.carry_in_ns + self.carry_out_ns, \
             self.carry_bit_ns * max(width - 2, 0)
 
