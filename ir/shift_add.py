@@ -121,4 +121,5 @@ class ShiftAddDenseLayer(Layer):
                 "fused_layers": [part.name for part in self.parts], "adders": engine.n_adders,
                 "shared_subexpressions": engine.n_shared_subexpressions,
                 "adder_levels": engine.levels,
+                "clock_mhz": engine.clock_mhz,
                 "estimated_f_max_mhz": round(engine.estimated_f_max_hz / 1e6, 1)}
