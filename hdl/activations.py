@@ -41,7 +41,7 @@ from nnfab.tables import check_activation, check_count, check_format, check_soft
 
 from .cast import fit_shape, fixed_shape, requantize
 from .wires import comb_wire, no_wire
-from .timing_model import DEFAULT_CLOCK_MHZ, delay_model
+from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .vector_pipeline import VectorPipeline, argmax_level, argmax_tree, vector_signature
 
 __all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
@@ -401,11 +401,7 @@ class Argmax(VectorPipeline):
         self._n = self._validated(lambda: check_count(n))
         self._fin = self._validated(lambda: check_format(fin, "Input format"))
         model = self._validated(lambda: delay_model(family))
-        if clock_mhz is not None and (not isinstance(clock_mhz, (int, float)) or
-                                      isinstance(clock_mhz, bool) or not clock_mhz > 0):
-            self._validated(lambda: _raise(ValueError(
-                f"Clock must be a positive frequency in MHz, not {clock_mhz!r}")))
-        self._clock_mhz = clock_mhz
+        self._clock_mhz = self._validated(lambda: check_clock(clock_mhz))
         levels = (self._n - 1).bit_length()
         level_ns = sum(model.adder_ns(fin.width + 1)) + model.lut_levels_ns(2)
         budget = 1e3 / (clock_mhz or DEFAULT_CLOCK_MHZ[family]) - model.register_ns
@@ -455,10 +451,6 @@ class Argmax(VectorPipeline):
         with m.If(advance):
             m.d.sync += self.o.payload.eq(items[0][1])
         return m
-
-
-def _raise(exc):
-    raise exc
 
 
 def _sum_tree(values):

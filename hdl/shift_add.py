@@ -14,7 +14,7 @@ from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .pipeline import skid_output
 from .shift_add_timing import place_registers
-from .timing_model import DEFAULT_CLOCK_MHZ, delay_model
+from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .wires import comb_wire
 
 __all__ = ["ShiftAddDense"]
@@ -194,11 +194,7 @@ class ShiftAddDense(wiring.Component):
             if clock_mhz is not None and adder_levels_per_stage is not None:
                 raise ValueError(f"Give a clock or adder levels per stage, not both: "
                                  f"{clock_mhz!r} MHz and {adder_levels_per_stage!r} levels")
-            if clock_mhz is not None and (not isinstance(clock_mhz, (int, float)) or
-                                          isinstance(clock_mhz, bool) or
-                                          not clock_mhz > 0 or clock_mhz == float("inf")):
-                raise ValueError(f"Clock must be a positive frequency in MHz, not "
-                                 f"{clock_mhz!r}")
+            check_clock(clock_mhz)
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a rejected design is not an unused one
             raise

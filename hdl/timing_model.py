@@ -11,8 +11,8 @@ model counts a net into every cell it crosses and treats placement as average.
 from dataclasses import dataclass
 import math
 
-__all__ = ["DelayModel", "DELAY_MODELS", "DEFAULT_CLOCK_MHZ", "WIDE_LUT_BITS", "delay_model",
-           "Schedule", "schedule"]
+__all__ = ["DelayModel", "DELAY_MODELS", "DEFAULT_CLOCK_MHZ", "WIDE_LUT_BITS", "check_clock",
+           "delay_model", "Schedule", "schedule"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,22 @@ DELAY_MODELS = {
 #: faster target costs cycles and flip-flops (at 150 MHz: 11 cycles, 1,194 FF against 8 and
 #: 756): 100 MHz keeps the classifier at 8 cycles.
 DEFAULT_CLOCK_MHZ = {"ecp5": 100.0, "ice40": 30.0}
+
+
+def check_clock(clock_mhz):
+    """``clock_mhz`` as a float, if it is a positive, finite frequency (MHz) or None.
+
+    Raises
+    ------
+    ValueError
+        If it is not.
+    """
+    if clock_mhz is None:
+        return None
+    if not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool) or \
+            not 0 < clock_mhz < math.inf:
+        raise ValueError(f"Clock must be a positive frequency in MHz, not {clock_mhz!r}")
+    return float(clock_mhz)
 
 
 def delay_model(family):
