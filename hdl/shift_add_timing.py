@@ -17,8 +17,9 @@ def place_registers(plan, *, model, period_ns, levels_per_stage, lut_adder_width
     Each adder is as wide as its exact range (below ``tops[j]``, the bits output ``j`` keeps,
     when its cast wraps; the low bits of the less significant operand pass through without
     one), a carry chain or LUT logic up to ``lut_adder_width`` bits; an input lane costs its
-    cast from ``fin``; a product a multiplier; the outputs' logic is the cast of the sum to
-    ``spec.output_format``, the activation and the output lane's cast.
+    cast from ``fin``; a product a multiplier; the outputs' logic is the negation of a sum of
+    negative terms, the cast of the sum to ``spec.output_format``, the activation and the
+    output lane's cast.
     """
     top = {}
     for j, root in enumerate(plan.roots):
@@ -70,6 +71,8 @@ def place_registers(plan, *, model, period_ns, levels_per_stage, lut_adder_width
             continue  # always 0
         lane_ns = 0.0 if output_lanes is None else model.cast_ns(fmt, output_lanes[j])
         key = None if root is None else id(root.lane if isinstance(root, Leaf) else root)
+        if root is not None and 1 not in root.signs:  # a sum of negative terms, negated
+            lane_ns += sum(model.adder_ns(width(root.lane if isinstance(root, Leaf) else root)))
         outputs.append((key, out_ns + lane_ns))
     return schedule(nodes, outputs, period_ns=period_ns, model=model,
                     levels_per_stage=levels_per_stage,
