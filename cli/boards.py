@@ -19,7 +19,9 @@ def board_options(function):
     """``--board NAME`` and ``--clock-mhz F``, for ``nnfab build``."""
     function = click.option("--clock-mhz", type=float, default=None,
                             help="Clock of the network on the board (default: the board's; a "
-                                 "PLL makes it).")(function)
+                                 "PLL makes it); without --board, the clock the fused "
+                                 "shift-add layers are pipelined for (default 100 MHz, "
+                                 "ECP5 delay model).")(function)
     function = click.option("--board", default=None,
                             help="Build a bitstream for this board (see `nnfab boards`).")(
         function)

@@ -105,7 +105,7 @@ _FOLDER_FIXED = ("weights", "reuse_factor", "max_multipliers", "precision", "inp
 
 def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format,
           hls4ml_config=None, fuse=None, lut_adder_width=None, *, allow_build_folder=False,
-          for_board=False):
+          for_board=False, clock_mhz=None, family="ecp5"):
     """The model to build (a LoadedModel) from the command line's choices.
 
     With ``allow_build_folder``, MODEL may be a build folder: its files are checked against
@@ -132,7 +132,7 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         given = {"weights": weights, "reuse_factor": reuse_factor,
                  "max_multipliers": max_multipliers, "precision": precision,
                  "input_format": input_format, "fuse": fuse,
-                 "lut_adder_width": lut_adder_width}
+                 "lut_adder_width": lut_adder_width, "clock_mhz": clock_mhz}
         extra = [f"--{name.replace('_', '-')}" for name, value in given.items()
                  if value is not None]
         if extra:
@@ -178,13 +178,27 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         # A board build keeps the layers with weights of more than 3 signed digits unfused, as
         # before issue 22: the board flow puts dense layers' weights in block RAM.
         passes.append(FuseShiftAdd(lut_adder_width=lut_adder_width,
-                                   multiplier_threshold=3 if for_board else None))
+                                   multiplier_threshold=3 if for_board else None,
+                                   clock_mhz=clock_mhz, family=family))
     loaded.model, _ = run_passes(loaded.model, passes)
     loaded.input_cast = input_cast
     loaded.shift_add_fusion = fuse
     loaded.lut_adder_width = lut_adder_width
     loaded.build_folder = None
     return loaded
+
+
+def _clock_target(board, clock_mhz):
+    """The clock and FPGA family the fused engines' registers are placed for: the board's
+    clock with ``--board`` (``--clock-mhz`` or its default), else ``--clock-mhz`` on ECP5
+    (None: the delay model's default, 100 MHz)."""
+    if board is None:
+        return {"clock_mhz": clock_mhz}
+    from nnfab.boards.targets import target
+
+    found = target(board)
+    return {"clock_mhz": found.default_clock_mhz if clock_mhz is None else clock_mhz,
+            "family": found.family}
 
 
 def _board_options(function):
@@ -214,7 +228,7 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
             say("loading model")
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
                            input_format, hls4ml_config, fuse, lut_adder_width,
-                           for_board=board is not None)
+                           for_board=board is not None, **_clock_target(board, clock_mhz))
             name = output_name(loaded.model.name)
             if board is not None:
                 from .boards import board_build_from_cli
@@ -265,6 +279,9 @@ def _print_layers(manifest):
               help="A bundled labelled data set (held-out split).")
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="Use the first N inputs.")
+@click.option("--clock-mhz", type=float, default=None,
+              help="Clock the fused shift-add layers are pipelined for (default 100 MHz, "
+                   "ECP5 delay model); it sets their latency.")
 @click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
               help="N seeded random N(0, 1.5) inputs (default 1,000 when no inputs are given).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -282,7 +299,7 @@ def _print_layers(manifest):
 @interruptible
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
                    input_format, fuse, lut_adder_width, hls4ml_config, inputs, labels,
-                   dataset, count, n_random, seed, stall, jobs, no_cache):
+                   dataset, count, clock_mhz, n_random, seed, stall, jobs, no_cache):
     """Prove MODEL's Verilog bit-exact against the golden model on Verilator.
 
     MODEL may be a build folder: then its own Verilog is simulated, after checking that its
@@ -314,7 +331,7 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
             say("loading model")
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
                            input_format, hls4ml_config, fuse, lut_adder_width,
-                           allow_build_folder=True)
+                           allow_build_folder=True, clock_mhz=clock_mhz)
             m = loaded.model
             y = None
             if dataset is None and inputs is None and example is not None and n_random is None:

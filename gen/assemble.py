@@ -144,6 +144,7 @@ def _shift_add_dense(layer, backend):
         activation=(act.function, act.fout, dict(act.params)) if act is not None else None,
         output_lanes=post.formats if post is not None else None,
         fout=layer.output_format, adder_levels_per_stage=layer.adder_levels_per_stage,
+        clock_mhz=layer.clock_mhz, family=layer.family,
         lut_adder_width=layer.lut_adder_width, multiplier_threshold=layer.multiplier_threshold)
 
 

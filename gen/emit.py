@@ -165,10 +165,13 @@ def _report(manifest):
     fused = [row for row in manifest["layers"] if row["kind"] == "shift_add_dense"]
     if fused:
         lines += ["", "Shift-add dense layers (one adder graph each, no multipliers)", "",
-                  "| layer | fused layers | adders | shared subexpressions | adder levels |",
-                  "| --- | --- | --- | --- | --- |"]
+                  "| layer | fused layers | adders | shared subexpressions | adder levels | "
+                  "latency | estimated Fmax (MHz) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {row['name']} | {', '.join(row['fused_layers'])} | {row['adders']} | "
-                  f"{row['shared_subexpressions']} | {row['adder_levels']} |" for row in fused]
+                  f"{row['shared_subexpressions']} | {row['adder_levels']} | "
+                  f"{row['latency']} | {row.get('estimated_f_max_mhz', '')} |"
+                  for row in fused]
     joins = [row for row in manifest["layers"] if "skip_fifo_depths" in row]
     if joins:
         lines += ["", "Joins of branches: the FIFO before each input, as deep as that branch "

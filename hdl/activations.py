@@ -41,7 +41,8 @@ from nnfab.tables import check_activation, check_count, check_format, check_soft
 
 from .cast import fit_shape, fixed_shape, requantize
 from .wires import comb_wire, no_wire
-from .vector_pipeline import VectorPipeline, argmax_tree, vector_signature
+from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
+from .vector_pipeline import VectorPipeline, argmax_level, argmax_tree, vector_signature
 
 __all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
            "sigmoid", "tanh", "elu", "activation", "Activation", "Argmax", "Softmax"]
@@ -362,7 +363,10 @@ class Activation(VectorPipeline):
 class Argmax(VectorPipeline):
     """Index of the largest element of a vector stream, the first one on ties.
 
-    A comparison tree, registered once: latency 1, II = 1.
+    A comparison tree of ``ceil(log2(n))`` comparator levels, registered where the delay model
+    of ``family`` (:mod:`nnfab.hdl.timing_model`: a comparator's carry chain and two LUT
+    levels of multiplexers per level) says the levels fit the period of ``clock_mhz``, spaced
+    evenly, and at the output: II = 1.
 
     Parameters
     ----------
@@ -370,26 +374,46 @@ class Argmax(VectorPipeline):
         Elements per vector.
     fin : FixedFormat
         Format of the elements.
+    clock_mhz : float > 0 or None
+        Target clock; None: ``DEFAULT_CLOCK_MHZ[family]``.
+    family : str
+        ``"ecp5"`` or ``"ice40"``.
 
     Members
     -------
     i : ``In(stream.Signature(ArrayLayout(fixed_shape(fin), n)))``
     o : ``Out(stream.Signature(unsigned(index_width)))``, ``index_width = max(1, ceil(log2(n)))``
 
+    Attributes
+    ----------
+    latency : int
+        Register stages, ``ceil(levels / levels_per_stage)`` (at least 1), with
+        ``levels_per_stage`` the comparator levels that fit the period (at least 1).
+
     Raises
     ------
     TypeError, ValueError
-        If ``n`` is not a positive integer or ``fin`` not a FixedFormat.
+        If ``n`` is not a positive integer, ``fin`` not a FixedFormat, ``clock_mhz`` not a
+        positive number or the family unknown.
     """
 
-    def __init__(self, *, n, fin):
+    def __init__(self, *, n, fin, clock_mhz=None, family="ecp5"):
         self._n = self._validated(lambda: check_count(n))
         self._fin = self._validated(lambda: check_format(fin, "Input format"))
+        model = self._validated(lambda: delay_model(family))
+        self._clock_mhz = self._validated(lambda: check_clock(clock_mhz))
+        levels = (self._n - 1).bit_length()
+        level_ns = sum(model.adder_ns(fin.width + 1)) + model.lut_levels_ns(2)
+        budget = 1e3 / (clock_mhz or DEFAULT_CLOCK_MHZ[family]) - model.register_ns
+        per_stage = max(1, int(budget // level_ns))
+        self._latency = max(1, -(-levels // per_stage))
+        self._cuts = sorted({-(-levels * s // self._latency) for s in range(1, self._latency)})
         super().__init__({"i": In(vector_signature(fin, n)),
                           "o": Out(stream.Signature(unsigned(self.index_width)))})
 
     def __repr__(self):
-        return f"Argmax(n={self._n}, fin={self._fin!r})"
+        clock = "" if self._clock_mhz is None else f", clock_mhz={self._clock_mhz!r}"
+        return f"Argmax(n={self._n}, fin={self._fin!r}{clock})"
 
     @property
     def n(self):
@@ -405,15 +429,27 @@ class Argmax(VectorPipeline):
 
     @property
     def latency(self):
-        return 1
+        return self._latency
 
     def elaborate(self, platform):
         m = Module()
-        advance = self._advance(m)
         items = [(self.i.payload[k], C(k, self.index_width)) for k in range(self._n)]
-        _, index = argmax_tree(items)
+        if self._latency == 1:
+            advance = self._advance(m)
+            _, index = argmax_tree(items)
+            with m.If(advance):
+                m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(index)]
+            return m
+        advance, register = self._stages(m, self._latency)
+        level = 0
+        while len(items) > 1:
+            items = argmax_level(items)
+            level += 1
+            if level in self._cuts:
+                items = [(register(v, f"max_s{level}_{k}"), register(i, f"index_s{level}_{k}"))
+                         for k, (v, i) in enumerate(items)]
         with m.If(advance):
-            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.eq(index)]
+            m.d.sync += self.o.payload.eq(items[0][1])
         return m
 
 

@@ -27,7 +27,8 @@ A term ``(lane, e, sign)`` is worth ``sign * lane * 2**e``.
 import collections
 import heapq
 
-__all__ = ["Lane", "Leaf", "Node", "AdderPlan", "MAX_CSE_PAIRS", "integer_shape", "plan_adders"]
+__all__ = ["Lane", "Leaf", "Node", "AdderPlan", "MAX_CSE_PAIRS", "integer_shape", "plan_adders",
+           "graph_nodes"]
 
 
 def _bits(lo, hi):
@@ -274,3 +275,39 @@ def plan_adders(terms, *, constants=None, cse=True, max_cse_rounds=2000,
             leaves.append(Leaf(lane, e, 1 if constant > 0 else -1))
         roots.append(_tree(leaves))
     return AdderPlan(roots, shared)
+
+
+def _operands(item):
+    """What a lane or node reads: lanes and nodes (a leaf stands for its lane)."""
+    if isinstance(item, Node):
+        parts = (item.a, item.b)
+    elif item.parts is not None:
+        parts = item.parts[:2]
+    elif item.product is not None:
+        parts = item.product[:1]
+    elif item.cast is not None and item.cast[0] is not None:
+        parts = item.cast[:1]
+    else:
+        parts = ()
+    return tuple(p.lane if isinstance(p, Leaf) else p for p in parts)
+
+
+def graph_nodes(plan):
+    """Every lane and tree node that ``plan``'s outputs read, in dependency order, each with
+    what it reads: a list of ``(item, operands)`` (a leaf stands for its lane)."""
+    order, seen = [], set()
+    for root in plan.roots:
+        if root is None:
+            continue
+        stack = [(root.lane if isinstance(root, Leaf) else root, False)]
+        while stack:
+            item, expanded = stack.pop()
+            if id(item) in seen:
+                continue
+            if expanded:
+                seen.add(id(item))
+                order.append((item, _operands(item)))
+                continue
+            stack.append((item, True))
+            stack.extend((op, False) for op in _operands(item) if id(op) not in seen)
+    return order

@@ -13,6 +13,8 @@ from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .pipeline import skid_output
+from .shift_add_timing import place_registers
+from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .wires import comb_wire
 
 __all__ = ["ShiftAddDense"]
@@ -90,8 +92,12 @@ class ShiftAddDense(wiring.Component):
     and when the output cast wraps (or the output requantizer wraps with no cast or activation
     between) the bits above the cast's MSB are never formed. A difference is a subtraction, not
     a negation. The sum is cast to ``spec.output_format``, goes through the activation and
-    the output requantizer, all in the last stage. Pipeline registers sit after every
-    ``adder_levels_per_stage`` addition levels (spaced evenly) and at the output. The pipeline
+    the output requantizer, all in the last stage. Pipeline registers are placed by a delay
+    estimate (:mod:`nnfab.hdl.timing_model`: each adder's carry chain or LUT levels, each
+    multiplier, the output logic, a net into each, for ``family``): the fewest stages whose
+    every register-to-register path fits ``1 / clock_mhz``, spread evenly; or, with
+    ``adder_levels_per_stage``, after every that many addition levels (spaced evenly). A
+    register closes the last stage, at the output. The pipeline
     runs free: its registers load every cycle with a valid bit beside the data, and a skid
     FIFO of ``latency`` entries behind the output register takes the back-pressure
     (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready`` comes from its credit). Adder outputs
@@ -99,8 +105,8 @@ class ShiftAddDense(wiring.Component):
     LUTs up to ``lut_adder_width`` bits) rather than merging unregistered sums into LUTs; a
     tree adder whose only user is a pipeline register goes without (the register separates
     it). Signals are named after the tree: ``y3_abb`` is the node reached from output 3's
-    root by its first, second and second operand, ``y3_abb_s3`` its register after addition
-    level 3.
+    root by its first, second and second operand, ``y3_abb_s1`` its register at the end of
+    the first stage.
 
     Parameters
     ----------
@@ -122,8 +128,14 @@ class ShiftAddDense(wiring.Component):
     fout : FixedFormat or None
         Output stream format: required with ``output_lanes``; else the activation's or
         ``spec.output_format``.
-    adder_levels_per_stage : int, >= 1
-        Addition levels between pipeline registers.
+    clock_mhz : float > 0 or None
+        Target clock: registers go where the delay model says the paths fit its period.
+        None: ``DEFAULT_CLOCK_MHZ[family]`` (100 MHz for ECP5, 30 for iCE40), unless
+        ``adder_levels_per_stage`` is given.
+    family : str
+        FPGA family of the delay model, ``"ecp5"`` or ``"ice40"``.
+    adder_levels_per_stage : int, >= 1, or None
+        Instead of a clock: a register after every this many addition levels, spaced evenly.
     share_subexpressions : bool
         Compute common two-term subexpressions once (fewer adders, deeper trees).
     lut_adder_width : int, >= 0
@@ -147,7 +159,10 @@ class ShiftAddDense(wiring.Component):
     Attributes
     ----------
     latency : int
-        ``max(1, ceil(levels / adder_levels_per_stage))`` cycles.
+        Register stages: as the delay model places them, or ``max(1, ceil(levels /
+        adder_levels_per_stage))`` cycles.
+    estimated_f_max_hz : float
+        The delay model's Fmax: 1 / its longest register-to-register path.
     initiation_interval : int
         1.
     n_adders : int
@@ -163,16 +178,23 @@ class ShiftAddDense(wiring.Component):
         If ``spec`` is not a DenseSpec or a format is not a FixedFormat.
     ValueError
         If the accumulator format is explicit and unsigned, the lane counts do not match the
-        layer, ``adder_levels_per_stage`` is not a positive integer or
-        ``multiplier_threshold`` not a non-negative integer or None.
+        layer, ``adder_levels_per_stage`` is not a positive integer, ``clock_mhz`` not a
+        positive number, both are given, the family is unknown or ``multiplier_threshold``
+        not a non-negative integer or None.
     """
 
     def __init__(self, spec, *, fin=None, input_lanes=None, activation=None,
-                 output_lanes=None, fout=None, adder_levels_per_stage=3,
-                 share_subexpressions=True, lut_adder_width=0, multiplier_threshold=None):
+                 output_lanes=None, fout=None, clock_mhz=None, family="ecp5",
+                 adder_levels_per_stage=None, share_subexpressions=True, lut_adder_width=0,
+                 multiplier_threshold=None):
         try:
             self._validate(spec, fin, input_lanes, activation, output_lanes, fout,
                            adder_levels_per_stage, lut_adder_width, multiplier_threshold)
+            self._timing = delay_model(family)
+            if clock_mhz is not None and adder_levels_per_stage is not None:
+                raise ValueError(f"Give a clock or adder levels per stage, not both: "
+                                 f"{clock_mhz!r} MHz and {adder_levels_per_stage!r} levels")
+            check_clock(clock_mhz)
         except (TypeError, ValueError):
             self._MustUse__silence = True  # a rejected design is not an unused one
             raise
@@ -184,13 +206,15 @@ class ShiftAddDense(wiring.Component):
         self._output_lanes = tuple(output_lanes) if output_lanes is not None else None
         self._fout = fout or (activation[1] if activation else spec.output_format)
         self._levels_per_stage = adder_levels_per_stage
+        self._clock_mhz = None if adder_levels_per_stage is not None else \
+            float(clock_mhz or DEFAULT_CLOCK_MHZ[family])
+        self._family = family
         self._share = share_subexpressions
         self._lut_adder_width = lut_adder_width
         self._multiplier_threshold = multiplier_threshold
         self._plan = self._make_plan()
-        levels = self._plan.levels
-        self._stages = max(1, -(-levels // adder_levels_per_stage))
-        self._cuts = sorted({-(-levels * s // self._stages) for s in range(1, self._stages)})
+        self._schedule = self._place_registers()
+        self._stages = self._schedule.latency
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(fixed_shape(self._fin), spec.n_in))),
             "o": Out(stream.Signature(data.ArrayLayout(fixed_shape(self._fout), spec.n_out))),
@@ -223,8 +247,9 @@ class ShiftAddDense(wiring.Component):
             check_lane_formats(input_lanes, spec.input_format)
         if output_lanes is not None:
             check_lane_formats(output_lanes, fout)
-        if not isinstance(levels_per_stage, int) or isinstance(levels_per_stage, bool) or \
-                levels_per_stage < 1:
+        if levels_per_stage is not None and (
+                not isinstance(levels_per_stage, int) or isinstance(levels_per_stage, bool) or
+                levels_per_stage < 1):
             raise ValueError(f"Adder levels per stage must be a positive integer, not "
                              f"{levels_per_stage!r}")
         if not isinstance(lut_adder_width, int) or isinstance(lut_adder_width, bool) or \
@@ -239,10 +264,15 @@ class ShiftAddDense(wiring.Component):
 
     def __repr__(self):
         return (f"ShiftAddDense(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
-                f"adder_levels_per_stage={self._levels_per_stage}, "
+                f"{self._timing_repr()}, "
                 f"share_subexpressions={self._share}, "
                 f"lut_adder_width={self._lut_adder_width}, "
                 f"multiplier_threshold={self._multiplier_threshold})")
+
+    def _timing_repr(self):
+        if self._levels_per_stage is not None:
+            return f"adder_levels_per_stage={self._levels_per_stage}"
+        return f"clock_mhz={self._clock_mhz:g}, family={self._family!r}"
 
     # -- the plan ------------------------------------------------------------------------------
 
@@ -299,9 +329,34 @@ class ShiftAddDense(wiring.Component):
             t[0].product is not None or t[0].cast is not None for out in terms for t in out)
         return plan_adders(terms, constants=constants, cse=self._share)
 
+    def _place_registers(self):
+        """The stage of every lane and tree node (:func:`nnfab.hdl.timing_model.schedule`)."""
+        period = None if self._clock_mhz is None else 1e3 / self._clock_mhz
+        return place_registers(
+            self._plan, model=self._timing, period_ns=period,
+            levels_per_stage=self._levels_per_stage, lut_adder_width=self._lut_adder_width,
+            spec=self._spec, fin=self._fin, input_lanes=self._input_lanes,
+            activation=self._activation, output_lanes=self._output_lanes,
+            tops=[None if self._output_lanes is not None and self._output_lanes[j] is None
+                  else self._top(j) for j in range(self._spec.n_out)])
+
+    def _stage(self, item):
+        """The pipeline stage in which a lane, leaf or tree node is computed."""
+        return self._schedule.stages[id(item.lane if isinstance(item, Leaf) else item)]
+
     @property
     def spec(self):
         return self._spec
+
+    @property
+    def clock_mhz(self):
+        """The target clock the registers are placed for (None with adder levels per
+        stage)."""
+        return self._clock_mhz
+
+    @property
+    def estimated_f_max_hz(self):
+        return self._schedule.f_max_hz
 
     @property
     def levels(self):
@@ -370,22 +425,23 @@ class ShiftAddDense(wiring.Component):
         self._adders[name] = sig
         return sig
 
-    def _delay(self, m, key, value, level_from, level_to):
-        """``value`` (ready after ``level_from`` levels) registered at every cut it crosses
-        before ``level_to``; registers are shared between the users of one value."""
-        for cut in self._cuts:
-            if level_from <= cut < level_to:
-                if (key, cut) not in self._registers:
-                    # Data registers need no reset: the valid bits beside them have one.
-                    reg = Signal(value.shape(), name=f"{self._names[key]}_s{cut}",
-                                 reset_less=True)
-                    m.d.sync += reg.eq(value)  # free-running: no enable
-                    self._registers[key, cut] = reg
-                    if key[0] == "node" and key[1] in self._adders:
-                        # A tree node's only user is this register, which already keeps
-                        # synthesis from merging the adder into the next one.
-                        self._adders[key[1]].attrs.pop("keep", None)
-                value = self._registers[key, cut]
+    def _delay(self, m, key, value, stage_from, stage_to):
+        """``value`` (computed in stage ``stage_from``) registered at the end of every stage
+        before ``stage_to``; registers are shared between the users of one value."""
+        if isinstance(value, Const):
+            return value
+        for cut in range(stage_from + 1, stage_to + 1):
+            if (key, cut) not in self._registers:
+                # Data registers need no reset: the valid bits beside them have one.
+                reg = Signal(value.shape(), name=f"{self._names[key]}_s{cut}",
+                             reset_less=True)
+                m.d.sync += reg.eq(value)  # free-running: no enable
+                self._registers[key, cut] = reg
+                if key[0] == "node" and key[1] in self._adders:
+                    # A tree node's only user is this register, which already keeps
+                    # synthesis from merging the adder into the next one.
+                    self._adders[key[1]].attrs.pop("keep", None)
+            value = self._registers[key, cut]
         return value
 
     def _lane(self, m, lane):
@@ -397,15 +453,18 @@ class ShiftAddDense(wiring.Component):
             value = self._cast_lane(m, lane)
         elif lane.product is not None:
             a, factor = lane.product
-            va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
+            va = self._delay(m, ("lane", a.key), self._lane(m, a), self._stage(a),
+                             self._stage(lane))
             width, signed_ = integer_shape(lane.lo, lane.hi)
             value = Signal(signed(width) if signed_ else unsigned(width),
                            name=f"product{lane.key[1]}_{factor}")
             m.d.comb += value.eq(va * factor)
         else:
             a, b, sa, sb, sign = lane.parts  # (a << sa) ± (b << sb), planned with sa == 0
-            va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
-            vb = self._delay(m, ("lane", b.key), self._lane(m, b), b.level, lane.level)
+            va = self._delay(m, ("lane", a.key), self._lane(m, a), self._stage(a),
+                             self._stage(lane))
+            vb = self._delay(m, ("lane", b.key), self._lane(m, b), self._stage(b),
+                             self._stage(lane))
             name = f"shared{lane.key[1]}"
             if sa == 0 and sb > 0:
                 # a ± (b << d) = Cat(a[:d], (a >> d) ± b): no adder below bit d
@@ -435,7 +494,8 @@ class ShiftAddDense(wiring.Component):
             src, code = spec.bias_format, Const(factor, fixed_shape(spec.bias_format))
             name = f"bias{lane.key[1]}"
         else:
-            va = self._delay(m, ("lane", a.key), self._lane(m, a), a.level, lane.level)
+            va = self._delay(m, ("lane", a.key), self._lane(m, a), self._stage(a),
+                             self._stage(lane))
             x = _shift_left(va, spec.input_format.fraction_width -
                             self._input_lanes[a.index].fraction_width)
             digits = csd_digits(factor)
@@ -472,8 +532,8 @@ class ShiftAddDense(wiring.Component):
         sa, sb = min(options, key=cost)
         va, ka = self._node(m, a, sa, top, path + "a")
         vb, kb = self._node(m, b, sb, top, path + "b")
-        va = self._delay(m, ka, va, a.level, node.level)
-        vb = self._delay(m, kb, vb, b.level, node.level)
+        va = self._delay(m, ka, va, self._stage(a), self._stage(node))
+        vb = self._delay(m, kb, vb, self._stage(b), self._stage(node))
         # Order the operands: x has the lower exponent, y is d bits more significant.
         (x, ex, gx), (y, ey, gy) = sorted(((va, a.e, sa * s), (vb, b.e, sb * s)),
                                           key=lambda t: t[1])
@@ -504,7 +564,7 @@ class ShiftAddDense(wiring.Component):
                 self._lane_values[k] = lane
                 self._names["lane", k] = f"lane{k}"
         e0 = -spec.accumulator.fraction_width
-        last = self._plan.levels + 1
+        last = self._schedule.output_stage
         # Plain bits rather than the payload's layout, which would add a wire per element.
         out = Signal(len(Value.cast(self.o.payload)), name="out")
         out_width = fixed_shape(self._fout).width
@@ -517,7 +577,7 @@ class ShiftAddDense(wiring.Component):
             else:
                 s = 1 if 1 in root.signs else -1
                 value, key = self._node(m, root, s, top, f"y{j}_")
-                value = self._delay(m, key, value, root.level, last)
+                value = self._delay(m, key, value, self._stage(root), last)
                 if s < 0:
                     value = -value
                 e, signed_ = root.e, value.shape().signed
@@ -538,7 +598,7 @@ class ShiftAddDense(wiring.Component):
                     (self._fout.fraction_width - lane_fmt.fraction_width)
             m.d.comb += out.word_select(j, out_width).eq(code)
         valid = self.i.valid & self.i.ready
-        for cut in self._cuts:
+        for cut in range(1, self._stages):
             reg = Signal(name=f"valid_s{cut}")
             m.d.sync += reg.eq(valid)
             valid = reg

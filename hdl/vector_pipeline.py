@@ -8,7 +8,8 @@ from .cast import fixed_shape
 from .pipeline import pipeline_advance
 from .unused import discard
 
-__all__ = ["vector_signature", "VectorPipeline", "stage_register", "argmax_tree"]
+__all__ = ["vector_signature", "VectorPipeline", "stage_register", "argmax_tree",
+           "argmax_level"]
 
 
 def vector_signature(fmt, n):
@@ -85,12 +86,18 @@ def argmax_tree(items):
         The maximum and its index.
     """
     while len(items) > 1:
-        reduced = []
-        for a in range(0, len(items) - 1, 2):
-            (av, ai), (bv, bi) = items[a], items[a + 1]
-            greater = bv > av
-            reduced.append((Mux(greater, bv, av), Mux(greater, bi, ai)))
-        if len(items) % 2:
-            reduced.append(items[-1])
-        items = reduced
+        items = argmax_level(items)
     return items[0]
+
+
+def argmax_level(items):
+    """One comparator level of :func:`argmax_tree`: the pairs of ``items`` reduced to their
+    first maximum, an odd last item passed on."""
+    reduced = []
+    for a in range(0, len(items) - 1, 2):
+        (av, ai), (bv, bi) = items[a], items[a + 1]
+        greater = bv > av
+        reduced.append((Mux(greater, bv, av), Mux(greater, bi, ai)))
+    if len(items) % 2:
+        reduced.append(items[-1])
+    return reduced

@@ -23,7 +23,9 @@ class ShiftAddDenseLayer(Layer):
     built as one :class:`nnfab.hdl.shift_add.ShiftAddDense` (II 1). ``input_lanes``: the
     per-element formats the input is known to hold (a previous layer's requantizer), or None.
     ``multiplier_threshold``: weights with more canonical signed digits are multiplier leaves
-    of the adder graph (None: all shift-add terms).
+    of the adder graph (None: all shift-add terms). ``clock_mhz`` and ``family``: the target
+    clock the engine's registers are placed for by its delay model (None: the family's
+    default), or ``adder_levels_per_stage`` instead.
 
     The golden model is the parts' golden models in order, so the fused layer computes exactly
     what the separate layers do. The native format stores the parts (:attr:`parts`).
@@ -37,7 +39,9 @@ class ShiftAddDenseLayer(Layer):
     kind: ClassVar[str] = "shift_add_dense"
     parts: tuple = ()
     input_lanes: tuple | None = None
-    adder_levels_per_stage: int = 3
+    adder_levels_per_stage: int | None = None
+    clock_mhz: float | None = None
+    family: str = "ecp5"
     lut_adder_width: int = 0
     multiplier_threshold: int | None = None
 
@@ -116,4 +120,6 @@ class ShiftAddDenseLayer(Layer):
         return {**weighted_row(self), "shift_add_terms": engine.n_shift_add_terms,
                 "fused_layers": [part.name for part in self.parts], "adders": engine.n_adders,
                 "shared_subexpressions": engine.n_shared_subexpressions,
-                "adder_levels": engine.levels}
+                "adder_levels": engine.levels,
+                "clock_mhz": engine.clock_mhz,
+                "estimated_f_max_mhz": round(engine.estimated_f_max_hz / 1e6, 1)}

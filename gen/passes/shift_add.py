@@ -36,7 +36,7 @@ class FuseShiftAdd(Pass):
 
     The fused engine (:class:`nnfab.hdl.shift_add.ShiftAddDense`) shares subexpressions between
     outputs, sizes every adder to its exact range, drops bits a wrapping cast discards and
-    registers every ``adder_levels_per_stage`` addition levels instead of every level, so it
+    places registers by a delay estimate against ``clock_mhz`` instead of every level, so it
     takes fewer adders, flip-flops and cycles than the separate engines, with the same results.
     A fused layer after another one with an output requantizer knows its input lanes' formats
     and drops their unused bits.
@@ -56,19 +56,28 @@ class FuseShiftAdd(Pass):
         Also fuse dense layers with an explicit (signed) accumulator format, hls4ml's
         ``accum_t``: every product and the bias are cast to it, as graph leaves, and the sum
         wraps in it. Off by default for now.
-    adder_levels_per_stage : int, >= 1
-        Addition levels between pipeline registers of the fused engines.
+    clock_mhz : float or None
+        Target clock of the fused engines: their registers go where the delay model of
+        ``family`` says the paths fit its period (None: the family's default,
+        :data:`nnfab.hdl.timing_model.DEFAULT_CLOCK_MHZ`).
+    family : str
+        FPGA family of the delay model, ``"ecp5"`` or ``"ice40"``.
+    adder_levels_per_stage : int, >= 1, or None
+        Instead of a clock: addition levels between pipeline registers of the fused engines.
     lut_adder_width : int, >= 0
         Adders of at most this many bits in LUT logic rather than carry chains (see
         :class:`~nnfab.hdl.shift_add.ShiftAddDense`).
     """
 
     def __init__(self, *, multiplier_threshold=None, multiplier_leaf_threshold=None,
-                 adder_levels_per_stage=3, lut_adder_width=0, explicit_accumulators=False):
+                 adder_levels_per_stage=None, clock_mhz=None, family="ecp5",
+                 lut_adder_width=0, explicit_accumulators=False):
         self.explicit_accumulators = explicit_accumulators
         self.multiplier_threshold = multiplier_threshold
         self.multiplier_leaf_threshold = multiplier_leaf_threshold
         self.adder_levels_per_stage = adder_levels_per_stage
+        self.clock_mhz = clock_mhz
+        self.family = family
         self.lut_adder_width = lut_adder_width
 
     def apply(self, model):
@@ -108,6 +117,7 @@ class FuseShiftAdd(Pass):
                 next(p for p in parts if p.kind == "dense").name, parts=parts,
                 input_lanes=known_lanes if parts[0].kind == "dense" else None,
                 adder_levels_per_stage=self.adder_levels_per_stage,
+                clock_mhz=self.clock_mhz, family=self.family,
                 lut_adder_width=self.lut_adder_width,
                 multiplier_threshold=self.multiplier_leaf_threshold)
             out.append(fused)

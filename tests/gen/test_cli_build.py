@@ -39,6 +39,24 @@ def test_build_quantized_native_file(write_model, tmp_path):
     assert (tmp_path / "tiny" / "tiny.v").exists()
 
 
+def test_clock_target_sets_the_fused_layers_registers(write_model, tmp_path):
+    # A faster --clock-mhz: more register stages in the fused layers, each with the delay
+    # model's Fmax estimate in the manifest and the report.
+    doc, arrays = tiny_mlp()
+    path = write_model(doc, arrays)
+    latencies = []
+    for clock_mhz in (20, 400):
+        out = tmp_path / f"at{clock_mhz}"
+        result = run("build", path, "-o", out, "--clock-mhz", clock_mhz)
+        assert result.exit_code == 0, result.output
+        rows = json.loads((out / "manifest.json").read_text())["layers"]
+        fused = [row for row in rows if row["kind"] == "shift_add_dense"]
+        assert fused and all(row["estimated_f_max_mhz"] > 0 for row in fused)
+        assert "estimated Fmax (MHz)" in (out / "report.md").read_text()
+        latencies.append(sum(row["latency"] for row in fused))
+    assert latencies[0] == len(fused) < latencies[1]
+
+
 def test_build_float_native_file_with_ptq(write_model, tmp_path):
     rng = np.random.default_rng(0)
     doc = {"nnfab_model": 1, "name": "f", "input": {"shape": [6]},

@@ -153,6 +153,24 @@ def test_argmax_stream(width, n):
     assert run.outputs == golden.argmax(np.array(x), fin=fin).tolist(), f"seed {seed}"
 
 
+@pytest.mark.parametrize("clock_mhz,family,latency", [(25, "ecp5", 1), (200, "ecp5", 4),
+                                                      (30, "ice40", 2)])
+def test_argmax_registers_from_the_delay_model(clock_mhz, family, latency):
+    # 10 elements, 4 comparator levels: all in one stage at 25 MHz on ECP5, one per stage at
+    # 200 MHz, two per stage at 30 MHz on iCE40; results and latency exact under stalls.
+    rng = random.Random(clock_mhz)
+    fin = FixedFormat(16, 6)
+    x = [[rng.choice([fin.min_code, fin.max_code, 0, rng.randint(fin.min_code, fin.max_code)])
+          for _ in range(10)] for _ in range(60)]
+    dut = Argmax(n=10, fin=fin, clock_mhz=clock_mhz, family=family)
+    assert dut.latency == latency
+    run = run_stream(dut, x)
+    assert run.first_latency == dut.latency
+    assert run.outputs == golden.argmax(np.array(x), fin=fin).tolist()
+    run = run_stream(dut, x, rng=rng, p_idle=0.3, p_stall=0.3)
+    assert run.outputs == golden.argmax(np.array(x), fin=fin).tolist(), f"seed {clock_mhz}"
+
+
 @pytest.mark.parametrize("overflow", list(Overflow), ids=lambda o: o.name)
 @pytest.mark.parametrize("width", [4, 8, 16])
 def test_softmax_stream(width, overflow):
@@ -243,6 +261,8 @@ F8 = FixedFormat(8, 3)
      "Activation 'relu' does not take parameter 'relu_max'"),
     (lambda: Argmax(n=-1, fin=F8), ValueError,
      "Number of elements must be a positive integer, not -1"),
+    (lambda: Argmax(n=3, fin=F8, clock_mhz=0), ValueError,
+     "Clock must be a positive frequency in MHz, not 0"),
     (lambda: Argmax(n=3, fin="fixed<8,3>"), TypeError,
      "Input format must be a FixedFormat, not 'fixed<8,3>'"),
     (lambda: Softmax(n=3, fin=F8, fout=F8, inv_table=exp_table()), ValueError,

@@ -14,6 +14,7 @@ from nnfab.hdl.adder_graph import Lane, Leaf, plan_adders
 from nnfab.hdl.csd import csd_digits
 from nnfab.hdl.pipeline import skid_depth
 from nnfab.hdl.shift_add import ShiftAddDense
+from nnfab.hdl.timing_model import delay_model, schedule
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.activations import activation
 from nnfab.sim.golden.dense import dense
@@ -95,7 +96,7 @@ CASES = {
 }
 
 
-def make_case(name, seed, lut_adder_width=0):
+def make_case(name, seed, lut_adder_width=0, **options):
     case = CASES[name]
     rng = np.random.default_rng(seed)
     fin = case.get("fin", FIN)
@@ -112,7 +113,8 @@ def make_case(name, seed, lut_adder_width=0):
     act, output_lanes = case["act"], case["output_lanes"]
     fout = lanes_format(output_lanes) if output_lanes else None
     dut = ShiftAddDense(spec, fin=fin, input_lanes=lanes, activation=act,
-                        output_lanes=output_lanes, fout=fout, lut_adder_width=lut_adder_width)
+                        output_lanes=output_lanes, fout=fout, lut_adder_width=lut_adder_width,
+                        **options)
     x = edge_rows(rng, fin, n_in, 300)
     want = golden(x, spec, fin=fin, input_lanes=lanes, act=act, output_lanes=output_lanes,
                   fout=fout)
@@ -234,6 +236,60 @@ def test_rejects_lane_counts_and_levels():
     with pytest.raises(ValueError, match=r"^Lane 0 format fixed<8,6> does not fit the output "
                                          r"format fixed<8,3> exactly$"):
         ShiftAddDense(spec, input_lanes=[F(8, 6), None])
+
+
+def test_rejects_a_clock_with_levels_and_a_bad_clock():
+    spec = DenseSpec([[1, 2]], None, F(8, 3), F(8, 2), F(8, 3))
+    with pytest.raises(ValueError, match=r"^Give a clock or adder levels per stage, not both: "
+                                         r"100 MHz and 2 levels$"):
+        ShiftAddDense(spec, clock_mhz=100, adder_levels_per_stage=2)
+    with pytest.raises(ValueError, match=r"^Clock must be a positive frequency in MHz, not "
+                                         r"-5$"):
+        ShiftAddDense(spec, clock_mhz=-5)
+    with pytest.raises(ValueError, match=r"^FPGA family must be one of 'ecp5', 'ice40', not "
+                                         r"'gowin'$"):
+        ShiftAddDense(spec, family="gowin")
+
+
+def test_schedule_places_the_fewest_stages_that_fit_the_period():
+    # A chain of five 1 ns nodes and 0.5 ns of output logic; ECP5's register stage costs
+    # 1.72 ns: at 4.72 ns three nodes fit a stage, so two stages, the output logic in the last.
+    model = delay_model("ecp5")
+    nodes = [(k, (k - 1,) if k else (), 1.0, 0.0, 8, False) for k in range(5)]
+    got = schedule(nodes, [(4, 0.5)], period_ns=4.72, model=model)
+    assert got.latency == 2 and got.period_ns <= 4.72 + 1e-9
+    assert [got.stages[k] for k in range(5)] == [0, 0, 0, 1, 1]
+    # A shorter period takes more stages; one node longer than the period gets its own.
+    assert schedule(nodes, [(4, 0.5)], period_ns=3.8, model=model).latency == 3
+    long = schedule([(0, (), 9.0, 0.0, 4, False), (1, (0,), 1.0, 0.0, 4, False)], [(1, 0.0)],
+                    period_ns=5.0, model=model)
+    assert long.latency == 2 and long.period_ns == pytest.approx(9.0 + model.register_ns)
+
+
+@pytest.mark.parametrize("clock_mhz", [60, 400])
+def test_registers_from_the_delay_model_meet_its_estimate(clock_mhz):
+    # The placement meets the period it targets (by its own estimate) whenever the slowest
+    # single adder does; a faster clock never takes fewer stages.
+    rng = np.random.default_rng(8)
+    spec = DenseSpec(csd_weights(rng, (4, 12), F(8, 2), sparsity=0.2), None, F(8, 3),
+                     F(8, 2), F(14, 8))
+    dut = ShiftAddDense(spec, clock_mhz=clock_mhz)
+    slower = ShiftAddDense(spec, clock_mhz=clock_mhz / 2)
+    assert dut.clock_mhz == clock_mhz
+    assert dut.estimated_f_max_hz >= clock_mhz * 1e6 or dut.latency > dut.levels
+    assert slower.latency <= dut.latency
+    assert ShiftAddDense(spec, clock_mhz=1000).latency > ShiftAddDense(spec,
+                                                                      clock_mhz=50).latency
+
+
+@pytest.mark.parametrize("clock_mhz", [100, 300])
+def test_latency_exact_and_golden_under_stalls_at_a_clock_target(clock_mhz):
+    dut, x, want = make_case("hgq", seed=13, lut_adder_width=6, clock_mhz=clock_mhz)
+    got, result = run(dut, x)
+    assert np.array_equal(got, want), f"seed 13, {clock_mhz} MHz"
+    assert result.first_latency == dut.latency
+    got, _ = run(dut, x, seed=6, p_idle=0.3, p_stall=0.4)
+    assert np.array_equal(got, want), f"seed 13/6, {clock_mhz} MHz"
 
 
 def accepted_while_stalled(dut, x, stall_cycles):
