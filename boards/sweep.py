@@ -129,7 +129,7 @@ def _compute(todo, rows, source, settings, store, scheduler, workers, processes,
         else:
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
                                    threads_per_worker=1, processes=processes,
-                                   dashboard_address=None, silence_logs=40)
+                                   dashboard_address=":0", silence_logs=40)
             client = Client(cluster)
         try:
             result.n_workers = len(client.scheduler_info(n_workers=-1)["workers"]) \

@@ -160,9 +160,7 @@ def estimated_luts(manifest):
 
 
 def _accuracy(source, model, settings):
-    from nnfab.gen.ptq import compare
-    from nnfab.ir.calibrate import nearest_codes
-    from nnfab.sim.golden.network import run_network
+    from nnfab.gen.ptq import compare, golden_accuracy
 
     if source.float_model is not None:
         report = compare(source.float_model, model, settings.x, settings.labels)
@@ -171,10 +169,7 @@ def _accuracy(source, model, settings):
         return report.agreement, "float agreement", None
     if settings.labels is None:
         return None, "none", None
-    outputs = run_network(model, nearest_codes(settings.x, model.input_format))
-    outputs = outputs.reshape(len(outputs), -1)
-    classes = outputs[:, 0] if outputs.shape[-1] == 1 else np.argmax(outputs, axis=-1)
-    return float(np.mean(classes == settings.labels)), "labels", None
+    return golden_accuracy(model, settings.x, settings.labels), "labels", None
 
 
 def _synthesis(row, text, top, point):
