@@ -13,6 +13,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from nnfab.errors import SweepError
+
 from .sweep_point import evaluate_point
 from .sweep_spec import point_label
 from .sweep_store import PointStore
@@ -86,6 +88,11 @@ def run_sweep(source, points, settings, *, store=None, scheduler=None, workers=N
     Returns
     -------
     SweepResult
+
+    Raises
+    ------
+    SweepError
+        If the scheduler at ``scheduler`` cannot be reached.
     """
     started = time.perf_counter()
     store = store or PointStore()
@@ -117,56 +124,61 @@ def run_sweep(source, points, settings, *, store=None, scheduler=None, workers=N
 
 def _compute(todo, rows, source, settings, store, scheduler, workers, processes, update,
              result, failed, total):
-    import dask
     from distributed import Client, LocalCluster, wait
 
-    with dask.config.set({"distributed.worker.daemon": False}):
-        # Workers start Verilator and the YoWASP tools as child processes: not daemons.
-        if scheduler is not None:
-            cluster = None
-            client = Client(scheduler, timeout="20s")
-            result.scheduler = scheduler
-        else:
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
-                                   threads_per_worker=1, processes=processes,
-                                   dashboard_address=":0", silence_logs=40)
-            client = Client(cluster)
+    if scheduler is not None:
+        cluster = None
         try:
-            result.n_workers = len(client.scheduler_info(n_workers=-1)["workers"]) \
-                if scheduler is not None else len(cluster.workers)
-            remote = client.scatter(source, broadcast=True, hash=False)
-            futures = {client.submit(evaluate_point, remote, point, settings,
-                                     key=f"nnfab-point-{key}", pure=False): key
-                       for key, point in todo}
-            pending = set(futures)
-            while pending:
-                try:
-                    done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
-                except TimeoutError:
-                    done = set()
-                for future in done:
-                    key = futures[future]
-                    losses = _losses(client, future.key)
-                    if future.status == "finished":
-                        row = future.result()
-                    else:
-                        exc = future.exception()
-                        row = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-                    row.update(worker_losses=losses, reused=False)
-                    result.worker_losses += losses
-                    if row["status"] != "error":
-                        store.put(key, row)
-                    rows[key] = row
-                    result.computed += 1
-                    failed += row["status"] != "ok"
-                    future.release()
-                try:
-                    running = sum(len(keys) for keys in client.processing().values())
-                except Exception:
-                    running = 0
-                update(done=len(rows), running=running, failed=failed, total=total)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SweepError(f"Cannot reach the Dask scheduler {scheduler!r} within 20 s "
+                             f"({type(exc).__name__}); start one with `dask scheduler` "
+                             f"and `dask worker ADDRESS`, or leave out --scheduler for a "
+                             f"local cluster") from None
+        result.scheduler = scheduler
+    else:
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
+                               threads_per_worker=1, processes=processes,
+                               dashboard_address=":0", silence_logs=40)
+        client = Client(cluster)
+    try:
+        workers_info = client.scheduler_info(n_workers=-1)["workers"].values()
+        result.n_workers = len(workers_info)
+        # Tasks a worker holds beyond its threads wait in its queue: not running.
+        threads = sum(info.get("nthreads", 1) for info in workers_info) or 1
+        remote = client.scatter(source, broadcast=True, hash=False)
+        futures = {client.submit(evaluate_point, remote, point, settings,
+                                 key=f"nnfab-point-{key}", pure=False): key
+                   for key, point in todo}
+        pending = set(futures)
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            for future in done:
+                key = futures[future]
+                losses = _losses(client, future.key)
+                if future.status == "finished":
+                    row = future.result()
+                else:
+                    exc = future.exception()
+                    row = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+                row.update(worker_losses=losses, reused=False)
+                result.worker_losses += losses
+                if row["status"] != "error":
+                    store.put(key, row)
+                rows[key] = row
+                result.computed += 1
+                failed += row["status"] != "ok"
+                future.release()
+            try:
+                running = min(threads, sum(len(keys) for keys in client.processing().values()))
+            except Exception:
+                running = 0
+            update(done=len(rows), running=running, failed=failed, total=total)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
     return failed
