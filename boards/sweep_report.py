@@ -164,7 +164,8 @@ def _plot(rows, y_key, maximize, ylabel, title, path, size_source):
     for row in front:
         axes.annotate(row["label"].rsplit(" ", 1)[0], (size_of(row), row[y_key]), fontsize=6,
                       xytext=(3, 3), textcoords="offset points")
-    axes.set_xlabel(f"LUT4 equivalent ({'synthesis' if size_source.startswith('synth') else 'estimate, no synthesis'})")
+    measured = "synthesis" if size_source.startswith("synth") else "estimate, no synthesis"
+    axes.set_xlabel(f"LUT4 equivalent ({measured})")
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)

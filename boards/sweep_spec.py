@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nnfab.errors import SweepError
 
-from .synth import DEVICES
+from .synth import DEVICES, device
 
 __all__ = ["AXES", "DEFAULTS", "BOARD_DEVICES", "load_sweep_file", "parse_flag", "make_grid",
            "point_label"]
@@ -70,12 +70,14 @@ def _value(axis, value, where):
         if not isinstance(value, bool):
             raise SweepError(f"{where} is {value!r}; it must be true or false")
         return value
-    names = {name.lower(): name for name in DEVICES}
-    boards = {name.lower(): device for name, device in BOARD_DEVICES.items()}
-    if isinstance(value, str) and value.lower() in names:
-        return names[value.lower()]
-    if isinstance(value, str) and value.lower() in boards:
-        return boards[value.lower()]
+    if isinstance(value, str):
+        boards = {name.lower(): name for name in BOARD_DEVICES}
+        if value.lower() in boards:
+            return BOARD_DEVICES[boards[value.lower()]]
+        try:
+            return device(value).name
+        except ValueError:
+            pass
     raise SweepError(f"{where} is {value!r}; targets: {', '.join(DEVICES)} or the boards "
                      f"{', '.join(BOARD_DEVICES)}")
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from nnfab.errors import ToolchainError
 from nnfab.sim.toolchain import yowasp_tool
 
-__all__ = ["DEVICES", "Device", "SYNTH_FLOWS", "device", "synthesize", "synthesize_ecp5", "place_and_route"]
+__all__ = ["DEVICES", "Device", "SYNTH_FLOWS", "device", "synthesize", "synthesize_ecp5",
+           "place_and_route"]
 
 
 @dataclass(frozen=True)
