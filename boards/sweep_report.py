@@ -181,8 +181,9 @@ def _report(name, result, summary, size_source):
              f"nnfab {__version__} · {len(rows)} points: {result.computed} computed, "
              f"{result.reused} reused from the store, {result.failed} failed · "
              f"{result.worker_losses} task re-runs after a worker loss · "
-             f"{result.seconds:.1f} s on {result.n_workers or 'no'} workers "
-             f"({result.scheduler})", "",
+             f"{result.seconds:.1f} s "
+             + (f"on {result.n_workers} workers ({result.scheduler})" if result.n_workers
+                else "(no cluster started)"), "",
              f"Size (LUT4 equivalent): {size_source}.", "",
              f"Accuracy: {summary['accuracy']}.", "",
              "| point | status | accuracy | latency | II | LUT4 eq. | FF | DSP | BRAM | Fmax "
