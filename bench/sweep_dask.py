@@ -70,9 +70,9 @@ def main(argv=None):
     report["speedup"] = round(report["runs"]["local_1_worker"]["wall_seconds"]
                               / report["runs"]["local_2_workers"]["wall_seconds"], 2)
     text = json.dumps(report, indent=2)
+    print(text)
     if args.out:
         args.out.write_text(text + "\n")
-    print(text)
 
 
 if __name__ == "__main__":
