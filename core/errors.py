@@ -2,7 +2,7 @@
 
 __all__ = ["NnfabError", "ToolchainError", "SimulationError", "ModelError",
            "UnsupportedLayerError", "FormatError", "ShapeError", "BoardError",
-           "OutputError", "Interrupted"]
+           "OutputError", "SweepError", "Interrupted"]
 
 
 class NnfabError(Exception):
@@ -40,6 +40,10 @@ class BoardError(NnfabError):
 class OutputError(NnfabError):
     """An output folder or file cannot be written, or would replace something that is not
     nnfab's."""
+
+
+class SweepError(NnfabError):
+    """A sweep file, a sweep flag or a ``--pick`` constraint is malformed."""
 
 
 class Interrupted(KeyboardInterrupt):

@@ -9,7 +9,7 @@ from nnfab.errors import ModelError
 from .float_model import FloatModel
 from .native import load_native
 
-__all__ = ["LoadedModel", "load_model", "detect_kind"]
+__all__ = ["LoadedModel", "load_model", "detect_kind", "prepare_model"]
 
 
 class LoadedModel:
@@ -105,3 +105,39 @@ def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_c
                                config=ptq_config or PTQConfig(), reuse_factor=reuse_factor)
         return LoadedModel(model, loaded, source=str(path))
     return LoadedModel(loaded, None, source=str(path))
+
+
+def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipliers=None,
+                  fuse=True, lut_adder_width=0, for_board=False, clock_mhz=None,
+                  family="ecp5"):
+    """The passes ``nnfab build`` runs on a quantized model before building it.
+
+    :class:`~nnfab.gen.passes.Validate`; :class:`~nnfab.gen.passes.ChooseReuseFactors` when a
+    reuse factor (global, ``per_layer_reuse`` by layer name, or from ``max_multipliers``) is
+    given; :class:`~nnfab.gen.passes.FuseShiftAdd` with ``lut_adder_width`` when ``fuse``
+    (a board build, ``for_board``, keeps the layers with weights of more than 3 signed digits
+    unfused: it puts dense layers' weights in block RAM), its registers placed by the delay
+    model of ``family`` for ``clock_mhz`` (None: the pass's default clock).
+
+    Returns
+    -------
+    nnfab.ir.Model
+
+    Raises
+    ------
+    ModelError
+        As the passes (an invalid model, a per-layer reuse factor that names no layer or does
+        not divide its ``n_in``).
+    """
+    from .passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
+
+    passes = [Validate()]
+    if reuse_factor is not None or max_multipliers is not None or per_layer_reuse:
+        passes.append(ChooseReuseFactors(reuse_factor=reuse_factor, per_layer=per_layer_reuse,
+                                         max_multipliers=max_multipliers))
+    if fuse:
+        passes.append(FuseShiftAdd(lut_adder_width=lut_adder_width,
+                                   multiplier_threshold=3 if for_board else None,
+                                   clock_mhz=clock_mhz, family=family))
+    model, _ = run_passes(model, passes)
+    return model

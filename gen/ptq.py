@@ -25,7 +25,8 @@ from nnfab.sim.golden.network import run_network
 from .float_model import FloatModel
 from .passes import FoldBatchNorm
 
-__all__ = ["PTQConfig", "integer_bits_for", "quantize_model", "PTQReport", "compare"]
+__all__ = ["PTQConfig", "integer_bits_for", "quantize_model", "PTQReport", "compare",
+           "golden_accuracy"]
 
 
 def quantize_model(float_model, calibration, *, input_format, config=PTQConfig(),
@@ -121,3 +122,13 @@ def compare(float_model, model, x, labels=None):
         agreement=float(np.mean(q_class == f_class)),
         max_abs_error=float(np.max(np.abs(quantized - reference))),
     )
+
+
+def golden_accuracy(model, x, labels):
+    """Top-1 accuracy of the golden model of ``model`` on float inputs ``x`` (rounded to
+    nearest into the input format, saturated), against ``labels`` (class = the argmax of the
+    outputs, or the output itself for a one-lane output such as an argmax layer's)."""
+    outputs = run_network(model, nearest_codes(x, model.input_format))
+    outputs = outputs.reshape(len(outputs), -1)
+    classes = outputs[:, 0] if outputs.shape[-1] == 1 else np.argmax(outputs, axis=-1)
+    return float(np.mean(classes == np.asarray(labels)))

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MAX_ENTRIES", "cached_verilog", "model_key", "source_fingerprint"]
+__all__ = ["MAX_ENTRIES", "cached_verilog", "model_key", "source_fingerprint",
+           "write_atomically"]
 
 #: Entries kept in the cache folder (least recently used ones beyond are deleted).
 MAX_ENTRIES = 32
@@ -154,7 +155,9 @@ def _prune(folder, keep):
             path.unlink(missing_ok=True)
 
 
-def _write_atomically(path, text):
+def write_atomically(path, text):
+    """Write ``text`` to ``path`` through a temporary file beside it, so that readers see the
+    old file or the whole new one, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -204,8 +207,8 @@ def cached_verilog(model, convert, *, cache_dir, use_cache=True, **options):
     verilog, latency, initiation_interval = convert()
     if key is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomically(text_path, verilog)
-        _write_atomically(meta_path, json.dumps({
+        write_atomically(text_path, verilog)
+        write_atomically(meta_path, json.dumps({
             "model": model.name, "latency": latency,
             "initiation_interval": initiation_interval, "options": options,
             "sha256": hashlib.sha256(verilog.encode()).hexdigest(),
