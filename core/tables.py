@@ -196,7 +196,7 @@ def _float_exact(x):
     return Fraction(float(x))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
                   input_range=8):
     """Table of ``1 / (1 + exp(-x))`` at ``x_j = -R + j * 2R/N`` (hls4ml's sigmoid table).
@@ -218,7 +218,7 @@ def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_F
                        input_range=input_range)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def tanh_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
                input_range=4):
     """Table of ``tanh(x)`` at ``x_j = -R + j * 2R/N`` (hls4ml's tanh table).
@@ -232,7 +232,7 @@ def tanh_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORM
                        input_range=input_range)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def exp_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_SOFTMAX_TABLE_FORMAT,
               input_range=8):
     """Table of ``exp(-t)`` at ``t_j = j * R/N``, for softmax's ``t = max(x) - x >= 0``.
@@ -246,7 +246,7 @@ def exp_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_SOFTMAX_TAB
                        input_range=input_range)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def reciprocal_table(*, table_size=DEFAULT_TABLE_SIZE,
                      table_format=DEFAULT_SOFTMAX_TABLE_FORMAT, input_range=8):
     """Table of ``1 / s`` at the bin centres ``s_j = (j + 1/2) * R/N``, computed exactly (no
@@ -262,7 +262,7 @@ def reciprocal_table(*, table_size=DEFAULT_TABLE_SIZE,
                        input_range=input_range)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def elu_table(*, alpha=1.0, scale=1.0, table_size=DEFAULT_TABLE_SIZE,
               table_format=DEFAULT_TABLE_FORMAT, input_range=8):
     """Table of the negative branch ``scale * alpha * (exp(x) - 1)`` of ELU and SELU at
