@@ -111,8 +111,9 @@ _engine("softmax")(lambda layer, b: Softmax(n=layer.n, fin=layer.fin, fout=layer
                                             exp_table=layer.exp_table,
                                             inv_table=layer.inv_table))
 _engine("argmax")(lambda layer, b: Argmax(n=layer.n, fin=layer.fin))
-_engine("output_stage")(lambda layer, b: OutputStageEngine(layer.stage, lanes=layer.shape[-1],
-                                                           in_width=layer.fin.width))
+_engine("output_stage")(lambda layer, b: OutputStageEngine(
+    layer.stage, lanes=layer.shape[-1], in_width=layer.fin.width,
+    reuse_factor=layer.reuse_factor))
 _engine("tflite_average_pool")(lambda layer, b: GlobalAveragePoolTfliteEngine(
     layer.divider, lanes=layer.shape[-1]))
 _engine("tflite_add")(lambda layer, b: AddTfliteEngine(layer.params,
