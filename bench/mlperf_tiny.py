@@ -34,17 +34,19 @@ MODELS = {"ad01": ("ad01_int8.tflite", "ad01_sample_windows.npy"),
 ULX3S_85F = {"lut4": 83_640, "multipliers_mult18x18d": 156, "block_ram_dp16kd": 208}
 
 
-def _shared_dir():
+def _model_dir():
     shared = os.environ.get("NNFAB_SHARED_DIR")
-    return Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared"
+    shared = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared"
+    return shared / "models" / "mlperf-tiny"
 
 
 def build(model_path, out_dir):
     """``nnfab build`` as a user runs it; the wall time and the figures of its manifest."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from nnfab.cli import main; main()", "build",
-                    str(model_path), "-o", str(out_dir)], check=True, capture_output=True,
-                   text=True)
+    run = subprocess.run([sys.executable, "-c", "from nnfab.cli import main; main()", "build",
+                          str(model_path), "-o", str(out_dir)], capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"nnfab build {model_path} failed:\n{run.stdout}\n{run.stderr}")
     seconds = time.perf_counter() - started
     manifest = json.loads((out_dir / "manifest.json").read_text())
     verilog = out_dir / manifest["verilog"]
@@ -62,7 +64,7 @@ def inputs(name, model, n, seed):
     x = rng.integers(-128, 128, (n, *model.input_shape)).astype(np.float64)
     sample = MODELS[name][1]
     if sample:
-        own = np.load(_shared_dir() / "mlperf-tiny" / sample).astype(np.float64)
+        own = np.load(_model_dir() / sample).astype(np.float64)
         x = np.concatenate([own.reshape(-1, *model.input_shape)[:4], x])
     return x
 
@@ -124,7 +126,7 @@ def main(argv=None):
     for name in args.models:
         out_dir = work / name
         row = {"model": name, "file": MODELS[name][0]}
-        row.update(build(_shared_dir() / "mlperf-tiny" / MODELS[name][0], out_dir))
+        row.update(build(_model_dir() / MODELS[name][0], out_dir))
         print(json.dumps(row), file=sys.stderr, flush=True)
         if args.verify:
             row.update(verify_folder(name, out_dir, args.verify, args.seed))
