@@ -113,8 +113,9 @@ _engine("softmax")(lambda layer, b: Softmax(n=layer.n, fin=layer.fin, fout=layer
                                             exp_table=layer.exp_table,
                                             inv_table=layer.inv_table))
 _engine("argmax")(lambda layer, b: Argmax(n=layer.n, fin=layer.fin))
-_engine("output_stage")(lambda layer, b: OutputStageEngine(layer.stage, lanes=layer.shape[-1],
-                                                           in_width=layer.fin.width))
+_engine("output_stage")(lambda layer, b: OutputStageEngine(
+    layer.stage, lanes=layer.shape[-1], in_width=layer.fin.width,
+    reuse_factor=layer.reuse_factor))
 _engine("multithreshold")(lambda layer, b: MultiThresholdEngine(
     layer.thresholds, base=layer.base, fin=layer.fin, fout=layer.fout))
 _engine("tflite_average_pool")(lambda layer, b: GlobalAveragePoolTfliteEngine(
@@ -243,11 +244,16 @@ class Network(wiring.Component):
 
     @property
     def skip_fifo_depths(self):
+        return dict(self._depths())
+
+    def _depths(self):
         if self._skip_fifo_depths is None:
-            joins = any(len(layer.inputs) > 1 for layer in self._model.layers)
-            self._skip_fifo_depths = skip_fifo_depths_of(self._model, self._backend) \
-                if joins else {}
-        return dict(self._skip_fifo_depths)
+            self._skip_fifo_depths = {}
+            if any(len(layer.inputs) > 1 for layer in self._model.layers):
+                # The simulation that measures the depths may give this network's timing too.
+                self._skip_fifo_depths, timing = _measure_skip_fifos(self._model, self._backend)
+                self._timing = self._timing or timing
+        return self._skip_fifo_depths
 
     @property
     def streams_pixels(self):
@@ -257,7 +263,9 @@ class Network(wiring.Component):
 
     @property
     def timing(self):
-        """``latency`` and ``cycles_per_inference`` from a simulation of one inference."""
+        """``latency`` and ``cycles_per_inference`` from a simulation of one inference (the
+        one that measured the skip FIFOs' depths, when it is exact for this network)."""
+        self._depths()
         if self._timing is None:
             from .timing import simulate_timing
 
@@ -367,6 +375,18 @@ def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
     dict of (str, int) to int
         ``(layer name, input index)`` to depth in transfers.
     """
+    return _measure_skip_fifos(model, backend, slack=slack)[0]
+
+
+def _measure_skip_fifos(model, backend, *, slack=2):
+    """:func:`skip_fifo_depths_of`, and the timing of the network built with those depths
+    when its single-inference simulation gives it exactly, else None.
+
+    It does when every join input keeps its FIFO and none of them filled to the depth chosen
+    in that run: a FIFO that never fills hands on its transfers at the same cycles whatever
+    its depth (the depths only grow from the longer run), so the network with the chosen
+    depths runs cycle for cycle as the simulated one.
+    """
     from .timing import simulate_timing
 
     joins = [(layer, k) for layer in model.layers if len(layer.inputs) > 1
@@ -379,7 +399,7 @@ def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
             discard(engine, deep=True)  # built only to read its schedule and latency
             return engine
 
-        return analytic_skip_fifo_depths(model, engine_of, slack=slack)
+        return analytic_skip_fifo_depths(model, engine_of, slack=slack), None
     levels = {(layer.name, k): 0 for layer, k in joins}
 
     def simulate(n):
@@ -398,5 +418,9 @@ def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
         return timing, network.initiation_interval, deep
 
     (timing, ii, _) = simulate(1)
+    single = dict(levels)
     _, _, deep = simulate(math.ceil(timing["latency"] / ii) + 2)
-    return {key: min(level + slack, deep[key]) for key, level in levels.items() if level}
+    depths = {key: min(level + slack, deep[key]) for key, level in levels.items() if level}
+    exact = set(depths) == set(levels) and all(
+        single[key] < max(depth, 3) for key, depth in depths.items())   # SkipFifo.fifo_depth
+    return depths, timing if exact else None

@@ -12,7 +12,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.output_stage import OutputStage
 
 from .cast import fit_shape
-from .vector_pipeline import VectorPipeline, vector_signature
+from .vector_pipeline import VectorPipeline, stage_register, vector_signature
 
 __all__ = ["OutputStageEngine", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
            "multiply_by_quantized_multiplier", "half_away_rescale"]
@@ -26,10 +26,19 @@ def _integer_format(width):
 
 
 class OutputStageEngine(VectorPipeline):
-    """Requantize every lane of a vector of accumulators; latency 3 cycles, II = 1.
+    """Requantize every lane of a vector of accumulators on ``n_lanes`` time-shared lanes;
+    II = ``ceil(lanes / n_lanes)`` cycles per vector, latency II + 2 cycles.
 
-    Lane ``j`` uses channel ``j``'s multiplier ``m`` and shift ``e`` (constants; a per-tensor
-    stage uses the same pair on every lane). With ``rounding="half_away"`` (TFLite's fully
+    ``n_lanes = ceil(lanes / reuse_factor)`` physical lanes take the vector in chunks: chunk
+    ``k`` (cycle ``k`` after the vector is accepted) puts channel ``k * n_lanes + l`` on lane
+    ``l``, with that channel's multiplier ``m`` and shift ``e`` read from a constant table by
+    the chunk counter (a lane whose table holds one value keeps it as a constant, so
+    ``reuse_factor=1`` and per-tensor stages have constant multipliers). Chunk 0 comes straight
+    from ``i``, the others from a register that holds channels ``n_lanes`` and up, so the
+    input is ready again II cycles after a transfer; the results fill ``o.payload`` chunk by
+    chunk and ``o.valid`` rises with the last one.
+
+    Each lane is a three-stage pipeline. With ``rounding="half_away"`` (TFLite's fully
     connected layers, :meth:`nnfab.output_stage.OutputStage.fit_real`), stages 1 and 2 are the
     product ``x * m`` and its rounding half away from zero by ``2**(31 - e)``
     (:func:`half_away_rescale`), then stage 3 as below. Otherwise (``"gemmlowp"``):
@@ -43,7 +52,8 @@ class OutputStageEngine(VectorPipeline):
        ``r`` bits of ``h`` and ``threshold = 2**(r-1) - 1 + (h < 0)`` (round to nearest, ties
        away from zero), then ``y = clamp(q + zero_point, low, high)``.
 
-    The pipeline stalls as a whole under back-pressure and never drops or repeats a transfer.
+    The pipeline stalls as a whole under back-pressure (``~o.valid | o.ready``) and never
+    drops or repeats a transfer.
 
     Parameters
     ----------
@@ -56,6 +66,8 @@ class OutputStageEngine(VectorPipeline):
         that holds every reachable sum gives the same results with a smaller multiplier), or
         up to 48 with ``rounding="half_away"`` (no int32 wrap there: an exact accumulator
         bound wider than 32 bits is accepted as it is).
+    reuse_factor : int
+        Channels per physical lane, 1 to ``lanes``: ``n_lanes = ceil(lanes / reuse_factor)``.
 
     Members
     -------
@@ -67,19 +79,22 @@ class OutputStageEngine(VectorPipeline):
     TypeError
         If ``stage`` is not an :class:`OutputStage`.
     ValueError
-        If ``lanes`` or ``in_width`` is out of range or ``lanes`` does not match the stage.
+        If ``lanes``, ``in_width`` or ``reuse_factor`` is out of range or ``lanes`` does not
+        match the stage.
     """
 
-    def __init__(self, stage, *, lanes, in_width=32):
-        self._validated(lambda: self._check(stage, lanes, in_width))
+    def __init__(self, stage, *, lanes, in_width=32, reuse_factor=1):
+        self._validated(lambda: self._check(stage, lanes, in_width, reuse_factor))
         self._stage, self._lanes, self._in_width = stage, lanes, in_width
+        self._reuse_factor = reuse_factor
+        self._n_lanes = -(-lanes // reuse_factor)
         super().__init__({
             "i": In(vector_signature(_integer_format(in_width), lanes)),
             "o": Out(vector_signature(_integer_format(stage.width), lanes)),
         })
 
     @staticmethod
-    def _check(stage, lanes, in_width):
+    def _check(stage, lanes, in_width, reuse_factor):
         if not isinstance(stage, OutputStage):
             raise TypeError(f"Output stage must be an OutputStage, not {stage!r}")
         if not isinstance(lanes, int) or lanes < 1:
@@ -91,38 +106,129 @@ class OutputStageEngine(VectorPipeline):
         if stage.channels not in (1, lanes):
             raise ValueError(f"Output stage has {stage.channels} channels; a vector of "
                              f"{lanes} lanes needs {lanes} or 1 (per-tensor)")
+        if not isinstance(reuse_factor, int) or not 1 <= reuse_factor <= lanes:
+            raise ValueError(f"Reuse factor must be an integer from 1 to {lanes} (the lanes), "
+                             f"not {reuse_factor!r}")
 
     def __repr__(self):
         return (f"OutputStageEngine({self._stage!r}, lanes={self._lanes}, "
-                f"in_width={self._in_width})")
+                f"in_width={self._in_width}, reuse_factor={self._reuse_factor})")
 
     @property
     def stage(self):
         return self._stage
 
     @property
-    def latency(self):
-        return 3
+    def reuse_factor(self):
+        return self._reuse_factor
 
-    def _channel(self, j):
-        c = 0 if self._stage.channels == 1 else j
-        return self._stage.multipliers[c], self._stage.shifts[c]
+    @property
+    def n_lanes(self):
+        """Physical lanes: ``ceil(lanes / reuse_factor)``."""
+        return self._n_lanes
+
+    @property
+    def initiation_interval(self):
+        """Cycles per vector: ``ceil(lanes / n_lanes)`` (at most ``reuse_factor``)."""
+        return -(-self._lanes // self._n_lanes)
+
+    @property
+    def latency(self):
+        return self.initiation_interval + 2
+
+    def _table(self, lane, values):
+        """``values`` (one per channel) of the channel on ``lane`` in each chunk; a chunk past
+        the last channel repeats chunk 0's value (its result is never used)."""
+        if self._stage.channels == 1:
+            return (values[0],)
+        chunks = range(self.initiation_interval)
+        return tuple(values[c] if (c := k * self._n_lanes + lane) < self._lanes
+                     else values[lane] for k in chunks)
+
+    @property
+    def n_multipliers(self):
+        """Lanes whose multiplier is not a constant zero or power of two."""
+        def constant_shift(table):
+            return len(set(table)) == 1 and table[0] & (table[0] - 1) == 0
+        return sum(not constant_shift(self._table(lane, self._stage.multipliers))
+                   for lane in range(self._n_lanes))
 
     def elaborate(self, platform):
         m = Module()
-        stage = self._stage
-        advance, register = self._stages(m, self.latency)
-        for j in range(self._lanes):
-            multiplier, shift = self._channel(j)
-            rescale = (multiply_by_quantized_multiplier if stage.rounding == "gemmlowp"
-                       else half_away_rescale)
-            scaled = rescale(m, self.i.payload[j], multiplier, shift, register, f"{j}")
-            value = Signal(signed(max(35, len(scaled) + 2)), name=f"value_{j}")
+        stage, n_chunks, n_lanes = self._stage, self.initiation_interval, self._n_lanes
+        advance = self._advance(m)
+        register = stage_register(m, advance)
+        busy = Signal()                            # chunks 1.. of the held vector issue
+        chunk = Signal(range(max(n_chunks, 2)))
+        m.d.comb += self.i.ready.eq(advance & ~busy)
+        take = self.i.valid & self.i.ready
+        held = {c: Signal(signed(self._in_width), name=f"held_{c}")
+                for c in range(n_lanes, self._lanes)}
+        if n_chunks > 1:
+            with m.If(take):
+                m.d.sync += [h.eq(self.i.payload[c]) for c, h in held.items()]
+                m.d.sync += [busy.eq(1), chunk.eq(1)]
+            with m.Elif(busy & advance):
+                with m.If(chunk == n_chunks - 1):
+                    m.d.sync += busy.eq(0)
+                with m.Else():
+                    m.d.sync += chunk.eq(chunk + 1)
+            issued = Mux(busy, chunk, 0)
+            chunks = (issued, register(issued, "chunk_1"))
+            chunks += (register(chunks[1], "chunk_2"),)
+            last = register(register(busy & (chunk == n_chunks - 1), "last_1"), "last_2")
+        else:
+            chunks, last = (0, 0, 0), 1
+        valid = register(register(busy | take, "valid_1"), "valid_2")
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(valid & last)
+        rescale = (multiply_by_quantized_multiplier if stage.rounding == "gemmlowp"
+                   else half_away_rescale)
+        for lane in range(n_lanes):
+            x = self.i.payload[lane]
+            if n_chunks > 1:
+                x = Mux(busy, _pick(m, [held.get(k * n_lanes + lane, 0)
+                                        for k in range(n_chunks)],
+                                    chunk, signed(self._in_width), f"x_{lane}"), x)
+            scaled = rescale(m, x, self._table(lane, stage.multipliers),
+                             self._table(lane, stage.shifts), register, f"{lane}",
+                             chunks=chunks)
+            value = Signal(signed(max(35, len(scaled) + 2)), name=f"value_{lane}")
             m.d.comb += value.eq(scaled + stage.zero_point)
             clamped = Mux(value < stage.low, stage.low, Mux(value > stage.high, stage.high, value))
-            with m.If(advance):
-                m.d.sync += self.o.payload[j].eq(clamped)
+            with m.If(advance & valid):
+                if n_chunks == 1:
+                    m.d.sync += self.o.payload[lane].eq(clamped)
+                else:
+                    with m.Switch(chunks[2]):
+                        for k in range(n_chunks):
+                            if (c := k * n_lanes + lane) < self._lanes:
+                                with m.Case(k):
+                                    m.d.sync += self.o.payload[c].eq(clamped)
         return m
+
+
+def _pick(m, values, index, shape, name):
+    """``values[index]``: the constant itself when all values are equal (an ``int`` or Value),
+    else a signal of ``shape`` driven by a switch on ``index``."""
+    if all(isinstance(v, int) for v in values) and len(set(values)) == 1:
+        return values[0]
+    picked = Signal(shape, name=name)
+    with m.Switch(index):
+        for k, value in enumerate(values):
+            with m.Case(k):
+                m.d.comb += picked.eq(value)
+    return picked
+
+
+def _constant(value, width):
+    """A picked multiplier as a factor: an ``int`` becomes an unsigned ``width``-bit constant."""
+    return C(value, width) if isinstance(value, int) else value
+
+
+def _per_chunk(values):
+    """A constant or a table of constants, as a tuple."""
+    return tuple(values) if isinstance(values, (tuple, list)) else (values,)
 
 
 def saturating_rounding_doubling_high_mul(m, product, name):
@@ -151,42 +257,70 @@ def rounding_divide_by_pot(value, exponent):
     return (value >> exponent) + (remainder > threshold)
 
 
-def multiply_by_quantized_multiplier(m, x, multiplier, shift, register, name):
-    """TFLite ``MultiplyByQuantizedMultiplier`` of ``x`` by constants, in two register stages
-    (product; high multiply), the rounding divide left combinational for the caller's third.
+def multiply_by_quantized_multiplier(m, x, multiplier, shift, register, name, *,
+                                     chunks=(0, 0, 0)):
+    """TFLite ``MultiplyByQuantizedMultiplier`` of ``x`` in two register stages (product; high
+    multiply), the rounding divide left combinational for the caller's third.
 
     Parameters
     ----------
     m : Module
     x : Value
         A signed value of at most 32 bits (int32).
-    multiplier, shift : int
-        ``m`` in ``[0, 2**31)`` and ``e`` in ``[-31, 30]``.
+    multiplier, shift : int, or tuple of int
+        ``m`` in ``[0, 2**31)`` and ``e`` in ``[-31, 30]``; a tuple holds one pair per chunk
+        of a time-shared lane, read at each stage by that stage's entry of ``chunks``.
     register : callable
         ``register(expr, name)`` of :meth:`VectorPipeline._stages`.
     name : str
         Suffix of the signal names.
+    chunks : tuple of three Values (or ints)
+        The chunk whose constants apply at the input, after stage 1 and after stage 2.
     """
-    left, right = max(shift, 0), max(-shift, 0)
-    if left:
+    multipliers, shifts = _per_chunk(multiplier), _per_chunk(shift)
+    left = _pick(m, [max(e, 0) for e in shifts], chunks[0], range(31), f"left_{name}")
+    if not isinstance(left, int) or left:
         x = fit_shape(x << left, signed(32))   # C's int32 wrap
-    product = register(x * C(multiplier, 31), f"product_{name}")
+    factor = _pick(m, multipliers, chunks[0], 31, f"multiplier_{name}")
+    product = register(x * _constant(factor, 31), f"product_{name}")
     high = register(saturating_rounding_doubling_high_mul(m, product, name), f"high_{name}")
-    return rounding_divide_by_pot(high, right)
+    rights = [max(-e, 0) for e in shifts]
+    if len(set(rights)) == 1:
+        return rounding_divide_by_pot(high, rights[0])
+    right = _pick(m, rights, chunks[2], range(32), f"right_{name}")
+    mask = _pick(m, [(1 << r) - 1 for r in rights], chunks[2], 31, f"mask_{name}")
+    remainder = high.as_unsigned()[:31] & mask
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> right) + (remainder > threshold)
 
 
-def half_away_rescale(m, x, multiplier, shift, register, name):
+def half_away_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0)):
     """``round_half_away(x * multiplier * 2**(shift - 31))`` exactly, in two register stages
     (product; rounded), for an output stage with ``rounding="half_away"``
     (:func:`nnfab.output_stage.half_away_rescale`). The rounding adds ``2**(k-1)``, less one
     for a negative product, before the arithmetic shift by ``k = 31 - shift``.
 
-    Parameters as :func:`multiply_by_quantized_multiplier`, with ``multiplier`` below ``2**53``.
+    Parameters as :func:`multiply_by_quantized_multiplier`, with multipliers below ``2**53``.
     """
-    product = register(x * C(multiplier, max(1, multiplier.bit_length())), f"product_{name}")
-    right = 31 - shift
-    if right <= 0:
-        return register(product << -right, f"rounded_{name}")
-    half = C(1 << (right - 1), right + 1)
-    rounded = (product + half - (product < 0)) >> right
+    multipliers, shifts = _per_chunk(multiplier), _per_chunk(shift)
+    width = max(1, max(v.bit_length() for v in multipliers))
+    factor = _pick(m, multipliers, chunks[0], width, f"multiplier_{name}")
+    product = register(x * _constant(factor, width), f"product_{name}")
+    rights = [31 - e for e in shifts]
+    if len(set(rights)) == 1:
+        right = rights[0]
+        if right <= 0:
+            return register(product << -right, f"rounded_{name}")
+        half = C(1 << (right - 1), right + 1)
+        rounded = (product + half - (product < 0)) >> right
+        return register(rounded, f"rounded_{name}")
+    top = max(rights)
+    right = _pick(m, [max(r, 0) for r in rights], chunks[1], range(max(top, 0) + 1),
+                  f"right_{name}")
+    left = _pick(m, [max(-r, 0) for r in rights], chunks[1], range(max(-min(rights), 0) + 1),
+                 f"left_{name}")
+    half = _pick(m, [1 << (r - 1) if r > 0 else 0 for r in rights], chunks[1],
+                 max(top, 1), f"half_{name}")
+    rounds = _pick(m, [int(r > 0) for r in rights], chunks[1], 1, f"rounds_{name}")
+    rounded = ((product + half - ((product < 0) & rounds)) >> right) << left
     return register(rounded, f"rounded_{name}")

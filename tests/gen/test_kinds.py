@@ -31,7 +31,8 @@ QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "output_stage
 
 
 def int8_dense():
-    """A TFLite-style int8 fully connected layer: exact integer accumulator, output stage."""
+    """A TFLite-style int8 fully connected layer: exact integer accumulator, output stage on
+    two time-shared lanes (reuse factor 3 over 4 channels)."""
     from nnfab.ir import DenseLayer, Model, OutputStageLayer, integer_format
     from nnfab.layers import DenseSpec
     from nnfab.output_stage import OutputStage
@@ -44,7 +45,7 @@ def int8_dense():
     stage = OutputStage.fit_real([0.01, 0.002, 0.03, 0.005], zero_point=-3, low=-3)
     return Model("int8_dense", (6,), int8, (
         DenseLayer("fc", spec=spec),
-        OutputStageLayer("fc_requantize", shape=(4,), fin=acc, stage=stage)))
+        OutputStageLayer("fc_requantize", shape=(4,), fin=acc, stage=stage, reuse_factor=3)))
 
 def threshold_mlp():
     """An integer dense layer followed by 3-bit multi-threshold requantization (QONNX style):
@@ -236,6 +237,16 @@ def test_kind_round_trips_through_a_build_folder(kind, tmp_path):
     x = np.random.default_rng(5).integers(fmt.min_code, fmt.max_code + 1,
                                           (6, *model.input_shape))
     assert np.array_equal(run_network(reloaded, x), run_network(model, x))
+
+
+def test_output_stage_reuse_factor_round_trips(tmp_path):
+    model = int8_dense()
+    save_native(model, tmp_path / "m.json")
+    again = load_native(tmp_path / "m.json")
+    assert again.layers[1] == model.layers[1] and again.layers[1].reuse_factor == 3
+    row = manifest_of(again, Network(again))["layers"][1]
+    assert (row["reuse_factor"], row["lanes"], row["multipliers"], row["latency"],
+            row["initiation_interval"]) == (3, 2, 2, 4, 2)
 
 
 def test_depthwise_convolution_stays_depthwise(tmp_path):

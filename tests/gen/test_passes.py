@@ -38,8 +38,8 @@ def test_reuse_factor_from_multiplier_budget(model):
 def test_reuse_factor_errors(model):
     with pytest.raises(ModelError) as info:
         ChooseReuseFactors(per_layer={"relu": 2}).apply(model)
-    assert str(info.value) == ("Reuse factor given for 'relu', which is not a dense or "
-                               "convolution layer of "
+    assert str(info.value) == ("Reuse factor given for 'relu', which is not a dense, "
+                               "convolution or output stage layer of "
                                "model 'tiny' (those are: d1, d2)")
     with pytest.raises(ModelError) as info:
         ChooseReuseFactors(per_layer={"d1": 3}).apply(model)
@@ -133,3 +133,23 @@ def test_board_builds_keep_the_former_fusion_rule():
     kinds = [layer.kind for layer in _load(None, "digits-mlp", None, None, None, None, None,
                                            for_board=True).model.layers]
     assert kinds == ["dense", "activation", "dense", "argmax"]
+
+
+def test_output_stage_reuse_matches_the_layer_before():
+    from tests.gen.test_kinds import int8_dense
+
+    model = int8_dense()                       # dense 6 -> 4, output stage at reuse 3
+    new, _ = ChooseReuseFactors(reuse_factor=2).apply(model)
+    assert [layer.reuse_factor for layer in new.layers] == [2, 2]
+    new, _ = ChooseReuseFactors(reuse_factor=6).apply(model)
+    assert [layer.reuse_factor for layer in new.layers] == [6, 4]    # at most the channels
+    new, _ = ChooseReuseFactors(max_multipliers=1).apply(model)
+    assert new.layers[1].reuse_factor == 4                           # one lane
+    new, _ = ChooseReuseFactors(per_layer={"fc": 2}).apply(model)    # follows its feeder
+    assert [layer.reuse_factor for layer in new.layers] == [2, 2]
+    new, _ = ChooseReuseFactors(per_layer={"fc_requantize": 2}).apply(model)
+    assert [layer.reuse_factor for layer in new.layers] == [1, 2]
+    with pytest.raises(ModelError) as info:
+        ChooseReuseFactors(per_layer={"fc_requantize": 5}).apply(model)
+    assert str(info.value) == ("Layer 'fc_requantize': reuse factor must be an integer from 1 "
+                               "to 4 (the channels), not 5")

@@ -112,3 +112,21 @@ def test_branched_model_full_frame_depths():
     assert depths == analytic(model)
     assert depths == {("Concat_3", 0): 574, ("Concat_3", 1): 2564}
     assert Network(model, skip_fifo_depths=depths).skip_fifo_depths == depths
+
+
+@pytest.mark.parametrize("make", [merge_residual, residual_cnn])
+def test_timing_comes_from_the_run_that_measured_the_depths(make, monkeypatch):
+    import nnfab.gen.timing as timing_module
+
+    model = make()
+    runs = []
+    simulate = timing_module.simulate_timing
+    monkeypatch.setattr(timing_module, "simulate_timing",
+                        lambda *args, **kwargs: runs.append(1) or simulate(*args, **kwargs))
+    network = Network(model)
+    timing = network.timing
+    assert len(runs) == 2               # one inference, then several: no third run
+    rebuilt = Network(model, skip_fifo_depths=network.skip_fifo_depths)
+    transfers = [int(np.prod(s[:-1])) for s in (model.input_shape, model.output_shape)]
+    assert simulate(rebuilt, input_transfers=transfers[0],
+                    output_transfers=transfers[1]) == timing

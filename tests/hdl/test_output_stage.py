@@ -47,6 +47,52 @@ def test_engine_matches_golden_under_stalls(zero_point, low, high):
                  want.tolist(), seed=11, latency=3)
 
 
+# -- time-shared lanes: reuse_factor R, ceil(C / R) lanes, II ceil(C / lanes) ------------------
+
+def _check_timing(engine, n_inputs, lanes):
+    """The engine's latency and II, measured at full rate with the output always ready."""
+    from tests.streams import run_stream
+    run = run_stream(engine, [[0] * lanes] * n_inputs)
+    gaps = {b - a for a, b in zip(run.accepted_at, run.accepted_at[1:])}
+    assert run.first_latency == engine.latency
+    assert gaps == {engine.initiation_interval}
+
+
+@pytest.mark.parametrize("reuse, n_lanes, ii", [(2, 4, 2), (3, 3, 3), (5, 2, 4), (8, 1, 8)])
+def test_time_shared_engine_matches_golden_under_stalls(reuse, n_lanes, ii):
+    # 8 channels on 3 lanes (reuse 3) or 2 lanes (reuse 5: II 4): the last chunk is partial.
+    stage = OutputStage(MULTIPLIERS, SHIFTS, zero_point=-5, low=-20, high=30)
+    x = _edge_inputs(np.random.default_rng(reuse), 30)
+    make = lambda: OutputStageEngine(stage, lanes=len(MULTIPLIERS), reuse_factor=reuse)  # noqa: E731
+    engine = make()
+    assert (engine.n_lanes, engine.initiation_interval, engine.latency) == (n_lanes, ii, ii + 2)
+    assert engine.n_multipliers == n_lanes
+    check_stalls(make, x.tolist(), output_stage(x, stage).tolist(), seed=reuse,
+                 latency=engine.latency)
+    _check_timing(make(), 6, len(MULTIPLIERS))
+
+
+def test_time_shared_half_away_and_per_tensor():
+    fitted = OutputStage.fit_real(FC_FACTORS, zero_point=89, low=89, high=127)
+    stage = OutputStage(fitted.multipliers + ((1 << 53) - 1, 1, 3),
+                        fitted.shifts + (-60, 30, 33),
+                        zero_point=-7, low=-128, high=127, rounding="half_away")
+    rng = np.random.default_rng(6)
+    x = rng.integers(-300_000, 300_000, (40, stage.channels))
+    x[:6] = [[INT32_MIN], [INT32_MAX], [0], [-1], [1], [3]]
+    make = lambda: OutputStageEngine(stage, lanes=stage.channels, reuse_factor=3)  # noqa: E731
+    check_stalls(make, x.tolist(), output_stage(x, stage).tolist(), seed=6, latency=5)
+    # A per-tensor stage (one multiplier) keeps constant multipliers on its shared lanes.
+    single = OutputStage((1_700_000_000,), (-12,), zero_point=3)
+    engine = OutputStageEngine(single, lanes=5, in_width=20, reuse_factor=2)
+    assert (engine.n_lanes, engine.n_multipliers, engine.initiation_interval) == (3, 3, 2)
+    x = rng.integers(-(1 << 19), 1 << 19, (30, 5))
+    check_stalls(lambda: OutputStageEngine(single, lanes=5, in_width=20, reuse_factor=2),
+                 x.tolist(), output_stage(x, single).tolist(), seed=7, latency=4)
+    clamp = OutputStage((1,), (31,), low=-100, high=100, rounding="half_away")
+    assert OutputStageEngine(clamp, lanes=64, reuse_factor=16).n_multipliers == 0
+
+
 def test_per_tensor_stage_on_narrow_accumulator():
     stage = OutputStage((1_700_000_000,), (-12,), zero_point=3)
     rng = np.random.default_rng(5)
@@ -82,6 +128,9 @@ def test_from_scales_and_errors():
     with pytest.raises(ValueError, match=r"^Accumulator width must be an integer from 2 to 32, "
                                          r"not 33$"):
         OutputStageEngine(stage, lanes=2, in_width=33)
+    with pytest.raises(ValueError, match=r"^Reuse factor must be an integer from 1 to 2 \(the "
+                                         r"lanes\), not 3$"):
+        OutputStageEngine(stage, lanes=2, reuse_factor=3)
 
 
 # -- rounding="half_away": TFLite's fully connected rescale, round(double(acc) * M) ----------

@@ -249,6 +249,9 @@ def test_small_convolution_model_on_verilator(tmp_path):
     path = w.save(tmp_path / "conv_dw.tflite")
     model = load_tflite(path)
     assert [layer.kind for layer in model.layers] == ["conv2d", "output_stage"] * 2
+    # Each output stage matches its convolution's reuse factor: the first, on 2 lanes for 4
+    # channels, is time-shared.
+    assert [layer.reuse_factor for layer in model.layers] == [2, 2, 1, 1]
     inputs = seeded_inputs(read_tflite(path), 40, seed=43)
     assert_graph_equals_reference(path, model, inputs, range(2))
     result = verify(model, inputs.astype(np.float64), seed=44, p_stall=0.2, p_idle=0.2,
