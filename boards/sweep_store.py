@@ -3,7 +3,8 @@ the SHA-256 of everything its figures depend on.
 
 The key (:meth:`PointStore.key`) hashes the model's files, the point's options, the
 evaluation settings (:meth:`~nnfab.boards.sweep_point.SweepSettings.key`) and nnfab's source
-fingerprint (:func:`~nnfab.gen.verilog_cache.source_fingerprint`), so a rerun of a sweep
+fingerprint of every package a point's figures depend on
+(:func:`~nnfab.gen.verilog_cache.source_fingerprint`), so a rerun of a sweep
 finds the points it finished, an interrupted sweep resumes where it stopped, and an edit of
 nnfab never meets figures of the old code. Entries live in ``<cache_dir>/sweep/`` (the cache
 folder of :func:`nnfab.sim.runner.default_cache_dir`, ``$NNFAB_CACHE_DIR`` to move it) and
@@ -14,12 +15,15 @@ import hashlib
 import json
 from pathlib import Path
 
-from nnfab.gen.verilog_cache import source_fingerprint, write_atomically
+from nnfab.gen.verilog_cache import VERILOG_PACKAGES, source_fingerprint, write_atomically
 
 __all__ = ["PointStore"]
 
 # Bump when the rows' layout or the key's recipe changes.
-_FORMAT = 1
+_FORMAT = 2
+#: A point's figures depend on the Verilog's code and also on the golden models and the
+#: simulator harness (nnfab.sim), and on the synthesis and the point evaluation (nnfab.boards).
+_SOURCES = VERILOG_PACKAGES + ("nnfab.sim", "nnfab.boards")
 
 
 class PointStore:
@@ -46,7 +50,7 @@ class PointStore:
     @staticmethod
     def key(model_hash, point, settings_key):
         """SHA-256 hex digest of a point: the model, its options and the settings."""
-        document = {"format": _FORMAT, "source": source_fingerprint(), "model": model_hash,
+        document = {"format": _FORMAT, "source": source_fingerprint(_SOURCES), "model": model_hash,
                     "point": point, "settings": settings_key}
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 

@@ -48,15 +48,20 @@ class _Unhashable(Exception):
     """A model field of a type the walk does not describe."""
 
 
+#: The packages whose code shapes the Verilog.
+VERILOG_PACKAGES = ("nnfab", "nnfab.hdl", "nnfab.gen")
+
+
 @functools.cache
-def source_fingerprint():
-    """SHA-256 of nnfab's version, the Amaranth version and the source of the packages whose
-    code shapes the Verilog (``nnfab``, ``nnfab.hdl``, ``nnfab.gen`` and their subpackages).
+def source_fingerprint(packages=VERILOG_PACKAGES):
+    """SHA-256 of nnfab's version, the Amaranth version and the source of ``packages`` (by
+    default those whose code shapes the Verilog: ``nnfab``, ``nnfab.hdl``, ``nnfab.gen`` and
+    their subpackages).
 
     Returns
     -------
     str
-        Hex digest; computed once per process.
+        Hex digest; computed once per process and tuple of packages.
     """
     digest = hashlib.sha256()
     for name in ("nnfab", "amaranth"):
@@ -66,7 +71,7 @@ def source_fingerprint():
             version = "?"
         digest.update(f"{name}={version}\0".encode())
     # Found without importing the packages (importing the engines takes a while).
-    for package in ("nnfab", "nnfab.hdl", "nnfab.gen"):
+    for package in packages:
         for folder in importlib.util.find_spec(package).submodule_search_locations:
             root = Path(folder)
             recursive = package != "nnfab"  # nnfab's folder holds only its own modules
