@@ -10,6 +10,7 @@ from nnfab.layers import DenseSpec
 
 from .activations import activation
 from .adder_graph import Lane, Leaf, integer_shape, plan_adders
+from .bit_slices import low_bits, ripple_carry, shift_left, shift_right
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .pipeline import skid_output
@@ -18,53 +19,6 @@ from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .wires import comb_wire
 
 __all__ = ["ShiftAddDense"]
-
-
-def _low_bits(value, n):
-    """Bits ``[0, n)`` of ``value``, sign- or zero-extended when it is narrower."""
-    value = Value.cast(value)
-    if len(value) >= n:
-        return value[:n]
-    fill = value[-1] if value.shape().signed else C(0, 1)
-    return Cat(value, fill.replicate(n - len(value)))
-
-
-def _shift_right(value, n):
-    """``value >> n`` (arithmetic) as a slice, ``n`` bits narrower: written inline in the
-    Verilog of its user, where ``>>`` of a signed value becomes a wire of its own."""
-    value = Value.cast(value)
-    if n == 0:
-        return value
-    signed_ = value.shape().signed
-    if n >= len(value):
-        return value[-1:].as_signed() if signed_ else C(0, 1)
-    return value[n:].as_signed() if signed_ else value[n:]
-
-
-def _shift_left(value, n):
-    """``value << n`` exactly ``n`` bits wider (Amaranth's ``<<`` by a constant adds bits for
-    the shift amount's own width: one more even for ``<< 0``)."""
-    value = Value.cast(value)
-    if n == 0:
-        return value
-    shifted = Cat(C(0, n), value)
-    return shifted.as_signed() if value.shape().signed else shifted
-
-
-def _ripple_carry(p, q, sign, width):
-    """``p + sign * q`` modulo ``2**width`` as explicit ripple-carry logic (sum and carry of
-    every bit as XOR/AND/OR), which synthesis maps to LUTs instead of a carry chain."""
-    p, q = _low_bits(p, width), _low_bits(q, width)
-    if sign < 0:
-        q, carry = ~q, C(1, 1)
-    else:
-        carry = C(0, 1)
-    bits = []
-    for n in range(width):
-        half = p[n] ^ q[n]
-        bits.append(half ^ carry)
-        carry = (p[n] & q[n]) | (carry & half)
-    return Cat(*bits)
 
 
 def _wrap_top(fmt):
@@ -419,7 +373,7 @@ class ShiftAddDense(wiring.Component):
         sig = Signal(signed(width) if signed_ else unsigned(width), name=name,
                      attrs={"keep": Const(1, 1)})
         if width <= self._lut_adder_width:
-            m.d.comb += sig.eq(_ripple_carry(p, q, sign, width))
+            m.d.comb += sig.eq(ripple_carry(p, q, sign, width))
         else:
             m.d.comb += sig.eq(p + q if sign > 0 else p - q)
         self._adders[name] = sig
@@ -468,12 +422,12 @@ class ShiftAddDense(wiring.Component):
             name = f"shared{lane.key[1]}"
             if sa == 0 and sb > 0:
                 # a ± (b << d) = Cat(a[:d], (a >> d) ± b): no adder below bit d
-                high = self._adder(m, _shift_right(va, sb), vb, sign, lane.lo >> sb, lane.hi >> sb, name,
+                high = self._adder(m, shift_right(va, sb), vb, sign, lane.lo >> sb, lane.hi >> sb, name,
                                    sb, None)
-                value = Cat(_low_bits(va, sb), high)
+                value = Cat(low_bits(va, sb), high)
                 value = value.as_signed() if high.shape().signed else value
             else:
-                value = self._adder(m, _shift_left(va, sa), _shift_left(vb, sb), sign,
+                value = self._adder(m, shift_left(va, sa), shift_left(vb, sb), sign,
                                     lane.lo, lane.hi, name, 0, None)
         self._names["lane", lane.key] = f"lane{lane.key}" if isinstance(lane.key, int) \
             else "_".join(map(str, lane.key)).replace("-", "m") \
@@ -496,12 +450,12 @@ class ShiftAddDense(wiring.Component):
         else:
             va = self._delay(m, ("lane", a.key), self._lane(m, a), self._stage(a),
                              self._stage(lane))
-            x = _shift_left(va, spec.input_format.fraction_width -
+            x = shift_left(va, spec.input_format.fraction_width -
                             self._input_lanes[a.index].fraction_width)
             digits = csd_digits(factor)
             threshold = self._multiplier_threshold
             if threshold is None or len(digits) <= threshold:
-                terms = [_shift_left(x, shift) if sign > 0 else -_shift_left(x, shift)
+                terms = [shift_left(x, shift) if sign > 0 else -shift_left(x, shift)
                          for sign, shift in digits]
                 expr = sum(terms[1:], terms[0])
             else:
@@ -544,13 +498,13 @@ class ShiftAddDense(wiring.Component):
         if gx > 0 and d > 0:
             # (y << d) ± x = Cat(x[:d], y ± (x >> d)) when x is added
             high_lo, high_hi = (lo >> d), (hi >> d)
-            high = self._adder(m, _shift_right(x, d), y, gy, high_lo, high_hi, path,
+            high = self._adder(m, shift_right(x, d), y, gy, high_lo, high_hi, path,
                                node.e + d, top)
-            value = Cat(_low_bits(x, d), high)
+            value = Cat(low_bits(x, d), high)
             return (value.as_signed() if high.shape().signed else value), key
         if gx > 0:  # d == 0
             return self._adder(m, x, y, gy, lo, hi, path, node.e, top), key
-        return self._adder(m, _shift_left(y, d), x, -1, lo, hi, path, node.e, top), key
+        return self._adder(m, shift_left(y, d), x, -1, lo, hi, path, node.e, top), key
 
     def elaborate(self, platform):
         m = Module()

@@ -263,6 +263,7 @@ def test_schedule_places_the_fewest_stages_that_fit_the_period():
     assert schedule(nodes, [(4, 0.5)], period_ns=3.8, model=model).latency == 3
     long = schedule([(0, (), 9.0, 0.0, 4, False), (1, (0,), 1.0, 0.0, 4, False)], [(1, 0.0)],
                     period_ns=5.0, model=model)
+    # A delay estimate in float nanoseconds (9.0 + the register's cost), not codes: approx.
     assert long.latency == 2 and long.period_ns == pytest.approx(9.0 + model.register_ns)
 
 
