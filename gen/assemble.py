@@ -26,7 +26,7 @@ from nnfab.hdl.dense import DenseEngine
 from nnfab.hdl.layout import Flatten, ZeroPadding
 from nnfab.hdl.multithreshold import MultiThresholdEngine
 from nnfab.hdl.output_stage import OutputStageEngine
-from nnfab.hdl.fork import Broadcast, SkipFifo
+from nnfab.hdl.fork import Broadcast, SkipFifo, skip_fifo_entries
 from nnfab.hdl.join import Add, Concatenate
 from nnfab.hdl.resize import Upsample2D
 from nnfab.hdl.shift_add import ShiftAddDense
@@ -422,5 +422,5 @@ def _measure_skip_fifos(model, backend, *, slack=2):
     _, _, deep = simulate(math.ceil(timing["latency"] / ii) + 2)
     depths = {key: min(level + slack, deep[key]) for key, level in levels.items() if level}
     exact = set(depths) == set(levels) and all(
-        single[key] < max(depth, 3) for key, depth in depths.items())   # SkipFifo.fifo_depth
+        single[key] < skip_fifo_entries(depth) for key, depth in depths.items())
     return depths, timing if exact else None

@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from .checked import CheckedComponent, check_count
 
-__all__ = ["Broadcast", "SkipFifo"]
+__all__ = ["Broadcast", "SkipFifo", "skip_fifo_entries"]
 
 
 def _vector(shape, lanes):
@@ -107,6 +107,12 @@ class Broadcast(CheckedComponent):
         return m
 
 
+def skip_fifo_entries(depth):
+    """Entries of the FIFO a :class:`SkipFifo` of ``depth`` transfers builds: ``max(depth, 3)``
+    (below 3 entries that FIFO takes a write only every other cycle)."""
+    return max(depth, 3)
+
+
 class SkipFifo(CheckedComponent):
     """A stream FIFO of at least ``depth`` transfers, for the shorter path into a join.
 
@@ -167,7 +173,7 @@ class SkipFifo(CheckedComponent):
 
     @property
     def fifo_depth(self):
-        return max(self._depth, 3)
+        return skip_fifo_entries(self._depth)
 
     @property
     def lanes(self):
