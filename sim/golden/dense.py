@@ -24,7 +24,7 @@ from nnfab.layers import DenseSpec
 
 from .mac import products_in_accumulator, working_dtype, wrap_to
 
-__all__ = ["dense_accumulate", "dense"]
+__all__ = ["dense_accumulate", "dense", "dense_relu"]
 
 _FLOAT64_EXACT_BITS = 52
 _INT64_SAFE_BITS = 62
@@ -94,11 +94,20 @@ def _exact_block(x, spec, cast_to=None):
     return total if cast_to is None else cast_codes(total, acc, cast_to)
 
 
-def _planned_cast(x, spec, plan):
+def _planned_cast(x, spec, plan, relu=None):
     """The output codes of ``spec`` for ``x`` by ``plan`` (see :func:`_float_cast_plan`), in
     blocks of rows into one int64 array. The blocks keep every temporary array small: a new
-    megabyte-sized array per step costs more in fresh pages than the arithmetic on it."""
+    megabyte-sized array per step costs more in fresh pages than the arithmetic on it.
+
+    With ``relu = (scale, top)``, the codes then go through a ReLU to a format with
+    ``log2(scale)`` more fraction bits that saturates at ``top``: clipped below at 0,
+    multiplied by ``scale`` and clipped above at ``top`` (see :func:`dense_relu`)."""
     weights, rounding, lo, hi = plan
+    if relu is not None:
+        scale, top = relu
+        lo = max(lo, 0.0)
+        if scale == 1.0:
+            hi, relu = min(hi, top), None
     n_in = spec.n_in
     rows = max(1, _FLOAT_BLOCK_ELEMENTS // max(n_in + 1, spec.n_out))
     out = np.empty((len(x), spec.n_out), dtype=np.int64)
@@ -112,6 +121,9 @@ def _planned_cast(x, spec, plan):
         if rounding is not None:
             rounding(y, out=y)
         np.clip(y, lo, hi, out=y)
+        if relu is not None:
+            y *= scale
+            np.minimum(y, top, out=y)
         out[start:start + len(block)] = y
     return out
 
@@ -307,3 +319,44 @@ def dense(x, spec):
         return np.concatenate([_exact_block(x[i:i + rows], spec, out)
                                for i in range(0, len(x), rows)])
     return cast_codes(_accumulate(x, spec), spec.accumulator, spec.output_format)
+
+
+def dense_relu(x, spec, fout):
+    """``relu`` of :func:`dense`'s output, cast to ``fout``, in one pass over the block, or None
+    where that pass is not proven exact (the caller then runs :func:`dense` and the ReLU).
+
+    Folded when :func:`dense` takes its planned float64 cast and the ReLU's cast only shifts
+    left (``fout`` has at least the fraction bits of ``spec.output_format``) and saturates:
+    then ``relu(c)`` cast to ``fout`` is ``min(max(c, 0) * 2**s, fout.max_code)``, every step
+    exact in float64 (codes below ``2**52``). This is the arithmetic of the ReLU's golden
+    model (:func:`nnfab.sim.golden.activations.activation`), fused so the dense output is
+    never stored.
+
+    Parameters
+    ----------
+    x : array_like of int, shape (batch, n_in)
+        Raw codes of ``spec.input_format``.
+    spec : DenseSpec
+    fout : FixedFormat
+        The ReLU's output format.
+
+    Returns
+    -------
+    ndarray of int64, shape (batch, n_out), or None
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`dense`.
+    """
+    x = _checked(x, spec)
+    fd = spec.output_format
+    shift = fout.fraction_width - fd.fraction_width
+    if (x.dtype == object or not _float_exact(spec) or shift < 0
+            or fout.overflow not in (Overflow.SAT, Overflow.SAT_SYM)
+            or fout.width + 1 > _FLOAT64_EXACT_BITS or fd.width + shift > _FLOAT64_EXACT_BITS):
+        return None
+    plan = _float_cast_plan(spec, fd)
+    if plan is None:
+        return None
+    return _planned_cast(x, spec, plan, relu=(2.0 ** shift, float(fout.max_code)))

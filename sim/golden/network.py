@@ -12,7 +12,7 @@ import numpy as np
 from . import activations
 from .batchnorm import batchnorm
 from .conv import conv2d
-from .dense import dense
+from .dense import dense, dense_relu
 from .layout import flatten, zero_pad
 from .merge import add, concatenate
 from .pooling import global_pool, pool
@@ -124,5 +124,34 @@ def run_network(model, x, *, until=None):
     ndarray, shape (batch, *output_shape)
         Raw codes of the last layer's (or ``until``'s) output format.
     """
-    outputs = trace_network(model, x, until=until)
-    return outputs[until if until is not None else model.layers[-1].name]
+    layers = list(model.layers)
+    uses = {}
+    for layer in layers:
+        for name in layer.inputs:
+            uses[name] = uses.get(name, 0) + 1
+    tensors = {INPUT: np.asarray(x)}
+    i = 0
+    while i < len(layers):
+        layer, step = layers[i], 1
+        folded = _dense_relu(layer, layers[i + 1] if i + 1 < len(layers) else None,
+                             uses, until, tensors)
+        if folded is not None:
+            layer, step = layers[i + 1], 2
+            tensors[layer.name] = folded
+        else:
+            tensors[layer.name] = run_layer(layer, *(tensors[t] for t in layer.inputs))
+        if layer.name == until:
+            break
+        i += step
+    return tensors[until if until is not None else layers[-1].name]
+
+
+def _dense_relu(layer, following, uses, until, tensors):
+    """The output of ``following`` when it is a ReLU that alone reads the dense ``layer``
+    and :func:`~nnfab.sim.golden.dense.dense_relu` folds the two; else None."""
+    if (layer.kind != "dense" or following is None or following.kind != "activation"
+            or following.function != "relu" or following.inputs != (layer.name,)
+            or uses.get(layer.name) != 1 or layer.name == until
+            or following.fin != layer.spec.output_format):
+        return None
+    return dense_relu(tensors[layer.inputs[0]], layer.spec, following.fout)

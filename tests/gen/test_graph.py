@@ -19,6 +19,7 @@ from nnfab.gen.passes import FoldBatchNorm
 from nnfab.gen.float_model import FloatActivation, FloatAdd, FloatBatchNorm, FloatDense, FloatModel
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.merge import add as golden_add
+from nnfab.sim.golden.dense import dense_relu
 from nnfab.sim.golden.network import run_network, trace_network
 
 from ..hdl.test_stalls import check_model
@@ -168,6 +169,29 @@ def test_golden_model_follows_the_graph():
     assert np.array_equal(trace["add"], want_add)
     assert np.array_equal(run_network(model, x), trace["d3"])
     assert np.array_equal(run_network(model, x, until="add"), want_add)
+
+
+
+def test_golden_model_folds_relu_only_where_its_dense_output_is_unread():
+    """``run_network`` folds a ReLU into the dense layer before it (one pass, the dense output
+    never stored) only when the ReLU alone reads it: in ``skip_mlp`` ``d1`` also feeds the
+    add, so its output is kept. Every tensor ``until`` names, folded or not, equals the
+    layer-by-layer trace, on extreme and random codes."""
+    rng = np.random.default_rng(4)
+    d1 = _dense("d1", rng, 8, 6, PIXEL)
+    # 7 fraction bits (one more than the dense output's), 8 bits: the left shift saturates.
+    fout = F(8, 1, signed=False, rounding="RND_CONV", overflow="SAT")
+    relu = ActivationLayer("relu", function="relu", shape=(6,), fin=DENSE_OUT, fout=fout)
+    d2 = _dense("d2", rng, 6, 5, fout)
+    model = Model("chain", (8,), PIXEL, (d1, relu, d2))
+    x = rng.integers(PIXEL.min_code, PIXEL.max_code + 1, (200, 8))
+    x[0], x[1] = PIXEL.min_code, PIXEL.max_code
+    assert dense_relu(x, d1.spec, fout) is not None  # the fold is taken here
+    for net in (model, skip_mlp()):
+        trace = trace_network(net, x)
+        for name in trace:
+            assert np.array_equal(run_network(net, x, until=name), trace[name]), name
+        assert np.array_equal(run_network(net, x), trace[net.layers[-1].name])
 
 
 # --- native format ---------------------------------------------------------------------------
