@@ -29,9 +29,13 @@ class RuntimeObjects:
     into its folder after Verilator ran and before make, newer than ``Vtop.mk`` (which they
     depend on), so make links them instead of compiling. cocotb's ``verilator.o`` includes the
     design's class declaration and is always compiled.
+
+    A build in another cache folder (a test's own, or ``--no-cache``'s temporary one) also
+    reads them from the folders in ``fallbacks`` (the default cache): they are only read
+    there, never written, so such a build leaves the default cache as it was.
     """
 
-    def __init__(self, sim_dir, make_args):
+    def __init__(self, sim_dir, make_args, *, fallbacks=()):
         self._sim_dir = Path(sim_dir)
         classes = self._sim_dir / "Vtop_classes.mk"
         text = classes.read_text(encoding="utf-8") if classes.is_file() else ""
@@ -55,16 +59,29 @@ class RuntimeObjects:
         }
         key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
         self.folder = self._sim_dir.parent / f"runtime-{key[:16]}"
+        self._sources = [self.folder] + [Path(folder) / self.folder.name for folder in fallbacks
+                                         if Path(folder).resolve() != self._sim_dir.parent]
 
     def restore(self):
-        """Copy the kept objects into the build folder; False when none are kept."""
-        if not self.names or not all((self.folder / name).is_file() for name in self.names):
+        """Copy the kept objects into the build folder (from its cache folder, else the first
+        fallback that has them all); False when none are kept."""
+        if not self.names:
             return False
-        for name in self.names:
-            target = self._sim_dir / name
-            shutil.copyfile(self.folder / name, target)
-            os.utime(target)  # newer than Vtop.mk, written by Verilator just before
-        return True
+        for folder in self._sources:
+            if not all((folder / name).is_file() for name in self.names):
+                continue
+            try:
+                for name in self.names:
+                    target = self._sim_dir / name
+                    shutil.copyfile(folder / name, target)
+                    os.utime(target)  # newer than Vtop.mk, written by Verilator just before
+            except OSError:
+                # Removed (by a cache prune) while copied: make compiles them all.
+                for name in self.names:
+                    (self._sim_dir / name).unlink(missing_ok=True)
+                return False
+            return True
+        return False
 
     def store(self):
         """Keep the build folder's objects, unless objects of this key are kept already."""

@@ -282,7 +282,8 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
             with open(sim_dir / "build.log", "w", encoding="utf-8") as self._log_file:
                 try:
                     self.execute([verilate])
-                    runtime = RuntimeObjects(sim_dir, self.make_args)
+                    runtime = RuntimeObjects(sim_dir, self.make_args,
+                                             fallbacks=[default_cache_dir()])
                     runtime.restore()
                     self.execute([make])
                     runtime.store()

@@ -54,6 +54,23 @@ def test_passing_tests_are_counted(shared_cache):
     assert re.fullmatch(r"adder-[0-9a-f]{16}", results.build_dir.name)
 
 
+
+def test_a_private_cache_reads_the_run_time_objects_of_the_default_one(shared_cache, tmp_path,
+                                                                          monkeypatch):
+    """Verilator's run-time library (``verilated.o``, ...: the larger part of a small build)
+    is compiled once: a build in another cache folder copies it from the default cache, and
+    writes nothing there."""
+    _run(shared_cache)  # the default cache below: its run-time objects are kept
+    kept = sorted(shared_cache.glob("runtime-*"))
+    assert kept
+    monkeypatch.setenv("NNFAB_CACHE_DIR", str(shared_cache))
+    before = sorted(p.name for p in shared_cache.iterdir())
+    results = _run(tmp_path / "own")
+    assert results.passed == results.total == 2
+    log = (results.build_dir / "build.log").read_text()
+    assert " -o verilated.o " not in log and " verilated.o " in log  # linked, not compiled
+    assert sorted(p.name for p in shared_cache.iterdir()) == before
+
 def test_failing_test_is_counted_not_raised(shared_cache):
     results = _run(shared_cache, extra_env={"RUNNER_TB_FAIL": "1"})
     assert (results.total, results.passed, results.failed, results.skipped) == (3, 2, 1, 0)
