@@ -41,7 +41,8 @@ from nnfab.hdl.vector_pipeline import vector_signature
 
 from nnfab.ir import INPUT
 
-__all__ = ["ENGINES", "Backend", "CONSTANT_WEIGHTS", "MAX_SIMULATED_TRANSFERS", "engine_for",
+__all__ = ["ENGINES", "Backend", "CONSTANT_WEIGHTS", "MAX_SIMULATED_LAYER_CYCLES",
+           "MAX_SIMULATED_TRANSFERS", "engine_for",
            "Network", "skip_fifo_depths_of"]
 
 #: Engine builder of each layer kind for constant weights: ``ENGINES[kind](layer, backend)``
@@ -201,7 +202,8 @@ class Network(wiring.Component):
         Cycles from the first transfer of an input to its first output: the sum of the
         engines' latencies for a chain of layers that take whole vectors; measured in
         Amaranth's simulator (:func:`nnfab.gen.timing.simulate_timing`) once a layer streams
-        pixels or branches join.
+        pixels or branches join, unless a build measured it on Verilator first (see
+        :attr:`simulation_too_slow`).
     initiation_interval : int
         Cycles between inferences at full rate (between the first input transfers of
         consecutive inferences): the largest engine II times that engine's transfers per
@@ -251,9 +253,42 @@ class Network(wiring.Component):
             self._skip_fifo_depths = {}
             if any(len(layer.inputs) > 1 for layer in self._model.layers):
                 # The simulation that measures the depths may give this network's timing too.
-                self._skip_fifo_depths, timing = _measure_skip_fifos(self._model, self._backend)
+                self._skip_fifo_depths, timing = _measure_skip_fifos(
+                    self._model, self._backend, analytic=self.simulation_too_slow)
                 self._timing = self._timing or timing
         return self._skip_fifo_depths
+
+    @property
+    def timing_needs_simulation(self):
+        """Whether :attr:`latency` comes from a simulation (a layer streams pixels or branches
+        join) rather than the sum of the engines' latencies."""
+        return self.streams_pixels or not self._model.is_chain
+
+    @property
+    def simulated_layer_cycles(self):
+        """Estimated cost of the Amaranth simulations that :attr:`skip_fifo_depths` and
+        :attr:`timing` run, in layer-cycles: cycles simulated (one inference, plus a run of
+        several when branches join) times the number of layers."""
+        latency = sum(math.ceil(engine.latency) for _, engine in self._engines)
+        ii = max(1, self.initiation_interval)
+        cycles = latency + ii
+        if any(len(layer.inputs) > 1 for layer in self._model.layers):
+            cycles += (math.ceil(latency / ii) + 3) * ii + latency
+        return cycles * len(self._engines)
+
+    @property
+    def simulation_too_slow(self):
+        """Whether the timing simulation would exceed :data:`MAX_SIMULATED_LAYER_CYCLES`: then
+        the skip FIFOs get the analytic depths, and builds measure the timing of the Verilog
+        on Verilator (:func:`nnfab.gen.timing.verilator_timing`, given to :meth:`use_timing`)."""
+        return (self.timing_needs_simulation
+                and self.simulated_layer_cycles > MAX_SIMULATED_LAYER_CYCLES)
+
+    def use_timing(self, timing):
+        """Take ``timing`` (``latency`` and ``cycles_per_inference``, measured elsewhere: on
+        Verilator) as this network's instead of simulating it."""
+        self._timing = {"latency": int(timing["latency"]),
+                        "cycles_per_inference": int(timing["cycles_per_inference"])}
 
     @property
     def streams_pixels(self):
@@ -284,7 +319,7 @@ class Network(wiring.Component):
 
     @property
     def latency(self):
-        if self.streams_pixels or not self._model.is_chain:
+        if self.timing_needs_simulation:
             return self.timing["latency"]
         return sum(engine.latency for _, engine in self._engines)
 
@@ -352,6 +387,13 @@ def _identifier(name):
 #: several frames would take hours.
 MAX_SIMULATED_TRANSFERS = 16_384
 
+#: Budget of a network's Amaranth simulations (skip-FIFO depths, timing), in layer-cycles
+#: (:attr:`Network.simulated_layer_cycles`). One costs about a millisecond on one core: the
+#: 25-layer ResNet-8 of MLPerf Tiny (II 36,899 cycles) simulated 3,000 cycles in about
+#: 90 s, and its build had not measured its skip FIFOs after 80 minutes. Beyond the budget
+#: (about ten minutes) the depths are analytic and builds time the Verilog on Verilator.
+MAX_SIMULATED_LAYER_CYCLES = 600_000
+
 
 def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
     """Depth of the FIFO before every input of every join layer, so that no branch waits
@@ -378,9 +420,10 @@ def skip_fifo_depths_of(model, backend=CONSTANT_WEIGHTS, *, slack=2):
     return _measure_skip_fifos(model, backend, slack=slack)[0]
 
 
-def _measure_skip_fifos(model, backend, *, slack=2):
+def _measure_skip_fifos(model, backend, *, slack=2, analytic=False):
     """:func:`skip_fifo_depths_of`, and the timing of the network built with those depths
-    when its single-inference simulation gives it exactly, else None.
+    when its single-inference simulation gives it exactly, else None; with ``analytic`` (or
+    beyond :data:`MAX_SIMULATED_TRANSFERS`) the analytic depths without a simulation.
 
     It does when every join input keeps its FIFO and none of them filled to the depth chosen
     in that run: a FIFO that never fills hands on its transfers at the same cycles whatever
@@ -391,7 +434,7 @@ def _measure_skip_fifos(model, backend, *, slack=2):
 
     joins = [(layer, k) for layer in model.layers if len(layer.inputs) > 1
              for k in range(len(layer.inputs))]
-    if _transfers(model.input_shape) > MAX_SIMULATED_TRANSFERS:
+    if analytic or _transfers(model.input_shape) > MAX_SIMULATED_TRANSFERS:
         from .skip_fifos import analytic_skip_fifo_depths
 
         def engine_of(layer):

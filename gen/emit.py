@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.back import verilog
-
 from nnfab import __version__
 from nnfab.packing import packed_width
 
@@ -20,6 +18,7 @@ from .assemble import Network
 from .build_folder import file_hashes, staged_folder
 from nnfab.ir import INPUT
 from .native import save_native
+from .timing import convert_network
 
 __all__ = ["BuildResult", "manifest_of", "build_outputs", "verilog_name"]
 
@@ -120,8 +119,9 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
         "output": _stream_description([model.output_format] * out_lanes, model.output_shape,
                                       model.n_outputs // out_lanes, "o"),
         "latency": network.latency,
-        "latency_source": "sum of layers" if model.is_chain and not network.streams_pixels
-        else "simulated",
+        "latency_source": ("simulated" if not network.simulation_too_slow else
+                           "simulated on Verilator") if network.timing_needs_simulation
+        else "sum of layers",
         "initiation_interval": network.initiation_interval,
         "layers": layers,
         "input_cast": input_cast,
@@ -235,13 +235,12 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
     with staged_folder(out_dir) as staging:
         say("elaborating engines")
         network = Network(model, multiplier_threshold=multiplier_threshold)
+        # The model first: a layer the native format cannot hold fails before the conversion.
+        save_native(model, staging / "model.json")
+        text = convert_network(network, name=verilog_name(model.name), say=say)
         manifest = manifest_of(model, network, source=source, notes=notes,
                                input_cast=input_cast, shift_add_fusion=shift_add_fusion,
                                lut_adder_width=lut_adder_width)
-        # The model first: a layer the native format cannot hold fails before the conversion.
-        save_native(model, staging / "model.json")
-        say("converting to Verilog")
-        text = verilog.convert(network, name=manifest["top"], emit_src=False)
         say("writing files")
         (staging / manifest["verilog"]).write_text(text)
         manifest["files"] = file_hashes(staging, [manifest["verilog"], "model.json",

@@ -1,4 +1,5 @@
-"""Latency of networks whose layers stream pixels, measured in Amaranth's simulator.
+"""Latency of networks whose layers stream pixels, measured in Amaranth's simulator, or for
+large designs on Verilator (:func:`verilator_timing`).
 
 For a chain of vector engines the latency is the sum of the engines' latencies. Once a layer
 streams pixels, its first output waits for enough input pixels (a convolution for ``kh - 1``
@@ -10,7 +11,9 @@ produced from, so the figure is the hardware's.
 
 from amaranth.sim import Simulator
 
-__all__ = ["simulate_timing"]
+from nnfab.errors import SimulationError
+
+__all__ = ["convert_network", "simulate_timing", "verilator_timing"]
 
 
 def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=200_000,
@@ -57,3 +60,70 @@ def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=20
     sim.run()
     return {"latency": produced[0] - accepted[0],
             "cycles_per_inference": produced[-1] - accepted[0] + 1}
+
+
+def verilator_timing(verilog, *, model, top, cache_dir=None):
+    """:func:`simulate_timing`'s figures for a design too large for Amaranth's simulator: one
+    inference of zeros at full rate, output always ready, through the HDL harness on Verilator
+    (:func:`nnfab.sim.harness.run_harness`). The harness build is the one ``nnfab verify``
+    makes of the same Verilog, so a later verify finds it in the cache.
+
+    Parameters
+    ----------
+    verilog : str
+        The design's Verilog (top module ``top``).
+    model : nnfab.ir.Model
+        The model it was built from (stream shapes and formats).
+    cache_dir : path, optional
+        As :func:`nnfab.sim.runner.run_cocotb`.
+
+    Returns
+    -------
+    dict
+        ``latency`` and ``cycles_per_inference``, as :func:`simulate_timing`.
+
+    Raises
+    ------
+    SimulationError
+        If the build fails or the outputs do not all arrive.
+    """
+    from nnfab.packing import packed_width
+    from nnfab.sim.harness import run_harness
+
+    lanes_in, lanes_out = model.input_shape[-1], model.output_shape[-1]
+    n_in, n_out = model.n_inputs // lanes_in, model.n_outputs // lanes_out
+    run = run_harness(verilog, toplevel=top, words_in=[0] * n_in, n_out=n_out,
+                      warmup_in=n_in, warmup_out=n_out, p_idle=0.0, p_stall=0.0,
+                      in_width=packed_width([model.input_format] * lanes_in),
+                      out_width=packed_width([model.output_format] * lanes_out),
+                      transfers_per_vector=n_in, cache_dir=cache_dir)
+    if run.timed_out or run.latency is None:
+        raise SimulationError(f"The timing simulation of {top!r} on Verilator ended after "
+                              f"{run.counters.get('cycle')} cycles with "
+                              f"{run.counters.get('n_out')} of {n_out} outputs")
+    return {"latency": run.latency, "cycles_per_inference": run.cycles}
+
+
+def convert_network(network, *, name, say=None, cache_dir=None):
+    """The Verilog of ``network`` (a :class:`~nnfab.gen.assemble.Network`, top module
+    ``name``); for a network too large to simulate in Amaranth
+    (:attr:`~nnfab.gen.assemble.Network.simulation_too_slow`), also its timing measured on
+    Verilator (:func:`verilator_timing`) and given to the network, so its ``latency`` is
+    read without an Amaranth simulation. ``say`` is called before each step.
+
+    Raises
+    ------
+    SimulationError
+        As :func:`verilator_timing`.
+    """
+    from amaranth.back import verilog
+
+    say = say or (lambda text: None)
+    say("converting to Verilog")
+    text = verilog.convert(network, name=name, emit_src=False)
+    if network.simulation_too_slow:
+        say(f"measuring the latency on Verilator (about {network.simulated_layer_cycles:,} "
+            f"layer-cycles: too long for Amaranth's simulator)")
+        network.use_timing(verilator_timing(text, model=network.model, top=name,
+                                            cache_dir=cache_dir))
+    return text

@@ -183,16 +183,14 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
                        use_cache=use_cache, debug=debug, jobs=jobs)
 
 
-def _convert(model, multiplier_threshold, say):
+def _convert(model, multiplier_threshold, say, cache_dir):
     # Imported here: a cached run needs neither Amaranth nor the engines.
-    from amaranth.back import verilog as amaranth_verilog
-
     from .assemble import Network
+    from .timing import convert_network
 
     say("elaborating engines")
     network = Network(model, multiplier_threshold=multiplier_threshold)
-    say("converting to Verilog")
-    text = amaranth_verilog.convert(network, name=verilog_name(model.name), emit_src=False)
+    text = convert_network(network, name=verilog_name(model.name), say=say, cache_dir=cache_dir)
     return text, network.latency, network.initiation_interval
 
 
@@ -203,7 +201,7 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
     verilog_cached = verilog is not None
     if verilog is None:
         verilog, timing, verilog_cached = cached_verilog(
-            model, lambda: _convert(model, multiplier_threshold, say), cache_dir=cache_dir,
+            model, lambda: _convert(model, multiplier_threshold, say, cache_dir), cache_dir=cache_dir,
             use_cache=use_cache, multiplier_threshold=multiplier_threshold)
     seconds["elaborate"] = time.perf_counter() - started
 

@@ -325,3 +325,34 @@ def test_manifest_and_report_show_analytic_depths(tmp_path, monkeypatch):
     row = next(row for row in result.manifest["layers"] if row["name"] == "add")
     assert row["skip_fifo_depths"] == [5, 38]
     assert "| add | c2, input | 5, 38 |" in (tmp_path / "b" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_network_too_large_for_amaranths_simulator_is_timed_on_verilator(tmp_path,
+                                                                          monkeypatch):
+    """Beyond ``MAX_SIMULATED_LAYER_CYCLES`` (MLPerf Tiny's ResNet-8 had not measured its skip
+    FIFOs after 80 minutes in Amaranth's simulator) a build takes the analytic depths and
+    measures the latency of its Verilog on Verilator, without any Amaranth simulation: the
+    same latency as Amaranth's simulation of that network, and ``nnfab verify`` of the folder
+    reuses the Verilator build and passes."""
+    import nnfab.gen.assemble as assemble
+    import nnfab.gen.timing as timing
+    from nnfab.gen.emit import build_outputs
+    from nnfab.gen.verify import verify
+
+    model = residual_cnn()
+    analytic = {("add", 0): 5, ("add", 1): 38}
+    expected = Network(model, skip_fifo_depths=analytic).timing
+    monkeypatch.setattr(assemble, "MAX_SIMULATED_LAYER_CYCLES", 0)
+    monkeypatch.setattr(timing, "simulate_timing", _no_simulation)
+    assert Network(model).simulation_too_slow
+    result = build_outputs(model, tmp_path / "b")
+    manifest = result.manifest
+    assert manifest["latency_source"] == "simulated on Verilator"
+    assert manifest["latency"] == expected["latency"]
+    row = next(row for row in manifest["layers"] if row["name"] == "add")
+    assert row["skip_fifo_depths"] == [5, 38]
+    x = np.random.default_rng(6).uniform(-4, 4, (12, *model.input_shape))
+    run = verify(model, x, seed=6, verilog=result.verilog_path.read_text(),
+                 timing=(manifest["latency"], manifest["initiation_interval"]))
+    assert run.build_cached and run.passed and run.n_mismatches == 0
