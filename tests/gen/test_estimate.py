@@ -142,3 +142,23 @@ def test_cli_fit(tmp_path):
     assert result.exit_code == 2
     assert "Invalid value for '--fit': Unknown device 'XC7'; devices: iCE40UP5K, ECP5-25F, " \
            "ECP5-45F, ECP5-85F, or none" in result.output
+
+
+def test_sweep_points_fit_their_target():
+    from nnfab.boards.sweep_point import SweepSource, point_model
+    from nnfab.fixed import FixedFormat
+
+    model = load_native(example("digits-mlp").path)
+    source = SweepSource("digits-mlp", "0" * 64, model, None, np.zeros((1, 64)),
+                         FixedFormat(16, 6))
+    point = {"reuse_factor": None, "bits": None, "clock_mhz": 100.0, "fuse": True,
+             "target": "iCE40UP5K"}
+    def reuse(m):
+        return [(layer.name, layer.kind, getattr(layer, "reuse_factor", None))
+                for layer in m.layers]
+
+    assert any(r is not None and r > 1 for _, _, r in reuse(point_model(source, point)))
+    unchanged = reuse(prepare_model(model))
+    assert reuse(point_model(source, {**point, "fit": None})) == unchanged
+    assert reuse(point_model(source, {**point, "target": "ECP5-85F"})) == unchanged
+    assert reuse(point_model(source, {**point, "fit": "ECP5-85F"})) == unchanged
