@@ -93,8 +93,8 @@ def _model_options(function):
         click.option("--fit", "fit", default=None, metavar="DEVICE|none",
                      help="Without --reuse-factor or --max-multipliers: raise reuse factors "
                           "until the resource estimate fits DEVICE (ECP5-85F, ECP5-45F, "
-                          "ECP5-25F, iCE40UP5K; default ECP5-85F, with --board the board's "
-                          "device); 'none' keeps every layer as the model gives it."),
+                          "ECP5-25F, iCE40UP5K; default ECP5-85F, none with --board); 'none' "
+                          "keeps every layer as the model gives it."),
         click.option("--hls4ml-config", type=click.Path(dir_okay=False),
                      help="An hls4ml project config (YAML) instead of MODEL: its model, built "
                           "with hls4ml's precisions and arithmetic (see docs/hls4ml.md)."),
@@ -109,24 +109,19 @@ _FOLDER_FIXED = ("weights", "reuse_factor", "max_multipliers", "precision", "inp
 
 
 def fit_device(fit, board=None):
-    """The device of ``--fit`` (None: ECP5-85F, or ``board``'s device), or None for
-    ``--fit none``.
+    """The device of ``--fit`` (None: ECP5-85F; with a ``board``, no fit: the board flow puts
+    dense layers' weights in block RAM at reuse factors of its own, which the estimate does
+    not model), or None for ``--fit none``.
 
     Raises
     ------
     click.BadParameter
         If ``fit`` names no device.
     """
-    from nnfab.boards.synth import DEVICES, device
+    from nnfab.boards.synth import device
 
-    if fit is not None and fit.lower() == "none":
+    if (fit is not None and fit.lower() == "none") or (fit is None and board is not None):
         return None
-    if fit is None and board is not None:
-        from nnfab.boards.targets import target
-
-        found = target(board)
-        return next((d for d in DEVICES.values() if d.family == found.family
-                     and d.luts == found.luts), DEVICES["ECP5-85F"])
     try:
         return device("ECP5-85F" if fit is None else fit)
     except ValueError as exc:

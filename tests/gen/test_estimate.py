@@ -162,3 +162,14 @@ def test_sweep_points_fit_their_target():
     assert reuse(point_model(source, {**point, "fit": None})) == unchanged
     assert reuse(point_model(source, {**point, "target": "ECP5-85F"})) == unchanged
     assert reuse(point_model(source, {**point, "fit": "ECP5-85F"})) == unchanged
+
+
+def test_fit_device_of_the_command_line():
+    from nnfab.cli.commands import fit_device
+
+    assert fit_device(None) is DEVICES["ECP5-85F"]
+    assert fit_device("ice40up5k") is DEVICES["iCE40UP5K"]
+    assert fit_device("None") is None
+    # Board builds choose block-RAM reuse factors of their own: no default fit.
+    assert fit_device(None, "icebreaker") is None
+    assert fit_device("ECP5-45F", "icebreaker") is DEVICES["ECP5-45F"]
