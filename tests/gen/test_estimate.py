@@ -122,7 +122,7 @@ def test_prepare_model_fits_only_without_reuse_choices(write_model):
     assert fitted == run_passes(model, [ChooseReuseFactors(reuse_factor=1)])[0]
 
 
-def test_cli_fit(tmp_path):
+def test_cli_fit(tmp_path, write_model):
     runner = CliRunner()
     result = runner.invoke(main, ["build", "--example", "digits-mlp", "--fit", "iCE40UP5K",
                                   "-o", str(tmp_path / "a")])
@@ -133,8 +133,8 @@ def test_cli_fit(tmp_path):
     assert manifest["fit"]["target"] == "iCE40UP5K"
     assert manifest["fit"]["estimate"]["device_luts"] <= 5280
     assert len(manifest["fit"]["changed"]) == len(lines)
-    result = runner.invoke(main, ["build", "--example", "digits-mlp", "--fit", "none",
-                                  "-o", str(tmp_path / "b")])
+    tiny = write_model(*tiny_mlp())
+    result = runner.invoke(main, ["build", str(tiny), "--fit", "none", "-o", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert "fit" not in manifest and " to fit " not in result.output
