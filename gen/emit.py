@@ -134,6 +134,18 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
     }
 
 
+def _fit_lines(fit):
+    """The report's line on the device the build was fitted to (``nnfab build --fit``)."""
+    if not fit:
+        return []
+    changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in fit["changed"].items())
+    estimate = fit["estimate"]
+    return [f"- fitted to {fit['target']} ({fit['device_luts']:,} LUT4, {fit['device_dsps']} "
+            f"DSP): estimate {estimate['device_luts']:,} LUT4 eq., "
+            f"{estimate['device_dsp_blocks']} DSP; reuse factors "
+            f"{'raised: ' + changed if changed else 'as the model gives them'}"]
+
+
 def _report(manifest):
     lines = [f"# {manifest['name']}", "",
              f"nnfab {manifest['nnfab_version']} · top module `{manifest['top']}` in "
@@ -145,7 +157,8 @@ def _report(manifest):
              f"- latency: {manifest['latency']} cycles; initiation interval: "
              f"{manifest['initiation_interval']} cycles per inference",
              f"- multipliers (after pruning, shift-add weights excluded): "
-             f"{sum(row['multipliers'] for row in manifest['layers'])}", "",
+             f"{sum(row['multipliers'] for row in manifest['layers'])}",
+             *_fit_lines(manifest.get("fit")), "",
              "| layer | kind | in | out | output format | weights (non-zero) | reuse | "
              "multipliers | shift-add terms | latency | II |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

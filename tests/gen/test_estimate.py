@@ -133,6 +133,9 @@ def test_cli_fit(tmp_path, write_model):
     assert manifest["fit"]["target"] == "iCE40UP5K"
     assert manifest["fit"]["estimate"]["device_luts"] <= 5280
     assert len(manifest["fit"]["changed"]) == len(lines)
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "- fitted to iCE40UP5K (5,280 LUT4, 8 DSP): estimate " in report
+    assert "; reuse factors raised: dense_1 1 -> " in report
     tiny = write_model(*tiny_mlp())
     result = runner.invoke(main, ["build", str(tiny), "--fit", "none", "-o", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
