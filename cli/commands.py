@@ -93,8 +93,9 @@ def _model_options(function):
         click.option("--fit", "fit", default=None, metavar="DEVICE|none",
                      help="Without --reuse-factor or --max-multipliers: raise reuse factors "
                           "until the resource estimate fits DEVICE (ECP5-85F, ECP5-45F, "
-                          "ECP5-25F, iCE40UP5K; default ECP5-85F, none with --board); 'none' "
-                          "keeps every layer as the model gives it."),
+                          "ECP5-25F, iCE40UP5K; default ECP5-85F, none with --board or "
+                          "--hls4ml-config); 'none' keeps every layer as the model gives "
+                          "it."),
         click.option("--hls4ml-config", type=click.Path(dir_okay=False),
                      help="An hls4ml project config (YAML) instead of MODEL: its model, built "
                           "with hls4ml's precisions and arithmetic (see docs/hls4ml.md)."),
@@ -108,10 +109,11 @@ _FOLDER_FIXED = ("weights", "reuse_factor", "max_multipliers", "precision", "inp
                  "hls4ml_config", "fuse", "lut_adder_width", "fit")
 
 
-def fit_device(fit, board=None):
-    """The device of ``--fit`` (None: ECP5-85F; with a ``board``, no fit: the board flow puts
-    dense layers' weights in block RAM at reuse factors of its own, which the estimate does
-    not model), or None for ``--fit none``.
+def fit_device(fit, board=None, hls4ml_config=None):
+    """The device of ``--fit``, or None for ``--fit none``. Without ``--fit``: ECP5-85F,
+    except with a ``board`` (the board flow puts dense layers' weights in block RAM at reuse
+    factors of its own, which the estimate does not model) or an ``hls4ml_config`` (its
+    ``ReuseFactor`` entries are the user's choice): no fit then.
 
     Raises
     ------
@@ -120,7 +122,9 @@ def fit_device(fit, board=None):
     """
     from nnfab.boards.synth import device
 
-    if (fit is not None and fit.lower() == "none") or (fit is None and board is not None):
+    if fit is None and (board is not None or hls4ml_config is not None):
+        return None
+    if fit is not None and fit.lower() == "none":
         return None
     try:
         return device("ECP5-85F" if fit is None else fit)
@@ -200,7 +204,8 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
                                  max_multipliers=max_multipliers, fuse=fuse,
                                  lut_adder_width=lut_adder_width, for_board=for_board,
                                  clock_mhz=clock_mhz, family=family,
-                                 fit=fit_device(fit, board), fit_results=fit_results)
+                                 fit=fit_device(fit, board, hls4ml_config),
+                                 fit_results=fit_results)
     loaded.fit = fit_results[0] if fit_results else None
     for line in loaded.fit.lines() if loaded.fit else ():
         console.print(line, markup=False)

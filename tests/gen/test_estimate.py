@@ -176,3 +176,6 @@ def test_fit_device_of_the_command_line():
     # Board builds choose block-RAM reuse factors of their own: no default fit.
     assert fit_device(None, "icebreaker") is None
     assert fit_device("ECP5-45F", "icebreaker") is DEVICES["ECP5-45F"]
+    # An hls4ml config gives its reuse factors (ReuseFactor): no default fit either.
+    assert fit_device(None, None, "config.yml") is None
+    assert fit_device("ECP5-85F", None, "config.yml") is DEVICES["ECP5-85F"]
