@@ -179,3 +179,54 @@ def test_fit_device_of_the_command_line():
     # An hls4ml config gives its reuse factors (ReuseFactor): no default fit either.
     assert fit_device(None, None, "config.yml") is None
     assert fit_device("ECP5-85F", None, "config.yml") is DEVICES["ECP5-85F"]
+
+
+@pytest.mark.parametrize("path", [
+    "qonnx-model-zoo/qkeras_jettagging.onnx", "qonnx-model-zoo/TFC_2W2A.onnx",
+    "qonnx-model-zoo/unsw_nb15-mlp-w2a2.onnx", "mlperf-tiny/kws_ref_model.tflite",
+    "hls4ml-example-models/keras/hgq_jet_classifier.h5",
+    "hls4ml-example-models/keras/qkeras_mnist_cnn.json"])
+def test_shared_models_unchanged_at_the_default_fit(path):
+    from nnfab.gen.load import load_model
+
+    from ..vectors import shared_dir
+
+    file = shared_dir() / "models" / path
+    if not file.exists():
+        pytest.fail(f"{file} is not available: shared/ must be beside the repository")
+    model = load_model(file).model
+    results = []
+    prepare_model(model, fit=DEVICES["ECP5-85F"], fit_results=results)
+    assert results[0].changes == []
+    assert results[0].estimate.fits(DEVICES["ECP5-85F"])
+
+
+def test_kws_mlp_is_fitted():
+    """The QONNX KWS MLP (490-256-256-256-12, 3-bit): every layer at reuse factor 1 is 36.7 MB
+    of Verilog; fitted to ECP5-85F its three large layers take their largest reuse factors."""
+    from nnfab.gen.load import load_model
+
+    from ..vectors import shared_dir
+
+    model = load_model(shared_dir() / "models" / "qonnx-model-zoo" / "kwsmlp_w3a3.onnx").model
+    results = []
+    fitted = prepare_model(model, fit=DEVICES["ECP5-85F"], fit_results=results)
+    assert results[0].changes == [("MatMul_0", 1, 490), ("MatMul_1", 1, 256),
+                                  ("MatMul_2", 1, 256)]
+    assert [layer.kind for layer in fitted.layers if layer.name.startswith("MatMul")] == \
+        ["dense", "dense", "dense", "shift_add_dense"]
+
+
+def test_ad01_fits_at_no_reuse_factor():
+    """MLPerf Tiny's ad01 takes one multiplier per output at least (1,754 of 8 x 8 bits and
+    their weight ROMs): one error at the default fit, ``--fit none`` builds it as before."""
+    from nnfab.gen.load import load_model
+
+    from ..vectors import shared_dir
+
+    model = load_model(shared_dir() / "models" / "mlperf-tiny" / "ad01_int8.tflite").model
+    with pytest.raises(ModelError) as info:
+        prepare_model(model, fit=DEVICES["ECP5-85F"])
+    assert str(info.value).startswith("Model 'ad01_int8' does not fit ECP5-85F even at the "
+                                      "largest reuse factors: estimate ")
+    assert prepare_model(model, fit=None) == prepare_model(model)
