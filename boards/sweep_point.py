@@ -106,12 +106,15 @@ class PointFailed(Exception):
 
 def point_model(source, point):
     """The quantized model of ``point``: PTQ at its bits (float models), then the passes of
-    ``nnfab build`` (:func:`~nnfab.gen.load.prepare_model`) with its reuse factor and fusion.
+    ``nnfab build`` (:func:`~nnfab.gen.load.prepare_model`) with its reuse factor and fusion;
+    at the model's reuse factors (``reuse_factor`` None), fitted to the device ``fit`` (a
+    name, or None for no fit; default the point's ``target``) as ``nnfab build`` fits.
 
     Raises
     ------
     PointFailed
-        If the point gives bits for a quantized model, or a reuse factor the model refuses.
+        If the point gives bits for a quantized model, a reuse factor the model refuses, or
+        the model does not fit ``fit`` at its largest reuse factors.
     """
     from nnfab.gen.load import prepare_model
     from nnfab.gen.ptq import PTQConfig, quantize_model
@@ -129,13 +132,15 @@ def point_model(source, point):
     else:
         model = source.quantized
     reuse = point["reuse_factor"]
+    fit = point.get("fit", point["target"])
     try:
         # The fused layers' registers are placed for the point's clock on its FPGA family
         # (the delay model of nnfab.hdl.timing_model), as `nnfab build --clock-mhz` does.
         return prepare_model(model, reuse_factor=reuse if isinstance(reuse, int) else None,
                              per_layer_reuse=reuse if isinstance(reuse, dict) else None,
                              fuse=point["fuse"], clock_mhz=point["clock_mhz"],
-                             family=DEVICES[point["target"]].family)
+                             family=DEVICES[point["target"]].family,
+                             fit=DEVICES[fit] if fit else None)
     except ModelError as exc:
         raise PointFailed(str(exc)) from None
 
@@ -150,15 +155,18 @@ def _width(text):
 def estimated_luts(manifest):
     """A LUT4-equivalent estimate from the build report, without synthesis: each multiplier
     ``weight bits x input bits``, each adder (shift-add adders, or one per multiplier and
-    shift-add term) ``accumulator bits``."""
+    shift-add term) ``accumulator bits`` (:func:`nnfab.gen.estimate.lut4_equivalent`; the
+    estimate before generation, from the IR, is :func:`nnfab.gen.estimate.estimate_model`)."""
+    from nnfab.gen.estimate import lut4_equivalent
+
     total = 0
     for row in manifest["layers"]:
         accumulator = _width(row.get("accumulator_format", row["output_format"]))
-        if "weight_format" in row:
-            total += row["multipliers"] * _width(row["weight_format"]) * \
-                _width(row["input_format"])
+        multiplier_luts = row["multipliers"] * _width(row["weight_format"]) * \
+            _width(row["input_format"]) if "weight_format" in row else 0
         adders = row.get("adders", row["multipliers"] + row.get("shift_add_terms", 0))
-        total += adders * accumulator
+        total += lut4_equivalent(multiplier_luts=multiplier_luts,
+                                 adder_bits=adders * accumulator)
     return int(total)
 
 

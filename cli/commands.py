@@ -90,6 +90,12 @@ def _model_options(function):
                      help="In fused shift-add layers, build adders of at most this many bits "
                           "from LUTs instead of carry chains: fewer carry cells, more LUTs "
                           "(default 0)."),
+        click.option("--fit", "fit", default=None, metavar="DEVICE|none",
+                     help="Without --reuse-factor or --max-multipliers: raise reuse factors "
+                          "until the resource estimate fits DEVICE (ECP5-85F, ECP5-45F, "
+                          "ECP5-25F, iCE40UP5K; default ECP5-85F, none with --board or "
+                          "--hls4ml-config); 'none' keeps every layer as the model gives "
+                          "it."),
         click.option("--hls4ml-config", type=click.Path(dir_okay=False),
                      help="An hls4ml project config (YAML) instead of MODEL: its model, built "
                           "with hls4ml's precisions and arithmetic (see docs/hls4ml.md)."),
@@ -100,12 +106,35 @@ def _model_options(function):
 
 
 _FOLDER_FIXED = ("weights", "reuse_factor", "max_multipliers", "precision", "input_format",
-                 "hls4ml_config", "fuse", "lut_adder_width")
+                 "hls4ml_config", "fuse", "lut_adder_width", "fit")
+
+
+def fit_device(fit, board=None, hls4ml_config=None):
+    """The device of ``--fit``, or None for ``--fit none``. Without ``--fit``: ECP5-85F,
+    except with a ``board`` (the board flow puts dense layers' weights in block RAM at reuse
+    factors of its own, which the estimate does not model) or an ``hls4ml_config`` (its
+    ``ReuseFactor`` entries are the user's choice): no fit then.
+
+    Raises
+    ------
+    click.BadParameter
+        If ``fit`` names no device.
+    """
+    from nnfab.boards.synth import device
+
+    if fit is None and (board is not None or hls4ml_config is not None):
+        return None
+    if fit is not None and fit.lower() == "none":
+        return None
+    try:
+        return device("ECP5-85F" if fit is None else fit)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}, or none", param_hint="'--fit'") from None
 
 
 def _load(model, example, weights, reuse_factor, max_multipliers, precision, input_format,
           hls4ml_config=None, fuse=None, lut_adder_width=None, *, allow_build_folder=False,
-          for_board=False, clock_mhz=None, family="ecp5"):
+          for_board=False, clock_mhz=None, family="ecp5", fit=None, board=None):
     """The model to build (a LoadedModel) from the command line's choices.
 
     With ``allow_build_folder``, MODEL may be a build folder: its files are checked against
@@ -132,7 +161,7 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         given = {"weights": weights, "reuse_factor": reuse_factor,
                  "max_multipliers": max_multipliers, "precision": precision,
                  "input_format": input_format, "fuse": fuse,
-                 "lut_adder_width": lut_adder_width, "clock_mhz": clock_mhz}
+                 "lut_adder_width": lut_adder_width, "clock_mhz": clock_mhz, "fit": fit}
         extra = [f"--{name.replace('_', '-')}" for name, value in given.items()
                  if value is not None]
         if extra:
@@ -170,10 +199,16 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
                                f"quantized already")
     fuse = True if fuse is None else fuse
     lut_adder_width = lut_adder_width or 0
+    fit_results = []
     loaded.model = prepare_model(loaded.model, reuse_factor=reuse_factor,
                                  max_multipliers=max_multipliers, fuse=fuse,
                                  lut_adder_width=lut_adder_width, for_board=for_board,
-                                 clock_mhz=clock_mhz, family=family)
+                                 clock_mhz=clock_mhz, family=family,
+                                 fit=fit_device(fit, board, hls4ml_config),
+                                 fit_results=fit_results, fit_strict=fit is not None)
+    loaded.fit = fit_results[0] if fit_results else None
+    for line in loaded.fit.lines() if loaded.fit else ():
+        console.print(line, markup=False)
     loaded.input_cast = input_cast
     loaded.shift_add_fusion = fuse
     loaded.lut_adder_width = lut_adder_width
@@ -209,7 +244,7 @@ def _board_options(function):
 @_board_options
 @interruptible
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                  input_format, fuse, lut_adder_width, hls4ml_config, output, board,
+                  input_format, fuse, lut_adder_width, fit, hls4ml_config, output, board,
                   clock_mhz):
     """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream."""
     from nnfab.gen.build_folder import output_name
@@ -221,7 +256,8 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
             say("loading model")
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
                            input_format, hls4ml_config, fuse, lut_adder_width,
-                           for_board=board is not None, **_clock_target(board, clock_mhz))
+                           for_board=board is not None, fit=fit, board=board,
+                           **_clock_target(board, clock_mhz))
             name = output_name(loaded.model.name)
             if board is not None:
                 from .boards import board_build_from_cli
@@ -234,7 +270,8 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                                    notes=loaded.notes, source=loaded.source,
                                    input_cast=loaded.input_cast,
                                    shift_add_fusion=loaded.shift_add_fusion,
-                                   lut_adder_width=loaded.lut_adder_width)
+                                   lut_adder_width=loaded.lut_adder_width,
+                                   fit=loaded.fit.as_dict() if loaded.fit else None)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     manifest = result.manifest
@@ -291,7 +328,7 @@ def _print_layers(manifest):
                    "ignoring and leaving alone the caches (see below).")
 @interruptible
 def verify_command(model, example, weights, reuse_factor, max_multipliers, precision,
-                   input_format, fuse, lut_adder_width, hls4ml_config, inputs, labels,
+                   input_format, fuse, lut_adder_width, fit, hls4ml_config, inputs, labels,
                    dataset, count, clock_mhz, n_random, seed, stall, jobs, no_cache):
     """Prove MODEL's Verilog bit-exact against the golden model on Verilator.
 
@@ -324,7 +361,7 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
             say("loading model")
             loaded = _load(model, example, weights, reuse_factor, max_multipliers, precision,
                            input_format, hls4ml_config, fuse, lut_adder_width,
-                           allow_build_folder=True, clock_mhz=clock_mhz)
+                           allow_build_folder=True, clock_mhz=clock_mhz, fit=fit)
             m = loaded.model
             y = None
             if dataset is None and inputs is None and example is not None and n_random is None:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from nnfab.errors import NnfabError, SweepError
 
-from .commands import _load_array, _load_labels, interruptible
+from .commands import _load_array, _load_labels, fit_device, interruptible
 
 __all__ = ["sweep_command"]
 
@@ -160,6 +160,10 @@ def _print_rows(result):
 @click.option("--clock-mhz", "clock_mhz", help=_FLAGS[2][1])
 @click.option("--fuse", help=_FLAGS[3][1])
 @click.option("--target", help=_FLAGS[4][1])
+@click.option("--fit", "fit", default=None, metavar="DEVICE|none",
+              help="Points at the model's reuse factors (no reuse_factor axis) get reuse "
+                   "factors raised until the resource estimate fits DEVICE (default: the "
+                   "point's target); 'none' keeps the model's.")
 @click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
               help="Inputs of the accuracy figure, a .npy of shape (n, *input_shape).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
@@ -188,7 +192,7 @@ def _print_rows(result):
                              "fmax, verilog.")
 @interruptible
 def sweep_command(model, example, weights, sweep_file, reuse_factor, bits, clock_mhz, fuse,
-                  target, inputs, labels, n_random, seed, synth, n_verify, workers, scheduler,
+                  target, fit, inputs, labels, n_random, seed, synth, n_verify, workers, scheduler,
                   worker_threads, output, pick):
     """Evaluate MODEL over a grid of build options on Dask: accuracy, latency, II, size
     (and with --synth resources and Fmax) per point, results.csv/json, report.md and Pareto
@@ -239,6 +243,9 @@ def sweep_command(model, example, weights, sweep_file, reuse_factor, bits, clock
         settings = SweepSettings(x=x, labels=y, synth=synth, verify=n_verify, seed=seed,
                                  description=described)
         points = make_grid(axes)
+        if fit is not None:  # the default, each point's target, adds no key to the points
+            device = fit_device(fit)
+            points = [{**point, "fit": device.name if device else None} for point in points]
         with _Progress(console) as update:
             result = run_sweep(source, points, settings, scheduler=scheduler,
                                workers=workers, processes=not worker_threads,
@@ -267,7 +274,7 @@ def _build_point(source, row, point_model, output):
     from nnfab.gen.build_folder import output_name
     from nnfab.gen.emit import build_outputs
 
-    point = {axis: row[axis] for axis in AXES}
+    point = {axis: row[axis] for axis in (*AXES, "fit") if axis in row}
     model = point_model(source, point)
     out = Path(output) if output else Path("build") / output_name(model.name)
     result = build_outputs(model, out, source=f"sweep point {row['label']} of {source.name}",

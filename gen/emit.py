@@ -81,13 +81,14 @@ def _stream_description(formats, shape, per_transfer, prefix):
 
 
 def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
-                shift_add_fusion=None, lut_adder_width=0):
+                shift_add_fusion=None, lut_adder_width=0, fit=None):
     """The manifest: everything a host or another tool needs to drive the design; ``source``
     (where the model came from) and ``notes`` (settings without effect) when given;
     ``input_cast`` says how input values become codes (``"nearest"``: round to nearest and
     saturate; ``"format"``: the input format's own modes, as hls4ml); ``shift_add_fusion``
     whether the build ran :class:`~nnfab.gen.passes.FuseShiftAdd`, with ``lut_adder_width``
-    (both recorded when ``shift_add_fusion`` is given)."""
+    (both recorded when ``shift_add_fusion`` is given); ``fit``: the ``fit`` section
+    (:meth:`nnfab.gen.passes.FitResult.as_dict`), when the build fitted a device."""
     in_lanes = model.input_shape[-1]
     out_lanes = model.output_shape[-1]
     layers, previous = [], INPUT
@@ -127,9 +128,22 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
         "input_cast": input_cast,
         **({"shift_add_fusion": shift_add_fusion, "lut_adder_width": lut_adder_width}
            if shift_add_fusion is not None else {}),
+        **({"fit": fit} if fit else {}),
         **({"source": source} if source else {}),
         **({"notes": list(notes)} if notes else {}),
     }
+
+
+def _fit_lines(fit):
+    """The report's line on the device the build was fitted to (``nnfab build --fit``)."""
+    if not fit:
+        return []
+    changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in fit["changed"].items())
+    estimate = fit["estimate"]
+    return [f"- fitted to {fit['target']} ({fit['device_luts']:,} LUT4, {fit['device_dsps']} "
+            f"DSP): estimate {estimate['device_luts']:,} LUT4 eq., "
+            f"{estimate['device_dsp_blocks']} DSP; reuse factors "
+            f"{'raised: ' + changed if changed else 'as the model gives them'}"]
 
 
 def _report(manifest):
@@ -143,7 +157,8 @@ def _report(manifest):
              f"- latency: {manifest['latency']} cycles; initiation interval: "
              f"{manifest['initiation_interval']} cycles per inference",
              f"- multipliers (after pruning, shift-add weights excluded): "
-             f"{sum(row['multipliers'] for row in manifest['layers'])}", "",
+             f"{sum(row['multipliers'] for row in manifest['layers'])}",
+             *_fit_lines(manifest.get("fit")), "",
              "| layer | kind | in | out | output format | weights (non-zero) | reuse | "
              "multipliers | shift-add terms | latency | II |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -202,7 +217,8 @@ class BuildResult:
 
 
 def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, source=None,
-                  notes=(), input_cast="nearest", shift_add_fusion=None, lut_adder_width=0):
+                  notes=(), input_cast="nearest", shift_add_fusion=None, lut_adder_width=0,
+                  fit=None):
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
@@ -224,6 +240,8 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
     shift_add_fusion : bool, optional
         Whether the model went through :class:`~nnfab.gen.passes.FuseShiftAdd`; recorded in
         the manifest; so is ``lut_adder_width``.
+    fit : dict, optional
+        The manifest's ``fit`` section (the device fitted and the estimate).
 
     Raises
     ------
@@ -240,7 +258,7 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
         text = convert_network(network, name=verilog_name(model.name), say=say)
         manifest = manifest_of(model, network, source=source, notes=notes,
                                input_cast=input_cast, shift_add_fusion=shift_add_fusion,
-                               lut_adder_width=lut_adder_width)
+                               lut_adder_width=lut_adder_width, fit=fit)
         say("writing files")
         (staging / manifest["verilog"]).write_text(text)
         manifest["files"] = file_hashes(staging, [manifest["verilog"], "model.json",

@@ -109,7 +109,7 @@ def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_c
 
 def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipliers=None,
                   fuse=True, lut_adder_width=0, for_board=False, clock_mhz=None,
-                  family="ecp5"):
+                  family="ecp5", fit=None, fit_results=None, fit_strict=True):
     """The passes ``nnfab build`` runs on a quantized model before building it.
 
     :class:`~nnfab.gen.passes.Validate`; :class:`~nnfab.gen.passes.ChooseReuseFactors` when a
@@ -119,6 +119,13 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
     unfused: it puts dense layers' weights in block RAM), its registers placed by the delay
     model of ``family`` for ``clock_mhz`` (None: the pass's default clock).
 
+    With ``fit`` (a device: ``name``, ``luts``, ``dsps``, as :class:`nnfab.boards.synth.Device`)
+    and no reuse factor given, :class:`~nnfab.gen.passes.FitToDevice` runs before the fusion:
+    it raises reuse factors until the estimate of the model as it will be built fits the
+    device; its :class:`~nnfab.gen.passes.FitResult` is appended to ``fit_results`` (a list)
+    when given. Without ``fit_strict`` (the default device, not one the user named) a model
+    that does not fit even then keeps those reuse factors, with a warning in the result.
+
     Returns
     -------
     nnfab.ir.Model
@@ -127,17 +134,26 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
     ------
     ModelError
         As the passes (an invalid model, a per-layer reuse factor that names no layer or does
-        not divide its ``n_in``).
+        not divide its ``n_in``, with ``fit_strict`` a model that does not fit ``fit`` at its
+        largest reuse factors).
     """
-    from .passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
+    from .passes import ChooseReuseFactors, FitToDevice, FuseShiftAdd, Validate, run_passes
+    from .passes.shift_add import shift_add_eligible
 
-    passes = [Validate()]
+    threshold = 3 if for_board else None
+    passes, fitting = [Validate()], None
     if reuse_factor is not None or max_multipliers is not None or per_layer_reuse:
         passes.append(ChooseReuseFactors(reuse_factor=reuse_factor, per_layer=per_layer_reuse,
                                          max_multipliers=max_multipliers))
+    elif fit is not None:
+        fitting = FitToDevice(fit, fused=lambda layer: fuse and
+                              shift_add_eligible(layer, threshold), strict=fit_strict)
+        passes.append(fitting)
     if fuse:
         passes.append(FuseShiftAdd(lut_adder_width=lut_adder_width,
-                                   multiplier_threshold=3 if for_board else None,
+                                   multiplier_threshold=threshold,
                                    clock_mhz=clock_mhz, family=family))
     model, _ = run_passes(model, passes)
+    if fit_results is not None and fitting is not None:
+        fit_results.append(fitting.result)
     return model

@@ -2,12 +2,13 @@
 (model, changed)`` (the pass interface of FINN's transformations)."""
 
 from .base import Pass, run_passes
+from .fit import FitResult, FitToDevice
 from .fold_batchnorm import FoldBatchNorm
 from .prune import PruneWeights
 from .reuse import ChooseReuseFactors
 from .shift_add import FuseShiftAdd
 from .validate import Validate
 
-__all__ = ["Pass", "run_passes", "FoldBatchNorm", "PruneWeights", "ChooseReuseFactors",
+__all__ = ["Pass", "run_passes", "FitToDevice", "FitResult", "FoldBatchNorm", "PruneWeights", "ChooseReuseFactors",
            "FuseShiftAdd",
            "Validate"]
