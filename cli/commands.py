@@ -372,11 +372,8 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
             elif dataset is not None:
                 x, y = load_dataset(dataset, "test", image=len(m.input_shape) == 3)
             else:
-                from nnfab.gen.timing import VERIFY_DEFAULT_VECTORS
-
                 rng = np.random.default_rng(seed)
-                x = rng.normal(0.0, 1.5, (n_random or VERIFY_DEFAULT_VECTORS,
-                                          *m.input_shape))
+                x = rng.normal(0.0, 1.5, (n_random or 1000, *m.input_shape))
             if tuple(x.shape[1:]) != tuple(m.input_shape):
                 raise NnfabError(f"Inputs of shape {x.shape} do not fit model input shape "
                                  f"{m.input_shape}; expected (n, "

@@ -9,12 +9,11 @@ always ready. The simulation is the same cycle-accurate model of the design that
 produced from, so the figure is the hardware's.
 """
 
+from amaranth.sim import Simulator
+
 from nnfab.errors import SimulationError
 
-__all__ = ["VERIFY_DEFAULT_VECTORS", "convert_network", "simulate_timing", "verilator_timing"]
-
-#: Vectors of ``nnfab verify``'s default run (``--random``'s default).
-VERIFY_DEFAULT_VECTORS = 1000
+__all__ = ["convert_network", "simulate_timing", "verilator_timing"]
 
 
 def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=200_000,
@@ -34,8 +33,6 @@ def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=20
     RuntimeError
         If the outputs do not all arrive within ``max_cycles``.
     """
-    from amaranth.sim import Simulator
-
     accepted, produced = [], []
 
     async def driver(ctx):
@@ -65,13 +62,11 @@ def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=20
             "cycles_per_inference": produced[-1] - accepted[0] + 1}
 
 
-def verilator_timing(verilog, *, model, top, initiation_interval, cache_dir=None):
+def verilator_timing(verilog, *, model, top, cache_dir=None):
     """:func:`simulate_timing`'s figures for a design too large for Amaranth's simulator: one
     inference of zeros at full rate, output always ready, through the HDL harness on Verilator
     (:func:`nnfab.sim.harness.run_harness`). The harness build is the one ``nnfab verify``
-    makes of the same Verilog for its default run (:data:`VERIFY_DEFAULT_VECTORS` vectors at
-    ``initiation_interval`` cycles each: compiled optimized or not as that run would be), so
-    a later verify finds it in the cache.
+    makes of the same Verilog, so a later verify finds it in the cache.
 
     Parameters
     ----------
@@ -93,18 +88,15 @@ def verilator_timing(verilog, *, model, top, initiation_interval, cache_dir=None
         If the build fails or the outputs do not all arrive.
     """
     from nnfab.packing import packed_width
-    from nnfab.sim.harness import OPTIMIZE_ABOVE_CYCLES, expected_cycles, run_harness
+    from nnfab.sim.harness import run_harness
 
     lanes_in, lanes_out = model.input_shape[-1], model.output_shape[-1]
     n_in, n_out = model.n_inputs // lanes_in, model.n_outputs // lanes_out
-    verify_cycles = expected_cycles(VERIFY_DEFAULT_VECTORS * n_in, transfers_per_vector=n_in,
-                                    initiation_interval=initiation_interval)
     run = run_harness(verilog, toplevel=top, words_in=[0] * n_in, n_out=n_out,
                       warmup_in=n_in, warmup_out=n_out, p_idle=0.0, p_stall=0.0,
                       in_width=packed_width([model.input_format] * lanes_in),
                       out_width=packed_width([model.output_format] * lanes_out),
-                      transfers_per_vector=n_in, cache_dir=cache_dir,
-                      optimize=verify_cycles > OPTIMIZE_ABOVE_CYCLES)
+                      transfers_per_vector=n_in, cache_dir=cache_dir)
     if run.timed_out or run.latency is None:
         raise SimulationError(f"The timing simulation of {top!r} on Verilator ended after "
                               f"{run.counters.get('cycle')} cycles with "
@@ -133,6 +125,5 @@ def convert_network(network, *, name, say=None, cache_dir=None):
         say(f"measuring the latency on Verilator (about {network.simulated_layer_cycles:,} "
             f"layer-cycles: too long for Amaranth's simulator)")
         network.use_timing(verilator_timing(text, model=network.model, top=name,
-                                            initiation_interval=network.initiation_interval,
                                             cache_dir=cache_dir))
     return text

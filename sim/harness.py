@@ -43,8 +43,7 @@ from pathlib import Path
 from ..errors import SimulationError
 from .runner import run_cocotb
 
-__all__ = ["HARNESS_MODULE", "OPTIMIZE_ABOVE_CYCLES", "HarnessRun", "expected_cycles",
-           "harness_verilog", "run_harness"]
+__all__ = ["HARNESS_MODULE", "HarnessRun", "harness_verilog", "run_harness"]
 
 #: Name of the generated wrapper module (the simulator's top level).
 HARNESS_MODULE = "nnfab_harness"
@@ -56,12 +55,6 @@ HARNESS_MODULE = "nnfab_harness"
 # the run-time library (VPI, through which cocotb's clock toggles) is small and gets -O2.
 # Code run once (OPT_SLOW: constructors, initial blocks) keeps -O0.
 _MAKE_ARGS = ("OPT_GLOBAL=-O2", "OPT_FAST=-O1")
-#: Expected cycles of a run above which :func:`run_harness` compiles the design optimized
-#: (``optimize=None``). -O1 simulates about 15 times more cycles per second than -O0, but it
-#: doubles a large design's C++ compile (MLPerf-size or the 8x8 branched QONNX graph: 5.4 MB
-#: of Verilog, 203 s against 100 s); at -O0 a large design runs some 2,000 cycles per second
-#: of the 100 s saved, so shorter runs (most proofs of vector models) build at -O0.
-OPTIMIZE_ABOVE_CYCLES = 200_000
 _PROB_ONE = 1 << 16  # probabilities are passed to the harness in units of 2**-16
 _MAX_BURST = (1 << 32) - 1
 _SEED_MIX = 0x9E3779B97F4A7C15  # keeps a seed of 0 away from xorshift's all-zero state
@@ -339,7 +332,7 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
                 p_idle=0.1, p_stall=0.1, burst=1, max_cycles=None, in_width=None,
                 out_width=None, cache_dir=None, waves=False, transfers_per_vector=1,
                 initiation_interval=None,
-                transfer_cycles=False, optimize=None):
+                transfer_cycles=False, optimize=True):
     """Simulate ``design`` inside the HDL harness on Verilator and collect its outputs.
 
     Parameters
@@ -381,12 +374,11 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
     transfer_cycles : bool
         Also record the cycle of every warm-up transfer (for engine tests that check a full
         schedule, not only latency and initiation interval).
-    optimize : bool or None
+    optimize : bool
         Compile the design's per-cycle code at ``-O1`` and Verilator's run-time library at
-        ``-O2`` (long runs); False compiles everything at ``-O0``, which builds a large design
-        in half the time, for short runs (engine unit tests). None (the default): optimized
-        when :func:`expected_cycles` of the run exceeds :data:`OPTIMIZE_ABOVE_CYCLES`. Part of
-        the build's cache key.
+        ``-O2`` (long runs: whole networks on thousands of vectors); False compiles everything
+        at ``-O0``, which builds a large design faster, for runs of a few thousand cycles
+        (engine unit tests).
 
     Returns
     -------
@@ -413,11 +405,6 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
                          f"outputs, not {warmup_in!r} and {warmup_out!r}")
     if in_width is None or out_width is None:
         in_width, out_width = _payload_widths(design)
-    if optimize is None:
-        optimize = expected_cycles(
-            len(words_in), transfers_per_vector=transfers_per_vector,
-            initiation_interval=initiation_interval, p_idle=p_idle,
-            p_stall=p_stall) > OPTIMIZE_ABOVE_CYCLES
     if max_cycles is None:
         # Far beyond any design that keeps up: 64 cycles per transfer at the stall rate, or
         # the design's own initiation interval per inference when it is slower than that.
@@ -469,24 +456,6 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
         counters=measured["counters"], results=results,
         input_cycles=stamps["i"] if transfer_cycles else None,
         output_cycles=stamps["o"] if transfer_cycles else None)
-
-
-def expected_cycles(n_transfers, *, transfers_per_vector=1, initiation_interval=None,
-                    p_idle=0.0, p_stall=0.0):
-    """About how many cycles a harness run of ``n_transfers`` input transfers takes: one
-    initiation interval per inference (one cycle per transfer when unknown), stretched by
-    the idle and stall shares.
-
-    Raises
-    ------
-    ValueError
-        If ``p_idle`` or ``p_stall`` is not in [0, 1).
-    """
-    if not (0 <= p_idle < 1 and 0 <= p_stall < 1):
-        raise ValueError(f"Idle and stall shares must be in [0, 1), not {p_idle!r} and "
-                         f"{p_stall!r}")
-    per_transfer = max(1.0, (initiation_interval or 0) / transfers_per_vector)
-    return math.ceil(n_transfers * per_transfer / ((1 - p_idle) * (1 - p_stall)))
 
 
 def _payload_widths(design):
