@@ -12,6 +12,9 @@ from .mac import products_in_accumulator, working_dtype, wrap_to
 
 __all__ = ["pad_frames", "windows", "conv2d_accumulate", "conv2d", "conv1d"]
 
+# Elements of the largest working array of one block of output rows (8 bytes each).
+_BLOCK_ELEMENTS = 1 << 21
+
 
 def pad_frames(x, pads, value=0):
     """Frames ``x`` of shape (batch, H, W, C) padded by ``pads = ((top, bottom), (left,
@@ -40,6 +43,13 @@ def _frames(x, spec):
 def conv2d_accumulate(x, spec):
     """Accumulator codes (:attr:`Conv2DSpec.accumulator`) of every output, before the cast.
 
+    Computed in blocks of output rows, so no working array exceeds about
+    :data:`_BLOCK_ELEMENTS` elements whatever the batch and frame (a 256x256 frame with 32
+    filters of 3x3x32 has 600 million products per image): with exact accumulation each
+    block is one integer matrix product of its windows by the kernels; with an explicit
+    accumulator (hls4ml's ``accum_t``, every product cast to it) the products of the block
+    are formed and cast.
+
     Parameters
     ----------
     x : array_like of int, shape (batch, H, W, C_in)
@@ -56,24 +66,51 @@ def conv2d_accumulate(x, spec):
     product = spec.input_format.mul_format(spec.weight_format)
     extra = spec.n_window.bit_length() + 2
     dtype = working_dtype(max(product.width, acc.width) + extra)
-    win = windows(x, spec, spec.pad_code).astype(dtype)
+    kh, kw = spec.kernel_size
+    sh, sw = spec.strides
+    padded = pad_frames(x, spec.pads, spec.pad_code)
+    view = sliding_window_view(padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    n, h_out, w_out = view.shape[:3]
     w = spec.weights.astype(dtype)
-    if isinstance(spec, DepthwiseConv2DSpec):
-        products = win * w                               # (N, Ho, Wo, kh, kw, C)
-        axes = (3, 4)
-    else:
-        products = win[:, :, :, None] * w                # (N, Ho, Wo, C_out, kh, kw, C_in)
-        axes = (4, 5, 6)
-    if spec.accumulator_format is None:
-        total = products.sum(axis=axes) << (acc.fraction_width - product.fraction_width)
-        if spec.biases is not None:
-            total = total + (spec.biases.astype(dtype)
-                             << (acc.fraction_width - spec.bias_format.fraction_width))
-        return total
-    total = products_in_accumulator(products, product, acc).astype(dtype).sum(axis=axes)
+    depthwise = isinstance(spec, DepthwiseConv2DSpec)
+    n_out = w.shape[-1] if depthwise else w.shape[0]
+    per_row = w_out * spec.n_window * (1 if depthwise or spec.accumulator_format is None
+                                       else n_out)
+    rows = max(1, _BLOCK_ELEMENTS // max(1, per_row))
+    total = np.empty((n, h_out, w_out, n_out), dtype=dtype)
+    for image in range(n):
+        for r in range(0, h_out, rows):
+            # (1, rows, W_out, kh, kw, C) windows of this block, contiguous.
+            win = np.ascontiguousarray(view[image:image + 1, r:r + rows]
+                                       .transpose(0, 1, 2, 4, 5, 3)).astype(dtype)
+            total[image:image + 1, r:r + rows] = _block_sums(win, w, spec, product, acc,
+                                                             depthwise, extra)
     if spec.biases is not None:
-        total = total + cast(spec.biases, spec.bias_format, acc).astype(dtype)
+        if spec.accumulator_format is None:
+            total += (spec.biases.astype(dtype)
+                      << (acc.fraction_width - spec.bias_format.fraction_width))
+        else:
+            total += cast(spec.biases, spec.bias_format, acc).astype(dtype)
+    if spec.accumulator_format is None:
+        return total
     return wrap_to(total, acc, extra)
+
+
+def _block_sums(win, w, spec, product, acc, depthwise, extra):
+    """Sums over each window of a block (see :func:`conv2d_accumulate`), without the bias:
+    exact sums shifted to the accumulator's LSB, or the products cast to the explicit
+    accumulator and summed (wrapped by the caller)."""
+    if spec.accumulator_format is None:
+        if depthwise:
+            sums = np.einsum("nhwijc,ijc->nhwc", win, w)
+        else:
+            sums = win.reshape(*win.shape[:3], -1) @ w.reshape(w.shape[0], -1).T
+        return sums << (acc.fraction_width - product.fraction_width)
+    if depthwise:
+        products, axes = win * w, (3, 4)                 # (N, Ho, Wo, kh, kw, C)
+    else:
+        products, axes = win[:, :, :, None] * w, (4, 5, 6)  # (N, Ho, Wo, C_out, kh, kw, C_in)
+    return products_in_accumulator(products, product, acc).astype(win.dtype).sum(axis=axes)
 
 
 def conv2d(x, spec):

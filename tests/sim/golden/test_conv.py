@@ -138,3 +138,30 @@ def test_global_pool_batchnorm_layout():
     assert padded.shape == (2, 8, 4, 4) and padded[:, 1:6, :3].tolist() == x.tolist()
     assert padded.sum() == x.sum()
     assert flatten(x)[1, 4 * 3 + 2].tolist() == x[1, 1, 0, 2].tolist()
+
+
+@pytest.mark.parametrize("stride,padding", [(1, "same"), (2, "valid")])
+def test_conv2d_in_blocks_of_rows(stride, padding, monkeypatch):
+    """Blocks of output rows (the bound that keeps a 256x256 frame with 200 images in memory)
+    give the direct convolution's codes, for standard, depthwise and explicit-accumulator
+    (per-product cast) layers; blocks of one row and of a few rows not dividing the height."""
+    from nnfab.sim.golden import conv as golden_conv
+
+    rng = np.random.default_rng(31 + stride)
+    shape = (7, 6, 3)
+    spec = Conv2DSpec(rng.integers(-8, 8, (4, 3, 3, 3)), rng.integers(-128, 128, 4), shape, FX,
+                      W4, FixedFormat(7, 3, rounding="RND_CONV", overflow="SAT"),
+                      strides=stride, padding=padding, bias_format=FX)
+    dw = DepthwiseConv2DSpec(rng.integers(-8, 8, (3, 3, 3)), None, shape, FX, W4,
+                             FixedFormat(7, 3, overflow="SAT"), strides=stride, padding=padding)
+    accum = Conv2DSpec(spec.weights, spec.biases, shape, FX, W4, spec.output_format,
+                       strides=stride, padding=padding, bias_format=FX,
+                       accumulator_format=FixedFormat(9, 4, overflow="WRAP"))
+    x = rng.integers(-128, 128, (3,) + shape)
+    x[0] = FX.min_code
+    whole = conv2d(x, accum)
+    for elements in (1, 500):  # one row per block; 3 rows (of 7) per block, exact sums
+        monkeypatch.setattr(golden_conv, "_BLOCK_ELEMENTS", elements)
+        assert conv2d(x, spec).tolist() == loop_conv(x, spec).tolist()
+        assert conv2d(x, dw).tolist() == loop_conv(x, dw, depthwise=True).tolist()
+        assert conv2d(x, accum).tolist() == whole.tolist()
