@@ -26,7 +26,8 @@ from nnfab.training_mlp import TrainableMLPSpec
 from .optim import init_state, update
 from .training import FloatOptimizer, TrainingTrace, float_output_errors, output_errors
 
-__all__ = ["forward", "predict", "train_fixed", "train_float", "split_weights"]
+__all__ = ["forward", "predict", "train_fixed", "train_float", "split_weights",
+           "float_predict"]
 
 
 def _spec(spec):
@@ -132,6 +133,21 @@ def split_weights(spec, flat):
     return _split(_spec(spec), flat)
 
 
+def _float_forward(spec, weights, x):
+    acts = [np.asarray(x, dtype=np.float64)]
+    for l, w in enumerate(weights, start=1):
+        z = np.concatenate([acts[-1], np.ones((len(acts[-1]), 1))], axis=1) @ w.T
+        acts.append(z if l == spec.n_layers else np.maximum(z, 0))
+    return acts
+
+
+def float_predict(spec, flat_weights, x):
+    """Float outputs (shape (n, n_out)) of the float inputs ``x`` with the flat float
+    parameters ``flat_weights`` (as :func:`train_float` gives them)."""
+    spec = _spec(spec)
+    return _float_forward(spec, _split(spec, np.asarray(flat_weights)), x)[-1]
+
+
 def train_float(spec, x, targets, *, epochs, lr, **optimizer_args):
     """The same training in float64: the same initial parameters (as values), batches, epochs,
     loss and ReLU, the plain float optimizer of ``spec.optimizer.kind``
@@ -156,10 +172,7 @@ def train_float(spec, x, targets, *, epochs, lr, **optimizer_args):
         outputs = []
         for start in range(0, len(x), spec.batch_size):
             weights = _split(spec, flat)
-            acts = [x[start:start + spec.batch_size]]
-            for l, w in enumerate(weights, start=1):
-                z = np.concatenate([acts[-1], np.ones((len(acts[-1]), 1))], axis=1) @ w.T
-                acts.append(z if l == spec.n_layers else np.maximum(z, 0))
+            acts = _float_forward(spec, weights, x[start:start + spec.batch_size])
             outputs.append(acts[-1])
             e = float_output_errors(spec.loss, acts[-1], targets[start:start + spec.batch_size])
             grads = [None] * spec.n_layers
