@@ -57,7 +57,9 @@ class TrainResult:
         Test accuracy (classification): RTL-trained parameters through the fixed-point forward
         pass, and the float model.
     cycles_per_sample : float or None
-        Measured RTL cycles over the whole run divided by the samples streamed.
+        Measured RTL cycles over the whole run divided by the samples streamed; for the
+        multi-layer perceptron, over its first epoch, run at full rate inside the HDL harness
+        (the later epochs run under random idle input and output back-pressure).
     """
 
     problem: Problem
@@ -214,30 +216,69 @@ class _Backend:
 
 
 def _run_rtl(problem, epochs, work_dir):
-    from nnfab.sim.runner import run_cocotb
-
     spec = problem.spec
     backend = _Backend(spec)
     words = pack_samples(spec, problem.x_codes, problem.y_codes) * epochs
-    n_words = epochs * (len(problem.x_codes) * spec.n_out + spec.n_params)
+    per_epoch = len(problem.x_codes) * spec.n_out + spec.n_params
+    if backend.mlp:
+        words_out, cycles, results = _run_harness(backend, words, epochs, per_epoch)
+    else:
+        words_out, cycles, results = _run_tb(backend, words, epochs * per_epoch, work_dir)
+    outputs, weights = [], []
+    for e in range(epochs):
+        chunk = words_out[e * per_epoch:(e + 1) * per_epoch]
+        outputs.append(chunk[:len(problem.x_codes) * spec.n_out].reshape(-1, spec.n_out))
+        weights.append(backend.shaped(chunk[len(problem.x_codes) * spec.n_out:]))
+    samples = len(problem.x_codes) * (1 if backend.mlp else epochs)
+    return outputs, weights, cycles / samples, results
+
+
+def _run_tb(backend, words, n_words, work_dir):
+    """The cocotb-driven run (Python wakes per sample): output words and cycles."""
+    from nnfab.sim.runner import run_cocotb
+
     data_path, out_path = Path(work_dir) / "train_in.json", Path(work_dir) / "train_out.json"
     data_path.write_text(json.dumps({"words_in": [hex(w) for w in words],
                                      "n_out_words": n_words}))
-    results = run_cocotb(backend.design(spec), toplevel=backend.toplevel, test_module=_TB,
+    results = run_cocotb(backend.design(backend.spec), toplevel=backend.toplevel,
+                         test_module=_TB,
                          extra_env={"NNFAB_TB_KIND": "training", "NNFAB_TB_DATA": str(data_path),
                                     "NNFAB_TB_OUT": str(out_path)})
     if results.failed or not out_path.is_file():
         raise SimulationError(f"RTL training run failed: {results.failed} of {results.total} "
                               f"cocotb tests failed; log in {results.results_file.parent}")
     out = json.loads(out_path.read_text())
-    words_out = np.array(out["words_out"], dtype=np.int64)
-    per_epoch = len(problem.x_codes) * spec.n_out + spec.n_params
-    outputs, weights = [], []
-    for e in range(epochs):
-        chunk = words_out[e * per_epoch:(e + 1) * per_epoch]
-        outputs.append(chunk[:len(problem.x_codes) * spec.n_out].reshape(-1, spec.n_out))
-        weights.append(backend.shaped(chunk[len(problem.x_codes) * spec.n_out:]))
-    return outputs, weights, out["cycles"] / (epochs * len(problem.x_codes)), results
+    return np.array(out["words_out"], dtype=np.int64), out["cycles"], results
+
+
+#: Idle and back-pressure of the RTL run after its first epoch (:func:`_run_harness`).
+P_IDLE = P_STALL = 0.2
+
+
+def _run_harness(backend, words, epochs, per_epoch):
+    """The run inside the HDL harness (:func:`nnfab.sim.harness.run_harness`, Verilator
+    speed): the first epoch at full rate (its cycles are returned), the others with random
+    idle input and output back-pressure bursts (:data:`P_IDLE`, :data:`P_STALL`)."""
+    from nnfab.hdl.trainable_mlp import cycles_per_sample
+    from nnfab.sim.harness import run_harness
+
+    spec = backend.spec
+    design = backend.design(spec)
+    n_samples = len(words) // epochs
+    estimate = (cycles_per_sample(spec) + 40 + 6 * spec.n_params // spec.batch_size
+                + 3 * spec.n_params // n_samples)
+    run = run_harness(design, toplevel=backend.toplevel, words_in=words,
+                      n_out=epochs * per_epoch, warmup_in=n_samples, warmup_out=per_epoch,
+                      p_idle=P_IDLE, p_stall=P_STALL, burst=16,
+                      max_cycles=100_000 + 4 * estimate * len(words) + 8 * epochs * per_epoch)
+    if run.timed_out or len(run.words_out) != epochs * per_epoch:
+        raise SimulationError(f"RTL training run failed: {len(run.words_out)} of "
+                              f"{epochs * per_epoch} output words after "
+                              f"{run.counters.get('cycle')} cycles")
+    width = design.o.payload.shape().width
+    out = np.array(run.words_out, dtype=object)
+    out = np.where(out >> (width - 1) != 0, out - (1 << width), out).astype(np.int64)
+    return out, run.cycles, run.results
 
 
 def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None, seed=0,
