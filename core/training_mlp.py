@@ -124,10 +124,12 @@ class TrainableMLPSpec:
             _check_format(self.probability_format, "Probability format", signed=False)
         _check_positive(self.reciprocal_table_size, "Reciprocal table size")
         weights = self.initial_weights
-        if not isinstance(weights, (tuple, list)) or len(weights) != self.n_layers:
+        if not isinstance(weights, (tuple, list)):
+            raise TypeError(f"Initial weights must be a tuple of arrays, one per layer, not "
+                            f"{weights!r}")
+        if len(weights) != self.n_layers:
             raise ValueError(f"Initial weights must be {self.n_layers} arrays, one per layer, "
-                             f"not {type(weights).__name__} of "
-                             f"{len(weights) if hasattr(weights, '__len__') else '?'}")
+                             f"not {len(weights)}")
         fmt = self.optimizer.weight_format
         checked = []
         for l, w in enumerate(weights, start=1):

@@ -98,9 +98,10 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0, layers=N
     with the training split's statistics, stratified 80/20 split (``random_state=seed``),
     softmax cross-entropy. ``layers`` (sizes ``n_0, ..., n_L``): a
     :class:`~nnfab.training_mlp.TrainableMLPSpec` of :func:`nnfab.gen.train_mlp.mlp_problem`
-    instead of the single layer. Single-layer formats: inputs ``fixed<12,4,RND,SAT>`` (``fixed<12,3>`` for the
-    regression), weights ``fixed<16,4>``, gradients ``fixed<16,4>``; learning rates ``2**-3``
-    (SGD, Adagrad on the regression), ``2**-5`` (Adam), ``2**-6`` on the classification sets.
+    instead of the single layer. Single-layer formats: inputs ``fixed<12,4,RND,SAT>``
+    (``fixed<12,3>`` for the regression), weights ``fixed<16,4>``, gradients
+    ``fixed<16,4>``; learning rates ``2**-3`` (SGD, Adagrad on the regression), ``2**-5``
+    (Adam), ``2**-6`` on the classification sets.
 
     Raises
     ------
@@ -283,8 +284,8 @@ def _run_harness(backend, words, epochs, per_epoch):
 
 def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None, seed=0,
           png=None, simulate=True, work_dir=None, layers=None):
-    """Train the layer (or with ``layers``, the multi-layer perceptron) of :func:`make_problem` on Verilator (through cocotb) and on the NumPy
-    fixed-point and float64 references.
+    """Train the layer (or with ``layers``, the multi-layer perceptron) of
+    :func:`make_problem` on Verilator and on the NumPy fixed-point and float64 references.
 
     Parameters
     ----------

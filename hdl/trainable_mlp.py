@@ -4,7 +4,7 @@ transposed weights and the ReLU masks, and updates through one
 :class:`~nnfab.hdl.optim.UpdateUnit`.
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
