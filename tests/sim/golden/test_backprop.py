@@ -77,6 +77,14 @@ def test_spec_errors():
     with pytest.raises(ValueError, match=r"^Initial weights of layer 2 must have shape "
                                          r"\(1, 3\), not \(2, 3\)$"):
         make_spec([w[0], w[0]])
+    with pytest.raises(ValueError, match=r"^Initial weights must be 2 arrays, one per layer, "
+                                         r"not 1$"):
+        make_spec(w[:1])
+    with pytest.raises(ValueError, match=r"^Activation format must hold 1.0 for the bias, "
+                                         r"not fixed<4,1>$"):
+        TrainableMLPSpec((2, 2, 1), "mse", sgd(weight_format=WF, gradient_format=WF,
+                                               lr_shift=1), X, FixedFormat(4, 1), Y, E, 1,
+                         tuple(w))
     with pytest.raises(ValueError, match=r"^Batch size must be a power of two, not 3$"):
         make_spec(w, batch_size=3)
     with pytest.raises(TypeError, match=r"^Specification must be a TrainableMLPSpec"):
