@@ -6,8 +6,9 @@ sample and samples/s as JSON.
     python bench/trainer_synth.py [--layers 64,32,10] [--freq-mhz 50] [--out results.json]
 
 Cycles per sample: :func:`nnfab.hdl.trainable_mlp.cycles_per_sample` plus the batch update
-(5 cycles per parameter, over the batch) and the softmax; ``--cycles-per-sample`` replaces the
-estimate with a measured figure (``nnfab train`` prints it, epoch dump included).
+(:data:`~nnfab.hdl.trainable_mlp.UPDATE_CYCLES` per parameter, over the batch);
+``--cycles-per-sample`` replaces the estimate with a measured figure (``nnfab train`` prints
+it, epoch dump included).
 """
 
 import argparse
@@ -21,7 +22,7 @@ from amaranth.back import verilog
 
 from nnfab.boards.synth import place_and_route, synthesize_ecp5
 from nnfab.gen.train import make_problem
-from nnfab.hdl.trainable_mlp import TrainableMLP, cycles_per_sample
+from nnfab.hdl.trainable_mlp import UPDATE_CYCLES, TrainableMLP, cycles_per_sample
 
 
 def main(argv=None):
@@ -31,6 +32,8 @@ def main(argv=None):
     parser.add_argument("--freq-mhz", type=float, default=50.0)
     parser.add_argument("--cycles-per-sample", type=float, default=None)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="Keep the netlist and the nextpnr log (critical path) here.")
     args = parser.parse_args(argv)
     sizes = tuple(int(v) for v in args.layers.split(","))
     spec = make_problem("digits", optimizer=args.optimizer, layers=sizes).spec
@@ -42,12 +45,15 @@ def main(argv=None):
     row["verilog_bytes"] = len(text.encode())
     row["convert_seconds"] = round(time.perf_counter() - started, 1)
     with tempfile.TemporaryDirectory() as tmp:
+        if args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            tmp = args.workdir
         synthesis = synthesize_ecp5(text, top="trainer", workdir=tmp, netlist=True)
         synthesis.pop("cells")
         row.update(synthesis)
         print(json.dumps(row), file=sys.stderr, flush=True)
         row.update(place_and_route("trainer", tmp, freq_mhz=args.freq_mhz))
-    estimate = cycles_per_sample(spec) + 5 * spec.n_params / spec.batch_size
+    estimate = cycles_per_sample(spec) + UPDATE_CYCLES * spec.n_params / spec.batch_size
     row["cycles_per_sample"] = args.cycles_per_sample or round(estimate, 1)
     row["cycles_per_sample_source"] = "measured" if args.cycles_per_sample else "estimate"
     if row.get("fmax_mhz"):

@@ -260,13 +260,13 @@ def _run_harness(backend, words, epochs, per_epoch):
     """The run inside the HDL harness (:func:`nnfab.sim.harness.run_harness`, Verilator
     speed): the first epoch at full rate (its cycles are returned), the others with random
     idle input and output back-pressure bursts (:data:`P_IDLE`, :data:`P_STALL`)."""
-    from nnfab.hdl.trainable_mlp import cycles_per_sample
+    from nnfab.hdl.trainable_mlp import UPDATE_CYCLES, cycles_per_sample
     from nnfab.sim.harness import run_harness
 
     spec = backend.spec
     design = backend.design(spec)
     n_samples = len(words) // epochs
-    estimate = (cycles_per_sample(spec) + 40 + 6 * spec.n_params // spec.batch_size
+    estimate = (cycles_per_sample(spec) + 40 + (UPDATE_CYCLES + 1) * spec.n_params // spec.batch_size
                 + 3 * spec.n_params // n_samples)
     run = run_harness(design, toplevel=backend.toplevel, words_in=words,
                       n_out=epochs * per_epoch, warmup_in=n_samples, warmup_out=per_epoch,

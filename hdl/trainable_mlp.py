@@ -13,18 +13,22 @@ from nnfab.training_mlp import TrainableMLPSpec
 
 from .cast import fixed_shape, requantize
 from .loss_error import output_error_states
-from .optim import UpdateUnit
+from .optim import UPDATE_LATENCY, UpdateUnit
 from .trainable_dense import sample_layout
 from .unused import discard
 
-__all__ = ["TrainableMLP", "cycles_per_sample"]
+__all__ = ["TrainableMLP", "cycles_per_sample", "UPDATE_CYCLES"]
+
+#: Cycles per parameter of the batch update: read, send, the update unit's latency.
+UPDATE_CYCLES = UPDATE_LATENCY + 2
 
 
 def cycles_per_sample(spec):
     """RTL cycles of one sample at full rate, not counting the batch's update and the epoch's
     weight dump: ``(P + 2)`` per layer forward and backward (``P`` its parameters), the
     ``n_out`` outputs, the error (1 cycle, or the softmax pipeline) and 1 to accept the sample.
-    The update adds ``5 P_total`` cycles per batch, the dump ``2 P_total`` per epoch."""
+    The update adds :data:`UPDATE_CYCLES` ``* P_total`` cycles per batch, the dump ``2 P_total``
+    per epoch."""
     walks = sum(2 * (spec.layer_params(l) + 2) for l in range(1, spec.n_layers + 1))
     return walks + spec.n_out + 2
 
@@ -44,11 +48,11 @@ class TrainableMLP(wiring.Component):
       ``S_l[p] += e_l[o] a_{l-1}[i]`` (read-modify-write of the layer's accumulator memory)
       and, for ``l > 1``, the error ``e_{l-1}[i]`` at each column's end, in the same walk;
     - at the end of a batch every parameter, layer 1 first, through the update unit
-      (about 5 cycles each); after the sample flagged ``last``, all parameters streamed out
-      in the same order.
+      (:data:`UPDATE_CYCLES` = 7 cycles each); after the sample flagged ``last``, all
+      parameters streamed out in the same order.
 
     Cycles per sample: :func:`cycles_per_sample` (``2 P + 4 L + n_out + 2`` and the softmax
-    latency), plus ``5 P`` per batch and ``2 P`` per epoch.
+    latency), plus ``7 P`` per batch and ``2 P`` per epoch.
 
     Parameters
     ----------
