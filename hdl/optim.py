@@ -42,7 +42,7 @@ def _rs(value, k):
     return (value + (1 << (k - 1))) >> k
 
 
-_LAST_PHASE = 4
+_LAST_PHASE = 5
 #: Cycles from an accepted input of an :class:`UpdateUnit` to its output (also its II).
 UPDATE_LATENCY = _LAST_PHASE + 1
 
@@ -65,10 +65,11 @@ class UpdateUnit(wiring.Component):
     :attr:`OptimizerSpec.correction_codes`.
 
     Not pipelined: cycle 1 accepts and reads the state, cycle 2 computes and writes the state
-    and reads the ROMs, cycle 3 registers the ROM data and the first product (Adam's ``m' c``),
-    cycle 4 the product with the reciprocal square root, cycle 5 computes the weight (shift,
-    rounding, clamp), which is valid from cycle 6 until taken: at most one multiplier between
-    registers. The LFSR steps once per update.
+    (and registers ``a' + eps``), cycle 3 finds its leading one and reads the ROMs, cycle 4
+    registers the ROM data and the first product (Adam's ``m' c``), cycle 5 the product with
+    the reciprocal square root, cycle 6 computes the weight (shift, rounding, clamp), which is
+    valid from cycle 7 until taken: at most one multiplier between registers. The LFSR steps
+    once per update.
 
     Parameters
     ----------
@@ -86,9 +87,9 @@ class UpdateUnit(wiring.Component):
     Attributes
     ----------
     latency : int
-        5 cycles from an accepted input to its output being valid.
+        6 cycles from an accepted input to its output being valid.
     initiation_interval : int
-        5 cycles between accepted inputs at full rate.
+        6 cycles between accepted inputs at full rate.
 
     Raises
     ------
@@ -146,7 +147,7 @@ class UpdateUnit(wiring.Component):
         grad = Signal(fixed_shape(G))
         step = Signal(self._step_width)
         lfsr = Signal(LFSR_WIDTH, init=spec.lfsr_seed)
-        phase = Signal(3)  # 0 idle, 1 state read, 2 ROM read, 3 product, 4 weight
+        phase = Signal(3)  # 0 idle, 1 state, 2 ROM address, 3 ROM data, 4 product, 5 weight
         accept = Signal()
         m.d.comb += [
             self.i.ready.eq((phase == 0) & (~self.o.valid | self.o.ready)),
@@ -209,9 +210,11 @@ class UpdateUnit(wiring.Component):
                 k2 = spec.beta2_shift
                 expr = prev - _rs(square_rd.data, k2) + _rs(grad * grad, 2 * fg + k2 - fa)
             m.d.comb += [new_square.eq(_clamp(expr, A)), square_wr.data.eq(new_square)]
-            # Reciprocal square root of x = a' + eps: leading one, table, exponent.
+            # Reciprocal square root of x = a' + eps (registered in phase 1): leading one,
+            # table address and exponent in phase 2.
             x = Signal(A.width + 1)
-            m.d.comb += x.eq(new_square + spec.epsilon_code)
+            with m.If(phase == 1):
+                m.d.sync += x.eq(new_square + spec.epsilon_code)
             lead = Signal(range(x.shape().width))
             for bit in range(x.shape().width):
                 with m.If(x[bit]):
@@ -233,7 +236,7 @@ class UpdateUnit(wiring.Component):
             shift = Signal(range(spec.max_step_shift + 1))
             twice = Signal(signed(x.shape().width.bit_length() + fa.bit_length() + 3))
             m.d.comb += twice.eq(lead - fa - parity + 2 * spec.step_shift_base)
-            with m.If(phase == 1):
+            with m.If(phase == 2):
                 m.d.sync += shift.eq(twice >> 1)
         if spec.kind == "adam":
             depth = len(spec.correction_codes)
@@ -244,7 +247,7 @@ class UpdateUnit(wiring.Component):
             corr_rd = corr_rom.read_port()
             m.d.comb += corr_rd.addr.eq(Mux(step > depth, depth, Mux(step == 0, 0, step - 1)))
 
-        # Phases 2 and 3 register the products (ROM data and the first product), so that no
+        # Phases 3 and 4 register the products (ROM data and the first product), so that no
         # clock period holds more than one multiplier before the final shift and clamp.
         if spec.kind == "sgd":
             delta = step_round(grad, s + fg - fw)
@@ -252,16 +255,16 @@ class UpdateUnit(wiring.Component):
             delta = step_round(state_reg, s + spec.state_format.fraction_width - fw)
         else:
             rsqrt_reg = Signal.like(rsqrt_rd.data)
-            with m.If(phase == 2):
+            with m.If(phase == 3):
                 m.d.sync += rsqrt_reg.eq(rsqrt_rd.data)
             if spec.kind == "adagrad":
                 first = grad
             else:
                 first = Signal((state_reg * corr_rd.data).shape())
-                with m.If(phase == 2):
+                with m.If(phase == 3):
                     m.d.sync += first.eq(state_reg * corr_rd.data)
             product = Signal((first * rsqrt_reg).shape())
-            with m.If(phase == 3):
+            with m.If(phase == 4):
                 m.d.sync += product.eq(first * rsqrt_reg)
             delta = step_round(product, shift)
 

@@ -42,9 +42,9 @@ class TrainableDense(wiring.Component):
     the error (softmax through :class:`~nnfab.hdl.activations.Softmax` for cross-entropy), then
     the gradient sums ``S[p] += d[o] * x[i]`` (read-modify-write of the accumulator memory, one
     parameter per cycle). At the end of a batch every parameter goes through the update unit
-    (its latency + 2 = 7 cycles each); after the sample flagged ``last``, all ``P`` parameters
+    (its latency + 2 = 8 cycles each); after the sample flagged ``last``, all ``P`` parameters
     are streamed out in index order. Cycles per sample: about ``2 P + n_out + 8`` (``+ 10``
-    for softmax), plus ``7 P`` per batch and ``2 P`` per epoch.
+    for softmax), plus ``8 P`` per batch and ``2 P`` per epoch.
 
     Parameters
     ----------

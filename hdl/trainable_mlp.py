@@ -48,11 +48,11 @@ class TrainableMLP(wiring.Component):
       ``S_l[p] += e_l[o] a_{l-1}[i]`` (read-modify-write of the layer's accumulator memory)
       and, for ``l > 1``, the error ``e_{l-1}[i]`` at each column's end, in the same walk;
     - at the end of a batch every parameter, layer 1 first, through the update unit
-      (:data:`UPDATE_CYCLES` = 7 cycles each); after the sample flagged ``last``, all
+      (:data:`UPDATE_CYCLES` = 8 cycles each); after the sample flagged ``last``, all
       parameters streamed out in the same order.
 
     Cycles per sample: :func:`cycles_per_sample` (``2 P + 4 L + n_out + 2`` and the softmax
-    latency), plus ``7 P`` per batch and ``2 P`` per epoch.
+    latency), plus ``8 P`` per batch and ``2 P`` per epoch.
 
     Parameters
     ----------
