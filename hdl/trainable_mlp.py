@@ -125,6 +125,12 @@ class TrainableMLP(wiring.Component):
         errs = [[Signal(fixed_shape(E), name=f"e{l}_{n}") for n in range(sizes[l])]
                 for l in range(1, L + 1)]
         err_arr = [Array(e) for e in errs]
+        # The walk's operands a_{l-1}[i] and e_l[o], registered as the memory reads its
+        # weight: both arrive together one cycle later (the "_d" cycle), and no multiplexer
+        # over a whole layer precedes a multiplier in the same clock period.
+        a_sel = [Signal(fixed_shape(spec.layer_input_format(l)), name=f"a_sel{l}")
+                 for l in range(1, L + 1)]
+        e_sel = [Signal(fixed_shape(E), name=f"e_sel{l}") for l in range(1, L + 1)]
         if spec.loss == "mse":
             targets = [Signal(fixed_shape(Y), name=f"t{o}") for o in range(spec.n_out)]
             label = None
@@ -195,7 +201,8 @@ class TrainableMLP(wiring.Component):
                     row_walk(l)
                     fwd_fmt, out_fmt = spec.forward_format(l), spec.layer_output_format(l)
                     total = Signal(fixed_shape(fwd_fmt), name=f"forward_total{l}")
-                    m.d.comb += total.eq(acc + w_rd[l - 1].data * act_arr[l - 1][i_d])
+                    m.d.sync += a_sel[l - 1].eq(act_arr[l - 1][i])
+                    m.d.comb += total.eq(acc + w_rd[l - 1].data * a_sel[l - 1])
                     with m.If(run_d):
                         with m.If(i_d == sizes[l - 1]):
                             z = Signal(fixed_shape(out_fmt), name=f"z{l}")
@@ -232,10 +239,12 @@ class TrainableMLP(wiring.Component):
             for l in range(L, 0, -1):
                 with m.State(f"BACKWARD{l}"):
                     column_walk(l)
-                    e_o = err_arr[l - 1][o_d]
+                    m.d.sync += [a_sel[l - 1].eq(act_arr[l - 1][i]),
+                                 e_sel[l - 1].eq(err_arr[l - 1][o])]
+                    e_o = e_sel[l - 1]
                     m.d.comb += [
                         g_wr[l - 1].en.eq(run_d),
-                        g_wr[l - 1].data.eq(e_o * act_arr[l - 1][i_d]
+                        g_wr[l - 1].data.eq(e_o * a_sel[l - 1]
                                             + Mux(in_batch == 0, 0, g_rd[l - 1].data)),
                     ]
                     if l > 1:
@@ -249,7 +258,7 @@ class TrainableMLP(wiring.Component):
                                 with m.If(i_d < sizes[l - 1]):
                                     e_new = requantize(total, src=bwd_fmt, dst=E)
                                     m.d.sync += err_arr[l - 2][i_d].eq(
-                                        Mux(act_arr[l - 1][i_d] > 0, e_new, 0))
+                                        Mux(a_sel[l - 1] > 0, e_new, 0))
                     with m.If(run_d & (o_d == sizes[l] - 1) & (i_d == sizes[l - 1])):
                         if l > 1:
                             start_walk()
