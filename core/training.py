@@ -54,7 +54,7 @@ from .fixed import FixedFormat
 __all__ = [
     "OPTIMIZER_KINDS", "LOSS_KINDS", "LFSR_TAPS", "LFSR_WIDTH", "lfsr_step",
     "OptimizerSpec", "sgd", "momentum", "adagrad", "adam", "rsqrt_table", "correction_table",
-    "TrainableDenseSpec",
+    "TrainableDenseSpec", "difference_format",
 ]
 
 OPTIMIZER_KINDS = ("sgd", "momentum", "adagrad", "adam")
@@ -293,6 +293,15 @@ def adam(*, weight_format, gradient_format, state_format, square_format, lr_shif
                          stochastic_rounding=stochastic_rounding, lfsr_seed=lfsr_seed)
 
 
+def difference_format(loss, output_format, probability_format):
+    """Exact format of the output error before its cast: ``y - target`` (``mse``, codes of
+    ``output_format``) or ``p - onehot`` (``softmax_cross_entropy``, ``p`` in
+    ``probability_format``)."""
+    if loss == "mse":
+        return output_format.sub_format(output_format)
+    return FixedFormat(probability_format.width + 2, probability_format.integer_width + 2)
+
+
 # -- trainable dense layer ------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -402,11 +411,14 @@ class TrainableDenseSpec:
     @property
     def difference_format(self):
         """Exact format of ``y - target`` or ``p - onehot``, before the cast to the error."""
-        if self.loss == "mse":
-            return self.output_format.sub_format(self.output_format)
-        p = self.probability_format
-        return FixedFormat(p.width + 2, p.integer_width + 2)
+        return difference_format(self.loss, self.output_format, self.probability_format)
 
     @property
     def label_width(self):
         return max(1, (self.n_out - 1).bit_length())
+
+    @property
+    def reciprocal_table(self):
+        """The softmax's reciprocal table: None, the default of :func:`nnfab.tables.
+        check_softmax`."""
+        return None

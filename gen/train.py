@@ -16,6 +16,7 @@ import numpy as np
 from nnfab.errors import SimulationError
 from nnfab.fixed import FixedFormat
 from nnfab.training import TrainableDenseSpec, adagrad, adam, momentum, sgd
+from nnfab.training_mlp import TrainableMLPSpec
 
 __all__ = ["DATASETS", "OPTIMIZERS", "Problem", "TrainResult", "make_problem", "train",
            "plot_losses", "pack_samples"]
@@ -29,7 +30,7 @@ _TB = "nnfab.sim.training_tb"
 class Problem:
     """A data set with its layer specification (codes and floats), ready to train."""
 
-    spec: TrainableDenseSpec
+    spec: TrainableDenseSpec  # or TrainableMLPSpec
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
@@ -56,7 +57,9 @@ class TrainResult:
         Test accuracy (classification): RTL-trained parameters through the fixed-point forward
         pass, and the float model.
     cycles_per_sample : float or None
-        Measured RTL cycles over the whole run divided by the samples streamed.
+        Measured RTL cycles over the whole run divided by the samples streamed; for the
+        multi-layer perceptron, over its first epoch, run at full rate inside the HDL harness
+        (the later epochs run under random idle input and output back-pressure).
     """
 
     problem: Problem
@@ -71,34 +74,40 @@ class TrainResult:
     cycles_per_sample: float = None
 
 
-def _optimizer(kind, lr_shift, wf, gf):
+def _optimizer(kind, lr_shift, wf, gf, *, state_format=None, square_format=None):
     if kind == "sgd":
         return sgd(weight_format=wf, gradient_format=gf, lr_shift=lr_shift)
     if kind == "momentum":
-        return momentum(weight_format=wf, gradient_format=gf, state_format=FixedFormat(20, 6),
+        return momentum(weight_format=wf, gradient_format=gf,
+                        state_format=state_format or FixedFormat(20, 6),
                         lr_shift=lr_shift + 3, momentum_shift=3)
-    square = FixedFormat(24, 6, signed=False)
+    square = square_format or FixedFormat(24, 6, signed=False)
     if kind == "adagrad":
         return adagrad(weight_format=wf, gradient_format=gf, square_format=square,
                        lr_shift=lr_shift)
-    return adam(weight_format=wf, gradient_format=gf, state_format=FixedFormat(20, 4),
-                square_format=square, lr_shift=lr_shift)
+    return adam(weight_format=wf, gradient_format=gf,
+                state_format=state_format or FixedFormat(20, 4), square_format=square,
+                lr_shift=lr_shift)
 
 
-def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0):
+def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0, layers=None):
     """The data set ``dataset`` (one of :data:`DATASETS`) and a layer to train on it.
 
     ``regression``: 100 samples of ``y = 3x + 2 + N(0, 0.1)``, ``x ~ U(-1, 1)`` (seeded), MSE,
     no test split. ``breast-cancer`` / ``digits``: scikit-learn's sets, features standardised
     with the training split's statistics, stratified 80/20 split (``random_state=seed``),
-    softmax cross-entropy. Formats: inputs ``fixed<12,4,RND,SAT>`` (``fixed<12,3>`` for the
-    regression), weights ``fixed<16,4>``, gradients ``fixed<16,4>``; learning rates ``2**-3``
-    (SGD, Adagrad on the regression), ``2**-5`` (Adam), ``2**-6`` on the classification sets.
+    softmax cross-entropy. ``layers`` (sizes ``n_0, ..., n_L``): a
+    :class:`~nnfab.training_mlp.TrainableMLPSpec` of :func:`nnfab.gen.train_mlp.mlp_problem`
+    instead of the single layer. Single-layer formats: inputs ``fixed<12,4,RND,SAT>``
+    (``fixed<12,3>`` for the regression), weights ``fixed<16,4>``, gradients
+    ``fixed<16,4>``; learning rates ``2**-3`` (SGD, Adagrad on the regression), ``2**-5``
+    (Adam), ``2**-6`` on the classification sets.
 
     Raises
     ------
     ValueError
-        If ``dataset`` or ``optimizer`` is unknown.
+        If ``dataset`` or ``optimizer`` is unknown, or as :func:`~nnfab.gen.train_mlp.
+        mlp_problem`.
     """
     if dataset not in DATASETS:
         raise ValueError(f"Data set must be one of {', '.join(map(repr, DATASETS))}, "
@@ -109,11 +118,13 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0):
     from nnfab.casts import quantize
 
     rng = np.random.default_rng(seed)
+    x, y, x_test, y_test = _load_data(dataset, rng, seed)
+    if layers is not None:
+        from .train_mlp import mlp_problem
+        return mlp_problem(dataset, layers, optimizer=optimizer, batch_size=batch_size,
+                           rng=rng, data=(x, y, x_test, y_test))
     wf, gf = FixedFormat(16, 4), FixedFormat(16, 4)
     if dataset == "regression":
-        x = rng.uniform(-1, 1, (100, 1))
-        y = 3 * x + 2 + rng.normal(0, 0.1, (100, 1))
-        x_test, y_test = x[:0], y[:0]
         xf = FixedFormat(12, 3, rounding="RND", overflow="SAT")
         yf = FixedFormat(16, 4, rounding="RND", overflow="SAT")
         df = FixedFormat(16, 5, rounding="RND", overflow="SAT")
@@ -121,15 +132,6 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0):
         spec = TrainableDenseSpec(1, 1, "mse", _optimizer(optimizer, shift, wf, gf), xf, yf, df,
                                   batch_size or 4, np.zeros((1, 2), dtype=np.int64))
         return Problem(spec, x, y, x_test, y_test, quantize(x, xf), quantize(y, yf), 2.0 ** -shift)
-    from sklearn.datasets import load_breast_cancer, load_digits
-    from sklearn.model_selection import train_test_split
-
-    loader = load_breast_cancer if dataset == "breast-cancer" else load_digits
-    x, y = loader(return_X_y=True)
-    x, x_test, y, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    std[std == 0] = 1
-    x, x_test = (x - mean) / std, (x_test - mean) / std
     n_out = int(y.max()) + 1
     xf = FixedFormat(12, 4, rounding="RND", overflow="SAT")
     yf = FixedFormat(16, 5, rounding="RND", overflow="SAT")
@@ -140,6 +142,23 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0):
                               _optimizer(optimizer, shift, wf, gf), xf, yf, df,
                               batch_size or 16, w0)
     return Problem(spec, x, y, x_test, y_test, quantize(x, xf), y.astype(np.int64), 2.0 ** -shift)
+
+
+def _load_data(dataset, rng, seed):
+    """``(x, y, x_test, y_test)`` of ``dataset`` as :func:`make_problem` describes."""
+    if dataset == "regression":
+        x = rng.uniform(-1, 1, (100, 1))
+        y = 3 * x + 2 + rng.normal(0, 0.1, (100, 1))
+        return x, y, x[:0], y[:0]
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.model_selection import train_test_split
+
+    loader = load_breast_cancer if dataset == "breast-cancer" else load_digits
+    x, y = loader(return_X_y=True)
+    x, x_test, y, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std[std == 0] = 1
+    return (x - mean) / std, y, (x_test - mean) / std, y_test
 
 
 def pack_samples(spec, x_codes, targets):
@@ -164,37 +183,109 @@ def pack_samples(spec, x_codes, targets):
     return words
 
 
+class _Backend:
+    """What differs between the single layer and the multi-layer perceptron: the design,
+    its golden models and the parameters' shape."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.mlp = isinstance(spec, TrainableMLPSpec)
+        if self.mlp:
+            from nnfab.hdl.trainable_mlp import TrainableMLP
+            from nnfab.sim.golden import backprop as golden
+            self.design, self.toplevel = TrainableMLP, "trainable_mlp"
+        else:
+            from nnfab.hdl.trainable_dense import TrainableDense
+            from nnfab.sim.golden import training as golden
+            self.design, self.toplevel = TrainableDense, "trainable_dense"
+        self.golden = golden
+
+    def shaped(self, words):
+        """Streamed parameter codes as the golden model's ``weights`` entries."""
+        return words if self.mlp else words.reshape(self.spec.n_out, -1)
+
+    def predict(self, weights, x_codes):
+        if self.mlp:
+            return self.golden.predict(self.spec, self.golden.split_weights(self.spec, weights),
+                                       x_codes)
+        return self.golden.forward(self.spec, weights, x_codes)
+
+    def float_predict(self, weights, x):
+        if self.mlp:
+            return self.golden.float_predict(self.spec, weights, x)
+        return np.concatenate([x, np.ones((len(x), 1))], axis=1) @ weights.T
+
+
 def _run_rtl(problem, epochs, work_dir):
-    from nnfab.hdl.trainable_dense import TrainableDense
+    spec = problem.spec
+    backend = _Backend(spec)
+    words = pack_samples(spec, problem.x_codes, problem.y_codes) * epochs
+    per_epoch = len(problem.x_codes) * spec.n_out + spec.n_params
+    if backend.mlp:
+        words_out, cycles, results = _run_harness(backend, words, epochs, per_epoch)
+    else:
+        words_out, cycles, results = _run_tb(backend, words, epochs * per_epoch, work_dir)
+    outputs, weights = [], []
+    for e in range(epochs):
+        chunk = words_out[e * per_epoch:(e + 1) * per_epoch]
+        outputs.append(chunk[:len(problem.x_codes) * spec.n_out].reshape(-1, spec.n_out))
+        weights.append(backend.shaped(chunk[len(problem.x_codes) * spec.n_out:]))
+    samples = len(problem.x_codes) * (1 if backend.mlp else epochs)
+    return outputs, weights, cycles / samples, results
+
+
+def _run_tb(backend, words, n_words, work_dir):
+    """The cocotb-driven run (Python wakes per sample): output words and cycles."""
     from nnfab.sim.runner import run_cocotb
 
-    spec = problem.spec
-    words = pack_samples(spec, problem.x_codes, problem.y_codes) * epochs
-    n_words = epochs * (len(problem.x_codes) * spec.n_out + spec.n_params)
     data_path, out_path = Path(work_dir) / "train_in.json", Path(work_dir) / "train_out.json"
     data_path.write_text(json.dumps({"words_in": [hex(w) for w in words],
                                      "n_out_words": n_words}))
-    results = run_cocotb(TrainableDense(spec), toplevel="trainable_dense", test_module=_TB,
+    results = run_cocotb(backend.design(backend.spec), toplevel=backend.toplevel,
+                         test_module=_TB,
                          extra_env={"NNFAB_TB_KIND": "training", "NNFAB_TB_DATA": str(data_path),
                                     "NNFAB_TB_OUT": str(out_path)})
     if results.failed or not out_path.is_file():
         raise SimulationError(f"RTL training run failed: {results.failed} of {results.total} "
                               f"cocotb tests failed; log in {results.results_file.parent}")
     out = json.loads(out_path.read_text())
-    words_out = np.array(out["words_out"], dtype=np.int64)
-    per_epoch = len(problem.x_codes) * spec.n_out + spec.n_params
-    outputs, weights = [], []
-    for e in range(epochs):
-        chunk = words_out[e * per_epoch:(e + 1) * per_epoch]
-        outputs.append(chunk[:len(problem.x_codes) * spec.n_out].reshape(-1, spec.n_out))
-        weights.append(chunk[len(problem.x_codes) * spec.n_out:].reshape(spec.n_out, -1))
-    return outputs, weights, out["cycles"] / (epochs * len(problem.x_codes)), results
+    return np.array(out["words_out"], dtype=np.int64), out["cycles"], results
+
+
+#: Idle and back-pressure of the RTL run after its first epoch (:func:`_run_harness`).
+P_IDLE = P_STALL = 0.2
+
+
+def _run_harness(backend, words, epochs, per_epoch):
+    """The run inside the HDL harness (:func:`nnfab.sim.harness.run_harness`, Verilator
+    speed): the first epoch at full rate (its cycles are returned), the others with random
+    idle input and output back-pressure bursts (:data:`P_IDLE`, :data:`P_STALL`)."""
+    from nnfab.hdl.trainable_mlp import UPDATE_CYCLES, cycles_per_sample
+    from nnfab.sim.harness import run_harness
+
+    spec = backend.spec
+    design = backend.design(spec)
+    n_samples = len(words) // epochs
+    estimate = (cycles_per_sample(spec) + 40 + (UPDATE_CYCLES + 1) * spec.n_params // spec.batch_size
+                + 3 * spec.n_params // n_samples)
+    run = run_harness(design, toplevel=backend.toplevel, words_in=words,
+                      n_out=epochs * per_epoch, warmup_in=n_samples, warmup_out=per_epoch,
+                      p_idle=P_IDLE, p_stall=P_STALL, burst=16,
+                      max_cycles=100_000 + 4 * estimate * len(words) + 8 * epochs * per_epoch)
+    if run.timed_out or len(run.words_out) != epochs * per_epoch:
+        raise SimulationError(f"RTL training run failed: {len(run.words_out)} of "
+                              f"{epochs * per_epoch} output words after "
+                              f"{run.counters.get('cycle')} cycles")
+    width = design.o.payload.shape().width
+    out = np.array(run.words_out, dtype=object)
+    out = np.where(out >> (width - 1) != 0, out - (1 << width), out).astype(np.int64)
+    return out, run.cycles, run.results
 
 
 def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None, seed=0,
-          png=None, simulate=True, work_dir=None):
-    """Train the layer of :func:`make_problem` on Verilator (through cocotb) and on the NumPy
-    fixed-point and float64 references.
+          png=None, simulate=True, work_dir=None, layers=None):
+    """Train the layer (or with ``layers``, the multi-layer perceptron) of
+    :func:`make_problem` on Verilator and on the NumPy fixed-point and float64 references.
 
     Parameters
     ----------
@@ -214,6 +305,9 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
         Run the RTL simulation (else only the references).
     work_dir : str or Path, optional
         Folder for the stimulus and result files (a temporary one by default).
+    layers : sequence of int, optional
+        Sizes ``n_0, ..., n_L`` of a multi-layer perceptron (2 to 4 dense layers) trained by
+        :class:`~nnfab.hdl.trainable_mlp.TrainableMLP`; its parameters are then flat vectors.
 
     Returns
     -------
@@ -226,16 +320,18 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
     RuntimeError
         If the RTL run fails.
     """
-    from nnfab.casts import to_float
-    from nnfab.sim.golden.training import (
-        forward, loss_from_outputs, train_fixed, train_float)
+    from nnfab.casts import quantize, to_float
+    from nnfab.sim.golden.training import loss_from_outputs
 
-    problem = make_problem(dataset, optimizer=optimizer, batch_size=batch_size, seed=seed)
+    problem = make_problem(dataset, optimizer=optimizer, batch_size=batch_size, seed=seed,
+                           layers=layers)
     spec = problem.spec
+    backend = _Backend(spec)
     yf = spec.output_format
-    fixed = train_fixed(spec, problem.x_codes, problem.y_codes, epochs=epochs)
+    fixed = backend.golden.train_fixed(spec, problem.x_codes, problem.y_codes, epochs=epochs)
     targets = problem.y_train
-    flt = train_float(spec, problem.x_train, targets, epochs=epochs, lr=problem.lr)
+    flt = backend.golden.train_float(spec, problem.x_train, targets, epochs=epochs,
+                                     lr=problem.lr)
     result = TrainResult(problem)
     result.losses_fixed = [loss_from_outputs(spec.loss, to_float(o, yf), targets)
                            for o in fixed.outputs]
@@ -248,13 +344,12 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
                              for o in outputs]
         result.weights_rtl, result.cycles_per_sample = weights, cps
     if spec.loss != "mse":
-        from nnfab.casts import quantize
         trained = result.weights_rtl[-1] if simulate else fixed.weights[-1]
-        logits = forward(spec, trained, quantize(problem.x_test, spec.input_format))
+        logits = backend.predict(trained, quantize(problem.x_test, spec.input_format))
         result.accuracy_rtl = float(np.mean(logits.argmax(axis=1) == problem.y_test))
-        xa = np.concatenate([problem.x_test, np.ones((len(problem.x_test), 1))], axis=1)
-        result.accuracy_float = float(np.mean((xa @ flt.weights[-1].T).argmax(axis=1)
-                                              == problem.y_test))
+        result.accuracy_float = float(np.mean(
+            backend.float_predict(flt.weights[-1], problem.x_test).argmax(axis=1)
+            == problem.y_test))
     if png is not None:
         plot_losses(result, png, title=f"{dataset}, {optimizer}")
     return result

@@ -15,7 +15,7 @@ from nnfab.training import LFSR_TAPS, LFSR_WIDTH, OptimizerSpec
 from .cast import fixed_shape
 from .unused import discard
 
-__all__ = ["update_layout", "UpdateUnit"]
+__all__ = ["update_layout", "UpdateUnit", "UPDATE_LATENCY"]
 
 
 def update_layout(spec, depth, step_width=16):
@@ -42,6 +42,11 @@ def _rs(value, k):
     return (value + (1 << (k - 1))) >> k
 
 
+_LAST_PHASE = 5
+#: Cycles from an accepted input of an :class:`UpdateUnit` to its output (also its II).
+UPDATE_LATENCY = _LAST_PHASE + 1
+
+
 def _clamp(value, fmt):
     return Mux(value > fmt.max_code, fmt.max_code,
                Mux(value < fmt.min_code, fmt.min_code, value))
@@ -60,8 +65,11 @@ class UpdateUnit(wiring.Component):
     :attr:`OptimizerSpec.correction_codes`.
 
     Not pipelined: cycle 1 accepts and reads the state, cycle 2 computes and writes the state
-    and reads the ROMs, cycle 3 computes the weight, which is valid from cycle 4 until taken.
-    The LFSR steps once per update.
+    (and registers ``a' + eps``), cycle 3 finds its leading one and reads the ROMs, cycle 4
+    registers the ROM data and the first product (Adam's ``m' c``), cycle 5 the product with
+    the reciprocal square root, cycle 6 computes the weight (shift, rounding, clamp), which is
+    valid from cycle 7 until taken: at most one multiplier between registers. The LFSR steps
+    once per update.
 
     Parameters
     ----------
@@ -79,9 +87,9 @@ class UpdateUnit(wiring.Component):
     Attributes
     ----------
     latency : int
-        3 cycles from an accepted input to its output being valid.
+        6 cycles from an accepted input to its output being valid.
     initiation_interval : int
-        3 cycles between accepted inputs at full rate.
+        6 cycles between accepted inputs at full rate.
 
     Raises
     ------
@@ -122,11 +130,11 @@ class UpdateUnit(wiring.Component):
 
     @property
     def latency(self):
-        return 3
+        return UPDATE_LATENCY
 
     @property
     def initiation_interval(self):
-        return 3
+        return UPDATE_LATENCY
 
     def elaborate(self, platform):
         m = Module()
@@ -139,7 +147,7 @@ class UpdateUnit(wiring.Component):
         grad = Signal(fixed_shape(G))
         step = Signal(self._step_width)
         lfsr = Signal(LFSR_WIDTH, init=spec.lfsr_seed)
-        phase = Signal(2)  # 0 idle, 1 state read, 2 ROM read
+        phase = Signal(3)  # 0 idle, 1 state, 2 ROM address, 3 ROM data, 4 product, 5 weight
         accept = Signal()
         m.d.comb += [
             self.i.ready.eq((phase == 0) & (~self.o.valid | self.o.ready)),
@@ -202,9 +210,11 @@ class UpdateUnit(wiring.Component):
                 k2 = spec.beta2_shift
                 expr = prev - _rs(square_rd.data, k2) + _rs(grad * grad, 2 * fg + k2 - fa)
             m.d.comb += [new_square.eq(_clamp(expr, A)), square_wr.data.eq(new_square)]
-            # Reciprocal square root of x = a' + eps: leading one, table, exponent.
+            # Reciprocal square root of x = a' + eps (registered in phase 1): leading one,
+            # table address and exponent in phase 2.
             x = Signal(A.width + 1)
-            m.d.comb += x.eq(new_square + spec.epsilon_code)
+            with m.If(phase == 1):
+                m.d.sync += x.eq(new_square + spec.epsilon_code)
             lead = Signal(range(x.shape().width))
             for bit in range(x.shape().width):
                 with m.If(x[bit]):
@@ -226,7 +236,7 @@ class UpdateUnit(wiring.Component):
             shift = Signal(range(spec.max_step_shift + 1))
             twice = Signal(signed(x.shape().width.bit_length() + fa.bit_length() + 3))
             m.d.comb += twice.eq(lead - fa - parity + 2 * spec.step_shift_base)
-            with m.If(phase == 1):
+            with m.If(phase == 2):
                 m.d.sync += shift.eq(twice >> 1)
         if spec.kind == "adam":
             depth = len(spec.correction_codes)
@@ -237,18 +247,30 @@ class UpdateUnit(wiring.Component):
             corr_rd = corr_rom.read_port()
             m.d.comb += corr_rd.addr.eq(Mux(step > depth, depth, Mux(step == 0, 0, step - 1)))
 
+        # Phases 3 and 4 register the products (ROM data and the first product), so that no
+        # clock period holds more than one multiplier before the final shift and clamp.
         if spec.kind == "sgd":
             delta = step_round(grad, s + fg - fw)
         elif spec.kind == "momentum":
             delta = step_round(state_reg, s + spec.state_format.fraction_width - fw)
-        elif spec.kind == "adagrad":
-            delta = step_round(grad * rsqrt_rd.data, shift)
         else:
-            delta = step_round(state_reg * corr_rd.data * rsqrt_rd.data, shift)
+            rsqrt_reg = Signal.like(rsqrt_rd.data)
+            with m.If(phase == 3):
+                m.d.sync += rsqrt_reg.eq(rsqrt_rd.data)
+            if spec.kind == "adagrad":
+                first = grad
+            else:
+                first = Signal((state_reg * corr_rd.data).shape())
+                with m.If(phase == 3):
+                    m.d.sync += first.eq(state_reg * corr_rd.data)
+            product = Signal((first * rsqrt_reg).shape())
+            with m.If(phase == 4):
+                m.d.sync += product.eq(first * rsqrt_reg)
+            delta = step_round(product, shift)
 
-        with m.If(phase == 1):
-            m.d.sync += phase.eq(2)
-        with m.If(phase == 2):
+        with m.If((phase != 0) & (phase != _LAST_PHASE)):
+            m.d.sync += phase.eq(phase + 1)
+        with m.If(phase == _LAST_PHASE):
             m.d.sync += [
                 phase.eq(0),
                 self.o.valid.eq(1),

@@ -10,8 +10,8 @@ from amaranth.lib.wiring import In, Out
 
 from nnfab.training import TrainableDenseSpec
 
-from .activations import Softmax
 from .cast import fixed_shape, requantize
+from .loss_error import output_error_states
 from .optim import UpdateUnit
 from .unused import discard
 
@@ -42,9 +42,9 @@ class TrainableDense(wiring.Component):
     the error (softmax through :class:`~nnfab.hdl.activations.Softmax` for cross-entropy), then
     the gradient sums ``S[p] += d[o] * x[i]`` (read-modify-write of the accumulator memory, one
     parameter per cycle). At the end of a batch every parameter goes through the update unit
-    (about 6 cycles each); after the sample flagged ``last``, all ``P`` parameters are streamed
-    out in index order. Cycles per sample: about ``2 P + n_out + 8`` (``+ 10`` for softmax),
-    plus ``6 P`` per batch and ``2 P`` per epoch.
+    (its latency + 2 = 8 cycles each); after the sample flagged ``last``, all ``P`` parameters
+    are streamed out in index order. Cycles per sample: about ``2 P + n_out + 8`` (``+ 10``
+    for softmax), plus ``8 P`` per batch and ``2 P`` per epoch.
 
     Parameters
     ----------
@@ -165,33 +165,14 @@ class TrainableDense(wiring.Component):
                     with m.If(k == n_out - 1):
                         m.next = "ERROR"
 
-            diff_fmt = spec.difference_format
-            with m.State("ERROR"):
-                if spec.loss == "mse":
-                    for n in range(n_out):
-                        diff = Signal(fixed_shape(diff_fmt))
-                        m.d.comb += diff.eq(ys[n] - targets[n])
-                        m.d.sync += ds[n].eq(requantize(diff, src=diff_fmt, dst=D))
-                    m.d.sync += start_walk()
-                    m.next = "BACKWARD"
-                else:
-                    sm = m.submodules.softmax = Softmax(n=n_out, fin=Y,
-                                                        fout=spec.probability_format)
-                    m.d.comb += [sm.i.valid.eq(1)] + [sm.i.payload[n].eq(ys[n])
-                                                        for n in range(n_out)]
-                    with m.If(sm.i.ready):
-                        m.next = "SOFTMAX"
-            if spec.loss != "mse":
-                with m.State("SOFTMAX"):
-                    m.d.comb += sm.o.ready.eq(1)
-                    one = 1 << spec.probability_format.fraction_width
-                    with m.If(sm.o.valid):
-                        for n in range(n_out):
-                            diff = Signal(fixed_shape(diff_fmt))
-                            m.d.comb += diff.eq(sm.o.payload[n] - (label == n) * one)
-                            m.d.sync += ds[n].eq(requantize(diff, src=diff_fmt, dst=D))
-                        m.d.sync += start_walk()
-                        m.next = "BACKWARD"
+            def error_done():
+                m.d.sync += start_walk()
+                m.next = "BACKWARD"
+
+            output_error_states(m, spec, outputs=ys,
+                                targets=targets if spec.loss == "mse" else None,
+                                label=label if spec.loss != "mse" else None,
+                                errors=list(ds), done=error_done)
 
             with m.State("BACKWARD"):
                 product = ds[o_d] * x_arr[i_d]

@@ -13,7 +13,8 @@ from nnfab.training import TrainableDenseSpec
 from .activations import softmax
 from .optim import init_state, update
 
-__all__ = ["TrainingTrace", "forward", "train_fixed", "train_float", "loss_from_outputs"]
+__all__ = ["TrainingTrace", "forward", "output_errors", "train_fixed", "train_float",
+           "FloatOptimizer", "float_output_errors", "loss_from_outputs"]
 
 
 @dataclass
@@ -55,11 +56,18 @@ def forward(spec, weights, x):
     return cast(acc, spec.forward_format, spec.output_format).astype(np.int64)
 
 
-def _errors(spec, y, targets):
+def output_errors(spec, y, targets):
+    """Output error codes (``error_format``) of the output codes ``y`` (shape (n, n_out)):
+    ``cast(y - target)`` (``mse``) or ``cast(p - onehot(label))`` with ``p`` the table softmax
+    in ``probability_format`` (reciprocal table ``spec.reciprocal_table``). ``spec`` is any specification with ``loss``,
+    ``output_format``, ``probability_format``, ``difference_format`` and ``error_format``
+    (:class:`~nnfab.training.TrainableDenseSpec`, :class:`~nnfab.training_mlp.
+    TrainableMLPSpec`)."""
     if spec.loss == "mse":
         diff = y.astype(object) - np.asarray(targets).astype(object)
     else:
-        p = softmax(y, fin=spec.output_format, fout=spec.probability_format).astype(object)
+        p = softmax(y, fin=spec.output_format, fout=spec.probability_format,
+                    inv_table=spec.reciprocal_table).astype(object)
         onehot = np.zeros(y.shape, dtype=object)
         onehot[np.arange(len(y)), np.asarray(targets)] = 1 << spec.probability_format.fraction_width
         diff = p - onehot
@@ -95,7 +103,7 @@ def train_fixed(spec, x, targets, *, epochs):
             stop = min(start + spec.batch_size, n)
             y = forward(spec, w, xa[start:stop, :-1])
             outputs.append(y)
-            d = _errors(spec, y, targets[start:stop])
+            d = output_errors(spec, y, targets[start:stop])
             total = d.astype(object).T @ xa[start:stop].astype(object)
             g = cast(total, spec.mean_format, spec.optimizer.gradient_format)
             w = update(spec.optimizer, w.ravel(), g.ravel(), opt, step=step).reshape(w.shape)
@@ -123,9 +131,9 @@ def train_float(spec, x, targets, *, epochs, lr, beta1=0.9, beta2=0.999, epsilon
     xa = np.concatenate([x, np.ones((len(x), 1))], axis=1)
     targets = np.asarray(targets)
     w = to_float(spec.initial_weights, spec.optimizer.weight_format).astype(np.float64)
-    m = np.zeros_like(w)
-    v = np.zeros_like(w)
-    t = 0
+    opt = FloatOptimizer(kind, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon,
+                         momentum=momentum)
+    state = opt.init(w)
     trace = TrainingTrace()
     for _ in range(epochs):
         outputs = []
@@ -133,29 +141,54 @@ def train_float(spec, x, targets, *, epochs, lr, beta1=0.9, beta2=0.999, epsilon
             xb = xa[start:start + spec.batch_size]
             y = xb @ w.T
             outputs.append(y)
-            if spec.loss == "mse":
-                d = y - targets[start:start + spec.batch_size]
-            else:
-                e = np.exp(y - y.max(axis=1, keepdims=True))
-                d = e / e.sum(axis=1, keepdims=True)
-                d[np.arange(len(xb)), targets[start:start + spec.batch_size]] -= 1
+            d = float_output_errors(spec.loss, y, targets[start:start + spec.batch_size])
             g = d.T @ xb / spec.batch_size
-            t += 1
-            if kind == "sgd":
-                w = w - lr * g
-            elif kind == "momentum":
-                m = momentum * m + g
-                w = w - lr * m
-            elif kind == "adagrad":
-                v = v + g * g
-                w = w - lr * g / (np.sqrt(v) + epsilon)
-            else:
-                m = beta1 * m + (1 - beta1) * g
-                v = beta2 * v + (1 - beta2) * g * g
-                w = w - lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + epsilon)
+            w = opt.step(w, g, state)
         trace.outputs.append(np.concatenate(outputs))
         trace.weights.append(w.copy())
     return trace
+
+
+def float_output_errors(loss, y, targets):
+    """The float output error: ``y - target`` (``mse``) or ``softmax(y) - onehot(label)``."""
+    if loss == "mse":
+        return y - targets
+    e = np.exp(y - y.max(axis=1, keepdims=True))
+    d = e / e.sum(axis=1, keepdims=True)
+    d[np.arange(len(y)), targets] -= 1
+    return d
+
+
+class FloatOptimizer:
+    """Plain float64 optimizers of the float references: ``sgd``, ``momentum`` (``m = mu m +
+    g``, ``w -= lr m``), ``adagrad`` (epsilon outside the root) and ``adam`` (Kingma and Ba's
+    Algorithm 1, epsilon outside the root)."""
+
+    def __init__(self, kind, *, lr, beta1=0.9, beta2=0.999, epsilon=1e-8, momentum=0.9):
+        self.kind, self.lr, self.beta1, self.beta2 = kind, lr, beta1, beta2
+        self.epsilon, self.momentum = epsilon, momentum
+
+    def init(self, w):
+        """Fresh state for the parameters ``w``: ``{"m", "v", "t"}``."""
+        return {"m": np.zeros_like(w), "v": np.zeros_like(w), "t": 0}
+
+    def step(self, w, g, state):
+        """The parameters after one step with the gradient ``g``; ``state`` updated."""
+        lr, m, v = self.lr, state["m"], state["v"]
+        state["t"] += 1
+        t = state["t"]
+        if self.kind == "sgd":
+            return w - lr * g
+        if self.kind == "momentum":
+            state["m"] = m = self.momentum * m + g
+            return w - lr * m
+        if self.kind == "adagrad":
+            state["v"] = v = v + g * g
+            return w - lr * g / (np.sqrt(v) + self.epsilon)
+        b1, b2 = self.beta1, self.beta2
+        state["m"] = m = b1 * m + (1 - b1) * g
+        state["v"] = v = b2 * v + (1 - b2) * g * g
+        return w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + self.epsilon)
 
 
 def loss_from_outputs(loss, outputs, targets):

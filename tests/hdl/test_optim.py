@@ -85,7 +85,7 @@ def test_update_unit_latency_and_ii():
     dut = UpdateUnit(spec, depth=4)
     inputs = [{"index": i % 4, "weight": 5, "gradient": -3, "step": 1} for i in range(8)]
     run = run_stream(dut, inputs)
-    assert run.first_latency == dut.latency == 3
+    assert run.first_latency == dut.latency == 6
     gaps = {b - a for a, b in zip(run.accepted_at, run.accepted_at[1:])}
     assert gaps == {dut.initiation_interval}
 

@@ -19,6 +19,7 @@ from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
 from nnfab.hdl.quantize import LaneQuantizer
 from nnfab.hdl.systolic import SystolicMatVec
 from nnfab.hdl.trainable_dense import TrainableDense
+from nnfab.hdl.trainable_mlp import TrainableMLP
 from nnfab.hdl.unused import discard
 
 F8 = FixedFormat(8, 3)
@@ -52,11 +53,12 @@ def unused_warnings(make, recwarn, monkeypatch):
     lambda: DenseRomEngine(3),
     lambda: SystolicMatVec(n_in=0, n_out=1, input_format=F8, weight_format=F8),
     lambda: TrainableDense(3),
+    lambda: TrainableMLP(3),
     lambda: UpdateUnit(3, depth=1),
     lambda: Activation(kind="nope", n=1, fin=F8, fout=F8),
 ], ids=["Requantizer", "BatchNormEngine", "PoolEngine", "GlobalPoolEngine", "LaneQuantizer",
         "ZeroPadding", "Flatten", "ConvEngine", "DenseRomEngine", "SystolicMatVec",
-        "TrainableDense", "UpdateUnit", "Activation"])
+        "TrainableDense", "TrainableMLP", "UpdateUnit", "Activation"])
 def test_rejected_design_does_not_warn(call, recwarn, monkeypatch):
     def make():
         with pytest.raises((TypeError, ValueError)):

@@ -104,3 +104,29 @@ def test_breast_cancer_adam_in_rtl(tmp_path):
     assert abs(result.accuracy_rtl - result.accuracy_float) <= 0.02, f"seed {seed}"
     assert result.accuracy_rtl > 0.9
     assert png.is_file() and png.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_mlp_train_command_in_rtl(tmp_path):
+    """``nnfab train --layers``: backpropagation on Verilator equals the fixed-point reference
+    after every epoch, and the exported model gives the accuracy training reported."""
+    from click.testing import CliRunner
+
+    from nnfab.casts import quantize
+    from nnfab.cli.train import train_command
+    from nnfab.gen.native import load_native
+    from nnfab.sim.golden.network import run_network
+
+    folder = tmp_path / "model"
+    result = CliRunner().invoke(train_command, [
+        "--dataset", "breast-cancer", "--layers", "30,4,2", "--epochs", "2",
+        "--export", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "RTL weights equal the fixed-point reference after every epoch: True" in result.output
+    line = next(s for s in result.output.splitlines() if s.startswith("test accuracy: RTL "))
+    accuracy_rtl = float(line.split()[3].rstrip(","))
+    assert accuracy_rtl > 0.9, result.output
+    model = load_native(folder / "trained-mlp.json")
+    x, y = np.load(folder / "test_inputs.npy"), np.load(folder / "test_labels.npy")
+    labels = run_network(model, quantize(x, model.input_format)).ravel()
+    assert f"{np.mean(labels == y):.4f}" == f"{accuracy_rtl:.4f}"

