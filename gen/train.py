@@ -1,13 +1,13 @@
-"""Train a dense layer in RTL simulation: generate a :class:`~nnfab.hdl.trainable_dense.
-TrainableDense`, run it on Verilator through cocotb over a data set, and compare its loss curve
-with the NumPy fixed-point reference (bit-exact) and a float64 reference.
+"""Train a dense layer (:class:`~nnfab.hdl.trainable_dense.TrainableDense`) or a multi-layer
+perceptron (:class:`~nnfab.hdl.trainable_mlp.TrainableMLP`) in RTL simulation: run it on
+Verilator inside the HDL harness (:func:`nnfab.sim.harness.run_harness`; the first epoch at
+full rate, the others under random idle and back-pressure) over a data set, and compare its
+loss curve with the NumPy fixed-point reference (bit-exact) and a float64 reference.
 
 Python API: :func:`train`, :func:`make_problem`, :func:`plot_losses`; command line:
 :data:`nnfab.cli.train.train_command` (``nnfab train``).
 """
 
-import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,6 @@ __all__ = ["DATASETS", "OPTIMIZERS", "Problem", "TrainResult", "make_problem", "
 
 DATASETS = ("regression", "breast-cancer", "digits")
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
-_TB = "nnfab.sim.training_tb"
 
 
 @dataclass
@@ -216,40 +215,18 @@ class _Backend:
         return np.concatenate([x, np.ones((len(x), 1))], axis=1) @ weights.T
 
 
-def _run_rtl(problem, epochs, work_dir):
+def _run_rtl(problem, epochs):
     spec = problem.spec
     backend = _Backend(spec)
     words = pack_samples(spec, problem.x_codes, problem.y_codes) * epochs
     per_epoch = len(problem.x_codes) * spec.n_out + spec.n_params
-    if backend.mlp:
-        words_out, cycles, results = _run_harness(backend, words, epochs, per_epoch)
-    else:
-        words_out, cycles, results = _run_tb(backend, words, epochs * per_epoch, work_dir)
+    words_out, cycles, results = _run_harness(backend, words, epochs, per_epoch)
     outputs, weights = [], []
     for e in range(epochs):
         chunk = words_out[e * per_epoch:(e + 1) * per_epoch]
         outputs.append(chunk[:len(problem.x_codes) * spec.n_out].reshape(-1, spec.n_out))
         weights.append(backend.shaped(chunk[len(problem.x_codes) * spec.n_out:]))
-    samples = len(problem.x_codes) * (1 if backend.mlp else epochs)
-    return outputs, weights, cycles / samples, results
-
-
-def _run_tb(backend, words, n_words, work_dir):
-    """The cocotb-driven run (Python wakes per sample): output words and cycles."""
-    from nnfab.sim.runner import run_cocotb
-
-    data_path, out_path = Path(work_dir) / "train_in.json", Path(work_dir) / "train_out.json"
-    data_path.write_text(json.dumps({"words_in": [hex(w) for w in words],
-                                     "n_out_words": n_words}))
-    results = run_cocotb(backend.design(backend.spec), toplevel=backend.toplevel,
-                         test_module=_TB,
-                         extra_env={"NNFAB_TB_KIND": "training", "NNFAB_TB_DATA": str(data_path),
-                                    "NNFAB_TB_OUT": str(out_path)})
-    if results.failed or not out_path.is_file():
-        raise SimulationError(f"RTL training run failed: {results.failed} of {results.total} "
-                              f"cocotb tests failed; log in {results.results_file.parent}")
-    out = json.loads(out_path.read_text())
-    return np.array(out["words_out"], dtype=np.int64), out["cycles"], results
+    return outputs, weights, cycles / len(problem.x_codes), results
 
 
 #: Idle and back-pressure of the RTL run after its first epoch (:func:`_run_harness`).
@@ -266,7 +243,9 @@ def _run_harness(backend, words, epochs, per_epoch):
     spec = backend.spec
     design = backend.design(spec)
     n_samples = len(words) // epochs
-    estimate = (cycles_per_sample(spec) + 40 + (UPDATE_CYCLES + 1) * spec.n_params // spec.batch_size
+    # The single layer: one forward and one gradient walk over its parameters per sample.
+    per_sample = cycles_per_sample(spec) if backend.mlp else 2 * spec.n_params + spec.n_out
+    estimate = (per_sample + 40 + (UPDATE_CYCLES + 1) * spec.n_params // spec.batch_size
                 + 3 * spec.n_params // n_samples)
     run = run_harness(design, toplevel=backend.toplevel, words_in=words,
                       n_out=epochs * per_epoch, warmup_in=n_samples, warmup_out=per_epoch,
@@ -283,7 +262,7 @@ def _run_harness(backend, words, epochs, per_epoch):
 
 
 def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None, seed=0,
-          png=None, simulate=True, work_dir=None, layers=None):
+          png=None, simulate=True, layers=None):
     """Train the layer (or with ``layers``, the multi-layer perceptron) of
     :func:`make_problem` on Verilator and on the NumPy fixed-point and float64 references.
 
@@ -303,8 +282,6 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
         Where to write the loss curves (:func:`plot_losses`).
     simulate : bool
         Run the RTL simulation (else only the references).
-    work_dir : str or Path, optional
-        Folder for the stimulus and result files (a temporary one by default).
     layers : sequence of int, optional
         Sizes ``n_0, ..., n_L`` of a multi-layer perceptron (2 to 4 dense layers) trained by
         :class:`~nnfab.hdl.trainable_mlp.TrainableMLP`; its parameters are then flat vectors.
@@ -338,8 +315,7 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
     result.losses_float = [loss_from_outputs(spec.loss, o, targets) for o in flt.outputs]
     result.weights_fixed, result.weights_float = fixed.weights, flt.weights
     if simulate:
-        with tempfile.TemporaryDirectory() as tmp:
-            outputs, weights, cps, _ = _run_rtl(problem, epochs, work_dir or tmp)
+        outputs, weights, cps, _ = _run_rtl(problem, epochs)
         result.losses_rtl = [loss_from_outputs(spec.loss, to_float(o, yf), targets)
                              for o in outputs]
         result.weights_rtl, result.cycles_per_sample = weights, cps

@@ -72,15 +72,14 @@ def test_update_units_on_verilator(tmp_path):
     results = run_cocotb(_Units(units), toplevel="update_units",
                          test_module="nnfab.sim.training_tb",
                          extra_env={"NNFAB_TB_KIND": "units", "NNFAB_TB_DATA": str(data)})
-    assert (results.total, results.passed, results.skipped) == (2, 1, 1), f"seed {seed}"
+    assert (results.total, results.passed, results.skipped) == (1, 1, 0), f"seed {seed}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("optimizer,epochs", [("sgd", 8), ("adam", 16)])
 def test_linear_regression_in_rtl(optimizer, epochs, tmp_path):
     seed = 0
-    result = train("regression", optimizer=optimizer, epochs=epochs, seed=seed,
-                   work_dir=tmp_path)
+    result = train("regression", optimizer=optimizer, epochs=epochs, seed=seed)
     assert len(result.weights_rtl) == epochs
     for e, (rtl, ref) in enumerate(zip(result.weights_rtl, result.weights_fixed)):
         assert rtl.tolist() == ref.tolist(), f"seed {seed}, epoch {e + 1}"
@@ -93,8 +92,7 @@ def test_linear_regression_in_rtl(optimizer, epochs, tmp_path):
 def test_breast_cancer_adam_in_rtl(tmp_path):
     seed = 0
     png = tmp_path / "losses.png"
-    result = train("breast-cancer", optimizer="adam", epochs=10, seed=seed, png=png,
-                   work_dir=tmp_path)
+    result = train("breast-cancer", optimizer="adam", epochs=10, seed=seed, png=png)
     for e, (rtl, ref) in enumerate(zip(result.weights_rtl, result.weights_fixed)):
         assert rtl.tolist() == ref.tolist(), f"seed {seed}, epoch {e + 1}"
     assert result.losses_rtl == result.losses_fixed  # the same codes give the same floats
