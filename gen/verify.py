@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import contextlib
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,17 @@ from .verilog_cache import cached_verilog
 __all__ = ["VerifyResult", "verify", "pack_transfers", "unpack_transfers"]
 
 _GOLDEN_BLOCK = 2048
+# Elements of the largest tensor of one golden block (8 bytes each): image models get fewer
+# vectors per block (a 256x256x32 tensor is 2 M elements per vector).
+_GOLDEN_BLOCK_ELEMENTS = 1 << 24
+
+
+def golden_block(model):
+    """Vectors per block of the golden model's run: :data:`_GOLDEN_BLOCK`, fewer when a tensor
+    of ``model`` would exceed :data:`_GOLDEN_BLOCK_ELEMENTS` elements (at least one)."""
+    largest = max([math.prod(model.input_shape)]
+                  + [math.prod(layer.output_shape) for layer in model.layers])
+    return max(1, min(_GOLDEN_BLOCK, _GOLDEN_BLOCK_ELEMENTS // largest))
 
 
 def pack_transfers(codes, shape, fmt):
@@ -165,8 +177,9 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
     started = time.perf_counter()
     # In blocks of rows: the golden model is vectorized over a batch, and blocks keep its
     # working arrays in the CPU cache (several times faster than one batch of 10,000).
-    golden = np.concatenate([run_network(model, codes[i:i + _GOLDEN_BLOCK])
-                             for i in range(0, len(codes), _GOLDEN_BLOCK)])
+    block = golden_block(model)
+    golden = np.concatenate([run_network(model, codes[i:i + block])
+                             for i in range(0, len(codes), block)])
     seconds["golden"] = time.perf_counter() - started
 
     if verilog is not None and timing is None:

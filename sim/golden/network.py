@@ -130,11 +130,13 @@ def run_network(model, x, *, until=None):
         for name in layer.inputs:
             uses[name] = uses.get(name, 0) + 1
     tensors = {INPUT: np.asarray(x)}
+    left = dict(uses)  # readers still to run, per tensor
     i = 0
     while i < len(layers):
         layer, step = layers[i], 1
         folded = _dense_relu(layer, layers[i + 1] if i + 1 < len(layers) else None,
                              uses, until, tensors)
+        read = list(layer.inputs)  # folded: the dense layer's (its output is never stored)
         if folded is not None:
             layer, step = layers[i + 1], 2
             tensors[layer.name] = folded
@@ -142,6 +144,11 @@ def run_network(model, x, *, until=None):
             tensors[layer.name] = run_layer(layer, *(tensors[t] for t in layer.inputs))
         if layer.name == until:
             break
+        # Free a tensor once its last reader ran (image batches are gigabytes per tensor).
+        for name in read:
+            left[name] -= 1
+            if not left[name]:
+                del tensors[name]
         i += step
     return tensors[until if until is not None else layers[-1].name]
 

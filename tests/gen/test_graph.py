@@ -356,3 +356,39 @@ def test_a_network_too_large_for_amaranths_simulator_is_timed_on_verilator(tmp_p
     run = verify(model, x, seed=6, verilog=result.verilog_path.read_text(),
                  timing=(manifest["latency"], manifest["initiation_interval"]))
     assert run.build_cached and run.passed and run.n_mismatches == 0
+
+
+def test_golden_model_frees_tensors_and_verify_blocks_by_tensor_size(monkeypatch):
+    """``run_network`` drops a tensor once its last reader ran (a batch of 256x256 frames is
+    gigabytes per tensor: 200 frames of the branched QONNX model were killed for memory),
+    and ``nnfab verify`` runs the golden model in blocks whose largest tensor stays under a
+    bound. The outputs are unchanged either way."""
+    import weakref
+
+    import nnfab.gen.verify as verify_module
+    import nnfab.sim.golden.network as network
+
+    model = residual_cnn()
+    largest = max(int(np.prod(layer.output_shape)) for layer in model.layers)
+    monkeypatch.setattr(verify_module, "_GOLDEN_BLOCK_ELEMENTS", 3 * largest)
+    assert verify_module.golden_block(model) == 3
+    rng = np.random.default_rng(9)
+    x = rng.integers(PIXEL.min_code, PIXEL.max_code + 1, (7, *model.input_shape))
+    want = trace_network(model, x)[model.layers[-1].name]
+    outputs, alive_at_last = [], []
+    run_layer = network.run_layer
+
+    def recording(layer, *inputs):
+        if layer is model.layers[-1]:
+            alive_at_last.append(sum(ref() is not None for ref in outputs))
+        out = run_layer(layer, *inputs)
+        outputs.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(network, "run_layer", recording)
+    assert np.array_equal(run_network(model, x), want)
+    # When the last layer runs, only the tensors it reads are still held.
+    assert len(outputs) == len(model.layers) > 3
+    assert alive_at_last == [len([t for t in model.layers[-1].inputs if t != "input"])]
+    blocks = np.concatenate([run_network(model, x[i:i + 3]) for i in range(0, 7, 3)])
+    assert np.array_equal(blocks, want)
