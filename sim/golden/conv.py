@@ -46,7 +46,8 @@ def conv2d_accumulate(x, spec):
     Computed in blocks of output rows, so no working array exceeds about
     :data:`_BLOCK_ELEMENTS` elements whatever the batch and frame (a 256x256 frame with 32
     filters of 3x3x32 has 600 million products per image): with exact accumulation each
-    block is one integer matrix product of its windows by the kernels; with an explicit
+    block is one matrix product of its windows by the kernels (in float64, BLAS, when every
+    partial sum is an integer below ``2**52``, else in integers); with an explicit
     accumulator (hls4ml's ``accum_t``, every product cast to it) the products of the block
     are formed and cast.
 
@@ -78,13 +79,14 @@ def conv2d_accumulate(x, spec):
                                        else n_out)
     rows = max(1, _BLOCK_ELEMENTS // max(1, per_row))
     total = np.empty((n, h_out, w_out, n_out), dtype=dtype)
+    exact_in_float = dtype != object and _float_exact(spec)
     for image in range(n):
         for r in range(0, h_out, rows):
             # (1, rows, W_out, kh, kw, C) windows of this block, contiguous.
             win = np.ascontiguousarray(view[image:image + 1, r:r + rows]
                                        .transpose(0, 1, 2, 4, 5, 3)).astype(dtype)
             total[image:image + 1, r:r + rows] = _block_sums(win, w, spec, product, acc,
-                                                             depthwise, extra)
+                                                             depthwise, exact_in_float)
     if spec.biases is not None:
         if spec.accumulator_format is None:
             total += (spec.biases.astype(dtype)
@@ -96,15 +98,32 @@ def conv2d_accumulate(x, spec):
     return wrap_to(total, acc, extra)
 
 
-def _block_sums(win, w, spec, product, acc, depthwise, extra):
+def _float_exact(spec):
+    """Whether every partial sum of a window's products stays below ``2**52`` in magnitude
+    (the input format's largest code times each kernel's sum of magnitudes), so float64
+    holds them exactly."""
+    fin = spec.input_format
+    x_bound = max(abs(fin.min_code), abs(fin.max_code))
+    w = np.abs(np.asarray(spec.weights, dtype=object))
+    per_output = w.reshape(w.shape[0], -1).sum(axis=1) if not isinstance(
+        spec, DepthwiseConv2DSpec) else w.reshape(-1, w.shape[-1]).sum(axis=0)
+    return x_bound * int(max(per_output)) < 1 << 52
+
+
+def _block_sums(win, w, spec, product, acc, depthwise, exact_in_float):
     """Sums over each window of a block (see :func:`conv2d_accumulate`), without the bias:
     exact sums shifted to the accumulator's LSB, or the products cast to the explicit
     accumulator and summed (wrapped by the caller)."""
     if spec.accumulator_format is None:
+        if exact_in_float:
+            # Every product and partial sum is an integer below 2**52: float64 (BLAS) is exact.
+            win, w = win.astype(np.float64), w.astype(np.float64)
         if depthwise:
             sums = np.einsum("nhwijc,ijc->nhwc", win, w)
         else:
             sums = win.reshape(*win.shape[:3], -1) @ w.reshape(w.shape[0], -1).T
+        if sums.dtype == np.float64:
+            sums = sums.astype(np.int64)
         return sums << (acc.fraction_width - product.fraction_width)
     if depthwise:
         products, axes = win * w, (3, 4)                 # (N, Ho, Wo, kh, kw, C)
