@@ -167,17 +167,19 @@ def test_conv2d_in_blocks_of_rows(stride, padding, monkeypatch):
         assert conv2d(x, accum).tolist() == whole.tolist()
 
 
-def test_conv2d_sums_beyond_float64_stay_in_integers():
-    """Products of 26-bit codes: partial sums beyond 2**53 are summed in int64, not float64
-    (which would round them): 17 odd products of the largest code make an odd sum near
-    2**54, which float64 cannot hold; against the direct convolution."""
-    from nnfab.sim.golden.conv import conv2d_accumulate
+def test_conv2d_sums_beyond_float64_stay_exact():
+    """Products of 26-bit codes: 17 odd products of the largest code make an odd sum near
+    2**54, which float64 cannot hold (a float64 dot product of these is 1 off); the bound
+    keeps such layers off the float64 path and the sum is exact, against the direct
+    convolution."""
+    from nnfab.sim.golden.conv import _float_exact, conv2d_accumulate
 
     fmt = FixedFormat(26, 10)
     spec = Conv2DSpec(np.full((1, 3, 3, 2), fmt.max_code), None, (3, 3, 2), fmt, fmt,
                       FixedFormat(62, 20, overflow="SAT"))
     x = np.full((1, 3, 3, 2), fmt.max_code)
     x[0, 0, 0, 0] = 0
+    assert not _float_exact(spec)
     total = int(conv2d_accumulate(x, spec)[0, 0, 0, 0])
     assert total == 17 * fmt.max_code ** 2 and total % 2 == 1 and total > 2**53
     assert conv2d(x, spec).tolist() == loop_conv(x, spec).tolist()
