@@ -85,6 +85,22 @@ def _check_positive(value, what):
     if value < 1:
         raise ValueError(f"{what} must be a positive integer, not {value!r}")
 
+def _check_batch_and_loss(spec):
+    """Checks shared by the trainer specs: a power-of-two batch size, at least 2 outputs for
+    softmax cross-entropy, and its probability format (``ufixed<16,1>`` by default)."""
+    _check_positive(spec.batch_size, "Batch size")
+    if spec.batch_size & (spec.batch_size - 1):
+        raise ValueError(f"Batch size must be a power of two, not {spec.batch_size!r}")
+    if spec.loss == "softmax_cross_entropy":
+        if spec.n_out < 2:
+            raise ValueError(f"Softmax cross-entropy needs at least 2 outputs, not "
+                             f"{spec.n_out!r}")
+        if spec.probability_format is None:
+            object.__setattr__(spec, "probability_format",
+                               FixedFormat(16, 1, signed=False, rounding="RND", overflow="SAT"))
+        _check_format(spec.probability_format, "Probability format", signed=False)
+
+
 
 def _check_format(fmt, what, *, signed):
     if not isinstance(fmt, FixedFormat):
@@ -352,18 +368,7 @@ class TrainableDenseSpec:
         if self.input_format.max_value < 1:
             raise ValueError(f"Input format must hold 1.0 for the bias, not "
                              f"{self.input_format}")
-        _check_positive(self.batch_size, "Batch size")
-        if self.batch_size & (self.batch_size - 1):
-            raise ValueError(f"Batch size must be a power of two, not {self.batch_size!r}")
-        if self.loss == "softmax_cross_entropy":
-            if self.n_out < 2:
-                raise ValueError(f"Softmax cross-entropy needs at least 2 outputs, not "
-                                 f"{self.n_out!r}")
-            if self.probability_format is None:
-                object.__setattr__(self, "probability_format",
-                                   FixedFormat(16, 1, signed=False, rounding="RND",
-                                               overflow="SAT"))
-            _check_format(self.probability_format, "Probability format", signed=False)
+        _check_batch_and_loss(self)
         w = np.asarray(self.initial_weights)
         if not np.issubdtype(w.dtype, np.integer):
             raise TypeError(f"Initial weights must be integer codes, not {w.dtype}")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixed import FixedFormat
-from .training import (LOSS_KINDS, OptimizerSpec, _check_format, _check_positive,
-                       difference_format)
+from .training import (LOSS_KINDS, OptimizerSpec, _check_batch_and_loss, _check_format,
+                       _check_positive, difference_format)
 
 __all__ = ["TrainableMLPSpec", "MIN_LAYERS", "MAX_LAYERS"]
 
@@ -110,18 +110,7 @@ class TrainableMLPSpec:
                           (self.activation_format, "Activation format")):
             if fmt.max_value < 1:
                 raise ValueError(f"{what} must hold 1.0 for the bias, not {fmt}")
-        _check_positive(self.batch_size, "Batch size")
-        if self.batch_size & (self.batch_size - 1):
-            raise ValueError(f"Batch size must be a power of two, not {self.batch_size!r}")
-        if self.loss == "softmax_cross_entropy":
-            if self.n_out < 2:
-                raise ValueError(f"Softmax cross-entropy needs at least 2 outputs, not "
-                                 f"{self.n_out!r}")
-            if self.probability_format is None:
-                object.__setattr__(self, "probability_format",
-                                   FixedFormat(16, 1, signed=False, rounding="RND",
-                                               overflow="SAT"))
-            _check_format(self.probability_format, "Probability format", signed=False)
+        _check_batch_and_loss(self)
         _check_positive(self.reciprocal_table_size, "Reciprocal table size")
         weights = self.initial_weights
         if not isinstance(weights, (tuple, list)):
