@@ -66,7 +66,9 @@ def verilator_timing(verilog, *, model, top, cache_dir=None):
     """:func:`simulate_timing`'s figures for a design too large for Amaranth's simulator: one
     inference of zeros at full rate, output always ready, through the HDL harness on Verilator
     (:func:`nnfab.sim.harness.run_harness`). The harness build is the one ``nnfab verify``
-    makes of the same Verilog, so a later verify finds it in the cache.
+    makes of the same Verilog for a long run (``-O1``: at the initiation intervals that send
+    a design here, a verify of more than a few vectors is one), so a later verify finds it in
+    the cache.
 
     Parameters
     ----------
@@ -96,7 +98,7 @@ def verilator_timing(verilog, *, model, top, cache_dir=None):
                       warmup_in=n_in, warmup_out=n_out, p_idle=0.0, p_stall=0.0,
                       in_width=packed_width([model.input_format] * lanes_in),
                       out_width=packed_width([model.output_format] * lanes_out),
-                      transfers_per_vector=n_in, cache_dir=cache_dir)
+                      transfers_per_vector=n_in, cache_dir=cache_dir, optimize=True)
     if run.timed_out or run.latency is None:
         raise SimulationError(f"The timing simulation of {top!r} on Verilator ended after "
                               f"{run.counters.get('cycle')} cycles with "

@@ -14,7 +14,7 @@ from nnfab.casts import quantize, to_float
 from nnfab.errors import SimulationError
 from nnfab.packing import pack, packed_width, unpack
 from nnfab.sim.golden.network import run_network
-from nnfab.sim.harness import run_harness
+from nnfab.sim.harness import run_harness, worth_optimizing
 from nnfab.sim.runner import allow_processes, default_cache_dir, stop_active_processes
 
 from .emit import verilog_name
@@ -224,11 +224,20 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
         + (f" in {len(shards)} processes" if len(shards) > 1 else ""))
     started = time.perf_counter()
 
+    # One compiler optimization level for every shard, so that they share one build: the
+    # longest shard's cycles at the design's initiation interval, slowed by the stalls.
+    p_idle_run = p_stall if p_idle is None else p_idle
+    cycles_per_vector = max(model.n_inputs // model.input_shape[-1], timing[1] or 1)
+    cycles = ((min(warmup, len(x)) + max(len(part) for part in shards)) * cycles_per_vector
+              / ((1 - p_idle_run) * (1 - p_stall)))
+    optimize = worth_optimizing(verilog, cycles)
+
     def run_shard(k):
         first_vector, end_vector = int(shards[k][0]), int(shards[k][-1]) + 1
         return _run_shard(model, verilog, timing, codes[first_vector:end_vector],
                           golden[first_vector:end_vector], first_vector, warmup=warmup,
-                          seed=seed + k, p_stall=p_stall, p_idle=p_idle, cache_dir=cache_dir)
+                          seed=seed + k, p_stall=p_stall, p_idle=p_idle_run,
+                          cache_dir=cache_dir, optimize=optimize)
 
     if len(shards) == 1:
         runs = [run_shard(0)]
@@ -292,7 +301,7 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
 
 
 def _run_shard(model, verilog, timing, codes, golden, offset, *, warmup, seed, p_stall, p_idle,
-               cache_dir):
+               cache_dir, optimize):
     """One simulator process on ``codes`` (vectors ``offset`` on): the first ``warmup`` at full
     rate (latency, II), then all of them under random stalls; outputs compared with
     ``golden``."""
@@ -305,8 +314,8 @@ def _run_shard(model, verilog, timing, codes, golden, offset, *, warmup, seed, p
     run = run_harness(
         verilog, toplevel=verilog_name(model.name), words_in=words_in, n_out=n_out,
         warmup_in=n_warm * transfers_per_vector, warmup_out=n_warm * outputs_per_vector,
-        seed=seed, p_idle=p_stall if p_idle is None else p_idle, p_stall=p_stall,
-        burst=2 * timing[0] + 2, cache_dir=cache_dir,
+        seed=seed, p_idle=p_idle, p_stall=p_stall, burst=2 * timing[0] + 2, cache_dir=cache_dir,
+        optimize=optimize,
         in_width=packed_width([model.input_format] * model.input_shape[-1]),
         out_width=packed_width([model.output_format] * model.output_shape[-1]),
         transfers_per_vector=transfers_per_vector, initiation_interval=timing[1])

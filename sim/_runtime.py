@@ -14,7 +14,7 @@ from . import toolchain
 __all__ = ["RuntimeObjects"]
 
 # Bump when the kept objects or the recipe change in a way the key misses.
-_FORMAT = 1
+_FORMAT = 2
 
 
 class RuntimeObjects:
@@ -53,7 +53,10 @@ class RuntimeObjects:
             "verilator": toolchain.verilator_version(),
             "verilator_root": str(toolchain.verilator_root()),
             "compiler": [compiler, os.stat(compiler).st_mtime_ns] if compiler else None,
-            "make_args": list(make_args),
+            # The per-cycle and run-once code's levels do not reach the run-time library
+            # (compiled at OPT_GLOBAL), so builds at -O0 and -O1 share its objects.
+            "make_args": [arg for arg in make_args
+                          if not arg.startswith(("OPT_FAST=", "OPT_SLOW="))],
             "settings": settings,
             "objects": self.names,
         }

@@ -41,23 +41,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SimulationError
-from .runner import run_cocotb
+from .runner import run_cocotb, verilog_of
 
-__all__ = ["HARNESS_MODULE", "HarnessRun", "harness_verilog", "run_harness"]
+__all__ = ["HARNESS_MODULE", "HarnessRun", "harness_verilog", "run_harness", "worth_optimizing"]
 
 #: Name of the generated wrapper module (the simulator's top level).
 HARNESS_MODULE = "nnfab_harness"
 
 # Make arguments of harness builds, after the runner's (all -O0). With Python waking only at
-# the start and the end, the model's own speed is what a run costs: on the jet tagger
-# (16→64→32→32→5, fully unrolled), -O1 for the per-cycle code (OPT_FAST) simulated 15 times
-# more cycles per second than -O0 and did not build slower (Verilator's front end dominates);
-# the run-time library (VPI, through which cocotb's clock toggles) is small and gets -O2.
-# Code run once (OPT_SLOW: constructors, initial blocks) keeps -O0. Measured again on a large
-# design (the 8x8 branched QONNX graph, 5.4 MB of Verilog, 20 MB of C++; one run, 2 busy
-# cores): -O1 built in 112 s, -Og in 131 s, -O0 in 135 s, and simulated 23,441 cycles in 1.3,
-# 5.4 and 11.2 s: -O0 saves no build time on large designs either.
-_MAKE_ARGS = ("OPT_GLOBAL=-O2", "OPT_FAST=-O1")
+# the start and the end, a run costs the build plus the model's own speed. Verilator's run-time
+# library (VPI, through which cocotb's clock toggles) is small and always gets -O2 (its
+# objects are compiled once per cache, see nnfab.sim._runtime). The per-cycle code (OPT_FAST)
+# gets -O1 for long runs only; code run once (OPT_SLOW: constructors, initial blocks) keeps -O0.
+_MAKE_ARGS_FAST_BUILD = ("OPT_GLOBAL=-O2",)
+_MAKE_ARGS_FAST_RUN = ("OPT_GLOBAL=-O2", "OPT_FAST=-O1")
+# -O1 against -O0 for the per-cycle code, measured on one idle core (bench/verilator_opt.py
+# repeats it): the ONNX PyTorch jet tagger at reuse factor 2 (1.3 MB of Verilog) built in 34 s
+# against 26 s, and the QONNX TFC (3.3 MB) in 50 s against 21 s, i.e. about 9 s per MB of
+# Verilog; -O0 then simulated 0.22 ms per cycle slower on both (100,000 vectors: 60.6 against
+# 5.8 s, and 32.2 against 4.6 s). -O1 pays off beyond about 40,000 cycles per MB of Verilog;
+# below this many cycles per MB the build is -O0.
+_O1_FROM_CYCLES_PER_MB = 30_000
 _PROB_ONE = 1 << 16  # probabilities are passed to the harness in units of 2**-16
 _MAX_BURST = (1 << 32) - 1
 _SEED_MIX = 0x9E3779B97F4A7C15  # keeps a seed of 0 away from xorshift's all-zero state
@@ -331,11 +335,19 @@ class HarnessRun:
     output_cycles: list | None = None
 
 
+def worth_optimizing(verilog, cycles):
+    """Whether a run of about ``cycles`` clock cycles of the design ``verilog`` (its text)
+    is worth compiling at ``-O1`` rather than ``-O0``: at least 30,000 cycles per MB of
+    Verilog (measurements beside the code). Callers that split one job over several runs
+    decide once for all of them, so that they share one build."""
+    return cycles >= _O1_FROM_CYCLES_PER_MB * len(verilog) / 1e6
+
+
 def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, seed=0,
                 p_idle=0.1, p_stall=0.1, burst=1, max_cycles=None, in_width=None,
                 out_width=None, cache_dir=None, waves=False, transfers_per_vector=1,
                 initiation_interval=None,
-                transfer_cycles=False, optimize=True):
+                transfer_cycles=False, optimize=None):
     """Simulate ``design`` inside the HDL harness on Verilator and collect its outputs.
 
     Parameters
@@ -377,12 +389,12 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
     transfer_cycles : bool
         Also record the cycle of every warm-up transfer (for engine tests that check a full
         schedule, not only latency and initiation interval).
-    optimize : bool
-        Compile the design's per-cycle code at ``-O1`` and Verilator's run-time library at
-        ``-O2`` (long runs: whole networks on thousands of vectors); False compiles everything
-        at ``-O0``, which builds a large design faster, for runs of a few thousand cycles
-        (engine unit tests).
-
+    optimize : bool, optional
+        Compile the design's per-cycle code at ``-O1`` (True) or ``-O0`` (False); Verilator's
+        run-time library is at ``-O2`` either way. By default (None) ``-O1`` when the run is
+        expected to last at least 30,000 cycles per MB of the design's Verilog (the inputs at
+        the design's initiation interval, slowed by the idle and stall rates), where -O1's
+        faster simulation repays its slower build (measurements beside the code).
     Returns
     -------
     HarnessRun
@@ -414,6 +426,11 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
         slowdown = 1 / ((1 - p_idle) * (1 - p_stall))
         per_transfer = max(64, math.ceil((initiation_interval or 0) / transfers_per_vector))
         max_cycles = 100_000 + math.ceil(per_transfer * (len(words_in) + n_out) * slowdown)
+    if optimize is None:
+        design = verilog_of(design, toplevel)
+        per_transfer = max(1, (initiation_interval or 0) / transfers_per_vector)
+        cycles = max(len(words_in), n_out) * per_transfer / ((1 - p_idle) * (1 - p_stall))
+        optimize = worth_optimizing(design, cycles)
     extra = harness_verilog(top=toplevel, in_width=in_width, out_width=out_width)
     with tempfile.TemporaryDirectory(prefix="nnfab-harness-") as tmp:
         tmp = Path(tmp)
@@ -439,7 +456,8 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
                              extra_verilog=[extra], top_module=HARNESS_MODULE,
                              plus_args=plus_args, seed=seed, cache_dir=cache_dir,
                              waves=waves, public_flat_rw=False,
-                             extra_make_args=_MAKE_ARGS if optimize else ())
+                             extra_make_args=_MAKE_ARGS_FAST_RUN if optimize
+                             else _MAKE_ARGS_FAST_BUILD)
         if not json_path.exists():
             raise SimulationError(
                 f"The harness simulation of {toplevel!r} ended without results "

@@ -34,7 +34,7 @@ from .processes import allow_processes, stop_active_processes
 from ._runtime import RuntimeObjects
 
 __all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
-           "stop_active_processes"]
+           "stop_active_processes", "verilog_of"]
 
 # Bump when the layout of a build folder or the build recipe changes in a way the key misses.
 _CACHE_FORMAT = 1
@@ -348,7 +348,9 @@ def _prune_runs(build_dir, keep=3, min_age_s=3600):
             pass
 
 
-def _verilog_of(design, toplevel):
+def verilog_of(design, toplevel):
+    """``design`` itself when it is Verilog text, else its Verilog as :func:`run_cocotb`
+    converts it (module ``toplevel``, ``emit_src=False``)."""
     if isinstance(design, str):
         return design
     # Imported here so that runs of ready-made Verilog do not pay for Amaranth's import.
@@ -471,7 +473,7 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
     """
     toolchain.check_build_tools()
     tool_env = toolchain.verilator_env()
-    verilog_text = _verilog_of(design, toplevel)
+    verilog_text = verilog_of(design, toplevel)
     for text in extra_verilog:
         verilog_text += "\n" + text
 
