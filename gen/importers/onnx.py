@@ -34,8 +34,8 @@ from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConca
 from .onnx_recurrent import RECURRENT_OPS, recurrent_layer
 
 __all__ = ["read_onnx", "OnnxChain", "declared_layouts", "dense_weights", "is_vector_reshape",
-           "load_onnx", "check_channel_axis", "nearest_resize", "window", "QONNX_OPS",
-           "CHANNELS_LAST_DOMAIN"]
+           "load_onnx", "check_channel_axis", "nearest_resize", "window", "float_conv",
+           "QONNX_OPS", "CHANNELS_LAST_DOMAIN", "TO_NCHW", "TO_NHWC"]
 
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
 #: The node domain of qonnx's channels-last operators (``ConvertToChannelsLastAndClean``).
@@ -45,8 +45,9 @@ _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "el
                 "Selu": "selu"}
 #: Attributes of the activations that nnfab builds with their default values only.
 _DEFAULT_ATTRS = {"Elu": {"alpha": 1.0}, "Selu": {"alpha": SELU_ALPHA, "gamma": SELU_SCALE}}
-_TO_NCHW = [0, 3, 1, 2]
-_TO_NHWC = [0, 2, 3, 1]
+#: ``Transpose`` permutations of a batch of frames between the layouts.
+TO_NCHW = [0, 3, 1, 2]
+TO_NHWC = [0, 2, 3, 1]
 _POOLS = {"MaxPool": "max", "AveragePool": "average"}
 
 
@@ -157,7 +158,7 @@ def _starts_with_nhwc_transpose(graph, input_name):
     (an NHWC input, as Keras exports have)."""
     first = next((n for n in graph.node if input_name in n.input), None)
     return first is not None and first.op_type == "Transpose" and \
-        list(_attrs(first).get("perm", [])) == _TO_NCHW
+        list(_attrs(first).get("perm", [])) == TO_NCHW
 
 
 def declared_layouts(path, input_shape, output_shape):
@@ -280,7 +281,9 @@ def window(name, attrs, shape, key="kernel_shape"):
     return kernel, strides, _window_padding(name, attrs, shape, kernel, strides)
 
 
-def _conv(name, attrs, consts, shape):
+def float_conv(name, attrs, consts, shape):
+    """The :class:`FloatConv2D` (channels-last weights) of the ONNX ``Conv`` node ``name`` on
+    frames of ``shape`` ``(H, W, C)``."""
     if attrs.get("group", 1) != 1:
         raise UnsupportedLayerError(f"Node {name!r}: Conv with group={attrs['group']} is not "
                                     f"supported; only 1")
@@ -418,16 +421,16 @@ def load_onnx(path):
                                         f"tensors is not supported")
         if op == "Transpose" and len(shape) == 3:
             perm = list(attrs.get("perm", []))
-            if (layout, perm) not in (("nhwc", _TO_NCHW), ("nchw", _TO_NHWC)):
+            if (layout, perm) not in (("nhwc", TO_NCHW), ("nchw", TO_NHWC)):
                 raise UnsupportedLayerError(f"Node {name!r}: Transpose {perm} of a {layout} "
                                             f"tensor is not supported; only between NHWC and "
                                             f"NCHW")
-            out = dataclasses.replace(tensor, layout="nchw" if perm == _TO_NCHW else "nhwc")
+            out = dataclasses.replace(tensor, layout="nchw" if perm == TO_NCHW else "nhwc")
         elif op in ("Conv", *_POOLS):
             if layout != "nchw":
                 raise UnsupportedLayerError(f"Node {name!r}: {op} of a tensor in {layout} "
                                             f"layout; ONNX's {op} takes NCHW")
-            out = emit(_conv(name, attrs, consts, shape) if op == "Conv" else
+            out = emit(float_conv(name, attrs, consts, shape) if op == "Conv" else
                        _pool(name, op, attrs, shape), sources)
         elif len(shape) == 3 and _is_flatten(node, attrs, consts):
             out = emit(FloatFlatten(name), sources, layout=None,
