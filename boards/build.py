@@ -145,7 +145,7 @@ def _parse_pnr_report(target, report):
 
 def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
                     weights_in_memory=True, max_multipliers=None, rom_reuse=None,
-                    baud=DEFAULT_BAUD, seed=1):
+                    baud=DEFAULT_BAUD, seed=1, layouts=(None, None)):
     """Build ``model`` into a bitstream for ``board`` and report resources and timing.
 
     Writes the folder ``out_dir`` whole or not at all (an existing one is replaced only if it
@@ -179,6 +179,10 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
         Host link baud rate.
     seed : int
         nextpnr's placement seed.
+    layouts : pair of TensorLayout or None
+        The layouts the model file declares for its input and output frames, recorded in the
+        manifest (see :func:`nnfab.gen.emit.manifest_of`); ``nnfab run --inputs`` reads the
+        input's.
 
     Returns
     -------
@@ -205,12 +209,12 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as staging:
         result = _build_in(staging, model, target, clock_mhz, say, weights_in_memory,
-                           max_multipliers, rom_reuse, baud, seed)
+                           max_multipliers, rom_reuse, baud, seed, layouts)
     return BoardBuildResult(out_dir, out_dir / result.bitstream.name, result.report)
 
 
 def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_multipliers,
-              rom_reuse, baud, seed):
+              rom_reuse, baud, seed, layouts):
     """The board build, written into the (staging) folder ``out_dir``."""
     build_dir = out_dir / "build"
     build_dir.mkdir(parents=True)
@@ -222,7 +226,7 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
     else:
         rom = {}
     network = Network(model, backend=rom_backend(model, rom))
-    manifest = manifest_of(model, network)
+    manifest = manifest_of(model, network, input_layout=layouts[0], output_layout=layouts[1])
     for row in manifest["layers"]:
         if row["name"] in rom:
             row.update(reuse_factor=rom[row["name"]], engine="DenseRomEngine",

@@ -53,7 +53,9 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progr
         from nnfab.boards.targets import target as find_target
 
         find_target(board)  # an unknown board is refused before anything is written
-        result = build_for_board(model, out_dir, board, clock_mhz, progress=progress)
+        result = build_for_board(model, out_dir, board, clock_mhz, progress=progress,
+                                 layouts=(getattr(loaded_model, "input_layout", None),
+                                          getattr(loaded_model, "output_layout", None)))
     except NnfabError as exc:
         raise click.ClickException(str(exc)) from None
     console.print((Path(out_dir) / "report.md").read_text())
@@ -86,18 +88,26 @@ def boards_command():
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyUSB1.")
 @click.option("--inputs", "inputs_path", required=True,
               type=click.Path(exists=True, dir_okay=False),
-              help="A .npy of input codes, shape (batch, *input_shape).")
+              help="A .npy of input codes, shape (batch, *input_shape), in the build's "
+                   "layout or the model file's (e.g. NCHW).")
 @click.option("--baud", type=int, default=None, help="Baud rate (default: the build's).")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), default=None,
               help="Write the outputs (codes) to this .npy.")
 def run_command(build_dir, port, inputs_path, baud, output_path):
     """Run inferences on a board built with `nnfab build --board`."""
     from nnfab.boards.host import BoardClient
+    from nnfab.gen.build_folder import read_manifest
+    from nnfab.gen.tensor_layout import manifest_layout
+
+    from .commands import load_inputs
 
     try:
         client = BoardClient.open(build_dir, port, baud=baud)
         try:
-            outputs = client.run(np.load(inputs_path))
+            section = read_manifest(build_dir)["input"]
+            inputs = load_inputs(inputs_path, section["shape"], manifest_layout(
+                section, f"Build folder {build_dir!r}: manifest.json"))
+            outputs = client.run(inputs)
         finally:
             client.close()
     except NnfabError as exc:

@@ -148,6 +148,7 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     from nnfab.gen.native import load_native
     from nnfab.gen.passes import Validate
     from nnfab.gen.ptq import PTQConfig
+    from nnfab.gen.tensor_layout import manifest_layout
 
     if sum(v is not None for v in (model, example, hls4ml_config)) != 1:
         raise click.UsageError("Give a MODEL file, --example NAME or --hls4ml-config FILE "
@@ -171,6 +172,9 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         loaded = LoadedModel(load_native(folder.model_path), source=f"build folder {model}")
         loaded.build_folder = folder
         loaded.input_cast = folder.manifest.get("input_cast", "nearest")
+        where = f"Build folder {model!r}: manifest.json"
+        loaded.input_layout = manifest_layout(folder.manifest.get("input", {}), where)
+        loaded.output_layout = manifest_layout(folder.manifest.get("output", {}), where)
         Validate().apply(loaded.model)
         return loaded
     if hls4ml_config is not None:
@@ -271,7 +275,9 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                                    input_cast=loaded.input_cast,
                                    shift_add_fusion=loaded.shift_add_fusion,
                                    lut_adder_width=loaded.lut_adder_width,
-                                   fit=loaded.fit.as_dict() if loaded.fit else None)
+                                   fit=loaded.fit.as_dict() if loaded.fit else None,
+                                   input_layout=loaded.input_layout,
+                                   output_layout=loaded.output_layout)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     manifest = result.manifest
@@ -367,17 +373,13 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
             if dataset is None and inputs is None and example is not None and n_random is None:
                 dataset = EXAMPLES[example].dataset
             if inputs is not None:
-                x = _load_array(inputs, "Inputs")
+                x = load_inputs(inputs, m.input_shape, loaded.input_layout)
                 y = _load_labels(labels, len(x)) if labels else None
             elif dataset is not None:
                 x, y = load_dataset(dataset, "test", image=len(m.input_shape) == 3)
             else:
                 rng = np.random.default_rng(seed)
                 x = rng.normal(0.0, 1.5, (n_random or 1000, *m.input_shape))
-            if tuple(x.shape[1:]) != tuple(m.input_shape):
-                raise NnfabError(f"Inputs of shape {x.shape} do not fit model input shape "
-                                 f"{m.input_shape}; expected (n, "
-                                 f"{', '.join(map(str, m.input_shape))})")
             if count is not None:
                 x, y = x[:count], (y[:count] if y is not None else None)
             folder = loaded.build_folder
@@ -427,6 +429,28 @@ def _load_array(path, what):
         bad = int(np.sum(~np.isfinite(array)))
         raise NnfabError(f"{what} file {path!r} holds {bad} values that are NaN or infinite")
     return array
+
+
+def load_inputs(path, shape, layout=None):
+    """The ``--inputs`` file ``path`` in nnfab's layout: its array as :func:`_load_array`
+    reads it, of shape ``(n, *shape)`` or, for a model file that declares another layout of
+    its frames (``layout``, e.g. NCHW), ``(n, *layout.model_shape(shape))``, then transposed
+    (:func:`nnfab.gen.tensor_layout.resolve_inputs`); a shape that fits both layouts is read
+    in the model file's, and one line says so.
+
+    Raises
+    ------
+    NnfabError
+        As :func:`_load_array`, and for a shape that fits neither layout, naming the file, its
+        shape and the accepted shapes.
+    """
+    from nnfab.gen.tensor_layout import resolve_inputs
+
+    x, note = resolve_inputs(_load_array(path, "Inputs"), shape, layout,
+                             name=f"Inputs file {str(path)!r}")
+    if note is not None:
+        console.print(note, markup=False)
+    return x
 
 
 def _load_labels(path, n):

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from nnfab.errors import NnfabError, SweepError
 
-from .commands import _load_array, _load_labels, fit_device, interruptible
+from .commands import _load_labels, fit_device, interruptible, load_inputs
 
 __all__ = ["sweep_command"]
 
@@ -35,7 +35,8 @@ def _hash_files(paths, extra=""):
 
 
 def _source(model, example, weights):
-    """The SweepSource of MODEL or --example, and the labelled inputs an example brings."""
+    """The SweepSource of MODEL or --example, the labelled inputs an example brings, and the
+    layout MODEL's file declares for its input frames (for --inputs)."""
     from nnfab.boards.sweep_point import SweepSource
     from nnfab.fixed import FixedFormat
     from nnfab.gen.datasets import load_dataset
@@ -53,7 +54,7 @@ def _source(model, example, weights):
             [found.path, found.path.with_suffix(".npz"), found.float_path,
              found.float_path.with_suffix(".npz")], f"example {example}"),
             quantized, load_native(found.float_path), calibration, quantized.input_format)
-        return source, load_dataset(found.dataset, "test", image=found.image)
+        return source, load_dataset(found.dataset, "test", image=found.image), None
     if Path(model).is_dir():
         raise click.UsageError(f"MODEL {model!r} is a folder; give a model file")
     loaded = load_model(model, weights=weights)
@@ -62,7 +63,7 @@ def _source(model, example, weights):
     calibration = np.random.default_rng(0).normal(0.0, 1.0, (1000, *loaded.model.input_shape))
     source = SweepSource(loaded.model.name, _hash_files(files), loaded.model,
                          loaded.float_model, calibration, FixedFormat(16, 6))
-    return source, None
+    return source, None, loaded.input_layout
 
 
 def _axes(sweep_file, flags):
@@ -221,14 +222,11 @@ def sweep_command(model, example, weights, sweep_file, reuse_factor, bits, clock
     except SweepError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        source, dataset = _source(model, example, weights)
+        source, dataset, input_layout = _source(model, example, weights)
         shape = tuple(source.quantized.input_shape)
         if inputs is not None:
-            x = _load_array(inputs, "Inputs")
+            x = load_inputs(inputs, shape, input_layout)
             y = _load_labels(labels, len(x)) if labels else None
-            if tuple(x.shape[1:]) != shape:
-                raise NnfabError(f"Inputs of shape {x.shape} do not fit model input shape "
-                                 f"{shape}")
             described = f"top-1 on {inputs}" if y is not None else \
                 f"top-1 agreement with the float model on {inputs}"
         elif dataset is not None:

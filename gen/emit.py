@@ -18,6 +18,7 @@ from .assemble import Network
 from .build_folder import file_hashes, staged_folder
 from nnfab.ir import INPUT
 from .native import save_native
+from .tensor_layout import HARDWARE_LAYOUT, TensorLayout
 from .timing import convert_network
 
 __all__ = ["BuildResult", "manifest_of", "build_outputs", "verilog_name"]
@@ -80,15 +81,27 @@ def _stream_description(formats, shape, per_transfer, prefix):
     }
 
 
+def _frame_layout(layout, shape):
+    """The manifest's ``layout`` of a tensor of ``shape``: the model file's declared layout, or
+    nnfab's for frames of a file that declared none."""
+    if layout is None and len(shape) == 3:
+        layout = TensorLayout(HARDWARE_LAYOUT)
+    return {} if layout is None else {"layout": layout.as_dict()}
+
+
 def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
-                shift_add_fusion=None, lut_adder_width=0, fit=None):
+                shift_add_fusion=None, lut_adder_width=0, fit=None, input_layout=None,
+                output_layout=None):
     """The manifest: everything a host or another tool needs to drive the design; ``source``
     (where the model came from) and ``notes`` (settings without effect) when given;
     ``input_cast`` says how input values become codes (``"nearest"``: round to nearest and
     saturate; ``"format"``: the input format's own modes, as hls4ml); ``shift_add_fusion``
     whether the build ran :class:`~nnfab.gen.passes.FuseShiftAdd`, with ``lut_adder_width``
     (both recorded when ``shift_add_fusion`` is given); ``fit``: the ``fit`` section
-    (:meth:`nnfab.gen.passes.FitResult.as_dict`), when the build fitted a device."""
+    (:meth:`nnfab.gen.passes.FitResult.as_dict`), when the build fitted a device;
+    ``input_layout`` and ``output_layout`` (:class:`~nnfab.gen.tensor_layout.TensorLayout`)
+    the layouts the model file declares for frames, recorded as ``input.layout`` and
+    ``output.layout`` (frames of a file that declares none: nnfab's ``NHWC``)."""
     in_lanes = model.input_shape[-1]
     out_lanes = model.output_shape[-1]
     layers, previous = [], INPUT
@@ -115,10 +128,12 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
         "top": verilog_name(model.name),
         "verilog": f"{verilog_name(model.name)}.v",
         "clock": "clk", "reset": "rst (synchronous, active high)",
-        "input": _stream_description([model.input_format] * in_lanes, model.input_shape,
-                                     model.n_inputs // in_lanes, "i"),
-        "output": _stream_description([model.output_format] * out_lanes, model.output_shape,
-                                      model.n_outputs // out_lanes, "o"),
+        "input": {**_stream_description([model.input_format] * in_lanes, model.input_shape,
+                                        model.n_inputs // in_lanes, "i"),
+                  **_frame_layout(input_layout, model.input_shape)},
+        "output": {**_stream_description([model.output_format] * out_lanes,
+                                         model.output_shape, model.n_outputs // out_lanes, "o"),
+                   **_frame_layout(output_layout, model.output_shape)},
         "latency": network.latency,
         "latency_source": ("simulated" if not network.simulation_too_slow else
                            "simulated on Verilator") if network.timing_needs_simulation
@@ -146,14 +161,23 @@ def _fit_lines(fit):
             f"{'raised: ' + changed if changed else 'as the model gives them'}"]
 
 
+def _layout_text(section):
+    layout = section.get("layout")
+    if layout is None or layout["model"] == layout["hardware"]:
+        return ""
+    return f"; {layout['hardware']} here, {layout['model']} in the model file"
+
+
 def _report(manifest):
     lines = [f"# {manifest['name']}", "",
              f"nnfab {manifest['nnfab_version']} · top module `{manifest['top']}` in "
              f"`{manifest['verilog']}`", "",
              f"- input: {manifest['input']['shape']} of `{manifest['input']['format']}`, "
-             f"{manifest['input']['payload_width']}-bit payload",
+             f"{manifest['input']['payload_width']}-bit payload"
+             f"{_layout_text(manifest['input'])}",
              f"- output: {manifest['output']['shape']} of `{manifest['output']['format']}`, "
-             f"{manifest['output']['payload_width']}-bit payload",
+             f"{manifest['output']['payload_width']}-bit payload"
+             f"{_layout_text(manifest['output'])}",
              f"- latency: {manifest['latency']} cycles; initiation interval: "
              f"{manifest['initiation_interval']} cycles per inference",
              f"- multipliers (after pruning, shift-add weights excluded): "
@@ -218,7 +242,7 @@ class BuildResult:
 
 def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, source=None,
                   notes=(), input_cast="nearest", shift_add_fusion=None, lut_adder_width=0,
-                  fit=None):
+                  fit=None, input_layout=None, output_layout=None):
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
@@ -242,6 +266,9 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
         the manifest; so is ``lut_adder_width``.
     fit : dict, optional
         The manifest's ``fit`` section (the device fitted and the estimate).
+    input_layout, output_layout : TensorLayout, optional
+        The layouts the model file declares for frames (see :func:`manifest_of`); ``nnfab
+        verify DIR --inputs`` reads the input's.
 
     Raises
     ------
@@ -258,7 +285,8 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
         text = convert_network(network, name=verilog_name(model.name), say=say)
         manifest = manifest_of(model, network, source=source, notes=notes,
                                input_cast=input_cast, shift_add_fusion=shift_add_fusion,
-                               lut_adder_width=lut_adder_width, fit=fit)
+                               lut_adder_width=lut_adder_width, fit=fit,
+                               input_layout=input_layout, output_layout=output_layout)
         say("writing files")
         (staging / manifest["verilog"]).write_text(text)
         manifest["files"] = file_hashes(staging, [manifest["verilog"], "model.json",

@@ -14,13 +14,19 @@ __all__ = ["LoadedModel", "load_model", "detect_kind", "prepare_model"]
 
 class LoadedModel:
     """A model as the CLI works with it: the quantized IR and, when known, its float origin;
-    ``notes`` are lines for the build report (settings read and found without effect)."""
+    ``notes`` are lines for the build report (settings read and found without effect);
+    ``input_layout`` and ``output_layout`` the layouts the model file declares for a frame
+    input and output (:class:`~nnfab.gen.tensor_layout.TensorLayout`; None: not frames, or
+    nnfab's channels-last layout as Keras, TFLite and native files have it)."""
 
-    def __init__(self, model, float_model=None, source=None, notes=()):
+    def __init__(self, model, float_model=None, source=None, notes=(), input_layout=None,
+                 output_layout=None):
         self.model = model
         self.float_model = float_model
         self.source = source
         self.notes = list(notes)
+        self.input_layout = input_layout
+        self.output_layout = output_layout
 
 
 def detect_kind(path):
@@ -103,8 +109,15 @@ def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_c
         model = quantize_model(loaded, calibration,
                                input_format=input_format or FixedFormat(16, 6),
                                config=ptq_config or PTQConfig(), reuse_factor=reuse_factor)
-        return LoadedModel(model, loaded, source=str(path))
-    return LoadedModel(loaded, None, source=str(path))
+        result = LoadedModel(model, loaded, source=str(path))
+    else:
+        result = LoadedModel(loaded, None, source=str(path))
+    if kind == "onnx":
+        from .importers.onnx import declared_layouts
+
+        result.input_layout, result.output_layout = declared_layouts(
+            path, result.model.input_shape, result.model.output_shape)
+    return result
 
 
 def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipliers=None,

@@ -91,7 +91,13 @@ BUILT_CLASSES = ("Input", "Dense", "Conv2D", "Activation", "Softmax", "Pooling2D
 #: Keras class names and the hls4ml class of their layers.
 _KERAS_CLASSES = {"QDense": "Dense", "QConv2D": "Conv2D", "QActivation": "Activation",
                   "InputLayer": "Input", "MaxPooling2D": "Pooling2D",
-                  "AveragePooling2D": "Pooling2D", "ReLU": "Activation", "Add": "Merge"}
+                  "AveragePooling2D": "Pooling2D", "ReLU": "Activation", "Add": "Merge",
+                  "MaxPooling1D": "Pooling1D", "AveragePooling1D": "Pooling1D"}
+#: ``LayerType`` keys that hls4ml's ``config_from_onnx_model`` writes (its ONNX parser's class
+#: names) though hls4ml's lookups use the layer's class, another name: without effect in
+#: hls4ml, so accepted and listed in the notes.
+_PARSER_CLASSES = ("InputLayer", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
+                   "AveragePooling2D")
 
 #: Where keys that users put at the wrong level belong.
 _PLACES = {**{key: "the top level" for key in ("KerasJson", "KerasH5", "OnnxModel", "IOType",
@@ -204,7 +210,13 @@ class Hls4mlConfig:
                                     LAYER_HLS_ONLY, PRECISION_VARS)
         classes = {name.lower() for name in HLS4ML_CLASSES}
         for name in self._types:
-            if name.lower() not in classes:
+            if name in _PARSER_CLASSES:
+                self.notes.append(f"HLSConfig.LayerType.{name}: as hls4ml's "
+                                  f"config_from_onnx_model writes it, but no hls4ml 1.3 layer "
+                                  f"has this class (hls4ml's class of {name} layers is "
+                                  f"{_KERAS_CLASSES[name]!r}); no effect in hls4ml nor in "
+                                  f"nnfab")
+            elif name.lower() not in classes:
                 hint = f" (hls4ml's class of {name} layers is {_KERAS_CLASSES[name]!r})" \
                     if name in _KERAS_CLASSES else ""
                 raise ConfigError(f"{self.path}: HLSConfig.LayerType {name!r} is not an hls4ml "

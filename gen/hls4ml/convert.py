@@ -263,6 +263,9 @@ class _Builder:
         result = self.config.precision(name, cls, "result")
         result = self._fixed(result, name, "result") if quantizer else \
             self._default_if_auto(result)
+        if self.config.layer_setting(name, cls, "table_size") is not None:
+            self.config.notes.append(f"TableSize of layer {name!r}: {function} reads no table "
+                                     f"in hls4ml nor in nnfab; no effect")
         self._add(ActivationLayer(name, function=function, shape=self.shape, fin=self.fmt,
                                   fout=result))
 

@@ -2,7 +2,9 @@
 and ``GemmToMatMul`` (what hls4ml's ONNX flow expects): nodes named ``OPTYPE_i`` in graph
 order (qonnx ``GiveUniqueNodeNames``), the input ``global_in``, every ``Gemm`` a ``MatMul``
 plus an ``Add`` of its bias, each ``MatMul`` a Dense ``Dense_MatMul_i`` and each ``Add`` of a
-constant an ApplyAlpha ``bn_Add_i``.
+constant an ApplyAlpha ``bn_Add_i``; each ``Conv`` (of a Keras export's frames, whose
+transposes the clean-up removes) a Conv2D ``Conv2D_Conv_i`` with its bias, and a ``Flatten``
+of frames the Reshape ``Flatten_i``.
 
 hls4ml then merges an ApplyAlpha into the Dense right before it when that Dense's ``result``
 type is ``auto`` (``FuseBatchNormalization``, ``bn_fuse.py``, which runs before
@@ -14,7 +16,7 @@ import numpy as np
 
 from nnfab.errors import UnsupportedLayerError
 
-from ..importers.onnx import OnnxChain, dense_weights, read_onnx
+from ..importers.onnx import TO_NCHW, TO_NHWC, OnnxChain, dense_weights, float_conv, read_onnx
 
 __all__ = ["build_onnx", "onnx_layer_names"]
 
@@ -31,18 +33,41 @@ class _Names:
         return f"{op}_{index}"
 
 
-def _steps(chain, n_in):
+def _steps(chain):
     """The model as hls4ml's ONNX parser sees it: ``(kind, node name, data)`` with kind
     ``matmul`` (data: weights), ``add`` (data: bias or None for an Add of two tensors),
-    ``relu``, ``softmax``, ``skip`` (a no-op node) or ``other`` (data: the operator)."""
+    ``conv`` (data: a :class:`~nnfab.ir.FloatConv2D`), ``flatten`` (of frames), ``relu``,
+    ``softmax`` or ``skip`` (a no-op node; data: the operator).
+
+    Frames (a Keras export's NHWC input, transposed to NCHW around each ``Conv``) are followed
+    through the ``Transpose`` nodes that qonnx's ``ConvertToChannelsLastAndClean`` removes;
+    a ``Flatten`` must read them channels-last, as hls4ml's channels-last graph flattens."""
     unique = _Names()
     steps = []
+    shape, layout = chain.input_shape, chain.input_layout
     for node, name, attrs, consts in chain.nodes:
         op = node.op_type
-        if op in ("Gemm", "MatMul"):
-            w, b = dense_weights(node, name, attrs, consts, n_in)
+        if op == "Transpose" and len(shape) == 3:
+            perm = list(attrs.get("perm", []))
+            if (layout, perm) not in (("nhwc", TO_NCHW), ("nchw", TO_NHWC)):
+                raise UnsupportedLayerError(f"Node {name!r}: Transpose {perm} of a {layout} "
+                                            f"tensor is not supported in hls4ml mode; only "
+                                            f"between NHWC and NCHW")
+            layout = "nchw" if perm == TO_NCHW else "nhwc"
+        elif op == "Conv":
+            if layout != "nchw":
+                raise UnsupportedLayerError(f"Node {name!r}: Conv of a tensor in {layout} "
+                                            f"layout; ONNX's Conv takes NCHW")
+            conv = float_conv(name, attrs, consts, shape)
+            steps.append(("conv", unique("Conv"), conv))
+            shape = tuple(conv.output_shape(shape))
+        elif op in ("Gemm", "MatMul"):
+            if len(shape) != 1:
+                raise UnsupportedLayerError(f"Node {name!r}: {op} on shape {shape} is not "
+                                            f"supported in hls4ml mode; flatten first")
+            w, b = dense_weights(node, name, attrs, consts, shape[0])
             steps.append(("matmul", unique("MatMul"), w))
-            n_in = w.shape[0]
+            shape = (w.shape[0],)
             if b is not None:
                 steps.append(("add", unique("Add"), b))
         elif op == "Add":
@@ -51,10 +76,21 @@ def _steps(chain, n_in):
                           None if bias is None else bias.reshape(-1)))
         elif op in ("Relu", "Softmax"):
             steps.append((op.lower(), unique(op), None))
+        elif op in ("Flatten", "Reshape") and len(shape) == 3:
+            if layout == "nchw":
+                raise UnsupportedLayerError(f"Node {name!r}: {op} of an NCHW tensor is not "
+                                            f"supported in hls4ml mode (hls4ml's channels-last "
+                                            f"graph would need a Transpose layer); only of "
+                                            f"NHWC frames")
+            steps.append(("flatten", unique("Flatten"), None))
+            shape, layout = (int(np.prod(shape)),), None
         elif op in ("Identity", "Dropout", "Flatten", "Reshape"):
             steps.append(("skip", name, op))
         else:
-            steps.append(("other", name, op))
+            raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not "
+                                        f"supported in hls4ml mode (Gemm, MatMul, Add, Conv, "
+                                        f"Relu, Softmax, Flatten, Transpose between NHWC and "
+                                        f"NCHW)")
     return steps
 
 
@@ -65,24 +101,23 @@ def onnx_layer_names(config):
     may use."""
     chain = OnnxChain(read_onnx(config.model_path))
     names = ["global_in"]
-    for kind, name, _ in _steps(chain, chain.input_shape[-1]):
+    for kind, name, data in _steps(chain):
         if kind == "matmul":
             names += [name, f"{name}_param0", f"Dense_{name}"]
         elif kind == "add":
             names += [name, f"{name}_param0", f"bn_{name}"]
-        elif kind in ("relu", "softmax"):
+        elif kind == "conv":
+            names += [name, f"{name}_param0", f"Conv2D_{name}"]
+            names += [f"{name}_param1"] if data.biases is not None else []
+        elif kind in ("relu", "softmax", "flatten"):
             names.append(name)
     return names
 
 
 def build_onnx(config, builder_class):
     chain = OnnxChain(read_onnx(config.model_path))
-    if len(chain.input_shape) != 1:
-        raise UnsupportedLayerError(f"Model {str(config.model_path)!r}: hls4ml mode imports "
-                                    f"ONNX models on vectors only, not input shape "
-                                    f"{chain.input_shape}")
     builder = builder_class(config, "global_in", chain.input_shape)
-    steps = _steps(chain, chain.input_shape[0])
+    steps = _steps(chain)
     pending = None  # a Dense not built yet: the next Add may merge into it
 
     def flush():
@@ -113,6 +148,15 @@ def build_onnx(config, builder_class):
             builder.apply_alpha(bn, np.broadcast_to(data, builder.shape))
         elif kind == "skip" and data == "Identity":
             continue
+        elif kind == "conv":
+            flush()
+            conv = f"Conv2D_{name}"
+            config.derive(conv, name, "Conv")
+            builder.conv2d(conv, "Conv2D", data.weights, data.biases, data.strides,
+                           data.padding)
+        elif kind == "flatten":
+            flush()
+            builder.flatten(name)
         else:
             flush()
             if kind == "relu":
@@ -122,8 +166,7 @@ def build_onnx(config, builder_class):
             elif kind == "skip" and (data in ("Dropout",) or len(builder.shape) == 1):
                 continue
             else:
-                raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {data!r} is not "
-                                            f"supported in hls4ml mode (Gemm, MatMul, Add, "
-                                            f"Relu, Softmax)")
+                raise UnsupportedLayerError(f"Node {name!r}: {data} of shape "
+                                            f"{builder.shape} is not supported in hls4ml mode")
     flush()
     return builder.model(config.model_path.stem)

@@ -33,17 +33,21 @@ from ..float_model import (FloatActivation, FloatAdd, FloatBatchNorm, FloatConca
                            FloatSoftmax, FloatUpsample)
 from .onnx_recurrent import RECURRENT_OPS, recurrent_layer
 
-__all__ = ["read_onnx", "OnnxChain", "dense_weights", "is_vector_reshape", "load_onnx",
-           "check_channel_axis", "nearest_resize", "window", "QONNX_OPS"]
+__all__ = ["read_onnx", "OnnxChain", "declared_layouts", "dense_weights", "is_vector_reshape",
+           "load_onnx", "check_channel_axis", "nearest_resize", "window", "float_conv",
+           "QONNX_OPS", "CHANNELS_LAST_DOMAIN", "TO_NCHW", "TO_NHWC"]
 
 QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
+#: The node domain of qonnx's channels-last operators (``ConvertToChannelsLastAndClean``).
+CHANNELS_LAST_DOMAIN = "qonnx.custom_op.channels_last"
 _PASS_THROUGH = ("Identity", "Dropout")
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu",
                 "Selu": "selu"}
 #: Attributes of the activations that nnfab builds with their default values only.
 _DEFAULT_ATTRS = {"Elu": {"alpha": 1.0}, "Selu": {"alpha": SELU_ALPHA, "gamma": SELU_SCALE}}
-_TO_NCHW = [0, 3, 1, 2]
-_TO_NHWC = [0, 2, 3, 1]
+#: ``Transpose`` permutations of a batch of frames between the layouts.
+TO_NCHW = [0, 3, 1, 2]
+TO_NHWC = [0, 2, 3, 1]
 _POOLS = {"MaxPool": "max", "AveragePool": "average"}
 
 
@@ -118,9 +122,7 @@ class OnnxChain:
         #: "nhwc" or "nchw" for a 4-D input (see the module docstring), else None.
         self.input_layout = None
         if len(self.input_shape) == 3:
-            first = next((n for n in graph.node if self.input_name in n.input), None)
-            if first is not None and first.op_type == "Transpose" and \
-                    list(_attrs(first).get("perm", [])) == _TO_NCHW:
+            if _starts_with_nhwc_transpose(graph, self.input_name):
                 self.input_layout = "nhwc"
             else:
                 self.input_layout = "nchw"
@@ -149,6 +151,55 @@ class OnnxChain:
             consts = {k: self.consts[i] for k, i in enumerate(node.input) if i in self.consts}
             self.nodes.append((node, name, attrs, consts))
             current = node.output[0]
+
+
+def _starts_with_nhwc_transpose(graph, input_name):
+    """Whether the graph's first reader of ``input_name`` is ``Transpose(perm=[0, 3, 1, 2])``
+    (an NHWC input, as Keras exports have)."""
+    first = next((n for n in graph.node if input_name in n.input), None)
+    return first is not None and first.op_type == "Transpose" and \
+        list(_attrs(first).get("perm", [])) == TO_NCHW
+
+
+def declared_layouts(path, input_shape, output_shape):
+    """The layouts the ONNX file ``path`` declares for its frame input and output, beside the
+    imported model's channels-last ``input_shape`` and ``output_shape``: a pair of
+    :class:`~nnfab.gen.tensor_layout.TensorLayout` or None (not a 4-D tensor of those frames).
+
+    A 4-D tensor whose shape (without the batch) is the frame's ``(H, W, C)`` is ``NHWC``; one
+    whose shape is ``(C, H, W)`` is ``NCHW``. When both fit (``C == H == W``), the input is
+    ``NHWC`` if the graph transposes it to NCHW first (Keras exports) or the graph is qonnx's
+    channels-last form, else ``NCHW`` (as :class:`OnnxChain` reads it); the output takes the
+    input's layout.
+    """
+    from ..tensor_layout import TensorLayout
+
+    graph = read_onnx(path).graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+
+    def dims(value_info):
+        return tuple(int(d.dim_value) for d in value_info.type.tensor_type.shape.dim[1:])
+
+    def layout(declared, frame, ambiguous_nhwc):
+        frame = tuple(frame)
+        if len(frame) != 3 or len(declared) != 3:
+            return None
+        nchw = declared == (frame[2], frame[0], frame[1])
+        if declared == frame and (not nchw or ambiguous_nhwc):
+            return TensorLayout("NHWC")
+        return TensorLayout("NCHW") if nchw else None
+
+    in_layout = None
+    if len(inputs) == 1:
+        nhwc = _starts_with_nhwc_transpose(graph, inputs[0].name) or \
+            any(node.domain == CHANNELS_LAST_DOMAIN for node in graph.node)
+        in_layout = layout(dims(inputs[0]), input_shape, nhwc)
+    out_layout = None
+    if len(graph.output) == 1:
+        out_layout = layout(dims(graph.output[0]), output_shape,
+                            in_layout is None or not in_layout.transposes)
+    return in_layout, out_layout
 
 
 def dense_weights(node, name, attrs, consts, n_in):
@@ -230,7 +281,9 @@ def window(name, attrs, shape, key="kernel_shape"):
     return kernel, strides, _window_padding(name, attrs, shape, kernel, strides)
 
 
-def _conv(name, attrs, consts, shape):
+def float_conv(name, attrs, consts, shape):
+    """The :class:`FloatConv2D` (channels-last weights) of the ONNX ``Conv`` node ``name`` on
+    frames of ``shape`` ``(H, W, C)``."""
     if attrs.get("group", 1) != 1:
         raise UnsupportedLayerError(f"Node {name!r}: Conv with group={attrs['group']} is not "
                                     f"supported; only 1")
@@ -368,16 +421,16 @@ def load_onnx(path):
                                         f"tensors is not supported")
         if op == "Transpose" and len(shape) == 3:
             perm = list(attrs.get("perm", []))
-            if (layout, perm) not in (("nhwc", _TO_NCHW), ("nchw", _TO_NHWC)):
+            if (layout, perm) not in (("nhwc", TO_NCHW), ("nchw", TO_NHWC)):
                 raise UnsupportedLayerError(f"Node {name!r}: Transpose {perm} of a {layout} "
                                             f"tensor is not supported; only between NHWC and "
                                             f"NCHW")
-            out = dataclasses.replace(tensor, layout="nchw" if perm == _TO_NCHW else "nhwc")
+            out = dataclasses.replace(tensor, layout="nchw" if perm == TO_NCHW else "nhwc")
         elif op in ("Conv", *_POOLS):
             if layout != "nchw":
                 raise UnsupportedLayerError(f"Node {name!r}: {op} of a tensor in {layout} "
                                             f"layout; ONNX's {op} takes NCHW")
-            out = emit(_conv(name, attrs, consts, shape) if op == "Conv" else
+            out = emit(float_conv(name, attrs, consts, shape) if op == "Conv" else
                        _pool(name, op, attrs, shape), sources)
         elif len(shape) == 3 and _is_flatten(node, attrs, consts):
             out = emit(FloatFlatten(name), sources, layout=None,

@@ -32,8 +32,8 @@ from nnfab.ir import ConcatenateLayer, UpsampleLayer
 from ._common import (DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT, conv_layer, dense_layer, exact,
                       relu_format)
 from .qonnx_thresholds import import_qonnx_thresholds, needs_thresholds
-from .onnx import (OnnxChain, check_channel_axis, dense_weights, is_vector_reshape,
-                   nearest_resize, read_onnx, window)
+from .onnx import (CHANNELS_LAST_DOMAIN, OnnxChain, check_channel_axis, dense_weights,
+                   is_vector_reshape, nearest_resize, read_onnx, window)
 
 __all__ = ["load_qonnx", "quant_format"]
 
@@ -132,7 +132,7 @@ def _constant_quant(node, name, attrs, consts):
                                 f"folds the rest)")
 
 
-_CHANNELS_LAST = "qonnx.custom_op.channels_last"
+_CHANNELS_LAST = CHANNELS_LAST_DOMAIN
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,15 @@ class FakeBoard:
         start = data.index(REQUEST_START)
         payload = data[start + 1:]
         fmt = self.model.input_format
-        word = int.from_bytes(payload, "little")
-        codes = [fmt.bits_to_code((word >> (k * fmt.width)) & ((1 << fmt.width) - 1))
-                 for k in range(self.model.n_inputs)]
-        out = run_network(self.model, np.array([codes])).reshape(-1)
+        lanes = self.model.input_shape[-1]  # one transfer of whole bytes per pixel
+        n_bytes = -(-fmt.width * lanes // 8)
+        codes = []
+        for t in range(self.model.n_inputs // lanes):
+            word = int.from_bytes(payload[t * n_bytes:(t + 1) * n_bytes], "little")
+            codes += [fmt.bits_to_code((word >> (k * fmt.width)) & ((1 << fmt.width) - 1))
+                      for k in range(lanes)]
+        out = run_network(self.model, np.array(codes).reshape(1, *self.model.input_shape))
+        out = out.reshape(-1)
         ofmt = self.model.output_format
         word = 0
         for k, code in enumerate(out):
@@ -109,3 +114,27 @@ def test_boards_command_lists_targets():
     assert result.exit_code == 0
     assert "icebreaker" in result.output and "iCE40UP5K" in result.output
     assert "ulx3s-85f" in result.output and "LFE5U-85F" in result.output
+
+
+def test_run_command_takes_inputs_in_the_model_files_layout(tmp_path, monkeypatch):
+    """A build of a model whose file declares NCHW frames: ``nnfab run --inputs`` takes them
+    NCHW and sends them channels-last."""
+    from nnfab.gen.examples import EXAMPLES
+    from nnfab.gen.native import load_native
+    from nnfab.gen.tensor_layout import TensorLayout
+
+    model = load_native(EXAMPLES["digits-cnn"].path)  # frames (8, 8, 1)
+    manifest = manifest_of(model, Network(model), input_layout=TensorLayout("NCHW"))
+    manifest["host_link"] = {"baud": 115200}
+    assert manifest["input"]["layout"] == {"model": "NCHW", "hardware": "NHWC"}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    x = np.random.default_rng(2).integers(0, 17, (3, 1, 8, 8))  # (n, C, H, W)
+    np.save(tmp_path / "x.npy", x)
+    monkeypatch.setattr(BoardClient, "open", classmethod(
+        lambda cls, build_dir, port, baud=None: cls(FakeBoard(model), manifest)))
+    result = CliRunner().invoke(run_command, [str(tmp_path), "--port", "/dev/fake", "--inputs",
+                                              str(tmp_path / "x.npy"), "--output",
+                                              str(tmp_path / "y.npy")])
+    assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "y.npy").tolist() == \
+        run_network(model, np.transpose(x, (0, 2, 3, 1))).tolist()

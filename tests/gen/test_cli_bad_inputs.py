@@ -161,7 +161,8 @@ CASES = [
      "Inputs file 'x.npy' holds no vectors (shape ())"),
     ("inputs wrong shape", npy("x.npy", np.zeros((5, 63))),
      ["verify", "--example", "digits-mlp", "--inputs", "x.npy"], 1,
-     "Inputs of shape (5, 63) do not fit model input shape (64,)"),
+     "Inputs file 'x.npy' of shape (5, 63) does not fit the model's input shape; expected "
+     "(n, 64)"),
     ("inputs strings", npy("x.npy", np.array([["a"] * 64])),
      ["verify", "--example", "digits-mlp", "--inputs", "x.npy"], 1,
      "Inputs file 'x.npy' holds <U1 values; expected real numbers"),

@@ -76,8 +76,8 @@ def test_inputs_of_the_wrong_shape(tmp_path):
     np.save(path, np.zeros((5, 63)))
     result = run("verify", "--example", "digits-mlp", "--inputs", path)
     assert result.exit_code == 1
-    assert result.output == ("Error: Inputs of shape (5, 63) do not fit model input shape "
-                             "(64,); expected (n, 64)\n")
+    assert result.output == (f"Error: Inputs file {str(path)!r} of shape (5, 63) does not fit "
+                             f"the model's input shape; expected (n, 64)\n")
 
 
 def test_transfer_packing_round_trip():

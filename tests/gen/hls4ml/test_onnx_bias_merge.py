@@ -9,7 +9,7 @@ import yaml
 from nnfab.fixed import FixedFormat
 from nnfab.gen.hls4ml import load_hls4ml
 
-from .conftest import HLS4ML_MODELS
+from .conftest import HLS4ML_MODELS, onnx_config
 from .test_against_hls4ml import compare_layers, edge_case_inputs
 
 F = FixedFormat.parse
@@ -111,15 +111,9 @@ def test_auto_result_merge_equals_hls4ml(case, tmp_path):
 
 
 def _generated_config(tmp_path):
-    """hls4ml's own name-granularity config of the jet tagger (``onnx_name_granularity.yml``:
-    every MatMul, Add, Relu and Softmax ``auto``), the model path made absolute."""
-    from pathlib import Path
-
-    raw = yaml.safe_load((Path(__file__).parent / "onnx_name_granularity.yml").read_text())
-    raw["OnnxModel"] = str(HLS4ML_MODELS / raw["OnnxModel"])
-    path = tmp_path / "onnx_name_granularity.yml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    """hls4ml's own name-granularity config of the jet tagger (every MatMul, Add, Relu and
+    Softmax ``auto``; ``onnx_configs/three_layer_keras-name.yml``)."""
+    return onnx_config(tmp_path, "three_layer_keras-name")
 
 
 def test_hls4ml_generated_config_merges_every_bias(tmp_path):
@@ -133,10 +127,3 @@ def test_hls4ml_generated_config_merges_every_bias(tmp_path):
     assert "HLSConfig.LayerName.Softmax_0.Precision.exp_table: has no effect in hls4ml 1.3 (no " \
            "lookup asks for it) nor in nnfab; the table types are the layer setting " \
            "exp_table_t" in config.notes
-
-
-@pytest.mark.slow
-def test_hls4ml_generated_config_equals_hls4ml(tmp_path):
-    path = _generated_config(tmp_path)
-    _, model = load_hls4ml(path)
-    compare_layers(model, edge_case_inputs(model), tmp_path, path)
