@@ -96,7 +96,8 @@ def _accuracy(outputs, labels):
 
 def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warmup=64,
            multiplier_threshold=3, progress=None, cache_dir=None, input_cast="nearest",
-           verilog=None, timing=None, p_idle=None, use_cache=True, debug=True, jobs=1):
+           verilog=None, timing=None, p_idle=None, use_cache=True, debug=True, jobs=1,
+           optimize=None):
     """Stream ``x`` through the RTL of ``model`` on Verilator and compare every output code
     with the golden model.
 
@@ -142,6 +143,11 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
         simulated by a process of its own (the same compiled model; shard ``k`` with its own
         warm-up and stall seed ``seed + k``), and the results merged in order. Latency and
         initiation interval are those measured by the first shard.
+    optimize : bool, optional
+        Compile the simulator's per-cycle code at ``-O1`` (True: simulates about ten times
+        faster) or ``-O0`` (False: builds about three times faster). By default (None) ``-O1``
+        when the longest shard is expected to last at least 30,000 cycles per MB of Verilog
+        (:func:`nnfab.sim.harness.worth_optimizing`). Both builds are cached apart.
     debug : bool
         On a mismatch, run the first mismatching vector again alone with FST tracing and
         find the first layer whose output differs (:func:`nnfab.gen.verify_debug.debug_mismatch`;
@@ -193,7 +199,7 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
                        float_model=float_model, seed=seed, p_stall=p_stall, p_idle=p_idle,
                        warmup=warmup, multiplier_threshold=multiplier_threshold,
                        cache_dir=cache_dir, verilog=verilog, timing=timing,
-                       use_cache=use_cache, debug=debug, jobs=jobs)
+                       use_cache=use_cache, debug=debug, jobs=jobs, optimize=optimize)
 
 
 def _convert(model, multiplier_threshold, say, cache_dir):
@@ -209,7 +215,7 @@ def _convert(model, multiplier_threshold, say, cache_dir):
 
 def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed, p_stall,
             p_idle, warmup, multiplier_threshold, cache_dir, verilog, timing, use_cache, debug,
-            jobs):
+            jobs, optimize):
     started = time.perf_counter()
     verilog_cached = verilog is not None
     if verilog is None:
@@ -230,7 +236,8 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
     cycles_per_vector = max(model.n_inputs // model.input_shape[-1], timing[1] or 1)
     cycles = ((min(warmup, len(x)) + max(len(part) for part in shards)) * cycles_per_vector
               / ((1 - p_idle_run) * (1 - p_stall)))
-    optimize = worth_optimizing(verilog, cycles)
+    if optimize is None:
+        optimize = worth_optimizing(verilog, cycles)
 
     def run_shard(k):
         first_vector, end_vector = int(shards[k][0]), int(shards[k][-1]) + 1

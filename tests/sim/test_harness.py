@@ -17,7 +17,7 @@ from nnfab.gen.assemble import Network
 from nnfab.gen.native import load_native
 from nnfab.gen.verify import pack_transfers, unpack_transfers, verify
 from nnfab.sim.golden.network import run_network
-from nnfab.sim.harness import HARNESS_MODULE, harness_verilog, run_harness
+from nnfab.sim.harness import HARNESS_MODULE, harness_verilog, run_harness, worth_optimizing
 
 from ..gen.conftest import tiny_mlp
 
@@ -118,6 +118,44 @@ def test_verify_runs_the_harness(tmp_path, cache, monkeypatch):
     assert result.cocotb_tests == (1, 1, 0)
     assert result.measured_latency == result.latency
     assert result.measured_initiation_interval == 1
+
+
+def test_worth_optimizing_scales_with_the_design():
+    megabyte = "x" * 1_000_000
+    assert not worth_optimizing(megabyte, 29_999)
+    assert worth_optimizing(megabyte, 30_000)
+    assert worth_optimizing(megabyte[:100_000], 3_000)
+    assert not worth_optimizing(megabyte * 2, 59_999)
+
+
+@pytest.mark.slow
+def test_verify_shards_share_one_build_at_one_level(tmp_path, cache, monkeypatch):
+    """Uneven shards (3, 2, 2 vectors) are one decision: every shard runs the same build.
+    Asked for -O1, the build's make log shows the per-cycle code at -O1; by default a run
+    this short is built at -O0."""
+    import nnfab.gen.verify as verify_module
+
+    runs = []
+
+    def spy(*args, **kwargs):
+        runs.append((kwargs["optimize"], run_harness(*args, **kwargs)))
+        return runs[-1][1]
+
+    monkeypatch.setattr(verify_module, "run_harness", spy)
+    model, _ = _tiny_model(tmp_path, name="tiny_levels")
+    x = np.random.default_rng(SEED).normal(0, 2, (7, 4))
+    for optimize, level in ((None, "-O0"), (True, "-O1")):
+        runs.clear()
+        result = verify(model, x, seed=SEED, cache_dir=cache, jobs=3, optimize=optimize)
+        assert result.passed and result.n_mismatches == 0
+        assert [chosen for chosen, _ in runs] == [level == "-O1"] * 3
+        assert sum(run.results.built for _, run in runs) == 1
+        logs = [path.read_text() for path in cache.glob("tiny_levels-*/build.log")]
+        # The design's per-cycle code: Vtop__ALL.cpp for a design this small (larger ones
+        # are split into files compiled with the fast precompiled header).
+        design_code = re.compile(
+            rf"^c\+\+ {level} .*(Vtop__ALL\.cpp|-include Vtop__pch\.h\.fast)", re.M)
+        assert any(design_code.search(log) for log in logs), logs
 
 
 @pytest.mark.slow
