@@ -55,12 +55,13 @@ HARNESS_MODULE = "nnfab_harness"
 # gets -O1 for long runs only; code run once (OPT_SLOW: constructors, initial blocks) keeps -O0.
 _MAKE_ARGS_FAST_BUILD = ("OPT_GLOBAL=-O2",)
 _MAKE_ARGS_FAST_RUN = ("OPT_GLOBAL=-O2", "OPT_FAST=-O1")
-# -O1 against -O0 for the per-cycle code, measured on one idle core (bench/verilator_opt.py
-# repeats it): the ONNX PyTorch jet tagger at reuse factor 2 (1.3 MB of Verilog) built in 34 s
-# against 26 s, and the QONNX TFC (3.3 MB) in 50 s against 21 s, i.e. about 9 s per MB of
-# Verilog; -O0 then simulated 0.22 ms per cycle slower on both (100,000 vectors: 60.6 against
-# 5.8 s, and 32.2 against 4.6 s). -O1 pays off beyond about 40,000 cycles per MB of Verilog;
-# below this many cycles per MB the build is -O0.
+# -O1 against -O0 for the per-cycle code (bench/verilator_opt.py: 100,000 random vectors
+# under the default stalls, make -j2 on an otherwise idle 2-core machine): the ONNX PyTorch jet
+# tagger (1.3 MB of Verilog) built in 13.2 s against 8.7 s and simulated its 800,065 cycles
+# in 5.3 s against 47.6 s; the QONNX TFC (3.3 MB) built in 27.4 s against 17.2 s and simulated
+# 115,090 cycles in 4.2 s against 28.4 s. -O1 paid off from 66,000 and 15,000 cycles per MB.
+# With both cores busy (as CI's two test workers keep them) a build costs its CPU time, of
+# which -O0 saves more (the TFC's per-cycle code: 11 s against 36 s on one core).
 _O1_FROM_CYCLES_PER_MB = 30_000
 _PROB_ONE = 1 << 16  # probabilities are passed to the harness in units of 2**-16
 _MAX_BURST = (1 << 32) - 1
