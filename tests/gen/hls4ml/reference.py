@@ -5,7 +5,9 @@ Recipes (hls4ml 1.3): Keras ``KerasJson``/``KerasH5`` configs go through
 ``hls4ml.converters.keras_v2_to_hls`` (``convert_from_config`` does not route them); ONNX
 models first through qonnx's clean-up, ``ConvertToChannelsLastAndClean`` and ``GemmToMatMul``,
 as hls4ml's ONNX flow expects. Every layer is traced (``Trace: true`` on the original names,
-which hls4ml's rewrites copy to the layers they create)."""
+which hls4ml's rewrites copy to the layers they create). The C simulation library is compiled
+at ``-O1`` instead of hls4ml's ``-O3`` (``build_lib.sh``): the same exact ``ap_fixed``
+arithmetic, and the 16-bit jet tagger compiled in 6.6 s instead of 10.0 s."""
 
 import copy
 from pathlib import Path
@@ -62,9 +64,26 @@ def hls4ml_model(path, out_dir, *, compile=True):
                  hls4ml.converters.keras_v2_to_hls(copy.deepcopy(config)).get_layers()]
         _trace_everything(config, names)
         model = hls4ml.converters.keras_v2_to_hls(config)
+    _compile_at_o1(model)
     if compile:
         model.compile()
     return model
+
+
+def _compile_at_o1(model):
+    """Make every later ``compile()`` (also the one ``trace()`` runs) build at ``-O1``: hls4ml
+    writes the project, then the optimization flag of its ``build_lib.sh`` is lowered."""
+    write = model.write
+
+    def write_at_o1():
+        write()
+        script = Path(model.config.get_output_dir()) / "build_lib.sh"
+        text = script.read_text()
+        if 'CFLAGS="-O3 ' not in text:
+            raise RuntimeError(f"{script} no longer sets CFLAGS=\"-O3 ...\"; update the tests")
+        script.write_text(text.replace('CFLAGS="-O3 ', 'CFLAGS="-O1 '))
+
+    model.write = write_at_o1
 
 
 def hls4ml_trace(path, x, out_dir):
