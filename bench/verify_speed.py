@@ -16,6 +16,10 @@ tagger ``KERAS_3layer.json`` (PTQ as the CLI does it) on ``--vectors`` seeded ra
 on request (``--cases mnist-cnn``) the QKeras MNIST CNN (``qkeras_mnist_cnn.json``, 28x28, at
 the CLI's defaults) on ``--images`` seeded random images.
 
+The harness build is ``-O1`` (``--optimize run``) unless asked otherwise: the targets are
+about simulation speed. ``nnfab verify`` builds short runs at ``-O0`` by default, faster to
+build and slower to simulate (``bench/verilator_opt.py``).
+
 Targets (issue 16): 10,000 jet-tagger vectors simulate in at most 2 s; at least 20 times the
 cycles per second of the Python drivers on the 8x8 digits CNN and on the MNIST CNN.
 
@@ -157,7 +161,8 @@ def _python_drivers(design, toplevel, words_in, n_out, n, p_stall, seed, cache_d
         return before
 
 
-def bench(name, n_vectors, p_stall, seed, cache_dir, earlier=None, n_images=40):
+def bench(name, n_vectors, p_stall, seed, cache_dir, earlier=None, n_images=40,
+          optimize=True):
     model, codes = _case(name, n_vectors, n_images)
     n = len(codes)
     golden = np.asarray(run_network(model, codes), dtype=np.int64).reshape(-1, *model.output_shape)
@@ -197,7 +202,7 @@ def bench(name, n_vectors, p_stall, seed, cache_dir, earlier=None, n_images=40):
                            warmup_in=n_warm * per_vector, warmup_out=n_warm * (n_out // n),
                            seed=seed, p_idle=p_stall, p_stall=p_stall,
                            burst=2 * network.latency + 2, cache_dir=cache_dir,
-                           in_width=widths["i"], out_width=widths["o"])
+                           in_width=widths["i"], out_width=widths["o"], optimize=optimize)
 
     run, cpu, build, results, wall = _timed(harness)
     after = _figures(results, cpu)
@@ -217,6 +222,7 @@ def bench(name, n_vectors, p_stall, seed, cache_dir, earlier=None, n_images=40):
             kind: after[f"cycles_per_second_{kind}"] >= 20 * before[f"cycles_per_second_{kind}"]
             for kind in ("test", "cpu")}
     report["harness"] = after
+    report["optimize"] = {True: "run (-O1)", False: "build (-O0)", None: "auto"}[optimize]
     report["speedup_cycles_per_second_cpu"] = round(
         after["cycles_per_second_cpu"] / before["cycles_per_second_cpu"], 1)
     report["speedup_cycles_per_second_test"] = round(
@@ -268,6 +274,9 @@ def main(argv=None):
     parser.add_argument("--stall", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--optimize", choices=["auto", "build", "run"], default="run",
+                        help="the harness build's level, as nnfab verify --optimize; 'run' "
+                             "(-O1, the simulation speed the targets are about) by default")
     parser.add_argument("--python-drivers-from", type=Path, default=None,
                         help="reuse the Python-driver figures of an earlier run's output "
                              "(they take minutes)")
@@ -279,7 +288,8 @@ def main(argv=None):
         if name == "none":
             continue
         reports.append(bench(name, args.vectors, args.stall, args.seed, args.cache_dir,
-                             earlier.get(name), args.images))
+                             earlier.get(name), args.images,
+                             {"auto": None, "build": False, "run": True}[args.optimize]))
         print(json.dumps(reports[-1]), flush=True)
     if args.reverify:
         reports.append(cached_reverify(args.vectors, args.cache_dir))
