@@ -33,9 +33,10 @@ def random_problem(rng, loss, kind, *, sizes, n, batch_size, reuse_factor=None):
 @pytest.mark.parametrize("loss,kind,sizes,reuse_factor,lanes", [
     ("softmax_cross_entropy", "adam", (4, 3, 2), None, (1, 1)),
     ("mse", "momentum", (3, 4, 2, 2), None, (1, 1, 1)),
-    # Lanes dividing neither layer's row (6 and 5 columns: the last group padded).
+    # Layer 2: 5 columns over 2 lanes (the last group padded).
     ("softmax_cross_entropy", "adam", (5, 4, 3), 12, (2, 2)),
     ("softmax_cross_entropy", "adam", (5, 4, 3), 4, (6, 5)),  # one cycle per row
+    # Layers 2 and 3: 5 columns over 3 lanes, 3 over 2.
     ("mse", "momentum", (3, 4, 2, 2), 5, (4, 3, 2)),
 ])
 def test_trainable_mlp_matches_golden(loss, kind, sizes, reuse_factor, lanes):
