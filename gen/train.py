@@ -89,7 +89,8 @@ def _optimizer(kind, lr_shift, wf, gf, *, state_format=None, square_format=None)
                 lr_shift=lr_shift)
 
 
-def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0, layers=None):
+def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0, layers=None,
+                 reuse_factor=None):
     """The data set ``dataset`` (one of :data:`DATASETS`) and a layer to train on it.
 
     ``regression``: 100 samples of ``y = 3x + 2 + N(0, 0.1)``, ``x ~ U(-1, 1)`` (seeded), MSE,
@@ -97,7 +98,9 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0, layers=N
     with the training split's statistics, stratified 80/20 split (``random_state=seed``),
     softmax cross-entropy. ``layers`` (sizes ``n_0, ..., n_L``): a
     :class:`~nnfab.training_mlp.TrainableMLPSpec` of :func:`nnfab.gen.train_mlp.mlp_problem`
-    instead of the single layer. Single-layer formats: inputs ``fixed<12,4,RND,SAT>``
+    instead of the single layer, with the reuse factor ``reuse_factor`` of its products
+    (:class:`~nnfab.training_mlp.TrainableMLPSpec`; None: one multiply-accumulate per cycle).
+    Single-layer formats: inputs ``fixed<12,4,RND,SAT>``
     (``fixed<12,3>`` for the regression), weights ``fixed<16,4>``, gradients
     ``fixed<16,4>``; learning rates ``2**-3`` (SGD, Adagrad on the regression), ``2**-5``
     (Adam), ``2**-6`` on the classification sets.
@@ -105,8 +108,8 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0, layers=N
     Raises
     ------
     ValueError
-        If ``dataset`` or ``optimizer`` is unknown, or as :func:`~nnfab.gen.train_mlp.
-        mlp_problem`.
+        If ``dataset`` or ``optimizer`` is unknown, if ``reuse_factor`` is given without
+        ``layers``, or as :func:`~nnfab.gen.train_mlp.mlp_problem`.
     """
     if dataset not in DATASETS:
         raise ValueError(f"Data set must be one of {', '.join(map(repr, DATASETS))}, "
@@ -114,6 +117,9 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0, layers=N
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"Optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}, "
                          f"not {optimizer!r}")
+    if reuse_factor is not None and layers is None:
+        raise ValueError(f"A reuse factor ({reuse_factor!r}) needs layers (a multi-layer "
+                         f"perceptron); the single layer does one multiply-accumulate per cycle")
     from nnfab.casts import quantize
 
     rng = np.random.default_rng(seed)
@@ -121,7 +127,7 @@ def make_problem(dataset, *, optimizer="adam", batch_size=None, seed=0, layers=N
     if layers is not None:
         from .train_mlp import mlp_problem
         return mlp_problem(dataset, layers, optimizer=optimizer, batch_size=batch_size,
-                           rng=rng, data=(x, y, x_test, y_test))
+                           rng=rng, data=(x, y, x_test, y_test), reuse_factor=reuse_factor)
     wf, gf = FixedFormat(16, 4), FixedFormat(16, 4)
     if dataset == "regression":
         xf = FixedFormat(12, 3, rounding="RND", overflow="SAT")
@@ -262,7 +268,7 @@ def _run_harness(backend, words, epochs, per_epoch):
 
 
 def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None, seed=0,
-          png=None, simulate=True, layers=None):
+          png=None, simulate=True, layers=None, reuse_factor=None):
     """Train the layer (or with ``layers``, the multi-layer perceptron) of
     :func:`make_problem` on Verilator and on the NumPy fixed-point and float64 references.
 
@@ -285,6 +291,10 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
     layers : sequence of int, optional
         Sizes ``n_0, ..., n_L`` of a multi-layer perceptron (2 to 4 dense layers) trained by
         :class:`~nnfab.hdl.trainable_mlp.TrainableMLP`; its parameters are then flat vectors.
+    reuse_factor : int, optional
+        With ``layers``: the reuse factor of its products
+        (:class:`~nnfab.training_mlp.TrainableMLPSpec`); default one multiply-accumulate per
+        cycle. The codes are the same at every reuse factor, only the cycles change.
 
     Returns
     -------
@@ -301,7 +311,7 @@ def train(dataset="regression", *, optimizer="adam", epochs=10, batch_size=None,
     from nnfab.sim.golden.training import loss_from_outputs
 
     problem = make_problem(dataset, optimizer=optimizer, batch_size=batch_size, seed=seed,
-                           layers=layers)
+                           layers=layers, reuse_factor=reuse_factor)
     spec = problem.spec
     backend = _Backend(spec)
     yf = spec.output_format

@@ -27,10 +27,11 @@ def _check_layers(layers, n_in, n_out, dataset):
     return sizes
 
 
-def mlp_problem(dataset, layers, *, optimizer, batch_size, rng, data):
+def mlp_problem(dataset, layers, *, optimizer, batch_size, rng, data, reuse_factor=None):
     """A :class:`~nnfab.gen.train.Problem` whose spec is a multi-layer perceptron of sizes
     ``layers`` on the data ``data = (x, y, x_test, y_test)`` of ``dataset``; ``rng`` draws the
-    initial weights (He: ``N(0, 2 / n_{l-1})``, biases 0).
+    initial weights (He: ``N(0, 2 / n_{l-1})``, biases 0); ``reuse_factor`` as
+    :class:`~nnfab.training_mlp.TrainableMLPSpec` (None: one multiply-accumulate per cycle).
 
     Formats: inputs ``fixed<12,4,RND,SAT>`` (``fixed<12,3>`` for the regression), weights
     ``fixed<16,4>``, activations ``fixed<16,6,RND,SAT>``, outputs ``fixed<16,7,RND,SAT>``
@@ -44,7 +45,8 @@ def mlp_problem(dataset, layers, *, optimizer, batch_size, rng, data):
     ValueError
         If ``layers`` does not list 3 to 5 sizes, or does not start with the data set's
         inputs and end with its outputs, e.g. *"Layers of data set 'digits' must start with
-        its 64 inputs and end with its 10 outputs, not 64,32,9"*.
+        its 64 inputs and end with its 10 outputs, not 64,32,9"*; or a reuse factor the spec
+        rejects.
     """
     from nnfab.casts import quantize
 
@@ -73,7 +75,8 @@ def mlp_problem(dataset, layers, *, optimizer, batch_size, rng, data):
     opt = _optimizer(optimizer, shift, wf, gf, state_format=FixedFormat(20, 1),
                      square_format=FixedFormat(24, 2, signed=False))
     spec = TrainableMLPSpec(sizes, "mse" if regression else "softmax_cross_entropy", opt, xf,
-                            af, yf, ef, batch_size or (4 if regression else 16), tuple(w0))
+                            af, yf, ef, batch_size or (4 if regression else 16), tuple(w0),
+                            reuse_factor=reuse_factor)
     targets = quantize(y, yf) if regression else y.astype(np.int64)
     return Problem(spec, x, y, x_test, y_test, quantize(x, xf), targets, 2.0 ** -shift)
 

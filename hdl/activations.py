@@ -45,7 +45,11 @@ from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .vector_pipeline import VectorPipeline, argmax_level, argmax_tree, vector_signature
 
 __all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
-           "sigmoid", "tanh", "elu", "activation", "Activation", "Argmax", "Softmax"]
+           "sigmoid", "tanh", "elu", "activation", "Activation", "Argmax", "Softmax",
+           "SOFTMAX_LATENCY"]
+
+#: Latency of :class:`Softmax` at any size (its six pipeline stages).
+SOFTMAX_LATENCY = 6
 
 
 # -- exact pre-cast arithmetic: (value, format of its codes) --------------------------------------
@@ -528,7 +532,7 @@ class Softmax(VectorPipeline):
 
     @property
     def latency(self):
-        return 6
+        return SOFTMAX_LATENCY
 
     def elaborate(self, platform):
         m = Module()

@@ -5,10 +5,17 @@ TrainableMLP`); the arithmetic of :func:`nnfab.sim.golden.training.output_errors
 
 from amaranth.hdl import Signal
 
-from .activations import Softmax
+from .activations import SOFTMAX_LATENCY, Softmax
 from .cast import fixed_shape, requantize
 
-__all__ = ["output_error_states"]
+__all__ = ["output_error_states", "error_cycles"]
+
+
+def error_cycles(spec):
+    """Cycles of :func:`output_error_states` from entering ``"ERROR"`` to ``done()`` taking
+    effect: 1 (``mse``), or 1 plus the softmax's latency (:data:`~nnfab.hdl.activations.
+    SOFTMAX_LATENCY`)."""
+    return 1 if spec.loss == "mse" else 1 + SOFTMAX_LATENCY
 
 
 def output_error_states(m, spec, *, outputs, targets, label, errors, done):

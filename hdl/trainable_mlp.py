@@ -4,7 +4,7 @@ transposed weights and the ReLU masks, and updates through one
 :class:`~nnfab.hdl.optim.UpdateUnit`.
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, C, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from nnfab.training_mlp import TrainableMLPSpec
 
 from .cast import fixed_shape, requantize
-from .loss_error import output_error_states
+from .loss_error import error_cycles, output_error_states
 from .optim import UPDATE_LATENCY, UpdateUnit
 from .trainable_dense import sample_layout
 from .unused import discard
@@ -25,34 +25,46 @@ UPDATE_CYCLES = UPDATE_LATENCY + 2
 
 def cycles_per_sample(spec):
     """RTL cycles of one sample at full rate, not counting the batch's update and the epoch's
-    weight dump: ``(P + 2)`` per layer forward and backward (``P`` its parameters), the
-    ``n_out`` outputs, the error (1 cycle, or the softmax pipeline) and 1 to accept the sample.
-    The update adds :data:`UPDATE_CYCLES` ``* P_total`` cycles per batch, the dump ``2 P_total``
-    per epoch."""
-    walks = sum(2 * (spec.layer_params(l) + 2) for l in range(1, spec.n_layers + 1))
-    return walks + spec.n_out + 2
+    weight dump: 1 to accept it, ``n_l R_l + 1`` per layer forward and backward (``R_l`` =
+    :meth:`~nnfab.training_mlp.TrainableMLPSpec.row_cycles`; ``n_l R_l = P_l``, the layer's
+    parameters, at the default reuse factor), the ``n_out`` outputs and the error
+    (:func:`~nnfab.hdl.loss_error.error_cycles`: 1, or 7 through the softmax). The update
+    adds :data:`UPDATE_CYCLES` ``* P_total`` cycles per batch, the dump ``2 P_total`` per
+    epoch, at any reuse factor."""
+    walks = sum(2 * (spec.layer_sizes[l] * spec.row_cycles(l) + 1)
+                for l in range(1, spec.n_layers + 1))
+    return 1 + walks + spec.n_out + error_cycles(spec)
 
 
 class TrainableMLP(wiring.Component):
     """Trains the network of a :class:`~nnfab.training_mlp.TrainableMLPSpec` on a stream of
     samples, with the arithmetic of :func:`nnfab.sim.golden.backprop.train_fixed`.
 
-    One multiply-accumulate per cycle (reuse factor = the layer's parameter count):
+    Layer ``l``'s ``P_l = n_l c_l`` parameters (``c_l = n_{l-1} + 1`` columns) are split over
+    ``k_l`` = :meth:`~nnfab.training_mlp.TrainableMLPSpec.lanes` banks (the spec's
+    ``reuse_factor``; one at the default): bank ``k`` holds the columns ``i = g k_l + k``,
+    parameter ``(o, i)`` at address ``o R_l + g`` (``R_l`` =
+    :meth:`~nnfab.training_mlp.TrainableMLPSpec.row_cycles` ``= ceil(c_l / k_l)``, the last
+    group padded with zeros); the gradient sums are banked the same way. Each cycle every lane
+    reads and writes its own bank at the same address and does one multiply-accumulate:
 
-    - forward, layer by layer, row-major over layer ``l``'s ``P_l = n_l (n_{l-1} + 1)``
-      parameters (memory read one cycle ahead), the casts and ReLU at each row's end;
+    - forward, layer by layer, row-major over ``(o, g)`` (memories read one cycle ahead), the
+      lanes' products summed into the row's sum, the casts and ReLU at each row's end;
       activations and errors are registers;
     - the ``n_out`` output codes streamed out;
     - the output error (:func:`~nnfab.hdl.loss_error.output_error_states`);
-    - backward, ``l = L .. 1``, column-major over layer ``l``: gradient sums
-      ``S_l[p] += e_l[o] a_{l-1}[i]`` (read-modify-write of the layer's accumulator memory)
-      and, for ``l > 1``, the error ``e_{l-1}[i]`` at each column's end, in the same walk;
-    - at the end of a batch every parameter, layer 1 first, through the update unit
-      (:data:`UPDATE_CYCLES` = 8 cycles each); after the sample flagged ``last``, all
-      parameters streamed out in the same order.
+    - backward, ``l = L .. 1``, column-group-major over ``(g, o)``: gradient sums
+      ``S_l[o, i] += e_l[o] a_{l-1}[i]`` (read-modify-write of each lane's bank) and, for
+      ``l > 1``, one accumulator per lane giving the errors ``e_{l-1}[i]`` of the group's
+      columns at its end, in the same walk;
+    - at the end of a batch every parameter, layer 1 first, row-major (the optimizer's order
+      at any reuse factor), through the update unit (:data:`UPDATE_CYCLES` = 8 cycles each);
+      after the sample flagged ``last``, all parameters streamed out in the same order.
 
-    Cycles per sample: :func:`cycles_per_sample` (``2 P + 4 L + n_out + 2`` and the softmax
-    latency), plus ``8 P`` per batch and ``2 P`` per epoch.
+    Sums are exact, so the codes do not depend on the reuse factor. Cycles per sample:
+    :func:`cycles_per_sample` (``2 sum_l n_l R_l + 2 L + n_out + 2``, 6 more through the
+    softmax), plus ``8 P`` per batch
+    and ``2 P`` per epoch (``P`` all parameters).
 
     Parameters
     ----------
@@ -97,21 +109,32 @@ class TrainableMLP(wiring.Component):
         opt = spec.optimizer
         L, sizes = spec.n_layers, spec.layer_sizes
         E, Y = spec.error_format, spec.output_format
-        max_p = max(spec.layer_params(l) for l in range(1, L + 1))
+        lanes = [spec.lanes(l) for l in range(1, L + 1)]
+        groups = [spec.row_cycles(l) for l in range(1, L + 1)]
+        depths = [sizes[l] * groups[l - 1] for l in range(1, L + 1)]
         unit = m.submodules.update = UpdateUnit(opt, depth=spec.n_params)
 
-        # Per layer (index l - 1): weight and gradient-sum memories, their ports.
+        # Per layer (index l - 1), per lane: weight and gradient-sum banks, their ports.
         w_rd, w_wr, g_rd, g_wr = [], [], [], []
         for l in range(1, L + 1):
-            wmem = Memory(shape=fixed_shape(opt.weight_format), depth=spec.layer_params(l),
-                          init=[int(v) for v in spec.initial_weights[l - 1].ravel()])
-            gmem = Memory(shape=fixed_shape(spec.accumulator_format(l)),
-                          depth=spec.layer_params(l), init=[])
-            m.submodules[f"weights{l}"], m.submodules[f"gradients{l}"] = wmem, gmem
-            w_rd.append(wmem.read_port())
-            w_wr.append(wmem.write_port())
-            g_rd.append(gmem.read_port())
-            g_wr.append(gmem.write_port())
+            w0 = spec.initial_weights[l - 1]
+            n_k, n_g = lanes[l - 1], groups[l - 1]
+            ports = [], [], [], []
+            for k in range(n_k):
+                init = [int(w0[o, g * n_k + k]) if g * n_k + k < w0.shape[1] else 0
+                        for o in range(sizes[l]) for g in range(n_g)]
+                wmem = Memory(shape=fixed_shape(opt.weight_format), depth=depths[l - 1],
+                              init=init)
+                gmem = Memory(shape=fixed_shape(spec.accumulator_format(l)),
+                              depth=depths[l - 1], init=[])
+                suffix = f"{l}" if n_k == 1 else f"{l}_{k}"
+                m.submodules[f"weights{suffix}"] = wmem
+                m.submodules[f"gradients{suffix}"] = gmem
+                for port_list, port in zip(ports, (wmem.read_port(), wmem.write_port(),
+                                                   gmem.read_port(), gmem.write_port())):
+                    port_list.append(port)
+            for all_ports, port_list in zip((w_rd, w_wr, g_rd, g_wr), ports):
+                all_ports.append(port_list)
 
         # Activations a_0 .. a_{L-1} (with the bias input 1.0 last), outputs, errors e_1 .. e_L.
         acts = []
@@ -120,16 +143,20 @@ class TrainableMLP(wiring.Component):
             regs = [Signal(fixed_shape(fmt), name=f"a{l}_{n}") for n in range(sizes[l])]
             acts.append(regs + [Signal(fixed_shape(fmt), init=spec.one_code(l + 1),
                                        name=f"one{l}")])
-        act_arr = [Array(a) for a in acts]
+        # Lane k of layer l sees the columns g k_l + k of a_{l-1} (0 past the last).
+        lane_acts = [[Array([acts[l - 1][g * lanes[l - 1] + k]
+                             if g * lanes[l - 1] + k <= sizes[l - 1] else C(0)
+                             for g in range(groups[l - 1])])
+                      for k in range(lanes[l - 1])] for l in range(1, L + 1)]
         ys = [Signal(fixed_shape(Y), name=f"y{o}") for o in range(spec.n_out)]
         errs = [[Signal(fixed_shape(E), name=f"e{l}_{n}") for n in range(sizes[l])]
                 for l in range(1, L + 1)]
         err_arr = [Array(e) for e in errs]
-        # The walk's operands a_{l-1}[i] and e_l[o], registered as the memory reads its
-        # weight: both arrive together one cycle later (the "_d" cycle), and no multiplexer
-        # over a whole layer precedes a multiplier in the same clock period.
-        a_sel = [Signal(fixed_shape(spec.layer_input_format(l)), name=f"a_sel{l}")
-                 for l in range(1, L + 1)]
+        # The walk's operands a_{l-1}[i] (per lane) and e_l[o], registered as the memories
+        # read their weights: all arrive together one cycle later (the "_d" cycle), and no
+        # multiplexer over a whole layer precedes a multiplier in the same clock period.
+        a_sel = [[Signal(fixed_shape(spec.layer_input_format(l)), name=f"a_sel{l}_{k}")
+                  for k in range(lanes[l - 1])] for l in range(1, L + 1)]
         e_sel = [Signal(fixed_shape(E), name=f"e_sel{l}") for l in range(1, L + 1)]
         if spec.loss == "mse":
             targets = [Signal(fixed_shape(Y), name=f"t{o}") for o in range(spec.n_out)]
@@ -140,46 +167,63 @@ class TrainableMLP(wiring.Component):
         in_batch = Signal(range(spec.batch_size + 1))  # samples already summed in this batch
         step = Signal(unit.i.payload.step.shape(), init=1)
 
-        # Parameter walk: address p with its (o, i); the "_d" copies are one cycle behind.
-        p = Signal(range(max_p + 1))
+        # Walks: bank address p of row o, column group g; the "_d" copies are one cycle behind.
+        # The update and the dump walk (p, column i, lane k, parameter q of the layer).
+        p = Signal(range(max(depths) + 1))
         o = Signal(range(max(sizes) + 1))
+        g = Signal(range(max(groups) + 1))
         i = Signal(range(max(sizes) + 2))
+        lane = Signal(range(max(lanes) + 1))
+        q = Signal(range(max(spec.layer_params(l) for l in range(1, L + 1)) + 1))
         run, run_d = Signal(), Signal()
-        p_d, o_d, i_d = Signal.like(p), Signal.like(o), Signal.like(i)
+        p_d, o_d, g_d = Signal.like(p), Signal.like(o), Signal.like(g)
         acc_width = max(max(spec.forward_format(l).width for l in range(1, L + 1)),
                         max(spec.backward_format(l).width for l in range(2, L + 1)))
-        acc = Signal(signed(acc_width))
-        k = Signal(range(max(spec.n_out, max_p) + 1))
+        accs = [Signal(signed(acc_width), name=f"acc{k}") for k in range(max(lanes))]
+        n_emit = Signal(range(spec.n_out + 1))
         for l in range(L):
-            m.d.comb += [w_rd[l].addr.eq(p), g_rd[l].addr.eq(p), g_wr[l].addr.eq(p_d),
-                         w_wr[l].addr.eq(p)]
-        m.d.sync += [run_d.eq(run), p_d.eq(p), o_d.eq(o), i_d.eq(i)]
+            for k in range(lanes[l]):
+                m.d.comb += [w_rd[l][k].addr.eq(p), g_rd[l][k].addr.eq(p),
+                             g_wr[l][k].addr.eq(p_d), w_wr[l][k].addr.eq(p)]
+        m.d.sync += [run_d.eq(run), p_d.eq(p), o_d.eq(o), g_d.eq(g)]
 
         def start_walk():
-            m.d.sync += [p.eq(0), o.eq(0), i.eq(0), run.eq(1), acc.eq(0)]
+            m.d.sync += [p.eq(0), o.eq(0), g.eq(0), run.eq(1)]
+            m.d.sync += [acc.eq(0) for acc in accs]
 
         def row_walk(l):
-            """Advance the walk row-major over layer l (inside its state)."""
-            n_cols = sizes[l - 1] + 1
+            """Advance the walk row-major over layer l's (o, g) (inside its state)."""
             with m.If(run):
                 m.d.sync += p.eq(p + 1)
-                with m.If(i == n_cols - 1):
-                    m.d.sync += [i.eq(0), o.eq(o + 1)]
+                with m.If(g == groups[l - 1] - 1):
+                    m.d.sync += [g.eq(0), o.eq(o + 1)]
                 with m.Else():
-                    m.d.sync += i.eq(i + 1)
-                with m.If(p == spec.layer_params(l) - 1):
+                    m.d.sync += g.eq(g + 1)
+                with m.If(p == depths[l - 1] - 1):
                     m.d.sync += run.eq(0)
 
         def column_walk(l):
-            """Advance the walk column-major over layer l (inside its state)."""
-            n_rows, n_cols = sizes[l], sizes[l - 1] + 1
+            """Advance the walk column-group-major over layer l's (g, o) (inside its state)."""
             with m.If(run):
-                with m.If(o == n_rows - 1):
-                    m.d.sync += [o.eq(0), i.eq(i + 1), p.eq(i + 1)]
-                    with m.If(i == n_cols - 1):
+                with m.If(o == sizes[l] - 1):
+                    m.d.sync += [o.eq(0), g.eq(g + 1), p.eq(g + 1)]
+                    with m.If(g == groups[l - 1] - 1):
                         m.d.sync += run.eq(0)
                 with m.Else():
-                    m.d.sync += [o.eq(o + 1), p.eq(p + n_cols)]
+                    m.d.sync += [o.eq(o + 1), p.eq(p + groups[l - 1])]
+
+        def parameter_walk(l, done):
+            """Advance the row-major walk over layer l's parameters (one per call); at its
+            last, restart it and call ``done()``."""
+            n_k, cols = lanes[l - 1], sizes[l - 1] + 1
+            m.d.sync += [q.eq(q + 1), i.eq(i + 1), lane.eq(lane + 1)]
+            with m.If((i == cols - 1) | (lane == n_k - 1)):
+                m.d.sync += [lane.eq(0), p.eq(p + 1)]
+            with m.If(i == cols - 1):
+                m.d.sync += i.eq(0)
+            with m.If(q == spec.layer_params(l) - 1):
+                m.d.sync += [p.eq(0), q.eq(0), i.eq(0), lane.eq(0)]
+                done()
 
         with m.FSM():
             with m.State("IDLE"):
@@ -201,32 +245,34 @@ class TrainableMLP(wiring.Component):
                     row_walk(l)
                     fwd_fmt, out_fmt = spec.forward_format(l), spec.layer_output_format(l)
                     total = Signal(fixed_shape(fwd_fmt), name=f"forward_total{l}")
-                    m.d.sync += a_sel[l - 1].eq(act_arr[l - 1][i])
-                    m.d.comb += total.eq(acc + w_rd[l - 1].data * a_sel[l - 1])
+                    m.d.sync += [a_sel[l - 1][k].eq(lane_acts[l - 1][k][g])
+                                 for k in range(lanes[l - 1])]
+                    m.d.comb += total.eq(accs[0] + sum(
+                        w_rd[l - 1][k].data * a_sel[l - 1][k] for k in range(lanes[l - 1])))
                     with m.If(run_d):
-                        with m.If(i_d == sizes[l - 1]):
+                        with m.If(g_d == groups[l - 1] - 1):
                             z = Signal(fixed_shape(out_fmt), name=f"z{l}")
                             m.d.comb += z.eq(requantize(total, src=fwd_fmt, dst=out_fmt))
-                            m.d.sync += acc.eq(0)
+                            m.d.sync += accs[0].eq(0)
                             if l == L:
                                 m.d.sync += Array(ys)[o_d].eq(z)
                             else:
-                                m.d.sync += act_arr[l][o_d].eq(Mux(z > 0, z, 0))
+                                m.d.sync += Array(acts[l])[o_d].eq(Mux(z > 0, z, 0))
                             with m.If(o_d == sizes[l] - 1):
                                 if l == L:
-                                    m.d.sync += k.eq(0)
+                                    m.d.sync += n_emit.eq(0)
                                     m.next = "EMIT"
                                 else:
                                     start_walk()
                                     m.next = f"FORWARD{l + 1}"
                         with m.Else():
-                            m.d.sync += acc.eq(total)
+                            m.d.sync += accs[0].eq(total)
 
             with m.State("EMIT"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Array(ys)[k])]
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Array(ys)[n_emit])]
                 with m.If(self.o.ready):
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k == spec.n_out - 1):
+                    m.d.sync += n_emit.eq(n_emit + 1)
+                    with m.If(n_emit == spec.n_out - 1):
                         m.next = "ERROR"
 
             def error_done():
@@ -239,33 +285,41 @@ class TrainableMLP(wiring.Component):
             for l in range(L, 0, -1):
                 with m.State(f"BACKWARD{l}"):
                     column_walk(l)
-                    m.d.sync += [a_sel[l - 1].eq(act_arr[l - 1][i]),
-                                 e_sel[l - 1].eq(err_arr[l - 1][o])]
+                    n_k = lanes[l - 1]
+                    m.d.sync += [a_sel[l - 1][k].eq(lane_acts[l - 1][k][g]) for k in range(n_k)]
+                    m.d.sync += e_sel[l - 1].eq(err_arr[l - 1][o])
                     e_o = e_sel[l - 1]
-                    m.d.comb += [
-                        g_wr[l - 1].en.eq(run_d),
-                        g_wr[l - 1].data.eq(e_o * a_sel[l - 1]
-                                            + Mux(in_batch == 0, 0, g_rd[l - 1].data)),
-                    ]
+                    for k in range(n_k):
+                        m.d.comb += [
+                            g_wr[l - 1][k].en.eq(run_d),
+                            g_wr[l - 1][k].data.eq(e_o * a_sel[l - 1][k]
+                                                   + Mux(in_batch == 0, 0, g_rd[l - 1][k].data)),
+                        ]
                     if l > 1:
                         bwd_fmt = spec.backward_format(l)
-                        total = Signal(fixed_shape(bwd_fmt), name=f"backward_total{l}")
-                        m.d.comb += total.eq(acc + w_rd[l - 1].data * e_o)
-                        with m.If(run_d):
-                            m.d.sync += acc.eq(total)
-                            with m.If(o_d == sizes[l] - 1):
-                                m.d.sync += acc.eq(0)
-                                with m.If(i_d < sizes[l - 1]):
+                        for k in range(n_k):
+                            total = Signal(fixed_shape(bwd_fmt), name=f"backward_total{l}_{k}")
+                            m.d.comb += total.eq(accs[k] + w_rd[l - 1][k].data * e_o)
+                            with m.If(run_d):
+                                m.d.sync += accs[k].eq(total)
+                                with m.If(o_d == sizes[l] - 1):
+                                    m.d.sync += accs[k].eq(0)
                                     e_new = requantize(total, src=bwd_fmt, dst=E)
-                                    m.d.sync += err_arr[l - 2][i_d].eq(
-                                        Mux(a_sel[l - 1] > 0, e_new, 0))
-                    with m.If(run_d & (o_d == sizes[l] - 1) & (i_d == sizes[l - 1])):
+                                    with m.Switch(g_d):
+                                        for n_g in range(groups[l - 1]):
+                                            col = n_g * n_k + k
+                                            if col < sizes[l - 1]:  # not the bias, no padding
+                                                with m.Case(n_g):
+                                                    m.d.sync += errs[l - 2][col].eq(Mux(
+                                                        a_sel[l - 1][k] > 0, e_new, 0))
+                    with m.If(run_d & (o_d == sizes[l] - 1) & (g_d == groups[l - 1] - 1)):
                         if l > 1:
                             start_walk()
                             m.next = f"BACKWARD{l - 1}"
                         else:
                             with m.If(last | (in_batch == spec.batch_size - 1)):
-                                m.d.sync += [in_batch.eq(0), p.eq(0)]
+                                m.d.sync += [in_batch.eq(0), p.eq(0), q.eq(0), i.eq(0),
+                                             lane.eq(0)]
                                 m.next = "UPDATE_READ1"
                             with m.Else():
                                 m.d.sync += in_batch.eq(in_batch + 1)
@@ -273,29 +327,30 @@ class TrainableMLP(wiring.Component):
 
             base = 0
             for l in range(1, L + 1):
-                n_l = spec.layer_params(l)
+                weight = Array(port.data for port in w_rd[l - 1])[lane]
                 with m.State(f"UPDATE_READ{l}"):
                     m.next = f"UPDATE_SEND{l}"
                 with m.State(f"UPDATE_SEND{l}"):
-                    g_mean = requantize(g_rd[l - 1].data, src=spec.mean_format(l),
-                                        dst=opt.gradient_format)
+                    g_mean = requantize(Array(port.data for port in g_rd[l - 1])[lane],
+                                        src=spec.mean_format(l), dst=opt.gradient_format)
                     m.d.comb += [
                         unit.i.valid.eq(1),
-                        unit.i.payload.index.eq(base + p),
-                        unit.i.payload.weight.eq(w_rd[l - 1].data),
+                        unit.i.payload.index.eq(base + q),
+                        unit.i.payload.weight.eq(weight),
                         unit.i.payload.gradient.eq(g_mean),
                         unit.i.payload.step.eq(step),
                     ]
                     with m.If(unit.i.ready):
                         m.next = f"UPDATE_WAIT{l}"
                 with m.State(f"UPDATE_WAIT{l}"):
-                    m.d.comb += [unit.o.ready.eq(1), w_wr[l - 1].data.eq(unit.o.payload),
-                                 w_wr[l - 1].en.eq(unit.o.valid)]
+                    m.d.comb += unit.o.ready.eq(1)
+                    for k, port in enumerate(w_wr[l - 1]):
+                        m.d.comb += [port.data.eq(unit.o.payload),
+                                     port.en.eq(unit.o.valid & (lane == k))]
                     with m.If(unit.o.valid):
-                        m.d.sync += p.eq(p + 1)
                         m.next = f"UPDATE_READ{l}"
-                        with m.If(p == n_l - 1):
-                            m.d.sync += p.eq(0)
+
+                        def update_done(l=l):
                             if l < L:
                                 m.next = f"UPDATE_READ{l + 1}"
                             else:
@@ -304,17 +359,17 @@ class TrainableMLP(wiring.Component):
                                     m.next = "DUMP_READ1"
                                 with m.Else():
                                     m.next = "IDLE"
-                base += n_l
+                        parameter_walk(l, update_done)
+                base += spec.layer_params(l)
 
-            for l in range(1, L + 1):
                 with m.State(f"DUMP_READ{l}"):
                     m.next = f"DUMP_SEND{l}"
                 with m.State(f"DUMP_SEND{l}"):
-                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(w_rd[l - 1].data)]
+                    m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(weight)]
                     with m.If(self.o.ready):
-                        m.d.sync += p.eq(p + 1)
                         m.next = f"DUMP_READ{l}"
-                        with m.If(p == spec.layer_params(l) - 1):
-                            m.d.sync += p.eq(0)
+
+                        def dump_done(l=l):
                             m.next = f"DUMP_READ{l + 1}" if l < L else "IDLE"
+                        parameter_walk(l, dump_done)
         return m

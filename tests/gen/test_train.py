@@ -66,3 +66,21 @@ def test_train_mlp_errors():
         result.output
     result = CliRunner().invoke(train_command, ["--export", "out", "--no-sim"])
     assert result.exit_code == 2 and "--export needs --layers" in result.output
+
+
+def test_train_mlp_reuse_factor_option():
+    """``--reuse-factor`` reaches the spec; errors name the option or the value."""
+    assert make_problem("digits", layers=(64, 32, 10), reuse_factor=288).spec.lanes(1) == 8
+    with pytest.raises(ValueError, match=r"^A reuse factor \(288\) needs layers"):
+        make_problem("digits", reuse_factor=288)
+    result = CliRunner().invoke(train_command, ["--reuse-factor", "64", "--no-sim"])
+    assert result.exit_code == 2 and "--reuse-factor needs --layers" in result.output
+    result = CliRunner().invoke(train_command, ["--dataset", "breast-cancer", "--layers",
+                                                "30,4,2", "--reuse-factor", "3", "--no-sim"])
+    assert result.exit_code == 2
+    assert "Reuse factor must be None or an integer from 4 (the largest layer's 4 rows, one " \
+           "cycle per row), not 3" in result.output
+    result = CliRunner().invoke(train_command, ["--dataset", "breast-cancer", "--layers",
+                                                "30,4,2", "--reuse-factor", "8", "--epochs", "1",
+                                                "--no-sim"])
+    assert result.exit_code == 0, result.output
