@@ -16,11 +16,12 @@ stream is back-pressured), so no byte is lost at any baud rate as long as the ho
 next request only after the previous answer (or the network keeps up with the line).
 """
 
-from amaranth.hdl import Module, Shape, Signal
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from .uart import UARTRx, UARTTx
+from .words import BytesToWords, WordsToBytes, word_bytes
 
 __all__ = ["REQUEST_START", "ANSWER_START", "HostLink"]
 
@@ -67,12 +68,12 @@ class HostLink(wiring.Component):
     @property
     def request_bytes(self):
         """Bytes of a request, start byte included."""
-        return 1 + self._input_transfers * -(-self._in_width // 8)
+        return 1 + self._input_transfers * word_bytes(self._in_width)
 
     @property
     def answer_bytes(self):
         """Bytes of an answer, start byte included."""
-        return 1 + self._output_transfers * -(-self._out_width // 8)
+        return 1 + self._output_transfers * word_bytes(self._out_width)
 
     def elaborate(self, platform):
         m = Module()
@@ -82,76 +83,56 @@ class HostLink(wiring.Component):
         m.submodules.uart_tx = tx = UARTTx(divisor=self._divisor)
         m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(
             width=8, depth=max(4, self.request_bytes))
+        m.submodules.unpack = unpack = BytesToWords(self._in_width)
+        m.submodules.pack = pack = WordsToBytes(self._out_width)
         m.d.comb += [
             rx.rx.eq(self.rx), self.tx.eq(tx.tx),
             self.error.eq(rx.overrun | rx.framing_error),
             rx_fifo.w_data.eq(rx.o.payload), rx_fifo.w_en.eq(rx.o.valid),
             rx.o.ready.eq(rx_fifo.w_rdy),
+            net.i.payload.eq(unpack.o.payload), net.i.valid.eq(unpack.o.valid),
+            unpack.o.ready.eq(net.i.ready),
         ]
 
         # Request: start byte, then the little-endian bytes of each input word.
-        in_bytes = -(-self._in_width // 8)
-        word_in = Signal(8 * in_bytes)
-        byte_in = Signal(range(max(in_bytes, 2)))
+        n_bytes = self._input_transfers * word_bytes(self._in_width)
+        bytes_left = Signal(range(n_bytes + 1))
+        m.d.comb += unpack.i.payload.eq(rx_fifo.r_data)
+        with m.If(bytes_left == 0):
+            m.d.comb += rx_fifo.r_en.eq(1)
+            with m.If(rx_fifo.r_rdy & (rx_fifo.r_data == REQUEST_START)):
+                m.d.sync += bytes_left.eq(n_bytes)
+        with m.Else():
+            m.d.comb += [unpack.i.valid.eq(rx_fifo.r_rdy), rx_fifo.r_en.eq(unpack.i.ready)]
+            with m.If(rx_fifo.r_rdy & unpack.i.ready):
+                m.d.sync += bytes_left.eq(bytes_left - 1)
         transfer_in = Signal(range(max(self._input_transfers, 2)))
-        receiving = Signal()
-        m.d.comb += net.i.payload.eq(word_in[:self._in_width])
-        with m.FSM(name="request"):
-            with m.State("WAIT_START"):
-                m.d.comb += rx_fifo.r_en.eq(1)
-                with m.If(rx_fifo.r_rdy & (rx_fifo.r_data == REQUEST_START)):
-                    m.d.sync += [byte_in.eq(0), transfer_in.eq(0)]
-                    m.next = "COLLECT"
-            with m.State("COLLECT"):
-                m.d.comb += [rx_fifo.r_en.eq(1), receiving.eq(1)]
-                with m.If(rx_fifo.r_rdy):
-                    m.d.sync += [word_in.eq((word_in >> 8) | (rx_fifo.r_data
-                                                                << (8 * (in_bytes - 1)))),
-                                 byte_in.eq(byte_in + 1)]
-                    with m.If(byte_in == in_bytes - 1):
-                        m.d.sync += byte_in.eq(0)
-                        m.next = "PUSH"
-            with m.State("PUSH"):
-                m.d.comb += [net.i.valid.eq(1), receiving.eq(1)]
-                with m.If(net.i.ready):
-                    m.d.sync += transfer_in.eq(transfer_in + 1)
-                    with m.If(transfer_in == self._input_transfers - 1):
-                        m.next = "WAIT_START"
-                    with m.Else():
-                        m.next = "COLLECT"
+        in_flight = Signal()
+        with m.If(net.i.valid & net.i.ready):
+            m.d.sync += transfer_in.eq(Mux(transfer_in == self._input_transfers - 1, 0,
+                                           transfer_in + 1))
+            with m.If(transfer_in == 0):
+                m.d.sync += in_flight.eq(1)
 
         # Answer: start byte before the first output word, then each word's bytes.
-        out_bytes = -(-self._out_width // 8)
-        word_out = Signal(8 * out_bytes)
-        byte_out = Signal(range(max(out_bytes, 2)))
+        header_sent = Signal()
         transfer_out = Signal(range(max(self._output_transfers, 2)))
-        sending = Signal()
-        in_flight = Signal()
-        with m.If(net.i.valid & net.i.ready & (transfer_in == 0)):
-            m.d.sync += in_flight.eq(1)
-        with m.FSM(name="answer"):
-            with m.State("IDLE"):
-                m.d.comb += net.o.ready.eq(1)
-                with m.If(net.o.valid):
-                    m.d.sync += [word_out.eq(net.o.payload), byte_out.eq(0)]
-                    with m.If(transfer_out == 0):
-                        m.next = "HEADER"
-                    with m.Else():
-                        m.next = "BYTES"
-            with m.State("HEADER"):
-                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(ANSWER_START), sending.eq(1)]
-                with m.If(tx.i.ready):
-                    m.next = "BYTES"
-            with m.State("BYTES"):
-                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(word_out[:8]), sending.eq(1)]
-                with m.If(tx.i.ready):
-                    m.d.sync += [word_out.eq(word_out >> 8), byte_out.eq(byte_out + 1)]
-                    with m.If(byte_out == out_bytes - 1):
-                        m.next = "IDLE"
-                        with m.If(transfer_out == self._output_transfers - 1):
-                            m.d.sync += [transfer_out.eq(0), self.answered.eq(~self.answered),
-                                         in_flight.eq(0)]
-                        with m.Else():
-                            m.d.sync += transfer_out.eq(transfer_out + 1)
+        m.d.comb += [pack.i.payload.eq(net.o.payload),
+                     pack.i.valid.eq(net.o.valid & header_sent),
+                     net.o.ready.eq(pack.i.ready & header_sent)]
+        with m.If(header_sent):
+            wiring.connect(m, pack.o, tx.i)
+        with m.Else():
+            m.d.comb += [tx.i.valid.eq(net.o.valid), tx.i.payload.eq(ANSWER_START)]
+            with m.If(tx.i.valid & tx.i.ready):
+                m.d.sync += header_sent.eq(1)
+        with m.If(pack.o.valid & pack.o.ready & pack.last_byte):
+            with m.If(transfer_out == self._output_transfers - 1):
+                m.d.sync += [transfer_out.eq(0), header_sent.eq(0), in_flight.eq(0),
+                             self.answered.eq(~self.answered)]
+            with m.Else():
+                m.d.sync += transfer_out.eq(transfer_out + 1)
+        receiving = (bytes_left != 0) | unpack.o.valid
+        sending = (net.o.valid & ~header_sent) | pack.o.valid
         m.d.comb += self.busy.eq(receiving | sending | in_flight)
         return m
