@@ -11,7 +11,7 @@ __all__ = ["BoardTop"]
 
 
 class BoardTop(Elaboratable):
-    """A network behind the host link, on a board.
+    """A stream component (a network, the trainer) behind a host link, on a board.
 
     Clock: the board's oscillator when ``clock_mhz`` equals it, else a PLL (``SB_PLL40_PAD``
     on iCE40, ``EHXPLLL`` on ECP5) with the closest frequency it can make (``f_clock_mhz``).
@@ -22,14 +22,26 @@ class BoardTop(Elaboratable):
     Parameters
     ----------
     network : wiring.Component
+        With stream members ``i`` and ``o``.
     target : BoardTarget
     clock_mhz : float
     baud : int
-    input_transfers, output_transfers : int
+    link : callable
+        ``link(network, divisor=..., **link_args)`` makes the host link, a component with
+        ``rx``, ``tx``, ``answered``, ``busy`` and ``error`` (:class:`~nnfab.boards.link.HostLink`,
+        :class:`~nnfab.boards.stream_link.StreamLink`).
+    **link_args
+        For the link, e.g. HostLink's ``input_transfers``, ``output_transfers``.
+
+    Raises
+    ------
+    BoardError
+        If the PLL cannot make ``clock_mhz``.
+    ValueError
+        If the baud rate cannot be made at the clock (:func:`~nnfab.boards.uart.uart_divisor`).
     """
 
-    def __init__(self, network, *, target, clock_mhz, baud, input_transfers=1,
-                 output_transfers=1):
+    def __init__(self, network, *, target, clock_mhz, baud, link=HostLink, **link_args):
         self._target = target
         if clock_mhz == target.oscillator_mhz:
             self._pll = None
@@ -39,8 +51,7 @@ class BoardTop(Elaboratable):
             self._pll = make(target.oscillator_mhz, clock_mhz)
             self.f_clock_mhz = self._pll.f_out_mhz
         self.divisor = uart_divisor(self.f_clock_mhz * 1e6, baud)
-        self.link = HostLink(network, divisor=self.divisor, input_transfers=input_transfers,
-                             output_transfers=output_transfers)
+        self.link = link(network, divisor=self.divisor, **link_args)
 
     def elaborate(self, platform):
         m = Module()

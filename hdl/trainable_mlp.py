@@ -17,7 +17,7 @@ from .optim import UPDATE_LATENCY, UpdateUnit
 from .trainable_dense import sample_layout
 from .unused import discard
 
-__all__ = ["TrainableMLP", "cycles_per_sample", "UPDATE_CYCLES"]
+__all__ = ["TrainableMLP", "cycles_per_sample", "batch_cycles_per_sample", "UPDATE_CYCLES"]
 
 #: Cycles per parameter of the batch update: read, send, the update unit's latency.
 UPDATE_CYCLES = UPDATE_LATENCY + 2
@@ -34,6 +34,12 @@ def cycles_per_sample(spec):
     walks = sum(2 * (spec.layer_sizes[l] * spec.row_cycles(l) + 1)
                 for l in range(1, spec.n_layers + 1))
     return 1 + walks + spec.n_out + error_cycles(spec)
+
+
+def batch_cycles_per_sample(spec):
+    """:func:`cycles_per_sample` plus the batch update shared over the batch's samples
+    (:data:`UPDATE_CYCLES` ``* P_total / batch_size``); the epoch's dump not counted."""
+    return cycles_per_sample(spec) + UPDATE_CYCLES * spec.n_params / spec.batch_size
 
 
 class TrainableMLP(wiring.Component):
