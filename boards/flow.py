@@ -231,7 +231,11 @@ def board_figures(target, top, flow, clock_mhz):
     """The ``report.json`` entries every board build has: ``lut_mapper``, ``resources``
     (used, available, percent), ``synthesis_cells``, ``clock`` (requested, generated, PLL,
     Fmax, meets timing, slack) and ``tool_seconds``."""
-    fmax = flow.fmax.get("clk_out") or next(iter(flow.fmax.values()), {})
+    # The PLL's output, else the slowest real clock: nextpnr also times iCE40's constant
+    # nets as a clock ("$PACKER_GND_NET_$glb_clk", a few hundred MHz) without a PLL.
+    clocks = {name: row for name, row in flow.fmax.items() if not name.startswith("$PACKER")}
+    fmax = clocks.get("clk_out") or min(clocks.values(), key=lambda row: row.get("achieved", 0),
+                                        default={})
     achieved = fmax.get("achieved")
     f_clock_mhz = top.f_clock_mhz
     resources = {

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from nnfab.boards.flow import FlowResult, board_figures
 from nnfab.boards.targets import target
 from nnfab.boards.trainer_board import build_trainer_for_board, trainer_top
 from nnfab.errors import BoardError
@@ -46,5 +47,24 @@ def test_tiny_trainer_bitstream(tmp_path):
     report = json.loads((tmp_path / "tiny" / "report.json").read_text())
     print(json.dumps({k: report[k] for k in ("resources", "clock", "tool_seconds")}))
     assert result.bitstream.stat().st_size == report["bitstream_bytes"] > 10_000
-    assert report["clock"]["fmax_mhz"]
+    assert 12 < report["clock"]["fmax_mhz"] < 100  # the design's clock, not a constant net
     assert (tmp_path / "tiny" / "report.md").read_text().startswith("# Trainer 4-3-2 on ")
+
+
+def test_board_figures_time_the_design_clock():
+    """nextpnr's iCE40 report also times the constant nets as a clock (hundreds of MHz); the
+    figures take the PLL's output, else the slowest real clock."""
+    fmax = {"$PACKER_GND_NET_$glb_clk": {"achieved": 256.08, "constraint": 12},
+            "cd_sync.clk": {"achieved": 28.14, "constraint": 12}}
+    flow = FlowResult("abc9", {"SB_LUT4": 10}, {"flip_flops": 5},
+                      {"luts": 10, "dsps": 1, "block_rams": 2}, fmax, {"synthesis_s": 1.0})
+
+    class Top:
+        f_clock_mhz = 12.0
+
+    figures = board_figures(target("icebreaker"), Top, flow, 12)
+    assert figures["clock"] == {"requested_mhz": 12, "generated_mhz": 12.0, "pll": False,
+                                "fmax_mhz": 28.14, "meets_timing": True, "slack_mhz": 16.14}
+    assert figures["resources"]["luts"] == {"used": 10, "available": 5280, "percent": 0.2}
+    fmax["clk_out"] = {"achieved": 40.0, "constraint": 24}
+    assert board_figures(target("icebreaker"), Top, flow, 12)["clock"]["fmax_mhz"] == 40.0
