@@ -5,8 +5,8 @@ sample and samples/s as JSON.
 
     python bench/trainer_synth.py [--layers 64,32,10] [--reuse-factor R] [--freq-mhz 50]
                                   [--out results.json]
-    python bench/trainer_synth.py --board ulx3s-85f [--clock-mhz 25] [--reuse-factor R]
-                                  [--workdir DIR] [--out results.json]
+    python bench/trainer_synth.py --board ulx3s-85f [--clock-mhz 25] [--baud 115200]
+                                  [--reuse-factor R] [--workdir DIR] [--out results.json]
 
 ``--board``: a board build instead (:func:`nnfab.boards.trainer_board.build_trainer_for_board`:
 the trainer behind the streaming UART link, PLL, reset and LEDs; bitstream, ``report.json``
@@ -49,6 +49,8 @@ def main(argv=None):
     parser.add_argument("--board", default=None, help="Board build for this board.")
     parser.add_argument("--clock-mhz", type=float, default=None,
                         help="The board build's clock (default: the board's).")
+    parser.add_argument("--baud", type=int, default=None,
+                        help="The board build's UART (default: 115200).")
     args = parser.parse_args(argv)
     sizes = tuple(int(v) for v in args.layers.split(","))
     spec = make_problem("digits", optimizer=args.optimizer, layers=sizes,
@@ -83,13 +85,14 @@ def main(argv=None):
 
 
 def _board_build(spec, args):
+    from nnfab.boards.build import DEFAULT_BAUD
     from nnfab.boards.trainer_board import build_trainer_for_board
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.workdir or Path(tmp) / "trainer"
         result = build_trainer_for_board(
-            spec, out_dir, args.board, args.clock_mhz,
+            spec, out_dir, args.board, args.clock_mhz, baud=args.baud or DEFAULT_BAUD,
             progress=lambda text: print(text, file=sys.stderr, flush=True))
     report = result.report
     cells = report["synthesis_cells"]
