@@ -9,6 +9,7 @@ from pathlib import Path
 from nnfab.errors import BoardError
 from nnfab.gen.build_folder import staged_folder
 from nnfab.hdl.trainable_mlp import TrainableMLP, batch_cycles_per_sample
+from nnfab.hdl.unused import discard
 from nnfab.training_mlp import TrainableMLPSpec
 
 from .build import DEFAULT_BAUD, BoardBuildResult
@@ -39,7 +40,8 @@ def trainer_top(spec, target, clock_mhz, *, baud=DEFAULT_BAUD):
     try:
         return BoardTop(trainer, target=target, clock_mhz=clock_mhz, baud=baud,
                         link=StreamLink)
-    except ValueError as exc:
+    except (ValueError, BoardError) as exc:
+        discard(trainer)  # a rejected design is not an unused one
         raise BoardError(str(exc)) from None
 
 
@@ -94,11 +96,11 @@ def build_trainer_for_board(spec, out_dir, board, clock_mhz=None, progress=None,
             clock_mhz <= 0:
         raise BoardError(f"Clock must be a positive frequency in MHz, not {clock_mhz!r}")
     check_tools(target)
-    say("elaborating the trainer")
-    top = trainer_top(spec, target, clock_mhz, baud=baud)
     bitstream = BITSTREAM_NAME + target.bitstream_suffix
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as staging:
+        say("elaborating the trainer")
+        top = trainer_top(spec, target, clock_mhz, baud=baud)
         flow = run_flow(top, target, staging, bitstream, say=say, seed=seed,
                         not_fit=lambda counts, what: _not_fit_message(spec, target, counts,
                                                                       what))

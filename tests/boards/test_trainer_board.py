@@ -34,6 +34,10 @@ def test_trainer_board_errors(tmp_path):
     with pytest.raises(BoardError, match=r"^Clock must be a positive frequency in MHz, "
                                          r"not -1$"):
         build_trainer_for_board(spec, tmp_path / "x", "ulx3s-85f", clock_mhz=-1)
+    with pytest.raises(BoardError, match=r"^Clock 500 MHz is out of the ECP5 PLL's range "
+                                         r"\(3\.125 to 400 MHz\)$"):
+        build_trainer_for_board(spec, tmp_path / "x", "ulx3s-85f", clock_mhz=500)
+    assert not (tmp_path / "x").exists()
     with pytest.raises(TypeError, match=r"^Specification must be a TrainableMLPSpec, not 3$"):
         build_trainer_for_board(3, tmp_path / "x", "ulx3s-85f")
 
