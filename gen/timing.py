@@ -66,9 +66,8 @@ def verilator_timing(verilog, *, model, top, cache_dir=None):
     """:func:`simulate_timing`'s figures for a design too large for Amaranth's simulator: one
     inference of zeros at full rate, output always ready, through the HDL harness on Verilator
     (:func:`nnfab.sim.harness.run_harness`). The harness build is the one ``nnfab verify``
-    makes of the same Verilog for a long run (``-O1``: at the initiation intervals that send
-    a design here, a verify of more than a few vectors is one), so a later verify finds it in
-    the cache.
+    makes of the same Verilog for a long run (``-O1``), and a later verify, finding only that
+    build in the cache, runs it (:func:`nnfab.sim.harness.choose_optimize`).
 
     Parameters
     ----------

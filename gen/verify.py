@@ -14,7 +14,7 @@ from nnfab.casts import quantize, to_float
 from nnfab.errors import SimulationError
 from nnfab.packing import pack, packed_width, unpack
 from nnfab.sim.golden.network import run_network
-from nnfab.sim.harness import run_harness, worth_optimizing
+from nnfab.sim.harness import choose_optimize, run_harness
 from nnfab.sim.runner import allow_processes, default_cache_dir, stop_active_processes
 
 from .emit import verilog_name
@@ -147,7 +147,8 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
         Compile the simulator's per-cycle code at ``-O1`` (True: simulates about ten times
         faster) or ``-O0`` (False: builds about three times faster). By default (None) ``-O1``
         when the longest shard is expected to last at least 30,000 cycles per MB of Verilog
-        (:func:`nnfab.sim.harness.worth_optimizing`). Both builds are cached apart.
+        (:func:`nnfab.sim.harness.worth_optimizing`), unless only the other level's build is
+        cached (:func:`nnfab.sim.harness.choose_optimize`). Both builds are cached apart.
     debug : bool
         On a mismatch, run the first mismatching vector again alone with FST tracing and
         find the first layer whose output differs (:func:`nnfab.gen.verify_debug.debug_mismatch`;
@@ -237,7 +238,8 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
     cycles = ((min(warmup, len(x)) + max(len(part) for part in shards)) * cycles_per_vector
               / ((1 - p_idle_run) * (1 - p_stall)))
     if optimize is None:
-        optimize = worth_optimizing(verilog, cycles)
+        optimize = choose_optimize(verilog, cycles, toplevel=verilog_name(model.name),
+                                   cache_dir=cache_dir, **_payload_widths(model))
 
     def run_shard(k):
         first_vector, end_vector = int(shards[k][0]), int(shards[k][-1]) + 1
@@ -307,6 +309,11 @@ def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed,
         cocotb_tests=cocotb_tests, rtl_outputs=rtl)
 
 
+def _payload_widths(model):
+    return {"in_width": packed_width([model.input_format] * model.input_shape[-1]),
+            "out_width": packed_width([model.output_format] * model.output_shape[-1])}
+
+
 def _run_shard(model, verilog, timing, codes, golden, offset, *, warmup, seed, p_stall, p_idle,
                cache_dir, optimize):
     """One simulator process on ``codes`` (vectors ``offset`` on): the first ``warmup`` at full
@@ -323,9 +330,8 @@ def _run_shard(model, verilog, timing, codes, golden, offset, *, warmup, seed, p
         warmup_in=n_warm * transfers_per_vector, warmup_out=n_warm * outputs_per_vector,
         seed=seed, p_idle=p_idle, p_stall=p_stall, burst=2 * timing[0] + 2, cache_dir=cache_dir,
         optimize=optimize,
-        in_width=packed_width([model.input_format] * model.input_shape[-1]),
-        out_width=packed_width([model.output_format] * model.output_shape[-1]),
-        transfers_per_vector=transfers_per_vector, initiation_interval=timing[1])
+        transfers_per_vector=transfers_per_vector, initiation_interval=timing[1],
+        **_payload_widths(model))
     if run.timed_out:
         c = run.counters
         raise SimulationError(f"The simulation of {model.name!r} timed out: after {c['cycle']} "

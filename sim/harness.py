@@ -41,9 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SimulationError
-from .runner import run_cocotb, verilog_of
+from .runner import is_built, run_cocotb, verilog_of
 
-__all__ = ["HARNESS_MODULE", "HarnessRun", "harness_verilog", "run_harness", "worth_optimizing"]
+__all__ = ["HARNESS_MODULE", "HarnessRun", "choose_optimize", "harness_verilog", "run_harness",
+           "worth_optimizing"]
 
 #: Name of the generated wrapper module (the simulator's top level).
 HARNESS_MODULE = "nnfab_harness"
@@ -344,6 +345,26 @@ def worth_optimizing(verilog, cycles):
     return cycles >= _O1_FROM_CYCLES_PER_MB * len(verilog) / 1e6
 
 
+def choose_optimize(verilog, cycles, *, toplevel, in_width, out_width, cache_dir=None):
+    """The level :func:`run_harness` builds at by default for a run of about ``cycles``
+    cycles: :func:`worth_optimizing`'s, unless only the other level's build is in the cache
+    (a build that is already there costs nothing: the one ``nnfab build`` made to time a
+    large network at ``-O1``, or a short run's ``-O0`` build verified again)."""
+    preferred = worth_optimizing(verilog, cycles)
+    extra = harness_verilog(top=toplevel, in_width=in_width, out_width=out_width)
+
+    def built(optimize):
+        return is_built(verilog, toplevel=toplevel, extra_verilog=[extra],
+                        top_module=HARNESS_MODULE, public_flat_rw=False,
+                        extra_make_args=_make_args(optimize), cache_dir=cache_dir)
+
+    return preferred if built(preferred) or not built(not preferred) else not preferred
+
+
+def _make_args(optimize):
+    return _MAKE_ARGS_FAST_RUN if optimize else _MAKE_ARGS_FAST_BUILD
+
+
 def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, seed=0,
                 p_idle=0.1, p_stall=0.1, burst=1, max_cycles=None, in_width=None,
                 out_width=None, cache_dir=None, waves=False, transfers_per_vector=1,
@@ -431,7 +452,8 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
         design = verilog_of(design, toplevel)
         per_transfer = max(1, (initiation_interval or 0) / transfers_per_vector)
         cycles = max(len(words_in), n_out) * per_transfer / ((1 - p_idle) * (1 - p_stall))
-        optimize = worth_optimizing(design, cycles)
+        optimize = choose_optimize(design, cycles, toplevel=toplevel, in_width=in_width,
+                                   out_width=out_width, cache_dir=cache_dir)
     extra = harness_verilog(top=toplevel, in_width=in_width, out_width=out_width)
     with tempfile.TemporaryDirectory(prefix="nnfab-harness-") as tmp:
         tmp = Path(tmp)
@@ -457,8 +479,7 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
                              extra_verilog=[extra], top_module=HARNESS_MODULE,
                              plus_args=plus_args, seed=seed, cache_dir=cache_dir,
                              waves=waves, public_flat_rw=False,
-                             extra_make_args=_MAKE_ARGS_FAST_RUN if optimize
-                             else _MAKE_ARGS_FAST_BUILD)
+                             extra_make_args=_make_args(optimize))
         if not json_path.exists():
             raise SimulationError(
                 f"The harness simulation of {toplevel!r} ended without results "

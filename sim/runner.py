@@ -34,7 +34,7 @@ from .processes import allow_processes, stop_active_processes
 from ._runtime import RuntimeObjects
 
 __all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
-           "stop_active_processes", "verilog_of"]
+           "stop_active_processes", "is_built", "verilog_of"]
 
 # Bump when the layout of a build folder or the build recipe changes in a way the key misses.
 _CACHE_FORMAT = 1
@@ -385,6 +385,22 @@ def _cache_key(verilog_text, toplevel, compile_args, make_args, top_module=None,
     return digest.hexdigest()
 
 
+def _with_extras(design, toplevel, extra_verilog):
+    return "\n".join([verilog_of(design, toplevel), *extra_verilog])
+
+
+def is_built(design, *, toplevel, extra_verilog=(), top_module=None, public_flat_rw=True,
+             extra_make_args=(), cache_dir=None):
+    """Whether :func:`run_cocotb` with these arguments (and no waves) would find its Verilator
+    build complete in the cache, and so neither verilate nor compile."""
+    cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
+    make_args = list(_MAKE_ARGS) + [str(arg) for arg in extra_make_args]
+    key = _cache_key(_with_extras(design, toplevel, extra_verilog), toplevel,
+                     list(_COMPILE_ARGS), make_args, top_module, public_flat_rw)
+    folder = cache_dir / f"{toplevel}-{key[:16]}"
+    return (folder / _MARKER_NAME).is_file() and (folder / (top_module or toplevel)).is_file()
+
+
 def _count_results(results_file):
     tree = ET.parse(results_file)
     total = failed = skipped = 0
@@ -473,10 +489,7 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
     """
     toolchain.check_build_tools()
     tool_env = toolchain.verilator_env()
-    verilog_text = verilog_of(design, toplevel)
-    for text in extra_verilog:
-        verilog_text += "\n" + text
-
+    verilog_text = _with_extras(design, toplevel, extra_verilog)
     compile_args = list(_COMPILE_ARGS)
     run_args = []
     cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()

@@ -156,6 +156,14 @@ def test_verify_shards_share_one_build_at_one_level(tmp_path, cache, monkeypatch
         design_code = re.compile(
             rf"^c\+\+ {level} .*(Vtop__ALL\.cpp|-include Vtop__pch\.h\.fast)", re.M)
         assert any(design_code.search(log) for log in logs), logs
+    # In a cache holding only the -O1 build (as after `nnfab build` timed a large network on
+    # Verilator), the short run takes that build rather than compiling at -O0.
+    only_o1 = tmp_path / "only-o1"
+    verify(model, x, seed=SEED, cache_dir=only_o1, optimize=True)
+    runs.clear()
+    result = verify(model, x, seed=SEED, cache_dir=only_o1, jobs=2)
+    assert result.passed and result.build_cached
+    assert [chosen for chosen, _ in runs] == [True, True]
 
 
 @pytest.mark.slow
