@@ -333,8 +333,8 @@ def _print_layers(manifest):
               show_default=True,
               help="What the Verilator model is compiled for: 'build' (per-cycle code at "
                    "-O0, about 3x faster to build), 'run' (-O1, about 10x faster to "
-                   "simulate); 'auto' picks 'run' for runs of at least 30,000 cycles per MB "
-                   "of Verilog.")
+                   "simulate); 'auto' picks 'run' for runs long enough to repay its slower "
+                   "build or that would simulate for over about 2 s at -O0.")
 @click.option("--no-cache", is_flag=True,
               help="Convert to Verilog and compile it again in a temporary folder, "
                    "ignoring and leaving alone the caches (see below).")

@@ -145,9 +145,8 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
         initiation interval are those measured by the first shard.
     optimize : bool, optional
         Compile the simulator's per-cycle code at ``-O1`` (True: simulates about ten times
-        faster) or ``-O0`` (False: builds about three times faster). By default (None) ``-O1``
-        when the longest shard is expected to last at least 30,000 cycles per MB of Verilog
-        (:func:`nnfab.sim.harness.worth_optimizing`), unless only the other level's build is
+        faster) or ``-O0`` (False: builds about three times faster). By default (None) as
+        :func:`nnfab.sim.harness.worth_optimizing` judges the longest shard, unless only the other level's build is
         cached (:func:`nnfab.sim.harness.choose_optimize`). Both builds are cached apart.
     debug : bool
         On a mismatch, run the first mismatching vector again alone with FST tracing and

@@ -64,6 +64,11 @@ _MAKE_ARGS_FAST_RUN = ("OPT_GLOBAL=-O2", "OPT_FAST=-O1")
 # With both cores busy (as CI's two test workers keep them) a build costs its CPU time, of
 # which -O0 saves more (the TFC's per-cycle code: 11 s against 36 s on one core).
 _O1_FROM_CYCLES_PER_MB = 30_000
+# The same runs at -O0: 53 and 210 µs per cycle (41 and 64 per MB of Verilog); the hls4ml
+# jet tagger at 16 bits (3.8 MB) simulated 10,000 vectors (11,393 cycles) in 3.0 s at -O0 and
+# 0.84 s at -O1 (built in 26.5 s against 35.7 s), which put a cached re-verify over 5 s.
+_O0_SECONDS_PER_CYCLE_MB = 70e-6
+_O0_MAX_SECONDS = 2.0
 _PROB_ONE = 1 << 16  # probabilities are passed to the harness in units of 2**-16
 _MAX_BURST = (1 << 32) - 1
 _SEED_MIX = 0x9E3779B97F4A7C15  # keeps a seed of 0 away from xorshift's all-zero state
@@ -339,10 +344,15 @@ class HarnessRun:
 
 def worth_optimizing(verilog, cycles):
     """Whether a run of about ``cycles`` clock cycles of the design ``verilog`` (its text)
-    is worth compiling at ``-O1`` rather than ``-O0``: at least 30,000 cycles per MB of
-    Verilog (measurements beside the code). Callers that split one job over several runs
-    decide once for all of them, so that they share one build."""
-    return cycles >= _O1_FROM_CYCLES_PER_MB * len(verilog) / 1e6
+    is worth compiling at ``-O1`` rather than ``-O0``: when the run is long enough to repay
+    -O1's slower build on its own (at least 30,000 cycles per MB of Verilog), or when at -O0
+    it would simulate for more than about 2 s (about 70 µs per cycle per MB of Verilog), which
+    every re-verify of the cached build would pay again (measurements beside the code).
+    Callers that split one job over several runs decide once for all of them, so that they
+    share one build."""
+    megabytes = len(verilog) / 1e6
+    return (cycles >= _O1_FROM_CYCLES_PER_MB * megabytes
+            or cycles * megabytes * _O0_SECONDS_PER_CYCLE_MB > _O0_MAX_SECONDS)
 
 
 def choose_optimize(verilog, cycles, *, toplevel, in_width, out_width, cache_dir=None):
@@ -413,10 +423,9 @@ def run_harness(design, *, toplevel, words_in, n_out, warmup_in, warmup_out, see
         schedule, not only latency and initiation interval).
     optimize : bool, optional
         Compile the design's per-cycle code at ``-O1`` (True) or ``-O0`` (False); Verilator's
-        run-time library is at ``-O2`` either way. By default (None) ``-O1`` when the run is
-        expected to last at least 30,000 cycles per MB of the design's Verilog (the inputs at
-        the design's initiation interval, slowed by the idle and stall rates), where -O1's
-        faster simulation repays its slower build (measurements beside the code).
+        run-time library is at ``-O2`` either way. By default (None) :func:`choose_optimize`'s
+        level for the run's expected cycles (the inputs at the design's initiation interval,
+        slowed by the idle and stall rates).
     Returns
     -------
     HarnessRun

@@ -122,10 +122,14 @@ def test_verify_runs_the_harness(tmp_path, cache, monkeypatch):
 
 def test_worth_optimizing_scales_with_the_design():
     megabyte = "x" * 1_000_000
-    assert not worth_optimizing(megabyte, 29_999)
-    assert worth_optimizing(megabyte, 30_000)
+    # A small design: -O1 when the run repays its build (30,000 cycles per MB).
+    assert not worth_optimizing(megabyte[:100_000], 2_999)
     assert worth_optimizing(megabyte[:100_000], 3_000)
-    assert not worth_optimizing(megabyte * 2, 59_999)
+    # A large one: -O1 when -O0 would simulate for over 2 s (70 us per cycle per MB).
+    assert not worth_optimizing(megabyte * 4, 7_142)
+    assert worth_optimizing(megabyte * 4, 7_143)
+    assert not worth_optimizing(megabyte, 28_571)
+    assert worth_optimizing(megabyte, 28_572)
 
 
 @pytest.mark.slow
