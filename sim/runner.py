@@ -270,9 +270,12 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         if self.build_complete():
             return
         sim_dir = Path(self.sim_dir)
-        # No marker: an earlier build was interrupted or failed. Start from scratch.
+        # No marker: an earlier build was interrupted or failed. Start from scratch. Another
+        # caller may create the (empty) folder again outside the lock, between the removal
+        # and this mkdir (run_cocotb makes it before taking the lock; `verify --jobs` starts
+        # its shards at once): a full run of the suite failed on that once.
         shutil.rmtree(sim_dir, ignore_errors=True)
-        sim_dir.mkdir(parents=True)
+        sim_dir.mkdir(parents=True, exist_ok=True)
         for source in self.verilog_sources_flat:
             Path(source).write_text(self._verilog_text, encoding="utf-8")
         started = time.perf_counter()
