@@ -20,11 +20,10 @@ from nnfab.gen.emit import manifest_of, verilog_name
 from nnfab.gen.native import save_native
 from nnfab.hdl.dense_rom import rom_reuse_factors
 
-from .flow import (board_figures, check_tools, figures_markdown, over_capacity, run_flow,
+from .flow import (board_and_clock, board_figures, figures_markdown, over_capacity, run_flow,
                    tool_seconds_line)
 from .link import ANSWER_START, REQUEST_START
 from .network import choose_rom_reuse_factors, rom_backend
-from .targets import target as find_target
 from .top import BoardTop
 
 __all__ = ["BoardBuildResult", "build_for_board", "DEFAULT_BAUD"]
@@ -129,13 +128,8 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
     ToolchainError
         If a YoWASP tool is missing or fails for another reason.
     """
-    target = find_target(board)
+    target, clock_mhz = board_and_clock(board, clock_mhz)  # ToolchainError if tools lack
     say = progress or (lambda text: None)
-    clock_mhz = target.default_clock_mhz if clock_mhz is None else clock_mhz
-    if not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool) or \
-            clock_mhz <= 0:
-        raise BoardError(f"Clock must be a positive frequency in MHz, not {clock_mhz!r}")
-    check_tools(target)  # raises ToolchainError naming the missing package
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as staging:
         result = _build_in(staging, model, target, clock_mhz, say, weights_in_memory,

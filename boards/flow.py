@@ -20,8 +20,9 @@ from nnfab.errors import BoardError, ToolchainError
 from nnfab.sim.toolchain import yowasp_tool
 
 from .synth import SYNTH_FLOWS
+from .targets import target as find_target
 
-__all__ = ["FlowResult", "check_tools", "over_capacity", "run_flow", "board_figures",
+__all__ = ["FlowResult", "board_and_clock", "check_tools", "over_capacity", "run_flow", "board_figures",
            "figures_markdown", "tool_seconds_line"]
 
 
@@ -52,6 +53,27 @@ class FlowResult:
     placed: dict
     fmax: dict
     seconds: dict
+
+
+def board_and_clock(board, clock_mhz):
+    """The :class:`~nnfab.boards.board.BoardTarget` named ``board`` and the clock in MHz a
+    build of it runs at (the board's ``default_clock_mhz`` when ``clock_mhz`` is None), once
+    the YoWASP tools it needs are found.
+
+    Raises
+    ------
+    BoardError
+        If the board is unknown or ``clock_mhz`` is not a positive number.
+    ToolchainError
+        If a YoWASP package is missing.
+    """
+    target = find_target(board)
+    clock_mhz = target.default_clock_mhz if clock_mhz is None else clock_mhz
+    if not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool) or \
+            clock_mhz <= 0:
+        raise BoardError(f"Clock must be a positive frequency in MHz, not {clock_mhz!r}")
+    check_tools(target)
+    return target, clock_mhz
 
 
 def check_tools(target):

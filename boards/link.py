@@ -17,11 +17,10 @@ next request only after the previous answer (or the network keeps up with the li
 """
 
 from amaranth.hdl import Module, Mux, Shape, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .uart import UARTRx, UARTTx
-from .words import BytesToWords, WordsToBytes, word_bytes
+from .words import add_uart_words, word_bytes
 
 __all__ = ["REQUEST_START", "ANSWER_START", "HostLink"]
 
@@ -79,17 +78,10 @@ class HostLink(wiring.Component):
         m = Module()
         net = self._network
         m.submodules.network = net
-        m.submodules.uart_rx = rx = UARTRx(divisor=self._divisor)
-        m.submodules.uart_tx = tx = UARTTx(divisor=self._divisor)
-        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(
-            width=8, depth=max(4, self.request_bytes))
-        m.submodules.unpack = unpack = BytesToWords(self._in_width)
-        m.submodules.pack = pack = WordsToBytes(self._out_width)
+        tx, rx_fifo, unpack, pack = add_uart_words(
+            m, self, divisor=self._divisor, in_width=self._in_width, out_width=self._out_width,
+            rx_depth=max(4, self.request_bytes))
         m.d.comb += [
-            rx.rx.eq(self.rx), self.tx.eq(tx.tx),
-            self.error.eq(rx.overrun | rx.framing_error),
-            rx_fifo.w_data.eq(rx.o.payload), rx_fifo.w_en.eq(rx.o.valid),
-            rx.o.ready.eq(rx_fifo.w_rdy),
             net.i.payload.eq(unpack.o.payload), net.i.valid.eq(unpack.o.valid),
             unpack.o.ready.eq(net.i.ready),
         ]

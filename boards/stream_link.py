@@ -11,14 +11,13 @@ lost as long as the host has at most ``rx_depth`` bytes sent and not yet consume
 sends a sample and reads that sample's outputs before the next one).
 """
 
-from amaranth.hdl import Module, Shape, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.hdl import Module, Shape
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from nnfab.hdl.unused import discard
 
-from .uart import UARTRx, UARTTx
-from .words import BytesToWords, WordsToBytes, word_bytes
+from .words import add_uart_words, word_bytes
 
 __all__ = ["StreamLink"]
 
@@ -85,16 +84,10 @@ class StreamLink(wiring.Component):
         m = Module()
         comp = self._component
         m.submodules.component = comp
-        m.submodules.uart_rx = rx = UARTRx(divisor=self._divisor)
-        m.submodules.uart_tx = tx = UARTTx(divisor=self._divisor)
-        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self._rx_depth)
-        m.submodules.unpack = unpack = BytesToWords(self._in_width)
-        m.submodules.pack = pack = WordsToBytes(self._out_width)
+        tx, rx_fifo, unpack, pack = add_uart_words(
+            m, self, divisor=self._divisor, in_width=self._in_width, out_width=self._out_width,
+            rx_depth=self._rx_depth)
         m.d.comb += [
-            rx.rx.eq(self.rx), self.tx.eq(tx.tx),
-            self.error.eq(rx.overrun | rx.framing_error),
-            rx_fifo.w_data.eq(rx.o.payload), rx_fifo.w_en.eq(rx.o.valid),
-            rx.o.ready.eq(rx_fifo.w_rdy),
             unpack.i.payload.eq(rx_fifo.r_data), unpack.i.valid.eq(rx_fifo.r_rdy),
             rx_fifo.r_en.eq(unpack.i.ready),
         ]

@@ -13,10 +13,9 @@ from nnfab.hdl.unused import discard
 from nnfab.training_mlp import TrainableMLPSpec
 
 from .build import DEFAULT_BAUD, BoardBuildResult
-from .flow import board_figures, check_tools, figures_markdown, over_capacity, run_flow, \
+from .flow import board_and_clock, board_figures, figures_markdown, over_capacity, run_flow, \
     tool_seconds_line
 from .stream_link import StreamLink
-from .targets import target as find_target
 from .top import BoardTop
 
 __all__ = ["trainer_top", "build_trainer_for_board"]
@@ -89,13 +88,8 @@ def build_trainer_for_board(spec, out_dir, board, clock_mhz=None, progress=None,
     """
     if not isinstance(spec, TrainableMLPSpec):
         raise TypeError(f"Specification must be a TrainableMLPSpec, not {spec!r}")
-    target = find_target(board)
+    target, clock_mhz = board_and_clock(board, clock_mhz)
     say = progress or (lambda text: None)
-    clock_mhz = target.default_clock_mhz if clock_mhz is None else clock_mhz
-    if not isinstance(clock_mhz, (int, float)) or isinstance(clock_mhz, bool) or \
-            clock_mhz <= 0:
-        raise BoardError(f"Clock must be a positive frequency in MHz, not {clock_mhz!r}")
-    check_tools(target)
     bitstream = BITSTREAM_NAME + target.bitstream_suffix
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as staging:

@@ -3,10 +3,12 @@ significant byte first, unused top bits 0 (the host links' packing, :mod:`nnfab.
 :mod:`nnfab.boards.stream_link`)."""
 
 from amaranth.hdl import Module, Signal, Value
-from amaranth.lib import stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["word_bytes", "BytesToWords", "WordsToBytes"]
+from .uart import UARTRx, UARTTx
+
+__all__ = ["add_uart_words", "word_bytes", "BytesToWords", "WordsToBytes"]
 
 
 def word_bytes(width):
@@ -74,3 +76,29 @@ class WordsToBytes(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
         return m
+
+
+def add_uart_words(m, link, *, divisor, in_width, out_width, rx_depth):
+    """The byte side both host links share, added to ``m``: the UART receiver into a
+    ``rx_depth``-byte FIFO, :class:`BytesToWords` after it (its input left to the link, which
+    decides which bytes are payload), :class:`WordsToBytes` and the UART transmitter; ``link``'s
+    ``rx``, ``tx`` and sticky ``error`` (framing error or lost byte) are driven.
+
+    Returns
+    -------
+    (tx, rx_fifo, unpack, pack)
+        The transmitter, the receive FIFO, and the ``in_width``-bit unpacker and
+        ``out_width``-bit packer.
+    """
+    m.submodules.uart_rx = rx = UARTRx(divisor=divisor)
+    m.submodules.uart_tx = tx = UARTTx(divisor=divisor)
+    m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=rx_depth)
+    m.submodules.unpack = unpack = BytesToWords(in_width)
+    m.submodules.pack = pack = WordsToBytes(out_width)
+    m.d.comb += [
+        rx.rx.eq(link.rx), link.tx.eq(tx.tx),
+        link.error.eq(rx.overrun | rx.framing_error),
+        rx_fifo.w_data.eq(rx.o.payload), rx_fifo.w_en.eq(rx.o.valid),
+        rx.o.ready.eq(rx_fifo.w_rdy),
+    ]
+    return tx, rx_fifo, unpack, pack

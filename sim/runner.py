@@ -397,11 +397,21 @@ def is_built(design, *, toplevel, extra_verilog=(), top_module=None, public_flat
     """Whether :func:`run_cocotb` with these arguments (and no waves) would find its Verilator
     build complete in the cache, and so neither verilate nor compile."""
     cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
-    make_args = list(_MAKE_ARGS) + [str(arg) for arg in extra_make_args]
-    key = _cache_key(_with_extras(design, toplevel, extra_verilog), toplevel,
-                     list(_COMPILE_ARGS), make_args, top_module, public_flat_rw)
-    folder = cache_dir / f"{toplevel}-{key[:16]}"
+    folder = _build_folder(cache_dir, _with_extras(design, toplevel, extra_verilog), toplevel,
+                           list(_COMPILE_ARGS), extra_make_args, top_module, public_flat_rw)
     return (folder / _MARKER_NAME).is_file() and (folder / (top_module or toplevel)).is_file()
+
+
+def _make_args(extra_make_args):
+    return list(_MAKE_ARGS) + [str(arg) for arg in extra_make_args]
+
+
+def _build_folder(cache_dir, verilog_text, toplevel, compile_args, extra_make_args, top_module,
+                  public_flat_rw):
+    """The cache folder of a build: ``<cache_dir>/<toplevel>-<key>``."""
+    key = _cache_key(verilog_text, toplevel, compile_args, _make_args(extra_make_args),
+                     top_module, public_flat_rw)
+    return cache_dir / f"{toplevel}-{key[:16]}"
 
 
 def _count_results(results_file):
@@ -507,11 +517,10 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
         compile_args += ["--trace-vcd", "--trace-structs"]
         run_args = ["--trace"]
     run_args += [str(arg) for arg in plus_args]
-    make_args = list(_MAKE_ARGS) + [str(arg) for arg in extra_make_args]
-    key = _cache_key(verilog_text, toplevel, compile_args, make_args, top_module,
-                     public_flat_rw)
-    build_dir = cache_dir / f"{toplevel}-{key[:16]}"
-    lock_path = cache_dir / f"{toplevel}-{key[:16]}.lock"
+    make_args = _make_args(extra_make_args)
+    build_dir = _build_folder(cache_dir, verilog_text, toplevel, compile_args, extra_make_args,
+                              top_module, public_flat_rw)
+    lock_path = build_dir.with_name(build_dir.name + ".lock")
     build_dir.mkdir(parents=True, exist_ok=True)
 
     env = {str(name): str(value) for name, value in (extra_env or {}).items()}

@@ -95,16 +95,22 @@ def test_open_without_manifest(tmp_path):
         BoardClient.open(tmp_path, "/dev/null")
 
 
-def test_run_command_with_fake_port(tmp_path, monkeypatch):
-    model, manifest = digits_manifest()
+def _run_on_fake_board(tmp_path, monkeypatch, model, manifest, x):
+    """``nnfab run`` of a build folder holding ``manifest`` on ``x``, the board simulated by
+    :class:`FakeBoard` running ``model``."""
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    x = np.random.default_rng(1).integers(0, 16, (4, 64))
     np.save(tmp_path / "x.npy", x)
     monkeypatch.setattr(BoardClient, "open", classmethod(
         lambda cls, build_dir, port, baud=None: cls(FakeBoard(model), manifest)))
-    result = CliRunner().invoke(run_command, [str(tmp_path), "--port", "/dev/fake", "--inputs",
-                                              str(tmp_path / "x.npy"), "--output",
-                                              str(tmp_path / "y.npy")])
+    return CliRunner().invoke(run_command, [str(tmp_path), "--port", "/dev/fake", "--inputs",
+                                            str(tmp_path / "x.npy"), "--output",
+                                            str(tmp_path / "y.npy")])
+
+
+def test_run_command_with_fake_port(tmp_path, monkeypatch):
+    model, manifest = digits_manifest()
+    x = np.random.default_rng(1).integers(0, 16, (4, 64))
+    result = _run_on_fake_board(tmp_path, monkeypatch, model, manifest, x)
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "y.npy").tolist() == run_network(model, x).tolist()
 
@@ -127,14 +133,8 @@ def test_run_command_takes_inputs_in_the_model_files_layout(tmp_path, monkeypatc
     manifest = manifest_of(model, Network(model), input_layout=TensorLayout("NCHW"))
     manifest["host_link"] = {"baud": 115200}
     assert manifest["input"]["layout"] == {"model": "NCHW", "hardware": "NHWC"}
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     x = np.random.default_rng(2).integers(0, 17, (3, 1, 8, 8))  # (n, C, H, W)
-    np.save(tmp_path / "x.npy", x)
-    monkeypatch.setattr(BoardClient, "open", classmethod(
-        lambda cls, build_dir, port, baud=None: cls(FakeBoard(model), manifest)))
-    result = CliRunner().invoke(run_command, [str(tmp_path), "--port", "/dev/fake", "--inputs",
-                                              str(tmp_path / "x.npy"), "--output",
-                                              str(tmp_path / "y.npy")])
+    result = _run_on_fake_board(tmp_path, monkeypatch, model, manifest, x)
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "y.npy").tolist() == \
         run_network(model, np.transpose(x, (0, 2, 3, 1))).tolist()
