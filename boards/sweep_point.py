@@ -250,6 +250,7 @@ def evaluate_point(source, point, settings, *, cache_dir=None):
 
     from nnfab.gen.assemble import Network
     from nnfab.gen.emit import manifest_of, verilog_name
+    from nnfab.gen.timing import network_details
     from nnfab.gen.verilog_cache import cached_verilog
     from nnfab.sim.runner import default_cache_dir
 
@@ -263,10 +264,11 @@ def evaluate_point(source, point, settings, *, cache_dir=None):
         manifest = manifest_of(model, network)
         top = verilog_name(model.name)
         cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-        text, (latency, ii), _ = cached_verilog(
+        text, details, _ = cached_verilog(
             model, lambda: (verilog.convert(network, name=top, emit_src=False),
-                            network.latency, network.initiation_interval),
+                            network_details(network)),
             cache_dir=cache_dir, multiplier_threshold=3)
+        latency, ii = details["latency"], details["initiation_interval"]
         row.update(latency=latency, initiation_interval=ii,
                    latency_us=round(latency / point["clock_mhz"], 4),
                    multipliers=sum(r["multipliers"] for r in manifest["layers"]),

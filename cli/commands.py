@@ -246,11 +246,19 @@ def _board_options(function):
               help="Output folder (default: build/NAME). An existing folder is replaced only "
                    "if it is empty or an nnfab build folder.")
 @_board_options
+@click.option("--no-cache", is_flag=True,
+              help="Convert to Verilog and time the design here, ignoring and leaving alone "
+                   "the Verilog cache (described above).")
 @interruptible
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
                   input_format, fuse, lut_adder_width, fit, hls4ml_config, output, board,
-                  clock_mhz):
-    """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream."""
+                  clock_mhz, no_cache):
+    """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream.
+
+    The Verilog, latency and skip FIFO depths of a model converted before with the same
+    options by the same nnfab version and source (by build or verify) come from the cache
+    (~/.cache/nnfab/verilator/verilog, or under $NNFAB_CACHE_DIR or $XDG_CACHE_HOME): the
+    files are the same as a conversion's. --no-cache converts again."""
     from nnfab.gen.build_folder import output_name
     from nnfab.gen.emit import build_outputs
 
@@ -277,7 +285,8 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                                    lut_adder_width=loaded.lut_adder_width,
                                    fit=loaded.fit.as_dict() if loaded.fit else None,
                                    input_layout=loaded.input_layout,
-                                   output_layout=loaded.output_layout)
+                                   output_layout=loaded.output_layout,
+                                   use_cache=not no_cache)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
     manifest = result.manifest

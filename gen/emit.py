@@ -13,13 +13,13 @@ from pathlib import Path
 
 from nnfab import __version__
 from nnfab.packing import packed_width
+from nnfab.sim.runner import default_cache_dir
 
-from .assemble import Network
 from .build_folder import file_hashes, staged_folder
 from nnfab.ir import INPUT
 from .native import save_native
 from .tensor_layout import HARDWARE_LAYOUT, TensorLayout
-from .timing import convert_network
+from .timing import network_verilog
 
 __all__ = ["BuildResult", "manifest_of", "build_outputs", "verilog_name"]
 
@@ -242,7 +242,8 @@ class BuildResult:
 
 def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, source=None,
                   notes=(), input_cast="nearest", shift_add_fusion=None, lut_adder_width=0,
-                  fit=None, input_layout=None, output_layout=None):
+                  fit=None, input_layout=None, output_layout=None, cache_dir=None,
+                  use_cache=True):
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
@@ -269,6 +270,14 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
     input_layout, output_layout : TensorLayout, optional
         The layouts the model file declares for frames (see :func:`manifest_of`); ``nnfab
         verify DIR --inputs`` reads the input's.
+    cache_dir : str or os.PathLike, optional
+        Root of nnfab's caches (:func:`nnfab.sim.runner.default_cache_dir` by default). The
+        Verilog, latency and skip FIFO depths of a model converted before with the same
+        ``multiplier_threshold`` by the same nnfab (by ``nnfab build`` or ``nnfab verify``)
+        come from its ``verilog`` folder (:mod:`nnfab.gen.verilog_cache`): the files are the
+        same, byte for byte, as a conversion's.
+    use_cache : bool
+        False converts and times the model here, and neither reads nor writes the cache.
 
     Raises
     ------
@@ -278,12 +287,16 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
     out_dir = Path(out_dir)
     say = progress or (lambda text: None)
     with staged_folder(out_dir) as staging:
-        say("elaborating engines")
-        network = Network(model, multiplier_threshold=multiplier_threshold)
         # The model first: a layer the native format cannot hold fails before the conversion.
         save_native(model, staging / "model.json")
-        text = convert_network(network, name=verilog_name(model.name), say=say)
-        manifest = manifest_of(model, network, source=source, notes=notes,
+        converted = network_verilog(
+            model, name=verilog_name(model.name), multiplier_threshold=multiplier_threshold,
+            cache_dir=default_cache_dir() if cache_dir is None else cache_dir,
+            use_cache=use_cache, say=say)
+        if converted.hit:
+            say("Verilog and timing from the cache (unchanged model, options and nnfab)")
+        text = converted.verilog
+        manifest = manifest_of(model, converted.network, source=source, notes=notes,
                                input_cast=input_cast, shift_add_fusion=shift_add_fusion,
                                lut_adder_width=lut_adder_width, fit=fit,
                                input_layout=input_layout, output_layout=output_layout)

@@ -13,7 +13,8 @@ from amaranth.sim import Simulator
 
 from nnfab.errors import SimulationError
 
-__all__ = ["convert_network", "simulate_timing", "verilator_timing"]
+__all__ = ["NetworkVerilog", "convert_network", "network_details", "network_from_details",
+           "network_verilog", "simulate_timing", "verilator_timing"]
 
 
 def simulate_timing(network, *, input_transfers, output_transfers, max_cycles=200_000,
@@ -128,3 +129,107 @@ def convert_network(network, *, name, say=None, cache_dir=None):
         network.use_timing(verilator_timing(text, model=network.model, top=name,
                                             cache_dir=cache_dir))
     return text
+
+
+def network_details(network):
+    """What a build needs of ``network`` besides its Verilog, measured on it (so simulated
+    when it needs a simulation), for :func:`nnfab.gen.verilog_cache.cached_verilog`.
+
+    Returns
+    -------
+    dict
+        ``latency`` and ``initiation_interval`` (cycles); for a network whose timing is
+        simulated (:attr:`~nnfab.gen.assemble.Network.timing_needs_simulation`) also
+        ``cycles_per_inference``; ``skip_fifo_depths``: ``[layer, input index, depth]`` rows
+        (empty for a chain).
+    """
+    details = {"latency": int(network.latency),
+               "initiation_interval": int(network.initiation_interval),
+               "skip_fifo_depths": [[layer, index, int(depth)] for (layer, index), depth
+                                    in sorted(network.skip_fifo_depths.items())]}
+    if network.timing_needs_simulation:
+        details["cycles_per_inference"] = int(network.timing["cycles_per_inference"])
+    return details
+
+
+def network_from_details(model, details, *, multiplier_threshold=None):
+    """The :class:`~nnfab.gen.assemble.Network` of ``model`` with the skip FIFO depths and
+    timing of ``details`` (:func:`network_details` of the same model and options), so that
+    reading its figures simulates nothing."""
+    from .assemble import Network
+
+    network = Network(model, multiplier_threshold=multiplier_threshold,
+                      skip_fifo_depths={(layer, index): depth for layer, index, depth
+                                        in details["skip_fifo_depths"]})
+    if network.timing_needs_simulation:
+        network.use_timing(details)
+    return network
+
+
+class NetworkVerilog:
+    """The Verilog of a model and the figures measured on it (:func:`network_verilog`).
+
+    Attributes
+    ----------
+    verilog : str
+    details : dict
+        As :func:`network_details`.
+    hit : bool
+        Whether the Verilog came from the cache.
+    """
+
+    def __init__(self, model, verilog, details, hit, *, multiplier_threshold, network=None):
+        self.verilog, self.details, self.hit = verilog, details, hit
+        self._model, self._multiplier_threshold = model, multiplier_threshold
+        self._network = network
+
+    @property
+    def network(self):
+        """The :class:`~nnfab.gen.assemble.Network` the Verilog is of: the one converted, or
+        for a cache hit one made on first use with the cached figures
+        (:func:`network_from_details`)."""
+        if self._network is None:
+            self._network = network_from_details(
+                self._model, self.details, multiplier_threshold=self._multiplier_threshold)
+        return self._network
+
+
+def network_verilog(model, *, name, multiplier_threshold, cache_dir, use_cache=True,
+                    say=None):
+    """The Verilog of ``model`` (top module ``name``) and the figures measured on it:
+    converted and timed here, or, for a model converted before with the same options by the
+    same nnfab, from the cache (:mod:`nnfab.gen.verilog_cache`), which ``nnfab build`` and
+    ``nnfab verify`` share.
+
+    Returns
+    -------
+    NetworkVerilog
+
+    Raises
+    ------
+    SimulationError
+        As :func:`convert_network`.
+    """
+    from .assemble import Network
+    from .verilog_cache import cached_verilog
+
+    made = []
+
+    def convert():
+        say_ = say or (lambda text: None)
+        say_("elaborating engines")
+        network = Network(model, multiplier_threshold=multiplier_threshold)
+        made.append(network)
+        text = convert_network(network, name=name, say=say, cache_dir=cache_dir)
+        return text, network_details(network)
+
+    from . import assemble
+
+    # The bound on Amaranth simulations is a constant, but it decides whether the skip FIFOs
+    # get measured or analytic depths (different Verilog): part of the key all the same.
+    text, details, hit = cached_verilog(
+        model, convert, cache_dir=cache_dir, use_cache=use_cache,
+        multiplier_threshold=multiplier_threshold,
+        max_simulated_layer_cycles=assemble.MAX_SIMULATED_LAYER_CYCLES)
+    return NetworkVerilog(model, text, details, hit, multiplier_threshold=multiplier_threshold,
+                          network=made[0] if made else None)

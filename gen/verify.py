@@ -19,7 +19,6 @@ from nnfab.sim.runner import allow_processes, default_cache_dir, stop_active_pro
 
 from .emit import verilog_name
 from .verify_debug import debug_mismatch
-from .verilog_cache import cached_verilog
 
 __all__ = ["VerifyResult", "verify", "pack_transfers", "unpack_transfers"]
 
@@ -202,26 +201,20 @@ def verify(model, x, *, labels=None, float_model=None, seed=0, p_stall=0.1, warm
                        use_cache=use_cache, debug=debug, jobs=jobs, optimize=optimize)
 
 
-def _convert(model, multiplier_threshold, say, cache_dir):
-    # Imported here: a cached run needs neither Amaranth nor the engines.
-    from .assemble import Network
-    from .timing import convert_network
-
-    say("elaborating engines")
-    network = Network(model, multiplier_threshold=multiplier_threshold)
-    text = convert_network(network, name=verilog_name(model.name), say=say, cache_dir=cache_dir)
-    return text, network.latency, network.initiation_interval
-
-
 def _verify(model, x, codes, golden, seconds, say, *, labels, float_model, seed, p_stall,
             p_idle, warmup, multiplier_threshold, cache_dir, verilog, timing, use_cache, debug,
             jobs, optimize):
     started = time.perf_counter()
     verilog_cached = verilog is not None
     if verilog is None:
-        verilog, timing, verilog_cached = cached_verilog(
-            model, lambda: _convert(model, multiplier_threshold, say, cache_dir), cache_dir=cache_dir,
-            use_cache=use_cache, multiplier_threshold=multiplier_threshold)
+        # Imported here: a cached run needs neither Amaranth nor the engines.
+        from .timing import network_verilog
+
+        converted = network_verilog(model, name=verilog_name(model.name),
+                                    multiplier_threshold=multiplier_threshold,
+                                    cache_dir=cache_dir, use_cache=use_cache, say=say)
+        verilog, verilog_cached = converted.verilog, converted.hit
+        timing = (converted.details["latency"], converted.details["initiation_interval"])
     seconds["elaborate"] = time.perf_counter() - started
 
     golden = np.asarray(golden, dtype=np.int64).reshape(-1, *model.output_shape)

@@ -2,8 +2,10 @@
 
 Converting a whole network to Verilog (elaborating its engines, then Amaranth's back end) takes
 seconds, more than simulating 10,000 vectors in the HDL harness. :func:`cached_verilog` keeps
-the Verilog text of every converted model, with its latency and initiation interval, under a
-key that changes whenever anything the Verilog depends on changes:
+the Verilog text of every converted model, with the figures measured on it (latency, initiation
+interval, and for networks that needed a simulation the cycles per inference and the skip
+FIFOs' depths: see :func:`nnfab.gen.timing.network_details`), under a key that changes whenever
+anything the Verilog depends on changes:
 
 - the model: every field of the model and of each of its layers (a walk over the IR's frozen
   dataclasses: names, shapes, formats, reuse factors, activation parameters and tables, the
@@ -40,8 +42,8 @@ __all__ = ["MAX_ENTRIES", "cached_verilog", "model_key", "source_fingerprint",
 
 #: Entries kept in the cache folder (least recently used ones beyond are deleted).
 MAX_ENTRIES = 32
-# Bump when the entries' layout or the key's recipe changes.
-_FORMAT = 1
+# Bump when the entries' layout or the key's recipe changes (2: the details of the network).
+_FORMAT = 2
 
 
 class _Unhashable(Exception):
@@ -174,13 +176,15 @@ def write_atomically(path, text):
 
 
 def cached_verilog(model, convert, *, cache_dir, use_cache=True, **options):
-    """The Verilog text and timing of ``model``, from the cache or from ``convert()``.
+    """The Verilog text of ``model`` and the details measured on it, from the cache or from
+    ``convert()``.
 
     Parameters
     ----------
     model : nnfab.ir.Model
     convert : callable
-        ``convert() -> (verilog, latency, initiation_interval)``, run on a miss.
+        ``convert() -> (verilog, details)``, run on a miss; ``details`` is a JSON-serializable
+        dict with at least ``latency`` and ``initiation_interval`` (cycles).
     cache_dir : str or os.PathLike
         Root of nnfab's caches; entries go to its ``verilog`` folder.
     use_cache : bool
@@ -191,8 +195,8 @@ def cached_verilog(model, convert, *, cache_dir, use_cache=True, **options):
     Returns
     -------
     verilog : str
-    timing : (int, int)
-        Latency and initiation interval in cycles.
+    details : dict
+        As ``convert`` gave them when the entry was written.
     hit : bool
         Whether the text came from the cache.
     """
@@ -203,20 +207,21 @@ def cached_verilog(model, convert, *, cache_dir, use_cache=True, **options):
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             verilog = text_path.read_text(encoding="utf-8")
-            if hashlib.sha256(verilog.encode()).hexdigest() == meta["sha256"]:
+            details = meta["details"]
+            if (hashlib.sha256(verilog.encode()).hexdigest() == meta["sha256"]
+                    and isinstance(details, dict)):
                 now = time.time()
                 os.utime(meta_path, (now, now))
-                return verilog, (meta["latency"], meta["initiation_interval"]), True
+                return verilog, details, True
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a miss, or a damaged entry: convert again and overwrite it
-    verilog, latency, initiation_interval = convert()
+    verilog, details = convert()
     if key is not None:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomically(text_path, verilog)
         write_atomically(meta_path, json.dumps({
-            "model": model.name, "latency": latency,
-            "initiation_interval": initiation_interval, "options": options,
+            "model": model.name, "details": details, "options": options,
             "sha256": hashlib.sha256(verilog.encode()).hexdigest(),
-            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, sort_keys=True) + "\n")
         _prune(folder, MAX_ENTRIES)
-    return verilog, (latency, initiation_interval), False
+    return verilog, details, False

@@ -28,15 +28,16 @@ class Converter:
 
     def __call__(self):
         self.calls += 1
-        return self.text, 7, 1
+        return self.text, {"latency": 7, "initiation_interval": 1}
 
 
 def test_second_call_is_a_hit(tiny, tmp_path):
     convert = Converter()
     first = cached_verilog(tiny(), convert, cache_dir=tmp_path, multiplier_threshold=3)
     second = cached_verilog(tiny(), convert, cache_dir=tmp_path, multiplier_threshold=3)
-    assert first == (convert.text, (7, 1), False)
-    assert second == (convert.text, (7, 1), True)
+    details = {"latency": 7, "initiation_interval": 1}
+    assert first == (convert.text, details, False)
+    assert second == (convert.text, details, True)
     assert convert.calls == 1
     assert len(list((tmp_path / "verilog").glob("*.v"))) == 1
 
@@ -87,7 +88,7 @@ def test_damaged_entry_is_converted_again(tiny, tmp_path):
     (text,) = (tmp_path / "verilog").glob("*.v")
     text.write_text("module truncated")
     assert cached_verilog(tiny(), convert, cache_dir=tmp_path) == \
-        (convert.text, (7, 1), False)
+        (convert.text, {"latency": 7, "initiation_interval": 1}, False)
     assert convert.calls == 2
     assert cached_verilog(tiny(), convert, cache_dir=tmp_path)[2] is True
 
