@@ -6,8 +6,9 @@ Recipes (hls4ml 1.3): Keras ``KerasJson``/``KerasH5`` configs go through
 models first through qonnx's clean-up, ``ConvertToChannelsLastAndClean`` and ``GemmToMatMul``,
 as hls4ml's ONNX flow expects. Every layer is traced (``Trace: true`` on the original names,
 which hls4ml's rewrites copy to the layers they create). The C simulation library is compiled
-at ``-O1`` instead of hls4ml's ``-O3`` (``build_lib.sh``): the same exact ``ap_fixed``
-arithmetic, and the 16-bit jet tagger compiled in 6.6 s instead of 10.0 s."""
+at ``-O1`` instead of hls4ml's ``-O3`` and as one translation unit (``build_lib.sh``): the
+same exact ``ap_fixed`` arithmetic, and the 16-bit jet tagger compiled in 6.6 s instead of
+10.0 s at ``-O1``, then 14 s instead of 23 s on two busy cores in one unit."""
 
 import copy
 from pathlib import Path
@@ -70,18 +71,39 @@ def hls4ml_model(path, out_dir, *, compile=True):
     return model
 
 
+#: The compile lines of hls4ml 1.3's ``build_lib.sh`` (templates/vivado/build_lib.sh): two
+#: translation units, then the shared library.
+_BUILD_LIB_LINES = (
+    '${CC} ${CFLAGS} ${INCFLAGS} -D WEIGHTS_DIR="${WEIGHTS_DIR}" -c firmware/${PROJECT}.cpp '
+    '-o ${PROJECT}.o\n'
+    '${CC} ${CFLAGS} ${INCFLAGS} -D WEIGHTS_DIR="${WEIGHTS_DIR}" -c ${PROJECT}_bridge.cpp '
+    '-o ${PROJECT}_bridge.o\n'
+    '${CC} ${CFLAGS} ${INCFLAGS} -shared ${PROJECT}.o ${PROJECT}_bridge.o '
+    '-o firmware/${PROJECT}-${LIB_STAMP}.so\n')
+#: One translation unit instead: the ap_types and nnet_utils headers are parsed once.
+_UNITY_LINES = (
+    'printf \'#include "firmware/%s.cpp"\\n#include "%s_bridge.cpp"\\n\' "${PROJECT}" '
+    '"${PROJECT}" > ${PROJECT}_unity.cpp\n'
+    '${CC} ${CFLAGS} ${INCFLAGS} -D WEIGHTS_DIR="${WEIGHTS_DIR}" -shared ${PROJECT}_unity.cpp '
+    '-o firmware/${PROJECT}-${LIB_STAMP}.so\n')
+
+
 def _compile_at_o1(model):
-    """Make every later ``compile()`` (also the one ``trace()`` runs) build at ``-O1``: hls4ml
-    writes the project, then the optimization flag of its ``build_lib.sh`` is lowered."""
+    """Make every later ``compile()`` (also the one ``trace()`` runs) build at ``-O1`` and in
+    one translation unit: hls4ml writes the project, then its ``build_lib.sh`` is edited. The
+    same sources and the same exact ``ap_fixed`` arithmetic; the keras-config.yml jet tagger
+    compiled in 14 s instead of 23 s (two busy cores)."""
     write = model.write
 
     def write_at_o1():
         write()
         script = Path(model.config.get_output_dir()) / "build_lib.sh"
         text = script.read_text()
-        if 'CFLAGS="-O3 ' not in text:
-            raise RuntimeError(f"{script} no longer sets CFLAGS=\"-O3 ...\"; update the tests")
-        script.write_text(text.replace('CFLAGS="-O3 ', 'CFLAGS="-O1 '))
+        if 'CFLAGS="-O3 ' not in text or _BUILD_LIB_LINES not in text:
+            raise RuntimeError(f"{script} no longer sets CFLAGS=\"-O3 ...\" or compiles "
+                               f"two translation units as hls4ml 1.3 does; update the tests")
+        script.write_text(text.replace('CFLAGS="-O3 ', 'CFLAGS="-O1 ')
+                          .replace(_BUILD_LIB_LINES, _UNITY_LINES))
 
     model.write = write_at_o1
 
