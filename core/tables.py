@@ -27,6 +27,10 @@ kind            input of the table               index ``j`` from code ``c`` ent
 with ``e = log2(N) - log2(2R) - F`` for ``sigmoid``/``tanh`` and ``e = log2(N) - log2(R) - F``
 for ``exp``/``reciprocal``/``elu``, ``F`` the fraction width of the input format, and ``floor(c * 2**e)``
 an arithmetic shift (left when ``e >= 0``, right with rounding toward minus infinity otherwise).
+A sigmoid or tanh table with ``index_rounding="zero"`` truncates toward zero instead
+(``trunc(c * 2**e)``): hls4ml's index, ``int(data * N / 16) + N/2`` for sigmoid and
+``int(data * N / 8) + N/2`` for tanh (``nnet_activation.h`` ``sigmoid``/``tanh``; the ``int``
+conversion of an ``ap_fixed`` drops the fraction toward zero, as C does).
 Sigmoid and tanh entries sit at the left edge of their bin, as hls4ml's
 ``init_sigmoid_table``/``init_tanh_table`` place them, so a table of the same size and format
 holds the same codes as hls4ml's. The reciprocal table samples bin centres, so that entry 0 is
@@ -43,13 +47,15 @@ from .fixed import FixedFormat, Overflow, Rounding
 __all__ = [
     "LookupTable", "sigmoid_table", "tanh_table", "exp_table", "reciprocal_table", "elu_table",
     "SELU_ALPHA", "SELU_SCALE", "ELU_SCALE",
-    "quantize_exact",
+    "quantize_exact", "INDEX_ROUNDINGS",
     "DEFAULT_TABLE_SIZE", "DEFAULT_TABLE_FORMAT", "DEFAULT_SOFTMAX_TABLE_FORMAT",
     "ACTIVATION_KINDS", "HARD_SIGMOID_SLOPE", "HARD_SIGMOID_OFFSET", "ActivationParams",
     "check_activation", "check_softmax", "check_table", "check_count", "check_format",
 ]
 
 _TABLE_KINDS = ("sigmoid", "tanh", "exp", "reciprocal", "elu")
+#: How a table index drops fraction bits: nnfab's floor, hls4ml's truncation toward zero.
+INDEX_ROUNDINGS = ("floor", "zero")
 
 #: SELU's constants (Klambauer et al., "Self-Normalizing Neural Networks", 2017; the values
 #: ONNX's Selu and Keras use).
@@ -148,6 +154,9 @@ class LookupTable:
         R, a power of two.
     codes : tuple of int
         The N entries, raw codes of ``table_format``.
+    index_rounding : str
+        How the index drops the bits of ``c * 2**e`` below 1: ``"floor"`` (nnfab's) or
+        ``"zero"`` (hls4ml's, sigmoid and tanh only; see the module docstring).
     """
 
     kind: str
@@ -155,6 +164,16 @@ class LookupTable:
     table_format: FixedFormat
     input_range: Fraction
     codes: tuple
+    index_rounding: str = "floor"
+
+    def __post_init__(self):
+        if self.index_rounding not in INDEX_ROUNDINGS:
+            raise ValueError(f"Index rounding must be one of "
+                             f"{', '.join(map(repr, INDEX_ROUNDINGS))}, not "
+                             f"{self.index_rounding!r}")
+        if self.index_rounding == "zero" and self.kind not in ("sigmoid", "tanh"):
+            raise ValueError(f"Index rounding 'zero' is hls4ml's sigmoid and tanh index, not "
+                             f"a {self.kind} table's")
 
     @property
     def size_log2(self):
@@ -179,7 +198,8 @@ class LookupTable:
         return self.size_log2 - span_log2 - fraction_width
 
 
-def _make_table(kind, function, *, table_size, table_format, input_range):
+def _make_table(kind, function, *, table_size, table_format, input_range,
+                index_rounding="floor"):
     _check_int(table_size, "Table size")
     if table_size < 2 or table_size & (table_size - 1):
         raise ValueError(f"Table size must be a power of two, not {table_size!r}")
@@ -189,7 +209,7 @@ def _make_table(kind, function, *, table_size, table_format, input_range):
         raise ValueError(f"Input range must be a power of two, not {input_range!r}")
     codes = tuple(quantize_exact(function(j, table_size, r), table_format)
                   for j in range(table_size))
-    return LookupTable(kind, table_size, table_format, r, codes)
+    return LookupTable(kind, table_size, table_format, r, codes, index_rounding)
 
 
 def _float_exact(x):
@@ -198,10 +218,11 @@ def _float_exact(x):
 
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
-                  input_range=8):
+                  input_range=8, index_rounding="floor"):
     """Table of ``1 / (1 + exp(-x))`` at ``x_j = -R + j * 2R/N`` (hls4ml's sigmoid table).
 
-    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 8.
+    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 8; ``index_rounding``
+    ``"zero"`` indexes it as hls4ml does (see the module docstring).
 
     Raises
     ------
@@ -215,21 +236,21 @@ def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_F
         x = float(-r + j * 2 * r / n)
         return _float_exact(1.0 / (1.0 + math.exp(-x)))
     return _make_table("sigmoid", entry, table_size=table_size, table_format=table_format,
-                       input_range=input_range)
+                       input_range=input_range, index_rounding=index_rounding)
 
 
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def tanh_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
-               input_range=4):
+               input_range=4, index_rounding="floor"):
     """Table of ``tanh(x)`` at ``x_j = -R + j * 2R/N`` (hls4ml's tanh table).
 
-    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 4. Raises as
-    :func:`sigmoid_table`.
+    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 4; ``index_rounding``
+    as :func:`sigmoid_table`. Raises as :func:`sigmoid_table`.
     """
     def entry(j, n, r):
         return _float_exact(math.tanh(float(-r + j * 2 * r / n)))
     return _make_table("tanh", entry, table_size=table_size, table_format=table_format,
-                       input_range=input_range)
+                       input_range=input_range, index_rounding=index_rounding)
 
 
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
