@@ -93,6 +93,7 @@ def test_gru_config_builds_and_verifies_bit_exact_on_verilator(tmp_path):
     assert [row["kind"] for row in manifest["layers"]] == ["recurrent", "recurrent", "dense"]
     result = runner.invoke(main, ["verify", str(folder)])
     out = result.output
+    print(built.output, out)
     assert result.exit_code == 0, out
     assert "1000 vectors tried" in out
     assert re.search(r"^0 mismatches$", out, re.M)
