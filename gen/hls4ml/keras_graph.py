@@ -16,6 +16,7 @@ __all__ = ["build_keras", "keras_layer_names"]
 
 #: Keras activation names and their hls4ml layer class.
 _ACTIVATIONS = {"relu": ("Activation", "relu"), "linear": ("Activation", "linear"),
+                "sigmoid": ("Activation", "sigmoid"), "tanh": ("Activation", "tanh"),
                 "softmax": ("Softmax", None)}
 
 
@@ -50,7 +51,7 @@ def _activation(builder, name, spec):
                                     f"not supported in hls4ml mode")
     if spec not in _ACTIVATIONS:
         raise UnsupportedLayerError(f"Layer {name!r}: activation {spec!r} is not supported in "
-                                    f"hls4ml mode (relu, linear, softmax)")
+                                    f"hls4ml mode (relu, linear, sigmoid, tanh, softmax)")
     cls, function = _ACTIVATIONS[spec]
     if cls == "Softmax":
         return builder.softmax(name)

@@ -36,19 +36,16 @@ import numpy as np
 
 from nnfab.casts import cast
 from nnfab.errors import UnsupportedLayerError
-from nnfab.fixed import FixedFormat
 from nnfab.recurrent import RecurrentSpec
-from nnfab.tables import sigmoid_table, tanh_table
 
 from nnfab.ir import RecurrentLayer
 from .config import ConfigError
+from .convert import activation_table, hls4ml_weight_codes
 
 __all__ = ["recurrent", "RECURRENT_CLASSES"]
 
 #: Keras classes hls4ml mode builds as recurrent layers, and their nnfab cell.
 RECURRENT_CLASSES = {"LSTM": "lstm", "GRU": "gru"}
-#: hls4ml's ``table_t`` default for recurrent layers (``vivado_backend.py``).
-TABLE_DEFAULT = FixedFormat(18, 8)
 _ACTIVATIONS = ("sigmoid", "tanh")
 
 
@@ -75,17 +72,8 @@ def _type(builder, name, cls, var):
 
 
 def _tables(builder, name, cls):
-    c = builder.config
-    size = c.layer_setting(name, cls, "table_size", 1024)
-    table_t = c.layer_setting(name, cls, "table_t") or TABLE_DEFAULT
-    try:
-        return {"sigmoid_table": sigmoid_table(table_size=int(size), table_format=table_t,
-                                               index_rounding="zero"),
-                "tanh_table": tanh_table(table_size=int(size), table_format=table_t,
-                                         index_rounding="zero")}
-    except ValueError as exc:
-        raise ConfigError(f"{c.path}: table_size {size!r} of layer {name!r} is not supported "
-                          f"({exc}); nnfab's tables take a power of two") from None
+    return {f"{kind}_table": activation_table(builder.config, name, cls, kind)
+            for kind in ("sigmoid", "tanh")}
 
 
 def recurrent(builder, name, cls, cfg, kernel, recurrent_kernel, bias):
@@ -107,8 +95,6 @@ def recurrent(builder, name, cls, cfg, kernel, recurrent_kernel, bias):
     if len(builder.shape) != 2:
         raise UnsupportedLayerError(f"Layer {name!r}: a {cls} layer reads sequences (n_steps, "
                                     f"n_in), not shape {builder.shape}")
-    from .convert import hls4ml_weight_codes
-
     w_fmt, u_fmt, b_fmt, rb_fmt = (_type(builder, name, cls, var) for var in
                                    ("weight", "recurrent_weight", "bias", "recurrent_bias"))
     accum = builder.config.layer_setting(name, cls, "accum_t") or \

@@ -25,9 +25,10 @@ GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 
 
 def stacked_rnn(tmp_path, cls, *, n_in=3, units=4, n_steps=5, n_out=2, scale=0.5, seed=0,
-                first=None):
-    """``cls(return_sequences=True) -> cls(return_sequences=False) -> Dense(n_out)``, seeded
-    weights; ``first`` updates the first layer's Keras config. Returns the project config."""
+                first=None, head="linear"):
+    """``cls(return_sequences=True) -> cls(return_sequences=False) -> Dense(n_out, head)``,
+    seeded weights; ``first`` updates the first layer's Keras config. Returns the project
+    config."""
     rng = np.random.default_rng(seed)
     g, weights, layers, inbound = GATES[cls], {}, [], "input_1"
     for name, width, sequences in (("rnn1", n_in, True), ("rnn2", units, False)):
@@ -44,7 +45,7 @@ def stacked_rnn(tmp_path, cls, *, n_in=3, units=4, n_steps=5, n_out=2, scale=0.5
         inbound = name
     weights["fc"] = {"kernel": rng.normal(0, 0.5, (units, n_out)),
                      "bias": rng.normal(0, 0.3, n_out)}
-    layers.append(("Dense", "fc", {"units": n_out, "activation": "linear"}, [inbound]))
+    layers.append(("Dense", "fc", {"units": n_out, "activation": head}, [inbound]))
     keras_json = write_functional(tmp_path, f"{cls.lower()}_stack", (n_steps, n_in), layers,
                                   weights)
     return _project(tmp_path, keras_json)
@@ -68,13 +69,16 @@ GRU_TYPES = {"LayerType": {"GRU": {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cls,hls_config", [("LSTM", {}), ("GRU", GRU_TYPES)])
-def test_recurrent_layers_equal_hls4ml_code_for_code(tmp_path, cls, hls_config):
+@pytest.mark.parametrize("cls,hls_config,head", [("LSTM", {}, "sigmoid"),
+                                                  ("GRU", GRU_TYPES, "tanh")])
+def test_recurrent_layers_equal_hls4ml_code_for_code(tmp_path, cls, hls_config, head):
+    """Also a Dense head's sigmoid or tanh activation (hls4ml's tables at their defaults)."""
     pytest.importorskip("hls4ml")
-    path = _edit(stacked_rnn(tmp_path, cls, scale=0.5 if cls == "LSTM" else 0.3),
+    path = _edit(stacked_rnn(tmp_path, cls, scale=0.5 if cls == "LSTM" else 0.3, head=head),
                  **hls_config)
     _, model = load_hls4ml(path)
-    assert [layer.kind for layer in model.layers] == ["recurrent", "recurrent", "dense"]
+    assert [layer.kind for layer in model.layers] == ["recurrent", "recurrent", "dense",
+                                                      "activation"]
     x = edge_case_inputs(model)
     assert len(x) >= 1_000
     compare_layers(model, x, tmp_path, path)
