@@ -125,6 +125,40 @@ def test_fusable_function_exhaustive(kind, wired):
                                     **params).tolist()
 
 
+@pytest.mark.parametrize("kind", ["sigmoid", "tanh"])
+def test_hls4ml_table_index_truncates_toward_zero(kind):
+    """``index_rounding="zero"``: hls4ml's ``int(x * N / 16) + N/2`` (sigmoid; ``/ 8`` for
+    tanh), clamped, on every 8-bit code: the golden model against Python's ``int`` of the
+    exact value, the hardware against the golden model. The output format is the table's, so
+    the output code is the entry."""
+    table_format = FixedFormat(10, 2, rounding="RND")
+    make = sigmoid_table if kind == "sigmoid" else tanh_table
+    table = make(table_size=64, table_format=table_format, index_rounding="zero")
+    fin = FixedFormat(8, 3)
+    codes = list(range(fin.min_code, fin.max_code + 1))
+    span = 16 if kind == "sigmoid" else 8
+    want = [table.codes[min(max(int(Fraction(c, 32) * 64 / span) + 32, 0), 63)] for c in codes]
+    got = golden.activation(kind, np.array(codes), fin=fin, fout=table_format, table=table)
+    assert got.tolist() == want
+    floor = make(table_size=64, table_format=table_format)
+    assert golden.activation(kind, np.array(codes), fin=fin, fout=table_format,
+                             table=floor).tolist() != want  # the modes differ here
+    x, y = Signal(fixed_shape(fin)), Signal(fixed_shape(table_format))
+    m = Module()
+    m.d.comb += y.eq(hw.activation(kind, x, fin=fin, fout=table_format, table=table))
+    out = []
+
+    async def testbench(ctx):
+        for code in codes:
+            ctx.set(x, code)
+            out.append(ctx.get(y))
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert out == want
+
+
 def test_elu_table_is_one_casez_per_element():
     """The table entry is a signal: read by every bit of the sign extension, an expression
     would be written out 27 times (conv2d_small_mp_keras' Selu: 135 tables for 5 elements)."""

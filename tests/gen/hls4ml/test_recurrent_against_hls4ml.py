@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from nnfab.cli import main
 from nnfab.errors import UnsupportedLayerError
 from nnfab.gen.hls4ml import ConfigError, load_hls4ml
+from nnfab.gen.native import load_native, save_native
 
 from ..importers.test_keras_functional import write_functional
 from .test_against_hls4ml import compare_layers, edge_case_inputs
@@ -149,3 +150,20 @@ def test_recurrent_settings_nnfab_cannot_honour_are_refused(tmp_path, setting, m
     path = _edit(stacked_rnn(tmp_path, "GRU"), LayerName={"rnn1": setting})
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_hls4ml(path)
+
+
+def test_hls4ml_recurrent_model_round_trips_through_the_native_form(tmp_path):
+    """The build folder's model file keeps hls4ml's arithmetic: tables indexed toward zero,
+    the accumulator and GRU's reset product format."""
+    _, model = load_hls4ml(_edit(stacked_rnn(tmp_path, "GRU", scale=0.3, head="tanh"),
+                                 **GRU_TYPES))
+    save_native(model, tmp_path / "a.json")
+    again = load_native(tmp_path / "a.json")
+    for layer in (again.layers[0], again.layers[1]):
+        s = layer.spec
+        assert (s.sigmoid_table.index_rounding, s.tanh_table.index_rounding) == ("zero", "zero")
+        assert str(s.accumulator_format) == str(s.reset_product_format) == \
+            "fixed<15,7,RND_CONV,SAT>"
+    assert again.layers[3].params["table"] == model.layers[3].params["table"]
+    save_native(again, tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
