@@ -33,7 +33,9 @@ A sigmoid or tanh table with ``index_rounding="zero"`` truncates toward zero ins
 conversion of an ``ap_fixed`` drops the fraction toward zero, as C does).
 Sigmoid and tanh entries sit at the left edge of their bin, as hls4ml's
 ``init_sigmoid_table``/``init_tanh_table`` place them, so a table of the same size and format
-holds the same codes as hls4ml's. The reciprocal table samples bin centres, so that entry 0 is
+built with ``single_precision=True`` (hls4ml computes the entries in float32) holds the same
+codes as hls4ml's; in double precision the two differ only in the last bits of formats with
+more than about 20 fraction bits. The reciprocal table samples bin centres, so that entry 0 is
 finite.
 """
 
@@ -41,6 +43,8 @@ import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+
+import numpy as np
 
 from .fixed import FixedFormat, Overflow, Rounding
 
@@ -216,13 +220,42 @@ def _float_exact(x):
     return Fraction(float(x))
 
 
+@functools.lru_cache(maxsize=None)
+def _float32_function(name):
+    """The C library's single-precision ``name`` (``expf``, ``tanhf``) as a function of a
+    float32: the one hls4ml's C simulation calls (through ``ctypes``; glibc's ``expf`` and
+    ``tanhf`` are not always correctly rounded, so rounding the double result differs in a few
+    entries of fine tables). Without a C library, the double result rounded to float32."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        function = getattr(libm, name)
+    except (OSError, AttributeError):
+        fallback = {"expf": math.exp, "tanhf": math.tanh}[name]
+        return lambda x: np.float32(fallback(float(x)))
+    function.restype, function.argtypes = ctypes.c_float, [ctypes.c_float]
+    return lambda x: np.float32(function(float(x)))
+
+
+def _sigmoid_float32(x):
+    """hls4ml's ``sigmoid_fcn_float``: ``1.0 / (1 + std::exp(-input))`` with ``input`` and the
+    exponential in float32, the division in double, the result returned as float32."""
+    e = _float32_function("expf")(-np.float32(x))
+    return np.float32(1.0 / float(np.float32(1) + e))
+
+
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
-                  input_range=8, index_rounding="floor"):
+                  input_range=8, index_rounding="floor", single_precision=False):
     """Table of ``1 / (1 + exp(-x))`` at ``x_j = -R + j * 2R/N`` (hls4ml's sigmoid table).
 
     Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 8; ``index_rounding``
-    ``"zero"`` indexes it as hls4ml does (see the module docstring).
+    ``"zero"`` indexes it as hls4ml does (see the module docstring). ``single_precision``
+    computes the entries as hls4ml's ``init_sigmoid_table`` does (``nnet_activation.h``:
+    ``x_j`` and ``expf`` in float32, :func:`_sigmoid_float32`) rather than in double; the two
+    differ in the last bits of a table format with more than about 20 fraction bits.
 
     Raises
     ------
@@ -234,6 +267,8 @@ def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_F
     """
     def entry(j, n, r):
         x = float(-r + j * 2 * r / n)
+        if single_precision:
+            return _float_exact(_sigmoid_float32(x))
         return _float_exact(1.0 / (1.0 + math.exp(-x)))
     return _make_table("sigmoid", entry, table_size=table_size, table_format=table_format,
                        input_range=input_range, index_rounding=index_rounding)
@@ -241,14 +276,18 @@ def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_F
 
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def tanh_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
-               input_range=4, index_rounding="floor"):
+               input_range=4, index_rounding="floor", single_precision=False):
     """Table of ``tanh(x)`` at ``x_j = -R + j * 2R/N`` (hls4ml's tanh table).
 
     Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 4; ``index_rounding``
-    as :func:`sigmoid_table`. Raises as :func:`sigmoid_table`.
+    as :func:`sigmoid_table`; ``single_precision``: ``tanhf`` of the float32 ``x_j``, as
+    hls4ml's ``init_tanh_table``. Raises as :func:`sigmoid_table`.
     """
     def entry(j, n, r):
-        return _float_exact(math.tanh(float(-r + j * 2 * r / n)))
+        x = float(-r + j * 2 * r / n)
+        if single_precision:
+            return _float_exact(_float32_function("tanhf")(np.float32(x)))
+        return _float_exact(math.tanh(x))
     return _make_table("tanh", entry, table_size=table_size, table_format=table_format,
                        input_range=input_range, index_rounding=index_rounding)
 

@@ -62,8 +62,8 @@ def hls4ml_weight_codes(values, fmt):
 def activation_table(config, name, cls, kind):
     """hls4ml's ``kind`` (``"sigmoid"`` or ``"tanh"``) table of layer ``name`` of class ``cls``
     (``nnet_activation.h`` ``init_sigmoid_table``/``init_tanh_table``): the layer's
-    ``table_size`` entries (default 1024) of ``table_t`` (default ``ap_fixed<18,8>``), indexed
-    toward zero (:mod:`nnfab.tables`).
+    ``table_size`` entries (default 1024) of ``table_t`` (default ``ap_fixed<18,8>``), computed
+    in single precision and indexed toward zero (:mod:`nnfab.tables`).
 
     Raises
     ------
@@ -74,7 +74,8 @@ def activation_table(config, name, cls, kind):
     table_t = config.layer_setting(name, cls, "table_t") or DEFAULT_TABLE_FORMAT
     make = sigmoid_table if kind == "sigmoid" else tanh_table
     try:
-        return make(table_size=int(size), table_format=table_t, index_rounding="zero")
+        return make(table_size=int(size), table_format=table_t, index_rounding="zero",
+                    single_precision=True)
     except ValueError as exc:
         raise ConfigError(f"{config.path}: table_size {size!r} of layer {name!r} is not "
                           f"supported ({exc}); nnfab's tables take a power of two") from None

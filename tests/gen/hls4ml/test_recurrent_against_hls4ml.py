@@ -7,6 +7,8 @@ Settings hls4ml mode cannot build are refused with one message each."""
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +17,10 @@ from click.testing import CliRunner
 
 from nnfab.cli import main
 from nnfab.errors import UnsupportedLayerError
+from nnfab.fixed import FixedFormat
 from nnfab.gen.hls4ml import ConfigError, load_hls4ml
 from nnfab.gen.native import load_native, save_native
+from nnfab.tables import sigmoid_table, tanh_table
 
 from ..importers.test_keras_functional import write_functional
 from .test_against_hls4ml import compare_layers, edge_case_inputs
@@ -167,3 +171,37 @@ def test_hls4ml_recurrent_model_round_trips_through_the_native_form(tmp_path):
     assert again.layers[3].params["table"] == model.layers[3].params["table"]
     save_native(again, tmp_path / "b.json")
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+TABLE_DUMP = """#include "nnet_utils/nnet_activation.h"
+#include <cstdio>
+struct cfg { typedef ap_fixed<32,2> table_t; static const unsigned table_size = 4096; };
+int main() {
+    static cfg::table_t s[4096], t[4096];
+    nnet::init_sigmoid_table<cfg, 4096>(s);
+    nnet::init_tanh_table<cfg, 4096>(t);
+    for (int i = 0; i < 4096; i++)
+        printf("%lld %lld\\n", (long long)s[i].range().to_int64(),
+               (long long)t[i].range().to_int64());
+}
+"""
+
+
+def test_single_precision_tables_equal_hls4ml_init_functions(tmp_path):
+    """hls4ml's own ``init_sigmoid_table`` and ``init_tanh_table`` (compiled here with its
+    headers) for 4,096 entries of ``ap_fixed<32,2>``: nnfab's single-precision tables hold the
+    same codes; double-precision ones differ in the last bits."""
+    hls4ml = pytest.importorskip("hls4ml")
+    templates = Path(hls4ml.__file__).parent / "templates" / "vivado"
+    (tmp_path / "t.cpp").write_text(TABLE_DUMP)
+    subprocess.run(["g++", "-O1", "-std=c++14", f"-I{templates}", f"-I{templates / 'ap_types'}",
+                    "t.cpp", "-o", "t"], cwd=tmp_path, check=True)
+    out = subprocess.run([str(tmp_path / "t")], capture_output=True, text=True, check=True)
+    raw = np.array([line.split() for line in out.stdout.splitlines()], dtype=np.int64)
+    want = np.where(raw >= 2**31, raw - 2**32, raw)
+    fmt = FixedFormat(32, 2)
+    for column, make in enumerate((sigmoid_table, tanh_table)):
+        single = make(table_size=4096, table_format=fmt, single_precision=True)
+        assert list(single.codes) == want[:, column].tolist(), make.__name__
+        double = make(table_size=4096, table_format=fmt)
+        assert list(double.codes) != want[:, column].tolist()
