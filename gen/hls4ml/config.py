@@ -54,7 +54,7 @@ MODEL_HLS_ONLY = ("BramFactor", "TargetCycles", "PipelineStyle", "PipelineInterv
 #: compares them), and those without numeric effect.
 LAYER_KEYS = ("Precision", "ReuseFactor", "Strategy", "table_size", "implementation",
               "exp_scale", "skip", "accum_t", "table_t", "exp_table_t", "inv_table_t",
-              "inv_inp_t")
+              "inv_inp_t", "static")
 LAYER_HLS_ONLY = ("Trace", "Compression", "TargetCycles", "ConvImplementation")
 PRECISION_VARS = ("default", "weight", "bias", "result", "accum", "scale", "recurrent_weight",
                   "recurrent_bias")
@@ -362,6 +362,13 @@ class Hls4mlConfig:
         elif key == "skip" and value is not False:
             raise ConfigError(f"{self.path}: {where} {value!r} is not supported; nnfab builds "
                               f"the softmax: give false")
+        elif key == "static":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.path}: {where} {value!r} is not supported; give true "
+                                  f"or false")
+            self.notes.append(f"{where}: hls4ml's static and non-static LSTM and GRU compute "
+                              f"the same numbers (both keep the state in result_t from zero); "
+                              f"no effect on nnfab's")
         elif key == "implementation" and not isinstance(value, str):
             raise ConfigError(f"{self.path}: {where} {value!r} is not supported; give "
                               f"'stable'")

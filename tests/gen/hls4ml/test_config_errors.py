@@ -24,7 +24,7 @@ TOP_KEYS = ("KerasJson, KerasH5, OnnxModel, HLSConfig, IOType, Backend and the p
             "ClockUncertainty, InputData, OutputPredictions, Stamp, Version, WriterConfig, "
             "TraceOutput")
 LAYER_KEYS = ("Precision, ReuseFactor, Strategy, table_size, implementation, exp_scale, "
-              "skip, accum_t, table_t, exp_table_t, inv_table_t, inv_inp_t")
+              "skip, accum_t, table_t, exp_table_t, inv_table_t, inv_inp_t, static")
 WIDTHS = "ap_fixed types take 1 to 1024 bits and integer bits from -1024 to 1024"
 
 
