@@ -27,7 +27,9 @@ Where each rule comes from (hls4ml 1.3, ``templates/vivado/nnet_utils`` and
   ``(accum_t)(W_h x + b_h + tmpres_state_h)`` feeds the tanh; ``h = (res_T)(g * (1 - z) +
   h * z)``, exact before the cast.
 - Static and non-static (``static: false``) compute the same numbers: both keep the state in
-  ``res_T`` and reset it to zero at the first step; nnfab reads no ``static`` key.
+  ``res_T`` and reset it to zero at the first step (measured equal); the key is noted as
+  without effect. The non-static ``lstm`` is instantiated whatever ``use_static`` says, and it
+  compiles only when the input, result and ``accum_t`` types are one type.
 - SimpleRNN: hls4ml 1.3's Vivado backend has no template for it and writes no call, so its C
   simulation leaves the layer out; nnfab refuses it.
 """
