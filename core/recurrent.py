@@ -19,7 +19,15 @@ last one (shape ``(units,)``). Per step, with ``W`` the kernel, ``U`` the recurr
   ``h_t = cast(o * act(c_t), state_format)``, ``act(c_t)`` in ``candidate_format``.
 - **GRU** (``reset_after``, Keras 2's default) ``z, r = rec(p_z), rec(p_r)`` in
   ``gate_format``; ``g = act(cast(p_hx + r * p_hh, preact_format))`` in ``candidate_format``;
-  ``h_t = cast(z h_{t-1} + g - z g, state_format)`` (Keras' ``z h + (1 - z) g``).
+  ``h_t = cast(z h_{t-1} + g - z g, state_format)`` (Keras' ``z h + (1 - z) g``). With a
+  ``reset_product_format`` the product is cast first: ``cast(p_hx + cast(r * p_hh,
+  reset_product_format), preact_format)`` (hls4ml's ``tmpres_state_h``).
+- With an ``accumulator_format`` (hls4ml's ``accum_t``) the pre-activations are summed as
+  hls4ml's ``nnet::dense`` sums: every product and bias cast to it, the sum wrapping in it
+  (:class:`~nnfab.layers.DenseSpec` ``accumulator_format``). hls4ml sums ``W x + b`` and
+  ``U h + b_r`` in two such accumulators and adds them in a third cast to ``accum_t``; for a
+  wrapping ``accum_t`` that is the same number as one accumulator over ``[x_t, h_{t-1}]``
+  (two's complement sums are exact modulo ``2**W``), when both biases are codes of it.
 
 Every product and sum inside a step is exact; each ``cast`` applies its format's rounding
 and overflow modes (:func:`nnfab.casts.cast`). ``rec`` (``recurrent_activation``) and
@@ -83,6 +91,11 @@ class RecurrentSpec:
         LSTM and GRU: the outputs of ``recurrent_activation`` and ``activation``.
     cell_format : FixedFormat or None
         LSTM: the cell state ``c``.
+    accumulator_format : FixedFormat or None
+        The pre-activations' accumulator (see the module docstring); None: exact.
+    reset_product_format : FixedFormat or None
+        GRU: the format ``r * p_hh`` is cast to before it is added (see the module docstring);
+        None: exact.
     activation, recurrent_activation : str
         Elementwise activations (:data:`nnfab.tables.ACTIVATION_KINDS` without parameters
         other than a table): Keras' defaults ``"tanh"`` and ``"sigmoid"``.
@@ -118,6 +131,8 @@ class RecurrentSpec:
     recurrent_activation: str = "sigmoid"
     sigmoid_table: LookupTable = None
     tanh_table: LookupTable = None
+    accumulator_format: FixedFormat | None = None
+    reset_product_format: FixedFormat | None = None
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -136,6 +151,13 @@ class RecurrentSpec:
             if not isinstance(getattr(self, name), FixedFormat):
                 raise TypeError(f"{name.replace('_', ' ').capitalize()} of a {self.cell} cell "
                                 f"must be a FixedFormat, not {getattr(self, name)!r}")
+        for name in ("accumulator_format", "reset_product_format"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name),
+                                                                  FixedFormat):
+                raise TypeError(f"{name.replace('_', ' ').capitalize()} must be a FixedFormat "
+                                f"or None, not {getattr(self, name)!r}")
+        if self.reset_product_format is not None and self.cell != "gru":
+            raise ValueError(f"Reset product format is GRU's, not a {self.cell} cell's")
         object.__setattr__(self, "sigmoid_table", self.sigmoid_table or sigmoid_table())
         object.__setattr__(self, "tanh_table", self.tanh_table or tanh_table())
         weights = np.asarray(self.weights)
@@ -222,4 +244,5 @@ class RecurrentSpec:
             b_fmt = b_fmt.add_format(b_fmt)
         return DenseSpec(np.concatenate([w, u], axis=1), b,
                          common_format([self.input_format, self.state_format]), w_fmt,
-                         self.preact_format, bias_format=b_fmt)
+                         self.preact_format, bias_format=b_fmt,
+                         accumulator_format=self.accumulator_format)

@@ -27,9 +27,15 @@ kind            input of the table               index ``j`` from code ``c`` ent
 with ``e = log2(N) - log2(2R) - F`` for ``sigmoid``/``tanh`` and ``e = log2(N) - log2(R) - F``
 for ``exp``/``reciprocal``/``elu``, ``F`` the fraction width of the input format, and ``floor(c * 2**e)``
 an arithmetic shift (left when ``e >= 0``, right with rounding toward minus infinity otherwise).
+A sigmoid or tanh table with ``index_rounding="zero"`` truncates toward zero instead
+(``trunc(c * 2**e)``): hls4ml's index, ``int(data * N / 16) + N/2`` for sigmoid and
+``int(data * N / 8) + N/2`` for tanh (``nnet_activation.h`` ``sigmoid``/``tanh``; the ``int``
+conversion of an ``ap_fixed`` drops the fraction toward zero, as C does).
 Sigmoid and tanh entries sit at the left edge of their bin, as hls4ml's
 ``init_sigmoid_table``/``init_tanh_table`` place them, so a table of the same size and format
-holds the same codes as hls4ml's. The reciprocal table samples bin centres, so that entry 0 is
+built with ``single_precision=True`` (hls4ml computes the entries in float32) holds the same
+codes as hls4ml's; in double precision the two differ only in the last bits of formats with
+more than about 20 fraction bits. The reciprocal table samples bin centres, so that entry 0 is
 finite.
 """
 
@@ -38,18 +44,22 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 from .fixed import FixedFormat, Overflow, Rounding
 
 __all__ = [
     "LookupTable", "sigmoid_table", "tanh_table", "exp_table", "reciprocal_table", "elu_table",
     "SELU_ALPHA", "SELU_SCALE", "ELU_SCALE",
-    "quantize_exact",
+    "quantize_exact", "INDEX_ROUNDINGS",
     "DEFAULT_TABLE_SIZE", "DEFAULT_TABLE_FORMAT", "DEFAULT_SOFTMAX_TABLE_FORMAT",
     "ACTIVATION_KINDS", "HARD_SIGMOID_SLOPE", "HARD_SIGMOID_OFFSET", "ActivationParams",
     "check_activation", "check_softmax", "check_table", "check_count", "check_format",
 ]
 
 _TABLE_KINDS = ("sigmoid", "tanh", "exp", "reciprocal", "elu")
+#: How a table index drops fraction bits: nnfab's floor, hls4ml's truncation toward zero.
+INDEX_ROUNDINGS = ("floor", "zero")
 
 #: SELU's constants (Klambauer et al., "Self-Normalizing Neural Networks", 2017; the values
 #: ONNX's Selu and Keras use).
@@ -148,6 +158,9 @@ class LookupTable:
         R, a power of two.
     codes : tuple of int
         The N entries, raw codes of ``table_format``.
+    index_rounding : str
+        How the index drops the bits of ``c * 2**e`` below 1: ``"floor"`` (nnfab's) or
+        ``"zero"`` (hls4ml's, sigmoid and tanh only; see the module docstring).
     """
 
     kind: str
@@ -155,6 +168,16 @@ class LookupTable:
     table_format: FixedFormat
     input_range: Fraction
     codes: tuple
+    index_rounding: str = "floor"
+
+    def __post_init__(self):
+        if self.index_rounding not in INDEX_ROUNDINGS:
+            raise ValueError(f"Index rounding must be one of "
+                             f"{', '.join(map(repr, INDEX_ROUNDINGS))}, not "
+                             f"{self.index_rounding!r}")
+        if self.index_rounding == "zero" and self.kind not in ("sigmoid", "tanh"):
+            raise ValueError(f"Index rounding 'zero' is hls4ml's sigmoid and tanh index, not "
+                             f"a {self.kind} table's")
 
     @property
     def size_log2(self):
@@ -179,7 +202,8 @@ class LookupTable:
         return self.size_log2 - span_log2 - fraction_width
 
 
-def _make_table(kind, function, *, table_size, table_format, input_range):
+def _make_table(kind, function, *, table_size, table_format, input_range,
+                index_rounding="floor"):
     _check_int(table_size, "Table size")
     if table_size < 2 or table_size & (table_size - 1):
         raise ValueError(f"Table size must be a power of two, not {table_size!r}")
@@ -189,19 +213,49 @@ def _make_table(kind, function, *, table_size, table_format, input_range):
         raise ValueError(f"Input range must be a power of two, not {input_range!r}")
     codes = tuple(quantize_exact(function(j, table_size, r), table_format)
                   for j in range(table_size))
-    return LookupTable(kind, table_size, table_format, r, codes)
+    return LookupTable(kind, table_size, table_format, r, codes, index_rounding)
 
 
 def _float_exact(x):
     return Fraction(float(x))
 
 
+@functools.lru_cache(maxsize=None)
+def _float32_function(name):
+    """The C library's single-precision ``name`` (``expf``, ``tanhf``) as a function of a
+    float32: the one hls4ml's C simulation calls (through ``ctypes``; glibc's ``expf`` and
+    ``tanhf`` are not always correctly rounded, so rounding the double result differs in a few
+    entries of fine tables). Without a C library, the double result rounded to float32."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        function = getattr(libm, name)
+    except (OSError, AttributeError):
+        fallback = {"expf": math.exp, "tanhf": math.tanh}[name]
+        return lambda x: np.float32(fallback(float(x)))
+    function.restype, function.argtypes = ctypes.c_float, [ctypes.c_float]
+    return lambda x: np.float32(function(float(x)))
+
+
+def _sigmoid_float32(x):
+    """hls4ml's ``sigmoid_fcn_float``: ``1.0 / (1 + std::exp(-input))`` with ``input`` and the
+    exponential in float32, the division in double, the result returned as float32."""
+    e = _float32_function("expf")(-np.float32(x))
+    return np.float32(1.0 / float(np.float32(1) + e))
+
+
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
-                  input_range=8):
+                  input_range=8, index_rounding="floor", single_precision=False):
     """Table of ``1 / (1 + exp(-x))`` at ``x_j = -R + j * 2R/N`` (hls4ml's sigmoid table).
 
-    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 8.
+    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 8; ``index_rounding``
+    ``"zero"`` indexes it as hls4ml does (see the module docstring). ``single_precision``
+    computes the entries as hls4ml's ``init_sigmoid_table`` does (``nnet_activation.h``:
+    ``x_j`` and ``expf`` in float32, :func:`_sigmoid_float32`) rather than in double; the two
+    differ in the last bits of a table format with more than about 20 fraction bits.
 
     Raises
     ------
@@ -213,23 +267,29 @@ def sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_F
     """
     def entry(j, n, r):
         x = float(-r + j * 2 * r / n)
+        if single_precision:
+            return _float_exact(_sigmoid_float32(x))
         return _float_exact(1.0 / (1.0 + math.exp(-x)))
     return _make_table("sigmoid", entry, table_size=table_size, table_format=table_format,
-                       input_range=input_range)
+                       input_range=input_range, index_rounding=index_rounding)
 
 
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16
 def tanh_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT,
-               input_range=4):
+               input_range=4, index_rounding="floor", single_precision=False):
     """Table of ``tanh(x)`` at ``x_j = -R + j * 2R/N`` (hls4ml's tanh table).
 
-    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 4. Raises as
-    :func:`sigmoid_table`.
+    Defaults are hls4ml's: N = 1024, ``fixed<18,8>`` (TRN, WRAP), R = 4; ``index_rounding``
+    as :func:`sigmoid_table`; ``single_precision``: ``tanhf`` of the float32 ``x_j``, as
+    hls4ml's ``init_tanh_table``. Raises as :func:`sigmoid_table`.
     """
     def entry(j, n, r):
-        return _float_exact(math.tanh(float(-r + j * 2 * r / n)))
+        x = float(-r + j * 2 * r / n)
+        if single_precision:
+            return _float_exact(_float32_function("tanhf")(np.float32(x)))
+        return _float_exact(math.tanh(x))
     return _make_table("tanh", entry, table_size=table_size, table_format=table_format,
-                       input_range=input_range)
+                       input_range=input_range, index_rounding=index_rounding)
 
 
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16

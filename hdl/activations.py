@@ -21,8 +21,9 @@ Elementwise activations (``kind``):
                  ``ufixed<18,0,RND>`` (code 52429) and 0.5 (hls4ml's and Keras' constants)
 ``hard_tanh``    ``y = cast(clip(x, -1, 1), fout)``
 ``sigmoid``,     ``y = cast(table[j], fout)``, ``j = clamp(floor(x * 2**e) + N/2, 0, N-1)`` on the
-``tanh``         code ``x``, ``e = table.index_exponent(fin.fraction_width)``
-                 (:mod:`nnfab.tables`); default tables are hls4ml's (N = 1024, ``fixed<18,8>``,
+``tanh``         code ``x``, ``e = table.index_exponent(fin.fraction_width)``, ``trunc``
+                 toward zero for ``index_rounding="zero"`` (hls4ml's index;
+                 :mod:`nnfab.tables`); default tables are hls4ml's (N = 1024, ``fixed<18,8>``,
                  R = 8 for sigmoid, 4 for tanh)
 ``elu``          ``y = cast(x * scale, fout)`` for ``x >= 0`` (exact product), else
                  ``cast(table[j], fout)``, ``j = max(floor(x * 2**e) + N, 0)``: the table holds
@@ -127,7 +128,12 @@ def _table_index(x, p, wire=no_wire):
     """Index of ``x`` into the sigmoid/tanh table, an unsigned value of ``index_width`` bits."""
     table = p.table
     n = table.table_size
-    t = wire(_shift(x, table.index_exponent(p.fin.fraction_width)) + n // 2, "offset")
+    e = table.index_exponent(p.fin.fraction_width)
+    if table.index_rounding == "zero" and e < 0:
+        # hls4ml's index truncates toward zero: a negative value rounds up, by adding the
+        # dropped bits' all-ones before the arithmetic shift.
+        x = Mux(x < 0, x + ((1 << -e) - 1), x)
+    t = wire(_shift(x, e) + n // 2, "offset")
     return Mux(t < 0, 0, Mux(t > n - 1, n - 1, t))[:table.index_width]
 
 

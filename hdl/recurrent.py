@@ -188,8 +188,12 @@ class RecurrentEngine(wiring.Component):
                 total, fmt = _exact_sum(wire, [(1, o, gf, t, cf)])
                 new_c.append(c_new)
             else:  # gru
-                total, fmt = _exact_sum(wire, [(1, p[2 * n + j], pf),
-                                               (1, r, gf, p[3 * n + j], pf)])
+                reset = (1, r, gf, p[3 * n + j], pf)
+                rf = s.reset_product_format
+                if rf is not None:  # hls4ml: the product cast on its own
+                    total, fmt = _exact_sum(wire, [reset])
+                    reset = (1, wire(requantize(total, src=fmt, dst=rf, wire=wire), "reset"), rf)
+                total, fmt = _exact_sum(wire, [(1, p[2 * n + j], pf), reset])
                 pre = wire(requantize(total, src=fmt, dst=pf, wire=wire), "pre")
                 g = act(s.activation, pre, pf, cf, "candidate")
                 total, fmt = _exact_sum(wire, [(1, z, gf, h[j], s.state_format), (1, g, cf),

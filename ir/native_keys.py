@@ -57,7 +57,9 @@ _TABLE = {"type": "object", "additionalProperties": False,
               "input_range": {**_FRACTION, "accepted": "a positive fraction string such as "
                                                        "\"8\""},
               "codes": {"type": "array", "items": _INTEGER, "maxItems": MAX_DIMENSION,
-                        "accepted": f"a list of at most {MAX_DIMENSION} integer codes"}}}
+                        "accepted": f"a list of at most {MAX_DIMENSION} integer codes"},
+              "index_rounding": {"enum": ["floor", "zero"],
+                                 "accepted": "\"floor\" or \"zero\""}}}
 #: A look-up table (:func:`~nnfab.ir.native_params.param_to_json`'s form).
 TABLE = _TABLE
 #: Activation parameters (``params``, a fused activation's ``activation_params``).

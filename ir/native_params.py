@@ -30,7 +30,9 @@ def param_to_json(value):
     if isinstance(value, LookupTable):
         return {"table": value.kind, "table_size": value.table_size,
                 "table_format": str(value.table_format), "input_range": str(value.input_range),
-                "codes": [int(c) for c in value.codes]}
+                "codes": [int(c) for c in value.codes],
+                **({"index_rounding": value.index_rounding}
+                   if value.index_rounding != "floor" else {})}
     if isinstance(value, Fraction):
         return str(value)
     return value
@@ -70,4 +72,5 @@ def _table(value, where):
     if bad:
         raise ValueError(f"code {bad[0]!r} does not fit {fmt} (codes {fmt.min_code} to "
                          f"{fmt.max_code})")
-    return LookupTable(value["table"], size, fmt, input_range, codes)
+    return LookupTable(value["table"], size, fmt, input_range, codes,
+                       value.get("index_rounding", "floor"))

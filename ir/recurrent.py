@@ -31,7 +31,8 @@ __all__ = ["RecurrentLayer", "FloatRecurrent"]
 _OPTIONAL_ARRAY = {**ARRAY, "type": ["string", "null"],
                    "accepted": "the name of an array, or null"}
 _FORMATS = ("weight_format", "recurrent_weight_format", "bias_format", "preact_format",
-            "gate_format", "candidate_format", "cell_format")
+            "gate_format", "candidate_format", "cell_format", "accumulator_format",
+            "reset_product_format")
 #: Activations a recurrent layer takes (table-free ones or sigmoid/tanh with their tables).
 ACTIVATIONS = ("linear", "relu", "hard_sigmoid", "hard_tanh", "sigmoid", "tanh")
 
@@ -111,7 +112,9 @@ class RecurrentLayer(Layer):
             recurrent_biases=e.codes("recurrent_biases", formats["bias_format"],
                                      required=False),
             activation=e.get("activation", "tanh"),
-            recurrent_activation=e.get("recurrent_activation", "sigmoid"), **tables)
+            recurrent_activation=e.get("recurrent_activation", "sigmoid"),
+            accumulator_format=formats["accumulator_format"],
+            reset_product_format=formats["reset_product_format"], **tables)
         if spec.n_in != e.shape[1]:
             raise ShapeError(f"{e.where}: weights of shape {spec.weights.shape} do not take "
                              f"inputs of shape {e.shape}")
@@ -135,6 +138,8 @@ class RecurrentLayer(Layer):
         return dict(cell=s.cell, units=s.units, n_steps=s.n_steps,
                     return_sequences=s.return_sequences, reuse_factor=self.reuse_factor,
                     preact_format=str(s.preact_format), state_format=str(s.state_format),
+                    **({"accumulator_format": str(s.accumulator_format)}
+                       if s.accumulator_format is not None else {}),
                     step_latency=engine.latency,
                     step_initiation_interval=engine.initiation_interval,
                     sequence_latency=engine.sequence_latency,

@@ -54,9 +54,10 @@ MODEL_HLS_ONLY = ("BramFactor", "TargetCycles", "PipelineStyle", "PipelineInterv
 #: compares them), and those without numeric effect.
 LAYER_KEYS = ("Precision", "ReuseFactor", "Strategy", "table_size", "implementation",
               "exp_scale", "skip", "accum_t", "table_t", "exp_table_t", "inv_table_t",
-              "inv_inp_t")
+              "inv_inp_t", "static")
 LAYER_HLS_ONLY = ("Trace", "Compression", "TargetCycles", "ConvImplementation")
-PRECISION_VARS = ("default", "weight", "bias", "result", "accum", "scale")
+PRECISION_VARS = ("default", "weight", "bias", "result", "accum", "scale", "recurrent_weight",
+                  "recurrent_bias")
 #: ``Model.Precision`` may also cap hls4ml's inferred types.
 MODEL_PRECISION_VARS = PRECISION_VARS + ("maximum",)
 #: Precision entries that hls4ml's own config generators (``config_from_*_model``) write but
@@ -87,7 +88,7 @@ HLS4ML_CLASSES = (
 #: The classes of the layers nnfab's hls4ml mode builds (ONNX nodes first become MatMul,
 #: Merge and Constant layers, whose configs the Dense and ApplyAlpha layers inherit).
 BUILT_CLASSES = ("Input", "Dense", "Conv2D", "Activation", "Softmax", "Pooling2D",
-                 "ApplyAlpha", "MatMul", "Merge", "Concatenate", "Constant")
+                 "ApplyAlpha", "MatMul", "Merge", "Concatenate", "Constant", "LSTM", "GRU")
 #: Keras class names and the hls4ml class of their layers.
 _KERAS_CLASSES = {"QDense": "Dense", "QConv2D": "Conv2D", "QActivation": "Activation",
                   "InputLayer": "Input", "MaxPooling2D": "Pooling2D",
@@ -361,6 +362,13 @@ class Hls4mlConfig:
         elif key == "skip" and value is not False:
             raise ConfigError(f"{self.path}: {where} {value!r} is not supported; nnfab builds "
                               f"the softmax: give false")
+        elif key == "static":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.path}: {where} {value!r} is not supported; give true "
+                                  f"or false")
+            self.notes.append(f"{where}: hls4ml's static and non-static LSTM and GRU compute "
+                              f"the same numbers (both keep the state in result_t from zero); "
+                              f"no effect on nnfab's")
         elif key == "implementation" and not isinstance(value, str):
             raise ConfigError(f"{self.path}: {where} {value!r} is not supported; give "
                               f"'stable'")

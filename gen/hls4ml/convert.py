@@ -34,6 +34,7 @@ from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat, Overflow
 from nnfab.layers import DenseSpec
 from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec, hls4ml_table_sizes
+from nnfab.tables import DEFAULT_TABLE_FORMAT, sigmoid_table, tanh_table
 
 from nnfab.ir import INPUT
 from nnfab.ir import ActivationLayer, DenseLayer, Model
@@ -42,7 +43,8 @@ from nnfab.ir import Hls4mlSoftmaxLayer
 from nnfab.ir import AddLayer, ConcatenateLayer
 from .config import ConfigError
 
-__all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator", "auto_scale_bias"]
+__all__ = ["hls4ml_weight_codes", "convert", "auto_accumulator", "auto_scale_bias",
+           "activation_table"]
 
 #: hls4ml's softmax table types when the config names none (``fpga_backend.py``).
 TABLE_DEFAULT = FixedFormat(18, 8, rounding="RND", overflow="SAT")
@@ -55,6 +57,28 @@ def hls4ml_weight_codes(values, fmt):
     flat = np.asarray(values, dtype=np.float64).reshape(-1)
     text = np.array([float(f"{v:.{decimals}f}") for v in flat]).reshape(np.shape(values))
     return quantize(text, fmt)
+
+
+def activation_table(config, name, cls, kind):
+    """hls4ml's ``kind`` (``"sigmoid"`` or ``"tanh"``) table of layer ``name`` of class ``cls``
+    (``nnet_activation.h`` ``init_sigmoid_table``/``init_tanh_table``): the layer's
+    ``table_size`` entries (default 1024) of ``table_t`` (default ``ap_fixed<18,8>``), computed
+    in single precision and indexed toward zero (:mod:`nnfab.tables`).
+
+    Raises
+    ------
+    ConfigError
+        For a ``table_size`` that is not a power of two.
+    """
+    size = config.layer_setting(name, cls, "table_size", 1024)
+    table_t = config.layer_setting(name, cls, "table_t") or DEFAULT_TABLE_FORMAT
+    make = sigmoid_table if kind == "sigmoid" else tanh_table
+    try:
+        return make(table_size=int(size), table_format=table_t, index_rounding="zero",
+                    single_precision=True)
+    except ValueError as exc:
+        raise ConfigError(f"{config.path}: table_size {size!r} of layer {name!r} is not "
+                          f"supported ({exc}); nnfab's tables take a power of two") from None
 
 
 def auto_accumulator(input_format, weight_format, bias_format, n_in, has_bias=True,
@@ -252,22 +276,25 @@ class _Builder:
         return self.config.model_default() if value == "auto" else value
 
     def activation(self, name, cls, function, *, quantizer=False):
-        """ReLU or linear; an ``auto`` result is the model default (hls4ml's
-        ``_infer_default_type``), except for a QKeras quantizer: rejected there, as hls4ml's
-        handling of it needs the qkeras package to be checked against."""
-        if function not in ("relu", "linear"):
+        """ReLU, linear, sigmoid or tanh (hls4ml's tables, :func:`activation_table`); an
+        ``auto`` result is the model default (hls4ml's ``_infer_default_type``), except for a
+        QKeras quantizer: rejected there, as hls4ml's handling of it needs the qkeras package
+        to be checked against."""
+        if function not in ("relu", "linear", "sigmoid", "tanh"):
             raise UnsupportedLayerError(f"Layer {name!r}: hls4ml activation {function!r} is "
                                         f"not supported in hls4ml mode (relu, linear, "
-                                        f"softmax); hls4ml's table index differs from nnfab's "
-                                        f"for sigmoid and tanh")
+                                        f"sigmoid, tanh, softmax)")
         result = self.config.precision(name, cls, "result")
         result = self._fixed(result, name, "result") if quantizer else \
             self._default_if_auto(result)
-        if self.config.layer_setting(name, cls, "table_size") is not None:
+        params = {}
+        if function in ("sigmoid", "tanh"):
+            params["table"] = activation_table(self.config, name, cls, function)
+        elif self.config.layer_setting(name, cls, "table_size") is not None:
             self.config.notes.append(f"TableSize of layer {name!r}: {function} reads no table "
                                      f"in hls4ml nor in nnfab; no effect")
         self._add(ActivationLayer(name, function=function, shape=self.shape, fin=self.fmt,
-                                  fout=result))
+                                  fout=result, params=params))
 
     def apply_alpha(self, name, biases):
         """``(result_t)(x * 1 + b)``: hls4ml's ApplyAlpha of an ONNX ``Add``; an ``auto`` bias

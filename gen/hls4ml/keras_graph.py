@@ -10,11 +10,13 @@ from ..importers.keras_config import (SKIPPED_LAYERS, KerasWeights, conv_kernel,
 from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
 from nnfab.ir import INPUT
 from .config import ConfigError
+from .recurrent import RECURRENT_CLASSES, recurrent
 
 __all__ = ["build_keras", "keras_layer_names"]
 
 #: Keras activation names and their hls4ml layer class.
 _ACTIVATIONS = {"relu": ("Activation", "relu"), "linear": ("Activation", "linear"),
+                "sigmoid": ("Activation", "sigmoid"), "tanh": ("Activation", "tanh"),
                 "softmax": ("Softmax", None)}
 
 
@@ -49,7 +51,7 @@ def _activation(builder, name, spec):
                                     f"not supported in hls4ml mode")
     if spec not in _ACTIVATIONS:
         raise UnsupportedLayerError(f"Layer {name!r}: activation {spec!r} is not supported in "
-                                    f"hls4ml mode (relu, linear, softmax)")
+                                    f"hls4ml mode (relu, linear, sigmoid, tanh, softmax)")
     cls, function = _ACTIVATIONS[spec]
     if cls == "Softmax":
         return builder.softmax(name)
@@ -77,7 +79,9 @@ def keras_layer_names(config):
         name = cfg.get("name", cls)
         names.append(name)
         act = cfg.get("activation")
-        if act is not None and cls not in ("Activation", "QActivation"):
+        # hls4ml splits a layer's activation off, except a recurrent layer's (its own tables).
+        if act is not None and cls not in ("Activation", "QActivation", "SimpleRNN", "LSTM",
+                                           "GRU"):
             names.append(f"{name}_{act.get('class_name') if isinstance(act, dict) else act}")
     return names
 
@@ -148,8 +152,16 @@ def _build_layer(builder, config, store, cls, cfg, name):
         builder.pool(name, "Pooling2D", "max", pool_size, strides, padding)
     elif cls == "Flatten":
         builder.flatten(name)
+    elif cls in RECURRENT_CLASSES:
+        w = store.get(name, ["kernel", "recurrent_kernel", "bias"])
+        recurrent(builder, name, cls, cfg, w["kernel"], w["recurrent_kernel"], w["bias"])
+    elif cls == "SimpleRNN":
+        raise UnsupportedLayerError(f"Layer {name!r}: Keras layer 'SimpleRNN' is not supported "
+                                    f"in hls4ml mode: hls4ml 1.3's Vivado backend writes no code "
+                                    f"for it (its C simulation leaves the layer out); use LSTM "
+                                    f"or GRU")
     else:
         raise UnsupportedLayerError(f"Layer {name!r}: Keras layer {cls!r} is not supported in "
                                     f"hls4ml mode (Dense, QDense, Conv2D, QConv2D, Activation, "
                                     f"QActivation, MaxPooling2D, Flatten, Dropout, Add, "
-                                    f"Concatenate)")
+                                    f"Concatenate, LSTM, GRU)")

@@ -141,7 +141,12 @@ def _table_lookup(x, p):
     table = p.table
     e = table.index_exponent(p.fin.fraction_width)
     n = table.table_size
-    index = np.minimum(np.maximum(_shift(x.astype(object), e) + n // 2, 0), n - 1)
+    x = x.astype(object)
+    if table.index_rounding == "zero" and e < 0:  # hls4ml: toward zero
+        scaled = np.where(x < 0, -((-x) >> -e), x >> -e)
+    else:
+        scaled = _shift(x, e)
+    index = np.minimum(np.maximum(scaled + n // 2, 0), n - 1)
     entries = np.array(table.codes, dtype=object)[index.astype(np.int64)]
     return cast(entries, table.table_format, p.fout)
 

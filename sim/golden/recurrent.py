@@ -60,7 +60,11 @@ def _gru(spec, p, h, c):
     n, pf, gf, cf = spec.units, spec.preact_format, spec.gate_format, spec.candidate_format
     z, r = (_act(spec, spec.recurrent_activation, p[:, k * n:(k + 1) * n], pf, gf)
             for k in (0, 1))
-    pre = cast(*exact_sum([(1, p[:, 2 * n:3 * n], pf), (1, r, gf, p[:, 3 * n:], pf)]), pf)
+    reset = (1, r, gf, p[:, 3 * n:], pf)
+    if spec.reset_product_format is not None:  # hls4ml: the product cast on its own
+        reset = (1, cast(*exact_sum([reset]), spec.reset_product_format),
+                 spec.reset_product_format)
+    pre = cast(*exact_sum([(1, p[:, 2 * n:3 * n], pf), reset]), pf)
     g = _act(spec, spec.activation, pre, pf, cf)
     return cast(*exact_sum([(1, z, gf, h, spec.state_format), (1, g, cf),
                             (-1, z, gf, g, cf)]), spec.state_format), c

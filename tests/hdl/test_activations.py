@@ -97,20 +97,13 @@ def test_activation_stream_matches_golden(kind, width, overflow):
     assert outputs_array(run).tolist() == expected.tolist(), f"seed {seed}"
 
 
-@pytest.mark.parametrize("wired", [False, True], ids=["expression", "wired"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_fusable_function_exhaustive(kind, wired):
-    """Every 8-bit input code through the combinational function, as one expression and with
-    its shared values as signals (``wire``)."""
-    fin = FixedFormat(8, 3)
-    fout = FixedFormat(6, 1, rounding="RND", overflow="SAT")
-    params = params_for(kind, 8)
+def comb_outputs(kind, codes, *, fin, fout, wired=False, **params):
+    """The combinational function's output code for each input code of ``codes``."""
     x = Signal(fixed_shape(fin))
     y = Signal(fixed_shape(fout))
     m = Module()
     m.d.comb += y.eq(hw.activation(kind, x, fin=fin, fout=fout,
                                    wire=comb_wire(m, "a_") if wired else None, **params))
-    codes = list(range(fin.min_code, fin.max_code + 1))
     got = []
 
     async def testbench(ctx):
@@ -121,8 +114,42 @@ def test_fusable_function_exhaustive(kind, wired):
     sim = Simulator(m)
     sim.add_testbench(testbench)
     sim.run()
+    return got
+
+
+@pytest.mark.parametrize("wired", [False, True], ids=["expression", "wired"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fusable_function_exhaustive(kind, wired):
+    """Every 8-bit input code through the combinational function, as one expression and with
+    its shared values as signals (``wire``)."""
+    fin = FixedFormat(8, 3)
+    fout = FixedFormat(6, 1, rounding="RND", overflow="SAT")
+    params = params_for(kind, 8)
+    codes = list(range(fin.min_code, fin.max_code + 1))
+    got = comb_outputs(kind, codes, fin=fin, fout=fout, wired=wired, **params)
     assert got == golden.activation(kind, np.array(codes), fin=fin, fout=fout,
                                     **params).tolist()
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "tanh"])
+def test_hls4ml_table_index_truncates_toward_zero(kind):
+    """``index_rounding="zero"``: hls4ml's ``int(x * N / 16) + N/2`` (sigmoid; ``/ 8`` for
+    tanh), clamped, on every 8-bit code: the golden model against Python's ``int`` of the
+    exact value, the hardware against the golden model. The output format is the table's, so
+    the output code is the entry."""
+    table_format = FixedFormat(10, 2, rounding="RND")
+    make = sigmoid_table if kind == "sigmoid" else tanh_table
+    table = make(table_size=64, table_format=table_format, index_rounding="zero")
+    fin = FixedFormat(8, 3)
+    codes = list(range(fin.min_code, fin.max_code + 1))
+    span = 16 if kind == "sigmoid" else 8
+    want = [table.codes[min(max(int(Fraction(c, 32) * 64 / span) + 32, 0), 63)] for c in codes]
+    got = golden.activation(kind, np.array(codes), fin=fin, fout=table_format, table=table)
+    assert got.tolist() == want
+    floor = make(table_size=64, table_format=table_format)
+    assert golden.activation(kind, np.array(codes), fin=fin, fout=table_format,
+                             table=floor).tolist() != want  # the modes differ here
+    assert comb_outputs(kind, codes, fin=fin, fout=table_format, table=table) == want
 
 
 def test_elu_table_is_one_casez_per_element():

@@ -1,6 +1,8 @@
 """RecurrentEngine (SimpleRNN, LSTM, GRU) against the golden model, bit for bit, at full rate
 and under idle and back-pressure; latency and II per step measured."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,27 @@ def test_wide_saturating_state_matches_golden():
 def test_rejects_a_spec_of_another_kind():
     with pytest.raises(TypeError, match="^Layer must be a RecurrentSpec, not 3$"):
         RecurrentEngine(3)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_hls4ml_arithmetic_matches_golden(cell):
+    """hls4ml's options (:mod:`nnfab.gen.hls4ml.recurrent`): a wrapping accumulator that every
+    product and the bias are cast to, tables indexed toward zero and, GRU, ``r * p_hh`` cast
+    to a narrow saturating format on its own (which changes the result here)."""
+    seed = 31 + len(cell)
+    rng = np.random.default_rng(seed)
+    spec = random_spec(cell, rng, units=3, n_steps=4)
+    tables = {key: dataclasses.replace(table, index_rounding="zero")
+              for key, table in TABLES.items()}
+    extra = dict(accumulator_format=FixedFormat(7, 2, rounding="RND"), **tables)
+    if cell == "gru":
+        extra["reset_product_format"] = FixedFormat(5, 1, rounding="RND", overflow="SAT")
+    hls = dataclasses.replace(spec, **extra)
+    x = sequences(hls, rng, 8)
+    assert not np.array_equal(recurrent(x, hls), recurrent(x, spec))
+    if cell == "gru":
+        plain = dataclasses.replace(hls, reset_product_format=None)
+        assert not np.array_equal(recurrent(x, hls), recurrent(x, plain))
+    steps, expected = stimulus_and_expected(hls, x)
+    check_stalls(lambda: RecurrentEngine(hls), steps, expected, seed=seed,
+                 patterns=("random",))

@@ -24,7 +24,7 @@ TOP_KEYS = ("KerasJson, KerasH5, OnnxModel, HLSConfig, IOType, Backend and the p
             "ClockUncertainty, InputData, OutputPredictions, Stamp, Version, WriterConfig, "
             "TraceOutput")
 LAYER_KEYS = ("Precision, ReuseFactor, Strategy, table_size, implementation, exp_scale, "
-              "skip, accum_t, table_t, exp_table_t, inv_table_t, inv_inp_t")
+              "skip, accum_t, table_t, exp_table_t, inv_table_t, inv_inp_t, static")
 WIDTHS = "ap_fixed types take 1 to 1024 bits and integer bits from -1024 to 1024"
 
 
@@ -52,7 +52,7 @@ CASES = {
                    "{path}: HLSConfig.LayerType 'QDense' is not an hls4ml layer class (hls4ml's "
                    "class of QDense layers is 'Dense'); nnfab's hls4ml mode builds Input, Dense, "
                    "Conv2D, Activation, Softmax, Pooling2D, ApplyAlpha, MatMul, Merge, "
-                   "Concatenate, Constant"),
+                   "Concatenate, Constant, LSTM, GRU"),
     # Precisions beyond ap_fixed's limits (an OverflowError traceback before).
     "too-wide": (KERAS, _set(["HLSConfig", "Model", "Precision"], "ap_fixed<10000,6>"),
                  f"{{path}}: HLSConfig.Model.Precision: precision 'ap_fixed<10000,6>' is not "
@@ -64,7 +64,8 @@ CASES = {
     "precision-number": (KERAS, _set(["HLSConfig", "LayerType", "Dense", "Precision"], 16),
                          "{path}: HLSConfig.LayerType.Dense.Precision 16 is not supported; give "
                          "a precision such as 'ap_fixed<16,6>' or a mapping of default, weight, "
-                         "bias, result, accum, scale to precisions"),
+                         "bias, result, accum, scale, recurrent_weight, recurrent_bias to "
+                         "precisions"),
     "softmax-skip": (KERAS, _set(["HLSConfig", "LayerName", "output_softmax_softmax"],
                                  {"Skip": True}),
                      "{path}: HLSConfig.LayerName.output_softmax_softmax.Skip True is not "
@@ -94,7 +95,8 @@ CASES = {
     "precision-var": (KERAS, _set(["HLSConfig", "LayerType", "Dense"],
                                   {"Precision": {"wieght": "ap_fixed<8,3>"}}),
                       "{path}: HLSConfig.LayerType.Dense.Precision.wieght is not supported "
-                      "(nnfab reads default, weight, bias, result, accum, scale)"),
+                      "(nnfab reads default, weight, bias, result, accum, scale, "
+                      "recurrent_weight, recurrent_bias)"),
     # Reuse factors.
     **{f"reuse-factor-{value!r}": (KERAS, _set(["HLSConfig", "Model", "ReuseFactor"], value),
                                    f"{{path}}: HLSConfig.Model.ReuseFactor {value!r} is not "
