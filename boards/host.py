@@ -52,11 +52,20 @@ class LinkCodec:
         Raises
         ------
         ValueError
-            If ``x`` has the wrong shape or a code does not fit the input format.
+            If ``x`` has the wrong shape, holds a value that is not an integer code, or a
+            code does not fit the input format.
         """
         x = np.asarray(x)
         if x.shape != self._in_shape:
             raise ValueError(f"Input must have shape {self._in_shape}, not {x.shape}")
+        if x.dtype.kind not in "biu":
+            flat = x.reshape(-1)
+            bad = (np.flatnonzero(~np.isfinite(flat) | (flat % 1 != 0)) if x.dtype.kind == "f"
+                   else np.arange(min(len(flat), 1)))
+            if len(bad):
+                raise ValueError(f"Inputs must be integer codes of the input format, not "
+                                 f"{flat[bad[0]].item()!r} (value {bad[0]} of an input, "
+                                 f"dtype {x.dtype})")
         frame = bytearray([REQUEST_START])
         for row in x.reshape(-1, len(self._in_formats)):
             frame += pack([int(v) for v in row], self._in_formats).to_bytes(self._in_bytes,

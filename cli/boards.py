@@ -110,8 +110,9 @@ def run_command(build_dir, port, inputs_path, baud, output_path):
             outputs = client.run(inputs)
         finally:
             client.close()
-    except NnfabError as exc:
-        raise click.ClickException(str(exc)) from None
+    except (NnfabError, ValueError) as exc:
+        raise click.ClickException(f"{inputs_path}: {exc}" if isinstance(exc, ValueError)
+                                   else str(exc)) from None
     if output_path:
         np.save(output_path, outputs)
     console.print(json.dumps(outputs.reshape(len(outputs), -1).tolist()))

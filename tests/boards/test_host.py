@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -113,6 +114,23 @@ def test_run_command_with_fake_port(tmp_path, monkeypatch):
     result = _run_on_fake_board(tmp_path, monkeypatch, model, manifest, x)
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "y.npy").tolist() == run_network(model, x).tolist()
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.full((2, 64), 10**6), r"Code 1000000 does not fit ufixed<5,1> \(codes 0 to 31\)"),
+    (np.full((2, 64), 0.5), r"Inputs must be integer codes of the input format, not 0\.5 "
+                            r"\(value 0 of an input, dtype float64\)"),
+])
+def test_run_command_refuses_inputs_that_are_not_codes(tmp_path, monkeypatch, x, message):
+    """``nnfab run --inputs`` takes raw codes: a value that is not an integer (0.5 would have
+    been sent as code 0) or a code outside the input format is one message naming the file,
+    not a traceback."""
+    model, manifest = digits_manifest()
+    result = _run_on_fake_board(tmp_path, monkeypatch, model, manifest, x)
+    assert result.exit_code == 1
+    assert re.match(rf"^Error: {re.escape(str(tmp_path / 'x.npy'))}: {message}",
+                    result.output), result.output
+    assert not (tmp_path / "y.npy").exists()
 
 
 def test_boards_command_lists_targets():
