@@ -32,7 +32,9 @@ last one (shape ``(units,)``). Per step, with ``W`` the kernel, ``U`` the recurr
 Every product and sum inside a step is exact; each ``cast`` applies its format's rounding
 and overflow modes (:func:`nnfab.casts.cast`). ``rec`` (``recurrent_activation``) and
 ``act`` (``activation``) are elementwise activations of :mod:`nnfab.tables`; sigmoid and tanh
-read the look-up tables ``sigmoid_table`` and ``tanh_table``.
+read the look-up tables ``sigmoid_table`` and ``tanh_table``; ``hard_sigmoid`` is
+``clip(slope * x + 1/2, 0, 1)`` with ``hard_sigmoid_slope`` (Keras' 0.2 by default, QKeras'
+is 1/2).
 """
 
 from dataclasses import dataclass
@@ -101,6 +103,9 @@ class RecurrentSpec:
         other than a table): Keras' defaults ``"tanh"`` and ``"sigmoid"``.
     sigmoid_table, tanh_table : LookupTable
         Tables of the sigmoid and tanh activations (hls4ml's by default).
+    hard_sigmoid_slope : (FixedFormat, int) or None
+        The slope of a ``hard_sigmoid`` activation; None: Keras'
+        (:data:`~nnfab.tables.HARD_SIGMOID_SLOPE`).
 
     Raises
     ------
@@ -133,6 +138,7 @@ class RecurrentSpec:
     tanh_table: LookupTable = None
     accumulator_format: FixedFormat | None = None
     reset_product_format: FixedFormat | None = None
+    hard_sigmoid_slope: tuple | None = None
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -190,11 +196,14 @@ class RecurrentSpec:
                 raise ValueError(f"{name.replace('_', ' ').capitalize()}: {exc}") from None
 
     def activation_params(self, kind):
-        """Parameters of activation ``kind``: its table for sigmoid and tanh, else none."""
+        """Parameters of activation ``kind``: its table for sigmoid and tanh, the slope of a
+        hard sigmoid when set, else none."""
         if kind == "sigmoid":
             return {"table": self.sigmoid_table}
         if kind == "tanh":
             return {"table": self.tanh_table}
+        if kind == "hard_sigmoid" and self.hard_sigmoid_slope is not None:
+            return {"slope": self.hard_sigmoid_slope}
         return {}
 
     @property

@@ -1,0 +1,308 @@
+"""QKeras ``QSimpleRNN``, ``QLSTM`` and ``QGRU`` layers as nnfab's ``recurrent`` kind
+(:class:`~nnfab.recurrent.RecurrentSpec`), exactly QKeras 0.9's forward pass.
+
+Where each rule comes from (QKeras 0.9, ``qkeras/qrecurrent.py`` and ``qkeras/quantizers.py``):
+
+- ``QSimpleRNNCell.call``, ``QLSTMCell.call``, ``QGRUCell.call``: the ``kernel_quantizer``,
+  ``recurrent_quantizer`` and ``bias_quantizer`` are applied to the weights before the
+  products (nnfab applies the same quantizers once, :mod:`.qkeras_quantizers`; without a
+  quantizer the float weights are taken exactly). GRU's ``reset_after`` bias (2, 3 * units)
+  is quantized whole, its rows are the input and recurrent biases.
+- Pre-activations ``W x_t + b + U h_{t-1}`` and the cell updates (LSTM ``c = f * c + i *
+  act(p_c)``, ``h = o * act(c)``; GRU ``hh = act(x_h + r * (U_h h + b_rh))``, ``h = z * h +
+  (1 - z) * hh``) are float32 sums and products with no quantizer: nnfab computes them
+  exactly, in formats wide enough for every value over the sequence (bounds from the weight
+  codes, the input format and the activations' ranges). That is QKeras' number when each of
+  those formats has at most 24 bits (float32's significand), so that every float32 sum and
+  product is exact; a layer that needs more is refused, naming the value that grows.
+- ``state_quantizer`` is applied to ``h_{t-1}`` (and LSTM's ``c_{t-1}``) as they enter a step,
+  while the layer's output and LSTM's ``act(c_t)`` use the unquantized state. nnfab keeps one
+  state, so a state quantizer is accepted when it holds every state value exactly (then it
+  changes nothing); otherwise it is refused.
+- ``activation`` (default ``quantized_tanh``) and ``recurrent_activation`` (default
+  ``hard_sigmoid``) through ``get_quantizer``: ``quantized_tanh(bits)`` is a hard tanh cast
+  to ``fixed<bits,1,RND_CONV,SAT>`` and ``quantized_sigmoid(bits)`` QKeras' hard sigmoid
+  ``clip(x/2 + 1/2, 0, 1)`` cast to ``ufixed<bits,0,RND_CONV,SAT>`` (with QKeras' default
+  ``hard`` internal sigmoid; see :mod:`.qkeras_quantizers`); ``hard_sigmoid`` and
+  ``hard_tanh`` are QKeras' own functions (slope 1/2, not Keras' 0.2), in float, exact;
+  ``quantized_bits`` and ``quantized_relu`` are casts (with a ReLU); ``linear`` and ``relu``
+  are exact. Smooth ``tanh``/``sigmoid`` (and ``use_real_tanh``/``use_real_sigmoid``) are
+  float32 function values that no fixed-point table reproduces for every input: refused.
+- Refused Keras settings: ``go_backwards``, ``stateful``, ``return_state``, ``time_major``,
+  GRU ``reset_after=False`` (QGRU's default; nnfab's GRU applies the reset gate after the
+  recurrent product), and a QGRU without ``recurrent_quantizer`` (QKeras 0.9 then multiplies
+  the state by the *input* kernel, ``quantized_recurrent = self.kernel``).
+"""
+
+from fractions import Fraction
+
+import numpy as np
+
+from nnfab.errors import ShapeError, UnsupportedLayerError
+from nnfab.fixed import FixedFormat
+from nnfab.ir import RecurrentLayer
+from nnfab.recurrent import RecurrentSpec
+
+from ._common import exact
+from .qkeras_quantizers import apply_quantizer, parse_quantizer, quantizer_format
+
+__all__ = ["QKERAS_RECURRENT", "qkeras_recurrent"]
+
+#: QKeras classes and their nnfab cell.
+QKERAS_RECURRENT = {"QSimpleRNN": "simple_rnn", "QLSTM": "lstm", "QGRU": "gru"}
+#: float32's significand: formats up to this width hold QKeras' float32 values exactly.
+FLOAT32_BITS = 24
+#: QKeras' ``hard_sigmoid`` slope 1/2, exact in ``ufixed<1,0>``.
+QKERAS_HARD_SIGMOID_SLOPE = (FixedFormat(1, 0, signed=False), 1)
+_ACCEPTED = ("quantized_tanh, quantized_sigmoid, hard_sigmoid, hard_tanh, quantized_bits, "
+             "quantized_relu, relu or linear")
+
+
+class _Act:
+    """One activation: nnfab ``kind``, its output format ``fout`` (None: exact, sized from the
+    input) and the value range ``(lo, hi)`` of a fixed ``fout``."""
+
+    def __init__(self, kind, fout=None):
+        self.kind, self.fout = kind, fout
+
+    def apply(self, bound, fraction):
+        """``(lo, hi, fraction)`` of the outputs for inputs within ``+-bound`` on a grid of
+        ``fraction`` bits."""
+        if self.fout is not None:
+            lo, hi = self.fout.min_value, self.fout.max_value
+            if self.kind == "relu":
+                lo = max(lo, 0)
+            return Fraction(lo), Fraction(hi), self.fout.fraction_width
+        if self.kind == "hard_sigmoid":
+            return Fraction(0), Fraction(1), max(fraction + 1, 1)
+        if self.kind == "hard_tanh":
+            return Fraction(-1), Fraction(1), max(fraction, 0)
+        return (Fraction(0) if self.kind == "relu" else -bound), bound, fraction
+
+
+def _activation(spec, lname, key):
+    if spec in (None, "linear"):
+        return _Act("linear")
+    if spec in ("relu", "hard_sigmoid", "hard_tanh"):
+        return _Act(spec)
+    if isinstance(spec, str) and "(" not in spec and spec not in (
+            "quantized_tanh", "quantized_sigmoid", "quantized_bits", "quantized_relu"):
+        raise UnsupportedLayerError(
+            f"Layer {lname!r}: {key} {spec!r} is not supported; QKeras computes it in float32, "
+            f"which no fixed-point format reproduces; use {_ACCEPTED}")
+    name, config = parse_quantizer(spec, lname, activations=True)
+    if name == "quantized_po2":
+        raise UnsupportedLayerError(f"Layer {lname!r}: {key} 'quantized_po2' is not supported; "
+                                    f"use {_ACCEPTED}")
+    kind = {"quantized_tanh": "hard_tanh", "quantized_sigmoid": "hard_sigmoid",
+            "quantized_relu": "relu"}.get(name, "linear")
+    return _Act(kind, quantizer_format(name, config))
+
+
+def _holding(lo, hi, fraction):
+    """The narrowest format with ``fraction`` fraction bits holding ``[lo, hi]`` (unsigned
+    when ``lo >= 0``); truncating and wrapping, as its casts never round or overflow."""
+    scale = Fraction(2) ** fraction
+    low, high = int(np.floor(lo * scale)), int(np.ceil(hi * scale))
+    if low >= 0:
+        width = max(high.bit_length(), 1)
+        return FixedFormat(width, width - fraction, signed=False)
+    width = max(high.bit_length(), (-low - 1).bit_length()) + 1
+    return FixedFormat(width, width - fraction)
+
+
+def _check_keras(cls, lname, cfg):
+    for key, accepted in (("go_backwards", False), ("stateful", False), ("return_state", False),
+                          ("time_major", False)):
+        if bool(cfg.get(key, accepted)) != accepted:
+            raise UnsupportedLayerError(f"Layer {lname!r}: {key}={cfg[key]!r} is not "
+                                        f"supported; only {accepted}")
+    if cls == "QGRU" and not cfg.get("reset_after", False):
+        raise UnsupportedLayerError(
+            f"Layer {lname!r}: reset_after={cfg.get('reset_after', False)!r} is not supported "
+            f"(nnfab's GRU applies the reset gate after the recurrent product); only True")
+    if cls == "QGRU" and not cfg.get("recurrent_quantizer"):
+        raise UnsupportedLayerError(
+            f"Layer {lname!r}: recurrent_quantizer={cfg.get('recurrent_quantizer')!r} is not "
+            f"supported in a QGRU (QKeras 0.9 then multiplies the state by the input kernel); "
+            f"use a quantizer")
+
+
+def _weights(lname, cfg, key, values, what):
+    quantizer = cfg.get(f"{key}_quantizer")
+    if quantizer:
+        fmt, codes = apply_quantizer(*parse_quantizer(quantizer, lname), values)
+        return fmt.replace(rounding="TRN", overflow="WRAP"), np.asarray(codes, dtype=object)
+    fmt, codes = exact(values, lname, what)
+    return fmt, np.asarray(codes, dtype=object)
+
+
+def _row_bound(codes, fmt):
+    """Per row, the largest ``sum |w|`` of a code matrix, as a Fraction."""
+    return Fraction(int(np.max(np.sum(np.abs(codes), axis=1)))) * fmt.lsb
+
+
+class _Plan:
+    """The exact formats of a cell over ``n_steps`` steps (see the module docstring):
+    bounds and fraction widths of every value, grown step by step from the zero state."""
+
+    def __init__(self, cell, n_steps, in_fmt, weights, act, rec):
+        (w, w_fmt), (u, u_fmt), (b, b_fmt) = weights
+        x_bound = max(-Fraction(in_fmt.min_value), Fraction(in_fmt.max_value))
+        self.preact = self.gate = self.cand = self.cell = self.state = (Fraction(0), 0)
+        self.gate_range = self.cand_range = self.state_range = (Fraction(0), Fraction(0))
+        h, fh, c, fc = Fraction(0), 0, Fraction(0), 0
+        b_abs = np.zeros(len(w), dtype=object) if b is None else np.sum(np.abs(b), axis=0)
+        b_frac = 0 if b is None else b_fmt.fraction_width
+        for _ in range(n_steps):
+            rows = (np.sum(np.abs(w), axis=1) * Fraction(w_fmt.lsb) * x_bound +
+                    np.sum(np.abs(u), axis=1) * Fraction(u_fmt.lsb) * h +
+                    b_abs * Fraction(b_fmt.lsb if b is not None else 1))
+            p = max(Fraction(v) for v in rows)
+            fp = max(in_fmt.fraction_width + w_fmt.fraction_width,
+                     fh + u_fmt.fraction_width, b_frac)
+            self._grow("preact", p, fp)
+            if cell == "simple_rnn":
+                lo, hi, fh = act.apply(p, fp)
+                h = max(-lo, hi)
+                self._grow("cand", h, fh, (lo, hi))
+                self.state_range = (min(lo, self.state_range[0]), max(hi, self.state_range[1]))
+            else:
+                g_lo, g_hi, fg = rec.apply(p, fp)
+                gate = max(-g_lo, g_hi)
+                self._grow("gate", gate, fg, (g_lo, g_hi))
+                if cell == "lstm":
+                    a_lo, a_hi, fa = act.apply(p, fp)
+                    a = max(-a_lo, a_hi)
+                    c, fc = gate * c + gate * a, max(fg + fc, fg + fa)
+                    self._grow("cell", c, fc)
+                    ac_lo, ac_hi, fac = act.apply(c, fc)
+                    self._grow("cand", a, fa, (a_lo, a_hi))
+                    self._grow("cand", max(-ac_lo, ac_hi), fac, (ac_lo, ac_hi))
+                    h, fh = gate * max(-ac_lo, ac_hi), fg + fac
+                else:
+                    # The candidate's input x_h + r * (U_h h + b_rh), in preact_format too.
+                    pc, fpc = p + gate * p, fg + fp
+                    self._grow("preact", pc, fpc)
+                    a_lo, a_hi, fa = act.apply(pc, fpc)
+                    a = max(-a_lo, a_hi)
+                    self._grow("cand", a, fa, (a_lo, a_hi))
+                    mix = max(h, a) if g_lo >= 0 and g_hi <= 1 else gate * h + (1 + gate) * a
+                    h, fh = mix, max(fg + fh, fa, fg + fa)
+            self._grow("state", h, fh)
+        if cell != "simple_rnn":
+            self.state_range = (-self.state[0], self.state[0])
+
+    def _grow(self, name, bound, fraction, value_range=None):
+        old, f = getattr(self, name)
+        setattr(self, name, (max(old, bound), max(f, fraction)))
+        if value_range is not None:
+            attr = "gate_range" if name == "gate" else "cand_range"
+            lo, hi = getattr(self, attr)
+            setattr(self, attr, (min(lo, value_range[0]), max(hi, value_range[1])))
+
+    def fmt(self, name):
+        bound, fraction = getattr(self, name)
+        if name in ("gate", "cand"):
+            lo, hi = getattr(self, f"{name}_range")
+            return _holding(lo, hi, fraction)
+        return _holding(-bound, bound, fraction)
+
+
+_WHAT = {"preact": "the pre-activations", "gate": "the gates", "cand": "the candidates",
+         "cell": "the cell state", "state": "the state"}
+
+
+def _formats(plan, lname, cls, n_steps, act, rec, cell):
+    """The spec's formats from ``plan``: a quantizing activation's own format, else the exact
+    one, each checked to fit float32 (see the module docstring)."""
+    names = ["preact", "state"] + (["gate", "cand"] if cell != "simple_rnn" else []) + \
+        (["cell"] if cell == "lstm" else [])
+    formats = {}
+    for name in names:
+        fixed = {"gate": rec.fout, "cand": act.fout,
+                 "state": act.fout if cell == "simple_rnn" else None}.get(name)
+        fmt = fixed or plan.fmt(name)
+        if fmt.width > FLOAT32_BITS:
+            raise UnsupportedLayerError(
+                f"Layer {lname!r}: {_WHAT[name]} of this {cls} would need {fmt} to be exact over "
+                f"{n_steps} steps; QKeras computes them in float32 ({FLOAT32_BITS} significant "
+                f"bits), which rounds them; use quantizing activations (quantized_tanh, "
+                f"quantized_sigmoid), narrower weights or fewer steps")
+        formats[name] = fmt
+    return formats
+
+
+def _check_state_quantizer(lname, cfg, plan, formats, cell):
+    spec = cfg.get("state_quantizer")
+    if not spec:
+        return
+    name, config = parse_quantizer(spec, lname)
+    fmt = quantizer_format(name, config)
+    held = [("state", plan.state_range, formats["state"].fraction_width)]
+    if cell == "lstm":
+        held.append(("cell", (-plan.cell[0], plan.cell[0]), formats["cell"].fraction_width))
+    for what, (lo, hi), fraction in held:
+        if fmt is None or fraction > fmt.fraction_width or lo < fmt.min_value or \
+                hi > fmt.max_value:
+            raise UnsupportedLayerError(
+                f"Layer {lname!r}: state_quantizer {spec!r} does not hold {_WHAT[what]} "
+                f"exactly (values on {fraction} fraction bits from {lo} to {hi}); QKeras "
+                f"quantizes only the state fed back, nnfab keeps one state; use a state "
+                f"quantizer that holds it, or none")
+
+
+def qkeras_recurrent(cls, lname, cfg, store, fmt, shape):
+    """The :class:`~nnfab.ir.RecurrentLayer` of a ``QSimpleRNN``, ``QLSTM`` or ``QGRU``
+    (``reset_after``) reading sequences of shape ``(n_steps, n_in)`` in ``fmt``, with
+    QKeras 0.9's numbers (see the module docstring for each rule).
+
+    Raises
+    ------
+    UnsupportedLayerError
+        For a setting nnfab does not reproduce exactly, naming the layer, the key and its
+        value (see the module docstring).
+    ShapeError
+        If the input is not a sequence or the kernel does not take it.
+    """
+    _check_keras(cls, lname, cfg)
+    if len(shape) != 2:
+        raise ShapeError(f"Layer {lname!r}: a {cls} layer reads sequences (n_steps, n_in), not "
+                         f"shape {shape}")
+    cell = QKERAS_RECURRENT[cls]
+    act = _activation(cfg.get("activation", "quantized_tanh"), lname, "activation")
+    rec = _activation(cfg.get("recurrent_activation", "hard_sigmoid"), lname,
+                      "recurrent_activation") if cell != "simple_rnn" else _Act("sigmoid")
+    use_bias = cfg.get("use_bias", True)
+    w = store.get(lname, ["kernel", "recurrent_kernel"] + (["bias"] if use_bias else []))
+    kernel = np.asarray(w["kernel"], dtype=np.float64)
+    if kernel.ndim != 2 or kernel.shape[0] != shape[1]:
+        raise ShapeError(f"Layer {lname!r}: kernel of shape {kernel.shape} does not take "
+                         f"input of shape {shape}")
+    w_fmt, w_codes = _weights(lname, cfg, "kernel", kernel.T, "weights")
+    u_fmt, u_codes = _weights(lname, cfg, "recurrent", np.asarray(w["recurrent_kernel"]).T,
+                              "recurrent weights")
+    b_fmt = b_codes = None
+    if use_bias:
+        b_fmt, b_codes = _weights(lname, cfg, "bias", np.asarray(w["bias"]), "biases")
+        b_codes = b_codes.reshape(-1, len(w_codes))
+    plan = _Plan(cell, shape[0], fmt, ((w_codes, w_fmt), (u_codes, u_fmt), (b_codes, b_fmt)),
+                 act, rec)
+    formats = _formats(plan, lname, cls, shape[0], act, rec, cell)
+    _check_state_quantizer(lname, cfg, plan, formats, cell)
+    biases = recurrent_biases = None
+    if b_codes is not None:
+        biases = b_codes[0]
+        recurrent_biases = b_codes[1] if len(b_codes) == 2 else None
+    slope = QKERAS_HARD_SIGMOID_SLOPE if "hard_sigmoid" in (act.kind, rec.kind) else None
+    # (QSimpleRNN has no recurrent activation: the spec's unused default stays.)
+    try:
+        spec = RecurrentSpec(
+            cell, w_codes, u_codes, biases, shape[0], bool(cfg.get("return_sequences", False)),
+            fmt, w_fmt, u_fmt, formats["preact"], formats["state"], bias_format=b_fmt,
+            gate_format=formats.get("gate"), candidate_format=formats.get("cand"),
+            cell_format=formats.get("cell"), recurrent_biases=recurrent_biases,
+            activation=act.kind, recurrent_activation=rec.kind, hard_sigmoid_slope=slope)
+    except (TypeError, ValueError) as exc:
+        raise UnsupportedLayerError(f"Layer {lname!r}: {exc}") from None
+    return RecurrentLayer(lname, spec=spec)
