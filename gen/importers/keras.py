@@ -259,7 +259,8 @@ def _build_quantized(name, layers, store, input_format):
         else:
             raise UnsupportedLayerError(f"Layer {lname!r}: layer {cls!r} is not supported in a "
                                         f"quantized model (supported: QDense, QConv1D, "
-                                        f"QConv2D, QActivation, QSimpleRNN, QLSTM, QGRU, Dense, Conv1D, Conv2D, "
+                                        f"QConv2D, QActivation, QSimpleRNN, QLSTM, QGRU, "
+                                        f"Dense, Conv1D, Conv2D, "
                                         f"Activation, MaxPooling1D/2D, AveragePooling1D/2D, "
                                         f"GlobalMaxPooling1D/2D, GlobalAveragePooling1D/2D, "
                                         f"ZeroPadding1D/2D, Flatten, Dropout)")
