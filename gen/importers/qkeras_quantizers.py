@@ -25,8 +25,12 @@ Derived from QKeras's ``quantizers.py`` and checked against
   clip(x / 2 + 1/2, 0, 1)`` and ``m = 2**bits``: that hard sigmoid cast to ``ufixed<bits, 0,
   RND_CONV, SAT>``.
 
-The last two are activations (``activations=True`` in :func:`parse_quantizer`); their
-``use_real_*`` forms (float32 tanh and sigmoid) and ``symmetric`` sigmoids are refused.
+  With ``use_real_sigmoid``/``use_real_tanh`` the float32 ``sigmoid``/``tanh`` replaces the
+  hard function: the same casts of a smooth function (:func:`quantizer_format` gives the
+  format, the caller builds a table).
+
+The last two are activations (``activations=True`` in :func:`parse_quantizer`);
+``symmetric`` sigmoids are refused (their lower clip ``1/m`` is no cast).
 """
 
 import json
@@ -149,11 +153,8 @@ def _check(name, c, layer):
             reject("bits", c["bits"], "at least 2 bits with keep_negative (binary quantizers "
                    "are not supported)")
     elif name == "quantized_tanh":
-        if c["use_real_tanh"]:
-            reject("use_real_tanh", c["use_real_tanh"], "0 (the hard tanh)")
+        pass  # every setting but stochastic rounding (checked above) is a cast
     elif name == "quantized_sigmoid":
-        if c["use_real_sigmoid"]:
-            reject("use_real_sigmoid", c["use_real_sigmoid"], "0 (the hard sigmoid)")
         if c["symmetric"]:
             reject("symmetric", c["symmetric"], "0")
     elif name == "quantized_relu":

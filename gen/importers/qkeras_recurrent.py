@@ -26,8 +26,16 @@ Where each rule comes from (QKeras 0.9, ``qkeras/qrecurrent.py`` and ``qkeras/qu
   ``hard`` internal sigmoid; see :mod:`.qkeras_quantizers`); ``hard_sigmoid`` and
   ``hard_tanh`` are QKeras' own functions (slope 1/2, not Keras' 0.2), in float, exact;
   ``quantized_bits`` and ``quantized_relu`` are casts (with a ReLU); ``linear`` and ``relu``
-  are exact. Smooth ``tanh``/``sigmoid`` (and ``use_real_tanh``/``use_real_sigmoid``) are
-  float32 function values that no fixed-point table reproduces for every input: refused.
+  are exact. ``quantized_tanh(bits, use_real_tanh=1)`` and ``quantized_sigmoid(bits,
+  use_real_sigmoid=1)`` (``K.tanh``/``K.sigmoid``, then the same rounding and clip) are tables
+  with one entry per pre-activation code (:func:`_smooth_table`: the index is the code, each
+  entry the function at that exact input rounded as QKeras rounds, ``tf.round`` half to
+  even), over the smallest power-of-two range beyond which the quantized function is
+  constant; accepted when that takes at most :data:`MAX_TABLE_SIZE` entries and no entry lies
+  within float32's error of a rounding tie (where QKeras' float32 function could round the
+  other way), in a QSimpleRNN, as QLSTM and QGRU gates, and as QGRU's activation (a QLSTM's
+  activation also reads the cell state, a second input format: refused). Plain ``tanh`` and
+  ``sigmoid`` give float32 values no fixed-point format holds: refused.
 - Refused Keras settings: ``go_backwards``, ``stateful``, ``return_state``, ``time_major``,
   GRU ``reset_after=False`` (QGRU's default; nnfab's GRU applies the reset gate after the
   recurrent product), and a QGRU without ``recurrent_quantizer`` (QKeras 0.9 then multiplies
@@ -42,6 +50,7 @@ from nnfab.errors import ShapeError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.ir import RecurrentLayer
 from nnfab.recurrent import RecurrentSpec
+from nnfab.tables import sigmoid_table, tanh_table
 
 from ._common import exact
 from .qkeras_quantizers import apply_quantizer, parse_quantizer, quantizer_format
@@ -54,6 +63,8 @@ QKERAS_RECURRENT = {"QSimpleRNN": "simple_rnn", "QLSTM": "lstm", "QGRU": "gru"}
 FLOAT32_BITS = 24
 #: QKeras' ``hard_sigmoid`` slope 1/2, exact in ``ufixed<1,0>``.
 QKERAS_HARD_SIGMOID_SLOPE = (FixedFormat(1, 0, signed=False), 1)
+#: The largest table a smooth activation may take (entries).
+MAX_TABLE_SIZE = 4096
 _ACCEPTED = ("quantized_tanh, quantized_sigmoid, hard_sigmoid, hard_tanh, quantized_bits, "
              "quantized_relu, relu or linear")
 
@@ -62,8 +73,8 @@ class _Act:
     """One activation: nnfab ``kind``, its output format ``fout`` (None: exact, sized from the
     input) and the value range ``(lo, hi)`` of a fixed ``fout``."""
 
-    def __init__(self, kind, fout=None):
-        self.kind, self.fout = kind, fout
+    def __init__(self, kind, fout=None, spec=None):
+        self.kind, self.fout, self.spec = kind, fout, spec
 
     def apply(self, bound, fraction):
         """``(lo, hi, fraction)`` of the outputs for inputs within ``+-bound`` on a grid of
@@ -96,7 +107,9 @@ def _activation(spec, lname, key):
                                     f"use {_ACCEPTED}")
     kind = {"quantized_tanh": "hard_tanh", "quantized_sigmoid": "hard_sigmoid",
             "quantized_relu": "relu"}.get(name, "linear")
-    return _Act(kind, quantizer_format(name, config))
+    if config.get("use_real_tanh") or config.get("use_real_sigmoid"):
+        kind = kind[len("hard_"):]  # the float32 function: a table
+    return _Act(kind, quantizer_format(name, config), spec)
 
 
 def _holding(lo, hi, fraction):
@@ -296,13 +309,78 @@ def qkeras_recurrent(cls, lname, cfg, store, fmt, shape):
         recurrent_biases = b_codes[1] if len(b_codes) == 2 else None
     slope = QKERAS_HARD_SIGMOID_SLOPE if "hard_sigmoid" in (act.kind, rec.kind) else None
     # (QSimpleRNN has no recurrent activation: the spec's unused default stays.)
+    tables = _smooth_tables(lname, cell, act, rec, formats["preact"])
     try:
         spec = RecurrentSpec(
             cell, w_codes, u_codes, biases, shape[0], bool(cfg.get("return_sequences", False)),
             fmt, w_fmt, u_fmt, formats["preact"], formats["state"], bias_format=b_fmt,
             gate_format=formats.get("gate"), candidate_format=formats.get("cand"),
             cell_format=formats.get("cell"), recurrent_biases=recurrent_biases,
-            activation=act.kind, recurrent_activation=rec.kind, hard_sigmoid_slope=slope)
+            activation=act.kind, recurrent_activation=rec.kind, hard_sigmoid_slope=slope,
+            **tables)
     except (TypeError, ValueError) as exc:
         raise UnsupportedLayerError(f"Layer {lname!r}: {exc}") from None
     return RecurrentLayer(lname, spec=spec)
+
+
+_SMOOTH = {"sigmoid": (sigmoid_table, lambda v: 1 / (1 + np.exp(-v))),
+           "tanh": (tanh_table, np.tanh)}
+
+
+def _smooth_tables(lname, cell, act, rec, preact):
+    """The ``sigmoid_table``/``tanh_table`` arguments of the smooth activations (see the
+    module docstring)."""
+    used = [("recurrent_activation", rec)] if cell != "simple_rnn" else []
+    used.append(("activation", act))
+    tables = {}
+    for key, a in used:
+        if a.kind not in _SMOOTH:
+            continue
+        if cell == "lstm" and key == "activation":
+            raise UnsupportedLayerError(
+                f"Layer {lname!r}: activation {a.spec!r} is not supported in a QLSTM (its "
+                f"table would read the cell state too, a second input format); use a hard "
+                f"quantized_tanh")
+        table = _smooth_table(lname, key, a, preact)
+        name = f"{a.kind}_table"
+        if name in tables and tables[name] != table:
+            raise UnsupportedLayerError(f"Layer {lname!r}: activation and recurrent_activation "
+                                        f"need two different {a.kind} tables; use one")
+        tables[name] = table
+    return tables
+
+
+def _smooth_table(lname, key, a, fin):
+    """One entry per code of ``fin`` in ``[-R, R)`` (index exponent 0), ``R`` the smallest
+    power of two outside which ``a`` is constant."""
+    make, function = _SMOOTH[a.kind]
+    fout, lsb = a.fout, float(fin.lsb)
+    low, high = float(fout.min_value), float(fout.max_value)
+    if fout.overflow.name == "SAT_SYM" and fout.signed:
+        low = -high
+
+    def quantized(v):
+        return np.clip(np.round(function(v) * 2.0 ** fout.fraction_width) *
+                       float(fout.lsb), low, high)
+
+    r = 1
+    while quantized(r - lsb) != high or quantized(-r) != low:
+        r *= 2
+        if r > 2 ** 12:
+            break
+    size = int(2 * r * 2 ** fin.fraction_width)
+    if size > MAX_TABLE_SIZE or fin.fraction_width < 0:
+        raise UnsupportedLayerError(
+            f"Layer {lname!r}: {key} {a.spec!r} on pre-activations in {fin} needs a table of "
+            f"{size} entries to be exact; nnfab accepts up to {MAX_TABLE_SIZE} (fewer fraction "
+            f"bits in the pre-activations or a hard activation)")
+    x = (np.arange(size) - size // 2) * lsb
+    scaled = function(x) * 2.0 ** fout.fraction_width
+    margin = 8 * np.finfo(np.float32).eps * max(1.0, float(np.max(np.abs(scaled))))
+    near = np.abs(scaled - np.floor(scaled) - 0.5) < margin
+    if near.any():
+        raise UnsupportedLayerError(
+            f"Layer {lname!r}: {key} {a.spec!r} at input {x[near][0]!r} lies within float32's "
+            f"error of a rounding tie, where QKeras' float32 result is not known exactly; use "
+            f"a hard activation")
+    return make(table_size=size, table_format=fout, input_range=r)

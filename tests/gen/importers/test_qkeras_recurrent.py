@@ -3,6 +3,7 @@ QKeras): the imported model's golden output equals, code for code, an independen
 NumPy forward pass of QKeras 0.9's cell equations (``qrecurrent.py``) on the quantized
 weights, with QKeras' quantizers re-implemented here (``quantizers.py``); and the refusals."""
 
+import random
 import re
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 
 from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
+from nnfab.gen.assemble import Network
 from nnfab.gen.importers import load
 from nnfab.sim.golden.network import run_network
 
+from ...streams import codes, run_stream
 from .test_keras_conv import _keras_model
 
 N_IN, UNITS = 3, 4
@@ -44,10 +47,20 @@ def quantized_sigmoid(x, bits):
     return np.clip(np.round(hard_sigmoid(x) * m) / m, F32(0), F32(1) - F32(1) / m)
 
 
+def smooth(function, bits, low):
+    """QKeras ``quantized_tanh(bits, use_real_tanh=1)`` / ``quantized_sigmoid(bits,
+    use_real_sigmoid=1)``: float32 function, rounded half to even, clipped."""
+    m = F32(2.0 ** bits)
+    return lambda v: np.clip(np.round(function(F32(v)) * m) / m, F32(low), F32(1) - F32(1) / m)
+
+
 ACTIVATIONS = {"quantized_tanh(4)": lambda v: quantized_tanh(v, 4),
                "quantized_tanh(6)": lambda v: quantized_tanh(v, 6),
                "quantized_sigmoid(4)": lambda v: quantized_sigmoid(v, 4),
-               "hard_sigmoid": hard_sigmoid}
+               "hard_sigmoid": hard_sigmoid,
+               "quantized_tanh(4,use_real_tanh=1)": smooth(np.tanh, 3, -1),
+               "quantized_sigmoid(4,0,1)": smooth(lambda v: F32(1) / (F32(1) + np.exp(-v)), 4,
+                                                  0)}
 
 
 def qkeras_reference(cls, x, w, cfg):
@@ -115,6 +128,7 @@ def check_against_reference(tmp_path, cls, seed, n_steps, **extra):
 @pytest.mark.parametrize("cls,n_steps,extra", [
     ("QSimpleRNN", 6, {"activation": "quantized_tanh(6)",
                        "state_quantizer": "quantized_bits(6,0,alpha=1)"}),
+    ("QSimpleRNN", 4, {"activation": "quantized_tanh(4,use_real_tanh=1)"}),  # a table
     ("QLSTM", 3, {"state_quantizer": "quantized_bits(24,4,alpha=1)"}),  # holds the state
     ("QLSTM", 1, {"return_sequences": False, "recurrent_activation": "hard_sigmoid"}),
     ("QGRU", 3, {"return_sequences": False}),
@@ -122,6 +136,28 @@ def check_against_reference(tmp_path, cls, seed, n_steps, **extra):
 def test_golden_equals_qkeras_equations(tmp_path, cls, n_steps, extra):
     model = check_against_reference(tmp_path, cls, 11 + n_steps, n_steps, **extra)
     assert [layer.kind for layer in model.layers] == ["recurrent"]
+
+
+@pytest.mark.parametrize("cls,n_steps,extra", [
+    ("QSimpleRNN", 4, {"activation": "quantized_tanh(4,use_real_tanh=1)"}),
+    ("QGRU", 2, {"return_sequences": False}),
+])
+def test_engine_equals_golden(tmp_path, cls, n_steps, extra):
+    """The imported layer's engine (Amaranth simulator, random idle and back-pressure): a
+    smooth activation's 2,048-entry table, and QKeras' hard sigmoid slope in GRU gates."""
+    seed = 30 + n_steps
+    rng = np.random.default_rng(seed)
+    path, _, _ = qkeras_model(tmp_path, cls, rng, n_steps, **extra)
+    model = load(path, kind="keras-json", input_format=INPUT_FORMAT)
+    fmt = INPUT_FORMAT
+    x = rng.integers(fmt.min_code, fmt.max_code + 1, size=(5, n_steps, N_IN))
+    x[0] = fmt.max_code
+    golden = run_network(model, x)
+    steps = [list(map(int, step)) for seq in x for step in seq]
+    expected = [list(map(int, row)) for row in golden.reshape(-1, model.output_shape[-1])]
+    run = run_stream(Network(model), steps, rng=random.Random(seed), p_idle=0.3, p_stall=0.3,
+                     n_outputs=len(expected))
+    assert [codes(o) for o in run.outputs] == expected, f"seed {seed}"
 
 
 @pytest.mark.parametrize("cls,n_steps,extra,message", [
@@ -138,8 +174,15 @@ def test_golden_equals_qkeras_equations(tmp_path, cls, n_steps, extra):
      "no fixed-point format reproduces; use quantized_tanh, quantized_sigmoid, hard_sigmoid, "
      "hard_tanh, quantized_bits, quantized_relu, relu or linear"),
     ("QLSTM", 3, {"recurrent_activation": "quantized_sigmoid(4,0,1)"},
-     "Layer 'rnn': quantized_sigmoid use_real_sigmoid 1 is not supported; use 0 (the hard "
-     "sigmoid)"),
+     "Layer 'rnn': recurrent_activation 'quantized_sigmoid(4,0,1)' on pre-activations in "
+     "fixed<15,5> needs a table of 8192 entries to be exact; nnfab accepts up to 4096 (fewer "
+     "fraction bits in the pre-activations or a hard activation)"),
+    ("QLSTM", 3, {"activation": "quantized_tanh(4,use_real_tanh=1)"},
+     "Layer 'rnn': activation 'quantized_tanh(4,use_real_tanh=1)' is not supported in a QLSTM "
+     "(its table would read the cell state too, a second input format); use a hard "
+     "quantized_tanh"),
+    ("QLSTM", 3, {"recurrent_activation": "quantized_sigmoid(4,1)"},
+     "Layer 'rnn': quantized_sigmoid symmetric 1 is not supported; use 0"),
     ("QLSTM", 3, {"state_quantizer": "quantized_bits(4,0,alpha=1)"},
      "Layer 'rnn': state_quantizer 'quantized_bits(4,0,alpha=1)' does not hold the state "
      "exactly (values on 7 fraction bits from -15/16 to 15/16); QKeras quantizes only the "
