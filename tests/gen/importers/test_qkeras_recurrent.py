@@ -13,6 +13,7 @@ from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.gen.assemble import Network
 from nnfab.gen.importers import load
+from nnfab.gen.native import load_native, save_native
 from nnfab.sim.golden.network import run_network
 
 from ...streams import codes, run_stream
@@ -136,6 +137,11 @@ def check_against_reference(tmp_path, cls, seed, n_steps, **extra):
 def test_golden_equals_qkeras_equations(tmp_path, cls, n_steps, extra):
     model = check_against_reference(tmp_path, cls, 11 + n_steps, n_steps, **extra)
     assert [layer.kind for layer in model.layers] == ["recurrent"]
+    # The native form keeps every format, table and QKeras' hard sigmoid slope.
+    save_native(model, tmp_path / "native.json")
+    again = load_native(tmp_path / "native.json")
+    x = np.random.default_rng(5).integers(-128, 128, size=(50, n_steps, N_IN))
+    assert np.array_equal(run_network(again, x), run_network(model, x))
 
 
 @pytest.mark.parametrize("cls,n_steps,extra", [
