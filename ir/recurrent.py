@@ -32,7 +32,7 @@ _OPTIONAL_ARRAY = {**ARRAY, "type": ["string", "null"],
                    "accepted": "the name of an array, or null"}
 _FORMATS = ("weight_format", "recurrent_weight_format", "bias_format", "preact_format",
             "gate_format", "candidate_format", "cell_format", "accumulator_format",
-            "reset_product_format")
+            "reset_product_format", "feedback_format", "cell_feedback_format")
 #: Activations a recurrent layer takes (table-free ones or sigmoid/tanh with their tables).
 ACTIVATIONS = ("linear", "relu", "hard_sigmoid", "hard_tanh", "sigmoid", "tanh")
 
@@ -119,7 +119,9 @@ class RecurrentLayer(Layer):
             activation=e.get("activation", "tanh"),
             recurrent_activation=e.get("recurrent_activation", "sigmoid"),
             accumulator_format=formats["accumulator_format"],
-            reset_product_format=formats["reset_product_format"], **tables)
+            reset_product_format=formats["reset_product_format"],
+            feedback_format=formats["feedback_format"],
+            cell_feedback_format=formats["cell_feedback_format"], **tables)
         if spec.n_in != e.shape[1]:
             raise ShapeError(f"{e.where}: weights of shape {spec.weights.shape} do not take "
                              f"inputs of shape {e.shape}")
@@ -147,6 +149,8 @@ class RecurrentLayer(Layer):
                     preact_format=str(s.preact_format), state_format=str(s.state_format),
                     **({"accumulator_format": str(s.accumulator_format)}
                        if s.accumulator_format is not None else {}),
+                    **({"feedback_format": str(s.feedback_format)}
+                       if s.feedback_format is not None else {}),
                     step_latency=engine.latency,
                     step_initiation_interval=engine.initiation_interval,
                     sequence_latency=engine.sequence_latency,

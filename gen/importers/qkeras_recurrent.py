@@ -16,9 +16,9 @@ Where each rule comes from (QKeras 0.9, ``qkeras/qrecurrent.py`` and ``qkeras/qu
   those formats has at most 24 bits (float32's significand), so that every float32 sum and
   product is exact; a layer that needs more is refused, naming the value that grows.
 - ``state_quantizer`` is applied to ``h_{t-1}`` (and LSTM's ``c_{t-1}``) as they enter a step,
-  while the layer's output and LSTM's ``act(c_t)`` use the unquantized state. nnfab keeps one
-  state, so a state quantizer is accepted when it holds every state value exactly (then it
-  changes nothing); otherwise it is refused.
+  while the layer's output and LSTM's ``act(c_t)`` use the unquantized state: the spec's
+  ``feedback_format`` (and ``cell_feedback_format``), the quantizer's cast applied to the
+  state fed back only. It also bounds the formats, which otherwise grow with every step.
 - ``activation`` (default ``quantized_tanh``) and ``recurrent_activation`` (default
   ``hard_sigmoid``) through ``get_quantizer``: ``quantized_tanh(bits)`` is a hard tanh cast
   to ``fixed<bits,1,RND_CONV,SAT>`` and ``quantized_sigmoid(bits)`` QKeras' hard sigmoid
@@ -159,11 +159,11 @@ class _Plan:
     """The exact formats of a cell over ``n_steps`` steps (see the module docstring):
     bounds and fraction widths of every value, grown step by step from the zero state."""
 
-    def __init__(self, cell, n_steps, in_fmt, weights, act, rec):
+    def __init__(self, cell, n_steps, in_fmt, weights, act, rec, feedback):
         (w, w_fmt), (u, u_fmt), (b, b_fmt) = weights
         x_bound = max(-Fraction(in_fmt.min_value), Fraction(in_fmt.max_value))
         self.preact = self.gate = self.cand = self.cell = self.state = (Fraction(0), 0)
-        self.gate_range = self.cand_range = self.state_range = (Fraction(0), Fraction(0))
+        self.gate_range = self.cand_range = (Fraction(0), Fraction(0))
         h, fh, c, fc = Fraction(0), 0, Fraction(0), 0
         b_abs = np.zeros(len(w), dtype=object) if b is None else np.sum(np.abs(b), axis=0)
         b_frac = 0 if b is None else b_fmt.fraction_width
@@ -179,7 +179,6 @@ class _Plan:
                 lo, hi, fh = act.apply(p, fp)
                 h = max(-lo, hi)
                 self._grow("cand", h, fh, (lo, hi))
-                self.state_range = (min(lo, self.state_range[0]), max(hi, self.state_range[1]))
             else:
                 g_lo, g_hi, fg = rec.apply(p, fp)
                 gate = max(-g_lo, g_hi)
@@ -203,8 +202,10 @@ class _Plan:
                     mix = max(h, a) if g_lo >= 0 and g_hi <= 1 else gate * h + (1 + gate) * a
                     h, fh = mix, max(fg + fh, fa, fg + fa)
             self._grow("state", h, fh)
-        if cell != "simple_rnn":
-            self.state_range = (-self.state[0], self.state[0])
+            if feedback is not None:  # the state quantizer's cast: the next step's h, c
+                limit = max(-Fraction(feedback.min_value), Fraction(feedback.max_value))
+                h, fh = min(h + Fraction(feedback.lsb), limit), feedback.fraction_width
+                c, fc = min(c + Fraction(feedback.lsb), limit), feedback.fraction_width
 
     def _grow(self, name, bound, fraction, value_range=None):
         old, f = getattr(self, name)
@@ -246,23 +247,16 @@ def _formats(plan, lname, cls, n_steps, act, rec, cell):
     return formats
 
 
-def _check_state_quantizer(lname, cfg, plan, formats, cell):
+def _state_quantizer(lname, cfg):
+    """The format of the ``state_quantizer`` (None without one)."""
     spec = cfg.get("state_quantizer")
     if not spec:
-        return
+        return None
     name, config = parse_quantizer(spec, lname)
-    fmt = quantizer_format(name, config)
-    held = [("state", plan.state_range, formats["state"].fraction_width)]
-    if cell == "lstm":
-        held.append(("cell", (-plan.cell[0], plan.cell[0]), formats["cell"].fraction_width))
-    for what, (lo, hi), fraction in held:
-        if fmt is None or fraction > fmt.fraction_width or lo < fmt.min_value or \
-                hi > fmt.max_value:
-            raise UnsupportedLayerError(
-                f"Layer {lname!r}: state_quantizer {spec!r} does not hold {_WHAT[what]} "
-                f"exactly (values on {fraction} fraction bits from {lo} to {hi}); QKeras "
-                f"quantizes only the state fed back, nnfab keeps one state; use a state "
-                f"quantizer that holds it, or none")
+    if name == "quantized_po2":
+        raise UnsupportedLayerError(f"Layer {lname!r}: state_quantizer {spec!r} is not "
+                                    f"supported; use quantized_bits or quantized_relu")
+    return quantizer_format(name, config)
 
 
 def qkeras_recurrent(cls, lname, cfg, store, fmt, shape):
@@ -299,10 +293,10 @@ def qkeras_recurrent(cls, lname, cfg, store, fmt, shape):
     if use_bias:
         b_fmt, b_codes = _weights(lname, cfg, "bias", np.asarray(w["bias"]), "biases")
         b_codes = b_codes.reshape(-1, len(w_codes))
+    feedback = _state_quantizer(lname, cfg)
     plan = _Plan(cell, shape[0], fmt, ((w_codes, w_fmt), (u_codes, u_fmt), (b_codes, b_fmt)),
-                 act, rec)
+                 act, rec, feedback)
     formats = _formats(plan, lname, cls, shape[0], act, rec, cell)
-    _check_state_quantizer(lname, cfg, plan, formats, cell)
     biases = recurrent_biases = None
     if b_codes is not None:
         biases = b_codes[0]
@@ -317,7 +311,8 @@ def qkeras_recurrent(cls, lname, cfg, store, fmt, shape):
             gate_format=formats.get("gate"), candidate_format=formats.get("cand"),
             cell_format=formats.get("cell"), recurrent_biases=recurrent_biases,
             activation=act.kind, recurrent_activation=rec.kind, hard_sigmoid_slope=slope,
-            **tables)
+            feedback_format=feedback,
+            cell_feedback_format=feedback if cell == "lstm" else None, **tables)
     except (TypeError, ValueError) as exc:
         raise UnsupportedLayerError(f"Layer {lname!r}: {exc}") from None
     return RecurrentLayer(lname, spec=spec)

@@ -1,5 +1,6 @@
 """A QKeras QLSTM model (json + h5 written here, no TensorFlow) through ``nnfab build`` and
-``nnfab verify FOLDER``: its Verilog on Verilator, under the harness's random idle cycles and
+``nnfab verify FOLDER`` (a state quantizer: the state fed back is cast, the output is not):
+its Verilog on Verilator, under the harness's random idle cycles and
 back-pressure, gives exactly the golden codes (which equal QKeras' equations,
 ``importers/test_qkeras_recurrent.py``), with the latency and II the manifest states."""
 
@@ -24,14 +25,15 @@ def test_qkeras_lstm_verifies_bit_exact_on_verilator(tmp_path):
                            "activation": "quantized_tanh(4)",
                            "recurrent_activation": "quantized_sigmoid(4)",
                            "kernel_quantizer": quantizer, "recurrent_quantizer": quantizer,
-                           "bias_quantizer": quantizer}),
+                           "bias_quantizer": quantizer,
+                           "state_quantizer": "quantized_bits(6,1,alpha=1)"}),
         ("QDense", "fc", {"units": 2, "kernel_quantizer": quantizer,
                           "bias_quantizer": quantizer}),
     ], {"lstm": {"kernel": rng.normal(0, 0.5, (2, 16)),
                  "recurrent_kernel": rng.normal(0, 0.5, (4, 16)),
                  "bias": rng.normal(0, 0.3, 16)},
         "fc": {"kernel": rng.normal(0, 0.5, (4, 2)), "bias": rng.normal(0, 0.3, 2)}},
-        (3, 2), name="qlstm_small")
+        (6, 2), name="qlstm_small")
     runner = CliRunner(env={"COLUMNS": "200"})
     folder = tmp_path / "build"
     # --no-fuse: the head fused into a shift-add layer has latency 1, whose one-entry skid
@@ -40,8 +42,9 @@ def test_qkeras_lstm_verifies_bit_exact_on_verilator(tmp_path):
     assert built.exit_code == 0, built.output
     manifest = json.loads((folder / "manifest.json").read_text())
     row = manifest["layers"][0]
-    assert (row["kind"], row["cell"], row["n_steps"]) == ("recurrent", "lstm", 3)
-    assert row["sequence_latency"] == 3 * row["step_latency"]
+    assert (row["kind"], row["cell"], row["n_steps"]) == ("recurrent", "lstm", 6)
+    assert row["feedback_format"] == "fixed<6,2,RND_CONV,SAT>"
+    assert row["sequence_latency"] == 6 * row["step_latency"]
 
     result = runner.invoke(main, ["verify", str(folder)])
     out = result.output

@@ -66,8 +66,14 @@ ACTIVATIONS = {"quantized_tanh(4)": lambda v: quantized_tanh(v, 4),
 
 def qkeras_reference(cls, x, w, cfg):
     """QKeras' ``call`` of QSimpleRNNCell, QLSTMCell (implementation 2, fused) and QGRUCell
-    (``reset_after``) in float32, no state quantizer (the accepted ones change nothing)."""
+    (``reset_after``) in float32, the state quantizer applied to ``h`` and ``c`` as a step
+    reads them (not to the output)."""
     q = lambda v: quantized_bits(v, 4, 0)  # noqa: E731  (every weight quantizer of these tests)
+    state_quantizer = cfg.get("state_quantizer")
+    qs = lambda v: v  # noqa: E731
+    if state_quantizer:
+        bits, integer = map(int, re.match(r"quantized_bits\((\d+),(\d+)", state_quantizer).groups())
+        qs = lambda v: quantized_bits(v, bits, integer)  # noqa: E731
     kernel, recurrent, bias = q(w["kernel"]), q(w["recurrent_kernel"]), q(w["bias"])
     act = ACTIVATIONS[cfg["activation"]]
     rec = ACTIVATIONS.get(cfg.get("recurrent_activation"))
@@ -77,6 +83,7 @@ def qkeras_reference(cls, x, w, cfg):
     c = np.zeros_like(h)
     states = []
     for t in range(x.shape[1]):
+        h, c = qs(h), qs(c)
         if cls == "QSimpleRNN":
             h = act(x[:, t] @ kernel + bias + h @ recurrent)
         elif cls == "QLSTM":
@@ -130,7 +137,9 @@ def check_against_reference(tmp_path, cls, seed, n_steps, **extra):
     ("QSimpleRNN", 6, {"activation": "quantized_tanh(6)",
                        "state_quantizer": "quantized_bits(6,0,alpha=1)"}),
     ("QSimpleRNN", 4, {"activation": "quantized_tanh(4,use_real_tanh=1)"}),  # a table
-    ("QLSTM", 3, {"state_quantizer": "quantized_bits(24,4,alpha=1)"}),  # holds the state
+    ("QLSTM", 3, {}),
+    ("QLSTM", 8, {"state_quantizer": "quantized_bits(8,1,alpha=1)"}),
+    ("QGRU", 8, {"state_quantizer": "quantized_bits(6,0,alpha=1)"}),
     ("QLSTM", 1, {"return_sequences": False, "recurrent_activation": "hard_sigmoid"}),
     ("QGRU", 3, {"return_sequences": False}),
 ])
@@ -146,11 +155,12 @@ def test_golden_equals_qkeras_equations(tmp_path, cls, n_steps, extra):
 
 @pytest.mark.parametrize("cls,n_steps,extra", [
     ("QSimpleRNN", 4, {"activation": "quantized_tanh(4,use_real_tanh=1)"}),
-    ("QGRU", 2, {"return_sequences": False}),
+    ("QGRU", 6, {"return_sequences": False, "state_quantizer": "quantized_bits(6,0,alpha=1)"}),
 ])
 def test_engine_equals_golden(tmp_path, cls, n_steps, extra):
     """The imported layer's engine (Amaranth simulator, random idle and back-pressure): a
-    smooth activation's 2,048-entry table, and QKeras' hard sigmoid slope in GRU gates."""
+    smooth activation's 2,048-entry table; QKeras' hard sigmoid slope in GRU gates and the
+    state quantizer's cast of the state fed back."""
     seed = 30 + n_steps
     rng = np.random.default_rng(seed)
     path, _, _ = qkeras_model(tmp_path, cls, rng, n_steps, **extra)
@@ -189,10 +199,9 @@ def test_engine_equals_golden(tmp_path, cls, n_steps, extra):
      "quantized_tanh"),
     ("QLSTM", 3, {"recurrent_activation": "quantized_sigmoid(4,1)"},
      "Layer 'rnn': quantized_sigmoid symmetric 1 is not supported; use 0"),
-    ("QLSTM", 3, {"state_quantizer": "quantized_bits(4,0,alpha=1)"},
-     "Layer 'rnn': state_quantizer 'quantized_bits(4,0,alpha=1)' does not hold the state "
-     "exactly (values on 7 fraction bits from -15/16 to 15/16); QKeras quantizes only the "
-     "state fed back, nnfab keeps one state; use a state quantizer that holds it, or none"),
+    ("QLSTM", 3, {"state_quantizer": "quantized_po2(4)"},
+     "Layer 'rnn': state_quantizer 'quantized_po2(4)' is not supported; use quantized_bits or "
+     "quantized_relu"),
     ("QLSTM", 5, {},
      "Layer 'rnn': the cell state of this QLSTM would need fixed<27,4> to be exact over 5 "
      "steps; QKeras computes them in float32 (24 significant bits), which rounds them; use "
