@@ -241,8 +241,8 @@ def _formats(plan, lname, cls, n_steps, act, rec, cell):
             raise UnsupportedLayerError(
                 f"Layer {lname!r}: {_WHAT[name]} of this {cls} would need {fmt} to be exact over "
                 f"{n_steps} steps; QKeras computes them in float32 ({FLOAT32_BITS} significant "
-                f"bits), which rounds them; use quantizing activations (quantized_tanh, "
-                f"quantized_sigmoid), narrower weights or fewer steps")
+                f"bits), which rounds them; use a state_quantizer, quantizing activations "
+                f"(quantized_tanh, quantized_sigmoid), narrower weights or fewer steps")
         formats[name] = fmt
     return formats
 

@@ -204,9 +204,9 @@ def test_engine_equals_golden(tmp_path, cls, n_steps, extra):
      "quantized_relu"),
     ("QLSTM", 5, {},
      "Layer 'rnn': the cell state of this QLSTM would need fixed<27,4> to be exact over 5 "
-     "steps; QKeras computes them in float32 (24 significant bits), which rounds them; use "
-     "quantizing activations (quantized_tanh, quantized_sigmoid), narrower weights or "
-     "fewer steps"),
+     "steps; QKeras computes them in float32 (24 significant bits), which rounds them; use a "
+     "state_quantizer, quantizing activations (quantized_tanh, quantized_sigmoid), narrower "
+     "weights or fewer steps"),
 ])
 def test_refusals(tmp_path, cls, n_steps, extra, message):
     path, _, _ = qkeras_model(tmp_path, cls, np.random.default_rng(3), n_steps, **extra)
