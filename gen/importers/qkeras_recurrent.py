@@ -150,11 +150,6 @@ def _weights(lname, cfg, key, values, what):
     return fmt, np.asarray(codes, dtype=object)
 
 
-def _row_bound(codes, fmt):
-    """Per row, the largest ``sum |w|`` of a code matrix, as a Fraction."""
-    return Fraction(int(np.max(np.sum(np.abs(codes), axis=1)))) * fmt.lsb
-
-
 class _Plan:
     """The exact formats of a cell over ``n_steps`` steps (see the module docstring):
     bounds and fraction widths of every value, grown step by step from the zero state."""
