@@ -6,6 +6,7 @@ weights, with QKeras' quantizers re-implemented here (``quantizers.py``); and th
 import random
 import re
 
+import h5py
 import numpy as np
 import pytest
 
@@ -151,6 +152,25 @@ def test_golden_equals_qkeras_equations(tmp_path, cls, n_steps, extra):
     again = load_native(tmp_path / "native.json")
     x = np.random.default_rng(5).integers(-128, 128, size=(50, n_steps, N_IN))
     assert np.array_equal(run_network(again, x), run_network(model, x))
+
+
+def test_whole_model_h5_equals_json(tmp_path):
+    """The same QGRU as a whole-model ``.h5`` (config in ``model_config``, weights under
+    ``model_weights``, QKeras' cell sub-group names) gives the json model's codes."""
+    rng = np.random.default_rng(8)
+    path, weights, _ = qkeras_model(tmp_path, "QGRU", rng, 4,
+                                    state_quantizer="quantized_bits(6,0,alpha=1)")
+    with h5py.File(tmp_path / "whole.h5", "w") as file:
+        file.attrs["model_config"] = path.read_text()
+        group = file.create_group("model_weights").create_group("rnn")
+        names = [f"rnn/qgru_cell/{key}:0" for key in weights]
+        for name, value in zip(names, weights.values()):
+            group.create_dataset(name, data=value)
+        group.attrs["weight_names"] = [n.encode() for n in names]
+    x = rng.integers(-128, 128, size=(40, 4, N_IN))
+    from_json = load(path, kind="keras-json", input_format=INPUT_FORMAT)
+    whole = load(tmp_path / "whole.h5", kind="hdf5", input_format=INPUT_FORMAT)
+    assert np.array_equal(run_network(whole, x), run_network(from_json, x))
 
 
 @pytest.mark.parametrize("cls,n_steps,extra", [
