@@ -29,10 +29,18 @@ last one (shape ``(units,)``). Per step, with ``W`` the kernel, ``U`` the recurr
   wrapping ``accum_t`` that is the same number as one accumulator over ``[x_t, h_{t-1}]``
   (two's complement sums are exact modulo ``2**W``), when both biases are codes of it.
 
+With a ``feedback_format`` (QKeras' ``state_quantizer``) the state is cast to it before it
+is fed back: ``h_{t-1}`` in the next step's products and GRU's ``z h_{t-1}`` is
+``cast(h_{t-1}, feedback_format)``, while the output is ``h_t`` itself; LSTM's
+``cell_feedback_format`` does the same for ``c_{t-1}`` in ``f c_{t-1}`` (``act(c_t)`` reads
+``c_t`` itself).
+
 Every product and sum inside a step is exact; each ``cast`` applies its format's rounding
 and overflow modes (:func:`nnfab.casts.cast`). ``rec`` (``recurrent_activation``) and
 ``act`` (``activation``) are elementwise activations of :mod:`nnfab.tables`; sigmoid and tanh
-read the look-up tables ``sigmoid_table`` and ``tanh_table``.
+read the look-up tables ``sigmoid_table`` and ``tanh_table``; ``hard_sigmoid`` is
+``clip(slope * x + 1/2, 0, 1)`` with ``hard_sigmoid_slope`` (Keras' 0.2 by default, QKeras'
+is 1/2).
 """
 
 from dataclasses import dataclass
@@ -101,6 +109,12 @@ class RecurrentSpec:
         other than a table): Keras' defaults ``"tanh"`` and ``"sigmoid"``.
     sigmoid_table, tanh_table : LookupTable
         Tables of the sigmoid and tanh activations (hls4ml's by default).
+    feedback_format, cell_feedback_format : FixedFormat or None
+        The formats ``h`` and (LSTM) ``c`` are cast to before they are fed back (see the
+        module docstring); None: fed back as they are.
+    hard_sigmoid_slope : (FixedFormat, int) or None
+        The slope of a ``hard_sigmoid`` activation; None: Keras'
+        (:data:`~nnfab.tables.HARD_SIGMOID_SLOPE`).
 
     Raises
     ------
@@ -133,6 +147,9 @@ class RecurrentSpec:
     tanh_table: LookupTable = None
     accumulator_format: FixedFormat | None = None
     reset_product_format: FixedFormat | None = None
+    hard_sigmoid_slope: tuple | None = None
+    feedback_format: FixedFormat | None = None
+    cell_feedback_format: FixedFormat | None = None
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -151,13 +168,16 @@ class RecurrentSpec:
             if not isinstance(getattr(self, name), FixedFormat):
                 raise TypeError(f"{name.replace('_', ' ').capitalize()} of a {self.cell} cell "
                                 f"must be a FixedFormat, not {getattr(self, name)!r}")
-        for name in ("accumulator_format", "reset_product_format"):
+        for name in ("accumulator_format", "reset_product_format", "feedback_format",
+                     "cell_feedback_format"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name),
                                                                   FixedFormat):
                 raise TypeError(f"{name.replace('_', ' ').capitalize()} must be a FixedFormat "
                                 f"or None, not {getattr(self, name)!r}")
         if self.reset_product_format is not None and self.cell != "gru":
             raise ValueError(f"Reset product format is GRU's, not a {self.cell} cell's")
+        if self.cell_feedback_format is not None and self.cell != "lstm":
+            raise ValueError(f"Cell feedback format is LSTM's, not a {self.cell} cell's")
         object.__setattr__(self, "sigmoid_table", self.sigmoid_table or sigmoid_table())
         object.__setattr__(self, "tanh_table", self.tanh_table or tanh_table())
         weights = np.asarray(self.weights)
@@ -190,12 +210,25 @@ class RecurrentSpec:
                 raise ValueError(f"{name.replace('_', ' ').capitalize()}: {exc}") from None
 
     def activation_params(self, kind):
-        """Parameters of activation ``kind``: its table for sigmoid and tanh, else none."""
+        """Parameters of activation ``kind``: its table for sigmoid and tanh, the slope of a
+        hard sigmoid when set, else none."""
         if kind == "sigmoid":
             return {"table": self.sigmoid_table}
         if kind == "tanh":
             return {"table": self.tanh_table}
+        if kind == "hard_sigmoid" and self.hard_sigmoid_slope is not None:
+            return {"slope": self.hard_sigmoid_slope}
         return {}
+
+    @property
+    def h_feedback_format(self):
+        """The format of ``h_{t-1}`` as a step reads it."""
+        return self.feedback_format or self.state_format
+
+    @property
+    def c_feedback_format(self):
+        """LSTM: the format of ``c_{t-1}`` as a step reads it."""
+        return self.cell_feedback_format or self.cell_format
 
     @property
     def n_in(self):
@@ -216,7 +249,7 @@ class RecurrentSpec:
     @property
     def dense_spec(self):
         """The pre-activations as one dense layer over ``[x_t, h_{t-1}]`` (``n_in + units``
-        inputs in the common format of ``input_format`` and ``state_format``), exact, cast to
+        inputs in the common format of ``input_format`` and ``h_feedback_format``), exact, cast to
         ``preact_format``. GRU: rows ``z, r`` over both, ``W_h x + b_h``, then
         ``U_h h + b_rh`` (with zero blocks, which the engine prunes)."""
         spec = self.__dict__.get("_dense_spec")
@@ -243,6 +276,6 @@ class RecurrentSpec:
         if b is not None and self.cell == "gru":
             b_fmt = b_fmt.add_format(b_fmt)
         return DenseSpec(np.concatenate([w, u], axis=1), b,
-                         common_format([self.input_format, self.state_format]), w_fmt,
+                         common_format([self.input_format, self.h_feedback_format]), w_fmt,
                          self.preact_format, bias_format=b_fmt,
                          accumulator_format=self.accumulator_format)

@@ -19,7 +19,8 @@ computes the pre-activations in ``dense.latency`` cycles, and in the cycle its r
 valid the gate activations (look-up tables for sigmoid and tanh, as
 :func:`nnfab.hdl.activations.activation`) and the cell update (exact products and sums, one
 cast each, :func:`nnfab.hdl.cast.requantize`) are combinational; the new state is registered
-(``h``, and ``c`` for an LSTM), and, when the step is one to send, the output register too.
+(``h``, and ``c`` for an LSTM; cast to the spec's feedback formats when it has them), and,
+when the step is one to send, the output register too.
 Back-pressure: a step's result is taken from the dense engine only when the output register
 is free (or the step sends nothing), so the state never runs ahead of the output. After the
 last step of a sequence the state registers reset to zero.
@@ -181,7 +182,7 @@ class RecurrentEngine(wiring.Component):
             if s.cell == "lstm":  # z, r are i, f
                 o = act(s.recurrent_activation, p[3 * n + j], pf, gf, "gate3")
                 g = act(s.activation, p[2 * n + j], pf, cf, "candidate")
-                total, fmt = _exact_sum(wire, [(1, r, gf, c[j], s.cell_format),
+                total, fmt = _exact_sum(wire, [(1, r, gf, c[j], s.c_feedback_format),
                                                (1, z, gf, g, cf)])
                 c_new = wire(requantize(total, src=fmt, dst=s.cell_format, wire=wire), "c")
                 t = act(s.activation, c_new, s.cell_format, cf, "act_c")
@@ -196,7 +197,7 @@ class RecurrentEngine(wiring.Component):
                 total, fmt = _exact_sum(wire, [(1, p[2 * n + j], pf), reset])
                 pre = wire(requantize(total, src=fmt, dst=pf, wire=wire), "pre")
                 g = act(s.activation, pre, pf, cf, "candidate")
-                total, fmt = _exact_sum(wire, [(1, z, gf, h[j], s.state_format), (1, g, cf),
+                total, fmt = _exact_sum(wire, [(1, z, gf, h[j], s.h_feedback_format), (1, g, cf),
                                                (-1, z, gf, g, cf)])
             new_h.append(wire(requantize(total, src=fmt, dst=s.state_format, wire=wire), "h"))
         return new_h, new_c
@@ -206,9 +207,9 @@ class RecurrentEngine(wiring.Component):
         s, dense = self._spec, self._dense
         m.submodules.dense = dense
         din = s.dense_spec.input_format
-        state_shape = fixed_shape(s.state_format)
+        state_shape = fixed_shape(s.h_feedback_format)
         h = [Signal(state_shape, name=f"h{j}") for j in range(s.units)]
-        c = [Signal(fixed_shape(s.cell_format), name=f"c{j}") for j in range(s.units)] \
+        c = [Signal(fixed_shape(s.c_feedback_format), name=f"c{j}") for j in range(s.units)] \
             if s.cell == "lstm" else []
         busy = Signal()
         step = Signal(range(s.n_steps), name="step")
@@ -220,7 +221,7 @@ class RecurrentEngine(wiring.Component):
             m.d.comb += dense.i.payload[k].eq(requantize(self.i.payload[k],
                                                          src=s.input_format, dst=din))
         for j in range(s.units):
-            m.d.comb += dense.i.payload[s.n_in + j].eq(requantize(h[j], src=s.state_format,
+            m.d.comb += dense.i.payload[s.n_in + j].eq(requantize(h[j], src=s.h_feedback_format,
                                                                   dst=din))
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += busy.eq(1)
@@ -228,6 +229,12 @@ class RecurrentEngine(wiring.Component):
         # The step's result: activations and cell update, combinational.
         p = [dense.o.payload[r] for r in range(s.dense_spec.n_out)]
         new_h, new_c = self._step(m, p, h, c)
+        fed_h, fed_c = new_h, new_c
+        if s.feedback_format is not None:  # QKeras' state_quantizer: the state fed back only
+            fed_h = [requantize(v, src=s.state_format, dst=s.feedback_format) for v in new_h]
+        if s.cell_feedback_format is not None:
+            fed_c = [requantize(v, src=s.cell_format, dst=s.cell_feedback_format)
+                     for v in new_c]
         last = step == s.n_steps - 1
         sends = last if not s.return_sequences else 1
         free = ~self.o.valid | self.o.ready
@@ -239,8 +246,8 @@ class RecurrentEngine(wiring.Component):
             with m.If(last):
                 m.d.sync += [step.eq(0), *(r.eq(0) for r in h + c)]
             with m.Else():
-                m.d.sync += [step.eq(step + 1), *(r.eq(v) for r, v in zip(h, new_h)),
-                             *(r.eq(v) for r, v in zip(c, new_c))]
+                m.d.sync += [step.eq(step + 1), *(r.eq(v) for r, v in zip(h, fed_h)),
+                             *(r.eq(v) for r, v in zip(c, fed_c))]
             with m.If(sends):
                 m.d.sync += [self.o.valid.eq(1),
                              *(self.o.payload[j].eq(v) for j, v in enumerate(new_h))]

@@ -22,7 +22,7 @@ from .dense import check_reuse_factor, pruned_multipliers
 from .calibrate import fit_reuse, format_for, named_spec, nearest_codes
 from .float_layer import FloatLayer, float_array
 from .model import Layer
-from .native_keys import ARRAY, FORMAT, OPTIONAL_FORMAT, REUSE, TABLE, string
+from .native_keys import ARRAY, FORMAT, OPTIONAL_FORMAT, PARAMS, REUSE, TABLE, string
 from .native_params import param_from_json, param_to_json
 from .registry import register
 
@@ -32,7 +32,7 @@ _OPTIONAL_ARRAY = {**ARRAY, "type": ["string", "null"],
                    "accepted": "the name of an array, or null"}
 _FORMATS = ("weight_format", "recurrent_weight_format", "bias_format", "preact_format",
             "gate_format", "candidate_format", "cell_format", "accumulator_format",
-            "reset_product_format")
+            "reset_product_format", "feedback_format", "cell_feedback_format")
 #: Activations a recurrent layer takes (table-free ones or sigmoid/tanh with their tables).
 ACTIVATIONS = ("linear", "relu", "hard_sigmoid", "hard_tanh", "sigmoid", "tanh")
 
@@ -61,6 +61,8 @@ class RecurrentLayer(Layer):
         "activation": string("the name of an activation function"),
         "recurrent_activation": string("the name of an activation function"),
         "sigmoid_table": TABLE, "tanh_table": TABLE,
+        "hard_sigmoid_slope": {**PARAMS["properties"]["slope"],
+                               "type": ["object", "null"]},
         "return_sequences": {"type": "boolean", "accepted": "true or false"},
         "reuse_factor": REUSE}
     required_keys: ClassVar[tuple] = ("cell", "weights", "recurrent_weights")
@@ -100,6 +102,9 @@ class RecurrentLayer(Layer):
                              f"not shape {e.shape}")
         tables = {key: param_from_json("table", e.get(key), e.where)
                   for key in ("sigmoid_table", "tanh_table") if e.get(key) is not None}
+        if e.get("hard_sigmoid_slope") is not None:
+            tables["hard_sigmoid_slope"] = param_from_json("slope", e.get("hard_sigmoid_slope"),
+                                                           e.where)
         spec = e.spec(
             RecurrentSpec, e.get("cell"), e.codes("weights", formats["weight_format"]),
             e.codes("recurrent_weights", formats["recurrent_weight_format"]),
@@ -114,7 +119,9 @@ class RecurrentLayer(Layer):
             activation=e.get("activation", "tanh"),
             recurrent_activation=e.get("recurrent_activation", "sigmoid"),
             accumulator_format=formats["accumulator_format"],
-            reset_product_format=formats["reset_product_format"], **tables)
+            reset_product_format=formats["reset_product_format"],
+            feedback_format=formats["feedback_format"],
+            cell_feedback_format=formats["cell_feedback_format"], **tables)
         if spec.n_in != e.shape[1]:
             raise ShapeError(f"{e.where}: weights of shape {spec.weights.shape} do not take "
                              f"inputs of shape {e.shape}")
@@ -132,6 +139,8 @@ class RecurrentLayer(Layer):
         entry.update(output_format=str(s.state_format),
                      sigmoid_table=param_to_json(s.sigmoid_table),
                      tanh_table=param_to_json(s.tanh_table), reuse_factor=self.reuse_factor)
+        if s.hard_sigmoid_slope is not None:
+            entry["hard_sigmoid_slope"] = param_to_json(s.hard_sigmoid_slope)
 
     def manifest_row(self, engine):
         s = self.spec
@@ -140,6 +149,8 @@ class RecurrentLayer(Layer):
                     preact_format=str(s.preact_format), state_format=str(s.state_format),
                     **({"accumulator_format": str(s.accumulator_format)}
                        if s.accumulator_format is not None else {}),
+                    **({"feedback_format": str(s.feedback_format)}
+                       if s.feedback_format is not None else {}),
                     step_latency=engine.latency,
                     step_initiation_interval=engine.initiation_interval,
                     sequence_latency=engine.sequence_latency,

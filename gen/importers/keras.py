@@ -10,7 +10,8 @@ Supported layers: ``InputLayer``, ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPoolin
 ``Flatten``, ``Dropout`` (dropped), ``ZeroPadding1D/2D``, ``GlobalMaxPooling1D/2D`` and
 ``GlobalAveragePooling1D/2D``; in float models also ``UpSampling2D`` (nearest) and the joins
 ``Add`` and ``Concatenate`` (last axis) of functional graphs; in quantized models (chains)
-``QDense``, ``QConv1D``, ``QConv2D`` and ``QActivation``. Images are channels-last; a 1-D layer's ``(length, C)`` input
+``QDense``, ``QConv1D``, ``QConv2D``, ``QActivation``, and ``QSimpleRNN``, ``QLSTM`` and
+``QGRU`` (:mod:`.qkeras_recurrent`). Images are channels-last; a 1-D layer's ``(length, C)`` input
 is the ``(1, length, C)`` image (the model's input shape then has three axes). A quantized
 ``QDense`` or ``QConv`` followed by no ``QActivation`` outputs its exact accumulator; a
 ``relu`` activation inside a ``QConv`` is fused into it (exact ReLU of the accumulator).
@@ -33,6 +34,7 @@ from .keras_config import (CONV_LAYERS, GLOBAL_POOLS, POOLS, SKIPPED_LAYERS, Ker
 from .keras3 import Keras3Weights, read_keras3, temporary_folder
 from .keras_float import build_float
 from .qkeras_quantizers import apply_quantizer, parse_quantizer, quantizer_format
+from .qkeras_recurrent import QKERAS_RECURRENT, qkeras_recurrent
 
 __all__ = ["load_keras", "load_keras3", "build_keras"]
 
@@ -252,10 +254,13 @@ def _build_quantized(name, layers, store, input_format):
                                              new[0].output_shape)
         elif cls in ("QActivation", "Activation"):
             new = _quantized_activation(lname, cfg.get("activation"), fmt, shape)
+        elif cls in QKERAS_RECURRENT:
+            new = [qkeras_recurrent(cls, lname, cfg, store, fmt, shape)]
         else:
             raise UnsupportedLayerError(f"Layer {lname!r}: layer {cls!r} is not supported in a "
                                         f"quantized model (supported: QDense, QConv1D, "
-                                        f"QConv2D, QActivation, Dense, Conv1D, Conv2D, "
+                                        f"QConv2D, QActivation, QSimpleRNN, QLSTM, QGRU, "
+                                        f"Dense, Conv1D, Conv2D, "
                                         f"Activation, MaxPooling1D/2D, AveragePooling1D/2D, "
                                         f"GlobalMaxPooling1D/2D, GlobalAveragePooling1D/2D, "
                                         f"ZeroPadding1D/2D, Flatten, Dropout)")

@@ -15,6 +15,22 @@ Derived from QKeras's ``quantizers.py`` and checked against
   ``max_exp = 2**e - 1``, ``e = bits - 1 - s`` and ``s = 0`` when ``max_value <= 1`` else 1;
   ``|x|`` is first clipped to ``max_value``. The values are exact in a fixed-point format
   (:func:`po2_format`) but not a cast into one, so only weights may use it.
+- ``quantized_tanh(bits, use_stochastic_rounding=0, symmetric=0, use_real_tanh=0)``: with
+  QKeras' default internal sigmoid (``hard``), ``2 * hard_sigmoid(x) - 1`` is ``clip(x, -1,
+  1)``, then ``clip(round(p * m) / m, -1 + symmetric / m, 1 - 1 / m)`` with ``m =
+  2**(bits-1)``: a hard tanh cast to ``fixed<bits, 1, RND_CONV, SAT>`` (``SAT_SYM`` when
+  ``symmetric``).
+- ``quantized_sigmoid(bits, symmetric=0, use_real_sigmoid=0, use_stochastic_rounding=0)``:
+  ``clip(round(hard_sigmoid(x) * m) / m, 0, 1 - 1 / m)`` with QKeras' ``hard_sigmoid(x) =
+  clip(x / 2 + 1/2, 0, 1)`` and ``m = 2**bits``: that hard sigmoid cast to ``ufixed<bits, 0,
+  RND_CONV, SAT>``.
+
+  With ``use_real_sigmoid``/``use_real_tanh`` the float32 ``sigmoid``/``tanh`` replaces the
+  hard function: the same casts of a smooth function (:func:`quantizer_format` gives the
+  format, the caller builds a table).
+
+The last two are activations (``activations=True`` in :func:`parse_quantizer`);
+``symmetric`` sigmoids are refused (their lower clip ``1/m`` is no cast).
 """
 
 import json
@@ -26,7 +42,8 @@ from nnfab.casts import quantize
 from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 
-__all__ = ["parse_quantizer", "quantizer_format", "apply_quantizer", "po2_format"]
+__all__ = ["parse_quantizer", "quantizer_format", "apply_quantizer", "po2_format",
+           "ACTIVATION_QUANTIZERS"]
 
 _KERAS_EPSILON = 1e-7
 _CALL_RE = re.compile(r"^\s*(?P<name>[a-z_0-9]+)\s*\((?P<args>.*)\)\s*$")
@@ -34,6 +51,8 @@ _POSITIONAL = {
     "quantized_bits": ("bits", "integer", "symmetric", "keep_negative", "alpha"),
     "quantized_relu": ("bits", "integer", "use_sigmoid", "negative_slope"),
     "quantized_po2": ("bits", "max_value"),
+    "quantized_tanh": ("bits", "use_stochastic_rounding", "symmetric", "use_real_tanh"),
+    "quantized_sigmoid": ("bits", "symmetric", "use_real_sigmoid", "use_stochastic_rounding"),
 }
 _DEFAULTS = {
     # post_training_scale: QKeras 0.9 (the Keras 3 port) writes it, None unless set.
@@ -43,7 +62,13 @@ _DEFAULTS = {
                            use_stochastic_rounding=False, relu_upper_bound=None),
     "quantized_po2": dict(bits=8, max_value=None, use_stochastic_rounding=False,
                           quadratic_approximation=False, log2_rounding="rnd"),
+    "quantized_tanh": dict(bits=8, use_stochastic_rounding=False, symmetric=False,
+                           use_real_tanh=False),
+    "quantized_sigmoid": dict(bits=8, symmetric=False, use_real_sigmoid=False,
+                              use_stochastic_rounding=False),
 }
+#: Quantizers that are activations only (never applied to weights).
+ACTIVATION_QUANTIZERS = ("quantized_tanh", "quantized_sigmoid")
 _IGNORED = {"qnoise_factor", "var_name", "use_ste", "use_variables", "scale_axis",
             "min_po2_exponent", "max_po2_exponent", "relu_shift"}
 
@@ -61,9 +86,10 @@ def _literal(text, layer):
                                     f"number, a string or None") from None
 
 
-def parse_quantizer(spec, layer):
+def parse_quantizer(spec, layer, *, activations=False):
     """A QKeras quantizer (a Keras config dict or a string such as ``"quantized_relu(3,1)"``)
-    as ``(name, config)`` with QKeras's defaults filled in.
+    as ``(name, config)`` with QKeras's defaults filled in; with ``activations`` also
+    ``quantized_tanh`` and ``quantized_sigmoid``.
 
     Raises
     ------
@@ -90,10 +116,11 @@ def parse_quantizer(spec, layer):
     else:
         raise UnsupportedLayerError(f"Layer {layer!r}: quantizer {spec!r} is neither a "
                                     f"config dict nor a string")
-    if name not in _DEFAULTS:
+    if name not in _DEFAULTS or (name in ACTIVATION_QUANTIZERS and not activations):
         raise UnsupportedLayerError(
             f"Layer {layer!r}: quantizer {name!r} is not supported; use quantized_bits, "
-            f"quantized_relu or quantized_po2")
+            f"quantized_relu or quantized_po2"
+            f"{', quantized_tanh or quantized_sigmoid' if activations else ''}")
     config = dict(_DEFAULTS[name])
     for key, value in given.items():
         if key in _IGNORED:
@@ -125,6 +152,11 @@ def _check(name, c, layer):
         if c["bits"] - bool(c["keep_negative"]) < 1:
             reject("bits", c["bits"], "at least 2 bits with keep_negative (binary quantizers "
                    "are not supported)")
+    elif name == "quantized_tanh":
+        pass  # every setting but stochastic rounding (checked above) is a cast
+    elif name == "quantized_sigmoid":
+        if c["symmetric"]:
+            reject("symmetric", c["symmetric"], "0")
     elif name == "quantized_relu":
         if c["use_sigmoid"]:
             reject("use_sigmoid", c["use_sigmoid"], "0")
@@ -145,9 +177,15 @@ def _check(name, c, layer):
 
 
 def quantizer_format(name, config):
-    """The fixed-point format (with rounding and overflow) a ``quantized_bits`` or
-    ``quantized_relu`` quantizer casts to; None for ``quantized_po2``."""
+    """The fixed-point format (with rounding and overflow) a ``quantized_bits``,
+    ``quantized_relu``, ``quantized_tanh`` or ``quantized_sigmoid`` quantizer casts to; None for
+    ``quantized_po2``."""
     bits = config["bits"]
+    if name == "quantized_tanh":
+        return FixedFormat(bits, 1, rounding="RND_CONV",
+                           overflow="SAT_SYM" if config["symmetric"] else "SAT")
+    if name == "quantized_sigmoid":
+        return FixedFormat(bits, 0, signed=False, rounding="RND_CONV", overflow="SAT")
     if name == "quantized_bits":
         if config["keep_negative"]:
             return FixedFormat(bits, config["integer"] + 1, rounding="RND_CONV",

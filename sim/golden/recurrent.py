@@ -4,7 +4,8 @@ LSTM, GRU), exact integer NumPy over a batch of sequences.
 Each step's pre-activations are :func:`nnfab.sim.golden.dense.dense` of the spec's
 ``dense_spec`` over ``[x_t, h_{t-1}]``; the activations are
 :func:`nnfab.sim.golden.activations.activation`; the cell updates are exact sums of exact
-products (Python integers), each cast once with :func:`nnfab.casts.cast`.
+products (Python integers), each cast once with :func:`nnfab.casts.cast`; the state fed
+back is cast to the spec's feedback formats when it has them.
 """
 
 import numpy as np
@@ -50,7 +51,7 @@ def _lstm(spec, p, h, c):
     i, f, o = (_act(spec, spec.recurrent_activation, p[:, k * n:(k + 1) * n], pf, gf)
                for k in (0, 1, 3))
     g = _act(spec, spec.activation, p[:, 2 * n:3 * n], pf, spec.candidate_format)
-    c = cast(*exact_sum([(1, f, gf, c, spec.cell_format),
+    c = cast(*exact_sum([(1, f, gf, c, spec.c_feedback_format),
                          (1, i, gf, g, spec.candidate_format)]), spec.cell_format)
     t = _act(spec, spec.activation, c, spec.cell_format, spec.candidate_format)
     return cast(*exact_sum([(1, o, gf, t, spec.candidate_format)]), spec.state_format), c
@@ -66,7 +67,7 @@ def _gru(spec, p, h, c):
                  spec.reset_product_format)
     pre = cast(*exact_sum([(1, p[:, 2 * n:3 * n], pf), reset]), pf)
     g = _act(spec, spec.activation, pre, pf, cf)
-    return cast(*exact_sum([(1, z, gf, h, spec.state_format), (1, g, cf),
+    return cast(*exact_sum([(1, z, gf, h, spec.h_feedback_format), (1, g, cf),
                             (-1, z, gf, g, cf)]), spec.state_format), c
 
 
@@ -104,8 +105,12 @@ def recurrent(x, spec):
     c = np.zeros_like(h)
     states = []
     for t in range(spec.n_steps):
-        p = dense(np.concatenate([xs[:, t], cast(h, spec.state_format, d.input_format)],
+        p = dense(np.concatenate([xs[:, t], cast(h, spec.h_feedback_format, d.input_format)],
                                  axis=1), d)
-        h, c = _STEPS[spec.cell](spec, p, h, c)
-        states.append(h)
+        out, c = _STEPS[spec.cell](spec, p, h, c)
+        states.append(out)
+        h = out if spec.feedback_format is None else \
+            cast(out, spec.state_format, spec.feedback_format)
+        if spec.cell_feedback_format is not None:
+            c = cast(c, spec.cell_format, spec.cell_feedback_format)
     return np.stack(states, axis=1) if spec.return_sequences else states[-1]

@@ -69,6 +69,12 @@ def _spec(**changes):
     (dict(activation="softmax"), ValueError, "Activation: Activation kind must be one of "),
     (dict(recurrent_activation="sigmoid", sigmoid_table=tanh_table(table_size=16)),
      ValueError, "Recurrent activation: Table kind must be 'sigmoid', not 'tanh'"),
+    (dict(feedback_format="fixed<8,2>"), TypeError,
+     "Feedback format must be a FixedFormat or None, not 'fixed<8,2>'"),
+    (dict(cell="gru", weights=np.zeros((6, 3), dtype=int),
+          recurrent_weights=np.zeros((6, 2), dtype=int), cell_format=None,
+          cell_feedback_format=FixedFormat(8, 2)), ValueError,
+     "Cell feedback format is LSTM's, not a gru cell's"),
 ])
 def test_spec_checks(changes, error, message):
     with pytest.raises(error) as info:

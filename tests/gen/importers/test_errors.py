@@ -42,7 +42,8 @@ CASES = {
     "unknown-layer": (lambda tmp: _copy_keras(tmp, "qkeras_3layer", _unknown_layer),
                       UnsupportedLayerError,
                       "Layer 'relu1': layer 'QConv1DTranspose' is not supported in a quantized "
-                      "model (supported: QDense, QConv1D, QConv2D, QActivation, Dense, Conv1D, "
+                      "model (supported: QDense, QConv1D, QConv2D, QActivation, QSimpleRNN, QLSTM, "
+                      "QGRU, Dense, Conv1D, "
                       "Conv2D, Activation, MaxPooling1D/2D, AveragePooling1D/2D, "
                       "GlobalMaxPooling1D/2D, GlobalAveragePooling1D/2D, ZeroPadding1D/2D, "
                       "Flatten, Dropout)"),
