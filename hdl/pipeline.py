@@ -1,10 +1,10 @@
 """The stall rules of nnfab pipelines: a pipeline that stalls as a whole, or a free-running one
 whose output skid FIFO takes the back-pressure."""
 
-from amaranth.hdl import Signal, Value
+from amaranth.hdl import Elaboratable, Module, Signal, Value
 from amaranth.lib.fifo import SyncFIFO
 
-__all__ = ["pipeline_advance", "skid_output", "skid_depth"]
+__all__ = ["OneEntryFIFO", "pipeline_advance", "skid_output", "skid_depth"]
 
 
 def pipeline_advance(m, o, *inputs):
@@ -27,6 +27,41 @@ def pipeline_advance(m, o, *inputs):
     m.d.comb += advance.eq(~o.valid | o.ready)
     m.d.comb += [stream.ready.eq(advance) for stream in inputs]
     return advance
+
+
+class OneEntryFIFO(Elaboratable):
+    """``SyncFIFO(width=width, depth=1)`` as one register and a full bit: the same ports
+    (``w_data``, ``w_en``, ``w_rdy``, ``r_data``, ``r_en``, ``r_rdy``, ``level``) and the same
+    behaviour cycle for cycle (a write is readable the next cycle; full, it takes no write;
+    ``r_data`` is valid while ``r_rdy``). Amaranth's one-entry ``SyncFIFO`` has zero-width
+    addresses, which its Verilog back end writes as ``[-1:0]`` vectors: Verilator refuses them
+    (ASCRANGE) and other tools read them as two bits.
+
+    Parameters
+    ----------
+    width : int
+        Bits of an entry.
+    """
+
+    def __init__(self, width):
+        self.width, self.depth = width, 1
+        self.w_data = Signal(width)
+        self.w_en = Signal()
+        self.w_rdy = Signal()
+        self.r_data = Signal(width, reset_less=True)
+        self.r_en = Signal()
+        self.r_rdy = Signal()
+        self.level = Signal(range(2))
+
+    def elaborate(self, platform):
+        m = Module()
+        full = Signal()
+        m.d.comb += [self.w_rdy.eq(~full), self.r_rdy.eq(full), self.level.eq(full)]
+        with m.If(self.w_en & ~full):
+            m.d.sync += [self.r_data.eq(self.w_data), full.eq(1)]
+        with m.Elif(self.r_en & full):
+            m.d.sync += full.eq(0)
+        return m
 
 
 def skid_depth(latency):
@@ -69,12 +104,13 @@ def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
 
     Returns
     -------
-    SyncFIFO
-        The skid FIFO (a submodule of ``m``).
+    SyncFIFO or OneEntryFIFO
+        The skid FIFO (a submodule of ``m``; one entry: :class:`OneEntryFIFO`).
     """
     depth = skid_depth(latency)
     payload = Value.cast(payload)
-    fifo = SyncFIFO(width=len(payload), depth=latency)
+    fifo = (SyncFIFO(width=len(payload), depth=latency) if latency > 1
+            else OneEntryFIFO(len(payload)))
     m.submodules[f"{name}_fifo"] = fifo
     in_flight = Signal(range(depth + 1), name=f"{name}_in_flight")
     out_valid = Signal(name=f"{name}_out_valid")

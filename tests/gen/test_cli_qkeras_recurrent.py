@@ -36,15 +36,17 @@ def test_qkeras_lstm_verifies_bit_exact_on_verilator(tmp_path):
         (6, 2), name="qlstm_small")
     runner = CliRunner(env={"COLUMNS": "200"})
     folder = tmp_path / "build"
-    # --no-fuse: the head fused into a shift-add layer has latency 1, whose one-entry skid
-    # FIFO Amaranth writes with [-1:0] address wires that Verilator refuses (ASCRANGE).
-    built = runner.invoke(main, ["build", str(path), "--output", str(folder), "--no-fuse"])
+    # At the defaults, as a user runs it: the head is fused into a shift-add layer of latency
+    # 1, whose one-entry skid FIFO once had [-1:0] address wires Verilator refused.
+    built = runner.invoke(main, ["build", str(path), "--output", str(folder)])
     assert built.exit_code == 0, built.output
     manifest = json.loads((folder / "manifest.json").read_text())
     row = manifest["layers"][0]
     assert (row["kind"], row["cell"], row["n_steps"]) == ("recurrent", "lstm", 6)
     assert row["feedback_format"] == "fixed<6,2,RND_CONV,SAT>"
     assert row["sequence_latency"] == 6 * row["step_latency"]
+    head = manifest["layers"][-1]
+    assert (head["kind"], head["latency"]) == ("shift_add_dense", 1)
 
     result = runner.invoke(main, ["verify", str(folder)])
     out = result.output
