@@ -18,6 +18,7 @@ from nnfab.gen.assemble import Network
 from nnfab.gen.build_folder import staged_folder
 from nnfab.gen.emit import manifest_of, verilog_name
 from nnfab.gen.native import save_native
+from nnfab.gen.timing import convert_network
 from nnfab.hdl.dense_rom import rom_reuse_factors
 
 from .flow import (board_and_clock, board_figures, figures_markdown, over_capacity, run_flow,
@@ -137,6 +138,24 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
     return BoardBuildResult(out_dir, out_dir / result.bitstream.name, result.report)
 
 
+def board_network(model, rom, *, say=None, cache_dir=None):
+    """The network a board build places: ``model`` with the layers of ``rom`` (name to reuse
+    factor) on ROM engines, its latency known. A network too large for Amaranth's simulator
+    (:attr:`~nnfab.gen.assemble.Network.simulation_too_slow`) is converted alone and timed on
+    Verilator (:func:`nnfab.gen.timing.convert_network`), so the build does not spend hours
+    in Amaranth's simulator before synthesis.
+
+    Raises
+    ------
+    SimulationError
+        If that Verilator timing run fails.
+    """
+    network = Network(model, backend=rom_backend(model, rom))
+    if network.simulation_too_slow:
+        convert_network(network, name=verilog_name(model.name), say=say, cache_dir=cache_dir)
+    return network
+
+
 def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_multipliers,
               rom_reuse, baud, seed, layouts):
     """The board build, written into the (staging) folder ``out_dir``."""
@@ -146,7 +165,7 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
             model, max_multipliers=max_multipliers or target.max_multipliers)
     else:
         rom = {}
-    network = Network(model, backend=rom_backend(model, rom))
+    network = board_network(model, rom, say=say)
     manifest = manifest_of(model, network, input_layout=layouts[0], output_layout=layouts[1])
     for row in manifest["layers"]:
         if row["name"] in rom:

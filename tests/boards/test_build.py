@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 
 from nnfab.boards.build import build_for_board
@@ -125,6 +127,35 @@ def test_board_plan_of_a_cnn():
     assert network.latency > 0 and network.streams_pixels
     top = BoardTop(network, target=t, clock_mhz=12, baud=115200,
                    input_transfers=64, output_transfers=1)
+    assert "top.il" in t.platform().build(top, name="top", do_build=False).files
+
+
+@pytest.mark.slow
+def test_a_board_network_too_large_for_amaranths_simulator_is_timed_on_verilator(monkeypatch):
+    """A board build of a network beyond ``MAX_SIMULATED_LAYER_CYCLES`` (ResNet-8 would run
+    for hours in Amaranth's simulator before synthesis) takes its latency from a Verilator run
+    of the network alone: the latency Amaranth's simulator gives, no Amaranth simulation, and
+    the board top still elaborates around the same network."""
+    import nnfab.gen.assemble as assemble
+    import nnfab.gen.timing as timing
+    from nnfab.boards.build import board_network
+
+    from ..gen.test_graph import residual_cnn
+
+    model = residual_cnn()
+    t = target("icebreaker")
+    rom = choose_rom_reuse_factors(model, max_multipliers=t.max_multipliers)
+    expected = board_network(model, rom).latency  # small enough: Amaranth's simulator
+    monkeypatch.setattr(assemble, "MAX_SIMULATED_LAYER_CYCLES", 0)
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated in Amaranth")
+
+    monkeypatch.setattr(timing, "simulate_timing", no_simulation)
+    network = board_network(model, rom)
+    assert network.simulation_too_slow and network.latency == expected
+    top = BoardTop(network, target=t, clock_mhz=12, baud=115200,
+                   input_transfers=int(np.prod(model.input_shape[:-1])), output_transfers=1)
     assert "top.il" in t.platform().build(top, name="top", do_build=False).files
 
 
