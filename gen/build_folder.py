@@ -196,13 +196,19 @@ def open_build_folder(path):
     Raises
     ------
     ModelError
-        If ``manifest.json`` is missing, unreadable or not nnfab's; if it records no file
-        hashes (a folder from before nnfab recorded them, or a board build); if a recorded
+        If ``manifest.json`` is missing, unreadable or not nnfab's; if the folder is a sweep's
+        output or a board build; if it records no file hashes (a folder from before nnfab
+        recorded them); if a recorded
         file is missing or differs from what the build wrote.
     """
     path = Path(path)
     shown = str(path)
     manifest = read_manifest(path)
+    if "sweep" in manifest:
+        raise ModelError(f"{shown!r} is the output folder of nnfab sweep (sweep "
+                         f"{manifest['sweep']!r}), not a build folder; build its best point with "
+                         f"nnfab sweep ... --pick CONSTRAINTS (e.g. 'lut<5000'), then verify "
+                         f"that folder")
     if "board" in manifest:
         raise ModelError(f"Build folder {shown!r} is a board build (its design is the board's "
                          f"top, not the network alone); verify the model instead: nnfab "

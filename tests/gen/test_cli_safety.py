@@ -192,6 +192,21 @@ def test_verify_and_report_of_a_damaged_manifest(built, tmp_path, manifest, mess
             assert message in result.output
 
 
+def test_verify_of_a_sweep_folder_says_what_it_is(tmp_path):
+    """A sweep's output folder holds a manifest.json (it marks the folder as nnfab's): verify
+    says it is a sweep's and how to get a build folder from it."""
+    folder = tmp_path / "sweep-jet"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"nnfab_version": "0.1.0", "sweep": "jet", '
+                                          '"points": 4}')
+    result = run("verify", folder)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {str(folder)!r} is the output folder of nnfab sweep (sweep 'jet'), not a "
+        f"build folder; build its best point with nnfab sweep ... --pick CONSTRAINTS (e.g. "
+        f"'lut<5000'), then verify that folder\n"), result.output
+
+
 @pytest.mark.slow
 def test_verify_simulates_the_folders_verilog(built, tmp_path):
     """The folder's Verilog is what runs: a changed (valid) Verilog with its hash recorded
