@@ -14,6 +14,7 @@ from nnfab.errors import UnsupportedLayerError
 from nnfab.gen.assemble import Network
 from nnfab.gen.importers import load
 from nnfab.gen.load import load_model
+from nnfab.gen.native import load_native, save_native
 from nnfab.sim.golden.network import run_network
 
 from ...streams import codes, run_stream
@@ -97,6 +98,18 @@ def test_float_gru_reset_before_matches_keras_equations(tmp_path, return_sequenc
     after = keras_reference("GRU", x, w["kernel"], w["recurrent_kernel"],
                             np.stack([w["bias"], 0 * w["bias"]]), return_sequences)
     assert np.max(np.abs(after - want)) > 1e-3  # the two variants differ on these weights
+    save_native(model, tmp_path / "float.json")  # the native float form keeps the variant
+    assert np.array_equal(load_native(tmp_path / "float.json").forward(x), model.forward(x))
+
+
+def test_quantized_gru_reset_before_engine_equals_golden(tmp_path):
+    """PTQ of a GRU with ``reset_after=False`` (its reset products calibrated), then as
+    :func:`check_quantized`; the layer keeps the variant and states its two passes."""
+    rng = np.random.default_rng(47)
+    path, _ = recurrent_model(tmp_path, "GRU", True, rng, reset_after=False)
+    spec = check_quantized(path, rng, 47).layers[0].spec
+    assert (spec.reset_after, spec.recurrent_biases) == (False, None)
+    assert spec.reset_product_format is not None
 
 
 @pytest.mark.parametrize("cls,return_sequences", [("LSTM", False), ("GRU", True),
@@ -131,6 +144,7 @@ def check_quantized(path, rng, seed):
     run = run_stream(Network(model), steps, rng=random.Random(seed), p_idle=0.3, p_stall=0.3,
                      n_outputs=len(expected))
     assert [codes(o) for o in run.outputs] == expected, f"seed {seed}"
+    return model
 
 
 def test_go_backwards_is_refused(tmp_path):
