@@ -50,3 +50,38 @@ def test_keras_lstm_verifies_bit_exact_on_verilator(tmp_path):
                        r"(\d+) measured, (\d+) expected", out)
     assert timing and timing.groups() == ("47", "47", "45", "45"), out
     assert "cocotb: 1 passed, 0 failed of 1" in out
+
+
+@pytest.mark.slow
+def test_keras_gru_reset_before_verifies_bit_exact_on_verilator(tmp_path):
+    """A GRU with ``reset_after=False`` (two passes through the step's dense engine) returning
+    every step's state: 0 mismatches, latency and II per step twice the dense pass's."""
+    rng = np.random.default_rng(11)
+    path = _keras_model(tmp_path, [
+        ("GRU", "gru", {"units": 3, "return_sequences": True, "activation": "tanh",
+                        "recurrent_activation": "sigmoid", "reset_after": False}),
+    ], {"gru": {"kernel": rng.normal(0, 0.5, (2, 9)),
+                "recurrent_kernel": rng.normal(0, 0.5, (3, 9)),
+                "bias": rng.normal(0, 0.3, 9)}},
+        (4, 2), name="gru_reset_before")
+    runner = CliRunner(env={"COLUMNS": "200"})
+    folder = tmp_path / "build"
+    built = runner.invoke(main, ["build", str(path), "--output", str(folder)])
+    assert built.exit_code == 0, built.output
+    manifest = json.loads((folder / "manifest.json").read_text())
+    row = manifest["layers"][0]
+    assert (row["kind"], row["reset_after"], row["step_latency"],
+            row["step_initiation_interval"]) == ("recurrent", False, 16, 16)
+    assert (row["sequence_latency"], row["sequence_interval"]) == (64, 64)
+    assert (manifest["latency"], manifest["initiation_interval"]) == (16, 64)
+    assert manifest["input"]["transfers_per_inference"] == 4
+
+    result = runner.invoke(main, ["verify", str(folder)])
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "1000 vectors tried" in out
+    assert re.search(r"^0 mismatches$", out, re.M)
+    timing = re.search(r"latency: (\d+) cycles measured, (\d+) expected; initiation interval: "
+                       r"(\d+) measured, (\d+) expected", out)
+    assert timing and timing.groups() == ("16", "16", "64", "64"), out
+    assert "cocotb: 1 passed, 0 failed of 1" in out
