@@ -40,8 +40,9 @@ engine needs no second accumulator, no extra format and no sum of two casts, and
 
 Timing: a step takes ``passes * (dense.latency + 1)`` cycles from the input transfer to its
 result in the registers and the next input transfer (the initiation interval per time step),
-``passes`` 2 for a GRU without ``reset_after``, else 1; a sequence ``n_steps`` times that. The arithmetic is :mod:`nnfab.recurrent`'s; the golden model
-is :func:`nnfab.sim.golden.recurrent.recurrent`.
+``passes`` 2 for a GRU without ``reset_after``, else 1; a sequence ``n_steps`` times that.
+The arithmetic is :mod:`nnfab.recurrent`'s; the golden model is
+:func:`nnfab.sim.golden.recurrent.recurrent`.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal

@@ -297,7 +297,8 @@ class FloatRecurrent(FloatLayer):
     def quantize(self, s):
         """Weights, recurrent weights and biases each in their calibrated ``weight_bits`` /
         ``bias_bits`` format; pre-activations, the LSTM cell and (GRU without ``reset_after``)
-        the reset products ``r * h`` calibrated on the float forward pass over the calibration inputs with 2 bits more than ``activation_bits``;
+        the reset products ``r * h`` calibrated on the float forward pass over the
+        calibration inputs with 2 bits more than ``activation_bits``;
         sigmoid outputs ``ufixed<B,1>``, tanh outputs and the state ``fixed<B,2>`` (as the
         ``activation`` rule); tables of 256 entries in ``fixed<B+2,2,RND,SAT>``."""
         config, where, bits = s.config, f"Layer {self.name!r}:", s.config.activation_bits

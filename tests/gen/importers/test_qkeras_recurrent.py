@@ -67,8 +67,8 @@ ACTIVATIONS = {"quantized_tanh(4)": lambda v: quantized_tanh(v, 4),
 
 def qkeras_reference(cls, x, w, cfg):
     """QKeras' ``call`` of QSimpleRNNCell, QLSTMCell (implementation 2, fused) and QGRUCell
-    (``reset_after`` true or false) in float32, the state quantizer applied to ``h`` and ``c`` as a step
-    reads them (not to the output)."""
+    (``reset_after`` true or false) in float32, the state quantizer applied to ``h`` and ``c``
+    as a step reads them (not to the output)."""
     q = lambda v: quantized_bits(v, 4, 0)  # noqa: E731  (every weight quantizer of these tests)
     state_quantizer = cfg.get("state_quantizer")
     qs = lambda v: v  # noqa: E731
