@@ -3,6 +3,7 @@ QKeras): the imported model's golden output equals, code for code, an independen
 NumPy forward pass of QKeras 0.9's cell equations (``qrecurrent.py``) on the quantized
 weights, with QKeras' quantizers re-implemented here (``quantizers.py``); and the refusals."""
 
+import json
 import random
 import re
 
@@ -179,6 +180,16 @@ def test_whole_model_h5_equals_json(tmp_path):
     from_json = load(path, kind="keras-json", input_format=INPUT_FORMAT)
     whole = load(tmp_path / "whole.h5", kind="hdf5", input_format=INPUT_FORMAT)
     assert np.array_equal(run_network(whole, x), run_network(from_json, x))
+
+
+def test_qgru_default_is_reset_before(tmp_path):
+    """A QGRU config without ``reset_after`` takes QGRU's default, False."""
+    path, _, _ = qkeras_model(tmp_path, "QGRU", np.random.default_rng(3), 3, reset_after=False)
+    doc = json.loads(path.read_text())
+    del doc["config"]["layers"][1]["config"]["reset_after"]
+    path.write_text(json.dumps(doc))
+    spec = load(path, kind="keras-json", input_format=INPUT_FORMAT).layers[0].spec
+    assert (spec.reset_after, spec.recurrent_biases) == (False, None)
 
 
 @pytest.mark.parametrize("cls,n_steps,extra", [
