@@ -22,6 +22,15 @@ last one (shape ``(units,)``). Per step, with ``W`` the kernel, ``U`` the recurr
   ``h_t = cast(z h_{t-1} + g - z g, state_format)`` (Keras' ``z h + (1 - z) g``). With a
   ``reset_product_format`` the product is cast first: ``cast(p_hx + cast(r * p_hh,
   reset_product_format), preact_format)`` (hls4ml's ``tmpres_state_h``).
+- **GRU** ``reset_after=False`` (Keras 1's form, QKeras' and ONNX's default) applies the
+  reset gate before the recurrent product: ``z, r`` as above from the first product ``p =
+  cast(W x_t + U h_{t-1} + b, preact_format)`` (one bias row, no ``recurrent_biases``);
+  ``q = r * h_{t-1}`` (``h_{t-1}`` in ``h_feedback_format``), cast to
+  ``reset_product_format`` (None: exact, ``gate_format.mul_format(h_feedback_format)``);
+  then the candidate's pre-activation is a second product over ``[x_t, q]`` with the same
+  weights, accumulator and cast, ``p'_h = cast(W_h x_t + U_h q + b_h, preact_format)``
+  (rows ``h`` of the same :attr:`RecurrentSpec.dense_spec`); ``g = act(p'_h)`` and ``h_t``
+  as above.
 - With an ``accumulator_format`` (hls4ml's ``accum_t``) the pre-activations are summed as
   hls4ml's ``nnet::dense`` sums: every product and bias cast to it, the sum wrapping in it
   (:class:`~nnfab.layers.DenseSpec` ``accumulator_format``). hls4ml sums ``W x + b`` and
@@ -102,8 +111,11 @@ class RecurrentSpec:
     accumulator_format : FixedFormat or None
         The pre-activations' accumulator (see the module docstring); None: exact.
     reset_product_format : FixedFormat or None
-        GRU: the format ``r * p_hh`` is cast to before it is added (see the module docstring);
-        None: exact.
+        GRU: the format ``r * p_hh`` (``reset_after``) or ``r * h_{t-1}`` (not
+        ``reset_after``) is cast to (see the module docstring); None: exact.
+    reset_after : bool
+        GRU: Keras' ``reset_after`` (the default, True); False applies the reset gate to the
+        state before the recurrent product (no ``recurrent_biases`` then).
     activation, recurrent_activation : str
         Elementwise activations (:data:`nnfab.tables.ACTIVATION_KINDS` without parameters
         other than a table): Keras' defaults ``"tanh"`` and ``"sigmoid"``.
@@ -150,6 +162,7 @@ class RecurrentSpec:
     hard_sigmoid_slope: tuple | None = None
     feedback_format: FixedFormat | None = None
     cell_feedback_format: FixedFormat | None = None
+    reset_after: bool = True
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -176,6 +189,12 @@ class RecurrentSpec:
                                 f"or None, not {getattr(self, name)!r}")
         if self.reset_product_format is not None and self.cell != "gru":
             raise ValueError(f"Reset product format is GRU's, not a {self.cell} cell's")
+        if not isinstance(self.reset_after, bool):
+            raise TypeError(f"Reset after must be a bool, not {self.reset_after!r}")
+        if not self.reset_after and self.cell != "gru":
+            raise ValueError(f"Reset after is GRU's, not a {self.cell} cell's")
+        if not self.reset_after and self.recurrent_biases is not None:
+            raise ValueError("Recurrent biases are a GRU's with reset_after, not without")
         if self.cell_feedback_format is not None and self.cell != "lstm":
             raise ValueError(f"Cell feedback format is LSTM's, not a {self.cell} cell's")
         object.__setattr__(self, "sigmoid_table", self.sigmoid_table or sigmoid_table())
@@ -231,6 +250,12 @@ class RecurrentSpec:
         return self.cell_feedback_format or self.cell_format
 
     @property
+    def reset_input_format(self):
+        """GRU without ``reset_after``: the format of ``q = r * h_{t-1}``, the second
+        product's input."""
+        return self.reset_product_format or self.gate_format.mul_format(self.h_feedback_format)
+
+    @property
     def n_in(self):
         return self.weights.shape[1]
 
@@ -251,7 +276,10 @@ class RecurrentSpec:
         """The pre-activations as one dense layer over ``[x_t, h_{t-1}]`` (``n_in + units``
         inputs in the common format of ``input_format`` and ``h_feedback_format``), exact, cast to
         ``preact_format``. GRU: rows ``z, r`` over both, ``W_h x + b_h``, then
-        ``U_h h + b_rh`` (with zero blocks, which the engine prunes)."""
+        ``U_h h + b_rh`` (with zero blocks, which the engine prunes). GRU without
+        ``reset_after``: ``[W | U]`` and ``b`` as they are, over inputs in the common format
+        of ``input_format``, ``h_feedback_format`` and :attr:`reset_input_format` (the
+        second product reads ``[x_t, r * h_{t-1}]``)."""
         spec = self.__dict__.get("_dense_spec")
         if spec is None:
             spec = self._make_dense_spec()
@@ -263,7 +291,10 @@ class RecurrentSpec:
         w = _shifted(self.weights, self.weight_format, w_fmt)
         u = _shifted(self.recurrent_weights, self.recurrent_weight_format, w_fmt)
         b, rb = self.biases, self.recurrent_biases
-        if self.cell == "gru":
+        inputs = [self.input_format, self.h_feedback_format]
+        if not self.reset_after:
+            inputs.append(self.reset_input_format)
+        elif self.cell == "gru":
             n = self.units
             zeros = np.zeros((n, n), dtype=object), np.zeros((n, self.n_in), dtype=object)
             w = np.concatenate([w, zeros[1]])
@@ -273,9 +304,8 @@ class RecurrentSpec:
                 rb = np.zeros(3 * n, dtype=object) if rb is None else np.asarray(rb)
                 b = np.concatenate([b[:2 * n] + rb[:2 * n], b[2 * n:], rb[2 * n:]])
         b_fmt = self.bias_format
-        if b is not None and self.cell == "gru":
+        if b is not None and self.cell == "gru" and self.reset_after:
             b_fmt = b_fmt.add_format(b_fmt)
-        return DenseSpec(np.concatenate([w, u], axis=1), b,
-                         common_format([self.input_format, self.h_feedback_format]), w_fmt,
+        return DenseSpec(np.concatenate([w, u], axis=1), b, common_format(inputs), w_fmt,
                          self.preact_format, bias_format=b_fmt,
                          accumulator_format=self.accumulator_format)

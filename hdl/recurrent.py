@@ -25,13 +25,27 @@ Back-pressure: a step's result is taken from the dense engine only when the outp
 is free (or the step sends nothing), so the state never runs ahead of the output. After the
 last step of a sequence the state registers reset to zero.
 
-Timing: a step takes ``dense.latency + 1`` cycles from the input transfer to its result in
-the registers and the next input transfer (the initiation interval per time step); a
-sequence ``n_steps`` times that. The arithmetic is :mod:`nnfab.recurrent`'s; the golden model
-is :func:`nnfab.sim.golden.recurrent.recurrent`.
+GRU without ``reset_after``. The candidate's product ``U_h (r * h_{t-1})`` needs ``r``, so a
+step makes two passes through the same dense engine (the spec's ``dense_spec`` is ``[W | U]``
+and ``b`` over ``[x_t, v]``): the first over ``[x_t, h_{t-1}]`` gives ``z, r`` (its candidate
+rows are discarded), and in the cycle it is valid ``z`` and ``q = cast(r * h_{t-1})`` are
+registered with a pending flag; the next cycle the second pass enters over ``[x_t, q]``
+(``x_t`` kept in a register from the input transfer) and its candidate rows are the
+pre-activations ``W_h x_t + U_h q + b_h``, exact and cast once, as Keras' equation. The second
+pass reuses the engine rather than a second engine over ``U_h``: the multipliers and adder
+trees are the same count either way (the first engine's ``U_h`` block would be zero), but one
+engine needs no second accumulator, no extra format and no sum of two casts, and the
+``reuse_factor`` applies unchanged; the price is the step's time, twice that of
+``reset_after``.
+
+Timing: a step takes ``passes * (dense.latency + 1)`` cycles from the input transfer to its
+result in the registers and the next input transfer (the initiation interval per time step),
+``passes`` 2 for a GRU without ``reset_after``, else 1; a sequence ``n_steps`` times that.
+The arithmetic is :mod:`nnfab.recurrent`'s; the golden model is
+:func:`nnfab.sim.golden.recurrent.recurrent`.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -87,10 +101,13 @@ class RecurrentEngine(wiring.Component):
 
     Attributes
     ----------
+    n_passes : int
+        Passes through the dense engine per step: 2 for a GRU without ``reset_after``, else 1.
     latency : int
-        Cycles from a step's input transfer to its output being valid: ``dense.latency + 1``.
+        Cycles from a step's input transfer to its output being valid: ``n_passes *
+        (dense.latency + 1)``.
     initiation_interval : int
-        Cycles between time steps at full rate: ``dense.latency + 1``.
+        Cycles between time steps at full rate: ``n_passes * (dense.latency + 1)``.
     sequence_latency : int
         Cycles from a sequence's first input transfer to its last output being valid, at full
         rate: ``(n_steps - 1) * initiation_interval + latency``.
@@ -142,12 +159,16 @@ class RecurrentEngine(wiring.Component):
         return self._dense.n_shift_add_terms
 
     @property
+    def n_passes(self):
+        return 1 if self._spec.reset_after else 2
+
+    @property
     def latency(self):
-        return self._dense.latency + 1
+        return self.n_passes * (self._dense.latency + 1)
 
     @property
     def initiation_interval(self):
-        return self._dense.latency + 1
+        return self.latency
 
     @property
     def sequence_latency(self):
@@ -161,9 +182,26 @@ class RecurrentEngine(wiring.Component):
         return activation(kind, value, fin=fin, fout=fout, wire=wire,
                           **self._spec.activation_params(kind))
 
-    def _step(self, m, p, h, c):
+    def _reset_gates(self, m, p, h):
+        """GRU without ``reset_after``, the first pass: ``(z, q)``, lists of the update gates
+        and the reset products ``cast(r * h_{t-1}, reset_input_format)``."""
+        s, n = self._spec, self._spec.units
+        zs, qs = [], []
+        for j in range(n):
+            wire = comb_wire(m, f"u{j}_first_")
+            z, r = (wire(self._act(comb_wire(m, f"u{j}gate{k}_"), s.recurrent_activation,
+                                   p[k * n + j], s.preact_format, s.gate_format), f"gate{k}")
+                    for k in range(2))
+            total, fmt = _exact_sum(wire, [(1, r, s.gate_format, h[j], s.h_feedback_format)])
+            zs.append(z)
+            qs.append(wire(requantize(total, src=fmt, dst=s.reset_input_format, wire=wire),
+                           "reset"))
+        return zs, qs
+
+    def _step(self, m, p, h, c, gates=None):
         """The new ``(h, c)`` from pre-activations ``p`` (a list of values per row) and the
-        state registers."""
+        state registers; ``gates``, a GRU's without ``reset_after``, its update gates
+        (registered from the first pass)."""
         s, n = self._spec, self._spec.units
         pf, gf, cf = s.preact_format, s.gate_format, s.candidate_format
         new_h, new_c = [], []
@@ -177,8 +215,11 @@ class RecurrentEngine(wiring.Component):
             if s.cell == "simple_rnn":
                 new_h.append(act(s.activation, p[j], pf, s.state_format, "h"))
                 continue
-            z, r = (act(s.recurrent_activation, p[k * n + j], pf, gf, f"gate{k}")
-                    for k in range(2))
+            if gates is not None:  # the second pass: p holds the candidate's pre-activations
+                z, pre = gates[j], p[2 * n + j]
+            else:
+                z, r = (act(s.recurrent_activation, p[k * n + j], pf, gf, f"gate{k}")
+                        for k in range(2))
             if s.cell == "lstm":  # z, r are i, f
                 o = act(s.recurrent_activation, p[3 * n + j], pf, gf, "gate3")
                 g = act(s.activation, p[2 * n + j], pf, cf, "candidate")
@@ -189,13 +230,15 @@ class RecurrentEngine(wiring.Component):
                 total, fmt = _exact_sum(wire, [(1, o, gf, t, cf)])
                 new_c.append(c_new)
             else:  # gru
-                reset = (1, r, gf, p[3 * n + j], pf)
-                rf = s.reset_product_format
-                if rf is not None:  # hls4ml: the product cast on its own
-                    total, fmt = _exact_sum(wire, [reset])
-                    reset = (1, wire(requantize(total, src=fmt, dst=rf, wire=wire), "reset"), rf)
-                total, fmt = _exact_sum(wire, [(1, p[2 * n + j], pf), reset])
-                pre = wire(requantize(total, src=fmt, dst=pf, wire=wire), "pre")
+                if gates is None:
+                    reset = (1, r, gf, p[3 * n + j], pf)
+                    rf = s.reset_product_format
+                    if rf is not None:  # hls4ml: the product cast on its own
+                        total, fmt = _exact_sum(wire, [reset])
+                        reset = (1, wire(requantize(total, src=fmt, dst=rf, wire=wire),
+                                         "reset"), rf)
+                    total, fmt = _exact_sum(wire, [(1, p[2 * n + j], pf), reset])
+                    pre = wire(requantize(total, src=fmt, dst=pf, wire=wire), "pre")
                 g = act(s.activation, pre, pf, cf, "candidate")
                 total, fmt = _exact_sum(wire, [(1, z, gf, h[j], s.h_feedback_format), (1, g, cf),
                                                (-1, z, gf, g, cf)])
@@ -215,20 +258,35 @@ class RecurrentEngine(wiring.Component):
         step = Signal(range(s.n_steps), name="step")
 
         # Input: x_t and h_{t-1} into the dense engine, one step in flight.
-        m.d.comb += [dense.i.valid.eq(self.i.valid & ~busy),
-                     self.i.ready.eq(dense.i.ready & ~busy)]
-        for k in range(s.n_in):
-            m.d.comb += dense.i.payload[k].eq(requantize(self.i.payload[k],
-                                                         src=s.input_format, dst=din))
-        for j in range(s.units):
-            m.d.comb += dense.i.payload[s.n_in + j].eq(requantize(h[j], src=s.h_feedback_format,
-                                                                  dst=din))
+        x = [requantize(self.i.payload[k], src=s.input_format, dst=din) for k in range(s.n_in)]
+        v = [requantize(h[j], src=s.h_feedback_format, dst=din) for j in range(s.units)]
+        first_valid, final = self.i.valid & ~busy, Const(1)
+        if self.n_passes == 2:  # a GRU without reset_after: the second pass over [x_t, q]
+            x_reg = [Signal(fixed_shape(din), name=f"x{k}") for k in range(s.n_in)]
+            z_reg = [Signal(fixed_shape(s.gate_format), name=f"z{j}") for j in range(s.units)]
+            q_reg = [Signal(fixed_shape(s.reset_input_format), name=f"q{j}")
+                     for j in range(s.units)]
+            pending, final = Signal(), Signal(name="second")
+            x = [Mux(pending, r, value) for r, value in zip(x_reg, x)]
+            v = [Mux(pending, requantize(q, src=s.reset_input_format, dst=din), value)
+                 for q, value in zip(q_reg, v)]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [r.eq(value) for r, value in zip(x_reg, x)]
+            with m.If(pending & dense.i.ready):
+                m.d.sync += pending.eq(0)
+            zs, qs = self._reset_gates(m, [dense.o.payload[r] for r in range(3 * s.units)], h)
+            with m.If(dense.o.valid & ~final):
+                m.d.sync += [pending.eq(1), final.eq(1), *(r.eq(z) for r, z in zip(z_reg, zs)),
+                             *(r.eq(q) for r, q in zip(q_reg, qs))]
+            first_valid = first_valid | pending
+        m.d.comb += [dense.i.valid.eq(first_valid), self.i.ready.eq(dense.i.ready & ~busy),
+                     *(dense.i.payload[k].eq(value) for k, value in enumerate(x + v))]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += busy.eq(1)
 
         # The step's result: activations and cell update, combinational.
         p = [dense.o.payload[r] for r in range(s.dense_spec.n_out)]
-        new_h, new_c = self._step(m, p, h, c)
+        new_h, new_c = self._step(m, p, h, c, z_reg if self.n_passes == 2 else None)
         fed_h, fed_c = new_h, new_c
         if s.feedback_format is not None:  # QKeras' state_quantizer: the state fed back only
             fed_h = [requantize(v, src=s.state_format, dst=s.feedback_format) for v in new_h]
@@ -238,11 +296,13 @@ class RecurrentEngine(wiring.Component):
         last = step == s.n_steps - 1
         sends = last if not s.return_sequences else 1
         free = ~self.o.valid | self.o.ready
-        m.d.comb += dense.o.ready.eq(free | ~sends)
+        m.d.comb += dense.o.ready.eq(free | ~sends | ~final)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(dense.o.valid & dense.o.ready):
+        with m.If(dense.o.valid & dense.o.ready & final):
             m.d.sync += busy.eq(0)
+            if self.n_passes == 2:
+                m.d.sync += final.eq(0)
             with m.If(last):
                 m.d.sync += [step.eq(0), *(r.eq(0) for r in h + c)]
             with m.Else():

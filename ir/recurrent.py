@@ -1,5 +1,5 @@
-"""The ``recurrent`` layer kind: SimpleRNN, LSTM and GRU (``reset_after``) layers with Keras'
-equations and gate order (:class:`nnfab.recurrent.RecurrentSpec`), built by
+"""The ``recurrent`` layer kind: SimpleRNN, LSTM and GRU (``reset_after`` true or false)
+layers with Keras' equations and gate order (:class:`nnfab.recurrent.RecurrentSpec`), built by
 :class:`~nnfab.hdl.recurrent.RecurrentEngine`.
 
 A sequence tensor has shape ``(n_steps, n_in)`` and streams one time step (``n_in`` lanes) per
@@ -64,6 +64,7 @@ class RecurrentLayer(Layer):
         "hard_sigmoid_slope": {**PARAMS["properties"]["slope"],
                                "type": ["object", "null"]},
         "return_sequences": {"type": "boolean", "accepted": "true or false"},
+        "reset_after": {"type": "boolean", "accepted": "true or false"},
         "reuse_factor": REUSE}
     required_keys: ClassVar[tuple] = ("cell", "weights", "recurrent_weights")
     spec: RecurrentSpec = None
@@ -121,7 +122,8 @@ class RecurrentLayer(Layer):
             accumulator_format=formats["accumulator_format"],
             reset_product_format=formats["reset_product_format"],
             feedback_format=formats["feedback_format"],
-            cell_feedback_format=formats["cell_feedback_format"], **tables)
+            cell_feedback_format=formats["cell_feedback_format"],
+            reset_after=bool(e.get("reset_after", True)), **tables)
         if spec.n_in != e.shape[1]:
             raise ShapeError(f"{e.where}: weights of shape {spec.weights.shape} do not take "
                              f"inputs of shape {e.shape}")
@@ -131,6 +133,8 @@ class RecurrentLayer(Layer):
         s = self.spec
         entry.update(cell=s.cell, return_sequences=s.return_sequences,
                      activation=s.activation, recurrent_activation=s.recurrent_activation)
+        if not s.reset_after:
+            entry["reset_after"] = False
         for key in ("weights", "recurrent_weights", "biases", "recurrent_biases"):
             out.array(entry, self, key, getattr(s, key))
         for key in _FORMATS:
@@ -151,6 +155,9 @@ class RecurrentLayer(Layer):
                        if s.accumulator_format is not None else {}),
                     **({"feedback_format": str(s.feedback_format)}
                        if s.feedback_format is not None else {}),
+                    **({"reset_after": s.reset_after} if s.cell == "gru" else {}),
+                    **({"reset_product_format": str(s.reset_product_format)}
+                       if s.reset_product_format is not None else {}),
                     step_latency=engine.latency,
                     step_initiation_interval=engine.initiation_interval,
                     sequence_latency=engine.sequence_latency,
@@ -161,10 +168,11 @@ class RecurrentLayer(Layer):
 @register
 @dataclass(frozen=True, eq=False)
 class FloatRecurrent(FloatLayer):
-    """Keras' SimpleRNN, LSTM or GRU (``reset_after=True``) in float: ``weights`` of shape
-    (n_gates * units, n_in) (Keras' kernel transposed), ``recurrent_weights`` (n_gates * units,
-    units), ``biases`` (n_gates * units,) and, GRU only, ``recurrent_biases``; gate rows in
-    Keras' order (LSTM ``i, f, c, o``; GRU ``z, r, h``)."""
+    """Keras' SimpleRNN, LSTM or GRU (``reset_after`` true or false) in float: ``weights`` of
+    shape (n_gates * units, n_in) (Keras' kernel transposed), ``recurrent_weights`` (n_gates *
+    units, units), ``biases`` (n_gates * units,) and, GRU with ``reset_after`` only,
+    ``recurrent_biases``; gate rows in Keras' order (LSTM ``i, f, c, o``; GRU ``z, r, h``).
+    Without ``reset_after`` the candidate is ``act(W_h x + U_h (r * h) + b_h)``."""
 
     kind: ClassVar[str] = "recurrent"
     name: str
@@ -176,6 +184,7 @@ class FloatRecurrent(FloatLayer):
     return_sequences: bool = False
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
+    reset_after: bool = True
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -204,6 +213,12 @@ class FloatRecurrent(FloatLayer):
         if self.recurrent_biases is not None and self.cell != "gru":
             raise ModelError(f"Layer {self.name!r}: recurrent biases are GRU's, not a "
                              f"{self.cell} layer's")
+        if not self.reset_after and self.cell != "gru":
+            raise ModelError(f"Layer {self.name!r}: reset_after=False is GRU's, not a "
+                             f"{self.cell} layer's")
+        if not self.reset_after and self.recurrent_biases is not None:
+            raise ModelError(f"Layer {self.name!r}: recurrent biases are a GRU's with "
+                             f"reset_after, not without")
 
     @property
     def units(self):
@@ -217,8 +232,9 @@ class FloatRecurrent(FloatLayer):
 
     def run(self, x):
         """``(output, internals)``: the forward pass over ``x`` (batch, n_steps, n_in) and the
-        arrays of every step's pre-activations (``"preact"``) and LSTM cell state
-        (``"cell"``), for calibration."""
+        arrays of every step's pre-activations (``"preact"``), LSTM cell state (``"cell"``)
+        and GRU-without-``reset_after`` reset products ``r * h`` (``"reset"``), for
+        calibration."""
         n, act = self.units, FLOAT_ACTIVATIONS[self.activation]
         rec = FLOAT_ACTIVATIONS[self.recurrent_activation]
         b = np.zeros(len(self.weights)) if self.biases is None else self.biases
@@ -226,7 +242,7 @@ class FloatRecurrent(FloatLayer):
             else self.recurrent_biases
         h = np.zeros((x.shape[0], n))
         c = np.zeros_like(h)
-        states, preacts, cells = [], [], []
+        states, preacts, cells, resets = [], [], [], []
         for t in range(x.shape[1]):
             px, ph = x[:, t] @ self.weights.T + b, h @ self.recurrent_weights.T + rb
             if self.cell == "simple_rnn":
@@ -239,6 +255,13 @@ class FloatRecurrent(FloatLayer):
                 c = f * c + i * g
                 h = o * act(c)
                 cells.append(c)
+            elif not self.reset_after:
+                p = px + ph
+                z, r = rec(p[:, :n]), rec(p[:, n:2 * n])
+                q = r * h
+                p[:, 2 * n:] = px[:, 2 * n:] + q @ self.recurrent_weights[2 * n:].T
+                h = z * h + (1 - z) * act(p[:, 2 * n:])
+                resets.append(q)
             else:
                 p = np.concatenate([px[:, :2 * n] + ph[:, :2 * n], px[:, 2 * n:],
                                     ph[:, 2 * n:]], axis=1)
@@ -249,7 +272,8 @@ class FloatRecurrent(FloatLayer):
             preacts.append(p)
             states.append(h)
         out = np.stack(states, axis=1) if self.return_sequences else h
-        return out, {"preact": np.stack(preacts), "cell": np.stack(cells) if cells else None}
+        return out, {"preact": np.stack(preacts), "cell": np.stack(cells) if cells else None,
+                     "reset": np.stack(resets) if resets else None}
 
     def forward(self, x):
         return self.run(x)[0]
@@ -260,18 +284,21 @@ class FloatRecurrent(FloatLayer):
                    e.floats("biases", required=False),
                    e.floats("recurrent_biases", required=False),
                    bool(e.get("return_sequences", False)), e.get("activation", "tanh"),
-                   e.get("recurrent_activation", "sigmoid"))
+                   e.get("recurrent_activation", "sigmoid"), bool(e.get("reset_after", True)))
 
     def to_native(self, entry, out):
         entry.update(cell=self.cell, return_sequences=self.return_sequences,
                      activation=self.activation, recurrent_activation=self.recurrent_activation)
+        if not self.reset_after:
+            entry["reset_after"] = False
         for key in ("weights", "recurrent_weights", "biases", "recurrent_biases"):
             out.array(entry, self, key, getattr(self, key))
 
     def quantize(self, s):
         """Weights, recurrent weights and biases each in their calibrated ``weight_bits`` /
-        ``bias_bits`` format; pre-activations and the LSTM cell calibrated on the float
-        forward pass over the calibration inputs with 2 bits more than ``activation_bits``;
+        ``bias_bits`` format; pre-activations, the LSTM cell and (GRU without ``reset_after``)
+        the reset products ``r * h`` calibrated on the float forward pass over the
+        calibration inputs with 2 bits more than ``activation_bits``;
         sigmoid outputs ``ufixed<B,1>``, tanh outputs and the state ``fixed<B,2>`` (as the
         ``activation`` rule); tables of 256 entries in ``fixed<B+2,2,RND,SAT>``."""
         config, where, bits = s.config, f"Layer {self.name!r}:", s.config.activation_bits
@@ -313,6 +340,9 @@ class FloatRecurrent(FloatLayer):
             else nearest_codes(self.recurrent_biases, b_fmt),
             activation=self.activation, recurrent_activation=self.recurrent_activation,
             sigmoid_table=sigmoid_table(table_size=256, table_format=table_format),
-            tanh_table=tanh_table(table_size=256, table_format=table_format))
+            tanh_table=tanh_table(table_size=256, table_format=table_format),
+            reset_product_format=None if self.reset_after
+            else calibrated(internals["reset"], "reset products"),
+            reset_after=self.reset_after)
         return RecurrentLayer(self.name, spec=spec,
                               reuse_factor=fit_reuse(s.reuse_factor, spec.n_in + spec.units))

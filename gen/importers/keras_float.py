@@ -42,11 +42,10 @@ _RECURRENT = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
 
 def _recurrent(cls, cfg, lname, store, shape):
     """Keras' SimpleRNN, LSTM or GRU: kernel (n_in, G * units), recurrent kernel (units,
-    G * units), bias (G * units,) or, GRU with ``reset_after``, (2, 3 * units)."""
-    for key, accepted in (("go_backwards", False), ("stateful", False), ("return_state", False),
-                          ("reset_after", True)):
-        if key in cfg and bool(cfg[key]) != accepted and (key != "reset_after" or
-                                                         cls == "GRU"):
+    G * units), bias (G * units,) or, GRU with ``reset_after`` (Keras 2's default, assumed when
+    the config does not say), (2, 3 * units)."""
+    for key, accepted in (("go_backwards", False), ("stateful", False), ("return_state", False)):
+        if key in cfg and bool(cfg[key]) != accepted:
             raise UnsupportedLayerError(f"Layer {lname!r}: {key}={cfg[key]!r} is not "
                                         f"supported; only {accepted}")
     if len(shape) != 2:
@@ -64,7 +63,8 @@ def _recurrent(cls, cfg, lname, store, shape):
     return [FloatRecurrent(lname, _RECURRENT[cls], kernel.T, recurrent_kernel.T, bias,
                            recurrent_bias, bool(cfg.get("return_sequences", False)),
                            cfg.get("activation", "tanh") or "linear",
-                           cfg.get("recurrent_activation", "sigmoid") or "linear")]
+                           cfg.get("recurrent_activation", "sigmoid") or "linear",
+                           cls != "GRU" or bool(cfg.get("reset_after", True)))]
 
 
 def _float_layers(cls, cfg, lname, store, shapes):

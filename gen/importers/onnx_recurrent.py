@@ -4,7 +4,8 @@
 Accepted: one forward direction, constant ``W``, ``R`` and ``B``, no ``sequence_lens``,
 initial states or peepholes, the default activations (RNN ``Tanh``; LSTM and GRU
 ``Sigmoid``, ``Tanh``(, ``Tanh``)), no ``clip``; LSTM without ``input_forget``; GRU with
-``linear_before_reset=1`` (Keras' ``reset_after``, PyTorch's GRU). The data input is
+``linear_before_reset=1`` (Keras' ``reset_after``, PyTorch's GRU) or 0 (ONNX's default,
+Keras' ``reset_after=False``). The data input is
 ``(batch, seq, input)`` with ``layout=1``; with ``layout=0`` (onnxruntime's only one, and what
 PyTorch exports) ``(seq, batch, input)``: the batch-first tensor after a ``Transpose`` with
 ``perm=[1, 0, 2]``, which the importer notes as ``time_major``. Either
@@ -14,7 +15,8 @@ the ``num_directions`` axis of either is dropped (a ``Squeeze`` of it passes thr
 
 Gate order: ONNX's LSTM rows are ``i, o, f, c``, reordered here to Keras' ``i, f, c, o``; GRU
 rows ``z, r, h`` are Keras' order already. ``B`` is ``[Wb, Rb]``: summed into one bias for RNN
-and LSTM; for GRU ``Wb`` is the input bias and ``Rb`` the recurrent one.
+and LSTM; for GRU with ``linear_before_reset=1`` ``Wb`` is the input bias and ``Rb`` the
+recurrent one, with 0 they are summed too (ONNX adds ``Rbh`` outside ``r * (H R_h^T)``).
 """
 
 import numpy as np
@@ -64,8 +66,6 @@ def recurrent_layer(node, name, attrs, consts, shape, read, *, time_major):
             _refuse(name, f"attribute {key!r}")
     if int(attrs.get("input_forget", 0)):
         _refuse(name, "input_forget=1")
-    if op == "GRU" and int(attrs.get("linear_before_reset", 0)) != 1:
-        _refuse(name, "linear_before_reset=0 (Keras' reset_after=False)")
     for k, what in ((4, "sequence_lens"), (5, "initial_h"), (6, "initial_c"),
                     (7, "peepholes P")):
         if len(node.input) > k and node.input[k]:
@@ -85,6 +85,7 @@ def recurrent_layer(node, name, attrs, consts, shape, read, *, time_major):
     outputs = [k for k in (0, 1, 2) if len(node.output) > k and node.output[k] and read(k)]
     if len(outputs) != 1 or outputs[0] == 2:
         _refuse(name, f"reading outputs {outputs} (exactly one of Y and Y_h)")
-    biases, recurrent_biases = (wb, rb) if op == "GRU" else (wb + rb, None)
+    reset_after = op != "GRU" or bool(int(attrs.get("linear_before_reset", 0)))
+    biases, recurrent_biases = (wb, rb) if op == "GRU" and reset_after else (wb + rb, None)
     return FloatRecurrent(name, RECURRENT_OPS[op], w, r, biases, recurrent_biases,
-                          outputs[0] == 0), outputs[0]
+                          outputs[0] == 0, reset_after=reset_after), outputs[0]

@@ -7,10 +7,12 @@ Where each rule comes from (QKeras 0.9, ``qkeras/qrecurrent.py`` and ``qkeras/qu
   ``recurrent_quantizer`` and ``bias_quantizer`` are applied to the weights before the
   products (nnfab applies the same quantizers once, :mod:`.qkeras_quantizers`; without a
   quantizer the float weights are taken exactly). GRU's ``reset_after`` bias (2, 3 * units)
-  is quantized whole, its rows are the input and recurrent biases.
+  is quantized whole, its rows are the input and recurrent biases; without ``reset_after``
+  (QGRU's default) the bias is one row (3 * units,).
 - Pre-activations ``W x_t + b + U h_{t-1}`` and the cell updates (LSTM ``c = f * c + i *
-  act(p_c)``, ``h = o * act(c)``; GRU ``hh = act(x_h + r * (U_h h + b_rh))``, ``h = z * h +
-  (1 - z) * hh``) are float32 sums and products with no quantizer: nnfab computes them
+  act(p_c)``, ``h = o * act(c)``; GRU ``hh = act(x_h + r * (U_h h + b_rh))``, or without
+  ``reset_after`` ``hh = act(x_h + U_h (r * h))``, ``h = z * h + (1 - z) * hh``) are float32
+  sums and products with no quantizer: nnfab computes them
   exactly, in formats wide enough for every value over the sequence (bounds from the weight
   codes, the input format and the activations' ranges). That is QKeras' number when each of
   those formats has at most 24 bits (float32's significand), so that every float32 sum and
@@ -37,8 +39,7 @@ Where each rule comes from (QKeras 0.9, ``qkeras/qrecurrent.py`` and ``qkeras/qu
   activation also reads the cell state, a second input format: refused). Plain ``tanh`` and
   ``sigmoid`` give float32 values no fixed-point format holds: refused.
 - Refused Keras settings: ``go_backwards``, ``stateful``, ``return_state``, ``time_major``,
-  GRU ``reset_after=False`` (QGRU's default; nnfab's GRU applies the reset gate after the
-  recurrent product), and a QGRU without ``recurrent_quantizer`` (QKeras 0.9 then multiplies
+  and a QGRU without ``recurrent_quantizer`` (QKeras 0.9 then multiplies
   the state by the *input* kernel, ``quantized_recurrent = self.kernel``).
 """
 
@@ -130,10 +131,6 @@ def _check_keras(cls, lname, cfg):
         if bool(cfg.get(key, accepted)) != accepted:
             raise UnsupportedLayerError(f"Layer {lname!r}: {key}={cfg[key]!r} is not "
                                         f"supported; only {accepted}")
-    if cls == "QGRU" and not cfg.get("reset_after", False):
-        raise UnsupportedLayerError(
-            f"Layer {lname!r}: reset_after={cfg.get('reset_after', False)!r} is not supported "
-            f"(nnfab's GRU applies the reset gate after the recurrent product); only True")
     if cls == "QGRU" and not cfg.get("recurrent_quantizer"):
         raise UnsupportedLayerError(
             f"Layer {lname!r}: recurrent_quantizer={cfg.get('recurrent_quantizer')!r} is not "
@@ -154,7 +151,7 @@ class _Plan:
     """The exact formats of a cell over ``n_steps`` steps (see the module docstring):
     bounds and fraction widths of every value, grown step by step from the zero state."""
 
-    def __init__(self, cell, n_steps, in_fmt, weights, act, rec, feedback):
+    def __init__(self, cell, n_steps, in_fmt, weights, act, rec, feedback, reset_after=True):
         (w, w_fmt), (u, u_fmt), (b, b_fmt) = weights
         x_bound = max(-Fraction(in_fmt.min_value), Fraction(in_fmt.max_value))
         self.preact = self.gate = self.cand = self.cell = self.state = (Fraction(0), 0)
@@ -188,8 +185,17 @@ class _Plan:
                     self._grow("cand", max(-ac_lo, ac_hi), fac, (ac_lo, ac_hi))
                     h, fh = gate * max(-ac_lo, ac_hi), fg + fac
                 else:
-                    # The candidate's input x_h + r * (U_h h + b_rh), in preact_format too.
+                    # The candidate's input x_h + r * (U_h h + b_rh), in preact_format too;
+                    # without reset_after x_h + U_h (r * h), r * h exact.
                     pc, fpc = p + gate * p, fg + fp
+                    if not reset_after:
+                        n = len(w) // 3
+                        pc = max(Fraction(v) for v in (
+                            np.sum(np.abs(w[2 * n:]), axis=1) * Fraction(w_fmt.lsb) * x_bound +
+                            np.sum(np.abs(u[2 * n:]), axis=1) * Fraction(u_fmt.lsb) * gate * h +
+                            b_abs[2 * n:] * Fraction(b_fmt.lsb if b is not None else 1)))
+                        fpc = max(in_fmt.fraction_width + w_fmt.fraction_width,
+                                  fg + fh + u_fmt.fraction_width, b_frac)
                     self._grow("preact", pc, fpc)
                     a_lo, a_hi, fa = act.apply(pc, fpc)
                     a = max(-a_lo, a_hi)
@@ -256,7 +262,7 @@ def _state_quantizer(lname, cfg):
 
 def qkeras_recurrent(cls, lname, cfg, store, fmt, shape):
     """The :class:`~nnfab.ir.RecurrentLayer` of a ``QSimpleRNN``, ``QLSTM`` or ``QGRU``
-    (``reset_after``) reading sequences of shape ``(n_steps, n_in)`` in ``fmt``, with
+    (``reset_after`` true or false) reading sequences of shape ``(n_steps, n_in)`` in ``fmt``, with
     QKeras 0.9's numbers (see the module docstring for each rule).
 
     Raises
@@ -289,8 +295,9 @@ def qkeras_recurrent(cls, lname, cfg, store, fmt, shape):
         b_fmt, b_codes = _weights(lname, cfg, "bias", np.asarray(w["bias"]), "biases")
         b_codes = b_codes.reshape(-1, len(w_codes))
     feedback = _state_quantizer(lname, cfg)
+    reset_after = cell != "gru" or bool(cfg.get("reset_after", False))
     plan = _Plan(cell, shape[0], fmt, ((w_codes, w_fmt), (u_codes, u_fmt), (b_codes, b_fmt)),
-                 act, rec, feedback)
+                 act, rec, feedback, reset_after)
     formats = _formats(plan, lname, cls, shape[0], act, rec, cell)
     biases = recurrent_biases = None
     if b_codes is not None:
@@ -307,9 +314,15 @@ def qkeras_recurrent(cls, lname, cfg, store, fmt, shape):
             cell_format=formats.get("cell"), recurrent_biases=recurrent_biases,
             activation=act.kind, recurrent_activation=rec.kind, hard_sigmoid_slope=slope,
             feedback_format=feedback,
-            cell_feedback_format=feedback if cell == "lstm" else None, **tables)
+            cell_feedback_format=feedback if cell == "lstm" else None,
+            reset_after=reset_after, **tables)
     except (TypeError, ValueError) as exc:
         raise UnsupportedLayerError(f"Layer {lname!r}: {exc}") from None
+    if not reset_after and spec.reset_input_format.width > FLOAT32_BITS:
+        raise UnsupportedLayerError(
+            f"Layer {lname!r}: r * h of this QGRU would need {spec.reset_input_format} to be "
+            f"exact; QKeras computes it in float32 ({FLOAT32_BITS} significant bits), which "
+            f"rounds it; use a state_quantizer or a quantizing recurrent_activation")
     return RecurrentLayer(lname, spec=spec)
 
 

@@ -5,7 +5,8 @@ Each step's pre-activations are :func:`nnfab.sim.golden.dense.dense` of the spec
 ``dense_spec`` over ``[x_t, h_{t-1}]``; the activations are
 :func:`nnfab.sim.golden.activations.activation`; the cell updates are exact sums of exact
 products (Python integers), each cast once with :func:`nnfab.casts.cast`; the state fed
-back is cast to the spec's feedback formats when it has them.
+back is cast to the spec's feedback formats when it has them. A GRU without ``reset_after``
+runs the dense layer a second time, over ``[x_t, cast(r * h_{t-1})]``, for its candidate.
 """
 
 import numpy as np
@@ -42,11 +43,11 @@ def _act(spec, kind, codes, fin, fout):
     return activation(kind, codes, fin=fin, fout=fout, **spec.activation_params(kind))
 
 
-def _simple_rnn(spec, p, h, c):
+def _simple_rnn(spec, p, h, c, again):
     return _act(spec, spec.activation, p, spec.preact_format, spec.state_format), c
 
 
-def _lstm(spec, p, h, c):
+def _lstm(spec, p, h, c, again):
     n, pf, gf = spec.units, spec.preact_format, spec.gate_format
     i, f, o = (_act(spec, spec.recurrent_activation, p[:, k * n:(k + 1) * n], pf, gf)
                for k in (0, 1, 3))
@@ -57,15 +58,19 @@ def _lstm(spec, p, h, c):
     return cast(*exact_sum([(1, o, gf, t, spec.candidate_format)]), spec.state_format), c
 
 
-def _gru(spec, p, h, c):
+def _gru(spec, p, h, c, again):
     n, pf, gf, cf = spec.units, spec.preact_format, spec.gate_format, spec.candidate_format
     z, r = (_act(spec, spec.recurrent_activation, p[:, k * n:(k + 1) * n], pf, gf)
             for k in (0, 1))
-    reset = (1, r, gf, p[:, 3 * n:], pf)
-    if spec.reset_product_format is not None:  # hls4ml: the product cast on its own
-        reset = (1, cast(*exact_sum([reset]), spec.reset_product_format),
-                 spec.reset_product_format)
-    pre = cast(*exact_sum([(1, p[:, 2 * n:3 * n], pf), reset]), pf)
+    if not spec.reset_after:  # the second product, over [x_t, r * h_{t-1}]
+        q = cast(*exact_sum([(1, r, gf, h, spec.h_feedback_format)]), spec.reset_input_format)
+        pre = again(q, spec.reset_input_format)[:, 2 * n:]
+    else:
+        reset = (1, r, gf, p[:, 3 * n:], pf)
+        if spec.reset_product_format is not None:  # hls4ml: the product cast on its own
+            reset = (1, cast(*exact_sum([reset]), spec.reset_product_format),
+                     spec.reset_product_format)
+        pre = cast(*exact_sum([(1, p[:, 2 * n:3 * n], pf), reset]), pf)
     g = _act(spec, spec.activation, pre, pf, cf)
     return cast(*exact_sum([(1, z, gf, h, spec.h_feedback_format), (1, g, cf),
                             (-1, z, gf, g, cf)]), spec.state_format), c
@@ -105,9 +110,11 @@ def recurrent(x, spec):
     c = np.zeros_like(h)
     states = []
     for t in range(spec.n_steps):
-        p = dense(np.concatenate([xs[:, t], cast(h, spec.h_feedback_format, d.input_format)],
-                                 axis=1), d)
-        out, c = _STEPS[spec.cell](spec, p, h, c)
+        def again(v, fmt, t=t):
+            return dense(np.concatenate([xs[:, t], cast(v, fmt, d.input_format)], axis=1), d)
+
+        p = again(h, spec.h_feedback_format)
+        out, c = _STEPS[spec.cell](spec, p, h, c, again)
         states.append(out)
         h = out if spec.feedback_format is None else \
             cast(out, spec.state_format, spec.feedback_format)

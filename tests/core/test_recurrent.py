@@ -18,25 +18,29 @@ TABLES = dict(sigmoid_table=sigmoid_table(table_size=1 << 14, table_format=FINE)
               tanh_table=tanh_table(table_size=1 << 14, table_format=FINE))
 
 
-@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
-def test_golden_follows_keras_equations_with_fine_formats(cell):
+@pytest.mark.parametrize("cell,reset_after", [("simple_rnn", True), ("lstm", True),
+                                              ("gru", True), ("gru", False)])
+def test_golden_follows_keras_equations_with_fine_formats(cell, reset_after):
     rng = np.random.default_rng(3)
     rows, units, n_in, steps = N_GATES[cell] * 4, 4, 3, 6
     w, u = rng.normal(0, 0.5, (rows, n_in)), rng.normal(0, 0.5, (rows, units))
     b = rng.normal(0, 0.3, rows)
-    rb = rng.normal(0, 0.3, rows) if cell == "gru" else None
+    rb = rng.normal(0, 0.3, rows) if cell == "gru" and reset_after else None
     fw = FixedFormat(16, 2)
     codes = [np.round(v * 2**14).astype(np.int64) if v is not None else None
              for v in (w, u, b, rb)]
     extra = {} if cell == "simple_rnn" else dict(gate_format=FINE, candidate_format=FINE)
     if cell == "lstm":
         extra["cell_format"] = FINE
+    if not reset_after:
+        extra.update(reset_after=False, reset_product_format=FINE)
     spec = RecurrentSpec(cell, codes[0], codes[1], codes[2], steps, True, FINE, fw, fw, FINE,
                          FINE, bias_format=fw, recurrent_biases=codes[3], **extra, **TABLES)
     x = np.round(rng.normal(size=(20, steps, n_in)) * 2**16).astype(np.int64)
     got = to_float(recurrent(x, spec), FINE)
     floats = [None if c is None else c / 2**14 for c in codes]
-    want = FloatRecurrent("rnn", cell, *floats, return_sequences=True).forward(x / 2**16)
+    want = FloatRecurrent("rnn", cell, *floats, return_sequences=True,
+                          reset_after=reset_after).forward(x / 2**16)
     # Left-edge table samples 2**-10 apart (slope <= 1) dominate: a few 1e-3 over 6 steps.
     assert np.max(np.abs(got - want)) < 6e-3
 
@@ -75,6 +79,12 @@ def _spec(**changes):
           recurrent_weights=np.zeros((6, 2), dtype=int), cell_format=None,
           cell_feedback_format=FixedFormat(8, 2)), ValueError,
      "Cell feedback format is LSTM's, not a gru cell's"),
+    (dict(reset_after=False), ValueError, "Reset after is GRU's, not a lstm cell's"),
+    (dict(reset_after=0), TypeError, "Reset after must be a bool, not 0"),
+    (dict(cell="gru", weights=np.zeros((6, 3), dtype=int),
+          recurrent_weights=np.zeros((6, 2), dtype=int), cell_format=None, reset_after=False,
+          recurrent_biases=np.zeros(6, dtype=int), bias_format=FixedFormat(8, 2)), ValueError,
+     "Recurrent biases are a GRU's with reset_after, not without"),
 ])
 def test_spec_checks(changes, error, message):
     with pytest.raises(error) as info:

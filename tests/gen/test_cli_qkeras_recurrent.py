@@ -4,16 +4,11 @@ its Verilog on Verilator, under the harness's random idle cycles and
 back-pressure, gives exactly the golden codes (which equal QKeras' equations,
 ``importers/test_qkeras_recurrent.py``), with the latency and II the manifest states."""
 
-import json
-import re
-
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from nnfab.cli import main
 
 from .importers.test_keras_conv import _keras_model
+from .test_cli_recurrent import build, verify
 
 
 @pytest.mark.slow
@@ -34,13 +29,9 @@ def test_qkeras_lstm_verifies_bit_exact_on_verilator(tmp_path):
                  "bias": rng.normal(0, 0.3, 16)},
         "fc": {"kernel": rng.normal(0, 0.5, (4, 2)), "bias": rng.normal(0, 0.3, 2)}},
         (6, 2), name="qlstm_small")
-    runner = CliRunner(env={"COLUMNS": "200"})
-    folder = tmp_path / "build"
     # At the defaults, as a user runs it: the head is fused into a shift-add layer of latency
     # 1, whose one-entry skid FIFO once had [-1:0] address wires Verilator refused.
-    built = runner.invoke(main, ["build", str(path), "--output", str(folder)])
-    assert built.exit_code == 0, built.output
-    manifest = json.loads((folder / "manifest.json").read_text())
+    runner, folder, manifest = build(path, tmp_path)
     row = manifest["layers"][0]
     assert (row["kind"], row["cell"], row["n_steps"]) == ("recurrent", "lstm", 6)
     assert row["feedback_format"] == "fixed<6,2,RND_CONV,SAT>"
@@ -48,15 +39,6 @@ def test_qkeras_lstm_verifies_bit_exact_on_verilator(tmp_path):
     head = manifest["layers"][-1]
     assert (head["kind"], head["latency"]) == ("shift_add_dense", 1)
 
-    result = runner.invoke(main, ["verify", str(folder)])
-    out = result.output
-    assert result.exit_code == 0, out
-    assert "1000 vectors tried" in out
-    assert re.search(r"^0 mismatches$", out, re.M)
-    timing = re.search(r"latency: (\d+) cycles measured, (\d+) expected; initiation interval: "
-                       r"(\d+) measured, (\d+) expected", out)
-    assert timing, out
-    latency, expected_latency, interval, expected_interval = map(int, timing.groups())
+    latency, expected_latency, interval, expected_interval = verify(runner, folder)
     assert (latency, interval) == (expected_latency, expected_interval) == \
-        (manifest["latency"], manifest["initiation_interval"]), out
-    assert "cocotb: 1 passed, 0 failed of 1" in out
+        (manifest["latency"], manifest["initiation_interval"])

@@ -1,7 +1,8 @@
-"""A Keras LSTM model (json + h5 written here, no TensorFlow) through ``nnfab build`` and
-``nnfab verify FOLDER``: its Verilog on Verilator, under the harness's random idle cycles and
-back-pressure, gives exactly the golden codes, with the latency and II the manifest states.
-The only RTL proof of the recurrent engine (about a minute, most of it Verilator's build)."""
+"""Keras LSTM and GRU (``reset_after=False``) models (json + h5 written here, no TensorFlow)
+through ``nnfab build`` and ``nnfab verify FOLDER``: their Verilog on Verilator, under the
+harness's random idle cycles and back-pressure, gives exactly the golden codes, with the
+latency and II the manifest states. The RTL proofs of the recurrent engine (about a minute
+each cold, most of it Verilator's build; seconds with a warm cache)."""
 
 import json
 import re
@@ -13,6 +14,30 @@ from click.testing import CliRunner
 from nnfab.cli import main
 
 from .importers.test_keras_conv import _keras_model
+
+
+def build(path, tmp_path):
+    """``nnfab build`` of ``path`` into ``tmp_path / "build"``: ``(runner, folder, manifest)``."""
+    runner = CliRunner(env={"COLUMNS": "200"})
+    folder = tmp_path / "build"
+    built = runner.invoke(main, ["build", str(path), "--output", str(folder)])
+    assert built.exit_code == 0, built.output
+    return runner, folder, json.loads((folder / "manifest.json").read_text())
+
+
+def verify(runner, folder):
+    """``nnfab verify folder``: assert 1,000 vectors, 0 mismatches and one cocotb test passed;
+    return ``(latency, expected latency, II, expected II)`` as the output states them."""
+    result = runner.invoke(main, ["verify", str(folder)])
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "1000 vectors tried" in out
+    assert re.search(r"^0 mismatches$", out, re.M)
+    assert "cocotb: 1 passed, 0 failed of 1" in out
+    timing = re.search(r"latency: (\d+) cycles measured, (\d+) expected; initiation interval: "
+                       r"(\d+) measured, (\d+) expected", out)
+    assert timing, out
+    return tuple(map(int, timing.groups()))
 
 
 @pytest.mark.slow
@@ -29,24 +54,33 @@ def test_keras_lstm_verifies_bit_exact_on_verilator(tmp_path):
                  "bias": rng.normal(0, 0.3, 16)},
         "fc": {"kernel": rng.normal(0, 0.5, (4, 2)), "bias": rng.normal(0, 0.3, 2)}},
         (5, 3), name="lstm_small")
-    runner = CliRunner(env={"COLUMNS": "200"})
-    folder = tmp_path / "build"
-    built = runner.invoke(main, ["build", str(path), "--output", str(folder)])
-    assert built.exit_code == 0, built.output
-    manifest = json.loads((folder / "manifest.json").read_text())
+    runner, folder, manifest = build(path, tmp_path)
     row = manifest["layers"][0]
     assert (row["kind"], row["step_latency"], row["step_initiation_interval"]) == \
         ("recurrent", 9, 9)
     assert (row["sequence_latency"], row["sequence_interval"]) == (45, 45)
     assert (manifest["latency"], manifest["initiation_interval"]) == (47, 45)
     assert manifest["input"]["transfers_per_inference"] == 5
+    assert verify(runner, folder) == (47, 47, 45, 45)
 
-    result = runner.invoke(main, ["verify", str(folder)])
-    out = result.output
-    assert result.exit_code == 0, out
-    assert "1000 vectors tried" in out
-    assert re.search(r"^0 mismatches$", out, re.M)
-    timing = re.search(r"latency: (\d+) cycles measured, (\d+) expected; initiation interval: "
-                       r"(\d+) measured, (\d+) expected", out)
-    assert timing and timing.groups() == ("47", "47", "45", "45"), out
-    assert "cocotb: 1 passed, 0 failed of 1" in out
+
+@pytest.mark.slow
+def test_keras_gru_reset_before_verifies_bit_exact_on_verilator(tmp_path):
+    """A GRU with ``reset_after=False`` (two passes through the step's dense engine) returning
+    every step's state: 0 mismatches, latency and II per step twice the dense pass's."""
+    rng = np.random.default_rng(11)
+    path = _keras_model(tmp_path, [
+        ("GRU", "gru", {"units": 3, "return_sequences": True, "activation": "tanh",
+                        "recurrent_activation": "sigmoid", "reset_after": False}),
+    ], {"gru": {"kernel": rng.normal(0, 0.5, (2, 9)),
+                "recurrent_kernel": rng.normal(0, 0.5, (3, 9)),
+                "bias": rng.normal(0, 0.3, 9)}},
+        (4, 2), name="gru_reset_before")
+    runner, folder, manifest = build(path, tmp_path)
+    row = manifest["layers"][0]
+    assert (row["kind"], row["reset_after"], row["step_latency"],
+            row["step_initiation_interval"]) == ("recurrent", False, 16, 16)
+    assert (row["sequence_latency"], row["sequence_interval"]) == (64, 64)
+    assert (manifest["latency"], manifest["initiation_interval"]) == (16, 64)
+    assert manifest["input"]["transfers_per_inference"] == 4
+    assert verify(runner, folder) == (16, 16, 64, 64)

@@ -125,6 +125,18 @@ def recurrent_gru():
         RecurrentLayer("gru", spec=gru), RecurrentLayer("rnn", spec=rnn, reuse_factor=2)))
 
 
+def recurrent_gru_reset_before():
+    """A GRU with ``reset_after=False`` (r * h cast narrow) returning its last state."""
+    from nnfab.ir import Model, RecurrentLayer
+
+    from ..hdl.test_recurrent import random_spec
+
+    gru = random_spec("gru", np.random.default_rng(29), return_sequences=False,
+                      reset_after=False)
+    return Model("recurrent_gru_reset_before", gru.input_shape, gru.input_format, (
+        RecurrentLayer("gru", spec=gru, reuse_factor=7),))
+
+
 #: A small model holding each kind (the stall tests' engine cases, and graph models).
 SAMPLES = {
     "dense": lambda: _case(ENGINE_CASES, "dense_r1")[0],
@@ -155,6 +167,7 @@ SAMPLES = {
 DEPTHWISE = lambda: _case(ENGINE_CASES, "depthwise_r1")[0]  # noqa: E731
 #: Extra samples: native keys that only some models of a kind have.
 EXTRA_SAMPLES = {"depthwise": DEPTHWISE, "recurrent_gru": recurrent_gru,
+                 "recurrent_gru_reset_before": recurrent_gru_reset_before,
                  "conv2d_pad_code": lambda: _case(ENGINE_CASES, "depthwise_pad_code")[0]}
 
 

@@ -23,7 +23,7 @@ TABLES = dict(
 
 
 def random_spec(cell, rng, *, n_in=3, units=4, n_steps=5, return_sequences=True,
-                width=6, overflow="SAT"):
+                width=6, overflow="SAT", reset_after=True):
     """A small spec with random codes: formats narrow enough that rounding and saturation
     happen at every cast."""
     rows = N_GATES[cell] * units
@@ -37,6 +37,9 @@ def random_spec(cell, rng, *, n_in=3, units=4, n_steps=5, return_sequences=True,
     if cell != "simple_rnn":
         formats.update(gate_format=FixedFormat(width, 0, signed=False, rounding="RND"),
                        candidate_format=FixedFormat(width + 1, 1, rounding="RND"))
+    if not reset_after:  # r * h cast narrow: rounding and saturation at that cast too
+        formats.update(reset_after=False, reset_product_format=FixedFormat(
+            width - 1, 1, rounding="RND", overflow=overflow))
     if cell == "lstm":
         formats.update(cell_format=FixedFormat(width + 1, 2, rounding="RND",
                                                overflow=overflow))
@@ -47,7 +50,8 @@ def random_spec(cell, rng, *, n_in=3, units=4, n_steps=5, return_sequences=True,
     return RecurrentSpec(
         cell, codes(w_fmt, (rows, n_in)), codes(u_fmt, (rows, units)), codes(b_fmt, rows),
         n_steps, return_sequences,
-        recurrent_biases=codes(b_fmt, rows) if cell == "gru" else None, **formats, **TABLES)
+        recurrent_biases=codes(b_fmt, rows) if cell == "gru" and reset_after else None,
+        **formats, **TABLES)
 
 
 def sequences(spec, rng, n):
@@ -65,18 +69,20 @@ def stimulus_and_expected(spec, x):
     return steps, [list(map(int, row)) for row in rows]
 
 
-@pytest.mark.parametrize("cell,return_sequences,reuse", [
-    ("simple_rnn", True, 1), ("lstm", True, 1), ("lstm", False, 7), ("gru", True, 1),
-    ("gru", False, 1)])
-def test_matches_golden_under_stalls(cell, return_sequences, reuse):
-    seed = 19 + len(cell) + reuse
+@pytest.mark.parametrize("cell,return_sequences,reuse,reset_after", [
+    ("simple_rnn", True, 1, True), ("lstm", True, 1, True), ("lstm", False, 7, True),
+    ("gru", True, 1, True), ("gru", False, 1, True), ("gru", True, 1, False),
+    ("gru", False, 7, False)])
+def test_matches_golden_under_stalls(cell, return_sequences, reuse, reset_after):
+    seed = 19 + len(cell) + reuse + 5 * (not reset_after)
     rng = np.random.default_rng(seed)
-    spec = random_spec(cell, rng, return_sequences=return_sequences)
+    spec = random_spec(cell, rng, return_sequences=return_sequences, reset_after=reset_after)
     steps, expected = stimulus_and_expected(spec, sequences(spec, rng, 6))
     make = lambda: RecurrentEngine(spec, reuse_factor=reuse)  # noqa: E731
     full = check_stalls(make, steps, expected, seed=seed, patterns=("random", "long"))
     engine = make()
     ii = engine.initiation_interval
+    assert ii == engine.n_passes * (engine.dense.latency + 1)
     assert np.diff(full.accepted_at).tolist() == [ii] * (len(steps) - 1), f"seed {seed}"
     if return_sequences:
         assert [b - a for a, b in zip(full.accepted_at, full.produced_at)] == \

@@ -14,6 +14,7 @@ from nnfab.errors import UnsupportedLayerError
 from nnfab.gen.assemble import Network
 from nnfab.gen.importers import load
 from nnfab.gen.load import load_model
+from nnfab.gen.native import load_native, save_native
 from nnfab.sim.golden.network import run_network
 
 from ...streams import codes, run_stream
@@ -27,7 +28,8 @@ def sigmoid(v):
     return 1 / (1 + np.exp(-v))
 
 
-def keras_reference(cls, x, kernel, recurrent_kernel, bias, return_sequences):
+def keras_reference(cls, x, kernel, recurrent_kernel, bias, return_sequences,
+                    reset_after=True):
     """Keras' recurrent layers step by step (tanh activation, sigmoid recurrent activation)."""
     n = recurrent_kernel.shape[0]
     h, c, states = np.zeros((x.shape[0], n)), np.zeros((x.shape[0], n)), []
@@ -40,6 +42,12 @@ def keras_reference(cls, x, kernel, recurrent_kernel, bias, return_sequences):
             i, f = sigmoid(z[:, :n]), sigmoid(z[:, n:2 * n])
             c = f * c + i * np.tanh(z[:, 2 * n:3 * n])
             h = sigmoid(z[:, 3 * n:]) * np.tanh(c)
+        elif not reset_after:  # GRU, Keras' GRUCell with reset_after=False
+            mx = xt @ kernel + bias
+            z = sigmoid(mx[:, :n] + h @ recurrent_kernel[:, :n])
+            r = sigmoid(mx[:, n:2 * n] + h @ recurrent_kernel[:, n:2 * n])
+            hh = np.tanh(mx[:, 2 * n:] + (r * h) @ recurrent_kernel[:, 2 * n:])
+            h = z * h + (1 - z) * hh
         else:  # GRU, reset_after=True
             mx, mh = xt @ kernel + bias[0], h @ recurrent_kernel + bias[1]
             z, r = sigmoid(mx[:, :n] + mh[:, :n]), sigmoid(mx[:, n:2 * n] + mh[:, n:2 * n])
@@ -49,14 +57,15 @@ def keras_reference(cls, x, kernel, recurrent_kernel, bias, return_sequences):
     return np.stack(states, axis=1) if return_sequences else h
 
 
-def recurrent_model(tmp_path, cls, return_sequences, rng, extra=None):
+def recurrent_model(tmp_path, cls, return_sequences, rng, extra=None, reset_after=True):
     g = GATES[cls]
     weights = {"kernel": rng.normal(0, 0.5, (N_IN, g * UNITS)),
                "recurrent_kernel": rng.normal(0, 0.5, (UNITS, g * UNITS)),
-               "bias": rng.normal(0, 0.3, (2, g * UNITS) if cls == "GRU" else g * UNITS)}
+               "bias": rng.normal(0, 0.3, (2, g * UNITS) if cls == "GRU" and reset_after
+                                  else g * UNITS)}
     cfg = {"units": UNITS, "return_sequences": return_sequences, "activation": "tanh",
            **({"recurrent_activation": "sigmoid"} if cls != "SimpleRNN" else {}),
-           **({"reset_after": True} if cls == "GRU" else {}), **(extra or {})}
+           **({"reset_after": reset_after} if cls == "GRU" else {}), **(extra or {})}
     path = _keras_model(tmp_path, [(cls, "rnn", cfg)], {"rnn": weights}, (STEPS, N_IN),
                         name=cls.lower())
     return path, weights
@@ -73,6 +82,34 @@ def test_float_recurrent_matches_keras_equations(tmp_path, cls, return_sequences
                            return_sequences)
     assert model.forward(x).shape == want.shape
     assert np.max(np.abs(model.forward(x) - want)) < 1e-12
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_float_gru_reset_before_matches_keras_equations(tmp_path, return_sequences):
+    """GRU with ``reset_after=False``: one bias row, ``r`` applied to ``h`` before ``U_h``."""
+    rng = np.random.default_rng(60 + return_sequences)
+    path, w = recurrent_model(tmp_path, "GRU", return_sequences, rng, reset_after=False)
+    model = load(path, kind="keras-json")
+    x = rng.normal(size=(16, STEPS, N_IN))
+    want = keras_reference("GRU", x, w["kernel"], w["recurrent_kernel"], w["bias"],
+                           return_sequences, reset_after=False)
+    assert model.forward(x).shape == want.shape
+    assert np.max(np.abs(model.forward(x) - want)) < 1e-12
+    after = keras_reference("GRU", x, w["kernel"], w["recurrent_kernel"],
+                            np.stack([w["bias"], 0 * w["bias"]]), return_sequences)
+    assert np.max(np.abs(after - want)) > 1e-3  # the two variants differ on these weights
+    save_native(model, tmp_path / "float.json")  # the native float form keeps the variant
+    assert np.array_equal(load_native(tmp_path / "float.json").forward(x), model.forward(x))
+
+
+def test_quantized_gru_reset_before_engine_equals_golden(tmp_path):
+    """PTQ of a GRU with ``reset_after=False`` (its reset products calibrated), then as
+    :func:`check_quantized`; the layer keeps the variant and states its two passes."""
+    rng = np.random.default_rng(47)
+    path, _ = recurrent_model(tmp_path, "GRU", True, rng, reset_after=False)
+    spec = check_quantized(path, rng, 47).layers[0].spec
+    assert (spec.reset_after, spec.recurrent_biases) == (False, None)
+    assert spec.reset_product_format is not None
 
 
 @pytest.mark.parametrize("cls,return_sequences", [("LSTM", False), ("GRU", True),
@@ -107,6 +144,7 @@ def check_quantized(path, rng, seed):
     run = run_stream(Network(model), steps, rng=random.Random(seed), p_idle=0.3, p_stall=0.3,
                      n_outputs=len(expected))
     assert [codes(o) for o in run.outputs] == expected, f"seed {seed}"
+    return model
 
 
 def test_go_backwards_is_refused(tmp_path):

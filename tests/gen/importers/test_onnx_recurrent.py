@@ -67,14 +67,33 @@ def test_float_recurrent_matches_onnxruntime(tmp_path, op, read_sequence):
     assert np.array_equal(batch_first.forward(x.astype(np.float64)), got)
 
 
+@pytest.mark.parametrize("read_sequence", [True, False])
+def test_float_gru_linear_before_reset_0_matches_onnxruntime(tmp_path, read_sequence):
+    """ONNX's default GRU (Keras' ``reset_after=False``): both biases outside the product."""
+    import onnxruntime
+
+    rng = np.random.default_rng(70 + read_sequence)
+    path = onnx_recurrent(tmp_path, "GRU", read_sequence, rng, linear_before_reset=0)
+    x = rng.normal(size=(16, STEPS, N_IN)).astype(np.float32)
+    want = onnxruntime.InferenceSession(str(path)).run(None, {"x": x})[0]
+    model = load(path, kind="onnx")
+    assert not model.layers[0].reset_after
+    got = model.forward(x.astype(np.float64))
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) < 1e-5  # onnxruntime computes in float32
+
+
+def test_quantized_onnx_gru_linear_before_reset_0_engine_equals_golden(tmp_path):
+    rng = np.random.default_rng(73)
+    check_quantized(onnx_recurrent(tmp_path, "GRU", True, rng, linear_before_reset=0), rng, 73)
+
+
 def test_quantized_onnx_lstm_engine_equals_golden(tmp_path):
     rng = np.random.default_rng(61)
     check_quantized(onnx_recurrent(tmp_path, "LSTM", False, rng), rng, 61)
 
 
 @pytest.mark.parametrize("op,attrs,message", [
-    ("GRU", dict(linear_before_reset=0), "Node 'rnn': linear_before_reset=0 (Keras' "
-     "reset_after=False) is not supported"),
     ("LSTM", dict(direction="bidirectional"), "Node 'rnn': direction 'bidirectional' (only "
      "'forward') is not supported"),
     ("RNN", dict(activations=["Relu"]), "Node 'rnn': activations ['Relu'] (only ['Tanh']) is "

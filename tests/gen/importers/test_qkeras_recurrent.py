@@ -3,6 +3,7 @@ QKeras): the imported model's golden output equals, code for code, an independen
 NumPy forward pass of QKeras 0.9's cell equations (``qrecurrent.py``) on the quantized
 weights, with QKeras' quantizers re-implemented here (``quantizers.py``); and the refusals."""
 
+import json
 import random
 import re
 
@@ -67,8 +68,8 @@ ACTIVATIONS = {"quantized_tanh(4)": lambda v: quantized_tanh(v, 4),
 
 def qkeras_reference(cls, x, w, cfg):
     """QKeras' ``call`` of QSimpleRNNCell, QLSTMCell (implementation 2, fused) and QGRUCell
-    (``reset_after``) in float32, the state quantizer applied to ``h`` and ``c`` as a step
-    reads them (not to the output)."""
+    (``reset_after`` true or false) in float32, the state quantizer applied to ``h`` and ``c``
+    as a step reads them (not to the output)."""
     q = lambda v: quantized_bits(v, 4, 0)  # noqa: E731  (every weight quantizer of these tests)
     state_quantizer = cfg.get("state_quantizer")
     qs = lambda v: v  # noqa: E731
@@ -92,6 +93,11 @@ def qkeras_reference(cls, x, w, cfg):
             i, f, o = rec(z[:, :n]), rec(z[:, n:2 * n]), rec(z[:, 3 * n:])
             c = f * c + i * act(z[:, 2 * n:3 * n])
             h = o * act(c)
+        elif not cfg["reset_after"]:  # one bias row; r applied to h before U_h
+            mx, mh = x[:, t] @ kernel + bias, h @ recurrent
+            zg, r = rec(mx[:, :n] + mh[:, :n]), rec(mx[:, n:2 * n] + mh[:, n:2 * n])
+            hh = act(mx[:, 2 * n:] + (r * h) @ recurrent[:, 2 * n:])
+            h = zg * h + (F32(1) - zg) * hh
         else:
             mx, mh = x[:, t] @ kernel + bias[0], h @ recurrent + bias[1]
             zg, r = rec(mx[:, :n] + mh[:, :n]), rec(mx[:, n:2 * n] + mh[:, n:2 * n])
@@ -103,9 +109,10 @@ def qkeras_reference(cls, x, w, cfg):
 
 def qkeras_model(tmp_path, cls, rng, n_steps, **extra):
     g = GATES[cls]
+    two_biases = cls == "QGRU" and extra.get("reset_after", True)
     weights = {"kernel": rng.normal(0, 0.5, (N_IN, g * UNITS)),
                "recurrent_kernel": rng.normal(0, 0.5, (UNITS, g * UNITS)),
-               "bias": rng.normal(0, 0.3, (2, g * UNITS) if cls == "QGRU" else g * UNITS)}
+               "bias": rng.normal(0, 0.3, (2, g * UNITS) if two_biases else g * UNITS)}
     quantizer = "quantized_bits(4,0,alpha=1)"
     cfg = {"units": UNITS, "return_sequences": True, "kernel_quantizer": quantizer,
            "recurrent_quantizer": quantizer, "bias_quantizer": quantizer,
@@ -143,6 +150,8 @@ def check_against_reference(tmp_path, cls, seed, n_steps, **extra):
     ("QGRU", 8, {"state_quantizer": "quantized_bits(6,0,alpha=1)"}),
     ("QLSTM", 1, {"return_sequences": False, "recurrent_activation": "hard_sigmoid"}),
     ("QGRU", 3, {"return_sequences": False}),
+    ("QGRU", 5, {"reset_after": False, "state_quantizer": "quantized_bits(6,0,alpha=1)"}),
+    ("QGRU", 3, {"reset_after": False, "return_sequences": False}),
 ])
 def test_golden_equals_qkeras_equations(tmp_path, cls, n_steps, extra):
     model = check_against_reference(tmp_path, cls, 11 + n_steps, n_steps, **extra)
@@ -173,9 +182,20 @@ def test_whole_model_h5_equals_json(tmp_path):
     assert np.array_equal(run_network(whole, x), run_network(from_json, x))
 
 
+def test_qgru_default_is_reset_before(tmp_path):
+    """A QGRU config without ``reset_after`` takes QGRU's default, False."""
+    path, _, _ = qkeras_model(tmp_path, "QGRU", np.random.default_rng(3), 3, reset_after=False)
+    doc = json.loads(path.read_text())
+    del doc["config"]["layers"][1]["config"]["reset_after"]
+    path.write_text(json.dumps(doc))
+    spec = load(path, kind="keras-json", input_format=INPUT_FORMAT).layers[0].spec
+    assert (spec.reset_after, spec.recurrent_biases) == (False, None)
+
+
 @pytest.mark.parametrize("cls,n_steps,extra", [
     ("QSimpleRNN", 4, {"activation": "quantized_tanh(4,use_real_tanh=1)"}),
     ("QGRU", 6, {"return_sequences": False, "state_quantizer": "quantized_bits(6,0,alpha=1)"}),
+    ("QGRU", 4, {"reset_after": False, "state_quantizer": "quantized_bits(6,0,alpha=1)"}),
 ])
 def test_engine_equals_golden(tmp_path, cls, n_steps, extra):
     """The imported layer's engine (Amaranth simulator, random idle and back-pressure): a
@@ -197,9 +217,6 @@ def test_engine_equals_golden(tmp_path, cls, n_steps, extra):
 
 
 @pytest.mark.parametrize("cls,n_steps,extra,message", [
-    ("QGRU", 3, {"reset_after": False},
-     "Layer 'rnn': reset_after=False is not supported (nnfab's GRU applies the reset gate "
-     "after the recurrent product); only True"),
     ("QGRU", 3, {"recurrent_quantizer": None},
      "Layer 'rnn': recurrent_quantizer=None is not supported in a QGRU (QKeras 0.9 then "
      "multiplies the state by the input kernel); use a quantizer"),
