@@ -37,6 +37,7 @@ from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.tables import check_activation, check_count, check_format, check_softmax
 
@@ -129,6 +130,10 @@ def _table_index(x, p, wire=no_wire):
     table = p.table
     n = table.table_size
     e = table.index_exponent(p.fin.fraction_width)
+    if table.index_rounding == "magnitude":
+        raise UnsupportedLayerError(f"A {table.kind} table with index rounding 'magnitude' "
+                                    f"(hls4ml Quartus' half table) has a golden model but no "
+                                    f"hardware yet; only 'floor' and 'zero' tables build")
     if table.index_rounding == "zero" and e < 0:
         # hls4ml's index truncates toward zero: a negative value rounds up, by adding the
         # dropped bits' all-ones before the arithmetic shift.

@@ -115,7 +115,7 @@ def test_gru_config_builds_and_verifies_bit_exact_on_verilator(tmp_path):
     ("SimpleRNN", {}, UnsupportedLayerError,
      "Layer 'rnn1': Keras layer 'SimpleRNN' is not supported in hls4ml mode: hls4ml 1.3's "
      "Vivado backend writes no code for it (its C simulation leaves the layer out); use LSTM "
-     "or GRU"),
+     "or GRU, or Backend Quartus"),
     ("GRU", {"reset_after": False}, UnsupportedLayerError,
      "Layer 'rnn1': reset_after=False is not supported in hls4ml mode (hls4ml's GRU applies "
      "the reset gate after the recurrent product); only True"),
