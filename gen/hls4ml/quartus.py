@@ -23,9 +23,11 @@ Where each rule comes from (hls4ml 1.3):
   mirrored, entries at bin centres (``quartus_writer.py`` ``__write_tanh_table``/
   ``__write_sigmoid_table``): :func:`nnfab.tables.quartus_tanh_table` and
   :func:`~nnfab.tables.quartus_sigmoid_table`, ``index_rounding="magnitude"``. Each layer's
-  ``table_t`` (default ``ap_fixed<18,8>``), but one ``table_size`` per model and function:
-  ``__get_table_size`` takes the first layer with that activation (every SimpleRNN has one,
-  default 1024).
+  ``table_t`` (default ``ap_fixed<18,8>``), but one table per model and function, of the
+  size ``__get_table_size`` takes from the first layer with that activation (every SimpleRNN
+  has one, default 1024): a later layer's own ``table_size`` still scales its index, so a
+  larger one reads past the table (measured: 8,028 of 8,044 states differ); a layer whose
+  ``table_size`` is not the first one's is refused.
 - ``nnet_dense.h`` ``dense_resource``: each product cast to ``accum_t``, summed in
   ``accum_t`` from the bias cast to it, the sum cast to the result: the Vivado numbers.
 """
@@ -72,17 +74,25 @@ def check_quartus_layer(name, cls, cfg):
                                     f"from the Vivado ones); relu or linear")
 
 
-def _table_size(config, kind):
-    """hls4ml Quartus' one ``table_size`` per function: the first SimpleRNN's using ``kind``."""
+def _first_table_size(config, kind):
+    """hls4ml Quartus' one table per function: ``(size, layer)`` of the first SimpleRNN using
+    ``kind``."""
     for cls, cfg, _ in keras_layers(read_config(config.model_path), graph=True):
         if cls == "SimpleRNN" and cfg.get("activation", "tanh") == kind:
-            return config.layer_setting(cfg.get("name", cls), cls, "table_size", 1024)
-    return 1024
+            name = cfg.get("name", cls)
+            return config.layer_setting(name, cls, "table_size", 1024), name
+    raise AssertionError(f"no SimpleRNN uses {kind}")
 
 
 def _table(builder, name, kind):
     config = builder.config
-    size = _table_size(config, kind)
+    size = config.layer_setting(name, "SimpleRNN", "table_size", 1024)
+    first, first_name = _first_table_size(config, kind)
+    if size != first:
+        _refuse(config, name, f"table_size {size!r} is not {first!r}, layer {first_name!r}'s: "
+                              f"hls4ml's Quartus writer makes one {kind} table for the model, "
+                              f"of the first layer's size, and this layer would index past "
+                              f"its end; give every layer using {kind} one table_size")
     table_t = config.layer_setting(name, "SimpleRNN", "table_t") or DEFAULT_TABLE_FORMAT
     make = quartus_sigmoid_table if kind == "sigmoid" else quartus_tanh_table
     try:
@@ -90,6 +100,14 @@ def _table(builder, name, kind):
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{config.path}: table_size {size!r} of layer {name!r} is not "
                           f"supported ({exc}); nnfab's tables take a power of two") from None
+
+
+def _state_bound(table, result):
+    """A bound of ``|h|``: the result type's range, or the largest table entry (for sigmoid
+    ``1 - y`` also) and one LSB of rounding."""
+    largest = max(abs(c) for c in table.codes) * float(table.table_format.lsb)
+    largest += (1.0 if table.kind == "sigmoid" else 0.0) + float(result.lsb)
+    return min(largest, float(max(abs(result.min_value), abs(result.max_value))))
 
 
 def _refuse(config, name, what):
@@ -110,7 +128,8 @@ def quartus_simple_rnn(builder, name, cfg, kernel, recurrent_kernel, bias):
         For types hls4ml's Quartus C++ does not compile (input type other than the result
         type, recurrent weight type other than the weight type), an ``accum_t`` rounding
         other than TRN, RND and RND_MIN_INF, a saturating ``accum_t`` that a sum could reach,
-        or a table size that is not a power of two of at least 8 (sigmoid) or 4 (tanh).
+        a table size that is not a power of two of at least 8 (sigmoid) or 4 (tanh) or not
+        the first such layer's.
     """
     cls, config = "SimpleRNN", builder.config
     check_keras(name, cls, cfg)
@@ -137,8 +156,7 @@ def quartus_simple_rnn(builder, name, cfg, kernel, recurrent_kernel, bias):
     w = hls4ml_weight_codes(np.asarray(kernel).T, w_fmt)
     u = hls4ml_weight_codes(np.asarray(recurrent_kernel).T, u_fmt)
     b_acc = cast(hls4ml_weight_codes(np.asarray(bias, dtype=np.float64), b_fmt), b_fmt, accum)
-    check_sums(builder, name, accum, float(max(abs(result.min_value), abs(result.max_value))),
-               (w, w_fmt, u, u_fmt), b_acc)
+    check_sums(builder, name, accum, _state_bound(table, result), (w, w_fmt, u, u_fmt), b_acc)
     try:
         spec = RecurrentSpec(
             "simple_rnn", w, u, b_acc, builder.shape[0], bool(cfg.get("return_sequences", False)),
