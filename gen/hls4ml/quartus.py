@@ -89,10 +89,11 @@ def _table(builder, name, kind):
     size = config.layer_setting(name, "SimpleRNN", "table_size", 1024)
     first, first_name = _first_table_size(config, kind)
     if size != first:
-        _refuse(config, name, f"table_size {size!r} is not {first!r}, layer {first_name!r}'s: "
-                              f"hls4ml's Quartus writer makes one {kind} table for the model, "
-                              f"of the first layer's size, and this layer would index past "
-                              f"its end; give every layer using {kind} one table_size")
+        _refuse(config, name, f"table_size {size!r} differs from {first!r} of layer "
+                              f"{first_name!r}, the first using {kind}: hls4ml's Quartus "
+                              f"writer makes one {kind} table for the model, of that size, and "
+                              f"this layer would index past its end; give every layer using "
+                              f"{kind} one table_size")
     table_t = config.layer_setting(name, "SimpleRNN", "table_t") or DEFAULT_TABLE_FORMAT
     make = quartus_sigmoid_table if kind == "sigmoid" else quartus_tanh_table
     try:
