@@ -262,7 +262,8 @@ class Hls4mlConfig:
         # hls4ml's get_backend ignores case.
         if not isinstance(backend, str) or backend.lower() not in {b.lower() for b in BACKENDS}:
             raise ConfigError(f"{self.path}: Backend {backend!r} is not supported; nnfab "
-                              f"reproduces the numerics of {', '.join(BACKENDS)}")
+                              f"reproduces the numerics of {', '.join(BACKENDS)} (Quartus for "
+                              f"SimpleRNN, Dense, relu and linear layers)")
         self.io_type = raw.get("IOType", "io_parallel")
         if not isinstance(self.io_type, str) or self.io_type not in IO_TYPES:
             raise ConfigError(f"{self.path}: IOType {self.io_type!r} is not supported; use "

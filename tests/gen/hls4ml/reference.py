@@ -100,8 +100,9 @@ def _compile_at_o1(model):
     """Make every later ``compile()`` (also the one ``trace()`` runs) build at ``-O1`` and in
     one translation unit: hls4ml writes the project, then its ``build_lib.sh`` is edited (the
     Vivado or the Quartus backend's; ``Backend: Quartus`` compiles with g++ and the ``ac_types``
-    hls4ml bundles, no Quartus install). The same sources and the same exact ``ap_fixed`` arithmetic; the keras-config.yml jet tagger
-    compiled in 14 s instead of 23 s (two busy cores)."""
+    hls4ml bundles, no Quartus install). The same sources and the same exact ``ap_fixed``
+    arithmetic; the keras-config.yml jet tagger compiled in 14 s instead of 23 s (two busy
+    cores)."""
     write = model.write
 
     def write_at_o1():
