@@ -3,7 +3,8 @@
 hls4ml bundles, no Quartus install): every traced layer equals nnfab's golden model code for
 code on 2,011 seeded sequences with edge values, ``return_sequences`` both ways, tanh and
 sigmoid, a Dense head. Settings the Quartus templates compute differently, or do not compile,
-are refused with one message each; nnfab has no hardware for Quartus' tables yet."""
+are refused with one message each. A small model through ``nnfab build`` and ``nnfab verify``
+on Verilator: 0 mismatches."""
 
 import re
 
@@ -19,13 +20,14 @@ from nnfab.sim.golden.activations import activation
 from nnfab.tables import quartus_sigmoid_table, quartus_tanh_table
 
 from .test_against_hls4ml import compare_layers, edge_case_inputs
-from .test_recurrent_against_hls4ml import _edit, stacked_rnn
+from .test_recurrent_against_hls4ml import _edit, build_and_verify, stacked_rnn
 
 
-def quartus_rnn(tmp_path, cls="SimpleRNN", *, first=None, head="relu", scale=0.5, **hls_config):
-    """:func:`stacked_rnn` (``return_sequences`` true, then false, Dense head) with
-    ``Backend: Quartus`` and ``hls_config`` in its HLSConfig."""
-    path = stacked_rnn(tmp_path, cls, first=first, head=head, scale=scale)
+def quartus_rnn(tmp_path, cls="SimpleRNN", *, first=None, head="relu", scale=0.5, sizes=None,
+                **hls_config):
+    """:func:`stacked_rnn` (``return_sequences`` true, then false, Dense head; ``sizes`` its
+    size keywords) with ``Backend: Quartus`` and ``hls_config`` in its HLSConfig."""
+    path = stacked_rnn(tmp_path, cls, first=first, head=head, scale=scale, **(sizes or {}))
     raw = yaml.safe_load(path.read_text())
     raw.update(Backend="Quartus", ClockPeriod=5)  # hls4ml's Quartus writer needs a clock
     path.write_text(yaml.safe_dump(raw))
@@ -57,6 +59,19 @@ def test_simple_rnn_equals_hls4ml_quartus_code_for_code(tmp_path, first, hls_con
     x = edge_case_inputs(model)
     assert len(x) >= 1_000
     compare_layers(model, x, tmp_path, path)
+
+
+@pytest.mark.slow
+def test_quartus_simple_rnn_builds_and_verifies_bit_exact_on_verilator(tmp_path):
+    """Also equal to hls4ml's Quartus C simulation with 32-entry tables (a small ROM keeps
+    the Verilator build short)."""
+    pytest.importorskip("hls4ml")
+    path = quartus_rnn(tmp_path, head="linear", sizes=dict(n_in=2, units=2, n_steps=3, n_out=1),
+                       Model={"Precision": "ap_fixed<10,4>", "ReuseFactor": 1,
+                              "Strategy": "Latency"}, LayerType={"SimpleRNN": {"table_size": 32}})
+    _, model = load_hls4ml(path)
+    compare_layers(model, edge_case_inputs(model), tmp_path, path)
+    build_and_verify(tmp_path, path)
 
 
 @pytest.mark.parametrize("cls,first,hls_config,error,message", [
