@@ -58,7 +58,8 @@ import numpy as np
 from .fixed import FixedFormat, Overflow, Rounding
 
 __all__ = [
-    "LookupTable", "sigmoid_table", "tanh_table", "quartus_sigmoid_table", "quartus_tanh_table", "exp_table", "reciprocal_table", "elu_table",
+    "LookupTable", "sigmoid_table", "tanh_table", "quartus_sigmoid_table", "quartus_tanh_table",
+    "exp_table", "reciprocal_table", "elu_table",
     "SELU_ALPHA", "SELU_SCALE", "ELU_SCALE",
     "quantize_exact", "INDEX_ROUNDINGS",
     "DEFAULT_TABLE_SIZE", "DEFAULT_TABLE_FORMAT", "DEFAULT_SOFTMAX_TABLE_FORMAT",
