@@ -31,6 +31,15 @@ A sigmoid or tanh table with ``index_rounding="zero"`` truncates toward zero ins
 (``trunc(c * 2**e)``): hls4ml's index, ``int(data * N / 16) + N/2`` for sigmoid and
 ``int(data * N / 8) + N/2`` for tanh (``nnet_activation.h`` ``sigmoid``/``tanh``; the ``int``
 conversion of an ``ap_fixed`` drops the fraction toward zero, as C does).
+A sigmoid or tanh table with ``index_rounding="magnitude"`` is hls4ml's Quartus (and oneAPI)
+table, :func:`quartus_sigmoid_table`/:func:`quartus_tanh_table` (``nnet_activation.h``
+``sigmoid``/``dense_tanh``, entries from ``quartus_writer.py`` ``__write_sigmoid_table``/
+``__write_tanh_table``): ``N`` entries over ``|x|`` in ``[0, R)`` (R = 8 and 4), entry ``j`` at
+the bin centre ``(j + 1/2) R/N``, index ``j = min(floor(|c| * 2**e), N-1)`` with ``e = log2(N)
+- log2(R) - F``; the entry is cast to the output format, then a negative ``x`` gives
+``cast(-y)`` (tanh) or ``cast(1 - y)`` (sigmoid). hls4ml clamps only ``|x| > R``: ``|x| = R``
+reads one entry past its table, and the most negative code of a wrapping input type negates to
+itself, a negative index; both are undefined in C++ and read the last entry here.
 Sigmoid and tanh entries sit at the left edge of their bin, as hls4ml's
 ``init_sigmoid_table``/``init_tanh_table`` place them, so a table of the same size and format
 built with ``single_precision=True`` (hls4ml computes the entries in float32) holds the same
@@ -49,7 +58,8 @@ import numpy as np
 from .fixed import FixedFormat, Overflow, Rounding
 
 __all__ = [
-    "LookupTable", "sigmoid_table", "tanh_table", "exp_table", "reciprocal_table", "elu_table",
+    "LookupTable", "sigmoid_table", "tanh_table", "quartus_sigmoid_table", "quartus_tanh_table",
+    "exp_table", "reciprocal_table", "elu_table",
     "SELU_ALPHA", "SELU_SCALE", "ELU_SCALE",
     "quantize_exact", "INDEX_ROUNDINGS",
     "DEFAULT_TABLE_SIZE", "DEFAULT_TABLE_FORMAT", "DEFAULT_SOFTMAX_TABLE_FORMAT",
@@ -58,8 +68,9 @@ __all__ = [
 ]
 
 _TABLE_KINDS = ("sigmoid", "tanh", "exp", "reciprocal", "elu")
-#: How a table index drops fraction bits: nnfab's floor, hls4ml's truncation toward zero.
-INDEX_ROUNDINGS = ("floor", "zero")
+#: How a table index drops fraction bits: nnfab's floor, hls4ml's truncation toward zero, hls4ml
+#: Quartus' index of ``|x|`` into a half table with the sign mirrored (module docstring).
+INDEX_ROUNDINGS = ("floor", "zero", "magnitude")
 
 #: SELU's constants (Klambauer et al., "Self-Normalizing Neural Networks", 2017; the values
 #: ONNX's Selu and Keras use).
@@ -160,7 +171,8 @@ class LookupTable:
         The N entries, raw codes of ``table_format``.
     index_rounding : str
         How the index drops the bits of ``c * 2**e`` below 1: ``"floor"`` (nnfab's) or
-        ``"zero"`` (hls4ml's, sigmoid and tanh only; see the module docstring).
+        ``"zero"`` (hls4ml's, sigmoid and tanh only) or ``"magnitude"`` (hls4ml Quartus' half
+        table over ``|x|`` in ``[0, R)``); see the module docstring.
     """
 
     kind: str
@@ -175,9 +187,9 @@ class LookupTable:
             raise ValueError(f"Index rounding must be one of "
                              f"{', '.join(map(repr, INDEX_ROUNDINGS))}, not "
                              f"{self.index_rounding!r}")
-        if self.index_rounding == "zero" and self.kind not in ("sigmoid", "tanh"):
-            raise ValueError(f"Index rounding 'zero' is hls4ml's sigmoid and tanh index, not "
-                             f"a {self.kind} table's")
+        if self.index_rounding != "floor" and self.kind not in ("sigmoid", "tanh"):
+            raise ValueError(f"Index rounding {self.index_rounding!r} is hls4ml's sigmoid and "
+                             f"tanh index, not a {self.kind} table's")
 
     @property
     def size_log2(self):
@@ -197,8 +209,10 @@ class LookupTable:
     def index_exponent(self, fraction_width):
         """``e`` of the index rule for input codes with ``fraction_width`` bits below the
         binary point: ``log2(N) - log2(2R) - F`` for sigmoid and tanh (whose inputs span
-        ``[-R, R)``), ``log2(N) - log2(R) - F`` for exp and reciprocal (``[0, R)``)."""
-        span_log2 = self.range_log2 + (1 if self.kind in ("sigmoid", "tanh") else 0)
+        ``[-R, R)``), ``log2(N) - log2(R) - F`` for exp, reciprocal and the ``"magnitude"``
+        tables (``[0, R)``)."""
+        two_sided = self.kind in ("sigmoid", "tanh") and self.index_rounding != "magnitude"
+        span_log2 = self.range_log2 + (1 if two_sided else 0)
         return self.size_log2 - span_log2 - fraction_width
 
 
@@ -290,6 +304,38 @@ def tanh_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORM
         return _float_exact(math.tanh(x))
     return _make_table("tanh", entry, table_size=table_size, table_format=table_format,
                        input_range=input_range, index_rounding=index_rounding)
+
+
+def _quartus_table(kind, function, input_range, table_size, table_format):
+    """hls4ml's Quartus writer: ``function`` in float64 (NumPy) at the bin centres of
+    ``[0, R)``, written as Python's shortest repr (read back as the same double), converted by
+    ``table_t``'s rounding and overflow."""
+    def entry(j, n, r):
+        return _float_exact(function(np.float64(j * float(r) / n + float(r) / (n * 2))))
+    return _make_table(kind, entry, table_size=table_size, table_format=table_format,
+                       input_range=input_range, index_rounding="magnitude")
+
+
+@functools.lru_cache(maxsize=64)
+def quartus_sigmoid_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT):
+    """hls4ml Quartus' sigmoid table: ``1 / (1 + exp(-x))`` at the centres of ``N`` bins of
+    ``[0, 8)``, indexed by ``|x|`` (``index_rounding="magnitude"``, module docstring).
+    Raises as :func:`sigmoid_table`; also ValueError for fewer than 8 entries (hls4ml's index
+    multiplies by ``table_size / 8`` in integers)."""
+    if isinstance(table_size, int) and table_size < 8:
+        raise ValueError(f"Table size must be at least 8, not {table_size!r}")
+    return _quartus_table("sigmoid", lambda x: 1.0 / (1 + np.exp(-x)), 8, table_size,
+                          table_format)
+
+
+@functools.lru_cache(maxsize=64)
+def quartus_tanh_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT):
+    """hls4ml Quartus' tanh table: ``tanh(x)`` at the centres of ``N`` bins of ``[0, 4)``,
+    indexed by ``|x|`` (``index_rounding="magnitude"``); raises as
+    :func:`quartus_sigmoid_table` (at least 4 entries)."""
+    if isinstance(table_size, int) and table_size < 4:
+        raise ValueError(f"Table size must be at least 4, not {table_size!r}")
+    return _quartus_table("tanh", np.tanh, 4, table_size, table_format)
 
 
 @functools.lru_cache(maxsize=64, typed=True)  # typed: 16.0 must not hit the entry of 16

@@ -37,6 +37,7 @@ from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 from nnfab.tables import check_activation, check_count, check_format, check_softmax
 
@@ -129,6 +130,11 @@ def _table_index(x, p, wire=no_wire):
     table = p.table
     n = table.table_size
     e = table.index_exponent(p.fin.fraction_width)
+    if table.index_rounding == "magnitude":
+        raise UnsupportedLayerError(f"A {table.kind} activation layer with index rounding "
+                                    f"'magnitude' (hls4ml Quartus' half table) has no "
+                                    f"pipelined hardware yet; only a recurrent layer's gates "
+                                    f"read such tables")
     if table.index_rounding == "zero" and e < 0:
         # hls4ml's index truncates toward zero: a negative value rounds up, by adding the
         # dropped bits' all-ones before the arithmetic shift.
@@ -140,6 +146,23 @@ def _table_index(x, p, wire=no_wire):
 def _pre_table(x, p, wire):
     rom = Array(Const(code, fixed_shape(p.table.table_format)) for code in p.table.codes)
     return wire(rom[_table_index(x, p, wire)], "entry"), p.table.table_format
+
+
+def _magnitude_table(x, p, wire):
+    """hls4ml Quartus' half table (:mod:`nnfab.tables`): the entry of ``|x|`` cast to
+    ``fout``, then ``cast(-y)`` (tanh) or ``cast(1 - y)`` (sigmoid) for a negative ``x``."""
+    table, fout = p.table, p.fout
+    n, tf = table.table_size, table.table_format
+    negative = wire(x < 0, "negative")
+    scaled = wire(_shift(Mux(negative, -x, x), table.index_exponent(p.fin.fraction_width)),
+                  "scaled")
+    index = Mux(scaled > n - 1, n - 1, scaled)[:table.index_width]
+    rom = Array(Const(code, fixed_shape(tf)) for code in table.codes)
+    y = wire(requantize(wire(rom[index], "entry"), src=tf, dst=fout, wire=wire), "positive")
+    wide = FixedFormat(fout.width + 2, fout.integer_width + 2)
+    mirrored = -y if table.kind == "tanh" else (1 << fout.fraction_width) - y
+    mirrored = requantize(fit_shape(mirrored, fixed_shape(wide)), src=wide, dst=fout, wire=wire)
+    return Mux(negative, mirrored, y)
 
 
 def _pre_elu(x, p, wire):
@@ -210,6 +233,8 @@ def activation(kind, value, *, fin, fout, wire=None, **params):
     """
     p = check_activation(kind, fin=fin, fout=fout, **params)
     x = _check_value(value, fin)
+    if kind in ("sigmoid", "tanh") and p.table.index_rounding == "magnitude":
+        return _magnitude_table(x, p, wire or no_wire)
     pre, fmt = _PRE[kind](x, p, wire or no_wire)
     if wire is not None:
         pre = wire(pre, "pre")

@@ -58,7 +58,7 @@ _TABLE = {"type": "object", "additionalProperties": False,
                                                        "\"8\""},
               "codes": {"type": "array", "items": _INTEGER, "maxItems": MAX_DIMENSION,
                         "accepted": f"a list of at most {MAX_DIMENSION} integer codes"},
-              "index_rounding": {"enum": ["floor", "zero"],
+              "index_rounding": {"enum": ["floor", "zero", "magnitude"],
                                  "accepted": "\"floor\" or \"zero\""}}}
 #: A look-up table (:func:`~nnfab.ir.native_params.param_to_json`'s form).
 TABLE = _TABLE

@@ -42,8 +42,9 @@ class ConfigError(ModelError):
 PROJECT_KEYS = ("OutputDir", "ProjectName", "ProjectDir", "Part", "XilinxPart", "Board",
                 "ClockPeriod", "ClockUncertainty", "InputData", "OutputPredictions", "Stamp",
                 "Version", "WriterConfig", "TraceOutput")
-#: Backends whose templates are the Vivado ones nnfab reproduces.
-BACKENDS = ("Vivado", "Vitis", "VivadoAccelerator", "VitisAccelerator")
+#: Backends whose templates are the Vivado ones nnfab reproduces, and Quartus (SimpleRNN and
+#: Dense models only: :mod:`nnfab.gen.hls4ml.quartus`).
+BACKENDS = ("Vivado", "Vitis", "VivadoAccelerator", "VitisAccelerator", "Quartus")
 IO_TYPES = ("io_parallel", "io_stream")
 STRATEGIES = ("latency", "resource", "resource_unrolled")
 #: Keys of a Model section nnfab reads, and those that only steer HLS scheduling.
@@ -261,11 +262,18 @@ class Hls4mlConfig:
         # hls4ml's get_backend ignores case.
         if not isinstance(backend, str) or backend.lower() not in {b.lower() for b in BACKENDS}:
             raise ConfigError(f"{self.path}: Backend {backend!r} is not supported; nnfab "
-                              f"reproduces the numerics of {', '.join(BACKENDS)}")
+                              f"reproduces the numerics of {', '.join(BACKENDS)} (Quartus for "
+                              f"SimpleRNN, Dense, relu and linear layers)")
         self.io_type = raw.get("IOType", "io_parallel")
         if not isinstance(self.io_type, str) or self.io_type not in IO_TYPES:
             raise ConfigError(f"{self.path}: IOType {self.io_type!r} is not supported; use "
                               f"{' or '.join(IO_TYPES)}")
+        #: hls4ml's Quartus backend (its own templates and ac_fixed types).
+        self.quartus = backend.lower() == "quartus"
+        if self.quartus and (self.io_type != "io_parallel" or "OnnxModel" in raw):
+            raise ConfigError(f"{self.path}: Backend Quartus is supported for Keras models "
+                              f"with IOType io_parallel only, not "
+                              f"{'an ONNX model' if 'OnnxModel' in raw else self.io_type}")
         self.notes.append(f"IOType {self.io_type}: nnfab's layers stream whole vectors "
                           f"(one pixel per transfer for images) either way; same numbers")
         if "KerasJson" in raw and "OnnxModel" in raw:

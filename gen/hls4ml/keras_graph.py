@@ -10,6 +10,7 @@ from ..importers.keras_config import (SKIPPED_LAYERS, KerasWeights, conv_kernel,
 from ..importers.qkeras_quantizers import apply_quantizer, parse_quantizer
 from nnfab.ir import INPUT
 from .config import ConfigError
+from .quartus import check_quartus_layer, quartus_simple_rnn
 from .recurrent import RECURRENT_CLASSES, recurrent
 
 __all__ = ["build_keras", "keras_layer_names"]
@@ -106,6 +107,8 @@ def build_keras(config, builder_class):
             if cls == "InputLayer":
                 continue
             sources = [tensors[n] for n in inbound] if inbound else [builder.current]
+            if config.quartus and cls not in SKIPPED_LAYERS:
+                check_quartus_layer(name, cls, cfg)
             if cls in ("Add", "Concatenate"):
                 if cls == "Concatenate" and int(cfg.get("axis", -1)) != -1:
                     raise UnsupportedLayerError(f"Layer {name!r}: concatenation along axis "
@@ -155,11 +158,14 @@ def _build_layer(builder, config, store, cls, cfg, name):
     elif cls in RECURRENT_CLASSES:
         w = store.get(name, ["kernel", "recurrent_kernel", "bias"])
         recurrent(builder, name, cls, cfg, w["kernel"], w["recurrent_kernel"], w["bias"])
+    elif cls == "SimpleRNN" and config.quartus:
+        w = store.get(name, ["kernel", "recurrent_kernel", "bias"])
+        quartus_simple_rnn(builder, name, cfg, w["kernel"], w["recurrent_kernel"], w["bias"])
     elif cls == "SimpleRNN":
         raise UnsupportedLayerError(f"Layer {name!r}: Keras layer 'SimpleRNN' is not supported "
                                     f"in hls4ml mode: hls4ml 1.3's Vivado backend writes no code "
                                     f"for it (its C simulation leaves the layer out); use LSTM "
-                                    f"or GRU")
+                                    f"or GRU, or Backend Quartus")
     else:
         raise UnsupportedLayerError(f"Layer {name!r}: Keras layer {cls!r} is not supported in "
                                     f"hls4ml mode (Dense, QDense, Conv2D, QConv2D, Activation, "

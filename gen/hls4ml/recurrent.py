@@ -31,7 +31,8 @@ Where each rule comes from (hls4ml 1.3, ``templates/vivado/nnet_utils`` and
   without effect. The non-static ``lstm`` is instantiated whatever ``use_static`` says, and it
   compiles only when the input, result and ``accum_t`` types are one type.
 - SimpleRNN: hls4ml 1.3's Vivado backend has no template for it and writes no call, so its C
-  simulation leaves the layer out; nnfab refuses it.
+  simulation leaves the layer out; nnfab refuses it. Its Quartus backend has one
+  (:mod:`nnfab.gen.hls4ml.quartus`).
 """
 
 import numpy as np
@@ -44,14 +45,14 @@ from nnfab.ir import RecurrentLayer
 from .config import ConfigError
 from .convert import activation_table, hls4ml_weight_codes
 
-__all__ = ["recurrent", "RECURRENT_CLASSES"]
+__all__ = ["recurrent", "RECURRENT_CLASSES", "check_keras", "layer_type", "check_sums"]
 
 #: Keras classes hls4ml mode builds as recurrent layers, and their nnfab cell.
 RECURRENT_CLASSES = {"LSTM": "lstm", "GRU": "gru"}
 _ACTIVATIONS = ("sigmoid", "tanh")
 
 
-def _check_keras(name, cls, cfg):
+def check_keras(name, cls, cfg):
     for key, accepted in (("go_backwards", False), ("stateful", False), ("return_state", False),
                           ("time_major", False), ("use_bias", True)):
         if key in cfg and bool(cfg[key]) != accepted:
@@ -68,7 +69,7 @@ def _check_keras(name, cls, cfg):
                                         f"use sigmoid or tanh")
 
 
-def _type(builder, name, cls, var):
+def layer_type(builder, name, cls, var):
     value = builder.config.precision(name, cls, var)
     return builder._default_if_auto(value)
 
@@ -93,15 +94,15 @@ def recurrent(builder, name, cls, cfg, kernel, recurrent_kernel, bias):
         For a table size that is not a power of two, a reuse factor that does not divide
         ``n_in + units``, or a saturating ``accum_t`` that a sum could reach.
     """
-    _check_keras(name, cls, cfg)
+    check_keras(name, cls, cfg)
     if len(builder.shape) != 2:
         raise UnsupportedLayerError(f"Layer {name!r}: a {cls} layer reads sequences (n_steps, "
                                     f"n_in), not shape {builder.shape}")
-    w_fmt, u_fmt, b_fmt, rb_fmt = (_type(builder, name, cls, var) for var in
+    w_fmt, u_fmt, b_fmt, rb_fmt = (layer_type(builder, name, cls, var) for var in
                                    ("weight", "recurrent_weight", "bias", "recurrent_bias"))
     accum = builder.config.layer_setting(name, cls, "accum_t") or \
-        _type(builder, name, cls, "accum")
-    result = _type(builder, name, cls, "result")
+        layer_type(builder, name, cls, "accum")
+    result = layer_type(builder, name, cls, "result")
     bias = np.asarray(bias, dtype=np.float64)
     b, rb = (bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros_like(bias))
     # (accum_t) bias in each nnet::dense: both biases as accum_t codes, then one bias row.
@@ -111,7 +112,7 @@ def recurrent(builder, name, cls, cfg, kernel, recurrent_kernel, bias):
     u = hls4ml_weight_codes(np.asarray(recurrent_kernel).T, u_fmt)
     tables = _tables(builder, name, cls)
     h_bound = _state_bound(cls, tables, accum, result, builder.shape[0])
-    _check_sums(builder, name, accum, h_bound, (w, w_fmt, u, u_fmt), b_acc + rb_acc)
+    check_sums(builder, name, accum, h_bound, (w, w_fmt, u, u_fmt), b_acc + rb_acc)
     units = u.shape[1]
     try:
         spec = RecurrentSpec(
@@ -150,7 +151,7 @@ def _state_bound(cls, tables, accum, result, n_steps):
     return bound
 
 
-def _check_sums(builder, name, accum, h_bound, weights, bias):
+def check_sums(builder, name, accum, h_bound, weights, bias):
     """A saturating accum_t saturates after every addition in hls4ml: accepted only when no
     partial sum of ``[x_t, h_{t-1}]`` products can reach its limits (``|h| <= h_bound``)."""
     w, w_fmt, u, u_fmt = weights

@@ -142,6 +142,8 @@ def _table_lookup(x, p):
     e = table.index_exponent(p.fin.fraction_width)
     n = table.table_size
     x = x.astype(object)
+    if table.index_rounding == "magnitude":
+        return _magnitude_lookup(x, p, e)
     if table.index_rounding == "zero" and e < 0:  # hls4ml: toward zero
         scaled = np.where(x < 0, -((-x) >> -e), x >> -e)
     else:
@@ -149,6 +151,18 @@ def _table_lookup(x, p):
     index = np.minimum(np.maximum(scaled + n // 2, 0), n - 1)
     entries = np.array(table.codes, dtype=object)[index.astype(np.int64)]
     return cast(entries, table.table_format, p.fout)
+
+
+def _magnitude_lookup(x, p, e):
+    """hls4ml Quartus' half table (:mod:`nnfab.tables` docstring): the entry of ``|x|`` cast
+    to ``fout``, then ``cast(-y)`` (tanh) or ``cast(1 - y)`` (sigmoid) for a negative ``x``."""
+    table, fout = p.table, p.fout
+    index = np.minimum(_shift(np.abs(x), e), table.table_size - 1)
+    y = cast(np.array(table.codes, dtype=object)[index.astype(np.int64)], table.table_format,
+             fout)
+    wide = FixedFormat(fout.width + 2, fout.integer_width + 2)
+    mirrored = -y if table.kind == "tanh" else (1 << fout.fraction_width) - y
+    return np.where(x < 0, cast(mirrored, wide, fout), y)
 
 
 def _elu(x, p):

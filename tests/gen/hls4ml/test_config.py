@@ -113,8 +113,8 @@ ERRORS = {
                                    {"ParallelizationFactor": 2}), ConfigError,
                               "setting 'ParallelizationFactor' of HLSConfig.LayerName.fc1_relu "
                               "is not supported by nnfab"),
-    "backend": (_set(["Backend"], "Quartus"), ConfigError,
-                "Backend 'Quartus' is not supported"),
+    "backend": (_set(["Backend"], "oneAPI"), ConfigError,
+                "Backend 'oneAPI' is not supported"),
     "io-type": (_set(["IOType"], "io_serial"), ConfigError,
                 "IOType 'io_serial' is not supported; use io_parallel or io_stream"),
     "precision-string": (_set(["HLSConfig", "LayerName", "fc2_relu"],

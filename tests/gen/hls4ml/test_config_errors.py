@@ -114,7 +114,8 @@ CASES = {
                                  "(Latency, Resource or Resource_Unrolled)"),
     "backend": (KERAS, _set(["Backend"], "oneAPI"),
                 "{path}: Backend 'oneAPI' is not supported; nnfab reproduces the numerics of "
-                "Vivado, Vitis, VivadoAccelerator, VitisAccelerator"),
+                "Vivado, Vitis, VivadoAccelerator, VitisAccelerator, Quartus (Quartus for "
+                "SimpleRNN, Dense, relu and linear layers)"),
     "strategy": (KERAS, _set(["HLSConfig", "Model", "Strategy"], 3),
                  "{path}: HLSConfig.Model.Strategy 3 is not supported; give Latency, Resource or "
                  "Resource_Unrolled"),

@@ -92,8 +92,13 @@ def test_recurrent_layers_equal_hls4ml_code_for_code(tmp_path, cls, hls_config, 
 @pytest.mark.slow
 def test_gru_config_builds_and_verifies_bit_exact_on_verilator(tmp_path):
     path = stacked_rnn(tmp_path, "GRU", n_in=2, units=2, n_steps=3, n_out=1)
-    path = _edit(path, Model={"Precision": "ap_fixed<10,4>", "ReuseFactor": 1,
-                              "Strategy": "Latency"})
+    build_and_verify(tmp_path, _edit(path, Model={"Precision": "ap_fixed<10,4>",
+                                                  "ReuseFactor": 1, "Strategy": "Latency"}))
+
+
+def build_and_verify(tmp_path, path):
+    """``nnfab build`` of the config at ``path``, then ``nnfab verify`` of the build folder:
+    1,000 vectors, 0 mismatches, latency and II measured as the manifest says."""
     runner = CliRunner(env={"COLUMNS": "200"})
     folder = tmp_path / "build"
     built = runner.invoke(main, ["build", "--hls4ml-config", str(path), "--output", str(folder)])
@@ -115,7 +120,7 @@ def test_gru_config_builds_and_verifies_bit_exact_on_verilator(tmp_path):
     ("SimpleRNN", {}, UnsupportedLayerError,
      "Layer 'rnn1': Keras layer 'SimpleRNN' is not supported in hls4ml mode: hls4ml 1.3's "
      "Vivado backend writes no code for it (its C simulation leaves the layer out); use LSTM "
-     "or GRU"),
+     "or GRU, or Backend Quartus"),
     ("GRU", {"reset_after": False}, UnsupportedLayerError,
      "Layer 'rnn1': reset_after=False is not supported in hls4ml mode (hls4ml's GRU applies "
      "the reset gate after the recurrent product); only True"),
