@@ -60,7 +60,7 @@ from .fixed import FixedFormat, common_format
 from .layers import DenseSpec, code_array
 from .tables import LookupTable, check_activation, sigmoid_table, tanh_table
 
-__all__ = ["CELLS", "N_GATES", "RecurrentSpec", "exact_sum_format"]
+__all__ = ["CELLS", "N_GATES", "RecurrentSpec", "cell_lanes_for", "exact_sum_format"]
 
 #: Cell types, and the gate rows of their kernels (Keras' order).
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -73,6 +73,25 @@ def exact_sum_format(formats):
     fraction = max(fmt.fraction_width for fmt in formats)
     integer = max(fmt.integer_width + (not fmt.signed) for fmt in formats) + len(formats)
     return FixedFormat(integer + fraction, integer)
+
+
+def cell_lanes_for(units, reuse_factor, cell_lanes=None):
+    """Units a recurrent engine's cell update handles per cycle (its lanes): ``cell_lanes``,
+    or by default ``ceil(units / reuse_factor)``, so the walk over the units takes about as
+    many cycles as the dense engine's fold (all units at once for ``reuse_factor`` 1).
+
+    Raises
+    ------
+    ValueError
+        If ``cell_lanes`` is not None or an integer from 1 to ``units``.
+    """
+    if cell_lanes is None:
+        return -(-units // reuse_factor)
+    if isinstance(cell_lanes, bool) or not isinstance(cell_lanes, int) \
+            or not 1 <= cell_lanes <= units:
+        raise ValueError(f"cell_lanes must be an integer from 1 to units {units} (units "
+                         f"updated per cycle), not {cell_lanes!r}")
+    return cell_lanes
 
 
 def _shifted(codes, src, dst):

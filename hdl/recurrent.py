@@ -45,11 +45,11 @@ The arithmetic is :mod:`nnfab.recurrent`'s; the golden model is
 :func:`nnfab.sim.golden.recurrent.recurrent`.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from nnfab.recurrent import RecurrentSpec, exact_sum_format
+from nnfab.recurrent import RecurrentSpec, cell_lanes_for, exact_sum_format
 
 from .activations import activation
 from .cast import fit_shape, fixed_shape, requantize
@@ -122,13 +122,18 @@ class RecurrentEngine(wiring.Component):
         As :class:`~nnfab.hdl.dense.DenseEngine` for the reuse factor.
     """
 
-    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3):
+    def __init__(self, spec, *, reuse_factor=1, cell_lanes=None, multiplier_threshold=3):
         if not isinstance(spec, RecurrentSpec):
             self._MustUse__silence = True
             raise TypeError(f"Layer must be a RecurrentSpec, not {spec!r}")
         self._spec = spec
         self._dense = DenseEngine(spec.dense_spec, reuse_factor=reuse_factor,
                                   multiplier_threshold=multiplier_threshold)
+        try:
+            self._cell_lanes = cell_lanes_for(spec.units, self._dense.reuse_factor, cell_lanes)
+        except ValueError:
+            self._MustUse__silence = True
+            raise
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format),
                                                       spec.n_in))),
@@ -139,7 +144,8 @@ class RecurrentEngine(wiring.Component):
     def __repr__(self):
         s = self._spec
         return (f"RecurrentEngine(cell={s.cell!r}, n_in={s.n_in}, units={s.units}, "
-                f"n_steps={s.n_steps}, reuse_factor={self._dense.reuse_factor})")
+                f"n_steps={s.n_steps}, reuse_factor={self._dense.reuse_factor}, "
+                f"cell_lanes={self._cell_lanes})")
 
     @property
     def spec(self):
@@ -163,8 +169,16 @@ class RecurrentEngine(wiring.Component):
         return 1 if self._spec.reset_after else 2
 
     @property
+    def cell_lanes(self):
+        return self._cell_lanes
+
+    @property
+    def n_groups(self):
+        return -(-self._spec.units // self._cell_lanes)
+
+    @property
     def latency(self):
-        return self.n_passes * (self._dense.latency + 1)
+        return self.n_passes * (self._dense.latency + self.n_groups)
 
     @property
     def initiation_interval(self):
@@ -182,90 +196,81 @@ class RecurrentEngine(wiring.Component):
         return activation(kind, value, fin=fin, fout=fout, wire=wire,
                           **self._spec.activation_params(kind))
 
-    def _reset_gates(self, m, p, h):
-        """GRU without ``reset_after``, the first pass: ``(z, q)``, lists of the update gates
-        and the reset products ``cast(r * h_{t-1}, reset_input_format)``."""
-        s, n = self._spec, self._spec.units
-        zs, qs = [], []
-        for j in range(n):
-            wire = comb_wire(m, f"u{j}_first_")
-            z, r = (wire(self._act(comb_wire(m, f"u{j}gate{k}_"), s.recurrent_activation,
-                                   p[k * n + j], s.preact_format, s.gate_format), f"gate{k}")
-                    for k in range(2))
-            total, fmt = _exact_sum(wire, [(1, r, s.gate_format, h[j], s.h_feedback_format)])
-            zs.append(z)
-            qs.append(wire(requantize(total, src=fmt, dst=s.reset_input_format, wire=wire),
-                           "reset"))
-        return zs, qs
+    def _reset_unit(self, m, name, rows, h):
+        """GRU without ``reset_after``, the first pass for one unit (pre-activation ``rows``
+        by gate, state ``h``): ``(z, q)``, the update gate and the reset product
+        ``cast(r * h_{t-1}, reset_input_format)``."""
+        s = self._spec
+        wire = comb_wire(m, f"{name}_first_")
+        z, r = (wire(self._act(comb_wire(m, f"{name}gate{k}_"), s.recurrent_activation,
+                               rows[k], s.preact_format, s.gate_format), f"gate{k}")
+                for k in range(2))
+        total, fmt = _exact_sum(wire, [(1, r, s.gate_format, h, s.h_feedback_format)])
+        return z, wire(requantize(total, src=fmt, dst=s.reset_input_format, wire=wire), "reset")
 
-    def _step(self, m, p, h, c, gates=None):
-        """The new ``(h, c)`` from pre-activations ``p`` (a list of values per row) and the
-        state registers; ``gates``, a GRU's without ``reset_after``, its update gates
-        (registered from the first pass)."""
-        s, n = self._spec, self._spec.units
+    def _unit(self, m, name, rows, h, c, z=None):
+        """The new ``(h, c)`` of one unit (``c`` None but for an LSTM) from its pre-activation
+        ``rows`` by gate and state ``h``, ``c``; ``z``, a GRU's without ``reset_after``, its
+        update gate (registered from the first pass)."""
+        s = self._spec
         pf, gf, cf = s.preact_format, s.gate_format, s.candidate_format
-        new_h, new_c = [], []
-        for j in range(n):
-            wire = comb_wire(m, f"u{j}_")
+        wire = comb_wire(m, f"{name}_")
 
-            def act(kind, value, fin, fout, name):
-                return wire(self._act(comb_wire(m, f"u{j}{name}_"), kind, value, fin, fout),
-                            name)
+        def act(kind, value, fin, fout, what):
+            return wire(self._act(comb_wire(m, f"{name}{what}_"), kind, value, fin, fout),
+                        what)
 
-            if s.cell == "simple_rnn":
-                new_h.append(act(s.activation, p[j], pf, s.state_format, "h"))
-                continue
-            if gates is not None:  # the second pass: p holds the candidate's pre-activations
-                z, pre = gates[j], p[2 * n + j]
-            else:
-                z, r = (act(s.recurrent_activation, p[k * n + j], pf, gf, f"gate{k}")
-                        for k in range(2))
-            if s.cell == "lstm":  # z, r are i, f
-                o = act(s.recurrent_activation, p[3 * n + j], pf, gf, "gate3")
-                g = act(s.activation, p[2 * n + j], pf, cf, "candidate")
-                total, fmt = _exact_sum(wire, [(1, r, gf, c[j], s.c_feedback_format),
-                                               (1, z, gf, g, cf)])
-                c_new = wire(requantize(total, src=fmt, dst=s.cell_format, wire=wire), "c")
-                t = act(s.activation, c_new, s.cell_format, cf, "act_c")
-                total, fmt = _exact_sum(wire, [(1, o, gf, t, cf)])
-                new_c.append(c_new)
-            else:  # gru
-                if gates is None:
-                    reset = (1, r, gf, p[3 * n + j], pf)
-                    rf = s.reset_product_format
-                    if rf is not None:  # hls4ml: the product cast on its own
-                        total, fmt = _exact_sum(wire, [reset])
-                        reset = (1, wire(requantize(total, src=fmt, dst=rf, wire=wire),
-                                         "reset"), rf)
-                    total, fmt = _exact_sum(wire, [(1, p[2 * n + j], pf), reset])
-                    pre = wire(requantize(total, src=fmt, dst=pf, wire=wire), "pre")
-                g = act(s.activation, pre, pf, cf, "candidate")
-                total, fmt = _exact_sum(wire, [(1, z, gf, h[j], s.h_feedback_format), (1, g, cf),
-                                               (-1, z, gf, g, cf)])
-            new_h.append(wire(requantize(total, src=fmt, dst=s.state_format, wire=wire), "h"))
-        return new_h, new_c
+        if s.cell == "simple_rnn":
+            return act(s.activation, rows[0], pf, s.state_format, "h"), None
+        c_new = None
+        if z is not None:  # the second pass: the rows hold the candidate's pre-activations
+            pre = rows[2]
+        else:
+            z, r = (act(s.recurrent_activation, rows[k], pf, gf, f"gate{k}") for k in range(2))
+        if s.cell == "lstm":  # z, r are i, f
+            o = act(s.recurrent_activation, rows[3], pf, gf, "gate3")
+            g = act(s.activation, rows[2], pf, cf, "candidate")
+            total, fmt = _exact_sum(wire, [(1, r, gf, c, s.c_feedback_format), (1, z, gf, g, cf)])
+            c_new = wire(requantize(total, src=fmt, dst=s.cell_format, wire=wire), "c")
+            t = act(s.activation, c_new, s.cell_format, cf, "act_c")
+            total, fmt = _exact_sum(wire, [(1, o, gf, t, cf)])
+        else:  # gru
+            if s.reset_after:
+                reset = (1, r, gf, rows[3], pf)
+                rf = s.reset_product_format
+                if rf is not None:  # hls4ml: the product cast on its own
+                    total, fmt = _exact_sum(wire, [reset])
+                    reset = (1, wire(requantize(total, src=fmt, dst=rf, wire=wire), "reset"), rf)
+                total, fmt = _exact_sum(wire, [(1, rows[2], pf), reset])
+                pre = wire(requantize(total, src=fmt, dst=pf, wire=wire), "pre")
+            g = act(s.activation, pre, pf, cf, "candidate")
+            total, fmt = _exact_sum(wire, [(1, z, gf, h, s.h_feedback_format), (1, g, cf),
+                                           (-1, z, gf, g, cf)])
+        return wire(requantize(total, src=fmt, dst=s.state_format, wire=wire), "h"), c_new
 
     def elaborate(self, platform):
         m = Module()
         s, dense = self._spec, self._dense
         m.submodules.dense = dense
+        n, lanes, n_groups = s.units, self._cell_lanes, self.n_groups
         din = s.dense_spec.input_format
-        state_shape = fixed_shape(s.h_feedback_format)
-        h = [Signal(state_shape, name=f"h{j}") for j in range(s.units)]
-        c = [Signal(fixed_shape(s.c_feedback_format), name=f"c{j}") for j in range(s.units)] \
+        h = [Signal(fixed_shape(s.h_feedback_format), name=f"h{j}") for j in range(n)]
+        c = [Signal(fixed_shape(s.c_feedback_format), name=f"c{j}") for j in range(n)] \
             if s.cell == "lstm" else []
         busy = Signal()
         step = Signal(range(s.n_steps), name="step")
+        group = Signal(range(n_groups), name="group")
 
-        # Input: x_t and h_{t-1} into the dense engine, one step in flight.
+        # Input: x_t and h_{t-1} into the dense engine, one step in flight (the dense engine
+        # registers its input, so the state registers may change while it computes).
         x = [requantize(self.i.payload[k], src=s.input_format, dst=din) for k in range(s.n_in)]
-        v = [requantize(h[j], src=s.h_feedback_format, dst=din) for j in range(s.units)]
+        v = [requantize(h[j], src=s.h_feedback_format, dst=din) for j in range(n)]
         first_valid, final = self.i.valid & ~busy, Const(1)
+        z_reg = None
         if self.n_passes == 2:  # a GRU without reset_after: the second pass over [x_t, q]
             x_reg = [Signal(fixed_shape(din), name=f"x{k}") for k in range(s.n_in)]
-            z_reg = [Signal(fixed_shape(s.gate_format), name=f"z{j}") for j in range(s.units)]
-            q_reg = [Signal(fixed_shape(s.reset_input_format), name=f"q{j}")
-                     for j in range(s.units)]
+            z_reg = [Signal(fixed_shape(s.gate_format), name=f"z{j}") for j in range(n)]
+            q_reg = [Signal(fixed_shape(s.reset_input_format), name=f"q{j}") for j in range(n)]
             pending, final = Signal(), Signal(name="second")
             x = [Mux(pending, r, value) for r, value in zip(x_reg, x)]
             v = [Mux(pending, requantize(q, src=s.reset_input_format, dst=din), value)
@@ -274,41 +279,90 @@ class RecurrentEngine(wiring.Component):
                 m.d.sync += [r.eq(value) for r, value in zip(x_reg, x)]
             with m.If(pending & dense.i.ready):
                 m.d.sync += pending.eq(0)
-            zs, qs = self._reset_gates(m, [dense.o.payload[r] for r in range(3 * s.units)], h)
-            with m.If(dense.o.valid & ~final):
-                m.d.sync += [pending.eq(1), final.eq(1), *(r.eq(z) for r, z in zip(z_reg, zs)),
-                             *(r.eq(q) for r, q in zip(q_reg, qs))]
             first_valid = first_valid | pending
         m.d.comb += [dense.i.valid.eq(first_valid), self.i.ready.eq(dense.i.ready & ~busy),
                      *(dense.i.payload[k].eq(value) for k, value in enumerate(x + v))]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += busy.eq(1)
 
-        # The step's result: activations and cell update, combinational.
+        # The walk: group g's units (g * lanes + l) through the lanes, one group per cycle,
+        # while the dense result waits; with one group, all units in its valid cycle.
         p = [dense.o.payload[r] for r in range(s.dense_spec.n_out)]
-        new_h, new_c = self._step(m, p, h, c, z_reg if self.n_passes == 2 else None)
-        fed_h, fed_c = new_h, new_c
-        if s.feedback_format is not None:  # QKeras' state_quantizer: the state fed back only
-            fed_h = [requantize(v, src=s.state_format, dst=s.feedback_format) for v in new_h]
-        if s.cell_feedback_format is not None:
-            fed_c = [requantize(v, src=s.cell_format, dst=s.cell_feedback_format)
-                     for v in new_c]
+        n_rows = s.dense_spec.n_out // n
+
+        def lane_input(l, values, name):
+            if n_groups == 1:
+                return values[l]
+            units = [g * lanes + l for g in range(n_groups)]
+            # A lane past the last unit (units not a multiple of lanes) computes unit l's
+            # value again; its result is not written.
+            picked = Array(values[j if j < n else l] for j in units)[group]
+            return comb_wire(m, f"lane{l}_")(picked, name)
+
+        prefix = "u" if n_groups == 1 else "lane"
+        outs = []
+        for l in range(lanes):
+            rows = [lane_input(l, p[k * n:(k + 1) * n], f"p{k}") for k in range(n_rows)]
+            h_l = lane_input(l, h, "h")
+            c_l = lane_input(l, c, "c") if c else None
+            first = self._reset_unit(m, f"{prefix}{l}", rows, h_l) \
+                if self.n_passes == 2 else None
+            z_l = lane_input(l, z_reg, "z") if z_reg is not None else None
+            new_h, new_c = self._unit(m, f"{prefix}{l}", rows, h_l, c_l, z_l)
+            fed_h, fed_c = new_h, new_c
+            wire = comb_wire(m, f"{prefix}{l}_")
+            if s.feedback_format is not None:  # QKeras' state_quantizer: fed back only
+                fed_h = wire(requantize(new_h, src=s.state_format, dst=s.feedback_format),
+                             "fed_h")
+            if s.cell_feedback_format is not None:
+                fed_c = wire(requantize(new_c, src=s.cell_format, dst=s.cell_feedback_format),
+                             "fed_c")
+            outs.append((first, new_h, fed_h, fed_c))
         last = step == s.n_steps - 1
-        sends = last if not s.return_sequences else 1
+        sends = last if not s.return_sequences else Const(1)
         free = ~self.o.valid | self.o.ready
-        m.d.comb += dense.o.ready.eq(free | ~sends | ~final)
+        may_start = free | ~sends | ~final
+        if n_groups == 1:
+            advance = dense.o.valid & may_start
+            m.d.comb += dense.o.ready.eq(may_start)
+        else:  # the output register is free when the walk starts; it stays free
+            advance = dense.o.valid & ((group != 0) | may_start)
+            m.d.comb += dense.o.ready.eq(group == n_groups - 1)
+            with m.If(advance):
+                m.d.sync += group.eq(Mux(group == n_groups - 1, 0, group + 1))
+
+        # Each unit's registers load in its group's cycle: the state (cast to the spec's
+        # feedback formats when it has them; zero after the last step of a sequence) and,
+        # when the step is one to send, the output register; in a first pass, z and q.
+        for j in range(n):
+            first, new_h, fed_h, fed_c = outs[j % lanes]
+            state = [(h[j], fed_h)] + ([(c[j], fed_c)] if c else [])
+            with m.If(advance & (group == j // lanes) if n_groups > 1 else advance):
+                with m.If(final):
+                    with m.If(last):
+                        m.d.sync += [r.eq(0) for r, _ in state]
+                    with m.Else():
+                        m.d.sync += [r.eq(value) for r, value in state]
+                    with m.If(sends):
+                        m.d.sync += self.o.payload[j].eq(new_h)
+                if first is not None:
+                    with m.Else():
+                        m.d.sync += [z_reg[j].eq(first[0]), q_reg[j].eq(first[1])]
+
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(dense.o.valid & dense.o.ready & final):
-            m.d.sync += busy.eq(0)
+        with m.If(dense.o.valid & dense.o.ready):
+            with m.If(final):
+                m.d.sync += busy.eq(0)
+                with m.If(last):
+                    m.d.sync += step.eq(0)
+                with m.Else():
+                    m.d.sync += step.eq(step + 1)
+                with m.If(sends):
+                    m.d.sync += self.o.valid.eq(1)
+                if self.n_passes == 2:
+                    m.d.sync += final.eq(0)
             if self.n_passes == 2:
-                m.d.sync += final.eq(0)
-            with m.If(last):
-                m.d.sync += [step.eq(0), *(r.eq(0) for r in h + c)]
-            with m.Else():
-                m.d.sync += [step.eq(step + 1), *(r.eq(v) for r, v in zip(h, fed_h)),
-                             *(r.eq(v) for r, v in zip(c, fed_c))]
-            with m.If(sends):
-                m.d.sync += [self.o.valid.eq(1),
-                             *(self.o.payload[j].eq(v) for j, v in enumerate(new_h))]
+                with m.Else():
+                    m.d.sync += [pending.eq(1), final.eq(1)]
         return m

@@ -69,20 +69,28 @@ def stimulus_and_expected(spec, x):
     return steps, [list(map(int, row)) for row in rows]
 
 
-@pytest.mark.parametrize("cell,return_sequences,reuse,reset_after", [
-    ("simple_rnn", True, 1, True), ("lstm", True, 1, True), ("lstm", False, 7, True),
-    ("gru", True, 1, True), ("gru", False, 1, True), ("gru", True, 1, False),
-    ("gru", False, 7, False)])
-def test_matches_golden_under_stalls(cell, return_sequences, reuse, reset_after):
-    seed = 19 + len(cell) + reuse + 5 * (not reset_after)
+@pytest.mark.parametrize("cell,return_sequences,reuse,reset_after,lanes", [
+    ("simple_rnn", True, 1, True, None), ("simple_rnn", True, 7, True, None),
+    ("simple_rnn", False, 1, True, 2), ("simple_rnn", True, 1, True, 3),
+    ("lstm", True, 1, True, None), ("lstm", False, 7, True, None), ("lstm", True, 1, True, 2),
+    ("lstm", False, 1, True, 3),
+    ("gru", True, 1, True, None), ("gru", False, 1, True, None), ("gru", False, 7, True, None),
+    ("gru", True, 1, True, 2), ("gru", True, 1, True, 3),
+    ("gru", True, 1, False, None), ("gru", False, 7, False, None), ("gru", True, 1, False, 2),
+    ("gru", False, 1, False, 3)])
+def test_matches_golden_under_stalls(cell, return_sequences, reuse, reset_after, lanes):
+    """Units 4: ``lanes`` None is the default (all 4 at R = 1, 1 at R = 7), 2 divides the
+    units, 3 does not (a second group of one unit)."""
+    seed = 19 + len(cell) + reuse + 5 * (not reset_after) + 3 * (lanes or 0)
     rng = np.random.default_rng(seed)
     spec = random_spec(cell, rng, return_sequences=return_sequences, reset_after=reset_after)
     steps, expected = stimulus_and_expected(spec, sequences(spec, rng, 6))
-    make = lambda: RecurrentEngine(spec, reuse_factor=reuse)  # noqa: E731
+    make = lambda: RecurrentEngine(spec, reuse_factor=reuse, cell_lanes=lanes)  # noqa: E731
     full = check_stalls(make, steps, expected, seed=seed, patterns=("random", "long"))
     engine = make()
     ii = engine.initiation_interval
-    assert ii == engine.n_passes * (engine.dense.latency + 1)
+    assert engine.cell_lanes == (lanes or -(-spec.units // reuse))
+    assert ii == engine.n_passes * (engine.dense.latency + -(-spec.units // engine.cell_lanes))
     assert np.diff(full.accepted_at).tolist() == [ii] * (len(steps) - 1), f"seed {seed}"
     if return_sequences:
         assert [b - a for a, b in zip(full.accepted_at, full.produced_at)] == \
@@ -105,6 +113,14 @@ def test_wide_saturating_state_matches_golden():
 def test_rejects_a_spec_of_another_kind():
     with pytest.raises(TypeError, match="^Layer must be a RecurrentSpec, not 3$"):
         RecurrentEngine(3)
+
+
+@pytest.mark.parametrize("lanes", [0, 5, 1.5, True])
+def test_rejects_impossible_cell_lanes(lanes):
+    spec = random_spec("lstm", np.random.default_rng(1))
+    with pytest.raises(ValueError, match=r"^cell_lanes must be an integer from 1 to units 4 "
+                       rf"\(units updated per cycle\), not {lanes!r}$"):
+        RecurrentEngine(spec, cell_lanes=lanes)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
