@@ -155,7 +155,8 @@ _engine("add")(lambda layer, b: Add(lanes=layer.shape[-1], fins=tuple(layer.fins
 _engine("concatenate")(lambda layer, b: Concatenate(
     lanes=tuple(s[-1] for s in layer.shapes), fins=tuple(layer.fins), fout=layer.fout))
 _engine("recurrent")(lambda layer, b: RecurrentEngine(
-    layer.spec, reuse_factor=layer.reuse_factor, multiplier_threshold=b.multiplier_threshold))
+    layer.spec, reuse_factor=layer.reuse_factor, cell_lanes=layer.cell_lanes,
+    multiplier_threshold=b.multiplier_threshold))
 _engine("upsample")(lambda layer, b: Upsample2D(input_shape=tuple(layer.shape),
                                                 size=tuple(layer.size),
                                                 shape=fixed_shape(layer.fmt)))

@@ -14,7 +14,7 @@ import numpy as np
 
 from nnfab.errors import ModelError, ShapeError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
-from nnfab.recurrent import CELLS, N_GATES, RecurrentSpec
+from nnfab.recurrent import CELLS, N_GATES, RecurrentSpec, cell_lanes_for
 from nnfab.tables import sigmoid_table, tanh_table
 
 from .activation import FLOAT_ACTIVATIONS
@@ -50,7 +50,10 @@ def _check_activations(name, activation, recurrent_activation):
 @dataclass(frozen=True)
 class RecurrentLayer(Layer):
     """A recurrent layer (:class:`~nnfab.recurrent.RecurrentSpec`) with the ``reuse_factor``
-    of its step's dense engine (dividing ``n_in + units``)."""
+    of its step's dense engine (dividing ``n_in + units``) and ``cell_lanes``, the units its
+    cell update handles per cycle (1 to ``units``; None: ``ceil(units / reuse_factor)``, see
+    :func:`nnfab.recurrent.cell_lanes_for`); the step takes ``passes * (dense latency +
+    ceil(units / cell_lanes))`` cycles (:class:`~nnfab.hdl.recurrent.RecurrentEngine`)."""
 
     kind: ClassVar[str] = "recurrent"
     native_keys: ClassVar[dict] = {
@@ -65,10 +68,13 @@ class RecurrentLayer(Layer):
                                "type": ["object", "null"]},
         "return_sequences": {"type": "boolean", "accepted": "true or false"},
         "reset_after": {"type": "boolean", "accepted": "true or false"},
-        "reuse_factor": REUSE}
+        "reuse_factor": REUSE,
+        "cell_lanes": {**REUSE, "type": ["integer", "null"],
+                       "accepted": f"{REUSE['accepted']}, or null (the default)"}}
     required_keys: ClassVar[tuple] = ("cell", "weights", "recurrent_weights")
     spec: RecurrentSpec = None
     reuse_factor: int = 1
+    cell_lanes: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.spec, RecurrentSpec):
@@ -76,6 +82,15 @@ class RecurrentLayer(Layer):
                              f"not {self.spec!r}")
         check_reuse_factor(self.name, self.reuse_factor, self.spec.n_in + self.spec.units,
                            "n_in + units")
+        try:
+            cell_lanes_for(self.spec.units, self.reuse_factor, self.cell_lanes)
+        except ValueError as error:
+            raise ModelError(f"Layer {self.name!r}: {error}") from None
+
+    @property
+    def lanes(self):
+        """The cell update's lanes: ``cell_lanes``, or its default from the reuse factor."""
+        return cell_lanes_for(self.spec.units, self.reuse_factor, self.cell_lanes)
 
     input_shape = property(lambda self: self.spec.input_shape)
     output_shape = property(lambda self: self.spec.output_shape)
@@ -90,7 +105,7 @@ class RecurrentLayer(Layer):
         s = self.spec
         return (f"{s.cell} {s.n_in}→{s.units} over {s.n_steps} steps"
                 f"{', sequences' if s.return_sequences else ''}, preact {s.preact_format}, "
-                f"state {s.state_format}, R={self.reuse_factor}")
+                f"state {s.state_format}, R={self.reuse_factor}, {self.lanes} cell lanes")
 
     @classmethod
     def from_native(cls, e):
@@ -127,7 +142,9 @@ class RecurrentLayer(Layer):
         if spec.n_in != e.shape[1]:
             raise ShapeError(f"{e.where}: weights of shape {spec.weights.shape} do not take "
                              f"inputs of shape {e.shape}")
-        return cls(e.name, spec=spec, reuse_factor=int(e.get("reuse_factor", 1)))
+        lanes = e.get("cell_lanes")
+        return cls(e.name, spec=spec, reuse_factor=int(e.get("reuse_factor", 1)),
+                   cell_lanes=None if lanes is None else int(lanes))
 
     def to_native(self, entry, out):
         s = self.spec
@@ -143,6 +160,8 @@ class RecurrentLayer(Layer):
         entry.update(output_format=str(s.state_format),
                      sigmoid_table=param_to_json(s.sigmoid_table),
                      tanh_table=param_to_json(s.tanh_table), reuse_factor=self.reuse_factor)
+        if self.cell_lanes is not None:
+            entry["cell_lanes"] = self.cell_lanes
         if s.hard_sigmoid_slope is not None:
             entry["hard_sigmoid_slope"] = param_to_json(s.hard_sigmoid_slope)
 
@@ -150,6 +169,7 @@ class RecurrentLayer(Layer):
         s = self.spec
         return dict(cell=s.cell, units=s.units, n_steps=s.n_steps,
                     return_sequences=s.return_sequences, reuse_factor=self.reuse_factor,
+                    cell_lanes=engine.cell_lanes,
                     preact_format=str(s.preact_format), state_format=str(s.state_format),
                     **({"accumulator_format": str(s.accumulator_format)}
                        if s.accumulator_format is not None else {}),

@@ -111,7 +111,8 @@ def recurrent_lstm():
 
 
 def recurrent_gru():
-    """A GRU (recurrent biases, every step's state) then a SimpleRNN with a relu over it."""
+    """A GRU (recurrent biases, every step's state, its 4 units on 3 cell lanes) then a
+    SimpleRNN with a relu over it."""
     from nnfab.ir import Model, RecurrentLayer
 
     from ..hdl.test_recurrent import random_spec
@@ -122,7 +123,8 @@ def recurrent_gru():
     rnn = RecurrentSpec(**{**{k: getattr(rnn, k) for k in rnn.__dataclass_fields__},
                            "input_format": gru.state_format, "activation": "relu"})
     return Model("recurrent_gru", gru.input_shape, gru.input_format, (
-        RecurrentLayer("gru", spec=gru), RecurrentLayer("rnn", spec=rnn, reuse_factor=2)))
+        RecurrentLayer("gru", spec=gru, cell_lanes=3),
+        RecurrentLayer("rnn", spec=rnn, reuse_factor=2)))
 
 
 def recurrent_gru_reset_before():
@@ -260,6 +262,32 @@ def test_output_stage_reuse_factor_round_trips(tmp_path):
     row = manifest_of(again, Network(again))["layers"][1]
     assert (row["reuse_factor"], row["lanes"], row["multipliers"], row["latency"],
             row["initiation_interval"]) == (3, 2, 2, 4, 2)
+
+
+def test_recurrent_cell_lanes_round_trip(tmp_path):
+    """``cell_lanes`` stored when given (the GRU's 3), its default (``ceil(4 / 2)``, the
+    SimpleRNN's at R = 2) not; the manifest states the lanes and the step's walk."""
+    model = recurrent_gru()
+    save_native(model, tmp_path / "m.json")
+    again = load_native(tmp_path / "m.json")
+    assert [(layer.cell_lanes, layer.lanes) for layer in again.layers] == [(3, 3), (None, 2)]
+    network = Network(again)
+    rows = manifest_of(again, network)["layers"]
+    dense = network.engines[0][1].dense.latency
+    assert (rows[0]["cell_lanes"], rows[0]["step_latency"], rows[0]["step_initiation_interval"]) \
+        == (3, dense + 2, dense + 2)
+    assert rows[1]["cell_lanes"] == 2
+
+
+@pytest.mark.parametrize("lanes", [0, 5])
+def test_recurrent_rejects_impossible_cell_lanes(lanes):
+    from nnfab.errors import ModelError
+    from nnfab.ir import RecurrentLayer
+
+    gru = recurrent_gru().layers[0]
+    with pytest.raises(ModelError, match=rf"^Layer 'gru': cell_lanes must be an integer from 1 "
+                       rf"to units 4 \(units updated per cycle\), not {lanes}$"):
+        RecurrentLayer("gru", spec=gru.spec, cell_lanes=lanes)
 
 
 def test_depthwise_convolution_stays_depthwise(tmp_path):
