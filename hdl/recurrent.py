@@ -15,21 +15,36 @@ The state loop. The products of a step, ``W x_t + U h_{t-1} + b``, are one
 zero blocks of a GRU cost nothing; ``reuse_factor`` applies as for a dense layer). Because
 ``h_{t-1}`` is an input of step ``t``, one step is in flight at a time: the engine takes
 ``x_t`` when the state of step ``t - 1`` is in its registers (``busy`` low), the dense engine
-computes the pre-activations in ``dense.latency`` cycles, and in the cycle its result is
-valid the gate activations (look-up tables for sigmoid and tanh, as
-:func:`nnfab.hdl.activations.activation`) and the cell update (exact products and sums, one
-cast each, :func:`nnfab.hdl.cast.requantize`) are combinational; the new state is registered
-(``h``, and ``c`` for an LSTM; cast to the spec's feedback formats when it has them), and,
-when the step is one to send, the output register too.
-Back-pressure: a step's result is taken from the dense engine only when the output register
-is free (or the step sends nothing), so the state never runs ahead of the output. After the
-last step of a sequence the state registers reset to zero.
+computes the pre-activations in ``dense.latency`` cycles (it registers its input, so the
+state registers may change meanwhile), and then the cell update walks the units.
+
+The cell update's lanes (``cell_lanes``, :func:`nnfab.recurrent.cell_lanes_for`; processing
+elements in the literature). A lane is one unit's gate activations (look-up tables for sigmoid
+and tanh, as :func:`nnfab.hdl.activations.activation`) and cell update (exact products and
+sums, one cast each, :func:`nnfab.hdl.cast.requantize`), combinational. With ``L`` lanes the
+units go through them in ``G = ceil(units / L)`` groups, one group per cycle from the cycle the
+dense result is valid (which holds it, ``o.ready`` low, until the last group): in cycle ``g``
+lane ``l`` takes unit ``g * L + l`` (its pre-activation rows, ``h`` and ``c`` through a
+``G``-way multiplexer indexed by the group counter; a lane past the last unit, when ``L`` does
+not divide ``units``, is ignored), and that unit's registers load: its state (``h``, and ``c``
+for an LSTM; cast to the spec's feedback formats when it has them; in place, as unit ``j``
+reads only its own state) and, when the step is one to send, its lane of the output register.
+So an LSTM has ``4 L`` gate tables and ``3 L`` gate products rather than ``4 units`` and ``3
+units``; the numbers are the same (each unit's products and casts are the ones of
+:func:`nnfab.sim.golden.recurrent.recurrent`), only the timing changes. The default ``L =
+ceil(units / R)`` makes the walk about as long as the dense engine's ``R``-cycle fold; at
+``R = 1`` it is ``units``: one group, no multiplexers, the update in the cycle the dense
+result is valid.
+Back-pressure: the walk starts only when the output register is free (or the step sends
+nothing), and nothing fills the register until the walk's last group, so the state never runs
+ahead of the output. After the last step of a sequence the state registers reset to zero.
 
 GRU without ``reset_after``. The candidate's product ``U_h (r * h_{t-1})`` needs ``r``, so a
 step makes two passes through the same dense engine (the spec's ``dense_spec`` is ``[W | U]``
 and ``b`` over ``[x_t, v]``): the first over ``[x_t, h_{t-1}]`` gives ``z, r`` (its candidate
-rows are discarded), and in the cycle it is valid ``z`` and ``q = cast(r * h_{t-1})`` are
-registered with a pending flag; the next cycle the second pass enters over ``[x_t, q]``
+rows are discarded), and over its walk (the lanes' first-pass halves) ``z`` and ``q =
+cast(r * h_{t-1})`` are registered, with a pending flag set at the walk's last group; the next
+cycle the second pass enters over ``[x_t, q]``
 (``x_t`` kept in a register from the input transfer) and its candidate rows are the
 pre-activations ``W_h x_t + U_h q + b_h``, exact and cast once, as Keras' equation. The second
 pass reuses the engine rather than a second engine over ``U_h``: the multipliers and adder
@@ -38,9 +53,11 @@ engine needs no second accumulator, no extra format and no sum of two casts, and
 ``reuse_factor`` applies unchanged; the price is the step's time, twice that of
 ``reset_after``.
 
-Timing: a step takes ``passes * (dense.latency + 1)`` cycles from the input transfer to its
-result in the registers and the next input transfer (the initiation interval per time step),
-``passes`` 2 for a GRU without ``reset_after``, else 1; a sequence ``n_steps`` times that.
+Timing: a step takes ``passes * (dense.latency + G)`` cycles, ``G = ceil(units /
+cell_lanes)``, from the input transfer to its result in the registers and the next input
+transfer (the initiation interval per time step), ``passes`` 2 for a GRU without
+``reset_after``, else 1; a sequence ``n_steps`` times that. (A 16-input, 32-unit LSTM at
+R = 48: dense latency 51, default 1 lane, so 32 groups: 83 cycles per step rather than 52.)
 The arithmetic is :mod:`nnfab.recurrent`'s; the golden model is
 :func:`nnfab.sim.golden.recurrent.recurrent`.
 """
@@ -89,6 +106,8 @@ class RecurrentEngine(wiring.Component):
     spec : RecurrentSpec
     reuse_factor : int, >= 1, dividing ``n_in + units``
         Of the step's dense engine.
+    cell_lanes : int from 1 to ``units``, or None
+        Units the cell update handles per cycle; None: ``ceil(units / reuse_factor)``.
     multiplier_threshold : int, >= 0
         As :class:`~nnfab.hdl.dense.DenseEngine`.
 
@@ -103,11 +122,15 @@ class RecurrentEngine(wiring.Component):
     ----------
     n_passes : int
         Passes through the dense engine per step: 2 for a GRU without ``reset_after``, else 1.
+    cell_lanes : int
+        Units the cell update handles per cycle (the default resolved).
+    n_groups : int
+        Cycles of a pass's walk over the units: ``ceil(units / cell_lanes)``.
     latency : int
         Cycles from a step's input transfer to its output being valid: ``n_passes *
-        (dense.latency + 1)``.
+        (dense.latency + n_groups)``.
     initiation_interval : int
-        Cycles between time steps at full rate: ``n_passes * (dense.latency + 1)``.
+        Cycles between time steps at full rate: ``n_passes * (dense.latency + n_groups)``.
     sequence_latency : int
         Cycles from a sequence's first input transfer to its last output being valid, at full
         rate: ``(n_steps - 1) * initiation_interval + latency``.
@@ -119,7 +142,8 @@ class RecurrentEngine(wiring.Component):
     TypeError
         If ``spec`` is not a RecurrentSpec.
     ValueError
-        As :class:`~nnfab.hdl.dense.DenseEngine` for the reuse factor.
+        As :class:`~nnfab.hdl.dense.DenseEngine` for the reuse factor; if ``cell_lanes`` is
+        not None or an integer from 1 to ``units``.
     """
 
     def __init__(self, spec, *, reuse_factor=1, cell_lanes=None, multiplier_threshold=3):
