@@ -30,11 +30,11 @@ not divide ``units``, is ignored), and that unit's registers load: its state (``
 for an LSTM; cast to the spec's feedback formats when it has them; in place, as unit ``j``
 reads only its own state) and, when the step is one to send, its lane of the output register.
 So an LSTM has ``5 L`` table look-ups (four gates and ``tanh(c)``) and ``3 L`` gate
-products rather than ``5 units`` and ``3 units``; the numbers are the same (each unit's products and casts are the ones of
-:func:`nnfab.sim.golden.recurrent.recurrent`), only the timing changes. The default ``L =
-ceil(units / R)`` makes the walk about as long as the dense engine's ``R``-cycle fold; at
-``R = 1`` it is ``units``: one group, no multiplexers, the update in the cycle the dense
-result is valid.
+products rather than ``5 units`` and ``3 units``; the numbers are the same (each unit's
+products and casts are the ones of :func:`nnfab.sim.golden.recurrent.recurrent`), only the
+timing changes. The default ``L = ceil(units / R)`` makes the walk about as long as the
+dense engine's ``R``-cycle fold; at ``R = 1`` it is ``units``: one group, no multiplexers,
+the update in the cycle the dense result is valid.
 Back-pressure: the walk starts only when the output register is free (or the step sends
 nothing), and nothing fills the register until the walk's last group, so the state never runs
 ahead of the output. After the last step of a sequence the state registers reset to zero.
