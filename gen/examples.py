@@ -34,7 +34,7 @@ EXAMPLES = {
                           "digits", image=False),
     "digits-cnn": Example("digits-cnn", "CNN conv3x3(8)→ReLU→maxpool→dense 10 (argmax) on "
                           "8x8 digits", "digits", image=True),
-    "sine-lstm": Example("sine-lstm", "LSTM 1→8 units over 16 steps→dense 2 (argmax): is a "
+    "sine-lstm": Example("sine-lstm", "LSTM 1→4 units over 16 steps→dense 2 (argmax): is a "
                          "noisy sine's frequency above 0.12 cycles per step?",
                          "sine-frequency", image=False),
 }
