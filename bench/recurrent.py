@@ -9,7 +9,8 @@ Usage::
 
     python bench/recurrent.py [--cells SimpleRNN LSTM GRU] [--reuse-factor R]
                               [--inputs 3] [--units 4] [--steps 5]
-                              [--place] [--freq-mhz 50] [--no-dsp] [--out rows.json]
+                              [--place] [--freq-mhz 50] [--no-dsp] [--no-abc9]
+                              [--out rows.json]
 
 ``--no-dsp`` maps multipliers to LUTs (``synth_ecp5 -nodsp``): yosys puts every multiplier on
 a MULT18X18D, and a design with more than the device's 156 fails placement.
@@ -55,7 +56,7 @@ from tests.gen.importers.test_keras_recurrent import recurrent_model  # noqa: E4
 
 
 def measure(cls, reuse_factor, *, n_in=3, units=4, steps=5, place=False, freq_mhz=50.0,
-            dsp=True):
+            dsp=True, abc9=True):
     """One JSON row for the Keras layer ``cls`` (see the module docstring)."""
     rng = np.random.default_rng(40 + len(cls))
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +77,8 @@ def measure(cls, reuse_factor, *, n_in=3, units=4, steps=5, place=False, freq_mh
     row.update(verilog_bytes=len(text.encode()),
                verilog_seconds=round(time.perf_counter() - started, 2))
     with tempfile.TemporaryDirectory() as tmp:
-        row.update(synthesize_ecp5(text, top="top", workdir=tmp, netlist=place, dsp=dsp))
+        row.update(synthesize_ecp5(text, top="top", workdir=tmp, netlist=place, dsp=dsp,
+                                   abc9=abc9))
         row.pop("cells")
         if place:
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -99,12 +101,14 @@ def main(argv=None):
     parser.add_argument("--freq-mhz", type=float, default=50.0)
     parser.add_argument("--no-dsp", action="store_true",
                         help="Multipliers in LUTs (synth_ecp5 -nodsp).")
+    parser.add_argument("--no-abc9", action="store_true",
+                        help="Map LUTs with the classic ABC only (large designs).")
     parser.add_argument("--out", type=Path, help="Also append the rows to this JSON list.")
     args = parser.parse_args(argv)
     for cls in args.cells:
         row = measure(cls, args.reuse_factor, n_in=args.inputs, units=args.units,
                       steps=args.steps, place=args.place, freq_mhz=args.freq_mhz,
-                      dsp=not args.no_dsp)
+                      dsp=not args.no_dsp, abc9=not args.no_abc9)
         print(json.dumps(row), flush=True)
         if args.out:
             rows = json.loads(args.out.read_text()) if args.out.exists() else []
