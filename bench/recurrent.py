@@ -30,11 +30,29 @@ The flip-flops are mostly the step's dense engine (free-running adder-tree regis
 skid FIFO, ``latency`` entries deep, which one step in flight never fills); the LSTM's and
 GRU's multipliers are the cell update's gate products.
 
-The LSTM with 16 inputs and 32 units (issue 19; ``bench/results/recurrent_lstm16x32.json``):
-its step is one dense product of 48 inputs to 128 pre-activations, and the cell update has 96
-gate products (three per unit). At R = 1 the products are 12,718 shift-add terms and 160
-multipliers, far over the 85F's 83,640 LUT4; at R = 48 (one multiplier per pre-activation)
-there are 128 + 96 = 224 multipliers, over its 156 MULT18X18D, so both rows use ``--no-dsp``.
+``--place`` places only a design whose synthesis fits the 85F
+(:func:`nnfab.boards.flow.over_capacity`, LUT4 + 2 x CCU2C against its 83,640 LUT4); the row
+lists what is over.
+
+The LSTM with 16 inputs and 32 units (issue 19; ``bench/results/recurrent_lstm16x32.json``;
+``--cells LSTM --inputs 16 --units 32 --steps 8 --no-dsp --no-abc9 --place``) fits the
+ECP5-85F at no reuse factor. Its step is one dense product of 48 inputs to 128
+pre-activations; the reuse factor folds only that product, while the cell update is built once
+per unit: 96 gate products (three per unit) and 160 table look-ups (five per unit) whatever R.
+With multipliers on MULT18X18D, R = 48 (the largest: one multiplier per pre-activation) needs
+128 + 96 = 224 of the 156; at R = 1 the products are 12,718 shift-add terms and 160
+multipliers. With every multiplier in LUTs (``--no-dsp``):
+
+== ======== ========= ====== ===== ========== ====== ======== =================
+R  cycles   cycles    LUT4   CCU2C FF         DP16KD 85F use  synthesis seconds
+   per step per seq.
+== ======== ========= ====== ===== ========== ====== ======== =================
+48       52       416 118,084 12,432     6,535      0     171 %  2,434 (ABC9 died)
+== ======== ========= ====== ===== ========== ====== ======== =================
+
+(85F use: LUT4 + 2 x CCU2C = 142,948 of 83,640; nextpnr-ecp5 counted 150,240 TRELLIS_COMB,
+179 %, and was stopped.) YoWASP's ABC9 ran 28 minutes on the R = 48 design (387,165 AND
+gates) before it died; ``--no-abc9`` goes straight to the classic mapper (6 minutes).
 """
 
 import argparse
@@ -47,12 +65,16 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import verilog
 
-from nnfab.boards.synth import place_and_route, synthesize_ecp5
+from nnfab.boards.flow import over_capacity, synthesis_counts
+from nnfab.boards.synth import DEVICES, place_and_route, synthesize_ecp5
 from nnfab.gen.assemble import engine_for
 from nnfab.gen.load import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.gen.importers.test_keras_recurrent import recurrent_model  # noqa: E402
+
+
+DEVICE = DEVICES["ECP5-85F"]
 
 
 def measure(cls, reuse_factor, *, n_in=3, units=4, steps=5, place=False, freq_mhz=50.0,
@@ -79,8 +101,9 @@ def measure(cls, reuse_factor, *, n_in=3, units=4, steps=5, place=False, freq_mh
     with tempfile.TemporaryDirectory() as tmp:
         row.update(synthesize_ecp5(text, top="top", workdir=tmp, netlist=place, dsp=dsp,
                                    abc9=abc9))
-        row.pop("cells")
-        if place:
+        over, _ = over_capacity(DEVICE, synthesis_counts(DEVICE, row.pop("cells")))
+        row["over_capacity_ecp5_85f"] = over
+        if place and not over:
             print(json.dumps(row), file=sys.stderr, flush=True)
             row.update(place_and_route("top", tmp, freq_mhz=freq_mhz))
     if row.get("fmax_mhz"):
