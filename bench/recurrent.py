@@ -43,16 +43,21 @@ With multipliers on MULT18X18D, R = 48 (the largest: one multiplier per pre-acti
 128 + 96 = 224 of the 156; at R = 1 the products are 12,718 shift-add terms and 160
 multipliers. With every multiplier in LUTs (``--no-dsp``):
 
-== ======== ========= ====== ===== ========== ====== ======== =================
-R  cycles   cycles    LUT4   CCU2C FF         DP16KD 85F use  synthesis seconds
+== ======== ======== ======= ====== ===== ======= =================
+R  cycles   cycles   LUT4    CCU2C  FF    85F use synthesis seconds
    per step per seq.
-== ======== ========= ====== ===== ========== ====== ======== =================
-48       52       416 118,084 12,432     6,535      0     171 %  2,434 (ABC9 died)
-== ======== ========= ====== ===== ========== ====== ======== =================
+== ======== ======== ======= ====== ===== ======= =================
+48       52      416 118,084 12,432 6,535   171 %  2,434 (ABC9 died)
+24       29      232 278,778 12,650 9,752   364 %    641 (no ABC9)
+== ======== ======== ======= ====== ===== ======= =================
 
-(85F use: LUT4 + 2 x CCU2C = 142,948 of 83,640; nextpnr-ecp5 counted 150,240 TRELLIS_COMB,
-179 %, and was stopped.) YoWASP's ABC9 ran 28 minutes on the R = 48 design (387,165 AND
-gates) before it died; ``--no-abc9`` goes straight to the classic mapper (6 minutes).
+No MULT18X18D and no DP16KD in either. 85F use: LUT4 + 2 x CCU2C against its 83,640 LUT4;
+nextpnr-ecp5 counted 150,240 TRELLIS_COMB (179 %) at R = 48, stopped during placement, and
+311,372 (372 %) at R = 24, where it failed at once: no Fmax. R = 24 costs 160,694 more LUT4
+than R = 48 for its 128 more dense multipliers, about 1,250 LUT4 each: worth a look at how a
+processing element's weight selection (R constants by the beat counter) and its product map. YoWASP's ABC9 ran 28 minutes on
+the R = 48 design (387,165 AND gates) before it died; ``--no-abc9`` goes straight to the
+classic mapper.
 """
 
 import argparse
