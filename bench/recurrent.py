@@ -55,9 +55,15 @@ No MULT18X18D and no DP16KD in either. 85F use: LUT4 + 2 x CCU2C against its 83,
 nextpnr-ecp5 counted 150,240 TRELLIS_COMB (179 %) at R = 48, stopped during placement, and
 311,372 (372 %) at R = 24, where it failed at once: no Fmax. R = 24 costs 160,694 more LUT4
 than R = 48 for its 128 more dense multipliers, about 1,250 LUT4 each: worth a look at how a
-processing element's weight selection (R constants by the beat counter) and its product map. YoWASP's ABC9 ran 28 minutes on
-the R = 48 design (387,165 AND gates) before it died; ``--no-abc9`` goes straight to the
-classic mapper.
+processing element's weight selection (R constants by the beat counter) and its product map.
+
+What does fit: the same LSTM with 8 units (``--units 8 --reuse-factor 24``, one multiplier per
+pre-activation, 28 cycles per step, 224 per sequence) synthesizes to 29,345 LUT4, 3,013 CCU2C
+and 1,821 FF (42 % of the 85F) in 102 s; about 3,700 LUT4 per unit at 8 and at 32 units, so the
+cell update, not R, sets the size.
+
+YoWASP's ABC9 ran 28 minutes on the R = 48 design (387,165 AND gates) before it died;
+``--no-abc9`` goes straight to the classic mapper.
 """
 
 import argparse
