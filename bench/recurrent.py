@@ -58,9 +58,12 @@ than R = 48 for its 128 more dense multipliers, about 1,250 LUT4 each: worth a l
 processing element's weight selection (R constants by the beat counter) and its product map.
 
 What does fit: the same LSTM with 8 units (``--units 8 --reuse-factor 24``, one multiplier per
-pre-activation, 28 cycles per step, 224 per sequence) synthesizes to 29,345 LUT4, 3,013 CCU2C
-and 1,821 FF (42 % of the 85F) in 102 s; about 3,700 LUT4 per unit at 8 and at 32 units, so the
-cell update, not R, sets the size.
+pre-activation, 28 cycles per step, 224 per sequence; ``bench/results/recurrent_lstm16x8.json``)
+synthesizes to 29,345 LUT4, 3,013 CCU2C and 1,821 FF (42 % of the 85F) in 102 s; about 3,700
+LUT4 per unit at 8 and at 32 units, so the cell update, not R, sets the size. Placed and routed
+(830 s): 37,207 TRELLIS_COMB, Fmax 12.3 MHz (target 50), 54,911 sequences/s. The step's cell
+update (tables, gate products, casts) is one combinational path from the dense result to the
+state registers, hence the low Fmax.
 
 YoWASP's ABC9 ran 28 minutes on the R = 48 design (387,165 AND gates) before it died;
 ``--no-abc9`` goes straight to the classic mapper.
