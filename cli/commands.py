@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nnfab.errors import Interrupted, NnfabError
+from nnfab.gen.datasets import DATASETS
 
 from .progress import progress
 
@@ -320,7 +321,7 @@ def _print_layers(manifest):
               help="Inputs as a .npy of values, shape (n, *input_shape).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
               help="Class labels for --inputs, a .npy of n integers.")
-@click.option("--dataset", type=click.Choice(["digits"]),
+@click.option("--dataset", type=click.Choice(DATASETS),
               help="A bundled labelled data set (held-out split).")
 @click.option("--count", type=click.IntRange(min=1), default=None,
               help="Use the first N inputs.")

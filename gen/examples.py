@@ -1,5 +1,6 @@
 """Bundled example models (package data in ``nnfab/gen/examples``), trained on scikit-learn's
-digits by the scripts in ``examples/`` of the repository and quantized by nnfab's PTQ."""
+digits or the seeded sine-frequency sequences (:mod:`nnfab.gen.datasets`) by the scripts in
+``examples/`` of the repository and quantized by nnfab's PTQ."""
 
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +34,9 @@ EXAMPLES = {
                           "digits", image=False),
     "digits-cnn": Example("digits-cnn", "CNN conv3x3(8)→ReLU→maxpool→dense 10 (argmax) on "
                           "8x8 digits", "digits", image=True),
+    "sine-lstm": Example("sine-lstm", "LSTM 1→4 units over 16 steps→dense 2 (argmax): is a "
+                         "noisy sine's frequency above 0.12 cycles per step?",
+                         "sine-frequency", image=False),
 }
 
 

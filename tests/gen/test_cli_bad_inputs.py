@@ -119,7 +119,7 @@ CASES = [
     ("stall nan", None, ["verify", "--example", "digits-mlp", "--stall", "nan"], 2,
      "'nan' is not a number in the range 0<=x<1."),
     ("unknown data set", None, ["verify", "--example", "digits-mlp", "--dataset", "mnist"], 2,
-     "'mnist' is not 'digits'"),
+     "'mnist' is not one of 'digits', 'sine-frequency'"),
     # Options that do not apply.
     ("precision on quantized", tiny, ["build", "m.json", "--precision", "8"], 2,
      "is quantized already"),

@@ -14,7 +14,7 @@ from nnfab.sim.golden.network import run_network
 from .conftest import tiny_mlp
 
 
-@pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn"])
+@pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn", "sine-lstm"])
 def test_examples_round_trip(name, tmp_path):
     model = load_native(EXAMPLES[name].path)
     assert isinstance(model, Model)

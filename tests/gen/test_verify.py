@@ -1,4 +1,5 @@
-"""``nnfab verify`` end to end: the bundled examples on all 360 held-out digits, and bad
+"""``nnfab verify`` end to end: the bundled examples on their whole test split (the 360
+held-out digits, the 400 test sine-frequency sequences) at the command's defaults, and bad
 input; the RTL runs on Verilator."""
 
 import re
@@ -8,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from nnfab.cli import main
+from nnfab.gen.datasets import load_dataset
 from nnfab.gen.examples import EXAMPLES
 from nnfab.gen.native import load_native
 from nnfab.gen.verify import pack_transfers, unpack_transfers
@@ -18,12 +20,13 @@ def run(*args):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example", ["digits-mlp", "digits-cnn"])
+@pytest.mark.parametrize("example", ["digits-mlp", "digits-cnn", "sine-lstm"])
 def test_examples_verify_bit_exact(example):
     result = run("verify", "--example", example)
     out = result.output
     assert result.exit_code == 0, out
-    assert "360 vectors tried" in out
+    n_test = len(load_dataset(EXAMPLES[example].dataset, "test")[1])
+    assert f"{n_test} vectors tried" in out
     assert re.search(r"^0 mismatches$", out, re.M)
     accuracy = dict(re.findall(r"(float|golden|rtl) ([\d.]+)%", out))
     assert set(accuracy) == {"float", "golden", "rtl"}

@@ -57,16 +57,19 @@ def keras_reference(cls, x, kernel, recurrent_kernel, bias, return_sequences,
     return np.stack(states, axis=1) if return_sequences else h
 
 
-def recurrent_model(tmp_path, cls, return_sequences, rng, extra=None, reset_after=True):
+def recurrent_model(tmp_path, cls, return_sequences, rng, extra=None, reset_after=True, *,
+                    n_in=N_IN, units=UNITS, steps=STEPS):
+    """A Keras ``cls`` layer alone (json+h5 in ``tmp_path``) with seeded normal weights;
+    returns the json path and the weights. ``bench/recurrent.py`` sizes it."""
     g = GATES[cls]
-    weights = {"kernel": rng.normal(0, 0.5, (N_IN, g * UNITS)),
-               "recurrent_kernel": rng.normal(0, 0.5, (UNITS, g * UNITS)),
-               "bias": rng.normal(0, 0.3, (2, g * UNITS) if cls == "GRU" and reset_after
-                                  else g * UNITS)}
-    cfg = {"units": UNITS, "return_sequences": return_sequences, "activation": "tanh",
+    weights = {"kernel": rng.normal(0, 0.5, (n_in, g * units)),
+               "recurrent_kernel": rng.normal(0, 0.5, (units, g * units)),
+               "bias": rng.normal(0, 0.3, (2, g * units) if cls == "GRU" and reset_after
+                                  else g * units)}
+    cfg = {"units": units, "return_sequences": return_sequences, "activation": "tanh",
            **({"recurrent_activation": "sigmoid"} if cls != "SimpleRNN" else {}),
            **({"reset_after": reset_after} if cls == "GRU" else {}), **(extra or {})}
-    path = _keras_model(tmp_path, [(cls, "rnn", cfg)], {"rnn": weights}, (STEPS, N_IN),
+    path = _keras_model(tmp_path, [(cls, "rnn", cfg)], {"rnn": weights}, (steps, n_in),
                         name=cls.lower())
     return path, weights
 
