@@ -225,11 +225,12 @@ def network_verilog(model, *, name, multiplier_threshold, cache_dir, use_cache=T
 
     from . import assemble
 
-    # The bound on Amaranth simulations is a constant, but it decides whether the skip FIFOs
+    # The bounds on Amaranth simulations are constants, but they decide whether the skip FIFOs
     # get measured or analytic depths (different Verilog): part of the key all the same.
     text, details, hit = cached_verilog(
         model, convert, cache_dir=cache_dir, use_cache=use_cache,
         multiplier_threshold=multiplier_threshold,
-        max_simulated_layer_cycles=assemble.MAX_SIMULATED_LAYER_CYCLES)
+        max_simulated_layer_cycles=assemble.MAX_SIMULATED_LAYER_CYCLES,
+        max_simulated_transfers=assemble.MAX_SIMULATED_TRANSFERS)
     return NetworkVerilog(model, text, details, hit, multiplier_threshold=multiplier_threshold,
                           network=made[0] if made else None)
