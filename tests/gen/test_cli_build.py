@@ -109,7 +109,7 @@ def test_missing_file_and_unknown_example(tmp_path):
     result = run("build", "--example", "imagenet")
     assert result.exit_code == 1
     assert result.output == ("Error: Unknown example 'imagenet'; bundled examples: digits-mlp, "
-                             "digits-cnn\n")
+                             "digits-cnn, sine-lstm\n")
 
 
 def test_model_or_example_required():
