@@ -17,7 +17,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from nnfab.errors import UnsupportedLayerError
-from nnfab.hdl.activations import Activation, Argmax, Softmax
+from nnfab.hdl.activations import Activation, Argmax
+from nnfab.hdl.softmax import Softmax
 from nnfab.hdl.add_tflite import AddTfliteEngine
 from nnfab.hdl.batchnorm import BatchNormEngine
 from nnfab.hdl.cast import fixed_shape

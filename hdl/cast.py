@@ -14,7 +14,7 @@ from nnfab.fixed import FixedFormat, Overflow, rounding_increment
 from .pipeline import pipeline_advance
 from .unused import discard
 
-__all__ = ["fixed_shape", "fit_shape", "round_increment", "round_to_lsb", "saturate",
+__all__ = ["fixed_shape", "fit_shape", "floor_shift", "round_increment", "round_to_lsb", "saturate",
            "requantize", "Requantizer"]
 
 
@@ -241,3 +241,8 @@ class Requantizer(wiring.Component):
                 self.o.payload.eq(saturate(rounded, dst=self._dst)),
             ]
         return m
+
+
+def floor_shift(value, e):
+    """``floor(value * 2**e)``: left shift, or arithmetic right shift for ``e < 0``."""
+    return value << e if e >= 0 else value >> -e

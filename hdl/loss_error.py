@@ -5,7 +5,7 @@ TrainableMLP`); the arithmetic of :func:`nnfab.sim.golden.training.output_errors
 
 from amaranth.hdl import Signal
 
-from .activations import SOFTMAX_LATENCY, Softmax
+from .softmax import SOFTMAX_LATENCY, Softmax
 from .cast import fixed_shape, requantize
 
 __all__ = ["output_error_states", "error_cycles"]
@@ -23,7 +23,7 @@ def output_error_states(m, spec, *, outputs, targets, label, errors, done):
     built in ``m``: from ``"ERROR"``, the error codes ``errors[n] = cast(outputs[n] - targets[n],
     error_format)`` (``mse``, one cycle) or ``cast(p[n] - (label == n), error_format)`` with
     ``p`` the table softmax of the outputs in ``probability_format`` through a
-    :class:`~nnfab.hdl.activations.Softmax` (reciprocal table ``spec.reciprocal_table``), then
+    :class:`~nnfab.hdl.softmax.Softmax` (reciprocal table ``spec.reciprocal_table``), then
     ``done()`` (called inside the last state, it adds its statements and ``m.next``).
 
     ``spec`` is any specification with ``loss``, ``n_out``, ``output_format``,

@@ -39,7 +39,7 @@ class TrainableDense(wiring.Component):
 
     Per sample, one multiply-accumulate per cycle: forward pass over the ``P = n_out * (n_in +
     1)`` parameters (weight memory read one cycle ahead), the ``n_out`` outputs streamed out,
-    the error (softmax through :class:`~nnfab.hdl.activations.Softmax` for cross-entropy), then
+    the error (softmax through :class:`~nnfab.hdl.softmax.Softmax` for cross-entropy), then
     the gradient sums ``S[p] += d[o] * x[i]`` (read-modify-write of the accumulator memory, one
     parameter per cycle). At the end of a batch every parameter goes through the update unit
     (its latency + 2 = 8 cycles each); after the sample flagged ``last``, all ``P`` parameters

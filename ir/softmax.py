@@ -20,7 +20,7 @@ __all__ = ['SoftmaxLayer', 'FloatSoftmax']
 @dataclass(frozen=True)
 class SoftmaxLayer(Layer):
     """Table-based softmax over a vector of ``n`` values
-    (:class:`nnfab.hdl.activations.Softmax`)."""
+    (:class:`nnfab.hdl.softmax.Softmax`)."""
 
     kind: ClassVar[str] = "softmax"
     native_keys: ClassVar[dict] = {"output_format": FORMAT}

@@ -10,7 +10,8 @@ from amaranth.sim import Simulator
 
 from nnfab.fixed import FixedFormat, Overflow
 from nnfab.hdl import activations as hw
-from nnfab.hdl.activations import Activation, Argmax, Softmax
+from nnfab.hdl.activations import Activation, Argmax
+from nnfab.hdl.softmax import Softmax
 from nnfab.hdl.cast import fixed_shape
 from nnfab.hdl.wires import comb_wire
 from nnfab.sim.golden import activations as golden

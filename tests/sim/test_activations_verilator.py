@@ -12,7 +12,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat
-from nnfab.hdl.activations import Activation, Argmax, Softmax
+from nnfab.hdl.activations import Activation, Argmax
+from nnfab.hdl.softmax import Softmax
 from nnfab.packing import pack
 from nnfab.sim.golden import activations as golden
 from nnfab.sim.runner import run_cocotb
