@@ -246,12 +246,8 @@ def evaluate_point(source, point, settings, *, cache_dir=None):
         ECP5) and on ECP5 ``fmax_mhz``; with ``verify`` ``verify_vectors``,
         ``verify_mismatches``, ``verify_passed``; ``seconds`` and ``tools`` (versions).
     """
-    from amaranth.back import verilog
-
-    from nnfab.gen.assemble import Network
     from nnfab.gen.emit import manifest_of, verilog_name
-    from nnfab.gen.timing import network_details
-    from nnfab.gen.verilog_cache import cached_verilog
+    from nnfab.gen.timing import network_verilog
     from nnfab.sim.runner import default_cache_dir
 
     started = time.perf_counter()
@@ -260,15 +256,15 @@ def evaluate_point(source, point, settings, *, cache_dir=None):
         model = point_model(source, point)
         row["accuracy"], row["accuracy_of"], row["float_accuracy"] = _accuracy(
             source, model, settings)
-        network = Network(model)
-        manifest = manifest_of(model, network)
         top = verilog_name(model.name)
         cache_dir = default_cache_dir() if cache_dir is None else cache_dir
-        text, details, _ = cached_verilog(
-            model, lambda: (verilog.convert(network, name=top, emit_src=False),
-                            network_details(network)),
-            cache_dir=cache_dir, multiplier_threshold=3)
-        latency, ii = details["latency"], details["initiation_interval"]
+        # As nnfab build converts and times it (and shares its cache): a point converted
+        # before is neither converted nor simulated again.
+        converted = network_verilog(model, name=top, multiplier_threshold=3,
+                                    cache_dir=cache_dir)
+        text = converted.verilog
+        manifest = manifest_of(model, converted.network)
+        latency, ii = manifest["latency"], manifest["initiation_interval"]
         row.update(latency=latency, initiation_interval=ii,
                    latency_us=round(latency / point["clock_mhz"], 4),
                    multipliers=sum(r["multipliers"] for r in manifest["layers"]),
