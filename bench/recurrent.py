@@ -10,6 +10,7 @@ Usage::
     python bench/recurrent.py [--cells SimpleRNN LSTM GRU] [--reuse-factor R]
                               [--inputs 3] [--units 4] [--steps 5]
                               [--place] [--freq-mhz 50] [--no-dsp] [--no-abc9]
+                              [--router router2]
                               [--out rows.json]
 
 ``--no-dsp`` maps multipliers to LUTs (``synth_ecp5 -nodsp``): yosys puts every multiplier on
@@ -92,7 +93,7 @@ DEVICE = DEVICES["ECP5-85F"]
 
 
 def measure(cls, reuse_factor, *, n_in=3, units=4, steps=5, place=False, freq_mhz=50.0,
-            dsp=True, abc9=True):
+            dsp=True, abc9=True, router=None):
     """One JSON row for the Keras layer ``cls`` (see the module docstring)."""
     rng = np.random.default_rng(40 + len(cls))
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +120,9 @@ def measure(cls, reuse_factor, *, n_in=3, units=4, steps=5, place=False, freq_mh
         row["over_capacity_ecp5_85f"] = over
         if place and not over:
             print(json.dumps(row), file=sys.stderr, flush=True)
-            row.update(place_and_route("top", tmp, freq_mhz=freq_mhz))
+            args = DEVICE.nextpnr_args + (("--router", router) if router else ())
+            row.update(place_and_route("top", tmp, freq_mhz=freq_mhz, nextpnr_args=args))
+            row["router"] = router or "nextpnr default"
     if row.get("fmax_mhz"):
         row["sequences_per_second"] = round(row["fmax_mhz"] * 1e6 / engine.sequence_interval)
     row["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -140,12 +143,14 @@ def main(argv=None):
                         help="Multipliers in LUTs (synth_ecp5 -nodsp).")
     parser.add_argument("--no-abc9", action="store_true",
                         help="Map LUTs with the classic ABC only (large designs).")
+    parser.add_argument("--router", choices=["router1", "router2"],
+                        help="nextpnr's router (router2 routes large designs faster).")
     parser.add_argument("--out", type=Path, help="Also append the rows to this JSON list.")
     args = parser.parse_args(argv)
     for cls in args.cells:
         row = measure(cls, args.reuse_factor, n_in=args.inputs, units=args.units,
                       steps=args.steps, place=args.place, freq_mhz=args.freq_mhz,
-                      dsp=not args.no_dsp, abc9=not args.no_abc9)
+                      dsp=not args.no_dsp, abc9=not args.no_abc9, router=args.router)
         print(json.dumps(row), flush=True)
         if args.out:
             rows = json.loads(args.out.read_text()) if args.out.exists() else []

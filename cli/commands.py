@@ -73,7 +73,10 @@ def _model_options(function):
         click.option("--weights", type=click.Path(exists=True, dir_okay=False),
                      help="Weights file of a Keras .json model (default NAME_weights.h5)."),
         click.option("--reuse-factor", type=click.IntRange(min=1), default=None,
-                     help="Reuse factor of every dense layer (largest divisor of n_in up to it)."),
+                     help="Reuse factor of every dense, convolution and recurrent layer: the "
+                          "largest one a layer can take up to it (a divisor of n_in or, as "
+                          "in hls4ml, n_in times a divisor of n_out; convolutions: divisors "
+                          "only)."),
         click.option("--max-multipliers", type=click.IntRange(min=1), default=None,
                      help="Choose each layer's reuse factor to use at most this many "
                           "multipliers."),

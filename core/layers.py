@@ -11,7 +11,21 @@ import numpy as np
 
 from .fixed import MAX_ACCUMULATOR_WIDTH, FixedFormat
 
-__all__ = ["mac_accumulator_format", "check_accumulator", "code_array", "DenseSpec"]
+__all__ = ["mac_accumulator_format", "check_accumulator", "code_array", "DenseSpec",
+           "reuse_factors"]
+
+
+def reuse_factors(n_in, n_out=None):
+    """The reuse factors a fully connected product of ``n_in`` inputs and ``n_out`` outputs
+    can take, ascending: the divisors of ``n_in`` (each multiplier serves one output, R of its
+    inputs), and with ``n_out`` given also ``n_in * g`` for every divisor ``g > 1`` of ``n_out``
+    (each multiplier serves ``g`` outputs, all their inputs). This is hls4ml's rule
+    (``_validate_reuse_factor`` of its Vivado backend): ``R`` divides ``n_in`` or is a
+    multiple of it, and divides ``n_in * n_out``."""
+    divisors = [r for r in range(1, n_in + 1) if n_in % r == 0]
+    if n_out is None:
+        return divisors
+    return divisors + [n_in * g for g in range(2, n_out + 1) if n_out % g == 0]
 
 
 def mac_accumulator_format(a_format, b_format, max_terms, accumulator_format=None):

@@ -1,10 +1,10 @@
 """Quantized fully connected layer with constant weights, at any reuse factor."""
 
-from amaranth.hdl import C, Array, Cat, Const, Module, Signal
+from amaranth.hdl import C, Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from nnfab.layers import DenseSpec
+from nnfab.layers import DenseSpec, reuse_factors
 
 from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
@@ -32,6 +32,10 @@ class DenseEngine(wiring.Component):
     multiplication (``*``, which synthesis maps to a multiplier block or LUTs). With R > 1 each
     multiplier handles R products: a processing element per (output, chunk position) whose
     weights are not all zero, its weight selected by the beat counter from R constants.
+    With R = g * n_in (g > 1 dividing n_out; hls4ml's reuse factors above n_in) the outputs
+    are computed in g groups of ``n_out / g``, one after another, each over the n_in inputs
+    one per cycle: ``n_out / g`` processing elements, each serving g outputs, and the first
+    g - 1 groups' results held until the last is done.
 
     Stalls. At R = 1 the pipeline runs free: its registers load every cycle, a valid bit
     travels beside the data, and a skid FIFO of ``latency`` entries behind the output register
@@ -43,9 +47,9 @@ class DenseEngine(wiring.Component):
     ----------
     spec : DenseSpec
         Weights, biases and formats.
-    reuse_factor : int, >= 1, dividing ``n_in``
-        Products per multiplier per input vector (hls4ml's reuse factor). The initiation
-        interval equals it.
+    reuse_factor : int, >= 1, dividing ``n_in``, or ``n_in`` times a divisor of ``n_out``
+        Products per multiplier per input vector (hls4ml's reuse factor;
+        :func:`~nnfab.layers.reuse_factors`). The initiation interval equals it.
     multiplier_threshold : int, >= 0
         With R = 1, weights with more CSD digits than this use a multiplier. 0 puts every
         non-zero weight on a multiplier.
@@ -77,7 +81,7 @@ class DenseEngine(wiring.Component):
     TypeError
         If ``spec`` is not a DenseSpec, or a parameter is not an integer.
     ValueError
-        If ``reuse_factor`` is not a positive divisor of ``n_in``, or
+        If ``reuse_factor`` is not one of :func:`~nnfab.layers.reuse_factors`, or
         ``multiplier_threshold`` is negative.
     """
 
@@ -94,11 +98,12 @@ class DenseEngine(wiring.Component):
                             ("Adder levels per stage", adder_levels_per_stage)):
             if not isinstance(value, int) or isinstance(value, bool):
                 reject(TypeError(f"{name} must be an integer, not {value!r}"))
-        if reuse_factor < 1 or spec.n_in % reuse_factor != 0:
-            valid = [r for r in range(1, spec.n_in + 1) if spec.n_in % r == 0]
+        valid = reuse_factors(spec.n_in, spec.n_out)
+        if reuse_factor not in valid:
             reject(ValueError(
-                f"Reuse factor must divide n_in {spec.n_in} (one of "
-                f"{', '.join(map(str, valid))}), not {reuse_factor!r}"))
+                f"Reuse factor must divide n_in {spec.n_in} or be n_in times a divisor of "
+                f"n_out {spec.n_out} (one of {', '.join(map(str, valid))}), "
+                f"not {reuse_factor!r}"))
         if multiplier_threshold < 0:
             reject(ValueError(f"Multiplier threshold must be a non-negative integer, not "
                               f"{multiplier_threshold!r}"))
@@ -126,15 +131,18 @@ class DenseEngine(wiring.Component):
     # -- the elaboration plan (plain Python, also used for reports) ---------------------------
 
     def _make_plan(self):
-        """Per output, the leaves of its adder tree: ``("mul", k, weights_by_beat)`` or
-        ``("csd", k, weight, digits)`` where ``k`` is the position within the chunk."""
-        spec, r = self._spec, self._reuse_factor
-        chunk = spec.n_in // r
+        """Per output of a group (every output when R <= n_in), the leaves of its adder tree:
+        ``("mul", k, weights_by_beat)`` or ``("csd", k, weight, digits)`` where ``k`` is the
+        position within the chunk. Beat ``b`` is chunk ``b % beats_per_group`` of group
+        ``b // beats_per_group``."""
+        spec, r, chunk = self._spec, self._reuse_factor, self.chunk_size
+        r0, per_group = self.beats_per_group, spec.n_out // self.output_groups
         plan = []
-        for j in range(spec.n_out):
+        for j in range(per_group):
             leaves = []
             for k in range(chunk):
-                weights = [int(spec.weights[j, t * chunk + k]) for t in range(r)]
+                weights = [int(spec.weights[(b // r0) * per_group + j, (b % r0) * chunk + k])
+                           for b in range(r)]
                 if not any(weights):
                     continue
                 if r == 1:
@@ -164,9 +172,20 @@ class DenseEngine(wiring.Component):
         return self._multiplier_threshold
 
     @property
+    def output_groups(self):
+        """Groups of outputs computed one after another: ``reuse_factor / n_in`` above n_in,
+        else 1."""
+        return max(1, self._reuse_factor // self._spec.n_in)
+
+    @property
+    def beats_per_group(self):
+        """Cycles per output group: ``min(reuse_factor, n_in)``."""
+        return self._reuse_factor // self.output_groups
+
+    @property
     def chunk_size(self):
-        """Input elements consumed per cycle: ``n_in / reuse_factor``."""
-        return self._spec.n_in // self._reuse_factor
+        """Input elements consumed per cycle: ``n_in / beats_per_group``."""
+        return self._spec.n_in // self.beats_per_group
 
     @property
     def tree_levels(self):
@@ -202,6 +221,8 @@ class DenseEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec, r, chunk = self._spec, self._reuse_factor, self.chunk_size
+        n_groups, r0 = self.output_groups, self.beats_per_group
+        per_group = spec.n_out // n_groups
         in_shape = fixed_shape(spec.input_format)
         acc_format = spec.accumulator
         product_format = spec.product_format
@@ -232,21 +253,33 @@ class DenseEngine(wiring.Component):
         else:
             x_reg = [Signal(in_shape, name=f"x_reg{n}") for n in range(spec.n_in)]
             busy = Signal()
+            beat_end = Signal()  # the vector's last beat (of its last group)
+            # Position of the beat within its group (with one group, the beat counter).
+            beat_pos = beat_index if n_groups == 1 else Signal(range(max(r0, 2)))
             m.d.comb += [
                 beat_valid.eq(busy),
-                beat_first.eq(beat_index == 0),
-                beat_last.eq(beat_index == r - 1),
-                self.i.ready.eq(advance & (~busy | beat_last)),
+                beat_first.eq(beat_pos == 0),
+                beat_last.eq(beat_pos == r0 - 1),
+                beat_end.eq(beat_index == r - 1),
+                self.i.ready.eq(advance & (~busy | beat_end)),
             ]
             m.d.comb += [beat_x[k].eq(x_reg[k]) for k in range(chunk)]
             with m.If(advance):
                 with m.If(self.i.valid & self.i.ready):
                     m.d.sync += [x_reg[n].eq(self.i.payload[n]) for n in range(spec.n_in)]
                     m.d.sync += [busy.eq(1), beat_index.eq(0)]
+                    if n_groups > 1:
+                        m.d.sync += beat_pos.eq(0)
                 with m.Elif(busy):
-                    m.d.sync += [x_reg[n].eq(x_reg[n + chunk]) for n in range(spec.n_in - chunk)]
+                    if n_groups == 1:  # shift: each chunk is used once
+                        m.d.sync += [x_reg[n].eq(x_reg[n + chunk])
+                                     for n in range(spec.n_in - chunk)]
+                    else:  # rotate: every group walks the whole vector
+                        m.d.sync += [x_reg[n].eq(x_reg[(n + chunk) % spec.n_in])
+                                     for n in range(spec.n_in)]
+                        m.d.sync += beat_pos.eq(Mux(beat_last, 0, beat_pos + 1))
                     m.d.sync += beat_index.eq(beat_index + 1)
-                    with m.If(beat_last):
+                    with m.If(beat_end):
                         m.d.sync += busy.eq(0)
 
         # Stage 1: the chunk register.
@@ -284,8 +317,12 @@ class DenseEngine(wiring.Component):
                 elif r == 1:
                     product_terms = [x * Const(leaf[2][0], fixed_shape(spec.weight_format))]
                 else:
-                    weight = Array(Const(w, fixed_shape(spec.weight_format))
-                                   for w in leaf[2])[s1_index]
+                    # The weight is registered beside the chunk (selected by the beat
+                    # counter a cycle ahead), so synthesis sees a multiplier of two
+                    # registers; from the counter, it merged ROM and product into one cone.
+                    weight = Signal(fixed_shape(spec.weight_format), name=f"w_{j}_{leaf[1]}")
+                    load(weight.eq(Array(Const(w, fixed_shape(spec.weight_format))
+                                         for w in leaf[2])[beat_index]))
                     product_terms = [x * weight]
                 if spec.exact_accumulation:
                     terms.extend(product_terms)
@@ -314,20 +351,29 @@ class DenseEngine(wiring.Component):
 
         # Accumulator: chunk sums plus the bias, in the accumulator format.
         acc_shape = fixed_shape(acc_format)
-        accs = [Signal(acc_shape, name=f"acc{j}", reset_less=r == 1) for j in range(spec.n_out)]
+        accs = [Signal(acc_shape, name=f"acc{j}", reset_less=r == 1) for j in range(per_group)]
         acc_done = Signal()
         if spec.exact_accumulation:
             align = acc_format.fraction_width - product_format.fraction_width
             chunk_sums = [s << align for s in sums]
         else:
             chunk_sums = sums
-        biases = [bias_in_accumulator(spec, j, offsets[j]) for j in range(spec.n_out)]
+        biases = [bias_in_accumulator(spec, j, offsets[j]) for j in range(per_group)]
+        # With output groups: the group being accumulated and the one just completed.
+        acc_group = Signal(range(max(n_groups, 2)))
+        done_group = Signal.like(acc_group)
+        if n_groups > 1:
+            biases = [Array(bias_in_accumulator(spec, g * per_group + j) for g in range(n_groups))
+                      [acc_group] for j in range(per_group)]
+            with m.If(advance & tree_valid & tree_last):
+                m.d.sync += [done_group.eq(acc_group),
+                             acc_group.eq(Mux(acc_group == n_groups - 1, 0, acc_group + 1))]
         load(acc_done.eq(tree_valid & tree_last))
         if r == 1:  # every beat is a first beat: no multiplexer, no enable
-            load(*[accs[j].eq(chunk_sums[j] + biases[j]) for j in range(spec.n_out)])
+            load(*[accs[j].eq(chunk_sums[j] + biases[j]) for j in range(per_group)])
         else:
             with m.If(advance & tree_valid):
-                for j in range(spec.n_out):
+                for j in range(per_group):
                     with m.If(tree_first):
                         m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
                     with m.Else():
@@ -335,14 +381,24 @@ class DenseEngine(wiring.Component):
 
         # Output cast.
         casts = [requantize(accs[j], src=acc_format, dst=spec.output_format)
-                 for j in range(spec.n_out)]
+                 for j in range(per_group)]
         if r == 1:  # into the output register of the skid buffer
             out = Signal(self.o.payload.shape(), name="out")
             m.d.comb += [out[j].eq(casts[j]) for j in range(spec.n_out)]
             skid_output(m, self.i, self.o, valid=acc_done, payload=out, latency=self.latency)
         else:
-            load(self.o.valid.eq(acc_done), *[self.o.payload[j].eq(casts[j])
-                                              for j in range(spec.n_out)])
+            # Groups before the last are held until the last is cast beside them.
+            out_shape = fixed_shape(spec.output_format)
+            held = [[Signal(out_shape, name=f"held{g}_{j}") for j in range(per_group)]
+                    for g in range(n_groups - 1)]
+            for g in range(n_groups - 1):
+                with m.If(advance & acc_done & (done_group == g)):
+                    m.d.sync += [held[g][j].eq(casts[j]) for j in range(per_group)]
+            last = acc_done if n_groups == 1 else acc_done & (done_group == n_groups - 1)
+            load(self.o.valid.eq(last),
+                 *[self.o.payload[g * per_group + j].eq(held[g][j] if g < n_groups - 1
+                                                        else casts[j])
+                   for g in range(n_groups) for j in range(per_group)])
         return m
 
 

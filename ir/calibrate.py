@@ -15,6 +15,7 @@ import numpy as np
 from nnfab.casts import quantize
 from nnfab.errors import ModelError
 from nnfab.fixed import MAX_INTEGER_WIDTH, FixedFormat
+from nnfab.layers import reuse_factors
 
 __all__ = ["PTQConfig", "PTQStep", "integer_bits_for", "format_for", "nearest_codes",
            "named_spec", "fit_reuse"]
@@ -94,9 +95,10 @@ def nearest_codes(values, fmt):
     return quantize(values, fmt.replace(rounding="RND_CONV", overflow="SAT"))
 
 
-def fit_reuse(reuse_factor, n_in):
-    """The largest divisor of ``n_in`` up to ``reuse_factor``."""
-    return max(r for r in range(1, n_in + 1) if n_in % r == 0 and r <= reuse_factor)
+def fit_reuse(reuse_factor, n_in, n_out=None):
+    """The largest of :func:`~nnfab.layers.reuse_factors` ``(n_in, n_out)`` up to
+    ``reuse_factor`` (without ``n_out``: the largest divisor of ``n_in``)."""
+    return max(r for r in reuse_factors(n_in, n_out) if r <= reuse_factor)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import ClassVar
 import numpy as np
 
 from nnfab.errors import FormatError, ModelError, ShapeError
-from nnfab.layers import DenseSpec
+from nnfab.layers import DenseSpec, reuse_factors
 
 from .calibrate import fit_reuse, named_spec, nearest_codes
 from .float_layer import FloatLayer, check_float_bias, float_array
@@ -18,18 +18,30 @@ __all__ = ['DenseLayer', 'FloatDense', 'weighted_entry', 'save_weighted', 'weigh
            'check_reuse_factor', 'pruned_multipliers']
 
 
-def check_reuse_factor(name, reuse_factor, n, what="n_in"):
-    """Raise ModelError naming layer ``name`` unless ``reuse_factor`` divides ``n`` (``what``
-    says what ``n`` counts)."""
-    if not isinstance(reuse_factor, int) or reuse_factor < 1 or n % reuse_factor:
-        valid = [r for r in range(1, n + 1) if n % r == 0]
-        raise ModelError(f"Layer {name!r}: reuse factor must divide {what} {n} (one of "
+def check_reuse_factor(name, reuse_factor, n, what="n_in", n_out=None, out_what="n_out"):
+    """Raise ModelError naming layer ``name`` unless ``reuse_factor`` is one of
+    :func:`~nnfab.layers.reuse_factors` of ``n`` inputs and (when given) ``n_out`` outputs;
+    ``what`` and ``out_what`` say what they count."""
+    valid = reuse_factors(n, n_out)
+    if not isinstance(reuse_factor, int) or isinstance(reuse_factor, bool) or \
+            reuse_factor not in valid:
+        rule = f"divide {what} {n}"
+        if n_out is not None:
+            rule += f" or be {what} times a divisor of {out_what} {n_out}"
+        raise ModelError(f"Layer {name!r}: reuse factor must {rule} (one of "
                          f"{', '.join(map(str, valid))}), not {reuse_factor!r}")
 
 
 def pruned_multipliers(weights, reuse_factor):
     """Products per cycle of a (n_out, n_in) weight matrix after pruning zero weights: non-zero
-    weights per row divided by the reuse factor, rounded up, summed."""
+    weights per row divided by the reuse factor, rounded up, summed. Above n_in (``R = g *
+    n_in``, outputs in g groups) a multiplier serves output ``v`` of every group: one per
+    ``v`` whose g rows are not all zero."""
+    n_out, n_in = weights.shape
+    if reuse_factor > n_in:
+        groups = reuse_factor // n_in
+        rows = (weights != 0).reshape(groups, n_out // groups, n_in)
+        return int(np.count_nonzero(rows.any(axis=(0, 2))))
     nonzero = np.count_nonzero(weights != 0, axis=1)
     return int(np.sum(-(-nonzero // reuse_factor)))
 
@@ -84,7 +96,8 @@ class DenseLayer(Layer):
         if not isinstance(self.spec, DenseSpec):
             raise ModelError(f"Layer {self.name!r}: dense layer needs a DenseSpec, "
                              f"not {self.spec!r}")
-        check_reuse_factor(self.name, self.reuse_factor, self.spec.n_in)
+        check_reuse_factor(self.name, self.reuse_factor, self.spec.n_in,
+                           n_out=self.spec.n_out)
 
     @property
     def input_shape(self):
@@ -167,4 +180,4 @@ class FloatDense(FloatLayer):
         spec = named_spec(self.name, DenseSpec, nearest_codes(self.weights, w_fmt), biases,
                           s.fmt, w_fmt, s.output_format(), bias_format=b_fmt)
         return DenseLayer(self.name, spec=spec, reuse_factor=fit_reuse(s.reuse_factor,
-                                                                       spec.n_in))
+                                                                       spec.n_in, spec.n_out))

@@ -81,7 +81,7 @@ class RecurrentLayer(Layer):
             raise ModelError(f"Layer {self.name!r}: recurrent layer needs a RecurrentSpec, "
                              f"not {self.spec!r}")
         check_reuse_factor(self.name, self.reuse_factor, self.spec.n_in + self.spec.units,
-                           "n_in + units")
+                           "n_in + units", self.spec.dense_spec.n_out, "its pre-activations")
         try:
             cell_lanes_for(self.spec.units, self.reuse_factor, self.cell_lanes)
         except ValueError as error:
@@ -365,4 +365,5 @@ class FloatRecurrent(FloatLayer):
             else calibrated(internals["reset"], "reset products"),
             reset_after=self.reset_after)
         return RecurrentLayer(self.name, spec=spec,
-                              reuse_factor=fit_reuse(s.reuse_factor, spec.n_in + spec.units))
+                              reuse_factor=fit_reuse(s.reuse_factor, spec.n_in + spec.units,
+                                                     spec.dense_spec.n_out))

@@ -177,7 +177,9 @@ def check_stalls(make, inputs, expected, *, seed, patterns=STALL_PATTERNS, p_idl
             f"seed {seed}, {what}: {len(extra)} transfers after the last expected "
             f"one{allowed}")
 
-    full = run_stream(make(), inputs, n_outputs=n, drain_cycles=(latency or 0) + ahead + 8)
+    # Up to 200 cycles per transfer at full rate (a recurrent step at a large R takes 60).
+    full = run_stream(make(), inputs, n_outputs=n, drain_cycles=(latency or 0) + ahead + 8,
+                      max_cycles=200 * (len(inputs) + 50))
     check(full, "full rate")
     hold = max(full.first_latency, latency or 0)
     # Generous bounds on the cycles each pattern needs (so that a lost transfer fails fast):

@@ -32,7 +32,7 @@ from nnfab.casts import quantize
 from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
 from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat, Overflow
-from nnfab.layers import DenseSpec
+from nnfab.layers import DenseSpec, reuse_factors
 from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec, hls4ml_table_sizes
 from nnfab.tables import DEFAULT_TABLE_FORMAT, sigmoid_table, tanh_table
 
@@ -187,13 +187,17 @@ class _Builder:
         self.fmt, self.shape = self.tensors[tensor]
         self.current = tensor
 
-    def _reuse_factor(self, name, cls, n_in):
+    def _reuse_factor(self, name, cls, n_in, n_out=None):
+        """The layer's ReuseFactor, checked against hls4ml's rule as nnfab's engine takes it
+        (:func:`~nnfab.layers.reuse_factors`; multiples of ``n_in`` only with ``n_out``)."""
         r = self.config.reuse_factor(name, cls)
-        if n_in % r:
-            valid = [d for d in range(1, n_in + 1) if n_in % d == 0]
+        valid = reuse_factors(n_in, n_out)
+        if r not in valid:
+            rule = f"divide its {n_in} inputs per output"
+            if n_out is not None:
+                rule += f" or be {n_in} times a divisor of its {n_out} outputs"
             raise ConfigError(f"{self.config.path}: ReuseFactor {r} of layer {name!r} does not "
-                              f"divide its {n_in} inputs per output; nnfab takes "
-                              f"{', '.join(map(str, valid))}")
+                              f"{rule}; nnfab takes {', '.join(map(str, valid))}")
         strategy = self.config.strategy(name, cls)
         if strategy not in ("latency", "resource", "resource_unrolled"):
             raise ConfigError(f"{self.config.path}: Strategy {strategy!r} of layer {name!r} is "
@@ -248,7 +252,8 @@ class _Builder:
                              accumulator_format=accum)
         except (TypeError, ValueError) as exc:
             raise ModelError(f"Layer {name!r}: {exc}") from None
-        self._add(DenseLayer(name, spec=spec, reuse_factor=self._reuse_factor(name, cls, n_in)))
+        self._add(DenseLayer(name, spec=spec,
+                             reuse_factor=self._reuse_factor(name, cls, n_in, spec.n_out)))
 
     def conv2d(self, name, cls, weights, biases, strides, padding):
         """``weights`` (n_filters, kh, kw, C_in) floats."""

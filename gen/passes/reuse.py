@@ -1,4 +1,4 @@
-"""Choose each dense and convolution layer's reuse factor from a user's budget, and each
+"""Choose each dense, convolution and recurrent layer's reuse factor from a user's budget, and each
 output stage's to match the layer that feeds it."""
 
 from dataclasses import replace
@@ -6,28 +6,48 @@ from dataclasses import replace
 import numpy as np
 
 from nnfab.errors import ModelError
-from nnfab.ir import INPUT, Conv2DLayer, DenseLayer, OutputStageLayer
+from nnfab.ir import INPUT, Conv2DLayer, DenseLayer, OutputStageLayer, RecurrentLayer
+from nnfab.ir.dense import check_reuse_factor
+from nnfab.layers import reuse_factors
 
 from .base import Pass
 
 __all__ = ["ChooseReuseFactors"]
 
 
-_REUSING = (DenseLayer, Conv2DLayer)
+_REUSING = (DenseLayer, Conv2DLayer, RecurrentLayer)
 
 
 def _divisors(n):
-    return [r for r in range(1, n + 1) if n % r == 0]
+    return reuse_factors(n)
+
+
+def _dense_spec(layer):
+    """The DenseSpec of a dense layer or of a recurrent layer's step product, else None."""
+    if isinstance(layer, DenseLayer):
+        return layer.spec
+    return layer.spec.dense_spec if isinstance(layer, RecurrentLayer) else None
+
+
+def _valid(layer):
+    """Reuse factors of a dense or recurrent layer (also multiples of ``n_in``:
+    :func:`~nnfab.layers.reuse_factors`) or a convolution (divisors of its window)."""
+    spec = _dense_spec(layer)
+    if spec is not None:
+        return reuse_factors(spec.n_in, spec.n_out)
+    return reuse_factors(layer.spec.n_window)
 
 
 def _n_in(layer):
-    """Products per output of a dense layer (``n_in``) or a convolution (its window)."""
-    return layer.spec.n_in if isinstance(layer, DenseLayer) else layer.spec.n_window
+    """Products per output of a dense layer (``n_in``), a recurrent layer's step (``n_in +
+    units``) or a convolution (its window)."""
+    spec = _dense_spec(layer)
+    return layer.spec.n_window if spec is None else spec.n_in
 
 
 def _weight_matrix(layer):
-    spec = layer.spec
-    return spec.weights if isinstance(layer, DenseLayer) else spec.dense_weights
+    spec = _dense_spec(layer)
+    return layer.spec.dense_weights if spec is None else spec.weights
 
 
 class ChooseReuseFactors(Pass):
@@ -36,9 +56,11 @@ class ChooseReuseFactors(Pass):
     Parameters
     ----------
     reuse_factor : int or None
-        One reuse factor for every dense and convolution layer; a layer whose ``n_in`` (a
-        convolution's window size ``kh * kw * C_in``) it does not divide gets the largest
-        divisor of ``n_in`` below it.
+        One reuse factor for every dense, convolution and recurrent layer (its step's product
+        of ``n_in + units`` inputs); a layer it does not fit gets
+        the largest valid one below it: a divisor of ``n_in`` (a convolution's window size
+        ``kh * kw * C_in``) or, for a dense layer, ``n_in`` times a divisor of ``n_out``
+        (:func:`~nnfab.layers.reuse_factors`, hls4ml's rule).
     per_layer : dict of str to int
         Reuse factors by layer name; these win over the others.
     max_multipliers : int or None
@@ -56,8 +78,8 @@ class ChooseReuseFactors(Pass):
     ------
     ModelError
         If ``per_layer`` names a layer that is not a dense, convolution or output stage layer
-        of the model, gives a reuse factor that does not divide the layer's ``n_in``, or one
-        outside 1 to ``C`` for an output stage.
+        of the model, gives a reuse factor the layer cannot take (see ``reuse_factor``), or
+        one outside 1 to ``C`` for an output stage.
     """
 
     def __init__(self, *, reuse_factor=None, per_layer=None, max_multipliers=None):
@@ -69,9 +91,10 @@ class ChooseReuseFactors(Pass):
         n_in = _n_in(layer)
         if layer.name in self.per_layer:
             r = self.per_layer[layer.name]
-            if r not in _divisors(n_in):
-                raise ModelError(f"Layer {layer.name!r}: reuse factor must divide n_in {n_in} "
-                                 f"(one of {', '.join(map(str, _divisors(n_in)))}), not {r!r}")
+            if _dense_spec(layer) is not None:
+                check_reuse_factor(layer.name, r, n_in, n_out=_dense_spec(layer).n_out)
+            else:
+                check_reuse_factor(layer.name, r, n_in)
             return r
         if self.max_multipliers is not None:
             nonzero = np.count_nonzero(_weight_matrix(layer) != 0, axis=1)
@@ -80,7 +103,7 @@ class ChooseReuseFactors(Pass):
                     return r
             return n_in
         if self.reuse_factor is not None:
-            return max(r for r in _divisors(n_in) if r <= self.reuse_factor)
+            return max(r for r in _valid(layer) if r <= self.reuse_factor)
         return layer.reuse_factor
 
     def _choose_stage(self, layer, interval):
@@ -102,7 +125,7 @@ class ChooseReuseFactors(Pass):
         for name in self.per_layer:
             if name not in names:
                 raise ModelError(f"Reuse factor given for {name!r}, which is not a dense, "
-                                 f"convolution or output stage layer of model {model.name!r} "
+                                 f"convolution, recurrent or output stage layer of model {model.name!r} "
                                  f"(those are: {', '.join(sorted(names))})")
         rematch = self.reuse_factor is not None or self.max_multipliers is not None
         # Fewest cycles between two transfers of each tensor, and the tensors changed here.

@@ -88,8 +88,8 @@ def test_failing_points_are_rows(float_model, cache, tmp_path):
     assert [(r["target"], r["status"]) for r in rows] == [
         ("ECP5-25F", "ok"), ("iCE40UP5K", "ok"), ("ECP5-25F", "failed"),
         ("iCE40UP5K", "failed"), ("ECP5-25F", "failed"), ("iCE40UP5K", "failed")]
-    assert rows[2]["reason"] == "Layer 'd1': reuse factor must divide n_in 6 (one of 1, 2, " \
-                                "3, 6), not 4"
+    assert rows[2]["reason"] == "Layer 'd1': reuse factor must divide n_in 6 or be n_in " \
+        "times a divisor of n_out 4 (one of 1, 2, 3, 6, 12, 24), not 4"
     assert rows[4]["reason"].startswith("Reuse factor given for 'd9', which is not a dense")
     assert results(out)["failed"] == 4
     # Bits on a quantized model: a bad option combination, a row too.

@@ -16,11 +16,11 @@ from nnfab.cli import main
 from .importers.test_keras_conv import _keras_model
 
 
-def build(path, tmp_path):
+def build(path, tmp_path, *options):
     """``nnfab build`` of ``path`` into ``tmp_path / "build"``: ``(runner, folder, manifest)``."""
     runner = CliRunner(env={"COLUMNS": "200"})
     folder = tmp_path / "build"
-    built = runner.invoke(main, ["build", str(path), "--output", str(folder)])
+    built = runner.invoke(main, ["build", str(path), "--output", str(folder), *options])
     assert built.exit_code == 0, built.output
     return runner, folder, json.loads((folder / "manifest.json").read_text())
 
@@ -84,3 +84,28 @@ def test_keras_gru_reset_before_verifies_bit_exact_on_verilator(tmp_path):
     assert (manifest["latency"], manifest["initiation_interval"]) == (16, 64)
     assert manifest["input"]["transfers_per_inference"] == 4
     assert verify(runner, folder) == (16, 16, 64, 64)
+
+
+@pytest.mark.slow
+def test_reuse_factors_above_n_in_verify_bit_exact_on_verilator(tmp_path):
+    """``--reuse-factor 14`` on an LSTM (3 inputs + 4 units: its 16 pre-activations in 2
+    groups of 8 over the 7 inputs) and its Dense head (4 -> 2 at R = 8, the 2 outputs one
+    after the other): hls4ml's reuse factors above n_in, each multiplier serving several
+    outputs. 0 mismatches under the harness's stalls; the manifest's latency and II hold."""
+    rng = np.random.default_rng(5)
+    path = _keras_model(tmp_path, [
+        ("LSTM", "lstm", {"units": 4, "return_sequences": False, "activation": "tanh",
+                          "recurrent_activation": "sigmoid"}),
+        ("Dense", "fc", {"units": 2, "activation": "linear"}),
+    ], {"lstm": {"kernel": rng.normal(0, 0.5, (3, 16)),
+                 "recurrent_kernel": rng.normal(0, 0.5, (4, 16)),
+                 "bias": rng.normal(0, 0.3, 16)},
+        "fc": {"kernel": rng.normal(0, 0.5, (4, 2)), "bias": rng.normal(0, 0.3, 2)}},
+        (5, 3), name="lstm_folded")
+    runner, folder, manifest = build(path, tmp_path, "--reuse-factor", "14")
+    lstm, fc = manifest["layers"][0], manifest["layers"][1]
+    assert (lstm["kind"], lstm["reuse_factor"], fc["reuse_factor"]) == ("recurrent", 14, 8)
+    assert (lstm["multipliers"], fc["multipliers"]) == (8, 1)  # 112 / 14, 8 / 8 products
+    measured = verify(runner, folder)
+    assert measured[0] == measured[1] == manifest["latency"]
+    assert measured[2] == measured[3] == manifest["initiation_interval"]

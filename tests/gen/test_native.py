@@ -63,7 +63,8 @@ def test_quantized_model(write_model):
      "Layer 'd1': array 'nope' is not in the .npz file (it holds d1.b, d1.w, d2.w)"),
     (lambda d, a: d.update(layers=[]), ModelError, "layers is []; it must be a list of 1 to 1000 layers"),
     (lambda d, a: d["layers"][0].update(reuse_factor=3), ModelError,
-     "Layer 'd1': reuse factor must divide n_in 4 (one of 1, 2, 4), not 3"),
+     "Layer 'd1': reuse factor must divide n_in 4 or be n_in times a divisor of n_out 3 (one "
+     "of 1, 2, 4, 12), not 3"),
 ])
 def test_bad_models(write_model, mutate, error, message):
     doc, arrays = tiny_mlp()

@@ -39,11 +39,12 @@ def test_reuse_factor_errors(model):
     with pytest.raises(ModelError) as info:
         ChooseReuseFactors(per_layer={"relu": 2}).apply(model)
     assert str(info.value) == ("Reuse factor given for 'relu', which is not a dense, "
-                               "convolution or output stage layer of "
+                               "convolution, recurrent or output stage layer of "
                                "model 'tiny' (those are: d1, d2)")
     with pytest.raises(ModelError) as info:
         ChooseReuseFactors(per_layer={"d1": 3}).apply(model)
-    assert str(info.value) == "Layer 'd1': reuse factor must divide n_in 4 (one of 1, 2, 4), not 3"
+    assert str(info.value) == ("Layer 'd1': reuse factor must divide n_in 4 or be n_in times a "
+                               "divisor of n_out 3 (one of 1, 2, 4, 12), not 3")
 
 
 def test_prune(model):

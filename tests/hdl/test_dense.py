@@ -39,15 +39,17 @@ def edge_inputs(rng, spec, n_random):
 
 def run_engine(dut, x, *, seed=None, p_idle=0.0, p_stall=0.0):
     rng = random.Random(seed) if seed is not None else None
+    # run_stream's default bound (20 cycles per transfer) is too short at large R.
     run = run_stream(dut, [[int(v) for v in row] for row in x], rng=rng, p_idle=p_idle,
-                     p_stall=p_stall)
+                     p_stall=p_stall, max_cycles=20 * (len(x) + 50) * dut.initiation_interval)
     n_out = dut.spec.n_out
     return np.array([[out[j] for j in range(n_out)] for out in run.outputs]), run
 
 
 @pytest.mark.parametrize("overflow", list(Overflow), ids=lambda o: o.name)
 @pytest.mark.parametrize("width", [4, 8, 16])
-@pytest.mark.parametrize("reuse_factor", [1, 2, 4, 12])
+# 24, 36 and 72: above n_in 12, the 6 outputs in 2, 3 and 6 groups.
+@pytest.mark.parametrize("reuse_factor", [1, 2, 4, 12, 24, 36, 72])
 def test_matches_golden(reuse_factor, width, overflow):
     seed = reuse_factor * 1000 + width * 10 + list(Overflow).index(overflow)
     rng = np.random.default_rng(seed)
@@ -74,7 +76,7 @@ def test_shift_add_and_multipliers_agree(threshold):
         assert dut.n_multipliers == 0
 
 
-@pytest.mark.parametrize("reuse_factor", [1, 3])
+@pytest.mark.parametrize("reuse_factor", [1, 3, 18])
 @pytest.mark.parametrize("accumulator", ["fixed<10,3>", "fixed<10,3,RND,SAT>", "fixed<7,4,RND_CONV>"])
 def test_explicit_accumulator_wraps_like_accum_t(reuse_factor, accumulator):
     rng = np.random.default_rng(7)
@@ -93,14 +95,14 @@ def test_no_bias_and_all_zero_rows():
     weights[1] = 0
     spec = DenseSpec(weights, None, spec.input_format, spec.weight_format, spec.output_format)
     x = edge_inputs(rng, spec, 10)
-    for reuse_factor in (1, 2):
+    for reuse_factor in (1, 2, 12):
         got, _ = run_engine(DenseEngine(spec, reuse_factor=reuse_factor), x)
         assert got.tolist() == dense(x, spec).tolist()
         assert (got[:, 1] == 0).all()
 
 
 @pytest.mark.parametrize("levels_per_stage", [1, 2, 3])
-@pytest.mark.parametrize("reuse_factor", [1, 2, 4, 16])
+@pytest.mark.parametrize("reuse_factor", [1, 2, 4, 16, 32, 128])
 def test_latency_and_initiation_interval(reuse_factor, levels_per_stage):
     rng = np.random.default_rng(11)
     spec = random_spec(rng, 16, 8, 8)
@@ -122,13 +124,24 @@ def test_pruning_counts():
     assert DenseEngine(spec, reuse_factor=2).n_multipliers == 3
     dut = DenseEngine(spec, multiplier_threshold=2)
     assert (dut.n_multipliers, dut.n_shift_add_terms) == (0, 6)  # 3 = 4-1, 5 = 4+1, 7 = 8-1
+    # Reuse factor 12 = 4 n_in: the 3 outputs in 3 groups, on one multiplier per input.
+    assert DenseEngine(spec, reuse_factor=12).n_multipliers == 1
+    # With 6 outputs, R = 8 puts rows (0, 3), (1, 4), (2, 5) on one element each: the all-zero
+    # pair (1, 4) is pruned.
+    spec = DenseSpec(np.vstack([weights, weights]), None, fmt, fmt, fmt)
+    assert DenseEngine(spec, reuse_factor=8).n_multipliers == 2
 
 
 @pytest.mark.parametrize("kwargs,error,message", [
     ({"reuse_factor": 3}, ValueError,
-     "Reuse factor must divide n_in 16 (one of 1, 2, 4, 8, 16), not 3"),
+     "Reuse factor must divide n_in 16 or be n_in times a divisor of n_out 4 (one of 1, 2, 4, "
+     "8, 16, 32, 64), not 3"),
     ({"reuse_factor": 0}, ValueError,
-     "Reuse factor must divide n_in 16 (one of 1, 2, 4, 8, 16), not 0"),
+     "Reuse factor must divide n_in 16 or be n_in times a divisor of n_out 4 (one of 1, 2, 4, "
+     "8, 16, 32, 64), not 0"),
+    ({"reuse_factor": 48}, ValueError,
+     "Reuse factor must divide n_in 16 or be n_in times a divisor of n_out 4 (one of 1, 2, 4, "
+     "8, 16, 32, 64), not 48"),
     ({"reuse_factor": 2.0}, TypeError, "Reuse factor must be an integer, not 2.0"),
     ({"multiplier_threshold": -1}, ValueError,
      "Multiplier threshold must be a non-negative integer, not -1"),
@@ -170,7 +183,7 @@ def test_unsigned_inputs_and_negative_digits(signed_weights, bias):
     assert got.tolist() == dense(x, spec).tolist()
 
 
-@pytest.mark.parametrize("reuse_factor,free_running", [(1, True), (3, False)])
+@pytest.mark.parametrize("reuse_factor,free_running", [(1, True), (3, False), (60, False)])
 def test_reuse_factor_1_runs_free_under_a_long_stall(reuse_factor, free_running):
     # At R = 1 the pipeline never stops: under a stall longer than the latency it takes the
     # transfers its skid FIFO holds (latency + 1). At R > 1 it stalls as a whole.

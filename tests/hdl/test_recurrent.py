@@ -77,7 +77,10 @@ def stimulus_and_expected(spec, x):
     ("gru", True, 1, True, None), ("gru", False, 1, True, None), ("gru", False, 7, True, None),
     ("gru", True, 1, True, 2), ("gru", True, 1, True, 3),
     ("gru", True, 1, False, None), ("gru", False, 7, False, None), ("gru", True, 1, False, 2),
-    ("gru", False, 1, False, 3)])
+    ("gru", False, 1, False, 3),
+    # Reuse factors above n_in + units = 7: the pre-activations in 4, 2, 4 and 3 groups.
+    ("simple_rnn", True, 28, True, None), ("lstm", True, 14, True, None),
+    ("gru", False, 28, True, None), ("gru", True, 21, False, None)])
 def test_matches_golden_under_stalls(cell, return_sequences, reuse, reset_after, lanes):
     """Units 4: ``lanes`` None is the default (all 4 at R = 1, 1 at R = 7), 2 divides the
     units, 3 does not (a second group of one unit); fewer sequences for these cases keep the

@@ -304,7 +304,7 @@ def accepted_while_stalled(dut, x, stall_cycles):
     async def bench(ctx):
         cycle, k = 0, 0
         while len(outputs) < len(x):
-            assert cycle < 10 * len(x) + stall_cycles + 100, "stuck"
+            assert cycle < (10 + dut.initiation_interval) * len(x) + stall_cycles + 100, "stuck"
             ctx.set(dut.o.ready, cycle >= stall_cycles)
             ctx.set(dut.i.valid, k < len(x))
             if k < len(x):

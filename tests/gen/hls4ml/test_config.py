@@ -127,7 +127,9 @@ ERRORS = {
                                       "after every addition"),
     "reuse-factor": (_set(["HLSConfig", "LayerName", "fc1_relu"], {"ReuseFactor": 3}),
                      ConfigError, "ReuseFactor 3 of layer 'fc1_relu' does not divide its 16 "
-                                  "inputs per output; nnfab takes 1, 2, 4, 8, 16"),
+                                  "inputs per output or be 16 times a divisor of its 64 "
+                                  "outputs; nnfab takes 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, "
+                                  "1024"),
     "softmax-implementation": (_set(["HLSConfig", "LayerName", "output_softmax_softmax"],
                                     {"implementation": "latency"}), ConfigError,
                                "implementation 'latency' of softmax layer "
