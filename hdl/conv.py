@@ -7,6 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from nnfab.conv_layers import Conv2DSpec
+from nnfab.layers import reuse_factors
 
 from .activations import activation
 from .cast import fixed_shape
@@ -87,6 +88,13 @@ class ConvEngine(wiring.Component):
         if not isinstance(spec, Conv2DSpec):
             discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a Conv2DSpec, not {spec!r}")
+        n_window = spec.dense_spec.n_in
+        if isinstance(reuse_factor, int) and not isinstance(reuse_factor, bool) and \
+                reuse_factor not in reuse_factors(n_window):
+            discard(self)
+            raise ValueError(  # the dense engine's groups of outputs are not used here
+                f"Reuse factor must divide n_in {n_window} (one of "
+                f"{', '.join(map(str, reuse_factors(n_window)))}), not {reuse_factor!r}")
         try:
             self._dense = DenseEngine(spec.dense_spec, reuse_factor=reuse_factor,
                                       multiplier_threshold=multiplier_threshold)
