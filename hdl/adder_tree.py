@@ -60,7 +60,8 @@ def pipelined_sums(m, domain, groups, *, depth, enable, levels_per_stage=1, name
                 continue
             registered = []
             for n, expr in enumerate(sums):
-                reg = Signal(expr.shape(), name=f"{name}_l{level}_{index}_{n}")
+                # A data register: the valid bits that travel beside it have the reset.
+                reg = Signal(expr.shape(), name=f"{name}_l{level}_{index}_{n}", reset_less=True)
                 with m.If(enable):
                     m.d[domain] += reg.eq(expr)
                 registered.append(reg)

@@ -251,7 +251,7 @@ class DenseEngine(wiring.Component):
             ]
             m.d.comb += [beat_x[k].eq(self.i.payload[k]) for k in range(chunk)]
         else:
-            x_reg = [Signal(in_shape, name=f"x_reg{n}") for n in range(spec.n_in)]
+            x_reg = [Signal(in_shape, name=f"x_reg{n}", reset_less=True) for n in range(spec.n_in)]
             busy = Signal()
             beat_end = Signal()  # the vector's last beat (of its last group)
             # Position of the beat within its group (with one group, the beat counter).
@@ -285,8 +285,8 @@ class DenseEngine(wiring.Component):
         # Stage 1: the chunk register.
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
         s1_index = Signal.like(beat_index)
-        # Free-running data registers need no reset: the valid bits beside them have one.
-        s1_x = [Signal(in_shape, name=f"s1_x{k}", reset_less=r == 1) for k in range(chunk)]
+        # Data registers need no reset: the valid bits beside them have one.
+        s1_x = [Signal(in_shape, name=f"s1_x{k}", reset_less=True) for k in range(chunk)]
         if r == 1:
             load(s1_valid.eq(beat_valid))
         else:
@@ -320,7 +320,8 @@ class DenseEngine(wiring.Component):
                     # The weight is registered beside the chunk (selected by the beat
                     # counter a cycle ahead), so synthesis sees a multiplier of two
                     # registers; from the counter, it merged ROM and product into one cone.
-                    weight = Signal(fixed_shape(spec.weight_format), name=f"w_{j}_{leaf[1]}")
+                    weight = Signal(fixed_shape(spec.weight_format), name=f"w_{j}_{leaf[1]}",
+                                    reset_less=True)
                     load(weight.eq(Array(Const(w, fixed_shape(spec.weight_format))
                                          for w in leaf[2])[beat_index]))
                     product_terms = [x * weight]
@@ -351,7 +352,7 @@ class DenseEngine(wiring.Component):
 
         # Accumulator: chunk sums plus the bias, in the accumulator format.
         acc_shape = fixed_shape(acc_format)
-        accs = [Signal(acc_shape, name=f"acc{j}", reset_less=r == 1) for j in range(per_group)]
+        accs = [Signal(acc_shape, name=f"acc{j}", reset_less=True) for j in range(per_group)]
         acc_done = Signal()
         if spec.exact_accumulation:
             align = acc_format.fraction_width - product_format.fraction_width
@@ -389,7 +390,8 @@ class DenseEngine(wiring.Component):
         else:
             # Groups before the last are held until the last is cast beside them.
             out_shape = fixed_shape(spec.output_format)
-            held = [[Signal(out_shape, name=f"held{g}_{j}") for j in range(per_group)]
+            held = [[Signal(out_shape, name=f"held{g}_{j}", reset_less=True)
+                     for j in range(per_group)]
                     for g in range(n_groups - 1)]
             for g in range(n_groups - 1):
                 with m.If(advance & acc_done & (done_group == g)):
