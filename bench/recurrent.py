@@ -35,14 +35,38 @@ GRU's multipliers are the cell update's gate products.
 (:func:`nnfab.boards.flow.over_capacity`, LUT4 + 2 x CCU2C against its 83,640 LUT4); the row
 lists what is over.
 
-The LSTM with 16 inputs and 32 units (issue 19; ``bench/results/recurrent_lstm16x32.json``;
-``--cells LSTM --inputs 16 --units 32 --steps 8 --no-dsp --no-abc9 --place``) fits the
-ECP5-85F at no reuse factor. Its step is one dense product of 48 inputs to 128
-pre-activations; the reuse factor folds only that product, while the cell update is built once
-per unit: 96 gate products (three per unit) and 160 table look-ups (five per unit) whatever R.
-With multipliers on MULT18X18D, R = 48 (the largest: one multiplier per pre-activation) needs
-128 + 96 = 224 of the 156; at R = 1 the products are 12,718 shift-add terms and 160
-multipliers. With every multiplier in LUTs (``--no-dsp``):
+The LSTM with 16 inputs and 32 units (issue 19; ``bench/results/recurrent_lstm16x32.json``,
+newest rows first; ``--cells LSTM --inputs 16 --units 32 --steps 8 --reuse-factor R --no-abc9
+--place``, with ``--no-dsp`` for the rows without MULT18X18D). Its step is one dense product of
+48 inputs (16 + 32) to 128 pre-activations, then the cell update, time-shared over
+``cell_lanes`` lanes (default ``ceil(units / R)``: 1 here). Reuse factors above 48 are
+hls4ml's: R = 48 g computes the 128 rows in g groups, each multiplier serving g of them.
+
+==== ========== ======== ======== ====== ===== ===== ========== ======= ==========
+R    multiplier cycles   cycles   LUT4   CCU2C FF    MULT18X18D Fmax    place and
+     blocks     per step per seq.                               MHz     route s
+==== ========== ======== ======== ====== ===== ===== ========== ======= ==========
+96   LUTs (64)       131    1,048 30,367 4,429 5,902          0    10.9      1,117
+192  LUTs (32)       227    1,816 19,754 2,288 4,978          0    10.9        388
+48   DSP (128)        83      664 17,526 6,720 7,540        131 not routed
+96   DSP (64)        131    1,048 13,000 3,636 5,902         67 not routed
+==== ========== ======== ======== ====== ===== ===== ========== ======= ==========
+
+At R = 96 10,401 sequences of 8 steps per second at 10.9 MHz, at R = 192 6,002. Both Fmax
+figures are the cell update's: one combinational path from the dense result through the gate
+tables, two gate products, the cell's cast, the tanh table and the output product into the
+state registers (the same 10.9 MHz at both R; the 8-unit LSTM below placed at 12.3 MHz).
+Registering the lane in stages is the next step for speed. With multipliers on MULT18X18D the
+design is smaller, but nextpnr-ecp5 does not route it: at R = 48 router1 had 64,897 arcs left
+after 16 minutes of routing (session 11) and router2 4,254 overused wires after about 40
+minutes, no longer falling; at R = 96 router2 stalled at about 6,700. Both stopped by hand.
+The LUT rows are Booth-encoded by yosys (:data:`nnfab.boards.synth.BOOTH_PREFIX`) and place
+and route with the default router1 (router2 also stalled on them, at a few hundred overused
+wires).
+
+Before the reuse factor could exceed n_in (and before the cell update was time-shared, the
+weights were registered and the multipliers Booth-encoded) the design fitted at no reuse
+factor; with every multiplier in LUTs:
 
 == ======== ======== ======= ====== ===== ======= =================
 R  cycles   cycles   LUT4    CCU2C  FF    85F use synthesis seconds
@@ -52,19 +76,15 @@ R  cycles   cycles   LUT4    CCU2C  FF    85F use synthesis seconds
 24       29      232 278,778 12,650 9,752   364 %    641 (no ABC9)
 == ======== ======== ======= ====== ===== ======= =================
 
-No MULT18X18D and no DP16KD in either. 85F use: LUT4 + 2 x CCU2C against its 83,640 LUT4;
-nextpnr-ecp5 counted 150,240 TRELLIS_COMB (179 %) at R = 48, stopped during placement, and
-311,372 (372 %) at R = 24, where it failed at once: no Fmax. R = 24 costs 160,694 more LUT4
-than R = 48 for its 128 more dense multipliers, about 1,250 LUT4 each: worth a look at how a
-processing element's weight selection (R constants by the beat counter) and its product map.
+A LUT-mapped multiplier with its weight selected from R constants cost about 1,250 LUT4 there:
+yosys merged the selection (a ROM indexed by the beat counter) and the product into one cone.
+The weight is now registered beside the input chunk, and ``-nodsp`` synthesis Booth-encodes:
+a 48-input, 4-output dense engine at R = 48 went from 2,311 to 1,233 LUT4 (8-bit operands).
 
-What does fit: the same LSTM with 8 units (``--units 8 --reuse-factor 24``, one multiplier per
+What fitted then: the same LSTM with 8 units (``--units 8 --reuse-factor 24``, one multiplier per
 pre-activation, 28 cycles per step, 224 per sequence; ``bench/results/recurrent_lstm16x8.json``)
-synthesizes to 29,345 LUT4, 3,013 CCU2C and 1,821 FF (42 % of the 85F) in 102 s; about 3,700
-LUT4 per unit at 8 and at 32 units, so the cell update, not R, sets the size. Placed and routed
-(830 s): 37,207 TRELLIS_COMB, Fmax 12.3 MHz (target 50), 54,911 sequences/s. The step's cell
-update (tables, gate products, casts) is one combinational path from the dense result to the
-state registers, hence the low Fmax.
+synthesizes to 29,345 LUT4, 3,013 CCU2C and 1,821 FF (42 % of the 85F) in 102 s. Placed and
+routed (830 s): 37,207 TRELLIS_COMB, Fmax 12.3 MHz (target 50), 54,911 sequences/s.
 
 YoWASP's ABC9 ran 28 minutes on the R = 48 design (387,165 AND gates) before it died;
 ``--no-abc9`` goes straight to the classic mapper.

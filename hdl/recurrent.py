@@ -107,8 +107,10 @@ class RecurrentEngine(wiring.Component):
     Parameters
     ----------
     spec : RecurrentSpec
-    reuse_factor : int, >= 1, dividing ``n_in + units``
-        Of the step's dense engine.
+    reuse_factor : int, >= 1
+        Of the step's dense engine (``n_in + units`` inputs, ``dense_spec.n_out``
+        pre-activations): a divisor of ``n_in + units`` or a multiple of it as
+        :func:`~nnfab.layers.reuse_factors` allows.
     cell_lanes : int from 1 to ``units``, or None
         Units the cell update handles per cycle; None: ``ceil(units / reuse_factor)``.
     multiplier_threshold : int, >= 0
