@@ -91,8 +91,11 @@ class ChooseReuseFactors(Pass):
         n_in = _n_in(layer)
         if layer.name in self.per_layer:
             r = self.per_layer[layer.name]
-            if _dense_spec(layer) is not None:
-                check_reuse_factor(layer.name, r, n_in, n_out=_dense_spec(layer).n_out)
+            if isinstance(layer, RecurrentLayer):
+                check_reuse_factor(layer.name, r, n_in, "n_in + units", _dense_spec(layer).n_out,
+                                   "its pre-activations")
+            elif isinstance(layer, DenseLayer):
+                check_reuse_factor(layer.name, r, n_in, n_out=layer.spec.n_out)
             else:
                 check_reuse_factor(layer.name, r, n_in)
             return r

@@ -154,3 +154,25 @@ def test_output_stage_reuse_matches_the_layer_before():
         ChooseReuseFactors(per_layer={"fc_requantize": 5}).apply(model)
     assert str(info.value) == ("Layer 'fc_requantize': reuse factor must be an integer from 1 "
                                "to 4 (the channels), not 5")
+
+
+def test_reuse_factors_of_a_recurrent_layer():
+    """``--reuse-factor`` and per-layer reuse reach recurrent layers: their step product has
+    n_in + units = 7 inputs and 16 pre-activations (an LSTM of 4 units), so 14 (2 groups) is
+    valid and 3 is not."""
+    from nnfab.ir import Model, RecurrentLayer
+
+    from ..hdl.test_recurrent import random_spec
+
+    spec = random_spec("lstm", np.random.default_rng(3))
+    model = Model("seq", spec.input_shape, spec.input_format,
+                  (RecurrentLayer("lstm", spec=spec),))
+    new, changed = ChooseReuseFactors(reuse_factor=20).apply(model)
+    assert changed and new.layer("lstm").reuse_factor == 14
+    new, _ = ChooseReuseFactors(per_layer={"lstm": 28}).apply(model)
+    assert new.layer("lstm").reuse_factor == 28
+    with pytest.raises(ModelError) as info:
+        ChooseReuseFactors(per_layer={"lstm": 3}).apply(model)
+    assert str(info.value) == (
+        "Layer 'lstm': reuse factor must divide n_in + units 7 or be n_in + units times a "
+        "divisor of its pre-activations 16 (one of 1, 7, 14, 28, 56, 112), not 3")
