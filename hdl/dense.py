@@ -360,10 +360,10 @@ class DenseEngine(wiring.Component):
         else:
             chunk_sums = sums
         biases = [bias_in_accumulator(spec, j, offsets[j]) for j in range(per_group)]
-        # With output groups: the group being accumulated and the one just completed.
-        acc_group = Signal(range(max(n_groups, 2)))
-        done_group = Signal.like(acc_group)
         if n_groups > 1:
+            # The group being accumulated and the one just completed.
+            acc_group = Signal(range(n_groups))
+            done_group = Signal.like(acc_group)
             biases = [Array(bias_in_accumulator(spec, g * per_group + j) for g in range(n_groups))
                       [acc_group] for j in range(per_group)]
             with m.If(advance & tree_valid & tree_last):

@@ -18,10 +18,6 @@ __all__ = ["ChooseReuseFactors"]
 _REUSING = (DenseLayer, Conv2DLayer, RecurrentLayer)
 
 
-def _divisors(n):
-    return reuse_factors(n)
-
-
 def _dense_spec(layer):
     """The DenseSpec of a dense layer or of a recurrent layer's step product, else None."""
     if isinstance(layer, DenseLayer):
@@ -57,9 +53,9 @@ class ChooseReuseFactors(Pass):
     ----------
     reuse_factor : int or None
         One reuse factor for every dense, convolution and recurrent layer (its step's product
-        of ``n_in + units`` inputs); a layer it does not fit gets
-        the largest valid one below it: a divisor of ``n_in`` (a convolution's window size
-        ``kh * kw * C_in``) or, for a dense layer, ``n_in`` times a divisor of ``n_out``
+        of ``n_in + units`` inputs); a layer it does not fit gets the largest valid one below
+        it: a divisor of ``n_in`` (a convolution's window size ``kh * kw * C_in``) or, for a
+        dense or recurrent layer, ``n_in`` times a divisor of ``n_out``
         (:func:`~nnfab.layers.reuse_factors`, hls4ml's rule).
     per_layer : dict of str to int
         Reuse factors by layer name; these win over the others.
@@ -91,17 +87,12 @@ class ChooseReuseFactors(Pass):
         n_in = _n_in(layer)
         if layer.name in self.per_layer:
             r = self.per_layer[layer.name]
-            if isinstance(layer, RecurrentLayer):
-                check_reuse_factor(layer.name, r, n_in, "n_in + units", _dense_spec(layer).n_out,
-                                   "its pre-activations")
-            elif isinstance(layer, DenseLayer):
-                check_reuse_factor(layer.name, r, n_in, n_out=layer.spec.n_out)
-            else:
-                check_reuse_factor(layer.name, r, n_in)
+            if isinstance(layer, Conv2DLayer):  # dense and recurrent layers check theirs when
+                check_reuse_factor(layer.name, r, n_in)  # replaced (apply), with this function
             return r
         if self.max_multipliers is not None:
             nonzero = np.count_nonzero(_weight_matrix(layer) != 0, axis=1)
-            for r in _divisors(n_in):
+            for r in reuse_factors(n_in):
                 if int(np.sum(-(-nonzero // r))) <= self.max_multipliers:
                     return r
             return n_in

@@ -16,6 +16,20 @@ from nnfab.cli import main
 from .importers.test_keras_conv import _keras_model
 
 
+def lstm_with_dense_head(tmp_path, rng, name):
+    """A Keras LSTM (3 inputs, 4 units, 5 steps, last state only) and Dense(2), json + h5
+    with weights drawn from ``rng``: the model's path."""
+    return _keras_model(tmp_path, [
+        ("LSTM", "lstm", {"units": 4, "return_sequences": False, "activation": "tanh",
+                          "recurrent_activation": "sigmoid"}),
+        ("Dense", "fc", {"units": 2, "activation": "linear"}),
+    ], {"lstm": {"kernel": rng.normal(0, 0.5, (3, 16)),
+                 "recurrent_kernel": rng.normal(0, 0.5, (4, 16)),
+                 "bias": rng.normal(0, 0.3, 16)},
+        "fc": {"kernel": rng.normal(0, 0.5, (4, 2)), "bias": rng.normal(0, 0.3, 2)}},
+        (5, 3), name=name)
+
+
 def build(path, tmp_path, *options):
     """``nnfab build`` of ``path`` into ``tmp_path / "build"``: ``(runner, folder, manifest)``."""
     runner = CliRunner(env={"COLUMNS": "200"})
@@ -44,16 +58,7 @@ def verify(runner, folder):
 def test_keras_lstm_verifies_bit_exact_on_verilator(tmp_path):
     # The default cache, as a user's run: Verilator's run-time objects are shared with the
     # suite's other builds (a private cache compiles them again, ~40 s).
-    rng = np.random.default_rng(7)
-    path = _keras_model(tmp_path, [
-        ("LSTM", "lstm", {"units": 4, "return_sequences": False, "activation": "tanh",
-                          "recurrent_activation": "sigmoid"}),
-        ("Dense", "fc", {"units": 2, "activation": "linear"}),
-    ], {"lstm": {"kernel": rng.normal(0, 0.5, (3, 16)),
-                 "recurrent_kernel": rng.normal(0, 0.5, (4, 16)),
-                 "bias": rng.normal(0, 0.3, 16)},
-        "fc": {"kernel": rng.normal(0, 0.5, (4, 2)), "bias": rng.normal(0, 0.3, 2)}},
-        (5, 3), name="lstm_small")
+    path = lstm_with_dense_head(tmp_path, np.random.default_rng(7), "lstm_small")
     runner, folder, manifest = build(path, tmp_path)
     row = manifest["layers"][0]
     assert (row["kind"], row["step_latency"], row["step_initiation_interval"]) == \
@@ -92,16 +97,7 @@ def test_reuse_factors_above_n_in_verify_bit_exact_on_verilator(tmp_path):
     groups of 8 over the 7 inputs) and its Dense head (4 -> 2 at R = 8, the 2 outputs one
     after the other): hls4ml's reuse factors above n_in, each multiplier serving several
     outputs. 0 mismatches under the harness's stalls; the manifest's latency and II hold."""
-    rng = np.random.default_rng(5)
-    path = _keras_model(tmp_path, [
-        ("LSTM", "lstm", {"units": 4, "return_sequences": False, "activation": "tanh",
-                          "recurrent_activation": "sigmoid"}),
-        ("Dense", "fc", {"units": 2, "activation": "linear"}),
-    ], {"lstm": {"kernel": rng.normal(0, 0.5, (3, 16)),
-                 "recurrent_kernel": rng.normal(0, 0.5, (4, 16)),
-                 "bias": rng.normal(0, 0.3, 16)},
-        "fc": {"kernel": rng.normal(0, 0.5, (4, 2)), "bias": rng.normal(0, 0.3, 2)}},
-        (5, 3), name="lstm_folded")
+    path = lstm_with_dense_head(tmp_path, np.random.default_rng(5), "lstm_folded")
     runner, folder, manifest = build(path, tmp_path, "--reuse-factor", "14")
     lstm, fc = manifest["layers"][0], manifest["layers"][1]
     assert (lstm["kind"], lstm["reuse_factor"], fc["reuse_factor"]) == ("recurrent", 14, 8)
