@@ -32,7 +32,8 @@ def shift_add_eligible(layer, multiplier_threshold=None, explicit_accumulators=F
 class FuseShiftAdd(Pass):
     """Replace ``[QuantizeLayer] DenseLayer [ActivationLayer] [QuantizeLayer]`` by one
     :class:`~nnfab.ir.ShiftAddDenseLayer` wherever the dense layer runs at reuse
-    factor 1 with exact accumulation (:func:`shift_add_eligible`), whatever its weights' digits.
+    factor 1 with exact accumulation or a signed explicit accumulator (hls4ml's ``accum_t``;
+    :func:`shift_add_eligible`), whatever its weights' digits.
 
     The fused engine (:class:`nnfab.hdl.shift_add.ShiftAddDense`) shares subexpressions between
     outputs, sizes every adder to its exact range, drops bits a wrapping cast discards and
@@ -54,8 +55,8 @@ class FuseShiftAdd(Pass):
         default): every weight is shift-add terms.
     explicit_accumulators : bool
         Also fuse dense layers with an explicit (signed) accumulator format, hls4ml's
-        ``accum_t``: every product and the bias are cast to it, as graph leaves, and the sum
-        wraps in it. Off by default for now.
+        ``accum_t`` (the default): every product and the bias are cast to it, as graph
+        leaves, and the sum wraps in it. An unsigned ``accum_t`` keeps the separate engine.
     clock_mhz : float or None
         Target clock of the fused engines: their registers go where the delay model of
         ``family`` says the paths fit its period (None: the family's default,
@@ -71,7 +72,7 @@ class FuseShiftAdd(Pass):
 
     def __init__(self, *, multiplier_threshold=None, multiplier_leaf_threshold=None,
                  adder_levels_per_stage=None, clock_mhz=None, family="ecp5",
-                 lut_adder_width=0, explicit_accumulators=False):
+                 lut_adder_width=0, explicit_accumulators=True):
         self.explicit_accumulators = explicit_accumulators
         self.multiplier_threshold = multiplier_threshold
         self.multiplier_leaf_threshold = multiplier_leaf_threshold

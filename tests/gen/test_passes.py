@@ -93,7 +93,7 @@ def test_fuse_shift_add_takes_weights_of_any_digits():
     assert 0 < engine_for(leaves.layers[0]).n_multipliers <= n_four
 
 
-def test_fuse_shift_add_takes_explicit_accumulators_when_asked():
+def test_fuse_shift_add_takes_explicit_accumulators_unless_told_not_to():
     import dataclasses
 
     from nnfab.fixed import FixedFormat
@@ -109,9 +109,9 @@ def test_fuse_shift_add_takes_explicit_accumulators_when_asked():
     model = mlp.replace_layers([dataclasses.replace(layer, spec=spec)
                                 if layer.name == "dense_2" else layer
                                 for layer in mlp.layers])
-    fused, _ = FuseShiftAdd().apply(model)
+    fused, _ = FuseShiftAdd(explicit_accumulators=False).apply(model)
     assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "dense", "argmax"]
-    fused, _ = FuseShiftAdd(explicit_accumulators=True).apply(model)
+    fused, _ = FuseShiftAdd().apply(model)
     assert [layer.kind for layer in fused.layers] == ["shift_add_dense", "shift_add_dense",
                                                      "argmax"]
     layer = fused.layers[1]
