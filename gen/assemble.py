@@ -127,7 +127,9 @@ _engine("tflite_add")(lambda layer, b: AddTfliteEngine(layer.params,
 _engine("tflite_softmax")(lambda layer, b: TfliteSoftmax(
     n=layer.n, input_scale=layer.input_scale, beta=layer.beta))
 _engine("hls4ml_softmax")(lambda layer, b: Hls4mlSoftmax(layer.spec))
-_engine("conv2d")(lambda layer, b: ConvEngine(layer.spec, reuse_factor=layer.reuse_factor))
+_engine("conv2d")(lambda layer, b: ConvEngine(
+    layer.spec, reuse_factor=layer.reuse_factor,
+    adder_graph=None if layer.adder_graph is None else dict(layer.adder_graph)))
 _engine("pool")(lambda layer, b: PoolEngine(layer.spec))
 _engine("global_pool")(lambda layer, b: GlobalPoolEngine(layer.spec))
 _engine("batchnorm")(lambda layer, b: BatchNormEngine(layer.spec))

@@ -163,9 +163,11 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
                               shift_add_eligible(layer, threshold), strict=fit_strict)
         passes.append(fitting)
     if fuse:
+        # Board builds keep their convolutions' engines (their fit estimate counts them so).
         passes.append(FuseShiftAdd(lut_adder_width=lut_adder_width,
                                    multiplier_threshold=threshold,
-                                   clock_mhz=clock_mhz, family=family))
+                                   clock_mhz=clock_mhz, family=family,
+                                   convolutions=not for_board))
     model, _ = run_passes(model, passes)
     if fit_results is not None and fitting is not None:
         fit_results.append(fitting.result)

@@ -14,6 +14,7 @@ from .cast import fixed_shape
 from .dense import DenseEngine
 from .line_buffer import SlidingWindow
 from .pipeline import pipeline_advance
+from .shift_add import ShiftAddDense
 from .unused import discard
 from .wires import comb_wire
 
@@ -30,12 +31,16 @@ class ConvEngine(wiring.Component):
 
     Structure. A :class:`~nnfab.hdl.line_buffer.SlidingWindow` (line buffer in an
     ``amaranth.lib.memory.Memory`` plus a ``kh x kw`` register window) walks the padded frame
-    (padding positions hold ``spec.pad_code``), one padded position per cycle, and offers every strided window, ``kh * kw * C_in``
-    elements, to a :class:`~nnfab.hdl.dense.DenseEngine` whose weight matrix is the kernel
-    reshaped to ``(n_filters, kh * kw * C_in)`` (block-sparse for a depthwise kernel: its zero
-    weights are pruned at elaboration). The dense engine's products, pipelined adder trees,
-    accumulator and output cast do the arithmetic; an optional last stage applies the fused
-    activation. Everything stalls on back-pressure; frames may follow each other back to back.
+    (padding positions hold ``spec.pad_code``), one padded position per cycle, and offers
+    every strided window, ``kh * kw * C_in`` elements, to a dense engine whose weight matrix
+    is the kernel reshaped to ``(n_filters, kh * kw * C_in)`` (block-sparse for a depthwise
+    kernel: its zero weights are pruned at elaboration). By default that is a
+    :class:`~nnfab.hdl.dense.DenseEngine`: its products, pipelined adder trees, accumulator
+    and output cast do the arithmetic, and an optional last stage applies the fused
+    activation. With ``adder_graph`` (reuse factor 1) it is a
+    :class:`~nnfab.hdl.shift_add.ShiftAddDense`: one free-running adder graph of the window
+    with the output cast and the activation in it, registers placed by its delay model. The
+    window generator stalls on back-pressure; frames may follow each other back to back.
 
     Parameters
     ----------
@@ -45,6 +50,11 @@ class ConvEngine(wiring.Component):
         takes one window every ``reuse_factor`` cycles.
     multiplier_threshold : int, >= 0
         As :class:`~nnfab.hdl.dense.DenseEngine`.
+    adder_graph : dict or None
+        Build the window product as a :class:`~nnfab.hdl.shift_add.ShiftAddDense` with these
+        keyword arguments (``clock_mhz``, ``family``, ``adder_levels_per_stage``,
+        ``lut_adder_width``, ``multiplier_threshold``); needs reuse factor 1 and exact
+        accumulation or a signed accumulator. None (the default): a DenseEngine.
 
     Members
     -------
@@ -66,7 +76,7 @@ class ConvEngine(wiring.Component):
         Cycles from the first accepted input pixel of a frame to its first output pixel:
         the cycles until the first window is complete (its position in the padded scan,
         minus the padding positions before the first pixel), plus 1 (window register), plus
-        the dense engine's latency, plus 1 with an activation.
+        the dense engine's latency, plus 1 with an activation outside it (a DenseEngine).
     frame_latency : int
         Cycles from the first accepted input pixel of a frame to its last output pixel.
     initiation_interval : int or Fraction
@@ -81,10 +91,11 @@ class ConvEngine(wiring.Component):
         If ``spec`` is not a Conv2DSpec or a parameter not an integer.
     ValueError
         As :class:`~nnfab.hdl.dense.DenseEngine` for ``reuse_factor`` and
-        ``multiplier_threshold``.
+        ``multiplier_threshold``, as :class:`~nnfab.hdl.shift_add.ShiftAddDense` for
+        ``adder_graph``; or if ``adder_graph`` is given with a reuse factor other than 1.
     """
 
-    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3):
+    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3, adder_graph=None):
         if not isinstance(spec, Conv2DSpec):
             discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a Conv2DSpec, not {spec!r}")
@@ -96,8 +107,16 @@ class ConvEngine(wiring.Component):
                 f"Reuse factor must divide n_in {n_window} (one of "
                 f"{', '.join(map(str, reuse_factors(n_window)))}), not {reuse_factor!r}")
         try:
-            self._dense = DenseEngine(spec.dense_spec, reuse_factor=reuse_factor,
-                                      multiplier_threshold=multiplier_threshold)
+            if adder_graph is None:
+                self._dense = DenseEngine(spec.dense_spec, reuse_factor=reuse_factor,
+                                          multiplier_threshold=multiplier_threshold)
+            elif reuse_factor != 1:
+                raise ValueError(f"An adder-graph convolution needs reuse factor 1, not "
+                                 f"{reuse_factor!r}")
+            else:
+                act = (spec.activation, spec.activation_format,
+                       dict(spec.activation_params or {})) if spec.activation else None
+                self._dense = ShiftAddDense(spec.dense_spec, activation=act, **adder_graph)
         except (TypeError, ValueError):
             discard(self)  # a rejected design is not an unused one
             raise
@@ -124,12 +143,22 @@ class ConvEngine(wiring.Component):
 
     @property
     def reuse_factor(self):
-        return self._dense.reuse_factor
+        return self._dense.initiation_interval  # the dense engine's II is its reuse factor
 
     @property
     def dense(self):
-        """The :class:`~nnfab.hdl.dense.DenseEngine` that computes one output pixel."""
+        """The engine that computes one output pixel: a :class:`~nnfab.hdl.dense.DenseEngine`,
+        or with ``adder_graph`` a :class:`~nnfab.hdl.shift_add.ShiftAddDense`."""
         return self._dense
+
+    @property
+    def adder_graph(self):
+        """Whether the window product is one adder graph (with the activation in it)."""
+        return isinstance(self._dense, ShiftAddDense)
+
+    @property
+    def _separate_activation(self):
+        return bool(self._spec.activation) and not self.adder_graph
 
     @property
     def window(self):
@@ -150,7 +179,7 @@ class ConvEngine(wiring.Component):
 
     @property
     def _tail_latency(self):
-        return self._dense.latency + (1 if self._spec.activation else 0)
+        return self._dense.latency + (1 if self._separate_activation else 0)
 
     def schedule(self, n_frames=1):
         """Full-rate cycles of input pixel transfers and output pixel transfers, counted
@@ -189,7 +218,7 @@ class ConvEngine(wiring.Component):
         m.submodules.dense = self._dense
         wiring.connect(m, self._window.o, self._dense.i)
         wiring.connect(m, wiring.flipped(self.i), self._window.i)
-        if not spec.activation:
+        if not self._separate_activation:
             wiring.connect(m, self._dense.o, wiring.flipped(self.o))
             return m
         advance = pipeline_advance(m, self.o, self._dense.o)

@@ -40,7 +40,14 @@ def _save_geometry(layer, spec, entry, out):
 @register
 @dataclass(frozen=True)
 class Conv2DLayer(Layer):
-    """A 2-D, 1-D (height 1) or depthwise convolution with an optional fused activation."""
+    """A 2-D, 1-D (height 1) or depthwise convolution with an optional fused activation,
+    built by :class:`~nnfab.hdl.conv.ConvEngine`.
+
+    ``adder_graph``: None, or the window product as one adder graph
+    (:class:`~nnfab.hdl.shift_add.ShiftAddDense`, set by
+    :class:`nnfab.gen.passes.FuseShiftAdd`): its keyword arguments as sorted ``(name,
+    value)`` pairs. Like a fused dense layer it is a build decision: the native format does
+    not store it, and a build fuses the reloaded layer again."""
 
     kind: ClassVar[str] = "conv2d"
     native_keys: ClassVar[dict] = {
@@ -52,11 +59,15 @@ class Conv2DLayer(Layer):
     required_keys: ClassVar[tuple] = ("weights",)
     spec: Conv2DSpec = None
     reuse_factor: int = 1
+    adder_graph: tuple | None = None
 
     def __post_init__(self):
         if not isinstance(self.spec, Conv2DSpec):
             raise ModelError(f"Layer {self.name!r}: needs a Conv2DSpec, not {self.spec!r}")
         _valid_reuse(self.spec.n_window, self.reuse_factor, self.name)
+        if self.adder_graph is not None and self.reuse_factor != 1:
+            raise ModelError(f"Layer {self.name!r}: an adder-graph convolution needs reuse "
+                             f"factor 1, not {self.reuse_factor}")
 
     input_shape = property(lambda self: tuple(self.spec.input_shape))
     output_shape = property(lambda self: tuple(self.spec.output_shape))
@@ -68,7 +79,8 @@ class Conv2DLayer(Layer):
         s = self.spec
         return (f"{s.kernel_size} kernel, {s.n_filters} filters, stride {s.strides}, "
                 f"{s.padding}{f' (pad code {s.pad_code})' if s.pad_code else ''}, "
-                f"w {s.weight_format}, R={self.reuse_factor}")
+                f"w {s.weight_format}, R={self.reuse_factor}"
+                f"{'; shift-add adder graph' if self.adder_graph is not None else ''}")
 
     @classmethod
     def from_native(cls, e):
@@ -99,7 +111,14 @@ class Conv2DLayer(Layer):
                                               for k, v in spec.activation_params.items()}
 
     def manifest_row(self, engine):
-        return weighted_row(self)
+        row = weighted_row(self)
+        if engine.adder_graph:
+            graph = engine.dense
+            row.update(adder_graph=True, shift_add_terms=graph.n_shift_add_terms,
+                       adders=graph.n_adders, adder_levels=graph.levels,
+                       clock_mhz=graph.clock_mhz,
+                       estimated_f_max_mhz=round(graph.estimated_f_max_hz / 1e6, 1))
+        return row
 
 
 @register

@@ -1,6 +1,8 @@
 """Fuse dense layers at reuse factor 1 into adder graphs, with the requantizers and activation
 around them."""
 
+import dataclasses
+
 from nnfab.hdl.csd import csd_digits
 
 from nnfab.ir import ShiftAddDenseLayer
@@ -13,25 +15,29 @@ def _is_vector_quantizer(layer):
     return layer is not None and layer.kind == "quantize" and len(layer.shape) == 1
 
 
-def shift_add_eligible(layer, multiplier_threshold=None, explicit_accumulators=False):
-    """Whether ``layer`` is a dense layer the adder-graph engine builds: reuse factor 1, exact
-    accumulation (or, with ``explicit_accumulators``, a signed explicit accumulator format)
-    and, unless ``multiplier_threshold`` is None, every weight at most
-    ``multiplier_threshold`` canonical signed digits."""
-    if layer.kind != "dense" or layer.reuse_factor != 1:
+def shift_add_eligible(layer, multiplier_threshold=None, explicit_accumulators=True,
+                       kinds=("dense",)):
+    """Whether ``layer`` is a layer of ``kinds`` (``"dense"``, ``"conv2d"``) whose product
+    the adder-graph engine builds: reuse factor 1, exact accumulation (or, with
+    ``explicit_accumulators``, a signed explicit accumulator format) and, unless
+    ``multiplier_threshold`` is None, every weight at most ``multiplier_threshold``
+    canonical signed digits."""
+    if layer.kind not in kinds or layer.reuse_factor != 1:
         return False
-    spec = layer.spec
+    spec = layer.spec.dense_spec if layer.kind == "conv2d" else layer.spec
     if not spec.exact_accumulation and not (explicit_accumulators and spec.accumulator.signed):
         return False
     if multiplier_threshold is None:
         return True
     return all(len(csd_digits(int(w))) <= multiplier_threshold
-               for w in layer.spec.weights.flat if w)
+               for w in spec.weights.flat if w)
 
 
 class FuseShiftAdd(Pass):
     """Replace ``[QuantizeLayer] DenseLayer [ActivationLayer] [QuantizeLayer]`` by one
-    :class:`~nnfab.ir.ShiftAddDenseLayer` wherever the dense layer runs at reuse
+    :class:`~nnfab.ir.ShiftAddDenseLayer`, and build the window product of a convolution
+    (with its cast and fused activation) as one adder graph (``adder_graph`` of
+    :class:`~nnfab.ir.Conv2DLayer`), wherever the dense layer runs at reuse
     factor 1 with exact accumulation or a signed explicit accumulator (hls4ml's ``accum_t``;
     :func:`shift_add_eligible`), whatever its weights' digits.
 
@@ -68,12 +74,15 @@ class FuseShiftAdd(Pass):
     lut_adder_width : int, >= 0
         Adders of at most this many bits in LUT logic rather than carry chains (see
         :class:`~nnfab.hdl.shift_add.ShiftAddDense`).
+    convolutions : bool
+        Also build eligible convolutions' window products as adder graphs (the default).
     """
 
     def __init__(self, *, multiplier_threshold=None, multiplier_leaf_threshold=None,
                  adder_levels_per_stage=None, clock_mhz=None, family="ecp5",
-                 lut_adder_width=0, explicit_accumulators=True):
+                 lut_adder_width=0, explicit_accumulators=True, convolutions=True):
         self.explicit_accumulators = explicit_accumulators
+        self.convolutions = convolutions
         self.multiplier_threshold = multiplier_threshold
         self.multiplier_leaf_threshold = multiplier_leaf_threshold
         self.adder_levels_per_stage = adder_levels_per_stage
@@ -96,6 +105,12 @@ class FuseShiftAdd(Pass):
         while n < len(layers):
             layer = layers[n]
             start = n
+            if self.convolutions and shift_add_eligible(
+                    layer, self.multiplier_threshold, self.explicit_accumulators,
+                    kinds=("conv2d",)):
+                out.append(dataclasses.replace(layer, adder_graph=self._graph_options()))
+                changed, known_lanes, n = True, None, n + 1
+                continue
             if _is_vector_quantizer(layer) and feeds(n + 1) and \
                     shift_add_eligible(layers[n + 1], self.multiplier_threshold,
                                        self.explicit_accumulators):
@@ -128,3 +143,10 @@ class FuseShiftAdd(Pass):
                 None if f is None else f.replace(rounding="TRN", overflow="WRAP")
                 for f in post.formats)
         return (model.replace_layers(out), True) if changed else (model, False)
+
+    def _graph_options(self):
+        """The keyword arguments of a convolution's adder graph, as sorted pairs."""
+        return tuple(sorted(dict(
+            adder_levels_per_stage=self.adder_levels_per_stage, clock_mhz=self.clock_mhz,
+            family=self.family, lut_adder_width=self.lut_adder_width,
+            multiplier_threshold=self.multiplier_leaf_threshold).items()))

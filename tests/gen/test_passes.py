@@ -176,3 +176,37 @@ def test_reuse_factors_of_a_recurrent_layer():
     assert str(info.value) == (
         "Layer 'lstm': reuse factor must divide n_in + units 7 or be n_in + units times a "
         "divisor of its pre-activations 16 (one of 1, 7, 14, 28, 56, 112), not 3")
+
+
+def test_fuse_shift_add_builds_convolution_windows_as_adder_graphs(tmp_path):
+    """A convolution at reuse factor 1 gets an adder graph (the build decision is not saved:
+    a reloaded model is fused again); not at R > 1, not with ``convolutions=False``, not in a
+    board build."""
+    from nnfab.gen.examples import example
+    from nnfab.gen.load import prepare_model
+    from nnfab.gen.native import save_native
+    from nnfab.gen.passes import FuseShiftAdd
+    from nnfab.sim.golden.network import run_network
+
+    cnn = load_native(example("digits-cnn").path)
+    fused, changed = FuseShiftAdd(clock_mhz=150).apply(cnn)
+    conv = fused.layer("conv")
+    assert changed and dict(conv.adder_graph)["clock_mhz"] == 150
+    engine = engine_for(conv)
+    assert engine.adder_graph and engine.dense.clock_mhz == 150
+    assert "shift-add adder graph" in conv.describe()
+    row = conv.manifest_row(engine)
+    assert row["adder_graph"] and row["estimated_f_max_mhz"] > 0
+    x = np.random.default_rng(8).integers(0, 32, (4, *cnn.input_shape))
+    assert np.array_equal(run_network(fused, x), run_network(cnn, x))
+    save_native(fused, tmp_path / "m.json")
+    assert load_native(tmp_path / "m.json").layer("conv").adder_graph is None
+    unfused, _ = FuseShiftAdd(convolutions=False).apply(cnn)
+    assert unfused.layer("conv").adder_graph is None
+    slow, _ = ChooseReuseFactors(per_layer={"conv": 3}).apply(cnn)
+    assert FuseShiftAdd().apply(slow)[0].layer("conv").adder_graph is None
+    assert prepare_model(cnn, for_board=True).layer("conv").adder_graph is None
+    assert prepare_model(cnn).layer("conv").adder_graph is not None
+    with pytest.raises(ModelError, match="adder-graph convolution needs reuse factor 1"):
+        slow.layer("conv").__class__(
+            "conv", spec=slow.layer("conv").spec, reuse_factor=3, adder_graph=conv.adder_graph)

@@ -160,3 +160,68 @@ def test_bad_engine_parameters():
     with pytest.raises(TypeError) as info:
         ConvEngine("conv")
     assert str(info.value) == "Layer must be a Conv2DSpec, not 'conv'"
+
+
+# -- the window product as one adder graph (FuseShiftAdd's convolutions) -----------------------
+
+ADDER_GRAPH = {"clock_mhz": 100.0, "family": "ecp5"}
+GRAPH_CASES = [  # (k, stride, padding, activation, accumulator, depthwise)
+    (3, 1, "same", None, None, False),
+    (3, 2, "valid", "relu", None, False),
+    (1, 1, "valid", None, "fixed<10,4,RND,WRAP>", False),
+    (5, 1, "same", "relu", "fixed<12,5,RND_CONV,SAT>", False),
+    (3, 1, "same", None, None, True),
+]
+
+
+@pytest.mark.parametrize("k,stride,padding,act,accumulator,depthwise", GRAPH_CASES,
+                         ids=[f"k{c[0]}-s{c[1]}-{c[2]}-{c[3]}-{c[4]}-{'dw' if c[5] else 'full'}"
+                              for c in GRAPH_CASES])
+def test_adder_graph_window_matches_golden_under_stalls(k, stride, padding, act, accumulator,
+                                                        depthwise):
+    seed = 700 + k * 10 + stride + 2 * depthwise
+    rng = np.random.default_rng(seed)
+    acc = FixedFormat.parse(accumulator) if accumulator else None
+    kwargs = dict(strides=stride, padding=padding, accumulator_format=acc, bias_format=FX)
+    if act:
+        kwargs.update(activation=act, activation_format=FixedFormat(5, 2, signed=False))
+    if depthwise:
+        spec = DepthwiseConv2DSpec(rng.integers(-8, 8, (k, k, 3)), rng.integers(-64, 64, 3),
+                                   (6, 7, 3), FX, W4, OUT, **kwargs)
+    else:
+        weights = rng.integers(W4.min_code, W4.max_code + 1, (4, k, k, 2))
+        weights[rng.random(weights.shape) < 0.3] = 0
+        weights[0, 0, 0, 0] = W4.min_code  # the most negative weight code
+        kwargs.pop("bias_format")
+        spec = Conv2DSpec(weights, rng.integers(-64, 64, 4), (6, 7, 2), FX, W4, OUT,
+                          bias_format=FX, **kwargs)
+    x = rng.integers(FX.min_code, FX.max_code + 1, (3,) + spec.input_shape)
+    x[0] = FX.min_code  # an edge frame: every product at its most negative
+    x[1, ::2] = FX.max_code
+    dut = ConvEngine(spec, adder_graph=ADDER_GRAPH)
+    assert dut.adder_graph and dut.dense.initiation_interval == 1
+    reference = ConvEngine(spec)
+    # The activation is inside the graph: no stage of its own after it.
+    assert dut.latency - dut.dense.latency == reference.latency - reference.dense.latency - \
+        (1 if act else 0)
+    got, run = run_frames(dut, x, seed=seed, p_idle=0.3, p_stall=0.4)
+    assert got.tolist() == conv2d(x, spec).tolist(), f"seed {seed}"
+    # At full rate every transfer happens at the cycle the engine's schedule gives.
+    dut = ConvEngine(spec, adder_graph=ADDER_GRAPH)
+    full, run = run_frames(dut, x)
+    assert full.tolist() == conv2d(x, spec).tolist()
+    inputs, outputs = dut.schedule(3)
+    assert [t - run.accepted_at[0] for t in run.accepted_at] == [t - inputs[0] for t in inputs]
+    assert [t - run.accepted_at[0] for t in run.produced_at] == [t - inputs[0] for t in outputs]
+    assert run.first_latency == dut.latency
+
+
+def test_adder_graph_window_needs_reuse_factor_1_and_a_signed_accumulator():
+    spec = random_conv(np.random.default_rng(0), (6, 6, 2), 2, 3)
+    with pytest.raises(ValueError) as info:
+        ConvEngine(spec, reuse_factor=2, adder_graph=ADDER_GRAPH)
+    assert str(info.value) == "An adder-graph convolution needs reuse factor 1, not 2"
+    unsigned = random_conv(np.random.default_rng(0), (6, 6, 2), 2, 3,
+                           accumulator_format=FixedFormat(12, 6, signed=False))
+    with pytest.raises(ValueError, match="need a signed accumulator format"):
+        ConvEngine(unsigned, adder_graph=ADDER_GRAPH)
