@@ -87,9 +87,10 @@ def _model_options(function):
                      help="Input format for PTQ of a float model, e.g. 'fixed<16,6>'."),
         click.option("--fuse/--no-fuse", default=None,
                      help="Build each dense layer at reuse factor 1 with exact accumulation "
-                          "or a signed accum_t (with --board: also every weight at most 3 signed digits) with its "
-                          "requantizers and activation as one shift-add adder graph "
-                          "(default), or keep one engine per layer."),
+                          "or a signed accum_t (with --board: also every weight at most 3 "
+                          "signed digits) with its requantizers and activation as one "
+                          "shift-add adder graph, and so each convolution's window product "
+                          "(not with --board) (default), or keep one engine per layer."),
         click.option("--lut-adder-width", type=click.IntRange(min=0), default=None,
                      help="In fused shift-add layers, build adders of at most this many bits "
                           "from LUTs instead of carry chains: fewer carry cells, more LUTs "
