@@ -62,11 +62,11 @@ def test_keras_lstm_verifies_bit_exact_on_verilator(tmp_path):
     runner, folder, manifest = build(path, tmp_path)
     row = manifest["layers"][0]
     assert (row["kind"], row["step_latency"], row["step_initiation_interval"]) == \
-        ("recurrent", 9, 9)
-    assert (row["sequence_latency"], row["sequence_interval"]) == (45, 45)
-    assert (manifest["latency"], manifest["initiation_interval"]) == (47, 45)
+        ("recurrent", 7, 7)
+    assert (row["sequence_latency"], row["sequence_interval"]) == (35, 35)
+    assert (manifest["latency"], manifest["initiation_interval"]) == (37, 35)
     assert manifest["input"]["transfers_per_inference"] == 5
-    assert verify(runner, folder) == (47, 47, 45, 45)
+    assert verify(runner, folder) == (37, 37, 35, 35)
 
 
 @pytest.mark.slow
@@ -84,11 +84,11 @@ def test_keras_gru_reset_before_verifies_bit_exact_on_verilator(tmp_path):
     runner, folder, manifest = build(path, tmp_path)
     row = manifest["layers"][0]
     assert (row["kind"], row["reset_after"], row["step_latency"],
-            row["step_initiation_interval"]) == ("recurrent", False, 16, 16)
-    assert (row["sequence_latency"], row["sequence_interval"]) == (64, 64)
-    assert (manifest["latency"], manifest["initiation_interval"]) == (16, 64)
+            row["step_initiation_interval"]) == ("recurrent", False, 14, 14)
+    assert (row["sequence_latency"], row["sequence_interval"]) == (56, 56)
+    assert (manifest["latency"], manifest["initiation_interval"]) == (14, 56)
     assert manifest["input"]["transfers_per_inference"] == 4
-    assert verify(runner, folder) == (16, 16, 64, 64)
+    assert verify(runner, folder) == (14, 14, 56, 56)
 
 
 @pytest.mark.slow
