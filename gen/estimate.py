@@ -223,16 +223,19 @@ def _weighted(name, spec, reuse_factor, *, shift_add):
 
 def estimate_layer(layer, *, fused=False):
     """The :class:`LayerEstimate` of ``layer``; ``fused``: a dense layer that
-    :class:`~nnfab.gen.passes.FuseShiftAdd` will fuse (estimated as a shift-add layer).
-    Layers other than dense, convolution, fused shift-add and output stage layers count
-    nothing."""
+    :class:`~nnfab.gen.passes.FuseShiftAdd` will fuse, or a convolution whose window product
+    it will build as an adder graph (estimated as a shift-add layer; so is a convolution with
+    ``adder_graph`` set). Layers other than dense, convolution, fused shift-add and output
+    stage layers count nothing."""
     if isinstance(layer, ShiftAddDenseLayer):
         return _weighted(layer.name, layer.dense.spec, 1, shift_add=True)
     if isinstance(layer, DenseLayer):
         return _weighted(layer.name, layer.spec, layer.reuse_factor,
                          shift_add=fused and layer.reuse_factor == 1)
     if isinstance(layer, Conv2DLayer):
-        return _weighted(layer.name, layer.spec.dense_spec, layer.reuse_factor, shift_add=False)
+        return _weighted(layer.name, layer.spec.dense_spec, layer.reuse_factor,
+                         shift_add=layer.reuse_factor == 1 and
+                         (fused or layer.adder_graph is not None))
     if isinstance(layer, OutputStageLayer):
         lanes = layer.n_lanes
         width = layer.input_format.width

@@ -159,8 +159,10 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
         passes.append(ChooseReuseFactors(reuse_factor=reuse_factor, per_layer=per_layer_reuse,
                                          max_multipliers=max_multipliers))
     elif fit is not None:
-        fitting = FitToDevice(fit, fused=lambda layer: fuse and
-                              shift_add_eligible(layer, threshold), strict=fit_strict)
+        # The layers FuseShiftAdd below builds as adder graphs (convolutions not on boards).
+        kinds = ("dense",) if for_board else ("dense", "conv2d")
+        fitting = FitToDevice(fit, fused=lambda layer: fuse and shift_add_eligible(
+            layer, threshold, kinds=kinds), strict=fit_strict)
         passes.append(fitting)
     if fuse:
         # Board builds keep their convolutions' engines (their fit estimate counts them so).

@@ -243,3 +243,19 @@ def test_ad01_fits_at_no_reuse_factor():
                                        "another device, --fit none to keep the model's own)")
     assert fitted != prepare_model(model)
     assert prepare_model(model, fit=None) == prepare_model(model)
+
+
+def test_convolution_adder_graph_is_estimated_as_shift_add():
+    """A convolution whose window product FuseShiftAdd builds as an adder graph counts
+    shift-add terms, not multipliers; at R > 1 (and on a board) it keeps its multipliers."""
+    def multipliers(estimate):
+        return estimate.dsp_multipliers + estimate.lut_multipliers
+
+    cnn = load_native(example("digits-cnn").path)
+    conv = cnn.layer("conv")
+    assert multipliers(estimate_layer(conv)) > 0
+    assert multipliers(estimate_layer(conv, fused=True)) == 0
+    assert estimate_layer(conv, fused=True).shift_add_terms > 0
+    assert multipliers(estimate_layer(prepare_model(cnn).layer("conv"))) == 0
+    slow, _ = ChooseReuseFactors(per_layer={"conv": 3}).apply(cnn)
+    assert multipliers(estimate_layer(slow.layer("conv"), fused=True)) > 0
