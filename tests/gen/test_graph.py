@@ -298,7 +298,7 @@ def test_large_frames_get_analytic_skip_fifos_without_a_simulation(monkeypatch):
     from ..streams import check_stalls
 
     model = residual_cnn()
-    depths = {("add", 0): 5, ("add", 1): 38}
+    depths = {("add", 0): 5, ("add", 1): 31}
     with monkeypatch.context() as patch:
         patch.setattr(assemble, "MAX_SIMULATED_TRANSFERS", 8)
         patch.setattr(assemble, "Network", _no_simulation)
@@ -323,8 +323,8 @@ def test_manifest_and_report_show_analytic_depths(tmp_path, monkeypatch):
     monkeypatch.setattr(assemble, "MAX_SIMULATED_TRANSFERS", 8)
     result = build_outputs(residual_cnn(), tmp_path / "b")
     row = next(row for row in result.manifest["layers"] if row["name"] == "add")
-    assert row["skip_fifo_depths"] == [5, 38]
-    assert "| add | c2, input | 5, 38 |" in (tmp_path / "b" / "report.md").read_text()
+    assert row["skip_fifo_depths"] == [5, 31]
+    assert "| add | c2, input | 5, 31 |" in (tmp_path / "b" / "report.md").read_text()
 
 
 @pytest.mark.slow
@@ -341,7 +341,7 @@ def test_a_network_too_large_for_amaranths_simulator_is_timed_on_verilator(tmp_p
     from nnfab.gen.verify import verify
 
     model = residual_cnn()
-    analytic = {("add", 0): 5, ("add", 1): 38}
+    analytic = {("add", 0): 5, ("add", 1): 31}
     expected = Network(model, skip_fifo_depths=analytic).timing
     monkeypatch.setattr(assemble, "MAX_SIMULATED_LAYER_CYCLES", 0)
     monkeypatch.setattr(timing, "simulate_timing", _no_simulation)
@@ -351,7 +351,7 @@ def test_a_network_too_large_for_amaranths_simulator_is_timed_on_verilator(tmp_p
     assert manifest["latency_source"] == "simulated on Verilator"
     assert manifest["latency"] == expected["latency"]
     row = next(row for row in manifest["layers"] if row["name"] == "add")
-    assert row["skip_fifo_depths"] == [5, 38]
+    assert row["skip_fifo_depths"] == [5, 31]
     x = np.random.default_rng(6).uniform(-4, 4, (12, *model.input_shape))
     run = verify(model, x, seed=6, verilog=result.verilog_path.read_text(),
                  timing=(manifest["latency"], manifest["initiation_interval"]))

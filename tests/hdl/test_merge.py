@@ -346,9 +346,9 @@ def residual_vectors(seed, n_frames):
 # Found by a sweep of depths. The convolution's first output needs input pixel (1, 1), the
 # W + 2 = 8th of the frame; with the skip FIFO full, the fork still hands one more pixel to the
 # convolution, so 8 - 1 = 7 entries are the least that cannot deadlock. Full rate needs more:
-# from 15 entries on (the convolution's latency is 18 cycles), the skip path holds what the
+# from 12 entries on (the convolution's latency is 15 cycles), the skip path holds what the
 # convolution keeps in flight and the chain runs as fast as with an ample FIFO.
-DEADLOCK_DEPTH, SAFE_DEPTH, FULL_RATE_DEPTH = 6, 7, 15
+DEADLOCK_DEPTH, SAFE_DEPTH, FULL_RATE_DEPTH = 6, 7, 12
 
 
 def test_residual_too_shallow_skip_fifo_deadlocks():
