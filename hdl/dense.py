@@ -25,7 +25,8 @@ class DenseEngine(wiring.Component):
 
     Structure. The input vector is split into ``reuse_factor`` R chunks of ``n_in / R``
     elements, one chunk per cycle (with R = 1 the whole vector at once). For every output, the
-    products of a chunk enter a pipelined adder tree (one register level per addition level);
+    products of a chunk enter a pipelined adder tree (registered where the delay model puts
+    them, or every ``adder_levels_per_stage`` levels);
     an accumulator adds the chunk sums and the bias; a last stage casts. Zero weights are
     pruned at elaboration. With R = 1 each weight is a constant: a weight with at most
     ``multiplier_threshold`` non-zero canonical-signed-digit digits becomes shifted copies of
@@ -197,8 +198,7 @@ class DenseEngine(wiring.Component):
         registered = []
         for level in range(levels):
             delay = sum(model.adder_ns(width + level + 1))
-            if arrival > 0 and arrival + delay > budget and \
-                    (not registered or registered[-1] != level - 1) and level > 0:
+            if level > 0 and arrival + delay > budget:  # level 0 goes with its leaves
                 registered.append(level - 1)
                 arrival = 0.0
             arrival += delay
