@@ -55,8 +55,14 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+#: Builds whose design another test converts too: run on its worker (the Verilog cache).
+GROUPS = {"hls4ml_keras_config": "hls4ml_keras_config"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(BUILDS))
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xdist_group(GROUPS[name])) if name in GROUPS
+    else name for name in sorted(BUILDS)])
 def test_build_at_the_defaults(name, tmp_path):
     args = BUILDS[name]
     for arg in args:

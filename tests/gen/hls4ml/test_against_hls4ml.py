@@ -82,7 +82,9 @@ def compare_layers(model, x, tmp_path, path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,rtl_reuse_factor", [
-    ("keras-config.yml", None),  # RTL at the config's reuse factor 1
+    # RTL at the config's reuse factor 1: the design `nnfab build` makes of it, which
+    # tests/gen/test_cli_shared_models.py builds too (one worker: one conversion, cached).
+    pytest.param("keras-config.yml", None, marks=pytest.mark.xdist_group("hls4ml_keras_config")),
     ("onnx-config.yml", 4),      # RTL at reuse factor 4 (same numbers in hls4ml)
 ])
 def test_every_layer_and_the_rtl_equal_hls4ml(name, rtl_reuse_factor, tmp_path):
