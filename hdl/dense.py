@@ -102,11 +102,10 @@ class DenseEngine(wiring.Component):
 
         if not isinstance(spec, DenseSpec):
             reject(TypeError(f"Layer must be a DenseSpec, not {spec!r}"))
-        for name, value in (("Reuse factor", reuse_factor),
-                            ("Multiplier threshold", multiplier_threshold),
-                            ("Adder levels per stage", adder_levels_per_stage)):
-            if value is None and name == "Adder levels per stage":
-                continue
+        integers = [("Reuse factor", reuse_factor), ("Multiplier threshold", multiplier_threshold)]
+        if adder_levels_per_stage is not None:  # None: placed by the delay model
+            integers.append(("Adder levels per stage", adder_levels_per_stage))
+        for name, value in integers:
             if not isinstance(value, int) or isinstance(value, bool):
                 reject(TypeError(f"{name} must be an integer, not {value!r}"))
         valid = reuse_factors(spec.n_in, spec.n_out)

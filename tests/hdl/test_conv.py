@@ -38,6 +38,15 @@ def run_frames(dut, x, *, seed=None, p_idle=0.0, p_stall=0.0):
     return got.reshape((len(x), h_out, w_out, c_out)), run
 
 
+def assert_full_rate_schedule(dut, run):
+    """At full rate every input and output transfer of ``run`` (three frames) happens at the
+    cycle ``dut.schedule`` gives, and the first output after ``dut.latency`` cycles."""
+    inputs, outputs = dut.schedule(3)
+    assert [t - run.accepted_at[0] for t in run.accepted_at] == [t - inputs[0] for t in inputs]
+    assert [t - run.accepted_at[0] for t in run.produced_at] == [t - inputs[0] for t in outputs]
+    assert run.first_latency == dut.latency
+
+
 GRID = [(k, s, pad) for k in (1, 3, 5) for s in (1, 2) for pad in ("valid", "same")]
 
 
@@ -66,10 +75,7 @@ def test_schedule_latency_and_cycles_per_frame(reuse_factor, padding):
     x = rng.integers(FX.min_code, FX.max_code + 1, (3,) + spec.input_shape)
     got, run = run_frames(dut, x)
     assert got.tolist() == conv2d(x, spec).tolist()
-    inputs, outputs = dut.schedule(3)
-    assert [t - run.accepted_at[0] for t in run.accepted_at] == [t - inputs[0] for t in inputs]
-    assert [t - run.accepted_at[0] for t in run.produced_at] == [t - inputs[0] for t in outputs]
-    assert run.first_latency == dut.latency
+    assert_full_rate_schedule(dut, run)
     n = 6 * 7
     assert run.accepted_at[2 * n] - run.accepted_at[n] == dut.cycles_per_frame
     if reuse_factor == 1:
@@ -210,10 +216,7 @@ def test_adder_graph_window_matches_golden_under_stalls(k, stride, padding, act,
     dut = ConvEngine(spec, adder_graph=ADDER_GRAPH)
     full, run = run_frames(dut, x)
     assert full.tolist() == conv2d(x, spec).tolist()
-    inputs, outputs = dut.schedule(3)
-    assert [t - run.accepted_at[0] for t in run.accepted_at] == [t - inputs[0] for t in inputs]
-    assert [t - run.accepted_at[0] for t in run.produced_at] == [t - inputs[0] for t in outputs]
-    assert run.first_latency == dut.latency
+    assert_full_rate_schedule(dut, run)
 
 
 def test_adder_graph_window_needs_reuse_factor_1_and_a_signed_accumulator():
