@@ -77,7 +77,7 @@ def _not_fit_message(target, model, manifest, counts, rom, what):
 
 def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
                     weights_in_memory=True, max_multipliers=None, rom_reuse=None,
-                    baud=DEFAULT_BAUD, seed=1, layouts=(None, None)):
+                    baud=DEFAULT_BAUD, seed=1, layouts=(None, None), input_quantization=None):
     """Build ``model`` into a bitstream for ``board`` and report resources and timing.
 
     Writes the folder ``out_dir`` whole or not at all (an existing one is replaced only if it
@@ -115,6 +115,9 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
         The layouts the model file declares for its input and output frames, recorded in the
         manifest (see :func:`nnfab.gen.emit.manifest_of`); ``nnfab run --inputs`` reads the
         input's.
+    input_quantization : InputQuantization, optional
+        An int8 TFLite input's scale and zero point, recorded in the manifest; ``nnfab run
+        --inputs`` quantizes float inputs with it.
 
     Returns
     -------
@@ -134,7 +137,7 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as staging:
         result = _build_in(staging, model, target, clock_mhz, say, weights_in_memory,
-                           max_multipliers, rom_reuse, baud, seed, layouts)
+                           max_multipliers, rom_reuse, baud, seed, layouts, input_quantization)
     return BoardBuildResult(out_dir, out_dir / result.bitstream.name, result.report)
 
 
@@ -157,7 +160,7 @@ def board_network(model, rom, *, say=None, cache_dir=None):
 
 
 def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_multipliers,
-              rom_reuse, baud, seed, layouts):
+              rom_reuse, baud, seed, layouts, input_quantization):
     """The board build, written into the (staging) folder ``out_dir``."""
     say("elaborating engines")
     if weights_in_memory:
@@ -166,7 +169,8 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
     else:
         rom = {}
     network = board_network(model, rom, say=say)
-    manifest = manifest_of(model, network, input_layout=layouts[0], output_layout=layouts[1])
+    manifest = manifest_of(model, network, input_layout=layouts[0], output_layout=layouts[1],
+                           input_quantization=input_quantization)
     for row in manifest["layers"]:
         if row["name"] in rom:
             row.update(reuse_factor=rom[row["name"]], engine="DenseRomEngine",

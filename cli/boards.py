@@ -55,7 +55,9 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progr
         find_target(board)  # an unknown board is refused before anything is written
         result = build_for_board(model, out_dir, board, clock_mhz, progress=progress,
                                  layouts=(getattr(loaded_model, "input_layout", None),
-                                          getattr(loaded_model, "output_layout", None)))
+                                          getattr(loaded_model, "output_layout", None)),
+                                 input_quantization=getattr(loaded_model,
+                                                            "input_quantization", None))
     except NnfabError as exc:
         raise click.ClickException(str(exc)) from None
     console.print((Path(out_dir) / "report.md").read_text())
@@ -97,6 +99,7 @@ def run_command(build_dir, port, inputs_path, baud, output_path):
     """Run inferences on a board built with `nnfab build --board`."""
     from nnfab.boards.host import BoardClient
     from nnfab.gen.build_folder import read_manifest
+    from nnfab.gen.input_quantization import InputQuantization
     from nnfab.gen.tensor_layout import manifest_layout
 
     from .commands import load_inputs
@@ -105,8 +108,9 @@ def run_command(build_dir, port, inputs_path, baud, output_path):
         client = BoardClient.open(build_dir, port, baud=baud)
         try:
             section = read_manifest(build_dir)["input"]
-            inputs = load_inputs(inputs_path, section["shape"], manifest_layout(
-                section, f"Build folder {build_dir!r}: manifest.json"))
+            where = f"Build folder {build_dir!r}: manifest.json"
+            inputs = load_inputs(inputs_path, section["shape"], manifest_layout(section, where),
+                                 InputQuantization.from_manifest(section, where))
             outputs = client.run(inputs)
         finally:
             client.close()

@@ -149,6 +149,7 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     from nnfab.fixed import FixedFormat
     from nnfab.gen.build_folder import open_build_folder
     from nnfab.gen.examples import example as find_example
+    from nnfab.gen.input_quantization import InputQuantization
     from nnfab.gen.load import LoadedModel, load_model, prepare_model
     from nnfab.gen.native import load_native
     from nnfab.gen.passes import Validate
@@ -180,6 +181,8 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
         where = f"Build folder {model!r}: manifest.json"
         loaded.input_layout = manifest_layout(folder.manifest.get("input", {}), where)
         loaded.output_layout = manifest_layout(folder.manifest.get("output", {}), where)
+        loaded.input_quantization = InputQuantization.from_manifest(
+            folder.manifest.get("input", {}), where)
         Validate().apply(loaded.model)
         return loaded
     if hls4ml_config is not None:
@@ -291,6 +294,7 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                                    fit=loaded.fit.as_dict() if loaded.fit else None,
                                    input_layout=loaded.input_layout,
                                    output_layout=loaded.output_layout,
+                                   input_quantization=loaded.input_quantization,
                                    use_cache=not no_cache)
     except (NnfabError, ValueError, TypeError) as exc:
         _fail(exc)
@@ -393,7 +397,8 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
             if dataset is None and inputs is None and example is not None and n_random is None:
                 dataset = EXAMPLES[example].dataset
             if inputs is not None:
-                x = load_inputs(inputs, m.input_shape, loaded.input_layout)
+                x = load_inputs(inputs, m.input_shape, loaded.input_layout,
+                                loaded.input_quantization)
                 y = _load_labels(labels, len(x)) if labels else None
             elif dataset is not None:
                 x, y = load_dataset(dataset, "test", image=len(m.input_shape) == 3)
@@ -452,12 +457,15 @@ def _load_array(path, what):
     return array
 
 
-def load_inputs(path, shape, layout=None):
+def load_inputs(path, shape, layout=None, quantization=None):
     """The ``--inputs`` file ``path`` in nnfab's layout: its array as :func:`_load_array`
     reads it, of shape ``(n, *shape)`` or, for a model file that declares another layout of
     its frames (``layout``, e.g. NCHW), ``(n, *layout.model_shape(shape))``, then transposed
     (:func:`nnfab.gen.tensor_layout.resolve_inputs`); a shape that fits both layouts is read
-    in the model file's, and one line says so.
+    in the model file's, and one line says so. For an int8 TFLite input (``quantization``, an
+    :class:`~nnfab.gen.input_quantization.InputQuantization`), a float array holds real values
+    and becomes codes as TFLite's ``QUANTIZE`` makes them (one line says so); an integer array
+    holds the codes.
 
     Raises
     ------
@@ -471,6 +479,9 @@ def load_inputs(path, shape, layout=None):
                              name=f"Inputs file {str(path)!r}")
     if note is not None:
         console.print(note, markup=False)
+    if quantization is not None and x.dtype.kind == "f":
+        console.print(quantization.note(f"Inputs file {str(path)!r}"), markup=False)
+        x = quantization.codes(x)
     return x
 
 

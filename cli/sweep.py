@@ -35,8 +35,9 @@ def _hash_files(paths, extra=""):
 
 
 def _source(model, example, weights):
-    """The SweepSource of MODEL or --example, the labelled inputs an example brings, and the
-    layout MODEL's file declares for its input frames (for --inputs)."""
+    """The SweepSource of MODEL or --example, the labelled inputs an example brings, the
+    layout MODEL's file declares for its input frames and an int8 TFLite input's scale and
+    zero point (both for --inputs)."""
     from nnfab.boards.sweep_point import SweepSource
     from nnfab.fixed import FixedFormat
     from nnfab.gen.datasets import load_dataset
@@ -54,7 +55,7 @@ def _source(model, example, weights):
             [found.path, found.path.with_suffix(".npz"), found.float_path,
              found.float_path.with_suffix(".npz")], f"example {example}"),
             quantized, load_native(found.float_path), calibration, quantized.input_format)
-        return source, load_dataset(found.dataset, "test", image=found.image), None
+        return source, load_dataset(found.dataset, "test", image=found.image), None, None
     if Path(model).is_dir():
         raise click.UsageError(f"MODEL {model!r} is a folder; give a model file")
     loaded = load_model(model, weights=weights)
@@ -63,7 +64,7 @@ def _source(model, example, weights):
     calibration = np.random.default_rng(0).normal(0.0, 1.0, (1000, *loaded.model.input_shape))
     source = SweepSource(loaded.model.name, _hash_files(files), loaded.model,
                          loaded.float_model, calibration, FixedFormat(16, 6))
-    return source, None, loaded.input_layout
+    return source, None, loaded.input_layout, loaded.input_quantization
 
 
 def _axes(sweep_file, flags):
@@ -222,10 +223,10 @@ def sweep_command(model, example, weights, sweep_file, reuse_factor, bits, clock
     except SweepError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        source, dataset, input_layout = _source(model, example, weights)
+        source, dataset, input_layout, quantization = _source(model, example, weights)
         shape = tuple(source.quantized.input_shape)
         if inputs is not None:
-            x = load_inputs(inputs, shape, input_layout)
+            x = load_inputs(inputs, shape, input_layout, quantization)
             y = _load_labels(labels, len(x)) if labels else None
             described = f"top-1 on {inputs}" if y is not None else \
                 f"top-1 agreement with the float model on {inputs}"

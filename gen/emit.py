@@ -91,7 +91,7 @@ def _frame_layout(layout, shape):
 
 def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
                 shift_add_fusion=None, lut_adder_width=0, fit=None, input_layout=None,
-                output_layout=None):
+                output_layout=None, input_quantization=None):
     """The manifest: everything a host or another tool needs to drive the design; ``source``
     (where the model came from) and ``notes`` (settings without effect) when given;
     ``input_cast`` says how input values become codes (``"nearest"``: round to nearest and
@@ -101,7 +101,9 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
     (:meth:`nnfab.gen.passes.FitResult.as_dict`), when the build fitted a device;
     ``input_layout`` and ``output_layout`` (:class:`~nnfab.gen.tensor_layout.TensorLayout`)
     the layouts the model file declares for frames, recorded as ``input.layout`` and
-    ``output.layout`` (frames of a file that declares none: nnfab's ``NHWC``)."""
+    ``output.layout`` (frames of a file that declares none: nnfab's ``NHWC``);
+    ``input_quantization`` (:class:`~nnfab.gen.input_quantization.InputQuantization`, an int8
+    TFLite input's scale and zero point) as ``input.quantization``."""
     in_lanes = model.input_shape[-1]
     out_lanes = model.output_shape[-1]
     layers, previous = [], INPUT
@@ -130,7 +132,9 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
         "clock": "clk", "reset": "rst (synchronous, active high)",
         "input": {**_stream_description([model.input_format] * in_lanes, model.input_shape,
                                         model.n_inputs // in_lanes, "i"),
-                  **_frame_layout(input_layout, model.input_shape)},
+                  **_frame_layout(input_layout, model.input_shape),
+                  **({"quantization": input_quantization.as_dict()}
+                     if input_quantization is not None else {})},
         "output": {**_stream_description([model.output_format] * out_lanes,
                                          model.output_shape, model.n_outputs // out_lanes, "o"),
                    **_frame_layout(output_layout, model.output_shape)},
@@ -242,8 +246,8 @@ class BuildResult:
 
 def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, source=None,
                   notes=(), input_cast="nearest", shift_add_fusion=None, lut_adder_width=0,
-                  fit=None, input_layout=None, output_layout=None, cache_dir=None,
-                  use_cache=True):
+                  fit=None, input_layout=None, output_layout=None, input_quantization=None,
+                  cache_dir=None, use_cache=True):
     """Convert ``model`` to Verilog and write the build folder ``out_dir``.
 
     Files: ``NAME.v``, ``manifest.json``, ``report.md`` and ``model.json``/``model.npz`` (the
@@ -270,6 +274,9 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
     input_layout, output_layout : TensorLayout, optional
         The layouts the model file declares for frames (see :func:`manifest_of`); ``nnfab
         verify DIR --inputs`` reads the input's.
+    input_quantization : InputQuantization, optional
+        An int8 TFLite input's scale and zero point (see :func:`manifest_of`), with which
+        ``nnfab verify DIR --inputs`` quantizes float inputs.
     cache_dir : str or os.PathLike, optional
         Root of nnfab's caches (:func:`nnfab.sim.runner.default_cache_dir` by default). The
         Verilog, latency and skip FIFO depths of a model converted before with the same
@@ -299,7 +306,8 @@ def build_outputs(model, out_dir, *, multiplier_threshold=3, progress=None, sour
         manifest = manifest_of(model, converted.network, source=source, notes=notes,
                                input_cast=input_cast, shift_add_fusion=shift_add_fusion,
                                lut_adder_width=lut_adder_width, fit=fit,
-                               input_layout=input_layout, output_layout=output_layout)
+                               input_layout=input_layout, output_layout=output_layout,
+                               input_quantization=input_quantization)
         say("writing files")
         (staging / manifest["verilog"]).write_text(text)
         manifest["files"] = file_hashes(staging, [manifest["verilog"], "model.json",

@@ -17,16 +17,19 @@ class LoadedModel:
     ``notes`` are lines for the build report (settings read and found without effect);
     ``input_layout`` and ``output_layout`` the layouts the model file declares for a frame
     input and output (:class:`~nnfab.gen.tensor_layout.TensorLayout`; None: not frames, or
-    nnfab's channels-last layout as Keras, TFLite and native files have it)."""
+    nnfab's channels-last layout as Keras, TFLite and native files have it);
+    ``input_quantization`` the input tensor's scale and zero point of an int8 TFLite model
+    (:class:`~nnfab.gen.input_quantization.InputQuantization`; None for other models)."""
 
     def __init__(self, model, float_model=None, source=None, notes=(), input_layout=None,
-                 output_layout=None):
+                 output_layout=None, input_quantization=None):
         self.model = model
         self.float_model = float_model
         self.source = source
         self.notes = list(notes)
         self.input_layout = input_layout
         self.output_layout = output_layout
+        self.input_quantization = input_quantization
 
 
 def detect_kind(path):
@@ -112,6 +115,11 @@ def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_c
         result = LoadedModel(model, loaded, source=str(path))
     else:
         result = LoadedModel(loaded, None, source=str(path))
+    if kind == "tflite":
+        from .importers.tflite_file import read_tflite
+        from .input_quantization import tflite_input_quantization
+
+        result.input_quantization = tflite_input_quantization(read_tflite(path))
     if kind == "onnx":
         from .importers.onnx import declared_layouts
 

@@ -49,8 +49,8 @@ from nnfab.tflite_ops import AddParams
 
 from .tflite_softmax import softmax_int8
 
-__all__ = ["run_tflite", "activation_range", "fc_effective_scales", "conv_multipliers",
-           "add_params", "add_int8", "average_int8", "window_padding", "check_softmax_output",
+__all__ = ["run_tflite", "affine_quantize", "activation_range", "fc_effective_scales",
+           "conv_multipliers", "add_params", "add_int8", "average_int8", "window_padding", "check_softmax_output",
            "KERNELS"]
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -314,17 +314,28 @@ def pad(model, op, x):
                   model.tensors[op.outputs[0]].zero_point)
 
 
+def affine_quantize(x, scale, zero_point):
+    """Real values ``x`` to int8 codes as TFLite's ``QUANTIZE`` of float32 does it
+    (``AffineQuantize``): ``round(x / scale)`` with ``x`` and ``scale`` in float32, ties away
+    from zero, plus ``zero_point``, clamped to -128..127.
+
+    Returns
+    -------
+    ndarray of int64, the shape of ``x``
+    """
+    quotient = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    rounded = np.sign(quotient) * np.floor(np.abs(quotient).astype(np.float64) + 0.5)
+    return np.clip(rounded.astype(np.int64) + zero_point, INT8_MIN, INT8_MAX)
+
+
 def quantize(model, op, x):
     """``QUANTIZE``: float32 to int8 (``AffineQuantize``: ``round(x / scale)`` in float32, ties
     away from zero, plus the zero point), or int8 to int8 by ``input_scale / output_scale``."""
     t_in, t_out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
     if t_in.dtype == "float32":
-        quotient = np.asarray(x, dtype=np.float32) / np.float32(t_out.scale)
-        rounded = np.sign(quotient) * np.floor(np.abs(quotient).astype(np.float64) + 0.5)
-        out = rounded.astype(np.int64) + t_out.zero_point
-    else:
-        m, e = quantize_multiplier(t_in.scale / t_out.scale)
-        out = multiply_by_quantized_multiplier(x - t_in.zero_point, m, e) + t_out.zero_point
+        return affine_quantize(x, t_out.scale, t_out.zero_point)
+    m, e = quantize_multiplier(t_in.scale / t_out.scale)
+    out = multiply_by_quantized_multiplier(x - t_in.zero_point, m, e) + t_out.zero_point
     return np.clip(out, INT8_MIN, INT8_MAX)
 
 

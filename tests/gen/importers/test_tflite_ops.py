@@ -6,6 +6,8 @@ extremes; the graphs' networks keep every transfer under idle cycles and back-pr
 (Amaranth's simulator), and one model holding every operator passes ``verify`` on Verilator
 with the command line's stall defaults. Refusals give one clear message each."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -179,6 +181,71 @@ def test_all_ops_rtl_on_verilator(tmp_path):
     assert result.exit_code == 0, result.output
     assert "all_ops: 60 vectors tried\n0 mismatches\n" in result.output
     assert result.output.rstrip().endswith("PASS")
+    # Real values (floats) through a build folder: quantized as TFLite's QUANTIZE does, with
+    # the scale and zero point the manifest records (the same Verilog: both caches hit).
+    floats = float_inputs((6, 7, 3), 40, scale=0.1, zero_point=-20)
+    np.save(tmp_path / "f.npy", floats)
+    result = CliRunner().invoke(main, ["build", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["input"]["quantization"] == {"scale": float(np.float32(0.1)),
+                                                 "zero_point": -20}
+    result = CliRunner().invoke(main, ["verify", str(tmp_path / "out"), "--inputs",
+                                       str(tmp_path / "f.npy")])
+    assert result.exit_code == 0, result.output
+    assert "holds floats: quantized to the int8 input as TFLite's QUANTIZE does (scale " \
+        f"{float(np.float32(0.1))!r}, zero point -20)" in result.output
+    assert "all_ops: 40 vectors tried\n0 mismatches\n" in result.output
+
+
+def float_inputs(shape, n, *, scale, zero_point, seed=5):
+    """``n`` seeded float32 inputs around int8 ``scale`` and ``zero_point``: the first rows
+    exactly on codes, halfway between codes (ties, both signs), beyond both ends, and zeros of
+    both signs; the rest N(0, 3)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 3.0, (n, *shape)).astype(np.float32)
+    codes = rng.integers(-128, 128, (4, *shape))
+    x[0] = np.float32(scale) * (codes[0] - zero_point)
+    x[1] = np.float32(scale) * (codes[1] - zero_point + 0.5)
+    x[2] = np.float32(scale) * (codes[2] - zero_point - 0.5)
+    x[3] = np.where(codes[3] > 0, 1e4, -1e4)
+    x[4], x[5] = 0.0, -0.0
+    return x
+
+
+def test_float_inputs_equal_tflites_quantize(tmp_path):
+    """``--inputs`` of floats for an int8 TFLite model: the codes equal TFLite's reference
+    QUANTIZE (float32 to int8, ``BUILTIN_REF``) of the same values with the model's input scale
+    and zero point, ties, clamping and signed zeros included; integer arrays pass unchanged."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from nnfab.cli.commands import load_inputs
+    from nnfab.gen.input_quantization import tflite_input_quantization
+
+    quantization = tflite_input_quantization(read_tflite(all_ops_model(tmp_path / "a.tflite")))
+    assert quantization.as_dict() == {"scale": float(np.float32(0.1)), "zero_point": -20}
+    w = ModelWriter()
+    x = w.tensor((1, 6, 7, 3), "float32")
+    y = w.tensor((1, 6, 7, 3), scales=np.float32(0.1), zero_points=-20)
+    w.op("QUANTIZE", [x], [y])
+    path = w.write(tmp_path / "quantize.tflite", [x], [y])
+    interpreter = Interpreter(model_path=str(path),
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    floats = float_inputs((6, 7, 3), 200, scale=0.1, zero_point=-20)
+    expected = []
+    for row in floats:
+        interpreter.set_tensor(x, row[None])
+        interpreter.invoke()
+        expected.append(interpreter.get_tensor(y)[0])
+    np.save(tmp_path / "f.npy", floats)
+    codes = load_inputs(tmp_path / "f.npy", (6, 7, 3), None, quantization)
+    assert codes.dtype == np.int64
+    assert np.array_equal(codes, np.array(expected, dtype=np.int64))
+    assert {-128, 127} <= set(np.unique(codes[3]))
+    np.save(tmp_path / "i.npy", np.array(expected))
+    assert np.array_equal(load_inputs(tmp_path / "i.npy", (6, 7, 3), None, quantization),
+                          np.array(expected))
 
 
 def _write_one(tmp_path, opcode, in_shape, out_shape, *, out_scale=0.1, out_zero_point=0,
