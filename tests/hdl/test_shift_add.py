@@ -267,6 +267,32 @@ def test_schedule_places_the_fewest_stages_that_fit_the_period():
     assert long.latency == 2 and long.period_ns == pytest.approx(9.0 + model.register_ns)
 
 
+def test_the_budget_search_resolves_the_delay_grid(monkeypatch):
+    """schedule() bisects the budget only to BISECT_NS: exact because every delay constant
+    sits on DELAY_GRID_NS (so do all path sums) and BISECT_NS is finer. The same Verilog as a
+    search to 1e-9 ns, at clocks from loose to tight."""
+    import dataclasses
+
+    import nnfab.hdl.timing_model as timing_model
+
+    assert timing_model.BISECT_NS < timing_model.DELAY_GRID_NS
+    for model in timing_model.DELAY_MODELS.values():
+        for field in dataclasses.fields(model):
+            value = getattr(model, field.name)
+            if isinstance(value, float):
+                steps = value / timing_model.DELAY_GRID_NS
+                assert abs(steps - round(steps)) < 1e-6, (model.family, field.name, value)
+    rng = np.random.default_rng(21)
+    spec = DenseSpec(csd_weights(rng, (6, 10), F(8, 2), sparsity=0.2), None, F(8, 3),
+                     F(8, 2), F(16, 8))
+    for clock_mhz in (80, 150, 250, 400):
+        coarse = verilog.convert(ShiftAddDense(spec, clock_mhz=clock_mhz), emit_src=False)
+        monkeypatch.setattr(timing_model, "BISECT_NS", 1e-9)
+        fine = verilog.convert(ShiftAddDense(spec, clock_mhz=clock_mhz), emit_src=False)
+        monkeypatch.undo()
+        assert coarse == fine, clock_mhz
+
+
 @pytest.mark.parametrize("clock_mhz", [60, 400])
 def test_registers_from_the_delay_model_meet_its_estimate(clock_mhz):
     # The placement meets the period it targets (by its own estimate) whenever the slowest
