@@ -52,10 +52,11 @@ class BoardBuildResult:
 
 
 def _suggest_reuse(model, rom, over_ratio):
-    """Reuse factors that divide the multipliers by about ``over_ratio``."""
+    """ROM reuse factors (the dense layers in ``rom``) that divide their multipliers by about
+    ``over_ratio``."""
     suggestion = {}
     for layer in model.layers:
-        if layer.kind != "dense":
+        if layer.name not in rom:
             continue
         current = rom.get(layer.name, layer.reuse_factor)
         wanted = current * over_ratio
@@ -88,9 +89,17 @@ def _not_fit_message(target, model, manifest, counts, rom, what):
         layers = sorted(manifest["layers"], key=lambda row: -row["multipliers"])
         dominant = ", ".join(f"{row['name']} {row['multipliers']}" for row in layers
                              if row["multipliers"])
+        message += f"; multipliers by layer: {dominant}"
         suggestion = _suggest_reuse(model, rom, max(ratios) * 1.25)
-        message += (f"; multipliers by layer: {dominant}; try reuse factors "
-                    + ", ".join(f"{name}={r}" for name, r in suggestion.items()))
+        if suggestion:
+            message += ("; try ROM reuse factors (build_for_board's rom_reuse) "
+                        + ", ".join(f"{name}={r}" for name, r in suggestion.items()))
+        others = [row["multipliers"] for row in manifest["layers"]
+                  if row["name"] not in rom and row["multipliers"]]
+        if others:
+            budget = max(1, int(max(others) / (max(ratios) * 1.25)))
+            message += (f"; the layers with constant weights take fewer with nnfab build "
+                        f"--max-multipliers {budget}")
     if counts["flip_flops"] > target.flip_flops:
         total, rows = _stream_bits(manifest)
         largest = ", ".join(f"{name} {lanes} x {width} bits" for _, name, lanes, width

@@ -4,6 +4,7 @@ reuse factors from a multiplier budget."""
 from nnfab.errors import BoardError
 from nnfab.gen.assemble import ENGINES, Backend
 from nnfab.hdl.dense_rom import DenseRomEngine, rom_reuse_factors
+from nnfab.hdl.output_stage import OutputStageEngine
 
 __all__ = ["rom_backend", "choose_rom_reuse_factors"]
 
@@ -46,7 +47,10 @@ def choose_rom_reuse_factors(model, *, max_multipliers):
 def rom_backend(model, rom_reuse_factors=None, *, multiplier_threshold=3):
     """The board backend: :data:`~nnfab.gen.assemble.CONSTANT_WEIGHTS` except that the dense
     layers named in ``rom_reuse_factors`` become :class:`~nnfab.hdl.dense_rom.DenseRomEngine`
-    with those reuse factors (weights in ROMs).
+    with those reuse factors (weights in ROMs), and the TFLite output stage (``output_stage``)
+    reading one of them an :class:`~nnfab.hdl.output_stage.OutputStageEngine` at that
+    layer's pace (reuse factor ``min(channels, R)``, one lane for the usual ``R >= channels``)
+    with ``hold_input``: no register holds the ROM layer's output vector a second time.
 
     Raises
     ------
@@ -59,7 +63,7 @@ def rom_backend(model, rom_reuse_factors=None, *, multiplier_threshold=3):
         if name not in dense_names:
             raise BoardError(f"Layer {name!r} is not a dense layer of model "
                              f"{model.name!r} (dense layers: {', '.join(dense_names)})")
-    constant_dense = ENGINES["dense"]
+    constant_dense, constant_stage = ENGINES["dense"], ENGINES["output_stage"]
 
     def dense(layer, backend):
         if layer.name in backend.rom_reuse_factors:
@@ -67,5 +71,16 @@ def rom_backend(model, rom_reuse_factors=None, *, multiplier_threshold=3):
                                   reuse_factor=backend.rom_reuse_factors[layer.name])
         return constant_dense(layer, backend)
 
-    return Backend("weights in ROM", {**ENGINES, "dense": dense},
+    def output_stage(layer, backend):
+        # A TFLite requantizer behind a ROM layer takes that layer's pace: as few lanes as
+        # its interval allows, each chunk read from the ROM layer's held output vector.
+        source = layer.inputs[0]
+        if source not in backend.rom_reuse_factors:
+            return constant_stage(layer, backend)
+        lanes = layer.shape[-1]
+        return OutputStageEngine(layer.stage, lanes=lanes, in_width=layer.fin.width,
+                                 reuse_factor=min(lanes, backend.rom_reuse_factors[source]),
+                                 hold_input=True)
+
+    return Backend("weights in ROM", {**ENGINES, "dense": dense, "output_stage": output_stage},
                    multiplier_threshold=multiplier_threshold, rom_reuse_factors=rom)

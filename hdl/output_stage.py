@@ -55,6 +55,14 @@ class OutputStageEngine(VectorPipeline):
     The pipeline stalls as a whole under back-pressure (``~o.valid | o.ready``) and never
     drops or repeats a transfer.
 
+    With ``hold_input`` (board builds, behind a :class:`~nnfab.hdl.dense_rom.DenseRomEngine`
+    whose interval is longer than this II), there is no register of the held channels: every
+    chunk is read from ``i.payload`` while the source holds it (a stream's payload is stable
+    until its transfer), and the transfer is taken with the last chunk. That saves
+    ``(lanes - n_lanes) * in_width`` flip-flops (ad01's 640-channel stage: about 17,000) and
+    leaves the source's output held for II - 1 more cycles. Latency and II, counted from the
+    first cycle the vector is offered, are the same.
+
     Parameters
     ----------
     stage : OutputStage
@@ -68,6 +76,8 @@ class OutputStageEngine(VectorPipeline):
         bound wider than 32 bits is accepted as it is).
     reuse_factor : int
         Channels per physical lane, 1 to ``lanes``: ``n_lanes = ceil(lanes / reuse_factor)``.
+    hold_input : bool
+        Read every chunk from the offered vector and take it with the last (above).
 
     Members
     -------
@@ -83,10 +93,10 @@ class OutputStageEngine(VectorPipeline):
         match the stage.
     """
 
-    def __init__(self, stage, *, lanes, in_width=32, reuse_factor=1):
+    def __init__(self, stage, *, lanes, in_width=32, reuse_factor=1, hold_input=False):
         self._validated(lambda: self._check(stage, lanes, in_width, reuse_factor))
         self._stage, self._lanes, self._in_width = stage, lanes, in_width
-        self._reuse_factor = reuse_factor
+        self._reuse_factor, self._hold_input = reuse_factor, bool(hold_input)
         self._n_lanes = -(-lanes // reuse_factor)
         super().__init__({
             "i": In(vector_signature(_integer_format(in_width), lanes)),
@@ -112,7 +122,8 @@ class OutputStageEngine(VectorPipeline):
 
     def __repr__(self):
         return (f"OutputStageEngine({self._stage!r}, lanes={self._lanes}, "
-                f"in_width={self._in_width}, reuse_factor={self._reuse_factor})")
+                f"in_width={self._in_width}, reuse_factor={self._reuse_factor}"
+                + (", hold_input=True)" if self._hold_input else ")"))
 
     @property
     def stage(self):
@@ -134,7 +145,13 @@ class OutputStageEngine(VectorPipeline):
 
     @property
     def latency(self):
+        """Cycles from the first cycle a vector is offered (with ``hold_input``: taken II - 1
+        cycles later) to its output: II + 2."""
         return self.initiation_interval + 2
+
+    @property
+    def hold_input(self):
+        return self._hold_input
 
     def _table(self, lane, values):
         """``values`` (one per channel) of the channel on ``lane`` in each chunk; a chunk past
@@ -158,8 +175,10 @@ class OutputStageEngine(VectorPipeline):
         stage, n_chunks, n_lanes = self._stage, self.initiation_interval, self._n_lanes
         advance = self._advance(m)
         register = stage_register(m, advance)
-        busy = Signal()                            # chunks 1.. of the held vector issue
         chunk = Signal(range(max(n_chunks, 2)))
+        if self._hold_input and n_chunks > 1:
+            return self._elaborate_holding(m, advance, register, chunk, rescale_of(stage))
+        busy = Signal()                            # chunks 1.. of the held vector issue
         m.d.comb += self.i.ready.eq(advance & ~busy)
         take = self.i.valid & self.i.ready
         held = {c: Signal(signed(self._in_width), name=f"held_{c}")
@@ -182,30 +201,60 @@ class OutputStageEngine(VectorPipeline):
         valid = register(register(busy | take, "valid_1"), "valid_2")
         with m.If(advance):
             m.d.sync += self.o.valid.eq(valid & last)
-        rescale = (multiply_by_quantized_multiplier if stage.rounding == "gemmlowp"
-                   else half_away_rescale)
         for lane in range(n_lanes):
             x = self.i.payload[lane]
             if n_chunks > 1:
                 x = Mux(busy, _pick(m, [held.get(k * n_lanes + lane, 0)
                                         for k in range(n_chunks)],
                                     chunk, signed(self._in_width), f"x_{lane}"), x)
-            scaled = rescale(m, x, self._table(lane, stage.multipliers),
-                             self._table(lane, stage.shifts), register, f"{lane}",
-                             chunks=chunks)
-            value = Signal(signed(max(35, len(scaled) + 2)), name=f"value_{lane}")
-            m.d.comb += value.eq(scaled + stage.zero_point)
-            clamped = Mux(value < stage.low, stage.low, Mux(value > stage.high, stage.high, value))
-            with m.If(advance & valid):
-                if n_chunks == 1:
-                    m.d.sync += self.o.payload[lane].eq(clamped)
-                else:
-                    with m.Switch(chunks[2]):
-                        for k in range(n_chunks):
-                            if (c := k * n_lanes + lane) < self._lanes:
-                                with m.Case(k):
-                                    m.d.sync += self.o.payload[c].eq(clamped)
+            self._lane(m, lane, x, rescale_of(stage), register, chunks, advance & valid)
         return m
+
+    def _lane(self, m, lane, x, rescale, register, chunks, write):
+        """Lane ``lane``'s three stages on ``x``: its result written to the output channel of
+        the chunk in the last stage (``chunks[2]``) in the cycles ``write`` is high."""
+        stage, n_chunks, n_lanes = self._stage, self.initiation_interval, self._n_lanes
+        scaled = rescale(m, x, self._table(lane, stage.multipliers),
+                         self._table(lane, stage.shifts), register, f"{lane}", chunks=chunks)
+        value = Signal(signed(max(35, len(scaled) + 2)), name=f"value_{lane}")
+        m.d.comb += value.eq(scaled + stage.zero_point)
+        clamped = Mux(value < stage.low, stage.low, Mux(value > stage.high, stage.high, value))
+        with m.If(write):
+            if n_chunks == 1:
+                m.d.sync += self.o.payload[lane].eq(clamped)
+            else:
+                with m.Switch(chunks[2]):
+                    for k in range(n_chunks):
+                        if (c := k * n_lanes + lane) < self._lanes:
+                            with m.Case(k):
+                                m.d.sync += self.o.payload[c].eq(clamped)
+
+    def _elaborate_holding(self, m, advance, register, chunk, rescale):
+        """``hold_input``: chunk ``chunk`` of the offered vector issues in every cycle the
+        pipeline advances with ``i.valid``; the last one takes the transfer."""
+        n_chunks, n_lanes = self.initiation_interval, self._n_lanes
+        last_chunk = chunk == n_chunks - 1
+        m.d.comb += self.i.ready.eq(advance & last_chunk)
+        with m.If(advance & self.i.valid):
+            m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
+        chunks = (chunk, register(chunk, "chunk_1"))
+        chunks += (register(chunks[1], "chunk_2"),)
+        last = register(register(last_chunk, "last_1"), "last_2")
+        valid = register(register(self.i.valid, "valid_1"), "valid_2")
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(valid & last)
+        for lane in range(n_lanes):
+            x = _pick(m, [self.i.payload[c] if (c := k * n_lanes + lane) < self._lanes else 0
+                          for k in range(n_chunks)], chunk, signed(self._in_width), f"x_{lane}")
+            self._lane(m, lane, x, rescale, register, chunks, advance & valid)
+        return m
+
+
+def rescale_of(stage):
+    """The rescale of ``stage``'s rounding: :func:`multiply_by_quantized_multiplier`
+    (``"gemmlowp"``) or :func:`half_away_rescale`."""
+    return multiply_by_quantized_multiplier if stage.rounding == "gemmlowp" \
+        else half_away_rescale
 
 
 def _pick(m, values, index, shape, name):

@@ -136,5 +136,5 @@ class OutputStageLayer(Layer):
     def manifest_row(self, engine):
         s = self.stage
         return dict(zero_point=s.zero_point, clamp=[s.low, s.high], rounding=s.rounding,
-                    channels=s.channels, reuse_factor=self.reuse_factor, lanes=engine.n_lanes,
+                    channels=s.channels, reuse_factor=engine.reuse_factor, lanes=engine.n_lanes,
                     multiplier_bits=max(m.bit_length() for m in s.multipliers))

@@ -56,12 +56,19 @@ def test_does_not_fit_message_suggests_what_helps():
     largest = max(widths, key=widths.get)
     assert message.startswith(f"Design 'digits-mlp' does not fit icebreaker (iCE40UP5K) after "
                               f"synthesis: 6,000 flip-flops of {t.flip_flops:,} ("), message
-    assert "try reuse factors" not in message
+    assert "reuse factors (" not in message and "--max-multipliers" not in message
     assert f"reuse factors do not shrink: {sum(widths.values()):,} bits of layer outputs per " \
            f"transfer, each registered at both ends (largest: {largest} " in message, message
     message = _not_fit_message(t, model, manifest, {**fits, "dsps": t.dsps + 4}, rom, "placement")
     assert f"{t.dsps + 4} multiplier blocks of {t.dsps} (150%, 4 over); multipliers by layer: " \
-        in message and "; try reuse factors " in message and "flip-flops" not in message
+        in message and "; try ROM reuse factors (build_for_board's rom_reuse) " in message \
+        and "flip-flops" not in message
+    # A layer with constant weights (every one here, without ROMs): the command-line option.
+    message = _not_fit_message(t, model, manifest, {**fits, "dsps": t.dsps + 4}, {}, "synthesis")
+    largest = max(row["multipliers"] for row in manifest["layers"])
+    assert "ROM reuse" not in message and message.endswith(
+        f"; the layers with constant weights take fewer with nnfab build --max-multipliers "
+        f"{max(1, int(largest / 1.875))}"), message
 
 
 def test_pll_parameters():

@@ -50,26 +50,51 @@ def test_engine_matches_golden_under_stalls(zero_point, low, high):
 # -- time-shared lanes: reuse_factor R, ceil(C / R) lanes, II ceil(C / lanes) ------------------
 
 def _check_timing(engine, n_inputs, lanes):
-    """The engine's latency and II, measured at full rate with the output always ready."""
+    """The engine's latency and II, measured at full rate with the output always ready (a
+    ``hold_input`` engine takes each vector with its last chunk, II - 1 cycles after it is
+    first offered, which is where its latency counts from)."""
     from tests.streams import run_stream
     run = run_stream(engine, [[0] * lanes] * n_inputs)
     gaps = {b - a for a, b in zip(run.accepted_at, run.accepted_at[1:])}
-    assert run.first_latency == engine.latency
+    held = engine.initiation_interval - 1 if engine.hold_input else 0
+    assert run.first_latency == engine.latency - held
+    assert run.accepted_at[0] == held
     assert gaps == {engine.initiation_interval}
 
 
+@pytest.mark.parametrize("hold_input", [False, True])
 @pytest.mark.parametrize("reuse, n_lanes, ii", [(2, 4, 2), (3, 3, 3), (5, 2, 4), (8, 1, 8)])
-def test_time_shared_engine_matches_golden_under_stalls(reuse, n_lanes, ii):
+def test_time_shared_engine_matches_golden_under_stalls(reuse, n_lanes, ii, hold_input):
     # 8 channels on 3 lanes (reuse 3) or 2 lanes (reuse 5: II 4): the last chunk is partial.
+    # hold_input: the chunks are read from the offered vector, no register holds them.
     stage = OutputStage(MULTIPLIERS, SHIFTS, zero_point=-5, low=-20, high=30)
     x = _edge_inputs(np.random.default_rng(reuse), 30)
-    make = lambda: OutputStageEngine(stage, lanes=len(MULTIPLIERS), reuse_factor=reuse)  # noqa: E731
+    make = lambda: OutputStageEngine(stage, lanes=len(MULTIPLIERS), reuse_factor=reuse,  # noqa: E731
+                                     hold_input=hold_input)
     engine = make()
     assert (engine.n_lanes, engine.initiation_interval, engine.latency) == (n_lanes, ii, ii + 2)
     assert engine.n_multipliers == n_lanes
     check_stalls(make, x.tolist(), output_stage(x, stage).tolist(), seed=reuse,
                  latency=engine.latency)
     _check_timing(make(), 6, len(MULTIPLIERS))
+    registers = _register_bits(make())
+    if hold_input and ii > 1:
+        # The held channels' registers are gone, (8 - n_lanes) x 32 bits, and the busy flag.
+        unheld = _register_bits(OutputStageEngine(stage, lanes=len(MULTIPLIERS),
+                                                  reuse_factor=reuse))
+        assert registers == unheld - (len(MULTIPLIERS) - n_lanes) * 32 - 1
+
+
+def _register_bits(engine):
+    """Flip-flop bits of ``engine``'s RTLIL (its ``$dff``-like cells' widths)."""
+    import re
+
+    from amaranth.back import rtlil
+
+    text = rtlil.convert(engine, emit_src=False)
+    return sum(int(width) for width in re.findall(
+        r"cell \$\w*dff\w* [^\n]*\n(?:\s+parameter [^\n]*\n)*?\s+parameter \\WIDTH (\d+)",
+        text))
 
 
 def test_time_shared_half_away_and_per_tensor():
