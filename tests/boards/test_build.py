@@ -71,6 +71,37 @@ def test_does_not_fit_message_suggests_what_helps():
         f"{max(1, int(largest / 1.875))}"), message
 
 
+def test_tflite_model_on_rom_engines_streams_bit_exact(tmp_path):
+    """A TFLite MLP (FULLY_CONNECTED, requantize, twice) on the board backend: ROM dense layers,
+    each output stage at its layer's pace (one lane) reading the held output vector
+    (``hold_input``); equal to the golden model under every stall pattern, its first latency
+    the network's."""
+    from nnfab.gen.importers.tflite import load_tflite
+    from nnfab.hdl.output_stage import OutputStageEngine
+    from nnfab.sim.golden.network import run_network
+
+    from ..gen.importers.test_tflite_ops import _fc
+    from ..gen.importers.test_tflite_synthetic import ModelWriter
+    from ..streams import check_stalls
+
+    rng = np.random.default_rng(3)
+    w = ModelWriter()
+    x = w.tensor((1, 12), scales=np.float32(0.05), zero_points=-3)
+    hidden = _fc(w, rng, x, 12, 8, 0.05, 0.08, 4, activation=1)
+    y = _fc(w, rng, hidden, 8, 5, 0.08, 0.1, -2)
+    model = load_tflite(w.write(tmp_path / "mlp.tflite", [x], [y]))
+    rom = choose_rom_reuse_factors(model, max_multipliers=2)
+    network = Network(model, backend=rom_backend(model, rom))
+    stages = [engine for _, engine in network.engines if isinstance(engine, OutputStageEngine)]
+    assert len(stages) == 2 and all(s.hold_input and s.n_lanes == 1 for s in stages)
+    codes = rng.integers(-128, 128, (12, 12))
+    codes[0], codes[1] = -128, 127
+    want = np.asarray(run_network(model, codes)).reshape(len(codes), -1)
+    run = check_stalls(lambda: Network(model, backend=rom_backend(model, rom)), codes.tolist(),
+                       want.tolist(), seed=5, latency=network.latency)
+    assert run.first_latency == network.latency
+
+
 def test_pll_parameters():
     pll = ice40_pll(12, 24)
     assert pll.params == {"FEEDBACK_PATH": "SIMPLE", "DIVR": 0, "DIVF": 63, "DIVQ": 5,
