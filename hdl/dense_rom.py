@@ -11,7 +11,6 @@ from nnfab.layers import DenseSpec
 from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
 from .dense import bias_in_accumulator
-from .pipeline import pipeline_advance
 from .unused import discard
 
 __all__ = ["DenseRomEngine", "rom_reuse_factors"]
@@ -219,7 +218,12 @@ class DenseRomEngine(wiring.Component):
         w_width = spec.weight_format.width
         acc_format, product_format = spec.accumulator, spec.product_format
 
-        advance = pipeline_advance(m, self.o)
+        # The pipeline stalls only when a result would overwrite an output not yet taken (the
+        # result registers are the payload): a consumer that reads the held vector for a while
+        # before taking it (OutputStageEngine's hold_input) does not slow the layer down.
+        advance = Signal()
+        acc_done, acc_final = Signal(), Signal()
+        m.d.comb += advance.eq(~(acc_done & self.o.valid & ~self.o.ready))
 
         # Sequencer: beat b = slot * n_chunks + chunk over a rotating copy of the input.
         x_reg = [Signal(in_shape, name=f"x_reg{n}") for n in range(spec.n_in)]
@@ -305,7 +309,6 @@ class DenseRomEngine(wiring.Component):
         # Accumulators: chunk sums plus the bias of the output the PE is computing.
         acc_shape = fixed_shape(acc_format)
         accs = [Signal(acc_shape, name=f"acc{p}") for p in range(n_pe)]
-        acc_done, acc_final = Signal(), Signal()
         acc_slot = Signal.like(slot)
         if spec.exact_accumulation:
             align = acc_format.fraction_width - product_format.fraction_width
@@ -328,8 +331,11 @@ class DenseRomEngine(wiring.Component):
         out_shape = fixed_shape(spec.output_format)
         results = [Signal(out_shape, name=f"y{j}") for j in range(spec.n_out)]
         m.d.comb += [self.o.payload[j].eq(results[j]) for j in range(spec.n_out)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(acc_done & acc_final)
+            with m.If(acc_done & acc_final):
+                m.d.sync += self.o.valid.eq(1)
             with m.If(acc_done):
                 for p in range(n_pe):
                     cast = Signal(out_shape, name=f"cast{p}")
