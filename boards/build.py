@@ -22,7 +22,7 @@ from nnfab.gen.native import save_native
 from nnfab.gen.timing import convert_network
 from nnfab.hdl.dense_rom import rom_reuse_factors
 
-from .flow import (board_and_clock, board_figures, figures_markdown, over_capacity, run_flow,
+from .flow import (board_and_clock, board_figures, capacity_text, figures_markdown, run_flow,
                    tool_seconds_line)
 from .link import ANSWER_START, REQUEST_START
 from .network import choose_rom_reuse_factors, rom_backend
@@ -79,9 +79,8 @@ def _stream_bits(manifest):
 
 
 def _not_fit_message(target, model, manifest, counts, rom, what):
-    parts, _ = over_capacity(target, counts)
     message = (f"Design {model.name!r} does not fit {target.name} ({target.device}) after "
-               f"{what}: {'; '.join(parts)}")
+               f"{what}: {capacity_text(target, counts)}")
     # Larger reuse factors shrink the multipliers and the logic around them, not registers.
     ratios = [counts[key] / max(capacity, 1) for key, capacity in
               (("luts", target.luts), ("dsps", target.dsps)) if counts[key] > capacity]
@@ -100,7 +99,7 @@ def _not_fit_message(target, model, manifest, counts, rom, what):
             budget = max(1, int(max(others) / (max(ratios) * 1.25)))
             message += (f"; the layers with constant weights take fewer with nnfab build "
                         f"--max-multipliers {budget}")
-    if counts["flip_flops"] > target.flip_flops:
+    if counts["flip_flops"] > 0.9 * target.flip_flops:  # over, or too full to place
         total, rows = _stream_bits(manifest)
         largest = ", ".join(f"{name} {lanes} x {width} bits" for _, name, lanes, width
                             in rows[:3])

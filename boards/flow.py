@@ -22,8 +22,8 @@ from nnfab.sim.toolchain import compiled_yowasp_tool, yowasp_tool
 from .synth import SYNTH_FLOWS
 from .targets import target as find_target
 
-__all__ = ["FlowResult", "board_and_clock", "check_tools", "over_capacity", "run_flow", "board_figures",
-           "figures_markdown", "tool_seconds_line"]
+__all__ = ["FlowResult", "board_and_clock", "check_tools", "over_capacity", "capacity_text",
+           "run_flow", "board_figures", "figures_markdown", "tool_seconds_line"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,22 @@ def over_capacity(target, counts):
     return parts, worst
 
 
+def capacity_text(target, counts):
+    """What keeps ``counts`` (as :attr:`FlowResult.synthesis`) off ``target``: the resources
+    over capacity (:func:`over_capacity`), or, when none is (nextpnr found no legal placement
+    near the device's limit), ``"no legal placement at ..."`` with every resource's use."""
+    parts, _ = over_capacity(target, counts)
+    if parts:
+        return "; ".join(parts)
+    return "no legal placement at " + ", ".join(
+        f"{counts[key]:,} {label} of {capacity:,} ({counts[key] / capacity:.0%})"
+        for key, label, capacity in (("luts", "LUT4", target.luts),
+                                     ("flip_flops", "flip-flops", target.flip_flops),
+                                     ("dsps", "multiplier blocks", target.dsps),
+                                     ("block_rams", "block RAMs", target.block_rams))
+        if capacity)
+
+
 def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
     """Synthesize, place, route and pack ``top`` for ``target``; the tools' files in
     ``out_dir/build``, the bitstream copied to ``out_dir/bitstream``.
@@ -208,7 +224,8 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
     mapper, times["synthesis_s"], cells = _synthesize(target, build_dir)
     synth_counts = synthesis_counts(target, cells)
     if any(synth_counts[key] > capacity for key, capacity in (
-            ("luts", target.luts), ("dsps", target.dsps), ("block_rams", target.block_rams))):
+            ("luts", target.luts), ("flip_flops", target.flip_flops), ("dsps", target.dsps),
+            ("block_rams", target.block_rams))):
         raise BoardError(not_fit(synth_counts, "synthesis"))
 
     say(f"placing and routing (yowasp-nextpnr-{target.family})")
@@ -225,8 +242,8 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
         log = (build_dir / "nextpnr.log").read_text() if (build_dir / "nextpnr.log").exists() \
             else result.stderr
         packed = re.search(r"of (\d+) ICESTORM_LCs", log)
-        if packed or "Unable to place" in log or "but device has only" in log or \
-                "fit" in log.lower():
+        if packed or "Unable to place" in log or "Unable to find legal placement" in log \
+                or "but device has only" in log or "fit" in log.lower():
             # Packed logic cells (a LUT with its flip-flop and carry) can outnumber the
             # device's cells when synthesis's LUT count alone does not.
             counts = dict(synth_counts, luts=max(synth_counts["luts"],

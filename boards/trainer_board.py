@@ -13,7 +13,7 @@ from nnfab.hdl.unused import discard
 from nnfab.training_mlp import TrainableMLPSpec
 
 from .build import DEFAULT_BAUD, BoardBuildResult
-from .flow import board_and_clock, board_figures, figures_markdown, over_capacity, run_flow, \
+from .flow import board_and_clock, board_figures, capacity_text, figures_markdown, run_flow, \
     tool_seconds_line
 from .stream_link import StreamLink
 from .top import BoardTop
@@ -107,10 +107,9 @@ def build_trainer_for_board(spec, out_dir, board, clock_mhz=None, progress=None,
 
 
 def _not_fit_message(spec, target, counts, what):
-    parts, _ = over_capacity(target, counts)
     return (f"Trainer {'-'.join(map(str, spec.layer_sizes))} (reuse factor "
             f"{spec.reuse_factor}) does not fit {target.name} ({target.device}) after {what}: "
-            f"{'; '.join(parts)}; try a larger reuse factor")
+            f"{capacity_text(target, counts)}; try a larger reuse factor")
 
 
 def _report(spec, target, top, flow, clock_mhz, baud, bitstream_bytes):

@@ -47,7 +47,7 @@ def test_does_not_fit_message_suggests_what_helps():
     t = target("icebreaker")
     rom = choose_rom_reuse_factors(model, max_multipliers=t.max_multipliers)
     manifest = manifest_of(model, Network(model, backend=rom_backend(model, rom)))
-    fits = {"luts": t.luts, "flip_flops": t.flip_flops, "dsps": t.dsps, "block_rams": 0}
+    fits = {"luts": t.luts, "flip_flops": t.flip_flops // 2, "dsps": t.dsps, "block_rams": 0}
     message = _not_fit_message(t, model, manifest, {**fits, "flip_flops": 6000}, rom,
                                "synthesis")
     widths = {row["name"]: row["output_shape"][-1] * int(row["output_format"].split("<")[1]
@@ -59,6 +59,14 @@ def test_does_not_fit_message_suggests_what_helps():
     assert "reuse factors (" not in message and "--max-multipliers" not in message
     assert f"reuse factors do not shrink: {sum(widths.values()):,} bits of layer outputs per " \
            f"transfer, each registered at both ends (largest: {largest} " in message, message
+    # Nothing over capacity, but nextpnr found no legal placement (ad01 at 97 % flip-flops).
+    full = {**fits, "luts": t.luts // 2, "flip_flops": t.flip_flops * 97 // 100}
+    message = _not_fit_message(t, model, manifest, full, rom, "placement")
+    assert message.startswith(f"Design 'digits-mlp' does not fit icebreaker (iCE40UP5K) after "
+                              f"placement: no legal placement at {t.luts // 2:,} LUT4 of "
+                              f"{t.luts:,} (50%), {full['flip_flops']:,} flip-flops of "
+                              f"{t.flip_flops:,} (97%), "), message
+    assert "reuse factors do not shrink" in message and "try ROM" not in message
     message = _not_fit_message(t, model, manifest, {**fits, "dsps": t.dsps + 4}, rom, "placement")
     assert f"{t.dsps + 4} multiplier blocks of {t.dsps} (150%, 4 over); multipliers by layer: " \
         in message and "; try ROM reuse factors (build_for_board's rom_reuse) " in message \
