@@ -12,7 +12,7 @@ import numpy as np
 from .fixed import MAX_ACCUMULATOR_WIDTH, FixedFormat
 
 __all__ = ["mac_accumulator_format", "check_accumulator", "code_array", "DenseSpec",
-           "reuse_factors"]
+           "reuse_factors", "rom_reuse_factors", "rom_folding", "rom_requantizer_keeps_pace"]
 
 
 def reuse_factors(n_in, n_out=None):
@@ -26,6 +26,46 @@ def reuse_factors(n_in, n_out=None):
     if n_out is None:
         return divisors
     return divisors + [n_in * g for g in range(2, n_out + 1) if n_out % g == 0]
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def rom_reuse_factors(n_in, n_out):
+    """Reuse factors of a fully connected layer with its weights in a ROM
+    (:class:`nnfab.hdl.dense_rom.DenseRomEngine`) of ``n_in`` inputs and ``n_out`` outputs:
+    every product of a divisor of ``n_in`` and a divisor of ``n_out``, ascending."""
+    return sorted({a * b for a in _divisors(n_in) for b in _divisors(n_out)})
+
+
+def rom_folding(n_in, n_out, reuse_factor):
+    """``(n_chunks, outputs_per_pe)`` of a ROM layer's reuse factor, the most input folding
+    first: ``n_chunks`` is the largest divisor of ``n_in`` such that ``reuse_factor /
+    n_chunks`` divides ``n_out``. None if ``reuse_factor`` is not one of
+    :func:`rom_reuse_factors`."""
+    for n_chunks in reversed(_divisors(n_in)):
+        if reuse_factor % n_chunks == 0 and n_out % (reuse_factor // n_chunks) == 0:
+            return n_chunks, reuse_factor // n_chunks
+    return None
+
+
+#: Cycles a ROM layer's requantizer lane adds after the last accumulator it takes: two register
+#: stages and the write of the result (:class:`nnfab.hdl.dense_rom.DenseRomEngine`).
+ROM_REQUANTIZER_CYCLES = 3
+
+
+def rom_requantizer_keeps_pace(n_in, n_out, reuse_factor):
+    """Whether one time-shared requantizer lane inside a ROM layer keeps its pace: its
+    ``n_pe = n_out / outputs_per_pe`` processing elements finish their accumulators together
+    every ``n_chunks`` beats (:func:`rom_folding`), and the lane takes them one per cycle and
+    writes the last result :data:`ROM_REQUANTIZER_CYCLES` cycles later, so it keeps the layer's
+    initiation interval when ``n_pe + 3 <= n_chunks``."""
+    folding = rom_folding(n_in, n_out, reuse_factor)
+    if folding is None:
+        return False
+    n_chunks, outputs_per_pe = folding
+    return n_out // outputs_per_pe + ROM_REQUANTIZER_CYCLES <= n_chunks
 
 
 def mac_accumulator_format(a_format, b_format, max_terms, accumulator_format=None):

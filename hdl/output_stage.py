@@ -15,7 +15,8 @@ from .cast import fit_shape
 from .vector_pipeline import VectorPipeline, stage_register, vector_signature
 
 __all__ = ["OutputStageEngine", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
-           "multiply_by_quantized_multiplier", "half_away_rescale"]
+           "multiply_by_quantized_multiplier", "half_away_rescale", "rescale_of", "pick",
+           "clamped_code"]
 
 _HALF = 1 << 30
 
@@ -204,7 +205,7 @@ class OutputStageEngine(VectorPipeline):
         for lane in range(n_lanes):
             x = self.i.payload[lane]
             if n_chunks > 1:
-                x = Mux(busy, _pick(m, [held.get(k * n_lanes + lane, 0)
+                x = Mux(busy, pick(m, [held.get(k * n_lanes + lane, 0)
                                         for k in range(n_chunks)],
                                     chunk, signed(self._in_width), f"x_{lane}"), x)
             self._lane(m, lane, x, rescale_of(stage), register, chunks, advance & valid)
@@ -216,9 +217,7 @@ class OutputStageEngine(VectorPipeline):
         stage, n_chunks, n_lanes = self._stage, self.initiation_interval, self._n_lanes
         scaled = rescale(m, x, self._table(lane, stage.multipliers),
                          self._table(lane, stage.shifts), register, f"{lane}", chunks=chunks)
-        value = Signal(signed(max(35, len(scaled) + 2)), name=f"value_{lane}")
-        m.d.comb += value.eq(scaled + stage.zero_point)
-        clamped = Mux(value < stage.low, stage.low, Mux(value > stage.high, stage.high, value))
+        clamped = clamped_code(m, scaled, stage, f"value_{lane}")
         with m.If(write):
             if n_chunks == 1:
                 m.d.sync += self.o.payload[lane].eq(clamped)
@@ -244,7 +243,7 @@ class OutputStageEngine(VectorPipeline):
         with m.If(advance):
             m.d.sync += self.o.valid.eq(valid & last)
         for lane in range(n_lanes):
-            x = _pick(m, [self.i.payload[c] if (c := k * n_lanes + lane) < self._lanes else 0
+            x = pick(m, [self.i.payload[c] if (c := k * n_lanes + lane) < self._lanes else 0
                           for k in range(n_chunks)], chunk, signed(self._in_width), f"x_{lane}")
             self._lane(m, lane, x, rescale, register, chunks, advance & valid)
         return m
@@ -257,7 +256,15 @@ def rescale_of(stage):
         else half_away_rescale
 
 
-def _pick(m, values, index, shape, name):
+def clamped_code(m, scaled, stage, name):
+    """``clamp(scaled + zero_point, low, high)`` of ``stage``: the last step of an output
+    stage after its rescale, combinational (a signal named ``name`` holds the sum)."""
+    value = Signal(signed(max(35, len(scaled) + 2)), name=name)
+    m.d.comb += value.eq(scaled + stage.zero_point)
+    return Mux(value < stage.low, stage.low, Mux(value > stage.high, stage.high, value))
+
+
+def pick(m, values, index, shape, name):
     """``values[index]``: the constant itself when all values are equal (an ``int`` or Value),
     else a signal of ``shape`` driven by a switch on ``index``."""
     if all(isinstance(v, int) for v in values) and len(set(values)) == 1:
@@ -327,17 +334,17 @@ def multiply_by_quantized_multiplier(m, x, multiplier, shift, register, name, *,
         The chunk whose constants apply at the input, after stage 1 and after stage 2.
     """
     multipliers, shifts = _per_chunk(multiplier), _per_chunk(shift)
-    left = _pick(m, [max(e, 0) for e in shifts], chunks[0], range(31), f"left_{name}")
+    left = pick(m, [max(e, 0) for e in shifts], chunks[0], range(31), f"left_{name}")
     if not isinstance(left, int) or left:
         x = fit_shape(x << left, signed(32))   # C's int32 wrap
-    factor = _pick(m, multipliers, chunks[0], 31, f"multiplier_{name}")
+    factor = pick(m, multipliers, chunks[0], 31, f"multiplier_{name}")
     product = register(x * _constant(factor, 31), f"product_{name}")
     high = register(saturating_rounding_doubling_high_mul(m, product, name), f"high_{name}")
     rights = [max(-e, 0) for e in shifts]
     if len(set(rights)) == 1:
         return rounding_divide_by_pot(high, rights[0])
-    right = _pick(m, rights, chunks[2], range(32), f"right_{name}")
-    mask = _pick(m, [(1 << r) - 1 for r in rights], chunks[2], 31, f"mask_{name}")
+    right = pick(m, rights, chunks[2], range(32), f"right_{name}")
+    mask = pick(m, [(1 << r) - 1 for r in rights], chunks[2], 31, f"mask_{name}")
     remainder = high.as_unsigned()[:31] & mask
     threshold = (mask >> 1) + (high < 0)
     return (high >> right) + (remainder > threshold)
@@ -353,7 +360,7 @@ def half_away_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 
     """
     multipliers, shifts = _per_chunk(multiplier), _per_chunk(shift)
     width = max(1, max(v.bit_length() for v in multipliers))
-    factor = _pick(m, multipliers, chunks[0], width, f"multiplier_{name}")
+    factor = pick(m, multipliers, chunks[0], width, f"multiplier_{name}")
     product = register(x * _constant(factor, width), f"product_{name}")
     rights = [31 - e for e in shifts]
     if len(set(rights)) == 1:
@@ -364,12 +371,12 @@ def half_away_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 
         rounded = (product + half - (product < 0)) >> right
         return register(rounded, f"rounded_{name}")
     top = max(rights)
-    right = _pick(m, [max(r, 0) for r in rights], chunks[1], range(max(top, 0) + 1),
+    right = pick(m, [max(r, 0) for r in rights], chunks[1], range(max(top, 0) + 1),
                   f"right_{name}")
-    left = _pick(m, [max(-r, 0) for r in rights], chunks[1], range(max(-min(rights), 0) + 1),
+    left = pick(m, [max(-r, 0) for r in rights], chunks[1], range(max(-min(rights), 0) + 1),
                  f"left_{name}")
-    half = _pick(m, [1 << (r - 1) if r > 0 else 0 for r in rights], chunks[1],
+    half = pick(m, [1 << (r - 1) if r > 0 else 0 for r in rights], chunks[1],
                  max(top, 1), f"half_{name}")
-    rounds = _pick(m, [int(r > 0) for r in rights], chunks[1], 1, f"rounds_{name}")
+    rounds = pick(m, [int(r > 0) for r in rights], chunks[1], 1, f"rounds_{name}")
     rounded = ((product + half - ((product < 0) & rounds)) >> right) << left
     return register(rounded, f"rounded_{name}")

@@ -5,6 +5,7 @@ from nnfab.fixed import Overflow
 from nnfab.hdl.dense_rom import DenseRomEngine, rom_reuse_factors
 from nnfab.sim.golden.dense import dense
 
+from ..streams import check_stalls
 from .test_dense import edge_inputs, random_spec, run_engine
 
 
@@ -95,3 +96,91 @@ def test_errors():
     with pytest.raises(ValueError, match=r"^Adder levels per stage must be a positive "
                                          r"integer, not 0$"):
         DenseRomEngine(spec, adder_levels_per_stage=0)
+
+
+def int8_spec(rng, n_in, n_out):
+    """A TFLite-style int8 layer: int8 inputs and weights (the most negative code included),
+    a wide bias, exact accumulation into its own integer format."""
+    from nnfab.fixed import FixedFormat
+    from nnfab.layers import DenseSpec
+
+    int8, bias_format = FixedFormat(8, 8), FixedFormat(20, 20)
+    weights = rng.integers(-128, 128, (n_out, n_in))
+    weights[0, 0] = -128
+    biases = rng.integers(-(1 << 19), 1 << 19, n_out)
+    acc = DenseSpec(weights, biases, int8, int8, int8, bias_format=bias_format).accumulator
+    return DenseSpec(weights, biases, int8, int8, acc, bias_format=bias_format)
+
+
+def stages(n_out):
+    """Output stages of both roundings: per channel (a power of two, shift 0, left and right
+    shifts, a clamp that bites) and per tensor."""
+    from nnfab.output_stage import OutputStage
+
+    rng = np.random.default_rng(n_out)
+    multipliers = [1 << 30] + [int(v) for v in rng.integers(1 << 30, 1 << 31, n_out - 1)]
+    shifts = [0] + [int(v) for v in rng.integers(-14, 3, n_out - 1)]
+    reals = list(rng.uniform(1e-5, 3e-3, n_out))
+    return {
+        "gemmlowp": OutputStage(multipliers, shifts, zero_point=-5, low=-100, high=90),
+        "half_away": OutputStage.fit_real(reals, zero_point=7),
+        "per_tensor": OutputStage((1_700_000_000,), (-9,), zero_point=3),
+    }
+
+
+@pytest.mark.parametrize("stage_kind", ["gemmlowp", "half_away", "per_tensor"])
+@pytest.mark.parametrize("reuse_factor", [12, 24, 48])
+def test_output_stage_in_place_matches_golden(reuse_factor, stage_kind):
+    """The requantizer lane inside the ROM layer gives the codes of the dense golden model
+    followed by the output stage's, under random idle and back-pressure, and keeps the layer's
+    latency formula and II."""
+    from nnfab.sim.golden.output_stage import output_stage
+
+    seed = reuse_factor + len(stage_kind)
+    rng = np.random.default_rng(seed)
+    spec = int8_spec(rng, 12, 4)
+    stage = stages(4)[stage_kind]
+    x = edge_inputs(rng, spec, 30)
+    want = output_stage(dense(x, spec), stage)
+    dut = DenseRomEngine(spec, reuse_factor=reuse_factor, output_stage=stage)
+    run = check_stalls(lambda: DenseRomEngine(spec, reuse_factor=reuse_factor,
+                                              output_stage=stage),
+                       x.tolist(), want.tolist(), seed=seed)
+    assert run.first_latency == dut.latency == reuse_factor + dut.tree_depth + 4 + dut.n_pe + 2
+    assert set(np.diff(run.accepted_at)) == {reuse_factor}
+    assert dut.n_multipliers == dut.n_pe * dut.chunk_size + 1
+
+
+def test_output_stage_in_place_many_slots():
+    """Many outputs per processing element and several PEs (channel ``p * ops + slot``), as
+    ad01's 128-to-640 layer is folded (16 PEs of 40 outputs there)."""
+    from nnfab.sim.golden.output_stage import output_stage
+
+    rng = np.random.default_rng(11)
+    spec = int8_spec(rng, 8, 12)
+    stage = stages(12)["gemmlowp"]
+    dut = DenseRomEngine(spec, reuse_factor=24, output_stage=stage)
+    assert (dut.n_chunks, dut.outputs_per_pe, dut.n_pe) == (8, 3, 4)
+    x = edge_inputs(rng, spec, 16)
+    check_stalls(lambda: DenseRomEngine(spec, reuse_factor=24, output_stage=stage), x.tolist(),
+                 output_stage(dense(x, spec), stage).tolist(), seed=11)
+
+
+def test_output_stage_in_place_errors():
+    from nnfab.output_stage import OutputStage
+
+    rng = np.random.default_rng(2)
+    spec = int8_spec(rng, 12, 4)
+    stage = stages(4)["gemmlowp"]
+    with pytest.raises(ValueError, match=r"^Output stage in a ROM layer needs n_pe \+ 3 <= "
+                                         r"n_chunks, not 4 \+ 3 > 6 at reuse factor 6$"):
+        DenseRomEngine(spec, reuse_factor=6, output_stage=stage)
+    with pytest.raises(ValueError, match=r"^Output stage has 3 channels; a layer of 4 outputs "
+                                         r"needs 4 or 1 \(per-tensor\)$"):
+        DenseRomEngine(spec, reuse_factor=12, output_stage=OutputStage((1, 2, 3), (0, 0, 0)))
+    with pytest.raises(TypeError, match=r"^Output stage must be an OutputStage, not 'x'$"):
+        DenseRomEngine(spec, reuse_factor=12, output_stage="x")
+    fixed = random_spec(rng, 12, 4, 8)
+    with pytest.raises(ValueError, match=r"^Output stage input must be a signed integer format "
+                                         r"of at most 32 bits \(fixed<W,W>\), not fixed<8,3"):
+        DenseRomEngine(fixed, reuse_factor=12, output_stage=stage)
