@@ -25,7 +25,7 @@ from nnfab.hdl.dense_rom import rom_reuse_factors
 from .flow import (board_and_clock, board_figures, capacity_text, figures_markdown, run_flow,
                    tool_seconds_line)
 from .link import ANSWER_START, REQUEST_START
-from .network import choose_rom_reuse_factors, rom_backend
+from .network import choose_rom_reuse_factors, fuse_rom_output_stages, rom_backend
 from .top import BoardTop
 
 __all__ = ["BoardBuildResult", "build_for_board", "DEFAULT_BAUD"]
@@ -202,6 +202,7 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
             model, max_multipliers=max_multipliers or target.max_multipliers)
     else:
         rom = {}
+    model = fuse_rom_output_stages(model, rom)
     network = board_network(model, rom, say=say)
     manifest = manifest_of(model, network, input_layout=layouts[0], output_layout=layouts[1],
                            input_quantization=input_quantization)
@@ -230,7 +231,7 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
         "model": model.name, "bitstream": bitstream,
         "weights_in_memory": bool(weights_in_memory), "reuse_factors": {
             row["name"]: row["reuse_factor"] for row in manifest["layers"]
-            if row["kind"] == "dense"},
+            if row["kind"] in ("dense", "rom_dense")},
         "multipliers": sum(row["multipliers"] for row in manifest["layers"]),
         **board_figures(target, top, flow, clock_mhz),
         "latency_cycles": latency_cycles, "initiation_interval": ii,

@@ -24,6 +24,7 @@ from nnfab.hdl.batchnorm import BatchNormEngine
 from nnfab.hdl.cast import fixed_shape
 from nnfab.hdl.conv import ConvEngine
 from nnfab.hdl.dense import DenseEngine
+from nnfab.hdl.dense_rom import DenseRomEngine
 from nnfab.hdl.layout import Flatten, ZeroPadding
 from nnfab.hdl.multithreshold import MultiThresholdEngine
 from nnfab.hdl.output_stage import OutputStageEngine
@@ -153,6 +154,8 @@ def _shift_add_dense(layer, backend):
         lut_adder_width=layer.lut_adder_width, multiplier_threshold=layer.multiplier_threshold)
 
 
+_engine("rom_dense")(lambda layer, b: DenseRomEngine(
+    layer.spec, reuse_factor=layer.rom_reuse_factor, output_stage=layer.stage))
 _engine("add")(lambda layer, b: Add(lanes=layer.shape[-1], fins=tuple(layer.fins),
                                     fout=layer.fout))
 _engine("concatenate")(lambda layer, b: Concatenate(

@@ -27,6 +27,7 @@ from .merge import AddLayer, ConcatenateLayer, FloatAdd, FloatConcatenate
 from .upsample import FloatUpsample, UpsampleLayer
 from .shift_add import ShiftAddDenseLayer
 from .output_stage import OutputStageLayer, integer_format
+from .rom_dense import RomDenseLayer
 from .multithreshold import MultiThresholdLayer
 from .tflite_ops import TfliteAddLayer, TfliteAveragePoolLayer, TfliteSoftmaxLayer
 from .recurrent import FloatRecurrent, RecurrentLayer
@@ -36,7 +37,7 @@ __all__ = ["INPUT", "Layer", "Model", "resolve_graph", "consumers_of", "is_chain
            "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer",
            "argmax_format", "Conv2DLayer", "PoolLayer", "GlobalPoolLayer", "BatchNormLayer",
            "FlattenLayer", "ZeroPadLayer", "QuantizeLayer", "Hls4mlSoftmaxLayer",
-           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "MultiThresholdLayer",
+           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "RomDenseLayer", "MultiThresholdLayer",
            "TfliteAveragePoolLayer", "TfliteAddLayer", "TfliteSoftmaxLayer", "RecurrentLayer",
            "AddLayer", "ConcatenateLayer", "UpsampleLayer",
            "FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax", "FloatArgmax",

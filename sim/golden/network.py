@@ -72,6 +72,7 @@ golden_for("recurrent")(lambda layer, x: recurrent(x, layer.spec))
 golden_for("upsample")(lambda layer, x: upsample_nearest(x, layer.size))
 
 
+@golden_for("rom_dense")
 @golden_for("shift_add_dense")
 def _fused(layer, x):
     """A fused layer is its parts in order: no arithmetic of its own to trust."""

@@ -6,7 +6,7 @@ import pytest
 
 from nnfab.boards.build import build_for_board
 from nnfab.boards.clocking import ecp5_pll, ice40_pll
-from nnfab.boards.network import choose_rom_reuse_factors, rom_backend
+from nnfab.boards.network import choose_rom_reuse_factors, fuse_rom_output_stages, rom_backend
 from nnfab.gen.assemble import Network
 from nnfab.boards.targets import TARGETS, target
 from nnfab.boards.top import BoardTop
@@ -79,11 +79,13 @@ def test_does_not_fit_message_suggests_what_helps():
         f"{max(1, int(largest / 1.875))}"), message
 
 
-def test_tflite_model_on_rom_engines_streams_bit_exact(tmp_path):
-    """A TFLite MLP (FULLY_CONNECTED, requantize, twice) on the board backend: ROM dense layers,
-    each output stage at its layer's pace (one lane) reading the held output vector
-    (``hold_input``); equal to the golden model under every stall pattern, its first latency
-    and full-rate II the network's."""
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "hold_input"])
+def test_tflite_model_on_rom_engines_streams_bit_exact(tmp_path, fused):
+    """A TFLite MLP (FULLY_CONNECTED, requantize, twice) on the board backend: ROM dense layers
+    with the output stage inside (``rom_dense``, as board builds make them), or each output
+    stage at its layer's pace (one lane) reading the held output vector (``hold_input``);
+    equal to the golden model under every stall pattern, its first latency and full-rate II
+    the network's."""
     from nnfab.gen.importers.tflite import load_tflite
     from nnfab.hdl.output_stage import OutputStageEngine
     from nnfab.sim.golden.network import run_network
@@ -99,9 +101,17 @@ def test_tflite_model_on_rom_engines_streams_bit_exact(tmp_path):
     y = _fc(w, rng, hidden, 8, 5, 0.08, 0.1, -2)
     model = load_tflite(w.write(tmp_path / "mlp.tflite", [x], [y]))
     rom = choose_rom_reuse_factors(model, max_multipliers=2)
+    assert rom == {"fully_connected_0": 48, "fully_connected_1": 40}
+    if fused:
+        model = fuse_rom_output_stages(model, rom)
+        assert [layer.kind for layer in model.layers] == ["rom_dense", "rom_dense"]
     network = Network(model, backend=rom_backend(model, rom))
     stages = [engine for _, engine in network.engines if isinstance(engine, OutputStageEngine)]
-    assert len(stages) == 2 and all(s.hold_input and s.n_lanes == 1 for s in stages)
+    if fused:
+        assert not stages and all(engine.output_stage is not None
+                                  for _, engine in network.engines)
+    else:
+        assert len(stages) == 2 and all(s.hold_input and s.n_lanes == 1 for s in stages)
     codes = rng.integers(-128, 128, (12, 12))
     codes[0], codes[1] = -128, 127
     want = np.asarray(run_network(model, codes)).reshape(len(codes), -1)

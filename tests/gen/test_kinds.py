@@ -24,9 +24,10 @@ from ..hdl.test_stalls import _case
 from .test_graph import residual_cnn, skip_mlp, upsample_concat
 
 #: Kinds the native format stores as other kinds (a fused layer as its parts).
-STORED_AS_PARTS = {"shift_add_dense"}
+STORED_AS_PARTS = {"shift_add_dense", "rom_dense"}
 #: Kinds that exist only in quantized models (no float layer, so no PTQ rule).
 QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "output_stage", "multithreshold",
+                  "rom_dense",
                   "tflite_average_pool", "tflite_add", "tflite_softmax"}
 
 
@@ -46,6 +47,18 @@ def int8_dense():
     return Model("int8_dense", (6,), int8, (
         DenseLayer("fc", spec=spec),
         OutputStageLayer("fc_requantize", shape=(4,), fin=acc, stage=stage, reuse_factor=3)))
+
+def int8_dense_in_rom():
+    """:func:`int8_dense` as a board build makes it: weights in a ROM at reuse factor 12 (6
+    chunks, 2 outputs per PE, 2 PEs), the output stage inside (``rom_dense``)."""
+    from nnfab.boards.network import fuse_rom_output_stages
+
+    return fuse_rom_output_stages(int8_dense(), ROM_REUSE)
+
+
+#: The ROM reuse factor of :func:`int8_dense_in_rom`.
+ROM_REUSE = {"fc": 12}
+
 
 def threshold_mlp():
     """An integer dense layer followed by 3-bit multi-threshold requantization (QONNX style):
@@ -158,6 +171,7 @@ SAMPLES = {
     "concatenate": skip_mlp,
     "upsample": upsample_concat,
     "output_stage": int8_dense,
+    "rom_dense": int8_dense_in_rom,
     "multithreshold": threshold_mlp,
     "tflite_average_pool": tflite_average_pool,
     "tflite_add": tflite_add,
@@ -238,6 +252,10 @@ def test_kind_round_trips_through_a_build_folder(kind, tmp_path):
     reloaded = load_native(tmp_path / "a" / "model.json")
     if kind == "shift_add_dense":  # stored as its parts; the build fuses them again
         reloaded, _ = run_passes(reloaded, [FuseShiftAdd()])
+    if kind == "rom_dense":  # stored as its parts; a board build fuses them again
+        from nnfab.boards.network import fuse_rom_output_stages
+
+        reloaded = fuse_rom_output_stages(reloaded, ROM_REUSE)
     second = build_outputs(reloaded, tmp_path / "b")
     for name in ("model.json", first.verilog_path.name):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
