@@ -135,6 +135,35 @@ def test_pll_parameters():
     assert ecp5_pll(25, 62.5).f_out_mhz == 62.5
 
 
+def test_rom_output_stage_fusion_rules():
+    """A ROM layer takes its output stage inside only where the stage's one lane keeps its pace
+    (``n_pe + 3 <= n_chunks``); elsewhere the stage stays a layer of its own (``hold_input``).
+    The fused layer rejects anything else with one message."""
+    from nnfab.errors import ModelError
+    from nnfab.ir import RomDenseLayer
+
+    from ..gen.test_kinds import int8_dense
+
+    model = int8_dense()   # fc: 6 inputs, 4 outputs, then fc_requantize
+    assert [layer.kind for layer in fuse_rom_output_stages(model, {"fc": 12}).layers] == \
+        ["rom_dense"]
+    # R = 6: six chunks, four PEs of one output each; 4 + 3 > 6.
+    assert fuse_rom_output_stages(model, {"fc": 6}) is model
+    assert fuse_rom_output_stages(model, {}) is model
+    dense, stage = model.layers
+    with pytest.raises(ModelError, match=r"^Layer 'fc': an output stage inside a ROM layer "
+                                         r"needs n_pe \+ 3 <= n_chunks, not 4 \+ 3 > 6 at ROM "
+                                         r"reuse factor 6$"):
+        RomDenseLayer("fc", parts=(dense, stage), rom_reuse_factor=6)
+    with pytest.raises(ModelError, match=r"^Layer 'fc': ROM reuse factor must be a divisor of "
+                                         r"n_in 6 times a divisor of n_out 4 \(one of 1, 2, 3, "
+                                         r"4, 6, 8, 12, 24\), not 5$"):
+        RomDenseLayer("fc", parts=(dense, stage), rom_reuse_factor=5)
+    with pytest.raises(ModelError, match=r"^Layer 'fc': a ROM dense layer fuses dense "
+                                         r"output_stage, not output_stage dense$"):
+        RomDenseLayer("fc", parts=(stage, dense), rom_reuse_factor=12)
+
+
 def test_rom_reuse_choice():
     model = digits_model()
     assert choose_rom_reuse_factors(model, max_multipliers=4) == {"dense_1": 512,
