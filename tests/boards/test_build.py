@@ -79,6 +79,20 @@ def test_does_not_fit_message_suggests_what_helps():
         f"{max(1, int(largest / 1.875))}"), message
 
 
+def tflite_mlp(path):
+    """A TFLite int8 MLP (12-8-5, FULLY_CONNECTED with RELU, then without) written to ``path``;
+    returns ``path``."""
+    from ..gen.importers.test_tflite_ops import _fc
+    from ..gen.importers.test_tflite_synthetic import ModelWriter
+
+    rng = np.random.default_rng(3)
+    w = ModelWriter()
+    x = w.tensor((1, 12), scales=np.float32(0.05), zero_points=-3)
+    hidden = _fc(w, rng, x, 12, 8, 0.05, 0.08, 4, activation=1)
+    y = _fc(w, rng, hidden, 8, 5, 0.08, 0.1, -2)
+    return w.write(path, [x], [y])
+
+
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "hold_input"])
 def test_tflite_model_on_rom_engines_streams_bit_exact(tmp_path, fused):
     """A TFLite MLP (FULLY_CONNECTED, requantize, twice) on the board backend: ROM dense layers
@@ -90,16 +104,10 @@ def test_tflite_model_on_rom_engines_streams_bit_exact(tmp_path, fused):
     from nnfab.hdl.output_stage import OutputStageEngine
     from nnfab.sim.golden.network import run_network
 
-    from ..gen.importers.test_tflite_ops import _fc
-    from ..gen.importers.test_tflite_synthetic import ModelWriter
     from ..streams import check_stalls
 
     rng = np.random.default_rng(3)
-    w = ModelWriter()
-    x = w.tensor((1, 12), scales=np.float32(0.05), zero_points=-3)
-    hidden = _fc(w, rng, x, 12, 8, 0.05, 0.08, 4, activation=1)
-    y = _fc(w, rng, hidden, 8, 5, 0.08, 0.1, -2)
-    model = load_tflite(w.write(tmp_path / "mlp.tflite", [x], [y]))
+    model = load_tflite(tflite_mlp(tmp_path / "mlp.tflite"))
     rom = choose_rom_reuse_factors(model, max_multipliers=2)
     assert rom == {"fully_connected_0": 48, "fully_connected_1": 40}
     if fused:
@@ -292,3 +300,36 @@ def test_cnn_bitstream_from_the_command_line(tmp_path):
     assert (tmp_path / "out" / report["bitstream"]).stat().st_size > 10_000
     assert report["resources"]["luts"]["used"] <= report["resources"]["luts"]["available"]
     assert (tmp_path / "out" / "report.md").read_text().startswith("# stalls on icebreaker")
+
+
+@pytest.mark.slow
+def test_tflite_mlp_bitstream_with_output_stages_in_rom_layers(tmp_path):
+    """The board build of an int8 TFLite MLP whose ROM layers are slow enough for the output
+    stage to go inside (two multipliers per layer, as ad01's 640-input layers are at the
+    ULX3S's budget): a bitstream with ``rom_dense`` layers that meets timing; the saved
+    model.json holds the separate layers, which compute the same codes. (At the defaults this
+    small MLP keeps separate stages: its ROM layers take 6 and 5 cycles.)"""
+    from nnfab.gen.importers.tflite import load_tflite
+    from nnfab.gen.native import load_native
+    from nnfab.sim.golden.network import run_network
+
+    path = tflite_mlp(tmp_path / "mlp.tflite")
+    out = tmp_path / "out"
+    build_for_board(load_tflite(path), out, "ulx3s-85f", max_multipliers=2)
+    report = json.loads((out / "report.json").read_text())
+    _print_report(report)
+    assert (out / report["bitstream"]).stat().st_size > 10_000
+    assert report["clock"]["meets_timing"], report["clock"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = [row for row in manifest["layers"] if row["kind"] == "rom_dense"]
+    assert [row["fused_layers"] for row in rows] == [
+        ["fully_connected_0", "fully_connected_0_requantize"],
+        ["fully_connected_1", "fully_connected_1_requantize"]]
+    assert all(row["engine"] == "DenseRomEngine" for row in rows)
+    assert set(report["reuse_factors"]) == {"fully_connected_0", "fully_connected_1"}
+    assert manifest["latency"] == report["latency_cycles"]
+    saved = load_native(out / "model.json")
+    assert [layer.kind for layer in saved.layers] == ["dense", "output_stage"] * 2
+    x = np.random.default_rng(4).integers(-128, 128, (50, 12))
+    assert np.array_equal(run_network(saved, x), run_network(load_tflite(path), x))
+
