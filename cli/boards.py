@@ -94,7 +94,8 @@ def boards_command():
                    "layout or the model file's (e.g. NCHW).")
 @click.option("--baud", type=int, default=None, help="Baud rate (default: the build's).")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the outputs (codes) to this .npy.")
+              help="Write the outputs (codes) to this .npy, image outputs in the model "
+                   "file's layout (e.g. NCHW).")
 def run_command(build_dir, port, inputs_path, baud, output_path):
     """Run inferences on a board built with `nnfab build --board`."""
     from nnfab.boards.host import BoardClient
@@ -107,11 +108,16 @@ def run_command(build_dir, port, inputs_path, baud, output_path):
     try:
         client = BoardClient.open(build_dir, port, baud=baud)
         try:
-            section = read_manifest(build_dir)["input"]
+            manifest = read_manifest(build_dir)
+            section = manifest["input"]
             where = f"Build folder {build_dir!r}: manifest.json"
             inputs = load_inputs(inputs_path, section["shape"], manifest_layout(section, where),
                                  InputQuantization.from_manifest(section, where))
             outputs = client.run(inputs)
+            # Image outputs go back to the model file's layout, as its inputs came.
+            layout = manifest_layout(manifest.get("output", {}), where)
+            if layout is not None and layout.transposes and outputs.ndim == 4:
+                outputs = layout.to_model(outputs)
         finally:
             client.close()
     except (NnfabError, ValueError) as exc:

@@ -66,6 +66,11 @@ class TensorLayout:
         """A batch ``(n, *model_shape)`` in nnfab's layout ``(n, H, W, C)``."""
         return np.ascontiguousarray(np.transpose(x, _TO_HARDWARE[self.model]))
 
+    def to_model(self, x):
+        """A batch ``(n, H, W, C)`` in nnfab's layout, in the model file's (the inverse of
+        :meth:`to_hardware`)."""
+        return np.ascontiguousarray(np.transpose(x, np.argsort(_TO_HARDWARE[self.model])))
+
     def as_dict(self):
         return {"model": self.model, "hardware": self.hardware}
 

@@ -48,13 +48,14 @@ class FakeBoard:
             codes += [fmt.bits_to_code((word >> (k * fmt.width)) & ((1 << fmt.width) - 1))
                       for k in range(lanes)]
         out = run_network(self.model, np.array(codes).reshape(1, *self.model.input_shape))
-        out = out.reshape(-1)
-        ofmt = self.model.output_format
-        word = 0
-        for k, code in enumerate(out):
-            word |= ofmt.code_to_bits(int(code)) << (k * ofmt.width)
-        n = -(-ofmt.width * len(out) // 8)
-        self.pending += bytes([ANSWER_START]) + word.to_bytes(n, "little")
+        ofmt, lanes = self.model.output_format, self.model.output_shape[-1]
+        answer = bytes([ANSWER_START])
+        for transfer in out.reshape(-1, lanes):  # one word per output transfer (pixel)
+            word = 0
+            for k, code in enumerate(transfer):
+                word |= ofmt.code_to_bits(int(code)) << (k * ofmt.width)
+            answer += word.to_bytes(-(-ofmt.width * lanes // 8), "little")
+        self.pending += answer
 
     def read(self, n):
         data, self.pending = self.pending[:n], self.pending[n:]
@@ -156,3 +157,26 @@ def test_run_command_takes_inputs_in_the_model_files_layout(tmp_path, monkeypatc
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "y.npy").tolist() == \
         run_network(model, np.transpose(x, (0, 2, 3, 1))).tolist()
+
+
+def test_run_command_gives_image_outputs_in_the_model_files_layout(tmp_path, monkeypatch):
+    """A model whose file declares NCHW frames at both ends: ``nnfab run`` takes NCHW inputs
+    and writes its image outputs NCHW too (the board sends them channels-last)."""
+    from nnfab.fixed import FixedFormat
+    from nnfab.gen.tensor_layout import TensorLayout
+
+    from ..hdl.test_stalls import Builder
+
+    model = Builder(3, (5, 6, 2), FixedFormat(6, 2)).conv(3).model()  # (5, 6, 2) -> (3, 4, 3)
+    manifest = manifest_of(model, Network(model), input_layout=TensorLayout("NCHW"),
+                           output_layout=TensorLayout("NCHW"))
+    manifest["host_link"] = {"baud": 115200}
+    assert manifest["output"]["layout"] == {"model": "NCHW", "hardware": "NHWC"}
+    x = np.random.default_rng(4).integers(-32, 32, (3, 2, 5, 6))  # (n, C, H, W)
+    result = _run_on_fake_board(tmp_path, monkeypatch, model, manifest, x)
+    assert result.exit_code == 0, result.output
+    want = run_network(model, np.transpose(x, (0, 2, 3, 1)))       # (n, H, W, C)
+    got = np.load(tmp_path / "y.npy")
+    assert got.shape == (3, 3, 3, 4)
+    assert got.tolist() == np.transpose(want, (0, 3, 1, 2)).tolist()
+    assert json.loads(result.output.replace("\n", "")) == got.reshape(3, -1).tolist()
