@@ -89,16 +89,16 @@ def _not_fit_message(target, model, manifest, counts, rom, what):
         dominant = ", ".join(f"{row['name']} {row['multipliers']}" for row in layers
                              if row["multipliers"])
         message += f"; multipliers by layer: {dominant}"
-        suggestion = _suggest_reuse(model, rom, max(ratios) * 1.25)
-        if suggestion:
-            message += ("; try ROM reuse factors (build_for_board's rom_reuse) "
-                        + ", ".join(f"{name}={r}" for name, r in suggestion.items()))
-        others = [row["multipliers"] for row in manifest["layers"]
-                  if row["name"] not in rom and row["multipliers"]]
-        if others:
-            budget = max(1, int(max(others) / (max(ratios) * 1.25)))
-            message += (f"; the layers with constant weights take fewer with nnfab build "
-                        f"--max-multipliers {budget}")
+        # --max-multipliers bounds every layer: ROM layers (their reuse factors) and layers
+        # with constant weights alike.
+        largest = max((row["multipliers"] for row in manifest["layers"]), default=0)
+        if largest:
+            budget = max(1, int(largest / (max(ratios) * 1.25)))
+            message += f"; try nnfab build --max-multipliers {budget} (per layer)"
+            suggestion = _suggest_reuse(model, rom, max(ratios) * 1.25)
+            if suggestion:
+                message += (", or ROM reuse factors (build_for_board's rom_reuse) "
+                            + ", ".join(f"{name}={r}" for name, r in suggestion.items()))
     if counts["flip_flops"] > 0.9 * target.flip_flops:  # over, or too full to place
         total, rows = _stream_bits(manifest)
         largest = ", ".join(f"{name} {lanes} x {width} bits" for _, name, lanes, width
@@ -138,7 +138,8 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
         factors.
     max_multipliers : int, optional
         Multipliers per dense layer when choosing ROM reuse factors (the board's
-        ``max_multipliers`` if None).
+        ``max_multipliers`` if None); ``nnfab build --board --max-multipliers`` passes its
+        value.
     rom_reuse : dict of str to int, optional
         ROM reuse factors by layer name, instead of choosing them.
     baud : int

@@ -28,9 +28,11 @@ def board_options(function):
     return function
 
 
-def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progress=None):
+def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progress=None,
+                         max_multipliers=None):
     """Run :func:`~nnfab.boards.build.build_for_board` for ``nnfab build --board`` and print
-    its report.
+    its report. ``max_multipliers`` (``--max-multipliers``) also bounds the multipliers of
+    each layer with its weights in ROM (the board's budget if None).
 
     Parameters
     ----------
@@ -54,6 +56,7 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progr
 
         find_target(board)  # an unknown board is refused before anything is written
         result = build_for_board(model, out_dir, board, clock_mhz, progress=progress,
+                                 max_multipliers=max_multipliers,
                                  layouts=(getattr(loaded_model, "input_layout", None),
                                           getattr(loaded_model, "output_layout", None)),
                                  input_quantization=getattr(loaded_model,

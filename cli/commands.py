@@ -283,7 +283,8 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
                 from .boards import board_build_from_cli
 
                 out = Path(output) if output else Path("build") / f"{name}-{output_name(board)}"
-                board_build_from_cli(loaded, out, board, clock_mhz, console, progress=say)
+                board_build_from_cli(loaded, out, board, clock_mhz, console, progress=say,
+                                     max_multipliers=max_multipliers)
                 return
             out = Path(output) if output else Path("build") / name
             result = build_outputs(loaded.model, out, progress=say,

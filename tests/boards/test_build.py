@@ -67,16 +67,18 @@ def test_does_not_fit_message_suggests_what_helps():
                               f"{t.luts:,} (50%), {full['flip_flops']:,} flip-flops of "
                               f"{t.flip_flops:,} (97%), "), message
     assert "reuse factors do not shrink" in message and "try ROM" not in message
+    # The command-line option bounds every layer; ROM layers also get reuse factors.
+    largest = max(row["multipliers"] for row in manifest["layers"])
     message = _not_fit_message(t, model, manifest, {**fits, "dsps": t.dsps + 4}, rom, "placement")
     assert f"{t.dsps + 4} multiplier blocks of {t.dsps} (150%, 4 over); multipliers by layer: " \
-        in message and "; try ROM reuse factors (build_for_board's rom_reuse) " in message \
+        in message and f"; try nnfab build --max-multipliers {max(1, int(largest / 1.875))} " \
+        f"(per layer), or ROM reuse factors (build_for_board's rom_reuse) " in message \
         and "flip-flops" not in message
-    # A layer with constant weights (every one here, without ROMs): the command-line option.
+    # Layers with constant weights only (every one here, without ROMs): the option alone.
     message = _not_fit_message(t, model, manifest, {**fits, "dsps": t.dsps + 4}, {}, "synthesis")
-    largest = max(row["multipliers"] for row in manifest["layers"])
     assert "ROM reuse" not in message and message.endswith(
-        f"; the layers with constant weights take fewer with nnfab build --max-multipliers "
-        f"{max(1, int(largest / 1.875))}"), message
+        f"; try nnfab build --max-multipliers {max(1, int(largest / 1.875))} (per layer)"), \
+        message
 
 
 def tflite_mlp(path):
@@ -304,18 +306,24 @@ def test_cnn_bitstream_from_the_command_line(tmp_path):
 
 @pytest.mark.slow
 def test_tflite_mlp_bitstream_with_output_stages_in_rom_layers(tmp_path):
-    """The board build of an int8 TFLite MLP whose ROM layers are slow enough for the output
-    stage to go inside (two multipliers per layer, as ad01's 640-input layers are at the
-    ULX3S's budget): a bitstream with ``rom_dense`` layers that meets timing; the saved
-    model.json holds the separate layers, which compute the same codes. (At the defaults this
-    small MLP keeps separate stages: its ROM layers take 6 and 5 cycles.)"""
+    """What a user runs: ``nnfab build mlp.tflite --board ulx3s-85f --max-multipliers 2`` of
+    an int8 TFLite MLP. The option bounds the ROM layers too, which then take enough cycles for
+    the output stage to go inside (as ad01's layers do at the board's budget): a bitstream
+    with ``rom_dense`` layers that meets timing; the saved model.json holds the separate
+    layers, which compute the same codes. (At the defaults this small MLP keeps separate
+    stages: its ROM layers take 6 and 5 cycles.)"""
+    from click.testing import CliRunner
+
+    from nnfab.cli import main
     from nnfab.gen.importers.tflite import load_tflite
     from nnfab.gen.native import load_native
     from nnfab.sim.golden.network import run_network
 
     path = tflite_mlp(tmp_path / "mlp.tflite")
     out = tmp_path / "out"
-    build_for_board(load_tflite(path), out, "ulx3s-85f", max_multipliers=2)
+    result = CliRunner().invoke(main, ["build", str(path), "--board", "ulx3s-85f",
+                                       "--max-multipliers", "2", "-o", str(out)])
+    assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     _print_report(report)
     assert (out / report["bitstream"]).stat().st_size > 10_000
