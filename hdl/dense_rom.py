@@ -1,7 +1,7 @@
 """Quantized fully connected layer with its weights in a block-RAM ROM, at any reuse factor."""
 
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -53,7 +53,7 @@ class DenseRomEngine(wiring.Component):
     multipliers and shifts read from a table by the channel) takes them one per cycle into the
     ``n_out`` result registers of ``width`` bits. This saves the ``n_out`` accumulator-wide
     result registers and the stage's own: for ad01's 128-to-640 layer 17,088 and 5,255
-    flip-flops become about 5,700. It needs ``n_pe + 3 <= n_chunks``
+    register bits become 7,372. It needs ``n_pe + 3 <= n_chunks``
     (:func:`nnfab.layers.rom_requantizer_keeps_pace`), so the lane is done before the next
     slot's accumulators and the initiation interval stays ``R``.
 
