@@ -12,7 +12,8 @@ import numpy as np
 from .fixed import MAX_ACCUMULATOR_WIDTH, FixedFormat
 
 __all__ = ["mac_accumulator_format", "check_accumulator", "code_array", "DenseSpec",
-           "reuse_factors", "rom_reuse_factors", "rom_folding", "rom_requantizer_keeps_pace"]
+           "reuse_factors", "rom_reuse_factors", "rom_folding", "rom_requantizer_keeps_pace",
+           "rom_requantizer_shortfall"]
 
 
 def reuse_factors(n_in, n_out=None):
@@ -62,10 +63,19 @@ def rom_requantizer_keeps_pace(n_in, n_out, reuse_factor):
     writes the last result :data:`ROM_REQUANTIZER_CYCLES` cycles later, so it keeps the layer's
     initiation interval when ``n_pe + 3 <= n_chunks``."""
     folding = rom_folding(n_in, n_out, reuse_factor)
-    if folding is None:
-        return False
-    n_chunks, outputs_per_pe = folding
-    return n_out // outputs_per_pe + ROM_REQUANTIZER_CYCLES <= n_chunks
+    return folding is not None and rom_requantizer_shortfall(n_in, n_out, reuse_factor) is None
+
+
+def rom_requantizer_shortfall(n_in, n_out, reuse_factor):
+    """Why the requantizer lane of :func:`rom_requantizer_keeps_pace` would not keep a ROM
+    layer's pace at ``reuse_factor`` (one of :func:`rom_reuse_factors`), as message text
+    (``"n_pe + 3 <= n_chunks, not 4 + 3 > 6"``), or None if it does."""
+    n_chunks, outputs_per_pe = rom_folding(n_in, n_out, reuse_factor)
+    n_pe = n_out // outputs_per_pe
+    if n_pe + ROM_REQUANTIZER_CYCLES <= n_chunks:
+        return None
+    return (f"n_pe + {ROM_REQUANTIZER_CYCLES} <= n_chunks, not {n_pe} + "
+            f"{ROM_REQUANTIZER_CYCLES} > {n_chunks}")
 
 
 def mac_accumulator_format(a_format, b_format, max_terms, accumulator_format=None):

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat
 from nnfab.layers import (ROM_REQUANTIZER_CYCLES, DenseSpec, rom_folding,
-                          rom_requantizer_keeps_pace, rom_reuse_factors)
+                          rom_requantizer_shortfall, rom_reuse_factors)
 from nnfab.output_stage import OutputStage
 
 from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
@@ -443,10 +443,9 @@ def _stage_problem(spec, reuse_factor, stage):
     if fmt.fraction_width != 0 or not fmt.signed or fmt.width > limit:
         return ValueError(f"Output stage input must be a signed integer format of at most "
                           f"{limit} bits (fixed<W,W>), not {fmt}")
-    if not rom_requantizer_keeps_pace(spec.n_in, spec.n_out, reuse_factor):
-        n_chunks, ops = rom_folding(spec.n_in, spec.n_out, reuse_factor)
-        return ValueError(f"Output stage in a ROM layer needs n_pe + 3 <= n_chunks, not "
-                          f"{spec.n_out // ops} + 3 > {n_chunks} at reuse factor "
+    shortfall = rom_requantizer_shortfall(spec.n_in, spec.n_out, reuse_factor)
+    if shortfall:
+        return ValueError(f"Output stage in a ROM layer needs {shortfall} at reuse factor "
                           f"{reuse_factor}")
     return None
 

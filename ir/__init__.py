@@ -8,7 +8,7 @@ not hardware or golden models: engines are looked up by kind in
 """
 
 from .graph import INPUT, consumers_of, is_chain, resolve_graph, rewire_removed
-from .model import Layer, Model
+from .model import FusedLayer, Layer, Model
 from .float_layer import FloatLayer
 from .registry import FLOAT_KINDS, KINDS, native_kinds, register
 
@@ -32,12 +32,13 @@ from .multithreshold import MultiThresholdLayer
 from .tflite_ops import TfliteAddLayer, TfliteAveragePoolLayer, TfliteSoftmaxLayer
 from .recurrent import FloatRecurrent, RecurrentLayer
 
-__all__ = ["INPUT", "Layer", "Model", "resolve_graph", "consumers_of", "is_chain",
-           "rewire_removed", "KINDS", "FLOAT_KINDS", "register", "native_kinds", "FloatLayer",
+__all__ = ["INPUT", "Layer", "FusedLayer", "Model", "resolve_graph", "consumers_of",
+           "is_chain", "rewire_removed", "KINDS", "FLOAT_KINDS", "register", "native_kinds", "FloatLayer",
            "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer",
            "argmax_format", "Conv2DLayer", "PoolLayer", "GlobalPoolLayer", "BatchNormLayer",
            "FlattenLayer", "ZeroPadLayer", "QuantizeLayer", "Hls4mlSoftmaxLayer",
-           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "RomDenseLayer", "MultiThresholdLayer",
+           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "RomDenseLayer",
+           "MultiThresholdLayer",
            "TfliteAveragePoolLayer", "TfliteAddLayer", "TfliteSoftmaxLayer", "RecurrentLayer",
            "AddLayer", "ConcatenateLayer", "UpsampleLayer",
            "FloatDense", "FloatActivation", "FloatBatchNorm", "FloatSoftmax", "FloatArgmax",

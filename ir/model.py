@@ -21,7 +21,7 @@ from nnfab.fixed import FixedFormat
 
 from .graph import INPUT, consumers_of, is_chain, resolve_graph, rewire_removed
 
-__all__ = ['Layer', 'Model']
+__all__ = ['Layer', 'FusedLayer', 'Model']
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,34 @@ class Layer:
     def describe(self):
         """A short human-readable summary for reports."""
         return ""
+
+@dataclass(frozen=True)
+class FusedLayer(Layer):
+    """Base of the kinds that build several layers (``parts``, in order) as one engine: its
+    input is the first part's, its output the last part's. The native format stores the parts
+    (``native_keys`` None), and the golden model runs them in order."""
+
+    parts: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "parts", tuple(self.parts))
+
+    @property
+    def input_shape(self):
+        return self.parts[0].input_shape
+
+    @property
+    def output_shape(self):
+        return self.parts[-1].output_shape
+
+    @property
+    def input_format(self):
+        return self.parts[0].input_format
+
+    @property
+    def output_format(self):
+        return self.parts[-1].output_format
+
 
 @dataclass(frozen=True)
 class Model:

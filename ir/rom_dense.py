@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from nnfab.errors import ModelError
-from nnfab.layers import rom_folding, rom_requantizer_keeps_pace, rom_reuse_factors
+from nnfab.layers import rom_folding, rom_requantizer_shortfall, rom_reuse_factors
 
 from .dense import weighted_row
-from .model import Layer
+from .model import FusedLayer
 from .registry import register
 
 __all__ = ["RomDenseLayer"]
@@ -16,7 +16,7 @@ __all__ = ["RomDenseLayer"]
 
 @register
 @dataclass(frozen=True)
-class RomDenseLayer(Layer):
+class RomDenseLayer(FusedLayer):
     """``parts``: a :class:`~nnfab.ir.DenseLayer` whose output is its integer accumulator and
     the :class:`~nnfab.ir.OutputStageLayer` that reads it, built as one
     :class:`nnfab.hdl.dense_rom.DenseRomEngine` with its weights in a ROM at
@@ -33,11 +33,10 @@ class RomDenseLayer(Layer):
     """
 
     kind: ClassVar[str] = "rom_dense"
-    parts: tuple = ()
     rom_reuse_factor: int = 1
 
     def __post_init__(self):
-        object.__setattr__(self, "parts", tuple(self.parts))
+        super().__post_init__()
         kinds = [p.kind for p in self.parts]
         if kinds != ["dense", "output_stage"]:
             raise ModelError(f"Layer {self.name!r}: a ROM dense layer fuses dense "
@@ -49,11 +48,10 @@ class RomDenseLayer(Layer):
                              f"{spec.n_in} times a divisor of n_out {spec.n_out} (one of "
                              f"{', '.join(map(str, rom_reuse_factors(spec.n_in, spec.n_out)))}"
                              f"), not {r!r}")
-        if not rom_requantizer_keeps_pace(spec.n_in, spec.n_out, r):
-            n_chunks, ops = rom_folding(spec.n_in, spec.n_out, r)
+        shortfall = rom_requantizer_shortfall(spec.n_in, spec.n_out, r)
+        if shortfall:
             raise ModelError(f"Layer {self.name!r}: an output stage inside a ROM layer needs "
-                             f"n_pe + 3 <= n_chunks, not {spec.n_out // ops} + 3 > {n_chunks} "
-                             f"at ROM reuse factor {r}")
+                             f"{shortfall} at ROM reuse factor {r}")
 
     @property
     def dense(self):
@@ -71,22 +69,6 @@ class RomDenseLayer(Layer):
     @property
     def reuse_factor(self):
         return self.rom_reuse_factor
-
-    @property
-    def input_shape(self):
-        return self.parts[0].input_shape
-
-    @property
-    def output_shape(self):
-        return self.parts[-1].output_shape
-
-    @property
-    def input_format(self):
-        return self.parts[0].input_format
-
-    @property
-    def output_format(self):
-        return self.parts[-1].output_format
 
     def describe(self):
         return (f"{self.dense.describe()}, weights in ROM at R={self.rom_reuse_factor}; "

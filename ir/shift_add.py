@@ -7,7 +7,7 @@ from typing import ClassVar
 from nnfab.errors import ModelError
 
 from .dense import weighted_row
-from .model import Layer
+from .model import FusedLayer
 from .registry import register
 
 __all__ = ["ShiftAddDenseLayer"]
@@ -15,7 +15,7 @@ __all__ = ["ShiftAddDenseLayer"]
 
 @register
 @dataclass(frozen=True)
-class ShiftAddDenseLayer(Layer):
+class ShiftAddDenseLayer(FusedLayer):
     """``parts``: an optional :class:`~nnfab.ir.QuantizeLayer`, a
     :class:`~nnfab.ir.DenseLayer` at reuse factor 1 with exact accumulation (or a signed
     explicit accumulator, hls4ml's ``accum_t``), an optional
@@ -37,7 +37,6 @@ class ShiftAddDenseLayer(Layer):
     """
 
     kind: ClassVar[str] = "shift_add_dense"
-    parts: tuple = ()
     input_lanes: tuple | None = None
     adder_levels_per_stage: int | None = None
     clock_mhz: float | None = None
@@ -46,7 +45,7 @@ class ShiftAddDenseLayer(Layer):
     multiplier_threshold: int | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "parts", tuple(self.parts))
+        super().__post_init__()
         kinds = [p.kind for p in self.parts]
         dense = [n for n, k in enumerate(kinds) if k == "dense"]
         ok = len(dense) == 1
@@ -87,22 +86,6 @@ class ShiftAddDenseLayer(Layer):
     @property
     def output_quantizer(self):
         return self._part("quantize", before_dense=False)
-
-    @property
-    def input_shape(self):
-        return self.parts[0].input_shape
-
-    @property
-    def output_shape(self):
-        return self.parts[-1].output_shape
-
-    @property
-    def input_format(self):
-        return self.parts[0].input_format
-
-    @property
-    def output_format(self):
-        return self.parts[-1].output_format
 
     @property
     def reuse_factor(self):
