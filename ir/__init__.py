@@ -33,7 +33,8 @@ from .tflite_ops import TfliteAddLayer, TfliteAveragePoolLayer, TfliteSoftmaxLay
 from .recurrent import FloatRecurrent, RecurrentLayer
 
 __all__ = ["INPUT", "Layer", "FusedLayer", "Model", "resolve_graph", "consumers_of",
-           "is_chain", "rewire_removed", "KINDS", "FLOAT_KINDS", "register", "native_kinds", "FloatLayer",
+           "is_chain", "rewire_removed", "KINDS", "FLOAT_KINDS", "register", "native_kinds",
+           "FloatLayer",
            "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer",
            "argmax_format", "Conv2DLayer", "PoolLayer", "GlobalPoolLayer", "BatchNormLayer",
            "FlattenLayer", "ZeroPadLayer", "QuantizeLayer", "Hls4mlSoftmaxLayer",
