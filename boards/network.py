@@ -53,7 +53,7 @@ def fuse_rom_output_stages(model, rom_reuse_factors):
     :class:`~nnfab.ir.RomDenseLayer` of the dense layer's name, where the stage's one
     requantizer lane keeps the layer's pace (:func:`nnfab.layers.rom_requantizer_keeps_pace`).
     The results are then int8 registers instead of accumulator-wide ones and the stage's own
-    registers are gone (ad01: 70,868 engine flip-flops become about 30,000). Same codes: the
+    registers are gone (ad01: its engines' 70,868 register bits become 32,336). Same codes: the
     golden model of the fused layer is its parts'.
     """
     consumers = model.consumers()
@@ -66,7 +66,7 @@ def fuse_rom_output_stages(model, rom_reuse_factors):
         stage = by_name[readers[0]] if len(readers) == 1 else None
         r = rom_reuse_factors.get(layer.name)
         if layer.kind == "dense" and r is not None and stage is not None and \
-                stage.kind == "output_stage" and stage.inputs == (layer.name,) and \
+                stage.kind == "output_stage" and \
                 rom_requantizer_keeps_pace(layer.spec.n_in, layer.spec.n_out, r):
             out.append(RomDenseLayer(layer.name, parts=(layer, stage), rom_reuse_factor=r))
             fused.add(stage.name)
