@@ -15,7 +15,13 @@ Hardware has no double multiplier, so :meth:`OutputStage.fit_real` finds an inte
 round_half_away(acc * m / 2**(31 - e))`` (``rounding="half_away"``), with the fewest multiplier
 bits that gives the double path's code for **every** accumulator: both forms are monotone in
 ``acc``, so checking every accumulator between the two clamp points, each one step beyond,
-proves it for all int32 accumulators. One :class:`OutputStage`
+proves it for all int32 accumulators.
+
+onnxruntime's CPU kernels (``QLinearConv``, ``QLinearMatMul``, ``QGemm``) rescale in single
+precision, ``nearbyint(float(acc) * scale)`` with ties to even
+(:func:`nnfab.requantize.multiply_by_float32`). :meth:`OutputStage.fit_float32` finds its integer
+form, ``y = round_half_even(acc * m / 2**(31 - e))`` (``rounding="half_even"``), proven the same
+way. One :class:`OutputStage`
 describes it for the golden model (:func:`nnfab.sim.golden.output_stage.output_stage`) and the
 hardware (:class:`nnfab.hdl.output_stage.OutputStageEngine`) alike.
 """
@@ -24,20 +30,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .requantize import INT32_MAX, INT32_MIN, multiply_by_real, quantize_multipliers
+from .requantize import (INT32_MAX, INT32_MIN, multiply_by_float32, multiply_by_real,
+                        quantize_multipliers)
 
-__all__ = ["OutputStage", "ROUNDINGS", "half_away_rescale"]
+__all__ = ["OutputStage", "ROUNDINGS", "half_away_rescale", "half_even_rescale", "exact_rescale"]
 
 #: Rescalings of an output stage: TFLite's double-rounded fixed-point multiplier, or one exact
-#: multiplication by ``m * 2**(e - 31)`` rounded half away from zero.
-ROUNDINGS = ("gemmlowp", "half_away")
+#: multiplication by ``m * 2**(e - 31)`` rounded to nearest, ties away from zero or to even.
+ROUNDINGS = ("gemmlowp", "half_away", "half_even")
 
 #: Multiplier bits :meth:`OutputStage.fit_real` tries, fewest first (53: the whole double).
 _FIT_BITS = range(8, 54)
 
 
-def half_away_rescale(acc, multiplier, shift):
-    """``round_half_away(acc * multiplier * 2**(shift - 31))``, exactly, on integer arrays.
+def exact_rescale(acc, multiplier, shift, *, ties="away"):
+    """``round(acc * multiplier * 2**(shift - 31))``, exactly, on integer arrays; ties away from
+    zero (``ties="away"``) or to even (``"even"``).
 
     Parameters
     ----------
@@ -63,10 +71,25 @@ def half_away_rescale(acc, multiplier, shift):
     product = acc * multiplier
     one = np.ones_like(right_shift)
     half = np.where(right_shift > 0, one << np.maximum(right_shift - 1, 0), 0 * one)
-    negative = ((product < 0) & (right_shift > 0)).astype(product.dtype)
-    rounded = (product + half - negative) >> right_shift
+    rounds = np.where(right_shift > 0, one, 0 * one)
+    if ties == "away":
+        # floor(p / 2**k + 1/2), less one LSB for a negative product.
+        correction = np.where(product < 0, rounds, 0 * rounds)
+    else:
+        # floor(p / 2**k + 1/2) less one LSB, plus one when floor(p / 2**k) is odd.
+        correction = rounds - ((product >> right_shift) & 1) * rounds
+    rounded = (product + half - correction) >> right_shift
     return np.asarray(rounded << left_shift, dtype=np.int64)
 
+
+def half_away_rescale(acc, multiplier, shift):
+    """``round_half_away(acc * multiplier * 2**(shift - 31))`` (:func:`exact_rescale`)."""
+    return exact_rescale(acc, multiplier, shift, ties="away")
+
+
+def half_even_rescale(acc, multiplier, shift):
+    """``round_half_even(acc * multiplier * 2**(shift - 31))`` (:func:`exact_rescale`)."""
+    return exact_rescale(acc, multiplier, shift, ties="even")
 
 
 @dataclass(frozen=True)
@@ -85,6 +108,10 @@ class OutputStage:
         The clamp, ``-2**(width-1) <= low <= high <= 2**(width-1) - 1``.
     width : int
         Output bits, 2 to 32 (8 for int8).
+    rounding : str
+        ``"gemmlowp"`` (``MultiplyByQuantizedMultiplier``: 31-bit multiplier, shift from -31 to
+        30), ``"half_away"`` or ``"half_even"`` (``round(acc * m * 2**(e - 31))`` exactly, ties
+        away from zero or to even; multiplier below ``2**53``, shift from -96 to 62).
 
     Raises
     ------
@@ -156,9 +183,33 @@ class OutputStage:
             If a factor is not finite and positive, or no multiplier of up to 53 bits matches
             (the message names the channel, the factor and the first accumulator that differs).
         """
+        return cls._fit(np.asarray(real_multipliers, dtype=np.float64), multiply_by_real,
+                        "half_away", "the double rescale", zero_point=zero_point, low=low,
+                        high=high, width=width)
+
+    @classmethod
+    def fit_float32(cls, scales, *, zero_point=0, low=-128, high=127, width=8):
+        """The ``half_even`` stage equal to ``clamp(nearbyint(float(acc) * scale[c]) +
+        zero_point, low, high)`` in single precision (onnxruntime's ``MlasRequantizeOutput``,
+        :func:`nnfab.requantize.multiply_by_float32`) for every int32 accumulator, with the
+        fewest multiplier bits per channel (8 to 53), proven as :meth:`fit_real` proves its
+        form.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`fit_real`.
+        """
+        return cls._fit(np.asarray(scales, dtype=np.float32), multiply_by_float32,
+                        "half_even", "the float32 rescale", zero_point=zero_point, low=low,
+                        high=high, width=width)
+
+    @classmethod
+    def _fit(cls, factors, reference, rounding, what, *, zero_point, low, high, width):
+        ties = {"half_away": "away", "half_even": "even"}[rounding]
         multipliers, shifts, fitted = [], [], {}
-        for c, real in enumerate(np.atleast_1d(np.asarray(real_multipliers, dtype=np.float64))):
-            real = float(real)
+        for c, factor in enumerate(np.atleast_1d(factors)):
+            real = float(factor)
             if real in fitted:                 # per-tensor scales repeat on every channel
                 multipliers.append(fitted[real][0])
                 shifts.append(fitted[real][1])
@@ -170,14 +221,14 @@ class OutputStage:
             top = min(INT32_MAX, int(np.ceil((high - zero_point + 1) / real)) + 1)
             bottom = max(INT32_MIN, int(np.floor((low - zero_point - 1) / real)) - 1)
             acc = np.arange(bottom, top + 1, dtype=np.int64)
-            want = np.clip(multiply_by_real(acc, real) + zero_point, low, high)
+            want = np.clip(reference(acc, factor) + zero_point, low, high)
             fraction, exponent = np.frexp(real)
             for bits in _FIT_BITS:
                 m = int(np.rint(fraction * 2.0 ** bits))
                 e = int(exponent) - bits + 31
                 if m >= 1 << bits:
                     continue
-                got = np.clip(half_away_rescale(acc, m, e) + zero_point, low, high)
+                got = np.clip(exact_rescale(acc, m, e, ties=ties) + zero_point, low, high)
                 if np.array_equal(got, want) and got[0] == want[0] == low and \
                         got[-1] == want[-1] == high:
                     multipliers.append(m)
@@ -187,10 +238,9 @@ class OutputStage:
             else:
                 first = int(acc[np.argmax(got != want)])
                 raise ValueError(f"Output stage factor {c} ({real!r}) has no integer form of up "
-                                 f"to 53 bits equal to the double rescale; accumulator {first} "
-                                 f"differs")
+                                 f"to 53 bits equal to {what}; accumulator {first} differs")
         return cls(tuple(multipliers), tuple(shifts), zero_point=zero_point, low=low,
-                   high=high, width=width, rounding="half_away")
+                   high=high, width=width, rounding=rounding)
 
     @property
     def channels(self):

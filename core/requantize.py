@@ -30,7 +30,7 @@ import numpy as np
 __all__ = ["INT32_MIN", "INT32_MAX", "quantize_multiplier", "quantize_multipliers",
            "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
            "multiply_by_quantized_multiplier", "multiply_by_quantized_multiplier_single_round",
-           "multiply_by_real", "round_half_away", "wrap_int32"]
+           "multiply_by_real", "multiply_by_float32", "round_half_away", "wrap_int32"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -220,3 +220,26 @@ def multiply_by_real(x, real_multiplier):
     product = np.asarray(x, dtype=np.int64).astype(np.float64) * np.asarray(real_multiplier,
                                                                              dtype=np.float64)
     return round_half_away(product).astype(np.int64)
+
+
+def multiply_by_float32(x, scale):
+    """``nearbyint(float(x) * scale)`` in IEEE single precision, ties to even: the requantization
+    of onnxruntime's CPU kernels ``QLinearConv``, ``QLinearMatMul`` and ``QGemm``
+    (``MlasRequantizeOutput``: the int32 accumulator converted to float32, multiplied by the
+    float32 scale ``float(float(s_x * s_w[c]) / s_y)``, rounded by ``cvtps2dq`` in the default
+    rounding mode).
+
+    Parameters
+    ----------
+    x : array_like of int
+        int32 accumulators (converted to float32, rounded to 24 bits beyond ``2**24``).
+    scale : float or array_like of float
+        float32 scales; broadcasts against ``x`` (per channel along the last axis).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    product = np.asarray(x, dtype=np.int64).astype(np.float32) * np.asarray(scale,
+                                                                            dtype=np.float32)
+    return np.rint(product).astype(np.int64)

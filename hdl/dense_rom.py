@@ -68,8 +68,8 @@ class DenseRomEngine(wiring.Component):
         Addition levels of the adder trees between pipeline registers.
     output_stage : OutputStage, optional
         Requantize the results in place (above). ``spec.output_format`` must then be a signed
-        integer format (``fixed<W,W>``) of at most 32 bits (48 with ``rounding="half_away"``),
-        and the stage per-tensor or of ``n_out`` channels.
+        integer format (``fixed<W,W>``) of at most 32 bits (48 with an exact rounding,
+        ``"half_away"`` or ``"half_even"``), and the stage per-tensor or of ``n_out`` channels.
 
     Members
     -------

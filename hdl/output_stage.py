@@ -15,8 +15,8 @@ from .cast import fit_shape
 from .vector_pipeline import VectorPipeline, stage_register, vector_signature
 
 __all__ = ["OutputStageEngine", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
-           "multiply_by_quantized_multiplier", "half_away_rescale", "rescale_of", "pick",
-           "clamped_code"]
+           "multiply_by_quantized_multiplier", "half_away_rescale", "half_even_rescale",
+           "rescale_of", "pick", "clamped_code"]
 
 _HALF = 1 << 30
 
@@ -40,9 +40,11 @@ class OutputStageEngine(VectorPipeline):
     chunk and ``o.valid`` rises with the last one.
 
     Each lane is a three-stage pipeline. With ``rounding="half_away"`` (TFLite's fully
-    connected layers, :meth:`nnfab.output_stage.OutputStage.fit_real`), stages 1 and 2 are the
-    product ``x * m`` and its rounding half away from zero by ``2**(31 - e)``
-    (:func:`half_away_rescale`), then stage 3 as below. Otherwise (``"gemmlowp"``):
+    connected layers, :meth:`nnfab.output_stage.OutputStage.fit_real`) or ``"half_even"``
+    (onnxruntime's, :meth:`~nnfab.output_stage.OutputStage.fit_float32`), stages 1 and 2 are
+    the product ``x * m`` and its rounding by ``2**(31 - e)``, ties away from zero or to even
+    (:func:`half_away_rescale`, :func:`half_even_rescale`), then stage 3 as below. Otherwise
+    (``"gemmlowp"``):
 
     1. ``p = wrap32(x << max(e, 0)) * m``, a 63-bit signed product (``m < 2**31``);
     2. ``h = trunc((p + nudge) / 2**31)``: ``nudge`` is ``2**30`` for ``p >= 0`` and
@@ -73,7 +75,7 @@ class OutputStageEngine(VectorPipeline):
     in_width : int
         Signed accumulator bits, 2 to 32 (the accumulator is int32 in TFLite; a narrower one
         that holds every reachable sum gives the same results with a smaller multiplier), or
-        up to 48 with ``rounding="half_away"`` (no int32 wrap there: an exact accumulator
+        up to 48 with ``"half_away"`` or ``"half_even"`` rounding (no int32 wrap there: an exact accumulator
         bound wider than 32 bits is accepted as it is).
     reuse_factor : int
         Channels per physical lane, 1 to ``lanes``: ``n_lanes = ceil(lanes / reuse_factor)``.
@@ -251,9 +253,9 @@ class OutputStageEngine(VectorPipeline):
 
 def rescale_of(stage):
     """The rescale of ``stage``'s rounding: :func:`multiply_by_quantized_multiplier`
-    (``"gemmlowp"``) or :func:`half_away_rescale`."""
-    return multiply_by_quantized_multiplier if stage.rounding == "gemmlowp" \
-        else half_away_rescale
+    (``"gemmlowp"``), :func:`half_away_rescale` or :func:`half_even_rescale`."""
+    return {"gemmlowp": multiply_by_quantized_multiplier, "half_away": half_away_rescale,
+            "half_even": half_even_rescale}[stage.rounding]
 
 
 def clamped_code(m, scaled, stage, name):
@@ -358,17 +360,40 @@ def half_away_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 
 
     Parameters as :func:`multiply_by_quantized_multiplier`, with multipliers below ``2**53``.
     """
+    return _exact_rescale(m, x, multiplier, shift, register, name, chunks, ties="away")
+
+
+def half_even_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0)):
+    """``round_half_even(x * multiplier * 2**(shift - 31))`` exactly, in two register stages,
+    for an output stage with ``rounding="half_even"`` (onnxruntime's requantization,
+    :func:`nnfab.output_stage.half_even_rescale`). The rounding adds ``2**(k-1) - 1``, plus one
+    when bit ``k`` of the product is set (the truncated quotient is odd), before the arithmetic
+    shift by ``k = 31 - shift``.
+
+    Parameters as :func:`half_away_rescale`.
+    """
+    return _exact_rescale(m, x, multiplier, shift, register, name, chunks, ties="even")
+
+
+def _exact_rescale(m, x, multiplier, shift, register, name, chunks, *, ties):
     multipliers, shifts = _per_chunk(multiplier), _per_chunk(shift)
     width = max(1, max(v.bit_length() for v in multipliers))
     factor = pick(m, multipliers, chunks[0], width, f"multiplier_{name}")
     product = register(x * _constant(factor, width), f"product_{name}")
+
+    def correction(right, rounds=1):
+        # Subtracted from product + 2**(right-1) before the shift (0 when right is 0).
+        if ties == "away":
+            return (product < 0) & rounds
+        return rounds & ~(product >> right)[0]
+
     rights = [31 - e for e in shifts]
     if len(set(rights)) == 1:
         right = rights[0]
         if right <= 0:
             return register(product << -right, f"rounded_{name}")
         half = C(1 << (right - 1), right + 1)
-        rounded = (product + half - (product < 0)) >> right
+        rounded = (product + half - correction(right)) >> right
         return register(rounded, f"rounded_{name}")
     top = max(rights)
     right = pick(m, [max(r, 0) for r in rights], chunks[1], range(max(top, 0) + 1),
@@ -378,5 +403,5 @@ def half_away_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 
     half = pick(m, [1 << (r - 1) if r > 0 else 0 for r in rights], chunks[1],
                  max(top, 1), f"half_{name}")
     rounds = pick(m, [int(r > 0) for r in rights], chunks[1], 1, f"rounds_{name}")
-    rounded = ((product + half - ((product < 0) & rounds)) >> right) << left
+    rounded = ((product + half - correction(right, rounds)) >> right) << left
     return register(rounded, f"rounded_{name}")

@@ -35,8 +35,8 @@ def integer_format(width, signed=True):
 @dataclass(frozen=True)
 class OutputStageLayer(Layer):
     """Requantize integer accumulators (``fin``, an integer format of at most 32 bits, or 48
-    with ``rounding="half_away"``) to the stage's ``width``-bit codes, per channel of the last
-    axis.
+    with ``"half_away"`` or ``"half_even"`` rounding) to the stage's ``width``-bit codes, per
+    channel of the last axis.
 
     Parameters
     ----------

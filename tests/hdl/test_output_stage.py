@@ -214,7 +214,7 @@ def test_half_away_engine_matches_golden_under_stalls():
 
 def test_half_away_errors():
     with pytest.raises(ValueError, match=r"^Output stage rounding must be one of gemmlowp, "
-                                         r"half_away, not 'double'$"):
+                                         r"half_away, half_even, not 'double'$"):
         OutputStage((HALF,), (0,), rounding="double")
     with pytest.raises(ValueError, match=r"^Output stage multiplier 0 must be from 0 to "
                                          r"9007199254740991, not 9007199254740992$"):
@@ -222,3 +222,59 @@ def test_half_away_errors():
     with pytest.raises(ValueError, match=r"^Output stage factor 1 must be a finite number > 0, "
                                          r"not -0.5$"):
         OutputStage.fit_real([0.5, -0.5])
+
+
+# -- rounding="half_even": onnxruntime's rescale, nearbyint(float(acc) * scale) in float32 ----
+
+#: float32 output scales ``s_x * s_w[c] / s_y`` of onnxruntime-quantized layers, plus 0.5 and
+#: 0.75 (exact ties on odd accumulators) and one of 2**-6.
+ORT_SCALES = (0.0031466894, 0.0007153102, 0.011845227, 0.5, 0.75, 0.015625)
+
+
+def test_fit_float32_equals_the_float32_rescale_on_every_int32():
+    from nnfab.requantize import multiply_by_float32
+    stage = OutputStage.fit_float32(np.float32(ORT_SCALES), zero_point=-3, low=-128, high=100)
+    assert stage.rounding == "half_even"
+    rng = np.random.default_rng(18)
+    acc = rng.integers(INT32_MIN, INT32_MAX, (20_000, len(ORT_SCALES)), endpoint=True)
+    acc[:2] = [[INT32_MIN], [INT32_MAX]]
+    acc[2:10_002] = rng.integers(-300, 300, (10_000, len(ORT_SCALES)))
+    acc[10_002:] = rng.integers(-(1 << 24), 1 << 24, (9_998, len(ORT_SCALES)))
+    want = np.clip(multiply_by_float32(acc, np.float32(ORT_SCALES)) - 3, -128, 100)
+    assert np.array_equal(output_stage(acc, stage), want)
+    # Ties go to even, on both signs: x * 0.5 for x = 1, -1, 3, -3, 5, -5.
+    tie = OutputStage((1,), (30,), rounding="half_even")
+    assert output_stage([[1, -1, 3, -3, 5, -5]], tie).tolist() == [[0, 0, 2, -2, 2, -2]]
+    assert multiply_by_float32([1, -1, 3, -3, 5, -5], np.float32(0.5)).tolist() == \
+        [0, 0, 2, -2, 2, -2]
+    # Half away from zero is another function on these ties, so the forms are not exchangeable.
+    away = OutputStage((1,), (30,), rounding="half_away")
+    assert output_stage([[1, -1, 3]], away).tolist() == [[1, -1, 2]]
+
+
+@pytest.mark.parametrize("reuse_factor", [1, 3])
+def test_half_even_engine_matches_golden_under_stalls(reuse_factor):
+    fitted = OutputStage.fit_float32(np.float32(ORT_SCALES[:4]), zero_point=5, low=-128,
+                                     high=127)
+    # Plus hand-made lanes: a 53-bit multiplier, exact ties (x * 2**-1), a left shift.
+    stage = OutputStage(fitted.multipliers + ((1 << 53) - 1, 1, 3),
+                        fitted.shifts + (-60, 30, 33),
+                        zero_point=5, low=-128, high=127, rounding="half_even")
+    rng = np.random.default_rng(19)
+    x = rng.integers(-300_000, 300_000, (120, stage.channels))
+    x[:8] = [[INT32_MIN], [INT32_MAX], [0], [-1], [1], [3], [-3], [5]]
+    x[8:60] = rng.integers(-300, 300, (52, stage.channels))
+    want = output_stage(x, stage)
+    check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels,
+                                           reuse_factor=reuse_factor),
+                 x.tolist(), want.tolist(), seed=19 + reuse_factor,
+                 latency=2 + reuse_factor)
+
+
+def test_fit_float32_refuses_a_scale_whose_float32_rescale_is_not_affine():
+    # Beyond 2**24 an accumulator is rounded to 24 bits before the multiplication, so with a
+    # scale this small the unclamped range holds accumulators no integer form reproduces.
+    with pytest.raises(ValueError, match=r"^Output stage factor 1 \(1.29999\d+e-05\) has no "
+                                         r"integer form of up to 53 bits equal to the float32 "
+                                         r"rescale; accumulator -\d+ differs$"):
+        OutputStage.fit_float32(np.float32([0.5, 1.3e-5]))

@@ -1,4 +1,5 @@
-"""TFLite's output stages (gemmlowp multiplier; fully connected's exact half-away form) on Verilator (the Verilog Amaranth writes, through the HDL harness):
+"""TFLite's output stages (gemmlowp multiplier; fully connected's exact half-away form) and
+onnxruntime's (exact half-even form) on Verilator (the Verilog Amaranth writes, through the HDL harness):
 the edge-value and random accumulators of the Amaranth test, with random idle cycles and
 back-pressure at both ends, against the golden model code for code."""
 
@@ -12,21 +13,24 @@ from nnfab.packing import pack, unpack
 from nnfab.sim.golden.output_stage import output_stage
 from nnfab.sim.harness import run_harness
 
-from ..hdl.test_output_stage import FC_FACTORS, MULTIPLIERS, SHIFTS, _edge_inputs
+from ..hdl.test_output_stage import FC_FACTORS, MULTIPLIERS, ORT_SCALES, SHIFTS, _edge_inputs
 
 
-def _half_away_stage():
-    fitted = OutputStage.fit_real(FC_FACTORS, zero_point=-7, low=-100, high=120)
+def _exact_stage(rounding):
+    fitted = (OutputStage.fit_real(FC_FACTORS, zero_point=-7, low=-100, high=120)
+              if rounding == "half_away" else
+              OutputStage.fit_float32(np.float32(ORT_SCALES[:5]), zero_point=-7, low=-100,
+                                      high=120))
     return OutputStage(fitted.multipliers + ((1 << 53) - 1, 1, 3),
                        fitted.shifts + (-60, 30, 33), zero_point=-7, low=-100, high=120,
-                       rounding="half_away")
+                       rounding=rounding)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rounding", ["gemmlowp", "half_away"])
+@pytest.mark.parametrize("rounding", ["gemmlowp", "half_away", "half_even"])
 def test_output_stage_on_verilator(rounding):
     stage = (OutputStage(MULTIPLIERS, SHIFTS, zero_point=-7, low=-100, high=120)
-             if rounding == "gemmlowp" else _half_away_stage())
+             if rounding == "gemmlowp" else _exact_stage(rounding))
     assert stage.channels == len(MULTIPLIERS)
     x = _edge_inputs(np.random.default_rng(21), 2000)
     want = output_stage(x, stage)
