@@ -20,9 +20,11 @@ proves it for all int32 accumulators.
 onnxruntime's CPU kernels (``QLinearConv``, ``QLinearMatMul``, ``QGemm``) rescale in single
 precision, ``nearbyint(float(acc) * scale)`` with ties to even
 (:func:`nnfab.requantize.multiply_by_float32`). :meth:`OutputStage.fit_float32` finds its integer
-form, ``y = round_half_even(acc * m / 2**(31 - e))`` (``rounding="half_even"``), proven the same
-way. One :class:`OutputStage`
-describes it for the golden model (:func:`nnfab.sim.golden.output_stage.output_stage`) and the
+form, proven the same way: ``y = round_half_even(acc * m / 2**(31 - e))``
+(``rounding="half_even"``) where one exists, else ``"float32"``, which first rounds the product
+``acc * m`` to 24 significant bits as the float multiplication does (the float rounding lands
+some products just beside a tie exactly on it, which no single multiplier reproduces; most
+layers of onnxruntime-quantized models need this form). One :class:`OutputStage` describes it for the golden model (:func:`nnfab.sim.golden.output_stage.output_stage`) and the
 hardware (:class:`nnfab.hdl.output_stage.OutputStageEngine`) alike.
 """
 
@@ -33,19 +35,29 @@ import numpy as np
 from .requantize import (INT32_MAX, INT32_MIN, multiply_by_float32, multiply_by_real,
                         quantize_multipliers)
 
-__all__ = ["OutputStage", "ROUNDINGS", "half_away_rescale", "half_even_rescale", "exact_rescale"]
+__all__ = ["OutputStage", "ROUNDINGS", "half_away_rescale", "half_even_rescale", "exact_rescale",
+           "float32_rescale", "round_significant", "bit_length", "FLOAT32_SIGNIFICANT"]
 
 #: Rescalings of an output stage: TFLite's double-rounded fixed-point multiplier, or one exact
 #: multiplication by ``m * 2**(e - 31)`` rounded to nearest, ties away from zero or to even.
-ROUNDINGS = ("gemmlowp", "half_away", "half_even")
+ROUNDINGS = ("gemmlowp", "half_away", "half_even", "float32")
+
+#: Significant bits of an IEEE single-precision number (``rounding="float32"``).
+FLOAT32_SIGNIFICANT = 24
+
+#: Most accumulators a fit compares (its proof by exhaustion; a factor below about 256 / 2**25
+#: leaves more unclamped).
+MAX_PROOF = 1 << 25
 
 #: Multiplier bits :meth:`OutputStage.fit_real` tries, fewest first (53: the whole double).
 _FIT_BITS = range(8, 54)
 
 
-def exact_rescale(acc, multiplier, shift, *, ties="away"):
+def exact_rescale(acc, multiplier, shift, *, ties="away", significant=None):
     """``round(acc * multiplier * 2**(shift - 31))``, exactly, on integer arrays; ties away from
-    zero (``ties="away"``) or to even (``"even"``).
+    zero (``ties="away"``) or to even (``"even"``). With ``significant=b``, the product is first
+    rounded to ``b`` significant bits, ties to even (IEEE single precision's rounding of a
+    product for ``b = 24``).
 
     Parameters
     ----------
@@ -69,6 +81,8 @@ def exact_rescale(acc, multiplier, shift, *, ties="away"):
         acc, multiplier = acc.astype(object), multiplier.astype(object)
         right_shift, left_shift = right_shift.astype(object), left_shift.astype(object)
     product = acc * multiplier
+    if significant is not None:
+        product = round_significant(product, significant)
     one = np.ones_like(right_shift)
     half = np.where(right_shift > 0, one << np.maximum(right_shift - 1, 0), 0 * one)
     rounds = np.where(right_shift > 0, one, 0 * one)
@@ -80,6 +94,44 @@ def exact_rescale(acc, multiplier, shift, *, ties="away"):
         correction = rounds - ((product >> right_shift) & 1) * rounds
     rounded = (product + half - correction) >> right_shift
     return np.asarray(rounded << left_shift, dtype=np.int64)
+
+
+def bit_length(values):
+    """``int.bit_length`` of every element of an integer array (int64 or object)."""
+    values = np.abs(np.asarray(values))
+    if values.dtype == object:
+        return np.vectorize(lambda v: int(v).bit_length(), otypes=[np.int64])(values)
+    values = values.astype(np.int64)
+    length = np.zeros(values.shape, dtype=np.int64)
+    for step in (32, 16, 8, 4, 2, 1):
+        big = values >= (np.int64(1) << step)
+        length += np.where(big, step, 0)
+        values = np.where(big, values >> step, values)
+    return length + (values > 0)
+
+
+def round_significant(values, bits):
+    """``values`` (integers) rounded to ``bits`` significant bits, ties to even, sign and
+    magnitude as IEEE rounds: ``sign * rne(|v| / 2**d) * 2**d`` with ``d = max(bit_length(v) -
+    bits, 0)``."""
+    values = np.asarray(values)
+    magnitude = np.abs(values)
+    drop = np.maximum(bit_length(magnitude) - bits, 0)
+    if values.dtype == object:
+        drop = drop.astype(object)
+    kept = magnitude >> drop
+    rest = magnitude - (kept << drop)
+    half = (np.ones_like(drop) << drop) >> 1
+    up = (rest > half) | ((rest == half) & (drop > 0) & ((kept & 1) == 1))
+    rounded = (kept + up.astype(kept.dtype)) << drop
+    return np.where(values < 0, -rounded, rounded)
+
+
+def float32_rescale(acc, multiplier, shift):
+    """``round_half_even(fl32(acc * multiplier) * 2**(shift - 31))``: the product rounded to 24
+    significant bits as IEEE single precision rounds it, then to an integer
+    (:func:`exact_rescale`)."""
+    return exact_rescale(acc, multiplier, shift, ties="even", significant=FLOAT32_SIGNIFICANT)
 
 
 def half_away_rescale(acc, multiplier, shift):
@@ -111,7 +163,9 @@ class OutputStage:
     rounding : str
         ``"gemmlowp"`` (``MultiplyByQuantizedMultiplier``: 31-bit multiplier, shift from -31 to
         30), ``"half_away"`` or ``"half_even"`` (``round(acc * m * 2**(e - 31))`` exactly, ties
-        away from zero or to even; multiplier below ``2**53``, shift from -96 to 62).
+        away from zero or to even; multiplier below ``2**53``, shift from -96 to 62), or
+        ``"float32"`` (as ``"half_even"`` after rounding the product ``acc * m`` to 24
+        significant bits, ties to even: :func:`float32_rescale`).
 
     Raises
     ------
@@ -184,29 +238,42 @@ class OutputStage:
             (the message names the channel, the factor and the first accumulator that differs).
         """
         return cls._fit(np.asarray(real_multipliers, dtype=np.float64), multiply_by_real,
-                        "half_away", "the double rescale", zero_point=zero_point, low=low,
-                        high=high, width=width)
+                        half_away_rescale, "half_away", "the double rescale",
+                        zero_point=zero_point, low=low, high=high, width=width)
 
     @classmethod
     def fit_float32(cls, scales, *, zero_point=0, low=-128, high=127, width=8):
-        """The ``half_even`` stage equal to ``clamp(nearbyint(float(acc) * scale[c]) +
-        zero_point, low, high)`` in single precision (onnxruntime's ``MlasRequantizeOutput``,
-        :func:`nnfab.requantize.multiply_by_float32`) for every int32 accumulator, with the
-        fewest multiplier bits per channel (8 to 53), proven as :meth:`fit_real` proves its
-        form.
+        """The stage equal to ``clamp(nearbyint(float(acc) * scale[c]) + zero_point, low,
+        high)`` in single precision (onnxruntime's ``MlasRequantizeOutput``,
+        :func:`nnfab.requantize.multiply_by_float32`) for every int32 accumulator, proven as
+        :meth:`fit_real` proves its form.
+
+        The ``half_even`` form with the fewest multiplier bits per channel (8 to 53) where one
+        exists for every channel; else the ``float32`` form (the float32 scale's 24-bit
+        significand as multiplier, the product rounded to 24 significant bits as the float
+        multiplication rounds it), which is the reference itself wherever the accumulator
+        converts to float32 exactly (``|acc| <= 2**24``).
 
         Raises
         ------
         ValueError
-            As :meth:`fit_real`.
+            As :meth:`fit_real`, when neither form is equal (an unclamped accumulator beyond
+            ``2**24``, rounded by its conversion to float32).
         """
-        return cls._fit(np.asarray(scales, dtype=np.float32), multiply_by_float32,
-                        "half_even", "the float32 rescale", zero_point=zero_point, low=low,
-                        high=high, width=width)
+        factors = np.asarray(scales, dtype=np.float32)
+        kwargs = dict(zero_point=zero_point, low=low, high=high, width=width)
+        try:
+            return cls._fit(factors, multiply_by_float32, half_even_rescale, "half_even",
+                            "the float32 rescale", **kwargs)
+        except ValueError:
+            return cls._fit(factors, multiply_by_float32, float32_rescale, "float32",
+                            "the float32 rescale", bits=(FLOAT32_SIGNIFICANT,), **kwargs)
 
     @classmethod
-    def _fit(cls, factors, reference, rounding, what, *, zero_point, low, high, width):
-        ties = {"half_away": "away", "half_even": "even"}[rounding]
+    def _fit(cls, factors, reference, rescale, rounding, what, *, zero_point, low, high, width,
+             bits=_FIT_BITS):
+        """The ``rounding`` stage whose ``rescale`` equals ``reference`` on every accumulator of
+        the clamp range, each factor's multiplier of the fewest of ``bits`` bits."""
         multipliers, shifts, fitted = [], [], {}
         for c, factor in enumerate(np.atleast_1d(factors)):
             real = float(factor)
@@ -220,25 +287,35 @@ class OutputStage:
             # Every accumulator whose output is not clamped, and one beyond on each side.
             top = min(INT32_MAX, int(np.ceil((high - zero_point + 1) / real)) + 1)
             bottom = max(INT32_MIN, int(np.floor((low - zero_point - 1) / real)) - 1)
+            if top - bottom + 1 > MAX_PROOF:
+                raise ValueError(f"Output stage factor {c} ({real!r}) leaves {top - bottom + 1:,} "
+                                 f"accumulators unclamped, more than the {MAX_PROOF:,} nnfab "
+                                 f"compares one by one")
             acc = np.arange(bottom, top + 1, dtype=np.int64)
             want = np.clip(reference(acc, factor) + zero_point, low, high)
             fraction, exponent = np.frexp(real)
-            for bits in _FIT_BITS:
-                m = int(np.rint(fraction * 2.0 ** bits))
-                e = int(exponent) - bits + 31
-                if m >= 1 << bits:
+            suspects = np.zeros(0, dtype=np.int64)   # where earlier candidates differed
+            for n_bits in bits:
+                m = int(np.rint(fraction * 2.0 ** n_bits))
+                e = int(exponent) - n_bits + 31
+                if m >= 1 << n_bits or not np.array_equal(
+                        np.clip(rescale(acc[suspects], m, e) + zero_point, low, high),
+                        want[suspects]):
                     continue
-                got = np.clip(exact_rescale(acc, m, e, ties=ties) + zero_point, low, high)
+                got = np.clip(rescale(acc, m, e) + zero_point, low, high)
                 if np.array_equal(got, want) and got[0] == want[0] == low and \
                         got[-1] == want[-1] == high:
                     multipliers.append(m)
                     shifts.append(e)
                     fitted[real] = (m, e)
                     break
+                suspects = np.union1d(suspects, np.flatnonzero(got != want)[:64])
             else:
+                got = np.clip(rescale(acc, m, e) + zero_point, low, high)
                 first = int(acc[np.argmax(got != want)])
                 raise ValueError(f"Output stage factor {c} ({real!r}) has no integer form of up "
-                                 f"to 53 bits equal to {what}; accumulator {first} differs")
+                                 f"to {max(bits)} bits equal to {what}; accumulator {first} "
+                                 f"differs")
         return cls(tuple(multipliers), tuple(shifts), zero_point=zero_point, low=low,
                    high=high, width=width, rounding=rounding)
 

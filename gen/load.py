@@ -18,8 +18,8 @@ class LoadedModel:
     ``input_layout`` and ``output_layout`` the layouts the model file declares for a frame
     input and output (:class:`~nnfab.gen.tensor_layout.TensorLayout`; None: not frames, or
     nnfab's channels-last layout as Keras, TFLite and native files have it);
-    ``input_quantization`` the input tensor's scale and zero point of an int8 TFLite model
-    (:class:`~nnfab.gen.input_quantization.InputQuantization`; None for other models)."""
+    ``input_quantization`` the input tensor's scale and zero point of an int8 TFLite or ONNX
+    model (:class:`~nnfab.gen.input_quantization.InputQuantization`; None for other models)."""
 
     def __init__(self, model, float_model=None, source=None, notes=(), input_layout=None,
                  output_layout=None, input_quantization=None):
@@ -121,10 +121,13 @@ def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_c
 
         result.input_quantization = tflite_input_quantization(read_tflite(path))
     if kind == "onnx":
-        from .importers.onnx import declared_layouts
+        from .importers.onnx import declared_layouts, read_onnx
+        from .importers.onnx_qdq import is_onnx_int8, onnx_input_quantization
 
         result.input_layout, result.output_layout = declared_layouts(
             path, result.model.input_shape, result.model.output_shape)
+        if is_onnx_int8(read_onnx(path)):
+            result.input_quantization = onnx_input_quantization(path)
     return result
 
 

@@ -1,22 +1,24 @@
-"""TFLite's integer output stage in hardware: int32 accumulators to int8 codes, pipelined.
+"""The integer output stage of int8 models in hardware: int32 accumulators to int8 codes,
+pipelined.
 
 Bit-exact with :func:`nnfab.sim.golden.output_stage.output_stage` (TFLite's
-``MultiplyByQuantizedMultiplier``, double rounding, then zero point and clamp; see
-:mod:`nnfab.requantize` and :mod:`nnfab.output_stage`).
+``MultiplyByQuantizedMultiplier``, double rounding, or an exact multiplication rounded half away
+from zero, half to even, or as onnxruntime's float32 multiplication rounds; then zero point and
+clamp; see :mod:`nnfab.requantize` and :mod:`nnfab.output_stage`).
 """
 
 from amaranth.hdl import C, Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat
-from nnfab.output_stage import OutputStage
+from nnfab.output_stage import FLOAT32_SIGNIFICANT, OutputStage
 
 from .cast import fit_shape
 from .vector_pipeline import VectorPipeline, stage_register, vector_signature
 
 __all__ = ["OutputStageEngine", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
            "multiply_by_quantized_multiplier", "half_away_rescale", "half_even_rescale",
-           "rescale_of", "pick", "clamped_code"]
+           "float32_rescale", "round_significant", "rescale_of", "pick", "clamped_code"]
 
 _HALF = 1 << 30
 
@@ -40,10 +42,11 @@ class OutputStageEngine(VectorPipeline):
     chunk and ``o.valid`` rises with the last one.
 
     Each lane is a three-stage pipeline. With ``rounding="half_away"`` (TFLite's fully
-    connected layers, :meth:`nnfab.output_stage.OutputStage.fit_real`) or ``"half_even"``
-    (onnxruntime's, :meth:`~nnfab.output_stage.OutputStage.fit_float32`), stages 1 and 2 are
-    the product ``x * m`` and its rounding by ``2**(31 - e)``, ties away from zero or to even
-    (:func:`half_away_rescale`, :func:`half_even_rescale`), then stage 3 as below. Otherwise
+    connected layers, :meth:`nnfab.output_stage.OutputStage.fit_real`), ``"half_even"`` or
+    ``"float32"`` (onnxruntime's, :meth:`~nnfab.output_stage.OutputStage.fit_float32`), stages 1
+    and 2 are the product ``x * m`` and its rounding by ``2**(31 - e)``, ties away from zero or
+    to even (:func:`half_away_rescale`, :func:`half_even_rescale`; :func:`float32_rescale` first
+    rounds the product to 24 significant bits), then stage 3 as below. Otherwise
     (``"gemmlowp"``):
 
     1. ``p = wrap32(x << max(e, 0)) * m``, a 63-bit signed product (``m < 2**31``);
@@ -75,8 +78,8 @@ class OutputStageEngine(VectorPipeline):
     in_width : int
         Signed accumulator bits, 2 to 32 (the accumulator is int32 in TFLite; a narrower one
         that holds every reachable sum gives the same results with a smaller multiplier), or
-        up to 48 with ``"half_away"`` or ``"half_even"`` rounding (no int32 wrap there: an exact accumulator
-        bound wider than 32 bits is accepted as it is).
+        up to 48 with an exact rounding (``"half_away"``, ``"half_even"``, ``"float32"``; no
+        int32 wrap there: an exact accumulator bound wider than 32 bits is accepted as it is).
     reuse_factor : int
         Channels per physical lane, 1 to ``lanes``: ``n_lanes = ceil(lanes / reuse_factor)``.
     hold_input : bool
@@ -253,9 +256,10 @@ class OutputStageEngine(VectorPipeline):
 
 def rescale_of(stage):
     """The rescale of ``stage``'s rounding: :func:`multiply_by_quantized_multiplier`
-    (``"gemmlowp"``), :func:`half_away_rescale` or :func:`half_even_rescale`."""
+    (``"gemmlowp"``), :func:`half_away_rescale`, :func:`half_even_rescale` or
+    :func:`float32_rescale`."""
     return {"gemmlowp": multiply_by_quantized_multiplier, "half_away": half_away_rescale,
-            "half_even": half_even_rescale}[stage.rounding]
+            "half_even": half_even_rescale, "float32": float32_rescale}[stage.rounding]
 
 
 def clamped_code(m, scaled, stage, name):
@@ -375,11 +379,54 @@ def half_even_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 
     return _exact_rescale(m, x, multiplier, shift, register, name, chunks, ties="even")
 
 
-def _exact_rescale(m, x, multiplier, shift, register, name, chunks, *, ties):
+def float32_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0)):
+    """``round_half_even(fl32(x * multiplier) * 2**(shift - 31))`` exactly, in two register
+    stages, for an output stage with ``rounding="float32"``
+    (:func:`nnfab.output_stage.float32_rescale`): the registered product is rounded to 24
+    significant bits (:func:`round_significant`), then rounded as :func:`half_even_rescale`
+    rounds.
+
+    Parameters as :func:`half_away_rescale`.
+    """
+    return _exact_rescale(m, x, multiplier, shift, register, name, chunks, ties="even",
+                          significant=FLOAT32_SIGNIFICANT)
+
+
+def round_significant(m, value, bits, name):
+    """``value`` (signed) rounded to ``bits`` significant bits, ties to even, sign and
+    magnitude as IEEE rounds (:func:`nnfab.output_stage.round_significant`); combinational.
+
+    The bits dropped, ``d = max(bit_length(|value|) - bits, 0)``, come from a priority chain on
+    the magnitude's top bits; the kept part ``|value| >> d`` is rounded up when the dropped
+    part is above half, or exactly half with the kept part odd.
+    """
+    width = len(value)
+    top = width - bits
+    if top <= 0:
+        return value
+    magnitude = Signal(width, name=f"magnitude_{name}")
+    m.d.comb += magnitude.eq(Mux(value < 0, -value, value))
+    drop_value = C(0, range(top + 1))
+    for d in range(1, top + 1):
+        drop_value = Mux(magnitude[bits + d - 1], d, drop_value)
+    drop = Signal(range(top + 1), name=f"drop_{name}")
+    m.d.comb += drop.eq(drop_value)
+    kept = magnitude >> drop
+    rest = magnitude & ((C(1, width + 1) << drop) - 1)
+    half = (C(1, width + 1) << drop) >> 1
+    up = (rest > half) | ((rest == half) & (drop != 0) & kept[0])
+    rounded = Signal(width + 1, name=f"significant_{name}")
+    m.d.comb += rounded.eq((kept + up) << drop)
+    return Mux(value < 0, -rounded, rounded)
+
+
+def _exact_rescale(m, x, multiplier, shift, register, name, chunks, *, ties, significant=None):
     multipliers, shifts = _per_chunk(multiplier), _per_chunk(shift)
     width = max(1, max(v.bit_length() for v in multipliers))
     factor = pick(m, multipliers, chunks[0], width, f"multiplier_{name}")
     product = register(x * _constant(factor, width), f"product_{name}")
+    if significant is not None:
+        product = round_significant(m, product, significant, name)
 
     def correction(right, rounds=1):
         # Subtracted from product + 2**(right-1) before the shift (0 when right is 0).

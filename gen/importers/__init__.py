@@ -5,6 +5,7 @@
 - :mod:`.hgq`: HGQ proxy models (``FixedPointQuantizer`` layers) in ``.h5``;
 - :mod:`.onnx`: float ONNX;
 - :mod:`.qonnx`: QONNX (``Quant``, ``BipolarQuant``, ``Trunc``) with power-of-two scales;
+- :mod:`.onnx_qdq`: int8 ONNX as onnxruntime's quantizer writes it (QDQ and QOperator forms);
 - :mod:`.tflite`: int8 TFLite flatbuffers (read by :mod:`.tflite_file`).
 
 :func:`load` dispatches on the kind that :func:`nnfab.gen.load.detect_kind` found.
@@ -55,12 +56,17 @@ def load(path, *, kind, weights=None, input_format=None):
             return load_tflite(path)
     if kind == "onnx":
         from .onnx import QONNX_OPS, load_onnx, read_onnx
+        from .onnx_qdq import INT8_OPS, load_onnx_int8
         from .qonnx import load_qonnx
 
         with _malformed(path, "an ONNX model as nnfab reads it"):
-            # QONNX when the graph holds QONNX quantization nodes, else float ONNX.
-            if any(node.op_type in QONNX_OPS for node in read_onnx(path).graph.node):
+            # QONNX when the graph holds QONNX quantization nodes, int8 when onnxruntime
+            # quantized it (QDQ or QOperator), else float ONNX.
+            graph = read_onnx(path).graph
+            if any(node.op_type in QONNX_OPS for node in graph.node):
                 return load_qonnx(path)
+            if any(node.op_type in INT8_OPS for node in graph.node):
+                return load_onnx_int8(path)
             return load_onnx(path)
     raise ModelError(f"Model file {str(path)!r}: no importer for kind {kind!r} (nnfab imports "
                      f"keras-json, hdf5, keras3, tflite and onnx)")

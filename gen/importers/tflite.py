@@ -6,8 +6,7 @@ layer that reads them). Each integer operator becomes an exact integer sum and a
 
 - ``CONV_2D``, ``DEPTHWISE_CONV_2D`` and ``RESHAPE``: :mod:`.tflite_conv`.
 - ``FULLY_CONNECTED``: a ``dense`` layer whose output is its whole exact accumulator, with the
-  input zero point folded into the bias (``sum((x - zp) * w) + b = sum(x * w) + (b - zp *
-  sum(w))``, exact) and the weights' zero point subtracted from the weights; then an output
+  zero points folded as :mod:`.int8_layers` does; then an output
   stage in the ``half_away`` form :meth:`~nnfab.output_stage.OutputStage.fit_real` proves equal
   to the kernel's ``round(double(acc) * M)`` for every accumulator.
 
@@ -25,18 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from nnfab.errors import UnsupportedLayerError
-from nnfab.layers import DenseSpec
 from nnfab.output_stage import OutputStage
 from nnfab.sim.golden.tflite import activation_range, fc_effective_scales
 
-from nnfab.ir import INPUT, DenseLayer, Model, OutputStageLayer, integer_format
+from nnfab.ir import INPUT, DenseLayer, Model, OutputStageLayer
 
+from .int8_layers import INT8, exact_dense
 from .tflite_file import read_tflite
 
-__all__ = ["load_tflite", "HANDLERS", "INT8", "MAX_MULTIPLIERS"]
+__all__ = ["load_tflite", "HANDLERS", "MAX_MULTIPLIERS"]
 
-#: Format of TFLite's int8 tensors (their zero points are carried by the layers).
-INT8 = integer_format(8)
 #: Default multiplier budget per layer: TFLite models are large (ad01: 270,000 weights), so
 #: each layer gets the smallest reuse factor that keeps it at or below this many multipliers
 #: (``--reuse-factor``/``--max-multipliers`` choose otherwise).
@@ -55,13 +52,6 @@ def handler(opcode):
         HANDLERS[opcode] = function
         return function
     return register
-
-
-def bits_for(values):
-    """Bits of the signed integer format that holds every value of ``values`` (at least 2)."""
-    values = np.asarray(values, dtype=np.int64)
-    top = int(max(values.max(initial=0), -values.min(initial=0) - 1))
-    return max(2, top.bit_length() + 1)
 
 
 class _Builder:
@@ -118,11 +108,9 @@ def _fully_connected(b, op):
                                         (n_out,))[:, None]
     bias = (b.tensor(op.inputs[2]).data.astype(np.int64)
             if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(n_out, dtype=np.int64))
-    folded = bias - t_in.zero_point * weights.sum(axis=1)
     name = b.name(op)
-    w_fmt, b_fmt = integer_format(bits_for(weights)), integer_format(bits_for(folded))
-    exact = DenseSpec(weights, folded, INT8, w_fmt, INT8, bias_format=b_fmt).accumulator
-    spec = DenseSpec(weights, folded, INT8, w_fmt, exact, bias_format=b_fmt)
+    spec = exact_dense(weights, bias, t_in.zero_point)
+    exact = spec.output_format
     effective = fc_effective_scales(t_in, t_w, t_out, n_out)
     low, high = activation_range(t_out, op.options["fused_activation"])
     try:

@@ -32,20 +32,17 @@ TFLite tensor is the IR tensor it reads), from ``(H, W, C)`` frames to one vecto
 
 import numpy as np
 
-from nnfab.conv_layers import Conv2DSpec, DepthwiseConv2DSpec
 from nnfab.errors import UnsupportedLayerError
 from nnfab.output_stage import OutputStage
 from nnfab.sim.golden.tflite import activation_range, conv_multipliers
 
-from nnfab.ir import Conv2DLayer, FlattenLayer, OutputStageLayer, integer_format
+from nnfab.ir import Conv2DLayer, FlattenLayer, OutputStageLayer
 
-from .tflite import INT8, bits_for, handler
+from .int8_layers import INT8, exact_conv
+from .tflite import handler
 
-__all__ = ["MAX_ACCUMULATOR_BITS"]
+__all__ = []
 
-#: Widest exact accumulator built: TFLite accumulates in int32, and the ``"gemmlowp"`` output
-#: stage reads at most 32 bits.
-MAX_ACCUMULATOR_BITS = 32
 _PADDINGS = {"SAME": "same", "VALID": "valid"}
 
 
@@ -58,34 +55,21 @@ def _geometry(op):
     return tuple(op.options["stride"]), _PADDINGS[op.options["padding"]]
 
 
-def _convolution(b, op, make, weights, folded):
-    """Add the exact ``conv2d`` accumulator (``make``: Conv2DSpec or DepthwiseConv2DSpec) and
-    its output stage for operator ``op``."""
+def _convolution(b, op, weights, bias, *, depthwise=False):
+    """Add the exact ``conv2d`` accumulator and its output stage for operator ``op``."""
     source, shape = b.source(op)
-    t_in, t_w, t_out = (b.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    t_in, t_out = b.tensor(op.inputs[0]), b.tensor(op.outputs[0])
     strides, padding = _geometry(op)
     name = b.name(op)
-    w_fmt, b_fmt = integer_format(bits_for(weights)), integer_format(bits_for(folded))
-
-    def spec(output_format):
-        return make(weights, folded, shape, INT8, w_fmt, output_format, strides=strides,
-                    padding=padding, bias_format=b_fmt, pad_code=t_in.zero_point)
-
-    try:
-        exact = spec(INT8).accumulator
-        conv = spec(exact)
-    except ValueError as exc:
-        raise UnsupportedLayerError(f"Operator {op.index} ({op.opcode}): {exc}") from None
+    conv = exact_conv(f"Operator {op.index} ({op.opcode})", weights, bias, t_in.zero_point,
+                      shape, strides=strides, padding=padding, depthwise=depthwise)
+    exact = conv.output_format
     if conv.output_shape != tuple(t_out.shape[1:]):
         raise UnsupportedLayerError(f"Operator {op.index} ({op.opcode}): output "
                                     f"{tuple(t_out.shape)!r} does not match the "
                                     f"{conv.output_shape!r} its input and options give")
-    if exact.width > MAX_ACCUMULATOR_BITS:
-        raise UnsupportedLayerError(f"Operator {op.index} ({op.opcode}): exact accumulator of "
-                                    f"{exact.width} bits; nnfab builds at most "
-                                    f"{MAX_ACCUMULATOR_BITS} (TFLite's int32)")
     n_out = conv.n_filters
-    multipliers, shifts = conv_multipliers(t_in, t_w, t_out, n_out)
+    multipliers, shifts = conv_multipliers(t_in, b.tensor(op.inputs[1]), t_out, n_out)
     low, high = activation_range(t_out, op.options["fused_activation"])
     stage = OutputStage(tuple(multipliers.tolist()), tuple(shifts.tolist()),
                         zero_point=t_out.zero_point, low=int(low), high=int(high))
@@ -111,16 +95,13 @@ def _frames(b, op):
 @handler("CONV_2D")
 def _conv_2d(b, op):
     _frames(b, op)
-    zero_point = b.tensor(op.inputs[0]).zero_point
     weights = b.tensor(op.inputs[1]).data.astype(np.int64)          # (C_out, KH, KW, C_in)
-    folded = _bias(b, op, weights.shape[0]) - zero_point * weights.sum(axis=(1, 2, 3))
-    _convolution(b, op, Conv2DSpec, weights, folded)
+    _convolution(b, op, weights, _bias(b, op, weights.shape[0]))
 
 
 @handler("DEPTHWISE_CONV_2D")
 def _depthwise_conv_2d(b, op):
     shape = _frames(b, op)
-    zero_point = b.tensor(op.inputs[0]).zero_point
     weights = b.tensor(op.inputs[1]).data.astype(np.int64)          # (1, KH, KW, C * M)
     n_out = weights.shape[-1]
     if n_out != shape[2]:
@@ -128,9 +109,7 @@ def _depthwise_conv_2d(b, op):
                                     f"{op.options.get('depth_multiplier')!r} ({shape[2]} input "
                                     f"channels, {n_out} output channels); nnfab builds depth "
                                     f"multiplier 1")
-    weights = weights[0]                                            # (KH, KW, C)
-    folded = _bias(b, op, n_out) - zero_point * weights.sum(axis=(0, 1))
-    _convolution(b, op, DepthwiseConv2DSpec, weights, folded)
+    _convolution(b, op, weights[0], _bias(b, op, n_out), depthwise=True)   # (KH, KW, C)
 
 
 @handler("RESHAPE")

@@ -30,7 +30,8 @@ from nnfab.sim.golden.tflite import activation_range, add_params, check_softmax_
 from nnfab.ir import (FlattenLayer, OutputStageLayer, PoolLayer, TfliteAddLayer,
                       TfliteAveragePoolLayer, TfliteSoftmaxLayer)
 
-from .tflite import INT8, handler
+from .int8_layers import INT8
+from .tflite import handler
 
 __all__ = []
 

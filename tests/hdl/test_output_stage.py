@@ -214,7 +214,7 @@ def test_half_away_engine_matches_golden_under_stalls():
 
 def test_half_away_errors():
     with pytest.raises(ValueError, match=r"^Output stage rounding must be one of gemmlowp, "
-                                         r"half_away, half_even, not 'double'$"):
+                                         r"half_away, half_even, float32, not 'double'$"):
         OutputStage((HALF,), (0,), rounding="double")
     with pytest.raises(ValueError, match=r"^Output stage multiplier 0 must be from 0 to "
                                          r"9007199254740991, not 9007199254740992$"):
@@ -271,10 +271,65 @@ def test_half_even_engine_matches_golden_under_stalls(reuse_factor):
                  latency=2 + reuse_factor)
 
 
+def test_fit_float32_takes_the_float32_form_where_no_multiplier_is_exact():
+    # 0.0037 rounds some products onto a tie in float32: no multiplier gives the half-even form
+    # of the reference, so the stage rounds the product to 24 significant bits first.
+    from nnfab.output_stage import float32_rescale, half_even_rescale, round_significant
+    from nnfab.requantize import multiply_by_float32
+    scales = np.float32([0.0037, 0.0031466894])
+    stage = OutputStage.fit_float32(scales, zero_point=-9, low=-128, high=127)
+    assert stage.rounding == "float32"
+    assert all(m.bit_length() == 24 for m in stage.multipliers)
+    rng = np.random.default_rng(20)
+    acc = rng.integers(-(1 << 24), 1 << 24, (30_000, 2))
+    acc[:10_000] = rng.integers(-40_000, 40_000, (10_000, 2))
+    want = np.clip(multiply_by_float32(acc, scales) - 9, -128, 127)
+    assert np.array_equal(output_stage(acc, stage), want)
+    m, e = stage.multipliers[0], stage.shifts[0]
+    near = np.arange(-40_000, 40_000)
+    assert not np.array_equal(half_even_rescale(near, m, e), multiply_by_float32(near, scales[0]))
+    assert np.array_equal(float32_rescale(near, m, e), multiply_by_float32(near, scales[0]))
+    # Rounding to 24 significant bits, ties to even, on both signs, is the float32 cast's.
+    v = rng.integers(-(1 << 55), 1 << 55, 50_000)
+    v[:6] = [0, 1, -1, (1 << 24) + 1, (1 << 25) + 2, -((1 << 25) + 6)]
+    assert np.array_equal(round_significant(v, 24),
+                          v.astype(np.float32).astype(np.float64).astype(np.int64))
+
+
 def test_fit_float32_refuses_a_scale_whose_float32_rescale_is_not_affine():
-    # Beyond 2**24 an accumulator is rounded to 24 bits before the multiplication, so with a
-    # scale this small the unclamped range holds accumulators no integer form reproduces.
-    with pytest.raises(ValueError, match=r"^Output stage factor 1 \(1.29999\d+e-05\) has no "
-                                         r"integer form of up to 53 bits equal to the float32 "
-                                         r"rescale; accumulator -\d+ differs$"):
-        OutputStage.fit_float32(np.float32([0.5, 1.3e-5]))
+    # Beyond 2**24 an accumulator is rounded to 24 bits before the multiplication: with 7e-6
+    # the unclamped range (about 3.3e7 to 3.6e7) holds accumulators neither form reproduces.
+    with pytest.raises(ValueError, match=r"^Output stage factor 1 \(7.0000\d+e-06\) has no "
+                                         r"integer form of up to 24 bits equal to the float32 "
+                                         r"rescale; accumulator 3\d{7} differs$"):
+        OutputStage.fit_float32(np.float32([0.5, 7e-6]), zero_point=-128, low=100, high=127)
+    # A range too long to compare one by one is refused before it is made.
+    with pytest.raises(ValueError, match=r"^Output stage factor 0 \(5.3000\d+e-07\) leaves "
+                                         r"484,905,644 accumulators unclamped, more than the "
+                                         r"33,554,432 nnfab compares one by one$"):
+        OutputStage.fit_float32(np.float32([5.3e-7]))
+
+
+@pytest.mark.parametrize("reuse_factor", [1, 4])
+def test_float32_engine_matches_golden_under_stalls(reuse_factor):
+    scales = np.float32([0.0037, 0.0031466894, 0.0007153102, 0.011845227])
+    fitted = OutputStage.fit_float32(scales, zero_point=-9, low=-128, high=127)
+    # Plus hand-made lanes: x / 2**18 (multiplier 1), a left shift, a right shift of 0. On the
+    # first, 2**25 + 2**17 + 2 and 2**25 + 3 * 2**17 - 2 are ties at 24 significant bits whose
+    # rounding (to even: down, then up) decides the tie after it (128.5 -> 128, 129.5 -> 130).
+    stage = OutputStage(fitted.multipliers + (1, 3, 1),
+                        fitted.shifts + (13, 33, 31), zero_point=-9, low=-128, high=127,
+                        rounding="float32")
+    ties = [(1 << 25) + (1 << 17) + 2, (1 << 25) + 3 * (1 << 17) - 2]
+    assert output_stage([[0, 0, 0, 0, t, 0, 0] for t in ties], stage)[:, 4].tolist() == \
+        [128 - 9, 130 - 9]
+    rng = np.random.default_rng(22)
+    x = rng.integers(-300_000, 300_000, (120, stage.channels))
+    x[:8] = [[INT32_MIN], [INT32_MAX], [0], [-1], [1], [(1 << 24) + 1], [-(1 << 24) - 3], [7]]
+    x[8:12] = [[ties[0]], [ties[1]], [-ties[0]], [-ties[1]]]
+    x[12:60] = rng.integers(-40_000, 40_000, (48, stage.channels))
+    want = output_stage(x, stage)
+    check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels,
+                                           reuse_factor=reuse_factor),
+                 x.tolist(), want.tolist(), seed=30 + reuse_factor,
+                 latency=2 + reuse_factor)
