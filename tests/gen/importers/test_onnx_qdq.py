@@ -26,7 +26,10 @@ from nnfab.errors import UnsupportedLayerError
 from nnfab.gen.load import load_model
 from nnfab.sim.golden.network import run_network
 
-SHAPES = {"mlp": (16,), "cnn": (1, 8, 8)}       # the ONNX input without the batch axis
+#: The ONNX input without the batch axis: an MLP of Gemm layers, one of MatMul layers (no
+#: bias: onnxruntime's QLinearMatMul), a CNN.
+SHAPES = {"mlp": (16,), "matmul": (12,), "cnn": (1, 8, 8)}
+OUTPUT_STAGES = {"mlp": 2, "matmul": 2, "cnn": 3}
 N_RANDOM = 1000
 
 
@@ -41,6 +44,12 @@ def _float_model(kind, rng):
                  helper.make_node("Relu", ["h"], ["r"]),
                  helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], transB=1)]
         n_out = 5
+    elif kind == "matmul":
+        inits = [const("w1", 12, 24), const("w2", 24, 6)]
+        nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]),
+                 helper.make_node("Relu", ["h"], ["r"]),
+                 helper.make_node("MatMul", ["r", "w2"], ["y"])]
+        n_out = 6
     else:
         inits = [const("w1", 4, 1, 3, 3, std=0.4), const("b1", 4, std=0.1),
                  const("w2", 8, 4, 3, 3), const("b2", 8, std=0.1), const("w3", 10, 32),
@@ -128,7 +137,7 @@ def test_golden_equals_onnxruntime(models, kind, form):
     quantization = loaded.input_quantization
     assert (quantization.rounding, quantization.zero_point) == ("onnx", quantization.zero_point)
     kinds = [layer.kind for layer in loaded.model.layers]
-    assert kinds.count("output_stage") == (2 if kind == "mlp" else 3)
+    assert kinds.count("output_stage") == OUTPUT_STAGES[kind]
     assert "multithreshold" not in kinds
     roundings = {layer.stage.rounding for layer in loaded.model.layers
                  if layer.kind == "output_stage"}
@@ -175,8 +184,8 @@ def _passed(result, n):
 @pytest.mark.slow
 def test_rtl_through_the_cli(models, tmp_path):
     """The CNN in QDQ form from its file with NCHW float inputs (quantized as onnxruntime
-    quantizes them), then built and verified from its build folder; the MLP in QOperator form
-    on random int8 codes (every code, -128 included)."""
+    quantizes them), then built and verified from its build folder; the others on random int8
+    codes (every code, -128 included)."""
     path = models["cnn", "qdq"]
     scale = load_model(path).input_quantization.scale
     np.save(tmp_path / "x.npy", _inputs("cnn", scale, n=200))
@@ -187,7 +196,9 @@ def test_rtl_through_the_cli(models, tmp_path):
     assert manifest["input"]["quantization"]["rounding"] == "onnx"
     assert manifest["input"]["layout"] == {"model": "NCHW", "hardware": "NHWC"}
     _passed(run("verify", folder, "--inputs", tmp_path / "x.npy", "--count", 100), 100)
-    _passed(run("verify", models["mlp", "qoperator"], "--random", 300), 300)
+    for key in [("cnn", "qoperator"), ("mlp", "qdq"), ("mlp", "qoperator"),
+                ("matmul", "qdq")]:
+        _passed(run("verify", models[key], "--random", 300), 300)
 
 
 def _qgemm_beyond_2_24(tmp_path):
