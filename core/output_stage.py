@@ -29,6 +29,7 @@ hardware (:class:`nnfab.hdl.output_stage.OutputStageEngine`) alike.
 """
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -36,11 +37,14 @@ from .requantize import (INT32_MAX, INT32_MIN, multiply_by_float32, multiply_by_
                         quantize_multipliers)
 
 __all__ = ["OutputStage", "ROUNDINGS", "half_away_rescale", "half_even_rescale", "exact_rescale",
-           "float32_rescale", "round_significant", "bit_length", "FLOAT32_SIGNIFICANT"]
+           "float32_rescale", "floor_rescale", "round_significant", "bit_length",
+           "FLOAT32_SIGNIFICANT"]
 
-#: Rescalings of an output stage: TFLite's double-rounded fixed-point multiplier, or one exact
-#: multiplication by ``m * 2**(e - 31)`` rounded to nearest, ties away from zero or to even.
-ROUNDINGS = ("gemmlowp", "half_away", "half_even", "float32")
+#: Rescalings of an output stage: TFLite's double-rounded fixed-point multiplier, one exact
+#: multiplication by ``m * 2**(e - 31)`` rounded to nearest (ties away from zero or to even;
+#: ``float32`` after rounding the product to 24 significant bits), or ``floor``: ``(acc * m +
+#: b) >> (31 - e)`` with a per-channel offset ``b``.
+ROUNDINGS = ("gemmlowp", "half_away", "half_even", "float32", "floor")
 
 #: Significant bits of an IEEE single-precision number (``rounding="float32"``).
 FLOAT32_SIGNIFICANT = 24
@@ -53,11 +57,12 @@ MAX_PROOF = 1 << 25
 _FIT_BITS = range(8, 54)
 
 
-def exact_rescale(acc, multiplier, shift, *, ties="away", significant=None):
+def exact_rescale(acc, multiplier, shift, *, ties="away", significant=None, offset=0):
     """``round(acc * multiplier * 2**(shift - 31))``, exactly, on integer arrays; ties away from
     zero (``ties="away"``) or to even (``"even"``). With ``significant=b``, the product is first
     rounded to ``b`` significant bits, ties to even (IEEE single precision's rounding of a
-    product for ``b = 24``).
+    product for ``b = 24``). ``ties="floor"``: ``floor((acc * multiplier + offset) * 2**(shift -
+    31))``.
 
     Parameters
     ----------
@@ -72,15 +77,20 @@ def exact_rescale(acc, multiplier, shift, *, ties="away", significant=None):
     """
     acc = np.asarray(acc, dtype=np.int64)
     multiplier = np.asarray(multiplier, dtype=np.int64)
+    offset = np.asarray(offset, dtype=np.int64)
     right = 31 - np.asarray(shift, dtype=np.int64)
     right_shift = np.maximum(right, 0)
     left_shift = np.maximum(-right, 0)
-    bound = int(np.abs(acc).max(initial=0)) * int(multiplier.max(initial=0))
+    bound = int(np.abs(acc).max(initial=0)) * int(multiplier.max(initial=0)) + \
+        int(np.abs(offset).max(initial=0))
     if bound >= 1 << 62 or right_shift.max(initial=0) > 62:
         # Python integers: the product or the rounding constant does not fit int64.
         acc, multiplier = acc.astype(object), multiplier.astype(object)
         right_shift, left_shift = right_shift.astype(object), left_shift.astype(object)
-    product = acc * multiplier
+        offset = offset.astype(object)
+    product = acc * multiplier + offset
+    if ties == "floor":
+        return np.asarray((product >> right_shift) << left_shift, dtype=np.int64)
     if significant is not None:
         product = round_significant(product, significant)
     one = np.ones_like(right_shift)
@@ -134,6 +144,11 @@ def float32_rescale(acc, multiplier, shift):
     return exact_rescale(acc, multiplier, shift, ties="even", significant=FLOAT32_SIGNIFICANT)
 
 
+def floor_rescale(acc, multiplier, shift, offset=0):
+    """``floor((acc * multiplier + offset) * 2**(shift - 31))`` (:func:`exact_rescale`)."""
+    return exact_rescale(acc, multiplier, shift, ties="floor", offset=offset)
+
+
 def half_away_rescale(acc, multiplier, shift):
     """``round_half_away(acc * multiplier * 2**(shift - 31))`` (:func:`exact_rescale`)."""
     return exact_rescale(acc, multiplier, shift, ties="away")
@@ -165,7 +180,10 @@ class OutputStage:
         30), ``"half_away"`` or ``"half_even"`` (``round(acc * m * 2**(e - 31))`` exactly, ties
         away from zero or to even; multiplier below ``2**53``, shift from -96 to 62), or
         ``"float32"`` (as ``"half_even"`` after rounding the product ``acc * m`` to 24
-        significant bits, ties to even: :func:`float32_rescale`).
+        significant bits, ties to even: :func:`float32_rescale`), or ``"floor"``
+        (``floor((acc * m + offsets[c]) * 2**(e - 31))``: :func:`floor_rescale`).
+    offsets : tuple of int
+        With ``rounding="floor"``, one per multiplier (empty: zeros).
 
     Raises
     ------
@@ -181,6 +199,7 @@ class OutputStage:
     high: int = 127
     width: int = 8
     rounding: str = "gemmlowp"
+    offsets: tuple = ()
 
     def __post_init__(self):
         if self.rounding not in ROUNDINGS:
@@ -213,6 +232,20 @@ class OutputStage:
         if self.low > self.high:
             raise ValueError(f"Output stage clamp must have low <= high, not "
                              f"[{self.low}, {self.high}]")
+        object.__setattr__(self, "offsets", tuple(int(v) for v in self.offsets))
+        if self.offsets and (self.rounding != "floor" or
+                             len(self.offsets) != len(self.multipliers)):
+            raise ValueError(f"Output stage offsets are one per multiplier with rounding "
+                             f"'floor', not {len(self.offsets)} with {len(self.multipliers)} "
+                             f"multipliers and rounding {self.rounding!r}")
+        for c, b in enumerate(self.offsets):
+            if not -(1 << 62) < b < 1 << 62:
+                raise ValueError(f"Output stage offset {c} must be within +-2**62, not {b!r}")
+
+    @property
+    def offset_values(self):
+        """The offset of each channel (zeros unless ``rounding="floor"`` gives them)."""
+        return self.offsets or (0,) * len(self.multipliers)
 
     @classmethod
     def from_scales(cls, real_multipliers, **kwargs):
@@ -268,6 +301,52 @@ class OutputStage:
         except ValueError:
             return cls._fit(factors, multiply_by_float32, float32_rescale, "float32",
                             "the float32 rescale", bits=(FLOAT32_SIGNIFICANT,), **kwargs)
+
+    @classmethod
+    def fit_thresholds(cls, thresholds, low, high, *, base, max_shift_bits=62):
+        """The ``floor`` stage ``clamp((acc * m[c] + b[c]) >> s[c], base, base + K)`` equal to
+        ``base + #{k : acc >= thresholds[c, k]}`` for every accumulator ``low[c] <= acc <=
+        high[c]`` (the fixed-point form of FINN-style thresholds, for codes too many to compare
+        with: more than 8 bits).
+
+        Both forms are monotone in ``acc``, so they are equal on the range when the stage
+        gives code ``v`` at each threshold inside it and ``v - 1`` one below, ``v`` at ``low``
+        for thresholds at or below ``low`` and ``v - 1`` at ``high`` for those above ``high``.
+        For each shift ``s`` (fewest bits first, from the one the range needs) and multiplier
+        ``m`` near the thresholds' slope times ``2**s``, these are bounds on ``b``; the first
+        non-empty interval gives ``b``.
+
+        Parameters
+        ----------
+        thresholds : ndarray of int, shape (channels, K)
+            Sorted along each row.
+        low, high : array_like of int, shape (channels,)
+            The reachable accumulators of each channel.
+        base : int
+
+        Raises
+        ------
+        ValueError
+            If no shift up to ``max_shift_bits`` gives a multiplier and offset for some channel
+            (the message names it): its codes are not a rounded affine map of the accumulator.
+        """
+        thresholds = np.asarray(thresholds, dtype=np.int64)
+        n_levels = thresholds.shape[1]
+        top = base + n_levels
+        width = max(2, max(abs(base), abs(top) + 1).bit_length() + 1)
+        multipliers, shifts, offsets = [], [], []
+        for c, row in enumerate(thresholds):
+            lo, hi = int(low[c]), int(high[c])
+            found = _fit_floor(row.tolist(), lo, hi, base, max_shift_bits)
+            if found is None:
+                raise ValueError(f"Output stage channel {c}: no multiplier and offset with a "
+                                 f"shift of up to {max_shift_bits} bits give its "
+                                 f"{n_levels} thresholds on accumulators {lo} to {hi}")
+            multipliers.append(found[0])
+            shifts.append(31 - found[1])
+            offsets.append(found[2])
+        return cls(tuple(multipliers), tuple(shifts), zero_point=0, low=base, high=top,
+                   width=width, rounding="floor", offsets=tuple(offsets))
 
     @classmethod
     def _fit(cls, factors, reference, rescale, rounding, what, *, zero_point, low, high, width,
@@ -328,3 +407,54 @@ class OutputStage:
     def accumulator_range(self):
         """Accepted accumulator values: int32."""
         return INT32_MIN, INT32_MAX
+
+
+def _fit_floor(thresholds, low, high, base, max_shift_bits):
+    """``(m, s, b)`` with ``floor((acc * m + b) / 2**s)`` giving ``base + #{k : acc >=
+    thresholds[k]}`` on ``low..high`` (see :meth:`OutputStage.fit_thresholds`), or None."""
+    at_least, below = [], []            # (acc, code): f(acc) >= code; f(acc) <= code - 1
+    for k, t in enumerate(thresholds, start=1):
+        code = base + k
+        if t <= low:
+            at_least.append((low, code))
+        elif t > high:
+            below.append((high, code))
+        else:
+            at_least.append((t, code))
+            below.append((t - 1, code))
+    slope_low, slope_high = _slope_bounds(at_least, below)
+    for s in range(0, max_shift_bits + 1):
+        scale = float(1 << s)
+        first, last = np.ceil(slope_low * scale), np.floor(slope_high * scale)
+        middle = np.rint((slope_low + slope_high) / 2 * scale)
+        for m in sorted({int(v) for v in (first, middle, last) if np.isfinite(v)}):
+            if not 0 <= m < 1 << 53:
+                continue
+            lower = max((code << s) - acc * m for acc, code in at_least) if at_least \
+                else -(1 << 61)
+            upper = min((code << s) - 1 - acc * m for acc, code in below) if below \
+                else 1 << 61
+            if lower <= upper and abs(lower) < 1 << 61:
+                return m, s, lower
+    return None
+
+
+def _slope_bounds(at_least, below, chunk=512):
+    """Approximate (float64) bounds of the real slope ``mu`` of ``floor(mu * acc + beta)``
+    meeting every pair of constraints: ``mu * (a - a') >= v - v'`` for ``f(a) >= v`` and
+    ``f(a') <= v' - 1``; the caller checks its integer candidates exactly."""
+    if not at_least or not below:
+        return 0.0, 0.0
+    a1, v1 = (np.array(x, dtype=np.float64) for x in zip(*at_least))
+    a2, v2 = (np.array(x, dtype=np.float64) for x in zip(*below))
+    low, high = 0.0, np.inf
+    for i in range(0, len(a1), chunk):
+        da = a1[i:i + chunk, None] - a2[None, :]
+        dv = v1[i:i + chunk, None] - v2[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = dv / da
+        if np.any(da > 0):
+            low = max(low, float(ratio[da > 0].max()))
+        if np.any(da < 0):
+            high = min(high, float(ratio[da < 0].min()))
+    return low, (high if np.isfinite(high) else max(low, 1.0) * 2)

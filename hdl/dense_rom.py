@@ -413,7 +413,8 @@ class DenseRomEngine(wiring.Component):
             return tuple(values) if stage.channels > 1 else (values[0],)
 
         scaled = rescale_of(stage)(m, x, table(stage.multipliers), table(stage.shifts),
-                                   register, "requantize", chunks=channels)
+                                   register, "requantize", chunks=channels,
+                                   offset=table(stage.offset_values))
         code = clamped_code(m, scaled, stage, "requantize_value")
         results = [Signal(fixed_shape(FixedFormat(stage.width, stage.width)), name=f"y{j}")
                    for j in range(n_out)]

@@ -18,7 +18,8 @@ from .vector_pipeline import VectorPipeline, stage_register, vector_signature
 
 __all__ = ["OutputStageEngine", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
            "multiply_by_quantized_multiplier", "half_away_rescale", "half_even_rescale",
-           "float32_rescale", "round_significant", "rescale_of", "pick", "clamped_code"]
+           "float32_rescale", "floor_rescale", "round_significant", "rescale_of", "pick",
+           "clamped_code"]
 
 _HALF = 1 << 30
 
@@ -221,7 +222,8 @@ class OutputStageEngine(VectorPipeline):
         the chunk in the last stage (``chunks[2]``) in the cycles ``write`` is high."""
         stage, n_chunks, n_lanes = self._stage, self.initiation_interval, self._n_lanes
         scaled = rescale(m, x, self._table(lane, stage.multipliers),
-                         self._table(lane, stage.shifts), register, f"{lane}", chunks=chunks)
+                         self._table(lane, stage.shifts), register, f"{lane}", chunks=chunks,
+                         offset=self._table(lane, stage.offset_values))
         clamped = clamped_code(m, scaled, stage, f"value_{lane}")
         with m.If(write):
             if n_chunks == 1:
@@ -256,10 +258,11 @@ class OutputStageEngine(VectorPipeline):
 
 def rescale_of(stage):
     """The rescale of ``stage``'s rounding: :func:`multiply_by_quantized_multiplier`
-    (``"gemmlowp"``), :func:`half_away_rescale`, :func:`half_even_rescale` or
-    :func:`float32_rescale`."""
+    (``"gemmlowp"``), :func:`half_away_rescale`, :func:`half_even_rescale`,
+    :func:`float32_rescale` or :func:`floor_rescale`."""
     return {"gemmlowp": multiply_by_quantized_multiplier, "half_away": half_away_rescale,
-            "half_even": half_even_rescale, "float32": float32_rescale}[stage.rounding]
+            "half_even": half_even_rescale, "float32": float32_rescale,
+            "floor": floor_rescale}[stage.rounding]
 
 
 def clamped_code(m, scaled, stage, name):
@@ -320,7 +323,7 @@ def rounding_divide_by_pot(value, exponent):
 
 
 def multiply_by_quantized_multiplier(m, x, multiplier, shift, register, name, *,
-                                     chunks=(0, 0, 0)):
+                                     chunks=(0, 0, 0), offset=(0,)):
     """TFLite ``MultiplyByQuantizedMultiplier`` of ``x`` in two register stages (product; high
     multiply), the rounding divide left combinational for the caller's third.
 
@@ -356,7 +359,8 @@ def multiply_by_quantized_multiplier(m, x, multiplier, shift, register, name, *,
     return (high >> right) + (remainder > threshold)
 
 
-def half_away_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0)):
+def half_away_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0),
+                      offset=(0,)):
     """``round_half_away(x * multiplier * 2**(shift - 31))`` exactly, in two register stages
     (product; rounded), for an output stage with ``rounding="half_away"``
     (:func:`nnfab.output_stage.half_away_rescale`). The rounding adds ``2**(k-1)``, less one
@@ -367,7 +371,20 @@ def half_away_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 
     return _exact_rescale(m, x, multiplier, shift, register, name, chunks, ties="away")
 
 
-def half_even_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0)):
+def floor_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0), offset=(0,)):
+    """``floor((x * multiplier + offset) * 2**(shift - 31))`` exactly, in two register stages,
+    for an output stage with ``rounding="floor"`` (the fixed-point form of thresholds,
+    :meth:`nnfab.output_stage.OutputStage.fit_thresholds`): the product plus the channel's
+    offset, then an arithmetic shift.
+
+    Parameters as :func:`half_away_rescale`; ``offset`` one per chunk, as ``multiplier``.
+    """
+    return _exact_rescale(m, x, multiplier, shift, register, name, chunks, ties="floor",
+                          offset=offset)
+
+
+def half_even_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0),
+                      offset=(0,)):
     """``round_half_even(x * multiplier * 2**(shift - 31))`` exactly, in two register stages,
     for an output stage with ``rounding="half_even"`` (onnxruntime's requantization,
     :func:`nnfab.output_stage.half_even_rescale`). The rounding adds ``2**(k-1) - 1``, plus one
@@ -379,7 +396,8 @@ def half_even_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 
     return _exact_rescale(m, x, multiplier, shift, register, name, chunks, ties="even")
 
 
-def float32_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0)):
+def float32_rescale(m, x, multiplier, shift, register, name, *, chunks=(0, 0, 0),
+                    offset=(0,)):
     """``round_half_even(fl32(x * multiplier) * 2**(shift - 31))`` exactly, in two register
     stages, for an output stage with ``rounding="float32"``
     (:func:`nnfab.output_stage.float32_rescale`): the registered product is rounded to 24
@@ -420,35 +438,45 @@ def round_significant(m, value, bits, name):
     return Mux(value < 0, -rounded, rounded)
 
 
-def _exact_rescale(m, x, multiplier, shift, register, name, chunks, *, ties, significant=None):
-    multipliers, shifts = _per_chunk(multiplier), _per_chunk(shift)
+def _exact_rescale(m, x, multiplier, shift, register, name, chunks, *, ties, significant=None,
+                   offset=(0,)):
+    multipliers, shifts, offsets = _per_chunk(multiplier), _per_chunk(shift), _per_chunk(offset)
     width = max(1, max(v.bit_length() for v in multipliers))
     factor = pick(m, multipliers, chunks[0], width, f"multiplier_{name}")
-    product = register(x * _constant(factor, width), f"product_{name}")
+    product = x * _constant(factor, width)
+    if any(offsets):
+        product = product + pick(m, offsets, chunks[0],
+                                 signed(max(abs(b) for b in offsets).bit_length() + 1),
+                                 f"offset_{name}")
+    product = register(product, f"product_{name}")
     if significant is not None:
         product = round_significant(m, product, significant, name)
 
-    def correction(right, rounds=1):
-        # Subtracted from product + 2**(right-1) before the shift (0 when right is 0).
+    def nudge(right, rounds=1):
+        # Added to the product before the shift by ``right`` (0 when right is 0): 2**(right-1)
+        # less one for a negative product (ties away) or for an even quotient (ties to even);
+        # nothing for floor.
+        if ties == "floor":
+            return 0
+        half = C(1 << (right - 1), right + 1) if isinstance(right, int) else \
+            pick(m, [1 << (r - 1) if r > 0 else 0 for r in rights], chunks[1],
+                 max(top, 1), f"half_{name}")
         if ties == "away":
-            return (product < 0) & rounds
-        return rounds & ~(product >> right)[0]
+            return half - ((product < 0) & rounds)
+        return half - (rounds & ~(product >> right)[0])
 
     rights = [31 - e for e in shifts]
+    top = max(rights)
     if len(set(rights)) == 1:
         right = rights[0]
         if right <= 0:
             return register(product << -right, f"rounded_{name}")
-        half = C(1 << (right - 1), right + 1)
-        rounded = (product + half - correction(right)) >> right
+        rounded = (product + nudge(right)) >> right
         return register(rounded, f"rounded_{name}")
-    top = max(rights)
     right = pick(m, [max(r, 0) for r in rights], chunks[1], range(max(top, 0) + 1),
                   f"right_{name}")
     left = pick(m, [max(-r, 0) for r in rights], chunks[1], range(max(-min(rights), 0) + 1),
                  f"left_{name}")
-    half = pick(m, [1 << (r - 1) if r > 0 else 0 for r in rights], chunks[1],
-                 max(top, 1), f"half_{name}")
     rounds = pick(m, [int(r > 0) for r in rights], chunks[1], 1, f"rounds_{name}")
-    rounded = ((product + half - correction(right, rounds)) >> right) << left
+    rounded = ((product + nudge(right, rounds)) >> right) << left
     return register(rounded, f"rounded_{name}")

@@ -214,7 +214,7 @@ def test_half_away_engine_matches_golden_under_stalls():
 
 def test_half_away_errors():
     with pytest.raises(ValueError, match=r"^Output stage rounding must be one of gemmlowp, "
-                                         r"half_away, half_even, float32, not 'double'$"):
+                                         r"half_away, half_even, float32, floor, not 'double'$"):
         OutputStage((HALF,), (0,), rounding="double")
     with pytest.raises(ValueError, match=r"^Output stage multiplier 0 must be from 0 to "
                                          r"9007199254740991, not 9007199254740992$"):
@@ -332,4 +332,59 @@ def test_float32_engine_matches_golden_under_stalls(reuse_factor):
     check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels,
                                            reuse_factor=reuse_factor),
                  x.tolist(), want.tolist(), seed=30 + reuse_factor,
+                 latency=2 + reuse_factor)
+
+
+# -- rounding="floor": the fixed-point form of thresholds, (acc * m + b) >> s ----------------
+
+def _affine_thresholds(alpha, beta, low, high, bits):
+    """Thresholds of ``clip(floor(alpha * acc + beta + 1/2), 0, 2**bits - 1)`` on low..high."""
+    acc = np.arange(low, high + 1)
+    codes = np.clip(np.floor(alpha * acc + beta + 0.5), 0, (1 << bits) - 1).astype(np.int64)
+    return acc, codes, np.searchsorted(codes, np.arange(1, 1 << bits), side="left") + low
+
+
+def test_fit_thresholds_gives_the_thresholds_codes_on_the_whole_range():
+    rows, channels = [], [(0.0123, 3.3), (0.007, -100.5), (1 / 64, 0.5), (0.0031, 2047.5)]
+    for alpha, beta in channels:
+        acc, codes, thresholds = _affine_thresholds(alpha, beta, -300_000, 300_000, 12)
+        rows.append(thresholds)
+    stage = OutputStage.fit_thresholds(np.array(rows), [-300_000] * 4, [300_000] * 4, base=0)
+    assert (stage.rounding, stage.low, stage.high, stage.width) == ("floor", 0, 4095, 14)
+    for c, (alpha, beta) in enumerate(channels):
+        acc, codes, _ = _affine_thresholds(alpha, beta, -300_000, 300_000, 12)
+        got = output_stage(np.broadcast_to(acc[:, None], (acc.size, 4)), stage)[:, c]
+        assert np.array_equal(got, codes)
+    # floor(x / 64 + 1/2 + 1/2): multiplier 1, shift 6, offset 64, as a person writes it.
+    assert (stage.multipliers[2], 31 - stage.shifts[2], stage.offsets[2]) == (1, 6, 64)
+
+
+def test_fit_thresholds_refuses_codes_that_are_no_rounded_affine_map():
+    thresholds = np.sort(np.random.default_rng(40).integers(-5_000, 5_000, (1, 300)), axis=1)
+    with pytest.raises(ValueError, match=r"^Output stage channel 0: no multiplier and offset "
+                                         r"with a shift of up to 62 bits give its 300 thresholds "
+                                         r"on accumulators -6000 to 6000$"):
+        OutputStage.fit_thresholds(thresholds, [-6000], [6000], base=-150)
+    with pytest.raises(ValueError, match=r"^Output stage offsets are one per multiplier with "
+                                         r"rounding 'floor', not 1 with 1 multipliers and "
+                                         r"rounding 'half_even'$"):
+        OutputStage((1,), (31,), rounding="half_even", offsets=(3,))
+
+
+@pytest.mark.parametrize("reuse_factor", [1, 3])
+def test_floor_engine_matches_golden_under_stalls(reuse_factor):
+    rows = [_affine_thresholds(a, b, -300_000, 300_000, 12)[2]
+            for a, b in [(0.0123, 3.3), (0.007, -100.5), (1 / 64, 0.5), (0.0031, 2047.5)]]
+    fitted = OutputStage.fit_thresholds(np.array(rows), [-300_000] * 4, [300_000] * 4, base=0)
+    # Plus a left shift and a negative offset.
+    stage = OutputStage(fitted.multipliers + (3, 5), fitted.shifts + (33, 20),
+                        low=0, high=4095, width=14, rounding="floor",
+                        offsets=fitted.offsets + (-7, -(1 << 40)))
+    rng = np.random.default_rng(41)
+    x = rng.integers(-300_000, 300_000, (100, stage.channels))
+    x[:6] = [[INT32_MIN], [INT32_MAX], [0], [-1], [1], [300_000]]
+    want = output_stage(x, stage)
+    check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels,
+                                           reuse_factor=reuse_factor),
+                 x.tolist(), want.tolist(), seed=42 + reuse_factor,
                  latency=2 + reuse_factor)
