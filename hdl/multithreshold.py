@@ -5,29 +5,38 @@ the lane's constant thresholds and counts the comparisons that hold (FINN's
 Bit-exact with :func:`nnfab.sim.golden.multithreshold.multithreshold`.
 """
 
+import numpy as np
 from amaranth.hdl import C, Cat, Module, signed
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from nnfab.fixed import FixedFormat
 
 from .vector_pipeline import VectorPipeline, vector_signature
 
-__all__ = ["MultiThresholdEngine"]
+__all__ = ["MultiThresholdEngine", "MAX_COMPARATORS"]
+
+#: Most thresholds per lane compared at once (an 8-bit code's 255); more are searched.
+MAX_COMPARATORS = 255
 
 
 class MultiThresholdEngine(VectorPipeline):
     """``y[j] = base + #{k : x[j] >= thresholds[j, k]}`` on every lane (raw codes); latency 2
-    cycles, II 1.
+    cycles (``bit_length(K) + 1`` for more than :data:`MAX_COMPARATORS` thresholds), II 1.
 
-    Stage 1 registers the ``K`` comparison bits of each lane (a comparison with a threshold at
-    or below the smallest input code is the constant 1, one above the largest code the
-    constant 0, so they cost nothing); stage 2 registers ``base`` plus their count. The
-    pipeline stalls as a whole under back-pressure and never drops or repeats a transfer.
+    Up to :data:`MAX_COMPARATORS` thresholds: stage 1 registers the ``K`` comparison bits of
+    each lane (a comparison with a threshold at or below the smallest input code is the
+    constant 1, one above the largest code the constant 0, so they cost nothing); stage 2
+    registers ``base`` plus their count. More thresholds (a code of 9 to 16 bits) are searched:
+    ``bit_length(K)`` stages of one comparison each (:meth:`_elaborate_search`), as FINN's
+    binary-search thresholding does. The pipeline stalls as a whole under back-pressure and
+    never drops or repeats a transfer.
 
     Parameters
     ----------
     thresholds : ndarray of int, shape (lanes, K)
-        Thresholds of each lane, in any order (sorted in practice).
+        Thresholds of each lane, in any order up to :data:`MAX_COMPARATORS` per lane, sorted
+        beyond.
     base : int
         Output code when no comparison holds.
     fin : FixedFormat
@@ -73,6 +82,9 @@ class MultiThresholdEngine(VectorPipeline):
         if thresholds.ndim != 2 or thresholds.dtype.kind not in "iu" or 0 in thresholds.shape:
             raise ValueError(f"Thresholds must be a non-empty 2-D integer array, not "
                              f"{thresholds.dtype} of shape {thresholds.shape}")
+        if thresholds.shape[1] > MAX_COMPARATORS and np.any(np.diff(thresholds, axis=1) < 0):
+            raise ValueError(f"Thresholds must be sorted along each lane to be searched (more "
+                             f"than {MAX_COMPARATORS} per lane)")
         if base < fout.min_code or base + thresholds.shape[1] > fout.max_code:
             raise ValueError(f"Output codes {base} to {base + thresholds.shape[1]} do not fit "
                              f"{fout}")
@@ -82,12 +94,20 @@ class MultiThresholdEngine(VectorPipeline):
                 f"thresholds>, base={self._base}, fin={self._fin}, fout={self._fout})")
 
     @property
+    def searches(self):
+        """Whether the lanes search their thresholds (more than :data:`MAX_COMPARATORS`)."""
+        return len(self._thresholds[0]) > MAX_COMPARATORS
+
+    @property
     def latency(self):
-        return 2
+        """2 cycles; ``bit_length(K) + 1`` when the lanes search."""
+        return len(self._thresholds[0]).bit_length() + 1 if self.searches else 2
 
     def elaborate(self, platform):
         m = Module()
         advance, register = self._stages(m, self.latency)
+        if self.searches:
+            return self._elaborate_search(m, advance, register)
         low, high = self._fin.min_code, self._fin.max_code
         k = len(self._thresholds[0])
         for j, row in enumerate(self._thresholds):
@@ -96,6 +116,40 @@ class MultiThresholdEngine(VectorPipeline):
                     else x >= C(t, signed(self._fin.width)) for t in row]
             held = register(Cat(*bits), f"above_{j}")
             count = _popcount([held[b] for b in range(k)])
+            with m.If(advance):
+                m.d.sync += self.o.payload[j].eq(count + self._base)
+        return m
+
+
+    def _elaborate_search(self, m, advance, register):
+        """Binary search of each lane's sorted thresholds, one halving per stage: with ``L =
+        bit_length(K)`` and the thresholds padded to ``2**L - 1`` with one above the largest
+        input code, stage ``s`` adds ``2**(L-1-s)`` to the count ``p`` when ``x >= T[p +
+        2**(L-1-s) - 1]``; its table, a ROM read combinationally, holds the ``2**s``
+        thresholds that index can reach."""
+        low, high = self._fin.min_code, self._fin.max_code
+        k = len(self._thresholds[0])
+        depth = k.bit_length()
+        shape = signed(self._fin.width + 1)
+        for j, row in enumerate(self._thresholds):
+            padded = [min(max(t, low), high + 1) for t in row] + [high + 1] * (2**depth - 1 - k)
+            x, count = self.i.payload[j], C(0, depth)
+            for stage in range(depth):
+                step = 1 << (depth - 1 - stage)
+                table = [padded[p * 2 * step + step - 1] for p in range(1 << stage)]
+                if stage == 0:
+                    threshold = C(table[0], shape)
+                else:
+                    # A ROM read combinationally (a case statement of 2**stage arms takes
+                    # Verilator minutes to compile; a memory is one array).
+                    rom = m.submodules[f"t_{j}_{stage}"] = Memory(shape=shape, depth=len(table),
+                                                                  init=table)
+                    port = rom.read_port(domain="comb")
+                    m.d.comb += port.addr.eq(count[depth - stage:])
+                    threshold = port.data
+                above = x >= threshold
+                count = register(count | (above << (depth - 1 - stage)), f"count_{j}_{stage}")
+                x = register(x, f"x_{j}_{stage}")
             with m.If(advance):
                 m.d.sync += self.o.payload[j].eq(count + self._base)
         return m

@@ -6,7 +6,8 @@ codes ``x`` of the accumulators. Any monotone
 non-decreasing map from integers to ``K + 1`` consecutive codes is such a layer; the QONNX
 importer (:mod:`nnfab.gen.importers.qonnx_thresholds`) derives the thresholds of the float
 arithmetic between a layer's integer accumulator and the next quantizer. Its engine is
-:class:`nnfab.hdl.multithreshold.MultiThresholdEngine` (latency 2, II 1), its golden function
+:class:`nnfab.hdl.multithreshold.MultiThresholdEngine` (latency 2, II 1; up to 17 cycles
+beyond 255 thresholds, which it searches), its golden function
 :func:`nnfab.sim.golden.multithreshold.multithreshold`.
 """
 
@@ -24,8 +25,9 @@ from .registry import register
 
 __all__ = ["MultiThresholdLayer", "threshold_format", "MAX_THRESHOLDS"]
 
-#: Most thresholds per channel (an 8-bit output code has 255).
-MAX_THRESHOLDS = 255
+#: Most thresholds per channel (a 16-bit output code has 65,535; beyond an 8-bit code's 255 the
+#: engine searches them, see :class:`nnfab.hdl.multithreshold.MultiThresholdEngine`).
+MAX_THRESHOLDS = (1 << 16) - 1
 _INTEGER = {"type": "integer", "accepted": "an integer"}
 
 

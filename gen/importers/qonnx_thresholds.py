@@ -17,6 +17,12 @@ constant folding of PyTorch's dynamic flatten, ...). Then:
   :func:`~nnfab.gen.importers.qonnx_segments.segment_thresholds` (the proof is in the layer's
   ``proof`` and the manifest). Its output is the quantizer's integer codes
   (``round(x / scale) + zero_point``; ``BipolarQuant`` and 1-bit signed ``Quant``: -1 or +1).
+  A quantizer of 9 to 16 bits has too many codes to compare with at once: its thresholds,
+  found the same way, become their fixed-point form, an ``output_stage`` ``(acc * m + b) >>
+  s`` per channel (:meth:`~nnfab.output_stage.OutputStage.fit_thresholds`), where one equals
+  them on every reachable accumulator (its codes are then a signed integer format, one bit
+  wider for an unsigned quantizer); where the float32 graph's rounding makes the codes no
+  rounded affine map, the ``multithreshold`` layer's engine searches them.
 - **The model input.** When the first node on the input path that nnfab builds is a ``Quant``,
   nnfab's input is that quantizer's integer codes (flattened), and the float nodes before it
   are left to the host (apply them and the quantizer, ``round(q / scale) + zero_point``). When
@@ -42,12 +48,17 @@ import numpy as np
 from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 
-from nnfab.ir import INPUT, Model, MultiThresholdLayer
+from nnfab.ir import INPUT, Model, MultiThresholdLayer, OutputStageLayer
+from nnfab.hdl.multithreshold import MAX_COMPARATORS
+from nnfab.output_stage import OutputStage
 from ._common import DEFAULT_INPUT_FORMAT, dense_layer, exact
 from .qonnx_segments import Segment, segment_thresholds
 
 __all__ = ["QonnxImport", "import_qonnx_thresholds", "needs_thresholds"]
 
+#: Widest quantizer after float arithmetic: its thresholds (one per code) are found by bisection
+#: before they become a fixed-point requantizer.
+MAX_OUTPUT_BITS = 16
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
 _SEGMENT_OPS = _ELEMENTWISE + ("BatchNormalization", "Relu")
 
@@ -186,10 +197,10 @@ def _output_codes(node, inits):
     scale = float(np.asarray(scale, dtype=np.float32).reshape(-1)[0])
     if signed and bits == 1:  # qonnx: a 1-bit signed Quant is bipolar
         return -1, 2, FixedFormat(2, 2), scale, zero
-    if bits > 8:
+    if bits > MAX_OUTPUT_BITS:
         raise UnsupportedLayerError(f"Node {node.name!r}: a {bits}-bit quantizer after float "
-                                    f"arithmetic is not supported; thresholds are built for "
-                                    f"outputs of 1 to 8 bits")
+                                    f"arithmetic is not supported; nnfab builds outputs of 1 "
+                                    f"to {MAX_OUTPUT_BITS} bits there")
     if signed:
         low, high = -(1 << (bits - 1)) + narrow, (1 << (bits - 1)) - 1
     else:
@@ -301,10 +312,11 @@ def import_qonnx_thresholds(path, *, input_format=None, max_exhaustive=1 << 20):
             src.nodes.append(node)
             state[out] = src
         elif isinstance(src, _Acc) and op in ("Quant", "BipolarQuant"):
-            layer = _threshold_layer(node, name, src, inits, opsets, layers, max_exhaustive)
-            result.proofs[name] = layer.proof
+            layer, result.proofs[name] = _threshold_layer(node, name, src, inits, opsets,
+                                                          layers, max_exhaustive)
             layers.append(layer)
             _, _, fout, scale, zero = _output_codes(node, inits)
+            fout = layer.output_format
             result.quantizers[name] = (out, scale, zero)
             state[out] = _Codes(name, len(src.scale), fout, _frac(scale),
                                 -_frac(scale) * _frac(zero))
@@ -375,8 +387,10 @@ def _gemm_extras(node, name, acc, inits, channels):
 
 
 def _threshold_layer(node, name, acc, inits, opsets, layers, max_exhaustive):
-    """The multithreshold layer of quantizer ``node`` after accumulator ``acc``; negates the
-    weights of flipped channels in ``layers[acc.index]``."""
+    """``(layer, proof)``: the multithreshold layer of quantizer ``node`` after accumulator
+    ``acc`` (beyond :data:`~nnfab.hdl.multithreshold.MAX_COMPARATORS` thresholds, an
+    ``output_stage`` with their fixed-point form where one is exact); negates the weights of
+    flipped channels in ``layers[acc.index]``."""
     base, n_levels, fout, scale, zero = _output_codes(node, inits)
     for op in acc.nodes:
         if op.op_type not in _SEGMENT_OPS:
@@ -394,5 +408,20 @@ def _threshold_layer(node, name, acc, inits, opsets, layers, max_exhaustive):
                                            dense.spec.input_format, dense.inputs)
     fin = dense.output_format
     thresholds = np.clip(thresholds, fin.min_code, fin.max_code + 1)
+    if n_levels > MAX_COMPARATORS:
+        # Too many codes to compare with at once: the thresholds' fixed-point form, (acc * m +
+        # b) >> s, where one equals them on every reachable accumulator (the float graph is
+        # then a rounded affine map); else the engine searches the thresholds.
+        lo, hi = np.where(sign > 0, acc.low, -acc.high), np.where(sign > 0, acc.high, -acc.low)
+        try:
+            stage = OutputStage.fit_thresholds(thresholds, lo, hi, base=base)
+        except ValueError:
+            pass
+        else:
+            text = (f"{proof}; then (acc * m + b) >> s per channel, equal to the thresholds on "
+                    f"every reachable accumulator (checked at each threshold; both monotone)")
+            return OutputStageLayer(name, shape=(len(acc.scale),), fin=fin, stage=stage,
+                                    inputs=(dense.name,)), text
     return MultiThresholdLayer(name, shape=(len(acc.scale),), fin=fin, thresholds=thresholds,
-                               base=base, fout=fout, proof=str(proof), inputs=(dense.name,))
+                               base=base, fout=fout, proof=str(proof),
+                               inputs=(dense.name,)), str(proof)

@@ -32,7 +32,7 @@ def test_golden_counts_thresholds_reached():
     (dict(thresholds=[[0, 1, 2]], base=1), "Layer 'mt': output codes 1 to 4 do not fit "
                                            "ufixed<2,2> (codes 0 to 3)"),
     (dict(thresholds=[[0.5, 1, 2]]), "Layer 'mt': thresholds must be integers of shape "
-                                     "(channels, K) with 1 channels and K from 1 to 255, not "
+                                     "(channels, K) with 1 channels and K from 1 to 65535, not "
                                      "float64 of shape (1, 3)"),
     (dict(thresholds=[[0, 1, 2]], fin=FixedFormat(5, 5, signed=False)),
      "Layer 'mt': multithreshold input must be a signed format, not "),

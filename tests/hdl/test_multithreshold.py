@@ -47,6 +47,31 @@ def test_many_thresholds_bipolar_duplicates():
                  x.tolist(), want.tolist(), seed=4, latency=2)
 
 
+@pytest.mark.parametrize("k", [256, 300, 4095])
+def test_searched_thresholds_match_golden_under_stalls(k):
+    """More than 255 thresholds (a 9- to 12-bit code) are searched, one halving per stage:
+    thresholds below, at and above the input range, repeated ones, a count that is not
+    2**L - 1, and every position of the search (16-bit inputs cover all 4,095)."""
+    fin = FixedFormat(16, 16)
+    rng = np.random.default_rng(k)
+    rows = np.sort(rng.integers(fin.min_code - 50, fin.max_code + 2, (3, k)), axis=1)
+    rows[1] = np.sort(np.repeat(rng.integers(-2000, 2000, (k + 1) // 2), 2)[:k])
+    rows[2, :5], rows[2, -5:] = fin.min_code, fin.max_code + 1
+    x = np.concatenate([rows[:, rng.integers(0, k, 60)].T + rng.integers(-1, 2, (60, 3)),
+                        rng.integers(fin.min_code, fin.max_code + 1, (40, 3)),
+                        [[fin.min_code] * 3, [fin.max_code] * 3]])
+    x = np.clip(x, fin.min_code, fin.max_code)
+    want = multithreshold(x, rows, -2048)
+    engine = MultiThresholdEngine(rows, base=-2048, fin=fin, fout=FixedFormat(13, 13))
+    assert engine.searches and engine.latency == k.bit_length() + 1
+    check_stalls(lambda: MultiThresholdEngine(rows, base=-2048, fin=fin,
+                                              fout=FixedFormat(13, 13)),
+                 x.tolist(), want.tolist(), seed=k, latency=k.bit_length() + 1)
+    with pytest.raises(ValueError, match=r"^Thresholds must be sorted along each lane to be "
+                                         r"searched \(more than 255 per lane\)$"):
+        MultiThresholdEngine(rows[:, ::-1], base=-2048, fin=fin, fout=FixedFormat(13, 13))
+
+
 def test_errors():
     t = np.zeros((2, 3), dtype=int)
     with pytest.raises(ValueError, match=r"^Output codes -4 to -1 do not fit ufixed<3,3"):

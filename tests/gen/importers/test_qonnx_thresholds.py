@@ -124,3 +124,103 @@ def test_unsupported_node_between_quantizers(tmp_path):
                                                     r"supported; nnfab imports QONNX graphs "
                                                     r"with any scales as MatMul/Gemm"):
         import_qonnx_thresholds(_tiny_graph(tmp_path, middle="Sigmoid"))
+
+
+#: Constants of the wide graphs: "float32" rounds in float32 at some accumulators (so no single
+#: rounded affine map gives its codes); "exact" is dyadic throughout, with slopes of 3/4 and
+#: offsets of 3/8 (no tie is ever reached), so the codes are floor(3/4 acc + beta + 1/2).
+WIDE = {
+    "float32": dict(s_w=[[0.02, 0.013, 0.5]], bias=[0.3, -2.1, 7.7], mul=[0.37, -1.1, 0.0123],
+                    s_out=0.01),
+    "exact": dict(s_w=[[0.25, 0.125, 0.5]], bias=[3 + 1 / 128, 1 / 256, -1 + 1 / 64],
+                  mul=[0.75, -1.5, 0.375], s_out=1 / 64),
+}
+
+
+def _wide_graph(tmp_path, *, out_bits, signed, constants="float32"):
+    """input (16 values) -> Quant 8-bit (scale 1/16) -> MatMul (8-bit weights, per-channel
+    scales) -> Add bias -> Mul (one channel negative) -> Quant ``out_bits`` bits: more codes
+    than are compared at once."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from qonnx.util.basic import qonnx_make_model
+
+    rng = np.random.default_rng(out_bits)
+    c = WIDE[constants]
+    arrays = {"s_in": np.float32(1 / 16), "zero": np.float32(0), "eight": np.float32(8),
+              "w": rng.integers(-127, 128, (16, 3)).astype(np.float32),
+              "s_w": np.float32(c["s_w"]), "bias": np.float32(c["bias"]),
+              "mul": np.float32(c["mul"]), "s_out": np.float32(c["s_out"]),
+              "bits": np.float32(out_bits)}
+    quant = dict(domain="qonnx.custom_op.general", narrow=0, rounding_mode="ROUND")
+    nodes = [helper.make_node("Quant", ["x", "s_in", "zero", "eight"], ["xq"], name="Quant_in",
+                              signed=1, **quant),
+             helper.make_node("Quant", ["w", "s_w", "zero", "eight"], ["wq"], name="Quant_w",
+                              signed=1, **quant),
+             helper.make_node("MatMul", ["xq", "wq"], ["acc"], name="MatMul_0"),
+             helper.make_node("Add", ["acc", "bias"], ["biased"], name="Add_0"),
+             helper.make_node("Mul", ["biased", "mul"], ["mid"], name="Mul_0"),
+             helper.make_node("Quant", ["mid", "s_out", "zero", "bits"], ["y"],
+                              name="Quant_out", signed=int(signed), **quant)]
+    graph = helper.make_graph(
+        nodes, "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        initializer=[numpy_helper.from_array(np.asarray(a), n) for n, a in arrays.items()])
+    path = tmp_path / f"wide_{constants}_{out_bits}.onnx"
+    onnx.save(qonnx_make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("constants, out_bits, signed, kind", [
+    ("float32", 12, True, "multithreshold"), ("float32", 10, False, "multithreshold"),
+    ("exact", 12, True, "output_stage"), ("exact", 11, False, "output_stage")])
+def test_wide_quantizers(tmp_path, constants, out_bits, signed, kind):
+    """A quantizer of more than 8 bits: searched thresholds, or their fixed-point form where the
+    float graph is a rounded affine map; equal to qonnx on every quantizer's codes."""
+    imported = import_qonnx_thresholds(_wide_graph(tmp_path, out_bits=out_bits, signed=signed,
+                                                   constants=constants))
+    dense, layer = imported.model.layers
+    assert layer.kind == kind
+    low, high = ((-(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1) if signed else
+                 (0, (1 << out_bits) - 1))
+    if kind == "output_stage":
+        assert layer.stage.rounding == "floor" and (layer.stage.low, layer.stage.high) == \
+            (low, high)
+        assert all("then (acc * m + b) >> s" in p for p in imported.proofs.values())
+    else:
+        assert layer.n_thresholds == high - low and layer.base == low
+    # Channel 1 (negative Mul) is flipped: its weight codes negated.
+    w = np.random.default_rng(out_bits).integers(-127, 128, (16, 3))[:, 1]
+    s_w = np.float32(WIDE[constants]["s_w"][0][1])
+    assert dense.spec.weights[1].tolist() == \
+        (-np.clip(np.rint(w / s_w), -128, 127)).astype(int).tolist()
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-9, 9, (N_INPUTS, 16)).astype(np.float32)
+    x[0], x[1] = 8.0, -8.0
+    result = compare_with_qonnx(imported, x)
+    assert list(result.compared.values()) == [0] and result.n_inputs == N_INPUTS
+
+
+@pytest.mark.slow
+def test_wide_quantizers_on_verilator(tmp_path):
+    """Both forms through ``nnfab verify`` at its defaults (random idle and back-pressure), on
+    10-bit codes (1,023 thresholds per channel, searched in 10 stages)."""
+    import re
+
+    from click.testing import CliRunner
+
+    from nnfab.cli import main
+
+    for constants in WIDE:
+        path = _wide_graph(tmp_path, out_bits=10, signed=True, constants=constants)
+        result = CliRunner().invoke(main, ["verify", str(path), "--random", "300"])
+        assert result.exit_code == 0, result.output
+        assert re.search(r"^0 mismatches$", result.output, re.M), result.output
+        assert "cocotb: 1 passed, 0 failed of 1" in result.output
+
+
+def test_quantizer_beyond_16_bits_is_refused(tmp_path):
+    with pytest.raises(UnsupportedLayerError, match=r"a 20-bit quantizer after float arithmetic "
+                                                    r"is not supported; nnfab builds outputs of "
+                                                    r"1 to 16 bits there$"):
+        import_qonnx_thresholds(_wide_graph(tmp_path, out_bits=20, signed=True))
