@@ -53,9 +53,10 @@ class Segment:
         The model's opset imports.
     scale, offset : list of Fraction
         Per channel: the float accumulator is ``scale[c] * acc + offset[c]``.
-    code_scale : float
-        The quantizer's scale: codes are ``round(q / code_scale) + zero_point``.
-    zero_point : float
+    code_scale : float or ndarray
+        The quantizer's scale: codes are ``round(q / code_scale) + zero_point`` (an array: one
+        per channel).
+    zero_point : float or ndarray
     """
 
     name: str

@@ -181,20 +181,13 @@ def _output_codes(node, inits):
             if node.input[k] not in inits:
                 raise UnsupportedLayerError(f"Node {node.name!r}: Quant {what} must be a "
                                             f"constant")
-        scale, zero = inits[node.input[1]], inits[node.input[2]]
-        if np.asarray(zero).size != 1:
-            raise UnsupportedLayerError(f"Node {node.name!r}: per-channel zero point of "
-                                        f"activations is not supported; use one per tensor")
-        zero = float(np.asarray(zero).reshape(-1)[0])
+        scale, zero = inits[node.input[1]], _per_tensor(inits[node.input[2]])
         bits = float(np.asarray(inits[node.input[3]]).reshape(-1)[0])
         if bits != int(bits) or bits < 1:
             raise UnsupportedLayerError(f"Node {node.name!r}: bit width {bits!r} must be a "
                                         f"positive integer")
         bits, signed, narrow = int(bits), bool(a.get("signed", 1)), bool(a.get("narrow", 0))
-    if np.asarray(scale).size != 1:
-        raise UnsupportedLayerError(f"Node {node.name!r}: per-channel scale of activations is "
-                                    f"not supported; use one scale per tensor")
-    scale = float(np.asarray(scale, dtype=np.float32).reshape(-1)[0])
+    scale = _per_tensor(np.asarray(scale, dtype=np.float32))
     if signed and bits == 1:  # qonnx: a 1-bit signed Quant is bipolar
         return -1, 2, FixedFormat(2, 2), scale, zero
     if bits > MAX_OUTPUT_BITS:
@@ -206,6 +199,21 @@ def _output_codes(node, inits):
     else:
         low, high = 0, (1 << bits) - 1 - narrow
     return low, high - low, FixedFormat(bits, bits, signed=signed), scale, zero
+
+
+def _per_tensor(value):
+    """A quantizer's scale or zero point: a float when it has one value, else its values per
+    channel (float64 of the float32 constants)."""
+    value = np.asarray(value, dtype=np.float64).reshape(-1)
+    return float(value[0]) if value.size == 1 or np.all(value == value[0]) else value
+
+
+def _codes_of(tensor, size, fout, scale, zero):
+    """:class:`_Codes` of a quantizer's output; ``a`` is None for per-channel scales or zero
+    points (no matrix product may read those codes)."""
+    if isinstance(scale, np.ndarray) or isinstance(zero, np.ndarray):
+        return _Codes(tensor, size, fout, None, None)
+    return _Codes(tensor, size, fout, _frac(scale), -_frac(scale) * _frac(zero))
 
 
 def _weights(node, data, weights, inits):
@@ -293,8 +301,14 @@ def import_qonnx_thresholds(path, *, input_format=None, max_exhaustive=1 << 20):
         elif isinstance(src, _Codes) and op == "Quant" and src.tensor == INPUT and not layers:
             base, n_levels, fout, scale, zero = _output_codes(node, inits)
             in_fmt = fout
-            state[out] = _Codes(INPUT, src.size, fout, _frac(scale), -_frac(scale) * _frac(zero))
+            state[out] = _codes_of(INPUT, src.size, fout, scale, zero)
             result.quantizers[INPUT] = (out, scale, zero)
+        elif isinstance(src, _Codes) and op in ("MatMul", "Gemm") and src.a is None:
+            raise UnsupportedLayerError(
+                f"Node {name!r}: {op} of codes with a scale or zero point per channel (from "
+                f"{src.tensor!r}): its sum of codes times weights is not one integer "
+                f"accumulator times a scale, so no integer layer gives it exactly; nnfab builds "
+                f"matrix products of codes with one scale and zero point per tensor")
         elif isinstance(src, _Codes) and op in ("MatMul", "Gemm"):
             codes, w_scale = _weights(node, src, weights, inits)
             w_codes = codes
@@ -318,8 +332,7 @@ def import_qonnx_thresholds(path, *, input_format=None, max_exhaustive=1 << 20):
             _, _, fout, scale, zero = _output_codes(node, inits)
             fout = layer.output_format
             result.quantizers[name] = (out, scale, zero)
-            state[out] = _Codes(name, len(src.scale), fout, _frac(scale),
-                                -_frac(scale) * _frac(zero))
+            state[out] = _codes_of(name, len(src.scale), fout, scale, zero)
         else:
             raise UnsupportedLayerError(
                 f"Node {name!r}: {op} here is not supported; nnfab imports QONNX graphs with "

@@ -63,9 +63,10 @@ def test_zoo_models_load_through_load_model(name):
         ["dense"] + ["multithreshold"] * (name != "TFC_2W2A")
 
 
-def _tiny_graph(tmp_path, *, middle="Mul"):
+def _tiny_graph(tmp_path, *, middle="Mul", out_scale=1.0, out_zero=0.0):
     """input (3 values) -> Quant 4-bit -> MatMul (integer weights, scale 1) -> ``middle`` by
-    [0.5, -0.5] -> Quant 4-bit (scale 1, round half to even)."""
+    [0.5, -0.5] -> Quant 4-bit (scale ``out_scale``, zero point ``out_zero``, round half to
+    even)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     from qonnx.util.basic import qonnx_make_model
@@ -76,6 +77,8 @@ def _tiny_graph(tmp_path, *, middle="Mul"):
     weights = numpy_helper.from_array(np.array([[1, 2], [1, -1], [1, 0]], dtype=np.float32),
                                       "w")
     half = numpy_helper.from_array(np.array([0.5, -0.5], dtype=np.float32), "half")
+    out_s, out_z = (numpy_helper.from_array(np.asarray(v, dtype=np.float32), n)
+                    for v, n in ((out_scale, "out_s"), (out_zero, "out_z")))
     quant = dict(domain=domain, signed=1, narrow=0, rounding_mode="ROUND")
     nodes = [helper.make_node("Quant", ["x", "one", "zero", "four"], ["xq"], name="Quant_in",
                               **quant),
@@ -84,12 +87,12 @@ def _tiny_graph(tmp_path, *, middle="Mul"):
              helper.make_node("MatMul", ["xq", "wq"], ["acc"], name="MatMul_0"),
              helper.make_node(middle, ["acc", "half"] if middle == "Mul" else ["acc"], ["mid"],
                               name=f"{middle}_0"),
-             helper.make_node("Quant", ["mid", "one", "zero", "four"], ["y"], name="Quant_out",
-                              **quant)]
+             helper.make_node("Quant", ["mid", "out_s", "out_z", "four"], ["y"],
+                              name="Quant_out", **quant)]
     graph = helper.make_graph(nodes, "tiny",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
-                              initializer=[one, zero, four, weights, half])
+                              initializer=[one, zero, four, weights, half, out_s, out_z])
     path = tmp_path / "tiny.onnx"
     onnx.save(qonnx_make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     return path
@@ -224,3 +227,33 @@ def test_quantizer_beyond_16_bits_is_refused(tmp_path):
                                                     r"is not supported; nnfab builds outputs of "
                                                     r"1 to 16 bits there$"):
         import_qonnx_thresholds(_wide_graph(tmp_path, out_bits=20, signed=True))
+
+
+def test_per_channel_scale_and_zero_point_of_the_last_quantizer(tmp_path):
+    """A last quantizer with a scale and a zero point per channel: per-channel thresholds."""
+    imported = import_qonnx_thresholds(_tiny_graph(tmp_path, out_scale=[0.75, 0.3],
+                                                   out_zero=[0.0, 2.0]))
+    assert [layer.kind for layer in imported.model.layers] == ["dense", "multithreshold"]
+    grid = np.stack(np.meshgrid(*[np.arange(-9, 9)] * 3), axis=-1).reshape(-1, 3)
+    result = compare_with_qonnx(imported, grid.astype(np.float32))
+    assert result.compared == {"Quant_2": 0}
+
+
+def test_per_channel_codes_read_by_a_matrix_product_are_refused(tmp_path):
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    path = _tiny_graph(tmp_path, out_scale=[0.75, 0.3])
+    model = ModelWrapper(str(path))
+    graph = model.graph
+    from onnx import TensorProto, helper, numpy_helper
+    graph.initializer.append(numpy_helper.from_array(np.ones((2, 2), np.float32), "w2"))
+    graph.node.append(helper.make_node("MatMul", ["y", "w2"], ["z"], name="MatMul_1"))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2]))
+    onnx.save(model.model, str(path))
+    with pytest.raises(UnsupportedLayerError, match=r"MatMul of codes with a scale or zero "
+                                                    r"point per channel \(from 'Quant_2'\): "
+                                                    r"its sum of codes times weights is not one "
+                                                    r"integer accumulator times a scale"):
+        import_qonnx_thresholds(path)
