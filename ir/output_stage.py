@@ -65,7 +65,7 @@ class OutputStageLayer(Layer):
                                    "rounding": {"enum": list(ROUNDINGS),
                                                 "accepted": " or ".join(f'"{r}"'
                                                                         for r in ROUNDINGS)},
-                                   "reuse_factor": REUSE}
+                                   "offsets": _INTEGERS, "reuse_factor": REUSE}
     required_keys: ClassVar[tuple] = ("multipliers", "shifts")
     shape: tuple = ()
     fin: FixedFormat = None
@@ -123,7 +123,8 @@ class OutputStageLayer(Layer):
         stage = e.spec(OutputStage, tuple(e.get("multipliers")), tuple(e.get("shifts")),
                        zero_point=int(e.get("zero_point", 0)), low=int(e.get("low", -128)),
                        high=int(e.get("high", 127)), width=int(e.get("width", 8)),
-                       rounding=e.get("rounding", "gemmlowp"))
+                       rounding=e.get("rounding", "gemmlowp"),
+                       offsets=tuple(e.get("offsets", ())))
         return cls(e.name, shape=e.shape, fin=e.fmt, stage=stage,
                    reuse_factor=int(e.get("reuse_factor", 1)))
 
@@ -132,6 +133,8 @@ class OutputStageLayer(Layer):
         entry.update(multipliers=list(s.multipliers), shifts=list(s.shifts),
                      zero_point=s.zero_point, low=s.low, high=s.high, width=s.width,
                      rounding=s.rounding, reuse_factor=self.reuse_factor)
+        if s.offsets:
+            entry["offsets"] = list(s.offsets)
 
     def manifest_row(self, engine):
         s = self.stage

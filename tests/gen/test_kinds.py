@@ -48,6 +48,18 @@ def int8_dense():
         DenseLayer("fc", spec=spec),
         OutputStageLayer("fc_requantize", shape=(4,), fin=acc, stage=stage, reuse_factor=3)))
 
+def int8_dense_floor():
+    """:func:`int8_dense` with a ``floor`` output stage (per-channel offsets, 12-bit codes)."""
+    from dataclasses import replace
+
+    from nnfab.output_stage import OutputStage
+
+    model = int8_dense()
+    stage = OutputStage((3, 5, 1, 7), (20, 18, 25, 31), low=-2048, high=2047, width=12,
+                        rounding="floor", offsets=(-5, 1 << 13, 17, -(1 << 40)))
+    return replace(model, layers=(model.layers[0], replace(model.layers[1], stage=stage)))
+
+
 def int8_dense_in_rom():
     """:func:`int8_dense` as a board build makes it: weights in a ROM at reuse factor 12 (6
     chunks, 2 outputs per PE, 2 PEs), the output stage inside (``rom_dense``)."""
@@ -183,6 +195,7 @@ SAMPLES = {
 DEPTHWISE = lambda: _case(ENGINE_CASES, "depthwise_r1")[0]  # noqa: E731
 #: Extra samples: native keys that only some models of a kind have.
 EXTRA_SAMPLES = {"depthwise": DEPTHWISE, "recurrent_gru": recurrent_gru,
+                 "output_stage_floor": int8_dense_floor,
                  "recurrent_gru_reset_before": recurrent_gru_reset_before,
                  "conv2d_pad_code": lambda: _case(ENGINE_CASES, "depthwise_pad_code")[0]}
 
