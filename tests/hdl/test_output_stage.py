@@ -224,6 +224,15 @@ def test_half_away_errors():
         OutputStage.fit_real([0.5, -0.5])
 
 
+def _check_engine(stage, x, reuse_factor, *, seed):
+    """The engine on all of ``stage``'s channels at ``reuse_factor`` against the golden model,
+    under every stall pattern; latency ``2 + reuse_factor``."""
+    check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels,
+                                           reuse_factor=reuse_factor),
+                 x.tolist(), output_stage(x, stage).tolist(), seed=seed + reuse_factor,
+                 latency=2 + reuse_factor)
+
+
 # -- rounding="half_even": onnxruntime's rescale, nearbyint(float(acc) * scale) in float32 ----
 
 #: float32 output scales ``s_x * s_w[c] / s_y`` of onnxruntime-quantized layers, plus 0.5 and
@@ -264,11 +273,7 @@ def test_half_even_engine_matches_golden_under_stalls(reuse_factor):
     x = rng.integers(-300_000, 300_000, (120, stage.channels))
     x[:8] = [[INT32_MIN], [INT32_MAX], [0], [-1], [1], [3], [-3], [5]]
     x[8:60] = rng.integers(-300, 300, (52, stage.channels))
-    want = output_stage(x, stage)
-    check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels,
-                                           reuse_factor=reuse_factor),
-                 x.tolist(), want.tolist(), seed=19 + reuse_factor,
-                 latency=2 + reuse_factor)
+    _check_engine(stage, x, reuse_factor, seed=19)
 
 
 def test_fit_float32_takes_the_float32_form_where_no_multiplier_is_exact():
@@ -328,11 +333,7 @@ def test_float32_engine_matches_golden_under_stalls(reuse_factor):
     x[:8] = [[INT32_MIN], [INT32_MAX], [0], [-1], [1], [(1 << 24) + 1], [-(1 << 24) - 3], [7]]
     x[8:12] = [[ties[0]], [ties[1]], [-ties[0]], [-ties[1]]]
     x[12:60] = rng.integers(-40_000, 40_000, (48, stage.channels))
-    want = output_stage(x, stage)
-    check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels,
-                                           reuse_factor=reuse_factor),
-                 x.tolist(), want.tolist(), seed=30 + reuse_factor,
-                 latency=2 + reuse_factor)
+    _check_engine(stage, x, reuse_factor, seed=30)
 
 
 # -- rounding="floor": the fixed-point form of thresholds, (acc * m + b) >> s ----------------
@@ -383,8 +384,4 @@ def test_floor_engine_matches_golden_under_stalls(reuse_factor):
     rng = np.random.default_rng(41)
     x = rng.integers(-300_000, 300_000, (100, stage.channels))
     x[:6] = [[INT32_MIN], [INT32_MAX], [0], [-1], [1], [300_000]]
-    want = output_stage(x, stage)
-    check_stalls(lambda: OutputStageEngine(stage, lanes=stage.channels,
-                                           reuse_factor=reuse_factor),
-                 x.tolist(), want.tolist(), seed=42 + reuse_factor,
-                 latency=2 + reuse_factor)
+    _check_engine(stage, x, reuse_factor, seed=42)
