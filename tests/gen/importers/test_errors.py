@@ -100,7 +100,7 @@ def _non_po2_qonnx(tmp):
     model = onnx.load(str(need(QONNX / "qkeras_jettagging.onnx")))
     for init in model.graph.initializer:
         if init.name in ("Quant_8_param0", "Quant_8_param2"):
-            value = 0.1 if init.name.endswith("0") else 16.0
+            value = 0.1 if init.name.endswith("0") else 20.0
             init.CopyFrom(numpy_helper.from_array(
                 np.full_like(numpy_helper.to_array(init), value), init.name))
     path = tmp / "qonnx_scale.onnx"
@@ -143,8 +143,8 @@ CASES.update({
     "truncated-onnx": (_truncated_onnx, ModelError, "is not a valid ONNX model (truncated or "
                                                     "corrupt?)"),
     "qonnx-scale-wide": (_non_po2_qonnx, UnsupportedLayerError,
-                         "Node 'Quant_8': a 16-bit quantizer after float arithmetic is not "
-                         "supported; thresholds are built for outputs of 1 to 8 bits"),
+                         "Node 'Quant_8': a 20-bit quantizer after float arithmetic is not "
+                         "supported; nnfab builds outputs of 1 to 16 bits there"),
     "qonnx-zero-point": (_zero_point_qonnx, UnsupportedLayerError,
                          "Node 'Quant_8': zero point 3.0 is not supported; nnfab imports QONNX "
                          "with zero point 0 only"),
