@@ -24,7 +24,8 @@ form, proven the same way: ``y = round_half_even(acc * m / 2**(31 - e))``
 (``rounding="half_even"``) where one exists, else ``"float32"``, which first rounds the product
 ``acc * m`` to 24 significant bits as the float multiplication does (the float rounding lands
 some products just beside a tie exactly on it, which no single multiplier reproduces; most
-layers of onnxruntime-quantized models need this form). One :class:`OutputStage` describes it for the golden model (:func:`nnfab.sim.golden.output_stage.output_stage`) and the
+layers of onnxruntime-quantized models need this form). One :class:`OutputStage` describes it
+for the golden model (:func:`nnfab.sim.golden.output_stage.output_stage`) and the
 hardware (:class:`nnfab.hdl.output_stage.OutputStageEngine`) alike.
 """
 

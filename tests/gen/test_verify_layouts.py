@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from nnfab.cli import main
+from tests.cli_results import assert_verify_passed
 
 #: The ONNX input (C, H, W): no two of C, H, W equal, so each layout has its own shape.
 SHAPE = (3, 4, 2)
@@ -41,14 +42,6 @@ def _torch_conv(tmp_path):
     return path
 
 
-def _passed(result, n):
-    out = result.output
-    assert result.exit_code == 0, out
-    assert f"{n} vectors tried" in out
-    assert re.search(r"^0 mismatches$", out, re.M)
-    assert "cocotb: 1 passed, 0 failed of 1" in out
-
-
 @pytest.mark.slow
 def test_verify_nchw_model_and_build_folder_with_nchw_inputs(tmp_path):
     model = _torch_conv(tmp_path)
@@ -59,7 +52,7 @@ def test_verify_nchw_model_and_build_folder_with_nchw_inputs(tmp_path):
     y = ReferenceEvaluator(str(model)).run(None, {"x": x.astype(np.float32)})[0]
     np.save(tmp_path / "y.npy", np.argmax(y, axis=1))
     result = run("verify", model, "--inputs", tmp_path / "x.npy", "--labels", tmp_path / "y.npy")
-    _passed(result, 200)
+    assert_verify_passed(result, 200)
     accuracy = dict(re.findall(r"(float|golden|rtl) ([\d.]+)%", result.output))
     assert accuracy["float"] == "100.00"
     assert accuracy["rtl"] == accuracy["golden"]
@@ -71,7 +64,7 @@ def test_verify_nchw_model_and_build_folder_with_nchw_inputs(tmp_path):
     assert manifest["input"]["layout"] == {"model": "NCHW", "hardware": "NHWC"}
     assert "layout" not in manifest["output"]  # a vector
     assert "NHWC here, NCHW in the model file" in (folder / "report.md").read_text()
-    _passed(run("verify", folder, "--inputs", tmp_path / "x.npy", "--count", 100), 100)
+    assert_verify_passed(run("verify", folder, "--inputs", tmp_path / "x.npy", "--count", 100), 100)
 
 
 @pytest.mark.parametrize("build_folder", [False, True])

@@ -10,7 +10,6 @@ here and quantized by ``onnxruntime.quantization.quantize_static`` with seeded c
 - what is not built is refused by name."""
 
 import json
-import re
 
 import numpy as np
 import onnx
@@ -25,6 +24,7 @@ from nnfab.cli import main
 from nnfab.errors import UnsupportedLayerError
 from nnfab.gen.load import load_model
 from nnfab.sim.golden.network import run_network
+from tests.cli_results import assert_verify_passed
 
 #: The ONNX input without the batch axis: an MLP of Gemm layers, one of MatMul layers (no
 #: bias: onnxruntime's QLinearMatMul), a CNN.
@@ -174,13 +174,6 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def _passed(result, n):
-    assert result.exit_code == 0, result.output
-    assert f"{n} vectors tried" in result.output
-    assert re.search(r"^0 mismatches$", result.output, re.M), result.output
-    assert "cocotb: 1 passed, 0 failed of 1" in result.output
-
-
 @pytest.mark.slow
 def test_rtl_through_the_cli(models, tmp_path):
     """The CNN in QDQ form from its file with NCHW float inputs (quantized as onnxruntime
@@ -189,16 +182,17 @@ def test_rtl_through_the_cli(models, tmp_path):
     path = models["cnn", "qdq"]
     scale = load_model(path).input_quantization.scale
     np.save(tmp_path / "x.npy", _inputs("cnn", scale, n=200))
-    _passed(run("verify", path, "--inputs", tmp_path / "x.npy"), 208)
+    assert_verify_passed(run("verify", path, "--inputs", tmp_path / "x.npy"), 208)
     folder = tmp_path / "build"
     assert run("build", path, "-o", folder).exit_code == 0
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["input"]["quantization"]["rounding"] == "onnx"
     assert manifest["input"]["layout"] == {"model": "NCHW", "hardware": "NHWC"}
-    _passed(run("verify", folder, "--inputs", tmp_path / "x.npy", "--count", 100), 100)
+    assert_verify_passed(run("verify", folder, "--inputs", tmp_path / "x.npy", "--count", 100),
+                         100)
     for key in [("cnn", "qoperator"), ("mlp", "qdq"), ("mlp", "qoperator"),
                 ("matmul", "qdq")]:
-        _passed(run("verify", models[key], "--random", 300), 300)
+        assert_verify_passed(run("verify", models[key], "--random", 300), 300)
 
 
 def _qgemm_beyond_2_24(tmp_path):
