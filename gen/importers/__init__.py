@@ -3,6 +3,7 @@
 - :mod:`.keras`: Keras and QKeras (``.json`` + ``_weights.h5``, whole-model ``.h5``, and Keras 3
   ``.keras`` zips through :mod:`.keras3`);
 - :mod:`.hgq`: HGQ proxy models (``FixedPointQuantizer`` layers) in ``.h5``;
+- :mod:`.hgq2`: HGQ2 models (``hgq.layers``) in Keras 3 ``.keras`` files;
 - :mod:`.onnx`: float ONNX;
 - :mod:`.qonnx`: QONNX (``Quant``, ``BipolarQuant``, ``Trunc``) with power-of-two scales;
 - :mod:`.onnx_qdq`: int8 ONNX as onnxruntime's quantizer writes it (QDQ and QOperator forms);

@@ -28,6 +28,7 @@ from nnfab.ir import (ActivationLayer, FlattenLayer, GlobalPoolLayer, Model, Poo
 from ._common import (DEFAULT_INPUT_FORMAT, SOFTMAX_FORMAT, conv_layer, dense_layer, exact,
                       relu_format)
 from .hgq import build_hgq
+from .hgq2 import build_hgq2, is_hgq2
 from .keras_config import (CONV_LAYERS, GLOBAL_POOLS, POOLS, SKIPPED_LAYERS, KerasWeights,
                            conv_kernel, input_shape, keras_layers, pair, read_config,
                            window_geometry, zero_padding)
@@ -80,7 +81,7 @@ def load_keras(path, *, weights=None, input_format=None, kind=None):
 
 def load_keras3(path, *, input_format=None):
     """Read a Keras 3 ``.keras`` file (see :mod:`.keras3`): the same layers, quantizers and
-    models as :func:`load_keras`.
+    models as :func:`load_keras`, and HGQ2 models (:mod:`.hgq2`).
 
     Raises
     ------
@@ -99,11 +100,13 @@ def load_keras3(path, *, input_format=None):
 
 def build_keras(config, store, *, default_name, input_format=None):
     """The model of a Keras config whose weights ``store`` holds: a float graph for PTQ, or a
-    quantized chain for QKeras and HGQ models."""
+    quantized chain for QKeras, HGQ and HGQ2 (:mod:`.hgq2`) models."""
     graph = keras_layers(config, graph=True)
     classes = [cls for cls, _, _ in graph]
     name = config["config"].get("name", default_name) if isinstance(config["config"], dict) \
         else default_name
+    if is_hgq2(config):
+        return build_hgq2(name, config, store, input_format=input_format)
     if any(cls.startswith("Q") or cls == "FixedPointQuantizer" for cls in classes):
         # Quantized Keras models are imported as chains (checked here).
         layers = keras_layers(config)

@@ -130,6 +130,30 @@ class Keras3Weights(KerasWeights):
             found[name] = variables[str(index)][()].astype("float64")
         return self._complete(layer, names, found)
 
+    def variables(self, layer, path):
+        """The variables ``vars/0``, ``vars/1``... of the sublayer ``path`` of ``layer``, as
+        stored (dtype kept): ``variables("fc1", "iq/quantizer")`` reads
+        ``layers/q_dense/iq/quantizer/vars`` when ``fc1`` is the model's first QDense (HGQ2's
+        quantizers, :mod:`.hgq2`).
+
+        Raises
+        ------
+        ModelError
+            If the layer or its group is missing.
+        """
+        if layer not in self._layers:
+            raise ModelError(f"Layer {layer!r}: not in the model config of {self._path!r}")
+        group = f"layers/{self._layers[layer][2]}/{path}/vars"
+        if group not in self._root:
+            raise ModelError(f"Layer {layer!r}: no weights group {group!r} in {self._path!r} "
+                             f"(weights of another model?)")
+        variables = self._root[group]
+        found, index = [], 0
+        while str(index) in variables:
+            found.append(variables[str(index)][()])
+            index += 1
+        return found
+
 
 def read_keras3(path, folder):
     """The config of a ``.keras`` file, and its weights file extracted into ``folder``.
