@@ -22,11 +22,15 @@ kind            input of the table               index ``j`` from code ``c`` ent
 ``elu``         ``x < 0`` in ``[-R, 0)``         ``max(floor(c * 2**e)      ``s * a * (exp(x_j)
                                                  + N, 0)``                  - 1)``, ``x_j = -R +
                                                                             j * R/N`` (left edge)
+``elu``,        ``x < 0``, ``|x|`` in ``[0, R)`` ``min(floor(-c * 2**e),    ``s * a * (exp(x_j)
+``"magnitude"``                                  N-1)``                     - 1)``, ``x_j = -j *
+                                                                            R/N`` (edge nearest 0)
 =============== ================================ ========================== =====================
 
-with ``e = log2(N) - log2(2R) - F`` for ``sigmoid``/``tanh`` and ``e = log2(N) - log2(R) - F``
-for ``exp``/``reciprocal``/``elu``, ``F`` the fraction width of the input format, and ``floor(c * 2**e)``
-an arithmetic shift (left when ``e >= 0``, right with rounding toward minus infinity otherwise).
+with ``e = log2(N) - log2(2R) - F`` for ``sigmoid``/``tanh`` and ``e = log2(N) - log2(R) -
+F`` for ``exp``/``reciprocal``/``elu``, ``F`` the fraction width of the input format, and
+``floor(c * 2**e)`` an arithmetic shift (left when ``e >= 0``, right with rounding toward minus
+infinity otherwise).
 A sigmoid or tanh table with ``index_rounding="zero"`` truncates toward zero instead
 (``trunc(c * 2**e)``): hls4ml's index, ``int(data * N / 16) + N/2`` for sigmoid and
 ``int(data * N / 8) + N/2`` for tanh (``nnet_activation.h`` ``sigmoid``/``tanh``; the ``int``
@@ -40,6 +44,11 @@ the bin centre ``(j + 1/2) R/N``, index ``j = min(floor(|c| * 2**e), N-1)`` with
 ``cast(-y)`` (tanh) or ``cast(1 - y)`` (sigmoid). hls4ml clamps only ``|x| > R``: ``|x| = R``
 reads one entry past its table, and the most negative code of a wrapping input type negates to
 itself, a negative index; both are undefined in C++ and read the last entry here.
+An ``elu`` table with ``index_rounding="magnitude"`` is hls4ml's SELU table
+(:func:`hls4ml_selu_table`; ``nnet_activation.h`` ``init_selu_table``/``selu``): entry ``j`` at
+``x_j = -j * 8/N``, index ``int(x * N / -8)`` clamped to ``N - 1``, which for ``x < 0`` is
+``floor(-c * 2**e)`` (an exact ``ap_fixed`` quotient, truncated toward zero, of a positive
+value).
 Sigmoid and tanh entries sit at the left edge of their bin, as hls4ml's
 ``init_sigmoid_table``/``init_tanh_table`` place them, so a table of the same size and format
 built with ``single_precision=True`` (hls4ml computes the entries in float32) holds the same
@@ -59,8 +68,8 @@ from .fixed import FixedFormat, Overflow, Rounding
 
 __all__ = [
     "LookupTable", "sigmoid_table", "tanh_table", "quartus_sigmoid_table", "quartus_tanh_table",
-    "exp_table", "reciprocal_table", "elu_table",
-    "SELU_ALPHA", "SELU_SCALE", "ELU_SCALE",
+    "exp_table", "reciprocal_table", "elu_table", "hls4ml_selu_table",
+    "SELU_ALPHA", "SELU_SCALE", "ELU_SCALE", "HLS4ML_SELU_LAMBDA",
     "quantize_exact", "INDEX_ROUNDINGS",
     "DEFAULT_TABLE_SIZE", "DEFAULT_TABLE_FORMAT", "DEFAULT_SOFTMAX_TABLE_FORMAT",
     "ACTIVATION_KINDS", "HARD_SIGMOID_SLOPE", "HARD_SIGMOID_OFFSET", "ActivationParams",
@@ -172,7 +181,8 @@ class LookupTable:
     index_rounding : str
         How the index drops the bits of ``c * 2**e`` below 1: ``"floor"`` (nnfab's) or
         ``"zero"`` (hls4ml's, sigmoid and tanh only) or ``"magnitude"`` (hls4ml Quartus' half
-        table over ``|x|`` in ``[0, R)``); see the module docstring.
+        table over ``|x|`` in ``[0, R)``, and hls4ml's selu table of an ``elu`` kind); see the
+        module docstring.
     """
 
     kind: str
@@ -187,9 +197,11 @@ class LookupTable:
             raise ValueError(f"Index rounding must be one of "
                              f"{', '.join(map(repr, INDEX_ROUNDINGS))}, not "
                              f"{self.index_rounding!r}")
-        if self.index_rounding != "floor" and self.kind not in ("sigmoid", "tanh"):
+        if self.index_rounding != "floor" and self.kind not in ("sigmoid", "tanh") and \
+                (self.kind, self.index_rounding) != ("elu", "magnitude"):
             raise ValueError(f"Index rounding {self.index_rounding!r} is hls4ml's sigmoid and "
-                             f"tanh index, not a {self.kind} table's")
+                             f"tanh index (and 'magnitude' its selu index), not a {self.kind} "
+                             f"table's")
 
     @property
     def size_log2(self):
@@ -385,6 +397,38 @@ def elu_table(*, alpha=1.0, scale=1.0, table_size=DEFAULT_TABLE_SIZE,
                        input_range=input_range)
 
 
+def _selu_float32(x):
+    """hls4ml's ``selu_fcn_float``: ``1.0507... * (1.6732... * (std::exp(input) - 1.))`` with
+    ``input`` and the exponential in float32 (``expf``), the rest in double, the result
+    returned as float32."""
+    e = _float32_function("expf")(np.float32(x))
+    return np.float32(SELU_SCALE * (SELU_ALPHA * (float(e) - 1.0)))
+
+
+@functools.lru_cache(maxsize=64)
+def hls4ml_selu_table(*, table_size=DEFAULT_TABLE_SIZE, table_format=DEFAULT_TABLE_FORMAT):
+    """hls4ml's SELU table of the negative branch (``nnet_activation.h`` ``init_selu_table``):
+    entry ``j`` is ``table_t(selu_fcn_float(float(-8.0 * j / N)))`` (:func:`_selu_float32`),
+    ``j = 0 .. N-1``, R = 8; an ``elu`` table indexed by ``index_rounding="magnitude"``:
+    ``j = min(floor(-x * N/8), N-1)`` for ``x < 0`` (hls4ml's ``int index = data * N / -8``,
+    the ``ap_fixed`` quotient truncated toward zero). The positive branch multiplies by
+    :data:`HLS4ML_SELU_LAMBDA`.
+
+    Defaults are hls4ml's: N = 1024, ``table_t`` ``ap_fixed<18,8>`` (TRN, WRAP).
+
+    Raises
+    ------
+    TypeError
+        If ``table_size`` is not an integer or ``table_format`` not a FixedFormat.
+    ValueError
+        If ``table_size`` (at least 2) is not a power of two.
+    """
+    def entry(j, n, r):
+        return _float_exact(_selu_float32(np.float32(-8.0 * j / float(n))))
+    return _make_table("elu", entry, table_size=table_size, table_format=table_format,
+                       input_range=8, index_rounding="magnitude")
+
+
 # -- activation parameters shared by the hardware and the golden model ---------------------------
 
 #: Every elementwise activation kind that :class:`nnfab.hdl.activations.Activation` and
@@ -397,6 +441,11 @@ ACTIVATION_KINDS = ("linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoi
 HARD_SIGMOID_SLOPE = (FixedFormat(18, 0, signed=False, rounding="RND"), 52429)
 #: ELU's positive-branch slope 1, exact in ``ufixed<1,1>``: code 1.
 ELU_SCALE = (FixedFormat(1, 1, signed=False), 1)
+#: hls4ml's SELU slope of the positive branch in ``io_parallel`` (``nnet_activation.h``
+#: ``selu``: ``ap_ufixed<16,1> lambda = 1.0507009873554805``, truncated): code 34429, i.e.
+#: 1.050689697265625. (``io_stream`` casts the constant to the input type instead.)
+HLS4ML_SELU_LAMBDA = (FixedFormat(16, 1, signed=False),
+                      quantize_exact(Fraction(SELU_SCALE), FixedFormat(16, 1, signed=False)))
 #: hls4ml's / Keras' hard sigmoid offset 0.5, exact in ``ufixed<1,0>``: code 1.
 HARD_SIGMOID_OFFSET = (FixedFormat(1, 0, signed=False), 1)
 

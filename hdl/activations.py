@@ -29,7 +29,10 @@ Elementwise activations (``kind``):
 ``elu``          ``y = cast(x * scale, fout)`` for ``x >= 0`` (exact product), else
                  ``cast(table[j], fout)``, ``j = max(floor(x * 2**e) + N, 0)``: the table holds
                  ``scale * alpha * (exp(x) - 1)`` over ``[-R, 0)`` (:func:`nnfab.tables.elu_table`;
-                 SELU is ``alpha = 1.6733``, ``scale = 1.0507``)
+                 SELU is ``alpha = 1.6733``, ``scale = 1.0507``); a table of
+                 ``index_rounding="magnitude"`` (hls4ml's selu,
+                 :func:`nnfab.tables.hls4ml_selu_table`) is indexed by
+                 ``j = min(floor(-x * 2**e), N-1)``
 ================ =================================================================================
 """
 
@@ -156,25 +159,52 @@ def _magnitude_table(x, p, wire):
     return Mux(negative, mirrored, y)
 
 
-def _pre_elu(x, p, wire):
-    table, (scale_format, scale_code) = p.table, p.scale
-    product_format = p.fin.mul_format(scale_format)
-    tf = table.table_format
+def _elu_format(p):
+    """The format holding both ELU branches exactly: the product ``x * scale`` and a table
+    entry."""
+    product_format = p.fin.mul_format(p.scale[0])
+    tf = p.table.table_format
     f = max(product_format.fraction_width, tf.fraction_width)
     i = max(product_format.integer_width + (0 if product_format.signed else 1), tf.integer_width)
-    fmt = FixedFormat(i + f, i)
-    product = wire(x * Const(scale_code, fixed_shape(scale_format)), "product")
-    positive = fit_shape(product << (f - product_format.fraction_width), fixed_shape(fmt))
-    if not p.fin.signed:
-        return positive, fmt
+    return FixedFormat(i + f, i)
+
+
+def _elu_index(x, p, wire):
+    """Index of a negative ``x`` into the ELU table, ``index_width`` bits (for ``x >= 0`` the
+    entry is not used)."""
+    table = p.table
     n = table.table_size
-    t = wire(floor_shift(x, table.index_exponent(p.fin.fraction_width)) + n, "offset")
-    index = Mux(t < 0, 0, t)[:table.index_width]
-    rom = Array(Const(code, fixed_shape(tf)) for code in table.codes)
+    e = table.index_exponent(p.fin.fraction_width)
+    if table.index_rounding == "magnitude":
+        # hls4ml's selu: floor(-x * 2**e) clamped to N-1.
+        t = wire(floor_shift(-x, e), "scaled")
+        return Mux(t > n - 1, n - 1, t)[:table.index_width]
+    t = wire(floor_shift(x, e) + n, "offset")
+    return Mux(t < 0, 0, t)[:table.index_width]
+
+
+def _elu_join(negative, product, entry, p):
+    """``entry`` if ``negative`` else ``product`` (``x * scale``), in :func:`_elu_format`."""
+    fmt = _elu_format(p)
+    f = fmt.fraction_width
+    positive = fit_shape(product << (f - p.fin.mul_format(p.scale[0]).fraction_width),
+                         fixed_shape(fmt))
+    if entry is None:
+        return positive
+    entry = fit_shape(entry << (f - p.table.table_format.fraction_width), fixed_shape(fmt))
+    return Mux(negative, entry, positive)
+
+
+def _pre_elu(x, p, wire):
+    scale_format, scale_code = p.scale
+    product = wire(x * Const(scale_code, fixed_shape(scale_format)), "product")
+    if not p.fin.signed:
+        return _elu_join(None, product, None, p), _elu_format(p)
+    tf = p.table.table_format
+    rom = Array(Const(code, fixed_shape(tf)) for code in p.table.codes)
     # The entry is read once per bit of the sign extension below: a signal, not 27 tables.
-    entry = wire(rom[index], "entry")
-    negative = fit_shape(entry << (f - tf.fraction_width), fixed_shape(fmt))
-    return Mux(x[-1], negative, positive), fmt
+    entry = wire(rom[_elu_index(x, p, wire)], "entry")
+    return _elu_join(x[-1], product, entry, p), _elu_format(p)
 
 
 _PRE = {
@@ -285,10 +315,10 @@ def tanh(value, *, fin, fout, table=None):
 class Activation(VectorPipeline):
     """Elementwise activation of a vector stream, pipelined, II = 1.
 
-    Stage 1 computes the exact pre-cast result of every element (for ``sigmoid``/``tanh``: a
-    synchronous read of a ROM, one read port per element, holding the table codes); stage 2 casts
-    it to ``fout``. The pipeline stalls as a whole under back-pressure and never drops or
-    duplicates a transfer.
+    Stage 1 computes the exact pre-cast result of every element (for ``sigmoid``/``tanh``, and
+    the negative branch of ``elu``: a synchronous read of a ROM, one read port per element,
+    holding the table codes); stage 2 casts it to ``fout``. The pipeline stalls as a whole
+    under back-pressure and never drops or duplicates a transfer.
 
     Parameters
     ----------
@@ -364,7 +394,8 @@ class Activation(VectorPipeline):
         stage_valid = Signal()
         with m.If(advance):
             m.d.sync += [stage_valid.eq(self.i.valid), self.o.valid.eq(stage_valid)]
-        if p.kind in ("sigmoid", "tanh"):
+        rom = p.kind in ("sigmoid", "tanh") or (p.kind == "elu" and p.fin.signed)
+        if rom:
             m.submodules.table = table = Memory(
                 shape=fixed_shape(p.table.table_format), depth=p.table.table_size,
                 init=p.table.codes)
@@ -375,6 +406,19 @@ class Activation(VectorPipeline):
                 port = table.read_port(domain="sync")
                 m.d.comb += [port.addr.eq(_table_index(x, p, wire)), port.en.eq(advance)]
                 pre, fmt = port.data, p.table.table_format
+            elif rom:
+                # ELU: the entry read from the ROM beside the registered product and sign.
+                port = table.read_port(domain="sync")
+                m.d.comb += [port.addr.eq(_elu_index(x, p, wire)), port.en.eq(advance)]
+                scale_format, scale_code = p.scale
+                product = Signal(fixed_shape(p.fin.mul_format(scale_format)),
+                                 name=f"product_{k}")
+                negative = Signal(name=f"negative_{k}")
+                with m.If(advance):
+                    m.d.sync += [product.eq(x * Const(scale_code, fixed_shape(scale_format))),
+                                 negative.eq(x[-1])]
+                pre, fmt = wire(_elu_join(negative, product, port.data, p), "pre"), \
+                    _elu_format(p)
             else:
                 expr, fmt = _PRE[p.kind](x, p, wire)
                 pre = Signal(fixed_shape(fmt), name=f"pre_{k}")

@@ -89,7 +89,8 @@ HLS4ML_CLASSES = (
 #: The classes of the layers nnfab's hls4ml mode builds (ONNX nodes first become MatMul,
 #: Merge and Constant layers, whose configs the Dense and ApplyAlpha layers inherit).
 BUILT_CLASSES = ("Input", "Dense", "Conv2D", "Activation", "Softmax", "Pooling2D",
-                 "ApplyAlpha", "MatMul", "Merge", "Concatenate", "Constant", "LSTM", "GRU")
+                 "BatchNormalization", "ApplyAlpha", "MatMul", "Merge", "Concatenate",
+                 "Constant", "LSTM", "GRU")
 #: Keras class names and the hls4ml class of their layers.
 _KERAS_CLASSES = {"QDense": "Dense", "QConv2D": "Conv2D", "QActivation": "Activation",
                   "InputLayer": "Input", "MaxPooling2D": "Pooling2D",
@@ -100,6 +101,12 @@ _KERAS_CLASSES = {"QDense": "Dense", "QConv2D": "Conv2D", "QActivation": "Activa
 #: hls4ml, so accepted and listed in the notes.
 _PARSER_CLASSES = ("InputLayer", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
                    "AveragePooling2D")
+#: hls4ml classes of transient layers, replaced before any of their settings is read: an ONNX
+#: BatchNormalization is parsed as a ``BatchNormOnnx`` layer, which
+#: ``BatchNormOnnxConstantParameters`` (``batchnorm_opt.py``) replaces by a new
+#: ``BatchNormalization`` layer of the same name, whose settings come from
+#: ``LayerType.BatchNormalization`` and ``LayerName``.
+_TRANSIENT_CLASSES = {"BatchNormOnnx": "BatchNormalization"}
 
 #: Where keys that users put at the wrong level belong.
 _PLACES = {**{key: "the top level" for key in ("KerasJson", "KerasH5", "OnnxModel", "IOType",
@@ -218,6 +225,11 @@ class Hls4mlConfig:
                                   f"has this class (hls4ml's class of {name} layers is "
                                   f"{_KERAS_CLASSES[name]!r}); no effect in hls4ml nor in "
                                   f"nnfab")
+            elif name in _TRANSIENT_CLASSES:
+                self.notes.append(f"HLSConfig.LayerType.{name}: hls4ml replaces its {name} "
+                                  f"layers by {_TRANSIENT_CLASSES[name]} layers before reading "
+                                  f"their settings (which LayerType.{_TRANSIENT_CLASSES[name]} "
+                                  f"gives); no effect in hls4ml nor in nnfab")
             elif name.lower() not in classes:
                 hint = f" (hls4ml's class of {name} layers is {_KERAS_CLASSES[name]!r})" \
                     if name in _KERAS_CLASSES else ""
@@ -347,8 +359,9 @@ class Hls4mlConfig:
                                       f"layer setting {var}_t")
                     continue
                 if var == "scale":
-                    self.notes.append(f"{where}.scale: no effect on the layers nnfab builds "
-                                      f"(hls4ml gives the scale of an ONNX Add ap_uint<1>)")
+                    self.notes.append(f"{where}.scale: the scale type of BatchNormalization "
+                                      f"layers; no effect on other layers (hls4ml gives the "
+                                      f"scale of an ONNX Add ap_uint<1>)")
                 if var not in precision_vars:
                     raise ConfigError(f"{self.path}: {where}.{var} is not supported (nnfab "
                                       f"reads {', '.join(precision_vars)})")

@@ -21,10 +21,22 @@ hls4ml's graph and numerics, as its Vivado templates define them (``nnet_dense_l
   one cast), each with its own types; the new layers take the original nodes' configs.
 - Softmax: the ``stable`` implementation with hls4ml's tables
   (:mod:`nnfab.softmax_hls4ml`).
+- SELU (``nnet_activation.h`` ``selu``): ``(res_T)(lambda * x)`` for ``x >= 0``, lambda
+  ``ap_ufixed<16,1>`` (``io_stream``: the input type), else the table entry
+  ``table[min(int(x * N / -8), N-1)]`` cast to ``res_T``: an ``elu`` activation with hls4ml's
+  table (:func:`nnfab.tables.hls4ml_selu_table`).
+- BatchNormalization (``nnet_batchnorm.h`` ``normalize``): ``(res_T)(x * scale + bias)``,
+  exact product and sum, with ``scale = gamma / sqrt(var + eps)`` and
+  ``bias = beta - scale * mean`` computed by NumPy in the model's own float type (float32),
+  then written and read back as every weight is.
+- Max pooling (``nnet_pooling.h``): the window's maximum cast to ``accum_t``, then to
+  ``res_T``; accepted where ``accum_t`` holds every input value (hls4ml's ``auto``: the input
+  type), so that the one cast of nnfab's pooling is hls4ml's two.
 """
 
 import dataclasses
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -34,7 +46,8 @@ from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat, Overflow
 from nnfab.layers import DenseSpec, reuse_factors
 from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec, hls4ml_table_sizes
-from nnfab.tables import DEFAULT_TABLE_FORMAT, sigmoid_table, tanh_table
+from nnfab.tables import (DEFAULT_TABLE_FORMAT, HLS4ML_SELU_LAMBDA, SELU_SCALE,
+                          hls4ml_selu_table, quantize_exact, sigmoid_table, tanh_table)
 
 from nnfab.ir import INPUT
 from nnfab.ir import ActivationLayer, DenseLayer, Model
@@ -60,10 +73,11 @@ def hls4ml_weight_codes(values, fmt):
 
 
 def activation_table(config, name, cls, kind):
-    """hls4ml's ``kind`` (``"sigmoid"`` or ``"tanh"``) table of layer ``name`` of class ``cls``
-    (``nnet_activation.h`` ``init_sigmoid_table``/``init_tanh_table``): the layer's
-    ``table_size`` entries (default 1024) of ``table_t`` (default ``ap_fixed<18,8>``), computed
-    in single precision and indexed toward zero (:mod:`nnfab.tables`).
+    """hls4ml's ``kind`` (``"sigmoid"``, ``"tanh"`` or ``"selu"``) table of layer ``name`` of
+    class ``cls`` (``nnet_activation.h`` ``init_sigmoid_table``/``init_tanh_table``/
+    ``init_selu_table``): the layer's ``table_size`` entries (default 1024) of ``table_t``
+    (default ``ap_fixed<18,8>``), computed in single precision and indexed toward zero
+    (:mod:`nnfab.tables`; selu: :func:`~nnfab.tables.hls4ml_selu_table`).
 
     Raises
     ------
@@ -72,8 +86,10 @@ def activation_table(config, name, cls, kind):
     """
     size = config.layer_setting(name, cls, "table_size", 1024)
     table_t = config.layer_setting(name, cls, "table_t") or DEFAULT_TABLE_FORMAT
-    make = sigmoid_table if kind == "sigmoid" else tanh_table
     try:
+        if kind == "selu":
+            return hls4ml_selu_table(table_size=int(size), table_format=table_t)
+        make = sigmoid_table if kind == "sigmoid" else tanh_table
         return make(table_size=int(size), table_format=table_t, index_rounding="zero",
                     single_precision=True)
     except ValueError as exc:
@@ -122,6 +138,14 @@ def auto_scale_bias(input_format, scale_format, bias_format, maximum=None):
     return FixedFormat(out_width, out_integer, signed=out_signed)
 
 
+def _holds(fmt, other):
+    """Whether a cast to ``fmt`` keeps every value of ``other`` (a ``SAT_SYM`` signed
+    ``fmt`` changes its most negative value)."""
+    lowest = -fmt.max_value if fmt.overflow is Overflow.SAT_SYM and fmt.signed else \
+        fmt.min_value
+    return fmt.holds(other) and lowest <= other.min_value
+
+
 #: The type hls4ml gives the zero bias of a Keras layer without one (``Layer.add_bias``).
 NO_BIAS_FORMAT = FixedFormat(1, 1, signed=False)
 #: The scale of an ApplyAlpha made from an ``Add``: 1 as ``ap_uint<1>`` (``merge_const.py``).
@@ -155,7 +179,8 @@ class _Builder:
             raise ConfigError(f"{self.config.path}: precision 'auto' for {var!r} of layer "
                               f"{name!r} is not supported there; nnfab infers 'auto' types of "
                               f"dense and convolution layers, ONNX bias additions (ApplyAlpha), "
-                              f"activations, softmax and the input only")
+                              f"batch normalization, max pooling, activations, softmax and the "
+                              f"input only")
         return value
 
     def _types(self, name, cls, n_in, bias_format=None):
@@ -281,20 +306,28 @@ class _Builder:
         return self.config.model_default() if value == "auto" else value
 
     def activation(self, name, cls, function, *, quantizer=False):
-        """ReLU, linear, sigmoid or tanh (hls4ml's tables, :func:`activation_table`); an
-        ``auto`` result is the model default (hls4ml's ``_infer_default_type``), except for a
-        QKeras quantizer: rejected there, as hls4ml's handling of it needs the qkeras package
-        to be checked against."""
-        if function not in ("relu", "linear", "sigmoid", "tanh"):
+        """ReLU, linear, sigmoid, tanh or selu (hls4ml's tables, :func:`activation_table`;
+        selu is built as an ``elu`` activation with hls4ml's table and slope); an ``auto``
+        result is the model default (hls4ml's ``_infer_default_type``), except for a QKeras
+        quantizer: rejected there, as hls4ml's handling of it needs the qkeras package to be
+        checked against."""
+        if function not in ("relu", "linear", "sigmoid", "tanh", "selu"):
             raise UnsupportedLayerError(f"Layer {name!r}: hls4ml activation {function!r} is "
                                         f"not supported in hls4ml mode (relu, linear, "
-                                        f"sigmoid, tanh, softmax)")
+                                        f"sigmoid, tanh, selu, softmax)")
         result = self.config.precision(name, cls, "result")
         result = self._fixed(result, name, "result") if quantizer else \
             self._default_if_auto(result)
         params = {}
         if function in ("sigmoid", "tanh"):
             params["table"] = activation_table(self.config, name, cls, function)
+        elif function == "selu":
+            # io_parallel multiplies by an ap_ufixed<16,1> lambda, io_stream by lambda cast to
+            # the input type (nnet_activation_stream.h).
+            scale = HLS4ML_SELU_LAMBDA if self.config.io_type == "io_parallel" else \
+                (self.fmt, quantize_exact(Fraction(SELU_SCALE), self.fmt))
+            params = dict(table=activation_table(self.config, name, cls, "selu"), scale=scale)
+            function = "elu"
         elif self.config.layer_setting(name, cls, "table_size") is not None:
             self.config.notes.append(f"TableSize of layer {name!r}: {function} reads no table "
                                      f"in hls4ml nor in nnfab; no effect")
@@ -304,17 +337,39 @@ class _Builder:
     def apply_alpha(self, name, biases):
         """``(result_t)(x * 1 + b)``: hls4ml's ApplyAlpha of an ONNX ``Add``; an ``auto`` bias
         type is the model default, an ``auto`` result inferred (:func:`auto_scale_bias`)."""
-        c = self.config
-        b_fmt = c.precision(name, "ApplyAlpha", "bias")
-        b_fmt = c.model_default() if b_fmt == "auto" else b_fmt
-        result = c.precision(name, "ApplyAlpha", "result")
-        if result == "auto":
-            result = auto_scale_bias(self.fmt, SCALE_ONE_FORMAT, b_fmt, c.model_maximum())
         n = self.shape[-1]
-        spec = BatchNormSpec(np.ones(n, dtype=np.int64),
-                             hls4ml_weight_codes(np.broadcast_to(biases, (n,)), b_fmt),
-                             self.fmt, SCALE_ONE_FORMAT,
-                             b_fmt.replace(rounding="TRN", overflow="WRAP"), result)
+        self._scale_bias(name, "ApplyAlpha", np.ones(n, dtype=np.int64), SCALE_ONE_FORMAT,
+                         np.broadcast_to(biases, (n,)))
+
+    def batchnorm(self, name, scales, biases):
+        """hls4ml's BatchNormalization (``nnet_batchnorm.h`` ``normalize``):
+        ``(result_t)(x * scale + bias)`` per channel (the last axis), ``scales`` and ``biases``
+        floats of shape (C,) written and read back in ``scale_t``/``bias_t``; ``auto`` scale
+        and bias types are the model default, an ``auto`` result is inferred
+        (:func:`auto_scale_bias`, hls4ml's ``_infer_bn_precision``)."""
+        c, cls = self.config, "BatchNormalization"
+        s_fmt = c.precision(name, cls, "scale")
+        s_fmt = c.model_default() if s_fmt == "auto" else s_fmt
+        self._scale_bias(name, cls, hls4ml_weight_codes(scales, s_fmt),
+                         s_fmt.replace(rounding="TRN", overflow="WRAP"), biases)
+
+    def _scale_bias(self, name, cls, scale_codes, scale_format, biases):
+        """A :class:`~nnfab.ir.BatchNormLayer` ``(result_t)(x * scale + bias)`` with the
+        config's bias and result types of layer ``name`` of class ``cls``."""
+        c = self.config
+        b_fmt = c.precision(name, cls, "bias")
+        b_fmt = c.model_default() if b_fmt == "auto" else b_fmt
+        result = c.precision(name, cls, "result")
+        if result == "auto":
+            result = auto_scale_bias(self.fmt, scale_format, b_fmt, c.model_maximum())
+        n = self.shape[-1]
+        try:
+            spec = BatchNormSpec(scale_codes, hls4ml_weight_codes(np.broadcast_to(biases, (n,)),
+                                                                  b_fmt),
+                                 self.fmt, scale_format,
+                                 b_fmt.replace(rounding="TRN", overflow="WRAP"), result)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"Layer {name!r}: {exc}") from None
         self._add(BatchNormLayer(name, spec=spec, shape=self.shape))
 
     def softmax(self, name, cls="Softmax"):
@@ -345,10 +400,28 @@ class _Builder:
         self._add(Hls4mlSoftmaxLayer(name, spec=spec))
 
     def pool(self, name, cls, kind, pool_size, strides, padding):
+        """Max pooling (``nnet_pooling.h``): the maximum cast to ``accum_t``, then to
+        ``result_t``. ``auto`` types are the input type (hls4ml's
+        ``_infer_pooling_precision``).
+
+        Raises
+        ------
+        ConfigError
+            For an ``accum_t`` that does not hold every value of the input type (its cast
+            would change the maximum before the one to ``result_t``).
+        """
         if kind != "max":
             raise UnsupportedLayerError(f"Layer {name!r}: average pooling is not supported in "
                                         f"hls4ml mode; only max pooling")
-        result = self._fixed(self.config.precision(name, cls, "result"), name, "result")
+        c = self.config
+        result = c.precision(name, cls, "result")
+        result = self.fmt if result == "auto" else result
+        accum = c.layer_setting(name, cls, "accum_t") or c.precision(name, cls, "accum")
+        if accum != "auto" and not _holds(accum, self.fmt):
+            raise ConfigError(f"{c.path}: accum {accum} of max pooling layer {name!r} does not "
+                              f"hold every value of its input type {self.fmt}: hls4ml casts "
+                              f"the maximum to accum_t before result_t, which nnfab does not "
+                              f"model; give an accum that holds {self.fmt}, or auto")
         spec = PoolSpec("max", self.shape, pool_size, self.fmt, result, strides=strides,
                         padding=padding)
         self._add(PoolLayer(name, spec=spec))

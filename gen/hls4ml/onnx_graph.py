@@ -4,7 +4,11 @@ order (qonnx ``GiveUniqueNodeNames``), the input ``global_in``, every ``Gemm`` a
 plus an ``Add`` of its bias, each ``MatMul`` a Dense ``Dense_MatMul_i`` and each ``Add`` of a
 constant an ApplyAlpha ``bn_Add_i``; each ``Conv`` (of a Keras export's frames, whose
 transposes the clean-up removes) a Conv2D ``Conv2D_Conv_i`` with its bias, and a ``Flatten``
-of frames the Reshape ``Flatten_i``.
+of frames the Reshape ``Flatten_i``. A ``Selu`` is the Activation ``Selu_i`` (hls4ml's table
+selu), a ``BatchNormalization`` of constants the BatchNormalization ``BatchNormalization_i``
+(scale and bias computed from gamma, beta, mean and variance as hls4ml's
+``BatchNormalization.initialize`` does), a ``MaxPool`` without padding the Pooling2D
+``MaxPool_i``.
 
 hls4ml then merges an ApplyAlpha into the Dense right before it when that Dense's ``result``
 type is ``auto`` (``FuseBatchNormalization``, ``bn_fuse.py``, which runs before
@@ -15,8 +19,10 @@ type is ``auto`` (``FuseBatchNormalization``, ``bn_fuse.py``, which runs before
 import numpy as np
 
 from nnfab.errors import UnsupportedLayerError
+from nnfab.tables import SELU_ALPHA, SELU_SCALE
 
-from ..importers.onnx import TO_NCHW, TO_NHWC, OnnxChain, dense_weights, float_conv, read_onnx
+from ..importers.onnx import (TO_NCHW, TO_NHWC, OnnxChain, dense_weights, float_conv, read_onnx,
+                              window)
 
 __all__ = ["build_onnx", "onnx_layer_names"]
 
@@ -33,11 +39,85 @@ class _Names:
         return f"{op}_{index}"
 
 
-def _steps(chain):
+def _constants(model):
+    """Every constant of ``model`` (initializers and ``Constant`` nodes) by tensor name, as
+    NumPy arrays of their own type (float32 for most models), as hls4ml reads them."""
+    from onnx import numpy_helper
+
+    constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    constants[node.output[0]] = numpy_helper.to_array(a.t)
+    return constants
+
+
+def _selu(name, attrs):
+    """Check that a ``Selu`` node has ONNX's default alpha and gamma, the constants of
+    hls4ml's selu (it reads no attribute)."""
+    for key, value in (("alpha", SELU_ALPHA), ("gamma", SELU_SCALE)):
+        if key in attrs and np.float32(attrs[key]) != np.float32(value):
+            raise UnsupportedLayerError(f"Node {name!r}: Selu with {key}={attrs[key]!r} is not "
+                                        f"supported in hls4ml mode; hls4ml's selu computes with "
+                                        f"the default {key} {value!r} whatever the node says")
+
+
+def _batchnorm(node, name, attrs, constants, shape, layout):
+    """``(scale, bias)`` of an ONNX ``BatchNormalization`` as hls4ml computes them
+    (``BatchNormalization.initialize``): ``gamma / np.sqrt(var + epsilon)`` and
+    ``beta - scale * mean`` in NumPy, in the constants' own type."""
+    names = list(node.input[1:5])
+    missing = [n for n in names if n not in constants] + [""] * (4 - len(names))
+    if missing:
+        raise UnsupportedLayerError(f"Node {name!r}: BatchNormalization needs constant scale, "
+                                    f"bias, mean and variance; {missing[0]!r} is not a "
+                                    f"constant")
+    if attrs.get("training_mode", 0):
+        raise UnsupportedLayerError(f"Node {name!r}: BatchNormalization with training_mode="
+                                    f"{attrs['training_mode']!r} is not supported; only "
+                                    f"inference (0)")
+    if len(shape) == 3 and layout != "nchw":
+        raise UnsupportedLayerError(f"Node {name!r}: BatchNormalization of a tensor in "
+                                    f"{layout} layout; ONNX's normalizes the channels of NCHW")
+    gamma, beta, mean, var = (constants[n].reshape(-1) for n in names)
+    if gamma.size != shape[-1]:
+        raise UnsupportedLayerError(f"Node {name!r}: BatchNormalization of {gamma.size} "
+                                    f"channels on shape {shape}")
+    scale = gamma / np.sqrt(var + attrs.get("epsilon", 1e-05))
+    return scale, beta - scale * mean
+
+
+def _max_pool(name, attrs, shape, layout):
+    """``((kernel, strides), output shape)`` of an ONNX ``MaxPool`` without padding on
+    frames of ``shape`` (H, W, C)."""
+    if len(shape) != 3 or layout != "nchw":
+        raise UnsupportedLayerError(f"Node {name!r}: MaxPool of shape {shape} in {layout} "
+                                    f"layout is not supported in hls4ml mode; only of NCHW "
+                                    f"frames")
+    if attrs.get("ceil_mode", 0):
+        raise UnsupportedLayerError(f"Node {name!r}: MaxPool with ceil_mode="
+                                    f"{attrs['ceil_mode']!r} is not supported in hls4ml mode; "
+                                    f"only 0")
+    auto = attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    pads = list(attrs.get("pads", ()))
+    if any(pads) or auto not in ("NOTSET", "VALID"):
+        padding = f"pads {pads}" if any(pads) else f"auto_pad {auto!r}"
+        raise UnsupportedLayerError(f"Node {name!r}: MaxPool with {padding} is not supported "
+                                    f"in hls4ml mode; only without padding")
+    kernel, strides, _ = window(name, attrs, shape)
+    out = tuple((shape[a] - kernel[a]) // strides[a] + 1 for a in (0, 1)) + (shape[2],)
+    return (kernel, strides), out
+
+
+def _steps(chain, constants):
     """The model as hls4ml's ONNX parser sees it: ``(kind, node name, data)`` with kind
     ``matmul`` (data: weights), ``add`` (data: bias or None for an Add of two tensors),
-    ``conv`` (data: a :class:`~nnfab.ir.FloatConv2D`), ``flatten`` (of frames), ``relu``,
-    ``softmax`` or ``skip`` (a no-op node; data: the operator).
+    ``conv`` (data: a :class:`~nnfab.ir.FloatConv2D`), ``batchnorm`` (data: scale and bias
+    floats, :func:`_batchnorm`), ``maxpool`` (data: kernel and strides), ``flatten`` (of
+    frames), ``relu``, ``selu``, ``softmax`` or ``skip`` (a no-op node; data: the operator).
+    ``constants``: :func:`_constants` of the model.
 
     Frames (a Keras export's NHWC input, transposed to NCHW around each ``Conv``) are followed
     through the ``Transpose`` nodes that qonnx's ``ConvertToChannelsLastAndClean`` removes;
@@ -74,8 +154,16 @@ def _steps(chain):
             bias = consts.get(1, consts.get(0))
             steps.append(("add", unique("Add"),
                           None if bias is None else bias.reshape(-1)))
-        elif op in ("Relu", "Softmax"):
+        elif op in ("Relu", "Softmax", "Selu"):
+            if op == "Selu":
+                _selu(name, attrs)
             steps.append((op.lower(), unique(op), None))
+        elif op == "BatchNormalization":
+            steps.append(("batchnorm", unique(op),
+                          _batchnorm(node, name, attrs, constants, shape, layout)))
+        elif op == "MaxPool":
+            data, shape = _max_pool(name, attrs, shape, layout)
+            steps.append(("maxpool", unique(op), data))
         elif op in ("Flatten", "Reshape") and len(shape) == 3:
             if layout == "nchw":
                 raise UnsupportedLayerError(f"Node {name!r}: {op} of an NCHW tensor is not "
@@ -89,8 +177,8 @@ def _steps(chain):
         else:
             raise UnsupportedLayerError(f"Node {name!r}: ONNX operator {op!r} is not "
                                         f"supported in hls4ml mode (Gemm, MatMul, Add, Conv, "
-                                        f"Relu, Softmax, Flatten, Transpose between NHWC and "
-                                        f"NCHW)")
+                                        f"Relu, Selu, Softmax, BatchNormalization, MaxPool, "
+                                        f"Flatten, Transpose between NHWC and NCHW)")
     return steps
 
 
@@ -99,9 +187,9 @@ def onnx_layer_names(config):
     ``MatMul_0``, ``Add_0``, ...) and the layers it creates from them (``Dense_MatMul_0``,
     ``bn_Add_0``) and their constants (``MatMul_0_param0``): the names a ``LayerName`` section
     may use."""
-    chain = OnnxChain(read_onnx(config.model_path))
+    model = read_onnx(config.model_path)
     names = ["global_in"]
-    for kind, name, data in _steps(chain):
+    for kind, name, data in _steps(OnnxChain(model), _constants(model)):
         if kind == "matmul":
             names += [name, f"{name}_param0", f"Dense_{name}"]
         elif kind == "add":
@@ -109,15 +197,18 @@ def onnx_layer_names(config):
         elif kind == "conv":
             names += [name, f"{name}_param0", f"Conv2D_{name}"]
             names += [f"{name}_param1"] if data.biases is not None else []
-        elif kind in ("relu", "softmax", "flatten"):
+        elif kind == "batchnorm":
+            names += [name] + [f"{name}_param{k}" for k in range(4)]
+        elif kind in ("relu", "selu", "softmax", "flatten", "maxpool"):
             names.append(name)
     return names
 
 
 def build_onnx(config, builder_class):
-    chain = OnnxChain(read_onnx(config.model_path))
+    model = read_onnx(config.model_path)
+    chain = OnnxChain(model)
     builder = builder_class(config, "global_in", chain.input_shape)
-    steps = _steps(chain)
+    steps = _steps(chain, _constants(model))
     pending = None  # a Dense not built yet: the next Add may merge into it
 
     def flush():
@@ -159,8 +250,12 @@ def build_onnx(config, builder_class):
             builder.flatten(name)
         else:
             flush()
-            if kind == "relu":
-                builder.activation(name, "Activation", "relu")
+            if kind in ("relu", "selu"):
+                builder.activation(name, "Activation", kind)
+            elif kind == "batchnorm":
+                builder.batchnorm(name, *data)
+            elif kind == "maxpool":
+                builder.pool(name, "Pooling2D", "max", *data, "valid")
             elif kind == "softmax":
                 builder.softmax(name)
             elif kind == "skip" and (data in ("Dropout",) or len(builder.shape) == 1):

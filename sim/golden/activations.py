@@ -169,8 +169,14 @@ def _elu(x, p):
     table = p.table
     e = table.index_exponent(p.fin.fraction_width)
     n = table.table_size
-    # Negative inputs only: x in [-R, 0) indexes 0 .. N-1, below -R entry 0.
-    index = np.minimum(np.maximum(_shift(x.astype(object), e) + n, 0), n - 1)
+    if table.index_rounding == "magnitude":
+        # hls4ml's selu: |x| in [0, R) indexes 0 .. N-1, beyond R entry N-1 (x >= 0 reads
+        # entry 0, not used).
+        index = np.minimum(np.maximum(_shift(-_wide(x, p.fin.width + max(e, 0) + 2), e), 0),
+                           n - 1)
+    else:
+        # Negative inputs only: x in [-R, 0) indexes 0 .. N-1, below -R entry 0.
+        index = np.minimum(np.maximum(_shift(x.astype(object), e) + n, 0), n - 1)
     entries = np.array(table.codes, dtype=object)[index.astype(np.int64)]
     negative = cast(entries, table.table_format, p.fout)
     scale_format, scale_code = p.scale
@@ -245,7 +251,9 @@ def tanh(codes, *, fin, fout, table=None):
 
 def elu(codes, *, fin, fout, table=None, scale=None):
     """ELU/SELU: ``cast(x * scale, fout)`` for ``x >= 0``, ``cast(table[j], fout)`` for
-    ``x < 0`` (:func:`nnfab.tables.elu_table`; default ELU with alpha 1, scale 1)."""
+    ``x < 0`` (:func:`nnfab.tables.elu_table`; default ELU with alpha 1, scale 1), with
+    ``j = max(floor(x * 2**e) + N, 0)``, or ``j = min(floor(-x * 2**e), N-1)`` for a table of
+    ``index_rounding="magnitude"`` (hls4ml's selu, :func:`nnfab.tables.hls4ml_selu_table`)."""
     params = {k: v for k, v in (("table", table), ("scale", scale)) if v is not None}
     return activation("elu", codes, fin=fin, fout=fout, **params)
 

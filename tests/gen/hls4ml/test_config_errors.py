@@ -51,8 +51,8 @@ CASES = {
                                {"Precision": "ap_fixed<8,3>"}),
                    "{path}: HLSConfig.LayerType 'QDense' is not an hls4ml layer class (hls4ml's "
                    "class of QDense layers is 'Dense'); nnfab's hls4ml mode builds Input, Dense, "
-                   "Conv2D, Activation, Softmax, Pooling2D, ApplyAlpha, MatMul, Merge, "
-                   "Concatenate, Constant, LSTM, GRU"),
+                   "Conv2D, Activation, Softmax, Pooling2D, BatchNormalization, ApplyAlpha, "
+                   "MatMul, Merge, Concatenate, Constant, LSTM, GRU"),
     # Precisions beyond ap_fixed's limits (an OverflowError traceback before).
     "too-wide": (KERAS, _set(["HLSConfig", "Model", "Precision"], "ap_fixed<10000,6>"),
                  f"{{path}}: HLSConfig.Model.Precision: precision 'ap_fixed<10000,6>' is not "
@@ -70,20 +70,23 @@ CASES = {
                                  {"Skip": True}),
                      "{path}: HLSConfig.LayerName.output_softmax_softmax.Skip True is not "
                      "supported; nnfab builds the softmax: give false"),
-    "auto-pooling": ("config-files/qkeras_mnist_cnn_config.yml",
-                     _set(["HLSConfig", "LayerName", "max_pooling2d", "Precision"],
-                          {"result": "auto"}),
-                     "{path}: precision 'auto' for 'result' of layer 'max_pooling2d' is not "
-                     "supported there; nnfab infers 'auto' types of dense and convolution "
-                     "layers, ONNX bias additions (ApplyAlpha), activations, softmax and the "
-                     "input only"),
+    # hls4ml casts a maximum to accum_t, then to result_t: one cast only where accum_t holds
+    # the input type (fixed<7,1,RND,SAT> here).
+    "pooling-accum": ("config-files/qkeras_mnist_cnn_config.yml",
+                      _set(["HLSConfig", "LayerName", "max_pooling2d", "Precision"],
+                           {"accum": "ap_fixed<6,1>", "result": "auto"}),
+                      "{path}: accum fixed<6,1> of max pooling layer 'max_pooling2d' does not "
+                      "hold every value of its input type fixed<7,1,RND,SAT>: hls4ml casts the "
+                      "maximum to accum_t before result_t, which nnfab does not model; give an "
+                      "accum that holds fixed<7,1,RND,SAT>, or auto"),
     "auto-quantized-activation": ("config-files/qkeras_3layer_config.yml",
                                   _set(["HLSConfig", "LayerName", "relu1", "Precision",
                                         "result"], "auto"),
                                   "{path}: precision 'auto' for 'result' of layer 'relu1' is not "
                                   "supported there; nnfab infers 'auto' types of dense and "
-                                  "convolution layers, ONNX bias additions (ApplyAlpha), "
-                                  "activations, softmax and the input only"),
+                                  "convolution layers, ONNX bias additions (ApplyAlpha), batch "
+                                  "normalization, max pooling, activations, softmax and the "
+                                  "input only"),
     "wide-input": (ONNX, _set(["HLSConfig", "LayerName", "global_in"],
                               {"Precision": "ap_fixed<101,40>"}),
                    # nnfab's own limit (64 bits) comes before hls4ml's FixInputPrecision
@@ -246,5 +249,6 @@ def test_key_given_twice_is_an_error(tmp_path):
 def test_scale_precision_is_listed_as_without_effect(tmp_path):
     config, _ = load_hls4ml(_write(tmp_path, ONNX, _set(
         ["HLSConfig", "LayerName", "Add_0"], {"Precision": {"scale": "ap_fixed<4,2>"}})))
-    assert "HLSConfig.LayerName.Add_0.Precision.scale: no effect on the layers nnfab builds " \
-           "(hls4ml gives the scale of an ONNX Add ap_uint<1>)" in config.notes
+    assert "HLSConfig.LayerName.Add_0.Precision.scale: the scale type of BatchNormalization " \
+           "layers; no effect on other layers (hls4ml gives the scale of an ONNX Add " \
+           "ap_uint<1>)" in config.notes
