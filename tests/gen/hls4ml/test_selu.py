@@ -14,17 +14,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal
-from amaranth.sim import Simulator
 
 from nnfab.fixed import FixedFormat
-from nnfab.hdl import activations as hw
 from nnfab.hdl.activations import Activation
-from nnfab.hdl.cast import fixed_shape
-from nnfab.hdl.wires import comb_wire
 from nnfab.sim.golden import activations as golden
 from nnfab.tables import (HLS4ML_SELU_LAMBDA, SELU_SCALE, hls4ml_selu_table, quantize_exact)
 
+from ...hdl.test_activations import comb_outputs
 from ...streams import run_stream
 
 #: ``(data_t, res_t, table_size, table_t)`` as hls4ml's C++ and nnfab spell them: the
@@ -163,19 +159,7 @@ def test_hardware_function_on_every_code(fin, fout, size, table_format, wired):
     params = dict(table=hls4ml_selu_table(table_size=size, table_format=table_format),
                   scale=HLS4ML_SELU_LAMBDA)
     codes = list(range(fin.min_code, fin.max_code + 1))
-    x, y, m = Signal(fixed_shape(fin)), Signal(fixed_shape(fout)), Module()
-    m.d.comb += y.eq(hw.activation("elu", x, fin=fin, fout=fout,
-                                   wire=comb_wire(m, "a_") if wired else None, **params))
-    got = []
-
-    async def testbench(ctx):
-        for code in codes:
-            ctx.set(x, code)
-            got.append(ctx.get(y))
-
-    sim = Simulator(m)
-    sim.add_testbench(testbench)
-    sim.run()
+    got = comb_outputs("elu", codes, fin=fin, fout=fout, wired=wired, **params)
     assert got == golden.elu(np.array(codes), fin=fin, fout=fout, **params).tolist()
 
 
