@@ -11,6 +11,8 @@ the **exact** integer accumulator, followed by a requantizer:
 - the formats are the narrowest that hold the weights, the folded bias and every reachable sum.
 """
 
+import re
+
 import numpy as np
 
 from nnfab.conv_layers import Conv2DSpec, DepthwiseConv2DSpec
@@ -19,7 +21,8 @@ from nnfab.layers import DenseSpec
 
 from nnfab.ir import integer_format
 
-__all__ = ["INT8", "bits_for", "exact_dense", "exact_conv", "MAX_ACCUMULATOR_BITS"]
+__all__ = ["INT8", "bits_for", "exact_dense", "exact_conv", "MAX_ACCUMULATOR_BITS",
+           "model_name"]
 
 #: Format of int8 tensors (their zero points are carried by the layers that read them).
 INT8 = integer_format(8)
@@ -93,3 +96,11 @@ def exact_conv(where, weights, bias, zero_point, shape, *, strides, padding, dep
         raise UnsupportedLayerError(f"{where}: exact accumulator of {exact.width} bits; nnfab "
                                     f"builds at most {MAX_ACCUMULATOR_BITS} (int32)")
     return conv
+
+
+def model_name(path, default):
+    """A model name from the file ``path``'s stem: other characters than letters, digits and
+    ``_`` become ``_``, ``default`` for an empty stem, ``m_`` before one that does not start
+    with a letter."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem) or default
+    return stem if stem[0].isalpha() else f"m_{stem}"

@@ -46,7 +46,7 @@ from nnfab.conv_layers import PoolSpec
 from nnfab.output_stage import OutputStage
 from nnfab.requantize import multiply_by_float32
 
-from .int8_layers import INT8, exact_conv, exact_dense
+from .int8_layers import INT8, exact_conv, exact_dense, model_name
 from .onnx import read_onnx, window
 
 __all__ = ["is_onnx_int8", "load_onnx_int8", "onnx_input_quantization", "INT8_OPS"]
@@ -379,7 +379,6 @@ def _quantize(graph, node, input_name):
                                         f"is quantized twice; nnfab builds one int8 input")
         graph.int8[node.output[0]] = _Tensor(INPUT, graph.input_shape, y_scale, y_zp,
                                              nchw=len(graph.input_shape) == 3)
-        graph.input_quantization = (float(y_scale), y_zp)
         return
     if source not in graph.pending:
         raise UnsupportedLayerError(f"Node {_name(node)!r} (QuantizeLinear): quantizes "
@@ -399,13 +398,6 @@ def _input(onnx_model, consts):
                          f"(N, n) vectors and (N, C, H, W) images of fixed size")
     shape = tuple(dims[1:]) if len(dims) == 2 else (dims[2], dims[3], dims[1])
     return inputs[0].name, shape
-
-
-def _model_name(path):
-    import re
-
-    stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem) or "onnx_model"
-    return stem if stem[0].isalpha() else f"m_{stem}"
 
 
 def load_onnx_int8(path):
@@ -452,7 +444,7 @@ def load_onnx_int8(path):
     if output.name != graph.layers[-1].name:
         raise UnsupportedLayerError(f"Model file {str(path)!r}: the output is not computed by "
                                     f"the last node nnfab builds")
-    model = Model(_model_name(path), graph.input_shape, INT8, tuple(graph.layers))
+    model = Model(model_name(path, "onnx_model"), graph.input_shape, INT8, tuple(graph.layers))
     model, _ = run_passes(model, [ChooseReuseFactors(max_multipliers=MAX_MULTIPLIERS)])
     return model
 

@@ -17,7 +17,6 @@ Operators are read by handlers registered in :data:`HANDLERS` by TFLite opcode; 
 (:mod:`.tflite_file`) has already rejected what nnfab does not read at all.
 """
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from nnfab.sim.golden.tflite import activation_range, fc_effective_scales
 
 from nnfab.ir import INPUT, DenseLayer, Model, OutputStageLayer
 
-from .int8_layers import INT8, exact_dense
+from .int8_layers import INT8, exact_dense, model_name
 from .tflite_file import read_tflite
 
 __all__ = ["load_tflite", "HANDLERS", "MAX_MULTIPLIERS"]
@@ -123,11 +122,6 @@ def _fully_connected(b, op):
           [dense.name], op.outputs[0])
 
 
-def _model_name(path):
-    stem = re.sub(r"[^A-Za-z0-9_]", "_", path.stem) or "tflite_model"
-    return stem if stem[0].isalpha() else f"m_{stem}"
-
-
 def _operator_range(model, operators, path):
     """The operators to build: all, or the contiguous ``range`` given."""
     n = len(model.operators)
@@ -194,7 +188,7 @@ def load_tflite(path, *, operators=None):
     if not builder.layers or builder.tensor_of.get(output) != builder.layers[-1].name:
         raise UnsupportedLayerError(f"Model file {str(path)!r}: the output tensor is not "
                                     f"computed by the last operator's layer")
-    name = _model_name(path)
+    name = model_name(path, "tflite_model")
     if operators is not None:
         name = f"{name}_ops_{operators.start}_{operators.stop - 1}"
     built = Model(name, input_shape, INT8, tuple(builder.layers))
