@@ -10,17 +10,18 @@ Padding follows TensorFlow/Keras. ``"valid"``: no padding, ``out = (size - kerne
 
 Arithmetic, as everywhere in nnfab: exact products and sums (or, with an explicit
 ``accumulator_format``, hls4ml ``accum_t`` behaviour), one cast to ``output_format``, then the
-optional activation (``activation`` kind from :data:`nnfab.tables.ACTIVATION_KINDS`, applied
-with ``fin = output_format``, ``fout = activation_format``).
+optional activation (``activation`` kind from
+:data:`nnfab.activation_params.ACTIVATION_KINDS`, applied with ``fin = output_format``, ``fout =
+activation_format``).
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .activation_params import check_activation
 from .fixed import FixedFormat
 from .layers import DenseSpec, check_accumulator, code_array, mac_accumulator_format
-from .tables import check_activation
 
 __all__ = ["same_padding", "output_size", "Conv2DSpec", "Conv1DSpec", "DepthwiseConv2DSpec",
            "PoolSpec", "GlobalPoolSpec", "BatchNormSpec"]
@@ -160,7 +161,7 @@ class Conv2DSpec(_Window):
         Any other value raises.
     activation : str or None
         Fused elementwise activation kind; ``activation_format`` is then its output format and
-        ``activation_params`` its parameters (:func:`nnfab.tables.check_activation`).
+        ``activation_params`` its parameters (:func:`nnfab.activation_params.check_activation`).
     pad_code : int
         Code of ``input_format`` that ``"same"`` padding inserts (default 0, the real zero of a
         fixed-point format). TFLite pads with the input zero point, the real zero of its

@@ -46,8 +46,8 @@ is fed back: ``h_{t-1}`` in the next step's products and GRU's ``z h_{t-1}`` is
 
 Every product and sum inside a step is exact; each ``cast`` applies its format's rounding
 and overflow modes (:func:`nnfab.casts.cast`). ``rec`` (``recurrent_activation``) and
-``act`` (``activation``) are elementwise activations of :mod:`nnfab.tables`; sigmoid and tanh
-read the look-up tables ``sigmoid_table`` and ``tanh_table``; ``hard_sigmoid`` is
+``act`` (``activation``) are elementwise activations of :mod:`nnfab.activation_params`;
+sigmoid and tanh read the look-up tables ``sigmoid_table`` and ``tanh_table``; ``hard_sigmoid`` is
 ``clip(slope * x + 1/2, 0, 1)`` with ``hard_sigmoid_slope`` (Keras' 0.2 by default, QKeras'
 is 1/2).
 """
@@ -56,9 +56,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activation_params import check_activation
 from .fixed import FixedFormat, common_format
 from .layers import DenseSpec, code_array
-from .tables import LookupTable, check_activation, sigmoid_table, tanh_table
+from .tables import LookupTable, sigmoid_table, tanh_table
 
 __all__ = ["CELLS", "N_GATES", "RecurrentSpec", "cell_lanes_for", "exact_sum_format"]
 
@@ -136,7 +137,7 @@ class RecurrentSpec:
         GRU: Keras' ``reset_after`` (the default, True); False applies the reset gate to the
         state before the recurrent product (no ``recurrent_biases`` then).
     activation, recurrent_activation : str
-        Elementwise activations (:data:`nnfab.tables.ACTIVATION_KINDS` without parameters
+        Elementwise activations (:data:`nnfab.activation_params.ACTIVATION_KINDS` without parameters
         other than a table): Keras' defaults ``"tanh"`` and ``"sigmoid"``.
     sigmoid_table, tanh_table : LookupTable
         Tables of the sigmoid and tanh activations (hls4ml's by default).
@@ -145,7 +146,7 @@ class RecurrentSpec:
         module docstring); None: fed back as they are.
     hard_sigmoid_slope : (FixedFormat, int) or None
         The slope of a ``hard_sigmoid`` activation; None: Keras'
-        (:data:`~nnfab.tables.HARD_SIGMOID_SLOPE`).
+        (:data:`~nnfab.activation_params.HARD_SIGMOID_SLOPE`).
 
     Raises
     ------

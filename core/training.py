@@ -424,6 +424,6 @@ class TrainableDenseSpec:
 
     @property
     def reciprocal_table(self):
-        """The softmax's reciprocal table: None, the default of :func:`nnfab.tables.
-        check_softmax`."""
+        """The softmax's reciprocal table: None, the default of
+        :func:`nnfab.activation_params.check_softmax`."""
         return None

@@ -4,7 +4,7 @@ Every activation works on raw codes (see :mod:`nnfab.hdl.cast`): the arithmetic 
 cast is exact, and the final cast to ``fout`` applies ``fout``'s rounding, then overflow mode,
 exactly as :func:`nnfab.casts.cast`. The golden model
 :mod:`nnfab.sim.golden.activations` specifies every result bit for bit; parameters are validated
-by :func:`nnfab.tables.check_activation` (the table softmax is
+by :func:`nnfab.activation_params.check_activation` (the table softmax is
 :mod:`nnfab.hdl.softmax`).
 
 Elementwise activations (``kind``):
@@ -41,9 +41,9 @@ from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from nnfab.activation_params import check_activation, check_count, check_format
 from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
-from nnfab.tables import check_activation, check_count, check_format
 
 from .cast import fit_shape, fixed_shape, floor_shift, requantize
 from .wires import comb_wire, no_wire
@@ -228,7 +228,7 @@ def activation(kind, value, *, fin, fout, wire=None, **params):
     Parameters
     ----------
     kind : str
-        One of :data:`nnfab.tables.ACTIVATION_KINDS`.
+        One of :data:`nnfab.activation_params.ACTIVATION_KINDS`.
     value : Value of shape ``fixed_shape(fin)``
     fin, fout : FixedFormat
     wire : callable ``(value, name) -> Value`` or None
@@ -239,7 +239,7 @@ def activation(kind, value, *, fin, fout, wire=None, **params):
         cast of an unnamed result: tests and tiny uses only).
     **params
         ``relu_max``, ``alpha_format`` and ``alpha_code``, ``slope`` and ``offset``, ``table``,
-        as :func:`nnfab.tables.check_activation`.
+        as :func:`nnfab.activation_params.check_activation`.
 
     Returns
     -------
@@ -249,7 +249,7 @@ def activation(kind, value, *, fin, fout, wire=None, **params):
     Raises
     ------
     TypeError, ValueError
-        As :func:`nnfab.tables.check_activation`; ValueError if ``value``'s shape is not
+        As :func:`nnfab.activation_params.check_activation`; ValueError if ``value``'s shape is not
         ``fixed_shape(fin)``.
     """
     p = check_activation(kind, fin=fin, fout=fout, **params)
@@ -323,13 +323,13 @@ class Activation(VectorPipeline):
     Parameters
     ----------
     kind : str
-        One of :data:`nnfab.tables.ACTIVATION_KINDS`; semantics in the module docstring.
+        One of :data:`nnfab.activation_params.ACTIVATION_KINDS`; semantics in the module docstring.
     n : int, >= 1
         Elements per vector.
     fin, fout : FixedFormat
         Input and output formats; ``fout``'s rounding and overflow apply to the final cast.
     **params
-        As :func:`nnfab.tables.check_activation`.
+        As :func:`nnfab.activation_params.check_activation`.
 
     Members
     -------
@@ -346,7 +346,8 @@ class Activation(VectorPipeline):
     Raises
     ------
     TypeError, ValueError
-        As :func:`nnfab.tables.check_activation` and :func:`nnfab.tables.check_count`.
+        As :func:`nnfab.activation_params.check_activation` and
+        :func:`nnfab.activation_params.check_count`.
     """
 
     def __init__(self, *, kind, n, fin, fout, **params):
@@ -380,7 +381,7 @@ class Activation(VectorPipeline):
 
     @property
     def params(self):
-        """The validated :class:`nnfab.tables.ActivationParams`."""
+        """The validated :class:`nnfab.activation_params.ActivationParams`."""
         return self._params
 
     @property

@@ -1,12 +1,12 @@
 """Look-up-table softmax of a vector stream (hls4ml's "stable" softmax, exact integers):
 :class:`Softmax`; the golden model is :func:`nnfab.sim.golden.activations.softmax`, its
-parameters checked by :func:`nnfab.tables.check_softmax`."""
+parameters checked by :func:`nnfab.activation_params.check_softmax`."""
 
 from amaranth.hdl import C, Module, Mux
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from nnfab.tables import check_softmax
+from nnfab.activation_params import check_softmax
 
 from .cast import fit_shape, fixed_shape, floor_shift, requantize
 from .vector_pipeline import VectorPipeline, argmax_tree, vector_signature
@@ -47,7 +47,7 @@ class Softmax(VectorPipeline):
     n : int, >= 1
     fin, fout : FixedFormat
     exp_table, inv_table : LookupTable, optional
-        Defaults as :func:`nnfab.tables.check_softmax`.
+        Defaults as :func:`nnfab.activation_params.check_softmax`.
 
     Members
     -------
@@ -57,7 +57,7 @@ class Softmax(VectorPipeline):
     Raises
     ------
     TypeError, ValueError
-        As :func:`nnfab.tables.check_softmax`.
+        As :func:`nnfab.activation_params.check_softmax`.
     """
 
     def __init__(self, *, n, fin, fout, exp_table=None, inv_table=None):

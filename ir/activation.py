@@ -34,8 +34,9 @@ FLOAT_ACTIVATIONS = {
 @register
 @dataclass(frozen=True)
 class ActivationLayer(Layer):
-    """An elementwise activation ``function`` (one of :data:`nnfab.tables.ACTIVATION_KINDS`,
-    parameters as :func:`nnfab.tables.check_activation` takes them) over tensors of ``shape``."""
+    """An elementwise activation ``function`` (one of
+    :data:`nnfab.activation_params.ACTIVATION_KINDS`, parameters as
+    :func:`nnfab.activation_params.check_activation` takes them) over tensors of ``shape``."""
 
     kind: ClassVar[str] = "activation"
     native_keys: ClassVar[dict] = {"activation": string("the name of an activation function"),
@@ -48,7 +49,7 @@ class ActivationLayer(Layer):
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from nnfab.tables import check_activation
+        from nnfab.activation_params import check_activation
 
         try:
             check_activation(self.function, fin=self.fin, fout=self.fout, **dict(self.params))

@@ -40,14 +40,15 @@ from fractions import Fraction
 
 import numpy as np
 
+from nnfab.activation_params import HLS4ML_SELU_LAMBDA
 from nnfab.casts import quantize
 from nnfab.conv_layers import BatchNormSpec, Conv2DSpec, PoolSpec
 from nnfab.errors import ModelError, UnsupportedLayerError
 from nnfab.fixed import FixedFormat, Overflow
 from nnfab.layers import DenseSpec, reuse_factors
 from nnfab.softmax_hls4ml import Hls4mlSoftmaxSpec, hls4ml_table_sizes
-from nnfab.tables import (DEFAULT_TABLE_FORMAT, HLS4ML_SELU_LAMBDA, SELU_SCALE,
-                          hls4ml_selu_table, quantize_exact, sigmoid_table, tanh_table)
+from nnfab.tables import (DEFAULT_TABLE_FORMAT, SELU_SCALE, hls4ml_selu_table, quantize_exact,
+                          sigmoid_table, tanh_table)
 
 from nnfab.ir import INPUT
 from nnfab.ir import ActivationLayer, DenseLayer, Model

@@ -5,8 +5,8 @@ activations; ``(batch, n)`` or ``(n,)`` for :func:`argmax` and :func:`softmax`, 
 the last axis) and returns raw codes. Intermediate results are exact integers; the only rounding
 is the final cast to ``fout`` (its rounding, then overflow mode), done by
 :func:`nnfab.casts.cast`, plus the look-up tables' own contents
-(:mod:`nnfab.tables`). Parameters are validated by :func:`nnfab.tables.check_activation`, so the
-errors are the hardware's.
+(:mod:`nnfab.tables`). Parameters are validated by
+:func:`nnfab.activation_params.check_activation`, so the errors are the hardware's.
 
 This module is the executable specification of :mod:`nnfab.hdl.activations`; it does not import
 it.
@@ -16,9 +16,9 @@ import functools
 
 import numpy as np
 
+from nnfab.activation_params import check_activation, check_format, check_softmax
 from nnfab.casts import as_codes, cast, cast_codes, round_shift
 from nnfab.fixed import FixedFormat, Overflow
-from nnfab.tables import check_activation, check_format, check_softmax
 
 __all__ = ["activation", "linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid",
            "hard_tanh", "sigmoid", "tanh", "elu", "argmax", "softmax"]
@@ -59,10 +59,11 @@ _check_softmax = _memoized(check_softmax)
 
 
 def activation(kind, codes, *, fin, fout, **params):
-    """Apply the elementwise activation ``kind`` (see :data:`nnfab.tables.ACTIVATION_KINDS`) to
-    raw codes of ``fin``; returns raw codes of ``fout``, same shape.
+    """Apply the elementwise activation ``kind`` (see
+    :data:`nnfab.activation_params.ACTIVATION_KINDS`) to raw codes of ``fin``; returns raw codes
+    of ``fout``, same shape.
 
-    Raises as :func:`nnfab.tables.check_activation`, and as
+    Raises as :func:`nnfab.activation_params.check_activation`, and as
     :func:`~nnfab.casts.as_codes` for codes out of ``fin``'s range.
     """
     p = _check_activation(kind, fin=fin, fout=fout, **params)
@@ -227,8 +228,8 @@ def leaky_relu(codes, *, fin, fout, alpha_format, alpha_code):
 def hard_sigmoid(codes, *, fin, fout, **params):
     """``y = cast(clip(slope * x + offset, 0, 1), fout)``, exact before the cast; ``slope`` and
     ``offset`` are ``(FixedFormat, code)`` pairs, by default
-    :data:`nnfab.tables.HARD_SIGMOID_SLOPE` (0.2 in ``ufixed<18,0,RND>``) and
-    :data:`~nnfab.tables.HARD_SIGMOID_OFFSET` (0.5)."""
+    :data:`nnfab.activation_params.HARD_SIGMOID_SLOPE` (0.2 in ``ufixed<18,0,RND>``) and
+    :data:`~nnfab.activation_params.HARD_SIGMOID_OFFSET` (0.5)."""
     return activation("hard_sigmoid", codes, fin=fin, fout=fout, **params)
 
 
@@ -302,7 +303,8 @@ def softmax(codes, *, fin, fout, exp_table=None, inv_table=None):
     Raises
     ------
     ValueError
-        If ``codes`` is not 1- or 2-dimensional, and as :func:`nnfab.tables.check_softmax`.
+        If ``codes`` is not 1- or 2-dimensional, and as
+        :func:`nnfab.activation_params.check_softmax`.
     """
     check_format(fin, "Input format")
     x = _vector_codes(codes, fin)

@@ -1,7 +1,8 @@
 """hls4ml's table SELU (``nnet_activation.h`` ``selu``, ``nnet_activation_stream.h`` ``selu``)
 as nnfab builds it: an ``elu`` activation with :func:`nnfab.tables.hls4ml_selu_table` (entries
-at ``-j * 8/N``, indexed by ``|x|``) and the positive slope :data:`HLS4ML_SELU_LAMBDA`
-(``io_stream``: lambda cast to the input type).
+at ``-j * 8/N``, indexed by ``|x|``) and the positive slope
+:data:`nnfab.activation_params.HLS4ML_SELU_LAMBDA` (``io_stream``: lambda cast to the input
+type).
 
 Every input code of several formats through hls4ml's own C++ (its headers, compiled with g++)
 against nnfab's golden model, and nnfab's hardware (the combinational function and the stream
@@ -15,10 +16,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from nnfab.activation_params import HLS4ML_SELU_LAMBDA
 from nnfab.fixed import FixedFormat
 from nnfab.hdl.activations import Activation
 from nnfab.sim.golden import activations as golden
-from nnfab.tables import (HLS4ML_SELU_LAMBDA, SELU_SCALE, hls4ml_selu_table, quantize_exact)
+from nnfab.tables import SELU_SCALE, hls4ml_selu_table, quantize_exact
 
 from ...hdl.test_activations import comb_outputs
 from ...streams import run_stream

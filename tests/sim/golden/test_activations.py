@@ -7,11 +7,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from nnfab.activation_params import ELU_SCALE, HARD_SIGMOID_OFFSET, HARD_SIGMOID_SLOPE
 from nnfab.casts import quantize
 from nnfab.fixed import FixedFormat, Overflow, Rounding
 from nnfab.sim.golden import activations as golden
-from nnfab.tables import (ELU_SCALE, HARD_SIGMOID_OFFSET, HARD_SIGMOID_SLOPE, SELU_ALPHA,
-                          SELU_SCALE, elu_table, exp_table, quantize_exact,
+from nnfab.tables import (SELU_ALPHA, SELU_SCALE, elu_table, exp_table, quantize_exact,
                           reciprocal_table, sigmoid_table, tanh_table)
 
 
