@@ -111,9 +111,17 @@ def _max_pool(name, attrs, shape, layout):
     return (kernel, strides), out
 
 
+def _not_a_chain(name, tensors, current):
+    """The refusal of node ``name``, which reads ``tensors`` rather than only
+    ``current``, the output of the node before it."""
+    return UnsupportedLayerError(f"Node {name!r}: takes {tensors}, not the output of the node "
+                                 f"before it ({current!r}); nnfab imports single-chain graphs "
+                                 f"only")
+
+
 def _steps(chain, constants):
     """The model as hls4ml's ONNX parser sees it: ``(kind, node name, data)`` with kind
-    ``matmul`` (data: weights), ``add`` (data: bias or None for an Add of two tensors),
+    ``matmul`` (data: weights), ``add`` (data: bias),
     ``conv`` (data: a :class:`~nnfab.ir.FloatConv2D`), ``batchnorm`` (data: scale and bias
     floats, :func:`_batchnorm`), ``maxpool`` (data: kernel and strides), ``flatten`` (of
     frames), ``relu``, ``selu``, ``softmax`` or ``skip`` (a no-op node; data: the operator).
@@ -121,12 +129,22 @@ def _steps(chain, constants):
 
     Frames (a Keras export's NHWC input, transposed to NCHW around each ``Conv``) are followed
     through the ``Transpose`` nodes that qonnx's ``ConvertToChannelsLastAndClean`` removes;
-    a ``Flatten`` must read them channels-last, as hls4ml's channels-last graph flattens."""
+    a ``Flatten`` must read them channels-last, as hls4ml's channels-last graph flattens.
+
+    The graph must be one chain: each node reads the output of the node before it (the graph's
+    input for the first) and constants only. A node that does not read that output is refused
+    before its operator's checks, which assume its shape; one that also reads another tensor,
+    after them, so that an input that should be a constant (a BatchNormalization's variance,
+    an Add's bias) is named as such."""
     unique = _Names()
     steps = []
     shape, layout = chain.input_shape, chain.input_layout
+    current = chain.input_name
     for node, name, attrs, consts in chain.nodes:
         op = node.op_type
+        tensors = [i for k, i in enumerate(node.input) if i and k not in consts]
+        if current not in tensors:
+            raise _not_a_chain(name, tensors, current)
         if op == "Transpose" and len(shape) == 3:
             perm = list(attrs.get("perm", []))
             if (layout, perm) not in (("nhwc", TO_NCHW), ("nchw", TO_NHWC)):
@@ -152,8 +170,11 @@ def _steps(chain, constants):
                 steps.append(("add", unique("Add"), b))
         elif op == "Add":
             bias = consts.get(1, consts.get(0))
-            steps.append(("add", unique("Add"),
-                          None if bias is None else bias.reshape(-1)))
+            add = unique("Add")
+            if bias is None:
+                raise UnsupportedLayerError(f"Node {add!r}: Add of two tensors is not "
+                                            f"supported; only of a constant")
+            steps.append(("add", add, bias.reshape(-1)))
         elif op in ("Relu", "Softmax", "Selu"):
             if op == "Selu":
                 _selu(name, attrs)
@@ -179,6 +200,9 @@ def _steps(chain, constants):
                                         f"supported in hls4ml mode (Gemm, MatMul, Add, Conv, "
                                         f"Relu, Selu, Softmax, BatchNormalization, MaxPool, "
                                         f"Flatten, Transpose between NHWC and NCHW)")
+        if tensors != [current] or not node.output:
+            raise _not_a_chain(name, tensors, current)
+        current = node.output[0]
     return steps
 
 
@@ -224,9 +248,6 @@ def build_onnx(config, builder_class):
             config.derive(dense, name, "MatMul")
             pending = (dense, "Dense", data)
         elif kind == "add":
-            if data is None:
-                raise UnsupportedLayerError(f"Node {name!r}: Add of two tensors is not "
-                                            f"supported; only of a constant")
             if pending is not None and builder.result_is_auto(pending[0], "Dense"):
                 dense, cls, w = pending
                 pending = None

@@ -92,19 +92,20 @@ def _attrs(node):
 
 
 class OnnxChain:
-    """An ONNX graph as a chain of data nodes with their constant inputs; with ``graph``, any
-    graph of data nodes (in the file's order, which ONNX requires to be topological).
+    """The data nodes of an ONNX graph with their constant inputs, in the file's order (which
+    ONNX requires to be topological). Whether they form one chain is the caller's rule: hls4ml
+    mode refuses any other graph (:mod:`nnfab.gen.hls4ml.onnx_graph`).
 
     Attributes
     ----------
     input_name : str
     input_shape : tuple of int
         Without the batch dimension.
-    nodes : list of (node, attrs, constants)
+    nodes : list of (node, name, attrs, constants)
         The data nodes in order; ``constants`` maps input position to ndarray (float64).
     """
 
-    def __init__(self, model, *, constant_op=None, graph=False):
+    def __init__(self, model, *, constant_op=None):
         from onnx import numpy_helper
 
         graph = model.graph
@@ -129,7 +130,6 @@ class OnnxChain:
                 c, h, w = self.input_shape
                 self.input_shape = (h, w, c)
         self.nodes = []
-        current = self.input_name
         for node in graph.node:
             name = node.name or f"{node.op_type}_{len(self.nodes)}"
             attrs = _attrs(node)
@@ -144,13 +144,8 @@ class OnnxChain:
                                                 f"not supported")
                 self.consts[node.output[0]] = constant_op(node, name, attrs, self.consts)
                 continue
-            if not graph and (data != [current] or len(node.output) < 1):
-                raise UnsupportedLayerError(f"Node {name!r}: takes {data}, not the output of the "
-                                            f"node before it ({current!r}); nnfab imports "
-                                            f"single-chain graphs only")
             consts = {k: self.consts[i] for k, i in enumerate(node.input) if i in self.consts}
             self.nodes.append((node, name, attrs, consts))
-            current = node.output[0]
 
 
 def _starts_with_nhwc_transpose(graph, input_name):
@@ -396,7 +391,7 @@ def load_onnx(path):
     from nnfab.ir import INPUT
 
     onnx_model = read_onnx(path)
-    chain = OnnxChain(onnx_model, graph=True)
+    chain = OnnxChain(onnx_model)
     readers, graph_outputs = {}, {o.name for o in onnx_model.graph.output}
     for node in onnx_model.graph.node:
         for name in node.input:

@@ -222,7 +222,7 @@ def load_qonnx(path, *, input_format=None):
     if needs_thresholds(onnx_model):
         return import_qonnx_thresholds(path, input_format=input_format).model
     channels_last = _is_channels_last(onnx_model)
-    chain = OnnxChain(onnx_model, constant_op=_constant_quant, graph=True)
+    chain = OnnxChain(onnx_model, constant_op=_constant_quant)
     input_shape = chain.input_shape
     if channels_last and len(input_shape) == 3:
         # OnnxChain reads a 4-D input as NCHW; a channels-last graph's input is NHWC.

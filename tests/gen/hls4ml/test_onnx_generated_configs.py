@@ -217,6 +217,8 @@ def _set_pads(node, pads):
     (lambda g: _set_pads(_node(g, "MaxPool"), [0, 0, 1, 1]),
      "Node 'MaxPool2D_1': MaxPool with pads [0, 0, 1, 1] is not supported in hls4ml mode; "
      "only without padding"),
+    # A tensor where a constant belongs (the edited graph branches at convolution_output): the
+    # BatchNormalization's refusal, which names the input, comes before the chain's.
     (lambda g: _node(g, "BatchNormalization").input.__setitem__(4, "convolution_output"),
      "Node 'BatchNormalization_1': BatchNormalization needs constant scale, bias, mean and "
      "variance; 'convolution_output' is not a constant"),
