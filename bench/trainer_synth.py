@@ -17,7 +17,7 @@ board's default clock if not given).
 multiply-accumulate per cycle); the JSON lists the lanes per layer.
 
 Cycles per sample: :func:`nnfab.hdl.trainable_mlp.cycles_per_sample` plus the batch update
-(:data:`~nnfab.hdl.trainable_mlp.UPDATE_CYCLES` per parameter, over the batch);
+(:func:`~nnfab.hdl.trainable_mlp.update_cycles`, shared over the batch's samples);
 ``--cycles-per-sample`` replaces the estimate with a measured figure (``nnfab train`` prints
 it, epoch dump included).
 """

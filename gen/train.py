@@ -243,7 +243,8 @@ def _run_harness(backend, words, epochs, per_epoch):
     """The run inside the HDL harness (:func:`nnfab.sim.harness.run_harness`, Verilator
     speed): the first epoch at full rate (its cycles are returned), the others with random
     idle input and output back-pressure bursts (:data:`P_IDLE`, :data:`P_STALL`)."""
-    from nnfab.hdl.trainable_mlp import UPDATE_CYCLES, cycles_per_sample
+    from nnfab.hdl.optim import UPDATE_LATENCY
+    from nnfab.hdl.trainable_mlp import cycles_per_sample, update_cycles
     from nnfab.sim.harness import run_harness
 
     spec = backend.spec
@@ -251,7 +252,9 @@ def _run_harness(backend, words, epochs, per_epoch):
     n_samples = len(words) // epochs
     # The single layer: one forward and one gradient walk over its parameters per sample.
     per_sample = cycles_per_sample(spec) if backend.mlp else 2 * spec.n_params + spec.n_out
-    estimate = (per_sample + 40 + (UPDATE_CYCLES + 1) * spec.n_params // spec.batch_size
+    # The single layer sends one parameter at a time through the update unit.
+    update = update_cycles(spec) if backend.mlp else (UPDATE_LATENCY + 3) * spec.n_params
+    estimate = (per_sample + 40 + update // spec.batch_size
                 + 3 * spec.n_params // n_samples)
     run = run_harness(design, toplevel=backend.toplevel, words_in=words,
                       n_out=epochs * per_epoch, warmup_in=n_samples, warmup_out=per_epoch,

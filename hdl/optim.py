@@ -42,9 +42,8 @@ def _rs(value, k):
     return (value + (1 << (k - 1))) >> k
 
 
-_LAST_PHASE = 5
-#: Cycles from an accepted input of an :class:`UpdateUnit` to its output (also its II).
-UPDATE_LATENCY = _LAST_PHASE + 1
+#: Cycles from an accepted input of an :class:`UpdateUnit` to its output.
+UPDATE_LATENCY = 6
 
 
 def _clamp(value, fmt):
@@ -64,12 +63,17 @@ class UpdateUnit(wiring.Component):
     ROMs (``Memory`` without write port) holding :attr:`OptimizerSpec.rsqrt_codes` and
     :attr:`OptimizerSpec.correction_codes`.
 
-    Not pipelined: cycle 1 accepts and reads the state, cycle 2 computes and writes the state
-    (and registers ``a' + eps``), cycle 3 finds its leading one and reads the ROMs, cycle 4
-    registers the ROM data and the first product (Adam's ``m' c``), cycle 5 the product with
-    the reciprocal square root, cycle 6 computes the weight (shift, rounding, clamp), which is
-    valid from cycle 7 until taken: at most one multiplier between registers. The LFSR steps
-    once per update.
+    Pipelined, one input per cycle (II 1): stage 1 receives the state read at the input's
+    acceptance and computes and writes the new state (and ``a' + eps``); stage 2 finds the
+    leading one and reads the ROMs; stage 3 registers the ROM data and the first product
+    (Adam's ``m' c``); stage 4 the product with the reciprocal square root; stage 5 computes
+    the weight (shift, rounding, clamp) into the output register: at most one multiplier
+    between registers. The whole pipeline holds while the output is valid and not taken
+    (``i.ready = ~o.valid | o.ready``), so nothing is lost or duplicated under back-pressure.
+    The state memories' read ports are transparent to their write ports, so an input may
+    name the parameter of the input just before it: the codes are those of
+    :func:`nnfab.sim.golden.optim.update` for any order of indices. The LFSR steps once per
+    update, as each output is produced.
 
     Parameters
     ----------
@@ -89,7 +93,7 @@ class UpdateUnit(wiring.Component):
     latency : int
         6 cycles from an accepted input to its output being valid.
     initiation_interval : int
-        6 cycles between accepted inputs at full rate.
+        1 cycle between accepted inputs at full rate.
 
     Raises
     ------
@@ -134,7 +138,7 @@ class UpdateUnit(wiring.Component):
 
     @property
     def initiation_interval(self):
-        return UPDATE_LATENCY
+        return 1
 
     def elaborate(self, platform):
         m = Module()
@@ -142,31 +146,42 @@ class UpdateUnit(wiring.Component):
         W, G = spec.weight_format, spec.gradient_format
         fw, fg, s = W.fraction_width, G.fraction_width, spec.lr_shift
 
-        index = Signal.like(self.i.payload.index)
-        weight = Signal(fixed_shape(W))
-        grad = Signal(fixed_shape(G))
-        step = Signal(self._step_width)
-        lfsr = Signal(LFSR_WIDTH, init=spec.lfsr_seed)
-        phase = Signal(3)  # 0 idle, 1 state, 2 ROM address, 3 ROM data, 4 product, 5 weight
+        advance = Signal()  # every stage moves on (the output register is free or taken)
         accept = Signal()
         m.d.comb += [
-            self.i.ready.eq((phase == 0) & (~self.o.valid | self.o.ready)),
-            accept.eq(self.i.valid & self.i.ready),
+            advance.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(advance),
+            accept.eq(self.i.valid & advance),
         ]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(accept):
-            m.d.sync += [
-                index.eq(self.i.payload.index), weight.eq(self.i.payload.weight),
-                grad.eq(self.i.payload.gradient), step.eq(self.i.payload.step), phase.eq(1),
-            ]
-        read_addr = Mux(phase == 0, self.i.payload.index, index)
+        lfsr = Signal(LFSR_WIDTH, init=spec.lfsr_seed)
+
+        def stage(value, name):
+            """``value`` registered into the next stage (held while the pipeline holds)."""
+            reg = Signal(value.shape(), name=name)
+            with m.If(advance):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def carry(value, first, last, name):
+            """``value`` (a stage ``first`` register) carried to stage ``last``."""
+            for k in range(first + 1, last + 1):
+                value = stage(value, f"{name}{k}")
+            return value
+
+        payload = self.i.payload
+        valid = [None, stage(accept, "valid1")]
+        index1 = stage(payload.index, "index1")
+        weight1 = stage(payload.weight, "weight1")
+        grad1 = stage(payload.gradient, "grad1")
+        step1 = stage(payload.step, "step1")
 
         def state_memory(fmt, name):
             mem = Memory(shape=fixed_shape(fmt), depth=self._depth, init=[])
             m.submodules[name] = mem
-            rd, wr = mem.read_port(), mem.write_port()
-            m.d.comb += [rd.addr.eq(read_addr), wr.addr.eq(index), wr.en.eq(phase == 1)]
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=(wr,))
+            m.d.comb += [rd.addr.eq(payload.index), rd.en.eq(advance),
+                         wr.addr.eq(index1), wr.en.eq(valid[1] & advance)]
             return rd, wr
 
         def step_round(value, k):
@@ -182,22 +197,21 @@ class UpdateUnit(wiring.Component):
                 offset = (C(1, 1) << k)[1:]
             return (value + offset) >> k
 
-        new_state = new_square = None
+        # Stage 1: the state as read at acceptance; the new state is written back.
+        state2 = x2 = None
         if spec.has_state:
             M = spec.state_format
             state_rd, state_wr = state_memory(M, "state")
             new_state = Signal(fixed_shape(M))
             if spec.kind == "momentum":
                 k = spec.momentum_shift
-                expr = state_rd.data - _rs(state_rd.data, k) + _rs(grad, fg - M.fraction_width)
+                expr = state_rd.data - _rs(state_rd.data, k) + _rs(grad1, fg - M.fraction_width)
             else:
                 k1 = spec.beta1_shift
                 expr = (state_rd.data - _rs(state_rd.data, k1)
-                        + _rs(grad, fg + k1 - M.fraction_width))
+                        + _rs(grad1, fg + k1 - M.fraction_width))
             m.d.comb += [new_state.eq(_clamp(expr, M)), state_wr.data.eq(new_state)]
-            state_reg = Signal.like(new_state)
-            with m.If(phase == 1):
-                m.d.sync += state_reg.eq(new_state)
+            state2 = stage(new_state, "state2")
         if spec.has_square:
             A = spec.square_format
             fa = A.fraction_width
@@ -205,23 +219,27 @@ class UpdateUnit(wiring.Component):
             new_square = Signal(fixed_shape(A))
             prev = _signed(square_rd.data)
             if spec.kind == "adagrad":
-                expr = prev + _rs(grad * grad, 2 * fg - fa)
+                expr = prev + _rs(grad1 * grad1, 2 * fg - fa)
             else:
                 k2 = spec.beta2_shift
-                expr = prev - _rs(square_rd.data, k2) + _rs(grad * grad, 2 * fg + k2 - fa)
+                expr = prev - _rs(square_rd.data, k2) + _rs(grad1 * grad1, 2 * fg + k2 - fa)
             m.d.comb += [new_square.eq(_clamp(expr, A)), square_wr.data.eq(new_square)]
-            # Reciprocal square root of x = a' + eps (registered in phase 1): leading one,
-            # table address and exponent in phase 2.
-            x = Signal(A.width + 1)
-            with m.If(phase == 1):
-                m.d.sync += x.eq(new_square + spec.epsilon_code)
-            lead = Signal(range(x.shape().width))
-            for bit in range(x.shape().width):
-                with m.If(x[bit]):
+            x2 = Signal(A.width + 1, name="x2")  # a' + eps
+            with m.If(advance):
+                m.d.sync += x2.eq(new_square + spec.epsilon_code)
+        valid.append(stage(valid[1], "valid2"))
+        weight = carry(weight1, 1, 5, "weight")
+        step2 = stage(step1, "step2")
+
+        # Stage 2: leading one of x, the ROMs' addresses, the step's shift.
+        if spec.has_square:
+            lead = Signal(range(x2.shape().width))
+            for bit in range(x2.shape().width):
+                with m.If(x2[bit]):
                     m.d.comb += lead.eq(bit)
-            top = x.shape().width - 1
-            normalised = Signal(x.shape().width)
-            m.d.comb += normalised.eq(x << (top - lead).as_unsigned())
+            top = x2.shape().width - 1
+            normalised = Signal(x2.shape().width)
+            m.d.comb += normalised.eq(x2 << (top - lead).as_unsigned())
             b = spec.rsqrt_bits
             mantissa = normalised[max(0, top - b):top]
             if top < b:
@@ -231,13 +249,13 @@ class UpdateUnit(wiring.Component):
                                depth=len(spec.rsqrt_codes), init=spec.rsqrt_codes)
             m.submodules.rsqrt_rom = rsqrt_rom
             rsqrt_rd = rsqrt_rom.read_port()
-            m.d.comb += rsqrt_rd.addr.eq(Cat(mantissa, parity))
+            m.d.comb += [rsqrt_rd.addr.eq(Cat(mantissa, parity)), rsqrt_rd.en.eq(advance)]
             # Weight step shift: base + h with h = (lead - Fa - parity) / 2, never negative.
             shift = Signal(range(spec.max_step_shift + 1))
-            twice = Signal(signed(x.shape().width.bit_length() + fa.bit_length() + 3))
-            m.d.comb += twice.eq(lead - fa - parity + 2 * spec.step_shift_base)
-            with m.If(phase == 2):
-                m.d.sync += shift.eq(twice >> 1)
+            twice = Signal(signed(x2.shape().width.bit_length() + fa.bit_length() + 3))
+            m.d.comb += [twice.eq(lead - fa - parity + 2 * spec.step_shift_base),
+                         shift.eq(twice >> 1)]
+            shift5 = carry(stage(shift, "shift3"), 3, 5, "shift")
         if spec.kind == "adam":
             depth = len(spec.correction_codes)
             codes = list(spec.correction_codes) + [spec.correction_one]
@@ -245,36 +263,33 @@ class UpdateUnit(wiring.Component):
                               init=codes)
             m.submodules.correction_rom = corr_rom
             corr_rd = corr_rom.read_port()
-            m.d.comb += corr_rd.addr.eq(Mux(step > depth, depth, Mux(step == 0, 0, step - 1)))
+            m.d.comb += [corr_rd.addr.eq(Mux(step2 > depth, depth,
+                                             Mux(step2 == 0, 0, step2 - 1))),
+                         corr_rd.en.eq(advance)]
+        valid.append(stage(valid[2], "valid3"))
 
-        # Phases 3 and 4 register the products (ROM data and the first product), so that no
+        # Stages 3 and 4 register the products (ROM data and the first product), so that no
         # clock period holds more than one multiplier before the final shift and clamp.
         if spec.kind == "sgd":
-            delta = step_round(grad, s + fg - fw)
+            delta = step_round(carry(grad1, 1, 5, "grad"), s + fg - fw)
         elif spec.kind == "momentum":
-            delta = step_round(state_reg, s + spec.state_format.fraction_width - fw)
+            delta = step_round(carry(state2, 2, 5, "state"),
+                               s + spec.state_format.fraction_width - fw)
         else:
-            rsqrt_reg = Signal.like(rsqrt_rd.data)
-            with m.If(phase == 3):
-                m.d.sync += rsqrt_reg.eq(rsqrt_rd.data)
+            rsqrt4 = stage(rsqrt_rd.data, "rsqrt4")
             if spec.kind == "adagrad":
-                first = grad
+                first4 = carry(grad1, 1, 4, "grad")
             else:
-                first = Signal((state_reg * corr_rd.data).shape())
-                with m.If(phase == 3):
-                    m.d.sync += first.eq(state_reg * corr_rd.data)
-            product = Signal((first * rsqrt_reg).shape())
-            with m.If(phase == 4):
-                m.d.sync += product.eq(first * rsqrt_reg)
-            delta = step_round(product, shift)
+                state3 = stage(state2, "state3")
+                first4 = stage(state3 * corr_rd.data, "first4")
+            product5 = stage(first4 * rsqrt4, "product5")
+            delta = step_round(product5, shift5)
+        valid.append(stage(valid[3], "valid4"))
+        valid.append(stage(valid[4], "valid5"))
 
-        with m.If((phase != 0) & (phase != _LAST_PHASE)):
-            m.d.sync += phase.eq(phase + 1)
-        with m.If(phase == _LAST_PHASE):
-            m.d.sync += [
-                phase.eq(0),
-                self.o.valid.eq(1),
-                self.o.payload.eq(_clamp(weight - delta, W)),
-                lfsr.eq((lfsr >> 1) ^ Mux(lfsr[0], Const(LFSR_TAPS, LFSR_WIDTH), 0)),
-            ]
+        # Stage 5: the weight into the output register.
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(valid[5]), self.o.payload.eq(_clamp(weight - delta, W))]
+            with m.If(valid[5]):
+                m.d.sync += lfsr.eq((lfsr >> 1) ^ Mux(lfsr[0], Const(LFSR_TAPS, LFSR_WIDTH), 0))
         return m

@@ -17,10 +17,14 @@ from .optim import UPDATE_LATENCY, UpdateUnit
 from .trainable_dense import sample_layout
 from .unused import discard
 
-__all__ = ["TrainableMLP", "cycles_per_sample", "batch_cycles_per_sample", "UPDATE_CYCLES"]
+__all__ = ["TrainableMLP", "cycles_per_sample", "batch_cycles_per_sample", "update_cycles"]
 
-#: Cycles per parameter of the batch update: read, send, the update unit's latency.
-UPDATE_CYCLES = UPDATE_LATENCY + 2
+def update_cycles(spec):
+    """Cycles of a batch's update at full rate: every parameter read and sent to the
+    pipelined :class:`~nnfab.hdl.optim.UpdateUnit` one per cycle (``P_total``), then its
+    :data:`~nnfab.hdl.optim.UPDATE_LATENCY` (6) until the last weight is written back, and
+    one cycle to leave the update."""
+    return spec.n_params + UPDATE_LATENCY + 1
 
 
 def cycles_per_sample(spec):
@@ -29,8 +33,8 @@ def cycles_per_sample(spec):
     :meth:`~nnfab.training_mlp.TrainableMLPSpec.row_cycles`; ``n_l R_l = P_l``, the layer's
     parameters, at the default reuse factor), the ``n_out`` outputs and the error
     (:func:`~nnfab.hdl.loss_error.error_cycles`: 1, or 7 through the softmax). The update
-    adds :data:`UPDATE_CYCLES` ``* P_total`` cycles per batch, the dump ``2 P_total`` per
-    epoch, at any reuse factor."""
+    adds :func:`update_cycles` per batch, the dump ``2 P_total`` per epoch, at any reuse
+    factor."""
     walks = sum(2 * (spec.layer_sizes[l] * spec.row_cycles(l) + 1)
                 for l in range(1, spec.n_layers + 1))
     return 1 + walks + spec.n_out + error_cycles(spec)
@@ -38,8 +42,8 @@ def cycles_per_sample(spec):
 
 def batch_cycles_per_sample(spec):
     """:func:`cycles_per_sample` plus the batch update shared over the batch's samples
-    (:data:`UPDATE_CYCLES` ``* P_total / batch_size``); the epoch's dump not counted."""
-    return cycles_per_sample(spec) + UPDATE_CYCLES * spec.n_params / spec.batch_size
+    (:func:`update_cycles` ``/ batch_size``); the epoch's dump not counted."""
+    return cycles_per_sample(spec) + update_cycles(spec) / spec.batch_size
 
 
 class TrainableMLP(wiring.Component):
@@ -64,13 +68,14 @@ class TrainableMLP(wiring.Component):
       ``l > 1``, one accumulator per lane giving the errors ``e_{l-1}[i]`` of the group's
       columns at its end, in the same walk;
     - at the end of a batch every parameter, layer 1 first, row-major (the optimizer's order
-      at any reuse factor), through the update unit (:data:`UPDATE_CYCLES` = 8 cycles each);
-      after the sample flagged ``last``, all parameters streamed out in the same order.
+      at any reuse factor), read one per cycle and sent through the pipelined update unit; a
+      second walk in the same order writes the updated weights back as the unit returns them
+      (:func:`update_cycles`: ``P + 7`` cycles); after the sample flagged ``last``, all
+      parameters streamed out in the same order.
 
     Sums are exact, so the codes do not depend on the reuse factor. Cycles per sample:
     :func:`cycles_per_sample` (``2 sum_l n_l R_l + 2 L + n_out + 2``, 6 more through the
-    softmax), plus ``8 P`` per batch
-    and ``2 P`` per epoch (``P`` all parameters).
+    softmax), plus ``P + 7`` per batch and ``2 P`` per epoch (``P`` all parameters).
 
     Parameters
     ----------
@@ -181,6 +186,9 @@ class TrainableMLP(wiring.Component):
         i = Signal(range(max(sizes) + 2))
         lane = Signal(range(max(lanes) + 1))
         q = Signal(range(max(spec.layer_params(l) for l in range(1, L + 1)) + 1))
+        # The update's write-back walk, behind the read walk (p, q, i, lane) by the unit.
+        write_walk = (Signal.like(p, name="p_w"), Signal.like(q, name="q_w"),
+                      Signal.like(i, name="i_w"), Signal.like(lane, name="lane_w"))
         run, run_d = Signal(), Signal()
         p_d, o_d, g_d = Signal.like(p), Signal.like(o), Signal.like(g)
         acc_width = max(max(spec.forward_format(l).width for l in range(1, L + 1)),
@@ -190,7 +198,7 @@ class TrainableMLP(wiring.Component):
         for l in range(L):
             for k in range(lanes[l]):
                 m.d.comb += [w_rd[l][k].addr.eq(p), g_rd[l][k].addr.eq(p),
-                             g_wr[l][k].addr.eq(p_d), w_wr[l][k].addr.eq(p)]
+                             g_wr[l][k].addr.eq(p_d), w_wr[l][k].addr.eq(write_walk[0])]
         m.d.sync += [run_d.eq(run), p_d.eq(p), o_d.eq(o), g_d.eq(g)]
 
         def start_walk():
@@ -218,18 +226,56 @@ class TrainableMLP(wiring.Component):
                 with m.Else():
                     m.d.sync += [o.eq(o + 1), p.eq(p + groups[l - 1])]
 
-        def parameter_walk(l, done):
-            """Advance the row-major walk over layer l's parameters (one per call); at its
-            last, restart it and call ``done()``."""
+        def parameter_walk(l, done, walk=(p, q, i, lane)):
+            """Advance a row-major walk ``(p, q, i, lane)`` over layer l's parameters (one per
+            call); at its last, restart it and call ``done()``."""
+            w_p, w_q, w_i, w_lane = walk
             n_k, cols = lanes[l - 1], sizes[l - 1] + 1
-            m.d.sync += [q.eq(q + 1), i.eq(i + 1), lane.eq(lane + 1)]
-            with m.If((i == cols - 1) | (lane == n_k - 1)):
-                m.d.sync += [lane.eq(0), p.eq(p + 1)]
-            with m.If(i == cols - 1):
-                m.d.sync += i.eq(0)
-            with m.If(q == spec.layer_params(l) - 1):
-                m.d.sync += [p.eq(0), q.eq(0), i.eq(0), lane.eq(0)]
+            m.d.sync += [w_q.eq(w_q + 1), w_i.eq(w_i + 1), w_lane.eq(w_lane + 1)]
+            with m.If((w_i == cols - 1) | (w_lane == n_k - 1)):
+                m.d.sync += [w_lane.eq(0), w_p.eq(w_p + 1)]
+            with m.If(w_i == cols - 1):
+                m.d.sync += w_i.eq(0)
+            with m.If(w_q == spec.layer_params(l) - 1):
+                m.d.sync += [w_p.eq(0), w_q.eq(0), w_i.eq(0), w_lane.eq(0)]
                 done()
+
+        # The update: the read walk (state UPDATE<l>) reads one parameter per cycle; a cycle
+        # later its weight and gradient mean go into the pipelined update unit, and the write
+        # walk stores each updated weight as the unit returns it (in the same order).
+        issue = Signal()
+        issue_layer, write_layer = Signal(range(L)), Signal(range(L))
+        issue_lane = Signal.like(lane)
+        issue_index = Signal.like(unit.i.payload.index)
+        write_last = Signal()  # the batch's last updated weight is being written
+        m.d.sync += issue.eq(0)
+        m.d.comb += [unit.i.valid.eq(issue), unit.i.payload.index.eq(issue_index),
+                     unit.i.payload.step.eq(step), unit.o.ready.eq(1)]
+        with m.Switch(issue_layer):
+            for l in range(1, L + 1):
+                with m.Case(l - 1):
+                    g_sum = Array(port.data for port in g_rd[l - 1])[issue_lane]
+                    m.d.comb += [
+                        unit.i.payload.weight.eq(
+                            Array(port.data for port in w_rd[l - 1])[issue_lane]),
+                        unit.i.payload.gradient.eq(requantize(
+                            g_sum, src=spec.mean_format(l), dst=opt.gradient_format)),
+                    ]
+        with m.If(unit.o.valid):
+            with m.Switch(write_layer):
+                for l in range(1, L + 1):
+                    with m.Case(l - 1):
+                        for k, port in enumerate(w_wr[l - 1]):
+                            m.d.comb += [port.data.eq(unit.o.payload),
+                                         port.en.eq(write_walk[3] == k)]
+
+                        def write_done(l=l):
+                            if l < L:
+                                m.d.sync += write_layer.eq(l)
+                            else:
+                                m.d.sync += write_layer.eq(0)
+                                m.d.comb += write_last.eq(1)
+                        parameter_walk(l, write_done, write_walk)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -326,48 +372,23 @@ class TrainableMLP(wiring.Component):
                             with m.If(last | (in_batch == spec.batch_size - 1)):
                                 m.d.sync += [in_batch.eq(0), p.eq(0), q.eq(0), i.eq(0),
                                              lane.eq(0)]
-                                m.next = "UPDATE_READ1"
+                                m.next = "UPDATE1"
                             with m.Else():
                                 m.d.sync += in_batch.eq(in_batch + 1)
                                 m.next = "IDLE"
 
             base = 0
             for l in range(1, L + 1):
-                weight = Array(port.data for port in w_rd[l - 1])[lane]
-                with m.State(f"UPDATE_READ{l}"):
-                    m.next = f"UPDATE_SEND{l}"
-                with m.State(f"UPDATE_SEND{l}"):
-                    g_mean = requantize(Array(port.data for port in g_rd[l - 1])[lane],
-                                        src=spec.mean_format(l), dst=opt.gradient_format)
-                    m.d.comb += [
-                        unit.i.valid.eq(1),
-                        unit.i.payload.index.eq(base + q),
-                        unit.i.payload.weight.eq(weight),
-                        unit.i.payload.gradient.eq(g_mean),
-                        unit.i.payload.step.eq(step),
-                    ]
-                    with m.If(unit.i.ready):
-                        m.next = f"UPDATE_WAIT{l}"
-                with m.State(f"UPDATE_WAIT{l}"):
-                    m.d.comb += unit.o.ready.eq(1)
-                    for k, port in enumerate(w_wr[l - 1]):
-                        m.d.comb += [port.data.eq(unit.o.payload),
-                                     port.en.eq(unit.o.valid & (lane == k))]
-                    with m.If(unit.o.valid):
-                        m.next = f"UPDATE_READ{l}"
+                with m.State(f"UPDATE{l}"):
+                    m.d.sync += [issue.eq(1), issue_layer.eq(l - 1), issue_lane.eq(lane),
+                                 issue_index.eq(base + q)]
 
-                        def update_done(l=l):
-                            if l < L:
-                                m.next = f"UPDATE_READ{l + 1}"
-                            else:
-                                m.d.sync += step.eq(step + 1)
-                                with m.If(last):
-                                    m.next = "DUMP_READ1"
-                                with m.Else():
-                                    m.next = "IDLE"
-                        parameter_walk(l, update_done)
+                    def read_done(l=l):
+                        m.next = f"UPDATE{l + 1}" if l < L else "UPDATE_DRAIN"
+                    parameter_walk(l, read_done)
                 base += spec.layer_params(l)
 
+                weight = Array(port.data for port in w_rd[l - 1])[lane]
                 with m.State(f"DUMP_READ{l}"):
                     m.next = f"DUMP_SEND{l}"
                 with m.State(f"DUMP_SEND{l}"):
@@ -378,4 +399,12 @@ class TrainableMLP(wiring.Component):
                         def dump_done(l=l):
                             m.next = f"DUMP_READ{l + 1}" if l < L else "IDLE"
                         parameter_walk(l, dump_done)
+
+            with m.State("UPDATE_DRAIN"):
+                with m.If(write_last):
+                    m.d.sync += step.eq(step + 1)
+                    with m.If(last):
+                        m.next = "DUMP_READ1"
+                    with m.Else():
+                        m.next = "IDLE"
         return m

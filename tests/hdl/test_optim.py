@@ -1,14 +1,12 @@
-import random
-
 import numpy as np
 import pytest
 
 from nnfab.fixed import FixedFormat
-from nnfab.hdl.optim import UpdateUnit
+from nnfab.hdl.optim import UPDATE_LATENCY, UpdateUnit
 from nnfab.sim.golden.optim import init_state, update
 from nnfab.training import adagrad, adam, momentum, sgd
 
-from ..streams import run_stream
+from ..streams import check_stalls, run_stream
 
 W8 = FixedFormat(12, 3)
 G8 = FixedFormat(10, 2)
@@ -65,6 +63,8 @@ KINDS = ["sgd", "momentum", "adagrad", "adam"]
 @pytest.mark.parametrize("stochastic", [False, True], ids=["half-up", "stochastic"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_update_unit_matches_golden(kind, stochastic):
+    """Random orders of indices (repeats back to back, which need the state memories'
+    transparent reads at full rate) at full rate and under every stall pattern."""
     for trial in range(3):
         seed = 100 * KINDS.index(kind) + 10 * stochastic + trial
         rng = np.random.default_rng(seed)
@@ -72,22 +72,28 @@ def test_update_unit_matches_golden(kind, stochastic):
         depth = int(rng.integers(1, 9))
         index, weight, grad, step = random_stream(spec, rng, depth, 60)
         expected = golden_stream(spec, depth, index, weight, grad, step)
-        dut = UpdateUnit(spec, depth=depth)
         inputs = [{"index": int(i), "weight": int(w), "gradient": int(g), "step": int(t)}
                   for i, w, g, t in zip(index, weight, grad, step)]
-        run = run_stream(dut, inputs, rng=random.Random(seed), p_idle=0.3, p_stall=0.3)
-        assert run.outputs == expected.tolist(), f"seed {seed}, {spec}"
+        check_stalls(lambda: UpdateUnit(spec, depth=depth), inputs, expected.tolist(),
+                     seed=seed, latency=UPDATE_LATENCY)
 
 
 def test_update_unit_latency_and_ii():
+    """One input per cycle; the same parameter twice in a row and every other cycle."""
     spec = adam(weight_format=W8, gradient_format=G8, state_format=FixedFormat(12, 3),
                 square_format=FixedFormat(14, 3, signed=False), lr_shift=4)
     dut = UpdateUnit(spec, depth=4)
-    inputs = [{"index": i % 4, "weight": 5, "gradient": -3, "step": 1} for i in range(8)]
+    index = [0, 0, 1, 0, 1, 2, 2, 2, 3, 1]
+    grad = [-3, 7, -128, 127, 5, -1, 0, 90, -90, 3]
+    inputs = [{"index": i, "weight": 5 * k, "gradient": g, "step": k + 1}
+              for k, (i, g) in enumerate(zip(index, grad))]
     run = run_stream(dut, inputs)
-    assert run.first_latency == dut.latency == 6
+    assert run.first_latency == dut.latency == UPDATE_LATENCY == 6
     gaps = {b - a for a, b in zip(run.accepted_at, run.accepted_at[1:])}
-    assert gaps == {dut.initiation_interval}
+    assert gaps == {dut.initiation_interval} == {1}
+    expected = golden_stream(spec, 4, index, [5 * k for k in range(10)], grad,
+                             list(range(1, 11)))
+    assert run.outputs == expected.tolist()
 
 
 def test_update_unit_saturates():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nnfab.fixed import FixedFormat
-from nnfab.hdl.trainable_mlp import UPDATE_CYCLES, TrainableMLP, cycles_per_sample
+from nnfab.hdl.trainable_mlp import TrainableMLP, cycles_per_sample, update_cycles
 from nnfab.sim.golden.backprop import train_fixed
 from nnfab.training_mlp import TrainableMLPSpec
 
@@ -79,7 +79,7 @@ def test_trainable_mlp_cycles_per_sample(loss, sizes, reuse_factor):
     run = run_stream(TrainableMLP(spec), sample_payloads(spec, x, targets, 2),
                      n_outputs=2 * (5 * spec.n_out + spec.n_params), max_cycles=20_000)
     gaps = np.diff(run.accepted_at).tolist()
-    per, update = cycles_per_sample(spec), UPDATE_CYCLES * spec.n_params
+    per, update = cycles_per_sample(spec), update_cycles(spec)
     # Samples 0-1 | 2-3 | 4 (last) of each epoch, an update after 1, 3 and 4, a dump after 4.
     assert gaps[:5] == [per, per + update, per, per + update, per + update + 2 * spec.n_params]
     if reuse_factor is not None:
