@@ -2,7 +2,11 @@
 
 from dataclasses import dataclass
 
-__all__ = ["BoardTarget"]
+__all__ = ["BoardTarget", "DEFAULT_PNR_TIMEOUT_MINUTES"]
+
+#: Wall-clock minutes nextpnr may place and route before a board build stops it, unless the
+#: build names another limit (``nnfab build --board --pnr-timeout``).
+DEFAULT_PNR_TIMEOUT_MINUTES = 60
 
 
 @dataclass(frozen=True)

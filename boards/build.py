@@ -22,8 +22,8 @@ from nnfab.gen.native import save_native
 from nnfab.gen.timing import convert_network
 from nnfab.hdl.dense_rom import rom_reuse_factors
 
-from .flow import (board_and_clock, board_figures, capacity_text, figures_markdown, run_flow,
-                   tool_seconds_line)
+from .flow import (DEFAULT_PNR_TIMEOUT_MINUTES, board_and_clock, board_figures, capacity_text,
+                   figures_markdown, pnr_time_limit, run_flow, tool_seconds_line)
 from .link import ANSWER_START, REQUEST_START
 from .network import choose_rom_reuse_factors, fuse_rom_output_stages, rom_backend
 from .top import BoardTop
@@ -111,7 +111,8 @@ def _not_fit_message(target, model, manifest, counts, rom, what):
 
 def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
                     weights_in_memory=True, max_multipliers=None, rom_reuse=None,
-                    baud=DEFAULT_BAUD, seed=1, layouts=(None, None), input_quantization=None):
+                    baud=DEFAULT_BAUD, seed=1, layouts=(None, None), input_quantization=None,
+                    pnr_timeout_minutes=DEFAULT_PNR_TIMEOUT_MINUTES):
     """Build ``model`` into a bitstream for ``board`` and report resources and timing.
 
     Writes the folder ``out_dir`` whole or not at all (an existing one is replaced only if it
@@ -153,6 +154,9 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
     input_quantization : InputQuantization, optional
         An int8 TFLite input's scale and zero point, recorded in the manifest; ``nnfab run
         --inputs`` quantizes float inputs with it.
+    pnr_timeout_minutes : float or None
+        Wall-clock minutes placement and routing may take (``nnfab build --pnr-timeout``);
+        then nextpnr is stopped and BoardError raised. None or 0: no limit.
 
     Returns
     -------
@@ -161,18 +165,22 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
     Raises
     ------
     BoardError
-        If the board is unknown, the clock or baud rate cannot be made, or the design does
+        If the board is unknown, the clock or baud rate cannot be made, the design does
         not fit (the message says by how much, which layers dominate, and suggests reuse
-        factors).
+        factors), or placement and routing do not finish within ``pnr_timeout_minutes`` (the
+        message gives the utilisation, how far nextpnr got and what to try); nothing is
+        written to ``out_dir`` then.
     ToolchainError
         If a YoWASP tool is missing or fails for another reason.
     """
     target, clock_mhz = board_and_clock(board, clock_mhz)  # ToolchainError if tools lack
+    pnr_time_limit(pnr_timeout_minutes)  # a bad limit is refused before anything is written
     say = progress or (lambda text: None)
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as staging:
         result = _build_in(staging, model, target, clock_mhz, say, weights_in_memory,
-                           max_multipliers, rom_reuse, baud, seed, layouts, input_quantization)
+                           max_multipliers, rom_reuse, baud, seed, layouts, input_quantization,
+                           pnr_timeout_minutes)
     return BoardBuildResult(out_dir, out_dir / result.bitstream.name, result.report)
 
 
@@ -195,7 +203,7 @@ def board_network(model, rom, *, say=None, cache_dir=None):
 
 
 def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_multipliers,
-              rom_reuse, baud, seed, layouts, input_quantization):
+              rom_reuse, baud, seed, layouts, input_quantization, pnr_timeout_minutes):
     """The board build, written into the (staging) folder ``out_dir``."""
     say("elaborating engines")
     if weights_in_memory:
@@ -223,7 +231,8 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
     bitstream = f"{name}{target.bitstream_suffix}"
     flow = run_flow(top, target, out_dir, bitstream, say=say, seed=seed,
                     not_fit=lambda counts, what: _not_fit_message(
-                        target, model, manifest, counts, rom, what))
+                        target, model, manifest, counts, rom, what),
+                    pnr_timeout_minutes=pnr_timeout_minutes, design=model.name)
     f_clock_mhz = top.f_clock_mhz
     latency_cycles = network.latency
     ii = network.initiation_interval

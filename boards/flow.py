@@ -19,11 +19,13 @@ from pathlib import Path
 from nnfab.errors import BoardError, ToolchainError
 from nnfab.sim.toolchain import compiled_yowasp_tool, yowasp_tool
 
+from .board import DEFAULT_PNR_TIMEOUT_MINUTES
 from .synth import SYNTH_FLOWS
 from .targets import target as find_target
 
-__all__ = ["FlowResult", "board_and_clock", "check_tools", "over_capacity", "capacity_text",
-           "run_flow", "board_figures", "figures_markdown", "tool_seconds_line"]
+__all__ = ["FlowResult", "DEFAULT_PNR_TIMEOUT_MINUTES", "board_and_clock", "check_tools",
+           "over_capacity", "capacity_text", "run_flow", "pnr_time_limit", "pnr_progress",
+           "pnr_timeout_message", "board_figures", "figures_markdown", "tool_seconds_line"]
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,22 @@ def check_tools(target):
         yowasp_tool(tool)
 
 
-def _run(tool, args, cwd, log_name):
+def _run(tool, args, cwd, log_name, timeout_s=None):
+    """Run ``tool``; its output in ``cwd/log_name``. Past ``timeout_s`` seconds (None: no
+    limit) the tool is killed and :class:`subprocess.TimeoutExpired` raised."""
     started = time.perf_counter()
-    result = subprocess.run([compiled_yowasp_tool(tool), *args], cwd=cwd,
-                            capture_output=True, text=True)
+    try:
+        result = subprocess.run([compiled_yowasp_tool(tool), *args], cwd=cwd,
+                                capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed the tool
+        (Path(cwd) / log_name).write_text(_text(exc.stdout) + _text(exc.stderr))
+        raise
     (Path(cwd) / log_name).write_text(result.stdout + result.stderr)
     return result, time.perf_counter() - started
+
+
+def _text(output):
+    return output.decode(errors="replace") if isinstance(output, bytes) else (output or "")
 
 
 def _tail(text, n=15):
@@ -180,7 +192,84 @@ def capacity_text(target, counts):
         for key, label, capacity in _resources(target) if capacity)
 
 
-def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
+def pnr_time_limit(minutes):
+    """``minutes`` as the limit of nextpnr's wall time in minutes, None for no limit (None or
+    0).
+
+    Raises
+    ------
+    BoardError
+        If ``minutes`` is not a number >= 0.
+    """
+    if minutes is not None and (not isinstance(minutes, (int, float))
+                                or isinstance(minutes, bool) or not minutes >= 0):
+        raise BoardError(f"Place-and-route time limit must be a number of minutes >= 0 (0 for "
+                         f"none), not {minutes!r}")
+    return minutes or None
+
+
+def pnr_progress(log):
+    """How far nextpnr got, from the text of its log (``--log``).
+
+    Returns
+    -------
+    stage : str
+        ``"packing"``, ``"placement"`` or ``"routing"``: the step that was running.
+    placed : dict of str to (int, int)
+        The device utilisation nextpnr printed after packing, ``{bel: (used, available)}``
+        (``TRELLIS_COMB``, ``TRELLIS_FF``, ``MULT18X18D``, ``DP16KD``, ``ICESTORM_LC``, ...);
+        empty if it printed none.
+    last : str
+        The last progress line of the running step (a router's arcs remaining or overused
+        wires, a placer's iteration), without the ``Info:`` prefix; empty if there is none.
+    """
+    placed = {}
+    for bel, used, available in re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%",
+                                           log, re.MULTILINE):
+        placed.setdefault(bel, (int(used), int(available)))
+    lines = [line[5:].strip() for line in log.splitlines() if line.startswith("Info:")]
+    stage, start = "packing", 0
+    for k, line in enumerate(lines):
+        if re.match(r"(Running router|Routing\b|Router1|Setting up routing)", line):
+            stage, start = "routing", k
+            break
+        if stage == "packing" and re.search(r"placer|Placing|place", line):
+            stage, start = "placement", k
+    last = next((line for line in reversed(lines[start:])
+                 if re.search(r"\d", line) and not line.startswith("Max frequency")), "")
+    return stage, placed, last
+
+
+def pnr_timeout_message(target, minutes, synthesis, log, design=None):
+    """The message of a place-and-route stopped after ``minutes``: the board, the design's
+    figures (synthesis ``synthesis`` as :attr:`FlowResult.synthesis`, and nextpnr's placed
+    utilisation read from its ``log``), the step that did not finish and how far it got
+    (:func:`pnr_progress`), and what to try."""
+    stage, placed, last = pnr_progress(log)
+    figures = ", ".join(f"{synthesis[key]:,} {label} of {capacity:,} "
+                        f"({synthesis[key] / capacity:.0%})"
+                        for key, label, capacity in _resources(target) if capacity)
+    bels = [f"{bel} {used:,}/{available:,} ({used / available:.0%})"
+            for bel, (used, available) in placed.items()
+            if bel in _PLACED_BELS and available]
+    what = f"{design!r} " if design else ""
+    message = (f"Place and route of design {what}for {target.name} ({target.device}) "
+               f"stopped after {minutes:g} min: {stage} did not finish"
+               + (f" (last progress: {last})" if last else "")
+               + f". After synthesis: {figures}"
+               + (f"; placed: {', '.join(bels)}" if bels else "")
+               + ". Try a smaller design (nnfab build --max-multipliers N bounds every "
+                 "layer's multipliers), a larger device, or a longer limit "
+                 "(--pnr-timeout MINUTES, 0 for none)")
+    return message
+
+
+_PLACED_BELS = ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD", "ICESTORM_LC",
+                "ICESTORM_DSP", "ICESTORM_RAM", "ICESTORM_SPRAM")
+
+
+def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit,
+             pnr_timeout_minutes=DEFAULT_PNR_TIMEOUT_MINUTES, design=None):
     """Synthesize, place, route and pack ``top`` for ``target``; the tools' files in
     ``out_dir/build``, the bitstream copied to ``out_dir/bitstream``.
 
@@ -199,6 +288,11 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
         ``not_fit(counts, what)``: the message of the BoardError raised when the design does
         not fit after ``what`` (``"synthesis"``, ``"placement"``), ``counts`` as
         :attr:`FlowResult.synthesis`.
+    pnr_timeout_minutes : float or None
+        Wall-clock minutes nextpnr may run; then it is stopped and BoardError raised
+        (:func:`pnr_timeout_message`). None or 0: no limit.
+    design : str, optional
+        The design's name in that message.
 
     Returns
     -------
@@ -207,10 +301,12 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
     Raises
     ------
     BoardError
-        If the design does not fit.
+        If the design does not fit, or placement and routing take longer than
+        ``pnr_timeout_minutes``.
     ToolchainError
         If a tool fails for another reason.
     """
+    limit = pnr_time_limit(pnr_timeout_minutes)
     build_dir = out_dir / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
     say("writing netlist and constraints")
@@ -226,7 +322,8 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
     if any(synth_counts[key] > capacity for key, _, capacity in _resources(target)):
         raise BoardError(not_fit(synth_counts, "synthesis"))
 
-    say(f"placing and routing (yowasp-nextpnr-{target.family})")
+    say(f"placing and routing (yowasp-nextpnr-{target.family}"
+        + (f", at most {limit:g} min)" if limit else ")"))
     args = [*target.nextpnr_device, "--package", target.nextpnr_package, "--json", "top.json",
             "--report", "pnr_report.json", "--timing-allow-fail", "--seed", str(seed),
             "--log", "nextpnr.log", "--quiet"]
@@ -234,8 +331,15 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit):
         args += ["--pcf", constraints, "--asc", "top.asc"]
     else:
         args += ["--speed", "6", "--lpf", constraints, "--textcfg", "top.config"]
-    result, times["place_and_route_s"] = _run(f"yowasp-nextpnr-{target.family}", args,
-                                              build_dir, "nextpnr.out")
+    try:
+        result, times["place_and_route_s"] = _run(
+            f"yowasp-nextpnr-{target.family}", args, build_dir, "nextpnr.out",
+            timeout_s=60 * limit if limit else None)
+    except subprocess.TimeoutExpired:
+        log = build_dir / "nextpnr.log"
+        raise BoardError(pnr_timeout_message(
+            target, limit, synth_counts, log.read_text() if log.exists() else "",
+            design)) from None
     if result.returncode != 0:
         log = (build_dir / "nextpnr.log").read_text() if (build_dir / "nextpnr.log").exists() \
             else result.stderr

@@ -16,7 +16,16 @@ console = Console(highlight=False)
 
 
 def board_options(function):
-    """``--board NAME`` and ``--clock-mhz F``, for ``nnfab build``."""
+    """``--board NAME``, ``--clock-mhz F`` and ``--pnr-timeout MINUTES``, for ``nnfab
+    build``."""
+    from nnfab.boards.board import DEFAULT_PNR_TIMEOUT_MINUTES  # no board packages needed
+
+    function = click.option("--pnr-timeout", "pnr_timeout", type=click.FloatRange(min=0),
+                            default=None,
+                            help=f"With --board: stop placement and routing (nextpnr) after "
+                                 f"this many minutes of wall time and fail with the "
+                                 f"design's utilisation (default "
+                                 f"{DEFAULT_PNR_TIMEOUT_MINUTES}; 0: no limit).")(function)
     function = click.option("--clock-mhz", type=float, default=None,
                             help="Clock of the network on the board (default: the board's; a "
                                  "PLL makes it); without --board, the clock the fused "
@@ -29,10 +38,12 @@ def board_options(function):
 
 
 def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progress=None,
-                         max_multipliers=None):
+                         max_multipliers=None, pnr_timeout=None):
     """Run :func:`~nnfab.boards.build.build_for_board` for ``nnfab build --board`` and print
     its report. ``max_multipliers`` (``--max-multipliers``) also bounds the multipliers of
-    each layer with its weights in ROM (the board's budget if None).
+    each layer with its weights in ROM (the board's budget if None); ``pnr_timeout``
+    (``--pnr-timeout``) limits placement and routing to that many minutes (None: the default
+    limit, 0: none).
 
     Parameters
     ----------
@@ -52,11 +63,14 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progr
     model = getattr(loaded_model, "model", loaded_model)
     try:
         from nnfab.boards.build import build_for_board
+        from nnfab.boards.board import DEFAULT_PNR_TIMEOUT_MINUTES
         from nnfab.boards.targets import target as find_target
 
         find_target(board)  # an unknown board is refused before anything is written
         result = build_for_board(model, out_dir, board, clock_mhz, progress=progress,
                                  max_multipliers=max_multipliers,
+                                 pnr_timeout_minutes=DEFAULT_PNR_TIMEOUT_MINUTES
+                                 if pnr_timeout is None else pnr_timeout,
                                  layouts=(getattr(loaded_model, "input_layout", None),
                                           getattr(loaded_model, "output_layout", None)),
                                  input_quantization=getattr(loaded_model,

@@ -260,7 +260,7 @@ def _board_options(function):
 @interruptible
 def build_command(model, example, weights, reuse_factor, max_multipliers, precision,
                   input_format, fuse, lut_adder_width, fit, hls4ml_config, output, board,
-                  clock_mhz, no_cache):
+                  clock_mhz, pnr_timeout, no_cache):
     """Turn MODEL into Verilog, a manifest and a report; with --board, into a bitstream.
 
     The Verilog, latency and skip FIFO depths of a model converted before with the same
@@ -270,6 +270,9 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
     from nnfab.gen.build_folder import output_name
     from nnfab.gen.emit import build_outputs
 
+    if pnr_timeout is not None and board is None:
+        raise click.UsageError("--pnr-timeout limits a board build's place and route; it "
+                               "needs --board")
     started = time.perf_counter()
     try:
         with progress(console) as say:
@@ -284,7 +287,7 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
 
                 out = Path(output) if output else Path("build") / f"{name}-{output_name(board)}"
                 board_build_from_cli(loaded, out, board, clock_mhz, console, progress=say,
-                                     max_multipliers=max_multipliers)
+                                     max_multipliers=max_multipliers, pnr_timeout=pnr_timeout)
                 return
             out = Path(output) if output else Path("build") / name
             result = build_outputs(loaded.model, out, progress=say,

@@ -202,6 +202,11 @@ CASES = [
      "Unknown board '../../x'"),
     ("clock 0", tiny, ["build", "m.json", "--board", "icebreaker", "--clock-mhz", "0"], 1,
      "Clock must be a positive frequency in MHz, not 0.0"),
+    ("pnr timeout without board", tiny, ["build", "m.json", "--pnr-timeout", "5"], 2,
+     "--pnr-timeout limits a board build's place and route; it needs --board"),
+    ("pnr timeout negative", tiny, ["build", "m.json", "--board", "ulx3s-85f",
+                                    "--pnr-timeout", "-1"], 2,
+     "Invalid value for '--pnr-timeout': -1.0 is not in the range x>=0"),
     # Build folders given to verify and report.
     ("verify a folder without manifest", write("d/x.txt", "x"), ["verify", "d"], 1,
      "'d' is not an nnfab build folder (no manifest.json)"),
