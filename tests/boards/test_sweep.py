@@ -161,3 +161,43 @@ def test_pareto_front_and_constraints():
                                                           ("latency", "<=", 20.0)]
     with pytest.raises(SweepError, match="^--pick constraint 'lut 5' is not NAME<VALUE"):
         parse_constraints("lut 5")
+
+
+def test_points_too_large_for_the_device_skip_synthesis(cache, tmp_path):
+    """--synth: a point with more multipliers than the ECP5's DSP blocks, or a LUT estimate
+    over twice the device, is 'does not fit' at once, without yosys; the rule itself on
+    both families."""
+    from nnfab.boards.sweep_point import too_large_to_synthesize
+    from nnfab.boards.synth import DEVICES
+
+    rng = np.random.default_rng(1)  # a float 16→8→4 MLP: 80 multipliers at R = 2
+    doc = {"nnfab_model": 1, "name": "wide", "input": {"shape": [16]},
+           "layers": [{"name": "d1", "type": "dense", "weights": "w1"},
+                      {"name": "relu", "type": "activation", "activation": "relu"},
+                      {"name": "d2", "type": "dense", "weights": "w2"}]}
+    (tmp_path / "wide.json").write_text(json.dumps(doc))
+    np.savez(tmp_path / "wide.npz", w1=rng.normal(size=(8, 16)), w2=rng.normal(size=(4, 8)))
+    out = tmp_path / "sweep"
+    result = run("sweep", tmp_path / "wide.json", "--reuse-factor", "2", "--bits", "8",
+                 "--target", "ECP5-25F", "--synth", "--worker-threads", "--workers", 1,
+                 "--random", 100, "-o", out)
+    assert result.exit_code == 0, result.output
+    row, = results(out)["rows"]
+    assert row["multipliers"] > 28, row  # ECP5-25F has 28 MULT18X18D
+    assert (row["status"], row["reason"]) == ("failed", (
+        f"does not fit ECP5-25F (counted before synthesis, which was not run): "
+        f"{row['multipliers']} multipliers need at least as many DSP blocks, of 28"))
+    assert "lut4" not in row and row["seconds"] < 60
+    ecp5, ice40 = DEVICES["ECP5-85F"], DEVICES["iCE40UP5K"]
+    assert too_large_to_synthesize({"multipliers": 156, "estimated_luts": 167_280}, ecp5) \
+        is None
+    assert too_large_to_synthesize({"multipliers": 157, "estimated_luts": 167_281}, ecp5) == (
+        "does not fit ECP5-85F (counted before synthesis, which was not run): 157 multipliers "
+        "need at least as many DSP blocks, of 156; estimated 167,281 LUT4 equivalents, more "
+        "than 2 x its 83,640 LUT4")
+    # iCE40 keeps narrow products in LUTs: multipliers alone do not decide.
+    assert too_large_to_synthesize({"multipliers": 500, "estimated_luts": 10_560}, ice40) \
+        is None
+    assert too_large_to_synthesize({"multipliers": 0, "estimated_luts": 10_561}, ice40) == (
+        "does not fit iCE40UP5K (counted before synthesis, which was not run): estimated "
+        "10,561 LUT4 equivalents, more than 2 x its 5,280 LUT4")
