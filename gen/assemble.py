@@ -32,6 +32,7 @@ from nnfab.hdl.fork import Broadcast, SkipFifo, skip_fifo_entries
 from nnfab.hdl.join import Add, Concatenate
 from nnfab.hdl.resize import Upsample2D
 from nnfab.hdl.shift_add import ShiftAddDense
+from nnfab.hdl.shift_add_chain import ShiftAddChain
 from nnfab.hdl.pool_tflite import GlobalAveragePoolTfliteEngine
 from nnfab.hdl.pooling import GlobalPoolEngine, PoolEngine
 from nnfab.hdl.quantize import LaneQuantizer
@@ -152,6 +153,10 @@ def _shift_add_dense(layer, backend):
         fout=layer.output_format, adder_levels_per_stage=layer.adder_levels_per_stage,
         clock_mhz=layer.clock_mhz, family=layer.family,
         lut_adder_width=layer.lut_adder_width, multiplier_threshold=layer.multiplier_threshold)
+
+
+_engine("shift_add_chain")(lambda layer, b: ShiftAddChain(
+    [_shift_add_dense(part, b) for part in layer.parts], names=[p.name for p in layer.parts]))
 
 
 _engine("rom_dense")(lambda layer, b: DenseRomEngine(

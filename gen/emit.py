@@ -198,14 +198,16 @@ def _report(manifest):
             f"{row.get('reuse_factor', '')} | {row['multipliers']} | "
             f"{row.get('shift_add_terms', '')} | {row['latency']} | "
             f"{row['initiation_interval']} |")
-    dense = [row for row in manifest["layers"]
-             if row["kind"] in ("dense", "conv2d", "shift_add_dense")]
+    # A chain of fused layers is reported as its layers.
+    rows = [part for row in manifest["layers"]
+            for part in (row["chain"] if row["kind"] == "shift_add_chain" else [row])]
+    dense = [row for row in rows if row["kind"] in ("dense", "conv2d", "shift_add_dense")]
     if dense:
         lines += ["", "Dense and convolution layers: weight, bias and accumulator formats", "",
                   "| layer | weight | bias | accumulator |", "| --- | --- | --- | --- |"]
         lines += [f"| {row['name']} | `{row['weight_format']}` | `{row['bias_format']}` | "
                   f"`{row['accumulator_format']}` |" for row in dense]
-    fused = [row for row in manifest["layers"] if row["kind"] == "shift_add_dense"]
+    fused = [row for row in rows if row["kind"] == "shift_add_dense"]
     if fused:
         lines += ["", "Shift-add dense layers (one adder graph each, no multipliers)", "",
                   "| layer | fused layers | adders | shared subexpressions | adder levels | "
@@ -213,7 +215,7 @@ def _report(manifest):
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {row['name']} | {', '.join(row['fused_layers'])} | {row['adders']} | "
                   f"{row['shared_subexpressions']} | {row['adder_levels']} | "
-                  f"{row['latency']} | {row.get('estimated_f_max_mhz', '')} |"
+                  f"{row['latency'] or 'chain'} | {row.get('estimated_f_max_mhz', '')} |"
                   for row in fused]
     joins = [row for row in manifest["layers"] if "skip_fifo_depths" in row]
     if joins:

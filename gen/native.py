@@ -303,15 +303,22 @@ def _stored_layers(layers):
     ``shift_add_dense``) as the layers it fuses, and a layer reading a fused layer reading the
     last of its parts instead (the fused layer takes the name of one of its parts, often not
     the last: ``MatMul_0`` of ``MatMul_0, Relu_0``)."""
-    last_part = {layer.name: layer.parts[-1].name for layer in layers
+    last_part = {layer.name: _leaves(layer)[-1].name for layer in layers
                  if getattr(layer, "parts", ())}
     for layer in layers:
-        parts = getattr(layer, "parts", ()) or (layer,)
+        parts = _leaves(layer)
         inner = {part.name for part in parts}
         for k, part in enumerate(parts):
             # The parts after the first read each other; only outside names are renamed.
             yield part, tuple(name if (k and name in inner) else last_part.get(name, name)
                               for name in part.inputs)
+
+
+def _leaves(layer):
+    """The layers a fused layer stores, its parts' parts first (a chain of fused layers), or
+    the layer itself."""
+    parts = getattr(layer, "parts", ())
+    return tuple(leaf for part in parts for leaf in _leaves(part)) if parts else (layer,)
 
 
 def _write_atomically(json_path, text, arrays):

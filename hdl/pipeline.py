@@ -4,7 +4,8 @@ whose output skid FIFO takes the back-pressure."""
 from amaranth.hdl import Elaboratable, Module, Signal, Value
 from amaranth.lib.fifo import SyncFIFO
 
-__all__ = ["OneEntryFIFO", "pipeline_advance", "skid_output", "skid_depth"]
+__all__ = ["OneEntryFIFO", "pipeline_advance", "skid_output", "skid_depth",
+           "free_running_output"]
 
 
 def pipeline_advance(m, o, *inputs):
@@ -136,3 +137,22 @@ def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
         fifo.w_data.eq(payload),
     ]
     return fifo
+
+
+def free_running_output(m, i, o, *, payload, latency, name="skid"):
+    """The control of a free-running pipeline of ``latency`` register stages from ``i`` to
+    ``o`` whose last stage computes ``payload``: the valid bit of each transfer accepted at
+    ``i`` travels beside the data through ``latency - 1`` registers, and :func:`skid_output`
+    (its output register the pipeline's last) takes the back-pressure.
+
+    Returns
+    -------
+    SyncFIFO or OneEntryFIFO
+        The skid FIFO.
+    """
+    valid = i.valid & i.ready
+    for cut in range(1, latency):
+        reg = Signal(name=f"valid_s{cut}")
+        m.d.sync += reg.eq(valid)
+        valid = reg
+    return skid_output(m, i, o, valid=valid, payload=payload, latency=latency, name=name)

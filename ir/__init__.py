@@ -26,6 +26,7 @@ from .argmax import ArgmaxLayer, FloatArgmax, argmax_format
 from .merge import AddLayer, ConcatenateLayer, FloatAdd, FloatConcatenate
 from .upsample import FloatUpsample, UpsampleLayer
 from .shift_add import ShiftAddDenseLayer
+from .shift_add_chain import ShiftAddChainLayer
 from .output_stage import OutputStageLayer, integer_format
 from .rom_dense import RomDenseLayer
 from .multithreshold import MultiThresholdLayer
@@ -38,7 +39,8 @@ __all__ = ["INPUT", "Layer", "FusedLayer", "Model", "resolve_graph", "consumers_
            "DenseLayer", "ActivationLayer", "SoftmaxLayer", "ArgmaxLayer",
            "argmax_format", "Conv2DLayer", "PoolLayer", "GlobalPoolLayer", "BatchNormLayer",
            "FlattenLayer", "ZeroPadLayer", "QuantizeLayer", "Hls4mlSoftmaxLayer",
-           "ShiftAddDenseLayer", "OutputStageLayer", "integer_format", "RomDenseLayer",
+           "ShiftAddDenseLayer", "ShiftAddChainLayer", "OutputStageLayer", "integer_format",
+           "RomDenseLayer",
            "MultiThresholdLayer",
            "TfliteAveragePoolLayer", "TfliteAddLayer", "TfliteSoftmaxLayer", "RecurrentLayer",
            "AddLayer", "ConcatenateLayer", "UpsampleLayer",

@@ -7,8 +7,9 @@ from .fold_batchnorm import FoldBatchNorm
 from .prune import PruneWeights
 from .reuse import ChooseReuseFactors
 from .shift_add import FuseShiftAdd
+from .shift_add_chain import ChainShiftAdd
 from .validate import Validate
 
 __all__ = ["Pass", "run_passes", "FitToDevice", "FitResult", "FoldBatchNorm", "PruneWeights", "ChooseReuseFactors",
-           "FuseShiftAdd",
+           "FuseShiftAdd", "ChainShiftAdd",
            "Validate"]

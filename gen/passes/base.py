@@ -1,6 +1,6 @@
 """The pass interface."""
 
-__all__ = ["Pass", "run_passes"]
+__all__ = ["Pass", "run_passes", "feeds_previous"]
 
 
 class Pass:
@@ -24,3 +24,11 @@ def run_passes(model, passes):
         if changed:
             changed_by.append(type(p).__name__)
     return model, changed_by
+
+
+def feeds_previous(layers, consumers, k):
+    """Whether ``layers[k]`` reads only ``layers[k - 1]``, its only reader (so that the two can
+    be one engine in a graph); ``consumers`` is the model's readers by tensor name
+    (:meth:`nnfab.ir.Model.consumers`)."""
+    return 0 < k < len(layers) and layers[k].inputs == (layers[k - 1].name,) and \
+        consumers[layers[k - 1].name] == [layers[k].name]

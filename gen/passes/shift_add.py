@@ -6,7 +6,7 @@ import dataclasses
 from nnfab.hdl.csd import csd_digits
 
 from nnfab.ir import ShiftAddDenseLayer
-from .base import Pass
+from .base import Pass, feeds_previous
 
 __all__ = ["FuseShiftAdd"]
 
@@ -95,10 +95,7 @@ class FuseShiftAdd(Pass):
         consumers = model.consumers()
 
         def feeds(k):
-            """Whether layer ``k`` reads only layer ``k - 1``, its only reader (so that the
-            two can be one engine in a graph)."""
-            return 0 < k < len(layers) and layers[k].inputs == (layers[k - 1].name,) and \
-                consumers[layers[k - 1].name] == [layers[k].name]
+            return feeds_previous(layers, consumers, k)
 
         known_lanes = None
         n = 0

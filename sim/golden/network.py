@@ -74,6 +74,7 @@ golden_for("upsample")(lambda layer, x: upsample_nearest(x, layer.size))
 
 @golden_for("rom_dense")
 @golden_for("shift_add_dense")
+@golden_for("shift_add_chain")
 def _fused(layer, x):
     """A fused layer is its parts in order: no arithmetic of its own to trust."""
     for part in layer.parts:

@@ -14,19 +14,21 @@ from nnfab.gen.assemble import ENGINES, Network
 from nnfab.gen.emit import build_outputs, manifest_of
 from nnfab.gen.native import load_native, save_native
 from nnfab.gen.native_schema import LAYER_KEYS
-from nnfab.gen.passes import FuseShiftAdd, run_passes
+from nnfab.gen.passes import ChainShiftAdd, FuseShiftAdd, run_passes
 from nnfab.ir import FLOAT_KINDS, KINDS, Layer, native_kinds, register, registry
 from nnfab.recurrent import RecurrentSpec
 from nnfab.sim.golden.network import GOLDEN, run_network
 
+from ..hdl.test_stalls import CHAINS as CHAIN_CASES
 from ..hdl.test_stalls import ENGINES as ENGINE_CASES
 from ..hdl.test_stalls import _case
 from .test_graph import residual_cnn, skip_mlp, upsample_concat
 
 #: Kinds the native format stores as other kinds (a fused layer as its parts).
-STORED_AS_PARTS = {"shift_add_dense", "rom_dense"}
+STORED_AS_PARTS = {"shift_add_dense", "shift_add_chain", "rom_dense"}
 #: Kinds that exist only in quantized models (no float layer, so no PTQ rule).
-QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "output_stage", "multithreshold",
+QUANTIZED_ONLY = {"quantize", "hls4ml_softmax", "shift_add_dense", "shift_add_chain",
+                  "output_stage", "multithreshold",
                   "rom_dense",
                   "tflite_average_pool", "tflite_add", "tflite_softmax"}
 
@@ -168,6 +170,7 @@ def recurrent_gru_reset_before():
 SAMPLES = {
     "dense": lambda: _case(ENGINE_CASES, "dense_r1")[0],
     "shift_add_dense": lambda: _case(ENGINE_CASES, "shift_add_relu")[0],
+    "shift_add_chain": lambda: _case(CHAIN_CASES, "shift_add_chain")[0],
     "conv2d": lambda: _case(ENGINE_CASES, "conv_r1_same_relu")[0],
     "pool": lambda: _case(ENGINE_CASES, "pool_max")[0],
     "global_pool": lambda: _case(ENGINE_CASES, "global_avg")[0],
@@ -265,6 +268,8 @@ def test_kind_round_trips_through_a_build_folder(kind, tmp_path):
     reloaded = load_native(tmp_path / "a" / "model.json")
     if kind == "shift_add_dense":  # stored as its parts; the build fuses them again
         reloaded, _ = run_passes(reloaded, [FuseShiftAdd()])
+    if kind == "shift_add_chain":  # stored as the fused layers' parts; fused and chained again
+        reloaded, _ = run_passes(reloaded, [FuseShiftAdd(), ChainShiftAdd()])
     if kind == "rom_dense":  # stored as its parts; a board build fuses them again
         from nnfab.boards.network import fuse_rom_output_stages
 

@@ -26,7 +26,7 @@ from nnfab.ir import (BatchNormLayer, Conv2DLayer, FlattenLayer, GlobalPoolLayer
                                PoolLayer, ZeroPadLayer)
 from nnfab.ir import Hls4mlSoftmaxLayer
 from nnfab.ir import QuantizeLayer
-from nnfab.gen.passes import FuseShiftAdd, run_passes
+from nnfab.gen.passes import ChainShiftAdd, FuseShiftAdd, run_passes
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.network import run_network
 
@@ -137,11 +137,12 @@ class Builder:
         return self._add(QuantizeLayer(self._name("quantize"), shape=self.shape, fin=self.fmt,
                                        formats=tuple(formats[k % 5] for k in range(n))))
 
-    def model(self, *, fuse=False):
-        """The model; with ``fuse``, dense layers fused as the command line does."""
+    def model(self, *, fuse=False, chain=False):
+        """The model; with ``fuse``, dense layers fused as the command line does; with
+        ``chain`` too, consecutive fused layers built as one pipeline (ChainShiftAdd)."""
         model = Model("stalls", self.input_shape, self.input_format, self.layers)
-        if fuse:
-            model, _ = run_passes(model, [FuseShiftAdd()])
+        if fuse or chain:
+            model, _ = run_passes(model, [FuseShiftAdd()] + [ChainShiftAdd()] * chain)
         return model
 
 
@@ -249,7 +250,8 @@ def _case(table, name):
     build, shape, kinds, *input_format = table[name]
     seed = sorted(table).index(name) + (1000 if table is PAIRS else 0)
     builder = Builder(seed, shape, *input_format)
-    model = build(builder).model(fuse="shift_add_dense" in kinds)
+    model = build(builder).model(fuse="shift_add_dense" in kinds,
+                                 chain="shift_add_chain" in kinds)
     return model, seed, kinds
 
 
@@ -262,6 +264,20 @@ def test_engine_under_stalls(name):
 @pytest.mark.parametrize("name", sorted(PAIRS))
 def test_engine_pair_under_stalls(name):
     model, seed, kinds = _case(PAIRS, name)
+    check_model(model, seed, kinds=kinds)
+
+
+# Consecutive fused layers as one pipeline (ChainShiftAdd); a table of its own, so that the
+# seeds of the cases above stay as they are.
+CHAINS = {
+    "shift_add_chain": (lambda b: b.quantize().dense(6).act().dense(5).act().dense(4), (5,),
+                        ["shift_add_chain"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_chain_under_stalls(name):
+    model, seed, kinds = _case(CHAINS, name)
     check_model(model, seed, kinds=kinds)
 
 
