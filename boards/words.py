@@ -2,7 +2,7 @@
 significant byte first, unused top bits 0 (the host links' packing, :mod:`nnfab.boards.link`,
 :mod:`nnfab.boards.stream_link`)."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,17 +50,10 @@ class BytesToWords(wiring.Component):
 class WordsToBytes(wiring.Component):
     """Sends each word as ``word_bytes(width)`` bytes, least significant first.
 
-    The word is not copied: byte ``k`` is read from ``i.payload`` through a multiplexer while
-    the source holds the word (a stream's payload is stable until its transfer), and the
-    transfer is taken with the last byte. That saves the ``width`` flip-flops of a copy; the
-    byte multiplexer (a mux tree, ``word_select``) costs about what the copy's load-or-shift
-    multiplexer did (ad01's 5,120-bit output word, out of context on ECP5: 5,138 LUT4 and
-    5,130 flip-flops before, 4,971 LUT4, 696 PFUMX, 186 L6MUX21 and 10 flip-flops now).
-
     Members
     -------
     i : ``In(stream.Signature(width))``
-        Taken when its last byte is taken.
+        Taken when its last byte has gone (ready while idle).
     o : ``Out(stream.Signature(8))``
     last_byte : ``Out(1)``
         ``o`` holds a word's last byte.
@@ -74,16 +67,14 @@ class WordsToBytes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = word_bytes(self._width)
-        word = Signal(8 * n)                     # the payload, zero-extended to whole bytes
-        m.d.comb += word.eq(self.i.payload)
-        index = Signal(range(max(n, 2)))
-        byte = Signal(8)
-        m.d.comb += byte.eq(word.word_select(index, 8))
-        last = index == n - 1
-        m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(byte),
-                     self.last_byte.eq(last), self.i.ready.eq(self.o.ready & last)]
+        word = Signal(8 * n)
+        left = Signal(range(n + 1))
+        m.d.comb += [self.i.ready.eq(left == 0), self.o.valid.eq(left != 0),
+                     self.o.payload.eq(word[:8]), self.last_byte.eq(left == 1)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [word.eq(Value.cast(self.i.payload)), left.eq(n)]
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += index.eq(Mux(last, 0, index + 1))
+            m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
         return m
 
 
