@@ -131,12 +131,17 @@ def board_build(model_path, out_dir, board):
                   if line.startswith("Error: ")]
         row["error"] = errors[-1] if errors else (run.stdout + run.stderr)[-2000:]
         return row
-    report = json.loads((out_dir / "report.json").read_text())
-    row.update({key: report[key] for key in (
+    row.update(board_figures(out_dir))
+    return row
+
+
+def board_figures(out_dir):
+    """The figures of a board build folder's ``report.json`` that the JSON keeps."""
+    report = json.loads((Path(out_dir) / "report.json").read_text())
+    return {key: report[key] for key in (
         "bitstream", "resources", "clock", "latency_cycles", "latency_us",
         "initiation_interval", "inferences_per_second", "reuse_factors", "multipliers",
-        "tool_seconds") if key in report})
-    return row
+        "tool_seconds") if key in report}
 
 
 def main(argv=None):
