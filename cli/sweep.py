@@ -165,7 +165,9 @@ def _print_rows(result):
 @click.option("--fit", "fit", default=None, metavar="DEVICE|none",
               help="Points at the model's reuse factors (no reuse_factor axis) get reuse "
                    "factors raised until the resource estimate fits DEVICE (default: the "
-                   "point's target); 'none' keeps the model's.")
+                   "point's target); every point's multipliers beyond DEVICE's DSP blocks are "
+                   "built from LUTs. 'none' keeps the model's, every multiplier in a DSP "
+                   "block.")
 @click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
               help="Inputs of the accuracy figure, a .npy of shape (n, *input_shape).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),

@@ -109,7 +109,8 @@ def engine_for(layer, *, multiplier_threshold=3):
 
 
 _engine("dense")(lambda layer, b: DenseEngine(layer.spec, reuse_factor=layer.reuse_factor,
-                                              multiplier_threshold=b.multiplier_threshold))
+                                              multiplier_threshold=b.multiplier_threshold,
+                                              fabric_multipliers=layer.fabric_multipliers))
 _engine("activation")(lambda layer, b: Activation(kind=layer.function, n=layer.shape[-1],
                                                   fin=layer.fin, fout=layer.fout,
                                                   **dict(layer.params)))
@@ -131,7 +132,8 @@ _engine("tflite_softmax")(lambda layer, b: TfliteSoftmax(
 _engine("hls4ml_softmax")(lambda layer, b: Hls4mlSoftmax(layer.spec))
 _engine("conv2d")(lambda layer, b: ConvEngine(
     layer.spec, reuse_factor=layer.reuse_factor,
-    adder_graph=None if layer.adder_graph is None else dict(layer.adder_graph)))
+    adder_graph=None if layer.adder_graph is None else dict(layer.adder_graph),
+    fabric_multipliers=layer.fabric_multipliers))
 _engine("pool")(lambda layer, b: PoolEngine(layer.spec))
 _engine("global_pool")(lambda layer, b: GlobalPoolEngine(layer.spec))
 _engine("batchnorm")(lambda layer, b: BatchNormEngine(layer.spec))

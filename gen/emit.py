@@ -116,6 +116,9 @@ def manifest_of(model, network, *, source=None, notes=(), input_cast="nearest",
                "initiation_interval": math.ceil(engine.initiation_interval
                                                 * math.prod(layer.input_shape[:-1])),
                "multipliers": getattr(engine, "n_multipliers", 0)}
+        if getattr(engine, "n_fabric_multipliers", 0):
+            # Multipliers built from LUTs, out of "multipliers" (nnfab.gen.passes.dsp_budget).
+            row["fabric_multipliers"] = engine.n_fabric_multipliers
         if len(layer.inputs) > 1 or layer.inputs != (previous,):
             row["inputs"] = list(layer.inputs)
         if len(layer.inputs) > 1:
@@ -165,6 +168,13 @@ def _fit_lines(fit):
             f"{'raised: ' + changed if changed else 'as the model gives them'}"]
 
 
+def _multipliers_text(rows):
+    """Multipliers of manifest ``rows``, with those built from LUTs (not DSP blocks)."""
+    total = sum(row["multipliers"] for row in rows)
+    fabric = sum(row.get("fabric_multipliers", 0) for row in rows)
+    return f"{total} ({fabric} from LUTs)" if fabric else f"{total}"
+
+
 def _layout_text(section):
     layout = section.get("layout")
     if layout is None or layout["model"] == layout["hardware"]:
@@ -185,7 +195,7 @@ def _report(manifest):
              f"- latency: {manifest['latency']} cycles; initiation interval: "
              f"{manifest['initiation_interval']} cycles per inference",
              f"- multipliers (after pruning, shift-add weights excluded): "
-             f"{sum(row['multipliers'] for row in manifest['layers'])}",
+             f"{_multipliers_text(manifest['layers'])}",
              *_fit_lines(manifest.get("fit")), "",
              "| layer | kind | in | out | output format | weights (non-zero) | reuse | "
              "multipliers | shift-add terms | latency | II |",
@@ -195,7 +205,7 @@ def _report(manifest):
         lines.append(
             f"| {row['name']} | {row.get('function', row['kind'])} | {row['input_shape']} | "
             f"{row['output_shape']} | `{row['output_format']}` | {weights} | "
-            f"{row.get('reuse_factor', '')} | {row['multipliers']} | "
+            f"{row.get('reuse_factor', '')} | {_multipliers_text([row])} | "
             f"{row.get('shift_add_terms', '')} | {row['latency']} | "
             f"{row['initiation_interval']} |")
     # A chain of fused layers is reported as its layers.

@@ -133,7 +133,8 @@ def load_model(path, *, weights=None, calibration=None, input_format=None, ptq_c
 
 def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipliers=None,
                   fuse=True, lut_adder_width=0, for_board=False, clock_mhz=None,
-                  family="ecp5", fit=None, fit_results=None, fit_strict=True):
+                  family="ecp5", fit=None, fit_results=None, fit_strict=True,
+                  budget_results=None):
     """The passes ``nnfab build`` runs on a quantized model before building it.
 
     :class:`~nnfab.gen.passes.Validate`; :class:`~nnfab.gen.passes.ChooseReuseFactors` when a
@@ -149,6 +150,9 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
     device; its :class:`~nnfab.gen.passes.FitResult` is appended to ``fit_results`` (a list)
     when given. Without ``fit_strict`` (the default device, not one the user named) a model
     that does not fit even then keeps those reuse factors, with a warning in the result.
+    With ``fit``, whatever the reuse factors, :class:`~nnfab.gen.passes.BudgetDspBlocks` runs
+    last: the multipliers beyond the device's DSP blocks are built from LUTs; its
+    :class:`~nnfab.gen.passes.DspBudget` is appended to ``budget_results`` when given.
 
     Returns
     -------
@@ -161,7 +165,8 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
         not divide its ``n_in``, with ``fit_strict`` a model that does not fit ``fit`` at its
         largest reuse factors).
     """
-    from .passes import ChooseReuseFactors, FitToDevice, FuseShiftAdd, Validate, run_passes
+    from .passes import (BudgetDspBlocks, ChooseReuseFactors, FitToDevice, FuseShiftAdd,
+                         Validate, run_passes)
     from .passes.shift_add import shift_add_eligible
 
     threshold = 3 if for_board else None
@@ -181,7 +186,12 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
                                    multiplier_threshold=threshold,
                                    clock_mhz=clock_mhz, family=family,
                                    convolutions=not for_board))
+    budgeting = BudgetDspBlocks(fit) if fit is not None else None
+    if budgeting is not None:
+        passes.append(budgeting)
     model, _ = run_passes(model, passes)
     if fit_results is not None and fitting is not None:
         fit_results.append(fitting.result)
+    if budget_results is not None and budgeting is not None:
+        budget_results.append(budgeting.result)
     return model

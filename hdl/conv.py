@@ -55,6 +55,8 @@ class ConvEngine(wiring.Component):
         keyword arguments (``clock_mhz``, ``family``, ``adder_levels_per_stage``,
         ``lut_adder_width``, ``multiplier_threshold``); needs reuse factor 1 and exact
         accumulation or a signed accumulator. None (the default): a DenseEngine.
+    fabric_multipliers : int, >= 0
+        As :class:`~nnfab.hdl.dense.DenseEngine` (0 with ``adder_graph``).
 
     Members
     -------
@@ -91,11 +93,13 @@ class ConvEngine(wiring.Component):
         If ``spec`` is not a Conv2DSpec or a parameter not an integer.
     ValueError
         As :class:`~nnfab.hdl.dense.DenseEngine` for ``reuse_factor`` and
-        ``multiplier_threshold``, as :class:`~nnfab.hdl.shift_add.ShiftAddDense` for
-        ``adder_graph``; or if ``adder_graph`` is given with a reuse factor other than 1.
+        ``multiplier_threshold`` and ``fabric_multipliers``, as
+        :class:`~nnfab.hdl.shift_add.ShiftAddDense` for ``adder_graph``; or if
+        ``adder_graph`` is given with a reuse factor other than 1 or fabric multipliers.
     """
 
-    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3, adder_graph=None):
+    def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3, adder_graph=None,
+                 fabric_multipliers=0):
         if not isinstance(spec, Conv2DSpec):
             discard(self)  # a rejected design is not an unused one
             raise TypeError(f"Layer must be a Conv2DSpec, not {spec!r}")
@@ -109,7 +113,11 @@ class ConvEngine(wiring.Component):
         try:
             if adder_graph is None:
                 self._dense = DenseEngine(spec.dense_spec, reuse_factor=reuse_factor,
-                                          multiplier_threshold=multiplier_threshold)
+                                          multiplier_threshold=multiplier_threshold,
+                                          fabric_multipliers=fabric_multipliers)
+            elif fabric_multipliers:
+                raise ValueError(f"An adder-graph convolution has no multipliers to build "
+                                 f"from LUTs, not {fabric_multipliers!r}")
             elif reuse_factor != 1:
                 raise ValueError(f"An adder-graph convolution needs reuse factor 1, not "
                                  f"{reuse_factor!r}")
@@ -176,6 +184,10 @@ class ConvEngine(wiring.Component):
     @property
     def n_multipliers(self):
         return self._dense.n_multipliers
+
+    @property
+    def n_fabric_multipliers(self):
+        return getattr(self._dense, "n_fabric_multipliers", 0)
 
     @property
     def _tail_latency(self):

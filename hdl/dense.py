@@ -9,6 +9,7 @@ from nnfab.layers import DenseSpec, reuse_factors
 from .adder_tree import adder_tree_depth, pipelined_sums, register_levels
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
+from .fabric_multiplier import fabric_adder_levels, fabric_product, fabric_product_rows
 from .pipeline import pipeline_advance, skid_output
 from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 
@@ -55,6 +56,11 @@ class DenseEngine(wiring.Component):
     multiplier_threshold : int, >= 0
         With R = 1, weights with more CSD digits than this use a multiplier. 0 puts every
         non-zero weight on a multiplier.
+    fabric_multipliers : int, >= 0, at most the multipliers
+        How many of the multipliers (the last ones, in output order) are built from LUTs and
+        carry chains (:func:`~nnfab.hdl.fabric_multiplier.fabric_product`) instead of ``*``,
+        which synthesis maps to DSP blocks: the ones a device's DSP blocks cannot take
+        (:class:`nnfab.gen.passes.BudgetDspBlocks`). The same products, so the same codes.
     adder_levels_per_stage : int, >= 1, or None
         Addition levels of the adder trees between pipeline registers. None (the default):
         registers where the delay model of ``family`` says the next level would not fit the
@@ -81,7 +87,9 @@ class DenseEngine(wiring.Component):
     initiation_interval : int
         Cycles between accepted input vectors at full rate: R.
     n_multipliers : int
-        Multipliers after pruning (shift-add weights excluded).
+        Multipliers after pruning (shift-add weights excluded), fabric ones included.
+    n_fabric_multipliers : int
+        Those of them built from LUTs (``fabric_multipliers``).
     n_shift_add_terms : int
         Shifted input copies entering the adder trees in place of multipliers.
 
@@ -95,14 +103,16 @@ class DenseEngine(wiring.Component):
     """
 
     def __init__(self, spec, *, reuse_factor=1, multiplier_threshold=3,
-                 adder_levels_per_stage=None, clock_mhz=None, family="ecp5"):
+                 adder_levels_per_stage=None, clock_mhz=None, family="ecp5",
+                 fabric_multipliers=0):
         def reject(error):
             self._MustUse__silence = True  # a rejected design is not an unused one
             raise error
 
         if not isinstance(spec, DenseSpec):
             reject(TypeError(f"Layer must be a DenseSpec, not {spec!r}"))
-        integers = [("Reuse factor", reuse_factor), ("Multiplier threshold", multiplier_threshold)]
+        integers = [("Reuse factor", reuse_factor), ("Multiplier threshold", multiplier_threshold),
+                    ("Fabric multipliers", fabric_multipliers)]
         if adder_levels_per_stage is not None:  # None: placed by the delay model
             integers.append(("Adder levels per stage", adder_levels_per_stage))
         for name, value in integers:
@@ -135,6 +145,11 @@ class DenseEngine(wiring.Component):
         self._reuse_factor = reuse_factor
         self._multiplier_threshold = multiplier_threshold
         self._plan = self._make_plan()
+        multipliers = self.n_multipliers
+        if not 0 <= fabric_multipliers <= multipliers:
+            reject(ValueError(f"Fabric multipliers must be between 0 and the layer's "
+                              f"{multipliers} multipliers, not {fabric_multipliers!r}"))
+        self._plan = self._to_fabric(self._plan, fabric_multipliers)
         self._registered_levels = self._place_registers()
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(fixed_shape(spec.input_format),
@@ -148,7 +163,8 @@ class DenseEngine(wiring.Component):
             f"adder_levels_per_stage={self._adder_levels_per_stage}"
         return (f"DenseEngine(n_in={self._spec.n_in}, n_out={self._spec.n_out}, "
                 f"reuse_factor={self._reuse_factor}, "
-                f"multiplier_threshold={self._multiplier_threshold}, {timing})")
+                f"multiplier_threshold={self._multiplier_threshold}, "
+                f"fabric_multipliers={self.n_fabric_multipliers}, {timing})")
 
     # -- the elaboration plan (plain Python, also used for reports) ---------------------------
 
@@ -176,6 +192,32 @@ class DenseEngine(wiring.Component):
             plan.append(leaves)
         return plan
 
+    @staticmethod
+    def _to_fabric(plan, count):
+        """``plan`` with its last ``count`` ``"mul"`` leaves made ``"fabric"`` leaves."""
+        plan = [list(leaves) for leaves in plan]
+        for leaves in reversed(plan):
+            for n in reversed(range(len(leaves))):
+                if count and leaves[n][0] == "mul":
+                    leaves[n] = ("fabric",) + leaves[n][1:]
+                    count -= 1
+        return plan
+
+    def _multiplier_ns(self):
+        """Delay of the slowest multiplier of the plan (0 without multipliers): a DSP block's,
+        or a fabric multiplier's adder tree over the product's width."""
+        model, spec = self._timing, self._spec
+        kinds = {leaf[0] for leaves in self._plan for leaf in leaves}
+        delay = model.multiplier_ns if "mul" in kinds else 0.0
+        if "fabric" in kinds:
+            rows = max(fabric_product_rows(spec.input_format.width, spec.weight_format.width,
+                                           leaf[2][0] if self._reuse_factor == 1 else None)
+                       for leaves in self._plan for leaf in leaves if leaf[0] == "fabric")
+            width = spec.product_format.width
+            delay = max(delay, model.routing_ns + fabric_adder_levels(rows) *
+                        sum(model.adder_ns(width)))
+        return delay
+
     def _place_registers(self):
         """The addition levels after which the adder trees are registered: every
         ``adder_levels_per_stage``, or from the delay model. The model: the leaves (a
@@ -188,8 +230,7 @@ class DenseEngine(wiring.Component):
             return register_levels(levels, self._adder_levels_per_stage)
         model, spec = self._timing, self._spec
         budget = 1e3 / self._clock_mhz - model.register_ns
-        multiplies = any(leaf[0] == "mul" for leaves in self._plan for leaf in leaves)
-        arrival = model.multiplier_ns if multiplies else 0.0
+        arrival = self._multiplier_ns()
         width = spec.product_format.width
         if not spec.exact_accumulation:
             arrival += model.cast_ns(spec.product_format, spec.accumulator)
@@ -258,7 +299,11 @@ class DenseEngine(wiring.Component):
 
     @property
     def n_multipliers(self):
-        return sum(leaf[0] == "mul" for leaves in self._plan for leaf in leaves)
+        return sum(leaf[0] in ("mul", "fabric") for leaves in self._plan for leaf in leaves)
+
+    @property
+    def n_fabric_multipliers(self):
+        return sum(leaf[0] == "fabric" for leaves in self._plan for leaf in leaves)
 
     @property
     def n_shift_add_terms(self):
@@ -373,7 +418,9 @@ class DenseEngine(wiring.Component):
                     product_terms = [(x << shift) if sign > 0 else -(x << shift)
                                      for sign, shift in leaf[3]]
                 elif r == 1:
-                    product_terms = [x * Const(leaf[2][0], fixed_shape(spec.weight_format))]
+                    weight = Const(leaf[2][0], fixed_shape(spec.weight_format))
+                    product_terms = [fabric_product(x, weight) if leaf[0] == "fabric"
+                                     else x * weight]
                 else:
                     # The weight is registered beside the chunk (selected by the beat
                     # counter a cycle ahead), so synthesis sees a multiplier of two
@@ -382,7 +429,8 @@ class DenseEngine(wiring.Component):
                                     reset_less=True)
                     load(weight.eq(Array(Const(w, fixed_shape(spec.weight_format))
                                          for w in leaf[2])[beat_index]))
-                    product_terms = [x * weight]
+                    product_terms = [fabric_product(x, weight) if leaf[0] == "fabric"
+                                     else x * weight]
                 if spec.exact_accumulation:
                     terms.extend(product_terms)
                 else:

@@ -14,7 +14,7 @@ from nnfab.conv_layers import Conv2DSpec, DepthwiseConv2DSpec
 from nnfab.errors import ModelError, ShapeError
 
 from .calibrate import fit_reuse, named_spec, nearest_codes
-from .dense import save_weighted, weighted_entry, weighted_row
+from .dense import check_fabric_multipliers, save_weighted, weighted_entry, weighted_row
 from .float_layer import FloatLayer, check_float_bias, float_array, pads, windows
 from .model import Layer
 from .native_form import pair_json
@@ -47,7 +47,8 @@ class Conv2DLayer(Layer):
     (:class:`~nnfab.hdl.shift_add.ShiftAddDense`, set by
     :class:`nnfab.gen.passes.FuseShiftAdd`): its keyword arguments as sorted ``(name,
     value)`` pairs. Like a fused dense layer it is a build decision: the native format does
-    not store it, and a build fuses the reloaded layer again."""
+    not store it, and a build fuses the reloaded layer again. So is ``fabric_multipliers``
+    (see :class:`~nnfab.ir.DenseLayer`)."""
 
     kind: ClassVar[str] = "conv2d"
     native_keys: ClassVar[dict] = {
@@ -60,6 +61,7 @@ class Conv2DLayer(Layer):
     spec: Conv2DSpec = None
     reuse_factor: int = 1
     adder_graph: tuple | None = None
+    fabric_multipliers: int = 0
 
     def __post_init__(self):
         if not isinstance(self.spec, Conv2DSpec):
@@ -68,6 +70,7 @@ class Conv2DLayer(Layer):
         if self.adder_graph is not None and self.reuse_factor != 1:
             raise ModelError(f"Layer {self.name!r}: an adder-graph convolution needs reuse "
                              f"factor 1, not {self.reuse_factor}")
+        check_fabric_multipliers(self)
 
     input_shape = property(lambda self: tuple(self.spec.input_shape))
     output_shape = property(lambda self: tuple(self.spec.output_shape))
@@ -80,7 +83,8 @@ class Conv2DLayer(Layer):
         return (f"{s.kernel_size} kernel, {s.n_filters} filters, stride {s.strides}, "
                 f"{s.padding}{f' (pad code {s.pad_code})' if s.pad_code else ''}, "
                 f"w {s.weight_format}, R={self.reuse_factor}"
-                f"{'; shift-add adder graph' if self.adder_graph is not None else ''}")
+                f"{'; shift-add adder graph' if self.adder_graph is not None else ''}"
+                f"{f', {self.fabric_multipliers} LUT multipliers' if self.fabric_multipliers else ''}")
 
     @classmethod
     def from_native(cls, e):

@@ -15,7 +15,7 @@ from .native_keys import WEIGHTED
 from .registry import register
 
 __all__ = ['DenseLayer', 'FloatDense', 'weighted_entry', 'save_weighted', 'weighted_row',
-           'check_reuse_factor', 'pruned_multipliers']
+           'check_reuse_factor', 'check_fabric_multipliers', 'pruned_multipliers']
 
 
 def check_reuse_factor(name, reuse_factor, n, what="n_in", n_out=None, out_what="n_out"):
@@ -30,6 +30,15 @@ def check_reuse_factor(name, reuse_factor, n, what="n_in", n_out=None, out_what=
             rule += f" or be {what} times a divisor of {out_what} {n_out}"
         raise ModelError(f"Layer {name!r}: reuse factor must {rule} (one of "
                          f"{', '.join(map(str, valid))}), not {reuse_factor!r}")
+
+
+def check_fabric_multipliers(layer):
+    """Raise ModelError naming ``layer`` unless its ``fabric_multipliers`` is a non-negative
+    integer (the engine checks it against its multipliers)."""
+    count = layer.fabric_multipliers
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ModelError(f"Layer {layer.name!r}: fabric multipliers must be a non-negative "
+                         f"integer, not {count!r}")
 
 
 def pruned_multipliers(weights, reuse_factor):
@@ -84,13 +93,19 @@ def weighted_row(layer):
 @dataclass(frozen=True)
 class DenseLayer(Layer):
     """A fully connected layer (:class:`~nnfab.layers.DenseSpec`), built by
-    :class:`~nnfab.hdl.dense.DenseEngine` with ``reuse_factor``."""
+    :class:`~nnfab.hdl.dense.DenseEngine` with ``reuse_factor``.
+
+    ``fabric_multipliers``: how many of the engine's multipliers are built from LUTs instead
+    of DSP blocks (set by :class:`nnfab.gen.passes.BudgetDspBlocks` for a target device).
+    Like fusion it is a build decision: the native format does not store it, and a build for
+    a device budgets the reloaded model again."""
 
     kind: ClassVar[str] = "dense"
     native_keys: ClassVar[dict] = WEIGHTED
     required_keys: ClassVar[tuple] = ("weights",)
     spec: DenseSpec = None
     reuse_factor: int = 1
+    fabric_multipliers: int = 0
 
     def __post_init__(self):
         if not isinstance(self.spec, DenseSpec):
@@ -98,6 +113,7 @@ class DenseLayer(Layer):
                              f"not {self.spec!r}")
         check_reuse_factor(self.name, self.reuse_factor, self.spec.n_in,
                            n_out=self.spec.n_out)
+        check_fabric_multipliers(self)
 
     @property
     def input_shape(self):
@@ -123,8 +139,11 @@ class DenseLayer(Layer):
 
     def describe(self):
         s = self.spec
+        fabric = f", {self.fabric_multipliers} LUT multipliers" if self.fabric_multipliers \
+            else ""
         return (f"{s.n_in}→{s.n_out}, w {s.weight_format}, acc {s.accumulator}, "
-                f"{s.n_nonzero_weights}/{s.weights.size} non-zero weights, R={self.reuse_factor}")
+                f"{s.n_nonzero_weights}/{s.weights.size} non-zero weights, "
+                f"R={self.reuse_factor}{fabric}")
 
     @classmethod
     def from_native(cls, e):

@@ -2,6 +2,7 @@
 (model, changed)`` (the pass interface of FINN's transformations)."""
 
 from .base import Pass, run_passes
+from .dsp_budget import BudgetDspBlocks, DspBudget
 from .fit import FitResult, FitToDevice
 from .fold_batchnorm import FoldBatchNorm
 from .prune import PruneWeights
@@ -10,6 +11,6 @@ from .shift_add import FuseShiftAdd
 from .shift_add_chain import ChainShiftAdd
 from .validate import Validate
 
-__all__ = ["Pass", "run_passes", "FitToDevice", "FitResult", "FoldBatchNorm", "PruneWeights", "ChooseReuseFactors",
-           "FuseShiftAdd", "ChainShiftAdd",
-           "Validate"]
+__all__ = ["Pass", "run_passes", "BudgetDspBlocks", "DspBudget", "FitToDevice", "FitResult",
+           "FoldBatchNorm", "PruneWeights", "ChooseReuseFactors", "FuseShiftAdd",
+           "ChainShiftAdd", "Validate"]

