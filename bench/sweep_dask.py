@@ -1,17 +1,26 @@
-"""``nnfab sweep`` on Dask: wall time of a grid on a 2-worker LocalCluster against one worker,
-the same results from both, and the time of a rerun from the store, as JSON.
+"""``nnfab sweep`` on Dask: wall time of a grid on a 2-worker LocalCluster against one worker
+(serial), the same grid against a scheduler and two workers started by hand on localhost
+(``dask scheduler``, ``dask worker tcp://127.0.0.1:8786``, as a user runs a real cluster), the
+results of all three compared, and the time of a rerun from the store, as JSON.
 
-Each run gets a fresh cache folder (``NNFAB_CACHE_DIR``), so neither the store nor the Verilog
-cache of one run serves another. The default grid is the float KERAS_3layer jet tagger (PTQ)
-at reuse factors 4, 8, 16 and 6 or 8 bits, without synthesis; ``--synth`` adds yosys and
-nextpnr per point (minutes each).
+Each run has a cache folder of its own (``NNFAB_CACHE_DIR``), so neither the store nor the
+Verilog cache of one run serves another. The default grid is the float KERAS_3layer jet tagger
+(PTQ) at reuse factors 4, 8, 16 and 6 or 8 bits, without synthesis; ``--synth`` adds yosys and
+nextpnr per point (minutes to an hour each). With ``--work DIR`` the caches and each run's
+output folder (results, report, Pareto plots) are kept there; a run that finds points in its
+store (an interrupted run, resumed) says so (``reused``), since its wall time is then not
+that of the whole grid.
 
-    python bench/sweep_dask.py [--reuse-factor 4,8,16] [--bits 6,8] [--synth] [--out FILE]
+    python bench/sweep_dask.py [--reuse-factor 4,8,16] [--bits 6,8] [--clock-mhz 100]
+        [--synth] [--runs local_2_workers,local_1_worker,scheduler,rerun_from_store]
+        [--work DIR] [--out FILE]
 """
 
 import argparse
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +28,10 @@ import time
 from pathlib import Path
 
 MODEL = "models/hls4ml-example-models/keras/KERAS_3layer.json"
-_VOLATILE = {"seconds", "reused", "key", "worker_losses", "tools"}
+RUNS = ("local_2_workers", "local_1_worker", "scheduler", "rerun_from_store")
+_VOLATILE = {"seconds", "reused", "key", "worker_losses", "tools", "synthesis_seconds",
+             "place_and_route_seconds"}
+SCHEDULER = "tcp://127.0.0.1:8786"
 
 
 def shared_dir():
@@ -29,46 +41,102 @@ def shared_dir():
     return Path(__file__).resolve().parents[2] / "shared"
 
 
-def sweep(args, cache, out):
+def _tool(name):
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else name
+
+
+def sweep(args, cache, out, log):
     """Run ``nnfab sweep`` and return its wall time and results.json."""
     started = time.perf_counter()
-    beside = Path(sys.executable).with_name("nnfab")
-    subprocess.run([str(beside) if beside.exists() else "nnfab", "sweep", *args, "-o", str(out)],
+    subprocess.run([_tool("nnfab"), "sweep", *args, "-o", str(out)],
                    env=dict(os.environ, NNFAB_CACHE_DIR=str(cache)), check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=log, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - started
     return round(seconds, 1), json.loads((out / "results.json").read_text())
+
+
+def _wait_for_port(host, port, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"the Dask scheduler did not listen on {host}:{port} in {seconds} s")
+
+
+def hand_started_cluster(n_workers, log):
+    """``dask scheduler`` and ``n_workers`` ``dask worker`` processes (one thread each), as
+    a user starts them; returns the processes."""
+    processes = [subprocess.Popen([_tool("dask"), "scheduler", "--no-dashboard"],
+                                  stdout=log, stderr=subprocess.STDOUT)]
+    _wait_for_port("127.0.0.1", 8786)
+    for _ in range(n_workers):
+        processes.append(subprocess.Popen(
+            [_tool("dask"), "worker", SCHEDULER, "--nthreads", "1", "--no-dashboard"],
+            stdout=log, stderr=subprocess.STDOUT))
+    time.sleep(5)  # the workers register
+    return processes
+
+
+def _rows(result):
+    return [{k: v for k, v in row.items() if k not in _VOLATILE} for row in result["rows"]]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reuse-factor", default="4,8,16")
     parser.add_argument("--bits", default="6,8")
+    parser.add_argument("--clock-mhz")
     parser.add_argument("--synth", action="store_true")
+    parser.add_argument("--runs", default=",".join(RUNS))
+    parser.add_argument("--work", type=Path, help="keep caches and outputs here")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    runs = args.runs.split(",")
     grid = [str(shared_dir() / MODEL), "--reuse-factor", args.reuse_factor, "--bits",
-            args.bits, *(["--synth"] if args.synth else [])]
-    report = {"benchmark": "sweep_dask", "model": MODEL, "grid": grid[1:], "runs": {}}
+            args.bits, *(["--clock-mhz", args.clock_mhz] if args.clock_mhz else []),
+            *(["--synth"] if args.synth else [])]
+    report = {"benchmark": "sweep_dask", "model": MODEL, "grid": grid[1:], "cores":
+              os.cpu_count(), "runs": {}}
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        for name, workers in (("local_2_workers", 2), ("local_1_worker", 1)):
-            print(f"[sweep_dask] {name}", file=sys.stderr, flush=True)
-            seconds, result = sweep([*grid, "--workers", str(workers)], tmp / name,
-                                    tmp / f"{name}-out")
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        log = open(work / "sweep_dask.log", "a")
+        for name in runs:
+            print(f"[sweep_dask] {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr,
+                  flush=True)
+            cache, out = work / f"{name}-cache", work / f"{name}-out"
+            cluster = []
+            if name == "local_2_workers":
+                extra = ["--workers", "2"]
+            elif name == "local_1_worker":
+                extra = ["--workers", "1"]
+            elif name == "scheduler":
+                extra = ["--scheduler", SCHEDULER]
+                cluster = hand_started_cluster(2, log)
+            else:  # the finished 2-worker run's store again: nothing computed
+                extra, cache = ["--workers", "2"], work / "local_2_workers-cache"
+            try:
+                seconds, result = sweep([*grid, *extra], cache, out, log)
+            finally:
+                for process in reversed(cluster):
+                    process.terminate()
+                    process.wait(timeout=60)
             report["runs"][name] = {"wall_seconds": seconds, "computed": result["computed"],
-                                    "failed": result["failed"]}
-            rows[name] = [{k: v for k, v in row.items() if k not in _VOLATILE}
-                          for row in result["rows"]]
-        seconds, result = sweep([*grid, "--workers", "2"], tmp / "local_2_workers",
-                                tmp / "rerun-out")
-        report["runs"]["rerun_from_store"] = {"wall_seconds": seconds,
-                                              "computed": result["computed"],
-                                              "reused": result["reused"]}
-    report["identical_results"] = rows["local_2_workers"] == rows["local_1_worker"]
-    report["speedup"] = round(report["runs"]["local_1_worker"]["wall_seconds"]
-                              / report["runs"]["local_2_workers"]["wall_seconds"], 2)
+                                    "reused": result["reused"], "failed": result["failed"],
+                                    "worker_losses": result.get("worker_losses", 0)}
+            rows[name] = _rows(result)
+            if args.work is None:
+                shutil.rmtree(out, ignore_errors=True)
+    computed = [name for name in rows if name != "rerun_from_store"]
+    report["identical_results"] = {name: rows[name] == rows[computed[0]]
+                                   for name in computed[1:]}
+    if {"local_1_worker", "local_2_workers"} <= report["runs"].keys():
+        report["speedup"] = round(report["runs"]["local_1_worker"]["wall_seconds"]
+                                  / report["runs"]["local_2_workers"]["wall_seconds"], 2)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
