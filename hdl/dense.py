@@ -419,8 +419,8 @@ class DenseEngine(wiring.Component):
                                      for sign, shift in leaf[3]]
                 elif r == 1:
                     weight = Const(leaf[2][0], fixed_shape(spec.weight_format))
-                    product_terms = [fabric_product(x, weight) if leaf[0] == "fabric"
-                                     else x * weight]
+                    product_terms = [fabric_product(x, weight, m=m, name=f"product_{j}_{leaf[1]}")
+                                     if leaf[0] == "fabric" else x * weight]
                 else:
                     # The weight is registered beside the chunk (selected by the beat
                     # counter a cycle ahead), so synthesis sees a multiplier of two
@@ -429,8 +429,8 @@ class DenseEngine(wiring.Component):
                                     reset_less=True)
                     load(weight.eq(Array(Const(w, fixed_shape(spec.weight_format))
                                          for w in leaf[2])[beat_index]))
-                    product_terms = [fabric_product(x, weight) if leaf[0] == "fabric"
-                                     else x * weight]
+                    product_terms = [fabric_product(x, weight, m=m, name=f"product_{j}_{leaf[1]}")
+                                     if leaf[0] == "fabric" else x * weight]
                 if spec.exact_accumulation:
                     terms.extend(product_terms)
                 else:

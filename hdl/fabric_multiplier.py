@@ -18,17 +18,33 @@ digits of the constant (:func:`~nnfab.hdl.csd.csd_digits`).
 
 import math
 
-from amaranth.hdl import Const, Mux, Value
+from amaranth.hdl import Const, Mux, Signal, Value
 
 from .csd import csd_digits
 
 __all__ = ["fabric_product", "fabric_product_rows", "fabric_adder_levels"]
 
 
-def _balanced_sum(terms):
+def _balanced_sum(terms, m, name):
+    """The sum of ``terms`` by a balanced tree; with a module ``m``, each adder's sum is a kept
+    wire, so that synthesis builds each adder as a carry chain of its own (merged into one
+    multi-operand adder, yosys' ``maccmap`` builds it from LUTs: 1,493 LUT4 and 16 CCU2C for
+    16 x 16 bits on ECP5)."""
+    level = 0
     while len(terms) > 1:
-        terms = [terms[n] + terms[n + 1] if n + 1 < len(terms) else terms[n]
-                 for n in range(0, len(terms), 2)]
+        sums = []
+        for n in range(0, len(terms), 2):
+            if n + 1 == len(terms):
+                sums.append(terms[n])
+                continue
+            total = terms[n] + terms[n + 1]
+            if m is not None:
+                wire = Signal(total.shape(), name=f"{name}_l{level}_{n // 2}",
+                              attrs={"keep": Const(1, 1)})
+                m.d.comb += wire.eq(total)
+                total = wire
+            sums.append(total)
+        terms, level = sums, level + 1
     return terms[0]
 
 
@@ -47,7 +63,7 @@ def fabric_adder_levels(rows):
     return math.ceil(math.log2(rows)) if rows > 1 else 0
 
 
-def fabric_product(a, b):
+def fabric_product(a, b, *, m=None, name="fabric_product"):
     """``a * b`` as Amaranth's ``*`` gives it (same shape, same value), built from
     multiplexed rows and a balanced adder tree that synthesis keeps out of DSP blocks.
 
@@ -56,6 +72,11 @@ def fabric_product(a, b):
     a, b : Amaranth values (signed or unsigned), or ``b`` a ``Const``
         The operands. The narrower one selects the rows; a ``Const`` operand gives one row per
         non-zero canonical signed digit.
+    m : Module, optional
+        The module the product is built in: its adders' sums become kept wires named
+        ``{name}_l{level}_{n}``, one carry chain each (without it, synthesis may merge them
+        into one multi-operand adder of LUTs, several times larger).
+    name : str
 
     Returns
     -------
@@ -82,7 +103,7 @@ def fabric_product(a, b):
             rows[-1] = -rows[-1]
     if not rows:
         return Const(0, shape)
-    total = _balanced_sum(rows)
+    total = _balanced_sum(rows, m, name)
     if len(total) < shape.width:
         total = total + Const(0, shape)  # extended by its own signedness, not the product's
     # The sum modulo 2**width is the product, which fits the product's shape.
