@@ -1,9 +1,11 @@
+import json
 import os
 import stat
 import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from nnfab.boards import flow
@@ -120,13 +122,21 @@ def test_a_real_place_and_route_stopped_from_the_command_line(tmp_path):
     from click.testing import CliRunner
 
     from nnfab.cli import main
-    from nnfab.gen.examples import example
 
+    from ..gen.conftest import tiny_mlp
+
+    # A 4-3-2 MLP: synthesis takes seconds, nextpnr reading the 85F's chip database longer
+    # than the limit.
+    doc, arrays = tiny_mlp()
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "tiny.json").write_text(json.dumps(doc))
+    np.savez(models / "tiny.npz", **arrays)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["build", str(example("digits-mlp").path), "--board",
+    result = CliRunner().invoke(main, ["build", str(models / "tiny.json"), "--board",
                                        "ulx3s-85f", "--pnr-timeout", "0.02", "-o", str(out)])
     assert result.exit_code == 1, result.output
-    assert "Error: Place and route of design 'digits-mlp' for ulx3s-85f (LFE5U-85F) stopped " \
+    assert "Error: Place and route of design 'tiny' for ulx3s-85f (LFE5U-85F) stopped " \
            "after 0.02 min: " in result.output, result.output
     assert "--pnr-timeout MINUTES, 0 for none" in result.output
-    assert not out.exists() and not list(tmp_path.iterdir())
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["models"]
