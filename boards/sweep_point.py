@@ -199,7 +199,8 @@ def too_large_to_synthesize(row, target):
     least one MULT18X18D, so more multipliers than the device's DSP blocks cannot fit (the
     multipliers of ``nnfab``'s engines have such operands; products by weights of few signed
     digits are shift-add terms, not multipliers; fabric multipliers take no block; a point
-    built for its target, :func:`point_model`, has them where the blocks run out). iCE40's ``synth_ice40 -dsp`` keeps products
+    built for its target, :func:`point_model`, has them where the blocks run out). iCE40's
+    ``synth_ice40 -dsp`` keeps products
     narrower than 11 bits in LUTs, so only the LUT estimate applies there.
     """
     over = []

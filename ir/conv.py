@@ -80,11 +80,13 @@ class Conv2DLayer(Layer):
 
     def describe(self):
         s = self.spec
+        fabric = f", {self.fabric_multipliers} LUT multipliers" if self.fabric_multipliers \
+            else ""
         return (f"{s.kernel_size} kernel, {s.n_filters} filters, stride {s.strides}, "
                 f"{s.padding}{f' (pad code {s.pad_code})' if s.pad_code else ''}, "
                 f"w {s.weight_format}, R={self.reuse_factor}"
                 f"{'; shift-add adder graph' if self.adder_graph is not None else ''}"
-                f"{f', {self.fabric_multipliers} LUT multipliers' if self.fabric_multipliers else ''}")
+                f"{fabric}")
 
     @classmethod
     def from_native(cls, e):
