@@ -16,10 +16,9 @@ carry chains deep. A constant ``b`` needs no multiplexers: its rows are the cano
 digits of the constant (:func:`~nnfab.hdl.csd.csd_digits`).
 """
 
-import math
-
 from amaranth.hdl import Const, Mux, Signal, Value
 
+from .adder_tree import adder_tree_depth
 from .csd import csd_digits
 
 __all__ = ["fabric_product", "fabric_product_rows", "fabric_adder_levels"]
@@ -59,8 +58,8 @@ def fabric_product_rows(a_width, b_width, constant=None):
 
 def fabric_adder_levels(rows):
     """Carry-chain adders between an operand and the product of a multiplier of ``rows``
-    rows: ``ceil(log2(rows))``."""
-    return math.ceil(math.log2(rows)) if rows > 1 else 0
+    rows: the depth of its balanced tree, ``ceil(log2(rows))``."""
+    return adder_tree_depth(rows)
 
 
 def fabric_product(a, b, *, m=None, name="fabric_product"):

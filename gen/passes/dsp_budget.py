@@ -11,13 +11,13 @@ from dataclasses import dataclass, field, replace
 
 from nnfab.ir import Conv2DLayer, DenseLayer
 
-from ..estimate import estimate_layer
+from ..estimate import DSP_WIDTH, estimate_layer
 from .base import Pass
 
 __all__ = ["BudgetDspBlocks", "DspBudget", "dsp_blocks_per_multiplier"]
 
-#: Operand width of one DSP block per family (MULT18X18D, SB_MAC16).
-_DSP_WIDTH = {"ecp5": 18, "ice40": 16}
+#: Operand width of one DSP block per family (MULT18X18D, the estimate's; SB_MAC16).
+_DSP_WIDTH = {"ecp5": DSP_WIDTH, "ice40": 16}
 #: yosys ``mul2dsp`` options of ``synth_ecp5`` and ``synth_ice40 -dsp``: narrowest operand,
 #: narrowest product that go to a DSP block.
 _DSP_MIN_WIDTHS = {"ecp5": (2, 0), "ice40": (2, 11)}
