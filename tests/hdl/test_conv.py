@@ -106,6 +106,21 @@ def test_conv1d_matches_golden():
         assert got[:, 0].tolist() == conv1d(x, spec).tolist(), f"{padding} {stride} {k}"
 
 
+@pytest.mark.parametrize("reuse_factor", [3, 9])
+def test_fabric_multipliers_match_golden(reuse_factor):
+    """A convolution whose window products are built from LUTs (all but one multiplier) gives
+    the golden model's codes under stalls, with an edge frame of the most negative code."""
+    rng = np.random.default_rng(40 + reuse_factor)
+    spec = random_conv(rng, (6, 7, 3), 4, 3, padding="same")
+    count = ConvEngine(spec, reuse_factor=reuse_factor, fabric_multipliers=0).n_multipliers
+    dut = ConvEngine(spec, reuse_factor=reuse_factor, fabric_multipliers=count - 1)
+    assert (dut.n_multipliers, dut.n_fabric_multipliers) == (count, count - 1)
+    x = rng.integers(FX.min_code, FX.max_code + 1, (3, 6, 7, 3))
+    x[0] = FX.min_code
+    got, _ = run_frames(dut, x, seed=reuse_factor, p_idle=0.3, p_stall=0.4)
+    assert got.tolist() == conv2d(x, spec).tolist(), f"seed {40 + reuse_factor}"
+
+
 @pytest.mark.parametrize("reuse_factor", [1, 3, 9])
 def test_depthwise_matches_golden(reuse_factor):
     rng = np.random.default_rng(reuse_factor)
