@@ -1,7 +1,10 @@
 """``nnfab sweep`` on Dask: wall time of a grid on a 2-worker LocalCluster against one worker
 (serial), the same grid against a scheduler and two workers started by hand on localhost
 (``dask scheduler``, ``dask worker tcp://127.0.0.1:8786``, as a user runs a real cluster), the
-results of all three compared, and the time of a rerun from the store, as JSON.
+results of all three compared, and the time of a rerun from the store, as JSON. In the
+scheduler run, once half the grid is in its store, the process of one hand-started worker is
+killed (SIGKILL; its ``dask worker`` nanny starts a new one), and the report says whether every
+point is still a row exactly once and how many tasks Dask ran again.
 
 Each run has a cache folder of its own (``NNFAB_CACHE_DIR``), so neither the store nor the
 Verilog cache of one run serves another. The default grid is the float KERAS_3layer jet tagger
@@ -21,9 +24,11 @@ import json
 import os
 import shutil
 import socket
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -80,6 +85,32 @@ def hand_started_cluster(n_workers, log):
     return processes
 
 
+def kill_a_worker_midway(nanny, store, n_points, stop):
+    """Start a thread that SIGKILLs the worker process under ``nanny`` (a ``dask worker``
+    Popen) once ``store`` holds half of ``n_points`` points; returns a dict that gets
+    ``killed_at_points_stored`` (and the pid) when it did."""
+    import psutil  # a dependency of distributed
+
+    done = {}
+
+    def watch():
+        while not stop.is_set():
+            stored = len(list(store.glob("*/*.json"))) if store.exists() else 0
+            children = [child for child in psutil.Process(nanny.pid).children()
+                        if "spawn_main" in " ".join(child.cmdline())]  # not its tracker
+            if stored >= n_points // 2 and children:
+                os.kill(children[0].pid, signal.SIGKILL)
+                done.update(killed_at_points_stored=stored, pid=children[0].pid)
+                print(f"[sweep_dask] killed worker process {children[0].pid} with {stored} "
+                      f"points stored ({time.strftime('%H:%M:%S')})", file=sys.stderr,
+                      flush=True)
+                return
+            stop.wait(2.0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return done
+
+
 def _rows(result):
     return [{k: v for k, v in row.items() if k not in _VOLATILE} for row in result["rows"]]
 
@@ -95,6 +126,8 @@ def main(argv=None):
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     runs = args.runs.split(",")
+    n_points = len(args.reuse_factor.split(",")) * len(args.bits.split(",")) * len(
+        (args.clock_mhz or "x").split(","))
     grid = [str(shared_dir() / MODEL), "--reuse-factor", args.reuse_factor, "--bits",
             args.bits, *(["--clock-mhz", args.clock_mhz] if args.clock_mhz else []),
             *(["--synth"] if args.synth else [])]
@@ -109,7 +142,7 @@ def main(argv=None):
             print(f"[sweep_dask] {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr,
                   flush=True)
             cache, out = work / f"{name}-cache", work / f"{name}-out"
-            cluster = []
+            cluster, kill, stop = [], None, threading.Event()
             if name == "local_2_workers":
                 extra = ["--workers", "2"]
             elif name == "local_1_worker":
@@ -117,17 +150,24 @@ def main(argv=None):
             elif name == "scheduler":
                 extra = ["--scheduler", SCHEDULER]
                 cluster = hand_started_cluster(2, log)
+                kill = kill_a_worker_midway(cluster[1], cache / "sweep", n_points, stop)
             else:  # the finished 2-worker run's store again: nothing computed
                 extra, cache = ["--workers", "2"], work / "local_2_workers-cache"
             try:
                 seconds, result = sweep([*grid, *extra], cache, out, log)
             finally:
+                stop.set()
                 for process in reversed(cluster):
                     process.terminate()
                     process.wait(timeout=60)
             report["runs"][name] = {"wall_seconds": seconds, "computed": result["computed"],
                                     "reused": result["reused"], "failed": result["failed"],
                                     "worker_losses": result.get("worker_losses", 0)}
+            labels = [row["label"] for row in result["rows"]]
+            report["runs"][name]["every_point_once"] = (len(labels) == n_points
+                                                        == len(set(labels)))
+            if kill is not None:
+                report["runs"][name]["killed_worker"] = kill or "not killed (ended first)"
             rows[name] = _rows(result)
             if args.work is None:
                 shutil.rmtree(out, ignore_errors=True)

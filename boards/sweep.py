@@ -6,11 +6,16 @@ submits the missing ones to a Dask cluster (an existing scheduler by address, or
 arrives (so an interrupted sweep resumes) and returns every row in grid order. Dask runs a
 task again elsewhere when its worker dies (up to ``distributed.scheduler.allowed-failures``
 times, 3 by default); the rows count those re-runs (``worker_losses``), and a task that lost
-more workers than that becomes a row with ``status`` ``"error"``.
+more workers than that becomes a row with ``status`` ``"error"``. The model goes to the
+cluster as a task of its own (not scattered data), so the scheduler computes it again when
+every worker holding it has died; a cluster that drops the sweep's tasks all the same (its
+scheduler restarted) ends the run with a :class:`~nnfab.errors.SweepError`, the finished points
+kept in the store.
 """
 
 import os
 import time
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 
 from nnfab.errors import SweepError
@@ -64,6 +69,12 @@ def _losses(client, key):
         return 0
 
 
+def _held(source):
+    """The model as a task result: unlike scattered data, which is gone for good once the
+    workers holding it die, the scheduler can compute a task again."""
+    return source
+
+
 def run_sweep(source, points, settings, *, store=None, scheduler=None, workers=None,
               processes=True, on_update=None):
     """Evaluate ``points`` of ``source`` on Dask; stored points are not computed again.
@@ -92,7 +103,8 @@ def run_sweep(source, points, settings, *, store=None, scheduler=None, workers=N
     Raises
     ------
     SweepError
-        If the scheduler at ``scheduler`` cannot be reached.
+        If the scheduler at ``scheduler`` cannot be reached, or the cluster dropped the
+        sweep's tasks (the points finished before are in the store: run again to resume).
     """
     started = time.perf_counter()
     store = store or PointStore()
@@ -146,7 +158,7 @@ def _compute(todo, rows, source, settings, store, scheduler, workers, processes,
         result.n_workers = len(workers_info)
         # Tasks a worker holds beyond its threads wait in its queue: not running.
         threads = sum(info.get("nthreads", 1) for info in workers_info) or 1
-        remote = client.scatter(source, broadcast=True, hash=False)
+        remote = client.submit(_held, source, pure=False)
         futures = {client.submit(evaluate_point, remote, point, settings,
                                  key=f"nnfab-point-{key}", pure=False): key
                    for key, point in todo}
@@ -156,6 +168,14 @@ def _compute(todo, rows, source, settings, store, scheduler, workers, processes,
                 done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
+            except CancelledError as exc:
+                reasons = [line.split("reason:", 1)[1].strip(" .")
+                           for line in str(exc).splitlines() if "reason:" in line]
+                raise SweepError(
+                    f"The Dask cluster dropped {len(pending)} unfinished points of the sweep "
+                    f"(cancelled: {'; '.join(reasons) or 'no reason given'}); the "
+                    f"{len(rows)} finished ones are in the store {store.root}: run the same "
+                    f"command again to resume") from None
             for future in done:
                 key = futures[future]
                 losses = _losses(client, future.key)
