@@ -12,7 +12,9 @@ Verilog cache of one run serves another. The default grid is the float KERAS_3la
 nextpnr per point (minutes to an hour each). With ``--work DIR`` the caches and each run's
 output folder (results, report, Pareto plots) are kept there; a run that finds points in its
 store (an interrupted run, resumed) says so (``reused``), since its wall time is then not
-that of the whole grid.
+that of the whole grid; and each finished run is written to ``DIR/RUN-run.json``, so a later
+invocation with the same ``--work`` (after the machine stopped, say) runs only the runs not
+finished yet and reports all of them.
 
     python bench/sweep_dask.py [--reuse-factor 4,8,16] [--bits 6,8] [--clock-mhz 100]
         [--synth] [--runs local_2_workers,local_1_worker,scheduler,rerun_from_store]
@@ -138,7 +140,18 @@ def main(argv=None):
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         log = open(work / "sweep_dask.log", "a")
+        for name in RUNS:
+            finished = work / f"{name}-run.json"
+            if finished.exists():
+                earlier = json.loads(finished.read_text())
+                if earlier["grid"] == grid[1:]:
+                    report["runs"][name] = dict(earlier["run"], finished=earlier["finished"])
+                    rows[name] = earlier["rows"]
         for name in runs:
+            if name in report["runs"]:
+                print(f"[sweep_dask] {name}: finished on {report['runs'][name]['finished']}",
+                      file=sys.stderr, flush=True)
+                continue
             print(f"[sweep_dask] {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr,
                   flush=True)
             cache, out = work / f"{name}-cache", work / f"{name}-out"
@@ -169,6 +182,10 @@ def main(argv=None):
             if kill is not None:
                 report["runs"][name]["killed_worker"] = kill or "not killed (ended first)"
             rows[name] = _rows(result)
+            report["runs"][name]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            (work / f"{name}-run.json").write_text(json.dumps(
+                {"grid": grid[1:], "finished": report["runs"][name]["finished"],
+                 "run": report["runs"][name], "rows": rows[name]}, indent=1) + "\n")
             if args.work is None:
                 shutil.rmtree(out, ignore_errors=True)
     computed = [name for name in rows if name != "rerun_from_store"]
