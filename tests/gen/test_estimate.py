@@ -40,9 +40,10 @@ def test_estimate_at_reuse_factor_one(write_model):
     # A 4-digit weight is a constant multiplier unless fused.
     d1 = _model(write_model, np.array([[85, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])).layer("d1")
     e = estimate_layer(d1)
+    # Built from LUTs, 8 x 8 bits: 64 partial-product bits and 7 adders of 8 + 3 bits.
     assert (e.shift_add_terms, e.dsp_multipliers, e.dsp_blocks, e.dsp_multiplier_luts,
-            e.adders) == (1, 1, 1, 64, 2)
-    assert e.luts == 8 + acc and e.luts_without_dsps == 8 + acc + 64
+            e.adders) == (1, 1, 1, 141, 2)
+    assert e.luts == 8 + acc and e.luts_without_dsps == 8 + acc + 141
     assert estimate_layer(d1, fused=True).shift_add_terms == 5
 
 
@@ -53,7 +54,7 @@ def test_estimate_at_reuse_factor_two(write_model):
     e = estimate_layer(d1)
     # Processing elements: ceil(3 / 2) + ceil(2 / 2) = 3, each 8 x 8 bits with 2 weights.
     assert (e.dsp_multipliers, e.dsp_blocks, e.dsp_multiplier_luts, e.rom_bits,
-            e.shift_add_terms) == (3, 3, 192, 48, 0)
+            e.shift_add_terms) == (3, 3, 3 * 141, 48, 0)
     assert e.luts == 3 * acc + 3
     # Weights of 4 bits: LUT multipliers of 4 x 8 bits.
     model, _ = ChooseReuseFactors(per_layer={"d1": 2}).apply(
@@ -68,7 +69,7 @@ def test_model_estimate_spills_multipliers_beyond_the_dsps(write_model):
     e = estimate_model(model)
     assert e.dsp_blocks == sum(layer.dsp_blocks for layer in e.layers)
     assert e.on_device(100) == (e.luts, e.dsp_blocks)
-    assert e.on_device(1) == (e.luts + 64 * (e.dsp_blocks - 1), 1)
+    assert e.on_device(1) == (e.luts + 141 * (e.dsp_blocks - 1), 1)
     assert e.on_device(0) == (e.luts + e.dsp_multiplier_luts, 0)
 
 
@@ -189,8 +190,7 @@ def test_fit_device_of_the_command_line():
 
 @pytest.mark.parametrize("path", [
     "qonnx-model-zoo/qkeras_jettagging.onnx", "qonnx-model-zoo/TFC_2W2A.onnx",
-    "qonnx-model-zoo/unsw_nb15-mlp-w2a2.onnx", "mlperf-tiny/kws_ref_model.tflite",
-    "hls4ml-example-models/keras/hgq_jet_classifier.h5",
+    "qonnx-model-zoo/unsw_nb15-mlp-w2a2.onnx", "hls4ml-example-models/keras/hgq_jet_classifier.h5",
     "hls4ml-example-models/keras/qkeras_mnist_cnn.json"])
 def test_shared_models_unchanged_at_the_default_fit(path):
     from nnfab.gen.load import load_model
@@ -205,6 +205,31 @@ def test_shared_models_unchanged_at_the_default_fit(path):
     prepare_model(model, fit=DEVICES["ECP5-85F"], fit_results=results)
     assert results[0].changes == []
     assert results[0].estimate.fits(DEVICES["ECP5-85F"])
+
+
+def test_mlperf_kws_does_not_fit_ecp5_85f_and_the_default_build_says_so():
+    """MLPerf Tiny's KWS DS-CNN synthesized for the ULX3S-85F to 117,291 LUT4 and 888
+    multiplier blocks of 156 (bench/results/mlperf_tiny_ulx3s-85f.json). With the multipliers
+    beyond the blocks counted at their cost in LUTs, the estimate says so too: the default fit
+    (not strict, as `nnfab build` without --fit) takes the largest reuse factors and warns; an
+    explicit --fit refuses."""
+    from nnfab.gen.load import load_model
+
+    from ..vectors import shared_dir
+
+    file = shared_dir() / "models" / "mlperf-tiny" / "kws_ref_model.tflite"
+    if not file.exists():
+        pytest.fail(f"{file} is not available: shared/ must be beside the repository")
+    model = load_model(file).model
+    results = []
+    prepare_model(model, fit=DEVICES["ECP5-85F"], fit_results=results, fit_strict=False)
+    luts, blocks = results[0].estimate.on_device(DEVICES["ECP5-85F"].dsps)
+    assert luts > 83_640 and blocks == 156
+    assert results[0].lines()[-1].startswith("warning: does not fit ECP5-85F even at the "
+                                             "largest reuse factors: estimate ")
+    with pytest.raises(ModelError, match=r"^Model 'kws_ref_model' does not fit ECP5-85F even "
+                                         r"at the largest reuse factors: estimate [\d,]+ LUT4"):
+        prepare_model(model, fit=DEVICES["ECP5-85F"])
 
 
 def test_kws_mlp_is_fitted():

