@@ -128,8 +128,11 @@ def main(argv=None):
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     runs = args.runs.split(",")
-    n_points = len(args.reuse_factor.split(",")) * len(args.bits.split(",")) * len(
-        (args.clock_mhz or "x").split(","))
+    from nnfab.boards.sweep_spec import make_grid, parse_flag
+
+    n_points = len(make_grid({axis: parse_flag(axis, text) for axis, text in
+                              (("reuse_factor", args.reuse_factor), ("bits", args.bits),
+                               ("clock_mhz", args.clock_mhz)) if text}))
     grid = [str(shared_dir() / MODEL), "--reuse-factor", args.reuse_factor, "--bits",
             args.bits, *(["--clock-mhz", args.clock_mhz] if args.clock_mhz else []),
             *(["--synth"] if args.synth else [])]
