@@ -22,8 +22,8 @@ LUT4 and 2,993 CCU2C, about 1.5 LUT4 equivalents per threshold bit):
 - every multiplier and every shift-add term feeds one adder of the layer's accumulator width.
 
 A multiplier is *narrow* (a LUT multiplier) when one operand has at most
-:data:`LUT_MULTIPLIER_MAX_WIDTH` bits, else DSP-sized: ``ceil(a / 18) * ceil(b / 18)``
-18x18 blocks. LUT4 equivalents (:func:`lut4_equivalent`, which
+:data:`LUT_MULTIPLIER_MAX_WIDTH` bits, else DSP-sized: MULT18X18D blocks as yosys ``mul2dsp``
+splits it (:func:`~nnfab.gen.dsp_blocks.dsp_blocks_per_multiplier`). LUT4 equivalents (:func:`lut4_equivalent`, which
 :func:`nnfab.boards.sweep_point.estimated_luts` also uses): ``a * b`` per LUT multiplier,
 the accumulator width per adder, one per 16 bits of weight ROM; DSP-sized multipliers beyond
 the device's DSP blocks are built as :func:`~nnfab.hdl.fabric_multiplier.fabric_product`
@@ -44,6 +44,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from nnfab.gen.dsp_blocks import DSP_WIDTH, dsp_blocks_per_multiplier
 from nnfab.hdl.csd import csd_digits
 from nnfab.hdl.fabric_multiplier import fabric_product_luts
 from nnfab.ir import Conv2DLayer, DenseLayer, OutputStageLayer, ShiftAddDenseLayer
@@ -58,9 +59,6 @@ __all__ = ["LayerEstimate", "ModelEstimate", "estimate_layer", "estimate_model",
 MULTIPLIER_THRESHOLD = 3
 #: A product with an operand of at most this many bits is built from LUTs.
 LUT_MULTIPLIER_MAX_WIDTH = 4
-#: Operand width of a DSP block's multiplier (ECP5 MULT18X18D, iCE40 SB_MAC16 16x16 taken
-#: as 18 for the estimate).
-DSP_WIDTH = 18
 #: Bits of constant storage per LUT4.
 _ROM_BITS_PER_LUT = 16
 
@@ -190,7 +188,7 @@ def _multipliers(a_width, b_width, count):
     if min(a_width, b_width) <= LUT_MULTIPLIER_MAX_WIDTH:
         return {"lut_multipliers": count, "_luts": count * a_width * b_width}
     return {"dsp_multipliers": count,
-            "dsp_blocks": count * -(-a_width // DSP_WIDTH) * -(-b_width // DSP_WIDTH),
+            "dsp_blocks": count * dsp_blocks_per_multiplier("ecp5", a_width, b_width),
             "dsp_multiplier_luts": count * fabric_product_luts(a_width, b_width)}
 
 

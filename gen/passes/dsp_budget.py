@@ -11,41 +11,10 @@ from dataclasses import dataclass, field, replace
 
 from nnfab.ir import Conv2DLayer, DenseLayer
 
-from ..estimate import DSP_WIDTH, estimate_layer
+from ..dsp_blocks import dsp_blocks_per_multiplier, engine_dsp_blocks
 from .base import Pass
 
-__all__ = ["BudgetDspBlocks", "DspBudget", "dsp_blocks_per_multiplier"]
-
-#: Operand width of one DSP block per family (MULT18X18D, the estimate's; SB_MAC16).
-_DSP_WIDTH = {"ecp5": DSP_WIDTH, "ice40": 16}
-#: yosys ``mul2dsp`` options of ``synth_ecp5`` and ``synth_ice40 -dsp``: narrowest operand,
-#: narrowest product that go to a DSP block.
-_DSP_MIN_WIDTHS = {"ecp5": (2, 0), "ice40": (2, 11)}
-
-
-def dsp_blocks_per_multiplier(family, a_width, b_width, *, a_signed=True, b_signed=True):
-    """DSP blocks synthesis gives one ``a x b`` multiplier on ``family`` (0: it keeps the
-    product in LUTs). Amaranth sign-extends an unsigned operand by one bit when the other is
-    signed, and yosys' ``mul2dsp`` splits an operand wider than a block into
-    ``ceil(width / block)`` parts.
-
-    Raises
-    ------
-    ValueError
-        If ``family`` is not ``"ecp5"`` or ``"ice40"``.
-    """
-    if family not in _DSP_WIDTH:
-        raise ValueError(f"DSP blocks are known for FPGA families ecp5 and ice40, not "
-                         f"{family!r}")
-    if a_signed != b_signed:
-        a_width += not a_signed
-        b_width += not b_signed
-    min_operand, min_product = _DSP_MIN_WIDTHS[family]
-    if min(a_width, b_width) < min_operand or a_width + b_width < min_product:
-        return 0
-    block = _DSP_WIDTH[family]
-    return -(-a_width // block) * -(-b_width // block)
-
+__all__ = ["BudgetDspBlocks", "DspBudget", "dsp_blocks_per_multiplier", "engine_dsp_blocks"]
 
 @dataclass
 class DspBudget:
@@ -56,7 +25,8 @@ class DspBudget:
     device : object
         The target (``name``, ``family``, ``dsps``).
     reserved : int
-        DSP blocks of layers whose multipliers stay as they are (output stages).
+        DSP blocks of layers whose multipliers stay as they are (softmax products, output
+        stages, batch normalization, activations' constant products, ...).
     blocks : int
         DSP blocks the budgeted layers' multipliers take.
     fabric : dict of str to int
@@ -73,14 +43,16 @@ class DspBudget:
         if not self.fabric:
             return []
         moved = ", ".join(f"{name} {count}" for name, count in self.fabric.items())
+        others = (f", {self.reserved} of which hold other layers' products"
+                  if self.reserved else "")
         return [f"{sum(self.fabric.values()):,} multipliers built from LUTs, beyond "
-                f"{self.device.name}'s {self.device.dsps} DSP blocks ({moved})"]
+                f"{self.device.name}'s {self.device.dsps} DSP blocks{others} ({moved})"]
 
 
 class BudgetDspBlocks(Pass):
     """Set ``fabric_multipliers`` of dense and convolution layers (built by
     :class:`~nnfab.hdl.dense.DenseEngine`) so that their multipliers' DSP blocks, with those
-    of the other layers (:func:`~nnfab.gen.estimate.estimate_layer`), fit ``device``.
+    of every other layer's engine (:func:`engine_dsp_blocks`), fit ``device``.
 
     The blocks go first to the multipliers that would take the most LUTs (operand bits
     product), then to the others while blocks remain; within a layer the engine builds its
@@ -121,6 +93,14 @@ class BudgetDspBlocks(Pass):
                                            b_signed=w.signed)
         return engine.n_multipliers, blocks, a.width * w.width
 
+    def _other_blocks(self, layer):
+        """DSP blocks of the engine of a layer this pass does not budget."""
+        from nnfab.gen.assemble import engine_for
+
+        return engine_dsp_blocks(engine_for(layer,
+                                            multiplier_threshold=self.multiplier_threshold),
+                                 getattr(self.device, "family", "ecp5"))
+
     def apply(self, model):
         budget = DspBudget(self.device)
         wanted = []  # (LUT cost, index, multipliers, blocks each)
@@ -131,7 +111,7 @@ class BudgetDspBlocks(Pass):
                 if count and blocks:
                     wanted.append((cost, index, count, blocks))
             else:
-                budget.reserved += estimate_layer(layer).dsp_blocks
+                budget.reserved += self._other_blocks(layer)
         free = max(self.device.dsps - budget.reserved, 0)
         fabric = {}
         for cost, index, count, blocks in sorted(wanted, key=lambda w: (-w[0], w[1])):

