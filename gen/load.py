@@ -152,7 +152,9 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
     that does not fit even then keeps those reuse factors, with a warning in the result.
     With ``fit``, whatever the reuse factors, :class:`~nnfab.gen.passes.BudgetDspBlocks` runs
     last: the multipliers beyond the device's DSP blocks are built from LUTs; its
-    :class:`~nnfab.gen.passes.DspBudget` is appended to ``budget_results`` when given.
+    :class:`~nnfab.gen.passes.DspBudget` is appended to ``budget_results`` when given (with
+    ``fit_strict``, a model whose other layers' products alone take more blocks than the
+    device's is an error; without, the result warns).
 
     Returns
     -------
@@ -163,7 +165,8 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
     ModelError
         As the passes (an invalid model, a per-layer reuse factor that names no layer or does
         not divide its ``n_in``, with ``fit_strict`` a model that does not fit ``fit`` at its
-        largest reuse factors).
+        largest reuse factors or whose products without a LUT alternative take more DSP
+        blocks than it has).
     """
     from .passes import (BudgetDspBlocks, ChooseReuseFactors, FitToDevice, FuseShiftAdd,
                          Validate, run_passes)
@@ -186,7 +189,7 @@ def prepare_model(model, *, reuse_factor=None, per_layer_reuse=None, max_multipl
                                    multiplier_threshold=threshold,
                                    clock_mhz=clock_mhz, family=family,
                                    convolutions=not for_board))
-    budgeting = BudgetDspBlocks(fit) if fit is not None else None
+    budgeting = BudgetDspBlocks(fit, strict=fit_strict) if fit is not None else None
     if budgeting is not None:
         passes.append(budgeting)
     model, _ = run_passes(model, passes)

@@ -9,6 +9,7 @@ multipliers) synthesizes for ECP5-85F (156 MULT18X18D) and then does not place.
 
 from dataclasses import dataclass, field, replace
 
+from nnfab.errors import ModelError
 from nnfab.ir import Conv2DLayer, DenseLayer
 
 from ..dsp_blocks import dsp_blocks_per_multiplier, engine_dsp_blocks
@@ -24,9 +25,10 @@ class DspBudget:
     ----------
     device : object
         The target (``name``, ``family``, ``dsps``).
-    reserved : int
-        DSP blocks of layers whose multipliers stay as they are (softmax products, output
-        stages, batch normalization, activations' constant products, ...).
+    others : dict of str to int
+        DSP blocks of the layers whose multipliers stay as they are (softmax products, output
+        stages, requantizers, batch normalization, activations' constant products, ...), by
+        layer name (layers with none left out).
     blocks : int
         DSP blocks the budgeted layers' multipliers take.
     fabric : dict of str to int
@@ -34,19 +36,44 @@ class DspBudget:
     """
 
     device: object
-    reserved: int = 0
+    others: dict = field(default_factory=dict)
     blocks: int = 0
     fabric: dict = field(default_factory=dict)
 
+    @property
+    def reserved(self):
+        """DSP blocks of the other layers (:attr:`others`), in all."""
+        return sum(self.others.values())
+
+    @property
+    def fits(self):
+        """Whether the other layers' blocks alone are at most the device's."""
+        return self.reserved <= self.device.dsps
+
+    def too_many(self):
+        """Why the model does not fit (when not :attr:`fits`)."""
+        largest = sorted(self.others.items(), key=lambda item: -item[1])
+        named = ", ".join(f"{name} {blocks}" for name, blocks in largest[:4])
+        more = f" and {len(largest) - 4} more" if len(largest) > 4 else ""
+        return (f"does not fit {self.device.name}: the products of its layers that have no "
+                f"LUT alternative take {self.reserved:,} DSP blocks ({named}{more}), more "
+                f"than its {self.device.dsps}")
+
     def lines(self):
-        """One line for the user when multipliers were moved to LUTs."""
-        if not self.fabric:
-            return []
-        moved = ", ".join(f"{name} {count}" for name, count in self.fabric.items())
-        others = (f", {self.reserved} of which hold other layers' products"
-                  if self.reserved else "")
-        return [f"{sum(self.fabric.values()):,} multipliers built from LUTs, beyond "
-                f"{self.device.name}'s {self.device.dsps} DSP blocks{others} ({moved})"]
+        """For the user: a line when multipliers were moved to LUTs, a warning when the
+        model does not fit."""
+        lines = []
+        if self.fabric:
+            moved = ", ".join(f"{name} {count}" for name, count in self.fabric.items())
+            others = (f", {min(self.reserved, self.device.dsps)} of which hold other layers' "
+                      f"products" if self.reserved else "")
+            lines.append(f"{sum(self.fabric.values()):,} multipliers built from LUTs, beyond "
+                         f"{self.device.name}'s {self.device.dsps} DSP blocks{others} "
+                         f"({moved})")
+        if not self.fits:
+            lines.append(f"warning: {self.too_many()}; built anyway (--fit DEVICE for "
+                         f"another device, --fit none to keep the model's own)")
+        return lines
 
 
 class BudgetDspBlocks(Pass):
@@ -65,16 +92,25 @@ class BudgetDspBlocks(Pass):
         :class:`nnfab.boards.synth.Device`.
     multiplier_threshold : int
         The engines' (:class:`nnfab.gen.assemble.Backend`).
+    strict : bool
+        Raise when the other layers' blocks alone are more than the device's; else the
+        result warns (:attr:`DspBudget.fits`) and every budgeted multiplier is built from LUTs.
 
     Attributes
     ----------
     result : DspBudget or None
         What the last :meth:`apply` did.
+
+    Raises
+    ------
+    ModelError
+        From :meth:`apply`, if ``strict`` and the model does not fit.
     """
 
-    def __init__(self, device, *, multiplier_threshold=3):
+    def __init__(self, device, *, multiplier_threshold=3, strict=True):
         self.device = device
         self.multiplier_threshold = multiplier_threshold
+        self.strict = strict
         self.result = None
 
     def _multipliers(self, layer):
@@ -111,7 +147,12 @@ class BudgetDspBlocks(Pass):
                 if count and blocks:
                     wanted.append((cost, index, count, blocks))
             else:
-                budget.reserved += self._other_blocks(layer)
+                blocks = self._other_blocks(layer)
+                if blocks:
+                    budget.others[layer.name] = blocks
+        if not budget.fits and self.strict:
+            raise ModelError(f"Model {model.name!r} {budget.too_many()}; choose another "
+                             f"device with --fit DEVICE, or build it anyway with --fit none")
         free = max(self.device.dsps - budget.reserved, 0)
         fabric = {}
         for cost, index, count, blocks in sorted(wanted, key=lambda w: (-w[0], w[1])):

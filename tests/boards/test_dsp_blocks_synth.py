@@ -64,7 +64,7 @@ class _ConstantProduct(wiring.Component):
 @pytest.mark.parametrize("constant,blocks", [(5, 1), (-3, 1), (8, 0)])
 def test_a_constant_product_is_counted_at_the_constant_s_width(constant, blocks):
     """On ECP5 a 12-bit input times 5 (4 signed bits) or -3 (3 signed bits) takes a block, times
-    8 none (a shift); the engine count reads the constant from the RTLIL."""
+    8 none (a shift); the engine count reads the constant from the elaborated design."""
     text = verilog.convert(_ConstantProduct(constant), name="top", emit_src=False)
     assert synthesize(text, top="top", family="ecp5")["dsps"] == blocks
     assert engine_dsp_blocks(_ConstantProduct(constant), "ecp5") == blocks

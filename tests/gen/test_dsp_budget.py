@@ -135,3 +135,31 @@ def test_other_layers_products_keep_their_blocks(tmp_path):
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     rows = [row for row in manifest["layers"] if row["multipliers"]]
     assert sum(row["multipliers"] - row.get("fabric_multipliers", 0) for row in rows) == 151
+
+
+def test_a_model_whose_other_products_alone_do_not_fit():
+    """KERAS_3layer's softmax (Keras names the model model_1) takes 5 blocks, which no reuse
+    factor or LUT multiplier frees: on a device of 4 an explicit fit refuses, naming the
+    layer; the default fit builds every dense multiplier from LUTs and warns."""
+    from nnfab.errors import ModelError
+    from nnfab.gen.load import load_model
+
+    model = load_model(shared_dir() / "models/hls4ml-example-models/keras/"
+                       "KERAS_3layer.json").model
+    device = SimpleNamespace(name="Pretend", family="ecp5", dsps=4)
+    with pytest.raises(ModelError) as info:
+        prepare_model(model, reuse_factor=16, fit=device)
+    assert str(info.value) == (
+        "Model 'model_1' does not fit Pretend: the products of its layers that have no "
+        "LUT alternative take 5 DSP blocks (output_softmax_softmax 5), more than its 4; "
+        "choose another device with --fit DEVICE, or build it anyway with --fit none")
+    budgets = []
+    built = prepare_model(model, reuse_factor=16, fit=device, fit_strict=False,
+                          budget_results=budgets)
+    assert budgets[0].blocks == 0
+    engines = _dense_engines(built)
+    assert all(e.n_fabric_multipliers == e.n_multipliers for e in engines.values())
+    assert budgets[0].lines()[-1] == (
+        "warning: does not fit Pretend: the products of its layers that have no LUT "
+        "alternative take 5 DSP blocks (output_softmax_softmax 5), more than its 4; built "
+        "anyway (--fit DEVICE for another device, --fit none to keep the model's own)")

@@ -2,6 +2,7 @@
 ``fit``, ``nnfab build --fit``), on small hand-made models."""
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -221,12 +222,18 @@ def test_mlperf_kws_does_not_fit_ecp5_85f_and_the_default_build_says_so():
     if not file.exists():
         pytest.fail(f"{file} is not available: shared/ must be beside the repository")
     model = load_model(file).model
-    results = []
-    prepare_model(model, fit=DEVICES["ECP5-85F"], fit_results=results, fit_strict=False)
+    results, budgets = [], []
+    prepare_model(model, fit=DEVICES["ECP5-85F"], fit_results=results, fit_strict=False,
+                  budget_results=budgets)
     luts, blocks = results[0].estimate.on_device(DEVICES["ECP5-85F"].dsps)
     assert luts > 83_640 and blocks == 156
     assert results[0].lines()[-1].startswith("warning: does not fit ECP5-85F even at the "
                                              "largest reuse factors: estimate ")
+    # The requantizers' 32-bit products alone take more blocks than the device has.
+    assert budgets[0].reserved > 156
+    assert re.match(r"warning: does not fit ECP5-85F: the products of its layers that have no "
+                    r"LUT alternative take \d+ DSP blocks \(\w+ \d+, .* and \d+ more\), "
+                    r"more than its 156; built anyway", budgets[0].lines()[-1])
     with pytest.raises(ModelError, match=r"^Model 'kws_ref_model' does not fit ECP5-85F even "
                                          r"at the largest reuse factors: estimate [\d,]+ LUT4"):
         prepare_model(model, fit=DEVICES["ECP5-85F"])
