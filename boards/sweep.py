@@ -163,40 +163,46 @@ def _compute(todo, rows, source, settings, store, scheduler, workers, processes,
                                  key=f"nnfab-point-{key}", pure=False): key
                    for key, point in todo}
         pending = set(futures)
-        while pending:
-            try:
-                done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                done = set()
-            except CancelledError as exc:
-                reasons = [line.split("reason:", 1)[1].strip(" .")
-                           for line in str(exc).splitlines() if "reason:" in line]
-                raise SweepError(
-                    f"The Dask cluster dropped {len(pending)} unfinished points of the sweep "
-                    f"(cancelled: {'; '.join(reasons) or 'no reason given'}); the "
-                    f"{len(rows)} finished ones are in the store {store.root}: run the same "
-                    f"command again to resume") from None
-            for future in done:
-                key = futures[future]
-                losses = _losses(client, future.key)
-                if future.status == "finished":
-                    row = future.result()
-                else:
-                    exc = future.exception()
-                    row = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-                row.update(worker_losses=losses, reused=False)
-                result.worker_losses += losses
-                if row["status"] != "error":
-                    store.put(key, row)
-                rows[key] = row
-                result.computed += 1
-                failed += row["status"] != "ok"
-                future.release()
-            try:
-                running = min(threads, sum(len(keys) for keys in client.processing().values()))
-            except Exception:
-                running = 0
-            update(done=len(rows), running=running, failed=failed, total=total)
+        try:
+            while pending:
+                try:
+                    done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    done = set()
+                for future in done:
+                    key = futures[future]
+                    losses = _losses(client, future.key)
+                    if future.status == "finished":
+                        row = future.result()
+                    else:
+                        exc = future.exception()
+                        row = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+                    row.update(worker_losses=losses, reused=False)
+                    result.worker_losses += losses
+                    if row["status"] != "error":
+                        store.put(key, row)
+                    rows[key] = row
+                    result.computed += 1
+                    failed += row["status"] != "ok"
+                    future.release()
+                try:
+                    running = min(threads, sum(len(keys)
+                                               for keys in client.processing().values()))
+                except Exception:
+                    running = 0
+                update(done=len(rows), running=running, failed=failed, total=total)
+        except CancelledError as exc:
+            # A restarted scheduler or a cluster that lost what the points need cancels them
+            # (raised by wait, or by a cancelled future's result).
+            reasons = [line.split("reason:", 1)[1].strip(" .")
+                       for line in str(exc).splitlines() if "reason:" in line]
+            unfinished = sum(key not in rows for key in futures.values())
+            stored = sum(row["status"] != "error" for row in rows.values())
+            raise SweepError(
+                f"The Dask cluster dropped {unfinished} unfinished points of the sweep "
+                f"(cancelled: {'; '.join(reasons) or 'no reason given'}); the "
+                f"{stored} finished ones are in the store {store.root}: run the same "
+                f"command again to resume") from None
     finally:
         client.close()
         if cluster is not None:
