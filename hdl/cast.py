@@ -30,8 +30,14 @@ def fit_shape(value, shape):
     ``shape``'s signedness. Free in hardware: wiring only."""
     value = Value.cast(value)
     shape = Shape.cast(shape)
-    fill = value[-1] if value.shape().signed else C(0, 1)
-    bits = Cat(value, fill.replicate(shape.width))[:shape.width]
+    # Amaranth writes an expression out once per reference to it (a product of n bits sign-
+    # extended by n bits would be n + 1 multipliers in the Verilog): extend by only the bits
+    # missing, and not at all when narrowing.
+    if shape.width <= len(value):
+        bits = value[:shape.width]
+    else:
+        fill = value[-1] if value.shape().signed else C(0, 1)
+        bits = Cat(value, fill.replicate(shape.width - len(value)))
     return bits.as_signed() if shape.signed else bits
 
 
