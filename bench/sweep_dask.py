@@ -11,10 +11,11 @@ Verilog cache of one run serves another. The default grid is the float KERAS_3la
 (PTQ) at reuse factors 4, 8, 16 and 6 or 8 bits, without synthesis; ``--synth`` adds yosys and
 nextpnr per point (minutes to an hour each). With ``--work DIR`` the caches and each run's
 output folder (results, report, Pareto plots) are kept there; a run that finds points in its
-store (an interrupted run, resumed) says so (``reused``), since its wall time is then not
-that of the whole grid; and each finished run is written to ``DIR/RUN-run.json``, so a later
-invocation with the same ``--work`` (after the machine stopped, say) runs only the runs not
-finished yet and reports all of them.
+store (an interrupted run, resumed) says so (``reused``); its ``wall_seconds`` is then the sum
+of its invocations' active time (``segments``, from ``DIR/RUN-segments.json``, written every
+30 s), and ``last_segment_seconds`` the last one's. Each finished run is written to
+``DIR/RUN-run.json``, so a later invocation with the same ``--work`` (after the machine
+stopped, say) runs only the runs not finished yet and reports all of them.
 
     python bench/sweep_dask.py [--reuse-factor 4,8,16] [--bits 6,8] [--clock-mhz 100]
         [--synth] [--runs local_2_workers,local_1_worker,scheduler,rerun_from_store]
@@ -113,6 +114,36 @@ def kill_a_worker_midway(nanny, store, n_points, stop):
     return done
 
 
+class RunClock:
+    """The active time of one run over the invocations it took: ``path``
+    (``WORK/RUN-segments.json``) holds one segment per invocation, rewritten every 30 s while it
+    runs, so a run cut short by the machine stopping counts its time up to the last write (the
+    points it was computing are lost and computed again: their time counts twice)."""
+
+    def __init__(self, path, grid):
+        self.path, self.grid = path, grid
+        earlier = json.loads(path.read_text()) if path.exists() else {}
+        self.segments = earlier.get("segments", []) if earlier.get("grid") == grid else []
+        self.segments.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": 0.0})
+        self._started, self._stop = time.perf_counter(), threading.Event()
+        threading.Thread(target=self._beat, daemon=True).start()
+
+    def _beat(self):
+        while not self._stop.wait(30.0):
+            self._write()
+
+    def _write(self):
+        self.segments[-1]["seconds"] = round(time.perf_counter() - self._started, 1)
+        self.path.write_text(json.dumps({"grid": self.grid, "segments": self.segments},
+                                        indent=1) + "\n")
+
+    def close(self):
+        """Stop; returns ``(seconds over all segments, number of segments)``."""
+        self._stop.set()
+        self._write()
+        return round(sum(s["seconds"] for s in self.segments), 1), len(self.segments)
+
+
 def _rows(result):
     return [{k: v for k, v in row.items() if k not in _VOLATILE} for row in result["rows"]]
 
@@ -169,16 +200,22 @@ def main(argv=None):
                 kill = kill_a_worker_midway(cluster[1], cache / "sweep", n_points, stop)
             else:  # the finished 2-worker run's store again: nothing computed
                 extra, cache = ["--workers", "2"], work / "local_2_workers-cache"
+            clock = RunClock(work / f"{name}-segments.json", grid[1:])
             try:
                 seconds, result = sweep([*grid, *extra], cache, out, log)
             finally:
                 stop.set()
+                total, segments = clock.close()
                 for process in reversed(cluster):
                     process.terminate()
                     process.wait(timeout=60)
-            report["runs"][name] = {"wall_seconds": seconds, "computed": result["computed"],
+            report["runs"][name] = {"wall_seconds": total if segments > 1 else seconds,
+                                    "segments": segments, "computed": result["computed"],
                                     "reused": result["reused"], "failed": result["failed"],
                                     "worker_losses": result.get("worker_losses", 0)}
+            if segments > 1:
+                # The run's own store: the points its earlier invocations computed.
+                report["runs"][name]["last_segment_seconds"] = seconds
             labels = [row["label"] for row in result["rows"]]
             report["runs"][name]["every_point_once"] = (len(labels) == n_points
                                                         == len(set(labels)))
