@@ -1,8 +1,18 @@
-"""Checks of ``nnfab verify`` output shared by the CLI tests."""
+"""Checks of ``nnfab`` command output shared by the CLI tests."""
 
 import re
 
-__all__ = ["assert_verify_passed"]
+__all__ = ["assert_verify_passed", "without_progress"]
+
+#: Off a terminal, ``nnfab`` announces a step on standard error once it has run for a second
+#: (``[   1.0 s] loading model``, :mod:`nnfab.cli.progress`): on a loaded machine any command
+#: may print such lines before its result or its error.
+_PROGRESS = re.compile(r"^\[ *\d+\.\d s\] .*\n", re.M)
+
+
+def without_progress(output):
+    """``output`` without its progress lines."""
+    return _PROGRESS.sub("", output)
 
 
 def assert_verify_passed(result, n):

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from nnfab.cli import main
+from tests.cli_results import without_progress
 
 from .conftest import tiny_mlp
 
@@ -89,7 +90,8 @@ def test_bad_models_fail_with_one_message(write_model, tmp_path, mutate, message
     mutate(doc, arrays)
     result = run("build", write_model(doc, arrays), "-o", tmp_path / "out")
     assert result.exit_code == 1
-    assert result.output.startswith(message), result.output
+    output = without_progress(result.output)
+    assert output.startswith(message), result.output
     assert result.output.count("\n") <= 2
     assert not (tmp_path / "out").exists()
 
@@ -99,17 +101,20 @@ def test_empty_file(tmp_path):
     path.write_text("")
     result = run("build", path, "-o", tmp_path / "out")
     assert result.exit_code == 1
-    assert result.output == f"Error: Model file {str(path)!r} is empty\n"
+    output = without_progress(result.output)
+    assert output == f"Error: Model file {str(path)!r} is empty\n"
 
 
 def test_missing_file_and_unknown_example(tmp_path):
     result = run("build", tmp_path / "nope.json")
     assert result.exit_code == 1
-    assert result.output == f"Error: Model file {str(tmp_path / 'nope.json')!r} does not exist\n"
+    output = without_progress(result.output)
+    assert output == f"Error: Model file {str(tmp_path / 'nope.json')!r} does not exist\n"
     result = run("build", "--example", "imagenet")
     assert result.exit_code == 1
-    assert result.output == ("Error: Unknown example 'imagenet'; bundled examples: digits-mlp, "
-                             "digits-cnn, sine-lstm\n")
+    output = without_progress(result.output)
+    assert output == ("Error: Unknown example 'imagenet'; bundled examples: digits-mlp, "
+                      "digits-cnn, sine-lstm\n")
 
 
 def test_model_or_example_required():

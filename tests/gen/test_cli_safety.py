@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from nnfab.gen.build_folder import output_name
 from nnfab.cli import main
+from tests.cli_results import without_progress
 
 from .conftest import tiny_mlp
 
@@ -83,9 +84,10 @@ def test_output_refuses_an_unrelated_folder(tmp_path, tiny):
     (target / "notes.txt").write_text("x")
     result = run("build", tiny, "-o", target)
     assert result.exit_code == 1
-    assert result.output == (f"Error: Output folder {str(target)!r} exists and is not an "
-                             f"nnfab build folder (no manifest.json written by nnfab); nnfab "
-                             f"replaces only empty folders and its own build folders\n")
+    output = without_progress(result.output)
+    assert output == (f"Error: Output folder {str(target)!r} exists and is not an "
+                      f"nnfab build folder (no manifest.json written by nnfab); nnfab "
+                      f"replaces only empty folders and its own build folders\n")
     assert listing(target) == ["notes.txt"]
     assert listing(tmp_path) == ["d", "d/notes.txt", "model.json", "model.npz"]
 
@@ -117,8 +119,9 @@ def test_output_below_a_file(tmp_path, tiny):
     before = listing(tmp_path)
     result = run("build", tiny, "-o", tmp_path / "afile" / "sub")
     assert result.exit_code == 1
-    assert result.output == (f"Error: Output folder {str(tmp_path / 'afile' / 'sub')!r} cannot "
-                             f"be created: {str(tmp_path / 'afile')!r} is a file\n")
+    output = without_progress(result.output)
+    assert output == (f"Error: Output folder {str(tmp_path / 'afile' / 'sub')!r} cannot "
+                      f"be created: {str(tmp_path / 'afile')!r} is a file\n")
     assert listing(tmp_path) == before
 
 
@@ -132,8 +135,9 @@ def test_output_that_cannot_be_written(tmp_path, tiny, monkeypatch):
     before = listing(tmp_path)
     result = run("build", tiny, "-o", tmp_path / "ro" / "out")
     assert result.exit_code == 1
-    assert result.output == (f"Error: Output folder {str(tmp_path / 'ro' / 'out')!r} cannot be "
-                             f"written: Permission denied\n")
+    output = without_progress(result.output)
+    assert output == (f"Error: Output folder {str(tmp_path / 'ro' / 'out')!r} cannot be "
+                      f"written: Permission denied\n")
     assert [p for p in listing(tmp_path) if ".old." in p or p.startswith(".")] == []
     assert set(before) <= set(listing(tmp_path))
 
@@ -160,10 +164,11 @@ def test_verify_refuses_a_folder_whose_files_changed(built, tmp_path, damage, me
     damage(folder)
     result = run("verify", folder)
     assert result.exit_code == 1
-    assert result.output == (f"Error: Build folder {str(folder)!r}: {message}"
-                             + ("; build it again with nnfab build\n" if "missing" in message
-                                else " (its SHA-256 is not the one manifest.json records); "
-                                     "build it again with nnfab build\n"))
+    output = without_progress(result.output)
+    assert output == (f"Error: Build folder {str(folder)!r}: {message}"
+                      + ("; build it again with nnfab build\n" if "missing" in message
+                         else " (its SHA-256 is not the one manifest.json records); "
+                              "build it again with nnfab build\n"))
 
 
 def test_verify_refuses_options_that_would_change_a_build_folder(built):
@@ -185,9 +190,10 @@ def test_verify_and_report_of_a_damaged_manifest(built, tmp_path, manifest, mess
     for command in ("verify", "report"):
         result = run(command, folder)
         assert result.exit_code == 1
-        assert result.output.startswith(f"Error: Build folder {str(folder)!r}: ") or \
+        output = without_progress(result.output)
+        assert output.startswith(f"Error: Build folder {str(folder)!r}: ") or \
             command == "report", result.output
-        assert result.output.count("\n") == 1, result.output
+        assert output.count("\n") == 1, result.output
         if command == "verify" or "hashes" not in message:
             assert message in result.output
 
@@ -201,7 +207,8 @@ def test_verify_of_a_sweep_folder_says_what_it_is(tmp_path):
                                           '"points": 4}')
     result = run("verify", folder)
     assert result.exit_code == 1
-    assert result.output == (
+    output = without_progress(result.output)
+    assert output == (
         f"Error: {str(folder)!r} is the output folder of nnfab sweep (sweep 'jet'), not a "
         f"build folder; build its best point with nnfab sweep ... --pick CONSTRAINTS (e.g. "
         f"'lut<5000'), then verify that folder\n"), result.output
@@ -290,9 +297,10 @@ def test_bad_inputs_files(tmp_path, write, message):
     write(path)
     result = run("verify", "--example", "digits-mlp", "--inputs", path)
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: Inputs file {str(path)!r} ")
+    output = without_progress(result.output)
+    assert output.startswith(f"Error: Inputs file {str(path)!r} ")
     assert message in result.output
-    assert result.output.count("\n") == 1
+    assert output.count("\n") == 1
 
 
 @pytest.mark.parametrize("labels,message", [
@@ -307,7 +315,8 @@ def test_bad_labels_are_refused_before_simulating(tmp_path, labels, message):
                  "--labels", tmp_path / "y.npy")
     assert result.exit_code == 1
     assert message in result.output
-    assert result.output.count("\n") == 1
+    output = without_progress(result.output)
+    assert output.count("\n") == 1
 
 
 def test_labels_need_inputs(tmp_path):

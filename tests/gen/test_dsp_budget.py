@@ -163,3 +163,15 @@ def test_a_model_whose_other_products_alone_do_not_fit():
         "warning: does not fit Pretend: the products of its layers that have no LUT "
         "alternative take 5 DSP blocks (output_softmax_softmax 5), more than its 4; built "
         "anyway (--fit DEVICE for another device, --fit none to keep the model's own)")
+
+
+def test_fused_layers_have_no_products():
+    """BudgetDspBlocks takes a fused shift-add layer's blocks as 0 without elaborating it:
+    its engine (every weight digit a shift-add term) has no ``*``."""
+    from nnfab.gen.assemble import engine_for
+    from nnfab.gen.dsp_blocks import engine_dsp_blocks
+
+    model = prepare_model(load_native(example("digits-mlp").path))
+    fused = [layer for layer in model.layers if layer.kind == "shift_add_dense"]
+    assert len(fused) == 2
+    assert [engine_dsp_blocks(engine_for(layer)) for layer in fused] == [0, 0]

@@ -13,6 +13,7 @@ from nnfab.gen.datasets import load_dataset
 from nnfab.gen.examples import EXAMPLES
 from nnfab.gen.native import load_native
 from nnfab.gen.verify import pack_transfers, unpack_transfers
+from tests.cli_results import without_progress
 
 
 def run(*args):
@@ -79,8 +80,9 @@ def test_inputs_of_the_wrong_shape(tmp_path):
     np.save(path, np.zeros((5, 63)))
     result = run("verify", "--example", "digits-mlp", "--inputs", path)
     assert result.exit_code == 1
-    assert result.output == (f"Error: Inputs file {str(path)!r} of shape (5, 63) does not fit "
-                             f"the model's input shape; expected (n, 64)\n")
+    output = without_progress(result.output)
+    assert output == (f"Error: Inputs file {str(path)!r} of shape (5, 63) does not fit "
+                      f"the model's input shape; expected (n, 64)\n")
 
 
 def test_transfer_packing_round_trip():

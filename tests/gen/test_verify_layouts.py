@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from nnfab.cli import main
-from tests.cli_results import assert_verify_passed
+from tests.cli_results import assert_verify_passed, without_progress
 
 #: The ONNX input (C, H, W): no two of C, H, W equal, so each layout has its own shape.
 SHAPE = (3, 4, 2)
@@ -77,7 +77,8 @@ def test_inputs_of_neither_layout(tmp_path, build_folder):
     np.save(path, np.zeros((5, 4, 3, 2)))
     result = run("verify", model, "--inputs", path)
     assert result.exit_code == 1
-    assert result.output == (
+    output = without_progress(result.output)
+    assert output == (
         f"Error: Inputs file {str(path)!r} of shape (5, 4, 3, 2) does not fit the model's "
         f"input shape; expected (n, 3, 4, 2) in the model file's NCHW layout or (n, 4, 2, 3) "
         f"in nnfab's NHWC\n")
