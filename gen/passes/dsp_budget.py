@@ -17,6 +17,7 @@ from .base import Pass
 
 __all__ = ["BudgetDspBlocks", "DspBudget", "dsp_blocks_per_multiplier", "engine_dsp_blocks"]
 
+
 @dataclass
 class DspBudget:
     """What :class:`BudgetDspBlocks` did.
