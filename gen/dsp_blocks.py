@@ -77,11 +77,10 @@ def _bits(value):
     return [(id(value), i) for i in range(len(value))]
 
 
-def _operand_width(operand, signed):
+def _operand_width(operand):
     """Bits of a multiplier operand that reach ``mul2dsp``: yosys ``opt_expr`` moves trailing
     zero bits out of the product and ``wreduce`` drops bits that repeat the sign bit (zeros
-    above an unsigned value); an operand extended to a signed product gains a zero sign bit.
-    A constant operand of ±2**k (or 0) is a shift, 0 bits."""
+    above an unsigned value). A constant operand of ±2**k (or 0) is a shift, 0 bits."""
     bits = _bits(operand)
     while bits and bits[0] == _ZERO:
         del bits[0]
@@ -94,7 +93,7 @@ def _operand_width(operand, signed):
             del bits[-1]
     if all(bit in (_ZERO, _ONE) for bit in bits) and bits.count(_ONE) <= 1:
         return 0
-    return len(bits) + (signed and not operand_signed)
+    return len(bits)
 
 
 def _children(node):
@@ -155,7 +154,7 @@ def engine_dsp_blocks(engine, family="ecp5"):
     """
     blocks = 0
     for product in _products(_ir.Fragment.get(engine, None)):
-        signed = any(operand.shape().signed for operand in product.operands)
-        blocks += dsp_blocks_per_multiplier(
-            family, *(_operand_width(operand, signed) for operand in product.operands))
+        a, b = product.operands
+        blocks += dsp_blocks_per_multiplier(family, _operand_width(a), _operand_width(b),
+                                            a_signed=a.shape().signed, b_signed=b.shape().signed)
     return blocks
