@@ -25,7 +25,7 @@ from nnfab.hdl.dense_rom import rom_reuse_factors
 from .flow import (DEFAULT_PNR_TIMEOUT_MINUTES, board_and_clock, board_figures, capacity_text,
                    figures_markdown, pnr_time_limit, run_flow, tool_seconds_line)
 from .link import ANSWER_START, REQUEST_START
-from .network import choose_rom_reuse_factors, fuse_rom_output_stages, rom_backend
+from .network import fuse_rom_output_stages, given_rom_reuse_factors, rom_backend
 from .top import BoardTop
 
 __all__ = ["BoardBuildResult", "build_for_board", "DEFAULT_BAUD"]
@@ -97,8 +97,8 @@ def _not_fit_message(target, model, manifest, counts, rom, what):
             message += f"; try nnfab build --max-multipliers {budget} (per layer)"
             suggestion = _suggest_reuse(model, rom, max(ratios) * 1.25)
             if suggestion:
-                message += (", or ROM reuse factors (build_for_board's rom_reuse) "
-                            + ", ".join(f"{name}={r}" for name, r in suggestion.items()))
+                message += (", or ROM reuse factors by layer: nnfab build --reuse-factor "
+                            + ",".join(f"{name}={r}" for name, r in suggestion.items()))
     if counts["flip_flops"] > 0.9 * target.flip_flops:  # over, or too full to place
         total, rows = _stream_bits(manifest)
         largest = ", ".join(f"{name} {lanes} x {width} bits" for _, name, lanes, width
@@ -141,8 +141,11 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
         Multipliers per dense layer when choosing ROM reuse factors (the board's
         ``max_multipliers`` if None); ``nnfab build --board --max-multipliers`` passes its
         value.
-    rom_reuse : dict of str to int, optional
-        ROM reuse factors by layer name, instead of choosing them.
+    rom_reuse : int or dict of str to int, optional
+        ROM reuse factors (``nnfab build --board --reuse-factor``): one for every dense layer
+        (each takes the largest it can up to it), or by layer name (the others are chosen);
+        see :func:`~nnfab.boards.network.given_rom_reuse_factors`, whose BoardError a name
+        that is not a dense layer or a reuse factor a layer cannot take raises.
     baud : int
         Host link baud rate.
     seed : int
@@ -207,8 +210,8 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
     """The board build, written into the (staging) folder ``out_dir``."""
     say("elaborating engines")
     if weights_in_memory:
-        rom = dict(rom_reuse) if rom_reuse is not None else choose_rom_reuse_factors(
-            model, max_multipliers=max_multipliers or target.max_multipliers)
+        rom = given_rom_reuse_factors(model, rom_reuse,
+                                      max_multipliers=max_multipliers or target.max_multipliers)
     else:
         rom = {}
     model = fuse_rom_output_stages(model, rom)

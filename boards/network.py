@@ -9,7 +9,8 @@ from nnfab.hdl.output_stage import OutputStageEngine
 from nnfab.ir import RomDenseLayer
 from nnfab.layers import rom_requantizer_keeps_pace, rom_reuse_factors
 
-__all__ = ["rom_backend", "choose_rom_reuse_factors", "fuse_rom_output_stages"]
+__all__ = ["rom_backend", "choose_rom_reuse_factors", "given_rom_reuse_factors",
+           "fuse_rom_output_stages"]
 
 
 def choose_rom_reuse_factors(model, *, max_multipliers):
@@ -45,6 +46,45 @@ def choose_rom_reuse_factors(model, *, max_multipliers):
     pace = max(minimal.values())
     return {layer.name: max(r for r in rom_reuse_factors(layer.spec.n_in, layer.spec.n_out)
                             if r <= pace) for layer in dense}
+
+
+def given_rom_reuse_factors(model, reuse, *, max_multipliers):
+    """ROM reuse factors of every dense layer of ``model`` from the user's ``reuse`` (``nnfab
+    build --board --reuse-factor``): an int ``R`` gives each layer the largest ROM reuse factor
+    up to ``R``; a dict of layer name to reuse factor sets the layers named, exactly, and the
+    others get :func:`choose_rom_reuse_factors`'s choice for ``max_multipliers``; None
+    chooses them all so.
+
+    Raises
+    ------
+    BoardError
+        If a name is not a dense layer of ``model`` (a layer fused into a shift-add adder
+        graph has no reuse factor on a board), or a reuse factor is not a divisor of the
+        layer's ``n_in`` times a divisor of its ``n_out`` (the message lists the ones it
+        takes).
+    """
+    dense = {layer.name: layer for layer in model.layers if layer.kind == "dense"}
+    if isinstance(reuse, int):
+        return {name: max(r for r in rom_reuse_factors(layer.spec.n_in, layer.spec.n_out)
+                          if r <= reuse) for name, layer in dense.items()}
+    chosen = choose_rom_reuse_factors(model, max_multipliers=max_multipliers)
+    for name, r in (reuse or {}).items():
+        if name not in dense:
+            raise BoardError(
+                f"Reuse factor given for {name!r}, which is not a dense layer with its weights "
+                f"in block RAM in model {model.name!r} (those are: "
+                f"{', '.join(dense) or 'none'}); a dense layer built as a shift-add adder "
+                f"graph (weights of at most 3 signed digits, at reuse factor 1) takes none: "
+                f"--no-fuse keeps every dense layer in block RAM")
+        layer = dense[name]
+        valid = rom_reuse_factors(layer.spec.n_in, layer.spec.n_out)
+        if r not in valid:
+            raise BoardError(f"Layer {name!r}: a reuse factor with its weights in block RAM "
+                             f"must be a divisor of n_in {layer.spec.n_in} times a divisor "
+                             f"of n_out {layer.spec.n_out} (one of "
+                             f"{', '.join(map(str, valid))}), not {r}")
+        chosen[name] = r
+    return chosen
 
 
 def fuse_rom_output_stages(model, rom_reuse_factors):

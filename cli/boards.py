@@ -38,12 +38,13 @@ def board_options(function):
 
 
 def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progress=None,
-                         max_multipliers=None, pnr_timeout=None):
+                         max_multipliers=None, pnr_timeout=None, reuse_factor=None):
     """Run :func:`~nnfab.boards.build.build_for_board` for ``nnfab build --board`` and print
     its report. ``max_multipliers`` (``--max-multipliers``) also bounds the multipliers of
-    each layer with its weights in ROM (the board's budget if None); ``pnr_timeout``
-    (``--pnr-timeout``) limits placement and routing to that many minutes (None: the default
-    limit, 0: none).
+    each layer with its weights in ROM (the board's budget if None); ``reuse_factor``
+    (``--reuse-factor``: an int, or a dict by layer name) sets the ROM layers' reuse factors
+    instead (``build_for_board``'s ``rom_reuse``); ``pnr_timeout`` (``--pnr-timeout``) limits
+    placement and routing to that many minutes (None: the default limit, 0: none).
 
     Parameters
     ----------
@@ -68,7 +69,7 @@ def board_build_from_cli(loaded_model, out_dir, board, clock_mhz, console, progr
 
         find_target(board)  # an unknown board is refused before anything is written
         result = build_for_board(model, out_dir, board, clock_mhz, progress=progress,
-                                 max_multipliers=max_multipliers,
+                                 max_multipliers=max_multipliers, rom_reuse=reuse_factor,
                                  pnr_timeout_minutes=DEFAULT_PNR_TIMEOUT_MINUTES
                                  if pnr_timeout is None else pnr_timeout,
                                  layouts=(getattr(loaded_model, "input_layout", None),

@@ -64,6 +64,44 @@ class _Probability(click.FloatRange):
         return number
 
 
+class ReuseFactorType(click.ParamType):
+    """``--reuse-factor``: one reuse factor ``R`` (an integer from 1) for every layer, or
+    ``NAME=R`` pairs separated by commas, one per layer named. Converts to an int or a dict
+    of layer name to int."""
+
+    name = "R|NAME=R,..."
+    _ACCEPTED = ("an integer from 1, or NAME=R pairs separated by commas (e.g. "
+                 "dense_1=4,dense_2=8)")
+
+    def _integer(self, text, what, param, ctx):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < 1:
+            self.fail(f"{what} is {text!r}; a reuse factor must be {self._ACCEPTED}", param,
+                      ctx)
+        return value
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, dict)) and not isinstance(value, bool):
+            return value
+        text = str(value).strip()
+        if "=" not in text:
+            return self._integer(text, "it", param, ctx)
+        per_layer = {}
+        for pair in text.split(","):
+            name, _, number = (part.strip() for part in pair.partition("="))
+            if not name or not _:
+                self.fail(f"{pair.strip()!r} is not NAME=R; a reuse factor must be "
+                          f"{self._ACCEPTED}", param, ctx)
+            if name in per_layer:
+                self.fail(f"layer {name!r} is given twice", param, ctx)
+            per_layer[name] = self._integer(number, f"the reuse factor of {name!r}", param,
+                                            ctx)
+        return per_layer
+
+
 def _model_options(function):
     """Options every command that takes a model shares."""
     options = [
@@ -72,11 +110,13 @@ def _model_options(function):
                                        "examples`)."),
         click.option("--weights", type=click.Path(exists=True, dir_okay=False),
                      help="Weights file of a Keras .json model (default NAME_weights.h5)."),
-        click.option("--reuse-factor", type=click.IntRange(min=1), default=None,
+        click.option("--reuse-factor", type=ReuseFactorType(), default=None,
                      help="Reuse factor of every dense, convolution and recurrent layer: the "
                           "largest one a layer can take up to it (a divisor of n_in or, as "
                           "in hls4ml, n_in times a divisor of n_out; convolutions: divisors "
-                          "only)."),
+                          "only); or NAME=R,... for the layers named, exactly. With --board: "
+                          "the reuse factors of the dense layers with weights in block RAM "
+                          "(a divisor of n_in times a divisor of n_out)."),
         click.option("--max-multipliers", type=click.IntRange(min=1), default=None,
                      help="Choose each layer's reuse factor to use at most this many "
                           "multipliers."),
@@ -213,8 +253,11 @@ def _load(model, example, weights, reuse_factor, max_multipliers, precision, inp
     fuse = True if fuse is None else fuse
     lut_adder_width = lut_adder_width or 0
     fit_results, budget_results = [], []
-    loaded.model = prepare_model(loaded.model, reuse_factor=reuse_factor,
-                                 max_multipliers=max_multipliers, fuse=fuse,
+    # Per-layer reuse factors on a board are the ROM layers' (the board flow takes them).
+    per_layer = reuse_factor if isinstance(reuse_factor, dict) and not for_board else None
+    loaded.model = prepare_model(loaded.model, max_multipliers=max_multipliers, fuse=fuse,
+                                 reuse_factor=reuse_factor if isinstance(reuse_factor, int)
+                                 else None, per_layer_reuse=per_layer,
                                  lut_adder_width=lut_adder_width, for_board=for_board,
                                  clock_mhz=clock_mhz, family=family,
                                  fit=fit_device(fit, board, hls4ml_config),
@@ -290,7 +333,8 @@ def build_command(model, example, weights, reuse_factor, max_multipliers, precis
 
                 out = Path(output) if output else Path("build") / f"{name}-{output_name(board)}"
                 board_build_from_cli(loaded, out, board, clock_mhz, console, progress=say,
-                                     max_multipliers=max_multipliers, pnr_timeout=pnr_timeout)
+                                     max_multipliers=max_multipliers, pnr_timeout=pnr_timeout,
+                                     reuse_factor=reuse_factor)
                 return
             out = Path(output) if output else Path("build") / name
             result = build_outputs(loaded.model, out, progress=say,

@@ -6,7 +6,8 @@ import pytest
 
 from nnfab.boards.build import build_for_board
 from nnfab.boards.clocking import ecp5_pll, ice40_pll
-from nnfab.boards.network import choose_rom_reuse_factors, fuse_rom_output_stages, rom_backend
+from nnfab.boards.network import (choose_rom_reuse_factors, fuse_rom_output_stages,
+                                  given_rom_reuse_factors, rom_backend)
 from nnfab.gen.assemble import Network
 from nnfab.boards.targets import TARGETS, target
 from nnfab.boards.top import BoardTop
@@ -72,7 +73,8 @@ def test_does_not_fit_message_suggests_what_helps():
     message = _not_fit_message(t, model, manifest, {**fits, "dsps": t.dsps + 4}, rom, "placement")
     assert f"{t.dsps + 4} multiplier blocks of {t.dsps} (150%, 4 over); multipliers by layer: " \
         in message and f"; try nnfab build --max-multipliers {max(1, int(largest / 1.875))} " \
-        f"(per layer), or ROM reuse factors (build_for_board's rom_reuse) " in message \
+        f"(per layer), or ROM reuse factors by layer: nnfab build --reuse-factor " \
+        f"dense_1=" in message \
         and "flip-flops" not in message
     # Layers with constant weights only (every one here, without ROMs): the option alone.
     message = _not_fit_message(t, model, manifest, {**fits, "dsps": t.dsps + 4}, {}, "synthesis")
@@ -186,6 +188,66 @@ def test_rom_reuse_choice():
     with pytest.raises(BoardError, match=r"^Layer 'relu_1' is not a dense layer of model "
                                          r"'digits-mlp' \(dense layers: dense_1, dense_2\)$"):
         Network(model, backend=rom_backend(model, {"relu_1": 2}))
+
+
+def test_given_rom_reuse_factors():
+    """``nnfab build --board --reuse-factor``: one for every ROM layer (the largest each takes
+    up to it), or by layer name (the others chosen from the budget), checked against what a ROM
+    layer takes."""
+    model = digits_model()
+    chosen = choose_rom_reuse_factors(model, max_multipliers=4)
+    assert given_rom_reuse_factors(model, None, max_multipliers=4) == chosen
+    assert given_rom_reuse_factors(model, 100, max_multipliers=4) == {"dense_1": 64,
+                                                                      "dense_2": 80}
+    assert given_rom_reuse_factors(model, {"dense_2": 80}, max_multipliers=4) == {
+        **chosen, "dense_2": 80}
+    with pytest.raises(BoardError) as error:
+        given_rom_reuse_factors(model, {"relu_1": 2}, max_multipliers=4)
+    assert str(error.value) == (
+        "Reuse factor given for 'relu_1', which is not a dense layer with its weights in block "
+        "RAM in model 'digits-mlp' (those are: dense_1, dense_2); a dense layer built as a "
+        "shift-add adder graph (weights of at most 3 signed digits, at reuse factor 1) takes "
+        "none: --no-fuse keeps every dense layer in block RAM")
+    with pytest.raises(BoardError) as error:
+        given_rom_reuse_factors(model, {"dense_2": 7}, max_multipliers=4)
+    assert str(error.value) == (
+        "Layer 'dense_2': a reuse factor with its weights in block RAM must be a divisor of "
+        "n_in 32 times a divisor of n_out 10 (one of 1, 2, 4, 5, 8, 10, 16, 20, 32, 40, 64, "
+        "80, 160, 320), not 7")
+
+
+def test_board_reuse_factors_from_the_command_line(tmp_path, monkeypatch):
+    """What a user runs: ``nnfab build --board icebreaker --reuse-factor ...`` reaches the ROM
+    layers (the option was ignored there before), by layer or for all; a reuse factor a ROM
+    layer cannot take is one line, exit 1, nothing written. The build stops before synthesis
+    here (the bitstream tests below run the tools)."""
+    from click.testing import CliRunner
+
+    import nnfab.boards.build as board_build
+    from nnfab.cli import main
+
+    seen = []
+
+    def stop(model, rom, **kwargs):
+        seen.append(rom)
+        raise BoardError("stopped before synthesis")
+
+    monkeypatch.setattr(board_build, "board_network", stop)
+    out = tmp_path / "out"
+    for value, expected in (("dense_2=80", {"dense_1": 512, "dense_2": 80}),
+                            ("100", {"dense_1": 64, "dense_2": 80})):
+        result = CliRunner().invoke(main, ["build", "--example", "digits-mlp", "--board",
+                                           "icebreaker", "--reuse-factor", value, "-o",
+                                           str(out)])
+        assert result.exit_code == 1 and result.output.endswith(
+            "Error: stopped before synthesis\n"), result.output
+        assert seen[-1] == expected
+    result = CliRunner().invoke(main, ["build", "--example", "digits-mlp", "--board",
+                                       "icebreaker", "--reuse-factor", "dense_2=7", "-o",
+                                       str(out)])
+    assert result.exit_code == 1
+    assert result.output.endswith("not 7\n") and "Error: Layer 'dense_2': " in result.output
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("board,clock_mhz,primitive", [

@@ -33,6 +33,30 @@ def test_build_example_and_report(tmp_path):
     assert "ufixed<5,1>" in result.output and "320-bit payload" in result.output
 
 
+def test_reuse_factors_by_layer(tmp_path):
+    """``--reuse-factor NAME=R,...`` sets the layers named, exactly; a name that is not such a
+    layer, or a reuse factor the layer cannot take, is one line naming what it takes, and
+    nothing is written."""
+    result = run("build", "--example", "digits-mlp", "-o", tmp_path / "out", "--reuse-factor",
+                 "dense_1=4,dense_2=2")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [row.get("reuse_factor") for row in manifest["layers"]] == [4, None, 2, None]
+    assert manifest["initiation_interval"] == 4
+    for value, error in (
+            ("relu_1=2", "Error: Reuse factor given for 'relu_1', which is not a dense, "
+                         "convolution, recurrent or output stage layer of model 'digits-mlp' "
+                         "(those are: dense_1, dense_2)"),
+            ("dense_1=3", "Error: Layer 'dense_1': reuse factor must divide n_in 64 or be "
+                          "n_in times a divisor of n_out 32 (one of 1, 2, 4, 8, 16, 32, 64, "
+                          "128, 256, 512, 1024, 2048), not 3")):
+        result = run("build", "--example", "digits-mlp", "-o", tmp_path / "bad",
+                     "--reuse-factor", value)
+        assert result.exit_code == 1
+        assert without_progress(result.output) == error + "\n"
+        assert not (tmp_path / "bad").exists()
+
+
 def test_build_quantized_native_file(write_model, tmp_path):
     doc, arrays = tiny_mlp()
     result = run("build", write_model(doc, arrays), "-o", tmp_path / "tiny")

@@ -255,7 +255,9 @@ endmodule
     (["--count", "-5"], "Invalid value for '--count': -5 is not in the range x>=1."),
     (["--random", "0"], "Invalid value for '--random': 0 is not in the range x>=1."),
     (["--random", "-1"], "Invalid value for '--random': -1 is not in the range x>=1."),
-    (["--reuse-factor", "0"], "Invalid value for '--reuse-factor': 0 is not in the range x>=1."),
+    (["--reuse-factor", "0"], "Invalid value for '--reuse-factor': it is '0'; a reuse factor "
+                              "must be an integer from 1, or NAME=R pairs separated by commas "
+                              "(e.g. dense_1=4,dense_2=8)"),
     (["--max-multipliers", "0"],
      "Invalid value for '--max-multipliers': 0 is not in the range x>=1."),
     (["--precision", "0"], "Invalid value for '--precision': 0 is not in the range 2<=x<=32."),
