@@ -12,6 +12,7 @@ from .csd import csd_digits
 from .fabric_multiplier import fabric_adder_levels, fabric_product, fabric_product_rows
 from .pipeline import pipeline_advance, skid_output
 from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
+from .wires import comb_wire
 
 __all__ = ["DenseEngine"]
 
@@ -436,7 +437,8 @@ class DenseEngine(wiring.Component):
                 else:
                     product = Signal(fixed_shape(product_format), name=f"product_{j}_{leaf[1]}")
                     m.d.comb += product.eq(sum(product_terms[1:], product_terms[0]))
-                    terms.append(requantize(product, src=product_format, dst=acc_format))
+                    terms.append(requantize(product, src=product_format, dst=acc_format,
+                                            wire=comb_wire(m, f"product_{j}_{leaf[1]}_")))
             groups.append(terms)
             offsets.append(offset)
         depth = self.tree_depth
@@ -487,8 +489,10 @@ class DenseEngine(wiring.Component):
                         m.d.sync += accs[j].eq(chunk_sums[j] + accs[j])
 
         # Output cast.
-        casts = [requantize(accs[j], src=acc_format, dst=spec.output_format)
-                 for j in range(per_group)]
+        # The rounded sum is read three times by the saturation: a wire of its own, so the
+        # Verilog has its adder once (nnfab.hdl.wires).
+        casts = [requantize(accs[j], src=acc_format, dst=spec.output_format,
+                            wire=comb_wire(m, f"cast{j}_")) for j in range(per_group)]
         if r == 1:  # into the output register of the skid buffer
             out = Signal(self.o.payload.shape(), name="out")
             m.d.comb += [out[j].eq(casts[j]) for j in range(spec.n_out)]

@@ -15,6 +15,7 @@ from nnfab.fixed import FixedFormat, common_format
 from .cast import fixed_shape, requantize
 from .checked import CheckedComponent, check_count
 from .vector_pipeline import vector_signature
+from .wires import comb_wire
 
 __all__ = ["Add", "Concatenate"]
 
@@ -79,7 +80,7 @@ class _Join(CheckedComponent):
 
     def _cast(self, m, value, src):
         result = Signal(fixed_shape(self._fout))
-        m.d.comb += result.eq(requantize(value, src=src, dst=self._fout))
+        m.d.comb += result.eq(requantize(value, src=src, dst=self._fout, wire=comb_wire(m)))
         return result
 
 

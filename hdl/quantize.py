@@ -9,6 +9,7 @@ from nnfab.fixed import FixedFormat, check_lane_formats
 from .cast import fixed_shape, requantize
 from .pipeline import pipeline_advance
 from .unused import discard
+from .wires import comb_wire
 
 __all__ = ["LaneQuantizer"]
 
@@ -93,7 +94,8 @@ class LaneQuantizer(wiring.Component):
                 value = 0
             else:
                 lane = Signal(fixed_shape(fmt), name=f"lane_{j}")
-                m.d.comb += lane.eq(requantize(self.i.payload[j], src=self._fin, dst=fmt))
+                m.d.comb += lane.eq(requantize(self.i.payload[j], src=self._fin, dst=fmt,
+                                               wire=comb_wire(m, f"lane_{j}_")))
                 value = lane << (self._fout.fraction_width - fmt.fraction_width)
             with m.If(advance):
                 m.d.sync += self.o.payload[j].eq(value)
