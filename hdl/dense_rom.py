@@ -17,6 +17,7 @@ from .dense import bias_in_accumulator
 from .output_stage import clamped_code, pick, rescale_of
 from .unused import discard
 from .vector_pipeline import stage_register
+from .wires import comb_wire
 
 __all__ = ["DenseRomEngine", "rom_reuse_factors"]
 
@@ -311,7 +312,11 @@ class DenseRomEngine(wiring.Component):
                     if w_shape.signed else rom_read.data[lane * w_width:(lane + 1) * w_width]
                 product = s1_x[k] * weight
                 if not spec.exact_accumulation:
-                    product = requantize(product, src=product_format, dst=acc_format)
+                    # The product is read by the rounding and the rounded value by the
+                    # saturation several times: wires, so the Verilog has each once.
+                    wire = comb_wire(m, f"product_{p}_{k}_")
+                    product = requantize(wire(product, "full"), src=product_format,
+                                         dst=acc_format, wire=wire)
                 term = Signal(term_shape, name=f"product_{p}_{k}")
                 with m.If(advance):
                     m.d.sync += term.eq(product)
