@@ -91,8 +91,8 @@ class ReuseFactorType(click.ParamType):
             return self._integer(text, "it", param, ctx)
         per_layer = {}
         for pair in text.split(","):
-            name, _, number = (part.strip() for part in pair.partition("="))
-            if not name or not _:
+            name, equals, number = (part.strip() for part in pair.partition("="))
+            if not name or not equals:
                 self.fail(f"{pair.strip()!r} is not NAME=R; a reuse factor must be "
                           f"{self._ACCEPTED}", param, ctx)
             if name in per_layer:
