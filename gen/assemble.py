@@ -113,6 +113,7 @@ _engine("dense")(lambda layer, b: DenseEngine(layer.spec, reuse_factor=layer.reu
                                               fabric_multipliers=layer.fabric_multipliers))
 _engine("activation")(lambda layer, b: Activation(kind=layer.function, n=layer.shape[-1],
                                                   fin=layer.fin, fout=layer.fout,
+                                                  fabric_multipliers=layer.fabric_multipliers,
                                                   **dict(layer.params)))
 _engine("softmax")(lambda layer, b: Softmax(n=layer.n, fin=layer.fin, fout=layer.fout,
                                             exp_table=layer.exp_table,

@@ -36,6 +36,8 @@ Elementwise activations (``kind``):
 ================ =================================================================================
 """
 
+import operator
+
 from amaranth.hdl import Array, C, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
@@ -46,12 +48,14 @@ from nnfab.errors import UnsupportedLayerError
 from nnfab.fixed import FixedFormat
 
 from .cast import fit_shape, fixed_shape, floor_shift, requantize
+from .fabric_multiplier import fabric_product
 from .wires import comb_wire, no_wire
 from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .vector_pipeline import VectorPipeline, argmax_level, argmax_tree, vector_signature
 
-__all__ = ["linear", "relu", "bounded_relu", "leaky_relu", "hard_sigmoid", "hard_tanh",
-           "sigmoid", "tanh", "elu", "activation", "Activation", "Argmax"]
+__all__ = ["has_constant_product", "linear", "relu", "bounded_relu", "leaky_relu",
+           "hard_sigmoid", "hard_tanh", "sigmoid", "tanh", "elu", "activation", "Activation",
+           "Argmax"]
 
 # -- exact pre-cast arithmetic: (value, format of its codes) --------------------------------------
 # ``wire(value, name)`` makes a signal of a value read more than once (see nnfab.hdl.wires).
@@ -64,17 +68,17 @@ def _check_value(value, fmt):
     return value
 
 
-def _pre_linear(x, p, wire):
+def _pre_linear(x, p, wire, multiply):
     return x, p.fin
 
 
-def _pre_relu(x, p, wire):
+def _pre_relu(x, p, wire, multiply):
     if not p.fin.signed:
         return x, p.fin
     return Mux(x[-1], Const(0, fixed_shape(p.fin)), x), p.fin
 
 
-def _pre_bounded_relu(x, p, wire):
+def _pre_bounded_relu(x, p, wire, multiply):
     fm = max(0, p.relu_max.denominator.bit_length() - 1)
     f = max(p.fin.fraction_width, fm)
     limit = int(p.relu_max * 2**f)
@@ -85,12 +89,12 @@ def _pre_bounded_relu(x, p, wire):
     return fit_shape(clipped, fixed_shape(fmt)), fmt
 
 
-def _pre_leaky_relu(x, p, wire):
+def _pre_leaky_relu(x, p, wire, multiply):
     alpha_format, alpha_code = p.alpha
     fx, fa = p.fin.fraction_width, alpha_format.fraction_width
     f = max(fx, fx + fa)
     positive = x << (f - fx)
-    negative = (x * Const(alpha_code, fixed_shape(alpha_format))) << (f - fx - fa)
+    negative = multiply(x, Const(alpha_code, fixed_shape(alpha_format))) << (f - fx - fa)
     width = max(p.fin.width + f - fx, p.fin.width + alpha_format.width + f - fx - fa) + 1
     fmt = FixedFormat(width, width - f)
     if not p.fin.signed:
@@ -98,11 +102,11 @@ def _pre_leaky_relu(x, p, wire):
     return fit_shape(wire(Mux(x[-1], negative, positive), "leaky"), fixed_shape(fmt)), fmt
 
 
-def _pre_hard_sigmoid(x, p, wire):
+def _pre_hard_sigmoid(x, p, wire, multiply):
     (sf, sc), (of, oc) = p.slope, p.offset
     fp = p.fin.fraction_width + sf.fraction_width
     f = max(fp, of.fraction_width, 0)
-    value = wire(((x * Const(sc, fixed_shape(sf))) << (f - fp)) +
+    value = wire((multiply(x, Const(sc, fixed_shape(sf))) << (f - fp)) +
                  (Const(oc, fixed_shape(of)) << (f - of.fraction_width)), "affine")
     one = 1 << f
     clipped = Mux(value < 0, 0, Mux(value > one, one, value))
@@ -110,7 +114,7 @@ def _pre_hard_sigmoid(x, p, wire):
     return fit_shape(clipped, fixed_shape(fmt)), fmt
 
 
-def _pre_hard_tanh(x, p, wire):
+def _pre_hard_tanh(x, p, wire, multiply):
     f = max(p.fin.fraction_width, 0)
     value = x << (f - p.fin.fraction_width)
     one = 1 << f
@@ -137,7 +141,7 @@ def _table_index(x, p, wire=no_wire):
     return Mux(t < 0, 0, Mux(t > n - 1, n - 1, t))[:table.index_width]
 
 
-def _pre_table(x, p, wire):
+def _pre_table(x, p, wire, multiply):
     rom = Array(Const(code, fixed_shape(p.table.table_format)) for code in p.table.codes)
     return wire(rom[_table_index(x, p, wire)], "entry"), p.table.table_format
 
@@ -195,9 +199,9 @@ def _elu_join(negative, product, entry, p):
     return Mux(negative, entry, positive)
 
 
-def _pre_elu(x, p, wire):
+def _pre_elu(x, p, wire, multiply):
     scale_format, scale_code = p.scale
-    product = wire(x * Const(scale_code, fixed_shape(scale_format)), "product")
+    product = wire(multiply(x, Const(scale_code, fixed_shape(scale_format))), "product")
     if not p.fin.signed:
         return _elu_join(None, product, None, p), _elu_format(p)
     tf = p.table.table_format
@@ -220,9 +224,28 @@ _PRE = {
 }
 
 
+def has_constant_product(p):
+    """Whether activation parameters ``p`` (:class:`nnfab.activation_params.ActivationParams`)
+    make a product with a constant other than a power of two or zero: a ``leaky_relu`` or
+    ``hard_sigmoid`` slope, an ``elu`` scale (only those three multiply)."""
+    constant = {"leaky_relu": lambda: p.alpha, "hard_sigmoid": lambda: p.slope,
+                "elu": lambda: p.scale}.get(p.kind)
+    if constant is None:
+        return False
+    code = abs(constant()[1])
+    return code & (code - 1) != 0
+
+
+def _check_fabric(count, n):
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= n:
+        raise ValueError(f"Fabric multipliers must be an integer from 0 to the {n} elements, "
+                         f"not {count!r}")
+    return count
+
+
 # -- fusable functions ----------------------------------------------------------------------------
 
-def activation(kind, value, *, fin, fout, wire=None, **params):
+def activation(kind, value, *, fin, fout, wire=None, multiply=operator.mul, **params):
     """Combinational elementwise activation ``kind`` of one code (see the module docstring).
 
     Parameters
@@ -237,6 +260,10 @@ def activation(kind, value, *, fin, fout, wire=None, **params):
         value) become signals, each built once. None: one expression, in which Amaranth writes
         such a value out once per read (an ELU's 128-entry table 27 times, 324 times with the
         cast of an unnamed result: tests and tiny uses only).
+    multiply : callable ``(value, Const) -> Value``
+        How a constant product (a slope or scale) is built: ``*`` (synthesis maps it to a DSP
+        block), or :func:`~nnfab.hdl.fabric_multiplier.fabric_product` (shift-add terms in
+        LUTs and carry chains). Both give the same value and shape.
     **params
         ``relu_max``, ``alpha_format`` and ``alpha_code``, ``slope`` and ``offset``, ``table``,
         as :func:`nnfab.activation_params.check_activation`.
@@ -256,7 +283,7 @@ def activation(kind, value, *, fin, fout, wire=None, **params):
     x = _check_value(value, fin)
     if kind in ("sigmoid", "tanh") and p.table.index_rounding == "magnitude":
         return _magnitude_table(x, p, wire or no_wire)
-    pre, fmt = _PRE[kind](x, p, wire or no_wire)
+    pre, fmt = _PRE[kind](x, p, wire or no_wire, multiply)
     if wire is not None:
         pre = wire(pre, "pre")
     return requantize(pre, src=fmt, dst=fout, wire=wire)
@@ -328,6 +355,13 @@ class Activation(VectorPipeline):
         Elements per vector.
     fin, fout : FixedFormat
         Input and output formats; ``fout``'s rounding and overflow apply to the final cast.
+    fabric_multipliers : int, 0 to ``n``
+        Elements whose constant product (a ``leaky_relu`` slope, a ``hard_sigmoid`` slope, an
+        ``elu`` scale) is built from shift-add terms in LUTs and carry chains
+        (:func:`~nnfab.hdl.fabric_multiplier.fabric_product`, one term per canonical signed
+        digit of the constant) instead of ``*``, which synthesis maps to a DSP block: the
+        last ones. Same codes either way. For a function without such a product it builds
+        nothing different (:attr:`n_products` is 0).
     **params
         As :func:`nnfab.activation_params.check_activation`.
 
@@ -342,26 +376,46 @@ class Activation(VectorPipeline):
         2 cycles from an accepted input to its output being valid.
     initiation_interval : int
         1 cycle.
+    n_products : int
+        Constant products: ``n`` for a function with one, else 0.
+    n_fabric_multipliers : int
+        Those of them built from LUTs.
 
     Raises
     ------
     TypeError, ValueError
         As :func:`nnfab.activation_params.check_activation` and
-        :func:`nnfab.activation_params.check_count`.
+        :func:`nnfab.activation_params.check_count`; if ``fabric_multipliers`` is not an
+        integer from 0 to ``n``.
     """
 
-    def __init__(self, *, kind, n, fin, fout, **params):
+    def __init__(self, *, kind, n, fin, fout, fabric_multipliers=0, **params):
         self._params = self._validated(
             lambda: check_activation(kind, fin=fin, fout=fout, **params))
         self._n = self._validated(lambda: check_count(n))
+        self._fabric = self._validated(lambda: _check_fabric(fabric_multipliers, self._n))
         self._given = params
         super().__init__({"i": In(vector_signature(fin, n)),
                           "o": Out(vector_signature(fout, n))})
 
     def __repr__(self):
         extra = "".join(f", {name}={value!r}" for name, value in self._given.items())
+        fabric = f", fabric_multipliers={self._fabric}" if self._fabric else ""
         return (f"Activation(kind={self.kind!r}, n={self._n}, fin={self.fin!r}, "
-                f"fout={self.fout!r}{extra})")
+                f"fout={self.fout!r}{fabric}{extra})")
+
+    @property
+    def n_products(self):
+        return self._n if has_constant_product(self._params) else 0
+
+    @property
+    def n_multipliers(self):
+        """The constant products (:attr:`n_products`), as a dense engine counts its."""
+        return self.n_products
+
+    @property
+    def n_fabric_multipliers(self):
+        return self._fabric if self.n_products else 0
 
     @property
     def kind(self):
@@ -403,6 +457,10 @@ class Activation(VectorPipeline):
         for k in range(self._n):
             x = self.i.payload[k]
             wire = comb_wire(m, f"x{k}_")
+            multiply = operator.mul
+            if k >= self._n - self._fabric:
+                def multiply(a, b, k=k):
+                    return fabric_product(a, b, m=m, name=f"x{k}_product")
             if p.kind in ("sigmoid", "tanh"):
                 port = table.read_port(domain="sync")
                 m.d.comb += [port.addr.eq(_table_index(x, p, wire)), port.en.eq(advance)]
@@ -415,13 +473,14 @@ class Activation(VectorPipeline):
                 product = Signal(fixed_shape(p.fin.mul_format(scale_format)),
                                  name=f"product_{k}")
                 negative = Signal(name=f"negative_{k}")
+                # built outside the If: a fabric product's adders are wires of m
+                full = multiply(x, Const(scale_code, fixed_shape(scale_format)))
                 with m.If(advance):
-                    m.d.sync += [product.eq(x * Const(scale_code, fixed_shape(scale_format))),
-                                 negative.eq(x[-1])]
+                    m.d.sync += [product.eq(full), negative.eq(x[-1])]
                 pre, fmt = wire(_elu_join(negative, product, port.data, p), "pre"), \
                     _elu_format(p)
             else:
-                expr, fmt = _PRE[p.kind](x, p, wire)
+                expr, fmt = _PRE[p.kind](x, p, wire, multiply)
                 pre = Signal(fixed_shape(fmt), name=f"pre_{k}")
                 with m.If(advance):
                     m.d.sync += pre.eq(expr)

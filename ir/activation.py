@@ -10,6 +10,7 @@ from nnfab.fixed import FixedFormat
 from nnfab.tables import SELU_ALPHA, SELU_SCALE, elu_table
 
 from .calibrate import format_for, nearest_codes
+from .dense import check_fabric_multipliers
 from .float_layer import FloatLayer
 from .model import Layer
 from .native_keys import FORMAT, PARAMS, string
@@ -36,7 +37,13 @@ FLOAT_ACTIVATIONS = {
 class ActivationLayer(Layer):
     """An elementwise activation ``function`` (one of
     :data:`nnfab.activation_params.ACTIVATION_KINDS`, parameters as
-    :func:`nnfab.activation_params.check_activation` takes them) over tensors of ``shape``."""
+    :func:`nnfab.activation_params.check_activation` takes them) over tensors of ``shape``.
+
+    ``fabric_multipliers``: of the ``shape[-1]`` constant products of a ``leaky_relu``,
+    ``hard_sigmoid`` or ``elu`` (:func:`nnfab.hdl.activations.has_constant_product`), how many
+    the engine builds from shift-add terms in LUTs instead of DSP blocks (set by
+    :class:`nnfab.gen.passes.BudgetDspBlocks` for a target device). A build decision, like a
+    dense layer's: the native format does not store it."""
 
     kind: ClassVar[str] = "activation"
     native_keys: ClassVar[dict] = {"activation": string("the name of an activation function"),
@@ -47,6 +54,7 @@ class ActivationLayer(Layer):
     fin: FixedFormat = None
     fout: FixedFormat = None
     params: dict = field(default_factory=dict)
+    fabric_multipliers: int = 0
 
     def __post_init__(self):
         from nnfab.activation_params import check_activation
@@ -55,6 +63,11 @@ class ActivationLayer(Layer):
             check_activation(self.function, fin=self.fin, fout=self.fout, **dict(self.params))
         except (TypeError, ValueError) as exc:
             raise ModelError(f"Layer {self.name!r}: {exc}") from None
+        check_fabric_multipliers(self)
+        lanes = self.shape[-1] if self.shape else 1
+        if self.fabric_multipliers > lanes:
+            raise ModelError(f"Layer {self.name!r}: fabric multipliers must be at most its "
+                             f"{lanes} elements, not {self.fabric_multipliers}")
 
     @property
     def input_shape(self):
@@ -73,7 +86,9 @@ class ActivationLayer(Layer):
         return self.fout
 
     def describe(self):
-        return f"{self.function}, out {self.fout}"
+        fabric = f", {self.fabric_multipliers} LUT multipliers" if self.fabric_multipliers \
+            else ""
+        return f"{self.function}, out {self.fout}{fabric}"
 
     @classmethod
     def from_native(cls, e):

@@ -10,7 +10,9 @@ multipliers) synthesizes for ECP5-85F (156 MULT18X18D) and then does not place.
 from dataclasses import dataclass, field, replace
 
 from nnfab.errors import ModelError
-from nnfab.ir import Conv2DLayer, DenseLayer, ShiftAddDenseLayer
+from nnfab.hdl.activations import Activation
+from nnfab.hdl.fabric_multiplier import fabric_product_luts
+from nnfab.ir import ActivationLayer, Conv2DLayer, DenseLayer, ShiftAddDenseLayer
 
 from ..dsp_blocks import dsp_blocks_per_multiplier, engine_dsp_blocks
 from .base import Pass
@@ -79,12 +81,16 @@ class DspBudget:
 
 class BudgetDspBlocks(Pass):
     """Set ``fabric_multipliers`` of dense and convolution layers (built by
-    :class:`~nnfab.hdl.dense.DenseEngine`) so that their multipliers' DSP blocks, with those
-    of every other layer's engine (:func:`engine_dsp_blocks`), fit ``device``.
+    :class:`~nnfab.hdl.dense.DenseEngine`) and of activation layers with a constant product
+    per element (a ``leaky_relu`` or ``hard_sigmoid`` slope, an ``elu`` scale) so that their
+    multipliers' DSP blocks, with those of every other layer's engine
+    (:func:`engine_dsp_blocks`), fit ``device``.
 
-    The blocks go first to the multipliers that would take the most LUTs (operand bits
-    product), then to the others while blocks remain; within a layer the engine builds its
-    last multipliers from LUTs. A model that fits is unchanged.
+    The blocks go first to the multipliers that would take the most LUTs in the fabric
+    (:func:`~nnfab.hdl.fabric_multiplier.fabric_product_luts`: a variable product's rows and
+    adders, a constant product's shift-add adders only), then to the others while blocks
+    remain; within a layer the engine builds its last multipliers from LUTs. A model that fits
+    is unchanged.
 
     Parameters
     ----------
@@ -128,7 +134,41 @@ class BudgetDspBlocks(Pass):
         family = getattr(self.device, "family", "ecp5")
         blocks = dsp_blocks_per_multiplier(family, a.width, w.width, a_signed=a.signed,
                                            b_signed=w.signed)
-        return engine.n_multipliers, blocks, a.width * w.width
+        return engine.n_multipliers, blocks, fabric_product_luts(a.width, w.width)
+
+    def _constant_products(self, layer):
+        """``(products, blocks per product, LUT cost per product)`` of an activation layer's
+        constant products (a slope or scale per element), or None when it has none that
+        synthesis would put in a DSP block."""
+        from nnfab.gen.assemble import engine_for
+        from nnfab.hdl.unused import discard
+
+        engine = engine_for(replace(layer, fabric_multipliers=0))
+        blocks = engine_dsp_blocks(engine, getattr(self.device, "family", "ecp5")) \
+            if engine.n_products else 0
+        discard(engine)
+        if not blocks:
+            return None
+        params = engine.params
+        constant_format, code = {"leaky_relu": params.alpha, "hard_sigmoid": params.slope,
+                                 "elu": params.scale}[params.kind]
+        return engine.n_products, blocks // engine.n_products, fabric_product_luts(
+            layer.fin.width, constant_format.width, constant=code)
+
+    def _conv_activation_blocks(self, layer):
+        """DSP blocks of a convolution's own activation (a slope or scale per filter, which
+        its engine multiplies after the dense products): kept, like other layers' products."""
+        from nnfab.hdl.unused import discard
+
+        spec = getattr(layer, "spec", None)
+        if not isinstance(layer, Conv2DLayer) or spec.activation is None:
+            return 0
+        engine = Activation(kind=spec.activation, n=spec.n_filters, fin=spec.output_format,
+                            fout=spec.activation_format, **spec.activation_params)
+        blocks = engine_dsp_blocks(engine, getattr(self.device, "family", "ecp5")) \
+            if engine.n_products else 0
+        discard(engine)
+        return blocks
 
     def _other_blocks(self, layer):
         """DSP blocks of the engine of a layer this pass does not budget (0 for a layer with
@@ -154,6 +194,14 @@ class BudgetDspBlocks(Pass):
                                                  layer.adder_graph is None):
                 count, blocks, cost = self._multipliers(layer)
                 if count and blocks:
+                    wanted.append((cost, index, count, blocks))
+                blocks = self._conv_activation_blocks(layer)
+                if blocks:
+                    budget.others[layer.name] = blocks
+            elif isinstance(layer, ActivationLayer):
+                products = self._constant_products(layer)
+                if products:
+                    count, blocks, cost = products
                     wanted.append((cost, index, count, blocks))
             else:
                 blocks = self._other_blocks(layer)

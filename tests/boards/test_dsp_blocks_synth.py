@@ -91,3 +91,16 @@ def test_an_engine_takes_the_blocks_the_budget_reserves(make):
     synthesized = synthesize(text, top="top", family="ecp5")["dsps"]
     assert synthesized > 0
     assert engine_dsp_blocks(make(), "ecp5") == synthesized
+
+
+def test_an_activation_s_fabric_products_take_no_block():
+    """A leaky ReLU of 3 elements with 2 slopes built from shift-add terms
+    (``fabric_multipliers=2``, as BudgetDspBlocks sets it): one MULT18X18D, not three."""
+    def make():
+        return Activation(kind="leaky_relu", n=3, fin=FixedFormat(12, 5),
+                          fout=FixedFormat(10, 4), alpha_format=FixedFormat(10, 0),
+                          alpha_code=205, fabric_multipliers=2)
+
+    text = verilog.convert(make(), name="top", emit_src=False)
+    assert synthesize(text, top="top", family="ecp5")["dsps"] == 1
+    assert engine_dsp_blocks(make(), "ecp5") == 1

@@ -175,3 +175,81 @@ def test_fused_layers_have_no_products():
     fused = [layer for layer in model.layers if layer.kind == "shift_add_dense"]
     assert len(fused) == 2
     assert [engine_dsp_blocks(engine_for(layer)) for layer in fused] == [0, 0]
+
+
+def test_activation_slopes_beyond_the_dsp_blocks_are_built_from_luts(write_model, tmp_path):
+    """What a user runs: a leaky ReLU over 48 elements has 48 slope products (12 x 10 bits,
+    a MULT18X18D each); ECP5-25F has 28 blocks. The build gives 28 products blocks and the
+    other 20 shift-add terms in LUTs (it used to warn that the model does not fit), the
+    report and manifest say so, and the RTL equals the golden model under stalls."""
+    doc = {"nnfab_model": 1, "name": "leaky", "input": {"shape": [48], "format": "fixed<12,5>"},
+           "layers": [{"name": "leaky", "type": "activation", "activation": "leaky_relu",
+                       "output_format": "fixed<10,4,RND_CONV,SAT>",
+                       "params": {"alpha_format": "fixed<10,0>", "alpha_code": 205}}]}
+    path = write_model(doc)
+    runner = CliRunner()
+    result = runner.invoke(main, ["build", str(path), "--fit", "ECP5-25F",
+                                  "-o", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert "20 multipliers built from LUTs, beyond ECP5-25F's 28 DSP blocks (leaky 20)" \
+        in result.output
+    assert "does not fit" not in result.output
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert [(row["multipliers"], row.get("fabric_multipliers")) for row in manifest["layers"]] \
+        == [(48, 20)]
+    result = runner.invoke(main, ["verify", str(tmp_path / "b"), "--random", "200"])
+    assert result.exit_code == 0, result.output
+    assert "200 vectors tried\n0 mismatches" in result.output
+
+
+def test_dense_products_cost_more_luts_than_slopes_and_get_the_blocks_first():
+    """digits-mlp at reuse factor 16 takes 160 multipliers; with a leaky ReLU of 32 slopes in
+    place of its ReLU, on a device of 160 blocks the dense products (5 x 8 and 10 x 8 bits:
+    :func:`fabric_product_luts` 84 and 171) keep theirs and all 32 slopes (19, three signed
+    digits: 2 adders of 18 bits, 36) go to LUTs."""
+    from dataclasses import replace
+
+    from nnfab.fixed import FixedFormat
+    from nnfab.ir import ActivationLayer
+
+    model = prepare_model(load_native(example("digits-mlp").path), reuse_factor=16)
+    layers = [replace(layer, function="leaky_relu",
+                      params={"alpha_format": FixedFormat(8, 0), "alpha_code": 19})
+              if isinstance(layer, ActivationLayer) else layer for layer in model.layers]
+    model = model.replace_layers(layers)
+    dense = sum(e.n_multipliers for e in _dense_engines(model).values())
+    device = SimpleNamespace(name="Pretend", family="ecp5", dsps=dense)
+    budget = BudgetDspBlocks(device)
+    budgeted, changed = budget.apply(model)
+    assert changed
+    leaky = [layer for layer in budgeted.layers if isinstance(layer, ActivationLayer)]
+    assert [(layer.shape[-1], layer.fabric_multipliers) for layer in leaky] == [(32, 32)]
+    assert budget.result.fabric == {leaky[0].name: 32}
+    assert budget.result.blocks == dense
+
+
+def test_a_convolution_s_activation_slopes_keep_their_blocks():
+    """A convolution with its own leaky ReLU multiplies each of its 3 filters' results by the
+    slope after the dense products: those 3 blocks are counted as kept (they were missed, so
+    a model could be budgeted past the device)."""
+    import numpy as np
+
+    from nnfab.conv_layers import Conv2DSpec
+    from nnfab.fixed import FixedFormat
+    from nnfab.ir import Conv2DLayer, FlattenLayer, Model
+
+    rng = np.random.default_rng(4)
+    fin = FixedFormat.parse("fixed<8,3>")
+    spec = Conv2DSpec(rng.integers(-30, 30, (3, 3, 3, 2)), rng.integers(-9, 9, 3), (5, 5, 2),
+                      fin, FixedFormat.parse("fixed<6,1>"),
+                      FixedFormat.parse("fixed<10,4,RND_CONV,SAT>"),
+                      bias_format=FixedFormat.parse("fixed<6,2>"), activation="leaky_relu",
+                      activation_format=FixedFormat.parse("fixed<9,4,RND,SAT>"),
+                      activation_params={"alpha_format": FixedFormat.parse("ufixed<4,0>"),
+                                         "alpha_code": 3})
+    model = Model("act", (5, 5, 2), fin, [
+        Conv2DLayer("conv", spec=spec, reuse_factor=3),
+        FlattenLayer("flat", shape=(3, 3, 3), fmt=spec.activation_format)])
+    budget = BudgetDspBlocks(SimpleNamespace(name="Pretend", family="ecp5", dsps=156))
+    budget.apply(model)
+    assert budget.result.others == {"conv": 3}

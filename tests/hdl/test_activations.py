@@ -9,10 +9,12 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from nnfab.fixed import FixedFormat, Overflow
+from nnfab.gen.dsp_blocks import engine_dsp_blocks
 from nnfab.hdl import activations as hw
 from nnfab.hdl.activations import Activation, Argmax
 from nnfab.hdl.softmax import Softmax
 from nnfab.hdl.cast import fixed_shape
+from nnfab.hdl.unused import discard
 from nnfab.hdl.wires import comb_wire
 from nnfab.sim.golden import activations as golden
 from nnfab.tables import (SELU_ALPHA, SELU_SCALE, elu_table, exp_table, reciprocal_table,
@@ -96,6 +98,38 @@ def test_activation_stream_matches_golden(kind, width, overflow):
     run = run_stream(dut, x.tolist(), rng=rng, p_idle=0.3, p_stall=0.3)
     expected = golden.activation(kind, x, fin=fin, fout=fout, **params)
     assert outputs_array(run).tolist() == expected.tolist(), f"seed {seed}"
+
+
+@pytest.mark.parametrize("fabric", [1, 3])
+@pytest.mark.parametrize("kind,width", [("leaky_relu", 8), ("leaky_relu", 16),
+                                        ("hard_sigmoid", 16), ("elu", 8), ("elu", 16)])
+def test_constant_products_from_luts_give_the_same_codes(kind, width, fabric):
+    """The last ``fabric`` elements' slope or scale as shift-add terms (what BudgetDspBlocks
+    asks for beyond a device's DSP blocks): the same codes as the golden model under idle and
+    back-pressure, edge codes included, and that many fewer DSP blocks."""
+    seed = 7000 + 100 * width + 10 * KINDS.index(kind) + fabric
+    rng = random.Random(seed)
+    fin, fout = formats(width, Overflow.SAT)
+    params = params_for(kind, width)
+    x = stimulus(fin, fout, 3, rng, count=40, landmarks=(1, 1.5, 2, 0.5))
+    dut = Activation(kind=kind, n=3, fin=fin, fout=fout, fabric_multipliers=fabric, **params)
+    assert (dut.n_products, dut.n_fabric_multipliers) == (3, fabric)
+    assert engine_dsp_blocks(dut) == 3 - fabric
+    run = run_stream(dut, x.tolist(), rng=rng, p_idle=0.3, p_stall=0.3)
+    expected = golden.activation(kind, x, fin=fin, fout=fout, **params)
+    assert outputs_array(run).tolist() == expected.tolist(), f"seed {seed}"
+
+
+def test_functions_without_a_constant_product_build_none_from_luts():
+    """A ReLU or a power-of-two slope has no product: fabric_multipliers changes nothing."""
+    relu = Activation(kind="relu", n=2, fin=F8, fout=F8, fabric_multipliers=2)
+    half = Activation(kind="leaky_relu", n=2, fin=F8, fout=F8,
+                      alpha_format=FixedFormat(4, 0), alpha_code=4)
+    assert [(e.n_products, e.n_fabric_multipliers) for e in (relu, half)] == [(0, 0), (0, 0)]
+    assert repr(relu) == ("Activation(kind='relu', n=2, fin=FixedFormat.parse('fixed<8,3>'), "
+                          "fout=FixedFormat.parse('fixed<8,3>'), fabric_multipliers=2)")
+    discard(relu)
+    discard(half)
 
 
 def comb_outputs(kind, codes, *, fin, fout, wired=False, **params):
@@ -288,6 +322,10 @@ F8 = FixedFormat(8, 3)
      "Number of elements must be a positive integer, not 0"),
     (lambda: Activation(kind="relu", n=2.0, fin=F8, fout=F8), TypeError,
      "Number of elements must be an integer, not 2.0"),
+    (lambda: Activation(kind="relu", n=3, fin=F8, fout=F8, fabric_multipliers=4), ValueError,
+     "Fabric multipliers must be an integer from 0 to the 3 elements, not 4"),
+    (lambda: Activation(kind="relu", n=3, fin=F8, fout=F8, fabric_multipliers=True),
+     ValueError, "Fabric multipliers must be an integer from 0 to the 3 elements, not True"),
     (lambda: Activation(kind="tanh", n=2, fin=F8, fout=F8, table=sigmoid_table()), ValueError,
      "Table kind must be 'tanh', not 'sigmoid'"),
     (lambda: Activation(kind="relu", n=2, fin=F8, fout=F8, relu_max=1), TypeError,
