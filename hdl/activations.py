@@ -94,11 +94,11 @@ def _pre_leaky_relu(x, p, wire, multiply):
     fx, fa = p.fin.fraction_width, alpha_format.fraction_width
     f = max(fx, fx + fa)
     positive = x << (f - fx)
-    negative = multiply(x, Const(alpha_code, fixed_shape(alpha_format))) << (f - fx - fa)
     width = max(p.fin.width + f - fx, p.fin.width + alpha_format.width + f - fx - fa) + 1
     fmt = FixedFormat(width, width - f)
-    if not p.fin.signed:
+    if not p.fin.signed:  # never negative: no product
         return fit_shape(positive, fixed_shape(fmt)), fmt
+    negative = multiply(x, Const(alpha_code, fixed_shape(alpha_format))) << (f - fx - fa)
     return fit_shape(wire(Mux(x[-1], negative, positive), "leaky"), fixed_shape(fmt)), fmt
 
 
@@ -226,11 +226,12 @@ _PRE = {
 
 def has_constant_product(p):
     """Whether activation parameters ``p`` (:class:`nnfab.activation_params.ActivationParams`)
-    make a product with a constant other than a power of two or zero: a ``leaky_relu`` or
-    ``hard_sigmoid`` slope, an ``elu`` scale (only those three multiply)."""
+    make a product with a constant other than a power of two or zero: a ``leaky_relu`` slope
+    (of signed inputs), a ``hard_sigmoid`` slope, an ``elu`` scale (only those three
+    multiply)."""
     constant = {"leaky_relu": lambda: p.alpha, "hard_sigmoid": lambda: p.slope,
                 "elu": lambda: p.scale}.get(p.kind)
-    if constant is None:
+    if constant is None or (p.kind == "leaky_relu" and not p.fin.signed):
         return False
     code = abs(constant()[1])
     return code & (code - 1) != 0

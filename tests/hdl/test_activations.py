@@ -121,11 +121,17 @@ def test_constant_products_from_luts_give_the_same_codes(kind, width, fabric):
 
 
 def test_functions_without_a_constant_product_build_none_from_luts():
-    """A ReLU or a power-of-two slope has no product: fabric_multipliers changes nothing."""
+    """A ReLU, a power-of-two slope or a leaky ReLU of unsigned inputs has no product:
+    fabric_multipliers changes nothing."""
     relu = Activation(kind="relu", n=2, fin=F8, fout=F8, fabric_multipliers=2)
     half = Activation(kind="leaky_relu", n=2, fin=F8, fout=F8,
                       alpha_format=FixedFormat(4, 0), alpha_code=4)
-    assert [(e.n_products, e.n_fabric_multipliers) for e in (relu, half)] == [(0, 0), (0, 0)]
+    unsigned_leaky = Activation(kind="leaky_relu", n=2, fin=FixedFormat(8, 3, signed=False),
+                                fout=F8, alpha_format=FixedFormat(8, 0), alpha_code=19,
+                                fabric_multipliers=2)
+    assert [(e.n_products, e.n_fabric_multipliers) for e in (relu, half, unsigned_leaky)] == \
+        [(0, 0), (0, 0), (0, 0)]
+    assert engine_dsp_blocks(unsigned_leaky) == 0
     assert repr(relu) == ("Activation(kind='relu', n=2, fin=FixedFormat.parse('fixed<8,3>'), "
                           "fout=FixedFormat.parse('fixed<8,3>'), fabric_multipliers=2)")
     discard(relu)
