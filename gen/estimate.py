@@ -19,6 +19,8 @@ LUT4 and 2,993 CCU2C, about 1.5 LUT4 equivalents per threshold bit):
   canonical signed digit of every non-zero weight (shared subexpressions would only lower it);
 - an output stage (:class:`~nnfab.ir.OutputStageLayer`) one multiplier per lane
   (``ceil(C / R)``), accumulator bits by the widest multiplier;
+- an activation with a slope or scale (``leaky_relu``, ``hard_sigmoid``, ``elu``) one
+  constant multiplier per element, whose LUT form is its shift-add adders;
 - every multiplier and every shift-add term feeds one adder of the layer's accumulator width.
 
 A multiplier is *narrow* (a LUT multiplier) when one operand has at most
@@ -45,9 +47,12 @@ from functools import lru_cache
 import numpy as np
 
 from nnfab.gen.dsp_blocks import DSP_WIDTH, dsp_blocks_per_multiplier
+from nnfab.activation_params import check_activation
+from nnfab.hdl.activations import constant_factor
 from nnfab.hdl.csd import csd_digits
 from nnfab.hdl.fabric_multiplier import fabric_product_luts
-from nnfab.ir import Conv2DLayer, DenseLayer, OutputStageLayer, ShiftAddDenseLayer
+from nnfab.ir import (ActivationLayer, Conv2DLayer, DenseLayer, OutputStageLayer,
+                      ShiftAddDenseLayer)
 from nnfab.ir.dense import pruned_multipliers
 
 __all__ = ["LayerEstimate", "ModelEstimate", "estimate_layer", "estimate_model",
@@ -224,12 +229,29 @@ def _weighted(name, spec, reuse_factor, *, shift_add):
                          adder_bits=adder_bits, rom_bits=rom_bits, luts=luts, **fields)
 
 
+def _activation(layer):
+    """An activation's constant products (:func:`~nnfab.hdl.activations.constant_factor`, one
+    per element), each a multiplier; built from LUTs, shift-add terms (one per canonical
+    signed digit of the constant) rather than a variable product."""
+    p = check_activation(layer.function, fin=layer.fin, fout=layer.fout, **dict(layer.params))
+    factor = constant_factor(p)
+    if factor is None:
+        return LayerEstimate(layer.name)
+    lanes, (fmt, code) = layer.shape[-1], factor
+    fields = _multipliers(layer.fin.width, fmt.width, lanes)
+    if "dsp_multiplier_luts" in fields:
+        fields["dsp_multiplier_luts"] = lanes * fabric_product_luts(layer.fin.width, fmt.width,
+                                                                    constant=code)
+    luts = lut4_equivalent(multiplier_luts=fields.pop("_luts", 0))
+    return LayerEstimate(layer.name, luts=luts, **fields)
+
+
 def estimate_layer(layer, *, fused=False):
     """The :class:`LayerEstimate` of ``layer``; ``fused``: a dense layer that
     :class:`~nnfab.gen.passes.FuseShiftAdd` will fuse, or a convolution whose window product
     it will build as an adder graph (estimated as a shift-add layer; so is a convolution with
-    ``adder_graph`` set). Layers other than dense, convolution, fused shift-add and output
-    stage layers count nothing."""
+    ``adder_graph`` set). Layers other than dense, convolution, fused shift-add, output stage
+    and activation layers (their constant products) count nothing."""
     if isinstance(layer, ShiftAddDenseLayer):
         return _weighted(layer.name, layer.dense.spec, 1, shift_add=True)
     if isinstance(layer, DenseLayer):
@@ -239,6 +261,8 @@ def estimate_layer(layer, *, fused=False):
         return _weighted(layer.name, layer.spec.dense_spec, layer.reuse_factor,
                          shift_add=layer.reuse_factor == 1 and
                          (fused or layer.adder_graph is not None))
+    if isinstance(layer, ActivationLayer):
+        return _activation(layer)
     if isinstance(layer, OutputStageLayer):
         lanes = layer.n_lanes
         width = layer.input_format.width

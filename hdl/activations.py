@@ -53,9 +53,9 @@ from .wires import comb_wire, no_wire
 from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .vector_pipeline import VectorPipeline, argmax_level, argmax_tree, vector_signature
 
-__all__ = ["has_constant_product", "linear", "relu", "bounded_relu", "leaky_relu",
-           "hard_sigmoid", "hard_tanh", "sigmoid", "tanh", "elu", "activation", "Activation",
-           "Argmax"]
+__all__ = ["constant_factor", "has_constant_product", "linear", "relu", "bounded_relu",
+           "leaky_relu", "hard_sigmoid", "hard_tanh", "sigmoid", "tanh", "elu", "activation",
+           "Activation", "Argmax"]
 
 # -- exact pre-cast arithmetic: (value, format of its codes) --------------------------------------
 # ``wire(value, name)`` makes a signal of a value read more than once (see nnfab.hdl.wires).
@@ -224,17 +224,22 @@ _PRE = {
 }
 
 
-def has_constant_product(p):
-    """Whether activation parameters ``p`` (:class:`nnfab.activation_params.ActivationParams`)
-    make a product with a constant other than a power of two or zero: a ``leaky_relu`` slope
-    (of signed inputs), a ``hard_sigmoid`` slope, an ``elu`` scale (only those three
-    multiply)."""
+def constant_factor(p):
+    """The constant ``(FixedFormat, code)`` that activation parameters ``p``
+    (:class:`nnfab.activation_params.ActivationParams`) multiply each element by, when it is
+    not a power of two or zero (a shift): a ``leaky_relu`` slope (of signed inputs), a
+    ``hard_sigmoid`` slope, an ``elu`` scale (only those three multiply); else None."""
     constant = {"leaky_relu": lambda: p.alpha, "hard_sigmoid": lambda: p.slope,
                 "elu": lambda: p.scale}.get(p.kind)
     if constant is None or (p.kind == "leaky_relu" and not p.fin.signed):
-        return False
-    code = abs(constant()[1])
-    return code & (code - 1) != 0
+        return None
+    fmt, code = constant()
+    return (fmt, code) if abs(code) & (abs(code) - 1) else None
+
+
+def has_constant_product(p):
+    """Whether :func:`constant_factor` of ``p`` is not None."""
+    return constant_factor(p) is not None
 
 
 def _check_fabric(count, n):

@@ -10,7 +10,7 @@ from .adder_tree import adder_tree_depth, pipelined_sums, register_levels
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .fabric_multiplier import fabric_adder_levels, fabric_product, fabric_product_rows
-from .pipeline import pipeline_advance, skid_output
+from .pipeline import skid_output
 from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .wires import comb_wire
 
@@ -41,11 +41,13 @@ class DenseEngine(wiring.Component):
     one per cycle: ``n_out / g`` processing elements, each serving g outputs, and the first
     g - 1 groups' results held until the last is done.
 
-    Stalls. At R = 1 the pipeline runs free: its registers load every cycle, a valid bit
-    travels beside the data, and a skid FIFO of ``latency`` entries behind the output register
-    takes the back-pressure (:func:`nnfab.hdl.pipeline.skid_output`; ``i.ready``
-    comes from its credit, so no enable fans out to the registers). At R > 1 the pipeline
-    stalls as a whole (:func:`nnfab.hdl.pipeline.pipeline_advance`).
+    Stalls. The pipeline runs free: its registers load every cycle, a valid bit travels
+    beside the data, and a skid FIFO behind the output register takes the back-pressure
+    (:func:`nnfab.hdl.pipeline.skid_output`, ``ceil(latency / R)`` entries: the results in
+    flight at full rate); ``i.ready`` comes from its credit and, at R > 1, the sequencer's
+    state, all registers, so no enable fans out to the registers and no combinational path
+    runs from ``o.ready`` to ``i.ready`` (at R > 1 the pipeline stalled as a whole before,
+    and a network's ready chained through all its engines).
 
     Parameters
     ----------
@@ -331,17 +333,12 @@ class DenseEngine(wiring.Component):
         acc_format = spec.accumulator
         product_format = spec.product_format
 
-        # At R = 1 the pipeline runs free (its registers load every cycle, a valid bit travels
-        # with the data) and a skid FIFO at the output takes the back-pressure; at R > 1 the
-        # pipeline stalls as a whole.
-        advance = None if r == 1 else pipeline_advance(m, self.o)
-
+        # The pipeline runs free (its registers load every cycle, a valid bit travels with the
+        # data) and a skid FIFO at the output takes the back-pressure: no enable fans out to
+        # the registers, and i.ready is not a combinational function of o.ready (at R > 1 it
+        # was, through every engine of a network: 22 ns of KERAS_3layer's 50 MHz period).
         def load(*statements):
-            if advance is None:
-                m.d.sync += statements
-            else:
-                with m.If(advance):
-                    m.d.sync += statements
+            m.d.sync += statements
 
         # Sequencer: one beat per chunk.
         beat_valid, beat_first, beat_last = Signal(), Signal(), Signal()
@@ -365,26 +362,24 @@ class DenseEngine(wiring.Component):
                 beat_first.eq(beat_pos == 0),
                 beat_last.eq(beat_pos == r0 - 1),
                 beat_end.eq(beat_index == r - 1),
-                self.i.ready.eq(advance & (~busy | beat_end)),
             ]
             m.d.comb += [beat_x[k].eq(x_reg[k]) for k in range(chunk)]
-            with m.If(advance):
-                with m.If(self.i.valid & self.i.ready):
-                    m.d.sync += [x_reg[n].eq(self.i.payload[n]) for n in range(spec.n_in)]
-                    m.d.sync += [busy.eq(1), beat_index.eq(0)]
-                    if n_groups > 1:
-                        m.d.sync += beat_pos.eq(0)
-                with m.Elif(busy):
-                    if n_groups == 1:  # shift: each chunk is used once
-                        m.d.sync += [x_reg[n].eq(x_reg[n + chunk])
-                                     for n in range(spec.n_in - chunk)]
-                    else:  # rotate: every group walks the whole vector
-                        m.d.sync += [x_reg[n].eq(x_reg[(n + chunk) % spec.n_in])
-                                     for n in range(spec.n_in)]
-                        m.d.sync += beat_pos.eq(Mux(beat_last, 0, beat_pos + 1))
-                    m.d.sync += beat_index.eq(beat_index + 1)
-                    with m.If(beat_end):
-                        m.d.sync += busy.eq(0)
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [x_reg[n].eq(self.i.payload[n]) for n in range(spec.n_in)]
+                m.d.sync += [busy.eq(1), beat_index.eq(0)]
+                if n_groups > 1:
+                    m.d.sync += beat_pos.eq(0)
+            with m.Elif(busy):
+                if n_groups == 1:  # shift: each chunk is used once
+                    m.d.sync += [x_reg[n].eq(x_reg[n + chunk])
+                                 for n in range(spec.n_in - chunk)]
+                else:  # rotate: every group walks the whole vector
+                    m.d.sync += [x_reg[n].eq(x_reg[(n + chunk) % spec.n_in])
+                                 for n in range(spec.n_in)]
+                    m.d.sync += beat_pos.eq(Mux(beat_last, 0, beat_pos + 1))
+                m.d.sync += beat_index.eq(beat_index + 1)
+                with m.If(beat_end):
+                    m.d.sync += busy.eq(0)
 
         # Stage 1: the chunk register.
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
@@ -443,7 +438,7 @@ class DenseEngine(wiring.Component):
             offsets.append(offset)
         depth = self.tree_depth
         sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels,
-                              enable=C(1, 1) if advance is None else advance,
+                              enable=C(1, 1),
                               registered=self._registered_levels)
         if r == 1:
             s1_first, s1_last = C(1, 1), C(1, 1)
@@ -474,14 +469,14 @@ class DenseEngine(wiring.Component):
             done_group = Signal.like(acc_group)
             biases = [Array(bias_in_accumulator(spec, g * per_group + j) for g in range(n_groups))
                       [acc_group] for j in range(per_group)]
-            with m.If(advance & tree_valid & tree_last):
+            with m.If(tree_valid & tree_last):
                 m.d.sync += [done_group.eq(acc_group),
                              acc_group.eq(Mux(acc_group == n_groups - 1, 0, acc_group + 1))]
         load(acc_done.eq(tree_valid & tree_last))
         if r == 1:  # every beat is a first beat: no multiplexer, no enable
             load(*[accs[j].eq(chunk_sums[j] + biases[j]) for j in range(per_group)])
         else:
-            with m.If(advance & tree_valid):
+            with m.If(tree_valid):
                 for j in range(per_group):
                     with m.If(tree_first):
                         m.d.sync += accs[j].eq(chunk_sums[j] + biases[j])
@@ -493,24 +488,21 @@ class DenseEngine(wiring.Component):
         # Verilog has its adder once (nnfab.hdl.wires).
         casts = [requantize(accs[j], src=acc_format, dst=spec.output_format,
                             wire=comb_wire(m, f"cast{j}_")) for j in range(per_group)]
-        if r == 1:  # into the output register of the skid buffer
-            out = Signal(self.o.payload.shape(), name="out")
-            m.d.comb += [out[j].eq(casts[j]) for j in range(spec.n_out)]
-            skid_output(m, self.i, self.o, valid=acc_done, payload=out, latency=self.latency)
-        else:
-            # Groups before the last are held until the last is cast beside them.
-            out_shape = fixed_shape(spec.output_format)
-            held = [[Signal(out_shape, name=f"held{g}_{j}", reset_less=True)
-                     for j in range(per_group)]
-                    for g in range(n_groups - 1)]
-            for g in range(n_groups - 1):
-                with m.If(advance & acc_done & (done_group == g)):
-                    m.d.sync += [held[g][j].eq(casts[j]) for j in range(per_group)]
-            last = acc_done if n_groups == 1 else acc_done & (done_group == n_groups - 1)
-            load(self.o.valid.eq(last),
-                 *[self.o.payload[g * per_group + j].eq(held[g][j] if g < n_groups - 1
-                                                        else casts[j])
-                   for g in range(n_groups) for j in range(per_group)])
+        # Into the output register of the skid buffer; groups before the last are held until
+        # the last is cast beside them.
+        out_shape = fixed_shape(spec.output_format)
+        held = [[Signal(out_shape, name=f"held{g}_{j}", reset_less=True)
+                 for j in range(per_group)]
+                for g in range(n_groups - 1)]
+        for g in range(n_groups - 1):
+            with m.If(acc_done & (done_group == g)):
+                m.d.sync += [held[g][j].eq(casts[j]) for j in range(per_group)]
+        last = acc_done if n_groups == 1 else acc_done & (done_group == n_groups - 1)
+        out = Signal(self.o.payload.shape(), name="out")
+        m.d.comb += [out[g * per_group + j].eq(held[g][j] if g < n_groups - 1 else casts[j])
+                     for g in range(n_groups) for j in range(per_group)]
+        skid_output(m, self.i, self.o, valid=last, payload=out, latency=self.latency,
+                    initiation_interval=r, accept=None if r == 1 else ~busy | beat_end)
         return m
 
 

@@ -65,14 +65,17 @@ class OneEntryFIFO(Elaboratable):
         return m
 
 
-def skid_depth(latency):
-    """Transfers a free-running pipeline of ``latency`` cycles holds at most (its credit):
-    ``latency + 1``, those in flight at full rate (one per stage, plus the one accepted in the
-    cycle the oldest leaves). The output register holds one, the skid FIFO ``latency``."""
-    return latency + 1
+def skid_depth(latency, initiation_interval=1):
+    """Transfers a free-running pipeline of ``latency`` cycles that takes one every
+    ``initiation_interval`` cycles holds at most (its credit): ``ceil(latency / II) + 1``,
+    those in flight at full rate (``latency + 1`` at II = 1: one per stage, plus the one
+    accepted in the cycle the oldest leaves). The output register holds one, the skid FIFO
+    the others."""
+    return -(-latency // initiation_interval) + 1
 
 
-def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
+def skid_output(m, i, o, *, valid, payload, latency, initiation_interval=1, accept=None,
+                name="skid"):
     """The end of a free-running pipeline: its registers load every cycle (no enable), a valid
     bit travels beside the data, and an output register with a skid FIFO behind it absorbs
     the back-pressure.
@@ -80,11 +83,13 @@ def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
     ``valid`` and ``payload`` are the last stage's result (combinational); the output
     register, the pipeline's last, takes it when it is empty or being read and the FIFO is
     empty, else the FIFO does; the register reloads from the FIFO first, so results leave in
-    order. The input is ready while fewer than ``skid_depth(latency)`` transfers are in flight
-    (a credit counter: accepted at ``i`` and not yet taken at ``o``), so the FIFO, ``latency``
-    entries deep, never overflows, whatever the output's stall pattern; at full rate the
-    pipeline takes one transfer a cycle. ``o.valid`` and ``o.payload`` come straight from
-    registers; ``i.ready`` from the credit counter (no combinational path from ``o.ready``).
+    order. The input is ready while fewer than ``skid_depth(latency, initiation_interval)``
+    transfers are in flight (a credit counter: accepted at ``i`` and not yet taken at ``o``)
+    and ``accept`` is high, so the FIFO, one entry less deep, never overflows, whatever the
+    output's stall pattern; at full rate the pipeline takes one transfer every
+    ``initiation_interval`` cycles. ``o.valid`` and ``o.payload`` come straight from
+    registers; ``i.ready`` from the credit counter and ``accept`` (no combinational path from
+    ``o.ready``).
 
     Parameters
     ----------
@@ -100,6 +105,12 @@ def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
         The result, as wide as ``o.payload``.
     latency : int, >= 1
         Register stages from ``i`` to ``o``, the output register included.
+    initiation_interval : int, >= 1
+        Cycles between transfers the pipeline takes at full rate (a folded engine's reuse
+        factor): fewer are in flight, so the credit and the FIFO are smaller.
+    accept : Value or None
+        The pipeline's own condition for taking an input (a folded engine: its last beat),
+        from registers only, or None (always).
     name : str
         Prefix of the FIFO submodule and of the signals made here.
 
@@ -108,9 +119,9 @@ def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
     SyncFIFO or OneEntryFIFO
         The skid FIFO (a submodule of ``m``; one entry: :class:`OneEntryFIFO`).
     """
-    depth = skid_depth(latency)
+    depth = skid_depth(latency, initiation_interval)
     payload = Value.cast(payload)
-    fifo = (SyncFIFO(width=len(payload), depth=latency) if latency > 1
+    fifo = (SyncFIFO(width=len(payload), depth=depth - 1) if depth > 2
             else OneEntryFIFO(len(payload)))
     m.submodules[f"{name}_fifo"] = fifo
     in_flight = Signal(range(depth + 1), name=f"{name}_in_flight")
@@ -129,7 +140,7 @@ def skid_output(m, i, o, *, valid, payload, latency, name="skid"):
         with m.Else():
             m.d.sync += [out_valid.eq(valid), out_data.eq(payload)]
     m.d.comb += [
-        i.ready.eq(in_flight != depth),
+        i.ready.eq((in_flight != depth) & (1 if accept is None else accept)),
         o.valid.eq(out_valid),
         o.payload.eq(out_data),
         fifo.r_en.eq(load),

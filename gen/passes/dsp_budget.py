@@ -10,7 +10,7 @@ multipliers) synthesizes for ECP5-85F (156 MULT18X18D) and then does not place.
 from dataclasses import dataclass, field, replace
 
 from nnfab.errors import ModelError
-from nnfab.hdl.activations import Activation
+from nnfab.hdl.activations import Activation, constant_factor
 from nnfab.hdl.fabric_multiplier import fabric_product_luts
 from nnfab.ir import ActivationLayer, Conv2DLayer, DenseLayer, ShiftAddDenseLayer
 
@@ -149,9 +149,7 @@ class BudgetDspBlocks(Pass):
         discard(engine)
         if not blocks:
             return None
-        params = engine.params
-        constant_format, code = {"leaky_relu": params.alpha, "hard_sigmoid": params.slope,
-                                 "elu": params.scale}[params.kind]
+        constant_format, code = constant_factor(engine.params)
         return engine.n_products, blocks // engine.n_products, fabric_product_luts(
             layer.fin.width, constant_format.width, constant=code)
 

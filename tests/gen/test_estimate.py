@@ -297,3 +297,22 @@ def test_convolution_adder_graph_is_estimated_as_shift_add():
     assert multipliers(estimate_layer(prepare_model(cnn).layer("conv"))) == 0
     slow, _ = ChooseReuseFactors(per_layer={"conv": 3}).apply(cnn)
     assert multipliers(estimate_layer(slow.layer("conv"), fused=True)) > 0
+
+
+def test_activation_slopes_are_estimated_and_spill_cheapest_first():
+    """A leaky ReLU of 48 elements (12-bit inputs, a 10-bit slope of 5 canonical signed
+    digits): 48 DSP-sized constant multipliers, each a MULT18X18D, whose LUT form is 4
+    adders of 22 bits; on a device of 28 blocks the other 20 are counted at that cost."""
+    from nnfab.fixed import FixedFormat
+    from nnfab.ir import ActivationLayer, Model
+
+    fin = FixedFormat.parse("fixed<12,5>")
+    leaky = ActivationLayer("leaky", function="leaky_relu", shape=(48,), fin=fin,
+                            fout=FixedFormat.parse("fixed<10,4,RND_CONV,SAT>"),
+                            params={"alpha_format": FixedFormat(10, 0), "alpha_code": 205})
+    e = estimate_layer(leaky)
+    assert (e.dsp_multipliers, e.dsp_blocks, e.dsp_multiplier_luts) == (48, 48, 48 * 4 * 22)
+    model = Model("leaky", (48,), fin, [leaky])
+    assert estimate_model(model).on_device(28) == (20 * 88, 28)
+    relu = ActivationLayer("relu", function="relu", shape=(48,), fin=fin, fout=fin)
+    assert estimate_layer(relu).dsp_multipliers == 0
