@@ -37,3 +37,21 @@ def tiny_mlp(weights=None, weight_format="fixed<8,2>"):
                 "weight_format": "fixed<8,2>", "output_format": "fixed<10,4,RND_CONV,SAT>"},
            ]}
     return doc, arrays
+
+
+def leaky_conv_spec():
+    """A 3x3 convolution of a 5x5x2 input to 3 filters with its own leaky ReLU (slope 3/16),
+    seeded: ``(Conv2DSpec, input format)``."""
+    from nnfab.conv_layers import Conv2DSpec
+    from nnfab.fixed import FixedFormat
+
+    rng = np.random.default_rng(4)
+    fin = FixedFormat.parse("fixed<8,3>")
+    spec = Conv2DSpec(rng.integers(-30, 30, (3, 3, 3, 2)), rng.integers(-9, 9, 3), (5, 5, 2),
+                      fin, FixedFormat.parse("fixed<6,1>"),
+                      FixedFormat.parse("fixed<10,4,RND_CONV,SAT>"),
+                      bias_format=FixedFormat.parse("fixed<6,2>"), activation="leaky_relu",
+                      activation_format=FixedFormat.parse("fixed<9,4,RND,SAT>"),
+                      activation_params={"alpha_format": FixedFormat.parse("ufixed<4,0>"),
+                                         "alpha_code": 3})
+    return spec, fin

@@ -232,21 +232,11 @@ def test_a_convolution_s_activation_slopes_keep_their_blocks():
     """A convolution with its own leaky ReLU multiplies each of its 3 filters' results by the
     slope after the dense products: those 3 blocks are counted as kept (they were missed, so
     a model could be budgeted past the device)."""
-    import numpy as np
-
-    from nnfab.conv_layers import Conv2DSpec
-    from nnfab.fixed import FixedFormat
     from nnfab.ir import Conv2DLayer, FlattenLayer, Model
 
-    rng = np.random.default_rng(4)
-    fin = FixedFormat.parse("fixed<8,3>")
-    spec = Conv2DSpec(rng.integers(-30, 30, (3, 3, 3, 2)), rng.integers(-9, 9, 3), (5, 5, 2),
-                      fin, FixedFormat.parse("fixed<6,1>"),
-                      FixedFormat.parse("fixed<10,4,RND_CONV,SAT>"),
-                      bias_format=FixedFormat.parse("fixed<6,2>"), activation="leaky_relu",
-                      activation_format=FixedFormat.parse("fixed<9,4,RND,SAT>"),
-                      activation_params={"alpha_format": FixedFormat.parse("ufixed<4,0>"),
-                                         "alpha_code": 3})
+    from .conftest import leaky_conv_spec
+
+    spec, fin = leaky_conv_spec()
     model = Model("act", (5, 5, 2), fin, [
         Conv2DLayer("conv", spec=spec, reuse_factor=3),
         FlattenLayer("flat", shape=(3, 3, 3), fmt=spec.activation_format)])

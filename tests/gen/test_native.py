@@ -272,22 +272,15 @@ def test_activation_parameters(write_model, params, message):
 def test_conv_with_fused_activation_round_trips(tmp_path):
     """Issue 15, bug 1: a conv2d layer's fused activation was dropped by save_native, so
     ``nnfab verify BUILD_DIR`` would have checked another network."""
-    from nnfab.conv_layers import Conv2DSpec
-    from nnfab.fixed import FixedFormat
     from nnfab.ir import Model
     from nnfab.ir import Conv2DLayer, FlattenLayer
     from nnfab.gen.native import load_native, save_native
     from nnfab.sim.golden.network import run_network
 
-    rng = np.random.default_rng(4)
-    fin = FixedFormat.parse("fixed<8,3>")
-    spec = Conv2DSpec(rng.integers(-30, 30, (3, 3, 3, 2)), rng.integers(-9, 9, 3), (5, 5, 2),
-                      fin, FixedFormat.parse("fixed<6,1>"),
-                      FixedFormat.parse("fixed<10,4,RND_CONV,SAT>"),
-                      bias_format=FixedFormat.parse("fixed<6,2>"), activation="leaky_relu",
-                      activation_format=FixedFormat.parse("fixed<9,4,RND,SAT>"),
-                      activation_params={"alpha_format": FixedFormat.parse("ufixed<4,0>"),
-                                         "alpha_code": 3})
+    from .conftest import leaky_conv_spec
+
+    spec, fin = leaky_conv_spec()
+    rng = np.random.default_rng(5)
     conv = Conv2DLayer("conv", spec=spec, reuse_factor=3)
     model = Model("act", (5, 5, 2), fin, [conv, FlattenLayer("flat", shape=(3, 3, 3),
                                                             fmt=spec.activation_format)])
