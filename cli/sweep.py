@@ -145,7 +145,7 @@ def _print_rows(result):
                       "" if accuracy is None else f"{accuracy:.4f}",
                       str(row.get("latency", "")), str(row.get("initiation_interval", "")),
                       str(size_of(row) or ""), str(row.get("fmax_mhz") or ""),
-                      row.get("reason", "")[:80])
+                      row.get("reason", ""))  # whole: cut, "estimated 232,180" read "2"
     (console if console.is_terminal else Console(highlight=False, width=160)).print(table)
 
 

@@ -92,6 +92,9 @@ def test_failing_points_are_rows(float_model, cache, tmp_path):
         "times a divisor of n_out 4 (one of 1, 2, 3, 6, 12, 24), not 4"
     assert rows[4]["reason"].startswith("Reuse factor given for 'd9', which is not a dense")
     assert results(out)["failed"] == 4
+    # The table shows the reasons whole (cut at 80 characters, "estimated 232,180 LUT4
+    # equivalents" read "estimated 2").
+    assert "24)," in result.output and "not" in result.output.split("24),", 1)[1]
     # Bits on a quantized model: a bad option combination, a row too.
     doc, arrays = tiny_mlp()
     (tmp_path / "tiny.json").write_text(json.dumps(doc))
