@@ -136,37 +136,21 @@ class BudgetDspBlocks(Pass):
                                            b_signed=w.signed)
         return engine.n_multipliers, blocks, fabric_product_luts(a.width, w.width)
 
-    def _constant_products(self, layer):
-        """``(products, blocks per product, LUT cost per product)`` of an activation layer's
-        constant products (a slope or scale per element), or None when it has none that
-        synthesis would put in a DSP block."""
-        from nnfab.gen.assemble import engine_for
+    def _activation_products(self, kind, n, fin, fout, params):
+        """``(products, DSP blocks in all, LUT cost per product)`` of the constant products (a
+        slope or scale per element) of an :class:`~nnfab.hdl.activations.Activation` of ``n``
+        elements, all zero when synthesis would put none in a DSP block."""
         from nnfab.hdl.unused import discard
 
-        engine = engine_for(replace(layer, fabric_multipliers=0))
+        engine = Activation(kind=kind, n=n, fin=fin, fout=fout, **params)
         blocks = engine_dsp_blocks(engine, getattr(self.device, "family", "ecp5")) \
             if engine.n_products else 0
         discard(engine)
         if not blocks:
-            return None
+            return 0, 0, 0
         constant_format, code = constant_factor(engine.params)
-        return engine.n_products, blocks // engine.n_products, fabric_product_luts(
-            layer.fin.width, constant_format.width, constant=code)
-
-    def _conv_activation_blocks(self, layer):
-        """DSP blocks of a convolution's own activation (a slope or scale per filter, which
-        its engine multiplies after the dense products): kept, like other layers' products."""
-        from nnfab.hdl.unused import discard
-
-        spec = getattr(layer, "spec", None)
-        if not isinstance(layer, Conv2DLayer) or spec.activation is None:
-            return 0
-        engine = Activation(kind=spec.activation, n=spec.n_filters, fin=spec.output_format,
-                            fout=spec.activation_format, **spec.activation_params)
-        blocks = engine_dsp_blocks(engine, getattr(self.device, "family", "ecp5")) \
-            if engine.n_products else 0
-        discard(engine)
-        return blocks
+        return engine.n_products, blocks, fabric_product_luts(fin.width, constant_format.width,
+                                                              constant=code)
 
     def _other_blocks(self, layer):
         """DSP blocks of the engine of a layer this pass does not budget (0 for a layer with
@@ -193,14 +177,19 @@ class BudgetDspBlocks(Pass):
                 count, blocks, cost = self._multipliers(layer)
                 if count and blocks:
                     wanted.append((cost, index, count, blocks))
-                blocks = self._conv_activation_blocks(layer)
-                if blocks:
-                    budget.others[layer.name] = blocks
+                spec = layer.spec
+                if isinstance(layer, Conv2DLayer) and spec.activation is not None:
+                    # Its own activation's products, after the dense ones: kept blocks.
+                    _, blocks, _ = self._activation_products(
+                        spec.activation, spec.n_filters, spec.output_format,
+                        spec.activation_format, spec.activation_params)
+                    if blocks:
+                        budget.others[layer.name] = blocks
             elif isinstance(layer, ActivationLayer):
-                products = self._constant_products(layer)
-                if products:
-                    count, blocks, cost = products
-                    wanted.append((cost, index, count, blocks))
+                count, blocks, cost = self._activation_products(
+                    layer.function, layer.shape[-1], layer.fin, layer.fout, dict(layer.params))
+                if count:
+                    wanted.append((cost, index, count, blocks // count))
             else:
                 blocks = self._other_blocks(layer)
                 if blocks:
