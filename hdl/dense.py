@@ -43,7 +43,7 @@ class DenseEngine(wiring.Component):
 
     Stalls. The pipeline runs free: its registers load every cycle, a valid bit travels
     beside the data, and a skid FIFO behind the output register takes the back-pressure
-    (:func:`nnfab.hdl.pipeline.skid_output`, ``ceil(latency / R)`` entries: the results in
+    (:func:`nnfab.hdl.pipeline.skid_output`, ``floor(latency / R)`` entries: the results in
     flight at full rate); ``i.ready`` comes from its credit and, at R > 1, the sequencer's
     state, all registers, so no enable fans out to the registers and no combinational path
     runs from ``o.ready`` to ``i.ready`` (at R > 1 the pipeline stalled as a whole before,

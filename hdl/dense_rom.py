@@ -1,7 +1,7 @@
 """Quantized fully connected layer with its weights in a block-RAM ROM, at any reuse factor."""
 
 
-from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -15,6 +15,7 @@ from .adder_tree import adder_tree_depth, pipelined_sums, register_stages
 from .cast import fixed_shape, requantize
 from .dense import bias_in_accumulator
 from .output_stage import clamped_code, pick, rescale_of
+from .pipeline import skid_output
 from .unused import discard
 from .vector_pipeline import stage_register
 from .wires import comb_wire
@@ -45,6 +46,16 @@ class DenseRomEngine(wiring.Component):
     the structure of :class:`~nnfab.hdl.dense.DenseEngine` (all outputs in parallel). Zero
     weights are not pruned (they are ROM contents).
 
+    The pipeline runs free (no stall enable): its registers load every cycle, valid bits
+    travel with the data, and the output register with a skid FIFO of
+    ``floor(latency / R)`` vectors behind it takes the back-pressure
+    (:func:`~nnfab.hdl.pipeline.skid_output`); ``i.ready`` comes from registers only (the
+    credit and the last beat), so a network's ready does not chain through its layers. The
+    outputs of the slots before the last are held in registers until the last slot's are
+    done. At ``R > latency / 2`` (board builds' large R) there is no FIFO: the credit is two
+    vectors, and the second waits in the accumulators and the held slots, which nothing
+    overwrites before the output register takes it.
+
     With an ``output_stage`` (TFLite's requantization of the integer accumulators to int8,
     :class:`~nnfab.output_stage.OutputStage`; board builds fuse a ROM layer with the
     ``output_stage`` layer after it), the results are the stage's codes, not the accumulators:
@@ -52,7 +63,7 @@ class DenseRomEngine(wiring.Component):
     ``spec.output_format``) are copied to a buffer, and one time-shared requantizer lane (the
     three stages of :class:`~nnfab.hdl.output_stage.OutputStageEngine`, with per-channel
     multipliers and shifts read from a table by the channel) takes them one per cycle into the
-    ``n_out`` result registers of ``width`` bits. This saves the ``n_out`` accumulator-wide
+    result registers of ``width`` bits. This saves the ``n_out`` accumulator-wide
     result registers and the stage's own: for ad01's 128-to-640 layer 17,088 and 5,255
     register bits become 7,372. It needs ``n_pe + 3 <= n_chunks``
     (:func:`nnfab.layers.rom_requantizer_keeps_pace`), so the lane is done before the next
@@ -242,15 +253,6 @@ class DenseRomEngine(wiring.Component):
         w_width = spec.weight_format.width
         acc_format, product_format = spec.accumulator, spec.product_format
 
-        # The pipeline stalls only when a result would overwrite an output not yet taken (the
-        # result registers are the payload): a consumer that reads the held vector for a while
-        # before taking it (OutputStageEngine's hold_input) does not slow the layer down.
-        # With an output stage, o.valid rises n_pe + 2 cycles after the last slot is done,
-        # before the next slot is (n_pe + 3 <= n_chunks), so the same test holds.
-        advance = Signal()
-        acc_done, acc_final = Signal(), Signal()
-        m.d.comb += advance.eq(~(acc_done & self.o.valid & ~self.o.ready))
-
         # Sequencer: beat b = slot * n_chunks + chunk over a rotating copy of the input.
         x_reg = [Signal(in_shape, name=f"x_reg{n}") for n in range(spec.n_in)]
         busy = Signal()
@@ -258,40 +260,34 @@ class DenseRomEngine(wiring.Component):
         chunk_index = Signal(range(max(n_chunks, 2)))
         slot = Signal(range(max(ops, 2)))
         final = Signal()
-        m.d.comb += [
-            final.eq(beat == r - 1),
-            self.i.ready.eq(advance & (~busy | final)),
-        ]
-        with m.If(advance):
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += [x_reg[n].eq(self.i.payload[n]) for n in range(spec.n_in)]
-                m.d.sync += [busy.eq(1), beat.eq(0), chunk_index.eq(0), slot.eq(0)]
-            with m.Elif(busy):
-                m.d.sync += [x_reg[n].eq(x_reg[(n + chunk) % spec.n_in])
-                             for n in range(spec.n_in)]
-                m.d.sync += beat.eq(beat + 1)
-                with m.If(chunk_index == n_chunks - 1):
-                    m.d.sync += [chunk_index.eq(0), slot.eq(slot + 1)]
-                with m.Else():
-                    m.d.sync += chunk_index.eq(chunk_index + 1)
-                with m.If(final):
-                    m.d.sync += busy.eq(0)
+        m.d.comb += final.eq(beat == r - 1)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [x_reg[n].eq(self.i.payload[n]) for n in range(spec.n_in)]
+            m.d.sync += [busy.eq(1), beat.eq(0), chunk_index.eq(0), slot.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += [x_reg[n].eq(x_reg[(n + chunk) % spec.n_in]) for n in range(spec.n_in)]
+            m.d.sync += beat.eq(beat + 1)
+            with m.If(chunk_index == n_chunks - 1):
+                m.d.sync += [chunk_index.eq(0), slot.eq(slot + 1)]
+            with m.Else():
+                m.d.sync += chunk_index.eq(chunk_index + 1)
+            with m.If(final):
+                m.d.sync += busy.eq(0)
 
         # The weight ROM, read with the beat's address; its data arrives with stage 1.
         rom = Memory(shape=unsigned(self.rom_width), depth=r, init=self._rom_init())
         m.submodules.weight_rom = rom
         rom_read = rom.read_port(domain="sync")
-        m.d.comb += [rom_read.addr.eq(beat), rom_read.en.eq(advance)]
+        m.d.comb += rom_read.addr.eq(beat)
 
         # Stage 1: the chunk and the beat's flags.
         s1_valid, s1_first, s1_last, s1_final = Signal(), Signal(), Signal(), Signal()
         s1_slot = Signal.like(slot)
         s1_x = [Signal(in_shape, name=f"s1_x{k}") for k in range(chunk)]
-        with m.If(advance):
-            m.d.sync += [s1_valid.eq(busy), s1_first.eq(chunk_index == 0),
-                         s1_last.eq(chunk_index == n_chunks - 1), s1_final.eq(final),
-                         s1_slot.eq(slot)]
-            m.d.sync += [s1_x[k].eq(x_reg[k]) for k in range(chunk)]
+        m.d.sync += [s1_valid.eq(busy), s1_first.eq(chunk_index == 0),
+                     s1_last.eq(chunk_index == n_chunks - 1), s1_final.eq(final),
+                     s1_slot.eq(slot)]
+        m.d.sync += [s1_x[k].eq(x_reg[k]) for k in range(chunk)]
 
         # Stage 2: registered products (multiplier blocks with output registers).
         s2_valid, s2_first, s2_last, s2_final = Signal(), Signal(), Signal(), Signal()
@@ -301,9 +297,8 @@ class DenseRomEngine(wiring.Component):
         else:
             term_shape = fixed_shape(acc_format)
         groups = []
-        with m.If(advance):
-            m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
-                         s2_final.eq(s1_final), s2_slot.eq(s1_slot)]
+        m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
+                     s2_final.eq(s1_final), s2_slot.eq(s1_slot)]
         for p in range(n_pe):
             terms = []
             for k in range(chunk):
@@ -317,77 +312,79 @@ class DenseRomEngine(wiring.Component):
                     wire = comb_wire(m, f"product_{p}_{k}_")
                     product = requantize(wire(product, "full"), src=product_format,
                                          dst=acc_format, wire=wire)
-                term = Signal(term_shape, name=f"product_{p}_{k}")
-                with m.If(advance):
-                    m.d.sync += term.eq(product)
+                term = Signal(term_shape, name=f"product_{p}_{k}", reset_less=True)
+                m.d.sync += term.eq(product)
                 terms.append(term)
             groups.append(terms)
 
         # Adder trees.
-        sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels, enable=advance,
+        sums = pipelined_sums(m, "sync", groups, depth=self.tree_levels, enable=Const(1, 1),
                               levels_per_stage=self._adder_levels_per_stage)
         tree_valid, tree_first, tree_last, tree_final = s2_valid, s2_first, s2_last, s2_final
         tree_slot = s2_slot
         for level in range(self.tree_depth):
             v, f, l, fin = Signal(name=f"tree_valid{level}"), Signal(), Signal(), Signal()
             s = Signal.like(slot)
-            with m.If(advance):
-                m.d.sync += [v.eq(tree_valid), f.eq(tree_first), l.eq(tree_last),
-                             fin.eq(tree_final), s.eq(tree_slot)]
+            m.d.sync += [v.eq(tree_valid), f.eq(tree_first), l.eq(tree_last),
+                         fin.eq(tree_final), s.eq(tree_slot)]
             tree_valid, tree_first, tree_last, tree_final, tree_slot = v, f, l, fin, s
 
         # Accumulators: chunk sums plus the bias of the output the PE is computing.
         acc_shape = fixed_shape(acc_format)
         accs = [Signal(acc_shape, name=f"acc{p}") for p in range(n_pe)]
         acc_slot = Signal.like(slot)
+        acc_done, acc_final = Signal(), Signal()
         if spec.exact_accumulation:
             align = acc_format.fraction_width - product_format.fraction_width
             chunk_sums = [s << align for s in sums]
         else:
             chunk_sums = sums
-        with m.If(advance):
-            m.d.sync += [acc_done.eq(tree_valid & tree_last), acc_final.eq(tree_final),
-                         acc_slot.eq(tree_slot)]
-            with m.If(tree_valid):
-                for p in range(n_pe):
-                    biases = [bias_in_accumulator(spec, p * ops + s) for s in range(ops)]
-                    bias = biases[0] if ops == 1 else Array(biases)[tree_slot]
-                    with m.If(tree_first):
-                        m.d.sync += accs[p].eq(chunk_sums[p] + bias)
-                    with m.Else():
-                        m.d.sync += accs[p].eq(chunk_sums[p] + accs[p])
+        m.d.sync += [acc_done.eq(tree_valid & tree_last), acc_final.eq(tree_final),
+                     acc_slot.eq(tree_slot)]
+        with m.If(tree_valid):
+            for p in range(n_pe):
+                biases = [bias_in_accumulator(spec, p * ops + s) for s in range(ops)]
+                bias = biases[0] if ops == 1 else Array(biases)[tree_slot]
+                with m.If(tree_first):
+                    m.d.sync += accs[p].eq(chunk_sums[p] + bias)
+                with m.Else():
+                    m.d.sync += accs[p].eq(chunk_sums[p] + accs[p])
 
         if self._stage is not None:
-            self._requantize(m, advance, accs, acc_done, acc_final, acc_slot)
-            return m
-
-        # Output cast into the result registers, which are the output payload.
-        out_shape = fixed_shape(spec.output_format)
-        results = [Signal(out_shape, name=f"y{j}") for j in range(spec.n_out)]
-        m.d.comb += [self.o.payload[j].eq(results[j]) for j in range(spec.n_out)]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(advance):
-            with m.If(acc_done & acc_final):
-                m.d.sync += self.o.valid.eq(1)
-            with m.If(acc_done):
-                for p in range(n_pe):
-                    cast = Signal(out_shape, name=f"cast{p}")
-                    m.d.comb += cast.eq(requantize(accs[p], src=acc_format,
-                                                   dst=spec.output_format))
-                    if ops == 1:
-                        m.d.sync += results[p].eq(cast)
-                    else:
-                        with m.Switch(acc_slot):
-                            for s in range(ops):
-                                with m.Case(s):
-                                    m.d.sync += results[p * ops + s].eq(cast)
+            valid, payload = self._requantize(m, accs, acc_done, acc_final, acc_slot)
+        else:
+            valid, payload = self._cast(m, accs, acc_done, acc_final, acc_slot)
+        skid_output(m, self.i, self.o, valid=valid, payload=payload, latency=self.latency,
+                    initiation_interval=r, accept=~busy | final, payload_holds=True)
         return m
 
-    def _requantize(self, m, advance, accs, acc_done, acc_final, acc_slot):
+    def _cast(self, m, accs, acc_done, acc_final, acc_slot):
+        """The output vector: each slot's accumulators cast to the output format, the slots
+        before the last held in registers (output ``p * outputs_per_pe + slot`` of PE ``p``)
+        until the last slot's are done. Returns its valid bit and payload (``n_out`` codes),
+        which holds until the next vector's first slot is done."""
+        spec, n_pe, ops = self._spec, self.n_pe, self._outputs_per_pe
+        out_shape = fixed_shape(spec.output_format)
+        lanes = [None] * spec.n_out
+        for p in range(n_pe):
+            cast = Signal(out_shape, name=f"cast{p}")
+            m.d.comb += cast.eq(requantize(accs[p], src=spec.accumulator,
+                                           dst=spec.output_format))
+            lanes[p * ops + ops - 1] = cast
+            for s in range(ops - 1):
+                held = lanes[p * ops + s] = Signal(out_shape, name=f"y{p * ops + s}",
+                                                   reset_less=True)
+                with m.If(acc_done & (acc_slot == s)):
+                    m.d.sync += held.eq(cast)
+        return acc_done & acc_final, Cat(*lanes)
+
+    def _requantize(self, m, accs, acc_done, acc_final, acc_slot):
         """The results through the output stage: each slot's accumulators (cast to the output
         format) copied to a buffer when done, then one per cycle through the requantizer lane
-        into the result registers (channel ``p * outputs_per_pe + slot`` of PE ``p``)."""
+        into the result registers (channel ``p * outputs_per_pe + slot`` of PE ``p``).
+        Returns the output vector's valid bit and payload (``n_out`` codes), which holds until
+        the next vector's first: the lane writes channel ``n_out - 1`` last, in the cycle the
+        vector is done."""
         spec, stage, n_pe, ops = self._spec, self._stage, self.n_pe, self._outputs_per_pe
         n_out = spec.n_out
         acc_format, out_format = spec.accumulator, spec.output_format
@@ -395,7 +392,7 @@ class DenseRomEngine(wiring.Component):
         draining, last_slot = Signal(), Signal()
         index = Signal(range(max(n_pe, 2)))
         channel = Signal(range(max(n_out, 2)))
-        with m.If(advance & acc_done):
+        with m.If(acc_done):
             m.d.sync += [buffer[p].eq(requantize(accs[p], src=acc_format, dst=out_format))
                          for p in range(n_pe)]
             m.d.sync += [draining.eq(1), index.eq(0), channel.eq(acc_slot),
@@ -405,7 +402,6 @@ class DenseRomEngine(wiring.Component):
             with m.If(index == n_pe - 1):
                 m.d.sync += draining.eq(0)
 
-        # The lane runs every cycle: nothing it holds is ever stalled.
         register = stage_register(m, Const(1))
         x = pick(m, buffer, index, signed(out_format.width), "requantize_x")
         channels = (channel, register(channel, "requantize_channel_1"))
@@ -421,20 +417,16 @@ class DenseRomEngine(wiring.Component):
                                    register, "requantize", chunks=channels,
                                    offset=table(stage.offset_values))
         code = clamped_code(m, scaled, stage, "requantize_value")
-        results = [Signal(fixed_shape(FixedFormat(stage.width, stage.width)), name=f"y{j}")
-                   for j in range(n_out)]
-        m.d.comb += [self.o.payload[j].eq(results[j]) for j in range(n_out)]
+        code_shape = fixed_shape(FixedFormat(stage.width, stage.width))
+        held = [Signal(code_shape, name=f"y{j}", reset_less=True) for j in range(n_out)]
         with m.If(valid):
             with m.Switch(channels[2]):
                 for j in range(n_out):
                     with m.Case(j):
-                        m.d.sync += results[j].eq(code)
-        # Taking the output frees the results; the last write of the next vector sets o.valid
-        # (never in the same cycle: that vector's last slot is done after this one is taken).
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(done):
-            m.d.sync += self.o.valid.eq(1)
+                        m.d.sync += held[j].eq(code)
+        last = Signal(code_shape, name="y_last")  # the last code, and then its register
+        m.d.comb += last.eq(Mux(done, code, held[-1]))
+        return done, Cat(*held[:-1], last)
 
 
 def _stage_problem(spec, reuse_factor, stage):

@@ -67,15 +67,17 @@ class OneEntryFIFO(Elaboratable):
 
 def skid_depth(latency, initiation_interval=1):
     """Transfers a free-running pipeline of ``latency`` cycles that takes one every
-    ``initiation_interval`` cycles holds at most (its credit): ``ceil(latency / II) + 1``,
-    those in flight at full rate (``latency + 1`` at II = 1: one per stage, plus the one
-    accepted in the cycle the oldest leaves). The output register holds one, the skid FIFO
-    the others."""
-    return -(-latency // initiation_interval) + 1
+    ``initiation_interval`` cycles must hold to keep its full rate (its credit):
+    ``floor(latency / II) + 1``. In the cycle a transfer is accepted, the credit counter (a
+    register) still counts every earlier one whose output is valid in that cycle or later,
+    ``floor(latency / II)`` of them at full rate (``latency`` at II = 1: one per stage,
+    the oldest leaving in that cycle). The output register holds one, the skid FIFO the
+    others."""
+    return latency // initiation_interval + 1
 
 
 def skid_output(m, i, o, *, valid, payload, latency, initiation_interval=1, accept=None,
-                name="skid"):
+                payload_holds=False, name="skid"):
     """The end of a free-running pipeline: its registers load every cycle (no enable), a valid
     bit travels beside the data, and an output register with a skid FIFO behind it absorbs
     the back-pressure.
@@ -90,6 +92,12 @@ def skid_output(m, i, o, *, valid, payload, latency, initiation_interval=1, acce
     ``initiation_interval`` cycles. ``o.valid`` and ``o.payload`` come straight from
     registers; ``i.ready`` from the credit counter and ``accept`` (no combinational path from
     ``o.ready``).
+
+    A pipeline whose result stays in place after its valid cycle until the next transfer
+    is accepted (``payload_holds``: a folded engine's accumulators and held slots) needs no
+    FIFO when its credit is two (``latency < 2 * II``): the second result waits in place,
+    and a pending bit tells the output register to take it, because no third transfer can
+    be accepted before the first is taken.
 
     Parameters
     ----------
@@ -111,19 +119,20 @@ def skid_output(m, i, o, *, valid, payload, latency, initiation_interval=1, acce
     accept : Value or None
         The pipeline's own condition for taking an input (a folded engine: its last beat),
         from registers only, or None (always).
+    payload_holds : bool
+        The payload stays as it is from its valid cycle until the next transfer is accepted
+        (above).
     name : str
         Prefix of the FIFO submodule and of the signals made here.
 
     Returns
     -------
-    SyncFIFO or OneEntryFIFO
-        The skid FIFO (a submodule of ``m``; one entry: :class:`OneEntryFIFO`).
+    SyncFIFO or OneEntryFIFO or None
+        The skid FIFO (a submodule of ``m``; one entry: :class:`OneEntryFIFO`), or None when
+        the held payload takes its place.
     """
     depth = skid_depth(latency, initiation_interval)
     payload = Value.cast(payload)
-    fifo = (SyncFIFO(width=len(payload), depth=depth - 1) if depth > 2
-            else OneEntryFIFO(len(payload)))
-    m.submodules[f"{name}_fifo"] = fifo
     in_flight = Signal(range(depth + 1), name=f"{name}_in_flight")
     out_valid = Signal(name=f"{name}_out_valid")
     out_data = Signal(len(payload), name=f"{name}_out", reset_less=True)
@@ -133,16 +142,28 @@ def skid_output(m, i, o, *, valid, payload, latency, initiation_interval=1, acce
     with m.Elif(taken & ~accepted):
         m.d.sync += in_flight.eq(in_flight - 1)
     load = Signal(name=f"{name}_load")  # the output register is empty or being read
-    m.d.comb += load.eq(~out_valid | o.ready)
+    m.d.comb += [
+        load.eq(~out_valid | o.ready),
+        i.ready.eq((in_flight != depth) & (1 if accept is None else accept)),
+        o.valid.eq(out_valid),
+        o.payload.eq(out_data),
+    ]
+    if payload_holds and depth == 2:
+        pending = Signal(name=f"{name}_pending")  # a result waits in place
+        with m.If(load):
+            m.d.sync += [out_valid.eq(valid | pending), out_data.eq(payload), pending.eq(0)]
+        with m.Elif(valid):
+            m.d.sync += pending.eq(1)
+        return None
+    fifo = (SyncFIFO(width=len(payload), depth=depth - 1) if depth > 2
+            else OneEntryFIFO(len(payload)))
+    m.submodules[f"{name}_fifo"] = fifo
     with m.If(load):
         with m.If(fifo.r_rdy):
             m.d.sync += [out_valid.eq(1), out_data.eq(fifo.r_data)]
         with m.Else():
             m.d.sync += [out_valid.eq(valid), out_data.eq(payload)]
     m.d.comb += [
-        i.ready.eq((in_flight != depth) & (1 if accept is None else accept)),
-        o.valid.eq(out_valid),
-        o.payload.eq(out_data),
         fifo.r_en.eq(load),
         fifo.w_en.eq(valid & (fifo.r_rdy | ~load)),
         fifo.w_data.eq(payload),

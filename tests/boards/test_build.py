@@ -131,7 +131,7 @@ def test_tflite_model_on_rom_engines_streams_bit_exact(tmp_path, fused):
                        want.tolist(), seed=5, latency=network.latency)
     assert run.first_latency == network.latency
     # The ROM layers keep their pace while a stage reads their held output (DenseRomEngine
-    # stalls only to overwrite an output not yet taken): the network's II, measured.
+    # runs free; its skid holds the output): the network's II, measured.
     assert {b - a for a, b in zip(run.accepted_at, run.accepted_at[1:])} == \
         {network.initiation_interval}
 

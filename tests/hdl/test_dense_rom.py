@@ -166,6 +166,27 @@ def test_output_stage_in_place_many_slots():
                  output_stage(dense(x, spec), stage).tolist(), seed=11)
 
 
+@pytest.mark.parametrize("n_in, n_out, reuse_factor, credit", [
+    (12, 4, 12, 2), (12, 4, 24, 2), (5, 2, 5, 3)])
+def test_output_stage_in_place_runs_free_under_a_long_stall(n_in, n_out, reuse_factor, credit):
+    # The requantizer lane's results go through the same skid: under a stall longer than the
+    # latency the layer takes floor(latency / R) + 1 vectors, then loses and repeats nothing;
+    # with a credit of two the second waits in place, with more in a skid FIFO.
+    from nnfab.hdl.pipeline import skid_depth
+    from nnfab.sim.golden.output_stage import output_stage
+
+    from .test_shift_add import accepted_while_stalled
+
+    rng = np.random.default_rng(19)
+    spec = int8_spec(rng, n_in, n_out)
+    stage = stages(n_out)["gemmlowp"]
+    dut = DenseRomEngine(spec, reuse_factor=reuse_factor, output_stage=stage)
+    x = edge_inputs(rng, spec, 12)
+    n_accepted, got = accepted_while_stalled(dut, x, stall_cycles=3 * dut.latency + 7)
+    assert n_accepted == skid_depth(dut.latency, reuse_factor) == credit
+    assert got.tolist() == output_stage(dense(x, spec), stage).tolist(), "seed 19"
+
+
 def test_output_stage_in_place_errors():
     from nnfab.output_stage import OutputStage
 
