@@ -7,13 +7,19 @@ initiation interval, reuse factors and tool seconds.
         [--out FILE]
 
 Issue 22's board targets: the digits MLP meets 50 MHz on the ULX3S-85F and at least 24 MHz on
-the iCEBreaker (17.4 MHz at most before). Measured (session 21, ea058d2, while two
-synthesis runs shared the 2 cores): iCEBreaker at 24 MHz (PLL): Fmax 26.97 MHz, meets timing,
-3,281 LUT4, 2,476 FF, 5 of 8 multipliers, 6 EBR, 70 s; ULX3S-85F at 50 MHz (PLL): Fmax
-66.57 MHz, meets timing, 3,974 LUT4, 2,977 FF, 20 MULT18X18D, 5 DP16KD, 116 s. The ULX3S's
-slowest path is a ROM read into a multiplier (DP16KD clock-to-output 5.6 ns, 9.5 ns of logic and
-5.5 ns of routing); the iCEBreaker's is the stream handshake from dense_2 back through dense_1
-to the UART receive FIFO (36 ns, mostly routing).
+the iCEBreaker (17.4 MHz at most before). Measured (session 23, e4faf7a, DenseRomEngine
+running free, beside the must-show sweep): iCEBreaker at 24 MHz (PLL): Fmax 32.17 MHz, meets
+timing, 3,595 logic cells, 2,782 FF, 5 of 8 multipliers, 6 EBR; ULX3S-85F at 50 MHz (PLL):
+Fmax 68.52 MHz, meets timing, 4,601 LUT4 (yosys's classic ABC: ABC9 fails on this design),
+3,223 FF, 20 MULT18X18D, 5 DP16KD.
+
+Before (bc73631, the ROM layers stalling as a whole, built side by side): iCEBreaker 26.97 MHz,
+3,281 logic cells, 2,476 FF (ABC9 both); ULX3S 69.08 MHz, 4,967 LUT4, 2,977 FF with the
+classic mapper (66.57 MHz, 3,974 LUT4 with ABC9). The iCEBreaker's slowest path was the stream
+handshake from dense_2 back through dense_1 to the UART receive FIFO (36 ns, mostly routing);
+now it is dense_1's accumulator through its convergent-rounding, saturating cast into the
+held outputs (31.1 ns, 18.5 of them routing). The ULX3S's is a ROM read into a multiplier in
+both (DP16KD clock-to-output 5.6 ns, 14.6 ns in all).
 """
 
 import argparse

@@ -141,7 +141,7 @@ def board_figures(out_dir):
     return {key: report[key] for key in (
         "bitstream", "resources", "clock", "latency_cycles", "latency_us",
         "initiation_interval", "inferences_per_second", "reuse_factors", "multipliers",
-        "tool_seconds") if key in report}
+        "tool_seconds", "lut_mapper") if key in report}
 
 
 def main(argv=None):

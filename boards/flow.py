@@ -425,6 +425,9 @@ def figures_markdown(report, clock_note=""):
                   f"({'PLL' if clock['pll'] else 'oscillator'}; requested "
                   f"{clock['requested_mhz']:g}); Fmax {clock['fmax_mhz']} MHz: {verdict}"
                   + clock_note]
+    if report.get("lut_mapper") == "abc":
+        lines.append("- LUTs mapped by yosys's classic ABC: ABC9 failed on this design (the "
+                     "classic mapper's LUT counts run higher)")
     return lines
 
 

@@ -65,7 +65,8 @@ class DenseRomEngine(wiring.Component):
     multipliers and shifts read from a table by the channel) takes them one per cycle into the
     result registers of ``width`` bits. This saves the ``n_out`` accumulator-wide
     result registers and the stage's own: for ad01's 128-to-640 layer 17,088 and 5,255
-    register bits become 7,372. It needs ``n_pe + 3 <= n_chunks``
+    register bits became 7,372, and running free adds the output register, ``n_out * width``
+    (5,120) more. It needs ``n_pe + 3 <= n_chunks``
     (:func:`nnfab.layers.rom_requantizer_keeps_pace`), so the lane is done before the next
     slot's accumulators and the initiation interval stays ``R``.
 

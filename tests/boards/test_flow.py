@@ -140,3 +140,25 @@ def test_a_real_place_and_route_stopped_from_the_command_line(tmp_path):
            "after 0.02 min: " in result.output, result.output
     assert "--pnr-timeout MINUTES, 0 for none" in result.output
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["models"]
+
+
+@pytest.mark.parametrize("mapper", ["abc9", "abc"])
+def test_report_says_when_the_classic_lut_mapper_was_used(mapper):
+    """ABC9 fails on some designs and synthesis falls back to the classic ABC mapper, whose
+    LUT counts run higher (the ULX3S digits MLP: 4,967 against 3,974): report.md says so."""
+    from types import SimpleNamespace
+
+    ulx3s = target("ulx3s-85f")
+    result = flow.FlowResult(
+        mapper, {"LUT4": 10}, {"luts": 10, "flip_flops": 5, "dsps": 0, "block_rams": 0},
+        {"luts": 10, "dsps": 0, "block_rams": 0}, {"clk_out": {"achieved": 60.0}},
+        {"synthesis_s": 1.0})
+    report = flow.board_figures(ulx3s, SimpleNamespace(f_clock_mhz=50.0), result, 50.0)
+    assert report["lut_mapper"] == mapper
+    lines = flow.figures_markdown(report)
+    assert [line for line in lines if line.startswith("- clock")] == [
+        "- clock: 50 MHz (PLL; requested 50); Fmax 60.0 MHz: meets timing"]
+    said = [line for line in lines if "classic ABC" in line]
+    assert said == ([] if mapper == "abc9" else [
+        "- LUTs mapped by yosys's classic ABC: ABC9 failed on this design (the classic "
+        "mapper's LUT counts run higher)"])
