@@ -20,7 +20,8 @@ from nnfab.gen.build_folder import staged_folder
 from nnfab.gen.emit import manifest_of, verilog_name
 from nnfab.gen.native import save_native
 from nnfab.gen.timing import convert_network
-from nnfab.hdl.dense_rom import rom_reuse_factors
+from nnfab.hdl.dense_rom import DenseRomEngine, rom_reuse_factors
+from nnfab.hdl.timing_model import delay_model
 
 from .flow import (DEFAULT_PNR_TIMEOUT_MINUTES, board_and_clock, board_figures, capacity_text,
                    figures_markdown, pnr_time_limit, run_flow, tool_seconds_line)
@@ -218,10 +219,14 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
     network = board_network(model, rom, say=say)
     manifest = manifest_of(model, network, input_layout=layouts[0], output_layout=layouts[1],
                            input_quantization=input_quantization)
-    for row in manifest["layers"]:
-        if row["name"] in rom:
-            row.update(reuse_factor=rom[row["name"]], engine="DenseRomEngine",
-                       shift_add_terms=0)
+    rows = {row["name"]: row for row in manifest["layers"]}
+    timing = delay_model(target.family)
+    for layer, engine in network.engines:
+        if isinstance(engine, DenseRomEngine):
+            rows[layer.name].update(
+                reuse_factor=engine.reuse_factor, engine="DenseRomEngine", shift_add_terms=0,
+                estimated_stage_ns=engine.stage_delays_ns(timing),
+                estimated_f_max_mhz=round(engine.estimate_f_max_hz(timing) / 1e6, 1))
     in_transfers = manifest["input"]["transfers_per_inference"]
     out_transfers = manifest["output"]["transfers_per_inference"]
     try:
@@ -254,10 +259,16 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
                       "request_bytes": top.link.request_bytes,
                       "answer_bytes": top.link.answer_bytes},
     }
-    # the delay model's estimate for the fused shift-add layers (their slowest)
-    report["clock"]["estimated_f_max_mhz"] = min(
-        (row["estimated_f_max_mhz"] for row in manifest["layers"]
-         if "estimated_f_max_mhz" in row), default=None)
+    # the delay model's estimate for the layers it covers (shift-add and ROM): their slowest
+    report["clock"].update(estimated_f_max_mhz=None, estimated_critical_layer=None)
+    estimated = [row for row in manifest["layers"] if "estimated_f_max_mhz" in row]
+    if estimated:
+        slowest = min(estimated, key=lambda row: row["estimated_f_max_mhz"])
+        stages = slowest.get("estimated_stage_ns", {})
+        report["clock"].update(
+            estimated_f_max_mhz=slowest["estimated_f_max_mhz"],
+            estimated_critical_layer=slowest["name"] + (
+                f" {max(stages, key=stages.get)}" if stages else ""))
     manifest["board"] = {"name": target.name, "device": target.device,
                          "clock_mhz": f_clock_mhz, "bitstream": bitstream}
     manifest["host_link"] = {"baud": baud, "request_start": REQUEST_START,
@@ -283,7 +294,8 @@ def board_report_markdown(report):
                 else "weights as constants in logic")
              + f"; {report['multipliers']} multipliers.", "",
              *figures_markdown(report, (
-                 f" (delay model of the shift-add layers: {estimate} MHz)"
+                 f" (delay model of the layers' datapaths: {estimate} MHz, slowest "
+                 f"{clock.get('estimated_critical_layer')})"
                  if (estimate := clock.get("estimated_f_max_mhz")) else "")),
              f"- latency {report['latency_cycles']} cycles = {report['latency_us']} µs; "
              f"initiation interval {report['initiation_interval']} cycles = "

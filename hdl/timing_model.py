@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import math
 
 __all__ = ["DelayModel", "DELAY_MODELS", "DEFAULT_CLOCK_MHZ", "WIDE_LUT_BITS", "check_clock",
-           "delay_model", "Schedule", "schedule"]
+           "delay_model", "lut_tree_levels", "Schedule", "schedule"]
+
+
+def lut_tree_levels(n_inputs):
+    """LUT4 levels of a function of ``n_inputs`` bits (a reduction or a compare): one per
+    factor of four."""
+    levels = 1
+    while 4 ** levels < n_inputs:
+        levels += 1
+    return levels
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,10 @@ class DelayModel:
         A constant multiplication (a DSP block or its LUT form), input to output.
     mux_ns : float
         A wide-function mux after a LUT (ECP5 PFUMX/L6MUX21; on iCE40 a LUT level).
+    ram_clock_to_out_ns : float
+        A block RAM's synchronous read: clock to data out (ECP5 DP16KD, iCE40 SB_RAM40_4K).
+    block_routing_ns : float
+        A net into or out of a column of block RAMs or DSP blocks.
     """
 
     family: str
@@ -48,6 +61,8 @@ class DelayModel:
     lut_ns: float
     multiplier_ns: float
     mux_ns: float
+    ram_clock_to_out_ns: float
+    block_routing_ns: float
 
     def adder_ns(self, width, *, lut=False):
         """A ``width``-bit adder with the net into it, as ``(delay, ripple)``: the delay of its
@@ -67,14 +82,29 @@ class DelayModel:
         return levels * (self.routing_ns + self.lut_ns)
 
     def cast_ns(self, src, dst):
-        """A cast from ``src`` to ``dst`` (FixedFormats): an adder when it rounds, a LUT level
-        when it saturates, nothing when it only drops or wraps bits."""
+        """A cast from ``src`` to ``dst`` (FixedFormats, :func:`nnfab.hdl.cast.requantize`).
+
+        When it rounds: the increment's logic (LUT levels over the half bit, the bits below
+        it, the sign and the kept LSB as the mode reads them; none for ``RND``, whose
+        increment is the half bit) and an incrementer over the kept bits and a carry. When it
+        saturates and the value can overflow: the compare of the bits from ``dst``'s sign bit
+        up (a LUT tree) and the select of the result (a LUT level). Nothing when it only drops
+        or wraps bits. On the iCEBreaker's digits MLP the cast of ``fixed<20,10>`` to
+        ``fixed<10,4,RND_CONV,SAT>`` is 21.5 ns here, 25.8 ns with a register stage's overhead,
+        against nextpnr's 31.1 ns for that path (its critical one: the nets of a full device are
+        longer than the average of :attr:`routing_ns`)."""
         ns = 0.0
-        if dst.fraction_width < src.fraction_width and dst.rounding.value != "TRN":
-            ns += sum(self.adder_ns(dst.width))
+        dropped = src.fraction_width - dst.fraction_width
+        width = src.width - dropped  # the kept bits, in units of dst's LSB
+        if dropped > 0 and dst.rounding.value != "TRN":
+            reads = {"RND": 0, "TRN_ZERO": dropped + 1}.get(dst.rounding.value, dropped + 2)
+            if reads:
+                ns += self.lut_levels_ns(lut_tree_levels(reads))
+            width = max(width, 1) + 1
+            ns += sum(self.adder_ns(width))
         if dst.overflow.value != "WRAP" and (src.min_value < dst.min_value or
                                              src.max_value > dst.max_value):
-            ns += self.lut_levels_ns(1)
+            ns += self.lut_levels_ns(lut_tree_levels(max(width - dst.width + 1, 1)) + 1)
         return ns
 
     def activation_ns(self, kind, params):
@@ -100,15 +130,19 @@ class DelayModel:
 
 DELAY_MODELS = {
     # ECP5-85F speed 6 (nextpnr-ecp5): TRELLIS_FF clk-to-q 0.52; CCU2C A->FCO 0.45, 0.07 per
-    # CCU2C (two bits), FCI->F 0.44; LUT4 0.24; nets 0.8-1.5 ns between slices.
+    # CCU2C (two bits), FCI->F 0.44; LUT4 0.24; nets 0.8-1.5 ns between slices; DP16KD
+    # clk-to-q 5.61 (a probe), nets to and from it and MULT18X18D 2.4-3.1 (the ULX3S digits MLP).
     "ecp5": DelayModel("ecp5", clock_to_out_ns=0.52, setup_ns=0.05, routing_ns=1.15,
                        carry_in_ns=0.45, carry_bit_ns=0.035, carry_out_ns=0.44, lut_ns=0.24,
-                       multiplier_ns=4.0, mux_ns=0.17),
+                       multiplier_ns=4.0, mux_ns=0.17, ram_clock_to_out_ns=5.61,
+                       block_routing_ns=2.45),
     # iCE40 UP5K (nextpnr-ice40): DFF clk-to-q 1.39, setup ~1.15 (through the LUT input);
-    # LUT4 0.87-1.28; SB_CARRY 0.28 per bit; nets 1.76 within a column, up to 5 across.
+    # LUT4 0.87-1.28; SB_CARRY 0.28 per bit; nets 1.76 within a column, up to 5 across;
+    # SB_RAM40_4K clk-to-q 1.18 (a probe).
     "ice40": DelayModel("ice40", clock_to_out_ns=1.39, setup_ns=1.15, routing_ns=1.76,
                         carry_in_ns=0.87, carry_bit_ns=0.28, carry_out_ns=0.87, lut_ns=1.0,
-                        multiplier_ns=8.0, mux_ns=1.0),
+                        multiplier_ns=8.0, mux_ns=1.0, ram_clock_to_out_ns=1.18,
+                        block_routing_ns=1.76),
 }
 
 #: The clock the generator pipelines for when none is given. A faster target costs cycles and
