@@ -20,6 +20,12 @@ handshake from dense_2 back through dense_1 to the UART receive FIFO (36 ns, mos
 now it is dense_1's accumulator through its convergent-rounding, saturating cast into the
 held outputs (31.1 ns, 18.5 of them routing). The ULX3S's is a ROM read into a multiplier in
 both (DP16KD clock-to-output 5.6 ns, 14.6 ns in all).
+
+Session 24 (a53106e): the report's ``estimated_f_max_mhz`` now covers the ROM layers (the delay
+model's stages, ``DenseRomEngine.stage_delays_ns``): 38.8 MHz for dense_1's cast on the
+iCEBreaker (nextpnr 32.17 MHz: the model's nets are shorter than a 68 %-full device's), 68.7 MHz
+for dense_1's ROM read into a multiplier on the ULX3S (nextpnr 68.52 MHz); the builds are as
+before (same resources and Fmax).
 """
 
 import argparse
