@@ -89,10 +89,12 @@ class DelayModel:
         increment is the half bit) and an incrementer over the kept bits and a carry. When it
         saturates and the value can overflow: the compare of the bits from ``dst``'s sign bit
         up (a LUT tree) and the select of the result (a LUT level). Nothing when it only drops
-        or wraps bits. On the iCEBreaker's digits MLP the cast of ``fixed<20,10>`` to
-        ``fixed<10,4,RND_CONV,SAT>`` is 21.5 ns here, 25.8 ns with a register stage's overhead,
-        against nextpnr's 31.1 ns for that path (its critical one: the nets of a full device are
-        longer than the average of :attr:`routing_ns`)."""
+        or wraps bits. The cast of ``fixed<20,10>`` to ``fixed<10,4,RND_CONV,SAT>`` between
+        two registers: on iCE40 25.8 ns here, 25.3 ns in nextpnr alone, 31.1 ns inside the
+        iCEBreaker's digits MLP (its critical path: a full device's nets are longer); on ECP5
+        11.2 ns here, 7.7 ns in nextpnr out of context (its nets there are 0.4-0.7 ns against
+        the average :attr:`routing_ns`, and it compares on a carry chain), so the model errs
+        towards an extra register on ECP5."""
         ns = 0.0
         dropped = src.fraction_width - dst.fraction_width
         width = src.width - dropped  # the kept bits, in units of dst's LSB

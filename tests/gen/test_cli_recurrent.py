@@ -64,9 +64,13 @@ def test_keras_lstm_verifies_bit_exact_on_verilator(tmp_path):
     assert (row["kind"], row["step_latency"], row["step_initiation_interval"]) == \
         ("recurrent", 7, 7)
     assert (row["sequence_latency"], row["sequence_interval"]) == (35, 35)
-    assert (manifest["latency"], manifest["initiation_interval"]) == (37, 35)
+    # The dense head, fused with its fixed<19,6> to fixed<8,1,RND_CONV,SAT> output cast,
+    # takes 3 cycles at the default 100 MHz: the delay model counts that cast at 9.4 ns on
+    # ECP5 (nextpnr, out of context: 6.7 ns), and a cast is one node of the schedule.
+    assert [row["latency"] for row in manifest["layers"][1:]] == [3]
+    assert (manifest["latency"], manifest["initiation_interval"]) == (38, 35)
     assert manifest["input"]["transfers_per_inference"] == 5
-    assert verify(runner, folder) == (37, 37, 35, 35)
+    assert verify(runner, folder) == (38, 38, 35, 35)
 
 
 @pytest.mark.slow
