@@ -227,6 +227,13 @@ def _report(manifest):
                   f"{row['shared_subexpressions']} | {row['adder_levels']} | "
                   f"{row['latency'] or 'chain'} | {row.get('estimated_f_max_mhz', '')} |"
                   for row in fused]
+        slow = [row for row in fused if row.get("clock_mhz") and
+                row.get("estimated_f_max_mhz") and row["estimated_f_max_mhz"] < row["clock_mhz"]]
+        if slow:
+            lines += ["", "Below their target clock in the delay model: " + ", ".join(
+                f"{row['name']} {row['estimated_f_max_mhz']} MHz for {row['clock_mhz']:g} MHz"
+                for row in slow) + " (a node longer than the period, such as an output cast "
+                "that rounds and saturates, is a stage of its own and is not split)."]
     joins = [row for row in manifest["layers"] if "skip_fifo_depths" in row]
     if joins:
         lines += ["", "Joins of branches: the FIFO before each input, as deep as that branch "

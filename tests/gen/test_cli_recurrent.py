@@ -71,6 +71,8 @@ def test_keras_lstm_verifies_bit_exact_on_verilator(tmp_path):
     assert (manifest["latency"], manifest["initiation_interval"]) == (38, 35)
     assert manifest["input"]["transfers_per_inference"] == 5
     assert verify(runner, folder) == (38, 38, 35, 35)
+    assert "Below their target clock in the delay model: fc 89.8 MHz for 100 MHz" in \
+        (folder / "report.md").read_text()
 
 
 @pytest.mark.slow
