@@ -188,19 +188,21 @@ def build_for_board(model, out_dir, board, clock_mhz=None, progress=None, *,
     return BoardBuildResult(out_dir, out_dir / result.bitstream.name, result.report)
 
 
-def board_network(model, rom, *, say=None, cache_dir=None):
+def board_network(model, rom, *, say=None, cache_dir=None, clock_mhz=None, family=None):
     """The network a board build places: ``model`` with the layers of ``rom`` (name to reuse
     factor) on ROM engines, its latency known. A network too large for Amaranth's simulator
     (:attr:`~nnfab.gen.assemble.Network.simulation_too_slow`) is converted alone and timed on
     Verilator (:func:`nnfab.gen.timing.convert_network`), so the build does not spend hours
-    in Amaranth's simulator before synthesis.
+    in Amaranth's simulator before synthesis. With ``clock_mhz`` and ``family`` the ROM
+    engines place their output cast's register for that clock (``split_cast``).
 
     Raises
     ------
     SimulationError
         If that Verilator timing run fails.
     """
-    network = Network(model, backend=rom_backend(model, rom))
+    network = Network(model, backend=rom_backend(model, rom, clock_mhz=clock_mhz,
+                                                 family=family))
     if network.simulation_too_slow:
         convert_network(network, name=verilog_name(model.name), say=say, cache_dir=cache_dir)
     return network
@@ -216,7 +218,7 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
     else:
         rom = {}
     model = fuse_rom_output_stages(model, rom)
-    network = board_network(model, rom, say=say)
+    network = board_network(model, rom, say=say, clock_mhz=clock_mhz, family=target.family)
     manifest = manifest_of(model, network, input_layout=layouts[0], output_layout=layouts[1],
                            input_quantization=input_quantization)
     rows = {row["name"]: row for row in manifest["layers"]}
@@ -225,6 +227,7 @@ def _build_in(out_dir, model, target, clock_mhz, say, weights_in_memory, max_mul
         if isinstance(engine, DenseRomEngine):
             rows[layer.name].update(
                 reuse_factor=engine.reuse_factor, engine="DenseRomEngine", shift_add_terms=0,
+                split_cast=engine.split_cast,
                 estimated_stage_ns=engine.stage_delays_ns(timing),
                 estimated_f_max_mhz=round(engine.estimate_f_max_hz(timing) / 1e6, 1))
     in_transfers = manifest["input"]["transfers_per_inference"]

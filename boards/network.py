@@ -115,13 +115,16 @@ def fuse_rom_output_stages(model, rom_reuse_factors):
     return model.replace_layers(out) if fused else model
 
 
-def rom_backend(model, rom_reuse_factors=None, *, multiplier_threshold=3):
+def rom_backend(model, rom_reuse_factors=None, *, multiplier_threshold=3, clock_mhz=None,
+                family=None):
     """The board backend: :data:`~nnfab.gen.assemble.CONSTANT_WEIGHTS` except that the dense
     layers named in ``rom_reuse_factors`` become :class:`~nnfab.hdl.dense_rom.DenseRomEngine`
     with those reuse factors (weights in ROMs), and the TFLite output stage (``output_stage``)
     reading one of them an :class:`~nnfab.hdl.output_stage.OutputStageEngine` at that
     layer's pace (reuse factor ``min(channels, R)``, one lane for the usual ``R >= channels``)
     with ``hold_input``: no register holds the ROM layer's output vector a second time.
+    With ``clock_mhz`` and ``family`` the ROM engines place their output cast's register for
+    that clock (:class:`~nnfab.hdl.dense_rom.DenseRomEngine`'s ``split_cast``).
 
     Raises
     ------
@@ -139,7 +142,8 @@ def rom_backend(model, rom_reuse_factors=None, *, multiplier_threshold=3):
     def dense(layer, backend):
         if layer.name in backend.rom_reuse_factors:
             return DenseRomEngine(layer.spec,
-                                  reuse_factor=backend.rom_reuse_factors[layer.name])
+                                  reuse_factor=backend.rom_reuse_factors[layer.name],
+                                  clock_mhz=clock_mhz, family=family)
         return constant_dense(layer, backend)
 
     def output_stage(layer, backend):

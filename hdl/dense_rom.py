@@ -12,11 +12,12 @@ from nnfab.layers import (ROM_REQUANTIZER_CYCLES, DenseSpec, rom_folding,
 from nnfab.output_stage import OutputStage
 
 from .adder_tree import adder_tree_depth, pipelined_sums, register_levels, register_stages
-from .cast import fixed_shape, requantize
+from .cast import fixed_shape, requantize, round_to_lsb, saturate
 from .dense import bias_in_accumulator
 from .output_stage import clamped_code, pick, rescale_of
 from .pipeline import skid_output
 from .unused import discard
+from .timing_model import check_clock, delay_model
 from .vector_pipeline import stage_register
 from .wires import comb_wire
 
@@ -83,6 +84,14 @@ class DenseRomEngine(wiring.Component):
         Requantize the results in place (above). ``spec.output_format`` must then be a signed
         integer format (``fixed<W,W>``) of at most 32 bits (48 with an exact rounding,
         ``"half_away"`` or ``"half_even"``), and the stage per-tensor or of ``n_out`` channels.
+    clock_mhz : float, optional
+        With ``family``: the clock the delay model (:mod:`nnfab.hdl.timing_model`) places the
+        output cast's register for. When the cast (accumulator to output format, rounding and
+        saturating) does not fit the period with its registers, the rounded value is
+        registered before the saturation (``split_cast``: one cycle more latency). Without
+        them the cast is one stage.
+    family : str, optional
+        ``"ecp5"`` or ``"ice40"``.
 
     Members
     -------
@@ -94,7 +103,10 @@ class DenseRomEngine(wiring.Component):
     ----------
     latency : int
         Cycles from an accepted input vector to its output being valid:
-        ``R + tree_depth + 4``, and ``n_pe + 2`` more with ``output_stage``.
+        ``R + tree_depth + 4``, one more with ``split_cast``, and ``n_pe + 2`` more with
+        ``output_stage``.
+    split_cast : bool
+        Whether the output cast is two stages (rounding, then saturation; see ``clock_mhz``).
     initiation_interval : int
         Cycles between accepted input vectors at full rate: R.
     n_multipliers : int
@@ -108,11 +120,13 @@ class DenseRomEngine(wiring.Component):
         If ``spec`` is not a DenseSpec, or a parameter is not an integer.
     ValueError
         If ``reuse_factor`` is not a product of a divisor of ``n_in`` and a divisor of
-        ``n_out``, ``adder_levels_per_stage`` is not positive, or an ``output_stage`` does not
-        fit the layer (its channels, the accumulator format, or ``n_pe + 3 > n_chunks``).
+        ``n_out``, ``adder_levels_per_stage`` is not positive, an ``output_stage`` does not
+        fit the layer (its channels, the accumulator format, or ``n_pe + 3 > n_chunks``), the
+        clock is not a positive frequency, or the family is unknown.
     """
 
-    def __init__(self, spec, *, reuse_factor=1, adder_levels_per_stage=2, output_stage=None):
+    def __init__(self, spec, *, reuse_factor=1, adder_levels_per_stage=2, output_stage=None,
+                 clock_mhz=None, family=None):
         def reject(error):
             discard(self)  # a rejected design is not an unused one
             raise error
@@ -141,6 +155,17 @@ class DenseRomEngine(wiring.Component):
         self._adder_levels_per_stage = adder_levels_per_stage
         self._n_chunks, self._outputs_per_pe = split
         self._stage = output_stage
+        self._split_cast = False
+        if clock_mhz is not None and family is not None:
+            try:
+                period_ns = 1e3 / check_clock(clock_mhz)
+                model = delay_model(family)
+            except ValueError as error:
+                reject(error)
+            src, dst = spec.accumulator, spec.output_format
+            self._split_cast = output_stage is None and \
+                model.round_ns(src, dst) > 0 and model.saturate_ns(src, dst) > 0 and \
+                model.register_ns + model.cast_ns(src, dst) > period_ns
         out_format = spec.output_format if output_stage is None else \
             FixedFormat(output_stage.width, output_stage.width)
         super().__init__({
@@ -215,9 +240,13 @@ class DenseRomEngine(wiring.Component):
         return register_stages(self.tree_levels, self._adder_levels_per_stage)
 
     @property
+    def split_cast(self):
+        return self._split_cast
+
+    @property
     def latency(self):
         drain = 0 if self._stage is None else self.n_pe + ROM_REQUANTIZER_CYCLES - 1
-        return self._reuse_factor + self.tree_depth + 4 + drain
+        return self._reuse_factor + self.tree_depth + 4 + int(self._split_cast) + drain
 
     @property
     def initiation_interval(self):
@@ -235,7 +264,8 @@ class DenseRomEngine(wiring.Component):
           overlap their carries);
         - ``"accumulate"``: the select of bias or running sum and the accumulator's adder;
         - ``"cast"``: the cast of an accumulator to the output format into the held and
-          output registers (:meth:`~nnfab.hdl.timing_model.DelayModel.cast_ns`).
+          output registers (:meth:`~nnfab.hdl.timing_model.DelayModel.cast_ns`); with
+          ``split_cast`` ``"round"`` and ``"saturate"`` instead.
 
         The requantizer lane of an ``output_stage`` and the sequencer's counters are not
         counted. Calibration: on the iCEBreaker digits MLP the cast is nextpnr's critical path,
@@ -260,7 +290,12 @@ class DenseRomEngine(wiring.Component):
             start = last + 1
         delays["accumulate"] = model.register_ns + model.lut_levels_ns(1) + \
             sum(model.adder_ns(acc_format.width))
-        delays["cast"] = model.register_ns + model.cast_ns(acc_format, spec.output_format)
+        if self._split_cast:
+            delays["round"] = model.register_ns + model.round_ns(acc_format, spec.output_format)
+            delays["saturate"] = model.register_ns + \
+                model.saturate_ns(acc_format, spec.output_format)
+        else:
+            delays["cast"] = model.register_ns + model.cast_ns(acc_format, spec.output_format)
         return {key: round(ns, 3) for key, ns in delays.items()}
 
     def estimate_f_max_hz(self, model):
@@ -305,14 +340,17 @@ class DenseRomEngine(wiring.Component):
         beat = Signal(range(max(r, 2)))
         chunk_index = Signal(range(max(n_chunks, 2)))
         slot = Signal(range(max(ops, 2)))
-        final = Signal()
-        m.d.comb += final.eq(beat == r - 1)
+        # ``final``: the last beat (beat == R - 1), a register of its own (set a beat ahead),
+        # so that i.ready is a LUT of registers, not the compare of the counter: the compare
+        # was the iCEBreaker digits MLP's critical path at 40 MHz (27 ns, into the UART).
+        final = Signal(name="final_beat")
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [x_reg[n].eq(self.i.payload[n]) for n in range(spec.n_in)]
-            m.d.sync += [busy.eq(1), beat.eq(0), chunk_index.eq(0), slot.eq(0)]
+            m.d.sync += [busy.eq(1), beat.eq(0), chunk_index.eq(0), slot.eq(0),
+                         final.eq(r == 1)]
         with m.Elif(busy):
             m.d.sync += [x_reg[n].eq(x_reg[(n + chunk) % spec.n_in]) for n in range(spec.n_in)]
-            m.d.sync += beat.eq(beat + 1)
+            m.d.sync += [beat.eq(beat + 1), final.eq(beat == r - 2 if r >= 2 else 0)]
             with m.If(chunk_index == n_chunks - 1):
                 m.d.sync += [chunk_index.eq(0), slot.eq(slot + 1)]
             with m.Else():
@@ -410,12 +448,25 @@ class DenseRomEngine(wiring.Component):
         until the last slot's are done. Returns its valid bit and payload (``n_out`` codes),
         which holds until the next vector's first slot is done."""
         spec, n_pe, ops = self._spec, self.n_pe, self._outputs_per_pe
-        out_shape = fixed_shape(spec.output_format)
+        src, dst = spec.accumulator, spec.output_format
+        out_shape = fixed_shape(dst)
         lanes = [None] * spec.n_out
+        finished = acc_done  # the accumulators hold a slot's results
+        if self._split_cast:  # the rounded accumulators registered, one cycle later
+            done, final, slot = Signal(name="rounded_done"), Signal(name="rounded_final"), \
+                Signal.like(acc_slot, name="rounded_slot")
+            m.d.sync += [done.eq(acc_done), final.eq(acc_final), slot.eq(acc_slot)]
+            acc_done, acc_final, acc_slot = done, final, slot
         for p in range(n_pe):
             cast = Signal(out_shape, name=f"cast{p}")
-            m.d.comb += cast.eq(requantize(accs[p], src=spec.accumulator,
-                                           dst=spec.output_format))
+            if self._split_cast:
+                rounded = round_to_lsb(accs[p], src=src, dst=dst)
+                rounded_reg = Signal(rounded.shape(), name=f"rounded{p}", reset_less=True)
+                with m.If(finished):
+                    m.d.sync += rounded_reg.eq(rounded)
+                m.d.comb += cast.eq(saturate(rounded_reg, dst=dst))
+            else:
+                m.d.comb += cast.eq(requantize(accs[p], src=src, dst=dst))
             lanes[p * ops + ops - 1] = cast
             for s in range(ops - 1):
                 held = lanes[p * ops + s] = Signal(out_shape, name=f"y{p * ops + s}",

@@ -291,7 +291,7 @@ def test_digits_mlp_bitstream(board, tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert text.startswith("# digits-mlp on ")
     # The delay model's estimate beside nextpnr's Fmax, from the ROM layers' stages: 38.8 MHz
-    # against 32.2-32.9 on the iCEBreaker (dense_1's cast), 68.7 against 68.5 on the ULX3S.
+    # against 32.0-32.9 on the iCEBreaker (dense_1's cast), 68.7 against 68.5-69.3 on the ULX3S.
     clock = report["clock"]
     estimate = clock["estimated_f_max_mhz"]
     assert clock["estimated_critical_layer"] == (
@@ -357,6 +357,34 @@ def test_a_board_network_too_large_for_amaranths_simulator_is_timed_on_verilator
     top = BoardTop(network, target=t, clock_mhz=12, baud=115200,
                    input_transfers=int(np.prod(model.input_shape[:-1])), output_transfers=1)
     assert "top.il" in t.platform().build(top, name="top", do_build=False).files
+
+
+def test_board_network_splits_rom_casts_only_where_the_clock_needs_it():
+    """The board's clock reaches the ROM engines: the iCEBreaker digits MLP keeps one-stage
+    output casts at 12 and 24 MHz (latency 846, as every earlier build) and registers the
+    rounded accumulators at 40 MHz (the cast is 25.8 ns with its registers on iCE40): each ROM
+    layer one cycle more, and the network simulated at that latency streams the same codes."""
+    from nnfab.boards.build import board_network
+    from nnfab.sim.golden.network import run_network
+
+    from ..streams import check_stalls
+
+    model, t = digits_model(), target("icebreaker")
+    rom = given_rom_reuse_factors(model, None, max_multipliers=t.max_multipliers)
+    for clock_mhz, split, latency in ((12, False, 846), (24, False, 846), (40, True, 848)):
+        network = board_network(model, rom, clock_mhz=clock_mhz, family=t.family)
+        assert [e.split_cast for _, e in network.engines if hasattr(e, "split_cast")] == \
+            [split, split]
+        assert network.latency == latency
+    rng = np.random.default_rng(40)
+    fmt = model.input_format
+    x = rng.integers(fmt.min_code, fmt.max_code + 1, (3, 64))
+    x[0], x[1] = fmt.min_code, fmt.max_code
+    want = np.asarray(run_network(model, x)).reshape(len(x), -1)
+    run = check_stalls(lambda: Network(model, backend=rom_backend(
+        model, rom, clock_mhz=40, family=t.family)), x.tolist(), want.tolist(), seed=40,
+        latency=848)
+    assert run.first_latency == 848
 
 
 @pytest.mark.slow

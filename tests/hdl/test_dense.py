@@ -271,16 +271,24 @@ def test_unsigned_inputs_and_negative_digits(signed_weights, bias):
     assert got.tolist() == dense(x, spec).tolist()
 
 
-def _rom_engine(spec, reuse_factor):
+def _rom_engine(spec, reuse_factor, **options):
     from nnfab.hdl.dense_rom import DenseRomEngine
 
-    return DenseRomEngine(spec, reuse_factor=reuse_factor)
+    return DenseRomEngine(spec, reuse_factor=reuse_factor, **options)
 
 
-# Both folded dense engines: the weights in logic, and in a ROM (board builds).
+def _rom_engine_split_cast(spec, reuse_factor):
+    dut = _rom_engine(spec, reuse_factor, clock_mhz=200, family="ice40")
+    assert dut.split_cast
+    return dut
+
+
+# Both folded dense engines: the weights in logic, and in a ROM (board builds), there also
+# with the output cast in two stages (a clock the cast does not fit).
 ENGINES = pytest.mark.parametrize(
-    "engine", [lambda spec, r: DenseEngine(spec, reuse_factor=r), _rom_engine],
-    ids=["DenseEngine", "DenseRomEngine"])
+    "engine", [lambda spec, r: DenseEngine(spec, reuse_factor=r), _rom_engine,
+               _rom_engine_split_cast],
+    ids=["DenseEngine", "DenseRomEngine", "DenseRomEngine-split-cast"])
 
 
 @ENGINES

@@ -21,6 +21,53 @@ def test_matches_golden(reuse_factor, width):
     assert got.tolist() == dense(x, spec).tolist(), f"seed {seed}"
 
 
+@pytest.mark.parametrize("rounding", ["RND", "RND_CONV", "RND_ZERO", "TRN_ZERO"])
+@pytest.mark.parametrize("overflow", ["SAT", "SAT_SYM", "SAT_ZERO"])
+@pytest.mark.parametrize("reuse_factor", [1, 3, 12])
+def test_split_cast_matches_golden(reuse_factor, overflow, rounding):
+    """The output cast in two stages (rounded accumulators registered, then saturated): the
+    same codes, rounding ties and saturation boundaries included, one cycle more latency,
+    the same interval."""
+    seed = reuse_factor * 10 + len(overflow) + len(rounding)
+    rng = np.random.default_rng(seed)
+    spec = random_spec(rng, 12, 6, 8, overflow=overflow, rounding=rounding, sparsity=0.2)
+    x = edge_inputs(rng, spec, 30)
+    dut = DenseRomEngine(spec, reuse_factor=reuse_factor, clock_mhz=200, family="ice40")
+    one_stage = DenseRomEngine(spec, reuse_factor=reuse_factor)
+    assert dut.split_cast and not one_stage.split_cast
+    assert dut.latency == one_stage.latency + 1
+    got, run = run_engine(dut, x, seed=seed, p_idle=0.3, p_stall=0.4)
+    assert got.tolist() == dense(x, spec).tolist(), f"seed {seed}"
+    _, free = run_engine(dut, x)
+    assert free.first_latency == dut.latency
+    assert set(np.diff(free.accepted_at)) == {reuse_factor}
+
+
+def test_the_delay_model_splits_the_cast_only_where_the_clock_needs_it():
+    """The digits MLP's dense_1 (fixed<20,10> to fixed<10,4,RND_CONV,SAT>, 25.8 ns with its
+    registers on iCE40): one stage for the iCEBreaker at 24 MHz, two at 40 MHz (round 17.5 ns,
+    saturate 12.6); a cast that only truncates or wraps is never split."""
+    from nnfab.fixed import FixedFormat
+    from nnfab.hdl.timing_model import delay_model
+
+    from .test_timing_model import digits_layer
+
+    spec = digits_layer("dense_1")
+    assert not DenseRomEngine(spec, reuse_factor=512, clock_mhz=24, family="ice40").split_cast
+    fast = DenseRomEngine(spec, reuse_factor=512, clock_mhz=40, family="ice40")
+    assert fast.split_cast and fast.latency == 512 + 0 + 4 + 1
+    stages = fast.stage_delays_ns(delay_model("ice40"))
+    assert "cast" not in stages and stages["round"] < 25 and stages["saturate"] < 25
+    assert not DenseRomEngine(spec, reuse_factor=128, clock_mhz=50, family="ecp5").split_cast
+    wraps = spec.__class__(spec.weights, spec.biases, spec.input_format, spec.weight_format,
+                           FixedFormat(10, 4), bias_format=spec.bias_format)
+    assert not DenseRomEngine(wraps, reuse_factor=512, clock_mhz=400, family="ice40").split_cast
+    with pytest.raises(ValueError, match="Clock must be a positive frequency"):
+        DenseRomEngine(spec, reuse_factor=512, clock_mhz=-1, family="ice40")
+    with pytest.raises(ValueError, match="FPGA family must be one of"):
+        DenseRomEngine(spec, reuse_factor=512, clock_mhz=40, family="xc7")
+
+
 @pytest.mark.parametrize("overflow", list(Overflow), ids=lambda o: o.name)
 def test_overflow_modes(overflow):
     rng = np.random.default_rng(5)
