@@ -16,8 +16,8 @@ from .cast import fixed_shape, requantize, round_to_lsb, saturate
 from .dense import bias_in_accumulator
 from .output_stage import clamped_code, pick, rescale_of
 from .pipeline import skid_output
-from .unused import discard
 from .timing_model import check_clock, delay_model
+from .unused import discard
 from .vector_pipeline import stage_register
 from .wires import comb_wire
 
