@@ -9,12 +9,13 @@ from nnfab.fixed import FixedFormat, Overflow, check_lane_formats
 from nnfab.layers import DenseSpec
 
 from .activations import activation
-from .adder_graph import Lane, Leaf, integer_shape, plan_adders
+from .adder_graph import Leaf, integer_shape
 from .bit_slices import low_bits, ripple_carry, shift_left, shift_right
 from .cast import fixed_shape, requantize
 from .csd import csd_digits
 from .fabric_multiplier import fabric_product
 from .pipeline import free_running_output
+from .shift_add_plan import plan_dense_terms
 from .shift_add_timing import place_registers
 from .timing_model import DEFAULT_CLOCK_MHZ, check_clock, delay_model
 from .wires import comb_wire
@@ -230,58 +231,12 @@ class ShiftAddDense(wiring.Component):
     # -- the plan ------------------------------------------------------------------------------
 
     def _make_plan(self):
-        spec = self._spec
-        wf = spec.weight_format.fraction_width
-        lanes = [None if fmt is None else Lane(k, fmt.min_code, fmt.max_code, index=k)
-                 for k, fmt in enumerate(self._input_lanes)]
-        self._input_lane = lanes
-        terms, constants, products = [], [], {}
-        threshold = self._multiplier_threshold
-        # The sum's unit is 2**e0, the accumulator's LSB; a lane code weighs 2**-F_lane.
-        e0 = -spec.accumulator.fraction_width
-        acc = spec.accumulator
-        for j in range(spec.n_out):
-            out, bias = [], 0
-            if self._output_lanes is None or self._output_lanes[j] is not None:  # else dead
-                for k, lane in enumerate(lanes):
-                    w = int(spec.weights[j, k])
-                    if w == 0 or lane is None:
-                        continue
-                    if not spec.exact_accumulation:
-                        # hls4ml accum_t: the product cast to the accumulator, a leaf shared
-                        # by the outputs with the same input and weight.
-                        key = ("cast", k, w)
-                        if key not in products:
-                            products[key] = Lane(key, acc.min_code, acc.max_code, level=1,
-                                                 cast=(lane, w))
-                        out.append((products[key], 0, 1))
-                        continue
-                    e_lane = -self._input_lanes[k].fraction_width - wf - e0
-                    digits = csd_digits(w)
-                    if threshold is None or len(digits) <= threshold:
-                        out.extend((lane, shift + e_lane, sign) for sign, shift in digits)
-                        continue
-                    # A multiplier: lane * odd, shared by the outputs with the same odd part.
-                    shift = (abs(w) & -abs(w)).bit_length() - 1
-                    odd = abs(w) >> shift
-                    key = ("product", k, odd)
-                    if key not in products:
-                        products[key] = Lane(key, lane.lo * odd, lane.hi * odd, level=1,
-                                             product=(lane, odd))
-                    out.append((products[key], shift + e_lane, 1 if w > 0 else -1))
-                if spec.biases is not None and not spec.exact_accumulation:
-                    if int(spec.biases[j]):
-                        key = ("bias", j)
-                        out.append((Lane(key, acc.min_code, acc.max_code, level=1,
-                                         cast=(None, int(spec.biases[j]))), 0, 1))
-                elif spec.biases is not None:
-                    bias = int(spec.biases[j]) << (-e0 - spec.bias_format.fraction_width)
-            terms.append(out)
-            constants.append(bias)
-        self._n_multipliers = sum(lane.product is not None for lane in products.values())
-        self._n_terms = sum(len(t) for t in terms) - sum(
-            t[0].product is not None or t[0].cast is not None for out in terms for t in out)
-        return plan_adders(terms, constants=constants, cse=self._share)
+        plan = plan_dense_terms(self._spec, self._input_lanes, self._output_lanes,
+                                multiplier_threshold=self._multiplier_threshold,
+                                share_subexpressions=self._share)
+        self._input_lane = plan.lanes
+        self._n_multipliers, self._n_terms = plan.n_multipliers, plan.n_terms
+        return plan.adders
 
     def _graph_options(self):
         """The keyword arguments of :func:`~nnfab.hdl.shift_add_timing.place_registers` and
