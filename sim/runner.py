@@ -31,7 +31,7 @@ import cocotb_test.simulator
 from ..errors import Interrupted, SimulationError
 from . import processes, toolchain
 from .processes import allow_processes, stop_active_processes
-from ._runtime import RuntimeObjects
+from ._runtime import RuntimeHeaders, RuntimeObjects
 
 __all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
            "stop_active_processes", "is_built", "verilog_of"]
@@ -285,11 +285,16 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
             with open(sim_dir / "build.log", "w", encoding="utf-8") as self._log_file:
                 try:
                     self.execute([verilate])
-                    runtime = RuntimeObjects(sim_dir, self.make_args,
-                                             fallbacks=[default_cache_dir()])
-                    runtime.restore()
-                    self.execute([make])
-                    runtime.store()
+                    fallbacks = [default_cache_dir()]
+                    kept = [RuntimeObjects(sim_dir, self.make_args, fallbacks=fallbacks),
+                            RuntimeObjects(sim_dir, self.make_args, fallbacks=fallbacks,
+                                           main=True)]
+                    for objects in kept:
+                        objects.restore()
+                    headers = RuntimeHeaders(sim_dir, self.make_args, fallbacks=fallbacks)
+                    self.execute([make + headers.make_args(self.execute, make)])
+                    for objects in kept:
+                        objects.store()
                 finally:
                     self._log_file = None
         except SystemExit as exc:
