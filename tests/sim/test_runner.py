@@ -326,12 +326,20 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "nnfab" / "verilator"
 
 
-def test_split_builds_share_one_precompiled_run_time_header(tmp_path, monkeypatch):
-    """A build of more than one C++ file (forced here with Verilator's ``--output-split``)
-    precompiles Verilator's run-time headers once per flag set (``runtime-pch-<key>``) instead
-    of the design's ``Vtop__pch.h`` twice; a second design's build includes the kept header,
-    compiles no header, and both simulate right. An empty default cache, so the header is not
-    found there (builds read it from the default cache too)."""
+def test_the_run_time_library_is_compiled_once_per_flag_set(tmp_path, monkeypatch):
+    """Builds with the same flags share what does not depend on the design, kept in the
+    build's cache after the first build:
+
+    - Verilator's run-time objects (``runtime-<key>``): a second design links them instead of
+      compiling them;
+    - a precompiled header of Verilator's run-time headers (``runtime-pch-<key>``), which
+      builds of more than one C++ file (forced here with ``--output-split``) include instead
+      of compiling the design's ``Vtop__pch.h`` twice;
+    - cocotb's main (``runtime-main-<key>``), for a design with the same ports (the same
+      ``Vtop.h``, as every harness build has).
+
+    Every design still simulates right. Its own cache, and an empty default cache (builds read
+    the kept files from the default cache too, which other tests fill in any order)."""
     from nnfab.sim import runner
 
     monkeypatch.setattr(runner, "_COMPILE_ARGS", (*runner._COMPILE_ARGS, "--output-split", "100"))
@@ -339,37 +347,27 @@ def test_split_builds_share_one_precompiled_run_time_header(tmp_path, monkeypatc
     cache = tmp_path / "cache"
     first = _run(cache)
     assert first.total == first.passed == 2
-    kept = sorted(cache.glob("runtime-pch-*"))
-    assert len(kept) == 1 and (kept[0] / "nnfab_verilated.h.gch").is_file()
-    log = (first.build_dir / "build.log").read_text()
-    assert "nnfab_verilated.h.gch" in log and "Vtop__pch.h -o" not in log
-    second = _run(cache, design=RegisteredAdder(width=9))
-    assert second.built and second.total == second.passed == 2
-    log = (second.build_dir / "build.log").read_text()
-    assert "c++-header" not in log
-    assert log.count(f"-include {kept[0] / 'nnfab_verilated.h'} ") >= 2
-    assert sorted(cache.glob("runtime-pch-*")) == kept
-
-
-def test_runtime_objects_are_compiled_once_per_flag_set(tmp_path):
-    """A second design with the same flags links the Verilator run-time objects the first
-    build kept (``runtime-<key>``) instead of compiling them, and still simulates right. Its own
-    cache: the shared one gets other flag sets (waves) from other tests, in any order."""
-    first = _run(tmp_path)
-    kept = sorted(tmp_path.glob("runtime-[0-9a-f]*"))
+    kept = sorted(cache.glob("runtime-[0-9a-f]*"))
     assert len(kept) == 1
     assert {path.name for path in kept[0].iterdir()} >= {"verilated.o", "verilated_vpi.o"}
-    second = _run(tmp_path, design=RegisteredAdder(width=9))
+    headers = sorted(cache.glob("runtime-pch-*"))
+    assert len(headers) == 1 and (headers[0] / "nnfab_verilated.h.gch").is_file()
+    log = (first.build_dir / "build.log").read_text()
+    assert "nnfab_verilated.h.gch" in log and "Vtop__pch.h -o" not in log
+
+    second = _run(cache, design=RegisteredAdder(width=9))
     assert second.built and second.build_dir != first.build_dir
     assert second.total == second.passed == 2
     log = (second.build_dir / "build.log").read_text()
-    assert "verilator.cpp" in log                  # cocotb's main: design-specific, compiled
+    assert "verilator.cpp" in log                  # cocotb's main: other ports, compiled
     assert "include/verilated.cpp" not in log      # the run-time library: linked as kept
-    assert sorted(tmp_path.glob("runtime-[0-9a-f]*")) == kept
-    # Another design with the first one's ports (so the same Vtop.h, as every harness build
-    # has): cocotb's main is linked as kept too.
-    third = _run(tmp_path, design=SwappedAdder())
+    assert "c++-header" not in log                 # no header compiled: the kept one included
+    assert log.count(f"-include {headers[0] / 'nnfab_verilated.h'} ") >= 2
+    assert sorted(cache.glob("runtime-[0-9a-f]*")) == kept
+    assert sorted(cache.glob("runtime-pch-*")) == headers
+
+    third = _run(cache, design=SwappedAdder())
     assert third.built and third.build_dir not in (first.build_dir, second.build_dir)
     assert third.total == third.passed == 2
     assert "verilator.cpp" not in (third.build_dir / "build.log").read_text()
-    assert len(list(tmp_path.glob("runtime-main-*"))) == 2  # the 8-bit and 9-bit adders'
+    assert len(list(cache.glob("runtime-main-*"))) == 2  # the 8-bit and 9-bit adders'
