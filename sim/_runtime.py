@@ -62,7 +62,10 @@ class RuntimeObjects:
             "settings": settings,
             "objects": self.names,
         }
-        self.folder = self._sim_dir.parent / f"runtime-{_key(recipe)[:16]}"
+        self._keep_in("runtime", recipe, fallbacks)
+
+    def _keep_in(self, prefix, recipe, fallbacks):
+        self.folder = self._sim_dir.parent / f"{prefix}-{_key(recipe)[:16]}"
         self._sources = _sources(self._sim_dir, self.folder.name, fallbacks)
 
     def _init_main(self, make_args, settings, fallbacks):
@@ -79,8 +82,7 @@ class RuntimeObjects:
             "settings": settings,
             "main": [_file_hash(Path(rule.group(1))), _file_hash(top)] if self.names else None,
         }
-        self.folder = self._sim_dir.parent / f"runtime-main-{_key(recipe)[:16]}"
-        self._sources = _sources(self._sim_dir, self.folder.name, fallbacks)
+        self._keep_in("runtime-main", recipe, fallbacks)
 
     def restore(self):
         """Copy the kept objects into the build folder (from its cache folder, else the first
@@ -167,9 +169,10 @@ class RuntimeHeaders:
             for part in ("FAST", "SLOW"):
                 if arg.startswith(f"OPT_{part}="):
                     levels[part.lower()] = arg.split("=", 1)[1]
-        self.used = ("VM_PARALLEL_BUILDS = 1" in _settings(text) and bool(self.includes)
+        settings = _settings(text)
+        self.used = ("VM_PARALLEL_BUILDS = 1" in settings and bool(self.includes)
                      and not re.search(r"[\s#$:;=\\]", str(self._sim_dir.parent)))
-        recipe = {**_toolchain_recipe(), "settings": _settings(text), "includes": self.includes,
+        recipe = {**_toolchain_recipe(), "settings": settings, "includes": self.includes,
                   "make_args": [arg for arg in make_args
                                 if not arg.startswith(("OPT_FAST=", "OPT_SLOW=", "-j"))]}
         self._folders = {}
