@@ -2,7 +2,10 @@
 
 The build goes through cocotb-test's Verilator support; the simulator binary is cached under a
 key made of the Verilog text, the top-level name, the Verilator and cocotb versions and the
-compile arguments, so an unchanged design is never compiled twice. Concurrent runs (for example
+compile arguments, so an unchanged design is never compiled twice. The binary loads cocotb's VPI
+library from the installation it was linked against (an absolute run path), so the key also
+names that folder and Verilator's: a build made from another virtual environment, perhaps one
+since deleted, is never run. Concurrent runs (for example
 under pytest-xdist) share a build safely: the build holds an exclusive ``fcntl.flock`` lock, and
 every run writes its results into a folder of its own.
 """
@@ -185,6 +188,7 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         # the cache key; self.waves is not looked at.
         if self.timescale:
             compile_args = compile_args + ["--timescale", self.timescale]
+        lib_dir = _cocotb_lib_dir()  # named by the cache key
         verilator_cpp = os.path.join(
             os.path.dirname(cocotb.__file__), "share", "lib", "verilator", "verilator.cpp")
         verilate = (
@@ -194,7 +198,7 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
              "--vpi"] + (["--public-flat-rw"] if self._public_flat_rw else []) + [
              "--prefix", "Vtop", "-o", self.toplevel_module,
              "-LDFLAGS",
-             f"-Wl,-rpath,{self.lib_dir} -L{self.lib_dir} -lcocotbvpi_verilator"]
+             f"-Wl,-rpath,{lib_dir} -L{lib_dir} -lcocotbvpi_verilator"]
             + compile_args
             + self.get_define_commands(self.defines)
             + self.get_include_commands(self.includes)
@@ -371,6 +375,12 @@ def verilog_of(design, toplevel):
     return verilog.convert(design, name=toplevel, emit_src=False)
 
 
+def _cocotb_lib_dir():
+    """The folder of cocotb's shared libraries (``libcocotbvpi_verilator.so`` and the rest),
+    as a resolved path: a harness binary is linked with it as its run path."""
+    return os.path.realpath(os.path.join(os.path.dirname(cocotb.__file__), "libs"))
+
+
 def _cache_key(verilog_text, toplevel, compile_args, make_args, top_module=None,
                public_flat_rw=True):
     recipe = {
@@ -378,6 +388,10 @@ def _cache_key(verilog_text, toplevel, compile_args, make_args, top_module=None,
         "toplevel": toplevel,
         "verilator": toolchain.verilator_version(),
         "cocotb": cocotb.__version__,
+        # The binary's run path names cocotb's library folder, and the objects were built
+        # against this Verilator's headers: another installation is another build.
+        "cocotb_libs": _cocotb_lib_dir(),
+        "verilator_root": str(toolchain.verilator_root()),
         "compile_args": list(compile_args),
         "timescale": _TIMESCALE,
         "make_args": list(make_args),

@@ -1,6 +1,7 @@
 import multiprocessing
 import os
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from nnfab.errors import Interrupted, SimulationError, ToolchainError
-from nnfab.sim import toolchain
+from nnfab.sim import runner, toolchain
 from nnfab.sim.runner import (CocotbResults, allow_processes, default_cache_dir, run_cocotb,
                               stop_active_processes)
 
@@ -165,6 +166,23 @@ def test_unchanged_design_is_not_rebuilt(tmp_path):
     # Verilator's outputs are untouched: the cached simulator binary was not relinked.
     assert (first.build_dir / "adder").stat().st_mtime_ns == \
         (second.build_dir / "adder").stat().st_mtime_ns
+
+
+def test_a_build_linked_against_a_deleted_cocotb_is_built_again(tmp_path, monkeypatch):
+    # A user deletes a virtual environment and makes a new one; ~/.cache/nnfab stays. The old
+    # binary's run path names the old environment's cocotb libraries ("error while loading
+    # shared libraries: libcocotbvpi_verilator.so"), so it must not be taken from the cache.
+    old_libs = tmp_path / "old-venv" / "libs"
+    shutil.copytree(runner._cocotb_lib_dir(), old_libs)
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "_cocotb_lib_dir", lambda: str(old_libs))
+        first = _run(tmp_path / "cache")
+    assert first.built and first.passed == 2
+    shutil.rmtree(old_libs.parent)
+    second = _run(tmp_path / "cache")
+    assert second.built is True
+    assert second.build_dir != first.build_dir
+    assert second.total == second.passed == 2
 
 
 def test_changed_design_gets_its_own_build(tmp_path):
