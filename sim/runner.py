@@ -5,9 +5,9 @@ key made of the Verilog text, the top-level name, the Verilator and cocotb versi
 compile arguments, so an unchanged design is never compiled twice. The binary loads cocotb's VPI
 library from the installation it was linked against (an absolute run path), so the key also
 names that folder and Verilator's: a build made from another virtual environment, perhaps one
-since deleted, is never run. Concurrent runs (for example
-under pytest-xdist) share a build safely: the build holds an exclusive ``fcntl.flock`` lock, and
-every run writes its results into a folder of its own.
+since deleted, is never run. Concurrent runs (for example under pytest-xdist) share a build
+safely: the build holds an exclusive ``fcntl.flock`` lock, and every run writes its results into
+a folder of its own.
 """
 
 import collections
