@@ -1,18 +1,14 @@
 """Build a design with Verilator and run cocotb tests on it, with a content-addressed build cache.
 
-The build goes through cocotb-test's Verilator support; the simulator binary is cached under a
-key made of the Verilog text, the top-level name, the Verilator and cocotb versions and the
-compile arguments, so an unchanged design is never compiled twice. The binary loads cocotb's VPI
-library from the installation it was linked against (an absolute run path), so the key also
-names that folder and Verilator's: a build made from another virtual environment, perhaps one
-since deleted, is never run. Concurrent runs (for example under pytest-xdist) share a build
+The build goes through cocotb-test's Verilator support; the simulator binary is cached in a folder
+named by the Verilog text and the build's recipe (:mod:`nnfab.sim.build_cache`), so an unchanged
+design is never compiled twice. Concurrent runs (for example under pytest-xdist) share a build
 safely: the build holds an exclusive ``fcntl.flock`` lock, and every run writes its results into
 a folder of its own.
 """
 
 import collections
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -32,16 +28,14 @@ import cocotb
 import cocotb_test.simulator
 
 from ..errors import Interrupted, SimulationError
-from . import processes, toolchain
+from . import build_cache, processes, toolchain
 from .processes import allow_processes, stop_active_processes
 from ._runtime import RuntimeHeaders, RuntimeObjects
+from .build_cache import MARKER_NAME, default_cache_dir
 
 __all__ = ["CocotbResults", "allow_processes", "default_cache_dir", "run_cocotb",
            "stop_active_processes", "is_built", "verilog_of"]
 
-# Bump when the layout of a build folder or the build recipe changes in a way the key misses.
-_CACHE_FORMAT = 1
-_MARKER_NAME = ".nnfab-build-complete"
 _LOG_TAIL_LINES = 40
 
 # Amaranth's Verilog mixes widths freely, and its FSMs and Array lookups emit case statements
@@ -98,34 +92,6 @@ class CocotbResults:
     results_file: Path
 
 
-def default_cache_dir():
-    """Folder under which :func:`run_cocotb` caches Verilator builds.
-
-    Returns
-    -------
-    pathlib.Path
-        ``$NNFAB_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/nnfab/verilator``, else
-        ``~/.cache/nnfab/verilator``.
-    """
-    if os.environ.get("NNFAB_CACHE_DIR"):
-        return Path(os.environ["NNFAB_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "nnfab" / "verilator"
-    return Path.home() / ".cache" / "nnfab" / "verilator"
-
-
-def _prune_build_folder(folder, keep):
-    """Delete what only the compiler needed (sources, objects, precompiled headers: about
-    100 MB for a large design), keeping the simulator binary and the build log."""
-    for path in Path(folder).iterdir():
-        if path.name in keep or path.name.startswith("."):
-            continue
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
 class _CachedVerilator(cocotb_test.simulator.Verilator):
     """cocotb-test's Verilator runner, with the build skipped when a completed build exists.
 
@@ -158,7 +124,7 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
 
     @property
     def marker_path(self):
-        return Path(self.sim_dir) / _MARKER_NAME
+        return Path(self.sim_dir) / MARKER_NAME
 
     def build_complete(self):
         marker = self.marker_path
@@ -188,7 +154,7 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         # the cache key; self.waves is not looked at.
         if self.timescale:
             compile_args = compile_args + ["--timescale", self.timescale]
-        lib_dir = _cocotb_lib_dir()  # named by the cache key
+        lib_dir = build_cache.cocotb_lib_dir()  # named by the cache key
         verilator_cpp = os.path.join(
             os.path.dirname(cocotb.__file__), "share", "lib", "verilator", "verilator.cpp")
         verilate = (
@@ -307,7 +273,7 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
                 f"last lines of its output (full log in {str(sim_dir / 'build.log')!r}):\n"
                 f"{self.output_tail()}") from None
         self.built = True
-        _prune_build_folder(sim_dir, keep={self.toplevel_module, "build.log"})
+        build_cache.prune_build_folder(sim_dir, keep={self.toplevel_module, "build.log"})
         self.marker_path.write_text(json.dumps({
             "toplevel": self.toplevel_module,
             "build_seconds": round(time.perf_counter() - started, 3),
@@ -346,20 +312,6 @@ class _CachedVerilator(cocotb_test.simulator.Verilator):
         return self.results_file
 
 
-def _prune_runs(build_dir, keep=3, min_age_s=3600):
-    """Delete ``run-*`` folders of a cached build beyond the newest ``keep``, if older than
-    ``min_age_s`` (a concurrent run may still be writing a recent one)."""
-    runs = sorted(Path(build_dir).glob("run-*"), key=lambda p: p.stat().st_mtime,
-                  reverse=True)
-    now = time.time()
-    for run in runs[keep:]:
-        try:
-            if now - run.stat().st_mtime > min_age_s:
-                shutil.rmtree(run, ignore_errors=True)
-        except OSError:
-            pass
-
-
 def verilog_of(design, toplevel):
     """``design`` itself when it is Verilog text, else its Verilog as :func:`run_cocotb`
     converts it (module ``toplevel``, ``emit_src=False``)."""
@@ -375,38 +327,6 @@ def verilog_of(design, toplevel):
     return verilog.convert(design, name=toplevel, emit_src=False)
 
 
-def _cocotb_lib_dir():
-    """The folder of cocotb's shared libraries (``libcocotbvpi_verilator.so`` and the rest),
-    as a resolved path: a harness binary is linked with it as its run path."""
-    return os.path.realpath(os.path.join(os.path.dirname(cocotb.__file__), "libs"))
-
-
-def _cache_key(verilog_text, toplevel, compile_args, make_args, top_module=None,
-               public_flat_rw=True):
-    recipe = {
-        "format": _CACHE_FORMAT,
-        "toplevel": toplevel,
-        "verilator": toolchain.verilator_version(),
-        "cocotb": cocotb.__version__,
-        # The binary's run path names cocotb's library folder, and the objects were built
-        # against this Verilator's headers: another installation is another build.
-        "cocotb_libs": _cocotb_lib_dir(),
-        "verilator_root": str(toolchain.verilator_root()),
-        "compile_args": list(compile_args),
-        "timescale": _TIMESCALE,
-        "make_args": list(make_args),
-    }
-    if top_module is not None:
-        recipe["top_module"] = top_module
-    if not public_flat_rw:
-        recipe["public_flat_rw"] = False
-    digest = hashlib.sha256()
-    digest.update(json.dumps(recipe, sort_keys=True).encode())
-    digest.update(b"\0")
-    digest.update(verilog_text.encode("utf-8"))
-    return digest.hexdigest()
-
-
 def _with_extras(design, toplevel, extra_verilog):
     return "\n".join([verilog_of(design, toplevel), *extra_verilog])
 
@@ -418,7 +338,7 @@ def is_built(design, *, toplevel, extra_verilog=(), top_module=None, public_flat
     cache_dir = Path(default_cache_dir() if cache_dir is None else cache_dir).resolve()
     folder = _build_folder(cache_dir, _with_extras(design, toplevel, extra_verilog), toplevel,
                            list(_COMPILE_ARGS), extra_make_args, top_module, public_flat_rw)
-    return (folder / _MARKER_NAME).is_file() and (folder / (top_module or toplevel)).is_file()
+    return (folder / MARKER_NAME).is_file() and (folder / (top_module or toplevel)).is_file()
 
 
 def _make_args(extra_make_args):
@@ -428,9 +348,10 @@ def _make_args(extra_make_args):
 def _build_folder(cache_dir, verilog_text, toplevel, compile_args, extra_make_args, top_module,
                   public_flat_rw):
     """The cache folder of a build: ``<cache_dir>/<toplevel>-<key>``."""
-    key = _cache_key(verilog_text, toplevel, compile_args, _make_args(extra_make_args),
-                     top_module, public_flat_rw)
-    return cache_dir / f"{toplevel}-{key[:16]}"
+    return build_cache.build_folder(
+        cache_dir, verilog_text, toplevel, compile_args=compile_args,
+        make_args=_make_args(extra_make_args), timescale=_TIMESCALE, top_module=top_module,
+        public_flat_rw=public_flat_rw)
 
 
 def _count_results(results_file):
@@ -578,7 +499,7 @@ def run_cocotb(design, *, toplevel, test_module, python_search=(), extra_env=Non
             signal.signal(signal.SIGINT, saved_signals[0])
             signal.signal(signal.SIGTERM, saved_signals[1])
 
-    _prune_runs(build_dir)
+    build_cache.prune_runs(build_dir)
     results_file = sim.results_file
     if not results_file.is_file():
         raise SimulationError(

@@ -11,7 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from nnfab.errors import Interrupted, SimulationError, ToolchainError
-from nnfab.sim import runner, toolchain
+from nnfab.sim import build_cache, runner, toolchain
 from nnfab.sim.runner import (CocotbResults, allow_processes, default_cache_dir, run_cocotb,
                               stop_active_processes)
 
@@ -173,9 +173,9 @@ def test_a_build_linked_against_a_deleted_cocotb_is_built_again(tmp_path, monkey
     # binary's run path names the old environment's cocotb libraries ("error while loading
     # shared libraries: libcocotbvpi_verilator.so"), so it must not be taken from the cache.
     old_libs = tmp_path / "old-venv" / "libs"
-    shutil.copytree(runner._cocotb_lib_dir(), old_libs)
+    shutil.copytree(build_cache.cocotb_lib_dir(), old_libs)
     with monkeypatch.context() as patch:
-        patch.setattr(runner, "_cocotb_lib_dir", lambda: str(old_libs))
+        patch.setattr(build_cache, "cocotb_lib_dir", lambda: str(old_libs))
         first = _run(tmp_path / "cache")
     assert first.built and first.passed == 2
     shutil.rmtree(old_libs.parent)

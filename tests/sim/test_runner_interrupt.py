@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from nnfab.errors import Interrupted
 from nnfab.cli import main
-from nnfab.sim import runner
+from nnfab.sim import build_cache, runner
 
 
 class _Runner(runner._CachedVerilator):
@@ -82,6 +82,6 @@ def test_old_run_folders_are_pruned(tmp_path):
         folder.mkdir()
         age = 7200 if i < 4 else 10
         os.utime(folder, (time.time() - age - i, time.time() - age - i))
-    runner._prune_runs(tmp_path, keep=3, min_age_s=3600)
+    build_cache.prune_runs(tmp_path, keep=3, min_age_s=3600)
     # The 3 newest stay; of the others only those older than an hour go.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-0", "run-4", "run-5"]
